@@ -1,0 +1,11 @@
+"""Entry point the Functions host indexes: wiring only, the functions live in their blueprints."""
+
+import azure.functions as func
+
+from enqueue_blob import bp as enqueue_bp
+from http_status import bp as http_bp
+from poll_status import bp as poll_bp
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (enqueue_bp, poll_bp, http_bp):
+    app.register_functions(blueprint)
