@@ -1,7 +1,7 @@
 """Blob trigger: a file landed in the inbound container; enqueue it to its recurring job."""
 
 import azure.functions as func
-import azurefunctions.extensions.bindings.blob as blob
+from azurefunctions.extensions.bindings import blob
 
 bp = func.Blueprint()
 
