@@ -17,6 +17,7 @@ Every write to a record is conditional on its ETag; a lost race raises :class:`C
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import hashlib
 import json
@@ -24,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from azure.core import MatchConditions
@@ -50,7 +51,7 @@ INLINE_TEXT_LIMIT = 30_000
 _HISTORY_LIMIT = 50
 
 
-class TrackingState(str, Enum):
+class TrackingState(StrEnum):
     """The state of a tracked file: F&O's message states plus our own."""
 
     RECEIVED = "Received"
@@ -366,10 +367,8 @@ class TrackingStore:
                 "'Storage Table Data Contributor' on the storage account"
             ) from exc
         if self._errors is not None:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 self._errors.create_container()
-            except ResourceExistsError:
-                pass
 
     # -- claims and records -------------------------------------------------------------
 
@@ -684,10 +683,8 @@ class TrackingStore:
 
     def unschedule(self, entry: PendingEntry) -> None:
         """Remove an entry (the record is terminal); a missing entry is fine."""
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(PENDING_PARTITION, entry.row_key)
-        except ResourceNotFoundError:
-            pass
 
     def count_pending(self) -> int:
         """How many records are waiting on the poll schedule."""
@@ -700,7 +697,7 @@ class TrackingStore:
         )
         return sum(1 for _ in rows)
 
-    # -- helpers ------------------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------------
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:

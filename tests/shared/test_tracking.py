@@ -190,5 +190,5 @@ def test_large_errors_go_to_a_blob_and_the_row_keeps_a_pointer(store: TrackingSt
 def test_missing_table_gives_a_clear_error(storage_connection_string: str) -> None:
     tables = TableServiceClient.from_connection_string(storage_connection_string)
     store = TrackingStore(tables.get_table_client("nosuchtable123"))
-    with pytest.raises(TrackingStoreError, match="nosuchtable123.*does not exist"):
+    with pytest.raises(TrackingStoreError, match=r"nosuchtable123.*does not exist"):
         store.get_by_message_id("m")
