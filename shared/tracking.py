@@ -17,8 +17,8 @@ Every write to a record is conditional on its ETag; a lost race raises :class:`C
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -139,7 +139,10 @@ class TrackedFile:
     enqueued_at: datetime | None = None
     completed_at: datetime | None = None
     send_started_at: datetime | None = None
+    lease_until: datetime | None = None
     next_poll_at: datetime | None = None
+    pending_key: str | None = None
+    fingerprint: str | None = None
     poll_count: int = 0
     enqueue_attempts: int = 0
     last_error: str | None = None
@@ -254,6 +257,7 @@ _TIME_FIELDS = (
     "enqueued_at",
     "completed_at",
     "send_started_at",
+    "lease_until",
     "next_poll_at",
 )
 _TEXT_FIELDS = (
@@ -273,6 +277,8 @@ _TEXT_FIELDS = (
     "reject_reason",
     "archived_to",
     "stamped_etag",
+    "pending_key",
+    "fingerprint",
 )
 
 

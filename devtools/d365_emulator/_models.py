@@ -1,0 +1,246 @@
+"""Configuration records, message states and the knobs of the emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# The service-protection texts of F&O, verbatim (typos included); see the reference spec, §14.
+THROTTLE_MESSAGES: tuple[str, ...] = (
+    "Number of requests exeeded the limit of 6000 over the time window of 300 seconds.",
+    "Combined execution time of incoming requests exceeded limit of 1200 seconds over time "
+    "window of 300 seconds. Decrease number of concurrent requests or reduce the duration of "
+    "requests and try again later.",
+    "Number of concurrent requests exceeded the limit of 52.",
+    "This request could not be processed at this time due to system experiencing high "
+    "resource utilization.",
+)
+
+
+def normalize_guid(text: str) -> str:
+    """A GUID in canonical form (lower case, no braces).
+
+    :raises ValueError: the text is not a GUID.
+    """
+    return str(uuid.UUID(text.strip().strip("{}")))
+
+
+@dataclass(frozen=True)
+class App:
+    """An Entra application registration (service principal) known to the tenant.
+
+    :param client_id: the application (client) id.
+    :param client_secret: accepted secret; None when the app only uses a certificate.
+    :param certificate_pem: PEM of the X.509 certificate whose key signs client assertions.
+    """
+
+    client_id: str
+    client_secret: str | None = None
+    certificate_pem: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"App(client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A recurring data job of the F&O environment.
+
+    :param activity_id: the job id (GUID) used in the connector URLs.
+    :param entity: the data project's entity name; empty for a data-package job.
+    :param allowed_client_ids: the job's authorization policy (client ids).
+    :param enabled: a disabled job accepts messages but does not process them.
+    :param company: the legal entity of the user the job runs as.
+    :param use_company_from_message: honour the `company` query parameter.
+    :param data_project: the DMF project name; the first part of execution ids.
+    """
+
+    activity_id: str
+    entity: str = ""
+    name: str = ""
+    allowed_client_ids: tuple[str, ...] = ()
+    enabled: bool = True
+    company: str = "USMF"
+    use_company_from_message: bool = True
+    data_project: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "activity_id", normalize_guid(self.activity_id))
+        if not self.data_project:
+            project = "".join((self.name or self.entity or "Package").split())
+            object.__setattr__(self, "data_project", project)
+
+    @property
+    def is_data_package(self) -> bool:
+        """True when the job takes data packages (no entity)."""
+        return not self.entity
+
+
+class MessageState(str, enum.Enum):
+    """The message statuses F&O documents for GetMessageStatus."""
+
+    ENQUEUED = "Enqueued"
+    DEQUEUED = "Dequeued"
+    DOWNLOADED = "Downloaded"
+    ACKED = "Acked"
+    PREPROCESSING = "Preprocessing"
+    PROCESSING = "Processing"
+    PROCESSED = "Processed"
+    PROCESSED_WITH_ERRORS = "ProcessedWithErrors"
+    PRE_PROCESSING_ERROR = "PreProcessingError"
+    POST_PROCESSING_FAILED = "PostProcessingFailed"
+
+
+# Spellings of Microsoft's Recurring Integrations Scheduler enum, served with `status_variants`.
+STATUS_VARIANTS: Mapping[str, str] = {
+    MessageState.PREPROCESSING.value: "PreProcessing",
+    MessageState.POST_PROCESSING_FAILED.value: "PostProcessingError",
+}
+
+
+class MessageIdFormat(str, enum.Enum):
+    """How the enqueue response spells the message id."""
+
+    QUOTED = "quoted"
+    BARE = "bare"
+    BRACED = "braced"
+    UPPER = "upper"
+    OBJECT = "object"
+
+
+@dataclass(frozen=True)
+class ExecutionErrorRecord:
+    """One row of GetExecutionErrors."""
+
+    record_id: str
+    field: str
+    message: str
+
+    @classmethod
+    def coerce(cls, value: ExecutionErrorRecord | Mapping[str, str]) -> ExecutionErrorRecord:
+        """Accept a record or a mapping with F&O's keys (RecordId, Field, ErrorMessage)."""
+        if isinstance(value, ExecutionErrorRecord):
+            return value
+        return cls(
+            record_id=str(value.get("RecordId", "")),
+            field=str(value.get("Field", "")),
+            message=str(value.get("ErrorMessage", "")),
+        )
+
+    def to_wire(self) -> dict[str, str]:
+        """The JSON object F&O puts in the execution-errors array."""
+        return {"RecordId": self.record_id, "Field": self.field, "ErrorMessage": self.message}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The terminal result of processing one message."""
+
+    status: str
+    errors: tuple[ExecutionErrorRecord, ...] = ()
+    summary: str = "Succeeded"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A snapshot of one message as the emulator sees it now."""
+
+    message_id: str
+    activity_id: str
+    entity: str
+    company: str
+    external_id: str | None
+    state: str
+    execution_id: str | None
+    errors: tuple[ExecutionErrorRecord, ...]
+    body_path: str | None
+    body_size: int
+    enqueued_at: datetime
+
+    def __repr__(self) -> str:
+        return f"Message(message_id={self.message_id!r}, state={self.state!r})"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the emulator received (Authorization redacted, body kept only when small)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body_size: int
+    body_sha256: str
+    body: bytes | None
+    operation: str
+    status: int | None
+
+    def __repr__(self) -> str:
+        return f"RecordedRequest({self.method} {self.path} -> {self.status})"
+
+
+@dataclass
+class Knobs:
+    """Fault and timing knobs; mutate `emu.knobs` in a test, `emu.reset()` restores defaults.
+
+    Bursts hit the next N F&O calls; fractions draw from a seeded generator so runs repeat.
+    `operations` limits the faults to some operations (see `OPERATIONS`); None means all.
+    """
+
+    latency_ms: int = 0
+    operations: frozenset[str] | None = None
+    throttle_burst: int = 0
+    throttle_fraction: float = 0.0
+    retry_after: int | None = 1
+    retry_after_as_date: bool = False
+    throttle_message: str = THROTTLE_MESSAGES[0]
+    error_burst: int = 0
+    error_fraction: float = 0.0
+    error_status: int = 503
+    drop_before_body_burst: int = 0
+    drop_after_body_burst: int = 0
+    drop_fraction: float = 0.0
+    max_enqueue_bytes: int | None = None
+    enqueued_seconds: float = 2.0
+    preprocessing_seconds: float = 3.0
+    processing_seconds: float = 5.0
+    status_variants: bool = False
+    message_id_format: MessageIdFormat = MessageIdFormat.QUOTED
+    execution_errors_raw: bool = False
+    download_location_http: bool = False
+    unknown_ids_not_found: bool = False
+    redelivery_seconds: float = 1800.0
+    token_lifetime_seconds: int = 3600
+    seed: int = 0
+
+    def copy(self) -> Knobs:
+        """An independent copy."""
+        return dataclasses.replace(self)
+
+
+# Names of the F&O operations, as used in `Knobs.operations` and `RecordedRequest.operation`.
+OPERATIONS: frozenset[str] = frozenset(
+    {
+        "enqueue",
+        "dequeue",
+        "ack",
+        "download",
+        "jobstatus",
+        "GetMessageStatus",
+        "GetExecutionIdByMessageId",
+        "GetExecutionErrors",
+        "GetExecutionSummaryStatus",
+    }
+)
+
+
+@dataclass
+class ForcedOutcomes:
+    """Outcomes set with `Emulator.set_outcome`, by message id and by activity id."""
+
+    by_message: dict[str, Outcome] = field(default_factory=dict)
+    by_activity: dict[str, Outcome] = field(default_factory=dict)

@@ -1,0 +1,120 @@
+"""The objects one worker process builds from its settings, built once and reused.
+
+Function invocations share them (one HTTP session to F&O, one table client), and a change
+of the app settings (tests; a restart in Azure) builds a fresh set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from azure.storage.blob import BlobServiceClient
+
+from shared.credentials import build_credential
+from shared.d365 import D365Client
+from shared.enqueuer import EnqueuePolicy, Enqueuer
+from shared.poller import Poller, PollPolicy
+from shared.settings import Settings
+from shared.source_blob import Archiver
+from shared.storage import blob_service_client, table_service_client
+from shared.tracking import TrackingStore
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """Everything the functions need, wired from one :class:`Settings`."""
+
+    settings: Settings
+    blob_service: BlobServiceClient
+    store: TrackingStore
+    client: D365Client
+    archiver: Archiver
+    enqueuer: Enqueuer
+    poller: Poller
+
+    def close(self) -> None:
+        """Close network sessions."""
+        self.client.close()
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Wire the domain objects for ``settings`` and create missing tables/containers."""
+    blob_service = blob_service_client(settings.storage)
+    tables = table_service_client(settings.storage)
+    store = TrackingStore(
+        tables.get_table_client(settings.status_table),
+        errors_container=blob_service.get_container_client(settings.errors_container),
+    )
+    archiver = Archiver(
+        blob_service,
+        inbound_container=settings.inbound_container,
+        archive_container=settings.archive_container,
+        mode=settings.archive_mode,
+    )
+    store.ensure_ready()
+    archiver.ensure_ready()
+    client = D365Client(
+        settings.d365.base_url,
+        build_credential(settings.d365),
+        read_timeout=settings.d365.http_timeout.total_seconds(),
+    )
+    enqueuer = Enqueuer(
+        store,
+        client,
+        settings.routes,
+        archiver,
+        policy=EnqueuePolicy(
+            claim_lease=settings.claim_lease,
+            first_poll_delay=settings.poll_interval_min,
+            default_max_bytes=settings.max_file_bytes,
+        ),
+    )
+    poller = Poller(
+        store,
+        client,
+        enqueuer,
+        archiver,
+        policy=PollPolicy(
+            concurrency=settings.poll_concurrency,
+            tick_budget=settings.poll_tick_budget,
+            interval_min=settings.poll_interval_min,
+            interval_max=settings.poll_interval_max,
+            max_pending_age=settings.max_pending_age,
+        ),
+    )
+    return AppContext(settings, blob_service, store, client, archiver, enqueuer, poller)
+
+
+_lock = threading.Lock()
+_cached: tuple[str, AppContext] | None = None
+
+
+def _environment_key(environ: Mapping[str, str]) -> str:
+    # A hash, so the cache key keeps no secret around in reprs or memory dumps.
+    return hashlib.sha256(repr(sorted(environ.items())).encode()).hexdigest()
+
+
+def get_context(environ: Mapping[str, str] | None = None) -> AppContext:
+    """The process's context for the current settings, built on first use.
+
+    :raises SettingsError: the settings are invalid (the message names each problem).
+    """
+    global _cached  # noqa: PLW0603 - one context per worker process is the point
+    env = os.environ if environ is None else environ
+    key = _environment_key(env)
+    with _lock:
+        if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        context = build_context(Settings.from_env(env))
+        if _cached is not None:
+            _cached[1].close()
+        _cached = (key, context)
+        _LOGGER.info("app context built table=%s", context.settings.status_table)
+        return context

@@ -1,0 +1,386 @@
+"""Exceptions raised by the F&O client, and the one function that decodes a failed response.
+
+::
+
+    D365Error
+     +-- D365CredentialError          the credential could not produce a token
+     +-- D365ConnectionError          no response (connect/read timeout, refused, reset); .sent_body
+     +-- D365ResponseError            2xx whose body does not parse (shortened body in the text)
+     +-- D365HttpError                F&O answered non-2xx: .status_code .fno_message .operation
+          |                           .activity_id .message_id .request_id .retry_after
+          +-- D365AuthenticationError     401
+          +-- D365PermissionError         403
+          +-- D365NotFoundError           404 (unknown activity, unknown id)
+          +-- D365PayloadTooLargeError    413
+          +-- D365ThrottledError          429 after the retry budget
+          +-- D365ServerError             5xx after the retry budget
+
+Every message names the operation, the URL without its query string, the ids and a hint of
+what to check. No message carries a token, a secret or a request header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import requests
+
+from ._parsing import fno_error_text, shorten, url_without_query
+
+_REQUEST_ID_HEADERS = ("x-ms-request-id", "request-id", "x-ms-correlation-id", "x-request-id")
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What a failed call was doing, for the error's attributes and text."""
+
+    operation: str
+    method: str
+    url: str
+    scope: str
+    activity_id: str | None = None
+    message_id: str | None = None
+    execution_id: str | None = None
+    external_id: str | None = None
+    body_length: int | None = None
+    resend_safe: bool = True
+    """False for enqueue: a failure after the body left may have created a message."""
+
+    def describe(self) -> str:
+        """`operation` with method, URL (no query string) and ids, for the start of a message."""
+        ids = [
+            f"{label} {value}"
+            for label, value in (
+                ("activity", self.activity_id),
+                ("message", self.message_id),
+                ("execution", self.execution_id),
+                ("external id", self.external_id),
+            )
+            if value
+        ]
+        where = f"{self.method} {url_without_query(self.url)}"
+        return f"{self.operation} ({where}{'; ' if ids else ''}{', '.join(ids)})"
+
+
+class D365Error(Exception):
+    """Base of every error the F&O client raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        activity_id: str | None = None,
+        message_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        self.activity_id = activity_id
+        self.message_id = message_id
+        self.execution_id = execution_id
+
+    @classmethod
+    def _ids(cls, context: OperationContext) -> dict[str, str | None]:
+        return {
+            "operation": context.operation,
+            "activity_id": context.activity_id,
+            "message_id": context.message_id,
+            "execution_id": context.execution_id,
+        }
+
+
+class D365CredentialError(D365Error):
+    """The credential could not produce an access token for the F&O scope."""
+
+    def __init__(self, message: str, *, scope: str, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)
+        self.scope = scope
+
+
+class D365ConnectionError(D365Error):
+    """No response from F&O. `sent_body` is True when the whole request had been sent, so
+    F&O may have acted on it (for enqueue: a message may exist)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        sent_body: bool,
+        attempts: int = 1,
+        **kwargs: str | None,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.url = url
+        self.sent_body = sent_body
+        self.attempts = attempts
+
+
+class D365ResponseError(D365Error):
+    """F&O answered 2xx with a body the client cannot read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status_code: int,
+        body: str,
+        request_id: str | None = None,
+        **kwargs: str | None,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.url = url
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+
+class D365HttpError(D365Error):
+    """F&O answered with a non-2xx status (after any retries the policy allowed)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str,
+        fno_message: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        attempts: int = 1,
+        **kwargs: str | None,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.status_code = status_code
+        self.url = url
+        self.fno_message = fno_message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+
+class D365AuthenticationError(D365HttpError):
+    """401: F&O did not accept the token or the app is not authorised on the job."""
+
+
+class D365PermissionError(D365HttpError):
+    """403: the app is known but not allowed."""
+
+
+class D365NotFoundError(D365HttpError):
+    """404: unknown activity id, message id or action."""
+
+
+class D365PayloadTooLargeError(D365HttpError):
+    """413: the file is larger than the enqueue endpoint accepts."""
+
+
+class D365ThrottledError(D365HttpError):
+    """429 still answered when the retry budget ran out; `retry_after` says what F&O asked."""
+
+
+class D365ServerError(D365HttpError):
+    """5xx still answered when the retry budget ran out (or at once for an enqueue)."""
+
+
+_ERROR_TYPES: dict[int, type[D365HttpError]] = {
+    401: D365AuthenticationError,
+    403: D365PermissionError,
+    404: D365NotFoundError,
+    413: D365PayloadTooLargeError,
+    429: D365ThrottledError,
+}
+
+
+def request_id_of(response: requests.Response) -> str | None:
+    """The request id F&O or its front door put on the response, if any."""
+    for name in _REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if value:
+            return shorten(value, 100)
+    return None
+
+
+def error_from_response(
+    response: requests.Response,
+    context: OperationContext,
+    *,
+    attempts: int,
+    retry_after: float | None,
+    budget: str,
+) -> D365HttpError:
+    """The typed error for a non-2xx `response`, with F&O's message and an actionable hint.
+
+    :param budget: the retry policy in words, for the 429/5xx hints.
+    """
+    status = response.status_code
+    body = response.text
+    fno_message = fno_error_text(body) or (shorten(body) if body.strip() else None)
+    request_id = request_id_of(response)
+    error_type = _ERROR_TYPES.get(status, D365ServerError if status >= 500 else D365HttpError)
+    parts = [
+        f"{context.describe()} failed: HTTP {status} {_reason(response)}"
+        + (f" after {attempts} attempts" if attempts > 1 else "")
+        + "."
+    ]
+    if fno_message:
+        parts.append(f"F&O says: {shorten(fno_message, 500)}")
+    if request_id:
+        parts.append(f"Request id: {request_id}.")
+    parts.append(_hint(response, context, retry_after=retry_after, budget=budget))
+    return error_type(
+        " ".join(parts),
+        status_code=status,
+        url=url_without_query(context.url),
+        fno_message=fno_message,
+        request_id=request_id,
+        retry_after=retry_after,
+        attempts=attempts,
+        **D365Error._ids(context),
+    )
+
+
+def _reason(response: requests.Response) -> str:
+    if response.reason:
+        return str(response.reason)
+    try:
+        return HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return ""
+
+
+def _hint(
+    response: requests.Response,
+    context: OperationContext,
+    *,
+    retry_after: float | None,
+    budget: str,
+) -> str:
+    status = response.status_code
+    if 300 <= status < 400:
+        return _redirect_hint(response)
+    if status == 401:
+        return (
+            "Check: the app's client id is registered in F&O under System administration > "
+            "Setup > Microsoft Entra applications and mapped to an enabled user; for enqueue, "
+            "dequeue and ack it is also listed and enabled on the recurring data job's "
+            "authorization policy; the token audience is the base URL in lower case without a "
+            f"trailing slash (scope requested: {context.scope}); the token comes from the "
+            "environment's tenant."
+        )
+    if status == 403:
+        return (
+            "The app is known but not allowed: check that its user in System administration > "
+            "Setup > Microsoft Entra applications is enabled and has data management rights, "
+            "and that the app is enabled on the recurring data job's authorization policy."
+        )
+    if status == 404:
+        return _not_found_hint(context)
+    if status == 413:
+        return _too_large_hint(context)
+    if status == 429:
+        wait = f"asked to retry after {retry_after:g} s" if retry_after is not None else "throttled"
+        return (
+            f"F&O {wait}, which the retry budget ({budget}) does not allow. Lower the "
+            "concurrency or raise the budget; see System administration > Setup > Throttling "
+            "priority mapping."
+        )
+    if status >= 500:
+        return _server_hint(context, budget)
+    return "F&O refused the request; its message above says why."
+
+
+def _redirect_hint(response: requests.Response) -> str:
+    location = response.headers.get("Location")
+    target = f" to {url_without_query(location)}" if location else ""
+    return (
+        f"F&O redirected{target}: the recurring-integrations API does not exist on on-premises "
+        "environments (use the data management package API there), or the base URL is not the "
+        "environment root such as https://<env>.operations.dynamics.com."
+    )
+
+
+def _not_found_hint(context: OperationContext) -> str:
+    if context.activity_id:
+        return (
+            f"No enabled recurring data job answers to activity id {context.activity_id}: copy "
+            "the ID from Data management > Recurring data jobs (Manage scheduled data jobs), "
+            "check the job is enabled and the base URL is the right environment."
+        )
+    return (
+        "F&O does not know the id or the action: check the base URL is the right environment "
+        "and the id came from it."
+    )
+
+
+def _too_large_hint(context: OperationContext) -> str:
+    size = ""
+    if context.body_length is not None:
+        size = f" ({context.body_length} bytes, {context.body_length / _MIB:.1f} MiB)"
+    return (
+        f"The file{size} is larger than F&O accepts through enqueue. Split it, or import it "
+        "through the data management package API (GetAzureWriteUrl, then ImportFromPackage), "
+        "which takes large packages."
+    )
+
+
+def _server_hint(context: OperationContext, budget: str) -> str:
+    if not context.resend_safe:
+        return (
+            "F&O may have taken the file before failing, so it was not re-sent: look for the "
+            "message in the job's message list before sending it again. An unknown or disabled "
+            "recurring job also answers 5xx on some environments: check the activity id."
+        )
+    return f"F&O kept failing within the retry budget ({budget}); try again later."
+
+
+def connection_error(
+    context: OperationContext,
+    exc: requests.RequestException,
+    *,
+    sent_body: bool,
+    attempts: int,
+) -> D365ConnectionError:
+    """The `D365ConnectionError` for a call that got no response."""
+    if sent_body and not context.resend_safe:
+        hint = (
+            "The whole file was sent before the connection failed, so F&O may have taken it; it "
+            "was not re-sent. Look for the message in the job's message list before sending it "
+            "again."
+        )
+    elif isinstance(exc, requests.exceptions.SSLError):
+        hint = (
+            "Check the TLS certificate chain of the base URL (REQUESTS_CA_BUNDLE when a private "
+            "CA is used)."
+        )
+    else:
+        hint = "F&O did not get the whole request; sending it again is safe."
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    return D365ConnectionError(
+        f"{context.describe()} got no response{tries}: {describe_exception(exc)}. {hint}",
+        url=url_without_query(context.url),
+        sent_body=sent_body,
+        attempts=attempts,
+        **D365Error._ids(context),
+    )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A short cause for a requests exception, without the request URL (it may hold a query)."""
+    kind = {
+        requests.exceptions.ConnectTimeout: "connect timed out",
+        requests.exceptions.ReadTimeout: "read timed out",
+        requests.exceptions.SSLError: "TLS error",
+    }.get(type(exc), "connection failed")
+    inner: BaseException = exc
+    if exc.args and isinstance(exc.args[0], BaseException):
+        inner = exc.args[0]
+    reason = getattr(inner, "reason", None)
+    if isinstance(reason, BaseException):
+        inner = reason
+    return f"{kind} ({shorten(str(inner), 160)})"

@@ -1,0 +1,309 @@
+"""One timer tick: follow the messages that are due until F&O has processed them.
+
+A tick reads only the due part of the poll schedule (never the finished history), takes each
+entry with an atomic move (so two ticks on two instances never process the same message),
+and polls with bounded concurrency. Each message's next poll backs off from
+``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX``; past ``MAX_PENDING_AGE`` it is ``TimedOut``.
+One message's failure never stops the others, and the tick stops starting new work when its
+time budget is spent; what it did not reach stays due for the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
+from shared.enqueuer import Enqueuer
+from shared.source_blob import Archiver
+from shared.tracking import (
+    ConcurrencyError,
+    PendingEntry,
+    TrackedFile,
+    TrackingState,
+    TrackingStore,
+    pending_row_key,
+    utcnow,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+_STATE_OF_STATUS = {
+    MessageStatus.ENQUEUED: TrackingState.ENQUEUED,
+    MessageStatus.PREPROCESSING: TrackingState.PREPROCESSING,
+    MessageStatus.PROCESSING: TrackingState.PROCESSING,
+    MessageStatus.PROCESSED: TrackingState.PROCESSED,
+    MessageStatus.PROCESSED_WITH_ERRORS: TrackingState.PROCESSED_WITH_ERRORS,
+    MessageStatus.PRE_PROCESSING_ERROR: TrackingState.PRE_PROCESSING_ERROR,
+    MessageStatus.POST_PROCESSING_FAILED: TrackingState.POST_PROCESSING_FAILED,
+}
+
+
+class Outcome(StrEnum):
+    """What one poll of one message did."""
+
+    POLLED = "polled"
+    FINISHED = "finished"
+    RECOVERED = "recovered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Concurrency, budget and back-off of the poller."""
+
+    concurrency: int = 16
+    tick_budget: timedelta = timedelta(minutes=4)
+    interval_min: timedelta = timedelta(seconds=30)
+    interval_max: timedelta = timedelta(minutes=10)
+    max_pending_age: timedelta = timedelta(hours=24)
+    hold: timedelta = timedelta(minutes=5)
+    max_entries: int = 5000
+
+    def next_interval(self, poll_count: int) -> timedelta:
+        """Doubling back-off, capped: 30 s, 1 min, 2 min, 4 min, 8 min, 10 min..."""
+        seconds = self.interval_min.total_seconds() * 2 ** min(poll_count, 20)
+        return timedelta(seconds=min(seconds, self.interval_max.total_seconds()))
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What a tick did: counts per outcome and its duration."""
+
+    due: int
+    counts: dict[str, int]
+    seconds: float
+
+    def __str__(self) -> str:
+        parts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        return f"due={self.due} {parts} seconds={self.seconds:.2f}"
+
+
+class Poller:
+    """Polls F&O for every due message and records the outcome.
+
+    :param store: the tracking store.
+    :param client: the F&O client.
+    :param enqueuer: finishes abandoned claims that come due.
+    :param archiver: files finished blobs away.
+    :keyword policy: concurrency, budget and back-off.
+    :keyword clock: the time source (UTC).
+    """
+
+    def __init__(
+        self,
+        store: TrackingStore,
+        client: D365Client,
+        enqueuer: Enqueuer,
+        archiver: Archiver,
+        *,
+        policy: PollPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._enqueuer = enqueuer
+        self._archiver = archiver
+        self._policy = policy or PollPolicy()
+        self._clock = clock
+
+    def tick(self) -> TickReport:
+        """Poll every due message once, within the time budget."""
+        started = time.monotonic()
+        deadline = started + self._policy.tick_budget.total_seconds()
+        entries = self._store.due(self._clock(), limit=self._policy.max_entries)
+        counts: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def work(entry: PendingEntry) -> None:
+            outcome = Outcome.DEFERRED if time.monotonic() > deadline else self._poll_entry(entry)
+            with lock:
+                counts[outcome.value] += 1
+
+        if entries:
+            workers = max(1, min(self._policy.concurrency, len(entries)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+                list(pool.map(work, entries))
+        report = TickReport(len(entries), dict(counts), time.monotonic() - started)
+        _LOGGER.info("poll tick %s", report)
+        return report
+
+    # -- one entry ---------------------------------------------------------------------------
+
+    def _poll_entry(self, entry: PendingEntry) -> Outcome:
+        now = self._clock()
+        held = self._store.take(entry, hold_until=now + self._policy.hold)
+        if held is None:
+            return Outcome.SKIPPED
+        record = self._store.get(held.record_row_key)
+        if record is None or record.state.is_terminal:
+            self._store.unschedule(held)
+            return Outcome.SKIPPED
+        try:
+            return self._poll_record(record, held)
+        except ConcurrencyError:
+            _LOGGER.info("record changed by another worker blob=%s", record.blob)
+            return Outcome.SKIPPED
+        except Exception:
+            # The held entry comes due again when the hold ends; the others go on.
+            _LOGGER.exception("poll failed blob=%s message_id=%s", record.blob, record.message_id)
+            return Outcome.FAILED
+
+    def _poll_record(self, record: TrackedFile, held: PendingEntry) -> Outcome:
+        if record.state is TrackingState.RECEIVED:
+            self._enqueuer.recover(record, held)
+            return Outcome.RECOVERED
+        if (
+            self._clock() - (record.enqueued_at or record.received_at)
+            > self._policy.max_pending_age
+        ):
+            self._complete(
+                record,
+                held,
+                state=TrackingState.TIMED_OUT,
+                last_error=(
+                    f"F&O reported no final status within {self._policy.max_pending_age} "
+                    f"(last status {record.d365_status!r}); check the message in F&O and the "
+                    "job's batch processing; MAX_PENDING_AGE sets this limit"
+                ),
+            )
+            return Outcome.FINISHED
+        message_id = record.message_id or ""
+        try:
+            result = self._client.get_message_status(message_id)
+        except D365Error as exc:
+            self._retry_later(record, held, exc)
+            return Outcome.FAILED
+        status = result.status
+        if status is None:
+            _LOGGER.warning(
+                "unknown F&O status %r blob=%s message_id=%s", result.raw, record.blob, message_id
+            )
+        if status is not None and status.is_terminal:
+            return self._terminal(record, held, status, result.raw)
+        state = _STATE_OF_STATUS.get(status, record.state) if status else record.state
+        self._schedule_next(record, held, state=state, d365_status=result.raw)
+        return Outcome.POLLED
+
+    def _terminal(
+        self, record: TrackedFile, held: PendingEntry, status: MessageStatus, raw: str
+    ) -> Outcome:
+        message_id = record.message_id or ""
+        try:
+            execution_id = self._client.get_execution_id(message_id)
+            errors_fields: dict[str, Any] = {}
+            if execution_id:
+                errors = self._client.get_execution_errors(execution_id)
+                errors_fields = self._store.store_errors(record, errors.errors, errors.raw)
+        except D365Error as exc:
+            self._retry_later(record, held, exc, d365_status=raw)
+            return Outcome.FAILED
+        # F&O may report a final status a moment before it hands out the execution id: poll
+        # once more before finishing without row-level errors. A file that failed
+        # pre-processing may never get an execution.
+        first_sighting = (record.d365_status or "").lower() != raw.lower()
+        waiting_for_id = status is not MessageStatus.PRE_PROCESSING_ERROR and first_sighting
+        if execution_id is None and waiting_for_id:
+            _LOGGER.info(
+                "terminal status without execution id yet blob=%s message_id=%s",
+                record.blob,
+                message_id,
+            )
+            self._schedule_next(record, held, state=record.state, d365_status=raw)
+            return Outcome.POLLED
+        self._complete(
+            record,
+            held,
+            state=_STATE_OF_STATUS[status],
+            d365_status=raw,
+            execution_id=execution_id,
+            poll_count=record.poll_count + 1,
+            **errors_fields,
+        )
+        return Outcome.FINISHED
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _complete(self, record: TrackedFile, held: PendingEntry, **changes: Any) -> None:
+        record = self._store.update(record, next_poll_at=None, pending_key=None, **changes)
+        archived = self._archiver.finish(record)
+        if archived.archived_to or archived.stamped_etag:
+            record = self._store.update(
+                record,
+                archived_to=archived.archived_to,
+                stamped_etag=archived.stamped_etag or record.stamped_etag,
+            )
+        self._store.unschedule(held)
+        _LOGGER.info(
+            "finished blob=%s message_id=%s execution_id=%s state=%s errors=%d",
+            record.blob,
+            record.message_id,
+            record.execution_id,
+            record.state.value,
+            record.error_count,
+        )
+
+    def _schedule_next(
+        self,
+        record: TrackedFile,
+        held: PendingEntry,
+        *,
+        state: TrackingState,
+        d365_status: str | None,
+        last_error: str | None = None,
+        delay: timedelta | None = None,
+    ) -> None:
+        due = self._clock() + (delay or self._policy.next_interval(record.poll_count))
+        previous = record.state
+        record = self._store.update(
+            record,
+            state=state,
+            d365_status=d365_status,
+            poll_count=record.poll_count + 1,
+            next_poll_at=due,
+            pending_key=pending_row_key(due, record.record_id),
+            last_error=last_error,
+        )
+        self._store.reschedule(held, due)
+        if state is not previous:
+            _LOGGER.info(
+                "status blob=%s message_id=%s state=%s", record.blob, record.message_id, state.value
+            )
+
+    def _retry_later(
+        self,
+        record: TrackedFile,
+        held: PendingEntry,
+        exc: D365Error,
+        *,
+        d365_status: str | None = None,
+    ) -> None:
+        retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
+        delay = self._policy.next_interval(record.poll_count)
+        if retry_after:
+            delay = max(delay, timedelta(seconds=retry_after))
+        _LOGGER.warning(
+            "poll failed, retry in %ss blob=%s message_id=%s: %s",
+            int(delay.total_seconds()),
+            record.blob,
+            record.message_id,
+            exc,
+        )
+        self._schedule_next(
+            record,
+            held,
+            state=record.state,
+            d365_status=d365_status or record.d365_status,
+            last_error=str(exc),
+            delay=delay,
+        )

@@ -1,0 +1,577 @@
+"""Routes: which recurring data job a blob in the inbound container goes to.
+
+A route is one entry of the ``D365_ROUTES`` app setting (a JSON list)::
+
+    {"name": "customers", "prefix": "customers/{company}/",
+     "activity_id": "6d31e09f-0249-459f-94f0-aad9c2c47b64", "entity": "CustomersV3"}
+
+Keys:
+
+``name``         required; unique (case-insensitive), 1-64 letters, digits, ``-`` or ``_``.
+``prefix``       required; the blob path inside the inbound container, relative, ending in
+                 ``/``, without ``..`` or empty segments. It may hold one ``{company}``
+                 segment (a whole segment): that segment of the blob path is the legal
+                 entity sent as ``company``. Prefixes match case-sensitively, as blob names do.
+``activity_id``  required; the recurring data job's ID (Data management > Manage scheduled
+                 data jobs). Braces and upper case are accepted; kept lower case, bare.
+``entity``       the data entity name as the job's data project shows it, sent as
+                 ``entity``. Omitted: the route feeds a *data package* job, which takes only
+                 ``.zip`` packages and no ``entity`` parameter.
+``company``      a fixed legal entity (1-4 letters or digits); not together with ``{company}``.
+                 Neither: F&O uses the job's company (the job needs "Use company from
+                 message" for ``company`` to count).
+``max_bytes``    largest file sent, in bytes (an integer, or a text such as ``"20MiB"``);
+                 default: the ``MAX_FILE_BYTES`` setting.
+``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
+                 default: any (data package routes: ``[".zip"]``).
+``enabled``      ``false`` parks the route: its files are rejected, not sent. Default true.
+
+:class:`RouteTable` resolves a blob path to a :class:`RouteMatch` by the longest matching
+prefix (a literal segment beats ``{company}``) or raises :class:`RoutingError` with a
+:class:`RejectReason`. A bad route raises :class:`RouteConfigError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = [
+    "COMPANY_PLACEHOLDER",
+    "RejectReason",
+    "Route",
+    "RouteConfigError",
+    "RouteMatch",
+    "RouteTable",
+    "RoutingError",
+    "normalise_guid",
+    "parse_byte_size",
+]
+
+COMPANY_PLACEHOLDER = "{company}"
+ROUTES_SETTING = "D365_ROUTES"
+MAX_FILE_NAME_CHARS = 255
+MAX_BLOB_PATH_CHARS = 1024  # Azure's limit for a blob name
+PACKAGE_EXTENSIONS = (".zip",)
+_EXAMPLE_GUID = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
+_GUID = re.compile(
+    r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?$", re.IGNORECASE
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# F&O legal entity ids (DataAreaId) are at most 4 characters; RIS flags longer ones.
+_COMPANY = re.compile(r"^[A-Za-z0-9]{1,4}$")
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+}
+
+
+class RejectReason(enum.StrEnum):
+    """Why a blob is never sent to F&O; stored on its tracking row and blob metadata."""
+
+    NO_ROUTE = "NoRoute"
+    BAD_NAME = "BadName"
+    BAD_COMPANY = "BadCompany"
+    EXTENSION_NOT_ALLOWED = "ExtensionNotAllowed"
+    ROUTE_DISABLED = "RouteDisabled"
+    EMPTY_FILE = "EmptyFile"
+    TOO_LARGE = "TooLarge"
+
+
+class RouteConfigError(ValueError):
+    """One or more routes are invalid; ``problems`` lists each, naming route and key."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class RoutingError(ValueError):
+    """A blob cannot be sent: ``reason`` says why, the text names the path and the fix."""
+
+    def __init__(self, reason: RejectReason, blob_path: str, message: str) -> None:
+        self.reason = reason
+        self.blob_path = blob_path
+        super().__init__(message)
+
+
+class _FieldError(ValueError):
+    """One field's problem, before it is labelled with its route and key."""
+
+
+def normalise_guid(value: str) -> str:
+    """Return ``value`` as a bare lower-case GUID (braces and case accepted).
+
+    :raises ValueError: ``value`` is not a GUID.
+    """
+    match = _GUID.match(value.strip())
+    if not match:
+        raise ValueError(f"{_shown(value)} is not a GUID")
+    return match.group(1).lower()
+
+
+def parse_byte_size(value: str | int) -> int:
+    """Parse a size in bytes: an integer or a text like ``"48MiB"``, ``"50MB"``, ``"512KiB"``.
+
+    :raises ValueError: not a size, or not positive.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"{_shown(value)} is not a size")
+        size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "B").upper()]
+    if size <= 0:
+        raise ValueError(f"{_shown(value)} is not a positive size")
+    return size
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value for an error text: repr (control characters visible), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _company_problem(company: str) -> str | None:
+    if _COMPANY.match(company):
+        return None
+    return (
+        f"{_shown(company)} is not a legal entity id; expected 1-4 letters or digits "
+        "(the company's DataAreaId, e.g. USMF)"
+    )
+
+
+def _parse_name(value: object) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _FieldError(
+            f"{_shown(value)} is not a simple name; expected 1-64 letters, digits, '-' or '_', "
+            "e.g. customers"
+        )
+    return value
+
+
+def _parse_prefix(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _FieldError(f"{_shown(value)} is empty; expected a folder path like customers/")
+    expected = "expected a relative folder path ending in '/', e.g. customers/{company}/"
+    segments = value.split("/")
+    problem = None
+    if _CONTROL.search(value):
+        problem = "holds a control character"
+    elif value.startswith("/"):
+        problem = "starts with '/'"
+    elif not value.endswith("/"):
+        problem = "does not end with '/'"
+    elif any(not s for s in segments[:-1]):
+        problem = "has an empty segment ('//')"
+    elif any(s in (".", "..") for s in segments):
+        problem = "holds '.' or '..'"
+    elif segments.count(COMPANY_PLACEHOLDER) > 1:
+        problem = "holds {company} more than once"
+    elif any(COMPANY_PLACEHOLDER in s and s != COMPANY_PLACEHOLDER for s in segments) or any(
+        "{" in s or "}" in s for s in segments if s != COMPANY_PLACEHOLDER
+    ):
+        problem = "uses braces other than a whole {company} segment"
+    if problem:
+        raise _FieldError(f"{_shown(value)} {problem}; {expected}")
+    return value
+
+
+def _parse_activity_id(value: object) -> str:
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"{_shown(value)} is not a GUID")
+        return normalise_guid(value)
+    except ValueError as exc:
+        raise _FieldError(
+            f"{exc}; expected the recurring data job's activity ID from Data management > "
+            f"Manage scheduled data jobs, e.g. {_EXAMPLE_GUID}"
+        ) from None
+
+
+def _parse_entity(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+        raise _FieldError(
+            f"{_shown(value)} is not an entity name; expected the data entity as the job's "
+            "data project shows it, e.g. CustomersV3, or omit it for a data package job"
+        )
+    return value.strip()
+
+
+def _parse_company(value: object) -> str | None:
+    if value is None:
+        return None
+    problem = _company_problem(value) if isinstance(value, str) else None
+    if not isinstance(value, str) or problem:
+        raise _FieldError(problem or f"{_shown(value)} is not a legal entity id")
+    return value
+
+
+def _parse_max_bytes(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str | int):
+            raise ValueError(f"{_shown(value)} is not a size")
+        return parse_byte_size(value)
+    except ValueError as exc:
+        raise _FieldError(
+            f'{exc}; expected a positive byte count, e.g. 20971520 or "20MiB"'
+        ) from None
+
+
+def _parse_extensions(value: object) -> tuple[str, ...]:
+    expected = 'expected a list of suffixes such as [".xml", ".csv"]'
+    if not isinstance(value, list | tuple):
+        raise _FieldError(f"{_shown(value)} is not a list; {expected}")
+    bad = [item for item in value if not isinstance(item, str) or not _EXTENSION.match(item)]
+    if bad:
+        raise _FieldError(f"{_shown(bad)} are not file suffixes; {expected}")
+    return tuple(dict.fromkeys(item.lower() for item in value))
+
+
+def _parse_enabled(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _FieldError(f"{_shown(value)} is not true or false")
+    return value
+
+
+_FIELD_PARSERS = {
+    "name": _parse_name,
+    "prefix": _parse_prefix,
+    "activity_id": _parse_activity_id,
+    "entity": _parse_entity,
+    "company": _parse_company,
+    "max_bytes": _parse_max_bytes,
+    "extensions": _parse_extensions,
+    "enabled": _parse_enabled,
+}
+_REQUIRED = ("name", "prefix", "activity_id")
+
+
+def _parse_fields(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Parse and normalise every key; return the values and (key, problem) pairs."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        try:
+            values[key] = _FIELD_PARSERS[key](value)
+        except _FieldError as exc:
+            problems.append((key, str(exc)))
+    problems.extend(_cross_field_problems(values))
+    return values, problems
+
+
+def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    prefix = values.get("prefix") or ""
+    problems = []
+    if values.get("company") and COMPANY_PLACEHOLDER in prefix.split("/"):
+        problems.append(
+            (
+                "company",
+                "is set while the prefix holds {company}; use one: a fixed company or the "
+                "{company} folder",
+            )
+        )
+    extensions = values.get("extensions") or ()
+    if values.get("entity") is None and set(extensions) - set(PACKAGE_EXTENSIONS):
+        problems.append(
+            (
+                "extensions",
+                f"{_shown(list(extensions))} on a data package route (no entity); a data "
+                'package job takes only .zip packages: use [".zip"], or set entity for a file job',
+            )
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class Route:
+    """One recurring data job fed from a folder of the inbound container.
+
+    Values are validated and normalised on construction.
+
+    :raises RouteConfigError: a value is invalid.
+    """
+
+    name: str
+    prefix: str
+    activity_id: str
+    entity: str | None = None
+    company: str | None = None
+    max_bytes: int | None = None
+    extensions: tuple[str, ...] = ()
+    enabled: bool = True
+    _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        raw = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        values, problems = _parse_fields(raw)
+        if problems:
+            raise RouteConfigError([f"route {self.name!r}.{key}: {text}" for key, text in problems])
+        if values["entity"] is None and not values["extensions"]:
+            values["extensions"] = PACKAGE_EXTENSIONS
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_segments", tuple(self.prefix.split("/")[:-1]))
+
+    @classmethod
+    def from_dict(cls, raw: object, *, label: str = "route") -> Route:
+        """Build a route from one parsed JSON object; ``label`` prefixes each problem.
+
+        :raises RouteConfigError: every problem of this route, e.g.
+            ``D365_ROUTES[1].activity_id: 'abc' is not a GUID; expected ...``.
+        """
+        if not isinstance(raw, Mapping):
+            raise RouteConfigError(
+                [f'{label}: {_shown(raw)} is not an object; expected {{"name": ..., ...}}']
+            )
+        problems = [
+            f"{label}: unknown key {key!r}; expected one of {', '.join(_FIELD_PARSERS)}"
+            for key in raw
+            if key not in _FIELD_PARSERS
+        ]
+        problems += [f"{label}.{key}: missing" for key in _REQUIRED if key not in raw]
+        known = {key: value for key, value in raw.items() if key in _FIELD_PARSERS}
+        values, field_problems = _parse_fields(known)
+        problems += [f"{label}.{key}: {text}" for key, text in field_problems]
+        if problems:
+            raise RouteConfigError(problems)
+        return cls(**values)
+
+    @property
+    def is_package(self) -> bool:
+        """True for a data package route (no entity): only ``.zip`` files, no ``entity``."""
+        return self.entity is None
+
+    @property
+    def takes_company_from_path(self) -> bool:
+        """True when the prefix holds ``{company}``."""
+        return COMPANY_PLACEHOLDER in self._segments
+
+    def as_dict(self) -> dict[str, Any]:
+        """The route as JSON-ready values (nothing secret in a route)."""
+        return {
+            "name": self.name,
+            "prefix": self.prefix,
+            "activity_id": self.activity_id,
+            "entity": self.entity,
+            "company": self.company,
+            "max_bytes": self.max_bytes,
+            "extensions": list(self.extensions),
+            "enabled": self.enabled,
+        }
+
+    def _matches(self, segments: Sequence[str]) -> bool:
+        """True when a path's folders start with this prefix and a file name follows."""
+        if len(segments) <= len(self._segments):
+            return False
+        return all(
+            mine in (COMPANY_PLACEHOLDER, theirs)
+            for mine, theirs in zip(self._segments, segments, strict=False)
+        )
+
+    def _company_for(self, segments: Sequence[str]) -> str | None:
+        """The ``{company}`` segment of a matching path, else the fixed company (or None)."""
+        if self.takes_company_from_path:
+            return segments[self._segments.index(COMPANY_PLACEHOLDER)]
+        return self.company
+
+    def _specificity(self) -> tuple[int, int]:
+        literal = sum(1 for s in self._segments if s != COMPANY_PLACEHOLDER)
+        return len(self._segments), literal
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """A blob path resolved to its route and the company it is sent for."""
+
+    route: Route
+    company: str | None
+    blob_path: str
+    file_name: str
+
+
+class RouteTable:
+    """The configured routes, validated as a whole; resolves blob paths.
+
+    :param routes: the routes; names and prefixes must be unique.
+    :raises RouteConfigError: duplicate names or prefixes.
+    """
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._routes = tuple(routes)
+        problems = _duplicate_problems(self._routes)
+        if problems:
+            raise RouteConfigError(problems)
+        # Most specific first, so the first match is the longest prefix.
+        self._by_specificity = sorted(self._routes, key=Route._specificity, reverse=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, setting: str = ROUTES_SETTING) -> RouteTable:
+        """Parse the ``D365_ROUTES`` JSON list.
+
+        :raises RouteConfigError: every problem found, each naming ``setting[index].key``.
+        """
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RouteConfigError(
+                [f"{setting}: not valid JSON ({exc}); expected a JSON list of route objects"]
+            ) from None
+        if not isinstance(raw, list) or not raw:
+            raise RouteConfigError(
+                [
+                    f"{setting}: expected a non-empty JSON list of routes, e.g. "
+                    f'[{{"name": "customers", "prefix": "customers/{{company}}/", '
+                    f'"activity_id": "{_EXAMPLE_GUID}", "entity": "CustomersV3"}}]'
+                ]
+            )
+        routes: list[Route] = []
+        problems: list[str] = []
+        for index, item in enumerate(raw):
+            try:
+                routes.append(Route.from_dict(item, label=f"{setting}[{index}]"))
+            except RouteConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise RouteConfigError(problems)
+        return cls(routes)
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The routes in configuration order."""
+        return self._routes
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes)
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def __repr__(self) -> str:
+        return f"RouteTable({[r.name for r in self._routes]!r})"
+
+    def get(self, name: str) -> Route | None:
+        """The route called ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((r for r in self._routes if r.name.lower() == wanted), None)
+
+    def resolve(self, blob_path: str) -> RouteMatch:
+        """Resolve a blob path (inside the inbound container) to its route and company.
+
+        :raises RoutingError: with ``reason`` BAD_NAME, NO_ROUTE, ROUTE_DISABLED,
+            BAD_COMPANY or EXTENSION_NOT_ALLOWED, in that order of checking.
+        """
+        segments = _checked_segments(blob_path)
+        route = self._longest_match(blob_path, segments)
+        company = route._company_for(segments)
+        file_name = segments[-1]
+        if not route.enabled:
+            raise RoutingError(
+                RejectReason.ROUTE_DISABLED,
+                blob_path,
+                f"route {route.name!r} for {_shown(blob_path)} is disabled; set "
+                f'"enabled": true on it in {ROUTES_SETTING} and upload the file again',
+            )
+        if route.takes_company_from_path:
+            _check_path_company(route, blob_path, company or "")
+        _check_extension(route, blob_path, file_name)
+        return RouteMatch(route=route, company=company, blob_path=blob_path, file_name=file_name)
+
+    def _longest_match(self, blob_path: str, segments: Sequence[str]) -> Route:
+        route = next((r for r in self._by_specificity if r._matches(segments)), None)
+        if route is None:
+            prefixes = ", ".join(r.prefix for r in self._routes)
+            raise RoutingError(
+                RejectReason.NO_ROUTE,
+                blob_path,
+                f"no route matches {_shown(blob_path)}; routes: {prefixes}; add a route to "
+                f"{ROUTES_SETTING} or upload under one of these prefixes",
+            )
+        return route
+
+
+def _duplicate_problems(routes: Sequence[Route]) -> list[str]:
+    problems = []
+    names: dict[str, Route] = {}
+    prefixes: dict[str, Route] = {}
+    for route in routes:
+        if route.name.lower() in names:
+            problems.append(f"{ROUTES_SETTING}: route name {route.name!r} is used twice")
+        names.setdefault(route.name.lower(), route)
+        other = prefixes.setdefault(route.prefix, route)
+        if other is not route:
+            problems.append(
+                f"{ROUTES_SETTING}: routes {other.name!r} and {route.name!r} have the same "
+                f"prefix {route.prefix!r}; each folder feeds one job"
+            )
+    return problems
+
+
+def _checked_segments(blob_path: str) -> list[str]:
+    """Split a blob path, or raise BAD_NAME when F&O or a person could not use the name."""
+    segments = blob_path.split("/")
+    problem = None
+    if not blob_path:
+        problem = "is empty"
+    elif len(blob_path) > MAX_BLOB_PATH_CHARS:
+        problem = f"is longer than {MAX_BLOB_PATH_CHARS} characters"
+    elif _CONTROL.search(blob_path):
+        problem = "holds a control character"
+    elif any(not s.strip() for s in segments):
+        problem = "has an empty folder or file name segment"
+    elif any(s in (".", "..") for s in segments):
+        problem = "holds a '.' or '..' segment"
+    elif len(segments[-1]) > MAX_FILE_NAME_CHARS:
+        problem = f"has a file name longer than {MAX_FILE_NAME_CHARS} characters"
+    if problem:
+        raise RoutingError(
+            RejectReason.BAD_NAME,
+            blob_path,
+            f"blob name {_shown(blob_path)} {problem}; F&O gets the file name as its external "
+            "identifier: rename the file (printable characters, no empty segments) and upload "
+            "it again",
+        )
+    return segments
+
+
+def _check_path_company(route: Route, blob_path: str, company: str) -> None:
+    problem = _company_problem(company)
+    if problem:
+        raise RoutingError(
+            RejectReason.BAD_COMPANY,
+            blob_path,
+            f"the {{company}} folder of {_shown(blob_path)} (route {route.name!r}, prefix "
+            f"{route.prefix!r}): {problem}; upload under the legal entity's folder",
+        )
+
+
+def _check_extension(route: Route, blob_path: str, file_name: str) -> None:
+    if not route.extensions or file_name.lower().endswith(route.extensions):
+        return
+    kind = "data package route" if route.is_package else "route"
+    raise RoutingError(
+        RejectReason.EXTENSION_NOT_ALLOWED,
+        blob_path,
+        f"{_shown(blob_path)} does not end with {' or '.join(route.extensions)}, which "
+        f"{kind} {route.name!r} requires; upload a file of that type or change the route's "
+        f"extensions in {ROUTES_SETTING}",
+    )

@@ -1,0 +1,109 @@
+"""Blob and table service clients on the ``IntegrationStorage`` connection.
+
+The same connection the blob trigger uses: a connection string (Azurite locally), or the
+identity-based service URIs with the function app's managed identity
+(``__credential`` = ``managedidentity``, ``__clientId`` for a user-assigned one) or, without
+``__credential``, ``DefaultAzureCredential`` (e.g. a developer's Azure CLI login).
+
+Every client gets explicit connect/read timeouts and a bounded retry count: the SDK
+defaults are 10 retries, too many for a timer tick with a time budget.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from azure.core.credentials import TokenCredential
+from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob import BlobServiceClient
+
+from shared.settings import StorageSettings
+
+__all__ = [
+    "CONNECTION_TIMEOUT",
+    "READ_TIMEOUT",
+    "RETRY_TOTAL",
+    "blob_service_client",
+    "storage_credential",
+    "table_service_client",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+CONNECTION_TIMEOUT = 10.0
+"""Seconds to establish a connection to storage."""
+READ_TIMEOUT = 60.0
+"""Seconds to wait for each read from storage (per socket read, not per transfer)."""
+RETRY_TOTAL = 3
+"""Retries after the first attempt of one storage call."""
+
+
+def storage_credential(storage: StorageSettings) -> TokenCredential:
+    """The Entra credential for the identity-based form.
+
+    :raises ValueError: ``storage`` is the connection-string form.
+    """
+    if storage.uses_connection_string:
+        raise ValueError("IntegrationStorage is a connection string; no token credential needed")
+    if storage.uses_managed_identity:
+        return ManagedIdentityCredential(client_id=storage.client_id)
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+
+
+def _options(connection_timeout: float, read_timeout: float, retry_total: int) -> dict[str, float]:
+    return {
+        "connection_timeout": connection_timeout,
+        "read_timeout": read_timeout,
+        "retry_total": retry_total,
+    }
+
+
+def blob_service_client(
+    storage: StorageSettings,
+    *,
+    credential: TokenCredential | None = None,
+    connection_timeout: float = CONNECTION_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    retry_total: int = RETRY_TOTAL,
+) -> BlobServiceClient:
+    """A blob service client on ``storage``, with bounded timeouts and retries.
+
+    :param credential: for the identity form, a credential to share between clients;
+        default :func:`storage_credential`.
+    :raises ValueError: no blob endpoint in ``storage``.
+    """
+    options = _options(connection_timeout, read_timeout, retry_total)
+    if storage.connection_string is not None:
+        return BlobServiceClient.from_connection_string(storage.connection_string, **options)
+    if not storage.blob_service_uri:
+        raise ValueError("IntegrationStorage__blobServiceUri (or __serviceUri) is not set")
+    _LOGGER.debug("blob client: endpoint=%s", storage.blob_service_uri)
+    return BlobServiceClient(
+        storage.blob_service_uri, credential=credential or storage_credential(storage), **options
+    )
+
+
+def table_service_client(
+    storage: StorageSettings,
+    *,
+    credential: TokenCredential | None = None,
+    connection_timeout: float = CONNECTION_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    retry_total: int = RETRY_TOTAL,
+) -> TableServiceClient:
+    """A table service client on ``storage``, with bounded timeouts and retries.
+
+    :param credential: for the identity form, a credential to share between clients;
+        default :func:`storage_credential`.
+    :raises ValueError: no table endpoint in ``storage``.
+    """
+    options = _options(connection_timeout, read_timeout, retry_total)
+    if storage.connection_string is not None:
+        return TableServiceClient.from_connection_string(storage.connection_string, **options)
+    if not storage.table_service_uri:
+        raise ValueError("IntegrationStorage__tableServiceUri is not set")
+    _LOGGER.debug("table client: endpoint=%s", storage.table_service_uri)
+    return TableServiceClient(
+        storage.table_service_uri, credential=credential or storage_credential(storage), **options
+    )

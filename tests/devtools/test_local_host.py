@@ -1,0 +1,410 @@
+"""The local Functions host against Azurite, with a throwaway app built here and the real app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import azure.functions as func
+import pytest
+import requests
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import QueueClient
+from azurefunctions.extensions.bindings import blob
+
+from devtools.azurite import Azurite
+from devtools.local_host import POISON_QUEUE, CronSchedule, LocalHost, UnsupportedBindingError
+
+FUNCTION_KEY = "fake-function-key-not-real"
+TIMEOUT = 5.0
+
+
+@dataclass
+class Probe:
+    """What the throwaway app's functions saw."""
+
+    blobs: list[tuple[str, bytes]] = field(default_factory=list)
+    timer_calls: list[bool] = field(default_factory=list)
+    timer_started: threading.Event = field(default_factory=threading.Event)
+    timer_gate: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.timer_gate.set()
+
+
+def build_app(container: str, probe: Probe) -> func.FunctionApp:
+    """A blob trigger, a timer and HTTP routes, like the real app's kinds of function."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.function_name("on_blob")
+    @app.blob_trigger(
+        arg_name="client",
+        path=container + "/{name}",
+        connection="TestStorage",
+        source=func.BlobSource.EVENT_GRID,
+    )
+    def on_blob(client: blob.BlobClient) -> None:
+        probe.blobs.append((client.blob_name, client.download_blob().readall()))
+        if client.blob_name.startswith("fail/"):
+            raise RuntimeError("cannot take this blob")
+
+    @app.function_name("tick")
+    @app.timer_trigger(arg_name="timer", schedule="%TEST_SCHEDULE%")
+    def tick(timer: func.TimerRequest) -> None:
+        probe.timer_started.set()
+        probe.timer_gate.wait(TIMEOUT)
+        probe.timer_calls.append(timer.past_due)
+
+    @app.function_name("items")
+    @app.route(route="items/{item_id?}", methods=["GET", "POST"])
+    def items(req: func.HttpRequest) -> func.HttpResponse:
+        echo = {
+            "method": req.method,
+            "url": req.url,
+            "route_params": dict(req.route_params),
+            "params": dict(req.params),
+            "body": req.get_body().decode(),
+            "header": req.headers.get("x-test"),
+        }
+        return func.HttpResponse(
+            json.dumps(echo), status_code=201, mimetype="application/json", headers={"X-Echo": "1"}
+        )
+
+    @app.function_name("health")
+    @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+    def health(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("healthy")
+
+    @app.function_name("crash")
+    @app.route(route="crash", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+    def crash(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("internal detail that must stay in the log")
+
+    return app
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SCHEDULE", "*/1 * * * * *")
+
+
+@pytest.fixture
+def container(azurite: Azurite, unique_name: str) -> Iterator[ContainerClient]:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with service.create_container(unique_name) as client:
+        yield client
+        client.delete_container()
+
+
+@pytest.fixture
+def make_host(
+    azurite: Azurite, container: ContainerClient, env: None
+) -> Iterator[Callable[..., tuple[LocalHost, Probe]]]:
+    """Builds and starts hosts of the throwaway app; stops them after the test."""
+    started: list[LocalHost] = []
+
+    def _make(**options: object) -> tuple[LocalHost, Probe]:
+        probe = Probe()
+        defaults: dict[str, object] = {
+            "http_port": 0,
+            "blob_scan_interval": 3600,
+            "timer_interval": 3600,
+            "function_key": FUNCTION_KEY,
+            "poison_threshold": 3,
+        }
+        host = LocalHost(
+            build_app(container.container_name, probe),
+            storage_connection_string=azurite.connection_string,
+            **{**defaults, **options},  # type: ignore[arg-type]
+        )
+        host.start()
+        started.append(host)
+        return host, probe
+
+    yield _make
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def hosted(make_host: Callable[..., tuple[LocalHost, Probe]]) -> tuple[LocalHost, Probe]:
+    return make_host()
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+# --- blob trigger ---------------------------------------------------------------------------
+
+
+def test_upload_fires_once_with_a_working_blob_client(
+    hosted: tuple[LocalHost, Probe], container: ContainerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, probe = hosted
+    caplog.set_level(logging.INFO, logger="devtools.local_host")
+    container.upload_blob("customers/USMF/a.xml", b"<Document/>")
+
+    assert host.scan_blobs_once() == 1
+    assert probe.blobs == [("customers/USMF/a.xml", b"<Document/>")]
+    assert host.scan_blobs_once() == 0
+    assert len(probe.blobs) == 1
+    line = next(r.getMessage() for r in caplog.records if "function=on_blob" in r.getMessage())
+    assert f"blob={container.container_name}/customers/USMF/a.xml" in line
+    assert "outcome=succeeded" in line
+    assert "duration_ms=" in line
+
+
+def test_overwrite_fires_again_but_a_metadata_write_does_not(
+    hosted: tuple[LocalHost, Probe], container: ContainerClient
+) -> None:
+    host, probe = hosted
+    blob_client = container.upload_blob("x.csv", b"v1")
+    assert host.scan_blobs_once() == 1
+
+    blob_client.set_blob_metadata({"rejected": "no route"})  # new ETag, same content
+    assert host.scan_blobs_once() == 0
+
+    container.upload_blob("x.csv", b"version 2", overwrite=True)
+    assert host.scan_blobs_once() == 1
+    assert probe.blobs == [("x.csv", b"v1"), ("x.csv", b"version 2")]
+
+
+def test_blobs_present_at_start_fire_only_with_fire_existing(
+    make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
+) -> None:
+    container.upload_blob("old.xml", b"old")
+    host, probe = make_host()
+    assert host.scan_blobs_once() == 0
+    assert probe.blobs == []
+
+    host, probe = make_host(fire_existing=True, http_port=0)
+    assert host.scan_blobs_once() == 1
+    assert probe.blobs == [("old.xml", b"old")]
+
+
+def test_failing_blob_goes_to_the_poison_queue_after_the_threshold(
+    hosted: tuple[LocalHost, Probe], container: ContainerClient, azurite: Azurite
+) -> None:
+    host, probe = hosted
+    blob_client = container.upload_blob("fail/bad.xml", b"bad")
+    etag = blob_client.get_blob_properties().etag
+
+    assert host.scan_blobs_once() == 1
+    assert probe.blobs == [("fail/bad.xml", b"bad")] * 3
+    assert host.scan_blobs_once() == 0  # poisoned, not retried by later scans
+
+    with QueueClient.from_connection_string(azurite.connection_string, POISON_QUEUE) as queue:
+        raw = [m.content for m in queue.peek_messages(max_messages=32)]
+    messages = [json.loads(base64.b64decode(text)) for text in raw]
+    mine = [m for m in messages if m["ContainerName"] == container.container_name]
+    assert mine == [
+        {
+            "Type": "BlobTrigger",
+            "FunctionId": "Host.Functions.on_blob",
+            "BlobType": "BlockBlob",
+            "ContainerName": container.container_name,
+            "BlobName": "fail/bad.xml",
+            "ETag": etag,
+        }
+    ]
+
+
+def test_the_scan_loop_fires_new_blobs(
+    make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
+) -> None:
+    _, probe = make_host(blob_scan_interval=0.1)
+    container.upload_blob("loop.xml", b"loop")
+    _wait_for(lambda: probe.blobs == [("loop.xml", b"loop")])
+
+
+# --- timer trigger --------------------------------------------------------------------------
+
+
+def test_timer_is_a_singleton(
+    hosted: tuple[LocalHost, Probe], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, probe = hosted
+    probe.timer_gate.clear()
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(host.run_timer_once()))
+    first.start()
+    assert probe.timer_started.wait(TIMEOUT)
+
+    assert host.run_timer_once() == 0
+    assert "timer tick skipped function=tick" in caplog.text
+    probe.timer_gate.set()
+    first.join(TIMEOUT)
+    assert results == [1]
+    assert probe.timer_calls == [False]
+    assert host.run_timer_once() == 1
+
+
+def test_timer_follows_the_ncrontab_schedule_from_the_setting(
+    make_host: Callable[..., tuple[LocalHost, Probe]],
+) -> None:
+    _, probe = make_host(timer_interval=None)  # %TEST_SCHEDULE% = every second
+    _wait_for(lambda: len(probe.timer_calls) >= 2)
+    assert set(probe.timer_calls) == {False}
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 */5 * * * *", "2025-03-04T12:03:10", "2025-03-04T12:05:00"),
+        ("0 */5 * * * *", "2025-03-04T12:05:00", "2025-03-04T12:10:00"),
+        ("*/10 * * * * *", "2025-03-04T23:59:55", "2025-03-05T00:00:00"),
+        ("0 30 8,17 * * *", "2025-03-04T09:00:00", "2025-03-04T17:30:00"),
+        ("0 0 9 * * 1-5", "2025-03-08T10:00:00", "2025-03-10T09:00:00"),  # Saturday -> Monday
+        ("0 0 0 * * 0", "2025-03-04T00:00:00", "2025-03-09T00:00:00"),  # Sunday is 0
+        ("0 0 0 1 1 *", "2025-06-01T00:00:00", "2026-01-01T00:00:00"),
+        ("0 0 12 29 2 *", "2025-01-01T00:00:00", "2028-02-29T12:00:00"),
+        ("*/15 * * * *", "2025-03-04T12:07:00", "2025-03-04T12:15:00"),  # 5 fields
+    ],
+)
+def test_ncrontab_next_occurrence(expression: str, after: str, expected: str) -> None:
+    moment = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    result = CronSchedule.parse(expression).next_occurrence(moment)
+    assert result == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("* * *", "has 3 fields"),
+        ("61 * * * * *", "second field '61': expected 0-59"),
+        ("0 */0 * * * *", "minute field '*/0': step must be positive"),
+        ("0 0 9 * * MON", "day-of-week field 'MON': expected *, */n, a, a,b or a-b"),
+        ("0 0 0 30 2 *", "no occurrence within five years"),
+    ],
+)
+def test_ncrontab_errors_name_the_field(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CronSchedule.parse(expression).next_occurrence(datetime(2025, 1, 1, tzinfo=UTC))
+
+
+# --- HTTP trigger ---------------------------------------------------------------------------
+
+
+def test_http_route_params_query_body_and_response(hosted: tuple[LocalHost, Probe]) -> None:
+    host, _ = hosted
+    headers = {"x-functions-key": FUNCTION_KEY, "x-test": "yes"}
+
+    response = requests.get(f"{host.http_url}/api/items/42?x=1&y=", headers=headers, timeout=5)
+    assert response.status_code == 201
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.headers["X-Echo"] == "1"
+    echo = response.json()
+    assert echo["method"] == "GET"
+    assert echo["url"] == f"{host.http_url}/api/items/42?x=1&y="
+    assert echo["route_params"] == {"item_id": "42"}
+    assert echo["params"] == {"x": "1", "y": ""}
+    assert echo["header"] == "yes"
+
+    response = requests.post(
+        f"{host.http_url}/api/items", data=b"hello", headers=headers, timeout=5
+    )
+    assert response.json()["route_params"] == {}
+    assert response.json()["body"] == "hello"
+
+
+def test_http_unknown_route_and_method(hosted: tuple[LocalHost, Probe]) -> None:
+    host, _ = hosted
+    response = requests.get(f"{host.http_url}/api/nothing/here", timeout=5)
+    assert (response.status_code, response.json()["error"]) == (404, "not found")
+    assert requests.get(f"{host.http_url}/other", timeout=5).status_code == 404
+
+    response = requests.put(
+        f"{host.http_url}/api/items/1", headers={"x-functions-key": FUNCTION_KEY}, timeout=5
+    )
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+
+
+def test_http_function_key_is_enforced_when_set(
+    hosted: tuple[LocalHost, Probe], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, _ = hosted
+    caplog.set_level(logging.DEBUG, logger="devtools.local_host")
+    url = f"{host.http_url}/api/items/1"
+    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, headers={"x-functions-key": "wrong"}, timeout=5).status_code == 401
+    assert requests.get(f"{url}?code={FUNCTION_KEY}", timeout=5).status_code == 201
+    assert requests.get(f"{host.http_url}/api/health", timeout=5).text == "healthy"
+    assert FUNCTION_KEY not in caplog.text
+
+
+def test_http_keys_are_not_enforced_without_a_function_key(
+    make_host: Callable[..., tuple[LocalHost, Probe]],
+) -> None:
+    host, _ = make_host(function_key=None)
+    assert requests.get(f"{host.http_url}/api/items/1", timeout=5).status_code == 201
+
+
+def test_http_function_exception_is_a_generic_500(
+    hosted: tuple[LocalHost, Probe], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, _ = hosted
+    response = requests.get(f"{host.http_url}/api/crash", timeout=5)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error"}
+    assert "Traceback" not in response.text
+    assert "internal detail that must stay in the log" in caplog.text
+    assert "Traceback" in caplog.text
+    assert "function=crash" in caplog.text
+    assert "outcome=failed" in caplog.text
+
+
+# --- lifecycle and the real app -------------------------------------------------------------
+
+
+def test_stop_joins_everything(make_host: Callable[..., tuple[LocalHost, Probe]]) -> None:
+    host, _ = make_host(blob_scan_interval=0.1, timer_interval=0.1)
+    url = host.http_url
+    assert requests.get(f"{url}/api/health", timeout=5).status_code == 200
+    host.stop()
+    assert not [t for t in threading.enumerate() if t.name.startswith("local-host")]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/api/health", timeout=5)
+
+
+def test_the_real_app_bindings_are_all_understood(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from function_app import app
+
+    monkeypatch.setenv("POLL_SCHEDULE", "0 */5 * * * *")
+    host = LocalHost(app, storage_connection_string=azurite.connection_string, http_port=0)
+    assert {"enqueue_blob", "poll_status", "http_status"} <= set(host.function_names)
+    assert set(host.function_names) == {f.get_function_name() for f in app.get_functions()}
+
+
+def test_unknown_bindings_and_missing_settings_are_refused(azurite: Azurite) -> None:
+    app = func.FunctionApp()
+
+    @app.function_name("on_queue")
+    @app.queue_trigger(arg_name="msg", queue_name="q", connection="TestStorage")
+    def on_queue(msg: func.QueueMessage) -> None:
+        del msg
+
+    with pytest.raises(UnsupportedBindingError, match="'msg' of type 'queueTrigger'"):
+        LocalHost(app, storage_connection_string=azurite.connection_string)
+
+    timer_app = func.FunctionApp()
+
+    @timer_app.function_name("tick")
+    @timer_app.timer_trigger(arg_name="timer", schedule="%NOT_SET_ANYWHERE%")
+    def tick(timer: func.TimerRequest) -> None:
+        del timer
+
+    with pytest.raises(ValueError, match="'NOT_SET_ANYWHERE' referenced by '%NOT_SET_ANYWHERE%'"):
+        LocalHost(timer_app, storage_connection_string=azurite.connection_string)
