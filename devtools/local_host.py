@@ -242,7 +242,7 @@ def _read_functions(
     blobs: list[_BlobFunction] = []
     timers: list[_TimerFunction] = []
     https: list[_HttpFunction] = []
-    for function in app.get_functions():
+    for function in _get_functions(app):
         name = function.get_function_name()
         bindings = json.loads(function.get_function_json())["bindings"]
         user_function = function.get_user_function()
@@ -257,6 +257,18 @@ def _read_functions(
             https.append(_http_function(name, trigger, user_function))
     https.sort(key=lambda f: (-f.literal_segments, f.route))
     return _AppFunctions(tuple(blobs), tuple(timers), tuple(https))
+
+
+def _get_functions(app: func.FunctionApp) -> list[func.Function]:
+    # get_functions() remembers the names it returned and refuses a second call
+    # (azure-functions-python-worker#1867): the worker calls it once per process, but tests and
+    # this host may call it again, so leave the app as it was found.
+    recorded = app.functions_bindings
+    app.functions_bindings = None
+    try:
+        return app.get_functions()
+    finally:
+        app.functions_bindings = recorded
 
 
 def _trigger_binding(name: str, bindings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -639,8 +651,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The path without its query string: ?code= carries a function key.
+        _LOGGER.debug("http %s %s status=%s", self.command, urlsplit(self.path).path, code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        # The invocation line is the access log; the stdlib's line would repeat it on stderr.
+        # Only errors get here now (log_request is above); keep them off stderr.
         _LOGGER.debug("http %s", format % args)
 
 

@@ -1,12 +1,18 @@
 """Blob trigger: a file landed in the inbound container; enqueue it to its recurring job."""
 
+import logging
+
 import azure.functions as func
 from azurefunctions.extensions.bindings import blob
 
+from shared.context import get_context
+
 bp = func.Blueprint()
+_LOGGER = logging.getLogger(__name__)
 
 
-# The container is literal: the host cannot resolve %settings% inside a blob path's container.
+# The container is literal (INBOUND_CONTAINER must match it): Event Grid subscriptions and the
+# host's blob receipts are keyed on this path.
 @bp.function_name("enqueue_blob")
 @bp.blob_trigger(
     arg_name="client",
@@ -15,5 +21,12 @@ bp = func.Blueprint()
     source=func.BlobSource.EVENT_GRID,
 )
 def enqueue_blob(client: blob.BlobClient) -> None:
-    """Placeholder until the enqueuer lands."""
-    raise NotImplementedError
+    """Route, claim and enqueue one uploaded blob version; see shared.enqueuer."""
+    record = get_context().enqueuer.handle(client)
+    if record is not None:
+        _LOGGER.info(
+            "enqueue_blob done blob=%s state=%s message_id=%s",
+            record.blob,
+            record.state.value,
+            record.message_id,
+        )

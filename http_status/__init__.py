@@ -1,12 +1,41 @@
-"""HTTP API: status of tracked files."""
+"""HTTP API: status of tracked files, and the health check."""
+
+import json
 
 import azure.functions as func
 
+from shared import status_api
+from shared.context import get_context
+from shared.settings import SettingsError
+
 bp = func.Blueprint()
+
+
+def _json(response: status_api.ApiResponse) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(response.body, ensure_ascii=False),
+        status_code=response.status,
+        mimetype="application/json",
+        charset="utf-8",
+    )
 
 
 @bp.function_name("http_status")
 @bp.route(route="messages/{message_id?}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def http_status(req: func.HttpRequest) -> func.HttpResponse:
-    """Placeholder until the status API lands."""
-    raise NotImplementedError
+    """GET /api/messages/{message_id} and GET /api/messages?blob=|state=&route=&since=..."""
+    try:
+        context = get_context()
+    except SettingsError as exc:
+        return _json(status_api.ApiResponse(503, {"error": str(exc), "problems": exc.problems}))
+    message_id = req.route_params.get("message_id")
+    if message_id:
+        return _json(status_api.get_message(context, message_id))
+    return _json(status_api.list_messages(context, dict(req.params)))
+
+
+@bp.function_name("health")
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
+    return _json(status_api.health(get_context))

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
 
 from shared.credentials import build_credential
@@ -32,6 +33,7 @@ class AppContext:
     """Everything the functions need, wired from one :class:`Settings`."""
 
     settings: Settings
+    credential: TokenCredential
     blob_service: BlobServiceClient
     store: TrackingStore
     client: D365Client
@@ -60,9 +62,10 @@ def build_context(settings: Settings) -> AppContext:
     )
     store.ensure_ready()
     archiver.ensure_ready()
+    credential = build_credential(settings.d365)
     client = D365Client(
         settings.d365.base_url,
-        build_credential(settings.d365),
+        credential,
         read_timeout=settings.d365.http_timeout.total_seconds(),
     )
     enqueuer = Enqueuer(
@@ -89,7 +92,9 @@ def build_context(settings: Settings) -> AppContext:
             max_pending_age=settings.max_pending_age,
         ),
     )
-    return AppContext(settings, blob_service, store, client, archiver, enqueuer, poller)
+    return AppContext(
+        settings, credential, blob_service, store, client, archiver, enqueuer, poller
+    )
 
 
 _lock = threading.Lock()

@@ -1,0 +1,94 @@
+"""Deterministic fault decisions from the knobs: bursts first, then seeded fractions."""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from ._models import Knobs
+from ._replies import Reply, connector_error, odata_error, text_reply
+
+_STATUS_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+                504: "Gateway Timeout"}
+
+
+class Fault(str, enum.Enum):
+    """What the emulator does to a call instead of serving it."""
+
+    DROP_BEFORE_BODY = "drop-before-body"
+    DROP_AFTER_BODY = "drop-after-body"
+    THROTTLE = "throttle"
+    ERROR = "error"
+
+
+class FaultInjector:
+    """Draws faults for F&O calls; thread-safe, reproducible for a given seed."""
+
+    def __init__(self, seed: int) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sequence of fraction draws."""
+        with self._lock:
+            self._random = random.Random(seed)
+
+    def before_body(self, knobs: Knobs, operation: str) -> Fault | None:
+        """A fault decided before the request body is read (dropping the connection)."""
+        if not _applies(knobs, operation):
+            return None
+        with self._lock:
+            if knobs.drop_before_body_burst > 0:
+                knobs.drop_before_body_burst -= 1
+                return Fault.DROP_BEFORE_BODY
+            if knobs.drop_fraction and self._random.random() < knobs.drop_fraction:
+                return Fault.DROP_BEFORE_BODY
+        return None
+
+    def after_body(self, knobs: Knobs, operation: str) -> Fault | None:
+        """A fault decided once the body is read: throttling, a server error, or a drop."""
+        if not _applies(knobs, operation):
+            return None
+        with self._lock:
+            if knobs.throttle_burst > 0:
+                knobs.throttle_burst -= 1
+                return Fault.THROTTLE
+            if knobs.error_burst > 0:
+                knobs.error_burst -= 1
+                return Fault.ERROR
+            if knobs.drop_after_body_burst > 0:
+                knobs.drop_after_body_burst -= 1
+                return Fault.DROP_AFTER_BODY
+            if knobs.throttle_fraction and self._random.random() < knobs.throttle_fraction:
+                return Fault.THROTTLE
+            if knobs.error_fraction and self._random.random() < knobs.error_fraction:
+                return Fault.ERROR
+        return None
+
+
+def _applies(knobs: Knobs, operation: str) -> bool:
+    return knobs.operations is None or operation in knobs.operations
+
+
+def throttle_reply(knobs: Knobs, *, odata: bool) -> Reply:
+    """429 with Retry-After (seconds or an HTTP date) and a service-protection message."""
+    headers: dict[str, str] = {}
+    if knobs.retry_after is not None:
+        if knobs.retry_after_as_date:
+            when = datetime.now(UTC) + timedelta(seconds=knobs.retry_after)
+            headers["Retry-After"] = format_datetime(when, usegmt=True)
+        else:
+            headers["Retry-After"] = str(knobs.retry_after)
+    reply = (odata_error(429, knobs.throttle_message) if odata
+             else connector_error(429, knobs.throttle_message))
+    return Reply(reply.status, reply.body, reply.content_type, headers)
+
+
+def error_reply(knobs: Knobs) -> Reply:
+    """A server error: ASP.NET's generic 500 body, or the gateway's text for 502/503/504."""
+    if knobs.error_status == 500:
+        return connector_error(500, "An error has occurred.")
+    return text_reply(knobs.error_status, _STATUS_TEXT.get(knobs.error_status, "Server Error"))

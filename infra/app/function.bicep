@@ -1,0 +1,244 @@
+// The Flex Consumption plan and the function app with every setting of the settings contract
+// (shared/settings.py). Storage is reached with the user-assigned identity only.
+
+@description('Function app name.')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('Resource id of the app\'s user-assigned identity.')
+param identityId string
+
+@description('Client id of the app\'s user-assigned identity.')
+param identityClientId string
+
+@description('The storage account of the app.')
+param storageAccountName string
+
+@description('Blob container Flex Consumption deploys the package to.')
+param deploymentContainerName string
+
+@description('The Application Insights component.')
+param applicationInsightsName string
+
+@description('Key Vault URI, with its trailing slash.')
+param keyVaultUri string
+
+@description('Name of the client secret in the vault.')
+param clientSecretName string
+
+@description('Name of the certificate password in the vault.')
+param certificatePasswordName string
+
+@description('Python version of the runtime.')
+param pythonVersion string
+
+@description('Most instances the app scales out to.')
+param maximumInstanceCount int
+
+@description('Memory of one instance in MB.')
+param instanceMemoryMB int
+
+@description('D365_BASE_URL.')
+param d365BaseUrl string
+
+@description('secret, certificate or managedIdentity.')
+param d365AuthMode string
+
+@description('D365_TENANT_ID.')
+param d365TenantId string
+
+@description('D365_CLIENT_ID.')
+param d365ClientId string
+
+@description('D365_CLIENT_CERTIFICATE_PATH.')
+param d365CertificatePath string
+
+@description('Whether D365_CLIENT_CERTIFICATE_PASSWORD is set (from the vault).')
+param d365CertificateHasPassword bool
+
+@description('D365_AUTHORITY_HOST.')
+param d365AuthorityHost string
+
+@description('D365_ROUTES (a JSON array as a string).')
+param d365Routes string
+
+@description('INBOUND_CONTAINER (the blob trigger\'s container).')
+param inboundContainerName string
+
+@description('ARCHIVE_CONTAINER.')
+param archiveContainerName string
+
+@description('ERRORS_CONTAINER.')
+param errorsContainerName string
+
+@description('STATUS_TABLE.')
+param statusTableName string
+
+@description('POLL_SCHEDULE.')
+param pollSchedule string
+
+@description('MAX_PENDING_AGE.')
+param maxPendingAge string
+
+@description('ARCHIVE_MODE.')
+param archiveMode string
+
+@description('POLL_CONCURRENCY.')
+param pollConcurrency int
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// Identity-based connections: no connection string, no key. AzureWebJobsStorage is the host's
+// own storage (receipts, timer locks, keys); IntegrationStorage serves the blob trigger (blob
+// and queue URIs are both required for it) and the app's own blob and table clients.
+var storageSettings = {
+  AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  IntegrationStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+  IntegrationStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+  IntegrationStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+  IntegrationStorage__credential: 'managedidentity'
+  IntegrationStorage__clientId: identityClientId
+}
+
+var monitoringSettings = {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  // Why: the component has local auth off; telemetry is sent with the identity's token.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+// Versionless Key Vault references: a new secret version is picked up without a redeploy.
+var clientSecretReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${clientSecretName}/)'
+var certificatePasswordReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${certificatePasswordName}/)'
+
+// Exactly one credential kind is configured: the settings reject a secret and a certificate
+// together, and a managed identity is used only when neither is set.
+var secretAuthSettings = {
+  D365_TENANT_ID: d365TenantId
+  D365_CLIENT_ID: d365ClientId
+  D365_CLIENT_SECRET: clientSecretReference
+}
+var certificateAuthSettings = union(
+  {
+    D365_TENANT_ID: d365TenantId
+    D365_CLIENT_ID: d365ClientId
+    D365_CLIENT_CERTIFICATE_PATH: d365CertificatePath
+  },
+  d365CertificateHasPassword ? { D365_CLIENT_CERTIFICATE_PASSWORD: certificatePasswordReference } : {}
+)
+var managedIdentityAuthSettings = {
+  D365_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+}
+var authSettings = d365AuthMode == 'secret'
+  ? secretAuthSettings
+  : (d365AuthMode == 'certificate' ? certificateAuthSettings : managedIdentityAuthSettings)
+
+// The rest of the contract, at the documented defaults unless a parameter sets them.
+var integrationSettings = {
+  D365_BASE_URL: d365BaseUrl
+  D365_AUTHORITY_HOST: d365AuthorityHost
+  D365_ROUTES: d365Routes
+  D365_HTTP_TIMEOUT: '300'
+  INBOUND_CONTAINER: inboundContainerName
+  ARCHIVE_CONTAINER: archiveContainerName
+  ERRORS_CONTAINER: errorsContainerName
+  STATUS_TABLE: statusTableName
+  ARCHIVE_MODE: archiveMode
+  POLL_SCHEDULE: pollSchedule
+  POLL_CONCURRENCY: string(pollConcurrency)
+  POLL_TICK_BUDGET: '4m'
+  POLL_INTERVAL_MIN: '30s'
+  POLL_INTERVAL_MAX: '10m'
+  MAX_PENDING_AGE: maxPendingAge
+  CLAIM_LEASE: '10m'
+  MAX_FILE_BYTES: '50331648'
+}
+
+var appSettings = union(storageSettings, monitoringSettings, authSettings, integrationSettings)
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    // Linux.
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    // Why: the status API returns business data and takes a key; never over plain HTTP.
+    httpsOnly: true
+    // Why: Key Vault references resolve with the user-assigned identity, the only one the app has.
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      // Why: TLS 1.0/1.1 are deprecated.
+      minTlsVersion: '1.2'
+      // No FUNCTIONS_WORKER_RUNTIME: Flex takes the runtime from functionAppConfig.
+      appSettings: [
+        for setting in items(appSettings): {
+          name: setting.key
+          value: setting.value
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          // Why: the package container is read with the identity, not a key or SAS.
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,573 @@
+"""`D365Client`: the F&O recurring-integrations API and the DMF actions around it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, BinaryIO, Self, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+from azure.core.credentials import TokenCredential
+from urllib3.exceptions import NewConnectionError
+
+from ._body import DEFAULT_CHUNK_SIZE, Body, BodyLengthError, ChunkedUpload, UploadBody
+from ._errors import (
+    D365CredentialError,
+    D365Error,
+    D365ResponseError,
+    OperationContext,
+    connection_error,
+    describe_exception,
+    error_from_response,
+    request_id_of,
+)
+from ._models import (
+    DequeuedMessage,
+    EnqueueResult,
+    ExecutionErrors,
+    ExecutionSummaryStatus,
+    ExecutionSummaryStatusResult,
+    MessageStatus,
+    MessageStatusResult,
+)
+from ._parsing import (
+    https_download_url,
+    normalize_guid,
+    odata_value,
+    parse_dequeue,
+    parse_enqueue_response,
+    parse_execution_errors,
+    parse_execution_id,
+    shorten,
+    url_without_query,
+)
+from ._retry import RetryBudget, RetryPolicy, parse_retry_after
+
+_LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
+_JSON = "application/json; charset=utf-8"
+_USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
+# Header values must be ASCII: anything else in an external id (a file name) is %-encoded.
+_HEADER_SAFE = "".join(c for c in string.printable if c not in string.whitespace) + " "
+# Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
+_NOT_TAKEN_STATUSES = frozenset({429, 503})
+_TRANSIENT_EXCEPTIONS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class D365Client:
+    """Client for one F&O environment's recurring-integrations API.
+
+    :param base_url: the environment root, e.g. ``https://contoso.operations.dynamics.com``.
+    :param credential: an azure-identity credential; tokens are requested for
+        ``<base_url lower case>/.default`` on every call (the credential caches them).
+    :keyword retry: the retry policy; `RetryPolicy()` when None.
+    :keyword connect_timeout: seconds to establish a connection.
+    :keyword read_timeout: seconds to wait for each read from (and write to) the socket.
+    :keyword session: a `requests.Session` to use; the client closes only one it created.
+    :keyword user_agent: the User-Agent header.
+    :keyword chunk_size: bytes per read when streaming a body in or out.
+    :keyword sleep: the function that waits between retries (tests pass a recorder).
+    :raises ValueError: when `base_url` is not an http(s) URL without query string.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: TokenCredential,
+        *,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        session: requests.Session | None = None,
+        user_agent: str = _USER_AGENT,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._base_url = _validate_base_url(base_url)
+        self._scope = f"{self._base_url.lower()}/.default"
+        self._credential = credential
+        self._retry = retry or RetryPolicy()
+        self._timeout = (connect_timeout, read_timeout)
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        self._user_agent = user_agent
+        self._chunk_size = chunk_size
+        self._sleep = sleep
+
+    @property
+    def base_url(self) -> str:
+        """The environment root, without trailing slash."""
+        return self._base_url
+
+    @property
+    def scope(self) -> str:
+        """The token scope requested from the credential."""
+        return self._scope
+
+    def __repr__(self) -> str:
+        return f"D365Client(base_url={self._base_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session if the client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def enqueue(
+        self,
+        activity_id: str,
+        body: Body,
+        *,
+        length: int | None = None,
+        entity: str | None = None,
+        company: str | None = None,
+        external_id: str | None = None,
+    ) -> EnqueueResult:
+        """Send a file to a recurring data job; returns the message F&O created.
+
+        The body is streamed with a Content-Length in fixed chunks, never read whole. It is
+        re-sent only when the failure proves F&O did not take it (429, 503, or no connection /
+        an incomplete upload); after anything else the error surfaces, so no silent duplicate.
+
+        :param activity_id: the recurring data job's id (GUID, braces and any case accepted).
+        :param body: bytes, a seekable binary stream (re-read from its current position on
+            each attempt) or a callable returning a fresh binary stream per attempt.
+        :keyword length: the body's size in bytes; required when it cannot be found out.
+        :keyword entity: the entity name, for file jobs (omit for data-package jobs).
+        :keyword company: the legal entity, honoured with "Use company from message".
+        :keyword external_id: F&O's external identifier for the message, usually the file name.
+        :raises ValueError: for an activity id that is not a GUID or an unusable body.
+        :raises D365HttpError: (a subclass of it) when F&O refuses the file.
+        :raises D365ConnectionError: when no response came; see its `sent_body`.
+        :raises D365ResponseError: when the answer holds no message id.
+        :raises D365CredentialError: when no token could be obtained.
+        """
+        activity = normalize_guid(activity_id, "activity_id")
+        upload = UploadBody(body, length, self._chunk_size)
+        query = {name: value for name, value in (("entity", entity), ("company", company)) if value}
+        url = f"{self._base_url}/api/connector/enqueue/{activity}"
+        if query:
+            url += "?" + urlencode(query, quote_via=quote)
+        headers = {}
+        if external_id:
+            headers["x-ms-dyn-externalidentifier"] = quote(external_id, safe=_HEADER_SAFE)
+        context = self._context(
+            "enqueue",
+            "POST",
+            url,
+            activity_id=activity,
+            external_id=external_id,
+            body_length=upload.length,
+            resend_safe=False,
+        )
+        started = time.monotonic()
+        result, attempts = self._call(
+            context, _parser(context, parse_enqueue_response), headers=headers, upload=upload
+        )
+        _LOGGER.info(
+            "enqueued activity=%s external_id=%s message_id=%s bytes=%s seconds=%.3f attempts=%d",
+            activity,
+            external_id,
+            result.message_id,
+            upload.length,
+            time.monotonic() - started,
+            attempts,
+        )
+        return result
+
+    def get_message_status(self, message_id: str) -> MessageStatusResult:
+        """GetMessageStatus: the status of an enqueued (or exported) message.
+
+        :raises ValueError: for an empty message id.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        message = _require_text(message_id, "message_id")
+        value = self._action("GetMessageStatus", {"messageId": message}, message_id=message)
+        raw = "" if value is None else str(value)
+        return MessageStatusResult(status=MessageStatus.parse(raw), raw=raw)
+
+    def get_execution_id(self, message_id: str) -> str | None:
+        """GetExecutionIdByMessageId: the DMF execution id, or None while not assigned yet
+        (an empty value or the all-zero GUID).
+
+        :raises ValueError: for an empty message id.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        message = _require_text(message_id, "message_id")
+        context = self._action_context("GetExecutionIdByMessageId", message_id=message)
+        value = self._action_value(context, {"_messageId": message})
+        return _parser(context, parse_execution_id)(value)
+
+    def get_execution_errors(self, execution_id: str) -> ExecutionErrors:
+        """GetExecutionErrors: the row-level errors of an execution, raw text always kept.
+
+        :raises ValueError: for an empty execution id.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        execution = _require_text(execution_id, "execution_id")
+        value = self._action("GetExecutionErrors", {"executionId": execution}, execution_id=execution)
+        return parse_execution_errors(value)
+
+    def get_execution_summary_status(self, execution_id: str) -> ExecutionSummaryStatusResult:
+        """GetExecutionSummaryStatus: the DMF execution's overall status (unknown text kept).
+
+        :raises ValueError: for an empty execution id.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        execution = _require_text(execution_id, "execution_id")
+        value = self._action(
+            "GetExecutionSummaryStatus", {"executionId": execution}, execution_id=execution
+        )
+        raw = "" if value is None else str(value)
+        return ExecutionSummaryStatusResult(status=ExecutionSummaryStatus.parse(raw), raw=raw)
+
+    def dequeue(self, activity_id: str) -> DequeuedMessage | None:
+        """Take the next exported message of a recurring export job; None when there is none.
+
+        :raises ValueError: for an activity id that is not a GUID.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        activity = normalize_guid(activity_id, "activity_id")
+        url = f"{self._base_url}/api/connector/dequeue/{activity}"
+        context = self._context("dequeue", "GET", url, activity_id=activity)
+        parse = _parser(context, parse_dequeue)
+
+        def read(response: requests.Response) -> DequeuedMessage | None:
+            if response.status_code == 204 or not response.content.strip():
+                return None
+            return parse(response)
+
+        message, _ = self._call(context, read)
+        if message is not None:
+            _LOGGER.info(
+                "dequeued activity=%s correlation_id=%s", activity, message.correlation_id
+            )
+        return message
+
+    def download(
+        self, location: str, destination: BinaryIO, *, chunk_size: int | None = None
+    ) -> int:
+        """Stream a dequeued message's file into `destination`; returns the bytes written.
+
+        `http://` locations are fetched over https (F&O's load balancer reports plain http).
+        A retry after a partial download rewinds `destination` when it is seekable.
+
+        :raises ValueError: when `location` is not an http(s) URL on the environment's host.
+        :raises D365Error: (a subclass of it) when the download fails.
+        """
+        url = https_download_url(location)
+        host = urlsplit(url).hostname
+        if host != urlsplit(self._base_url).hostname:
+            raise ValueError(
+                f"location host {host!r} is not the environment's host; the access token is "
+                "sent only to the environment"
+            )
+        context = self._context("download", "GET", url)
+        size = chunk_size or self._chunk_size
+        start = destination.tell() if destination.seekable() else None
+        written = 0
+
+        def write(response: requests.Response) -> int:
+            nonlocal written
+            for chunk in response.iter_content(chunk_size=size):
+                destination.write(chunk)
+                written += len(chunk)
+            return written
+
+        def rewind() -> bool:
+            nonlocal written
+            if written and start is None:
+                return False
+            if start is not None:
+                destination.seek(start)
+                destination.truncate()
+            written = 0
+            return True
+
+        total, _ = self._call(context, write, stream=True, rewind=rewind)
+        _LOGGER.info("downloaded url=%s bytes=%d", url_without_query(url), total)
+        return total
+
+    def ack(self, activity_id: str, message: DequeuedMessage) -> None:
+        """Acknowledge a downloaded message: posts back the dequeue body, as the docs require.
+
+        :raises ValueError: for an activity id that is not a GUID.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        activity = normalize_guid(activity_id, "activity_id")
+        body = message.raw or json.dumps(
+            {
+                "CorrelationId": message.correlation_id,
+                "PopReceipt": message.pop_receipt,
+                "DownloadLocation": message.download_location,
+            }
+        )
+        url = f"{self._base_url}/api/connector/ack/{activity}"
+        context = self._context("ack", "POST", url, activity_id=activity)
+        self._call(
+            context,
+            lambda response: None,
+            headers={"Content-Type": _JSON},
+            data=body.encode("utf-8"),
+        )
+        _LOGGER.info("acked activity=%s correlation_id=%s", activity, message.correlation_id)
+
+    def _context(self, operation: str, method: str, url: str, **ids: Any) -> OperationContext:
+        return OperationContext(operation=operation, method=method, url=url, scope=self._scope, **ids)
+
+    def _action_context(self, action: str, **ids: str) -> OperationContext:
+        return self._context(action, "POST", f"{self._base_url}{_ACTIONS_PATH}{action}", **ids)
+
+    def _action(self, action: str, parameters: dict[str, str], **ids: str) -> Any:
+        return self._action_value(self._action_context(action, **ids), parameters)
+
+    def _action_value(self, context: OperationContext, parameters: dict[str, str]) -> Any:
+        """POST an OData action with a JSON body and return the `value` of its answer."""
+        value, _ = self._call(
+            context,
+            _parser(context, odata_value),
+            headers={"Accept": "application/json", "Content-Type": _JSON},
+            data=json.dumps(parameters).encode("utf-8"),
+        )
+        return value
+
+    def _call(
+        self,
+        context: OperationContext,
+        read: Callable[[requests.Response], _T],
+        *,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        upload: UploadBody | None = None,
+        stream: bool = False,
+        rewind: Callable[[], bool] | None = None,
+    ) -> tuple[_T, int]:
+        """Send until F&O answers 2xx or the retry policy says stop; returns what `read`
+        made of the answer and the number of attempts. All retries happen here."""
+        budget = RetryBudget(self._retry, self._sleep)
+        while True:
+            attempt = budget.begin_attempt()
+            request_headers = {
+                "Authorization": self._authorization(context),
+                "User-Agent": self._user_agent,
+                **(headers or {}),
+            }
+            with self._payload(upload, data) as payload:
+                try:
+                    response = self._session.request(
+                        context.method,
+                        context.url,
+                        headers=request_headers,
+                        data=payload,
+                        timeout=self._timeout,
+                        allow_redirects=False,
+                        stream=stream,
+                    )
+                except requests.RequestException as exc:
+                    if self._may_retry_exception(context, exc, payload, attempt, budget):
+                        continue
+                    raise connection_error(
+                        context, exc, sent_body=_sent_body(exc, payload), attempts=attempt
+                    ) from exc
+                except BodyLengthError as exc:
+                    raise ValueError(f"{context.operation}: {exc}") from None
+            with response:
+                if 200 <= response.status_code < 300:
+                    try:
+                        return read(response), attempt
+                    except (requests.RequestException, OSError) as exc:
+                        # The answer broke off while streaming (a download).
+                        if not isinstance(exc, requests.RequestException):
+                            raise
+                        retry = rewind is None or rewind()
+                        if retry and self._may_retry_exception(
+                            context, exc, None, attempt, budget
+                        ):
+                            continue
+                        raise connection_error(
+                            context, exc, sent_body=True, attempts=attempt
+                        ) from exc
+                if self._may_retry_response(context, response, attempt, budget):
+                    continue
+                raise error_from_response(
+                    response,
+                    context,
+                    attempts=attempt,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    budget=self._retry.describe(),
+                )
+
+    @contextmanager
+    def _payload(
+        self, upload: UploadBody | None, data: bytes | None
+    ) -> Iterator[ChunkedUpload | bytes | None]:
+        if upload is None:
+            yield data
+            return
+        with upload.attempt() as payload:
+            yield payload
+
+    def _may_retry_exception(
+        self,
+        context: OperationContext,
+        exc: requests.RequestException,
+        payload: ChunkedUpload | bytes | None,
+        attempt: int,
+        budget: RetryBudget,
+    ) -> bool:
+        """Wait and return True when the failed attempt may be repeated."""
+        if not _is_transient(exc):
+            return False
+        if not context.resend_safe and _sent_body(exc, payload):
+            return False
+        wait = self._retry.backoff(attempt)
+        if not budget.allows(wait):
+            return False
+        self._log_retry(context, attempt, describe_exception(exc), wait, None)
+        budget.sleep(wait)
+        return True
+
+    def _may_retry_response(
+        self,
+        context: OperationContext,
+        response: requests.Response,
+        attempt: int,
+        budget: RetryBudget,
+    ) -> bool:
+        """Wait and return True when F&O's non-2xx answer says a repeat may succeed."""
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in _NOT_TAKEN_STATUSES:
+            wait = self._retry.default_retry_after if retry_after is None else retry_after
+        elif status >= 500 and context.resend_safe:
+            wait = self._retry.backoff(attempt) if retry_after is None else retry_after
+        else:
+            return False
+        if not budget.allows(wait):
+            return False
+        self._log_retry(context, attempt, f"HTTP {status}", wait, request_id_of(response))
+        budget.sleep(wait)
+        return True
+
+    def _log_retry(
+        self,
+        context: OperationContext,
+        attempt: int,
+        cause: str,
+        wait: float,
+        request_id: str | None,
+    ) -> None:
+        _LOGGER.warning(
+            "retrying operation=%s attempt=%d/%d cause=%s wait=%.2fs activity=%s message=%s "
+            "execution=%s request_id=%s",
+            context.operation,
+            attempt,
+            self._retry.max_attempts,
+            cause,
+            wait,
+            context.activity_id,
+            context.message_id,
+            context.execution_id,
+            request_id,
+        )
+
+    def _authorization(self, context: OperationContext) -> str:
+        try:
+            token = self._credential.get_token(self._scope)
+        except Exception as exc:
+            # Any failure of the credential (azure-identity raises several types) is ours
+            # to explain; its own text names the cause and never the secret.
+            raise D365CredentialError(
+                f"{context.operation}: the credential {type(self._credential).__name__} could "
+                f"not get a token for scope {self._scope}: {shorten(str(exc), 300)} Check the "
+                "tenant id, the client id, the client secret or certificate (and its expiry) "
+                "and the authority host.",
+                scope=self._scope,
+                **D365Error._ids(context),
+            ) from exc
+        return f"Bearer {token.token}"
+
+
+def _parser(
+    context: OperationContext, parse: Callable[[Any], _T]
+) -> Callable[[Any], _T]:
+    """`parse` with its ValueError turned into a `D365ResponseError` for `context`.
+
+    Given a response it parses the response text; given anything else, that value.
+    """
+
+    def run(value: Any) -> _T:
+        response = value if isinstance(value, requests.Response) else None
+        text = response.text if response is not None else value
+        if response is not None:
+            _LOGGER.debug("%s response body: %s", context.operation, shorten(text, 2000))
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise D365ResponseError(
+                f"{context.describe()} returned a response the client cannot read: {exc}",
+                url=url_without_query(context.url),
+                status_code=response.status_code if response is not None else 200,
+                body=shorten(str(text)),
+                request_id=request_id_of(response) if response is not None else None,
+                **D365Error._ids(context),
+            ) from None
+
+    return run
+
+
+def _validate_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url.strip() if isinstance(base_url, str) else "")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"base_url must be the environment root such as "
+            f"https://contoso.operations.dynamics.com, got {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("base_url must not have a query string or fragment")
+    return base_url.strip().rstrip("/")
+
+
+def _require_text(value: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return value.strip()
+
+
+def _is_transient(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):
+        # A certificate problem is configuration; anything else is a broken connection.
+        return "certificate" not in str(exc).lower()
+    return isinstance(exc, _TRANSIENT_EXCEPTIONS)
+
+
+def _sent_body(exc: requests.RequestException, payload: ChunkedUpload | bytes | None) -> bool:
+    """False only when the failure proves F&O did not get the whole request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NewConnectionError):
+        return False
+    return not (isinstance(payload, ChunkedUpload) and not payload.completed)

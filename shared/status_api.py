@@ -1,0 +1,206 @@
+"""What the HTTP routes answer: tracked files as JSON, queries, and the health check.
+
+Kept free of ``azure.functions``: every function returns an :class:`ApiResponse` that the
+adapter turns into an HTTP response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.context import AppContext
+from shared.settings import SettingsError
+from shared.tracking import TrackedFile, TrackingState
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+ERRORS_IN_RESPONSE = 1000
+_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?$")
+_LIST_PARAMS = ("blob", "state", "route", "since", "limit", "continuation")
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """An HTTP status and a JSON-ready body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _problem(status: int, message: str) -> ApiResponse:
+    return ApiResponse(status, {"error": message})
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
+    """The public JSON form of a tracked file."""
+    errors = context.store.load_errors(record) if record.errors_blob else record.errors
+    return {
+        "message_id": record.message_id,
+        "blob": record.blob,
+        "blob_etag": record.blob_etag,
+        "route": record.route,
+        "activity_id": record.activity_id,
+        "entity": record.entity,
+        "company": record.company,
+        "size": record.size,
+        "state": record.state.value,
+        "terminal": record.state.is_terminal,
+        "d365_status": record.d365_status,
+        "execution_id": record.execution_id,
+        "errors": [
+            {"record_id": e.record_id, "field": e.field, "message": e.message}
+            for e in errors[:ERRORS_IN_RESPONSE]
+        ],
+        "errors_truncated": len(errors) > ERRORS_IN_RESPONSE,
+        "error_count": record.error_count,
+        "errors_blob": record.errors_blob,
+        "reject_reason": record.reject_reason,
+        "archived_to": record.archived_to,
+        "received_at": _time(record.received_at),
+        "enqueued_at": _time(record.enqueued_at),
+        "updated_at": _time(record.updated_at),
+        "completed_at": _time(record.completed_at),
+        "next_poll_at": _time(record.next_poll_at),
+        "poll_count": record.poll_count,
+        "enqueue_attempts": record.enqueue_attempts,
+        "last_error": record.last_error,
+        "history": [{"state": state, "at": at} for state, at in record.history],
+    }
+
+
+def get_message(context: AppContext, message_id: str) -> ApiResponse:
+    """``GET /api/messages/{message_id}``."""
+    if not _GUID.match(message_id.strip()):
+        return _problem(
+            400,
+            f"message_id {message_id[:80]!r} is not a GUID; expected the message id F&O "
+            "returned on enqueue, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a",
+        )
+    record = context.store.get_by_message_id(message_id)
+    if record is None:
+        return _problem(404, f"no tracked file has message id {message_id.strip().lower()}")
+    return ApiResponse(200, record_json(record, context))
+
+
+def list_messages(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
+    """``GET /api/messages?blob=`` (latest version) or ``?state=&route=&since=&limit=``."""
+    unknown = sorted(set(params) - set(_LIST_PARAMS) - {"code"})
+    if unknown:
+        return _problem(
+            400, f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(_LIST_PARAMS)}"
+        )
+    if "blob" in params:
+        return _by_blob(context, params)
+    try:
+        query = _list_query(context, params)
+        page = context.store.list_records(**query)
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    return ApiResponse(
+        200,
+        {
+            "items": [record_json(r, context) for r in page.records],
+            "continuation": page.continuation,
+        },
+    )
+
+
+def _by_blob(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
+    others = sorted(set(params) - {"blob", "code"})
+    if others:
+        return _problem(400, f"blob cannot be combined with {', '.join(others)}")
+    blob = params["blob"].strip().lstrip("/")
+    container_prefix = context.settings.inbound_container + "/"
+    if blob.startswith(container_prefix):
+        blob = blob[len(container_prefix) :]
+    if not blob:
+        return _problem(400, "blob is empty; expected a path inside the inbound container")
+    record = context.store.latest_for_blob(blob)
+    if record is None:
+        return _problem(404, f"no tracked file for blob {blob!r}")
+    return ApiResponse(200, record_json(record, context))
+
+
+def _list_query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    parsers: dict[str, Callable[[str], Any]] = {
+        "state": TrackingState.parse,
+        "route": lambda text: _route_name(context, text),
+        "since": _parse_since,
+        "limit": _parse_limit,
+        "continuation": lambda text: text,
+    }
+    for name, parse in parsers.items():
+        if params.get(name):
+            query[name] = parse(params[name])
+    return query
+
+
+def _route_name(context: AppContext, text: str) -> str:
+    names = [route.name for route in context.settings.routes]
+    if text not in names:
+        raise ValueError(f"unknown route {text!r}; configured routes: {', '.join(names)}")
+    return text
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"since {text[:40]!r} is not a date-time; expected ISO 8601, "
+            "e.g. 2026-11-28T09:00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _parse_limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
+    """``GET /api/health``: settings, storage, a token, pending count; no secrets."""
+    checks: dict[str, Any] = {}
+    try:
+        context = context_factory()
+    except SettingsError as exc:
+        return ApiResponse(
+            503, {"healthy": False, "checks": {"settings": {"ok": False, "problems": exc.problems}}}
+        )
+    except Exception as exc:
+        _LOGGER.exception("health: context could not be built")
+        return ApiResponse(
+            503, {"healthy": False, "checks": {"startup": {"ok": False, "error": _kind(exc)}}}
+        )
+    checks["settings"] = {"ok": True, "summary": context.settings.health_summary()}
+    try:
+        checks["storage"] = {"ok": True, "pending": context.store.count_pending()}
+    except Exception as exc:
+        checks["storage"] = {"ok": False, "error": _kind(exc)}
+    try:
+        context.credential.get_token(context.settings.d365.scope)
+        checks["d365_token"] = {"ok": True}
+    except Exception as exc:
+        checks["d365_token"] = {"ok": False, "error": _kind(exc)}
+    healthy = all(check["ok"] for check in checks.values())
+    return ApiResponse(200 if healthy else 503, {"healthy": healthy, "checks": checks})
+
+
+def _kind(exc: Exception) -> str:
+    # Our own errors are written secret-free; SDK texts may echo URLs, so keep only the type.
+    if type(exc).__module__.startswith("shared."):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -1,0 +1,66 @@
+"""The app as the Functions host indexes it: functions, bindings, parameter names."""
+
+import inspect
+import json
+import re
+
+import pytest
+
+from function_app import app
+
+FUNCTIONS = {f.get_function_name(): f for f in app.get_functions()}
+
+
+def _trigger(name: str) -> dict:
+    return json.loads(FUNCTIONS[name].get_function_json())["bindings"][0]
+
+
+def test_the_four_functions_are_indexed_with_host_valid_names() -> None:
+    assert set(FUNCTIONS) == {"enqueue_blob", "poll_status", "http_status", "health"}
+    for name in FUNCTIONS:
+        assert re.fullmatch(r"[a-z][a-z0-9_\-]{0,127}", name, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_python_parameters_match_binding_names(name: str) -> None:
+    # The worker refuses a function whose parameters differ from its bindings; get_functions()
+    # does not check it, so this test does.
+    function = FUNCTIONS[name]
+    bindings = {b.name for b in function.get_bindings() if b.name != "$return"}
+    parameters = set(inspect.signature(function.get_user_function()).parameters) - {"context"}
+    assert parameters == bindings
+    for binding in bindings:
+        assert re.fullmatch(r"(?!.*__)[A-Za-z_][A-Za-z0-9_]{0,127}", binding)
+
+
+def test_blob_trigger_uses_event_grid_and_the_integration_storage_connection() -> None:
+    trigger = _trigger("enqueue_blob")
+    assert trigger["type"] == "blobTrigger"
+    assert trigger["source"] == "EventGrid"
+    assert trigger["connection"] == "IntegrationStorage"
+    assert trigger["path"] == "d365-inbound/{name}"
+
+
+def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:
+    from azurefunctions.extensions.bindings.blob import BlobClient
+
+    function = FUNCTIONS["enqueue_blob"].get_user_function()
+    assert inspect.signature(function).parameters["client"].annotation in (BlobClient, "blob.BlobClient")
+
+
+def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup() -> None:
+    trigger = _trigger("poll_status")
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == "%POLL_SCHEDULE%"
+    assert trigger["runOnStartup"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "route"), [("http_status", "messages/{message_id?}"), ("health", "health")]
+)
+def test_http_routes_need_a_function_key(name: str, route: str) -> None:
+    trigger = _trigger(name)
+    assert trigger["type"] == "httpTrigger"
+    assert trigger["route"] == route
+    assert trigger["authLevel"] == "FUNCTION"
+    assert trigger["methods"] == ["GET"]
