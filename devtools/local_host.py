@@ -43,7 +43,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
@@ -339,6 +339,7 @@ def _timer_function(
         schedule = IntervalSchedule(timer_interval)
     else:
         schedule = CronSchedule.parse(resolve_settings(trigger["schedule"], environ))
+        schedule.next_occurrence(datetime.now(UTC))  # a schedule that never fires fails here
     return _TimerFunction(
         name=name,
         binding_name=trigger["name"],
@@ -471,12 +472,12 @@ class _BlobWatcher:
             versions = [_BlobVersion.from_properties(p) for p in listing]
         except ResourceNotFoundError:
             return {}
-        except HttpResponseError as error:
+        except AzureError as error:
             _LOGGER.warning(
-                "blob listing failed function=%s container=%s status=%s",
+                "blob listing failed function=%s container=%s error=%s",
                 self.function.name,
                 self.function.container,
-                error.status_code,
+                type(error).__name__,
             )
             return None
         return {v.name: v for v in versions if self.function.name_pattern.fullmatch(v.name)}
@@ -761,6 +762,8 @@ class LocalHost:
 
     def stop(self) -> None:
         """Stop every loop, wait for running invocations, close the server (idempotent)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
@@ -842,7 +845,15 @@ class LocalHost:
                 )
             if outcome.succeeded:
                 return
-        self._send_to_poison_queue(function, version)
+        try:
+            self._send_to_poison_queue(function, version)
+        except AzureError:
+            _LOGGER.exception(
+                "poison queue write failed function=%s blob=%s/%s",
+                function.name,
+                function.container,
+                version.name,
+            )
 
     def _send_to_poison_queue(self, function: _BlobFunction, version: _BlobVersion) -> None:
         message = {

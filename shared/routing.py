@@ -183,9 +183,7 @@ def _parse_prefix(value: object) -> str:
         problem = "holds '.' or '..'"
     elif segments.count(COMPANY_PLACEHOLDER) > 1:
         problem = "holds {company} more than once"
-    elif any(COMPANY_PLACEHOLDER in s and s != COMPANY_PLACEHOLDER for s in segments) or any(
-        "{" in s or "}" in s for s in segments if s != COMPANY_PLACEHOLDER
-    ):
+    elif any("{" in s or "}" in s for s in segments if s != COMPANY_PLACEHOLDER):
         problem = "uses braces other than a whole {company} segment"
     if problem:
         raise _FieldError(f"{_shown(value)} {problem}; {expected}")
@@ -193,15 +191,16 @@ def _parse_prefix(value: object) -> str:
 
 
 def _parse_activity_id(value: object) -> str:
+    hint = (
+        "expected the recurring data job's activity ID from Data management > Manage scheduled "
+        f"data jobs, e.g. {_EXAMPLE_GUID}"
+    )
+    if not isinstance(value, str):
+        raise _FieldError(f"{_shown(value)} is not a GUID; {hint}")
     try:
-        if not isinstance(value, str):
-            raise ValueError(f"{_shown(value)} is not a GUID")
         return normalise_guid(value)
     except ValueError as exc:
-        raise _FieldError(
-            f"{exc}; expected the recurring data job's activity ID from Data management > "
-            f"Manage scheduled data jobs, e.g. {_EXAMPLE_GUID}"
-        ) from None
+        raise _FieldError(f"{exc}; {hint}") from None
 
 
 def _parse_entity(value: object) -> str | None:
@@ -227,14 +226,13 @@ def _parse_company(value: object) -> str | None:
 def _parse_max_bytes(value: object) -> int | None:
     if value is None:
         return None
+    hint = 'expected a positive byte count, e.g. 20971520 or "20MiB"'
+    if not isinstance(value, str | int):
+        raise _FieldError(f"{_shown(value)} is not a size; {hint}")
     try:
-        if not isinstance(value, str | int):
-            raise ValueError(f"{_shown(value)} is not a size")
         return parse_byte_size(value)
     except ValueError as exc:
-        raise _FieldError(
-            f'{exc}; expected a positive byte count, e.g. 20971520 or "20MiB"'
-        ) from None
+        raise _FieldError(f"{exc}; {hint}") from None
 
 
 def _parse_extensions(value: object) -> tuple[str, ...]:

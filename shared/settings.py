@@ -100,11 +100,13 @@ _TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIMPLE_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])?$", re.IGNORECASE)
 _ISO_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
+    # Lookaheads refuse the empty forms "P", "PT" and "P1DT".
+    r"^P(?=\d|T\d)(?:(?P<d>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
     re.IGNORECASE,
 )
 _CLOCK_DURATION = re.compile(
-    r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)$"
+    r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d+)?)$"
 )
 _DURATION_FORMS = "expected e.g. 90s, 30m, 24h, 1d, PT24H, 00:30:00 or seconds"
 
@@ -143,12 +145,7 @@ def parse_duration(text: str) -> timedelta:
     seconds: float | None = None
     if match := _SIMPLE_DURATION.match(value):
         seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
-    elif (match := _ISO_DURATION.match(value)) and value.upper() not in ("P", "PT"):
-        if not value.upper().endswith("T"):
-            seconds = _seconds_of(match)
-    elif (
-        (match := _CLOCK_DURATION.match(value)) and int(match["m"]) < 60 and float(match["s"]) < 60
-    ):
+    elif match := _ISO_DURATION.match(value) or _CLOCK_DURATION.match(value):
         seconds = _seconds_of(match)
     if seconds is None:
         raise ValueError(f"{text!r} is not a duration")
@@ -529,21 +526,10 @@ def _check_storage_uris(
         )
 
 
-def _schedule_problem(text: str) -> str | None:
-    """What is wrong with an NCRONTAB expression, or None."""
-    fields_ = text.split()
-    if len(fields_) not in (5, 6):
-        return f"{text!r} has {len(fields_)} fields"
-    ranges = _CRON_RANGES[-len(fields_) :]
-    for value, (name, low, high, names) in zip(fields_, ranges, strict=True):
-        if not all(_cron_part_ok(part, low, high, names) for part in value.split(",")):
-            return f"{text!r}: {name} field {value!r} is invalid (allowed {low}-{high})"
-    return None
-
-
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_CRON_RANGES: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+# NCRONTAB fields: name, lowest and highest value, names allowed instead of numbers.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("second", 0, 59, ()),
     ("minute", 0, 59, ()),
     ("hour", 0, 23, ()),
@@ -554,26 +540,32 @@ _CRON_RANGES: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 _CRON_PART = re.compile(r"^(\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(\d+))?$")
 
 
+def _cron_value(item: str, low: int, names: tuple[str, ...]) -> int | None:
+    if item.upper() in names:
+        return names.index(item.upper()) + low
+    return int(item) if item.isdigit() else None
+
+
 def _cron_part_ok(part: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """One comma-separated part: ``*``, ``a``, ``a-b``, each optionally ``/step``."""
     match = _CRON_PART.match(part)
-    if not match or match.group(2) == "0":
+    if not match or (match.group(2) is not None and int(match.group(2)) == 0):
         return False
     if match.group(1) == "*":
         return True
-    for item in match.group(1).split("-"):
-        number = names.index(item.upper()) + low if item.upper() in names else None
-        if number is None and item.isdigit():
-            number = int(item)
-        if number is None or not low <= number <= high:
-            return False
-    return True
+    values = [_cron_value(item, low, names) for item in match.group(1).split("-")]
+    return all(value is not None and low <= value <= high for value in values)
 
 
 def _parse_schedule(raw: str) -> str:
-    problem = _schedule_problem(raw)
-    if problem:
-        raise ValueError(problem)
-    return " ".join(raw.split())
+    """Check an NCRONTAB expression's field count and each field's values; normalise spaces."""
+    parts = raw.split()
+    if len(parts) not in (5, 6):
+        raise ValueError(f"{raw!r} has {len(parts)} fields")
+    for value, (name, low, high, names) in zip(parts, _CRON_FIELDS[-len(parts) :], strict=True):
+        if not all(_cron_part_ok(part, low, high, names) for part in value.split(",")):
+            raise ValueError(f"{raw!r}: {name} field {value!r} is invalid (allowed {low}-{high})")
+    return " ".join(parts)
 
 
 def _parse_container(raw: str) -> str:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -22,6 +21,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
+from shared.settings import ArchiveMode
 from shared.tracking import TrackedFile
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,13 +35,6 @@ REASON_KEY = "d365_reason"
 _STAMP_KEYS = (STATE_KEY, MESSAGE_KEY, RECORD_KEY, FINGERPRINT_KEY, REASON_KEY)
 _REASON_LIMIT = 1024
 _COPY_WAIT_SECONDS = 60.0
-
-
-class ArchiveMode(StrEnum):
-    """What happens to a source blob when its file reaches a terminal state."""
-
-    MOVE = "move"
-    METADATA = "metadata"
 
 
 @dataclass(frozen=True)

@@ -114,5 +114,6 @@ def read_body(
     if spool is not None:
         spool.close()
         path = Path(spool.name)
-    return Body(size, digest.hexdigest(), bytes(kept) if kept is not None else None, path,
-                over_limit)
+    return Body(
+        size, digest.hexdigest(), bytes(kept) if kept is not None else None, path, over_limit
+    )

@@ -49,8 +49,14 @@ class Entra:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         public = self._key.public_key().public_numbers()
         self._kid = hashlib.sha256(str(public.n).encode()).hexdigest()[:27]
-        self._jwk = {"kty": "RSA", "use": "sig", "kid": self._kid, "alg": "RS256",
-                     "n": _b64url_uint(public.n), "e": _b64url_uint(public.e)}
+        self._jwk = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self._kid,
+            "alg": "RS256",
+            "n": _b64url_uint(public.n),
+            "e": _b64url_uint(public.e),
+        }
 
     # -- documents --------------------------------------------------------------------------
 
@@ -70,8 +76,11 @@ class Entra:
             "response_types_supported": ["code", "id_token", "code id_token", "token id_token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "tenant_region_scope": "WW",
             "cloud_instance_name": "fno.localhost",
@@ -97,35 +106,39 @@ class Entra:
         if not self._known_tenant(tenant):
             return _tenant_not_found(tenant)
         if form.get("grant_type") != "client_credentials":
-            return _aad_error(400, "unsupported_grant_type", 70003,
-                              "The app requested an unsupported grant type "
-                              f"'{form.get('grant_type', '')}'.")
+            return _aad_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                f"The app requested an unsupported grant type '{form.get('grant_type', '')}'.",
+            )
         client_id = form.get("client_id", "")
         app = self._apps.get(client_id.lower())
         if app is None:
-            return _aad_error(401, "invalid_client", 700016,
-                              f"Application with identifier '{client_id}' was not found in the "
-                              f"directory '{self.tenant_id}'. This can happen if the application "
-                              "has not been installed by the administrator of the tenant.")
+            return _aad_error(
+                401,
+                "invalid_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the "
+                f"directory '{self.tenant_id}'. This can happen if the application "
+                "has not been installed by the administrator of the tenant.",
+            )
         refusal = self._check_client_credential(app, form, endpoint)
         if refusal is not None:
             return refusal
-        if "scope" in form:
-            scope = form["scope"].split()[0] if form["scope"].strip() else ""
-            if not scope.endswith("/.default"):
-                return _aad_error(400, "invalid_scope", 1002012,
-                                  f"The provided value for scope {scope} is not valid. Client "
-                                  "credential flows must have a scope value with /.default "
-                                  "suffixed to the resource identifier (application ID URI).")
-            audience = scope.removesuffix("/.default")
-        elif "resource" in form:
-            audience = form["resource"]
-        else:
-            return _aad_error(400, "invalid_request", 900144,
-                              "The request body must contain the following parameter: 'scope'.")
+        audience = _audience(form)
+        if isinstance(audience, Reply):
+            return audience
         token = self.issue_token(app.client_id, audience, host=host, lifetime=lifetime)
-        return json_reply(200, {"token_type": "Bearer", "expires_in": lifetime,
-                                "ext_expires_in": lifetime, "access_token": token})
+        return json_reply(
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
+                "access_token": token,
+            },
+        )
 
     def issue_token(
         self, client_id: str, audience: str, *, host: str, lifetime: int, key: Any = None
@@ -155,26 +168,47 @@ class Entra:
         if form.get("client_assertion_type") == _ASSERTION_TYPE:
             return self._check_assertion(app, form.get("client_assertion", ""), endpoint)
         secret = form.get("client_secret")
-        if app.client_secret is not None and secret is not None:
-            if secrets.compare_digest(secret.encode(), app.client_secret.encode()):
-                return None
-        return _aad_error(401, "invalid_client", 7000215,
-                          "Invalid client secret provided. Ensure the secret being sent in the "
-                          "request is the client secret value, not the client secret ID, for a "
-                          f"secret added to app '{app.client_id}'.")
+        if (
+            app.client_secret is not None
+            and secret is not None
+            and secrets.compare_digest(secret.encode(), app.client_secret.encode())
+        ):
+            return None
+        return _aad_error(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the "
+            "request is the client secret value, not the client secret ID, for a "
+            f"secret added to app '{app.client_id}'.",
+        )
 
     def _check_assertion(self, app: App, assertion: str, endpoint: str) -> Reply | None:
         if app.certificate_pem is None:
-            return _aad_error(401, "invalid_client", 700027,
-                              "Client assertion failed signature validation: the application "
-                              f"'{app.client_id}' has no certificate credential.")
+            return _aad_error(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation: the application "
+                f"'{app.client_id}' has no certificate credential.",
+            )
         public_key = x509.load_pem_x509_certificate(app.certificate_pem).public_key()
         try:
-            jwt.decode(assertion, public_key, algorithms=["RS256", "PS256"], audience=endpoint,
-                       issuer=app.client_id, options={"require": ["exp", "aud", "iss", "sub"]})
+            jwt.decode(
+                assertion,
+                public_key,
+                algorithms=["RS256", "PS256"],
+                audience=endpoint,
+                issuer=app.client_id,
+                options={"require": ["exp", "aud", "iss", "sub"]},
+            )
         except jwt.PyJWTError as exc:
-            return _aad_error(401, "invalid_client", 700027,
-                              f"Client assertion failed signature validation. ({exc})")
+            return _aad_error(
+                401,
+                "invalid_client",
+                700027,
+                f"Client assertion failed signature validation. ({exc})",
+            )
         return None
 
     # -- validation on the F&O side ---------------------------------------------------------
@@ -185,9 +219,12 @@ class Entra:
         :raises TokenError: bad signature, expired, wrong audience or tenant, no `oid`.
         """
         try:
-            claims = jwt.decode(token, self._key.public_key(), algorithms=["RS256"],
-                                options={"verify_aud": False,
-                                         "require": ["exp", "nbf", "aud", "tid"]})
+            claims = jwt.decode(
+                token,
+                self._key.public_key(),
+                algorithms=["RS256"],
+                options={"verify_aud": False, "require": ["exp", "nbf", "aud", "tid"]},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("the bearer token has expired") from exc
         except jwt.ImmatureSignatureError as exc:
@@ -215,8 +252,10 @@ def _aad_error(status: int, error: str, code: int, description: str) -> Reply:
     trace_id = str(uuid.uuid4())
     correlation_id = str(uuid.uuid4())
     timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    text = (f"AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
-            f"Timestamp: {timestamp}")
+    text = (
+        f"AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+        f"Timestamp: {timestamp}"
+    )
     payload = {
         "error": error,
         "error_description": text,
@@ -229,7 +268,35 @@ def _aad_error(status: int, error: str, code: int, description: str) -> Reply:
     return json_reply(status, payload)
 
 
+def _audience(form: Mapping[str, str]) -> str | Reply:
+    """The token audience: the v2.0 scope without `/.default`, or the v1 resource."""
+    if "resource" in form and "scope" not in form:
+        return form["resource"]
+    scope = (form.get("scope") or "").split()
+    if not scope:
+        return _aad_error(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        )
+    if not scope[0].endswith("/.default"):
+        return _aad_error(
+            400,
+            "invalid_scope",
+            1002012,
+            f"The provided value for scope {scope[0]} is not valid. Client credential flows "
+            "must have a scope value with /.default suffixed to the resource identifier "
+            "(application ID URI).",
+        )
+    return scope[0].removesuffix("/.default")
+
+
 def _tenant_not_found(tenant: str) -> Reply:
-    return _aad_error(400, "invalid_tenant", 90002,
-                      f"Tenant '{tenant}' not found. Check to make sure you have the correct "
-                      "tenant ID and are signing into the correct cloud.")
+    return _aad_error(
+        400,
+        "invalid_tenant",
+        90002,
+        f"Tenant '{tenant}' not found. Check to make sure you have the correct "
+        "tenant ID and are signing into the correct cloud.",
+    )

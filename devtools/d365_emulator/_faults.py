@@ -11,11 +11,15 @@ from email.utils import format_datetime
 from ._models import Knobs
 from ._replies import Reply, connector_error, odata_error, text_reply
 
-_STATUS_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-                504: "Gateway Timeout"}
+_STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
-class Fault(str, enum.Enum):
+class Fault(enum.StrEnum):
     """What the emulator does to a call instead of serving it."""
 
     DROP_BEFORE_BODY = "drop-before-body"
@@ -52,20 +56,20 @@ class FaultInjector:
         """A fault decided once the body is read: throttling, a server error, or a drop."""
         if not _applies(knobs, operation):
             return None
+        bursts = (
+            ("throttle_burst", Fault.THROTTLE),
+            ("error_burst", Fault.ERROR),
+            ("drop_after_body_burst", Fault.DROP_AFTER_BODY),
+        )
+        fractions = ((knobs.throttle_fraction, Fault.THROTTLE), (knobs.error_fraction, Fault.ERROR))
         with self._lock:
-            if knobs.throttle_burst > 0:
-                knobs.throttle_burst -= 1
-                return Fault.THROTTLE
-            if knobs.error_burst > 0:
-                knobs.error_burst -= 1
-                return Fault.ERROR
-            if knobs.drop_after_body_burst > 0:
-                knobs.drop_after_body_burst -= 1
-                return Fault.DROP_AFTER_BODY
-            if knobs.throttle_fraction and self._random.random() < knobs.throttle_fraction:
-                return Fault.THROTTLE
-            if knobs.error_fraction and self._random.random() < knobs.error_fraction:
-                return Fault.ERROR
+            for name, fault in bursts:
+                if getattr(knobs, name) > 0:
+                    setattr(knobs, name, getattr(knobs, name) - 1)
+                    return fault
+            for fraction, fault in fractions:
+                if fraction and self._random.random() < fraction:
+                    return fault
         return None
 
 
@@ -82,8 +86,11 @@ def throttle_reply(knobs: Knobs, *, odata: bool) -> Reply:
             headers["Retry-After"] = format_datetime(when, usegmt=True)
         else:
             headers["Retry-After"] = str(knobs.retry_after)
-    reply = (odata_error(429, knobs.throttle_message) if odata
-             else connector_error(429, knobs.throttle_message))
+    reply = (
+        odata_error(429, knobs.throttle_message)
+        if odata
+        else connector_error(429, knobs.throttle_message)
+    )
     return Reply(reply.status, reply.body, reply.content_type, headers)
 
 

@@ -80,7 +80,7 @@ class Job:
         return not self.entity
 
 
-class MessageState(str, enum.Enum):
+class MessageState(enum.StrEnum):
     """The message statuses F&O documents for GetMessageStatus."""
 
     ENQUEUED = "Enqueued"
@@ -102,7 +102,7 @@ STATUS_VARIANTS: Mapping[str, str] = {
 }
 
 
-class MessageIdFormat(str, enum.Enum):
+class MessageIdFormat(enum.StrEnum):
     """How the enqueue response spells the message id."""
 
     QUOTED = "quoted"

@@ -25,7 +25,7 @@ class Reply:
 
 def json_reply(status: int, payload: Any, *, content_type: str = JSON_TYPE) -> Reply:
     """A JSON body."""
-    return Reply(status, json.dumps(payload).encode(), content_type)
+    return Reply(status, json.dumps(payload, separators=(",", ":")).encode(), content_type)
 
 
 def text_reply(status: int, text: str) -> Reply:

@@ -50,7 +50,7 @@ class _Stored:
         return end_enqueued, end_pre, end_pre + timedelta(seconds=processing)
 
 
-class AckResult(str, enum.Enum):
+class AckResult(enum.StrEnum):
     """What an ack did."""
 
     ACKED = "acked"
@@ -265,8 +265,9 @@ class MessageStore:
                 return stored.outcome
             forced = self.forced.by_activity.get(stored.job.activity_id)
         # Parse outside the lock: a big file must not stall other requests.
-        outcome = forced or self._evaluate(stored.job, stored.entity, stored.company,
-                                           stored.body_path)
+        outcome = forced or self._evaluate(
+            stored.job, stored.entity, stored.company, stored.body_path
+        )
         with self._lock:
             if stored.outcome is None:
                 stored.outcome = outcome

@@ -155,7 +155,7 @@ var integrationSettings = {
   D365_BASE_URL: d365BaseUrl
   D365_AUTHORITY_HOST: d365AuthorityHost
   D365_ROUTES: d365Routes
-  D365_HTTP_TIMEOUT: '300'
+  D365_HTTP_TIMEOUT: '300s'
   INBOUND_CONTAINER: inboundContainerName
   ARCHIVE_CONTAINER: archiveContainerName
   ERRORS_CONTAINER: errorsContainerName
@@ -168,7 +168,7 @@ var integrationSettings = {
   POLL_INTERVAL_MAX: '10m'
   MAX_PENDING_AGE: maxPendingAge
   CLAIM_LEASE: '10m'
-  MAX_FILE_BYTES: '50331648'
+  MAX_FILE_BYTES: '48MiB'
 }
 
 var appSettings = union(storageSettings, monitoringSettings, authSettings, integrationSettings)

@@ -216,9 +216,12 @@ class D365Client:
         :raises D365Error: (a subclass of it) when the call fails.
         """
         message = _require_text(message_id, "message_id")
-        context = self._action_context("GetExecutionIdByMessageId", message_id=message)
-        value = self._action_value(context, {"_messageId": message})
-        return _parser(context, parse_execution_id)(value)
+        return self._action(
+            "GetExecutionIdByMessageId",
+            {"_messageId": message},
+            convert=parse_execution_id,
+            message_id=message,
+        )
 
     def get_execution_errors(self, execution_id: str) -> ExecutionErrors:
         """GetExecutionErrors: the row-level errors of an execution, raw text always kept.
@@ -227,7 +230,9 @@ class D365Client:
         :raises D365Error: (a subclass of it) when the call fails.
         """
         execution = _require_text(execution_id, "execution_id")
-        value = self._action("GetExecutionErrors", {"executionId": execution}, execution_id=execution)
+        value = self._action(
+            "GetExecutionErrors", {"executionId": execution}, execution_id=execution
+        )
         return parse_execution_errors(value)
 
     def get_execution_summary_status(self, execution_id: str) -> ExecutionSummaryStatusResult:
@@ -261,9 +266,7 @@ class D365Client:
 
         message, _ = self._call(context, read)
         if message is not None:
-            _LOGGER.info(
-                "dequeued activity=%s correlation_id=%s", activity, message.correlation_id
-            )
+            _LOGGER.info("dequeued activity=%s correlation_id=%s", activity, message.correlation_id)
         return message
 
     def download(
@@ -335,19 +338,24 @@ class D365Client:
         _LOGGER.info("acked activity=%s correlation_id=%s", activity, message.correlation_id)
 
     def _context(self, operation: str, method: str, url: str, **ids: Any) -> OperationContext:
-        return OperationContext(operation=operation, method=method, url=url, scope=self._scope, **ids)
+        return OperationContext(
+            operation=operation, method=method, url=url, scope=self._scope, **ids
+        )
 
-    def _action_context(self, action: str, **ids: str) -> OperationContext:
-        return self._context(action, "POST", f"{self._base_url}{_ACTIONS_PATH}{action}", **ids)
-
-    def _action(self, action: str, parameters: dict[str, str], **ids: str) -> Any:
-        return self._action_value(self._action_context(action, **ids), parameters)
-
-    def _action_value(self, context: OperationContext, parameters: dict[str, str]) -> Any:
-        """POST an OData action with a JSON body and return the `value` of its answer."""
+    def _action(
+        self,
+        action: str,
+        parameters: dict[str, str],
+        *,
+        convert: Callable[[Any], Any] = lambda value: value,
+        **ids: str,
+    ) -> Any:
+        """POST an OData action with a JSON body; returns `convert` of its answer's `value`."""
+        url = f"{self._base_url}{_ACTIONS_PATH}{action}"
+        context = self._context(action, "POST", url, **ids)
         value, _ = self._call(
             context,
-            _parser(context, odata_value),
+            _parser(context, lambda text: convert(odata_value(text))),
             headers={"Accept": "application/json", "Content-Type": _JSON},
             data=json.dumps(parameters).encode("utf-8"),
         )
@@ -397,14 +405,10 @@ class D365Client:
                 if 200 <= response.status_code < 300:
                     try:
                         return read(response), attempt
-                    except (requests.RequestException, OSError) as exc:
+                    except requests.RequestException as exc:
                         # The answer broke off while streaming (a download).
-                        if not isinstance(exc, requests.RequestException):
-                            raise
                         retry = rewind is None or rewind()
-                        if retry and self._may_retry_exception(
-                            context, exc, None, attempt, budget
-                        ):
+                        if retry and self._may_retry_exception(context, exc, None, attempt, budget):
                             continue
                         raise connection_error(
                             context, exc, sent_body=True, attempts=attempt
@@ -511,31 +515,27 @@ class D365Client:
 
 
 def _parser(
-    context: OperationContext, parse: Callable[[Any], _T]
-) -> Callable[[Any], _T]:
-    """`parse` with its ValueError turned into a `D365ResponseError` for `context`.
+    context: OperationContext, parse: Callable[[str], _T]
+) -> Callable[[requests.Response], _T]:
+    """A reader of a 2xx response that applies `parse` to its text; a ValueError from
+    `parse` becomes a `D365ResponseError` for `context`."""
 
-    Given a response it parses the response text; given anything else, that value.
-    """
-
-    def run(value: Any) -> _T:
-        response = value if isinstance(value, requests.Response) else None
-        text = response.text if response is not None else value
-        if response is not None:
-            _LOGGER.debug("%s response body: %s", context.operation, shorten(text, 2000))
+    def read(response: requests.Response) -> _T:
+        text = response.text
+        _LOGGER.debug("%s response body: %s", context.operation, shorten(text, 2000))
         try:
             return parse(text)
         except ValueError as exc:
             raise D365ResponseError(
                 f"{context.describe()} returned a response the client cannot read: {exc}",
                 url=url_without_query(context.url),
-                status_code=response.status_code if response is not None else 200,
-                body=shorten(str(text)),
-                request_id=request_id_of(response) if response is not None else None,
+                status_code=response.status_code,
+                body=shorten(text),
+                request_id=request_id_of(response),
                 **D365Error._ids(context),
             ) from None
 
-    return run
+    return read
 
 
 def _validate_base_url(base_url: str) -> str:

@@ -21,6 +21,7 @@ what to check. No message carries a token, a secret or a request header.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -264,35 +265,41 @@ def _hint(
     status = response.status_code
     if 300 <= status < 400:
         return _redirect_hint(response)
-    if status == 401:
-        return (
-            "Check: the app's client id is registered in F&O under System administration > "
-            "Setup > Microsoft Entra applications and mapped to an enabled user; for enqueue, "
-            "dequeue and ack it is also listed and enabled on the recurring data job's "
-            "authorization policy; the token audience is the base URL in lower case without a "
-            f"trailing slash (scope requested: {context.scope}); the token comes from the "
-            "environment's tenant."
-        )
-    if status == 403:
-        return (
-            "The app is known but not allowed: check that its user in System administration > "
-            "Setup > Microsoft Entra applications is enabled and has data management rights, "
-            "and that the app is enabled on the recurring data job's authorization policy."
-        )
-    if status == 404:
-        return _not_found_hint(context)
-    if status == 413:
-        return _too_large_hint(context)
-    if status == 429:
-        wait = f"asked to retry after {retry_after:g} s" if retry_after is not None else "throttled"
-        return (
-            f"F&O {wait}, which the retry budget ({budget}) does not allow. Lower the "
-            "concurrency or raise the budget; see System administration > Setup > Throttling "
-            "priority mapping."
-        )
     if status >= 500:
         return _server_hint(context, budget)
+    if status == 429:
+        return _throttled_hint(retry_after, budget)
+    if status in _CLIENT_ERROR_HINTS:
+        return _CLIENT_ERROR_HINTS[status](context)
     return "F&O refused the request; its message above says why."
+
+
+def _authentication_hint(context: OperationContext) -> str:
+    return (
+        "Check: the app's client id is registered in F&O under System administration > "
+        "Setup > Microsoft Entra applications and mapped to an enabled user; for enqueue, "
+        "dequeue and ack it is also listed and enabled on the recurring data job's "
+        "authorization policy; the token audience is the base URL in lower case without a "
+        f"trailing slash (scope requested: {context.scope}); the token comes from the "
+        "environment's tenant."
+    )
+
+
+def _permission_hint(context: OperationContext) -> str:
+    return (
+        "The app is known but not allowed: check that its user in System administration > "
+        "Setup > Microsoft Entra applications is enabled and has data management rights, "
+        "and that the app is enabled on the recurring data job's authorization policy."
+    )
+
+
+def _throttled_hint(retry_after: float | None, budget: str) -> str:
+    wait = f"asked to retry after {retry_after:g} s" if retry_after is not None else "throttled"
+    return (
+        f"F&O {wait}, which the retry budget ({budget}) does not allow. Lower the "
+        "concurrency or raise the budget; see System administration > Setup > Throttling "
+        "priority mapping."
+    )
 
 
 def _redirect_hint(response: requests.Response) -> str:
@@ -337,6 +344,14 @@ def _server_hint(context: OperationContext, budget: str) -> str:
             "recurring job also answers 5xx on some environments: check the activity id."
         )
     return f"F&O kept failing within the retry budget ({budget}); try again later."
+
+
+_CLIENT_ERROR_HINTS: dict[int, Callable[[OperationContext], str]] = {
+    401: _authentication_hint,
+    403: _permission_hint,
+    404: _not_found_hint,
+    413: _too_large_hint,
+}
 
 
 def connection_error(

@@ -115,7 +115,7 @@ def odata_value(text: str) -> Any:
 
 
 def parse_execution_id(value: Any) -> str | None:
-    """GetExecutionIdByMessageId's value; None when empty or the all-zero GUID (not assigned yet)."""
+    """GetExecutionIdByMessageId's value; None while not assigned yet (empty or all-zero GUID)."""
     if value is None:
         return None
     if not isinstance(value, str):

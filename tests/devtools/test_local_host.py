@@ -5,12 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -19,8 +24,15 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
 from azurefunctions.extensions.bindings import blob
 
-from devtools.azurite import Azurite
-from devtools.local_host import POISON_QUEUE, CronSchedule, LocalHost, UnsupportedBindingError
+from devtools import run_local
+from devtools.azurite import Azurite, connection_string, free_port
+from devtools.local_host import (
+    POISON_QUEUE,
+    CronSchedule,
+    LocalHost,
+    UnsupportedBindingError,
+    resolve_settings,
+)
 
 FUNCTION_KEY = "fake-function-key-not-real"
 TIMEOUT = 5.0
@@ -409,3 +421,167 @@ def test_unknown_bindings_and_missing_settings_are_refused(azurite: Azurite) -> 
 
     with pytest.raises(ValueError, match="'NOT_SET_ANYWHERE' referenced by '%NOT_SET_ANYWHERE%'"):
         LocalHost(timer_app, storage_connection_string=azurite.connection_string)
+    assert resolve_settings("%BOX%/in/{name}", {"BOX": "inbound"}) == "inbound/in/{name}"
+
+
+# --- run_local: the pieces that do not need the app's functions ------------------------------
+
+
+def test_local_settings_fill_the_environment_without_overriding_it(tmp_path: Path) -> None:
+    example = {"Values": {"D365_BASE_URL": "https://127.0.0.1:8443", "STATUS_TABLE": "t"}}
+    (tmp_path / "local.settings.example.json").write_text(json.dumps(example))
+    environ = {"D365_BASE_URL": "https://contoso.operations.dynamics.com"}
+
+    assert run_local.load_local_settings(tmp_path, environ).name == "local.settings.example.json"
+    assert environ == {
+        "D365_BASE_URL": "https://contoso.operations.dynamics.com",
+        "STATUS_TABLE": "t",
+    }
+
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"STATUS_TABLE": "mine"}}))
+    environ = {}
+    assert run_local.load_local_settings(tmp_path, environ).name == "local.settings.json"
+    assert environ == {"STATUS_TABLE": "mine"}
+
+    with pytest.raises(run_local.LocalRunError, match=r"no local\.settings\.json or"):
+        run_local.load_local_settings(tmp_path / "empty", {})
+
+
+def test_the_emulator_and_azurite_run_only_for_local_endpoints(azurite: Azurite) -> None:
+    assert run_local.is_loopback_url("https://127.0.0.1:8443")
+    assert run_local.is_loopback_url("https://localhost:8443/")
+    assert not run_local.is_loopback_url("https://contoso.operations.dynamics.com")
+    assert run_local.local_storage_ports("UseDevelopmentStorage=true") == (10000, 10001, 10002)
+    assert run_local.local_storage_ports(azurite.connection_string) == (
+        azurite.blob_port,
+        azurite.queue_port,
+        azurite.table_port,
+    )
+    real = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=fake;EndpointSuffix=x.net"
+    assert run_local.local_storage_ports(real) is None
+
+
+def test_ports_in_use_are_named_with_a_way_to_free_them() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(run_local.LocalRunError) as caught:
+            run_local.check_ports_free({port: "Azurite blob", free_port(): "D365 emulator"})
+    text = str(caught.value)
+    assert f"port(s) {port} (Azurite blob) already in use" in text
+    assert f"fuser -k {port}/tcp" in text
+    assert "D365 emulator" not in text
+
+
+def test_sample_uploads_keep_paths_and_get_a_run_suffix(tmp_path: Path) -> None:
+    (tmp_path / "customers" / "USMF").mkdir(parents=True)
+    (tmp_path / "customers" / "USMF" / "customers-valid.xml").write_bytes(b"<Document/>")
+    (tmp_path / "README.md").write_text("docs, not a sample")
+
+    uploads = run_local.sample_uploads(tmp_path, "run1")
+    assert [u.blob_path for u in uploads] == [
+        "customers/USMF/customers-valid-run1.xml",
+        "unrouted/readme-run1.txt",
+    ]
+    assert uploads[0].data == b"<Document/>"
+    assert uploads[1].data
+
+
+def _status_app(script: dict[str, list[dict[str, object] | None]]) -> func.FunctionApp:
+    """An HTTP API that answers ``?blob=`` with the next record of ``script`` (None: 404)."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.function_name("http_status")
+    @app.route(route="messages/{message_id?}", methods=["GET"])
+    def http_status(req: func.HttpRequest) -> func.HttpResponse:
+        steps = script[req.params["blob"]]
+        record = steps.pop(0) if len(steps) > 1 else steps[0]
+        if record is None:
+            return func.HttpResponse('{"error": "not tracked"}', status_code=404)
+        return func.HttpResponse(json.dumps(record), mimetype="application/json")
+
+    return app
+
+
+def test_follow_prints_each_state_change_until_all_are_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    errors = [{"record_id": "2", "field": "CUSTOMERGROUPID", "message": "Group 99 not found."}]
+    done = {"state": "ProcessedWithErrors", "message_id": "m-1", "errors": errors, "error_count": 1}
+    script: dict[str, list[dict[str, object] | None]] = {
+        "c/a.xml": [None, {"state": "Received"}, {"state": "Enqueued", "message_id": "m-1"}, done],
+        "u/b.txt": [{"state": "Rejected", "reject_reason": "NO_ROUTE", "last_error": "no route"}],
+    }
+    app = _status_app(script)
+    with LocalHost(app, storage_connection_string="unused", http_port=0, function_key="k") as host:
+        url = host.http_url
+        client = run_local.StatusClient(url, function_key="k")
+        statuses = run_local.follow(client, list(script), timeout=TIMEOUT, interval=0.01)
+        run_local.print_summary(statuses, url)
+        client.close()
+
+    assert {p: s.state for p, s in statuses.items()} == {
+        "c/a.xml": "ProcessedWithErrors",
+        "u/b.txt": "Rejected",
+    }
+    out = capsys.readouterr().out
+    changes = [line.split("  ", 1)[1] for line in out.splitlines() if line[:2].isdigit()]
+    assert changes == [
+        "u/b.txt: Rejected reject_reason=NO_ROUTE",
+        "c/a.xml: Received",
+        "c/a.xml: Enqueued message_id=m-1",
+        "c/a.xml: ProcessedWithErrors message_id=m-1 error_count=1",
+    ]
+    assert "c/a.xml: 1 error(s)\n  record 2 CUSTOMERGROUPID: Group 99 not found." in out
+    assert "u/b.txt: rejected: no route" in out
+    assert f"{url}/api/messages/m-1" in out
+    assert f"{url}/api/messages?blob=c/a.xml" in out
+    assert f"{url}/api/health" in out
+
+
+def _run_local(args: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.run_local", *args],
+        cwd=run_local.REPO_ROOT,
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_local_refuses_a_busy_port() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = _run_local(["--port", str(port), "--exit-when-done"], {})
+    assert result.returncode == 2
+    assert f"port(s) {port} (local Functions host) already in use" in result.stderr
+
+
+def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    (samples / "customers" / "USMF").mkdir(parents=True)
+    (samples / "customers" / "USMF" / "c.xml").write_bytes(b"<Document/>")
+    storage = connection_string(free_port(), free_port(), free_port())
+    d365 = f"https://127.0.0.1:{free_port()}"
+    environ = {
+        "IntegrationStorage": storage,
+        "AzureWebJobsStorage": storage,
+        "D365_BASE_URL": d365,
+        "D365_AUTHORITY_HOST": d365,
+    }
+    options = ["--port", "0", "--azurite-location", str(tmp_path / "azurite")]
+    options += ["--samples", str(samples), "--state-seconds", "10"]
+    result = _run_local([*options, "--exit-when-done", "--timeout", "4"], environ)
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    out = result.stdout
+    assert f"D365 emulator: {d365} (jobs: 3)" in out
+    assert re.search(r"uploaded d365-inbound/customers/USMF/c-\d{14}\.xml \(11 bytes\)", out)
+    assert re.search(r"unrouted/readme-\d{14}\.txt: Rejected reject_reason=", out)
+    assert "timed out after 4 s" in out
+    assert "local host stopped" in result.stderr

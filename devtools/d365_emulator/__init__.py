@@ -1,0 +1,80 @@
+"""A local Dynamics 365 Finance and Operations environment for tests and `make run`.
+
+One loopback HTTP(S) server plays both the F&O environment and its Microsoft Entra tenant, as
+`shared/reference/d365-recurring-integrations-api.md` describes them:
+
+- Entra: `/{tenant}/v2.0/.well-known/openid-configuration` (what MSAL reads when instance
+  discovery is off), `/{tenant}/oauth2/v2.0/token` (client secret or certificate assertion;
+  the v1 `/oauth2/token` with `resource` too) and `/{tenant}/discovery/v2.0/keys`. Tokens are
+  RS256 JWTs with `aud` (scope minus `/.default`), `tid`, `appid`, `azp`, `oid`, `iss`,
+  `iat`, `nbf`, `exp`; their expiry uses real time (MSAL caches by it), not the emulator
+  clock. A wrong secret and an unknown client both answer 401 `invalid_client`
+  (AADSTS7000215 / AADSTS700016), an unknown tenant 400 AADSTS90002.
+- F&O: `/api/connector/enqueue|dequeue|ack|download|jobstatus` and the DMF actions
+  GetMessageStatus, GetExecutionIdByMessageId, GetExecutionErrors, GetExecutionSummaryStatus.
+  Every call needs a bearer token for `aud` == base URL (lower case, no trailing slash) of this
+  tenant with an `oid`; otherwise 401 `{"Message": "Authorization has been denied for this
+  request. Reason: ..."}`. Connector calls also need the client id on the job's allow-list.
+
+Message lifecycle on the emulator clock (`emu.clock.advance()`, `emu.clock.speed`):
+Enqueued -> Preprocessing -> Processing -> outcome, with durations from the knobs. The outcome
+comes from the file: CustomersV3 and General journal files (DMF XML-Element or XML-Attribute,
+or CSV with a header row) are validated against the company's reference data; errors make
+ProcessedWithErrors, an unreadable file PreProcessingError. Other entities and data packages
+end Processed. `emu.set_outcome()` overrides all of this. The execution id
+(`<project>-<yyyy-MM-ddTHH:mm:ss>-<32 HEX>`) exists from Preprocessing on.
+
+Choices where the spec is UNCONFIRMED (documented here so tests can rely on them):
+
+- Unknown activity id (enqueue, dequeue, ack, jobstatus): 500 `{"Message": "An error has
+  occurred."}`, as RIS's connection check expects for dequeue; 404 with
+  `knobs.unknown_ids_not_found`.
+- Disabled job: enqueue answers 200 and the message stays Enqueued until
+  `emu.set_job_enabled(id, True)`; dequeue answers 204.
+- File job without `entity`, or an `entity` that is not the job's (names compare without case
+  and spaces; CustomersV3/CustCustomerV3Entity and General journal/LedgerJournalEntity are
+  aliases): 400 `{"Message": ...}`. A data-package job ignores `entity`.
+- `company`: used when the job has "Use company from message" (default), else the job's
+  company; a company without reference data ends PreProcessingError.
+- Unknown message id: GetMessageStatus answers "Enqueued" (an empty record's first enum value),
+  GetExecutionIdByMessageId the zero GUID; unknown execution id: GetExecutionErrors "[]",
+  GetExecutionSummaryStatus "Unknown". `knobs.unknown_ids_not_found` turns all into 404.
+- Over `knobs.max_enqueue_bytes`: the body is read to its end (so the client sees the answer),
+  then 413 with IIS's text.
+- A connection dropped "after the body" is dropped after the request was served: an enqueue is
+  stored, an ack counts; the client just never hears back.
+- Ack: 200 with an empty body; a pop receipt from an earlier dequeue is refused with 400.
+  Download location: `{base}/api/connector/download/{correlation id}`.
+- Certificate credentials: an `App` with `certificate_pem` accepts MSAL's RS256/PS256 client
+  assertions signed by that certificate's key.
+"""
+
+from ._clock import Clock
+from ._emulator import Emulator
+from ._models import (
+    OPERATIONS,
+    THROTTLE_MESSAGES,
+    App,
+    ExecutionErrorRecord,
+    Job,
+    Knobs,
+    Message,
+    MessageIdFormat,
+    MessageState,
+    RecordedRequest,
+)
+
+__all__ = [
+    "OPERATIONS",
+    "THROTTLE_MESSAGES",
+    "App",
+    "Clock",
+    "Emulator",
+    "ExecutionErrorRecord",
+    "Job",
+    "Knobs",
+    "Message",
+    "MessageIdFormat",
+    "MessageState",
+    "RecordedRequest",
+]

@@ -1,0 +1,128 @@
+"""`python -m devtools.d365_emulator`: run the emulator standalone until Ctrl+C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ._config import load_config
+from ._emulator import Emulator
+from ._models import Knobs, MessageIdFormat
+
+_EXAMPLE = Path(__file__).with_name("jobs.example.json")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - the CLI's user-facing output
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.d365_emulator",
+        description="A local D365 F&O environment with its Entra token endpoint and fault knobs.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=8443, help="0 picks a free port")
+    add("--tls", action=argparse.BooleanOptionalAction, default=True, help="HTTPS with a test CA")
+    add(
+        "--ca-file",
+        type=Path,
+        default=Path(".local/d365-emulator-ca.pem"),
+        help="where to write the CA PEM (with --tls)",
+    )
+    add("--jobs", type=Path, default=_EXAMPLE, help="tenant, apps and jobs (JSON)")
+    add("--latency-ms", type=int, default=0, help="delay before every F&O answer")
+    add(
+        "--state-seconds",
+        type=float,
+        default=3.0,
+        help="seconds in each of Enqueued, Preprocessing and Processing",
+    )
+    add("--clock-speed", type=float, default=1.0, help="emulator seconds per real second")
+    add("--throttle-fraction", type=float, default=0.0, help="share of F&O calls answered 429")
+    add("--retry-after", type=int, default=1, help="Retry-After seconds on 429")
+    add("--error-fraction", type=float, default=0.0, help="share of F&O calls answered 5xx")
+    add("--error-status", type=int, default=503, choices=(500, 502, 503, 504))
+    add("--drop-fraction", type=float, default=0.0, help="share of F&O calls dropped unanswered")
+    add("--max-enqueue-mb", type=float, default=None, help="answer 413 above this size")
+    add("--message-id-format", choices=[f.value for f in MessageIdFormat], default="quoted")
+    add(
+        "--status-variants",
+        action="store_true",
+        help="spell PreProcessing and PostProcessingError as RIS does",
+    )
+    add(
+        "--execution-errors-raw",
+        action="store_true",
+        help="unescaped quotes and newlines inside GetExecutionErrors messages",
+    )
+    add("--download-http", action="store_true", help="http:// DownloadLocation on dequeue")
+    add("--seed", type=int, default=0, help="seed of the fault fractions")
+    return parser
+
+
+def _knobs(args: argparse.Namespace) -> Knobs:
+    max_bytes = None if args.max_enqueue_mb is None else int(args.max_enqueue_mb * 1024 * 1024)
+    return Knobs(
+        latency_ms=args.latency_ms,
+        throttle_fraction=args.throttle_fraction,
+        retry_after=args.retry_after,
+        error_fraction=args.error_fraction,
+        error_status=args.error_status,
+        drop_fraction=args.drop_fraction,
+        max_enqueue_bytes=max_bytes,
+        enqueued_seconds=args.state_seconds,
+        preprocessing_seconds=args.state_seconds,
+        processing_seconds=args.state_seconds,
+        status_variants=args.status_variants,
+        message_id_format=MessageIdFormat(args.message_id_format),
+        execution_errors_raw=args.execution_errors_raw,
+        download_location_http=args.download_http,
+        seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags, start the emulator, wait for Ctrl+C."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # SIGTERM ends the run like Ctrl+C, so the work folder is cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    config = load_config(args.jobs)
+    emulator = Emulator(
+        config.jobs,
+        config.apps,
+        tenant_id=config.tenant_id,
+        tls=args.tls,
+        host=args.host,
+        port=args.port,
+        knobs=_knobs(args),
+    )
+    with emulator:
+        emulator.clock.speed = args.clock_speed
+        if emulator.ca_bundle:
+            args.ca_file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(emulator.ca_bundle, args.ca_file)
+        _say(f"D365 emulator  base URL:       {emulator.base_url}")
+        _say(f"               authority host: {emulator.authority_host}")
+        _say(f"               tenant:         {emulator.tenant_id}")
+        if emulator.ca_bundle:
+            _say(f"               CA bundle:      {args.ca_file.resolve()}")
+            _say(f"  export REQUESTS_CA_BUNDLE={args.ca_file.resolve()}")
+        for job in emulator.jobs:
+            _say(f"  job {job.activity_id}  {job.entity or '(data package)'}  {job.name}")
+        _say("Ctrl+C stops it.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            _say("stopping")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+"""`make run`: the whole app on this machine, with sample files flowing through it.
+
+1. Loads ``local.settings.json`` (or ``local.settings.example.json``) ``Values`` into the
+   environment without overriding variables already set, so
+   ``D365_BASE_URL=https://contoso.operations.dynamics.com make run`` runs against a real
+   environment.
+2. Starts Azurite where ``IntegrationStorage`` points (``UseDevelopmentStorage=true``: the
+   default ports 10000-10002), keeping its data in ``.local/azurite``.
+3. Starts the D365 emulator (TLS) on the port of ``D365_BASE_URL`` when that is a loopback
+   URL, with a job per route of ``D365_ROUTES`` and the app of ``D365_CLIENT_ID`` /
+   ``D365_CLIENT_SECRET``; trusts its CA in this process.
+4. Creates the inbound container, starts the local Functions host (``devtools.local_host``) on
+   127.0.0.1:7071, uploads the files of ``samples/`` under their relative paths (plus one file
+   no route matches) with a suffix unique to the run, and prints each file's state changes,
+   read from the app's own HTTP API, until all are terminal.
+5. Keeps serving until Ctrl-C, or exits with ``--exit-when-done`` (non-zero on ``--timeout``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, MutableMapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from types import FrameType
+from typing import Any, NoReturn, TextIO
+from urllib.parse import quote, urlsplit
+
+import requests
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+
+from devtools.azurite import Azurite
+from devtools.local_host import LocalHost
+from shared.settings import Settings, SettingsError
+from shared.tracking import TrackingState
+
+_LOGGER = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = REPO_ROOT / "samples"
+SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
+DEVELOPMENT_STORAGE_PORTS = (10000, 10001, 10002)
+REJECTED_SAMPLE = "unrouted/readme.txt"
+_REQUEST_TIMEOUT = (5.0, 30.0)
+
+
+def _say(text: str, *, stream: TextIO | None = None) -> None:
+    # The command's own output for a person (logs go to stderr through logging).
+    out = stream or sys.stdout
+    out.write(text + "\n")
+    out.flush()
+
+
+class LocalRunError(RuntimeError):
+    """Something on this machine stops the local run; the text says what to do."""
+
+
+def load_local_settings(
+    root: Path = REPO_ROOT, environ: MutableMapping[str, str] = os.environ
+) -> Path:
+    """Copy the ``Values`` of the local settings file into ``environ``; set variables win.
+
+    :returns: the file read (``local.settings.json`` when present, else the example).
+    :raises LocalRunError: neither file exists.
+    """
+    for name in SETTINGS_FILES:
+        path = root / name
+        if path.is_file():
+            values: Mapping[str, Any] = json.loads(path.read_text(encoding="utf-8"))["Values"]
+            for key, value in values.items():
+                environ.setdefault(key, str(value))
+            return path
+    raise LocalRunError(f"no {' or '.join(SETTINGS_FILES)} in {root}")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (localhost or a loopback address)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_storage_ports(connection_string: str) -> tuple[int, int, int] | None:
+    """The blob, queue and table ports of an Azurite connection string; None for a real account."""
+    parts = dict(part.split("=", 1) for part in connection_string.strip().split(";") if "=" in part)
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        return DEVELOPMENT_STORAGE_PORTS
+    endpoints = [parts.get(f"{kind}Endpoint", "") for kind in ("Blob", "Queue", "Table")]
+    if not all(endpoints) or not all(is_loopback_url(e) for e in endpoints):
+        return None
+    blob, queue, table = (urlsplit(e).port or 80 for e in endpoints)
+    return blob, queue, table
+
+
+def check_ports_free(ports: Mapping[int, str]) -> None:
+    """Fail early, naming every port of ``ports`` (port -> what needs it) already in use.
+
+    :raises LocalRunError: with the ports and how to free them.
+    """
+    taken = []
+    for port, purpose in ports.items():
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                taken.append(f"{port} ({purpose})")
+    if taken:
+        numbers = " ".join(f"{entry.split()[0]}/tcp" for entry in taken)
+        raise LocalRunError(
+            f"port(s) {', '.join(taken)} already in use on 127.0.0.1: probably another "
+            "`make run`, Azurite or `func start`. Stop it (find it with `ss -ltnp` or "
+            f"`lsof -i :PORT`; `fuser -k {numbers}` ends it), then run again."
+        )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file the demo puts into the inbound container."""
+
+    blob_path: str
+    data: bytes
+
+
+def sample_uploads(samples_dir: Path, run_id: str) -> list[Upload]:
+    """The sample files (not their docs) under their relative paths, plus one unroutable file.
+
+    ``run_id`` goes before each extension, so every run uploads new blobs.
+    """
+    files = sorted(p for p in samples_dir.rglob("*") if p.is_file() and p.suffix.lower() != ".md")
+    uploads = [
+        Upload(_with_run_id(p.relative_to(samples_dir).as_posix(), run_id), p.read_bytes())
+        for p in files
+    ]
+    rejected = b"No route matches this folder: the app rejects the file and keeps it here.\n"
+    uploads.append(Upload(_with_run_id(REJECTED_SAMPLE, run_id), rejected))
+    return uploads
+
+
+def _with_run_id(blob_path: str, run_id: str) -> str:
+    path = PurePosixPath(blob_path)
+    return str(path.with_name(f"{path.stem}-{run_id}{path.suffix}"))
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """What the app's HTTP API says about one uploaded file."""
+
+    blob_path: str
+    state: str | None  # None: not tracked yet
+    record: Mapping[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the file reached a final state."""
+        try:
+            return self.state is not None and TrackingState.parse(self.state).is_terminal
+        except ValueError:  # a state this tool does not know yet: keep following it
+            return False
+
+    def describe(self) -> str:
+        """One line: path, state and the ids or reason that go with it."""
+        extra = [
+            f"{key}={self.record[key]}"
+            for key in ("message_id", "d365_status", "error_count", "reject_reason")
+            if self.record.get(key) not in (None, "", 0)
+        ]
+        return " ".join([f"{self.blob_path}: {self.state or 'not tracked yet'}", *extra])
+
+
+class StatusClient:
+    """Reads file states from the app's own HTTP API (``GET /api/messages?blob=``)."""
+
+    def __init__(self, base_url: str, *, function_key: str | None = None) -> None:
+        self.base_url = base_url
+        self._session = requests.Session()
+        if function_key:
+            self._session.headers["x-functions-key"] = function_key
+
+    def get(self, blob_path: str) -> FileStatus:
+        """The latest record of ``blob_path``; a 404 means not tracked yet."""
+        response = self._session.get(
+            f"{self.base_url}/api/messages",
+            params={"blob": blob_path},
+            timeout=_REQUEST_TIMEOUT,
+        )
+        if response.status_code == 404:
+            return FileStatus(blob_path, None, {})
+        response.raise_for_status()
+        record = response.json()
+        return FileStatus(blob_path, record.get("state"), record)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
+
+def follow(
+    client: StatusClient, blob_paths: Sequence[str], *, timeout: float, interval: float = 1.0
+) -> dict[str, FileStatus]:
+    """Print each state change of ``blob_paths`` until all are terminal or ``timeout`` passes.
+
+    :returns: the last status of every path.
+    """
+    latest = {path: FileStatus(path, None, {}) for path in blob_paths}
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in blob_paths:
+            if latest[path].is_terminal:
+                continue
+            status = client.get(path)
+            if status.state != latest[path].state:
+                _say(f"{datetime.now().strftime('%H:%M:%S')}  {status.describe()}")
+            latest[path] = status
+        if all(s.is_terminal for s in latest.values()) or time.monotonic() > deadline:
+            return latest
+        time.sleep(interval)
+
+
+def print_summary(statuses: Mapping[str, FileStatus], base_url: str) -> None:
+    """The errors of files F&O processed with errors, and where to look next."""
+    for status in statuses.values():
+        errors = status.record.get("errors") or []
+        if status.state == TrackingState.PROCESSED_WITH_ERRORS.value or errors:
+            _say(f"\n{status.blob_path}: {status.record.get('error_count')} error(s)")
+            for error in errors:
+                where = f"record {error.get('record_id')} {error.get('field')}"
+                _say(f"  {where}: {error.get('message')}")
+        if status.record.get("reject_reason"):
+            reason = status.record.get("last_error") or status.record["reject_reason"]
+            _say(f"\n{status.blob_path}: rejected: {reason}")
+    _say("\nStatus API:")
+    for status in statuses.values():
+        if status.record.get("message_id"):
+            _say(f"  {base_url}/api/messages/{status.record['message_id']}")
+        _say(f"  {base_url}/api/messages?blob={quote(status.blob_path)}")
+    _say(f"  {base_url}/api/health")
+
+
+def _start_azurite(stack: ExitStack, connection_string: str, location: Path) -> None:
+    ports = local_storage_ports(connection_string)
+    if ports is None:
+        _LOGGER.info("IntegrationStorage is not local: Azurite not started")
+        return
+    check_ports_free(
+        dict(zip(ports, ("Azurite blob", "Azurite queue", "Azurite table"), strict=True))
+    )
+    location.mkdir(parents=True, exist_ok=True)
+    blob, queue, table = ports
+    stack.enter_context(Azurite(location, blob_port=blob, queue_port=queue, table_port=table))
+
+
+def _start_emulator(stack: ExitStack, settings: Settings, state_seconds: float) -> None:
+    from devtools.d365_emulator import App, Emulator, Job, Knobs
+
+    d365 = settings.d365
+    port = urlsplit(d365.base_url).port or 443
+    check_ports_free({port: "D365 emulator"})
+    client_ids = (d365.client_id,) if d365.client_id else ()
+    emulator = Emulator(
+        jobs=[
+            Job(
+                activity_id=route.activity_id,
+                entity=route.entity or "",
+                name=route.name,
+                allowed_client_ids=client_ids,
+                enabled=route.enabled,
+            )
+            for route in settings.routes
+        ],
+        apps=[App(client_id=d365.client_id or "", client_secret=d365.client_secret)],
+        tenant_id=d365.tenant_id or "faketenant",
+        tls=urlsplit(d365.base_url).scheme == "https",
+        host="127.0.0.1",
+        port=port,
+        knobs=Knobs(
+            enqueued_seconds=state_seconds,
+            preprocessing_seconds=state_seconds,
+            processing_seconds=state_seconds,
+        ),
+    )
+    stack.enter_context(emulator)
+    if emulator.ca_bundle:
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(emulator.ca_bundle)
+    if d365.authority_host.rstrip("/") != emulator.authority_host.rstrip("/"):
+        _LOGGER.warning(
+            "D365_AUTHORITY_HOST=%s is not the emulator (%s): tokens will not come from it",
+            d365.authority_host,
+            emulator.authority_host,
+        )
+    _say(f"D365 emulator: {emulator.base_url} (jobs: {len(settings.routes)})")
+
+
+def _create_container(connection_string: str, name: str) -> None:
+    with (
+        BlobServiceClient.from_connection_string(connection_string) as service,
+        contextlib.suppress(ResourceExistsError),
+    ):
+        service.create_container(name)
+
+
+def _upload(connection_string: str, container: str, uploads: Sequence[Upload]) -> None:
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        for upload in uploads:
+            service.get_blob_client(container, upload.blob_path).upload_blob(upload.data)
+            _say(f"uploaded {container}/{upload.blob_path} ({len(upload.data)} bytes)")
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.run_local", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port of the host (0: any)")
+    parser.add_argument(
+        "--timer-interval",
+        type=float,
+        default=3.0,
+        help="seconds between poll_status runs; 0 follows POLL_SCHEDULE (default 3)",
+    )
+    parser.add_argument(
+        "--state-seconds",
+        type=float,
+        default=3.0,
+        help="seconds the emulator keeps a message in each non-terminal state (default 3)",
+    )
+    parser.add_argument("--function-key", help="enforce this function key, as Azure does")
+    parser.add_argument("--azurite-location", type=Path, default=REPO_ROOT / ".local" / "azurite")
+    parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
+    parser.add_argument("--no-samples", action="store_true", help="upload nothing; just serve")
+    parser.add_argument("--exit-when-done", action="store_true", help="exit once all are terminal")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait (default 300)"
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start everything, run the demo, and serve; returns the exit code."""
+    settings_file = load_local_settings()
+    _say(f"settings: {settings_file.name}")
+    settings = Settings.from_env()
+    connection_string = settings.storage.connection_string
+    if not connection_string:
+        raise LocalRunError("make run needs a connection string in IntegrationStorage")
+    if args.port:
+        check_ports_free({args.port: "local Functions host"})
+    with ExitStack() as stack:
+        _start_azurite(stack, connection_string, args.azurite_location)
+        if is_loopback_url(settings.d365.base_url):
+            _start_emulator(stack, settings, args.state_seconds)
+        else:
+            _say(f"F&O environment: {settings.d365.base_url} (no emulator)")
+        _create_container(connection_string, settings.inbound_container)
+
+        from function_app import app
+
+        host = stack.enter_context(
+            LocalHost(
+                app,
+                storage_connection_string=connection_string,
+                http_port=args.port,
+                timer_interval=args.timer_interval or None,
+                function_key=args.function_key,
+            )
+        )
+        _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
+        status_client = StatusClient(host.http_url, function_key=args.function_key)
+        stack.callback(status_client.close)
+        if not args.no_samples:
+            uploads = sample_uploads(args.samples, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+            _upload(connection_string, settings.inbound_container, uploads)
+            paths = [u.blob_path for u in uploads]
+            statuses = follow(status_client, paths, timeout=args.timeout)
+            print_summary(statuses, host.http_url)
+            done = all(s.is_terminal for s in statuses.values())
+            if not done:
+                _say(f"\ntimed out after {args.timeout:.0f} s")
+            if args.exit_when_done:
+                return 0 if done else 1
+        _say("\nserving; Ctrl-C stops everything")
+        _wait_forever()
+    return 0
+
+
+def _wait_forever() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _say("\nstopping")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `make run` command line."""
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("azure").setLevel(logging.WARNING)  # one line per storage call otherwise
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return run(args)
+    except SettingsError as error:
+        _say(f"the local settings are not valid:\n{error}", stream=sys.stderr)
+    except LocalRunError as error:
+        _say(str(error), stream=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

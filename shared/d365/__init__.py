@@ -1,0 +1,58 @@
+"""Client for the Dynamics 365 Finance and Operations recurring-integrations API.
+
+See docs/architecture.md ("The F&O client") for the contract other modules code against.
+"""
+
+from ._body import Body
+from ._client import D365Client
+from ._errors import (
+    D365AuthenticationError,
+    D365ConnectionError,
+    D365CredentialError,
+    D365Error,
+    D365HttpError,
+    D365NotFoundError,
+    D365PayloadTooLargeError,
+    D365PermissionError,
+    D365ResponseError,
+    D365ServerError,
+    D365ThrottledError,
+)
+from ._models import (
+    DequeuedMessage,
+    EnqueueResult,
+    ExecutionError,
+    ExecutionErrors,
+    ExecutionSummaryStatus,
+    ExecutionSummaryStatusResult,
+    MessageStatus,
+    MessageStatusResult,
+)
+from ._parsing import normalize_message_id
+from ._retry import RetryPolicy
+
+__all__ = [
+    "Body",
+    "D365AuthenticationError",
+    "D365Client",
+    "D365ConnectionError",
+    "D365CredentialError",
+    "D365Error",
+    "D365HttpError",
+    "D365NotFoundError",
+    "D365PayloadTooLargeError",
+    "D365PermissionError",
+    "D365ResponseError",
+    "D365ServerError",
+    "D365ThrottledError",
+    "DequeuedMessage",
+    "EnqueueResult",
+    "ExecutionError",
+    "ExecutionErrors",
+    "ExecutionSummaryStatus",
+    "ExecutionSummaryStatusResult",
+    "MessageStatus",
+    "MessageStatusResult",
+    "RetryPolicy",
+    "normalize_message_id",
+]

@@ -1,0 +1,456 @@
+"""Structural checks of the Bicep templates (no Bicep compiler here: see tests/deploy/bicep.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import shared.settings
+from function_app import app
+from shared.settings import Settings
+from tests import fakes
+from tests.deploy.bicep import BicepFile, Module, object_literals, top_level_keys
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA = REPO_ROOT / "infra"
+MAIN = INFRA / "main.bicep"
+PARAMETERS = INFRA / "main.parameters.json"
+TEMPLATES = sorted(INFRA.rglob("*.bicep"))
+
+# The settings contract (shared/settings.py): every one must be an app setting in Azure.
+CONTRACT_SETTINGS = (
+    "D365_BASE_URL",
+    "D365_TENANT_ID",
+    "D365_CLIENT_ID",
+    "D365_CLIENT_SECRET",
+    "D365_CLIENT_CERTIFICATE_PATH",
+    "D365_CLIENT_CERTIFICATE_PASSWORD",
+    "D365_MANAGED_IDENTITY_CLIENT_ID",
+    "D365_AUTHORITY_HOST",
+    "D365_ROUTES",
+    "D365_HTTP_TIMEOUT",
+    "INBOUND_CONTAINER",
+    "ARCHIVE_CONTAINER",
+    "ERRORS_CONTAINER",
+    "ARCHIVE_MODE",
+    "STATUS_TABLE",
+    "POLL_SCHEDULE",
+    "POLL_CONCURRENCY",
+    "POLL_TICK_BUDGET",
+    "POLL_INTERVAL_MIN",
+    "POLL_INTERVAL_MAX",
+    "MAX_PENDING_AGE",
+    "CLAIM_LEASE",
+    "MAX_FILE_BYTES",
+    "IntegrationStorage__blobServiceUri",
+    "IntegrationStorage__queueServiceUri",
+    "IntegrationStorage__tableServiceUri",
+    "IntegrationStorage__credential",
+    "IntegrationStorage__clientId",
+)
+PLATFORM_SETTINGS = (
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+)
+SETTINGS_VARIABLES = (
+    "storageSettings",
+    "monitoringSettings",
+    "secretAuthSettings",
+    "certificateAuthSettings",
+    "managedIdentityAuthSettings",
+    "integrationSettings",
+)
+# Built-in role definition ids, from the Azure built-in roles reference.
+KNOWN_ROLES = {
+    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
+}
+# (file, resource symbol) -> flag lines that must be there, each under a "Why" comment.
+SECURITY_FLAGS = {
+    ("app/storage.bicep", "storage"): (
+        "allowSharedKeyAccess: false",
+        "allowBlobPublicAccess: false",
+        "minimumTlsVersion: 'TLS1_2'",
+        "supportsHttpsTrafficOnly: true",
+        "defaultToOAuthAuthentication: true",
+        "allowCrossTenantReplication: false",
+        "publicNetworkAccess: 'Enabled'",
+    ),
+    ("app/keyvault.bicep", "vault"): (
+        "enableRbacAuthorization: true",
+        "enableSoftDelete: true",
+        "enablePurgeProtection: true",
+        "publicNetworkAccess: 'Enabled'",
+    ),
+    ("app/monitoring.bicep", "applicationInsights"): ("DisableLocalAuth: true",),
+    ("app/function.bicep", "site"): (
+        "httpsOnly: true",
+        "keyVaultReferenceIdentity: identityId",
+        "minTlsVersion: '1.2'",
+    ),
+}
+SECRET_PATTERNS = (
+    re.compile(r"AccountKey\s*=", re.IGNORECASE),
+    re.compile(r"SharedAccessSignature\s*=", re.IGNORECASE),
+    re.compile(r"[?&]sig=", re.IGNORECASE),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"InstrumentationKey\s*=", re.IGNORECASE),
+    # A function key written into a URL (the template builds it from listKeys() instead).
+    re.compile(r"[?&]code=[A-Za-z0-9]"),
+)
+# A key-like run: account keys, function keys and client secrets are 32+ characters mixing
+# upper case, lower case and digits (GUIDs are lower-case hex with hyphens: not matched).
+KEY_LIKE = re.compile(r"[A-Za-z0-9+/_~-]{32,}={0,2}")
+
+
+def _file(relative: str) -> BicepFile:
+    return BicepFile(INFRA / relative)
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(INFRA).as_posix()
+
+
+def _unquote(expression: str) -> str:
+    assert expression.startswith("'") and expression.endswith("'"), expression
+    return expression[1:-1]
+
+
+def _settings_keys() -> dict[str, str]:
+    function = _file("app/function.bicep")
+    keys: dict[str, str] = {}
+    for name in SETTINGS_VARIABLES:
+        for body in object_literals(function.variable(name)):
+            keys.update(top_level_keys(body))
+    return keys
+
+
+def _main_module(symbol: str) -> Module:
+    return next(module for module in BicepFile(MAIN).modules() if module.symbol == symbol)
+
+
+def _main_value(function_param: str) -> str | None:
+    """The value main.bicep gives a function.bicep param, when it is a literal or a default."""
+    main = BicepFile(MAIN)
+    expression = _main_module("functionApp").params[function_param]
+    param = main.params().get(expression)
+    if param is not None:
+        expression = param.default or ""
+    elif re.fullmatch(r"\w+", expression):
+        expression = main.variable(expression)
+    if expression.startswith("'"):
+        return _unquote(expression)
+    return expression if re.fullmatch(r"\d+", expression) else None
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
+def test_every_declared_param_is_used(path: Path) -> None:
+    template = BicepFile(path)
+    unused = [name for name in template.params() if template.param_uses(name) == 0]
+    assert unused == [], f"{_relative(path)} declares params it never reads: {unused}"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
+def test_modules_exist_and_get_exactly_their_params(path: Path) -> None:
+    for module in BicepFile(path).modules():
+        target = path.parent / module.path
+        assert target.is_file(), f"{_relative(path)}: module {module.symbol} -> missing {target}"
+        declared = BicepFile(target).params()
+        unknown = set(module.params) - set(declared)
+        missing = {name for name, param in declared.items() if param.default is None} - set(
+            module.params
+        )
+        assert unknown == set(), f"{module.symbol} passes params {module.path} lacks: {unknown}"
+        assert missing == set(), f"{module.symbol} leaves required params unset: {missing}"
+
+
+def test_every_module_file_is_referenced() -> None:
+    referenced = {
+        (path.parent / module.path).resolve()
+        for path in TEMPLATES
+        for module in BicepFile(path).modules()
+    }
+    orphans = [_relative(path) for path in TEMPLATES if path != MAIN and path not in referenced]
+    assert orphans == []
+
+
+def test_each_resource_type_uses_one_ga_api_version() -> None:
+    versions: dict[str, set[str]] = {}
+    for path in TEMPLATES:
+        for resource in BicepFile(path).resources():
+            assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resource.api_version), resource
+            versions.setdefault(resource.type, set()).add(resource.api_version)
+    mixed = {kind: found for kind, found in versions.items() if len(found) > 1}
+    assert mixed == {}
+
+
+def test_app_settings_cover_the_settings_contract() -> None:
+    keys = _settings_keys()
+    missing = [name for name in (*CONTRACT_SETTINGS, *PLATFORM_SETTINGS) if name not in keys]
+    assert missing == [], f"function.bicep lacks app settings: {missing}"
+
+
+def test_every_setting_documented_by_the_app_is_in_the_template() -> None:
+    documented = set(re.findall(r"``([A-Z][A-Z0-9]*_[A-Z0-9_]+)``", shared.settings.__doc__ or ""))
+    assert documented, "shared/settings.py documents its settings in its docstring"
+    assert documented - set(_settings_keys()) == set()
+
+
+def test_all_settings_reach_the_site() -> None:
+    function = _file("app/function.bicep")
+    assert re.sub(r"\s+", " ", function.variable("appSettings")) == (
+        "union(storageSettings, monitoringSettings, authSettings, integrationSettings)"
+    )
+    auth = function.variable("authSettings")
+    for name in ("secretAuthSettings", "certificateAuthSettings", "managedIdentityAuthSettings"):
+        assert name in auth
+    site = next(res for res in function.resources() if res.symbol == "site")
+    assert "for setting in items(appSettings)" in site.body
+
+
+def test_flex_has_no_worker_runtime_setting_and_runs_python() -> None:
+    for path in TEMPLATES:
+        assert "FUNCTIONS_WORKER_RUNTIME" not in BicepFile(path).code, _relative(path)
+    site = next(res for res in _file("app/function.bicep").resources() if res.symbol == "site")
+    assert "name: 'python'" in site.body
+    assert "version: pythonVersion" in site.body
+    assert BicepFile(MAIN).params()["pythonVersion"].default == "'3.12'"
+
+
+def test_storage_connections_are_identity_based() -> None:
+    keys = _settings_keys()
+    for connection in ("AzureWebJobsStorage", "IntegrationStorage"):
+        assert keys[f"{connection}__credential"] == "'managedidentity'"
+        assert keys[f"{connection}__clientId"] == "identityClientId"
+        assert connection not in keys, f"{connection} as a connection string"
+    for path in TEMPLATES:
+        assert "listKeys" not in BicepFile(path).code or path.name == "eventsubscription.bicep"
+    assert keys["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "'ClientId=${identityClientId};Authorization=AAD'"
+    )
+
+
+def test_client_secret_is_a_key_vault_reference_read_with_the_identity() -> None:
+    function = _file("app/function.bicep")
+    keys = _settings_keys()
+    assert keys["D365_CLIENT_SECRET"] == "clientSecretReference"
+    assert function.variable("clientSecretReference") == (
+        "'@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${clientSecretName}/)'"
+    )
+    assert keys["D365_CLIENT_CERTIFICATE_PASSWORD"] == "certificatePasswordReference"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
+def test_role_definition_ids_are_the_built_in_roles(path: Path) -> None:
+    template = BicepFile(path)
+    if "roleDefinitionIds" not in template.code:
+        return
+    roles = {
+        name: _unquote(value)
+        for name, value in top_level_keys(template.variable("roleDefinitionIds")[1:-1]).items()
+    }
+    assert {name: KNOWN_ROLES.get(name) for name in roles} == roles
+    # Every GUID literal of the file is in the named table: no anonymous role ids.
+    guids = set(re.findall(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", template.source))
+    assert guids <= set(roles.values())
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
+def test_role_assignments_are_named_from_scope_principal_and_role(path: Path) -> None:
+    for resource in BicepFile(path).resources():
+        if resource.type != "Microsoft.Authorization/roleAssignments":
+            continue
+        body = top_level_keys(resource.body)
+        name = re.fullmatch(r"guid\((\w+)\.id, (\w+(?:\.\w+)*), (\S+)\)", body["name"])
+        assert name, f"{resource.symbol}: name {body['name']} is not guid(scope, principal, role)"
+        scope, principal, role = name.groups()
+        assert body["scope"] == scope
+        assert role.startswith("roleDefinitionIds.") or role == "roleId"
+        properties = top_level_keys(body["properties"].strip()[1:-1])
+        assert properties["principalType"] == "'ServicePrincipal'"
+        assert properties["principalId"].startswith(principal.split(".")[0])
+
+
+def test_the_app_identity_has_exactly_the_roles_it_needs() -> None:
+    rbac = _file("app/rbac.bicep")
+    storage_roles = re.findall(r"roleDefinitionIds\.(\w+)", rbac.variable("storageRoles"))
+    assert storage_roles == [
+        "storageBlobDataOwner",
+        "storageQueueDataContributor",
+        "storageTableDataContributor",
+    ]
+    granted = set()
+    for resource in rbac.resources():
+        if resource.type != "Microsoft.Authorization/roleAssignments":
+            continue
+        scope = re.search(r"scope: (\w+)", resource.body).group(1)
+        role = re.search(r"roleDefinitionIds\.(\w+)\)", resource.body.replace("\n", ""))
+        granted.add((scope, role.group(1) if role else "storageRoles"))
+    assert granted == {
+        ("storage", "storageRoles"),
+        ("applicationInsights", "monitoringMetricsPublisher"),
+        ("vault", "keyVaultSecretsUser"),
+    }
+    assert _main_module("rbac").params["principalId"] == "identity.properties.principalId"
+
+
+@pytest.mark.parametrize(("location", "flags"), SECURITY_FLAGS.items(), ids=str)
+def test_security_flags_are_set_and_explained(
+    location: tuple[str, str], flags: tuple[str, ...]
+) -> None:
+    relative, symbol = location
+    template = _file(relative)
+    resource = next(res for res in template.resources() if res.symbol == symbol)
+    assert all(flag in resource.body for flag in flags), resource.body
+    lines = template.text.splitlines()
+    for flag in flags:
+        index = next(i for i, line in enumerate(lines) if line.strip() == flag)
+        above = index - 1
+        while lines[above].strip().startswith("//") and "Why:" not in lines[above]:
+            above -= 1
+        assert "// Why:" in lines[above], f"{relative}: no 'Why' comment above {flag}"
+
+
+def test_event_subscription_is_deployed_in_phase_two_only() -> None:
+    main = BicepFile(MAIN)
+    assert main.params()["deployEventSubscription"].default == "false"
+    subscription = _main_module("blobCreatedSubscription")
+    assert subscription.condition == "deployEventSubscription"
+    assert subscription.path == "app/eventsubscription.bicep"
+    parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
+    assert parameters["deployEventSubscription"]["value"] is False
+
+
+def test_event_subscription_targets_the_trigger_webhook() -> None:
+    template = _file("app/eventsubscription.bicep")
+    resource = next(res for res in template.resources() if not res.existing)
+    assert resource.type == "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    body = resource.body
+    assert "endpointType: 'WebHook'" in body
+    assert (
+        "'https://${site.properties.defaultHostName}/runtime/webhooks/blobs"
+        "?functionName=Host.Functions.enqueue_blob"
+        "&code=${siteHost.listKeys().systemKeys.blobs_extension}'"
+    ) in body
+    assert "subjectBeginsWith: '/blobServices/default/containers/${inboundContainerName}/'" in body
+    assert "'Microsoft.Storage.BlobCreated'" in body
+    assert re.search(r"retryPolicy: \{\s+maxDeliveryAttempts: 30", body)
+    assert "deadLetterWithResourceIdentity" in body
+    assert "blobContainerName: deadLetterContainerName" in body
+    # Outputs are kept in clear text in the deployment history: never the webhook key.
+    assert template.outputs() == []
+
+
+def test_inbound_container_matches_the_blob_trigger() -> None:
+    function = next(fn for fn in app.get_functions() if fn.get_function_name() == "enqueue_blob")
+    binding = json.loads(function.get_function_json())["bindings"][0]
+    container = binding["path"].split("/", 1)[0]
+    assert _unquote(BicepFile(MAIN).variable("inboundContainerName")) == container
+    assert _main_value("inboundContainerName") == container
+    assert binding["connection"] == "IntegrationStorage"
+    assert _main_module("blobCreatedSubscription").params["inboundContainerName"] == (
+        "inboundContainerName"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*TEMPLATES, PARAMETERS, REPO_ROOT / "azure-pipelines.yml"],
+    ids=lambda path: path.relative_to(REPO_ROOT).as_posix(),
+)
+def test_no_secret_literal(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for pattern in SECRET_PATTERNS:
+        assert pattern.search(text) is None, f"{path.name}: {pattern.pattern} matches"
+    key_like = [
+        run
+        for run in KEY_LIKE.findall(re.sub(r"https?://\S+", "", text))
+        if all(re.search(kind, run) for kind in ("[A-Z]", "[a-z]", "[0-9]"))
+    ]
+    assert key_like == [], f"{path.name}: key-like values"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
+def test_secret_params_are_secure(path: Path) -> None:
+    for param in BicepFile(path).params().values():
+        if param.type == "string" and re.search(r"(secret|password)$", param.name, re.I):
+            assert "@secure()" in param.decorators, f"{_relative(path)}: {param.name}"
+
+
+def test_parameters_file_fits_main_and_holds_no_secret() -> None:
+    parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
+    declared = BicepFile(MAIN).params()
+    assert set(parameters) <= set(declared)
+    required = {name for name, param in declared.items() if param.default is None}
+    assert required <= set(parameters)
+    secure = {name for name, param in declared.items() if "@secure()" in param.decorators}
+    assert secure and not secure & set(parameters)
+    routes = json.loads(parameters["d365Routes"]["value"])
+    assert isinstance(routes, list) and routes
+
+
+def _template_environment(auth_mode: str) -> dict[str, str]:
+    """The app settings the template writes, with Azure's values stood in by fake ones."""
+    stand_ins = {
+        "storage.properties.primaryEndpoints.blob": "https://stfake.blob.core.windows.net/",
+        "storage.properties.primaryEndpoints.queue": "https://stfake.queue.core.windows.net/",
+        "storage.properties.primaryEndpoints.table": "https://stfake.table.core.windows.net/",
+        "identityClientId": fakes.CLIENT_ID,
+        "d365BaseUrl": "https://fno.localhost.operations.dynamics.com",
+        "d365TenantId": fakes.TENANT_ID,
+        "d365ClientId": fakes.CLIENT_ID,
+        # The platform resolves the Key Vault reference before the app reads it.
+        "clientSecretReference": fakes.CLIENT_SECRET,
+        "d365Routes": json.dumps(
+            [
+                {
+                    "name": "customers",
+                    "prefix": "customers/{company}/",
+                    "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+                    "entity": fakes.CUSTOMERS_ENTITY,
+                }
+            ]
+        ),
+    }
+    function = _file("app/function.bicep")
+    auth_variable = {
+        "secret": "secretAuthSettings",
+        "managedIdentity": "managedIdentityAuthSettings",
+    }
+    environ: dict[str, str] = {}
+    for name in ("storageSettings", auth_variable[auth_mode], "integrationSettings"):
+        for key, expression in top_level_keys(function.variable(name)[1:-1]).items():
+            if expression in stand_ins:
+                environ[key] = stand_ins[expression]
+            elif expression.startswith("'"):
+                environ[key] = _unquote(expression)
+            else:
+                param = re.fullmatch(r"(?:string\()?(\w+)\)?", expression).group(1)
+                value = _main_value(param)
+                assert value is not None, f"{key}: no value for {expression}"
+                environ[key] = value
+    return environ
+
+
+@pytest.mark.parametrize("auth_mode", ["secret", "managedIdentity"])
+def test_template_settings_pass_the_app_validation(auth_mode: str) -> None:
+    settings = Settings.from_env(_template_environment(auth_mode))
+
+    assert settings.inbound_container == "d365-inbound"
+    assert settings.status_table == "d365messages"
+    assert settings.max_file_bytes == 48 * 1024 * 1024
+    assert settings.poll_tick_budget.total_seconds() == 240
+    assert settings.poll_schedule == "0 */1 * * * *"
+    assert settings.routes.get("customers") is not None
