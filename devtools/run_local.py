@@ -382,30 +382,29 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
-        status_client = StatusClient(host.http_url, function_key=args.function_key)
-        stack.callback(status_client.close)
         if not args.no_samples:
-            uploads = sample_uploads(args.samples, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
-            _upload(connection_string, settings.inbound_container, uploads)
-            paths = [u.blob_path for u in uploads]
-            statuses = follow(status_client, paths, timeout=args.timeout)
-            print_summary(statuses, host.http_url)
-            done = all(s.is_terminal for s in statuses.values())
-            if not done:
-                _say(f"\ntimed out after {args.timeout:.0f} s")
+            done = _demo(args, connection_string, settings.inbound_container, host.http_url)
             if args.exit_when_done:
                 return 0 if done else 1
         _say("\nserving; Ctrl-C stops everything")
-        _wait_forever()
-    return 0
-
-
-def _wait_forever() -> None:
-    try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
-        _say("\nstopping")
+
+
+def _demo(args: argparse.Namespace, connection_string: str, container: str, url: str) -> bool:
+    """Upload the samples and follow them; True when all reached a final state in time."""
+    uploads = sample_uploads(args.samples, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    _upload(connection_string, container, uploads)
+    status_client = StatusClient(url, function_key=args.function_key)
+    try:
+        statuses = follow(status_client, [u.blob_path for u in uploads], timeout=args.timeout)
+    finally:
+        status_client.close()
+    print_summary(statuses, url)
+    done = all(s.is_terminal for s in statuses.values())
+    if not done:
+        _say(f"\ntimed out after {args.timeout:.0f} s")
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -418,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return run(args)
+    except KeyboardInterrupt:
+        _say("stopped")
+        return 130
     except SettingsError as error:
         _say(f"the local settings are not valid:\n{error}", stream=sys.stderr)
     except LocalRunError as error:

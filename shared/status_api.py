@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.context import AppContext
 from shared.settings import SettingsError
-from shared.tracking import TrackedFile, TrackingState
+from shared.tracking import TrackedFile, TrackingState, error_to_dict
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,10 +58,7 @@ def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
         "terminal": record.state.is_terminal,
         "d365_status": record.d365_status,
         "execution_id": record.execution_id,
-        "errors": [
-            {"record_id": e.record_id, "field": e.field, "message": e.message}
-            for e in errors[:ERRORS_IN_RESPONSE]
-        ],
+        "errors": [error_to_dict(e) for e in errors[:ERRORS_IN_RESPONSE]],
         "errors_truncated": len(errors) > ERRORS_IN_RESPONSE,
         "error_count": record.error_count,
         "errors_blob": record.errors_blob,
@@ -159,8 +156,7 @@ def _parse_since(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"since {text[:40]!r} is not a date-time; expected ISO 8601, "
-            "e.g. 2026-11-28T09:00:00Z"
+            f"since {text[:40]!r} is not a date-time; expected ISO 8601, e.g. 2026-11-28T09:00:00Z"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 

@@ -38,6 +38,8 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
+from shared.d365 import ExecutionError
+
 _LOGGER = logging.getLogger(__name__)
 
 RECORD_PARTITION = "record"
@@ -99,17 +101,9 @@ class ConcurrencyError(RuntimeError):
     """Another writer changed the row first (ETag mismatch); re-read and decide again."""
 
 
-@dataclass(frozen=True)
-class ErrorEntry:
-    """One row-level execution error as F&O reported it."""
-
-    record_id: str
-    field: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON form used by the HTTP API and the errors blob."""
-        return {"record_id": self.record_id, "field": self.field, "message": self.message}
+def error_to_dict(error: ExecutionError) -> dict[str, str]:
+    """JSON form of one execution error, as the HTTP API and the errors blob hold it."""
+    return {"record_id": error.record_id, "field": error.field, "message": error.message}
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ class TrackedFile:
     raw_message_id: str | None = None
     d365_status: str | None = None
     execution_id: str | None = None
-    errors: tuple[ErrorEntry, ...] = ()
+    errors: tuple[ExecutionError, ...] = ()
     error_count: int = 0
     errors_blob: str | None = None
     errors_raw: str | None = None
@@ -238,15 +232,15 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
-def _encode_errors(errors: Sequence[ErrorEntry]) -> str:
-    return json.dumps([e.to_dict() for e in errors], ensure_ascii=False)
+def _encode_errors(errors: Sequence[ExecutionError]) -> str:
+    return json.dumps([error_to_dict(e) for e in errors], ensure_ascii=False)
 
 
-def _decode_errors(text: str | None) -> tuple[ErrorEntry, ...]:
+def _decode_errors(text: str | None) -> tuple[ExecutionError, ...]:
     if not text:
         return ()
     return tuple(
-        ErrorEntry(str(e["record_id"]), str(e["field"]), str(e["message"]))
+        ExecutionError(str(e["record_id"]), str(e["field"]), str(e["message"]))
         for e in json.loads(text)
     )
 
@@ -555,7 +549,7 @@ class TrackingStore:
     # -- execution errors -----------------------------------------------------------------
 
     def store_errors(
-        self, record: TrackedFile, errors: Sequence[ErrorEntry], raw: str
+        self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
     ) -> dict[str, Any]:
         """Fields for a record holding these errors: inline when they fit, else in a blob.
 
@@ -590,7 +584,7 @@ class TrackingStore:
             "errors_blob": f"{self._errors.container_name}/{base}/errors.json",
         }
 
-    def load_errors(self, record: TrackedFile) -> tuple[ErrorEntry, ...]:
+    def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
         """All errors of a record, reading the errors blob when they did not fit the row."""
         if not record.errors_blob or self._errors is None:
             return record.errors
@@ -722,11 +716,11 @@ def _due_from_key(row_key: str) -> datetime:
     return datetime.strptime(row_key.split("-", 1)[0], _KEY_TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def _preview(errors: Sequence[ErrorEntry]) -> tuple[ErrorEntry, ...]:
-    kept: list[ErrorEntry] = []
+def _preview(errors: Sequence[ExecutionError]) -> tuple[ExecutionError, ...]:
+    kept: list[ExecutionError] = []
     size = 2
     for error in errors:
-        size += len(json.dumps(error.to_dict(), ensure_ascii=False)) + 1
+        size += len(json.dumps(error_to_dict(error), ensure_ascii=False)) + 1
         if size > INLINE_TEXT_LIMIT:
             break
         kept.append(error)

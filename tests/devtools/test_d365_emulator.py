@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,11 +18,12 @@ from urllib.parse import quote
 import jwt
 import pytest
 import requests
+import trustme
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import ClientSecretCredential
+from azure.identity import CertificateCredential, ClientSecretCredential
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devtools.d365_emulator import Emulator
+from devtools.d365_emulator import THROTTLE_MESSAGES, App, Emulator, Job, Knobs, MessageIdFormat
 from tests import fakes
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -669,3 +673,224 @@ def test_large_chunked_upload_goes_to_disk_not_memory(
     assert recorded.body_sha256 == digest.hexdigest()
     # Client and server together: a few chunk buffers, far below the 64 MiB uploaded.
     assert peak < 8 * 1024 * 1024, f"peak traced memory {peak} bytes"
+
+
+# -- fault and format knobs -------------------------------------------------------------------
+
+
+def _status_call(emu: Emulator, headers: dict[str, str]) -> requests.Response:
+    return requests.post(
+        f"{emu.base_url}/data/DataManagementDefinitionGroups/"
+        "Microsoft.Dynamics.DataEntities.GetMessageStatus",
+        json={"messageId": ZERO_GUID}, headers=headers, timeout=TIMEOUT,
+    )  # fmt: skip
+
+
+def test_latency_delays_fno_calls(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.latency_ms = 150
+    started = time.monotonic()
+    assert _status_call(d365, auth).status_code == 200
+    assert time.monotonic() - started >= 0.15
+
+
+def test_throttle_burst_answers_429_with_retry_after(d365: Emulator, auth: dict[str, str]) -> None:
+    assert THROTTLE_MESSAGES[0] == (
+        "Number of requests exeeded the limit of 6000 over the time window of 300 seconds."
+    )
+    d365.knobs.throttle_burst = 2
+    d365.knobs.retry_after = 7
+    d365.knobs.throttle_message = THROTTLE_MESSAGES[2]
+
+    throttled = [enqueue(d365, auth, CUSTOMERS_VALID.read_bytes()), _status_call(d365, auth)]
+    passed = _status_call(d365, auth)
+
+    assert [r.status_code for r in throttled] == [429, 429]
+    assert [r.headers["Retry-After"] for r in throttled] == ["7", "7"]
+    assert throttled[0].json() == {"Message": "Number of concurrent requests exceeded the limit of 52."}
+    assert throttled[1].json()["error"]["innererror"]["message"] == THROTTLE_MESSAGES[2]
+    assert passed.status_code == 200
+    assert d365.messages == {}
+    assert list(d365.spool_dir.iterdir()) == []
+    assert d365.knobs.throttle_burst == 0
+
+
+def test_retry_after_as_http_date_or_absent(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.throttle_burst = 2
+    d365.knobs.retry_after = 30
+    d365.knobs.retry_after_as_date = True
+    dated = _status_call(d365, auth)
+    d365.knobs.retry_after = None
+    bare = _status_call(d365, auth)
+
+    wait = parsedate_to_datetime(dated.headers["Retry-After"]) - datetime.now(UTC)
+    assert 25 <= wait.total_seconds() <= 31
+    assert bare.status_code == 429
+    assert "Retry-After" not in bare.headers
+
+
+def test_fractions_are_deterministic(d365: Emulator, auth: dict[str, str]) -> None:
+    def pattern() -> list[int]:
+        d365.reset()
+        d365.knobs.throttle_fraction = 0.3
+        d365.knobs.error_fraction = 0.2
+        return [_status_call(d365, auth).status_code for _ in range(20)]
+
+    first = pattern()
+
+    assert pattern() == first
+    assert {429, 503, 200} == set(first)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "text"),
+    [
+        (500, "application/json", '{"Message":"An error has occurred."}'),
+        (503, "text/plain", "Service Unavailable"),
+    ],
+)
+def test_error_burst(
+    d365: Emulator, auth: dict[str, str], status: int, content_type: str, text: str
+) -> None:
+    d365.knobs.error_burst = 1
+    d365.knobs.error_status = status
+
+    failed = enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
+
+    assert failed.status_code == status
+    assert failed.headers["Content-Type"].startswith(content_type)
+    assert failed.text == text
+    assert d365.messages == {}
+    assert enqueue(d365, auth, CUSTOMERS_VALID.read_bytes()).status_code == 200
+
+
+def test_drop_before_body_stores_nothing(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.drop_before_body_burst = 1
+
+    with pytest.raises(requests.ConnectionError):
+        enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
+
+    assert d365.messages == {}
+    assert [(r.operation, r.status) for r in d365.requests][-1] == ("enqueue", None)
+    assert enqueue(d365, auth, CUSTOMERS_VALID.read_bytes()).status_code == 200
+
+
+def test_drop_after_body_loses_only_the_answer(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.drop_after_body_burst = 1
+
+    with pytest.raises(requests.ConnectionError):
+        enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
+
+    assert len(d365.messages) == 1
+    recorded = [r for r in d365.requests if r.operation == "enqueue"][0]
+    assert (recorded.status, recorded.body_size) == (None, CUSTOMERS_VALID.stat().st_size)
+
+
+def test_drop_fraction_and_operations_filter(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.drop_fraction = 1.0
+    d365.knobs.operations = frozenset({"GetMessageStatus"})
+
+    assert enqueue(d365, auth, CUSTOMERS_VALID.read_bytes()).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        _status_call(d365, auth)
+
+
+def test_max_enqueue_size_answers_413(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.max_enqueue_bytes = 1000
+    sized = enqueue(d365, auth, b"x" * 5000)
+    chunked = enqueue(d365, auth, iter([b"x" * 600, b"x" * 600]))
+    small = enqueue(d365, auth, b"x" * 1000)
+
+    assert (sized.status_code, chunked.status_code, small.status_code) == (413, 413, 200)
+    assert "request entity is too large" in sized.text
+    assert len(d365.messages) == 1
+    assert len(list(d365.spool_dir.iterdir())) == 1
+
+
+def test_status_variants(d365: Emulator, auth: dict[str, str]) -> None:
+    d365.knobs.status_variants = True
+    message_id = enqueue_file(d365, auth, CUSTOMERS_VALID)
+    d365.set_outcome(message_id, "PostProcessingFailed")
+    d365.clock.advance(2)
+    assert action(d365, auth, "GetMessageStatus", messageId=message_id) == "PreProcessing"
+    d365.clock.advance(60)
+    assert action(d365, auth, "GetMessageStatus", messageId=message_id) == "PostProcessingError"
+
+
+@pytest.mark.parametrize(
+    ("form", "template", "content_type"),
+    [
+        (MessageIdFormat.QUOTED, '"{id}"', "application/json"),
+        (MessageIdFormat.BARE, "{id}", "text/plain"),
+        (MessageIdFormat.BRACED, '"{{{upper}}}"', "application/json"),
+        (MessageIdFormat.UPPER, '"{upper}"', "application/json"),
+        (MessageIdFormat.OBJECT, '{{"value":"{id}"}}', "application/json"),
+    ],
+)
+def test_message_id_formats(
+    d365: Emulator, auth: dict[str, str], form: MessageIdFormat, template: str,
+    content_type: str,
+) -> None:  # fmt: skip
+    d365.knobs.message_id_format = form
+
+    response = enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
+
+    [message_id] = d365.messages
+    assert response.text == template.format(id=message_id, upper=message_id.upper())
+    assert response.headers["Content-Type"].startswith(content_type)
+    assert action(d365, auth, "GetMessageStatus", messageId=response.text) == "Enqueued"
+
+
+def test_execution_errors_raw_form_is_not_json(instant: Emulator, auth: dict[str, str]) -> None:
+    message_id = enqueue_file(instant, auth, CUSTOMERS_VALID)
+    tricky = 'Value "A\\B" is not valid.\r\nSee line 2.'
+    instant.set_outcome(message_id, errors=[{"RecordId": "7", "Field": "Name",
+                                             "ErrorMessage": tricky}])  # fmt: skip
+    status, summary, errors = outcome(instant, auth, message_id)
+    assert (status, summary) == ("ProcessedWithErrors", "PartiallySucceeded")
+    assert errors == [{"RecordId": "7", "Field": "Name", "ErrorMessage": tricky}]
+
+    instant.knobs.execution_errors_raw = True
+    execution_id = action(instant, auth, "GetExecutionIdByMessageId", _messageId=message_id)
+    raw = action(instant, auth, "GetExecutionErrors", executionId=execution_id)
+
+    assert raw == '[{"RecordId":"7","Field":"Name","ErrorMessage":"' + tricky + '"}]'
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(raw)
+
+
+def test_reset_restores_knobs_in_place(d365: Emulator) -> None:
+    knobs = d365.knobs
+    knobs.latency_ms = 999
+    knobs.message_id_format = MessageIdFormat.BARE
+    d365.clock.speed = 50.0
+
+    d365.reset()
+
+    assert d365.knobs is knobs
+    assert knobs == Knobs()
+    assert d365.clock.speed == 1.0
+
+
+def test_certificate_credential_gets_a_token(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:  # fmt: skip
+    leaf = trustme.CA().issue_cert("fake-client.fno.localhost")
+    pem = tmp_path / "client.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    app = App(fakes.CLIENT_ID, certificate_pem=leaf.cert_chain_pems[0].bytes())
+    job = Job(fakes.CUSTOMERS_ACTIVITY_ID, "CustomersV3", allowed_client_ids=(fakes.CLIENT_ID,))
+
+    with Emulator([job], [app], tenant_id=fakes.TENANT_ID) as emu:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emu.ca_bundle))
+        monkeypatch.setenv("SSL_CERT_FILE", str(emu.ca_bundle))
+        with CertificateCredential(fakes.TENANT_ID, fakes.CLIENT_ID, str(pem),
+                                         authority=emu.authority_host,
+                                         disable_instance_discovery=True) as credential:  # fmt: skip
+            token = credential.get_token(emu.scope).token
+        response = enqueue(emu, {"Authorization": f"Bearer {token}"}, b"<Document />")
+        with ClientSecretCredential(fakes.TENANT_ID, fakes.CLIENT_ID, "any-fake-secret",
+                                    authority=emu.authority_host,
+                                    disable_instance_discovery=True) as secret_credential:  # fmt: skip
+            with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+                secret_credential.get_token(emu.scope)
+
+    assert response.status_code == 200

@@ -5,10 +5,10 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from shared.d365 import ExecutionError
 from shared.tracking import (
     INLINE_TEXT_LIMIT,
     ConcurrencyError,
-    ErrorEntry,
     TrackingState,
     TrackingStore,
     TrackingStoreError,
@@ -165,7 +165,7 @@ def test_two_workers_taking_the_same_entry_only_one_wins(store: TrackingStore) -
 
 def test_small_errors_stay_inline_with_raw_text(store: TrackingStore) -> None:
     record = store.claim("e.xml", "e").record
-    errors = [ErrorEntry("1", "CUSTOMERGROUPID", "Customer group 99 does not exist.")]
+    errors = [ExecutionError("1", "CUSTOMERGROUPID", "Customer group 99 does not exist.")]
     fields = store.store_errors(record, errors, raw='[{"RecordId":"1"}]')
     record = store.update(record, **fields)
     assert record.errors == tuple(errors)
@@ -177,7 +177,7 @@ def test_small_errors_stay_inline_with_raw_text(store: TrackingStore) -> None:
 def test_large_errors_go_to_a_blob_and_the_row_keeps_a_pointer(store: TrackingStore) -> None:
     record = store.claim("big.xml", "e").record
     record = store.update(record, message_id="m-big")
-    errors = [ErrorEntry(str(i), "NAME", "x" * 200) for i in range(1000)]
+    errors = [ExecutionError(str(i), "NAME", "x" * 200) for i in range(1000)]
     raw = "raw " * INLINE_TEXT_LIMIT
     record = store.update(record, **store.store_errors(record, errors, raw))
     assert record.error_count == 1000

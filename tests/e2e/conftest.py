@@ -1,0 +1,184 @@
+"""The whole app through the local host, on Azurite and the D365 emulator.
+
+Each test gets its own status table, archive and errors containers, and routes under its own
+top-level folder of the (shared, literal) inbound container, so tests never see each other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from devtools.azurite import Azurite
+from devtools.d365_emulator import Emulator
+from devtools.local_host import LocalHost
+from tests import fakes
+
+INBOUND = "d365-inbound"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+TERMINAL = {
+    "Processed",
+    "ProcessedWithErrors",
+    "PreProcessingError",
+    "PostProcessingFailed",
+    "Rejected",
+    "EnqueueFailed",
+    "TimedOut",
+}
+
+
+def routes_for(folder: str) -> list[dict[str, Any]]:
+    """The test routes, all under one folder of the inbound container."""
+    return [
+        {
+            "name": "customers",
+            "prefix": f"{folder}/customers/{{company}}/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "extensions": [".xml"],
+        },
+        {
+            "name": "journal",
+            "prefix": f"{folder}/general-journal/{{company}}/",
+            "activity_id": fakes.GENERAL_JOURNAL_ACTIVITY_ID,
+            "entity": fakes.GENERAL_JOURNAL_ENTITY,
+        },
+        {
+            "name": "packages",
+            "prefix": f"{folder}/packages/",
+            "activity_id": fakes.PACKAGE_ACTIVITY_ID,
+            "company": fakes.COMPANY,
+        },
+        {
+            "name": "small",
+            "prefix": f"{folder}/small/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "company": fakes.COMPANY,
+            "max_bytes": 64,
+        },
+    ]
+
+
+@dataclass
+class App:
+    """The running app of one test and the ways to drive and inspect it."""
+
+    folder: str
+    env: dict[str, str]
+    host: LocalHost
+    d365: Emulator
+    inbound: ContainerClient
+    blobs: BlobServiceClient
+    tables: TableServiceClient
+
+    def upload(self, path: str, data: bytes) -> str:
+        """Upload under this test's folder; returns the blob path."""
+        name = f"{self.folder}/{path}"
+        self.inbound.upload_blob(name, data, overwrite=True)
+        return name
+
+    def upload_sample(self, sample: str) -> str:
+        """Upload a file of samples/ at the same relative path."""
+        return self.upload(sample, (SAMPLES / sample).read_bytes())
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        """GET an /api route of the local host."""
+        return requests.get(f"{self.host.http_url}/api/{path}", params=params, timeout=30)
+
+    def record(self, blob: str) -> dict[str, Any]:
+        """The latest record of a blob over HTTP (asserting it exists)."""
+        response = self.get("messages", blob=blob)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def run_until_terminal(self, blobs: list[str], *, timeout: float = 30.0) -> dict[str, dict]:
+        """Deliver new blobs and tick the poller until every blob's record is terminal."""
+        self.host.scan_blobs_once()
+        deadline = time.monotonic() + timeout
+        while True:
+            records = {blob: self.record(blob) for blob in blobs}
+            if all(r["state"] in TERMINAL for r in records.values()):
+                return records
+            assert time.monotonic() < deadline, {b: r["state"] for b, r in records.items()}
+            time.sleep(0.3)
+            self.host.run_timer_once()
+
+    def table_rows(self, partition: str) -> list[dict[str, Any]]:
+        """Raw rows of one partition of the status table."""
+        table = self.tables.get_table_client(self.env["STATUS_TABLE"])
+        return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
+
+
+def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) -> dict[str, str]:
+    """App settings for one test."""
+    return {
+        "D365_BASE_URL": d365.base_url,
+        "D365_AUTHORITY_HOST": d365.authority_host,
+        "D365_TENANT_ID": fakes.TENANT_ID,
+        "D365_CLIENT_ID": fakes.CLIENT_ID,
+        "D365_CLIENT_SECRET": fakes.CLIENT_SECRET,
+        "D365_ROUTES": json.dumps(routes_for(folder)),
+        "IntegrationStorage": azurite.connection_string,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "STATUS_TABLE": "s" + name.replace("-", ""),
+        "ARCHIVE_CONTAINER": f"{name}-archive",
+        "ERRORS_CONTAINER": f"{name}-errors",
+        "POLL_SCHEDULE": "*/5 * * * * *",
+        "POLL_INTERVAL_MIN": "1s",
+        "POLL_INTERVAL_MAX": "2s",
+        "CLAIM_LEASE": "60s",
+        "MAX_PENDING_AGE": "1h",
+    }
+
+
+@pytest.fixture
+def app_factory(
+    d365: Emulator, azurite: Azurite, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., App]]:
+    """Start the app (settings overridable); stopped after the test."""
+    from function_app import app as function_app
+
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    inbound = blobs.get_container_client(INBOUND)
+    if not inbound.exists():
+        inbound.create_container()
+    d365.knobs.enqueued_seconds = 0
+    d365.knobs.preprocessing_seconds = 0
+    d365.knobs.processing_seconds = 0
+    hosts: list[LocalHost] = []
+
+    def start(**overrides: str) -> App:
+        env = app_environment(d365, azurite, unique_name, unique_name) | overrides
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        host = LocalHost(
+            function_app,
+            storage_connection_string=azurite.connection_string,
+            http_port=0,
+            blob_scan_interval=3600,
+            timer_interval=3600,
+        )
+        host.start()
+        hosts.append(host)
+        return App(unique_name, env, host, d365, inbound, blobs, tables)
+
+    yield start
+    for host in hosts:
+        host.stop()
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., App]) -> App:
+    """The app with the default test settings."""
+    return app_factory()
