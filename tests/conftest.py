@@ -37,11 +37,15 @@ def fake_jobs() -> list[Job]:
     allowed = (fakes.CLIENT_ID,)
     return [
         Job(fakes.CUSTOMERS_ACTIVITY_ID, fakes.CUSTOMERS_ENTITY, "Import customers", allowed),
-        Job(fakes.GENERAL_JOURNAL_ACTIVITY_ID, fakes.GENERAL_JOURNAL_ENTITY,
-            "Import general journal", allowed),
+        Job(
+            fakes.GENERAL_JOURNAL_ACTIVITY_ID,
+            fakes.GENERAL_JOURNAL_ENTITY,
+            "Import general journal",
+            allowed,
+        ),
         Job(fakes.PACKAGE_ACTIVITY_ID, "", "Import package", allowed),
         Job(fakes.EXPORT_ACTIVITY_ID, fakes.CUSTOMERS_ENTITY, "Export customers", allowed),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="session")

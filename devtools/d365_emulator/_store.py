@@ -3,7 +3,6 @@ queue with its visibility timeout, and forced outcomes."""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import secrets
 import threading
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ._models import ForcedOutcomes, Job, Message, MessageState, Outcome
+from ._models import ExecutionErrorRecord, ForcedOutcomes, Job, Message, MessageState, Outcome
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -106,7 +105,6 @@ class MessageStore:
             for stored in self._messages.values():
                 if stored.job.activity_id == activity_id and stored.started_at is None:
                     stored.started_at = now
-                    stored.job = dataclasses.replace(stored.job, enabled=True)
 
     def status(self, message_id: str, now: datetime) -> str | None:
         """The message's status now, None for an unknown id."""
@@ -127,10 +125,7 @@ class MessageStore:
             stored = self._messages.get(message_id)
         if stored is None:
             return None
-        ends = stored.phase_ends()
-        if stored.is_export or ends is None or now < ends[0]:
-            return ZERO_GUID
-        return self._format_execution_id(stored, ends[0])
+        return self._started_execution(stored, now) or ZERO_GUID
 
     def find_execution(self, execution_id: str, now: datetime) -> tuple[str, Outcome | None] | None:
         """(status, outcome when terminal) of the message an execution id belongs to."""
@@ -139,7 +134,7 @@ class MessageStore:
         for stored in candidates:
             if stored.is_export or not execution_id.endswith(stored.execution_suffix):
                 continue
-            if self.execution_id(stored.message_id, now) != execution_id:
+            if self._started_execution(stored, now) != execution_id:
                 continue
             phase = self._phase(stored, now)
             if phase is not None:
@@ -274,8 +269,12 @@ class MessageStore:
             return stored.outcome
 
     @staticmethod
-    def _format_execution_id(stored: _Stored, started: datetime) -> str:
-        return f"{stored.job.data_project}-{started:%Y-%m-%dT%H:%M:%S}-{stored.execution_suffix}"
+    def _started_execution(stored: _Stored, now: datetime) -> str | None:
+        """The execution id, once pre-processing has begun (its start is in the id)."""
+        ends = stored.phase_ends()
+        if stored.is_export or ends is None or now < ends[0]:
+            return None
+        return f"{stored.job.data_project}-{ends[0]:%Y-%m-%dT%H:%M:%S}-{stored.execution_suffix}"
 
     def _snapshot(self, message_id: str, now: datetime) -> Message | None:
         with self._lock:
@@ -284,16 +283,15 @@ class MessageStore:
 
     def _snapshot_of(self, stored: _Stored, now: datetime) -> Message:
         """A snapshot; for an import this may evaluate the file, so never call it locked."""
+        errors: tuple[ExecutionErrorRecord, ...] = ()
+        phase = None if stored.is_export else self._phase(stored, now)
         if stored.is_export:
-            state, execution_id, errors = self._export_status(stored).value, None, ()
+            state = self._export_status(stored).value
+        elif phase is not None:
+            state = phase.value
         else:
-            phase = self._phase(stored, now)
-            outcome = self._outcome(stored) if phase is None else None
-            state = phase.value if outcome is None else outcome.status
-            ends = stored.phase_ends()
-            started = ends is not None and now >= ends[0]
-            execution_id = self._format_execution_id(stored, ends[0]) if started else None
-            errors = outcome.errors if outcome else ()
+            outcome = self._outcome(stored)
+            state, errors = outcome.status, outcome.errors
         return Message(
             message_id=stored.message_id,
             activity_id=stored.job.activity_id,
@@ -301,7 +299,7 @@ class MessageStore:
             company=stored.company,
             external_id=stored.external_id,
             state=state,
-            execution_id=execution_id,
+            execution_id=self._started_execution(stored, now),
             errors=errors,
             body_path=str(stored.body_path) if stored.body_path else None,
             body_size=stored.body_size,

@@ -3,7 +3,6 @@ indexes in a fresh interpreter that sees nothing but the package."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -135,21 +134,6 @@ def indexed(unpacked: Path) -> dict:
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def script() -> ModuleType:
-    """scripts/build_package.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("build_package", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # Registered while it runs: its dataclass resolves annotations through sys.modules.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
 
 
 def test_required_files_are_at_the_zip_root(package: BuiltPackage) -> None:

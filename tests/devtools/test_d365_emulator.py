@@ -87,9 +87,7 @@ def action(emu: Emulator, headers: dict[str, str], name: str, **payload: str) ->
     return body["value"]
 
 
-def enqueue_file(
-    emu: Emulator, headers: dict[str, str], content: Path | str, **kwargs: Any
-) -> str:
+def enqueue_file(emu: Emulator, headers: dict[str, str], content: Path | str, **kwargs: Any) -> str:
     """Enqueue a sample file (or text); answer the message id."""
     data = content.read_bytes() if isinstance(content, Path) else content.encode()
     response = enqueue(emu, headers, data, **kwargs)
@@ -137,10 +135,14 @@ def test_token_lifetime_follows_the_knob(d365: Emulator) -> None:
     d365.knobs.token_lifetime_seconds = 120
     response = requests.post(
         f"{d365.authority_host}/{fakes.TENANT_ID}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": fakes.CLIENT_ID,
-              "client_secret": fakes.CLIENT_SECRET, "scope": d365.scope},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": fakes.CLIENT_ID,
+            "client_secret": fakes.CLIENT_SECRET,
+            "scope": d365.scope,
+        },
         timeout=TIMEOUT,
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert response.json()["expires_in"] == 120
     claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
@@ -159,19 +161,27 @@ def test_bad_client_credentials_are_refused_like_entra(
 ) -> None:
     response = requests.post(
         f"{d365.authority_host}/{fakes.TENANT_ID}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": client_id,
-              "client_secret": secret, "scope": d365.scope},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": d365.scope,
+        },
         timeout=TIMEOUT,
-    )  # fmt: skip
+    )
     assert response.status_code == 401
     body = response.json()
     assert body["error"] == "invalid_client"
     assert body["error_description"].startswith(code + ": ")
     assert secret not in response.text
 
-    credential = ClientSecretCredential(fakes.TENANT_ID, client_id, secret,
-                                        authority=d365.authority_host,
-                                        disable_instance_discovery=True)  # fmt: skip
+    credential = ClientSecretCredential(
+        fakes.TENANT_ID,
+        client_id,
+        secret,
+        authority=d365.authority_host,
+        disable_instance_discovery=True,
+    )
     with credential, pytest.raises(ClientAuthenticationError, match=code):
         credential.get_token(d365.scope)
 
@@ -191,13 +201,15 @@ def test_unknown_tenant_is_refused(d365: Emulator) -> None:
 def _token_case(emu: Emulator, case: str) -> dict[str, str]:
     tokens = {
         "signature": lambda: emu.issue_token(
-            fakes.CLIENT_ID, signing_key=rsa.generate_private_key(public_exponent=65537,
-                                                                  key_size=2048)),
+            fakes.CLIENT_ID,
+            signing_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ),
         "expired": lambda: emu.issue_token(fakes.CLIENT_ID, lifetime_seconds=-60),
         "audience-slash": lambda: emu.issue_token(fakes.CLIENT_ID, audience=emu.base_url + "/"),
-        "audience-other": lambda: emu.issue_token(fakes.CLIENT_ID,
-                                                  audience="https://other.fno.localhost"),
-    }  # fmt: skip
+        "audience-other": lambda: emu.issue_token(
+            fakes.CLIENT_ID, audience="https://other.fno.localhost"
+        ),
+    }
     return {} if case == "missing" else {"Authorization": f"Bearer {tokens[case]()}"}
 
 
@@ -220,8 +232,10 @@ def test_bad_tokens_get_401(d365: Emulator, case: str, reason: str, endpoint: st
         response = requests.post(
             f"{d365.base_url}/data/DataManagementDefinitionGroups/"
             "Microsoft.Dynamics.DataEntities.GetMessageStatus",
-            json={"messageId": ZERO_GUID}, headers=headers, timeout=TIMEOUT,
-        )  # fmt: skip
+            json={"messageId": ZERO_GUID},
+            headers=headers,
+            timeout=TIMEOUT,
+        )
 
     assert response.status_code == 401
     message = response.json()["Message"]
@@ -232,19 +246,27 @@ def test_bad_tokens_get_401(d365: Emulator, case: str, reason: str, endpoint: st
 
 
 def test_client_not_on_the_jobs_allow_list_gets_401(d365: Emulator) -> None:
-    other = ClientSecretCredential(fakes.TENANT_ID, fakes.OTHER_CLIENT_ID,
-                                   fakes.OTHER_CLIENT_SECRET, authority=d365.authority_host,
-                                   disable_instance_discovery=True)  # fmt: skip
+    other = ClientSecretCredential(
+        fakes.TENANT_ID,
+        fakes.OTHER_CLIENT_ID,
+        fakes.OTHER_CLIENT_SECRET,
+        authority=d365.authority_host,
+        disable_instance_discovery=True,
+    )
     with other:
         headers = {"Authorization": f"Bearer {other.get_token(d365.scope).token}"}
         response = enqueue(d365, headers, CUSTOMERS_VALID.read_bytes())
-        dequeue = requests.get(f"{d365.base_url}/api/connector/dequeue/{fakes.EXPORT_ACTIVITY_ID}",
-                               headers=headers, timeout=TIMEOUT)  # fmt: skip
+        dequeue = requests.get(
+            f"{d365.base_url}/api/connector/dequeue/{fakes.EXPORT_ACTIVITY_ID}",
+            headers=headers,
+            timeout=TIMEOUT,
+        )
 
     for refused in (response, dequeue):
         assert refused.status_code == 401
-        assert f"The application '{fakes.OTHER_CLIENT_ID}' is not authorized" in (
-            refused.json()["Message"]
+        assert (
+            f"The application '{fakes.OTHER_CLIENT_ID}' is not authorized"
+            in (refused.json()["Message"])
         )
     assert d365.messages == {}
 
@@ -265,8 +287,13 @@ def test_client_not_on_the_jobs_allow_list_gets_401(d365: Emulator) -> None:
 def test_enqueue_accepts_activity_id_spellings(
     d365: Emulator, auth: dict[str, str], activity: str
 ) -> None:
-    response = enqueue(d365, auth, CUSTOMERS_VALID.read_bytes(), activity=activity,
-                       extra_headers={"x-ms-dyn-externalidentifier": "customers-valid.xml"})  # fmt: skip
+    response = enqueue(
+        d365,
+        auth,
+        CUSTOMERS_VALID.read_bytes(),
+        activity=activity,
+        extra_headers={"x-ms-dyn-externalidentifier": "customers-valid.xml"},
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
@@ -323,23 +350,39 @@ def test_customers_with_errors_end_processed_with_errors(
 
     assert (status, summary) == ("ProcessedWithErrors", "PartiallySucceeded")
     assert errors == [
-        {"RecordId": "5637144577", "Field": "CustomerGroupId",
-         "ErrorMessage": "The value '99' in field 'Customer group' is not found in the "
-                         "relating table 'Customer groups'."},
-        {"RecordId": "5637144579", "Field": "SalesCurrencyCode",
-         "ErrorMessage": "The value 'XYZ' in field 'Currency' is not found in the relating "
-                         "table 'Currency'."},
-        {"RecordId": "5637144580", "Field": "CustomerAccount",
-         "ErrorMessage": "Field 'Customer account' must be filled in."},
-    ]  # fmt: skip
+        {
+            "RecordId": "5637144577",
+            "Field": "CustomerGroupId",
+            "ErrorMessage": "The value '99' in field 'Customer group' is not found in the "
+            "relating table 'Customer groups'.",
+        },
+        {
+            "RecordId": "5637144579",
+            "Field": "SalesCurrencyCode",
+            "ErrorMessage": "The value 'XYZ' in field 'Currency' is not found in the relating "
+            "table 'Currency'.",
+        },
+        {
+            "RecordId": "5637144580",
+            "Field": "CustomerAccount",
+            "ErrorMessage": "Field 'Customer account' must be filled in.",
+        },
+    ]
     assert [e.record_id for e in instant.messages[message_id].errors] == [
-        "5637144577", "5637144579", "5637144580"]  # fmt: skip
+        "5637144577",
+        "5637144579",
+        "5637144580",
+    ]
 
 
 def test_general_journal_sample_is_processed(instant: Emulator, auth: dict[str, str]) -> None:
-    message_id = enqueue_file(instant, auth, GENERAL_JOURNAL,
-                              activity=fakes.GENERAL_JOURNAL_ACTIVITY_ID,
-                              entity="General journal")  # fmt: skip
+    message_id = enqueue_file(
+        instant,
+        auth,
+        GENERAL_JOURNAL,
+        activity=fakes.GENERAL_JOURNAL_ACTIVITY_ID,
+        entity="General journal",
+    )
     assert outcome(instant, auth, message_id) == ("Processed", "Succeeded", [])
 
 
@@ -347,34 +390,57 @@ def test_unbalanced_journal_and_bad_date_are_row_errors(
     instant: Emulator, auth: dict[str, str]
 ) -> None:
     text = GENERAL_JOURNAL.read_text()
-    text = text.replace("<CREDITAMOUNT>2050.00</CREDITAMOUNT>", "<CREDITAMOUNT>2000.00</CREDITAMOUNT>")
-    text = text.replace("<TRANSDATE>2026-01-15T00:00:00</TRANSDATE>\n    <ACCOUNTTYPE>Ledger"
-                        "</ACCOUNTTYPE>\n    <ACCOUNTDISPLAYVALUE>618900",
-                        "<TRANSDATE>2026-02-30</TRANSDATE>\n    <ACCOUNTTYPE>Ledger"
-                        "</ACCOUNTTYPE>\n    <ACCOUNTDISPLAYVALUE>999999")  # fmt: skip
-    message_id = enqueue_file(instant, auth, text,
-                              activity=fakes.GENERAL_JOURNAL_ACTIVITY_ID,
-                              entity="LedgerJournalEntity")  # fmt: skip
+    text = text.replace(
+        "<CREDITAMOUNT>2050.00</CREDITAMOUNT>", "<CREDITAMOUNT>2000.00</CREDITAMOUNT>"
+    )
+    text = text.replace(
+        "<TRANSDATE>2026-01-15T00:00:00</TRANSDATE>\n    <ACCOUNTTYPE>Ledger"
+        "</ACCOUNTTYPE>\n    <ACCOUNTDISPLAYVALUE>618900",
+        "<TRANSDATE>2026-02-30</TRANSDATE>\n    <ACCOUNTTYPE>Ledger"
+        "</ACCOUNTTYPE>\n    <ACCOUNTDISPLAYVALUE>999999",
+    )
+    message_id = enqueue_file(
+        instant,
+        auth,
+        text,
+        activity=fakes.GENERAL_JOURNAL_ACTIVITY_ID,
+        entity="LedgerJournalEntity",
+    )
 
     status, summary, errors = outcome(instant, auth, message_id)
 
     assert (status, summary) == ("ProcessedWithErrors", "PartiallySucceeded")
     messages = [(e["RecordId"], e["Field"], e["ErrorMessage"]) for e in errors]
     assert messages == [
-        ("5637144580", "TransDate", "The value '2026-02-30' in field 'Date' could not be "
-                                    "converted to type Date."),
-        ("5637144580", "AccountDisplayValue", "The value '999999' in field 'Main account' is not "
-                                              "found in the relating table 'Main accounts'."),
-        ("5637144576", "", "The transactions on voucher GNJL-S0001 do not balance as per "
-                           "1/15/2026. (accounting currency: 50.00 - reporting currency: 50.00)"),
-    ]  # fmt: skip
+        (
+            "5637144580",
+            "TransDate",
+            "The value '2026-02-30' in field 'Date' could not be converted to type Date.",
+        ),
+        (
+            "5637144580",
+            "AccountDisplayValue",
+            "The value '999999' in field 'Main account' is not "
+            "found in the relating table 'Main accounts'.",
+        ),
+        (
+            "5637144576",
+            "",
+            "The transactions on voucher GNJL-S0001 do not balance as per "
+            "1/15/2026. (accounting currency: 50.00 - reporting currency: 50.00)",
+        ),
+    ]
 
 
 def test_csv_and_xml_attribute_files_are_read(instant: Emulator, auth: dict[str, str]) -> None:
-    csv_text = ("CUSTOMERACCOUNT,CUSTOMERGROUPID,SALESCURRENCYCODE,ORGANIZATIONNAME\r\n"
-                "US-9201,10,USD,Sample CSV One\r\nUS-9202,77,USD,Sample CSV Two\r\n")
-    attributes = ('<Document><CUSTCUSTOMERV3ENTITY CUSTOMERACCOUNT="US-9301" CUSTOMERGROUPID="10"'
-                  ' SALESCURRENCYCODE="USD" ORGANIZATIONNAME="Sample Attribute" /></Document>')  # fmt: skip
+    csv_text = (
+        "CUSTOMERACCOUNT,CUSTOMERGROUPID,SALESCURRENCYCODE,ORGANIZATIONNAME\r\n"
+        "US-9201,10,USD,Sample CSV One\r\nUS-9202,77,USD,Sample CSV Two\r\n"
+    )
+    attributes = (
+        '<Document><CUSTCUSTOMERV3ENTITY CUSTOMERACCOUNT="US-9301" CUSTOMERGROUPID="10"'
+        ' SALESCURRENCYCODE="USD" ORGANIZATIONNAME="Sample Attribute" /></Document>'
+    )
     csv_id = enqueue_file(instant, auth, csv_text)
     attribute_id = enqueue_file(instant, auth, attributes)
 
@@ -390,12 +456,15 @@ def test_csv_and_xml_attribute_files_are_read(instant: Emulator, auth: dict[str,
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b"<Document><CUSTCUSTOMERV3ENTITY><CUSTOMERACCOUNT>US-1", "The source file is not valid XML"),
+        (
+            b"<Document><CUSTCUSTOMERV3ENTITY><CUSTOMERACCOUNT>US-1",
+            "The source file is not valid XML",
+        ),
         (b"", "The source file is empty."),
         (b"A,B\r\n1,2,3\r\n", "Line 2 has more values than the header has columns."),
     ],
     ids=["truncated-xml", "empty", "ragged-csv"],
-)  # fmt: skip
+)
 def test_unreadable_file_ends_pre_processing_error(
     instant: Emulator, auth: dict[str, str], body: bytes, reason: str
 ) -> None:
@@ -435,30 +504,37 @@ def test_company_from_message_selects_the_reference_data(
 def test_data_package_and_unmodelled_entities_end_processed(
     instant: Emulator, auth: dict[str, str]
 ) -> None:
-    package_id = enqueue_file(instant, auth, GENERAL_JOURNAL, activity=fakes.PACKAGE_ACTIVITY_ID,
-                              entity=None)  # fmt: skip
+    package_id = enqueue_file(
+        instant, auth, GENERAL_JOURNAL, activity=fakes.PACKAGE_ACTIVITY_ID, entity=None
+    )
     assert outcome(instant, auth, package_id) == ("Processed", "Succeeded", [])
 
 
 @pytest.mark.parametrize(
-    ("activity", "entity", "status", "text"),
+    ("activity", "entity", "expected"),
     [
-        ("11111111-2222-3333-4444-555555555555", "CustomersV3", 500, "An error has occurred."),
-        ("not-a-guid", "CustomersV3", 500, "An error has occurred."),
-        (fakes.CUSTOMERS_ACTIVITY_ID, None, 400, "The 'entity' query parameter is required"),
-        (fakes.CUSTOMERS_ACTIVITY_ID, "General journal", 400,
-         "Entity 'General journal' is not part of data project 'Importcustomers'"),
+        ("11111111-2222-3333-4444-555555555555", "CustomersV3", (500, "An error has occurred.")),
+        ("not-a-guid", "CustomersV3", (500, "An error has occurred.")),
+        (fakes.CUSTOMERS_ACTIVITY_ID, None, (400, "The 'entity' query parameter is required")),
+        (
+            fakes.CUSTOMERS_ACTIVITY_ID,
+            "General journal",
+            (400, "Entity 'General journal' is not part of data project 'Importcustomers'"),
+        ),
     ],
     ids=["unknown-activity", "malformed-activity", "no-entity", "wrong-entity"],
-)  # fmt: skip
+)
 def test_enqueue_refusals(
-    d365: Emulator, auth: dict[str, str], activity: str, entity: str | None, status: int,
-    text: str,
-) -> None:  # fmt: skip
+    d365: Emulator,
+    auth: dict[str, str],
+    activity: str,
+    entity: str | None,
+    expected: tuple[int, str],
+) -> None:
     response = enqueue(d365, auth, CUSTOMERS_VALID.read_bytes(), activity=activity, entity=entity)
 
-    assert response.status_code == status
-    assert text in response.json()["Message"]
+    assert response.status_code == expected[0]
+    assert expected[1] in response.json()["Message"]
     assert d365.messages == {}
     assert list(d365.spool_dir.iterdir()) == []
 
@@ -499,10 +575,12 @@ def test_unknown_ids_get_the_answers_of_an_empty_record(
 
     d365.knobs.unknown_ids_not_found = True
     base = f"{d365.base_url}/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
-    for name, payload in (("GetMessageStatus", {"messageId": unknown}),
-                          ("GetExecutionIdByMessageId", {"_messageId": unknown}),
-                          ("GetExecutionErrors", {"executionId": "Nope-1"}),
-                          ("GetExecutionSummaryStatus", {"executionId": "Nope-1"})):  # fmt: skip
+    for name, payload in (
+        ("GetMessageStatus", {"messageId": unknown}),
+        ("GetExecutionIdByMessageId", {"_messageId": unknown}),
+        ("GetExecutionErrors", {"executionId": "Nope-1"}),
+        ("GetExecutionSummaryStatus", {"executionId": "Nope-1"}),
+    ):
         response = requests.post(base + name, json=payload, headers=auth, timeout=TIMEOUT)
         assert response.status_code == 404
         assert "was not found" in response.json()["error"]["innererror"]["message"]
@@ -510,8 +588,9 @@ def test_unknown_ids_get_the_answers_of_an_empty_record(
 
 def test_bad_action_requests_get_odata_errors(d365: Emulator, auth: dict[str, str]) -> None:
     base = f"{d365.base_url}/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
-    missing = requests.post(base + "GetMessageStatus", json={"MessageId": "x"}, headers=auth,
-                            timeout=TIMEOUT)  # fmt: skip
+    missing = requests.post(
+        base + "GetMessageStatus", json={"MessageId": "x"}, headers=auth, timeout=TIMEOUT
+    )
     unknown = requests.post(base + "NoSuchAction", json={}, headers=auth, timeout=TIMEOUT)
 
     assert missing.status_code == 400
@@ -524,16 +603,21 @@ def test_bad_action_requests_get_odata_errors(d365: Emulator, auth: dict[str, st
 
 def test_set_outcome_by_message_and_by_job(instant: Emulator, auth: dict[str, str]) -> None:
     first = enqueue_file(instant, auth, CUSTOMERS_VALID)
-    instant.set_outcome(first, "PostProcessingFailed",
-                        [{"RecordId": "1", "Field": "", "ErrorMessage": "Posting failed."}])  # fmt: skip
+    instant.set_outcome(
+        first,
+        "PostProcessingFailed",
+        [{"RecordId": "1", "Field": "", "ErrorMessage": "Posting failed."}],
+    )
     instant.set_outcome(fakes.PACKAGE_ACTIVITY_ID, "SomethingNew")
-    second = enqueue(instant, auth, b"PK\x03\x04 fake package", activity=fakes.PACKAGE_ACTIVITY_ID,
-                     entity=None).json()  # fmt: skip
+    second = enqueue(
+        instant, auth, b"PK\x03\x04 fake package", activity=fakes.PACKAGE_ACTIVITY_ID, entity=None
+    ).json()
 
     assert outcome(instant, auth, first) == (
-        "PostProcessingFailed", "Failed",
+        "PostProcessingFailed",
+        "Failed",
         [{"RecordId": "1", "Field": "", "ErrorMessage": "Posting failed."}],
-    )  # fmt: skip
+    )
     assert outcome(instant, auth, second)[0] == "SomethingNew"
 
 
@@ -541,13 +625,20 @@ def test_set_outcome_by_message_and_by_job(instant: Emulator, auth: dict[str, st
 
 
 def _dequeue(emu: Emulator, headers: dict[str, str]) -> requests.Response:
-    return requests.get(f"{emu.base_url}/api/connector/dequeue/{fakes.EXPORT_ACTIVITY_ID}",
-                        headers=headers, timeout=TIMEOUT)  # fmt: skip
+    return requests.get(
+        f"{emu.base_url}/api/connector/dequeue/{fakes.EXPORT_ACTIVITY_ID}",
+        headers=headers,
+        timeout=TIMEOUT,
+    )
 
 
 def _ack(emu: Emulator, headers: dict[str, str], body: dict[str, Any]) -> requests.Response:
-    return requests.post(f"{emu.base_url}/api/connector/ack/{fakes.EXPORT_ACTIVITY_ID}",
-                         json=body, headers=headers, timeout=TIMEOUT)  # fmt: skip
+    return requests.post(
+        f"{emu.base_url}/api/connector/ack/{fakes.EXPORT_ACTIVITY_ID}",
+        json=body,
+        headers=headers,
+        timeout=TIMEOUT,
+    )
 
 
 def test_dequeue_download_ack(d365: Emulator, auth: dict[str, str]) -> None:
@@ -558,8 +649,14 @@ def test_dequeue_download_ack(d365: Emulator, auth: dict[str, str]) -> None:
 
     assert dequeued.status_code == 200
     body = dequeued.json()
-    assert set(body) == {"CorrelationId", "PopReceipt", "DownloadLocation", "IsDownLoadFileExist",
-                         "FileDownLoadErrorMessage", "LastDequeueDateTime"}  # fmt: skip
+    assert set(body) == {
+        "CorrelationId",
+        "PopReceipt",
+        "DownloadLocation",
+        "IsDownLoadFileExist",
+        "FileDownLoadErrorMessage",
+        "LastDequeueDateTime",
+    }
     assert body["CorrelationId"] == correlation_id
     assert body["IsDownLoadFileExist"] is True
     assert body["FileDownLoadErrorMessage"] is None
@@ -611,12 +708,18 @@ def test_download_location_can_be_http(d365: Emulator, auth: dict[str, str]) -> 
 
 
 def test_legacy_jobstatus(instant: Emulator, auth: dict[str, str]) -> None:
-    message_id = enqueue_file(instant, auth, CUSTOMERS_WITH_ERRORS,
-                              extra_headers={"x-ms-dyn-externalidentifier": "errors.xml"})  # fmt: skip
+    message_id = enqueue_file(
+        instant,
+        auth,
+        CUSTOMERS_WITH_ERRORS,
+        extra_headers={"x-ms-dyn-externalidentifier": "errors.xml"},
+    )
     response = requests.get(
         f"{instant.base_url}/api/connector/jobstatus/{fakes.CUSTOMERS_ACTIVITY_ID}",
-        params={"jobId": message_id}, headers=auth, timeout=TIMEOUT,
-    )  # fmt: skip
+        params={"jobId": message_id},
+        headers=auth,
+        timeout=TIMEOUT,
+    )
     status = response.json()["DataJobStatus"]
     assert status["DataJobState"] == 6
     assert status["ExternalIdentifier"] == "errors.xml"
@@ -630,7 +733,7 @@ def test_requests_are_recorded_without_the_token(d365: Emulator, auth: dict[str,
     body = CUSTOMERS_VALID.read_bytes()
     enqueue(d365, auth, body, extra_headers={"x-ms-dyn-externalidentifier": "c.xml"})
 
-    recorded = [r for r in d365.requests if r.operation == "enqueue"][0]
+    recorded = next(r for r in d365.requests if r.operation == "enqueue")
 
     assert recorded.method == "POST"
     assert recorded.path == f"/api/connector/enqueue/{fakes.CUSTOMERS_ACTIVITY_ID}"
@@ -648,14 +751,13 @@ def _generated(total: int, chunk: bytes) -> Iterator[bytes]:
         yield chunk
 
 
-def test_large_chunked_upload_goes_to_disk_not_memory(
-    d365: Emulator, auth: dict[str, str]
-) -> None:
+def test_large_chunked_upload_goes_to_disk_not_memory(d365: Emulator, auth: dict[str, str]) -> None:
     size, chunk = 64 * 1024 * 1024, b"<!-- padding -->" * 65536  # 1 MiB chunks
     tracemalloc.start()
     try:
-        response = enqueue(d365, auth, _generated(size, chunk), activity=fakes.PACKAGE_ACTIVITY_ID,
-                           entity=None)  # fmt: skip
+        response = enqueue(
+            d365, auth, _generated(size, chunk), activity=fakes.PACKAGE_ACTIVITY_ID, entity=None
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -664,7 +766,7 @@ def test_large_chunked_upload_goes_to_disk_not_memory(
     message = d365.messages[response.json()]
     assert message.body_size == size
     assert Path(str(message.body_path)).stat().st_size == size
-    recorded = [r for r in d365.requests if r.operation == "enqueue"][0]
+    recorded = next(r for r in d365.requests if r.operation == "enqueue")
     assert recorded.headers["Transfer-Encoding"] == "chunked"
     assert recorded.body is None
     digest = hashlib.sha256()
@@ -682,8 +784,10 @@ def _status_call(emu: Emulator, headers: dict[str, str]) -> requests.Response:
     return requests.post(
         f"{emu.base_url}/data/DataManagementDefinitionGroups/"
         "Microsoft.Dynamics.DataEntities.GetMessageStatus",
-        json={"messageId": ZERO_GUID}, headers=headers, timeout=TIMEOUT,
-    )  # fmt: skip
+        json={"messageId": ZERO_GUID},
+        headers=headers,
+        timeout=TIMEOUT,
+    )
 
 
 def test_latency_delays_fno_calls(d365: Emulator, auth: dict[str, str]) -> None:
@@ -706,7 +810,9 @@ def test_throttle_burst_answers_429_with_retry_after(d365: Emulator, auth: dict[
 
     assert [r.status_code for r in throttled] == [429, 429]
     assert [r.headers["Retry-After"] for r in throttled] == ["7", "7"]
-    assert throttled[0].json() == {"Message": "Number of concurrent requests exceeded the limit of 52."}
+    assert throttled[0].json() == {
+        "Message": "Number of concurrent requests exceeded the limit of 52."
+    }
     assert throttled[1].json()["error"]["innererror"]["message"] == THROTTLE_MESSAGES[2]
     assert passed.status_code == 200
     assert d365.messages == {}
@@ -781,7 +887,7 @@ def test_drop_after_body_loses_only_the_answer(d365: Emulator, auth: dict[str, s
         enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
 
     assert len(d365.messages) == 1
-    recorded = [r for r in d365.requests if r.operation == "enqueue"][0]
+    recorded = next(r for r in d365.requests if r.operation == "enqueue")
     assert (recorded.status, recorded.body_size) == (None, CUSTOMERS_VALID.stat().st_size)
 
 
@@ -827,9 +933,12 @@ def test_status_variants(d365: Emulator, auth: dict[str, str]) -> None:
     ],
 )
 def test_message_id_formats(
-    d365: Emulator, auth: dict[str, str], form: MessageIdFormat, template: str,
+    d365: Emulator,
+    auth: dict[str, str],
+    form: MessageIdFormat,
+    template: str,
     content_type: str,
-) -> None:  # fmt: skip
+) -> None:
     d365.knobs.message_id_format = form
 
     response = enqueue(d365, auth, CUSTOMERS_VALID.read_bytes())
@@ -843,8 +952,9 @@ def test_message_id_formats(
 def test_execution_errors_raw_form_is_not_json(instant: Emulator, auth: dict[str, str]) -> None:
     message_id = enqueue_file(instant, auth, CUSTOMERS_VALID)
     tricky = 'Value "A\\B" is not valid.\r\nSee line 2.'
-    instant.set_outcome(message_id, errors=[{"RecordId": "7", "Field": "Name",
-                                             "ErrorMessage": tricky}])  # fmt: skip
+    instant.set_outcome(
+        message_id, errors=[{"RecordId": "7", "Field": "Name", "ErrorMessage": tricky}]
+    )
     status, summary, errors = outcome(instant, auth, message_id)
     assert (status, summary) == ("ProcessedWithErrors", "PartiallySucceeded")
     assert errors == [{"RecordId": "7", "Field": "Name", "ErrorMessage": tricky}]
@@ -871,9 +981,10 @@ def test_reset_restores_knobs_in_place(d365: Emulator) -> None:
     assert d365.clock.speed == 1.0
 
 
-def test_certificate_credential_gets_a_token(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:  # fmt: skip
-    leaf = trustme.CA().issue_cert("fake-client.fno.localhost")
+def test_certificate_credential_gets_a_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    leaf = trustme.CA().issue_cert("fake-client.fno.localhost", key_type=trustme.KeyType.RSA)
     pem = tmp_path / "client.pem"
     leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
     app = App(fakes.CLIENT_ID, certificate_pem=leaf.cert_chain_pems[0].bytes())
@@ -882,15 +993,25 @@ def test_certificate_credential_gets_a_token(monkeypatch: pytest.MonkeyPatch,
     with Emulator([job], [app], tenant_id=fakes.TENANT_ID) as emu:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emu.ca_bundle))
         monkeypatch.setenv("SSL_CERT_FILE", str(emu.ca_bundle))
-        with CertificateCredential(fakes.TENANT_ID, fakes.CLIENT_ID, str(pem),
-                                         authority=emu.authority_host,
-                                         disable_instance_discovery=True) as credential:  # fmt: skip
+        with CertificateCredential(
+            fakes.TENANT_ID,
+            fakes.CLIENT_ID,
+            str(pem),
+            authority=emu.authority_host,
+            disable_instance_discovery=True,
+        ) as credential:
             token = credential.get_token(emu.scope).token
         response = enqueue(emu, {"Authorization": f"Bearer {token}"}, b"<Document />")
-        with ClientSecretCredential(fakes.TENANT_ID, fakes.CLIENT_ID, "any-fake-secret",
-                                    authority=emu.authority_host,
-                                    disable_instance_discovery=True) as secret_credential:  # fmt: skip
-            with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
-                secret_credential.get_token(emu.scope)
+        with (
+            ClientSecretCredential(
+                fakes.TENANT_ID,
+                fakes.CLIENT_ID,
+                "any-fake-secret",
+                authority=emu.authority_host,
+                disable_instance_discovery=True,
+            ) as secret_credential,
+            pytest.raises(ClientAuthenticationError, match="AADSTS7000215"),
+        ):
+            secret_credential.get_token(emu.scope)
 
     assert response.status_code == 200

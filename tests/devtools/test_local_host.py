@@ -94,6 +94,11 @@ def build_app(container: str, probe: Probe) -> func.FunctionApp:
     def health(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse("healthy")
 
+    @app.function_name("order_lines")
+    @app.route(route="orders/{order_id:int}/lines", auth_level=func.AuthLevel.ANONYMOUS)
+    def order_lines(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(json.dumps(dict(req.route_params)), mimetype="application/json")
+
     @app.function_name("crash")
     @app.route(route="crash", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
     def crash(req: func.HttpRequest) -> func.HttpResponse:
@@ -323,6 +328,9 @@ def test_http_route_params_query_body_and_response(hosted: tuple[LocalHost, Prob
     assert echo["route_params"] == {"item_id": "42"}
     assert echo["params"] == {"x": "1", "y": ""}
     assert echo["header"] == "yes"
+
+    response = requests.get(f"{host.http_url}/api/Orders/7/lines", timeout=5)
+    assert response.json() == {"order_id": "7"}  # constraint ignored, literals case-insensitive
 
     response = requests.post(
         f"{host.http_url}/api/items", data=b"hello", headers=headers, timeout=5

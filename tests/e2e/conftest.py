@@ -182,3 +182,8 @@ def app_factory(
 def app(app_factory: Callable[..., App]) -> App:
     """The app with the default test settings."""
     return app_factory()
+
+
+def enqueue_requests(d365: Emulator) -> list:
+    """The enqueue calls the emulator answered with 200."""
+    return [r for r in d365.requests if r.operation == "enqueue" and r.status == 200]

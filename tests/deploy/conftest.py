@@ -1,0 +1,29 @@
+"""Fixtures of the deployment tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def script() -> ModuleType:
+    """scripts/build_package.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "build_package", REPO_ROOT / "scripts" / "build_package.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # Registered while it runs: its dataclass resolves annotations through sys.modules.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
