@@ -657,8 +657,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         _LOGGER.debug("http %s %s status=%s", self.command, urlsplit(self.path).path, code)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # Only errors get here now (log_request is above); keep them off stderr.
-        _LOGGER.debug("http %s", format % args)
+        # Only send_error() gets here now; its text may quote the request line (and a ?code=
+        # key), so log the status alone, and keep stderr quiet.
+        _LOGGER.debug("http error status=%s", args[0] if args else "-")
 
 
 # --- the host -------------------------------------------------------------------------------

@@ -415,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("azure").setLevel(logging.WARNING)  # one line per storage call otherwise
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A shell starting us in the background ignores SIGINT; Ctrl-C should still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(args)
     except KeyboardInterrupt:

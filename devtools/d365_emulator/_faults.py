@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from ._models import Knobs
-from ._replies import Reply, connector_error, odata_error, text_reply
+from ._replies import GENERIC_ERROR, Reply, connector_error, odata_error, text_reply
 
 _STATUS_TEXT = {
     500: "Internal Server Error",
@@ -97,5 +97,5 @@ def throttle_reply(knobs: Knobs, *, odata: bool) -> Reply:
 def error_reply(knobs: Knobs) -> Reply:
     """A server error: ASP.NET's generic 500 body, or the gateway's text for 502/503/504."""
     if knobs.error_status == 500:
-        return connector_error(500, "An error has occurred.")
+        return connector_error(500, GENERIC_ERROR)
     return text_reply(knobs.error_status, _STATUS_TEXT.get(knobs.error_status, "Server Error"))

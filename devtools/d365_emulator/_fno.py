@@ -16,6 +16,7 @@ from ._entities import same_entity
 from ._entra import Entra, TokenClaims, TokenError
 from ._models import STATUS_VARIANTS, Job, Knobs, MessageIdFormat, normalize_guid
 from ._replies import (
+    GENERIC_ERROR,
     Reply,
     connector_error,
     json_reply,
@@ -28,7 +29,6 @@ from ._store import ZERO_GUID, AckResult, MessageStore
 _LOGGER = logging.getLogger(__name__)
 
 _DENIED = "Authorization has been denied for this request."
-_GENERIC_500 = "An error has occurred."
 # The numeric DataJobState of the legacy jobstatus endpoint (RIS ContractEnums.cs).
 _DATA_JOB_STATE = {
     "Enqueued": 0,
@@ -118,7 +118,7 @@ class FnoApi:
             return connector_error(
                 404, f"Recurring data job '{call.params.get('activity')}' was not found."
             )
-        return connector_error(500, _GENERIC_500)
+        return connector_error(500, GENERIC_ERROR)
 
     def _caller_job(self, call: Call) -> Job | Reply:
         claims = self.authenticate(call)
@@ -145,13 +145,14 @@ class FnoApi:
             refusal = _entity_refusal(job, call.query.get("entity"))
             if refusal is not None:
                 return refusal
-            reply, stored = self._accept(job, call)
+            reply = self._accept(job, call)
+            stored = True
             return reply
         finally:
             if not stored and call.body.path is not None:
                 call.body.path.unlink(missing_ok=True)
 
-    def _accept(self, job: Job, call: Call) -> tuple[Reply, bool]:
+    def _accept(self, job: Job, call: Call) -> Reply:
         knobs = self._env.knobs
         company = job.company
         if job.use_company_from_message and call.query.get("company"):
@@ -178,7 +179,7 @@ class FnoApi:
             company,
             call.body.size,
         )
-        return _message_id_reply(message_id, knobs.message_id_format), True
+        return _message_id_reply(message_id, knobs.message_id_format)
 
     def dequeue(self, call: Call) -> Reply:
         """GET /api/connector/dequeue/{activity}: 204 when nothing is visible."""
@@ -251,7 +252,7 @@ class FnoApi:
         if isinstance(job, Reply):
             return job
         message_id = _guid_or_none(call.query.get("jobId", "")) or ""
-        message = self._env.store.snapshot(self._env.clock.now()).get(message_id)
+        message = self._env.store.get(message_id, self._env.clock.now())
         if message is None:
             return connector_error(404, f"Message '{call.query.get('jobId', '')}' was not found.")
         return json_reply(

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 JSON_TYPE = "application/json; charset=utf-8"
+# ASP.NET's text for an unhandled exception, in connector and OData error bodies alike.
+GENERIC_ERROR = "An error has occurred."
 ODATA_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
 
 
@@ -49,7 +51,7 @@ def odata_error(status: int, message: str, code: str = "") -> Reply:
     payload = {
         "error": {
             "code": code,
-            "message": "An error has occurred.",
+            "message": GENERIC_ERROR,
             "innererror": {"message": message, "type": "System.Exception", "stacktrace": ""},
         }
     }

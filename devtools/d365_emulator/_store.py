@@ -143,11 +143,17 @@ class MessageStore:
             return outcome.status, outcome
         return None
 
+    def get(self, message_id: str, now: datetime) -> Message | None:
+        """One message as it is now, None for an unknown id."""
+        with self._lock:
+            stored = self._messages.get(message_id)
+        return None if stored is None else self._snapshot_of(stored, now)
+
     def snapshot(self, now: datetime) -> dict[str, Message]:
         """All messages as they are now."""
         with self._lock:
             ids = list(self._messages)
-        return {mid: message for mid in ids if (message := self._snapshot(mid, now)) is not None}
+        return {mid: message for mid in ids if (message := self.get(mid, now)) is not None}
 
     def force(self, key: str, outcome: Outcome) -> None:
         """Force the outcome of a message id, or of every later-finishing message of a job."""
@@ -275,11 +281,6 @@ class MessageStore:
         if stored.is_export or ends is None or now < ends[0]:
             return None
         return f"{stored.job.data_project}-{ends[0]:%Y-%m-%dT%H:%M:%S}-{stored.execution_suffix}"
-
-    def _snapshot(self, message_id: str, now: datetime) -> Message | None:
-        with self._lock:
-            stored = self._messages.get(message_id)
-        return None if stored is None else self._snapshot_of(stored, now)
 
     def _snapshot_of(self, stored: _Stored, now: datetime) -> Message:
         """A snapshot; for an import this may evaluate the file, so never call it locked."""

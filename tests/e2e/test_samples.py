@@ -21,7 +21,7 @@ def test_sample_files_reach_their_outcomes_with_errors_over_http(app: App) -> No
         assert record["company"] == "USMF"
         assert record["execution_id"]
         assert record["completed_at"]
-        assert [h["state"] for h in record["history"]][0] == "Received"
+        assert record["history"][0]["state"] == "Received"
 
     by_id = app.get(f"messages/{bad['message_id']}")
     assert by_id.status_code == 200

@@ -46,4 +46,3 @@ def make_client(
 def client(make_client: ClientFactory) -> D365Client:
     """A client with the default test options."""
     return make_client()
-
