@@ -299,7 +299,7 @@ def test_download_refuses_another_host(client: D365Client) -> None:
 
 
 def test_scope_is_the_lower_case_base_url_without_slash(
-    make_client: object, d365: Emulator
+    make_client: ClientFactory, d365: Emulator
 ) -> None:
     upper = d365.base_url.upper().replace("HTTPS://", "https://") + "/"
     client = make_client(base_url=upper)
