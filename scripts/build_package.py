@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -142,7 +143,10 @@ def vendor_dependencies(
 
 
 def write_zip(stage: Path, output: Path) -> PackageSummary:
-    """Zip every file under ``stage`` into ``output``, deterministically."""
+    """Zip every file under ``stage`` into ``output``, deterministically.
+
+    Entries are sorted by path, stamped 1980-01-01 and given mode 644 (755 if executable).
+    """
     files = sorted(
         (
             PurePosixPath(path.relative_to(stage).as_posix())
@@ -158,7 +162,7 @@ def write_zip(stage: Path, output: Path) -> PackageSummary:
             info = zipfile.ZipInfo(str(relative), date_time=_ZIP_TIMESTAMP)
             info.create_system = _UNIX_SYSTEM
             mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-            info.external_attr = (0o100000 | mode) << 16
+            info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             with source.open("rb") as src, archive.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst)

@@ -45,7 +45,6 @@ from shared.routing import RejectReason, RouteMatch, RouteTable, RoutingError
 from shared.source_blob import RECORD_KEY, Archiver, fingerprint, is_own_stamp, quoted, stamp
 from shared.tracking import (
     ConcurrencyError,
-    PendingEntry,
     TrackedFile,
     TrackingState,
     TrackingStore,
@@ -129,8 +128,7 @@ class Enqueuer:
         )
         record = claim.record
         if claim.created:
-            entry = self._store.schedule(record, now + self._policy.claim_lease)
-            record = self._store.update(record, pending_key=entry.row_key)
+            self._store.schedule(record, now + self._policy.claim_lease)
             _LOGGER.info(
                 "claimed blob=%s etag=%s record=%s route=%s",
                 record.blob,
@@ -138,12 +136,12 @@ class Enqueuer:
                 record.record_id,
                 record.route,
             )
-            return self._send(blob, record, entry)
-        return self._resume(blob, record, None)
+            return self._send(blob, record)
+        return self._resume(blob, record)
 
-    def recover(self, record: TrackedFile, entry: PendingEntry) -> TrackedFile:
+    def recover(self, record: TrackedFile) -> TrackedFile:
         """Finish a claim whose lease ended without an enqueue (called by the poller)."""
-        return self._resume(self._archiver.source(record.blob), record, entry) or record
+        return self._resume(self._archiver.source(record.blob), record) or record
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -193,9 +191,7 @@ class Enqueuer:
             record = self._stamp(blob, record, props.etag)
         return record
 
-    def _resume(
-        self, blob: BlobClient, record: TrackedFile, entry: PendingEntry | None
-    ) -> TrackedFile | None:
+    def _resume(self, blob: BlobClient, record: TrackedFile) -> TrackedFile | None:
         """Another delivery, or the poller, found a claim: take it over only if abandoned."""
         now = self._clock()
         if record.state is not TrackingState.RECEIVED:
@@ -208,13 +204,11 @@ class Enqueuer:
             return record
         if record.lease_until and record.lease_until > now:
             _LOGGER.info("claim held by another worker blob=%s", record.blob)
-            if entry is not None:
-                self._store.reschedule(entry, record.lease_until)
+            self._store.schedule(record, record.lease_until)
             return record
         if record.send_started_at is not None:
             return self._finish(
                 record,
-                entry,
                 state=TrackingState.ENQUEUE_FAILED,
                 last_error=(
                     "outcome unknown: the worker stopped while sending the file to F&O, so F&O "
@@ -224,20 +218,14 @@ class Enqueuer:
                 ),
             )
         try:
-            taken = self._store.update(
-                record,
-                lease_until=now + self._policy.claim_lease,
-                pending_key=entry.row_key if entry else record.pending_key,
-            )
+            taken = self._store.update(record, lease_until=now + self._policy.claim_lease)
         except ConcurrencyError:
             return None
         _LOGGER.info("resuming abandoned claim blob=%s record=%s", record.blob, record.record_id)
-        pending = entry or self._pending_of(taken)
-        if pending is None:
-            pending = self._store.schedule(taken, now + self._policy.claim_lease)
-        return self._send(blob, taken, pending)
+        self._store.schedule(taken, now + self._policy.claim_lease)
+        return self._send(blob, taken)
 
-    def _send(self, blob: BlobClient, record: TrackedFile, entry: PendingEntry) -> TrackedFile:
+    def _send(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
         now = self._clock()
         record = self._store.update(
             record,
@@ -266,7 +254,6 @@ class Enqueuer:
         except ResourceModifiedError:
             return self._finish(
                 record,
-                entry,
                 state=TrackingState.REJECTED,
                 reject_reason=SUPERSEDED,
                 last_error="the blob was overwritten before it was sent; the new version is "
@@ -280,14 +267,14 @@ class Enqueuer:
             if exc.status_code == 503:
                 self._release(record, exc)
                 raise
-            return self._enqueue_failed(record, entry, exc)
+            return self._enqueue_failed(record, exc)
         except D365ConnectionError as exc:
             if not exc.sent_body:
                 self._release(record, exc)
                 raise
-            return self._enqueue_failed(record, entry, exc)
+            return self._enqueue_failed(record, exc)
         except D365Error as exc:
-            return self._enqueue_failed(record, entry, exc)
+            return self._enqueue_failed(record, exc)
         _LOGGER.info(
             "enqueued blob=%s message_id=%s activity=%s bytes=%s",
             record.blob,
@@ -304,34 +291,27 @@ class Enqueuer:
             d365_status=TrackingState.ENQUEUED.value,
             enqueued_at=self._clock(),
             lease_until=None,
-            next_poll_at=first_poll,
             last_error=None,
         )
         self._store.link_message(record)
-        moved = self._store.reschedule(entry, first_poll)
-        record = self._store.update(record, pending_key=moved.row_key)
+        self._store.schedule(record, first_poll)
         return self._stamp(blob, record, record.blob_etag)
 
     # -- outcomes -------------------------------------------------------------------------------
 
-    def _enqueue_failed(
-        self, record: TrackedFile, entry: PendingEntry, exc: D365Error
-    ) -> TrackedFile:
+    def _enqueue_failed(self, record: TrackedFile, exc: D365Error) -> TrackedFile:
         _LOGGER.error("enqueue failed blob=%s record=%s: %s", record.blob, record.record_id, exc)
-        return self._finish(record, entry, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
+        return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
 
     def _finish(
         self,
         record: TrackedFile,
-        entry: PendingEntry | None,
         *,
         stamp_blob: bool = True,
         **changes: Any,
     ) -> TrackedFile:
         record = self._store.update(record, lease_until=None, **changes)
-        pending = entry or self._pending_of(record)
-        if pending is not None:
-            self._store.unschedule(pending)
+        self._store.unschedule(record.record_id)
         if stamp_blob:
             record = self._stamp(self._archiver.source(record.blob), record, record.blob_etag)
         return record
@@ -356,11 +336,3 @@ class Enqueuer:
         if new_etag is None:
             return record
         return self._store.update(record, stamped_etag=new_etag)
-
-    @staticmethod
-    def _pending_of(record: TrackedFile) -> PendingEntry | None:
-        if not record.pending_key:
-            return None
-        return PendingEntry(
-            record.pending_key, record.row_key, record.next_poll_at or record.received_at
-        )

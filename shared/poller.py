@@ -11,12 +11,11 @@ time budget is spent; what it did not reach stays due for the next tick.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -30,11 +29,11 @@ from shared.tracking import (
     TrackedFile,
     TrackingState,
     TrackingStore,
-    pending_row_key,
     utcnow,
 )
 
 _LOGGER = logging.getLogger(__name__)
+_CHUNK = 100  # entries per table batch
 
 _STATE_OF_STATUS = {
     MessageStatus.ENQUEUED: TrackingState.ENQUEUED,
@@ -74,6 +73,14 @@ class PollPolicy:
         """Doubling back-off, capped: 30 s, 1 min, 2 min, 4 min, 8 min, 10 min..."""
         seconds = self.interval_min.total_seconds() * 2 ** min(poll_count, 20)
         return timedelta(seconds=min(seconds, self.interval_max.total_seconds()))
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What polling one entry did, and its next schedule entry (None when it left the schedule)."""
+
+    outcome: Outcome
+    next_entry: PendingEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -123,81 +130,83 @@ class Poller:
         deadline = started + self._policy.tick_budget.total_seconds()
         entries = self._store.due(self._clock(), limit=self._policy.max_entries)
         counts: Counter[str] = Counter()
-        lock = threading.Lock()
-
-        def work(entry: PendingEntry) -> None:
-            outcome = Outcome.DEFERRED if time.monotonic() > deadline else self._poll_entry(entry)
-            with lock:
-                counts[outcome.value] += 1
-
-        if entries:
-            workers = max(1, min(self._policy.concurrency, len(entries)))
-            with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
-                list(pool.map(work, entries))
+        workers = max(1, min(self._policy.concurrency, len(entries)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            # Chunks of one table batch: taken together, polled concurrently, written together.
+            for start in range(0, len(entries), _CHUNK):
+                chunk = entries[start : start + _CHUNK]
+                if time.monotonic() > deadline:
+                    counts[Outcome.DEFERRED.value] += len(chunk)
+                    continue
+                held = self._store.take(chunk, hold_until=self._clock() + self._policy.hold)
+                counts[Outcome.SKIPPED.value] += len(chunk) - len(held)
+                results = list(pool.map(self._poll_entry, held))
+                self._store.reschedule([r.next_entry for r in results if r.next_entry])
+                counts.update(r.outcome.value for r in results)
         report = TickReport(len(entries), dict(counts), time.monotonic() - started)
         _LOGGER.info("poll tick %s", report)
         return report
 
     # -- one entry ---------------------------------------------------------------------------
 
-    def _poll_entry(self, entry: PendingEntry) -> Outcome:
-        now = self._clock()
-        held = self._store.take(entry, hold_until=now + self._policy.hold)
-        if held is None:
-            return Outcome.SKIPPED
-        record = self._store.get(held.record_row_key)
+    def _poll_entry(self, entry: PendingEntry) -> _Result:
+        record = self._store.get(entry.record_row_key)
         if record is None or record.state.is_terminal:
-            self._store.unschedule(held)
-            return Outcome.SKIPPED
+            self._store.unschedule(entry.record_id)
+            return _Result(Outcome.SKIPPED)
         try:
-            return self._poll_record(record, held)
+            return self._poll_record(record, entry)
         except ConcurrencyError:
             _LOGGER.info("record changed by another worker blob=%s", record.blob)
-            return Outcome.SKIPPED
+            return _Result(Outcome.SKIPPED)
         except Exception:
             # The held entry comes due again when the hold ends; the others go on.
             _LOGGER.exception("poll failed blob=%s message_id=%s", record.blob, record.message_id)
-            return Outcome.FAILED
+            return _Result(Outcome.FAILED)
 
-    def _poll_record(self, record: TrackedFile, held: PendingEntry) -> Outcome:
+    def _poll_record(self, record: TrackedFile, entry: PendingEntry) -> _Result:
         if record.state is TrackingState.RECEIVED:
-            self._enqueuer.recover(record, held)
-            return Outcome.RECOVERED
+            self._enqueuer.recover(record)
+            return _Result(Outcome.RECOVERED)
         if (
             self._clock() - (record.enqueued_at or record.received_at)
             > self._policy.max_pending_age
         ):
             self._complete(
                 record,
-                held,
+                entry,
                 state=TrackingState.TIMED_OUT,
                 last_error=(
                     f"F&O reported no final status within {self._policy.max_pending_age} "
-                    f"(last status {record.d365_status!r}); check the message in F&O and the "
-                    "job's batch processing; MAX_PENDING_AGE sets this limit"
+                    f"(last status {entry.d365_status or record.d365_status!r}); check the "
+                    "message in F&O and the job's batch processing; MAX_PENDING_AGE sets "
+                    "this limit"
                 ),
             )
-            return Outcome.FINISHED
+            return _Result(Outcome.FINISHED)
         message_id = record.message_id or ""
         try:
             result = self._client.get_message_status(message_id)
         except D365Error as exc:
-            self._retry_later(record, held, exc)
-            return Outcome.FAILED
+            return self._retry_later(record, entry, exc)
         status = result.status
         if status is None:
             _LOGGER.warning(
                 "unknown F&O status %r blob=%s message_id=%s", result.raw, record.blob, message_id
             )
         if status is not None and status.is_terminal:
-            return self._terminal(record, held, status, result.raw)
+            return self._terminal(record, entry, status, result.raw)
         state = _STATE_OF_STATUS.get(status, record.state) if status else record.state
-        self._schedule_next(record, held, state=state, d365_status=result.raw)
-        return Outcome.POLLED
+        if state is not record.state or result.raw != record.d365_status:
+            self._store.update(record, state=state, d365_status=result.raw, last_error=None)
+            _LOGGER.info(
+                "status blob=%s message_id=%s d365_status=%s", record.blob, message_id, result.raw
+            )
+        return _Result(Outcome.POLLED, self._next(entry, d365_status=result.raw))
 
     def _terminal(
-        self, record: TrackedFile, held: PendingEntry, status: MessageStatus, raw: str
-    ) -> Outcome:
+        self, record: TrackedFile, entry: PendingEntry, status: MessageStatus, raw: str
+    ) -> _Result:
         message_id = record.message_id or ""
         try:
             execution_id = self._client.get_execution_id(message_id)
@@ -206,36 +215,44 @@ class Poller:
                 errors = self._client.get_execution_errors(execution_id)
                 errors_fields = self._store.store_errors(record, errors.errors, errors.raw)
         except D365Error as exc:
-            self._retry_later(record, held, exc, d365_status=raw)
-            return Outcome.FAILED
+            return self._retry_later(record, entry, exc)
         # F&O may report a final status a moment before it hands out the execution id: poll
         # once more before finishing without row-level errors. A file that failed
         # pre-processing may never get an execution.
-        first_sighting = (record.d365_status or "").lower() != raw.lower()
+        first_sighting = (entry.d365_status or "").lower() != raw.lower()
         waiting_for_id = status is not MessageStatus.PRE_PROCESSING_ERROR and first_sighting
         if execution_id is None and waiting_for_id:
             _LOGGER.info(
-                "terminal status without execution id yet blob=%s message_id=%s",
+                "final status without execution id yet blob=%s message_id=%s",
                 record.blob,
                 message_id,
             )
-            self._schedule_next(record, held, state=record.state, d365_status=raw)
-            return Outcome.POLLED
+            return _Result(Outcome.POLLED, self._next(entry, d365_status=raw))
         self._complete(
             record,
-            held,
+            entry,
             state=_STATE_OF_STATUS[status],
             d365_status=raw,
             execution_id=execution_id,
-            poll_count=record.poll_count + 1,
             **errors_fields,
         )
-        return Outcome.FINISHED
+        return _Result(Outcome.FINISHED)
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _complete(self, record: TrackedFile, held: PendingEntry, **changes: Any) -> None:
-        record = self._store.update(record, next_poll_at=None, pending_key=None, **changes)
+    def _next(
+        self, entry: PendingEntry, *, d365_status: str | None, delay: timedelta | None = None
+    ) -> PendingEntry:
+        wait = delay or self._policy.next_interval(entry.poll_count)
+        return replace(
+            entry,
+            due_at=self._clock() + wait,
+            poll_count=entry.poll_count + 1,
+            d365_status=d365_status,
+        )
+
+    def _complete(self, record: TrackedFile, entry: PendingEntry, **changes: Any) -> None:
+        record = self._store.update(record, poll_count=entry.poll_count + 1, **changes)
         archived = self._archiver.finish(record)
         if archived.archived_to or archived.stamped_etag:
             record = self._store.update(
@@ -243,7 +260,7 @@ class Poller:
                 archived_to=archived.archived_to,
                 stamped_etag=archived.stamped_etag or record.stamped_etag,
             )
-        self._store.unschedule(held)
+        self._store.unschedule(entry.record_id)
         _LOGGER.info(
             "finished blob=%s message_id=%s execution_id=%s state=%s errors=%d",
             record.blob,
@@ -253,43 +270,9 @@ class Poller:
             record.error_count,
         )
 
-    def _schedule_next(
-        self,
-        record: TrackedFile,
-        held: PendingEntry,
-        *,
-        state: TrackingState,
-        d365_status: str | None,
-        last_error: str | None = None,
-        delay: timedelta | None = None,
-    ) -> None:
-        due = self._clock() + (delay or self._policy.next_interval(record.poll_count))
-        previous = record.state
-        record = self._store.update(
-            record,
-            state=state,
-            d365_status=d365_status,
-            poll_count=record.poll_count + 1,
-            next_poll_at=due,
-            pending_key=pending_row_key(due, record.record_id),
-            last_error=last_error,
-        )
-        self._store.reschedule(held, due)
-        if state is not previous:
-            _LOGGER.info(
-                "status blob=%s message_id=%s state=%s", record.blob, record.message_id, state.value
-            )
-
-    def _retry_later(
-        self,
-        record: TrackedFile,
-        held: PendingEntry,
-        exc: D365Error,
-        *,
-        d365_status: str | None = None,
-    ) -> None:
+    def _retry_later(self, record: TrackedFile, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
-        delay = self._policy.next_interval(record.poll_count)
+        delay = self._policy.next_interval(entry.poll_count)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
         _LOGGER.warning(
@@ -299,11 +282,7 @@ class Poller:
             record.message_id,
             exc,
         )
-        self._schedule_next(
-            record,
-            held,
-            state=record.state,
-            d365_status=d365_status or record.d365_status,
-            last_error=str(exc),
-            delay=delay,
+        self._store.update(record, last_error=str(exc))
+        return _Result(
+            Outcome.FAILED, self._next(entry, d365_status=entry.d365_status, delay=delay)
         )

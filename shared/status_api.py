@@ -45,6 +45,10 @@ def _time(value: datetime | None) -> str | None:
 def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
     """The public JSON form of a tracked file."""
     errors = context.store.load_errors(record) if record.errors_blob else record.errors
+    # While a file is followed, its poll bookkeeping lives on its schedule entry.
+    pending = None if record.state.is_terminal else context.store.get_pending(record.record_id)
+    poll_count = pending.poll_count if pending else record.poll_count
+    next_poll_at = pending.due_at if pending else None
     return {
         "message_id": record.message_id,
         "blob": record.blob,
@@ -68,8 +72,8 @@ def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
         "enqueued_at": _time(record.enqueued_at),
         "updated_at": _time(record.updated_at),
         "completed_at": _time(record.completed_at),
-        "next_poll_at": _time(record.next_poll_at),
-        "poll_count": record.poll_count,
+        "next_poll_at": _time(next_poll_at),
+        "poll_count": poll_count,
         "enqueue_attempts": record.enqueue_attempts,
         "last_error": record.last_error,
         "history": [{"state": state, "at": at} for state, at in record.history],

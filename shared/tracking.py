@@ -7,9 +7,10 @@ Rows (see docs/architecture.md):
 - ``claim``    PK ``claim-<hash of path>``, RK ``<blob etag>``: created once per blob version
   (create-or-409), so duplicate and concurrent deliveries resolve to one record.
 - ``message``  PK ``message``, RK ``<F&O message id>``: point lookup by message id.
-- ``pending``  PK ``pending``, RK ``<next poll yyyymmddHHMMSS>-<record id>``: exists only while a
-  record is not terminal. The poller reads ``RowKey le <now>`` and nothing else, so a tick's cost
-  does not grow with the history of finished files.
+- ``pending``  PK ``pending``, RK ``<record id>``: exists only while a record is not terminal, with
+  its next poll time (``due``) and the poll bookkeeping. The poller reads this partition only,
+  so a tick's cost does not grow with the history of finished files; its writes go in batches
+  (entity group transactions), conditional on each row's ETag.
 
 Every write to a record is conditional on its ETag; a lost race raises :class:`ConcurrencyError`.
 """
@@ -24,7 +25,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -47,7 +48,7 @@ MESSAGE_PARTITION = "message"
 PENDING_PARTITION = "pending"
 _CLAIM_PREFIX = "claim-"
 _INVERT_BASE = 10**13 - 1
-_KEY_TIME_FORMAT = "%Y%m%d%H%M%S"
+_BATCH = 100  # operations per entity group transaction (Azure's limit)
 # A table string property holds 64 KiB of UTF-16, i.e. 32K characters; stay well inside it.
 INLINE_TEXT_LIMIT = 30_000
 _HISTORY_LIMIT = 50
@@ -134,8 +135,6 @@ class TrackedFile:
     completed_at: datetime | None = None
     send_started_at: datetime | None = None
     lease_until: datetime | None = None
-    next_poll_at: datetime | None = None
-    pending_key: str | None = None
     fingerprint: str | None = None
     poll_count: int = 0
     enqueue_attempts: int = 0
@@ -155,11 +154,13 @@ class TrackedFile:
 
 @dataclass(frozen=True)
 class PendingEntry:
-    """A pointer from the poll schedule to a record."""
+    """A record on the poll schedule: when it is due, and the poll bookkeeping."""
 
-    row_key: str
+    record_id: str
     record_row_key: str
     due_at: datetime
+    poll_count: int = 0
+    d365_status: str | None = None
     etag: str = field(default="", compare=False, repr=False)
 
 
@@ -211,15 +212,6 @@ def _since_bound(since: datetime) -> str:
     return f"{_INVERT_BASE - millis:013d}-~"
 
 
-def pending_row_key(due_at: datetime, record_id: str) -> str:
-    """Due time first, so due entries are one RowKey range."""
-    return f"{due_at.astimezone(UTC).strftime(_KEY_TIME_FORMAT)}-{record_id}"
-
-
-def _due_bound(now: datetime) -> str:
-    return f"{now.astimezone(UTC).strftime(_KEY_TIME_FORMAT)}-~"
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
@@ -252,7 +244,6 @@ _TIME_FIELDS = (
     "completed_at",
     "send_started_at",
     "lease_until",
-    "next_poll_at",
 )
 _TEXT_FIELDS = (
     "blob",
@@ -271,7 +262,6 @@ _TEXT_FIELDS = (
     "reject_reason",
     "archived_to",
     "stamped_etag",
-    "pending_key",
     "fingerprint",
 )
 
@@ -595,96 +585,51 @@ class TrackingStore:
     # -- the poll schedule --------------------------------------------------------------------
 
     def schedule(self, record: TrackedFile, due_at: datetime) -> PendingEntry:
-        """Put a record on the poll schedule (idempotent for the same due time)."""
-        entry = {
-            "PartitionKey": PENDING_PARTITION,
-            "RowKey": pending_row_key(due_at, record.record_id),
-            "record_row_key": record.row_key,
-        }
-        metadata = self._call(self._table.upsert_entity, entry)
-        return PendingEntry(entry["RowKey"], record.row_key, due_at, metadata.get("etag", ""))
+        """Put a record on the poll schedule, or move it there (one row per record)."""
+        entry = PendingEntry(
+            record.record_id, record.row_key, due_at, record.poll_count, record.d365_status
+        )
+        metadata = self._call(self._table.upsert_entity, _pending_entity(entry))
+        return replace(entry, etag=metadata.get("etag", ""))
+
+    def get_pending(self, record_id: str) -> PendingEntry | None:
+        """A record's schedule entry, or None when it is not scheduled."""
+        try:
+            return _pending_from(self._call(self._table.get_entity, PENDING_PARTITION, record_id))
+        except ResourceNotFoundError:
+            return None
 
     def due(self, now: datetime, *, limit: int = 5000) -> list[PendingEntry]:
-        """Schedule entries due at ``now``, earliest first; finished history is never read."""
+        """Schedule entries due at ``now``; the finished history is never read."""
         rows = self._call(
             self._table.query_entities,
-            "PartitionKey eq @pk and RowKey le @due",
-            parameters={"pk": PENDING_PARTITION, "due": _due_bound(now)},
-            select=["RowKey", "record_row_key"],
+            "PartitionKey eq @pk and due le @now",
+            parameters={"pk": PENDING_PARTITION, "now": now.astimezone(UTC)},
             results_per_page=1000,
         )
         found: list[PendingEntry] = []
         for row in rows:
-            found.append(
-                PendingEntry(
-                    row["RowKey"],
-                    row["record_row_key"],
-                    _due_from_key(row["RowKey"]),
-                    row.metadata["etag"],
-                )
-            )
+            found.append(_pending_from(row))
             if len(found) >= limit:
                 break
-        return found
+        return sorted(found, key=lambda entry: entry.due_at)
 
-    def take(self, entry: PendingEntry, *, hold_until: datetime) -> PendingEntry | None:
-        """Move an entry to ``hold_until`` atomically; None if another tick took it first.
+    def take(self, entries: Sequence[PendingEntry], *, hold_until: datetime) -> list[PendingEntry]:
+        """Hold entries until ``hold_until`` (the lease of this tick); returns those taken.
 
-        The moved entry is the lease: if this worker dies, the record comes due again then.
+        An entry another tick changed first is not taken. If this worker dies, its entries
+        come due again when the hold ends.
         """
-        record_id = entry.row_key.split("-", 1)[1]
-        new_key = pending_row_key(hold_until, record_id)
-        if new_key == entry.row_key:
-            new_key = pending_row_key(hold_until + timedelta(seconds=1), record_id)
-        operations = [
-            (
-                "delete",
-                {"PartitionKey": PENDING_PARTITION, "RowKey": entry.row_key},
-                {"etag": entry.etag, "match_condition": MatchConditions.IfNotModified},
-            ),
-            (
-                "upsert",
-                {
-                    "PartitionKey": PENDING_PARTITION,
-                    "RowKey": new_key,
-                    "record_row_key": entry.record_row_key,
-                },
-            ),
-        ]
-        try:
-            self._table.submit_transaction(operations)
-        except (TableTransactionError, ResourceNotFoundError, ResourceModifiedError):
-            return None
-        return PendingEntry(new_key, entry.record_row_key, hold_until)
+        return self._write_conditionally([replace(e, due_at=hold_until) for e in entries], entries)
 
-    def reschedule(self, entry: PendingEntry, due_at: datetime) -> PendingEntry:
-        """Move an entry this worker holds to a new due time."""
-        record_id = entry.row_key.split("-", 1)[1]
-        new_key = pending_row_key(due_at, record_id)
-        if new_key == entry.row_key:
-            return entry
-        operations = [
-            ("delete", {"PartitionKey": PENDING_PARTITION, "RowKey": entry.row_key}),
-            (
-                "upsert",
-                {
-                    "PartitionKey": PENDING_PARTITION,
-                    "RowKey": new_key,
-                    "record_row_key": entry.record_row_key,
-                },
-            ),
-        ]
-        try:
-            self._table.submit_transaction(operations)
-        except TableTransactionError:
-            # Our held entry vanished (another tick finished the record): only add the new one.
-            self._call(self._table.upsert_entity, operations[1][1])
-        return PendingEntry(new_key, entry.record_row_key, due_at)
+    def reschedule(self, entries: Sequence[PendingEntry]) -> list[PendingEntry]:
+        """Write new due times and bookkeeping for entries this worker holds (batched)."""
+        return self._write_conditionally(entries, entries)
 
-    def unschedule(self, entry: PendingEntry) -> None:
-        """Remove an entry (the record is terminal); a missing entry is fine."""
+    def unschedule(self, record_id: str) -> None:
+        """Take a record off the schedule (it is terminal); a missing entry is fine."""
         with contextlib.suppress(ResourceNotFoundError):
-            self._table.delete_entity(PENDING_PARTITION, entry.row_key)
+            self._table.delete_entity(PENDING_PARTITION, record_id)
 
     def count_pending(self) -> int:
         """How many records are waiting on the poll schedule."""
@@ -696,6 +641,53 @@ class TrackingStore:
             results_per_page=1000,
         )
         return sum(1 for _ in rows)
+
+    def _write_conditionally(
+        self, new: Sequence[PendingEntry], held: Sequence[PendingEntry]
+    ) -> list[PendingEntry]:
+        """Replace each held row with its new values if unchanged since read; batched."""
+        written: list[PendingEntry] = []
+        pairs = list(zip(new, held, strict=True))
+        for start in range(0, len(pairs), _BATCH):
+            chunk = pairs[start : start + _BATCH]
+            operations = [
+                (
+                    "update",
+                    _pending_entity(entry),
+                    {
+                        "mode": UpdateMode.REPLACE,
+                        "etag": old.etag,
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
+                )
+                for entry, old in chunk
+            ]
+            try:
+                results = self._table.submit_transaction(operations)
+            except TableTransactionError:
+                # Someone else changed a row of this batch: write the rest one by one.
+                written.extend(self._write_each(chunk))
+                continue
+            written.extend(
+                replace(entry, etag=result["etag"])
+                for (entry, _), result in zip(chunk, results, strict=True)
+            )
+        return written
+
+    def _write_each(self, pairs: Sequence[tuple[PendingEntry, PendingEntry]]) -> list[PendingEntry]:
+        written = []
+        for entry, old in pairs:
+            try:
+                metadata = self._table.update_entity(
+                    _pending_entity(entry),
+                    mode=UpdateMode.REPLACE,
+                    etag=old.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            written.append(replace(entry, etag=metadata["etag"]))
+        return written
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -712,8 +704,28 @@ class TrackingStore:
             raise
 
 
-def _due_from_key(row_key: str) -> datetime:
-    return datetime.strptime(row_key.split("-", 1)[0], _KEY_TIME_FORMAT).replace(tzinfo=UTC)
+def _pending_entity(entry: PendingEntry) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": PENDING_PARTITION,
+        "RowKey": entry.record_id,
+        "record_row_key": entry.record_row_key,
+        "due": entry.due_at.astimezone(UTC),
+        "poll_count": entry.poll_count,
+    }
+    if entry.d365_status is not None:
+        entity["d365_status"] = entry.d365_status
+    return entity
+
+
+def _pending_from(row: Any) -> PendingEntry:
+    return PendingEntry(
+        record_id=row["RowKey"],
+        record_row_key=row["record_row_key"],
+        due_at=_parse_time(row["due"]) or utcnow(),
+        poll_count=int(row.get("poll_count") or 0),
+        d365_status=row.get("d365_status"),
+        etag=row.metadata["etag"],
+    )
 
 
 def _preview(errors: Sequence[ExecutionError]) -> tuple[ExecutionError, ...]:

@@ -54,10 +54,7 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   name: guid(deadLetterContainer.id, systemTopic.id, roleDefinitionIds.storageBlobDataContributor)
   scope: deadLetterContainer
   properties: {
-    roleDefinitionId: subscriptionResourceId(
-      'Microsoft.Authorization/roleDefinitions',
-      roleDefinitionIds.storageBlobDataContributor
-    )
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionIds.storageBlobDataContributor)
     principalId: systemTopic.identity.principalId
     principalType: 'ServicePrincipal'
   }

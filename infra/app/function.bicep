@@ -135,20 +135,19 @@ var secretAuthSettings = {
   D365_CLIENT_ID: d365ClientId
   D365_CLIENT_SECRET: clientSecretReference
 }
-var certificateAuthSettings = union(
-  {
-    D365_TENANT_ID: d365TenantId
-    D365_CLIENT_ID: d365ClientId
-    D365_CLIENT_CERTIFICATE_PATH: d365CertificatePath
-  },
-  d365CertificateHasPassword ? { D365_CLIENT_CERTIFICATE_PASSWORD: certificatePasswordReference } : {}
-)
+var certificateBaseSettings = {
+  D365_TENANT_ID: d365TenantId
+  D365_CLIENT_ID: d365ClientId
+  D365_CLIENT_CERTIFICATE_PATH: d365CertificatePath
+}
+var certificatePasswordSettings = d365CertificateHasPassword ? {
+  D365_CLIENT_CERTIFICATE_PASSWORD: certificatePasswordReference
+} : {}
+var certificateAuthSettings = union(certificateBaseSettings, certificatePasswordSettings)
 var managedIdentityAuthSettings = {
   D365_MANAGED_IDENTITY_CLIENT_ID: identityClientId
 }
-var authSettings = d365AuthMode == 'secret'
-  ? secretAuthSettings
-  : (d365AuthMode == 'certificate' ? certificateAuthSettings : managedIdentityAuthSettings)
+var authSettings = d365AuthMode == 'secret' ? secretAuthSettings : (d365AuthMode == 'certificate' ? certificateAuthSettings : managedIdentityAuthSettings)
 
 // The rest of the contract, at the documented defaults unless a parameter sets them.
 var integrationSettings = {

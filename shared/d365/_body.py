@@ -87,7 +87,7 @@ class UploadBody:
         self.length = length
         if isinstance(body, bytes | bytearray | memoryview):
             self.length = len(body) if length is None else length
-        elif hasattr(body, "read"):
+        elif _is_stream(body):
             self._init_stream(body)
         elif not callable(body):
             raise TypeError(
@@ -96,6 +96,7 @@ class UploadBody:
             )
 
     def _init_stream(self, stream: BinaryIO) -> None:
+        _require_binary(stream)
         if not (hasattr(stream, "seekable") and stream.seekable()):
             raise ValueError(
                 "body stream must be seekable so a retry can send it again from the start; "
@@ -112,7 +113,7 @@ class UploadBody:
         body = self._body
         if isinstance(body, bytes | bytearray | memoryview):
             yield self._chunked(io.BytesIO(body))
-        elif hasattr(body, "read"):
+        elif _is_stream(body):
             body.seek(self._start)
             yield self._chunked(body)
         else:
@@ -127,9 +128,20 @@ class UploadBody:
                     close()
 
     def _chunked(self, stream: Readable) -> ChunkedUpload | bytes:
+        _require_binary(stream)
         length = self.length or 0
         # requests sends an empty iterable as chunked; an empty bytes gets Content-Length: 0.
         return ChunkedUpload(stream, length, self._chunk_size) if length else b""
+
+
+def _is_stream(body: Body) -> bool:
+    # A class with a read method is callable, a stream never is.
+    return hasattr(body, "read") and not callable(body)
+
+
+def _require_binary(stream: Readable) -> None:
+    if isinstance(stream, io.TextIOBase):
+        raise TypeError("body stream must be binary: open the file with mode 'rb'")
 
 
 def _stream_length(stream: Readable) -> int:

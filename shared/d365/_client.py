@@ -19,7 +19,6 @@ from urllib3.exceptions import NewConnectionError
 from ._body import DEFAULT_CHUNK_SIZE, Body, BodyLengthError, ChunkedUpload, UploadBody
 from ._errors import (
     D365CredentialError,
-    D365Error,
     D365ResponseError,
     OperationContext,
     connection_error,
@@ -509,7 +508,7 @@ class D365Client:
                 "tenant id, the client id, the client secret or certificate (and its expiry) "
                 "and the authority host.",
                 scope=self._scope,
-                **D365Error._ids(context),
+                **context.error_ids(),
             ) from exc
         return f"Bearer {token.token}"
 
@@ -532,7 +531,7 @@ def _parser(
                 status_code=response.status_code,
                 body=shorten(text),
                 request_id=request_id_of(response),
-                **D365Error._ids(context),
+                **context.error_ids(),
             ) from None
 
     return read

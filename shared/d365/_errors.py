@@ -49,6 +49,15 @@ class OperationContext:
     resend_safe: bool = True
     """False for enqueue: a failure after the body left may have created a message."""
 
+    def error_ids(self) -> dict[str, str | None]:
+        """The keyword arguments every `D365Error` takes: the operation and its ids."""
+        return {
+            "operation": self.operation,
+            "activity_id": self.activity_id,
+            "message_id": self.message_id,
+            "execution_id": self.execution_id,
+        }
+
     def describe(self) -> str:
         """`operation` with method, URL (no query string) and ids, for the start of a message."""
         ids = [
@@ -83,15 +92,6 @@ class D365Error(Exception):
         self.activity_id = activity_id
         self.message_id = message_id
         self.execution_id = execution_id
-
-    @classmethod
-    def _ids(cls, context: OperationContext) -> dict[str, str | None]:
-        return {
-            "operation": context.operation,
-            "activity_id": context.activity_id,
-            "message_id": context.message_id,
-            "execution_id": context.execution_id,
-        }
 
 
 class D365CredentialError(D365Error):
@@ -242,7 +242,7 @@ def error_from_response(
         request_id=request_id,
         retry_after=retry_after,
         attempts=attempts,
-        **D365Error._ids(context),
+        **context.error_ids(),
     )
 
 
@@ -381,7 +381,7 @@ def connection_error(
         url=url_without_query(context.url),
         sent_body=sent_body,
         attempts=attempts,
-        **D365Error._ids(context),
+        **context.error_ids(),
     )
 
 

@@ -152,8 +152,8 @@ def _leave_a_dead_claim(app: App, blob: str, *, sent: bool) -> None:
         size=props.size,
         lease_until=past + timedelta(seconds=60),
     )
-    entry = context.store.schedule(claim.record, past + timedelta(seconds=60))
-    record = context.store.update(claim.record, pending_key=entry.row_key)
+    context.store.schedule(claim.record, past + timedelta(seconds=60))
+    record = claim.record
     if sent:
         context.store.update(record, send_started_at=past, enqueue_attempts=1)
         context.client.enqueue(

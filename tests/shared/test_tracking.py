@@ -1,4 +1,5 @@
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,37 +131,63 @@ def test_schedule_due_take_and_reschedule(store: TrackingStore) -> None:
     due = store.due(now)
     assert [d.record_row_key for d in due] == [early.row_key]
 
-    held = store.take(due[0], hold_until=now + timedelta(minutes=2))
-    assert held is not None
-    assert store.take(due[0], hold_until=now + timedelta(minutes=2)) is None
+    held = store.take(due, hold_until=now + timedelta(minutes=2))
+    assert [h.record_id for h in held] == [early.record_id]
+    assert store.take(due, hold_until=now + timedelta(minutes=2)) == []
     assert store.due(now) == []
 
-    moved = store.reschedule(held, now - timedelta(seconds=1))
-    assert [d.record_row_key for d in store.due(now)] == [early.row_key]
-    store.unschedule(moved)
+    moved = store.reschedule([replace(held[0], due_at=now - timedelta(seconds=1), poll_count=3)])
+    again = store.due(now)
+    assert [(d.record_id, d.poll_count) for d in again] == [(early.record_id, 3)]
+    assert store.get_pending(early.record_id) == moved[0]
+    store.unschedule(early.record_id)
     later = store.due(now + timedelta(hours=1))
     assert [d.record_row_key for d in later] == [late.row_key]
     assert store.count_pending() == 1
+    assert store.get_pending(early.record_id) is None
+
+
+def test_scheduling_a_record_again_moves_its_single_entry(store: TrackingStore) -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    record = store.claim("once.xml", "e").record
+    store.schedule(record, now)
+    store.schedule(record, now + timedelta(minutes=1))
+    assert store.count_pending() == 1
+    assert store.due(now) == []
+
+
+def test_batches_of_more_than_a_hundred_are_written(store: TrackingStore) -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    for i in range(130):
+        store.schedule(store.claim(f"b{i}.xml", "e").record, now)
+    due = store.due(now)
+    held = store.take(due, hold_until=now + timedelta(minutes=1))
+    assert len(held) == 130
+    # One entry changed by another tick: the rest of its batch is still written.
+    store.reschedule([replace(held[0], poll_count=9)])
+    moved = store.reschedule([replace(h, due_at=now, poll_count=1) for h in held])
+    assert len(moved) == 129
+    assert len(store.due(now)) == 129
 
 
 def test_two_workers_taking_the_same_entry_only_one_wins(store: TrackingStore) -> None:
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     record = store.claim("race.xml", "e").record
     store.schedule(record, now)
-    entry = store.due(now)[0]
+    entries = store.due(now)
     barrier = threading.Barrier(4)
     wins = []
 
     def take() -> None:
         barrier.wait()
-        wins.append(store.take(entry, hold_until=now + timedelta(minutes=1)) is not None)
+        wins.append(len(store.take(entries, hold_until=now + timedelta(minutes=1))))
 
     threads = [threading.Thread(target=take) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert wins.count(True) == 1
+    assert sorted(wins) == [0, 0, 0, 1]
 
 
 def test_small_errors_stay_inline_with_raw_text(store: TrackingStore) -> None:

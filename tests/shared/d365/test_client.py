@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobServiceClient, StorageStreamDownloader
 
 from devtools.d365_emulator import Emulator, MessageIdFormat
 from shared.d365 import (
@@ -307,3 +309,29 @@ def test_scope_is_the_lower_case_base_url_without_slash(
     assert client.base_url == upper.rstrip("/")
     assert client.dequeue(fakes.EXPORT_ACTIVITY_ID) is None
     assert repr(client) == f"D365Client(base_url={upper.rstrip('/')!r})"
+
+
+def test_enqueue_streams_a_blob_download_and_reopens_it_on_retry(
+    client: D365Client,
+    d365: Emulator,
+    sleeps: list[float],
+    storage_connection_string: str,
+    unique_name: str,
+) -> None:
+    blobs = BlobServiceClient.from_connection_string(storage_connection_string)
+    container = blobs.create_container(unique_name)
+    data = os.urandom(9 * 1024 * 1024)
+    container.upload_blob("in/customers.xml", data)
+    downloads: list[StorageStreamDownloader[bytes]] = []
+
+    def open_blob() -> StorageStreamDownloader[bytes]:
+        downloads.append(container.download_blob("in/customers.xml"))
+        return downloads[-1]
+
+    d365.knobs.throttle_burst = 1
+    result = client.enqueue(fakes.PACKAGE_ACTIVITY_ID, open_blob, external_id="customers.xml")
+
+    assert len(downloads) == 2
+    assert sleeps == [1.0]
+    assert [r.headers["Content-Length"] for r in received(d365, "enqueue")] == [str(len(data))] * 2
+    assert stored_bytes(d365, result.message_id) == data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from shared.d365 import (
     D365HttpError,
     D365NotFoundError,
     D365PayloadTooLargeError,
+    D365PermissionError,
     D365ResponseError,
     D365ServerError,
 )
@@ -283,3 +285,26 @@ def test_unparseable_2xx_is_a_response_error_with_the_shortened_body(
     canned.body = b'{"unexpected": true}'
     with pytest.raises(D365ResponseError, match="expected JSON with a 'value'"):
         client.get_message_status("11111111-2222-3333-4444-555555555555")
+
+
+def test_403_says_the_app_is_known_but_not_allowed(
+    make_client: ClientFactory, canned: CannedServer
+) -> None:
+    canned.status = 403
+    canned.headers = {"x-ms-request-id": "req-403"}
+    canned.body = json.dumps(
+        {"error": {"code": "", "message": "outer", "innererror": {"message": "User is disabled"}}}
+    ).encode()
+    client = make_client(base_url=canned.url)
+    with pytest.raises(D365PermissionError) as caught:
+        client.get_execution_errors("Exec-1")
+    error = caught.value
+    assert (error.status_code, error.fno_message, error.request_id) == (
+        403,
+        "User is disabled",
+        "req-403",
+    )
+    assert error.execution_id == "Exec-1"
+    text = str(error)
+    assert "HTTP 403 Forbidden. F&O says: User is disabled Request id: req-403." in text
+    assert "The app is known but not allowed" in text
