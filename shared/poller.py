@@ -150,59 +150,81 @@ class Poller:
     # -- one entry ---------------------------------------------------------------------------
 
     def _poll_entry(self, entry: PendingEntry) -> _Result:
-        record = self._store.get(entry.record_row_key)
-        if record is None or record.state.is_terminal:
-            self._store.unschedule(entry.record_id)
-            return _Result(Outcome.SKIPPED)
         try:
-            return self._poll_record(record, entry)
+            return self._poll(entry)
         except ConcurrencyError:
-            _LOGGER.info("record changed by another worker blob=%s", record.blob)
+            _LOGGER.info("record changed by another worker blob=%s", entry.blob)
             return _Result(Outcome.SKIPPED)
         except Exception:
             # The held entry comes due again when the hold ends; the others go on.
-            _LOGGER.exception("poll failed blob=%s message_id=%s", record.blob, record.message_id)
+            _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
             return _Result(Outcome.FAILED)
 
-    def _poll_record(self, record: TrackedFile, entry: PendingEntry) -> _Result:
-        if record.state is TrackingState.RECEIVED:
-            self._enqueuer.recover(record)
-            return _Result(Outcome.RECOVERED)
-        if (
-            self._clock() - (record.enqueued_at or record.received_at)
-            > self._policy.max_pending_age
-        ):
-            self._complete(
-                record,
-                entry,
-                state=TrackingState.TIMED_OUT,
-                last_error=(
-                    f"F&O reported no final status within {self._policy.max_pending_age} "
-                    f"(last status {entry.d365_status or record.d365_status!r}); check the "
-                    "message in F&O and the job's batch processing; MAX_PENDING_AGE sets "
-                    "this limit"
-                ),
-            )
-            return _Result(Outcome.FINISHED)
-        message_id = record.message_id or ""
+    def _record(self, entry: PendingEntry) -> TrackedFile | None:
+        """The entry's record if it still needs polling; else the entry leaves the schedule."""
+        record = self._store.get(entry.record_row_key)
+        if record is None or record.state.is_terminal:
+            self._store.unschedule(entry.record_id)
+            return None
+        return record
+
+    def _when_tracked(
+        self, entry: PendingEntry, action: Callable[[TrackedFile], _Result]
+    ) -> _Result:
+        record = self._record(entry)
+        return _Result(Outcome.SKIPPED) if record is None else action(record)
+
+    def _poll(self, entry: PendingEntry) -> _Result:
+        if entry.state is TrackingState.RECEIVED or not entry.message_id:
+            return self._when_tracked(entry, self._recover)
+        if self._clock() - entry.since > self._policy.max_pending_age:
+            return self._when_tracked(entry, lambda record: self._time_out(record, entry))
         try:
-            result = self._client.get_message_status(message_id)
+            result = self._client.get_message_status(entry.message_id)
         except D365Error as exc:
-            return self._retry_later(record, entry, exc)
+            return self._retry_later(entry, exc)
         status = result.status
         if status is None:
             _LOGGER.warning(
-                "unknown F&O status %r blob=%s message_id=%s", result.raw, record.blob, message_id
+                "unknown F&O status %r blob=%s message_id=%s",
+                result.raw,
+                entry.blob,
+                entry.message_id,
             )
-        if status is not None and status.is_terminal:
-            return self._terminal(record, entry, status, result.raw)
-        state = _STATE_OF_STATUS.get(status, record.state) if status else record.state
-        if state is not record.state or result.raw != record.d365_status:
+        elif status.is_terminal:
+            return self._when_tracked(
+                entry, lambda record: self._terminal(record, entry, status, result.raw)
+            )
+        state = _STATE_OF_STATUS.get(status, entry.state) if status else entry.state
+        if state is not entry.state or result.raw != entry.d365_status:
+            record = self._record(entry)
+            if record is None:
+                return _Result(Outcome.SKIPPED)
             self._store.update(record, state=state, d365_status=result.raw, last_error=None)
             _LOGGER.info(
-                "status blob=%s message_id=%s d365_status=%s", record.blob, message_id, result.raw
+                "status blob=%s message_id=%s d365_status=%s",
+                entry.blob,
+                entry.message_id,
+                result.raw,
             )
-        return _Result(Outcome.POLLED, self._next(entry, d365_status=result.raw))
+        return _Result(Outcome.POLLED, self._next(entry, d365_status=result.raw, state=state))
+
+    def _recover(self, record: TrackedFile) -> _Result:
+        self._enqueuer.recover(record)
+        return _Result(Outcome.RECOVERED)
+
+    def _time_out(self, record: TrackedFile, entry: PendingEntry) -> _Result:
+        self._complete(
+            record,
+            entry,
+            state=TrackingState.TIMED_OUT,
+            last_error=(
+                f"F&O reported no final status within {self._policy.max_pending_age} "
+                f"(last status {entry.d365_status!r}); check the message in F&O and the "
+                "job's batch processing; MAX_PENDING_AGE sets this limit"
+            ),
+        )
+        return _Result(Outcome.FINISHED)
 
     def _terminal(
         self, record: TrackedFile, entry: PendingEntry, status: MessageStatus, raw: str
@@ -215,7 +237,7 @@ class Poller:
                 errors = self._client.get_execution_errors(execution_id)
                 errors_fields = self._store.store_errors(record, errors.errors, errors.raw)
         except D365Error as exc:
-            return self._retry_later(record, entry, exc)
+            return self._retry_later(entry, exc)
         # F&O may report a final status a moment before it hands out the execution id: poll
         # once more before finishing without row-level errors. A file that failed
         # pre-processing may never get an execution.
@@ -241,7 +263,12 @@ class Poller:
     # -- writes ---------------------------------------------------------------------------------
 
     def _next(
-        self, entry: PendingEntry, *, d365_status: str | None, delay: timedelta | None = None
+        self,
+        entry: PendingEntry,
+        *,
+        d365_status: str | None,
+        state: TrackingState | None = None,
+        delay: timedelta | None = None,
     ) -> PendingEntry:
         wait = delay or self._policy.next_interval(entry.poll_count)
         return replace(
@@ -249,6 +276,7 @@ class Poller:
             due_at=self._clock() + wait,
             poll_count=entry.poll_count + 1,
             d365_status=d365_status,
+            state=state or entry.state,
         )
 
     def _complete(self, record: TrackedFile, entry: PendingEntry, **changes: Any) -> None:
@@ -270,7 +298,7 @@ class Poller:
             record.error_count,
         )
 
-    def _retry_later(self, record: TrackedFile, entry: PendingEntry, exc: D365Error) -> _Result:
+    def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
         delay = self._policy.next_interval(entry.poll_count)
         if retry_after:
@@ -278,10 +306,13 @@ class Poller:
         _LOGGER.warning(
             "poll failed, retry in %ss blob=%s message_id=%s: %s",
             int(delay.total_seconds()),
-            record.blob,
-            record.message_id,
+            entry.blob,
+            entry.message_id,
             exc,
         )
+        record = self._record(entry)
+        if record is None:
+            return _Result(Outcome.SKIPPED)
         self._store.update(record, last_error=str(exc))
         return _Result(
             Outcome.FAILED, self._next(entry, d365_status=entry.d365_status, delay=delay)

@@ -154,11 +154,16 @@ class TrackedFile:
 
 @dataclass(frozen=True)
 class PendingEntry:
-    """A record on the poll schedule: when it is due, and the poll bookkeeping."""
+    """A record on the poll schedule: when it is due, the poll bookkeeping, and the few record
+    fields a poll needs, so that a poll that changes nothing reads and writes no record."""
 
     record_id: str
     record_row_key: str
     due_at: datetime
+    state: TrackingState
+    since: datetime
+    blob: str
+    message_id: str | None = None
     poll_count: int = 0
     d365_status: str | None = None
     etag: str = field(default="", compare=False, repr=False)
@@ -587,7 +592,15 @@ class TrackingStore:
     def schedule(self, record: TrackedFile, due_at: datetime) -> PendingEntry:
         """Put a record on the poll schedule, or move it there (one row per record)."""
         entry = PendingEntry(
-            record.record_id, record.row_key, due_at, record.poll_count, record.d365_status
+            record_id=record.record_id,
+            record_row_key=record.row_key,
+            due_at=due_at,
+            state=record.state,
+            since=record.enqueued_at or record.received_at,
+            blob=record.blob,
+            message_id=record.message_id,
+            poll_count=record.poll_count,
+            d365_status=record.d365_status,
         )
         metadata = self._call(self._table.upsert_entity, _pending_entity(entry))
         return replace(entry, etag=metadata.get("etag", ""))
@@ -710,11 +723,14 @@ def _pending_entity(entry: PendingEntry) -> dict[str, Any]:
         "RowKey": entry.record_id,
         "record_row_key": entry.record_row_key,
         "due": entry.due_at.astimezone(UTC),
+        "state": entry.state.value,
+        "since": entry.since.astimezone(UTC),
+        "blob": entry.blob,
         "poll_count": entry.poll_count,
+        "message_id": entry.message_id,
+        "d365_status": entry.d365_status,
     }
-    if entry.d365_status is not None:
-        entity["d365_status"] = entry.d365_status
-    return entity
+    return {k: v for k, v in entity.items() if v is not None}
 
 
 def _pending_from(row: Any) -> PendingEntry:
@@ -722,6 +738,10 @@ def _pending_from(row: Any) -> PendingEntry:
         record_id=row["RowKey"],
         record_row_key=row["record_row_key"],
         due_at=_parse_time(row["due"]) or utcnow(),
+        state=TrackingState.parse(row["state"]),
+        since=_parse_time(row["since"]) or utcnow(),
+        blob=row["blob"],
+        message_id=row.get("message_id"),
         poll_count=int(row.get("poll_count") or 0),
         d365_status=row.get("d365_status"),
         etag=row.metadata["etag"],
