@@ -89,6 +89,7 @@ def seed_pending(store: TrackingStore, count: int) -> None:
             record,
             state=TrackingState.ENQUEUED,
             message_id=str(uuid.uuid4()),
+            d365_status="Enqueued",
             enqueued_at=now,
             activity_id=ACTIVITY_ID,
         )

@@ -92,9 +92,7 @@ def build_context(settings: Settings) -> AppContext:
             max_pending_age=settings.max_pending_age,
         ),
     )
-    return AppContext(
-        settings, credential, blob_service, store, client, archiver, enqueuer, poller
-    )
+    return AppContext(settings, credential, blob_service, store, client, archiver, enqueuer, poller)
 
 
 _lock = threading.Lock()

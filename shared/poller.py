@@ -1,8 +1,10 @@
 """One timer tick: follow the messages that are due until F&O has processed them.
 
-A tick reads only the due part of the poll schedule (never the finished history), takes each
-entry with an atomic move (so two ticks on two instances never process the same message),
-and polls with bounded concurrency. Each message's next poll backs off from
+A tick first takes the poll lease, a row in the status table written with its ETag, so two
+ticks (two instances, or an overrun) never walk the schedule at once; record writes are
+conditional on their ETags as well. It reads only the due part of the schedule (never the
+finished history), polls with bounded concurrency, and writes the next due times in batches.
+A poll that changes nothing touches no record. Each message's next poll backs off from
 ``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX``; past ``MAX_PENDING_AGE`` it is ``TimedOut``.
 One message's failure never stops the others, and the tick stops starting new work when its
 time budget is spent; what it did not reach stays due for the next tick.
@@ -11,6 +13,8 @@ time budget is spent; what it did not reach stays due for the next tick.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,7 +70,7 @@ class PollPolicy:
     interval_min: timedelta = timedelta(seconds=30)
     interval_max: timedelta = timedelta(minutes=10)
     max_pending_age: timedelta = timedelta(hours=24)
-    hold: timedelta = timedelta(minutes=5)
+    lease_margin: timedelta = timedelta(minutes=2)
     max_entries: int = 5000
 
     def next_interval(self, poll_count: int) -> timedelta:
@@ -123,29 +127,47 @@ class Poller:
         self._archiver = archiver
         self._policy = policy or PollPolicy()
         self._clock = clock
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def tick(self) -> TickReport:
-        """Poll every due message once, within the time budget."""
+        """Poll every due message once, within the time budget; skip if another tick runs."""
         started = time.monotonic()
-        deadline = started + self._policy.tick_budget.total_seconds()
-        entries = self._store.due(self._clock(), limit=self._policy.max_entries)
-        counts: Counter[str] = Counter()
-        workers = max(1, min(self._policy.concurrency, len(entries)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
-            # Chunks of one table batch: taken together, polled concurrently, written together.
-            for start in range(0, len(entries), _CHUNK):
-                chunk = entries[start : start + _CHUNK]
-                if time.monotonic() > deadline:
-                    counts[Outcome.DEFERRED.value] += len(chunk)
-                    continue
-                held = self._store.take(chunk, hold_until=self._clock() + self._policy.hold)
-                counts[Outcome.SKIPPED.value] += len(chunk) - len(held)
-                results = list(pool.map(self._poll_entry, held))
-                self._store.reschedule([r.next_entry for r in results if r.next_entry])
-                counts.update(r.outcome.value for r in results)
-        report = TickReport(len(entries), dict(counts), time.monotonic() - started)
+        budget = self._policy.tick_budget
+        lease = self._store.acquire_poll_lease(
+            self._holder, until=self._clock() + budget + self._policy.lease_margin
+        )
+        if lease is None:
+            _LOGGER.info("poll tick skipped: another tick holds the poll lease")
+            return TickReport(0, {"lease_held_elsewhere": 1}, time.monotonic() - started)
+        try:
+            counts = self._walk(started + budget.total_seconds())
+        finally:
+            self._store.release_poll_lease(lease)
+        report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info("poll tick %s", report)
         return report
+
+    def _walk(self, deadline: float) -> Counter[str]:
+        entries = self._store.due(self._clock(), limit=self._policy.max_entries)
+        counts: Counter[str] = Counter()
+
+        def work(entry: PendingEntry) -> _Result:
+            if time.monotonic() > deadline:
+                return _Result(Outcome.DEFERRED)
+            return self._poll_entry(entry)
+
+        writes: list[PendingEntry] = []
+        workers = max(1, min(self._policy.concurrency, len(entries)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            for result in pool.map(work, entries):
+                counts[result.outcome.value] += 1
+                if result.next_entry is not None:
+                    writes.append(result.next_entry)
+                if len(writes) >= _CHUNK:
+                    self._store.reschedule(writes)
+                    writes = []
+        self._store.reschedule(writes)
+        return counts
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -156,7 +178,7 @@ class Poller:
             _LOGGER.info("record changed by another worker blob=%s", entry.blob)
             return _Result(Outcome.SKIPPED)
         except Exception:
-            # The held entry comes due again when the hold ends; the others go on.
+            # The entry stays due for the next tick; the others go on.
             _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
             return _Result(Outcome.FAILED)
 

@@ -7,6 +7,7 @@ Rows (see docs/architecture.md):
 - ``claim``    PK ``claim-<hash of path>``, RK ``<blob etag>``: created once per blob version
   (create-or-409), so duplicate and concurrent deliveries resolve to one record.
 - ``message``  PK ``message``, RK ``<F&O message id>``: point lookup by message id.
+- ``lease``    PK ``lease``, RK ``poller``: the one tick walking the schedule, until when.
 - ``pending``  PK ``pending``, RK ``<record id>``: exists only while a record is not terminal, with
   its next poll time (``due``) and the poll bookkeeping. The poller reads this partition only,
   so a tick's cost does not grow with the history of finished files; its writes go in batches
@@ -46,6 +47,8 @@ _LOGGER = logging.getLogger(__name__)
 RECORD_PARTITION = "record"
 MESSAGE_PARTITION = "message"
 PENDING_PARTITION = "pending"
+LEASE_PARTITION = "lease"
+_POLL_LEASE = "poller"
 _CLAIM_PREFIX = "claim-"
 _INVERT_BASE = 10**13 - 1
 _BATCH = 100  # operations per entity group transaction (Azure's limit)
@@ -167,6 +170,15 @@ class PendingEntry:
     poll_count: int = 0
     d365_status: str | None = None
     etag: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PollLease:
+    """The right to walk the poll schedule until ``until``."""
+
+    holder: str
+    until: datetime
+    etag: str = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -627,17 +639,54 @@ class TrackingStore:
                 break
         return sorted(found, key=lambda entry: entry.due_at)
 
-    def take(self, entries: Sequence[PendingEntry], *, hold_until: datetime) -> list[PendingEntry]:
-        """Hold entries until ``hold_until`` (the lease of this tick); returns those taken.
+    def acquire_poll_lease(self, holder: str, *, until: datetime) -> PollLease | None:
+        """Become the one poller until ``until``; None while another holder's lease runs.
 
-        An entry another tick changed first is not taken. If this worker dies, its entries
-        come due again when the hold ends.
+        One tick at a time walks the schedule (the Functions timer is a singleton too, but a
+        lease in the table also holds across apps sharing a table and after lock loss).
         """
-        return self._write_conditionally([replace(e, due_at=hold_until) for e in entries], entries)
+        now = utcnow()
+        entity = {
+            "PartitionKey": LEASE_PARTITION,
+            "RowKey": _POLL_LEASE,
+            "holder": holder,
+            "until": until.astimezone(UTC),
+        }
+        try:
+            current = self._call(self._table.get_entity, LEASE_PARTITION, _POLL_LEASE)
+        except ResourceNotFoundError:
+            try:
+                metadata = self._table.create_entity(entity)
+            except ResourceExistsError:
+                return None
+            return PollLease(holder, until, metadata["etag"])
+        current_until = _parse_time(current.get("until")) or now
+        if current_until > now and current.get("holder") != holder:
+            return None
+        try:
+            metadata = self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return PollLease(holder, until, metadata["etag"])
+
+    def release_poll_lease(self, lease: PollLease) -> None:
+        """Give the lease up early (a lease another holder took meanwhile is left alone)."""
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._table.delete_entity(
+                LEASE_PARTITION,
+                _POLL_LEASE,
+                etag=lease.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
 
     def reschedule(self, entries: Sequence[PendingEntry]) -> list[PendingEntry]:
         """Write new due times and bookkeeping for entries this worker holds (batched)."""
-        return self._write_conditionally(entries, entries)
+        return self._write_conditionally(entries, _POLL_FIELDS)
 
     def unschedule(self, record_id: str) -> None:
         """Take a record off the schedule (it is terminal); a missing entry is fine."""
@@ -656,45 +705,50 @@ class TrackingStore:
         return sum(1 for _ in rows)
 
     def _write_conditionally(
-        self, new: Sequence[PendingEntry], held: Sequence[PendingEntry]
+        self, entries: Sequence[PendingEntry], fields: tuple[str, ...]
     ) -> list[PendingEntry]:
-        """Replace each held row with its new values if unchanged since read; batched."""
+        """Merge ``fields`` of each row if it is unchanged since read (its ``etag``); batched.
+
+        Only the changed fields are sent: the cost of a batch is mostly the serialisation of
+        its entities.
+        """
         written: list[PendingEntry] = []
-        pairs = list(zip(new, held, strict=True))
-        for start in range(0, len(pairs), _BATCH):
-            chunk = pairs[start : start + _BATCH]
+        for start in range(0, len(entries), _BATCH):
+            chunk = entries[start : start + _BATCH]
             operations = [
                 (
                     "update",
-                    _pending_entity(entry),
+                    _pending_fields(entry, fields),
                     {
-                        "mode": UpdateMode.REPLACE,
-                        "etag": old.etag,
+                        "mode": UpdateMode.MERGE,
+                        "etag": entry.etag,
                         "match_condition": MatchConditions.IfNotModified,
                     },
                 )
-                for entry, old in chunk
+                for entry in chunk
             ]
             try:
                 results = self._table.submit_transaction(operations)
             except TableTransactionError:
                 # Someone else changed a row of this batch: write the rest one by one.
-                written.extend(self._write_each(chunk))
+                written.extend(self._write_each(chunk, fields))
                 continue
             written.extend(
                 replace(entry, etag=result["etag"])
-                for (entry, _), result in zip(chunk, results, strict=True)
+                for entry, result in zip(chunk, results, strict=True)
             )
         return written
 
-    def _write_each(self, pairs: Sequence[tuple[PendingEntry, PendingEntry]]) -> list[PendingEntry]:
+    def _write_each(
+        self, entries: Sequence[PendingEntry], fields: tuple[str, ...]
+    ) -> list[PendingEntry]:
         written = []
-        for entry, old in pairs:
+        for entry in entries:
             try:
                 metadata = self._table.update_entity(
-                    _pending_entity(entry),
-                    mode=UpdateMode.REPLACE,
-                    etag=old.etag,
+                    _pending_fields(entry, fields),
+                    mode=UpdateMode.MERGE,
+                    etag=entry.etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -731,6 +785,15 @@ def _pending_entity(entry: PendingEntry) -> dict[str, Any]:
         "d365_status": entry.d365_status,
     }
     return {k: v for k, v in entity.items() if v is not None}
+
+
+_POLL_FIELDS = ("due", "state", "poll_count", "d365_status")
+
+
+def _pending_fields(entry: PendingEntry, fields: tuple[str, ...]) -> dict[str, Any]:
+    entity = _pending_entity(entry)
+    keys = ("PartitionKey", "RowKey", *fields)
+    return {key: entity[key] for key in keys if key in entity}
 
 
 def _pending_from(row: Any) -> PendingEntry:

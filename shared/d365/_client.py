@@ -100,7 +100,7 @@ class D365Client:
         self._retry = retry or RetryPolicy()
         self._timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        self._session = session or _session_for(self._base_url)
         self._user_agent = user_agent
         self._chunk_size = chunk_size
         self._sleep = sleep
@@ -535,6 +535,20 @@ def _parser(
             ) from None
 
     return read
+
+
+def _session_for(base_url: str) -> requests.Session:
+    """A session that reads proxy and CA-bundle settings from the environment once.
+
+    requests re-reads them from ``os.environ`` on every request (about 0.4 ms of CPU each),
+    which a poller making thousands of calls a tick pays for in full.
+    """
+    session = requests.Session()
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
+    return session
 
 
 def _validate_base_url(base_url: str) -> str:

@@ -14,6 +14,7 @@ from shared.tracking import (
     TrackingStore,
     TrackingStoreError,
     decode_continuation,
+    utcnow,
 )
 
 
@@ -122,7 +123,7 @@ def test_bad_continuation_is_refused() -> None:
         decode_continuation("not-a-token!")
 
 
-def test_schedule_due_take_and_reschedule(store: TrackingStore) -> None:
+def test_schedule_due_reschedule_unschedule(store: TrackingStore) -> None:
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     early = store.claim("early.xml", "e").record
     late = store.claim("late.xml", "e").record
@@ -130,16 +131,15 @@ def test_schedule_due_take_and_reschedule(store: TrackingStore) -> None:
     store.schedule(late, now + timedelta(minutes=5))
     due = store.due(now)
     assert [d.record_row_key for d in due] == [early.row_key]
+    assert due[0].blob == "early.xml"
+    assert due[0].state is TrackingState.RECEIVED
 
-    held = store.take(due, hold_until=now + timedelta(minutes=2))
-    assert [h.record_id for h in held] == [early.record_id]
-    assert store.take(due, hold_until=now + timedelta(minutes=2)) == []
-    assert store.due(now) == []
-
-    moved = store.reschedule([replace(held[0], due_at=now - timedelta(seconds=1), poll_count=3)])
+    moved = store.reschedule([replace(due[0], due_at=now - timedelta(seconds=1), poll_count=3)])
     again = store.due(now)
     assert [(d.record_id, d.poll_count) for d in again] == [(early.record_id, 3)]
     assert store.get_pending(early.record_id) == moved[0]
+    # A write based on a stale read is refused.
+    assert store.reschedule([replace(due[0], poll_count=9)]) == []
     store.unschedule(early.record_id)
     later = store.due(now + timedelta(hours=1))
     assert [d.record_row_key for d in later] == [late.row_key]
@@ -161,33 +161,48 @@ def test_batches_of_more_than_a_hundred_are_written(store: TrackingStore) -> Non
     for i in range(130):
         store.schedule(store.claim(f"b{i}.xml", "e").record, now)
     due = store.due(now)
-    held = store.take(due, hold_until=now + timedelta(minutes=1))
-    assert len(held) == 130
-    # One entry changed by another tick: the rest of its batch is still written.
-    store.reschedule([replace(held[0], poll_count=9)])
-    moved = store.reschedule([replace(h, due_at=now, poll_count=1) for h in held])
+    # One entry changed by someone else: the rest of its batch is still written.
+    store.reschedule([replace(due[0], poll_count=9)])
+    moved = store.reschedule([replace(d, due_at=now + timedelta(minutes=1)) for d in due])
     assert len(moved) == 129
-    assert len(store.due(now)) == 129
+    assert [d.poll_count for d in store.due(now)] == [9]
 
 
-def test_two_workers_taking_the_same_entry_only_one_wins(store: TrackingStore) -> None:
-    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    record = store.claim("race.xml", "e").record
-    store.schedule(record, now)
-    entries = store.due(now)
+def test_one_poll_lease_at_a_time(store: TrackingStore) -> None:
+    now = utcnow()
+    lease = store.acquire_poll_lease("a", until=now + timedelta(minutes=1))
+    assert lease is not None
+    assert store.acquire_poll_lease("b", until=now + timedelta(minutes=1)) is None
+    store.release_poll_lease(lease)
+    second = store.acquire_poll_lease("b", until=now + timedelta(minutes=1))
+    assert second is not None
+    assert store.acquire_poll_lease("a", until=now + timedelta(minutes=1)) is None
+
+
+def test_an_expired_lease_can_be_taken_over(store: TrackingStore) -> None:
+    now = utcnow()
+    stale = store.acquire_poll_lease("dead", until=now - timedelta(seconds=1))
+    assert stale is not None
+    taker = store.acquire_poll_lease("alive", until=now + timedelta(minutes=1))
+    assert taker is not None
+    store.release_poll_lease(stale)  # the dead holder's late release changes nothing
+    assert store.acquire_poll_lease("other", until=now + timedelta(minutes=1)) is None
+
+
+def test_concurrent_lease_requests_have_one_winner(store: TrackingStore) -> None:
     barrier = threading.Barrier(4)
     wins = []
 
-    def take() -> None:
+    def acquire(name: str) -> None:
         barrier.wait()
-        wins.append(len(store.take(entries, hold_until=now + timedelta(minutes=1))))
+        wins.append(store.acquire_poll_lease(name, until=utcnow() + timedelta(minutes=1)))
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
+    threads = [threading.Thread(target=acquire, args=(f"h{i}",)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(wins) == [0, 0, 0, 1]
+    assert sum(lease is not None for lease in wins) == 1
 
 
 def test_small_errors_stay_inline_with_raw_text(store: TrackingStore) -> None:
