@@ -12,12 +12,13 @@ time budget is spent; what it did not reach stays due for the next tick.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -78,6 +79,37 @@ class PollPolicy:
         seconds = self.interval_min.total_seconds() * 2 ** min(poll_count, 20)
         return timedelta(seconds=min(seconds, self.interval_max.total_seconds()))
 
+    def _schedule(self, entry: PendingEntry) -> Iterator[datetime]:
+        point, count = entry.due_at, entry.poll_count
+        while True:
+            yield point
+            point += self.next_interval(count)
+            count += 1
+
+    def points(self, entry: PendingEntry, until: datetime) -> list[datetime]:
+        """The entry's poll times from its anchor (``due_at``) up to ``until``."""
+        return list(itertools.takewhile(lambda point: point <= until, self._schedule(entry)))
+
+    def is_due(self, entry: PendingEntry, watermark: datetime | None, now: datetime) -> bool:
+        """Whether a poll time of the entry falls after the last complete tick.
+
+        An entry written after that tick (a new anchor) is due from its anchor on.
+        """
+        if entry.due_at > now:
+            return False
+        return _fresh(entry, watermark) or self.points(entry, now)[-1] > (watermark or now)
+
+    def progress(self, entry: PendingEntry, watermark: datetime | None) -> tuple[int, datetime]:
+        """Polls made so far and the next poll time, as the derived schedule has them."""
+        done = 0 if _fresh(entry, watermark) else len(self.points(entry, watermark or entry.due_at))
+        upcoming = next(itertools.islice(self._schedule(entry), done, None))
+        return entry.poll_count + done, upcoming
+
+
+def _fresh(entry: PendingEntry, watermark: datetime | None) -> bool:
+    """Written after the last complete tick: no tick has polled it on this anchor yet."""
+    return watermark is None or entry.written_at is None or entry.written_at >= watermark
+
 
 @dataclass(frozen=True)
 class _Result:
@@ -129,8 +161,19 @@ class Poller:
         self._clock = clock
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
+    @property
+    def policy(self) -> PollPolicy:
+        """The concurrency, budget and back-off in force."""
+        return self._policy
+
     def tick(self) -> TickReport:
-        """Poll every due message once, within the time budget; skip if another tick runs."""
+        """Poll every due message once, within the time budget; skip if another tick runs.
+
+        A poll that changes nothing writes nothing: an entry's later poll times follow from
+        its anchor and back-off, and the tick records only its watermark (its start) once it
+        has polled everything due. Changes, failures and deferred entries are written as new
+        anchors.
+        """
         started = time.monotonic()
         budget = self._policy.tick_budget
         lease = self._store.acquire_poll_lease(
@@ -139,21 +182,33 @@ class Poller:
         if lease is None:
             _LOGGER.info("poll tick skipped: another tick holds the poll lease")
             return TickReport(0, {"lease_held_elsewhere": 1}, time.monotonic() - started)
+        watermark = None
         try:
-            counts = self._walk(started + budget.total_seconds())
+            now = self._clock()
+            counts, complete = self._walk(now, lease.watermark, started + budget.total_seconds())
+            watermark = now if complete else None
         finally:
-            self._store.release_poll_lease(lease)
+            self._store.finish_poll_lease(lease, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info("poll tick %s", report)
         return report
 
-    def _walk(self, deadline: float) -> Counter[str]:
-        entries = self._store.due(self._clock(), limit=self._policy.max_entries)
+    def _walk(
+        self, now: datetime, watermark: datetime | None, deadline: float
+    ) -> tuple[Counter[str], bool]:
+        candidates = self._store.due(now, limit=self._policy.max_entries)
+        # Each entry as of this poll: poll_count counts the polls made before it.
+        entries = [
+            replace(e, poll_count=self._policy.progress(e, watermark)[0])
+            for e in candidates
+            if self._policy.is_due(e, watermark, now)
+        ]
         counts: Counter[str] = Counter()
 
         def work(entry: PendingEntry) -> _Result:
             if time.monotonic() > deadline:
-                return _Result(Outcome.DEFERRED)
+                # Written as a new anchor due now, so the next tick takes it first.
+                return _Result(Outcome.DEFERRED, replace(entry, due_at=self._clock()))
             return self._poll_entry(entry)
 
         writes: list[PendingEntry] = []
@@ -167,7 +222,8 @@ class Poller:
                     self._store.reschedule(writes)
                     writes = []
         self._store.reschedule(writes)
-        return counts
+        # Entries beyond the read limit were not looked at: keep the old watermark for them.
+        return counts, len(candidates) < self._policy.max_entries
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -178,9 +234,9 @@ class Poller:
             _LOGGER.info("record changed by another worker blob=%s", entry.blob)
             return _Result(Outcome.SKIPPED)
         except Exception:
-            # The entry stays due for the next tick; the others go on.
+            # Anchored again so the next tick retries it; the others go on.
             _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
-            return _Result(Outcome.FAILED)
+            return _Result(Outcome.FAILED, replace(entry, due_at=self._clock()))
 
     def _record(self, entry: PendingEntry) -> TrackedFile | None:
         """The entry's record if it still needs polling; else the entry leaves the schedule."""
@@ -218,18 +274,20 @@ class Poller:
                 entry, lambda record: self._terminal(record, entry, status, result.raw)
             )
         state = _STATE_OF_STATUS.get(status, entry.state) if status else entry.state
-        if state is not entry.state or result.raw != entry.d365_status:
-            record = self._record(entry)
-            if record is None:
-                return _Result(Outcome.SKIPPED)
-            self._store.update(record, state=state, d365_status=result.raw, last_error=None)
-            _LOGGER.info(
-                "status blob=%s message_id=%s d365_status=%s",
-                entry.blob,
-                entry.message_id,
-                result.raw,
-            )
-        return _Result(Outcome.POLLED, self._next(entry, d365_status=result.raw, state=state))
+        if state is entry.state and result.raw == entry.d365_status:
+            return _Result(Outcome.POLLED)
+        return self._when_tracked(
+            entry, lambda record: self._progressed(record, entry, state, result.raw)
+        )
+
+    def _progressed(
+        self, record: TrackedFile, entry: PendingEntry, state: TrackingState, raw: str
+    ) -> _Result:
+        self._store.update(record, state=state, d365_status=raw, last_error=None)
+        _LOGGER.info(
+            "status blob=%s message_id=%s d365_status=%s", entry.blob, entry.message_id, raw
+        )
+        return _Result(Outcome.POLLED, self._next(entry, d365_status=raw, state=state))
 
     def _recover(self, record: TrackedFile) -> _Result:
         self._enqueuer.recover(record)
@@ -292,11 +350,12 @@ class Poller:
         state: TrackingState | None = None,
         delay: timedelta | None = None,
     ) -> PendingEntry:
-        wait = delay or self._policy.next_interval(entry.poll_count)
+        now = self._clock()
+        polls = entry.poll_count + 1
         return replace(
             entry,
-            due_at=self._clock() + wait,
-            poll_count=entry.poll_count + 1,
+            due_at=now + (delay or self._policy.next_interval(polls)),
+            poll_count=polls,
             d365_status=d365_status,
             state=state or entry.state,
         )
@@ -322,7 +381,7 @@ class Poller:
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
-        delay = self._policy.next_interval(entry.poll_count)
+        delay = self._policy.next_interval(entry.poll_count + 1)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
         _LOGGER.warning(

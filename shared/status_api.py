@@ -47,8 +47,10 @@ def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
     errors = context.store.load_errors(record) if record.errors_blob else record.errors
     # While a file is followed, its poll bookkeeping lives on its schedule entry.
     pending = None if record.state.is_terminal else context.store.get_pending(record.record_id)
-    poll_count = pending.poll_count if pending else record.poll_count
-    next_poll_at = pending.due_at if pending else None
+    poll_count, next_poll_at = record.poll_count, None
+    if pending is not None:
+        watermark = context.store.get_poll_watermark()
+        poll_count, next_poll_at = context.poller.policy.progress(pending, watermark)
     return {
         "message_id": record.message_id,
         "blob": record.blob,

@@ -169,6 +169,7 @@ class PendingEntry:
     message_id: str | None = None
     poll_count: int = 0
     d365_status: str | None = None
+    written_at: datetime | None = None
     etag: str = field(default="", compare=False, repr=False)
 
 
@@ -178,6 +179,8 @@ class PollLease:
 
     holder: str
     until: datetime
+    watermark: datetime | None
+    """Start of the last tick that polled everything due; None before the first."""
     etag: str = field(compare=False, repr=False)
 
 
@@ -614,6 +617,7 @@ class TrackingStore:
             poll_count=record.poll_count,
             d365_status=record.d365_status,
         )
+        entry = replace(entry, written_at=utcnow())
         metadata = self._call(self._table.upsert_entity, _pending_entity(entry))
         return replace(entry, etag=metadata.get("etag", ""))
 
@@ -643,50 +647,59 @@ class TrackingStore:
         """Become the one poller until ``until``; None while another holder's lease runs.
 
         One tick at a time walks the schedule (the Functions timer is a singleton too, but a
-        lease in the table also holds across apps sharing a table and after lock loss).
+        lease in the table also holds across apps sharing a table and after lock loss). The
+        lease row also keeps the watermark of the last complete tick.
         """
         now = utcnow()
-        entity = {
-            "PartitionKey": LEASE_PARTITION,
-            "RowKey": _POLL_LEASE,
-            "holder": holder,
-            "until": until.astimezone(UTC),
-        }
         try:
             current = self._call(self._table.get_entity, LEASE_PARTITION, _POLL_LEASE)
         except ResourceNotFoundError:
             try:
-                metadata = self._table.create_entity(entity)
+                metadata = self._table.create_entity(_lease_entity(holder, until, None))
             except ResourceExistsError:
                 return None
-            return PollLease(holder, until, metadata["etag"])
+            return PollLease(holder, until, None, metadata["etag"])
         current_until = _parse_time(current.get("until")) or now
         if current_until > now and current.get("holder") != holder:
             return None
+        watermark = _parse_time(current.get("watermark"))
         try:
             metadata = self._table.update_entity(
-                entity,
+                _lease_entity(holder, until, watermark),
                 mode=UpdateMode.REPLACE,
                 etag=current.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
-        return PollLease(holder, until, metadata["etag"])
+        return PollLease(holder, until, watermark, metadata["etag"])
 
-    def release_poll_lease(self, lease: PollLease) -> None:
-        """Give the lease up early (a lease another holder took meanwhile is left alone)."""
+    def finish_poll_lease(self, lease: PollLease, *, watermark: datetime | None) -> None:
+        """End the lease, recording ``watermark`` (None keeps the previous one).
+
+        A lease another holder took meanwhile (this tick overran) is left alone.
+        """
+        entity = _lease_entity(lease.holder, utcnow(), watermark or lease.watermark)
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-            self._table.delete_entity(
-                LEASE_PARTITION,
-                _POLL_LEASE,
+            self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
                 etag=lease.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
 
+    def get_poll_watermark(self) -> datetime | None:
+        """The watermark of the last complete tick, for reading the derived schedule."""
+        try:
+            row = self._call(self._table.get_entity, LEASE_PARTITION, _POLL_LEASE)
+        except ResourceNotFoundError:
+            return None
+        return _parse_time(row.get("watermark"))
+
     def reschedule(self, entries: Sequence[PendingEntry]) -> list[PendingEntry]:
         """Write new due times and bookkeeping for entries this worker holds (batched)."""
-        return self._write_conditionally(entries, _POLL_FIELDS)
+        now = utcnow()
+        return self._write_conditionally([replace(e, written_at=now) for e in entries])
 
     def unschedule(self, record_id: str) -> None:
         """Take a record off the schedule (it is terminal); a missing entry is fine."""
@@ -704,13 +717,11 @@ class TrackingStore:
         )
         return sum(1 for _ in rows)
 
-    def _write_conditionally(
-        self, entries: Sequence[PendingEntry], fields: tuple[str, ...]
-    ) -> list[PendingEntry]:
-        """Merge ``fields`` of each row if it is unchanged since read (its ``etag``); batched.
+    def _write_conditionally(self, entries: Sequence[PendingEntry]) -> list[PendingEntry]:
+        """Merge the poll fields of each row if it is unchanged since read (its ``etag``).
 
-        Only the changed fields are sent: the cost of a batch is mostly the serialisation of
-        its entities.
+        Batched; only the fields a poll changes are sent, as the cost of a batch is mostly the
+        serialisation of its entities.
         """
         written: list[PendingEntry] = []
         for start in range(0, len(entries), _BATCH):
@@ -718,7 +729,7 @@ class TrackingStore:
             operations = [
                 (
                     "update",
-                    _pending_fields(entry, fields),
+                    _poll_fields(entry),
                     {
                         "mode": UpdateMode.MERGE,
                         "etag": entry.etag,
@@ -731,7 +742,7 @@ class TrackingStore:
                 results = self._table.submit_transaction(operations)
             except TableTransactionError:
                 # Someone else changed a row of this batch: write the rest one by one.
-                written.extend(self._write_each(chunk, fields))
+                written.extend(self._write_each(chunk))
                 continue
             written.extend(
                 replace(entry, etag=result["etag"])
@@ -739,14 +750,12 @@ class TrackingStore:
             )
         return written
 
-    def _write_each(
-        self, entries: Sequence[PendingEntry], fields: tuple[str, ...]
-    ) -> list[PendingEntry]:
+    def _write_each(self, entries: Sequence[PendingEntry]) -> list[PendingEntry]:
         written = []
         for entry in entries:
             try:
                 metadata = self._table.update_entity(
-                    _pending_fields(entry, fields),
+                    _poll_fields(entry),
                     mode=UpdateMode.MERGE,
                     etag=entry.etag,
                     match_condition=MatchConditions.IfNotModified,
@@ -783,16 +792,30 @@ def _pending_entity(entry: PendingEntry) -> dict[str, Any]:
         "poll_count": entry.poll_count,
         "message_id": entry.message_id,
         "d365_status": entry.d365_status,
+        # Every write of an entry is a new anchor of its schedule: the poller reads it so.
+        "written_at": (entry.written_at or utcnow()).astimezone(UTC),
     }
     return {k: v for k, v in entity.items() if v is not None}
 
 
-_POLL_FIELDS = ("due", "state", "poll_count", "d365_status")
+def _lease_entity(holder: str, until: datetime, watermark: datetime | None) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": LEASE_PARTITION,
+        "RowKey": _POLL_LEASE,
+        "holder": holder,
+        "until": until.astimezone(UTC),
+    }
+    if watermark is not None:
+        entity["watermark"] = watermark.astimezone(UTC)
+    return entity
 
 
-def _pending_fields(entry: PendingEntry, fields: tuple[str, ...]) -> dict[str, Any]:
+_POLL_FIELDS = ("due", "state", "poll_count", "d365_status", "written_at")
+
+
+def _poll_fields(entry: PendingEntry) -> dict[str, Any]:
     entity = _pending_entity(entry)
-    keys = ("PartitionKey", "RowKey", *fields)
+    keys = ("PartitionKey", "RowKey", *_POLL_FIELDS)
     return {key: entity[key] for key in keys if key in entity}
 
 
@@ -807,6 +830,7 @@ def _pending_from(row: Any) -> PendingEntry:
         message_id=row.get("message_id"),
         poll_count=int(row.get("poll_count") or 0),
         d365_status=row.get("d365_status"),
+        written_at=_parse_time(row.get("written_at")),
         etag=row.metadata["etag"],
     )
 

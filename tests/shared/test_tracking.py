@@ -173,9 +173,11 @@ def test_one_poll_lease_at_a_time(store: TrackingStore) -> None:
     lease = store.acquire_poll_lease("a", until=now + timedelta(minutes=1))
     assert lease is not None
     assert store.acquire_poll_lease("b", until=now + timedelta(minutes=1)) is None
-    store.release_poll_lease(lease)
+    store.finish_poll_lease(lease, watermark=now)
+    assert store.get_poll_watermark() == now
     second = store.acquire_poll_lease("b", until=now + timedelta(minutes=1))
     assert second is not None
+    assert second.watermark == now
     assert store.acquire_poll_lease("a", until=now + timedelta(minutes=1)) is None
 
 
@@ -185,7 +187,8 @@ def test_an_expired_lease_can_be_taken_over(store: TrackingStore) -> None:
     assert stale is not None
     taker = store.acquire_poll_lease("alive", until=now + timedelta(minutes=1))
     assert taker is not None
-    store.release_poll_lease(stale)  # the dead holder's late release changes nothing
+    store.finish_poll_lease(stale, watermark=now)  # the dead holder's late finish changes nothing
+    assert store.get_poll_watermark() is None
     assert store.acquire_poll_lease("other", until=now + timedelta(minutes=1)) is None
 
 
