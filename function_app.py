@@ -1,10 +1,16 @@
 """Entry point the Functions host indexes: wiring only, the functions live in their blueprints."""
 
+import logging
+
 import azure.functions as func
 
 from enqueue_blob import bp as enqueue_bp
 from http_status import bp as http_bp
 from poll_status import bp as poll_bp
+
+# The Azure SDKs log every HTTP request and response at INFO; host.json cannot reach the
+# worker's Python loggers, and our own one-line-per-event logs are what operators read.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (enqueue_bp, poll_bp, http_bp):

@@ -3,11 +3,11 @@
 A tick first takes the poll lease, a row in the status table written with its ETag, so two
 ticks (two instances, or an overrun) never walk the schedule at once; record writes are
 conditional on their ETags as well. It reads only the due part of the schedule (never the
-finished history), polls with bounded concurrency, and writes the next due times in batches.
-A poll that changes nothing touches no record. Each message's next poll backs off from
-``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX``; past ``MAX_PENDING_AGE`` it is ``TimedOut``.
-One message's failure never stops the others, and the tick stops starting new work when its
-time budget is spent; what it did not reach stays due for the next tick.
+finished history) and polls with bounded concurrency. Each message's poll times back off from
+``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX`` and are derived from its anchor, so a poll that
+changes nothing writes nothing (see :meth:`PollPolicy.is_due`); past ``MAX_PENDING_AGE`` it is
+``TimedOut``. One message's failure never stops the others, and the tick stops starting new
+work when its time budget is spent; what it did not reach is anchored for the next tick.
 """
 
 from __future__ import annotations
