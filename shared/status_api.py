@@ -42,15 +42,32 @@ def _time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
-def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
-    """The public JSON form of a tracked file."""
-    errors = context.store.load_errors(record) if record.errors_blob else record.errors
+@dataclass(frozen=True)
+class _View:
+    """What one response reads once for all its records."""
+
+    context: AppContext
+    watermark: datetime | None
+    full_errors: bool
+
+    @classmethod
+    def of(cls, context: AppContext, *, full_errors: bool) -> _View:
+        return cls(context, context.store.get_poll_watermark(), full_errors)
+
+
+def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
+    """The public JSON form of a tracked file.
+
+    A single record carries its errors (read from the errors blob when they did not fit the
+    row); a listing carries the preview kept on the row, so a page costs no blob reads.
+    """
+    store = view.context.store
+    errors = store.load_errors(record) if view.full_errors else record.errors
     # While a file is followed, its poll bookkeeping lives on its schedule entry.
-    pending = None if record.state.is_terminal else context.store.get_pending(record.record_id)
+    pending = None if record.state.is_terminal else store.get_pending(record.record_id)
     poll_count, next_poll_at = record.poll_count, None
     if pending is not None:
-        watermark = context.store.get_poll_watermark()
-        poll_count, next_poll_at = context.poller.policy.progress(pending, watermark)
+        poll_count, next_poll_at = view.context.poller.policy.progress(pending, view.watermark)
     return {
         "message_id": record.message_id,
         "blob": record.blob,
@@ -65,7 +82,7 @@ def record_json(record: TrackedFile, context: AppContext) -> dict[str, Any]:
         "d365_status": record.d365_status,
         "execution_id": record.execution_id,
         "errors": [error_to_dict(e) for e in errors[:ERRORS_IN_RESPONSE]],
-        "errors_truncated": len(errors) > ERRORS_IN_RESPONSE,
+        "errors_truncated": len(errors) < record.error_count or len(errors) > ERRORS_IN_RESPONSE,
         "error_count": record.error_count,
         "errors_blob": record.errors_blob,
         "reject_reason": record.reject_reason,
@@ -93,7 +110,7 @@ def get_message(context: AppContext, message_id: str) -> ApiResponse:
     record = context.store.get_by_message_id(message_id)
     if record is None:
         return _problem(404, f"no tracked file has message id {message_id.strip().lower()}")
-    return ApiResponse(200, record_json(record, context))
+    return ApiResponse(200, record_json(record, _View.of(context, full_errors=True)))
 
 
 def list_messages(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
@@ -110,10 +127,11 @@ def list_messages(context: AppContext, params: Mapping[str, str]) -> ApiResponse
         page = context.store.list_records(**query)
     except ValueError as exc:
         return _problem(400, str(exc))
+    view = _View.of(context, full_errors=False)
     return ApiResponse(
         200,
         {
-            "items": [record_json(r, context) for r in page.records],
+            "items": [record_json(r, view) for r in page.records],
             "continuation": page.continuation,
         },
     )
@@ -132,7 +150,7 @@ def _by_blob(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
     record = context.store.latest_for_blob(blob)
     if record is None:
         return _problem(404, f"no tracked file for blob {blob!r}")
-    return ApiResponse(200, record_json(record, context))
+    return ApiResponse(200, record_json(record, _View.of(context, full_errors=True)))
 
 
 def _list_query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any]:
