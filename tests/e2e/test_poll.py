@@ -70,13 +70,13 @@ def test_5xx_bursts_while_polling_and_503_on_enqueue_lose_nothing(app: App) -> N
     assert len(enqueue_requests(app.d365)) == 3
 
     app.d365.knobs.operations = frozenset({"GetMessageStatus", "GetExecutionErrors"})
-    app.d365.knobs.error_burst = 8
+    app.d365.knobs.error_burst = 4
     app.d365.knobs.error_status = 500
     records = app.run_until_terminal(blobs, timeout=120)
 
     assert {r["state"] for r in records.values()} == {"Processed"}
     assert len(enqueue_requests(app.d365)) == 3
-    assert sum(r.status == 500 for r in app.d365.requests) == 8
+    assert sum(r.status == 500 for r in app.d365.requests) == 4
 
 
 def test_one_message_failing_does_not_stop_the_others(app_factory) -> None:
