@@ -8,7 +8,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
+
+from devtools.lifecycle import Service
 
 _LOGGER = logging.getLogger(__name__)
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def _wait_listening(port: int, deadline: float) -> None:
         time.sleep(0.1)
 
 
-class Azurite:
+class Azurite(Service):
     """An Azurite process on loopback; use as a context manager.
 
     :param location: folder for Azurite's data; in memory when None.
@@ -129,15 +130,3 @@ class Azurite:
             self._process.kill()
             self._process.wait(timeout=10)
         self._process = None
-
-    def __enter__(self) -> Azurite:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

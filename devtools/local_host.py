@@ -38,7 +38,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -47,6 +46,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from devtools.lifecycle import Service
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -665,7 +666,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 # --- the host -------------------------------------------------------------------------------
 
 
-class LocalHost:
+class LocalHost(Service):
     """Drives an ``azure.functions.FunctionApp``'s functions from their trigger bindings.
 
     :param app: the app whose ``get_functions()`` are hosted.
@@ -891,15 +892,3 @@ class LocalHost:
                 past_due = now - due > _TIMER_PAST_DUE_AFTER
                 self._timer_pool.submit(runner.run_claimed, past_due=past_due)
             due = runner.function.schedule.next_occurrence(max(due, now))
-
-    def __enter__(self) -> LocalHost:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

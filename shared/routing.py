@@ -40,6 +40,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from shared.d365 import normalize_guid
+
 __all__ = [
     "COMPANY_PLACEHOLDER",
     "RejectReason",
@@ -58,9 +60,6 @@ MAX_FILE_NAME_CHARS = 255
 MAX_BLOB_PATH_CHARS = 1024  # Azure's limit for a blob name
 PACKAGE_EXTENSIONS = (".zip",)
 _EXAMPLE_GUID = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
-_GUID = re.compile(
-    r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?$", re.IGNORECASE
-)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # F&O legal entity ids (DataAreaId) are at most 4 characters; RIS flags longer ones.
 _COMPANY = re.compile(r"^[A-Za-z0-9]{1,4}$")
@@ -116,10 +115,10 @@ def normalise_guid(value: str) -> str:
 
     :raises ValueError: ``value`` is not a GUID.
     """
-    match = _GUID.match(value.strip())
-    if not match:
-        raise ValueError(f"{_shown(value)} is not a GUID")
-    return match.group(1).lower()
+    try:
+        return normalize_guid(value, "value")
+    except ValueError:
+        raise ValueError(f"{_shown(value)} is not a GUID") from None
 
 
 def parse_byte_size(value: str | int) -> int:

@@ -7,13 +7,13 @@ adapter turns into an HTTP response.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.context import AppContext
+from shared.d365 import normalize_message_id
 from shared.settings import SettingsError
 from shared.tracking import TrackedFile, TrackingState, error_to_dict
 
@@ -22,7 +22,6 @@ _LOGGER = logging.getLogger(__name__)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 ERRORS_IN_RESPONSE = 1000
-_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?$")
 _LIST_PARAMS = ("blob", "state", "route", "since", "limit", "continuation")
 
 
@@ -101,7 +100,9 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
 
 def get_message(context: AppContext, message_id: str) -> ApiResponse:
     """``GET /api/messages/{message_id}``."""
-    if not _GUID.match(message_id.strip()):
+    try:
+        message_id = normalize_message_id(message_id)
+    except ValueError:
         return _problem(
             400,
             f"message_id {message_id[:80]!r} is not a GUID; expected the message id F&O "
@@ -109,7 +110,7 @@ def get_message(context: AppContext, message_id: str) -> ApiResponse:
         )
     record = context.store.get_by_message_id(message_id)
     if record is None:
-        return _problem(404, f"no tracked file has message id {message_id.strip().lower()}")
+        return _problem(404, f"no tracked file has message id {message_id}")
     return ApiResponse(200, record_json(record, _View.of(context, full_errors=True)))
 
 

@@ -12,6 +12,7 @@ defaults are 10 retries, too many for a timer tick with a time budget.
 from __future__ import annotations
 
 import logging
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableServiceClient
@@ -51,12 +52,32 @@ def storage_credential(storage: StorageSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
 
 
-def _options(connection_timeout: float, read_timeout: float, retry_total: int) -> dict[str, float]:
+def _options(connection_timeout: float, read_timeout: float, retry_total: int) -> dict[str, Any]:
     return {
         "connection_timeout": connection_timeout,
         "read_timeout": read_timeout,
         "retry_total": retry_total,
     }
+
+
+_ServiceClient = TypeVar("_ServiceClient", BlobServiceClient, TableServiceClient)
+
+
+def _service_client(
+    kind: type[_ServiceClient],
+    endpoint: str | None,
+    setting: str,
+    storage: StorageSettings,
+    *,
+    credential: TokenCredential | None,
+    options: dict[str, Any],
+) -> _ServiceClient:
+    if storage.connection_string is not None:
+        return kind.from_connection_string(storage.connection_string, **options)
+    if not endpoint:
+        raise ValueError(f"{setting} is not set")
+    _LOGGER.debug("%s: endpoint=%s", kind.__name__, endpoint)
+    return kind(endpoint, credential=credential or storage_credential(storage), **options)
 
 
 def blob_service_client(
@@ -73,14 +94,13 @@ def blob_service_client(
         default :func:`storage_credential`.
     :raises ValueError: no blob endpoint in ``storage``.
     """
-    options = _options(connection_timeout, read_timeout, retry_total)
-    if storage.connection_string is not None:
-        return BlobServiceClient.from_connection_string(storage.connection_string, **options)
-    if not storage.blob_service_uri:
-        raise ValueError("IntegrationStorage__blobServiceUri (or __serviceUri) is not set")
-    _LOGGER.debug("blob client: endpoint=%s", storage.blob_service_uri)
-    return BlobServiceClient(
-        storage.blob_service_uri, credential=credential or storage_credential(storage), **options
+    return _service_client(
+        BlobServiceClient,
+        storage.blob_service_uri,
+        "IntegrationStorage__blobServiceUri (or __serviceUri)",
+        storage,
+        credential=credential,
+        options=_options(connection_timeout, read_timeout, retry_total),
     )
 
 
@@ -98,12 +118,11 @@ def table_service_client(
         default :func:`storage_credential`.
     :raises ValueError: no table endpoint in ``storage``.
     """
-    options = _options(connection_timeout, read_timeout, retry_total)
-    if storage.connection_string is not None:
-        return TableServiceClient.from_connection_string(storage.connection_string, **options)
-    if not storage.table_service_uri:
-        raise ValueError("IntegrationStorage__tableServiceUri is not set")
-    _LOGGER.debug("table client: endpoint=%s", storage.table_service_uri)
-    return TableServiceClient(
-        storage.table_service_uri, credential=credential or storage_credential(storage), **options
+    return _service_client(
+        TableServiceClient,
+        storage.table_service_uri,
+        "IntegrationStorage__tableServiceUri",
+        storage,
+        credential=credential,
+        options=_options(connection_timeout, read_timeout, retry_total),
     )

@@ -45,7 +45,8 @@ def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:
     from azurefunctions.extensions.bindings.blob import BlobClient
 
     function = FUNCTIONS["enqueue_blob"].get_user_function()
-    assert inspect.signature(function).parameters["client"].annotation in (BlobClient, "blob.BlobClient")
+    annotation = inspect.signature(function).parameters["client"].annotation
+    assert annotation in (BlobClient, "blob.BlobClient")
 
 
 def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup() -> None:

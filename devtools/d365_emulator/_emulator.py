@@ -11,11 +11,12 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
 import trustme
+
+from devtools.lifecycle import Service
 
 from ._clock import Clock
 from ._entities import evaluate
@@ -46,7 +47,7 @@ def _evaluate(job: Job, entity: str, company: str, path: Path | None) -> Outcome
     return evaluate(entity, company, path)
 
 
-class Emulator:
+class Emulator(Service):
     """A local F&O environment with its Entra tenant; use as a context manager.
 
     :param jobs: the recurring data jobs.
@@ -127,18 +128,6 @@ class Emulator:
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
-
-    def __enter__(self) -> Emulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _tls_context(self) -> ssl.SSLContext:
         assert self._work_dir is not None

@@ -28,7 +28,7 @@ from ._models import (
     MessageStatus,
     MessageStatusResult,
 )
-from ._parsing import normalize_message_id
+from ._parsing import normalize_guid, normalize_message_id
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -54,5 +54,6 @@ __all__ = [
     "MessageStatus",
     "MessageStatusResult",
     "RetryPolicy",
+    "normalize_guid",
     "normalize_message_id",
 ]
