@@ -42,7 +42,15 @@ from shared.d365 import (
     D365ThrottledError,
 )
 from shared.routing import RejectReason, RouteMatch, RouteTable, RoutingError
-from shared.source_blob import RECORD_KEY, Archiver, fingerprint, is_own_stamp, quoted, stamp
+from shared.source_blob import (
+    RECORD_KEY,
+    Archiver,
+    fingerprint,
+    is_own_stamp,
+    quoted,
+    stamp,
+    streaming_client,
+)
 from shared.tracking import (
     ConcurrencyError,
     TrackedFile,
@@ -234,10 +242,11 @@ class Enqueuer:
             lease_until=now + self._policy.claim_lease,
         )
         etag = record.blob_etag
+        source = streaming_client(blob)
 
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
-            downloader: Any = blob.download_blob(
+            downloader: Any = source.download_blob(
                 etag=quoted(etag), match_condition=MatchConditions.IfNotModified
             )
             return downloader

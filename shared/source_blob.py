@@ -35,6 +35,7 @@ REASON_KEY = "d365_reason"
 _STAMP_KEYS = (STATE_KEY, MESSAGE_KEY, RECORD_KEY, FINGERPRINT_KEY, REASON_KEY)
 _REASON_LIMIT = 1024
 _COPY_WAIT_SECONDS = 60.0
+STREAM_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,20 @@ class ArchiveResult:
 
     archived_to: str | None
     stamped_etag: str | None
+
+
+def streaming_client(blob: BlobClient) -> BlobClient:
+    """A client on the same blob that downloads in ranges of :data:`STREAM_CHUNK` bytes.
+
+    The SDK's first GET holds up to 32 MiB in memory, so a file of that size would be read
+    whole; files go to F&O as a stream, with a few MiB in memory whatever their size.
+    """
+    return BlobClient.from_blob_url(
+        blob.url,
+        credential=blob.credential,
+        max_single_get_size=STREAM_CHUNK,
+        max_chunk_get_size=STREAM_CHUNK,
+    )
 
 
 def quoted(etag: str) -> str:
