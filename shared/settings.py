@@ -638,6 +638,20 @@ class Settings:
         reader.raise_problems()
         return settings
 
+    def trigger_container_problem(self, trigger_container: str) -> str | None:
+        """The problem when ``INBOUND_CONTAINER`` is not the container the trigger watches.
+
+        The host cannot resolve a setting in a blob trigger's container, so the trigger's is
+        fixed in code; archiving and recovery find files through ``INBOUND_CONTAINER``.
+        """
+        if self.inbound_container == trigger_container:
+            return None
+        return (
+            f"INBOUND_CONTAINER: {self.inbound_container!r} is not the container the blob "
+            f"trigger watches ({trigger_container!r}); set INBOUND_CONTAINER="
+            f"{trigger_container}, or change the trigger's path in enqueue_blob/__init__.py too"
+        )
+
     def max_bytes_for(self, route: Route) -> int:
         """The size limit for a file on ``route``: its ``max_bytes`` or ``MAX_FILE_BYTES``."""
         return route.max_bytes or self.max_file_bytes

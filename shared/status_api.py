@@ -192,8 +192,11 @@ def _parse_limit(text: str) -> int:
     return int(text)
 
 
-def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
-    """``GET /api/health``: settings, storage, a token, pending count; no secrets."""
+def health(context_factory: Callable[[], AppContext], *, trigger_container: str) -> ApiResponse:
+    """``GET /api/health``: settings, storage, a token, pending count; no secrets.
+
+    :param trigger_container: the container the blob trigger watches.
+    """
     checks: dict[str, Any] = {}
     try:
         context = context_factory()
@@ -206,7 +209,12 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
         return ApiResponse(
             503, {"healthy": False, "checks": {"startup": {"ok": False, "error": _kind(exc)}}}
         )
-    checks["settings"] = {"ok": True, "summary": context.settings.health_summary()}
+    problem = context.settings.trigger_container_problem(trigger_container)
+    checks["settings"] = {
+        "ok": problem is None,
+        "summary": context.settings.health_summary(),
+        "problems": [problem] if problem else [],
+    }
     try:
         checks["storage"] = {"ok": True, "pending": context.store.count_pending()}
     except Exception as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import certifi
 import pytest
 from azure.identity import ClientSecretCredential
 
@@ -48,8 +51,19 @@ def fake_jobs() -> list[Job]:
     ]
 
 
+def _trust_bundle(emulator: Emulator, folder: Path) -> Path:
+    """The CAs this machine trusts plus the emulator's test CA: subprocesses of the tests
+    (pip building the package) inherit the variables and must still reach the registry."""
+    bundle = folder / "trust.pem"
+    current = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    public = Path(current or certifi.where()).read_text(encoding="utf-8")
+    test_ca = Path(emulator.ca_bundle).read_text(encoding="ascii")
+    bundle.write_text(public + "\n" + test_ca, encoding="utf-8")
+    return bundle
+
+
 @pytest.fixture(scope="session")
-def d365_emulator() -> Iterator[Emulator]:
+def d365_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """One TLS D365 emulator for the session; its CA is trusted through REQUESTS_CA_BUNDLE and
     SSL_CERT_FILE while it runs (restored afterwards)."""
     apps = [
@@ -60,8 +74,9 @@ def d365_emulator() -> Iterator[Emulator]:
         Emulator(fake_jobs(), apps, tenant_id=fakes.TENANT_ID, tls=True) as emulator,
         pytest.MonkeyPatch.context() as patch,
     ):
-        patch.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_bundle))
-        patch.setenv("SSL_CERT_FILE", str(emulator.ca_bundle))
+        bundle = _trust_bundle(emulator, tmp_path_factory.mktemp("ca"))
+        patch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        patch.setenv("SSL_CERT_FILE", str(bundle))
         yield emulator
 
 
