@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
@@ -90,6 +91,8 @@ def build_context(settings: Settings) -> AppContext:
             interval_min=settings.poll_interval_min,
             interval_max=settings.poll_interval_max,
             max_pending_age=settings.max_pending_age,
+            # A call in flight at the end of the budget may take a whole read timeout.
+            lease_margin=settings.d365.http_timeout + timedelta(minutes=1),
         ),
     )
     return AppContext(settings, credential, blob_service, store, client, archiver, enqueuer, poller)
