@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties
 
 from shared.d365 import (
@@ -38,6 +38,7 @@ from shared.d365 import (
     D365ConnectionError,
     D365CredentialError,
     D365Error,
+    D365ResponseError,
     D365ServerError,
     D365ThrottledError,
 )
@@ -61,6 +62,15 @@ from shared.tracking import (
 
 _LOGGER = logging.getLogger(__name__)
 SUPERSEDED = "Superseded"
+DELETED = "Deleted"
+
+
+def _outcome_unknown(record: TrackedFile, why: str) -> str:
+    return (
+        f"outcome unknown: F&O may or may not have the file, as {why}. It was not re-sent, to "
+        "avoid importing it twice. Look in F&O (Data management > the recurring job's message "
+        f"list) for external identifier {record.blob!r}; upload the file again to re-send it."
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,15 @@ class Enqueuer:
         return self._resume(blob, record)
 
     def recover(self, record: TrackedFile) -> TrackedFile:
-        """Finish a claim whose lease ended without an enqueue (called by the poller)."""
+        """Finish a claim whose lease ended without an enqueue (called by the poller).
+
+        A record already past ``Received`` whose index or schedule write was lost (the worker
+        stopped after F&O answered) gets them written again, so it is followed.
+        """
+        if record.state is not TrackingState.RECEIVED and record.message_id:
+            self._store.link_message(record)
+            self._store.schedule(record, self._clock())
+            return record
         return self._resume(self._archiver.source(record.blob), record) or record
 
     # -- steps ----------------------------------------------------------------------------
@@ -211,19 +229,14 @@ class Enqueuer:
             )
             return record
         if record.lease_until and record.lease_until > now:
+            # The claim's schedule entry comes due when the lease ends; nothing to write.
             _LOGGER.info("claim held by another worker blob=%s", record.blob)
-            self._store.schedule(record, record.lease_until)
             return record
         if record.send_started_at is not None:
             return self._finish(
                 record,
                 state=TrackingState.ENQUEUE_FAILED,
-                last_error=(
-                    "outcome unknown: the worker stopped while sending the file to F&O, so F&O "
-                    "may or may not have it. It was not re-sent, to avoid importing it twice. "
-                    "Look in F&O (Data management > the recurring job's message list) for "
-                    f"external identifier {record.blob!r}; upload the file again to re-send it."
-                ),
+                last_error=_outcome_unknown(record, "the worker stopped while sending it"),
             )
         try:
             taken = self._store.update(record, lease_until=now + self._policy.claim_lease)
@@ -260,30 +273,8 @@ class Enqueuer:
                 company=record.company,
                 external_id=record.blob,
             )
-        except ResourceModifiedError:
-            return self._finish(
-                record,
-                state=TrackingState.REJECTED,
-                reject_reason=SUPERSEDED,
-                last_error="the blob was overwritten before it was sent; the new version is "
-                "tracked on its own",
-                stamp_blob=False,
-            )
-        except (D365ThrottledError, D365CredentialError) as exc:
-            self._release(record, exc)
-            raise
-        except D365ServerError as exc:
-            if exc.status_code == 503:
-                self._release(record, exc)
-                raise
-            return self._enqueue_failed(record, exc)
-        except D365ConnectionError as exc:
-            if not exc.sent_body:
-                self._release(record, exc)
-                raise
-            return self._enqueue_failed(record, exc)
-        except D365Error as exc:
-            return self._enqueue_failed(record, exc)
+        except (AzureError, D365Error) as exc:
+            return self._send_failed(record, exc)
         _LOGGER.info(
             "enqueued blob=%s message_id=%s activity=%s bytes=%s",
             record.blob,
@@ -292,25 +283,77 @@ class Enqueuer:
             record.size,
         )
         first_poll = self._clock() + self._policy.first_poll_delay
-        record = self._store.update(
-            record,
-            state=TrackingState.ENQUEUED,
-            message_id=result.message_id,
-            raw_message_id=result.raw_message_id,
-            d365_status=TrackingState.ENQUEUED.value,
-            enqueued_at=self._clock(),
-            lease_until=None,
-            last_error=None,
-        )
+        record = self._record_enqueued(record, result.message_id, result.raw_message_id)
         self._store.link_message(record)
         self._store.schedule(record, first_poll)
         return self._stamp(blob, record, record.blob_etag)
 
-    # -- outcomes -------------------------------------------------------------------------------
+    def _send_failed(self, record: TrackedFile, exc: AzureError | D365Error) -> TrackedFile:
+        """Record why a send failed; re-raise when a later delivery may well succeed.
 
-    def _enqueue_failed(self, record: TrackedFile, exc: D365Error) -> TrackedFile:
+        Re-raised (after releasing the claim): the blob could not be read, F&O throttled or
+        was unavailable, no token, no connection. Final: the blob changed or went, F&O
+        refused the file, or F&O may have it (a 2xx we cannot read, a connection lost after
+        the body was sent), which is not re-sent.
+        """
+        if isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
+            # A conditional read of a deleted blob may answer 412 as well as 404.
+            overwritten = self._archiver.source(record.blob).exists()
+            return self._finish(
+                record,
+                state=TrackingState.REJECTED,
+                reject_reason=SUPERSEDED if overwritten else DELETED,
+                last_error="the blob was overwritten before it was sent; the new version is "
+                "tracked on its own"
+                if overwritten
+                else "the blob was deleted before it was sent",
+                stamp_blob=False,
+            )
+        if isinstance(exc, D365ResponseError) or (
+            isinstance(exc, D365ConnectionError) and exc.sent_body
+        ):
+            _LOGGER.error("enqueue outcome unknown blob=%s: %s", record.blob, exc)
+            return self._finish(
+                record,
+                state=TrackingState.ENQUEUE_FAILED,
+                last_error=_outcome_unknown(record, f"the call ended with: {exc}"),
+            )
+        not_taken = (AzureError, D365ThrottledError, D365CredentialError, D365ConnectionError)
+        if isinstance(exc, not_taken) or (
+            isinstance(exc, D365ServerError) and exc.status_code == 503
+        ):
+            self._release(record, exc)
+            raise exc
         _LOGGER.error("enqueue failed blob=%s record=%s: %s", record.blob, record.record_id, exc)
         return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
+
+    def _record_enqueued(self, record: TrackedFile, message_id: str, raw: str) -> TrackedFile:
+        """Write F&O's message id, even over an "outcome unknown" written meanwhile: F&O has
+        the file, so the record must say so."""
+        for _ in range(3):
+            try:
+                return self._store.update(
+                    record,
+                    state=TrackingState.ENQUEUED,
+                    message_id=message_id,
+                    raw_message_id=raw,
+                    d365_status=TrackingState.ENQUEUED.value,
+                    enqueued_at=self._clock(),
+                    completed_at=None,
+                    lease_until=None,
+                    last_error=None,
+                )
+            except ConcurrencyError:
+                _LOGGER.warning(
+                    "record changed while F&O took the file; writing its message id anyway "
+                    "blob=%s message_id=%s",
+                    record.blob,
+                    message_id,
+                )
+                record = self._store.get(record.row_key) or record
+        raise ConcurrencyError(f"record {record.record_id} keeps changing")
+
+    # -- outcomes -------------------------------------------------------------------------------
 
     def _finish(
         self,
@@ -325,7 +368,7 @@ class Enqueuer:
             record = self._stamp(self._archiver.source(record.blob), record, record.blob_etag)
         return record
 
-    def _release(self, record: TrackedFile, exc: D365Error) -> None:
+    def _release(self, record: TrackedFile, exc: Exception) -> None:
         """F&O did not take the file: let the next delivery or the poller send it."""
         _LOGGER.warning(
             "enqueue not accepted, will retry blob=%s record=%s: %s",

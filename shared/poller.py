@@ -7,7 +7,7 @@ finished history) and polls with bounded concurrency. Each message's poll times 
 ``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX`` and are derived from its anchor, so a poll that
 changes nothing writes nothing (see :meth:`PollPolicy.is_due`); past ``MAX_PENDING_AGE`` it is
 ``TimedOut``. One message's failure never stops the others, and the tick stops starting new
-work when its time budget is spent; what it did not reach is anchored for the next tick.
+work when its time budget is spent; what it did not reach is anchored due for the next tick.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from azure.core.exceptions import AzureError
+
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
 from shared.enqueuer import Enqueuer
-from shared.source_blob import Archiver
+from shared.source_blob import Archiver, ArchiveResult
 from shared.tracking import (
+    BATCH_SIZE,
     ConcurrencyError,
     PendingEntry,
     TrackedFile,
@@ -38,7 +41,6 @@ from shared.tracking import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-_CHUNK = 100  # entries per table batch
 
 _STATE_OF_STATUS = {
     MessageStatus.ENQUEUED: TrackingState.ENQUEUED,
@@ -72,7 +74,6 @@ class PollPolicy:
     interval_max: timedelta = timedelta(minutes=10)
     max_pending_age: timedelta = timedelta(hours=24)
     lease_margin: timedelta = timedelta(minutes=2)
-    max_entries: int = 5000
 
     def next_interval(self, poll_count: int) -> timedelta:
         """Doubling back-off, capped: 30 s, 1 min, 2 min, 4 min, 8 min, 10 min..."""
@@ -185,18 +186,17 @@ class Poller:
         watermark = None
         try:
             now = self._clock()
-            counts, complete = self._walk(now, lease.watermark, started + budget.total_seconds())
-            watermark = now if complete else None
+            counts = self._walk(now, lease.watermark, started + budget.total_seconds())
+            # Every due entry was polled, or anchored again (deferred, failed).
+            watermark = now
         finally:
             self._store.finish_poll_lease(lease, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info("poll tick %s", report)
         return report
 
-    def _walk(
-        self, now: datetime, watermark: datetime | None, deadline: float
-    ) -> tuple[Counter[str], bool]:
-        candidates = self._store.due(now, limit=self._policy.max_entries)
+    def _walk(self, now: datetime, watermark: datetime | None, deadline: float) -> Counter[str]:
+        candidates = self._store.due(now)
         # Each entry as of this poll: poll_count counts the polls made before it.
         entries = [
             replace(e, poll_count=self._policy.progress(e, watermark)[0])
@@ -218,12 +218,11 @@ class Poller:
                 counts[result.outcome.value] += 1
                 if result.next_entry is not None:
                     writes.append(result.next_entry)
-                if len(writes) >= _CHUNK:
+                if len(writes) >= BATCH_SIZE:
                     self._store.reschedule(writes)
                     writes = []
         self._store.reschedule(writes)
-        # Entries beyond the read limit were not looked at: keep the old watermark for them.
-        return counts, len(candidates) < self._policy.max_entries
+        return counts
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -362,7 +361,19 @@ class Poller:
 
     def _complete(self, record: TrackedFile, entry: PendingEntry, **changes: Any) -> None:
         record = self._store.update(record, poll_count=entry.poll_count + 1, **changes)
-        archived = self._archiver.finish(record)
+        try:
+            archived = self._archiver.finish(record)
+        except AzureError as exc:
+            # The outcome stands; the file stays in the inbound container, and says so.
+            _LOGGER.exception(
+                "archiving failed blob=%s message_id=%s", record.blob, record.message_id
+            )
+            archived = ArchiveResult(None, None)
+            record = self._store.update(
+                record,
+                last_error=f"not archived ({type(exc).__name__}); the file is still in the "
+                "inbound container",
+            )
         if archived.archived_to or archived.stamped_etag:
             record = self._store.update(
                 record,

@@ -73,7 +73,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from shared.routing import Route, RouteConfigError, RouteTable, normalise_guid, parse_byte_size
+from shared.routing import RouteConfigError, RouteTable, normalise_guid, parse_byte_size
 
 __all__ = [
     "DEFAULT_AUTHORITY_HOST",
@@ -108,6 +108,14 @@ _ISO_DURATION = re.compile(
 _CLOCK_DURATION = re.compile(
     r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d+)?)$"
 )
+# RetryPolicy().total_timeout of the F&O client: how long one call may keep retrying.
+_ENQUEUE_RETRY_BUDGET = timedelta(seconds=120)
+
+
+def _shown_duration(value: timedelta) -> str:
+    return f"{int(value.total_seconds())}s"
+
+
 _DURATION_FORMS = "expected e.g. 90s, 30m, 24h, 1d, PT24H, 00:30:00 or seconds"
 
 
@@ -652,10 +660,6 @@ class Settings:
             f"{trigger_container}, or change the trigger's path in enqueue_blob/__init__.py too"
         )
 
-    def max_bytes_for(self, route: Route) -> int:
-        """The size limit for a file on ``route``: its ``max_bytes`` or ``MAX_FILE_BYTES``."""
-        return route.max_bytes or self.max_file_bytes
-
     def health_summary(self) -> dict[str, Any]:
         """A JSON-ready description for the health endpoint; holds no secret."""
         return {
@@ -743,6 +747,15 @@ def _check_together(reader: _Reader, settings: Settings) -> None:
                 f"{container!r} is the inbound container; writing there would enqueue the "
                 "files again: use a container of its own",
             )
+    longest_send = settings.d365.http_timeout + _ENQUEUE_RETRY_BUDGET + timedelta(minutes=1)
+    if settings.claim_lease < longest_send:
+        reader.problem(
+            "CLAIM_LEASE",
+            f"{_shown_duration(settings.claim_lease)} is shorter than one enqueue may take "
+            f"(D365_HTTP_TIMEOUT plus the client's {_shown_duration(_ENQUEUE_RETRY_BUDGET)} "
+            "retry budget plus a minute); a send still running would be taken for a dead "
+            f"one; expected at least {_shown_duration(longest_send)}",
+        )
     if settings.poll_interval_min > settings.poll_interval_max:
         reader.problem(
             "POLL_INTERVAL_MIN",

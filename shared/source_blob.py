@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -152,6 +153,12 @@ class Archiver:
             return ArchiveResult(None, stamp(source, record, etag=etag))
         target_name = f"{record.state.value}/{record.blob}"
         target = self._service.get_blob_client(self._archive, target_name)
+        if target.exists():
+            # The same name archived before with this outcome (a daily file): keep both.
+            path = PurePosixPath(record.blob)
+            unique = path.with_name(f"{path.stem}.{record.record_id[:12]}{path.suffix}")
+            target_name = f"{record.state.value}/{unique}"
+            target = self._service.get_blob_client(self._archive, target_name)
         try:
             props = source.get_blob_properties(
                 etag=etag, match_condition=MatchConditions.IfNotModified
@@ -165,7 +172,13 @@ class Archiver:
             return ArchiveResult(None, None)
         metadata = {k: v for k, v in props.metadata.items() if k not in _STAMP_KEYS}
         metadata.update(stamp_values(record))
-        target.start_copy_from_url(source.url, metadata=metadata)
+        # Pinned to the tracked version: an overwrite meanwhile is not archived under this one.
+        target.start_copy_from_url(
+            source.url,
+            metadata=metadata,
+            source_etag=etag,
+            source_match_condition=MatchConditions.IfNotModified,
+        )
         if not self._wait_for_copy(target):
             _LOGGER.warning(
                 "archive copy did not complete; source kept blob=%s record=%s",

@@ -40,7 +40,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.d365 import ExecutionError
+from shared.d365 import ExecutionError, normalize_message_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ LEASE_PARTITION = "lease"
 _POLL_LEASE = "poller"
 _CLAIM_PREFIX = "claim-"
 _INVERT_BASE = 10**13 - 1
-_BATCH = 100  # operations per entity group transaction (Azure's limit)
+BATCH_SIZE = 100  # operations per entity group transaction (Azure's limit)
 # A table string property holds 64 KiB of UTF-16, i.e. 32K characters; stay well inside it.
 INLINE_TEXT_LIMIT = 30_000
 _HISTORY_LIMIT = 50
@@ -449,7 +449,10 @@ class TrackingStore:
 
     def get_by_message_id(self, message_id: str) -> TrackedFile | None:
         """The record of an F&O message id (any case, braces allowed), or None."""
-        key = message_id.strip().strip("{}").lower()
+        try:
+            key = normalize_message_id(message_id)
+        except ValueError:
+            return None
         try:
             pointer = self._call(self._table.get_entity, MESSAGE_PARTITION, key)
         except ResourceNotFoundError:
@@ -628,20 +631,15 @@ class TrackingStore:
         except ResourceNotFoundError:
             return None
 
-    def due(self, now: datetime, *, limit: int = 5000) -> list[PendingEntry]:
-        """Schedule entries due at ``now``; the finished history is never read."""
+    def due(self, now: datetime) -> list[PendingEntry]:
+        """Schedule entries whose anchor has passed; the finished history is never read."""
         rows = self._call(
             self._table.query_entities,
             "PartitionKey eq @pk and due le @now",
             parameters={"pk": PENDING_PARTITION, "now": now.astimezone(UTC)},
             results_per_page=1000,
         )
-        found: list[PendingEntry] = []
-        for row in rows:
-            found.append(_pending_from(row))
-            if len(found) >= limit:
-                break
-        return sorted(found, key=lambda entry: entry.due_at)
+        return sorted((_pending_from(row) for row in rows), key=lambda entry: entry.due_at)
 
     def acquire_poll_lease(self, holder: str, *, until: datetime) -> PollLease | None:
         """Become the one poller until ``until``; None while another holder's lease runs.
@@ -724,8 +722,8 @@ class TrackingStore:
         serialisation of its entities.
         """
         written: list[PendingEntry] = []
-        for start in range(0, len(entries), _BATCH):
-            chunk = entries[start : start + _BATCH]
+        for start in range(0, len(entries), BATCH_SIZE):
+            chunk = entries[start : start + BATCH_SIZE]
             operations = [
                 (
                     "update",

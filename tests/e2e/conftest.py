@@ -136,7 +136,6 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "POLL_SCHEDULE": "*/5 * * * * *",
         "POLL_INTERVAL_MIN": "1s",
         "POLL_INTERVAL_MAX": "2s",
-        "CLAIM_LEASE": "60s",
         "MAX_PENDING_AGE": "1h",
     }
 

@@ -219,3 +219,52 @@ def test_blob_deleted_before_delivery_is_ignored(app: App) -> None:
     enqueue_blob(client)
     assert app.get("messages", blob=blob).status_code == 404
     assert enqueue_requests(app.d365) == []
+
+
+def test_a_file_whose_index_and_schedule_writes_were_lost_is_followed_again(app: App) -> None:
+    blob = app.upload("customers/USMF/lost-writes.xml", VALID)
+    _leave_a_dead_claim(app, blob, sent=False)
+    context = get_context()
+    record = context.store.latest_for_blob(blob)
+    # F&O took the file and the record says so, but the worker stopped before indexing it
+    # and before moving its schedule entry on from the claim.
+    result = context.client.enqueue(
+        record.activity_id, VALID, entity=record.entity, company=record.company
+    )
+    context.store.update(
+        record, state=TrackingState.ENQUEUED, message_id=result.message_id, lease_until=None
+    )
+
+    final = app.run_until_terminal([blob])[blob]
+
+    assert final["state"] == "Processed"
+    assert final["message_id"] == result.message_id
+    assert app.get(f"messages/{result.message_id}").status_code == 200
+    assert len(enqueue_requests(app.d365)) == 1
+
+
+def test_a_blob_deleted_before_its_recovered_send_is_rejected_not_failed(app: App) -> None:
+    blob = app.upload("customers/USMF/deleted-later.xml", VALID)
+    _leave_a_dead_claim(app, blob, sent=False)
+    _client(app, blob).delete_blob()
+
+    app.host.run_timer_once()
+
+    record = app.record(blob)
+    assert record["state"] == "Rejected"
+    assert record["reject_reason"] == "Deleted"
+    assert enqueue_requests(app.d365) == []
+
+
+def test_the_same_name_archived_twice_keeps_both_copies(app: App) -> None:
+    first = app.upload("customers/USMF/daily.xml", VALID)
+    app.run_until_terminal([first])
+    app.upload("customers/USMF/daily.xml", VALID.replace(b"US-7001", b"US-7003"))
+    second = app.run_until_terminal([first])[first]
+
+    archive = app.blobs.get_container_client(app.env["ARCHIVE_CONTAINER"])
+    names = sorted(b.name for b in archive.list_blobs(name_starts_with="Processed/"))
+    assert len(names) == 2
+    assert second["archived_to"].split("/", 1)[1] in names
+    contents = {archive.download_blob(name).readall() for name in names}
+    assert len(contents) == 2

@@ -107,7 +107,7 @@ def test_every_setting_given() -> None:
             POLL_INTERVAL_MIN="10",
             POLL_INTERVAL_MAX="15m",
             MAX_PENDING_AGE="2d",
-            CLAIM_LEASE="90s",
+            CLAIM_LEASE="5m",
             MAX_FILE_BYTES="20MiB",
         )
     )
@@ -126,7 +126,7 @@ def test_every_setting_given() -> None:
     assert settings.poll_interval_min == timedelta(seconds=10)
     assert settings.poll_interval_max == timedelta(minutes=15)
     assert settings.max_pending_age == timedelta(days=2)
-    assert settings.claim_lease == timedelta(seconds=90)
+    assert settings.claim_lease == timedelta(minutes=5)
     assert settings.max_file_bytes == 20 * 1024 * 1024
 
 
@@ -136,7 +136,7 @@ def test_blank_settings_count_as_unset() -> None:
     assert settings.d365.auth_mode is AuthMode.CLIENT_SECRET
 
 
-def test_route_limit_falls_back_to_max_file_bytes() -> None:
+def test_route_limit_and_max_file_bytes_are_read() -> None:
     routes = [
         *json.loads(ROUTES),
         {
@@ -148,8 +148,9 @@ def test_route_limit_falls_back_to_max_file_bytes() -> None:
         },
     ]
     settings = Settings.from_env(_env(D365_ROUTES=json.dumps(routes), MAX_FILE_BYTES="5000"))
-    assert settings.max_bytes_for(settings.routes.routes[0]) == 5000
-    assert settings.max_bytes_for(settings.routes.routes[1]) == 1000
+    assert settings.max_file_bytes == 5000
+    assert settings.routes.routes[0].max_bytes is None
+    assert settings.routes.routes[1].max_bytes == 1000
 
 
 @pytest.mark.parametrize(
@@ -651,3 +652,10 @@ def test_local_settings_example_is_valid_and_runs_against_the_local_parts() -> N
         fakes.PACKAGE_ACTIVITY_ID,
     ]
     assert journal.route.entity == fakes.GENERAL_JOURNAL_ENTITY
+
+
+def test_a_claim_lease_shorter_than_one_enqueue_is_refused() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(_env(CLAIM_LEASE="2m", D365_HTTP_TIMEOUT="5m"))
+    assert "CLAIM_LEASE: 120s is shorter than one enqueue may take" in str(caught.value)
+    assert "expected at least 480s" in str(caught.value)
