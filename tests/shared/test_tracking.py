@@ -236,4 +236,4 @@ def test_missing_table_gives_a_clear_error(storage_connection_string: str) -> No
     tables = TableServiceClient.from_connection_string(storage_connection_string)
     store = TrackingStore(tables.get_table_client("nosuchtable123"))
     with pytest.raises(TrackingStoreError, match=r"nosuchtable123.*does not exist"):
-        store.get_by_message_id("m")
+        store.get_by_message_id("84a383c8-336d-45e4-9933-0c3e8bfb734a")
