@@ -29,7 +29,7 @@ from azure.core.exceptions import AzureError
 
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
 from shared.enqueuer import Enqueuer
-from shared.source_blob import Archiver, ArchiveResult
+from shared.source_blob import Archiver
 from shared.tracking import (
     BATCH_SIZE,
     ConcurrencyError,
@@ -41,6 +41,7 @@ from shared.tracking import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+_NOT_ARCHIVED = "not archived yet"
 
 _STATE_OF_STATUS = {
     MessageStatus.ENQUEUED: TrackingState.ENQUEUED,
@@ -233,13 +234,22 @@ class Poller:
             _LOGGER.info("record changed by another worker blob=%s", entry.blob)
             return _Result(Outcome.SKIPPED)
         except Exception:
-            # Anchored again so the next tick retries it; the others go on.
+            # Anchored again with back-off, so a later tick retries it; the others go on.
             _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
-            return _Result(Outcome.FAILED, replace(entry, due_at=self._clock()))
+            polls = entry.poll_count + 1
+            due = self._clock() + self._policy.next_interval(polls)
+            return _Result(Outcome.FAILED, replace(entry, due_at=due, poll_count=polls))
 
     def _record(self, entry: PendingEntry) -> TrackedFile | None:
-        """The entry's record if it still needs polling; else the entry leaves the schedule."""
+        """The entry's record if it still needs polling; else the entry leaves the schedule.
+
+        A final record whose blob was not filed away yet (an archive failure, or a stop right
+        after the final write) is filed away now.
+        """
         record = self._store.get(entry.record_row_key)
+        if record is not None and record.state.is_terminal and record.archive_pending:
+            self._file_away(record, entry)
+            return None
         if record is None or record.state.is_terminal:
             self._store.unschedule(entry.record_id)
             return None
@@ -360,27 +370,10 @@ class Poller:
         )
 
     def _complete(self, record: TrackedFile, entry: PendingEntry, **changes: Any) -> None:
-        record = self._store.update(record, poll_count=entry.poll_count + 1, **changes)
-        try:
-            archived = self._archiver.finish(record)
-        except AzureError as exc:
-            # The outcome stands; the file stays in the inbound container, and says so.
-            _LOGGER.exception(
-                "archiving failed blob=%s message_id=%s", record.blob, record.message_id
-            )
-            archived = ArchiveResult(None, None)
-            record = self._store.update(
-                record,
-                last_error=f"not archived ({type(exc).__name__}); the file is still in the "
-                "inbound container",
-            )
-        if archived.archived_to or archived.stamped_etag:
-            record = self._store.update(
-                record,
-                archived_to=archived.archived_to,
-                stamped_etag=archived.stamped_etag or record.stamped_etag,
-            )
-        self._store.unschedule(entry.record_id)
+        record = self._store.update(
+            record, poll_count=entry.poll_count + 1, archive_pending=True, **changes
+        )
+        self._file_away(record, entry)
         _LOGGER.info(
             "finished blob=%s message_id=%s execution_id=%s state=%s errors=%d",
             record.blob,
@@ -389,6 +382,31 @@ class Poller:
             record.state.value,
             record.error_count,
         )
+
+    def _file_away(self, record: TrackedFile, entry: PendingEntry) -> None:
+        """Archive (or stamp) a final record's blob, then take it off the schedule.
+
+        :raises AzureError: storage failed; the record says so and keeps its schedule entry,
+            so a later tick tries again.
+        """
+        try:
+            archived = self._archiver.finish(record)
+        except AzureError as exc:
+            self._store.update(
+                record,
+                last_error=f"{_NOT_ARCHIVED} ({type(exc).__name__}); the file is still in "
+                "the inbound container and archiving is retried",
+            )
+            raise
+        note = record.last_error or ""
+        self._store.update(
+            record,
+            archived_to=archived.archived_to,
+            stamped_etag=archived.stamped_etag or record.stamped_etag,
+            archive_pending=False,
+            last_error=None if note.startswith(_NOT_ARCHIVED) else record.last_error,
+        )
+        self._store.unschedule(entry.record_id)
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None

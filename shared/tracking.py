@@ -144,6 +144,7 @@ class TrackedFile:
     last_error: str | None = None
     reject_reason: str | None = None
     archived_to: str | None = None
+    archive_pending: bool = False
     stamped_etag: str | None = None
     history: tuple[tuple[str, str], ...] = ()
     etag: str = field(default="", compare=False, repr=False)
@@ -296,6 +297,7 @@ def _to_entity(record: TrackedFile) -> dict[str, Any]:
         "error_count": record.error_count,
         "poll_count": record.poll_count,
         "enqueue_attempts": record.enqueue_attempts,
+        "archive_pending": record.archive_pending,
         "errors": _encode_errors(record.errors),
         "history": json.dumps(record.history),
     }
@@ -317,6 +319,7 @@ def _from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         error_count=int(entity.get("error_count") or 0),
         poll_count=int(entity.get("poll_count") or 0),
         enqueue_attempts=int(entity.get("enqueue_attempts") or 0),
+        archive_pending=bool(entity.get("archive_pending", False)),
         errors=_decode_errors(entity.get("errors")),
         history=tuple(tuple(item) for item in json.loads(entity.get("history") or "[]")),
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",

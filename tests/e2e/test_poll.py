@@ -172,3 +172,28 @@ def test_a_tick_past_its_budget_starts_no_work_and_leaves_it_due(app: App) -> No
     assert report.counts == {"deferred": 2}
     assert _operations(app, "GetMessageStatus") == []
     assert {app.record(b)["state"] for b in app.run_until_terminal(blobs)} == {"Processed"}
+
+
+def test_an_archive_that_fails_is_retried_and_nothing_is_lost(app: App) -> None:
+    blob = app.upload("customers/USMF/archive-later.xml", VALID)
+    app.host.scan_blobs_once()
+    archive = app.blobs.get_container_client(app.env["ARCHIVE_CONTAINER"])
+    archive.delete_container()
+    _wait_until_due()
+    app.host.run_timer_once()
+
+    stuck = app.record(blob)
+    assert stuck["state"] == "Processed"
+    assert stuck["archived_to"] is None
+    assert "not archived yet" in stuck["last_error"]
+    assert app.inbound.get_blob_client(blob).exists()
+
+    archive.create_container()
+    _wait_until_due()
+    app.host.run_timer_once()
+
+    filed = app.record(blob)
+    assert filed["archived_to"].endswith(f"Processed/{blob}")
+    assert filed["last_error"] is None
+    assert not app.inbound.get_blob_client(blob).exists()
+    assert app.get("health").json()["checks"]["storage"]["pending"] == 0
