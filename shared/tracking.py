@@ -435,13 +435,13 @@ class TrackingStore:
             **fields,
         )
         try:
-            self._table.create_entity(_to_entity(record))
+            metadata = self._table.create_entity(_to_entity(record))
         except ResourceExistsError:
             current = self.get(row_key)
             if current is None:
                 raise
             return ClaimResult(current, created=False)
-        return ClaimResult(self.get(row_key) or record, created=True)
+        return ClaimResult(replace(record, etag=metadata["etag"]), created=True)
 
     def get(self, row_key: str) -> TrackedFile | None:
         """A record by its row key, or None."""
