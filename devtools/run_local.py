@@ -9,11 +9,15 @@
 3. Starts the D365 emulator (TLS) on the port of ``D365_BASE_URL`` when that is a loopback
    URL, with a job per route of ``D365_ROUTES`` and the app of ``D365_CLIENT_ID`` /
    ``D365_CLIENT_SECRET``; trusts its CA in this process.
-4. Creates the inbound container, starts the local Functions host (``devtools.local_host``) on
-   127.0.0.1:7071, uploads the files of ``samples/`` under their relative paths (plus one file
-   no route matches) with a suffix unique to the run, and prints each file's state changes,
-   read from the app's own HTTP API, until all are terminal.
+4. Creates the inbound container (``INBOUND_CONTAINER``), starts the local Functions host
+   (``devtools.local_host``) on 127.0.0.1:7071, uploads the files of ``samples/`` under their
+   relative paths (plus one file no route matches) with a suffix unique to the run, and prints
+   each file's state changes, read from the app's own HTTP API, until all are terminal.
 5. Keeps serving until Ctrl-C, or exits with ``--exit-when-done`` (non-zero on ``--timeout``).
+
+The console shows this command's own lines and the warnings and errors of everything else, one
+line each; the full log (every level, tracebacks included) goes to ``.local/logs/run-*.log``,
+whose path is printed first.
 """
 
 from __future__ import annotations
@@ -43,24 +47,69 @@ from azure.storage.blob import BlobServiceClient
 
 from devtools.azurite import Azurite
 from devtools.local_host import LocalHost
-from shared.settings import Settings, SettingsError
+from shared.config import Settings, SettingsError
 from shared.tracking import TrackingState
 
-_LOGGER = logging.getLogger(__name__)
+# Named, not __name__: under `python -m` that is "__main__", which says nothing in the log file.
+_LOGGER = logging.getLogger("devtools.run_local")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO_ROOT / "samples"
 SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
 DEVELOPMENT_STORAGE_PORTS = (10000, 10001, 10002)
 REJECTED_SAMPLE = "unrouted/readme.txt"
+LOG_DIR = REPO_ROOT / ".local" / "logs"
 _REQUEST_TIMEOUT = (5.0, 30.0)
+_FILE_FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s %(message)s"
 
 
 def _say(text: str, *, stream: TextIO | None = None) -> None:
-    # The command's own output for a person (logs go to stderr through logging).
+    # The command's own output for a person; the log file gets it too, to read it in order.
     out = stream or sys.stdout
     out.write(text + "\n")
     out.flush()
+    _LOGGER.info("%s", text.strip("\n"))
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """One line per record; a traceback stays in the log file, which the line names."""
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__()
+        self._log_file = log_file
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = self.formatTime(record, "%H:%M:%S")
+        line = f"{when}  {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            line += f" [{type(record.exc_info[1]).__name__}; traceback in {self._log_file}]"
+        return line
+
+
+def configure_logging(log_dir: Path, *, console_level: str, started: datetime) -> Path:
+    """Send every record to a new file in ``log_dir``, and ``console_level`` and up to stderr.
+
+    :returns: the log file, ``run-<started>.log``.
+    :raises LocalRunError: the directory cannot be created or written.
+    """
+    path = log_dir / f"run-{started.strftime('%Y%m%d-%H%M%S')}.log"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as error:
+        raise LocalRunError(f"cannot write the log file {path}: {error.strerror}") from None
+    file_handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level.upper())
+    console.setFormatter(_ConsoleFormatter(path))
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    root.addHandler(file_handler)
+    root.addHandler(console)
+    # urllib3's DEBUG lines carry whole URLs, query strings included: a SAS token would land in
+    # the file. The Azure SDK's own request log redacts them, so it stays.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
+    return path
 
 
 class LocalRunError(RuntimeError):
@@ -344,7 +393,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait (default 300)"
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--console-level",
+        default="WARNING",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        help="log records shown on the console besides the file states (default WARNING)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=LOG_DIR,
+        help="where the full log of the run goes (default .local/logs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -369,18 +430,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             _say(f"F&O environment: {settings.d365.base_url} (no emulator)")
         _create_container(connection_string, settings.inbound_container)
-
-        from function_app import app
-
-        host = stack.enter_context(
-            LocalHost(
-                app,
-                storage_connection_string=connection_string,
-                http_port=args.port,
-                timer_interval=args.timer_interval or None,
-                function_key=args.function_key,
-            )
-        )
+        host = stack.enter_context(_local_host(args, connection_string))
         _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
         if not args.no_samples:
             done = _demo(args, connection_string, settings.inbound_container, host.http_url)
@@ -389,6 +439,21 @@ def run(args: argparse.Namespace) -> int:
         _say("\nserving; Ctrl-C stops everything")
         while True:
             time.sleep(3600)
+
+
+def _local_host(args: argparse.Namespace, connection_string: str) -> LocalHost:
+    from function_app import app
+
+    try:
+        return LocalHost(
+            app,
+            storage_connection_string=connection_string,
+            http_port=args.port,
+            timer_interval=args.timer_interval or None,
+            function_key=args.function_key,
+        )
+    except ValueError as error:  # a missing %SETTING%, a bad schedule, an unknown binding
+        raise LocalRunError(f"the local Functions host cannot run the app: {error}") from None
 
 
 def _demo(args: argparse.Namespace, connection_string: str, container: str, url: str) -> bool:
@@ -410,10 +475,14 @@ def _demo(args: argparse.Namespace, connection_string: str, container: str, url:
 def main(argv: Sequence[str] | None = None) -> int:
     """The `make run` command line."""
     args = _parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)  # one line per storage call otherwise
+    try:
+        log_file = configure_logging(
+            args.log_dir, console_level=args.console_level, started=datetime.now()
+        )
+    except LocalRunError as error:
+        _say(str(error), stream=sys.stderr)
+        return 2
+    _say(f"full log: {log_file}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # A shell starting us in the background ignores SIGINT; Ctrl-C should still stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -426,6 +495,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"the local settings are not valid:\n{error}", stream=sys.stderr)
     except LocalRunError as error:
         _say(str(error), stream=sys.stderr)
+    except Exception:
+        # Anything else is a bug: one line on the console, the traceback in the file.
+        _LOGGER.exception("make run stopped on an unexpected error")
+        return 1
     return 2
 
 

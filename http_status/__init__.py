@@ -4,10 +4,9 @@ import json
 
 import azure.functions as func
 
-from enqueue_blob import TRIGGER_CONTAINER
 from shared import status_api
+from shared.config import SettingsError
 from shared.context import get_context
-from shared.settings import SettingsError
 
 bp = func.Blueprint()
 
@@ -39,4 +38,4 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
-    return _json(status_api.health(get_context, trigger_container=TRIGGER_CONTAINER))
+    return _json(status_api.health(get_context))

@@ -94,9 +94,13 @@ param pollConcurrency int = 16
 @description('Phase 2 only: create the Event Grid subscription (after the code is deployed).')
 param deployEventSubscription bool = false
 
-// The blob trigger's path names this container literally (the host cannot resolve a setting
-// inside a container name), so it is fixed here rather than a parameter.
-var inboundContainerName = 'd365-inbound'
+// One value for the container, the INBOUND_CONTAINER app setting (the blob trigger's path is
+// %INBOUND_CONTAINER%/{name}) and the Event Grid filter: they cannot drift apart.
+@description('INBOUND_CONTAINER: the container files are uploaded to (3-63 lower-case letters, digits and single hyphens).')
+@minLength(3)
+@maxLength(63)
+param inboundContainerName string = 'd365-inbound'
+
 var archiveContainerName = 'd365-archive'
 var errorsContainerName = 'd365-execution-errors'
 var deploymentContainerName = 'app-package'

@@ -10,21 +10,22 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
 
+from shared.config import Settings
 from shared.credentials import build_credential
 from shared.d365 import D365Client
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.poller import Poller, PollPolicy
-from shared.settings import Settings
 from shared.source_blob import Archiver
 from shared.storage import blob_service_client, table_service_client
-from shared.tracking import TrackingStore
+from shared.tracking import Backoff, TrackingStore, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,13 +48,26 @@ class AppContext:
         self.client.close()
 
 
-def build_context(settings: Settings) -> AppContext:
-    """Wire the domain objects for ``settings`` and create missing tables/containers."""
-    blob_service = blob_service_client(settings.storage)
-    tables = table_service_client(settings.storage)
+def build_context(
+    settings: Settings,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> AppContext:
+    """Wire the domain objects for ``settings`` and create missing tables/containers.
+
+    :keyword storage_options: further azure-core options for the storage clients (hooks).
+    :keyword clock: the time source (UTC) of every part.
+    """
+    options = dict(storage_options or {})
+    blob_service = blob_service_client(settings.storage, **options)
+    tables = table_service_client(settings.storage, **options)
+    backoff = Backoff(settings.poll_interval_min, settings.poll_interval_max)
     store = TrackingStore(
         tables.get_table_client(settings.status_table),
         errors_container=blob_service.get_container_client(settings.errors_container),
+        backoff=backoff,
+        clock=clock,
     )
     archiver = Archiver(
         blob_service,
@@ -68,6 +82,9 @@ def build_context(settings: Settings) -> AppContext:
         settings.d365.base_url,
         credential,
         read_timeout=settings.d365.http_timeout.total_seconds(),
+        write_timeout=settings.d365.write_timeout.total_seconds(),
+        # One connection per poll in flight: a smaller pool discards and re-handshakes.
+        pool_maxsize=settings.poll_concurrency,
     )
     enqueuer = Enqueuer(
         store,
@@ -76,9 +93,13 @@ def build_context(settings: Settings) -> AppContext:
         archiver,
         policy=EnqueuePolicy(
             claim_lease=settings.claim_lease,
+            answer_timeout=settings.d365.http_timeout,
             first_poll_delay=settings.poll_interval_min,
             default_max_bytes=settings.max_file_bytes,
+            retry=backoff,
+            max_pending_age=settings.max_pending_age,
         ),
+        clock=clock,
     )
     poller = Poller(
         store,
@@ -88,12 +109,12 @@ def build_context(settings: Settings) -> AppContext:
         policy=PollPolicy(
             concurrency=settings.poll_concurrency,
             tick_budget=settings.poll_tick_budget,
-            interval_min=settings.poll_interval_min,
-            interval_max=settings.poll_interval_max,
+            backoff=backoff,
             max_pending_age=settings.max_pending_age,
             # A call in flight at the end of the budget may take a whole read timeout.
             lease_margin=settings.d365.http_timeout + timedelta(minutes=1),
         ),
+        clock=clock,
     )
     return AppContext(settings, credential, blob_service, store, client, archiver, enqueuer, poller)
 

@@ -2,7 +2,7 @@
 
 One code path for the three identities F&O accepts for a recurring job's Entra app:
 a client secret, a client certificate, or the function app's managed identity. The token
-scope is :attr:`shared.settings.D365Settings.scope` (``<base url>/.default``).
+scope is :attr:`shared.config.D365Settings.scope` (``<base url>/.default``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from shared.settings import AuthMode, D365Settings, Settings
+from shared.config import AuthMode, D365Settings, Settings
 
 __all__ = ["build_credential", "is_microsoft_authority"]
 

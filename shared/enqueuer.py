@@ -2,11 +2,12 @@
 
 Exactly once, and what happens when a worker dies on the way:
 
-1. The version (path + ETag) is *claimed* in the status table (create-or-409). Duplicate and
-   concurrent deliveries find the claim and stop. The claim carries a lease
-   (``CLAIM_LEASE``) and a poll-schedule entry due when the lease ends.
+1. The version (path + ETag) is *claimed*: its record, its blob-path index and its
+   poll-schedule entry (due when the claim's lease ends) are created in one transaction.
+   Duplicate and concurrent deliveries find the record and stop.
 2. Before the first byte goes to F&O the record gets ``send_started_at``.
-3. F&O's message id is written to the record, indexed, and scheduled for polling.
+3. F&O's message id is written to the record together with its message-id index and its new
+   schedule entry (one transaction).
 
 Recovery, by the next delivery of the same version or by the poller when the lease ends:
 
@@ -16,16 +17,19 @@ Recovery, by the next delivery of the same version or by the poller when the lea
   ``EnqueueFailed`` with the reason "outcome unknown" and the external identifier to look for
   in F&O; a person re-uploads the file to send it again.
 
-A failure that proves F&O did not take the file (throttled or unavailable after the retry
-budget, no connection, no token) releases the lease and re-raises, so the host's blob-trigger
-retries (then the poison queue) and the poller both get another go at it.
+A failure that proves F&O did not take the file (throttled, unavailable, no token, refused
+credentials or permissions, an unknown job, no connection, an upload cut short) is recorded in
+``last_error`` and the send is retried from the poll schedule with back-off, until
+``MAX_PENDING_AGE``. A send is cut short when it would outlive its lease, so recovery never
+judges a send that is still running.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
@@ -38,21 +42,23 @@ from shared.d365 import (
     D365ConnectionError,
     D365CredentialError,
     D365Error,
+    D365HttpError,
     D365ResponseError,
-    D365ServerError,
-    D365ThrottledError,
+    EnqueueResult,
+    external_id_header,
 )
 from shared.routing import RejectReason, RouteMatch, RouteTable, RoutingError
 from shared.source_blob import (
-    RECORD_KEY,
     Archiver,
     fingerprint,
     is_own_stamp,
     quoted,
     stamp,
-    streaming_client,
+    stamped_record_key,
 )
 from shared.tracking import (
+    UNSCHEDULE,
+    Backoff,
     ConcurrencyError,
     TrackedFile,
     TrackingState,
@@ -60,26 +66,65 @@ from shared.tracking import (
     utcnow,
 )
 
+__all__ = ["DELETED", "SUPERSEDED", "EnqueuePolicy", "Enqueuer", "SendDeadlineError"]
+
 _LOGGER = logging.getLogger(__name__)
 SUPERSEDED = "Superseded"
 DELETED = "Deleted"
+# Statuses that prove F&O did not take the file: it is worth sending again later.
+_NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
+_WRITE_TRIES = 5
+_WRITE_PAUSE_SECONDS = 0.5
+
+
+class SendDeadlineError(Exception):
+    """The upload would have outlived the claim's lease; it was cut short before its end,
+    so F&O cannot have taken the file."""
 
 
 def _outcome_unknown(record: TrackedFile, why: str) -> str:
     return (
         f"outcome unknown: F&O may or may not have the file, as {why}. It was not re-sent, to "
         "avoid importing it twice. Look in F&O (Data management > the recurring job's message "
-        f"list) for external identifier {record.blob!r}; upload the file again to re-send it."
+        f"list) for external identifier {external_id_header(record.blob)!r}; upload the file "
+        "again to re-send it."
     )
 
 
 @dataclass(frozen=True)
 class EnqueuePolicy:
-    """Timing and limits of the enqueue step."""
+    """Timing and limits of the enqueue step.
+
+    :ivar claim_lease: how long a worker owns a claimed file before recovery may judge it.
+    :ivar answer_timeout: the longest wait for F&O's answer once the upload ended (its read
+        timeout): an upload must end this long before the lease does.
+    :ivar retry: back-off between sends F&O did not take.
+    :ivar max_pending_age: a file not taken by F&O by then ends ``EnqueueFailed``.
+    """
 
     claim_lease: timedelta = timedelta(minutes=10)
+    answer_timeout: timedelta = timedelta(minutes=5)
     first_poll_delay: timedelta = timedelta(seconds=30)
     default_max_bytes: int = 48 * 1024 * 1024
+    retry: Backoff = field(default_factory=Backoff)
+    max_pending_age: timedelta = timedelta(hours=24)
+
+
+class _DeadlineStream:
+    """A blob download that refuses to go on past a deadline, so an upload stops before its
+    body is complete (an incomplete request is never a message in F&O)."""
+
+    def __init__(self, stream: Any, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, size: int = -1, /) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise SendDeadlineError(
+                "the upload was stopped before its end: it would have outlived the claim's "
+                "lease (CLAIM_LEASE); raise CLAIM_LEASE for files this large or this slow"
+            )
+        return self._stream.read(size)
 
 
 class Enqueuer:
@@ -89,7 +134,7 @@ class Enqueuer:
     :param client: the F&O client.
     :param routes: the route table.
     :param archiver: gives access to the inbound container (for recovery by the poller).
-    :keyword policy: leases, first poll delay, default size limit.
+    :keyword policy: leases, first poll delay, size limit, retries.
     :keyword clock: the time source (UTC).
     """
 
@@ -114,14 +159,14 @@ class Enqueuer:
         """Process one delivery of a blob version (the blob trigger's whole job).
 
         :returns: the version's record, or None when the blob no longer exists.
-        :raises D365Error: F&O did not take the file and a retry may succeed.
+        :raises AzureError: storage failed before the file was claimed; a redelivery retries.
         """
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
             _LOGGER.warning("blob gone before it could be read blob=%s", blob.blob_name)
             return None
-        stamped = props.metadata.get(RECORD_KEY)
+        stamped = stamped_record_key(props)
         if stamped:
             own = self._store.get(stamped)
             if is_own_stamp(props, own):
@@ -132,21 +177,23 @@ class Enqueuer:
         except RoutingError as exc:
             return self._reject(blob, props, exc)
         now = self._clock()
+        lease_end = now + self._policy.claim_lease
         claim = self._store.claim(
             props.name,
             props.etag,
+            modified_at=props.last_modified,
             received_at=now,
+            schedule_at=lease_end,
             route=match.route.name,
             activity_id=match.route.activity_id,
             entity=match.route.entity,
             company=match.company,
             size=props.size,
             fingerprint=fingerprint(props),
-            lease_until=now + self._policy.claim_lease,
+            lease_until=lease_end,
         )
         record = claim.record
         if claim.created:
-            self._store.schedule(record, now + self._policy.claim_lease)
             _LOGGER.info(
                 "claimed blob=%s etag=%s record=%s route=%s",
                 record.blob,
@@ -154,18 +201,12 @@ class Enqueuer:
                 record.record_id,
                 record.route,
             )
-            return self._send(blob, record)
+            return self._send(blob, record, props.metadata)
         return self._resume(blob, record)
 
     def recover(self, record: TrackedFile) -> TrackedFile:
-        """Finish a claim whose lease ended without an enqueue (called by the poller).
-
-        A record already past ``Received`` whose index or schedule write was lost (the worker
-        stopped after F&O answered) gets them written again, so it is followed.
-        """
-        if record.state is not TrackingState.RECEIVED and record.message_id:
-            self._store.link_message(record)
-            self._store.schedule(record, self._clock())
+        """Go on with a file whose claim lease ended before F&O took it (called by the poller)."""
+        if record.state is not TrackingState.RECEIVED:
             return record
         return self._resume(self._archiver.source(record.blob), record) or record
 
@@ -197,6 +238,7 @@ class Enqueuer:
         claim = self._store.claim(
             props.name,
             props.etag,
+            modified_at=props.last_modified,
             received_at=now,
             state=TrackingState.REJECTED,
             size=props.size,
@@ -214,7 +256,7 @@ class Enqueuer:
                 record.record_id,
                 exc,
             )
-            record = self._stamp(blob, record, props.etag)
+            stamp(blob, record, etag=props.etag, metadata=props.metadata)
         return record
 
     def _resume(self, blob: BlobClient, record: TrackedFile) -> TrackedFile | None:
@@ -229,8 +271,8 @@ class Enqueuer:
             )
             return record
         if record.lease_until and record.lease_until > now:
-            # The claim's schedule entry comes due when the lease ends; nothing to write.
-            _LOGGER.info("claim held by another worker blob=%s", record.blob)
+            # Its schedule entry comes due when the lease ends; nothing to write.
+            _LOGGER.info("claim held, or its retry not due yet blob=%s", record.blob)
             return record
         if record.send_started_at is not None:
             return self._finish(
@@ -238,31 +280,45 @@ class Enqueuer:
                 state=TrackingState.ENQUEUE_FAILED,
                 last_error=_outcome_unknown(record, "the worker stopped while sending it"),
             )
+        if now - record.received_at > self._policy.max_pending_age:
+            return self._finish(
+                record,
+                state=TrackingState.ENQUEUE_FAILED,
+                last_error=(
+                    f"F&O did not take the file within {self._policy.max_pending_age} "
+                    f"(MAX_PENDING_AGE); last error: {record.last_error or 'none'}. It was "
+                    "never received by F&O: fix the cause and upload it again."
+                ),
+            )
+        lease_end = now + self._policy.claim_lease
         try:
-            taken = self._store.update(record, lease_until=now + self._policy.claim_lease)
+            taken = self._store.update(record, lease_until=lease_end, schedule_at=lease_end)
         except ConcurrencyError:
             return None
-        _LOGGER.info("resuming abandoned claim blob=%s record=%s", record.blob, record.record_id)
-        self._store.schedule(taken, now + self._policy.claim_lease)
-        return self._send(blob, taken)
+        _LOGGER.info("resuming claim blob=%s record=%s", record.blob, record.record_id)
+        return self._send(blob, taken, None)
 
-    def _send(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
-        now = self._clock()
+    def _send(
+        self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
+    ) -> TrackedFile:
         record = self._store.update(
             record,
-            send_started_at=now,
+            send_started_at=self._clock(),
             enqueue_attempts=record.enqueue_attempts + 1,
-            lease_until=now + self._policy.claim_lease,
         )
         etag = record.blob_etag
-        source = streaming_client(blob)
+        # Our own client: streamed in small ranges (see shared.storage.STREAM_CHUNK).
+        source = self._archiver.source(record.blob)
+        lease_left = (record.lease_until or self._clock()) - self._clock()
+        deadline = time.monotonic() + (lease_left - self._policy.answer_timeout).total_seconds()
 
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
             downloader: Any = source.download_blob(
                 etag=quoted(etag), match_condition=MatchConditions.IfNotModified
             )
-            return downloader
+            stream: Any = _DeadlineStream(downloader, deadline)
+            return stream
 
         try:
             result = self._client.enqueue(
@@ -273,7 +329,7 @@ class Enqueuer:
                 company=record.company,
                 external_id=record.blob,
             )
-        except (AzureError, D365Error) as exc:
+        except (AzureError, D365Error, SendDeadlineError) as exc:
             return self._send_failed(record, exc)
         _LOGGER.info(
             "enqueued blob=%s message_id=%s activity=%s bytes=%s",
@@ -282,19 +338,17 @@ class Enqueuer:
             record.activity_id,
             record.size,
         )
-        first_poll = self._clock() + self._policy.first_poll_delay
-        record = self._record_enqueued(record, result.message_id, result.raw_message_id)
-        self._store.link_message(record)
-        self._store.schedule(record, first_poll)
-        return self._stamp(blob, record, record.blob_etag)
+        record = self._record_enqueued(record, result)
+        stamp(blob, record, etag=etag, metadata=metadata)
+        return record
 
-    def _send_failed(self, record: TrackedFile, exc: AzureError | D365Error) -> TrackedFile:
-        """Record why a send failed; re-raise when a later delivery may well succeed.
+    def _send_failed(
+        self, record: TrackedFile, exc: AzureError | D365Error | SendDeadlineError
+    ) -> TrackedFile:
+        """Record why a send failed: retried later when F&O provably did not take the file.
 
-        Re-raised (after releasing the claim): the blob could not be read, F&O throttled or
-        was unavailable, no token, no connection. Final: the blob changed or went, F&O
-        refused the file, or F&O may have it (a 2xx we cannot read, a connection lost after
-        the body was sent), which is not re-sent.
+        Final: the blob changed or went, F&O refused the file, or F&O may have it (a 2xx we
+        cannot read, a connection lost after the body was sent), which is never re-sent.
         """
         if isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
             # A conditional read of a deleted blob may answer 412 as well as 404.
@@ -318,73 +372,90 @@ class Enqueuer:
                 state=TrackingState.ENQUEUE_FAILED,
                 last_error=_outcome_unknown(record, f"the call ended with: {exc}"),
             )
-        not_taken = (AzureError, D365ThrottledError, D365CredentialError, D365ConnectionError)
-        if isinstance(exc, not_taken) or (
-            isinstance(exc, D365ServerError) and exc.status_code == 503
-        ):
-            self._release(record, exc)
-            raise exc
+        if _not_taken(exc):
+            return self._retry_later(record, exc)
         _LOGGER.error("enqueue failed blob=%s record=%s: %s", record.blob, record.record_id, exc)
         return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
 
-    def _record_enqueued(self, record: TrackedFile, message_id: str, raw: str) -> TrackedFile:
-        """Write F&O's message id, even over an "outcome unknown" written meanwhile: F&O has
-        the file, so the record must say so."""
-        for _ in range(3):
-            try:
-                return self._store.update(
-                    record,
-                    state=TrackingState.ENQUEUED,
-                    message_id=message_id,
-                    raw_message_id=raw,
-                    d365_status=TrackingState.ENQUEUED.value,
-                    enqueued_at=self._clock(),
-                    completed_at=None,
-                    lease_until=None,
-                    last_error=None,
-                )
-            except ConcurrencyError:
-                _LOGGER.warning(
-                    "record changed while F&O took the file; writing its message id anyway "
-                    "blob=%s message_id=%s",
-                    record.blob,
-                    message_id,
-                )
-                record = self._store.get(record.row_key) or record
-        raise ConcurrencyError(f"record {record.record_id} keeps changing")
+    def _retry_later(self, record: TrackedFile, exc: Exception) -> TrackedFile:
+        """F&O did not take the file: send it again after a back-off, from the poll schedule.
 
-    # -- outcomes -------------------------------------------------------------------------------
-
-    def _finish(
-        self,
-        record: TrackedFile,
-        *,
-        stamp_blob: bool = True,
-        **changes: Any,
-    ) -> TrackedFile:
-        record = self._store.update(record, lease_until=None, **changes)
-        self._store.unschedule(record.record_id)
-        if stamp_blob:
-            record = self._stamp(self._archiver.source(record.blob), record, record.blob_etag)
-        return record
-
-    def _release(self, record: TrackedFile, exc: Exception) -> None:
-        """F&O did not take the file: let the next delivery or the poller send it."""
+        This write is the proof that nothing reached F&O, so it is retried on its own.
+        """
+        retry_at = self._clock() + self._policy.retry.next_interval(record.enqueue_attempts - 1)
         _LOGGER.warning(
-            "enqueue not accepted, will retry blob=%s record=%s: %s",
+            "enqueue not accepted, retry at %s blob=%s record=%s: %s",
+            retry_at.isoformat(),
             record.blob,
             record.record_id,
             exc,
         )
-        try:
-            self._store.update(
-                record, send_started_at=None, lease_until=self._clock(), last_error=str(exc)
-            )
-        except ConcurrencyError:
-            _LOGGER.warning("record changed while releasing blob=%s", record.blob)
+        return self._persist(
+            record,
+            send_started_at=None,
+            lease_until=retry_at,
+            last_error=f"not taken by F&O yet, retried at {retry_at:%H:%M:%S}Z: {exc}",
+            schedule_at=retry_at,
+        )
 
-    def _stamp(self, blob: BlobClient, record: TrackedFile, etag: str) -> TrackedFile:
-        new_etag = stamp(blob, record, etag=etag)
-        if new_etag is None:
-            return record
-        return self._store.update(record, stamped_etag=new_etag)
+    def _record_enqueued(self, record: TrackedFile, result: EnqueueResult) -> TrackedFile:
+        """Write F&O's message id, even over an "outcome unknown" written meanwhile: F&O has
+        the file, so the record must say so."""
+        return self._persist(
+            record,
+            state=TrackingState.ENQUEUED,
+            message_id=result.message_id,
+            raw_message_id=result.raw_message_id,
+            d365_status=TrackingState.ENQUEUED.value,
+            enqueued_at=self._clock(),
+            completed_at=None,
+            lease_until=None,
+            last_error=None,
+            reject_reason=None,
+            poll_count=0,
+            schedule_at=self._clock() + self._policy.first_poll_delay,
+            index_message=True,
+        )
+
+    def _persist(self, record: TrackedFile, **changes: Any) -> TrackedFile:
+        """A write that must land (it holds what only this worker knows): retried over
+        storage failures and over a record changed meanwhile (re-read, written again)."""
+        failure: Exception | None = None
+        for attempt in range(_WRITE_TRIES):
+            try:
+                return self._store.update(record, **changes)
+            except ConcurrencyError as exc:
+                failure = exc
+                record = self._store.get(record.row_key) or record
+            except AzureError as exc:
+                failure = exc
+                time.sleep(_WRITE_PAUSE_SECONDS * 2**attempt)
+            _LOGGER.warning("record write retried blob=%s: %s", record.blob, failure)
+        _LOGGER.error(
+            "record write failed blob=%s record=%s message_id=%s changes=%s",
+            record.blob,
+            record.record_id,
+            changes.get("message_id"),
+            sorted(changes),
+        )
+        assert failure is not None
+        raise failure
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _finish(
+        self, record: TrackedFile, *, stamp_blob: bool = True, **changes: Any
+    ) -> TrackedFile:
+        record = self._store.update(record, lease_until=None, schedule_at=UNSCHEDULE, **changes)
+        if stamp_blob:
+            stamp(self._archiver.source(record.blob), record, etag=record.blob_etag)
+        return record
+
+
+def _not_taken(exc: Exception) -> bool:
+    """The failure proves F&O did not take the file."""
+    if isinstance(exc, SendDeadlineError | AzureError | D365CredentialError):
+        return True
+    if isinstance(exc, D365ConnectionError):
+        return not exc.sent_body
+    return isinstance(exc, D365HttpError) and exc.status_code in _NOT_TAKEN_STATUSES

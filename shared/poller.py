@@ -12,26 +12,27 @@ work when its time budget is spent; what it did not reach is anchored due for th
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
 from shared.enqueuer import Enqueuer
-from shared.source_blob import Archiver
+from shared.source_blob import Archiver, is_permanent
 from shared.tracking import (
     BATCH_SIZE,
+    UNSCHEDULE,
+    Backoff,
     ConcurrencyError,
     PendingEntry,
     TrackedFile,
@@ -40,8 +41,9 @@ from shared.tracking import (
     utcnow,
 )
 
+__all__ = ["Outcome", "PollPolicy", "Poller", "TickReport"]
+
 _LOGGER = logging.getLogger(__name__)
-_NOT_ARCHIVED = "not archived yet"
 
 _STATE_OF_STATUS = {
     MessageStatus.ENQUEUED: TrackingState.ENQUEUED,
@@ -67,50 +69,17 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Concurrency, budget and back-off of the poller."""
+    """Concurrency, budget and back-off of the poller.
+
+    :ivar archive_attempts: archive tries before the file is left where it is, with the reason.
+    """
 
     concurrency: int = 16
     tick_budget: timedelta = timedelta(minutes=4)
-    interval_min: timedelta = timedelta(seconds=30)
-    interval_max: timedelta = timedelta(minutes=10)
+    backoff: Backoff = field(default_factory=Backoff)
     max_pending_age: timedelta = timedelta(hours=24)
     lease_margin: timedelta = timedelta(minutes=2)
-
-    def next_interval(self, poll_count: int) -> timedelta:
-        """Doubling back-off, capped: 30 s, 1 min, 2 min, 4 min, 8 min, 10 min..."""
-        seconds = self.interval_min.total_seconds() * 2 ** min(poll_count, 20)
-        return timedelta(seconds=min(seconds, self.interval_max.total_seconds()))
-
-    def _schedule(self, entry: PendingEntry) -> Iterator[datetime]:
-        point, count = entry.due_at, entry.poll_count
-        while True:
-            yield point
-            point += self.next_interval(count)
-            count += 1
-
-    def points(self, entry: PendingEntry, until: datetime) -> list[datetime]:
-        """The entry's poll times from its anchor (``due_at``) up to ``until``."""
-        return list(itertools.takewhile(lambda point: point <= until, self._schedule(entry)))
-
-    def is_due(self, entry: PendingEntry, watermark: datetime | None, now: datetime) -> bool:
-        """Whether a poll time of the entry falls after the last complete tick.
-
-        An entry written after that tick (a new anchor) is due from its anchor on.
-        """
-        if entry.due_at > now:
-            return False
-        return _fresh(entry, watermark) or self.points(entry, now)[-1] > (watermark or now)
-
-    def progress(self, entry: PendingEntry, watermark: datetime | None) -> tuple[int, datetime]:
-        """Polls made so far and the next poll time, as the derived schedule has them."""
-        done = 0 if _fresh(entry, watermark) else len(self.points(entry, watermark or entry.due_at))
-        upcoming = next(itertools.islice(self._schedule(entry), done, None))
-        return entry.poll_count + done, upcoming
-
-
-def _fresh(entry: PendingEntry, watermark: datetime | None) -> bool:
-    """Written after the last complete tick: no tick has polled it on this anchor yet."""
-    return watermark is None or entry.written_at is None or entry.written_at >= watermark
+    archive_attempts: int = 8
 
 
 @dataclass(frozen=True)
@@ -178,7 +147,7 @@ class Poller:
         """
         started = time.monotonic()
         budget = self._policy.tick_budget
-        lease = self._store.acquire_poll_lease(
+        lease = self._store.schedule.acquire_lease(
             self._holder, until=self._clock() + budget + self._policy.lease_margin
         )
         if lease is None:
@@ -191,18 +160,19 @@ class Poller:
             # Every due entry was polled, or anchored again (deferred, failed).
             watermark = now
         finally:
-            self._store.finish_poll_lease(lease, watermark=watermark)
+            self._store.schedule.finish_lease(lease, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info("poll tick %s", report)
         return report
 
     def _walk(self, now: datetime, watermark: datetime | None, deadline: float) -> Counter[str]:
-        candidates = self._store.due(now)
+        backoff = self._policy.backoff
+        candidates = self._store.schedule.due(now)
         # Each entry as of this poll: poll_count counts the polls made before it.
         entries = [
-            replace(e, poll_count=self._policy.progress(e, watermark)[0])
+            replace(e, poll_count=backoff.progress(e, watermark)[0])
             for e in candidates
-            if self._policy.is_due(e, watermark, now)
+            if backoff.is_due(e, watermark, now)
         ]
         counts: Counter[str] = Counter()
 
@@ -220,9 +190,9 @@ class Poller:
                 if result.next_entry is not None:
                     writes.append(result.next_entry)
                 if len(writes) >= BATCH_SIZE:
-                    self._store.reschedule(writes)
+                    self._store.schedule.reschedule(writes)
                     writes = []
-        self._store.reschedule(writes)
+        self._store.schedule.reschedule(writes)
         return counts
 
     # -- one entry ---------------------------------------------------------------------------
@@ -237,21 +207,24 @@ class Poller:
             # Anchored again with back-off, so a later tick retries it; the others go on.
             _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
             polls = entry.poll_count + 1
-            due = self._clock() + self._policy.next_interval(polls)
+            due = self._clock() + self._policy.backoff.next_interval(polls)
             return _Result(Outcome.FAILED, replace(entry, due_at=due, poll_count=polls))
 
     def _record(self, entry: PendingEntry) -> TrackedFile | None:
         """The entry's record if it still needs polling; else the entry leaves the schedule.
 
-        A final record whose blob was not filed away yet (an archive failure, or a stop right
+        A final record whose blob was not filed away yet (an archive to retry, or a stop right
         after the final write) is filed away now.
         """
         record = self._store.get(entry.record_row_key)
         if record is not None and record.state.is_terminal and record.archive_pending:
-            self._file_away(record, entry)
+            self._file_away(record)
             return None
         if record is None or record.state.is_terminal:
-            self._store.unschedule(entry.record_id)
+            if record is None:
+                _LOGGER.error("schedule entry without a record blob=%s", entry.blob)
+            # Only if unchanged: a writer that scheduled it again meanwhile wins.
+            self._store.schedule.remove(entry)
             return None
         return record
 
@@ -292,11 +265,11 @@ class Poller:
     def _progressed(
         self, record: TrackedFile, entry: PendingEntry, state: TrackingState, raw: str
     ) -> _Result:
-        self._store.update(record, state=state, d365_status=raw, last_error=None)
+        self._reanchor(record, entry, state=state, d365_status=raw, last_error=None)
         _LOGGER.info(
             "status blob=%s message_id=%s d365_status=%s", entry.blob, entry.message_id, raw
         )
-        return _Result(Outcome.POLLED, self._next(entry, d365_status=raw, state=state))
+        return _Result(Outcome.POLLED)
 
     def _recover(self, record: TrackedFile) -> _Result:
         self._enqueuer.recover(record)
@@ -338,7 +311,8 @@ class Poller:
                 record.blob,
                 message_id,
             )
-            return _Result(Outcome.POLLED, self._next(entry, d365_status=raw))
+            self._reanchor(record, entry, d365_status=raw)
+            return _Result(Outcome.POLLED)
         self._complete(
             record,
             entry,
@@ -351,29 +325,28 @@ class Poller:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _next(
+    def _reanchor(
         self,
+        record: TrackedFile,
         entry: PendingEntry,
         *,
-        d365_status: str | None,
-        state: TrackingState | None = None,
         delay: timedelta | None = None,
-    ) -> PendingEntry:
-        now = self._clock()
+        **changes: Any,
+    ) -> None:
+        """Write the record's changes and its next poll (a new anchor) in one transaction."""
         polls = entry.poll_count + 1
-        return replace(
-            entry,
-            due_at=now + (delay or self._policy.next_interval(polls)),
-            poll_count=polls,
-            d365_status=d365_status,
-            state=state or entry.state,
-        )
+        due = self._clock() + (delay or self._policy.backoff.next_interval(polls))
+        self._store.update(record, poll_count=polls, schedule_at=due, **changes)
 
     def _complete(self, record: TrackedFile, entry: PendingEntry, **changes: Any) -> None:
+        # Still scheduled, due now: a stop before the archive is finished by the next tick.
         record = self._store.update(
-            record, poll_count=entry.poll_count + 1, archive_pending=True, **changes
+            record,
+            poll_count=entry.poll_count + 1,
+            archive_pending=True,
+            schedule_at=self._clock(),
+            **changes,
         )
-        self._file_away(record, entry)
         _LOGGER.info(
             "finished blob=%s message_id=%s execution_id=%s state=%s errors=%d",
             record.blob,
@@ -382,35 +355,68 @@ class Poller:
             record.state.value,
             record.error_count,
         )
+        self._file_away(record)
 
-    def _file_away(self, record: TrackedFile, entry: PendingEntry) -> None:
+    def _file_away(self, record: TrackedFile) -> None:
         """Archive (or stamp) a final record's blob, then take it off the schedule.
 
-        :raises AzureError: storage failed; the record says so and keeps its schedule entry,
-            so a later tick tries again.
+        A failure a retry can cure is retried with back-off, up to ``archive_attempts``; any
+        other ends the archiving with its reason in ``archive_error`` (the file stays put).
         """
+        attempts = record.archive_attempts + 1
         try:
-            archived = self._archiver.finish(record)
+            result = self._archiver.finish(record)
         except AzureError as exc:
-            self._store.update(
-                record,
-                last_error=f"{_NOT_ARCHIVED} ({type(exc).__name__}); the file is still in "
-                "the inbound container and archiving is retried",
-            )
-            raise
-        note = record.last_error or ""
+            permanent = isinstance(exc, HttpResponseError) and is_permanent(exc)
+            why = _storage_reason(exc)
+            if permanent or attempts >= self._policy.archive_attempts:
+                self._archive_done(
+                    record,
+                    attempts,
+                    None,
+                    f"not archived: {why}; it stays in "
+                    f"{self._archiver.inbound_container}/{record.blob}",
+                )
+                return
+            self._archive_later(record, attempts, f"not archived yet ({why}); retried")
+            return
+        if result.retry:
+            if attempts >= self._policy.archive_attempts:
+                self._archive_done(
+                    record,
+                    attempts,
+                    None,
+                    "not archived: the copy did not "
+                    f"complete; it stays in {self._archiver.inbound_container}/"
+                    f"{record.blob}",
+                )
+            else:
+                self._archive_later(record, attempts, "not archived yet (copy in progress)")
+            return
+        self._archive_done(record, attempts, result.archived_to, result.note)
+
+    def _archive_done(
+        self, record: TrackedFile, attempts: int, archived_to: str | None, note: str | None
+    ) -> None:
         self._store.update(
             record,
-            archived_to=archived.archived_to,
-            stamped_etag=archived.stamped_etag or record.stamped_etag,
+            archived_to=archived_to,
             archive_pending=False,
-            last_error=None if note.startswith(_NOT_ARCHIVED) else record.last_error,
+            archive_attempts=attempts,
+            archive_error=note,
+            schedule_at=UNSCHEDULE,
         )
-        self._store.unschedule(entry.record_id)
+        if note:
+            _LOGGER.warning("archive ended blob=%s: %s", record.blob, note)
+
+    def _archive_later(self, record: TrackedFile, attempts: int, note: str) -> None:
+        due = self._clock() + self._policy.backoff.next_interval(attempts)
+        self._store.update(record, archive_attempts=attempts, archive_error=note, schedule_at=due)
+        _LOGGER.warning("archive retried blob=%s: %s", record.blob, note)
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
-        delay = self._policy.next_interval(entry.poll_count + 1)
+        delay = self._policy.backoff.next_interval(entry.poll_count + 1)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
         _LOGGER.warning(
@@ -423,7 +429,12 @@ class Poller:
         record = self._record(entry)
         if record is None:
             return _Result(Outcome.SKIPPED)
-        self._store.update(record, last_error=str(exc))
-        return _Result(
-            Outcome.FAILED, self._next(entry, d365_status=entry.d365_status, delay=delay)
-        )
+        self._reanchor(record, entry, delay=delay, last_error=str(exc))
+        return _Result(Outcome.FAILED)
+
+
+def _storage_reason(exc: AzureError) -> str:
+    if isinstance(exc, HttpResponseError):
+        code = getattr(exc, "error_code", None) or exc.reason
+        return f"storage answered {exc.status_code} {code}"
+    return f"storage unreachable ({type(exc).__name__})"

@@ -20,15 +20,21 @@ Keys:
 ``company``      a fixed legal entity (1-4 letters or digits); not together with ``{company}``.
                  Neither: F&O uses the job's company (the job needs "Use company from
                  message" for ``company`` to count).
-``max_bytes``    largest file sent, in bytes (an integer, or a text such as ``"20MiB"``);
-                 default: the ``MAX_FILE_BYTES`` setting.
+``max_bytes``    largest file sent, in bytes (an integer, or a text such as ``"20MiB"``), at
+                 most 1 GiB; default: the ``MAX_FILE_BYTES`` setting.
 ``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
-                 default: any (data package routes: ``[".zip"]``).
+                 omitted: any (data package routes: ``[".zip"]``).
 ``enabled``      ``false`` parks the route: its files are rejected, not sent. Default true.
 
 :class:`RouteTable` resolves a blob path to a :class:`RouteMatch` by the longest matching
 prefix (a literal segment beats ``{company}``) or raises :class:`RoutingError` with a
-:class:`RejectReason`. A bad route raises :class:`RouteConfigError` listing every problem.
+:class:`RejectReason`. A bad route raises :class:`RouteConfigError` listing every problem;
+two routes that would both claim the same paths with equal specificity are such a problem.
+
+Blob names are accepted up to :data:`MAX_BLOB_NAME_CHARS` characters and
+:data:`MAX_BLOB_NAME_SEGMENTS` segments, so that the archive's name for the file,
+``<state>/<name>`` with ``.<12 hex>`` before the extension on a repeat, stays within Azure's
+limits (1,024 characters, 254 segments).
 """
 
 from __future__ import annotations
@@ -40,41 +46,53 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from shared.d365 import normalize_guid
+from shared.config.parsers import (
+    EXAMPLE_GUID,
+    InvalidValueError,
+    parse_byte_size,
+    parse_guid,
+    shown,
+)
 
 __all__ = [
     "COMPANY_PLACEHOLDER",
+    "MAX_BLOB_NAME_CHARS",
+    "MAX_BLOB_NAME_SEGMENTS",
     "RejectReason",
     "Route",
     "RouteConfigError",
     "RouteMatch",
     "RouteTable",
     "RoutingError",
-    "normalise_guid",
-    "parse_byte_size",
 ]
 
 COMPANY_PLACEHOLDER = "{company}"
 ROUTES_SETTING = "D365_ROUTES"
 MAX_FILE_NAME_CHARS = 255
-MAX_BLOB_PATH_CHARS = 1024  # Azure's limit for a blob name
 PACKAGE_EXTENSIONS = (".zip",)
-_EXAMPLE_GUID = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
+# Azure's limits for a blob name, and what the archive adds to one:
+# "<state>/" (the longest terminal state is PostProcessingFailed) and, when that name was
+# archived before, ".<12 hex>" of the record id before the extension.
+_AZURE_BLOB_NAME_CHARS = 1024
+_AZURE_BLOB_NAME_SEGMENTS = 254
+_ARCHIVE_STATE_FOLDER = "PostProcessingFailed/"
+_ARCHIVE_REPEAT_SUFFIX_CHARS = len(".") + 12
+MAX_BLOB_NAME_CHARS = (
+    _AZURE_BLOB_NAME_CHARS - len(_ARCHIVE_STATE_FOLDER) - _ARCHIVE_REPEAT_SUFFIX_CHARS
+)
+"""The longest blob name accepted (990), counted in UTF-16 code units, the stricter reading of
+Azure's "characters": its archive name then fits Azure's 1,024."""
+MAX_BLOB_NAME_SEGMENTS = _AZURE_BLOB_NAME_SEGMENTS - 1
+"""The most path segments a blob name may have (253): the archive adds the state folder."""
+# Deeper JSON than a route list needs is refused before parsing (it could exhaust the stack).
+_MAX_ROUTES_DEPTH = 10
+_MAX_JSON_INT_DIGITS = 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # F&O legal entity ids (DataAreaId) are at most 4 characters; RIS flags longer ones.
 _COMPANY = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _EXTENSION = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-}
+# C0 and C1 control characters, which Azure does not allow in blob names (0x00-0x1F, \u0081).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class RejectReason(enum.StrEnum):
@@ -87,6 +105,7 @@ class RejectReason(enum.StrEnum):
     ROUTE_DISABLED = "RouteDisabled"
     EMPTY_FILE = "EmptyFile"
     TOO_LARGE = "TooLarge"
+    NAME_TOO_LONG = "NameTooLong"
 
 
 class RouteConfigError(ValueError):
@@ -110,47 +129,15 @@ class _FieldError(ValueError):
     """One field's problem, before it is labelled with its route and key."""
 
 
-def normalise_guid(value: str) -> str:
-    """Return ``value`` as a bare lower-case GUID (braces and case accepted).
-
-    :raises ValueError: ``value`` is not a GUID.
-    """
-    try:
-        return normalize_guid(value, "value")
-    except ValueError:
-        raise ValueError(f"{_shown(value)} is not a GUID") from None
-
-
-def parse_byte_size(value: str | int) -> int:
-    """Parse a size in bytes: an integer or a text like ``"48MiB"``, ``"50MB"``, ``"512KiB"``.
-
-    :raises ValueError: not a size, or not positive.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size")
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE.match(value)
-        if not match:
-            raise ValueError(f"{_shown(value)} is not a size")
-        size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "B").upper()]
-    if size <= 0:
-        raise ValueError(f"{_shown(value)} is not a positive size")
-    return size
-
-
-def _shown(value: object, limit: int = 80) -> str:
-    """A value for an error text: repr (control characters visible), shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
+class _JsonLimitError(ValueError):
+    """D365_ROUTES holds JSON this module refuses to read (text says why)."""
 
 
 def _company_problem(company: str) -> str | None:
     if _COMPANY.match(company):
         return None
     return (
-        f"{_shown(company)} is not a legal entity id; expected 1-4 letters or digits "
+        f"{shown(company)} is not a legal entity id; expected 1-4 letters or digits "
         "(the company's DataAreaId, e.g. USMF)"
     )
 
@@ -158,7 +145,7 @@ def _company_problem(company: str) -> str | None:
 def _parse_name(value: object) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
         raise _FieldError(
-            f"{_shown(value)} is not a simple name; expected 1-64 letters, digits, '-' or '_', "
+            f"{shown(value)} is not a simple name; expected 1-64 letters, digits, '-' or '_', "
             "e.g. customers"
         )
     return value
@@ -166,7 +153,7 @@ def _parse_name(value: object) -> str:
 
 def _parse_prefix(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise _FieldError(f"{_shown(value)} is empty; expected a folder path like customers/")
+        raise _FieldError(f"{shown(value)} is empty; expected a folder path like customers/")
     expected = "expected a relative folder path ending in '/', e.g. customers/{company}/"
     segments = value.split("/")
     problem = None
@@ -182,23 +169,28 @@ def _parse_prefix(value: object) -> str:
         problem = "holds '.' or '..'"
     elif segments.count(COMPANY_PLACEHOLDER) > 1:
         problem = "holds {company} more than once"
+    elif any(s.lower() == COMPANY_PLACEHOLDER != s for s in segments):
+        problem = "writes the {company} placeholder with capitals; write it in lower case"
     elif any("{" in s or "}" in s for s in segments if s != COMPANY_PLACEHOLDER):
         problem = "uses braces other than a whole {company} segment"
+    elif _utf16_length(value) >= MAX_BLOB_NAME_CHARS or len(segments) > MAX_BLOB_NAME_SEGMENTS:
+        problem = (
+            f"leaves no room for a file name (blob names are accepted up to "
+            f"{MAX_BLOB_NAME_CHARS} characters and {MAX_BLOB_NAME_SEGMENTS} segments)"
+        )
     if problem:
-        raise _FieldError(f"{_shown(value)} {problem}; {expected}")
+        raise _FieldError(f"{shown(value)} {problem}; {expected}")
     return value
 
 
 def _parse_activity_id(value: object) -> str:
     hint = (
         "expected the recurring data job's activity ID from Data management > Manage scheduled "
-        f"data jobs, e.g. {_EXAMPLE_GUID}"
+        f"data jobs, e.g. {EXAMPLE_GUID}"
     )
-    if not isinstance(value, str):
-        raise _FieldError(f"{_shown(value)} is not a GUID; {hint}")
     try:
-        return normalise_guid(value)
-    except ValueError as exc:
+        return parse_guid(value)
+    except InvalidValueError as exc:
         raise _FieldError(f"{exc}; {hint}") from None
 
 
@@ -207,7 +199,7 @@ def _parse_entity(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
         raise _FieldError(
-            f"{_shown(value)} is not an entity name; expected the data entity as the job's "
+            f"{shown(value)} is not an entity name; expected the data entity as the job's "
             "data project shows it, e.g. CustomersV3, or omit it for a data package job"
         )
     return value.strip()
@@ -218,35 +210,38 @@ def _parse_company(value: object) -> str | None:
         return None
     problem = _company_problem(value) if isinstance(value, str) else None
     if not isinstance(value, str) or problem:
-        raise _FieldError(problem or f"{_shown(value)} is not a legal entity id")
+        raise _FieldError(problem or f"{shown(value)} is not a legal entity id")
     return value
 
 
 def _parse_max_bytes(value: object) -> int | None:
     if value is None:
         return None
-    hint = 'expected a positive byte count, e.g. 20971520 or "20MiB"'
+    hint = 'expected a positive byte count up to 1GiB, e.g. 20971520 or "20MiB"'
     if not isinstance(value, str | int):
-        raise _FieldError(f"{_shown(value)} is not a size; {hint}")
+        raise _FieldError(f"{shown(value)} is not a size; {hint}")
     try:
         return parse_byte_size(value)
-    except ValueError as exc:
+    except InvalidValueError as exc:
         raise _FieldError(f"{exc}; {hint}") from None
 
 
+_EXTENSIONS_FORM = 'expected a list of suffixes such as [".xml", ".csv"]'
+
+
 def _parse_extensions(value: object) -> tuple[str, ...]:
-    expected = 'expected a list of suffixes such as [".xml", ".csv"]'
+    expected = _EXTENSIONS_FORM
     if not isinstance(value, list | tuple):
-        raise _FieldError(f"{_shown(value)} is not a list; {expected}")
+        raise _FieldError(f"{shown(value)} is not a list; {expected}")
     bad = [item for item in value if not isinstance(item, str) or not _EXTENSION.match(item)]
     if bad:
-        raise _FieldError(f"{_shown(bad)} are not file suffixes; {expected}")
+        raise _FieldError(f"{shown(bad)} are not file suffixes; {expected}")
     return tuple(dict.fromkeys(item.lower() for item in value))
 
 
 def _parse_enabled(value: object) -> bool:
     if not isinstance(value, bool):
-        raise _FieldError(f"{_shown(value)} is not true or false")
+        raise _FieldError(f"{shown(value)} is not true or false")
     return value
 
 
@@ -292,7 +287,7 @@ def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(
             (
                 "extensions",
-                f"{_shown(list(extensions))} on a data package route (no entity); a data "
+                f"{shown(list(extensions))} on a data package route (no entity); a data "
                 'package job takes only .zip packages: use [".zip"], or set entity for a file job',
             )
         )
@@ -338,7 +333,7 @@ class Route:
         """
         if not isinstance(raw, Mapping):
             raise RouteConfigError(
-                [f'{label}: {_shown(raw)} is not an object; expected {{"name": ..., ...}}']
+                [f'{label}: {shown(raw)} is not an object; expected {{"name": ..., ...}}']
             )
         problems = [
             f"{label}: unknown key {key!r}; expected one of {', '.join(_FIELD_PARSERS)}"
@@ -346,6 +341,11 @@ class Route:
             if key not in _FIELD_PARSERS
         ]
         problems += [f"{label}.{key}: missing" for key in _REQUIRED if key not in raw]
+        if raw.get("extensions") == []:
+            problems.append(
+                f"{label}.extensions: is an empty list, which would allow no file; "
+                f"{_EXTENSIONS_FORM}, or omit it to allow any"
+            )
         known = {key: value for key, value in raw.items() if key in _FIELD_PARSERS}
         values, field_problems = _parse_fields(known)
         problems += [f"{label}.{key}: {text}" for key, text in field_problems]
@@ -409,13 +409,14 @@ class RouteMatch:
 class RouteTable:
     """The configured routes, validated as a whole; resolves blob paths.
 
-    :param routes: the routes; names and prefixes must be unique.
-    :raises RouteConfigError: duplicate names or prefixes.
+    :param routes: the routes; names and prefixes must be unique, and no two may claim the
+        same paths with equal specificity.
+    :raises RouteConfigError: duplicate names or prefixes, or ambiguous prefixes.
     """
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self._routes = tuple(routes)
-        problems = _duplicate_problems(self._routes)
+        problems = _duplicate_problems(self._routes) + _ambiguity_problems(self._routes)
         if problems:
             raise RouteConfigError(problems)
         # Most specific first, so the first match is the longest prefix.
@@ -427,18 +428,20 @@ class RouteTable:
 
         :raises RouteConfigError: every problem found, each naming ``setting[index].key``.
         """
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
+        raw = _load_json(text, setting)
+        if isinstance(raw, str) and raw.lstrip().startswith("["):
             raise RouteConfigError(
-                [f"{setting}: not valid JSON ({exc}); expected a JSON list of route objects"]
-            ) from None
+                [
+                    f"{setting}: is a JSON string holding the list (encoded twice); store the "
+                    "list itself, starting with ["
+                ]
+            )
         if not isinstance(raw, list) or not raw:
             raise RouteConfigError(
                 [
                     f"{setting}: expected a non-empty JSON list of routes, e.g. "
                     f'[{{"name": "customers", "prefix": "customers/{{company}}/", '
-                    f'"activity_id": "{_EXAMPLE_GUID}", "entity": "CustomersV3"}}]'
+                    f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]'
                 ]
             )
         routes: list[Route] = []
@@ -485,7 +488,7 @@ class RouteTable:
             raise RoutingError(
                 RejectReason.ROUTE_DISABLED,
                 blob_path,
-                f"route {route.name!r} for {_shown(blob_path)} is disabled; set "
+                f"route {route.name!r} for {shown(blob_path)} is disabled; set "
                 f'"enabled": true on it in {ROUTES_SETTING} and upload the file again',
             )
         if route.takes_company_from_path:
@@ -500,10 +503,63 @@ class RouteTable:
             raise RoutingError(
                 RejectReason.NO_ROUTE,
                 blob_path,
-                f"no route matches {_shown(blob_path)}; routes: {prefixes}; add a route to "
+                f"no route matches {shown(blob_path)}; routes: {prefixes}; add a route to "
                 f"{ROUTES_SETTING} or upload under one of these prefixes",
             )
         return route
+
+
+def _load_json(text: str, setting: str) -> object:
+    """Parse ``text``, refusing what a route list never holds before it can cost much."""
+    problem = None
+    if _nesting_depth(text) > _MAX_ROUTES_DEPTH:
+        problem = f"is nested deeper than {_MAX_ROUTES_DEPTH} levels"
+    else:
+        try:
+            return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_short_int)
+        except _JsonLimitError as exc:
+            problem = str(exc)
+        except json.JSONDecodeError as exc:
+            problem = f"is not valid JSON ({exc})"
+    raise RouteConfigError([f"{setting}: {problem}; expected a JSON list of route objects"])
+
+
+def _nesting_depth(text: str) -> int:
+    """How deeply JSON arrays and objects nest in ``text`` (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise _JsonLimitError(
+            f"an object repeats the key {shown(repeated)}, and only one would count"
+        )
+    return dict(pairs)
+
+
+def _short_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_JSON_INT_DIGITS:
+        raise _JsonLimitError(f"holds a number of more than {_MAX_JSON_INT_DIGITS} digits")
+    return int(digits)
 
 
 def _duplicate_problems(routes: Sequence[Route]) -> list[str]:
@@ -523,14 +579,56 @@ def _duplicate_problems(routes: Sequence[Route]) -> list[str]:
     return problems
 
 
+def _ambiguity_problems(routes: Sequence[Route]) -> list[str]:
+    """Pairs of routes that would both claim some path with the same specificity.
+
+    Resolution takes the most specific prefix; between equals the configuration order would
+    decide silently, e.g. ``{company}/in/`` and ``USMF/{company}/`` for ``USMF/in/a.xml``.
+    """
+    peers: dict[tuple[int, int], list[Route]] = {}
+    for route in routes:
+        peers.setdefault(route._specificity(), []).append(route)
+    return [
+        _ambiguity_problem(first, second)
+        for group in peers.values()
+        for index, first in enumerate(group)
+        for second in group[index + 1 :]
+        if first.prefix != second.prefix and _overlap(first, second)
+    ]
+
+
+def _overlap(first: Route, second: Route) -> bool:
+    """True when some path matches both prefixes (of equal length)."""
+    return all(
+        COMPANY_PLACEHOLDER in (mine, theirs) or mine == theirs
+        for mine, theirs in zip(first._segments, second._segments, strict=True)
+    )
+
+
+def _ambiguity_problem(first: Route, second: Route) -> str:
+    example = "/".join(
+        theirs if mine == COMPANY_PLACEHOLDER else mine
+        for mine, theirs in zip(first._segments, second._segments, strict=True)
+    )
+    return (
+        f"{ROUTES_SETTING}: routes {first.name!r} ({first.prefix!r}) and "
+        f"{second.name!r} ({second.prefix!r}) both match paths such as "
+        f"{example + '/<file>'!r} and neither is more specific; make one prefix "
+        "longer or more literal"
+    )
+
+
+def _utf16_length(text: str) -> int:
+    """Length in UTF-16 code units: characters beyond U+FFFF count twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _checked_segments(blob_path: str) -> list[str]:
     """Split a blob path, or raise BAD_NAME when F&O or a person could not use the name."""
     segments = blob_path.split("/")
     problem = None
     if not blob_path:
         problem = "is empty"
-    elif len(blob_path) > MAX_BLOB_PATH_CHARS:
-        problem = f"is longer than {MAX_BLOB_PATH_CHARS} characters"
     elif _CONTROL.search(blob_path):
         problem = "holds a control character"
     elif any(not s.strip() for s in segments):
@@ -543,11 +641,38 @@ def _checked_segments(blob_path: str) -> list[str]:
         raise RoutingError(
             RejectReason.BAD_NAME,
             blob_path,
-            f"blob name {_shown(blob_path)} {problem}; F&O gets the file name as its external "
+            f"blob name {shown(blob_path)} {problem}; F&O gets the file name as its external "
             "identifier: rename the file (printable characters, no empty segments) and upload "
             "it again",
         )
+    _check_archive_limits(blob_path, segments)
     return segments
+
+
+def _check_archive_limits(blob_path: str, segments: Sequence[str]) -> None:
+    """NAME_TOO_LONG when the archive's name for the blob could exceed Azure's limits."""
+    length = _utf16_length(blob_path)
+    if length > MAX_BLOB_NAME_CHARS:
+        problem = (
+            f"is {length} characters long; the archive adds up to "
+            f"{_AZURE_BLOB_NAME_CHARS - MAX_BLOB_NAME_CHARS} ('{_ARCHIVE_STATE_FOLDER}' and "
+            f"'.<12 hex>' for a repeat) and Azure takes at most {_AZURE_BLOB_NAME_CHARS}, so "
+            f"names up to {MAX_BLOB_NAME_CHARS} characters are accepted"
+        )
+    elif len(segments) > MAX_BLOB_NAME_SEGMENTS:
+        problem = (
+            f"has {len(segments)} path segments; the archive adds one and Azure takes at most "
+            f"{_AZURE_BLOB_NAME_SEGMENTS}, so names of up to {MAX_BLOB_NAME_SEGMENTS} "
+            "segments are accepted"
+        )
+    else:
+        return
+    raise RoutingError(
+        RejectReason.NAME_TOO_LONG,
+        blob_path,
+        f"blob name {shown(blob_path)} {problem}: use shorter or fewer folder names and "
+        "upload it again",
+    )
 
 
 def _check_path_company(route: Route, blob_path: str, company: str) -> None:
@@ -556,7 +681,7 @@ def _check_path_company(route: Route, blob_path: str, company: str) -> None:
         raise RoutingError(
             RejectReason.BAD_COMPANY,
             blob_path,
-            f"the {{company}} folder of {_shown(blob_path)} (route {route.name!r}, prefix "
+            f"the {{company}} folder of {shown(blob_path)} (route {route.name!r}, prefix "
             f"{route.prefix!r}): {problem}; upload under the legal entity's folder",
         )
 
@@ -568,7 +693,7 @@ def _check_extension(route: Route, blob_path: str, file_name: str) -> None:
     raise RoutingError(
         RejectReason.EXTENSION_NOT_ALLOWED,
         blob_path,
-        f"{_shown(blob_path)} does not end with {' or '.join(route.extensions)}, which "
+        f"{shown(blob_path)} does not end with {' or '.join(route.extensions)}, which "
         f"{kind} {route.name!r} requires; upload a file of that type or change the route's "
         f"extensions in {ROUTES_SETTING}",
     )

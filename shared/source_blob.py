@@ -3,7 +3,8 @@
 Every write to a blob, metadata included, gives it a new ETag. Event Grid raises no
 BlobCreated event for a metadata write, but a polling trigger (and the local host) sees a new
 ETag. The stamp therefore carries the record's row key and the version's fingerprint, so the
-enqueuer recognises a delivery caused by its own stamp (see :func:`is_own_stamp`).
+enqueuer recognises a delivery caused by its own stamp (see :func:`is_own_stamp`), and the
+archiver recognises the tracked content under whatever ETag our stamp gave it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,36 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
-from shared.settings import ArchiveMode
-from shared.tracking import TrackedFile
+from shared.config import ArchiveMode
+from shared.tracking import TrackedFile, is_record_key
+
+__all__ = [
+    "FINGERPRINT_KEY",
+    "RECORD_KEY",
+    "ArchiveResult",
+    "Archiver",
+    "fingerprint",
+    "is_own_stamp",
+    "is_permanent",
+    "quoted",
+    "stamp",
+    "stamp_values",
+    "stamped_record_key",
+    "with_stamp",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,32 +51,29 @@ MESSAGE_KEY = "d365_message_id"
 RECORD_KEY = "d365_record"
 FINGERPRINT_KEY = "d365_fingerprint"
 REASON_KEY = "d365_reason"
-_STAMP_KEYS = (STATE_KEY, MESSAGE_KEY, RECORD_KEY, FINGERPRINT_KEY, REASON_KEY)
+# In the order they are kept when the uploader's metadata leaves little room.
+_STAMP_KEYS = (STATE_KEY, RECORD_KEY, FINGERPRINT_KEY, MESSAGE_KEY, REASON_KEY)
 _REASON_LIMIT = 1024
-_COPY_WAIT_SECONDS = 60.0
-STREAM_CHUNK = 4 * 1024 * 1024
+METADATA_LIMIT = 8 * 1024
+"""Azure's limit on a blob's metadata: names and values together."""
+BLOB_NAME_LIMIT = 1024
+_COPY_WAIT_SECONDS = 30.0
+_OVERWRITTEN = "the blob was overwritten by a newer version first (tracked on its own)"
 
 
 @dataclass(frozen=True)
 class ArchiveResult:
-    """Where the blob went (None when it stayed) and the source's new ETag if it stayed."""
+    """What archiving did.
+
+    :ivar archived_to: ``<container>/<path>`` of the copy; None when the file stayed.
+    :ivar note: why the file stayed where it was, for the record's ``last_error``; None when
+        it was archived (or stamped in place, as asked).
+    :ivar retry: the copy is still running: try again later.
+    """
 
     archived_to: str | None
-    stamped_etag: str | None
-
-
-def streaming_client(blob: BlobClient) -> BlobClient:
-    """A client on the same blob that downloads in ranges of :data:`STREAM_CHUNK` bytes.
-
-    The SDK's first GET holds up to 32 MiB in memory, so a file of that size would be read
-    whole; files go to F&O as a stream, with a few MiB in memory whatever their size.
-    """
-    return BlobClient.from_blob_url(
-        blob.url,
-        credential=blob.credential,
-        max_single_get_size=STREAM_CHUNK,
-        max_chunk_get_size=STREAM_CHUNK,
-    )
+    note: str | None = None
+    retry: bool = False
 
 
 def quoted(etag: str) -> str:
@@ -73,13 +88,28 @@ def fingerprint(props: BlobProperties) -> str:
     return f"{props.size}:{md5}:{created}"
 
 
+def stamped_record_key(props: BlobProperties) -> str | None:
+    """The record key our stamp left on the blob; None when absent or not shaped like one
+    (an uploader's metadata is input, never a table key as it stands)."""
+    value = props.metadata.get(RECORD_KEY)
+    return value if value and is_record_key(value) else None
+
+
 def is_own_stamp(props: BlobProperties, record: TrackedFile | None) -> bool:
     """True when this version differs from the tracked one only by our metadata stamp."""
     if record is None or record.blob != props.name:
         return False
-    if record.stamped_etag and record.stamped_etag == props.etag.strip('"'):
-        return True
     return record.fingerprint == fingerprint(props) == props.metadata.get(FINGERPRINT_KEY)
+
+
+_PERMANENT_STATUSES = frozenset({400, 411, 413, 414})
+
+
+def is_permanent(exc: HttpResponseError) -> bool:
+    """A storage refusal that every retry would meet again (a name too long, metadata too
+    large, an invalid request). A missing container or a missing permission is not: an
+    operator can fix those while the retries last."""
+    return exc.status_code in _PERMANENT_STATUSES
 
 
 def stamp_values(record: TrackedFile) -> dict[str, str]:
@@ -98,20 +128,51 @@ def stamp_values(record: TrackedFile) -> dict[str, str]:
     return values
 
 
-def stamp(blob: BlobClient, record: TrackedFile, *, etag: str) -> str | None:
+def _size(metadata: Mapping[str, str]) -> int:
+    return sum(len(k) + len(v.encode()) for k, v in metadata.items())
+
+
+def with_stamp(existing: Mapping[str, str], record: TrackedFile) -> dict[str, str]:
+    """The uploader's metadata plus as much of our stamp as fits Azure's 8 KiB limit.
+
+    The uploader's own metadata is kept whole; our reason is shortened first, then our least
+    important keys are left out.
+    """
+    merged = {k: v for k, v in existing.items() if k not in _STAMP_KEYS}
+    room = METADATA_LIMIT - _size(merged)
+    for key, full in stamp_values(record).items():
+        value = full[: max(room - len(key), 0)] if key == REASON_KEY else full
+        cost = len(key) + len(value.encode())
+        if cost <= room and value:
+            merged[key] = value
+            room -= cost
+    return merged
+
+
+def stamp(
+    blob: BlobClient,
+    record: TrackedFile,
+    *,
+    etag: str,
+    metadata: Mapping[str, str] | None = None,
+) -> str | None:
     """Merge our stamp into the blob's metadata if the blob is still version ``etag``.
 
+    :keyword metadata: the version's metadata when the caller has it (saves a read).
     :returns: the blob's new ETag, or None when the blob is gone or was overwritten.
     """
     etag = quoted(etag)
     try:
-        current = blob.get_blob_properties(etag=etag, match_condition=MatchConditions.IfNotModified)
-        metadata = {k: v for k, v in current.metadata.items() if k not in _STAMP_KEYS}
-        metadata.update(stamp_values(record))
+        if metadata is None:
+            current = blob.get_blob_properties(
+                etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+            metadata = current.metadata
         result = blob.set_blob_metadata(
-            metadata, etag=etag, match_condition=MatchConditions.IfNotModified
+            with_stamp(metadata, record), etag=etag, match_condition=MatchConditions.IfNotModified
         )
     except (ResourceModifiedError, ResourceNotFoundError):
+        # Also what a retried write whose first answer was lost meets: the stamp is there.
         _LOGGER.info(
             "blob changed before it could be stamped blob=%s record=%s",
             record.blob,
@@ -125,7 +186,8 @@ class Archiver:
     """Files a finished blob away: moved under ``<archive>/<state>/<path>``, or stamped in place.
 
     A move copies first and deletes the source only when the copy succeeded and the source is
-    still the version that was tracked, so nothing is ever deleted without a copy.
+    still the tracked content, so nothing is ever deleted without a copy. Each step can be
+    repeated after a crash: a copy carries the record key, so a later attempt finds its own.
     """
 
     def __init__(
@@ -141,60 +203,60 @@ class Archiver:
         self._archive = archive_container
         self._mode = mode
 
+    @property
+    def inbound_container(self) -> str:
+        """The container files are uploaded to."""
+        return self._inbound
+
     def source(self, blob: str) -> BlobClient:
         """Client of a blob in the inbound container."""
         return self._service.get_blob_client(self._inbound, blob)
 
     def finish(self, record: TrackedFile) -> ArchiveResult:
-        """Archive or stamp the source blob of a terminal record."""
+        """Archive or stamp the source blob of a final record.
+
+        :raises HttpResponseError: storage failed; :func:`is_permanent` tells whether a retry
+            can help.
+        """
         source = self.source(record.blob)
-        etag = quoted(record.stamped_etag or record.blob_etag)
-        if self._mode is ArchiveMode.METADATA:
-            return ArchiveResult(None, stamp(source, record, etag=etag))
-        target_name = f"{record.state.value}/{record.blob}"
-        target = self._service.get_blob_client(self._archive, target_name)
-        if target.exists():
-            # The same name archived before with this outcome (a daily file): keep both.
-            path = PurePosixPath(record.blob)
-            unique = path.with_name(f"{path.stem}.{record.record_id[:12]}{path.suffix}")
-            target_name = f"{record.state.value}/{unique}"
-            target = self._service.get_blob_client(self._archive, target_name)
         try:
-            props = source.get_blob_properties(
-                etag=etag, match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            _LOGGER.warning(
-                "source blob changed or gone; not archived blob=%s record=%s",
-                record.blob,
-                record.record_id,
-            )
-            return ArchiveResult(None, None)
-        metadata = {k: v for k, v in props.metadata.items() if k not in _STAMP_KEYS}
-        metadata.update(stamp_values(record))
-        # Pinned to the tracked version: an overwrite meanwhile is not archived under this one.
+            props = source.get_blob_properties()
+        except ResourceNotFoundError:
+            props = None
+        if self._mode is ArchiveMode.METADATA:
+            return self._stamp_in_place(source, props, record)
+        target, copied = self._target(record)
+        if props is None:
+            if copied == "success":
+                # A crash came between deleting the source and recording the move.
+                return self._archived(target, record)
+            return ArchiveResult(None, self._stayed(record, "the blob was deleted first"))
+        if fingerprint(props) != record.fingerprint:
+            return ArchiveResult(None, self._stayed(record, _OVERWRITTEN))
+        if copied == "pending" or (
+            copied != "success" and not self._copy(source, props, target, record)
+        ):
+            return ArchiveResult(None, retry=True)
+        try:
+            source.delete_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            _LOGGER.info("source blob changed after the copy; kept blob=%s", record.blob)
+        except ResourceNotFoundError:
+            pass
+        return self._archived(target, record)
+
+    def _copy(
+        self, source: BlobClient, props: BlobProperties, target: BlobClient, record: TrackedFile
+    ) -> bool:
+        """Copy the source as it is now to the target; True once the copy completed."""
+        # Pinned to this version: an overwrite meanwhile fails the copy, not archives it.
         target.start_copy_from_url(
             source.url,
-            metadata=metadata,
-            source_etag=etag,
+            metadata=with_stamp(props.metadata, record),
+            source_etag=props.etag,
             source_match_condition=MatchConditions.IfNotModified,
         )
-        if not self._wait_for_copy(target):
-            _LOGGER.warning(
-                "archive copy did not complete; source kept blob=%s record=%s",
-                record.blob,
-                record.record_id,
-            )
-            return ArchiveResult(None, None)
-        try:
-            source.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            _LOGGER.info("source blob changed after the copy; kept blob=%s", record.blob)
-        location = f"{self._archive}/{target_name}"
-        _LOGGER.info(
-            "archived blob=%s to=%s message_id=%s", record.blob, location, record.message_id
-        )
-        return ArchiveResult(location, None)
+        return _wait_for_copy(target)
 
     def ensure_ready(self) -> None:
         """Create the archive container when missing (move mode only)."""
@@ -202,14 +264,59 @@ class Archiver:
             with contextlib.suppress(ResourceExistsError):
                 self._service.create_container(self._archive)
 
-    @staticmethod
-    def _wait_for_copy(target: BlobClient) -> bool:
-        # Same-account copies usually finish at once; bound the wait either way.
-        deadline = time.monotonic() + _COPY_WAIT_SECONDS
-        while True:
-            status = target.get_blob_properties().copy.status
-            if status == "success":
-                return True
-            if status != "pending" or time.monotonic() > deadline:
-                return False
-            time.sleep(0.5)
+    def _target(self, record: TrackedFile) -> tuple[BlobClient, str]:
+        """``<state>/<path>``, or with a record-id suffix when another file holds that name;
+        with the state of our copy there (see :func:`_copy_state`)."""
+        target = self._service.get_blob_client(self._archive, f"{record.state.value}/{record.blob}")
+        state = _copy_state(target, record)
+        if state != "other":
+            return target, state
+        path = PurePosixPath(record.blob)
+        unique = path.with_name(f"{path.stem}.{record.record_id[:12]}{path.suffix}")
+        target = self._service.get_blob_client(self._archive, f"{record.state.value}/{unique}")
+        return target, _copy_state(target, record)
+
+    def _stamp_in_place(
+        self, source: BlobClient, props: BlobProperties | None, record: TrackedFile
+    ) -> ArchiveResult:
+        if props is None:
+            return ArchiveResult(None, self._stayed(record, "the blob was deleted first"))
+        if fingerprint(props) != record.fingerprint:
+            return ArchiveResult(None, self._stayed(record, _OVERWRITTEN))
+        stamp(source, record, etag=props.etag, metadata=props.metadata)
+        return ArchiveResult(None)
+
+    def _archived(self, target: BlobClient, record: TrackedFile) -> ArchiveResult:
+        location = f"{self._archive}/{target.blob_name}"
+        _LOGGER.info(
+            "archived blob=%s to=%s message_id=%s", record.blob, location, record.message_id
+        )
+        return ArchiveResult(location)
+
+    def _stayed(self, record: TrackedFile, why: str) -> str:
+        _LOGGER.warning("not archived blob=%s record=%s: %s", record.blob, record.record_id, why)
+        return f"not archived: {why}; nothing of {self._inbound}/{record.blob} was moved"
+
+
+def _copy_state(target: BlobClient, record: TrackedFile) -> str:
+    """``absent``; for our own copy its status (``pending``, ``success``, ``failed``...);
+    ``other`` when another file holds the name."""
+    try:
+        props = target.get_blob_properties()
+    except ResourceNotFoundError:
+        return "absent"
+    if props.metadata.get(RECORD_KEY) != record.row_key:
+        return "other"
+    return str(props.copy.status or "success")
+
+
+def _wait_for_copy(target: BlobClient) -> bool:
+    # Same-account copies usually finish at once; bound the wait, a later tick looks again.
+    deadline = time.monotonic() + _COPY_WAIT_SECONDS
+    while True:
+        status = target.get_blob_properties().copy.status
+        if status == "success":
+            return True
+        if status != "pending" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.config import SettingsError, health_summary
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
-from shared.settings import SettingsError
 from shared.tracking import TrackedFile, TrackingState, error_to_dict
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,15 +43,15 @@ def _time(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class _View:
-    """What one response reads once for all its records."""
+    """How much of each record a response carries."""
 
     context: AppContext
-    watermark: datetime | None
     full_errors: bool
+    now: datetime
 
     @classmethod
     def of(cls, context: AppContext, *, full_errors: bool) -> _View:
-        return cls(context, context.store.get_poll_watermark(), full_errors)
+        return cls(context, full_errors, datetime.now(UTC))
 
 
 def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
@@ -62,11 +62,7 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
     """
     store = view.context.store
     errors = store.load_errors(record) if view.full_errors else record.errors
-    # While a file is followed, its poll bookkeeping lives on its schedule entry.
-    pending = None if record.state.is_terminal else store.get_pending(record.record_id)
-    poll_count, next_poll_at = record.poll_count, None
-    if pending is not None:
-        poll_count, next_poll_at = view.context.poller.policy.progress(pending, view.watermark)
+    poll_count, next_poll_at = store.next_poll(record, view.now)
     return {
         "message_id": record.message_id,
         "blob": record.blob,
@@ -86,6 +82,7 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "errors_blob": record.errors_blob,
         "reject_reason": record.reject_reason,
         "archived_to": record.archived_to,
+        "archive_error": record.archive_error,
         "received_at": _time(record.received_at),
         "enqueued_at": _time(record.enqueued_at),
         "updated_at": _time(record.updated_at),
@@ -192,11 +189,8 @@ def _parse_limit(text: str) -> int:
     return int(text)
 
 
-def health(context_factory: Callable[[], AppContext], *, trigger_container: str) -> ApiResponse:
-    """``GET /api/health``: settings, storage, a token, pending count; no secrets.
-
-    :param trigger_container: the container the blob trigger watches.
-    """
+def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
+    """``GET /api/health``: settings, storage, a token, the poll schedule; no secrets."""
     checks: dict[str, Any] = {}
     try:
         context = context_factory()
@@ -209,14 +203,16 @@ def health(context_factory: Callable[[], AppContext], *, trigger_container: str)
         return ApiResponse(
             503, {"healthy": False, "checks": {"startup": {"ok": False, "error": _kind(exc)}}}
         )
-    problem = context.settings.trigger_container_problem(trigger_container)
-    checks["settings"] = {
-        "ok": problem is None,
-        "summary": context.settings.health_summary(),
-        "problems": [problem] if problem else [],
-    }
+    checks["settings"] = {"ok": True, "summary": health_summary(context.settings), "problems": []}
     try:
-        checks["storage"] = {"ok": True, "pending": context.store.count_pending()}
+        schedule = context.store.schedule
+        pending, oldest = schedule.backlog()
+        checks["storage"] = {
+            "ok": True,
+            "pending": pending,
+            "oldest_pending_since": _time(oldest),
+            "last_tick": _time(schedule.last_tick()),
+        }
     except Exception as exc:
         checks["storage"] = {"ok": False, "error": _kind(exc)}
     try:

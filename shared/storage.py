@@ -19,12 +19,13 @@ from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
-from shared.settings import StorageSettings
+from shared.config import StorageSettings
 
 __all__ = [
     "CONNECTION_TIMEOUT",
     "READ_TIMEOUT",
     "RETRY_TOTAL",
+    "STREAM_CHUNK",
     "blob_service_client",
     "storage_credential",
     "table_service_client",
@@ -38,6 +39,9 @@ READ_TIMEOUT = 60.0
 """Seconds to wait for each read from storage (per socket read, not per transfer)."""
 RETRY_TOTAL = 3
 """Retries after the first attempt of one storage call."""
+STREAM_CHUNK = 4 * 1024 * 1024
+"""Bytes per GET when a blob is downloaded: the SDK's first GET would otherwise hold up to
+32 MiB in memory, so files go to F&O as a stream with a few MiB in memory whatever their size."""
 
 
 def storage_credential(storage: StorageSettings) -> TokenCredential:
@@ -52,11 +56,14 @@ def storage_credential(storage: StorageSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
 
 
-def _options(connection_timeout: float, read_timeout: float, retry_total: int) -> dict[str, Any]:
+def _options(
+    connection_timeout: float, read_timeout: float, retry_total: int, extra: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "connection_timeout": connection_timeout,
         "read_timeout": read_timeout,
         "retry_total": retry_total,
+        **extra,
     }
 
 
@@ -87,11 +94,14 @@ def blob_service_client(
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     retry_total: int = RETRY_TOTAL,
+    **client_options: Any,
 ) -> BlobServiceClient:
     """A blob service client on ``storage``, with bounded timeouts and retries.
 
     :param credential: for the identity form, a credential to share between clients;
         default :func:`storage_credential`.
+    :keyword client_options: further azure-core client options (``raw_request_hook``,
+        ``raw_response_hook``, ``transport``...).
     :raises ValueError: no blob endpoint in ``storage``.
     """
     return _service_client(
@@ -100,7 +110,13 @@ def blob_service_client(
         "IntegrationStorage__blobServiceUri (or __serviceUri)",
         storage,
         credential=credential,
-        options=_options(connection_timeout, read_timeout, retry_total),
+        options=_options(
+            connection_timeout,
+            read_timeout,
+            retry_total,
+            {"max_single_get_size": STREAM_CHUNK, "max_chunk_get_size": STREAM_CHUNK}
+            | client_options,
+        ),
     )
 
 
@@ -111,11 +127,14 @@ def table_service_client(
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     retry_total: int = RETRY_TOTAL,
+    **client_options: Any,
 ) -> TableServiceClient:
     """A table service client on ``storage``, with bounded timeouts and retries.
 
     :param credential: for the identity form, a credential to share between clients;
         default :func:`storage_credential`.
+    :keyword client_options: further azure-core client options (``raw_request_hook``,
+        ``raw_response_hook``, ``transport``...).
     :raises ValueError: no table endpoint in ``storage``.
     """
     return _service_client(
@@ -124,5 +143,5 @@ def table_service_client(
         "IntegrationStorage__tableServiceUri",
         storage,
         credential=credential,
-        options=_options(connection_timeout, read_timeout, retry_total),
+        options=_options(connection_timeout, read_timeout, retry_total, client_options),
     )

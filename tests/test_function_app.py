@@ -38,7 +38,7 @@ def test_blob_trigger_uses_event_grid_and_the_integration_storage_connection() -
     assert trigger["type"] == "blobTrigger"
     assert trigger["source"] == "EventGrid"
     assert trigger["connection"] == "IntegrationStorage"
-    assert trigger["path"] == "d365-inbound/{name}"
+    assert trigger["path"] == "%INBOUND_CONTAINER%/{name}"
 
 
 def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:

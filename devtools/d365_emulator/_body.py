@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ class Body:
     over_limit: bool
 
 
-def _chunked(stream: BinaryIO) -> Iterator[bytes]:
+def _chunked(stream: BinaryIO, pause: float) -> Iterator[bytes]:
+    read = 0
     while True:
         line = stream.readline(1024)
         try:
@@ -43,17 +45,24 @@ def _chunked(stream: BinaryIO) -> Iterator[bytes]:
             return
         remaining = size
         while remaining:
+            if pause and read:
+                time.sleep(pause)
+                pause = 0.0
             data = stream.read(min(CHUNK, remaining))
             if not data:
                 raise BodyError("connection closed inside a chunk")
             remaining -= len(data)
+            read += len(data)
             yield data
         stream.readline(8)
 
 
-def _sized(stream: BinaryIO, length: int) -> Iterator[bytes]:
+def _sized(stream: BinaryIO, length: int, pause: float) -> Iterator[bytes]:
     remaining = length
     while remaining:
+        if pause and remaining < length:
+            time.sleep(pause)
+            pause = 0.0
         data = stream.read(min(CHUNK, remaining))
         if not data:
             raise BodyError("connection closed before the whole body arrived")
@@ -61,17 +70,20 @@ def _sized(stream: BinaryIO, length: int) -> Iterator[bytes]:
         yield data
 
 
-def chunks(stream: BinaryIO, headers: Mapping[str, str]) -> Iterator[bytes]:
-    """The body's chunks as the headers announce it (no body when neither header is set)."""
+def chunks(stream: BinaryIO, headers: Mapping[str, str], pause: float = 0.0) -> Iterator[bytes]:
+    """The body's chunks as the headers announce it (no body when neither header is set).
+
+    With `pause`, reading stops for that many seconds after the first read, once.
+    """
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        return _chunked(stream)
+        return _chunked(stream, pause)
     try:
         length = int(headers.get("Content-Length", "0") or "0")
     except ValueError as exc:
         raise BodyError("bad Content-Length") from exc
     if length < 0:
         raise BodyError("bad Content-Length")
-    return _sized(stream, length)
+    return _sized(stream, length, pause)
 
 
 def read_body(
@@ -80,11 +92,13 @@ def read_body(
     *,
     spool_dir: Path | None = None,
     limit: int | None = None,
+    pause: float = 0.0,
 ) -> Body:
     """Read the whole body chunk by chunk; never holds more than SMALL_BODY in memory.
 
     With `spool_dir` the bytes go to a new file there, up to `limit` bytes; past the limit the
     rest is read and discarded (so the client can read our answer) and `over_limit` is set.
+    With `pause`, reading stops for that many seconds after the first chunk (back-pressure).
     """
     digest = hashlib.sha256()
     size = 0
@@ -94,7 +108,7 @@ def read_body(
         spool = tempfile.NamedTemporaryFile(dir=spool_dir, prefix="msg-", delete=False)  # noqa: SIM115 - closed below
     over_limit = False
     try:
-        for data in chunks(stream, headers):
+        for data in chunks(stream, headers, pause):
             size += len(data)
             digest.update(data)
             if kept is not None:

@@ -88,6 +88,7 @@ class Emulator(Service):
         )
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
+        self._connections = 0
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._work_dir: Path | None = None
@@ -187,6 +188,17 @@ class Emulator(Service):
         with self._requests_lock:
             self._requests.append(request)
 
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since the last reset (a reused keep-alive one counts once)."""
+        with self._requests_lock:
+            return self._connections
+
+    def record_connection(self) -> None:
+        """Count one accepted connection (called by the server)."""
+        with self._requests_lock:
+            self._connections += 1
+
     def set_outcome(
         self,
         activity_or_message_id: str,
@@ -237,7 +249,8 @@ class Emulator(Service):
         )
 
     def reset(self) -> None:
-        """Forget requests, messages and forced outcomes; knobs and jobs back to their start."""
+        """Forget requests, connections, messages and forced outcomes; knobs and jobs back to
+        their start."""
         for field in dataclasses.fields(Knobs):
             setattr(self.knobs, field.name, getattr(self._defaults, field.name))
         self.faults.reseed(self.knobs.seed)
@@ -246,6 +259,7 @@ class Emulator(Service):
             path.unlink(missing_ok=True)
         with self._requests_lock:
             self._requests.clear()
+            self._connections = 0
         # In place: the F&O handlers hold this dict.
         self._jobs.clear()
         self._jobs.update(self._initial_jobs)

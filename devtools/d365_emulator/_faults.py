@@ -52,6 +52,10 @@ class FaultInjector:
                 return Fault.DROP_BEFORE_BODY
         return None
 
+    def body_pause(self, knobs: Knobs, operation: str) -> float:
+        """Seconds to stop reading this call's request body after its first read (0: none)."""
+        return knobs.body_read_pause_seconds if _applies(knobs, operation) else 0.0
+
     def after_body(self, knobs: Knobs, operation: str) -> Fault | None:
         """A fault decided once the body is read: throttling, a server error, or a drop."""
         if not _applies(knobs, operation):

@@ -286,6 +286,9 @@ class FnoApi:
         value = payload.get(parameter)
         if not isinstance(value, str):
             return odata_error(400, f"The parameter '{parameter}' is missing or not a string.")
+        forced = self._env.knobs.odata_values
+        if call.operation in forced:
+            return odata_value(self._env.base_url(), forced[call.operation])
         return action(self, value)
 
     def _message_status(self, message_id: str) -> Reply:

@@ -78,6 +78,7 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Wrap the connection in TLS (in this worker thread) before serving it."""
+        self.emulator.record_connection()
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
@@ -142,6 +143,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         routed = route(self.command, split.path)
         operation, params = routed if routed else ("unknown", {})
         is_fno = operation in OPERATIONS
+        pause = emulator.faults.body_pause(emulator.knobs, operation) if is_fno else 0.0
         if is_fno:
             self._delay(emulator.knobs.latency_ms)
             if emulator.faults.before_body(emulator.knobs, operation) is Fault.DROP_BEFORE_BODY:
@@ -154,6 +156,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.headers,
                 spool_dir=emulator.spool_dir if operation == "enqueue" else None,
                 limit=emulator.knobs.max_enqueue_bytes,
+                pause=pause,
             )
         except BodyError as exc:
             self.close_connection = True

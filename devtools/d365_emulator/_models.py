@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 # The service-protection texts of F&O, verbatim (typos included); see the reference spec, §14.
 THROTTLE_MESSAGES: tuple[str, ...] = (
@@ -188,7 +190,17 @@ class Knobs:
     """Fault and timing knobs; mutate `emu.knobs` in a test, `emu.reset()` restores defaults.
 
     Bursts hit the next N F&O calls; fractions draw from a seeded generator so runs repeat.
-    `operations` limits the faults to some operations (see `OPERATIONS`); None means all.
+    `operations` limits the faults (and `body_read_pause_seconds`) to some operations (see
+    `OPERATIONS`); None means all.
+
+    `body_read_pause_seconds`: after the first read (up to 64 KiB) of an F&O call's request
+    body, stop reading it for this long, then read the rest: an F&O that takes a large upload
+    slowly (back-pressure); the client's sends block meanwhile. Bodies of one read are not
+    delayed.
+
+    `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
+    instead of the real one, of any JSON type (an object, a list, a number, None for null),
+    to test clients against answers F&O's docs do not promise. Assign a new mapping.
     """
 
     latency_ms: int = 0
@@ -205,6 +217,8 @@ class Knobs:
     drop_after_body_burst: int = 0
     drop_fraction: float = 0.0
     max_enqueue_bytes: int | None = None
+    body_read_pause_seconds: float = 0.0
+    odata_values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     enqueued_seconds: float = 2.0
     preprocessing_seconds: float = 3.0
     processing_seconds: float = 5.0

@@ -1,5 +1,5 @@
 // The Flex Consumption plan and the function app with every setting of the settings contract
-// (shared/settings.py). Storage is reached with the user-assigned identity only.
+// (shared/config/). Storage is reached with the user-assigned identity only.
 
 @description('Function app name.')
 param name string
@@ -155,6 +155,7 @@ var integrationSettings = {
   D365_AUTHORITY_HOST: d365AuthorityHost
   D365_ROUTES: d365Routes
   D365_HTTP_TIMEOUT: '300s'
+  D365_WRITE_TIMEOUT: '300s'
   INBOUND_CONTAINER: inboundContainerName
   ARCHIVE_CONTAINER: archiveContainerName
   ERRORS_CONTAINER: errorsContainerName

@@ -18,6 +18,7 @@ from ._errors import (
     D365ServerError,
     D365ThrottledError,
 )
+from ._external_id import external_id_from_header, external_id_header
 from ._models import (
     DequeuedMessage,
     EnqueueResult,
@@ -54,6 +55,8 @@ __all__ = [
     "MessageStatus",
     "MessageStatusResult",
     "RetryPolicy",
+    "external_id_from_header",
+    "external_id_header",
     "normalize_guid",
     "normalize_message_id",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import string
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,13 +25,12 @@ from ._errors import (
     error_from_response,
     request_id_of,
 )
+from ._external_id import external_id_header
 from ._models import (
     DequeuedMessage,
     EnqueueResult,
     ExecutionErrors,
-    ExecutionSummaryStatus,
     ExecutionSummaryStatusResult,
-    MessageStatus,
     MessageStatusResult,
 )
 from ._parsing import (
@@ -43,10 +41,13 @@ from ._parsing import (
     parse_enqueue_response,
     parse_execution_errors,
     parse_execution_id,
+    parse_execution_summary_status,
+    parse_message_status,
     shorten,
     url_without_query,
 )
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
+from ._transport import Timeouts, new_session, validate_pool_maxsize
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -54,8 +55,6 @@ _T = TypeVar("_T")
 _ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 _JSON = "application/json; charset=utf-8"
 _USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
-# Header values must be ASCII: anything else in an external id (a file name) is %-encoded.
-_HEADER_SAFE = "".join(c for c in string.printable if c not in string.whitespace) + " "
 # Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
 _NOT_TAKEN_STATUSES = frozenset({429, 503})
 _TRANSIENT_EXCEPTIONS = (
@@ -72,13 +71,27 @@ class D365Client:
     :param credential: an azure-identity credential; tokens are requested for
         ``<base_url lower case>/.default`` on every call (the credential caches them).
     :keyword retry: the retry policy; `RetryPolicy()` when None.
-    :keyword connect_timeout: seconds to establish a connection.
-    :keyword read_timeout: seconds to wait for each read from (and write to) the socket.
-    :keyword session: a `requests.Session` to use; the client closes only one it created.
+    :keyword connect_timeout: seconds to establish a connection (TCP and TLS).
+    :keyword read_timeout: seconds to wait for the response: for its first byte once the
+        request is sent, and between reads of it.
+    :keyword write_timeout: seconds allowed for each send of a request: the headers, then
+        every chunk of the body (`chunk_size` bytes), so an F&O that takes a large file
+        slowly is given time per chunk, not for the whole file. A send that stalls longer
+        raises `D365ConnectionError` naming this option; the body was not sent whole, so
+        the call is retried like a lost connection.
+    :keyword pool_maxsize: connections kept open to F&O for reuse. Set it to the number of
+        calls made at once (the poller's concurrency): more concurrent calls still run, but
+        each extra one opens a connection that is closed afterwards.
+    :keyword session: a `requests.Session` to use instead of the client's own; the client
+        closes only one it created. A session passed in is used as it is (as azure-core
+        treats a session it does not own): its adapters decide the pool size and how bodies
+        are sent, so `pool_maxsize` and `write_timeout` do not apply to it, and urllib3 sends
+        bodies under the connect timeout. Connect and read timeouts apply to every session.
     :keyword user_agent: the User-Agent header.
     :keyword chunk_size: bytes per read when streaming a body in or out.
     :keyword sleep: the function that waits between retries (tests pass a recorder).
-    :raises ValueError: when `base_url` is not an http(s) URL without query string.
+    :raises ValueError: when `base_url` is not an http(s) URL without query string, a
+        timeout is not a positive number, or `pool_maxsize` is not a positive int.
     """
 
     def __init__(
@@ -89,6 +102,8 @@ class D365Client:
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
+        write_timeout: float = 300.0,
+        pool_maxsize: int = 16,
         session: requests.Session | None = None,
         user_agent: str = _USER_AGENT,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -98,9 +113,12 @@ class D365Client:
         self._scope = f"{self._base_url.lower()}/.default"
         self._credential = credential
         self._retry = retry or RetryPolicy()
-        self._timeout = (connect_timeout, read_timeout)
+        self._timeouts = Timeouts(connect=connect_timeout, read=read_timeout, write=write_timeout)
+        validate_pool_maxsize(pool_maxsize)
         self._owns_session = session is None
-        self._session = session or _session_for(self._base_url)
+        self._session = session or new_session(
+            self._base_url, write_timeout=write_timeout, pool_maxsize=pool_maxsize
+        )
         self._user_agent = user_agent
         self._chunk_size = chunk_size
         self._sleep = sleep
@@ -156,8 +174,10 @@ class D365Client:
         :keyword length: the body's size in bytes; required when it cannot be found out.
         :keyword entity: the entity name, for file jobs (omit for data-package jobs).
         :keyword company: the legal entity, honoured with "Use company from message".
-        :keyword external_id: F&O's external identifier for the message, usually the file name.
-        :raises ValueError: for an activity id that is not a GUID or an unusable body.
+        :keyword external_id: F&O's external identifier for the message, usually the file name;
+            sent as `external_id_header(external_id)`, which is what F&O shows.
+        :raises ValueError: for an activity id that is not a GUID, an unusable body or an
+            external id that is not valid Unicode text.
         :raises D365HttpError: (a subclass of it) when F&O refuses the file.
         :raises D365ConnectionError: when no response came; see its `sent_body`.
         :raises D365ResponseError: when the answer holds no message id.
@@ -170,14 +190,15 @@ class D365Client:
         if query:
             url += "?" + urlencode(query, quote_via=quote)
         headers = {}
-        if external_id:
-            headers["x-ms-dyn-externalidentifier"] = quote(external_id, safe=_HEADER_SAFE)
+        header_id = external_id_header(external_id) if external_id else None
+        if header_id:
+            headers["x-ms-dyn-externalidentifier"] = header_id
         context = self._context(
             "enqueue",
             "POST",
             url,
             activity_id=activity,
-            external_id=external_id,
+            external_id=header_id,
             body_length=upload.length,
             resend_safe=False,
         )
@@ -199,19 +220,34 @@ class D365Client:
     def get_message_status(self, message_id: str) -> MessageStatusResult:
         """GetMessageStatus: the status of an enqueued (or exported) message.
 
+        F&O answers the status name as a string; a name we do not know is kept in `raw` with
+        `status` None. A JSON null reads as an empty string (no status to report yet). Any
+        other JSON type (object, array, number, boolean) is not a status: it raises
+        `D365ResponseError` showing that JSON, rather than being stored as if it were one.
+
         :raises ValueError: for an empty message id.
+        :raises D365ResponseError: when the answer's `value` is not a string or null.
         :raises D365Error: (a subclass of it) when the call fails.
         """
         message = _require_text(message_id, "message_id")
-        value = self._action("GetMessageStatus", {"messageId": message}, message_id=message)
-        raw = "" if value is None else str(value)
-        return MessageStatusResult(status=MessageStatus.parse(raw), raw=raw)
+        result: MessageStatusResult = self._action(
+            "GetMessageStatus",
+            {"messageId": message},
+            convert=parse_message_status,
+            message_id=message,
+        )
+        return result
 
     def get_execution_id(self, message_id: str) -> str | None:
         """GetExecutionIdByMessageId: the DMF execution id, or None while not assigned yet
-        (an empty value or the all-zero GUID).
+        (an empty string, the all-zero GUID or a JSON null).
+
+        An execution id is text such as ``CustomersV3-2024-05-01T10:00:00-3F2A...``; any other
+        JSON type (object, array, number, boolean) raises `D365ResponseError` showing that
+        JSON, so it is never used as an id in later calls.
 
         :raises ValueError: for an empty message id.
+        :raises D365ResponseError: when the answer's `value` is not a string or null.
         :raises D365Error: (a subclass of it) when the call fails.
         """
         message = _require_text(message_id, "message_id")
@@ -225,27 +261,43 @@ class D365Client:
     def get_execution_errors(self, execution_id: str) -> ExecutionErrors:
         """GetExecutionErrors: the row-level errors of an execution, raw text always kept.
 
+        F&O answers a string holding a JSON array of ``{RecordId, Field, ErrorMessage}``.
+        The errors are details of an outcome already known, so any answer is accepted and
+        nothing is lost: an array or object sent as JSON itself (not inside a string) is read
+        the same way, with `raw` its JSON text (keys sorted, non-ASCII kept); an element
+        without those keys becomes an error whose message is its JSON text; a number or
+        boolean becomes one error with its JSON text as message (`strict` False); a JSON
+        null means no errors (`raw` "").
+
         :raises ValueError: for an empty execution id.
         :raises D365Error: (a subclass of it) when the call fails.
         """
         execution = _require_text(execution_id, "execution_id")
-        value = self._action(
-            "GetExecutionErrors", {"executionId": execution}, execution_id=execution
+        return self._action(
+            "GetExecutionErrors",
+            {"executionId": execution},
+            convert=parse_execution_errors,
+            execution_id=execution,
         )
-        return parse_execution_errors(value)
 
     def get_execution_summary_status(self, execution_id: str) -> ExecutionSummaryStatusResult:
         """GetExecutionSummaryStatus: the DMF execution's overall status (unknown text kept).
 
+        As for `get_message_status`: a JSON null reads as an empty string (status None), and
+        any other non-string JSON raises `D365ResponseError` showing that JSON.
+
         :raises ValueError: for an empty execution id.
+        :raises D365ResponseError: when the answer's `value` is not a string or null.
         :raises D365Error: (a subclass of it) when the call fails.
         """
         execution = _require_text(execution_id, "execution_id")
-        value = self._action(
-            "GetExecutionSummaryStatus", {"executionId": execution}, execution_id=execution
+        result: ExecutionSummaryStatusResult = self._action(
+            "GetExecutionSummaryStatus",
+            {"executionId": execution},
+            convert=parse_execution_summary_status,
+            execution_id=execution,
         )
-        raw = "" if value is None else str(value)
-        return ExecutionSummaryStatusResult(status=ExecutionSummaryStatus.parse(raw), raw=raw)
+        return result
 
     def dequeue(self, activity_id: str) -> DequeuedMessage | None:
         """Take the next exported message of a recurring export job; None when there is none.
@@ -388,7 +440,7 @@ class D365Client:
                         context.url,
                         headers=request_headers,
                         data=payload,
-                        timeout=self._timeout,
+                        timeout=(self._timeouts.connect, self._timeouts.read),
                         allow_redirects=False,
                         stream=stream,
                     )
@@ -396,7 +448,11 @@ class D365Client:
                     if self._may_retry_exception(context, exc, payload, attempt, budget):
                         continue
                     raise connection_error(
-                        context, exc, sent_body=_sent_body(exc, payload), attempts=attempt
+                        context,
+                        exc,
+                        sent_body=_sent_body(exc, payload),
+                        attempts=attempt,
+                        timeouts=self._timeouts,
                     ) from exc
                 except BodyLengthError as exc:
                     raise ValueError(f"{context.operation}: {exc}") from None
@@ -410,7 +466,11 @@ class D365Client:
                         if retry and self._may_retry_exception(context, exc, None, attempt, budget):
                             continue
                         raise connection_error(
-                            context, exc, sent_body=True, attempts=attempt
+                            context,
+                            exc,
+                            sent_body=True,
+                            attempts=attempt,
+                            timeouts=self._timeouts,
                         ) from exc
                 if self._may_retry_response(context, response, attempt, budget):
                     continue
@@ -448,7 +508,7 @@ class D365Client:
         wait = self._retry.backoff(attempt)
         if not budget.allows(wait):
             return False
-        self._log_retry(context, attempt, describe_exception(exc), wait, None)
+        self._log_retry(context, attempt, describe_exception(exc, self._timeouts), wait, None)
         budget.sleep(wait)
         return True
 
@@ -535,20 +595,6 @@ def _parser(
             ) from None
 
     return read
-
-
-def _session_for(base_url: str) -> requests.Session:
-    """A session that reads proxy and CA-bundle settings from the environment once.
-
-    requests re-reads them from ``os.environ`` on every request (about 0.4 ms of CPU each),
-    which a poller making thousands of calls a tick pays for in full.
-    """
-    session = requests.Session()
-    settings = session.merge_environment_settings(base_url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    session.trust_env = False
-    return session
 
 
 def _validate_base_url(base_url: str) -> str:

@@ -4,7 +4,8 @@
 
     D365Error
      +-- D365CredentialError          the credential could not produce a token
-     +-- D365ConnectionError          no response (connect/read timeout, refused, reset); .sent_body
+     +-- D365ConnectionError          no response (connect/read/write timeout, refused, reset);
+     |                                .sent_body
      +-- D365ResponseError            2xx whose body does not parse (shortened body in the text)
      +-- D365HttpError                F&O answered non-2xx: .status_code .fno_message .operation
           |                           .activity_id .message_id .request_id .retry_after
@@ -28,6 +29,7 @@ from http import HTTPStatus
 import requests
 
 from ._parsing import fno_error_text, shorten, url_without_query
+from ._transport import Timeouts, WriteTimeout
 
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "request-id", "x-ms-correlation-id", "x-request-id")
 _MIB = 1024 * 1024
@@ -45,6 +47,7 @@ class OperationContext:
     message_id: str | None = None
     execution_id: str | None = None
     external_id: str | None = None
+    """The external identifier as sent in its header, which is what F&O shows."""
     body_length: int | None = None
     resend_safe: bool = True
     """False for enqueue: a failure after the body left may have created a message."""
@@ -339,9 +342,9 @@ def _too_large_hint(context: OperationContext) -> str:
 def _server_hint(context: OperationContext, budget: str) -> str:
     if not context.resend_safe:
         return (
-            "F&O may have taken the file before failing, so it was not re-sent: look for the "
-            "message in the job's message list before sending it again. An unknown or disabled "
-            "recurring job also answers 5xx on some environments: check the activity id."
+            "F&O may have taken the file before failing, so it was not re-sent. "
+            f"{_look_for(context)} An unknown or disabled recurring job also answers 5xx on "
+            "some environments: check the activity id."
         )
     return f"F&O kept failing within the retry budget ({budget}); try again later."
 
@@ -354,19 +357,27 @@ _CLIENT_ERROR_HINTS: dict[int, Callable[[OperationContext], str]] = {
 }
 
 
+def _look_for(context: OperationContext) -> str:
+    which = f" (external identifier {context.external_id})" if context.external_id else ""
+    return f"Look for the message{which} in the job's message list before sending it again."
+
+
 def connection_error(
     context: OperationContext,
     exc: requests.RequestException,
     *,
     sent_body: bool,
     attempts: int,
+    timeouts: Timeouts | None = None,
 ) -> D365ConnectionError:
-    """The `D365ConnectionError` for a call that got no response."""
+    """The `D365ConnectionError` for a call that got no response.
+
+    :param timeouts: the client's timeouts, named with their values when one ran out.
+    """
     if sent_body and not context.resend_safe:
         hint = (
             "The whole file was sent before the connection failed, so F&O may have taken it; it "
-            "was not re-sent. Look for the message in the job's message list before sending it "
-            "again."
+            f"was not re-sent. {_look_for(context)}"
         )
     elif isinstance(exc, requests.exceptions.SSLError):
         hint = (
@@ -375,9 +386,12 @@ def connection_error(
         )
     else:
         hint = "F&O did not get the whole request; sending it again is safe."
+    kind = _timeout_kind(exc)
+    if kind is not None:
+        hint += " " + _TIMEOUT_HINTS[kind]
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     return D365ConnectionError(
-        f"{context.describe()} got no response{tries}: {describe_exception(exc)}. {hint}",
+        f"{context.describe()} got no response{tries}: {describe_exception(exc, timeouts)}. {hint}",
         url=url_without_query(context.url),
         sent_body=sent_body,
         attempts=attempts,
@@ -385,13 +399,41 @@ def connection_error(
     )
 
 
-def describe_exception(exc: BaseException) -> str:
-    """A short cause for a requests exception, without the request URL (it may hold a query)."""
-    kind = {
-        requests.exceptions.ConnectTimeout: "connect timed out",
-        requests.exceptions.ReadTimeout: "read timed out",
-        requests.exceptions.SSLError: "TLS error",
-    }.get(type(exc), "connection failed")
+_TIMEOUT_HINTS = {
+    "connect": "If F&O is only slow to accept connections, raise the client's connect_timeout.",
+    "read": "If F&O is only slow to answer, raise the client's read_timeout.",
+    "write": (
+        "F&O stopped taking the request body; if it is only slow to take large files, raise "
+        "the client's write_timeout."
+    ),
+}
+
+
+def _timeout_kind(exc: BaseException) -> str | None:
+    """Which of the client's timeouts ran out: "connect", "read", "write", or None."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect"
+    if isinstance(exc, WriteTimeout):
+        return "write"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read"
+    return None
+
+
+def describe_exception(exc: BaseException, timeouts: Timeouts | None = None) -> str:
+    """A short cause for a requests exception, without the request URL (it may hold a query).
+
+    A timeout is named with its option (``write timed out (write_timeout=300 s)``), and its
+    value when `timeouts` is given.
+    """
+    timeout = _timeout_kind(exc)
+    if timeout is not None:
+        limit = f"={timeouts.of(timeout):g} s" if timeouts is not None else ""
+        kind = f"{timeout} timed out ({timeout}_timeout{limit})"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        kind = "TLS error"
+    else:
+        kind = "connection failed"
     inner: BaseException = exc
     if exc.args and isinstance(exc.args[0], BaseException):
         inner = exc.args[0]

@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._models import DequeuedMessage, EnqueueResult, ExecutionError, ExecutionErrors
+from ._models import (
+    DequeuedMessage,
+    EnqueueResult,
+    ExecutionError,
+    ExecutionErrors,
+    ExecutionSummaryStatus,
+    ExecutionSummaryStatusResult,
+    MessageStatus,
+    MessageStatusResult,
+)
 
 SHORT_TEXT_LIMIT = 200
 _WHITESPACE = re.compile(r"\s+")
@@ -40,6 +49,35 @@ def shorten(text: str, limit: int = SHORT_TEXT_LIMIT) -> str:
     """`text` on one line (whitespace runs collapsed), cut to `limit` characters."""
     flat = _WHITESPACE.sub(" ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def json_text(value: Any) -> str:
+    """`value` as JSON text, keys sorted and non-ASCII kept: how a JSON answer that is not a
+    string is stored and shown (never as a Python repr)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def string_value(value: Any, what: str) -> str | None:
+    """An OData action's `value` that F&O documents as a string: the string, or None for null.
+
+    :raises ValueError: naming `what`, the JSON type and the JSON text (shortened) for an
+        object, array, number or boolean.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(
+        f"expected {what} as a JSON string, got {_json_type(value)}: {shorten(json_text(value))}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
 def get_ci(mapping: Mapping[str, Any], key: str) -> Any:
@@ -114,13 +152,34 @@ def odata_value(text: str) -> Any:
     return get_ci(document, "value")
 
 
+def parse_message_status(value: Any) -> MessageStatusResult:
+    """GetMessageStatus' value: the parsed status and F&O's text ("" for null).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    raw = string_value(value, "the message status") or ""
+    return MessageStatusResult(status=MessageStatus.parse(raw), raw=raw)
+
+
+def parse_execution_summary_status(value: Any) -> ExecutionSummaryStatusResult:
+    """GetExecutionSummaryStatus' value: the parsed status and F&O's text ("" for null).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    raw = string_value(value, "the execution summary status") or ""
+    return ExecutionSummaryStatusResult(status=ExecutionSummaryStatus.parse(raw), raw=raw)
+
+
 def parse_execution_id(value: Any) -> str | None:
-    """GetExecutionIdByMessageId's value; None while not assigned yet (empty or all-zero GUID)."""
-    if value is None:
+    """GetExecutionIdByMessageId's value; None while not assigned yet (null, empty or the
+    all-zero GUID).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the execution id")
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ValueError(f"expected an execution id string, got {shorten(json.dumps(value))!r}")
-    execution_id = value.strip()
+    execution_id = text.strip()
     if not execution_id.strip(_WRAPPING):
         return None
     try:
@@ -168,13 +227,19 @@ def parse_execution_errors(value: Any) -> ExecutionErrors:
     """GetExecutionErrors' value (a string holding a JSON array) as `ExecutionErrors`.
 
     Strict JSON first; when that fails (F&O's messages can carry raw quotes and line breaks)
-    a tolerant parser splits on record boundaries and keeps every piece of text.
+    a tolerant parser splits on record boundaries and keeps every piece of text. A value that
+    is JSON itself rather than a string is read as its JSON text (`json_text`): an array or
+    object strictly, a number or boolean by the tolerant parser (one error holding the text);
+    null means no errors.
     """
-    if isinstance(value, list):
-        return ExecutionErrors(
-            errors=_errors_from_json(value), raw=json.dumps(value, ensure_ascii=False), strict=True
-        )
-    raw = "" if value is None else str(value)
+    if isinstance(value, list | Mapping):
+        return ExecutionErrors(errors=_errors_from_json(value), raw=json_text(value), strict=True)
+    if value is None:
+        raw = ""
+    elif isinstance(value, str):
+        raw = value
+    else:
+        raw = json_text(value)
     if not raw.strip():
         return ExecutionErrors(errors=(), raw=raw, strict=True)
     try:
@@ -192,7 +257,11 @@ def _errors_from_json(document: Any) -> tuple[ExecutionError, ...]:
 
 
 def _error_from_mapping(item: Any) -> ExecutionError:
-    if not isinstance(item, Mapping):
+    known = isinstance(item, Mapping) and any(
+        get_ci(item, key) is not None for key in ("RecordId", "Field", "ErrorMessage")
+    )
+    if not known:
+        # Not an error record: keep its text as the message rather than lose it.
         return ExecutionError(record_id="", field="", message=_as_text(item))
     return ExecutionError(
         record_id=_as_text(get_ci(item, "RecordId")),
@@ -204,7 +273,7 @@ def _error_from_mapping(item: Any) -> ExecutionError:
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json_text(value)
 
 
 def _tolerant_errors(raw: str) -> tuple[ExecutionError, ...]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-from shared.settings import parse_duration
+from shared.config import parse_duration
 from tests.deploy.bicep import BicepFile, top_level_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

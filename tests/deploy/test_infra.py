@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import shared.settings
-from shared.settings import Settings
+import shared.config
+from shared.config import Settings
 from tests import fakes
 from tests.deploy.bicep import BicepFile, Module, object_literals, top_level_keys
 
@@ -21,7 +21,7 @@ MAIN = INFRA / "main.bicep"
 PARAMETERS = INFRA / "main.parameters.json"
 TEMPLATES = sorted(INFRA.rglob("*.bicep"))
 
-# The settings contract (shared/settings.py): every one must be an app setting in Azure.
+# The settings contract (shared/config/__init__.py): every one must be an app setting in Azure.
 CONTRACT_SETTINGS = (
     "D365_BASE_URL",
     "D365_TENANT_ID",
@@ -33,6 +33,7 @@ CONTRACT_SETTINGS = (
     "D365_AUTHORITY_HOST",
     "D365_ROUTES",
     "D365_HTTP_TIMEOUT",
+    "D365_WRITE_TIMEOUT",
     "INBOUND_CONTAINER",
     "ARCHIVE_CONTAINER",
     "ERRORS_CONTAINER",
@@ -205,8 +206,8 @@ def test_app_settings_cover_the_settings_contract() -> None:
 
 
 def test_every_setting_documented_by_the_app_is_in_the_template() -> None:
-    documented = set(re.findall(r"``([A-Z][A-Z0-9]*_[A-Z0-9_]+)``", shared.settings.__doc__ or ""))
-    assert documented, "shared/settings.py documents its settings in its docstring"
+    documented = set(re.findall(r"``([A-Z][A-Z0-9]*_[A-Z0-9_]+)``", shared.config.__doc__ or ""))
+    assert documented, "shared/config/__init__.py documents its settings in its docstring"
     assert documented - set(_settings_keys()) == set()
 
 
@@ -377,15 +378,15 @@ def _enqueue_blob_trigger() -> dict:
     return json.loads(result.stdout)["enqueue_blob"]["bindings"][0]
 
 
-def test_inbound_container_matches_the_blob_trigger() -> None:
+def test_one_inbound_container_value_feeds_the_trigger_the_container_and_the_filter() -> None:
     binding = _enqueue_blob_trigger()
-    container = binding["path"].split("/", 1)[0]
-    assert _unquote(BicepFile(MAIN).variable("inboundContainerName")) == container
-    assert _main_value("inboundContainerName") == container
+    assert binding["path"] == "%INBOUND_CONTAINER%/{name}"
     assert binding["connection"] == "IntegrationStorage"
-    assert _main_module("blobCreatedSubscription").params["inboundContainerName"] == (
-        "inboundContainerName"
-    )
+    assert _settings_keys()["INBOUND_CONTAINER"] == "inboundContainerName"
+    assert _main_value("inboundContainerName") == "d365-inbound"
+    assert "inboundContainerName" in _main_module("storage").params["containerNames"].split()
+    for module in ("functionApp", "blobCreatedSubscription"):
+        assert _main_module(module).params["inboundContainerName"] == "inboundContainerName"
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def test_the_packaged_app_indexes_in_a_fresh_interpreter(indexed: dict, unpacked
         "blobTrigger",
         "EventGrid",
         "IntegrationStorage",
-        "d365-inbound/{name}",
+        "%INBOUND_CONTAINER%/{name}",
     )
     timer = functions["poll_status"][0]
     assert (timer["type"], timer["schedule"], timer["runOnStartup"]) == (

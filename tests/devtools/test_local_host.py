@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import azure.functions as func
@@ -28,13 +28,17 @@ from devtools import run_local
 from devtools.azurite import Azurite, connection_string, free_port
 from devtools.local_host import (
     POISON_QUEUE,
-    CronSchedule,
     LocalHost,
+    MissingAppSettingError,
     UnsupportedBindingError,
-    resolve_settings,
+    resolve_app_settings,
 )
+from shared.config.ncrontab import parse_ncrontab
 
 FUNCTION_KEY = "fake-function-key-not-real"
+EXAMPLE_SECRET = json.loads(
+    (run_local.REPO_ROOT / "local.settings.example.json").read_text(encoding="utf-8")
+)["Values"]["D365_CLIENT_SECRET"]
 TIMEOUT = 5.0
 
 
@@ -268,47 +272,30 @@ def test_timer_is_a_singleton(
     assert host.run_timer_once() == 1
 
 
+# Every second; the second written with the names and steps the settings accept too.
+@pytest.mark.parametrize("schedule", ["*/1 * * * * *", "0-59/1 * * * JAN-DEC SUN-SAT"])
 def test_timer_follows_the_ncrontab_schedule_from_the_setting(
     make_host: Callable[..., tuple[LocalHost, Probe]],
+    monkeypatch: pytest.MonkeyPatch,
+    schedule: str,
 ) -> None:
-    _, probe = make_host(timer_interval=None)  # %TEST_SCHEDULE% = every second
+    monkeypatch.setenv("TEST_SCHEDULE", schedule)
+    _, probe = make_host(timer_interval=None)
     _wait_for(lambda: len(probe.timer_calls) >= 2)
     assert set(probe.timer_calls) == {False}
 
 
-@pytest.mark.parametrize(
-    ("expression", "after", "expected"),
-    [
-        ("0 */5 * * * *", "2025-03-04T12:03:10", "2025-03-04T12:05:00"),
-        ("0 */5 * * * *", "2025-03-04T12:05:00", "2025-03-04T12:10:00"),
-        ("*/10 * * * * *", "2025-03-04T23:59:55", "2025-03-05T00:00:00"),
-        ("0 30 8,17 * * *", "2025-03-04T09:00:00", "2025-03-04T17:30:00"),
-        ("0 0 9 * * 1-5", "2025-03-08T10:00:00", "2025-03-10T09:00:00"),  # Saturday -> Monday
-        ("0 0 0 * * 0", "2025-03-04T00:00:00", "2025-03-09T00:00:00"),  # Sunday is 0
-        ("0 0 0 1 1 *", "2025-06-01T00:00:00", "2026-01-01T00:00:00"),
-        ("0 0 12 29 2 *", "2025-01-01T00:00:00", "2028-02-29T12:00:00"),
-        ("*/15 * * * *", "2025-03-04T12:07:00", "2025-03-04T12:15:00"),  # 5 fields
-    ],
-)
-def test_ncrontab_next_occurrence(expression: str, after: str, expected: str) -> None:
-    moment = datetime.fromisoformat(after).replace(tzinfo=UTC)
-    result = CronSchedule.parse(expression).next_occurrence(moment)
-    assert result == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+def test_a_schedule_is_read_with_the_apps_own_ncrontab_grammar(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One grammar: the host refuses exactly what shared.config.ncrontab refuses, in its words.
+    monkeypatch.setenv("TEST_SCHEDULE", "61 * * * * *")
+    with pytest.raises(ValueError) as expected:
+        parse_ncrontab("61 * * * * *")
 
-
-@pytest.mark.parametrize(
-    ("expression", "message"),
-    [
-        ("* * *", "has 3 fields"),
-        ("61 * * * * *", "second field '61': expected 0-59"),
-        ("0 */0 * * * *", "minute field '*/0': step must be positive"),
-        ("0 0 9 * * MON", "day-of-week field 'MON': expected *, */n, a, a,b or a-b"),
-        ("0 0 0 30 2 *", "no occurrence within five years"),
-    ],
-)
-def test_ncrontab_errors_name_the_field(expression: str, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        CronSchedule.parse(expression).next_occurrence(datetime(2025, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError) as caught:
+        LocalHost(build_app("unused", Probe()), storage_connection_string=azurite.connection_string)
+    assert str(caught.value) == f"function 'tick': {expected.value}"
 
 
 # --- HTTP trigger ---------------------------------------------------------------------------
@@ -405,6 +392,7 @@ def test_the_real_app_bindings_are_all_understood(
     from function_app import app
 
     monkeypatch.setenv("POLL_SCHEDULE", "0 */5 * * * *")
+    monkeypatch.setenv("INBOUND_CONTAINER", "my-drop-box")
     host = LocalHost(app, storage_connection_string=azurite.connection_string, http_port=0)
     assert {"enqueue_blob", "poll_status", "http_status"} <= set(host.function_names)
 
@@ -427,9 +415,21 @@ def test_unknown_bindings_and_missing_settings_are_refused(azurite: Azurite) -> 
     def tick(timer: func.TimerRequest) -> None:
         del timer
 
-    with pytest.raises(ValueError, match="'NOT_SET_ANYWHERE' referenced by '%NOT_SET_ANYWHERE%'"):
+    with pytest.raises(MissingAppSettingError) as caught:
         LocalHost(timer_app, storage_connection_string=azurite.connection_string)
-    assert resolve_settings("%BOX%/in/{name}", {"BOX": "inbound"}) == "inbound/in/{name}"
+    assert str(caught.value) == (
+        "app setting 'NOT_SET_ANYWHERE' is not set; function 'tick' needs it for its schedule "
+        "'%NOT_SET_ANYWHERE%': set NOT_SET_ANYWHERE in local.settings.json (Values) or in the "
+        "environment"
+    )
+
+
+def test_app_setting_expressions_are_replaced_by_their_values() -> None:
+    environ = {"BOX": "inbound", "SUB": "in"}
+    resolved = resolve_app_settings(
+        "%BOX%/%SUB%/{name}", environ, function="f", binding_property="blob path"
+    )
+    assert resolved == "inbound/in/{name}"
 
 
 # --- run_local: the pieces that do not need the app's functions ------------------------------
@@ -584,12 +584,62 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     }
     options = ["--port", "0", "--azurite-location", str(tmp_path / "azurite")]
     options += ["--samples", str(samples), "--state-seconds", "10"]
+    options += ["--log-dir", str(tmp_path / "logs")]
     result = _run_local([*options, "--exit-when-done", "--timeout", "4"], environ)
 
     assert result.returncode == 1, result.stderr[-2000:]
     out = result.stdout
+    (log_file,) = (tmp_path / "logs").glob("run-*.log")
+    assert out.startswith(f"full log: {log_file}\n")
     assert f"D365 emulator: {d365} (jobs: 3)" in out
     assert re.search(r"uploaded d365-inbound/customers/USMF/c-\d{14}\.xml \(11 bytes\)", out)
     assert re.search(r"unrouted/readme-\d{14}\.txt: Rejected reject_reason=", out)
     assert "timed out after 4 s" in out
-    assert "local host stopped" in result.stderr
+    # The console keeps to the states; every invocation and the host's life are in the file.
+    assert "invocation function=" not in result.stderr
+    log = log_file.read_text(encoding="utf-8")
+    assert re.search(r"INFO \S+ devtools\.local_host\.\w+ invocation function=enqueue_blob", log)
+    assert "local host stopped" in log
+    assert "timed out after 4 s" in log
+    assert EXAMPLE_SECRET not in log
+
+
+def test_the_console_shows_warnings_as_one_line_and_the_file_keeps_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    log = logging.getLogger("tests.run_local")
+    try:
+        started = datetime(2026, 1, 2, 3, 4, 5)
+        path = run_local.configure_logging(tmp_path, console_level="WARNING", started=started)
+        log.info("an invocation")
+        try:
+            raise RuntimeError("the detail")
+        except RuntimeError:
+            log.exception("blob failed blob=a.xml")
+    finally:
+        added = [h for h in root.handlers if h not in saved[1]]
+        for handler in added:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(saved[0])
+
+    assert path == tmp_path / "run-20260102-030405.log"
+    console = capsys.readouterr().err.splitlines()
+    assert [line[8:] for line in console] == [
+        f"  ERROR tests.run_local: blob failed blob=a.xml [RuntimeError; traceback in {path}]"
+    ]
+    text = path.read_text(encoding="utf-8")
+    assert "INFO MainThread tests.run_local an invocation" in text
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: the detail" in text
+
+
+def test_an_unwritable_log_directory_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(run_local.LocalRunError, match=r"cannot write the log file .*file/logs/"):
+        run_local.configure_logging(
+            blocker / "logs", console_level="WARNING", started=datetime(2026, 1, 1)
+        )

@@ -1,7 +1,7 @@
 """The whole app through the local host, on Azurite and the D365 emulator.
 
 Each test gets its own status table, archive and errors containers, and routes under its own
-top-level folder of the (shared, literal) inbound container, so tests never see each other.
+top-level folder of the (shared) inbound container, so tests never see each other.
 """
 
 from __future__ import annotations
@@ -113,10 +113,16 @@ class App:
             time.sleep(0.3)
             self.host.run_timer_once()
 
-    def table_rows(self, partition: str) -> list[dict[str, Any]]:
-        """Raw rows of one partition of the status table."""
-        table = self.tables.get_table_client(self.env["STATUS_TABLE"])
-        return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
+    def records(self) -> list[dict[str, Any]]:
+        """Every tracked file of this test, over the HTTP API (all pages)."""
+        found: list[dict[str, Any]] = []
+        params = {"limit": "1000"}
+        while True:
+            page = self.get("messages", **params).json()
+            found.extend(page["items"])
+            if not page["continuation"]:
+                return found
+            params["continuation"] = page["continuation"]
 
 
 def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) -> dict[str, str]:
@@ -130,6 +136,7 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "D365_ROUTES": json.dumps(routes_for(folder)),
         "IntegrationStorage": azurite.connection_string,
         "AzureWebJobsStorage": azurite.connection_string,
+        "INBOUND_CONTAINER": INBOUND,
         "STATUS_TABLE": "s" + name.replace("-", ""),
         "ARCHIVE_CONTAINER": f"{name}-archive",
         "ERRORS_CONTAINER": f"{name}-errors",
@@ -149,9 +156,6 @@ def app_factory(
 
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
     tables = TableServiceClient.from_connection_string(azurite.connection_string)
-    inbound = blobs.get_container_client(INBOUND)
-    if not inbound.exists():
-        inbound.create_container()
     d365.knobs.enqueued_seconds = 0
     d365.knobs.preprocessing_seconds = 0
     d365.knobs.processing_seconds = 0
@@ -161,6 +165,9 @@ def app_factory(
         env = app_environment(d365, azurite, unique_name, unique_name) | overrides
         for key, value in env.items():
             monkeypatch.setenv(key, value)
+        inbound = blobs.get_container_client(env["INBOUND_CONTAINER"])
+        if not inbound.exists():
+            inbound.create_container()
         host = LocalHost(
             function_app,
             storage_connection_string=azurite.connection_string,

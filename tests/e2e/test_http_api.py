@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests import fakes
@@ -28,14 +30,16 @@ def test_a_record_has_every_documented_field(app: App) -> None:
 
 
 def test_listing_is_newest_first_filtered_and_paged(app: App) -> None:
-    blobs = [app.upload(f"customers/USMF/list-{i}.xml", VALID) for i in range(3)]
-    rejected = app.upload("unrouted/list.xml", VALID)
+    uploaded = []
+    for path in ("customers/USMF/list-0.xml", "customers/USMF/list-1.xml", "unrouted/list.xml"):
+        uploaded.append(app.upload(path, VALID))
+        time.sleep(1.05)  # Last-Modified, which orders the listing, counts whole seconds
+    *blobs, rejected = uploaded
+    blobs.append(app.upload("customers/USMF/list-2.xml", VALID))
     app.run_until_terminal([*blobs, rejected])
 
     everything = app.get("messages").json()["items"]
-    assert len(everything) == 4
-    received = [item["received_at"] for item in everything]
-    assert received == sorted(received, reverse=True)
+    assert [item["blob"] for item in everything] == [blobs[2], rejected, blobs[1], blobs[0]]
 
     only_rejected = app.get("messages", state="rejected").json()["items"]
     assert [item["blob"] for item in only_rejected] == [rejected]

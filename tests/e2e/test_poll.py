@@ -185,7 +185,7 @@ def test_an_archive_that_fails_is_retried_and_nothing_is_lost(app: App) -> None:
     stuck = app.record(blob)
     assert stuck["state"] == "Processed"
     assert stuck["archived_to"] is None
-    assert "not archived yet" in stuck["last_error"]
+    assert "not archived yet (storage answered 404 ContainerNotFound)" in stuck["archive_error"]
     assert app.inbound.get_blob_client(blob).exists()
 
     archive.create_container()
@@ -194,6 +194,7 @@ def test_an_archive_that_fails_is_retried_and_nothing_is_lost(app: App) -> None:
 
     filed = app.record(blob)
     assert filed["archived_to"].endswith(f"Processed/{blob}")
+    assert filed["archive_error"] is None
     assert filed["last_error"] is None
     assert not app.inbound.get_blob_client(blob).exists()
     assert app.get("health").json()["checks"]["storage"]["pending"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from enqueue_blob import enqueue_blob
-from shared.settings import SettingsError
+from shared.config import SettingsError
 from tests.e2e.conftest import App
 from tests.e2e.test_enqueue import VALID
 
@@ -45,16 +45,3 @@ def test_bad_setting_fails_the_blob_function_and_the_blob_stays(app_factory) -> 
         enqueue_blob(app.inbound.get_blob_client(blob))
 
     assert app.inbound.get_blob_client(blob).download_blob().readall() == VALID
-
-
-def test_an_inbound_container_the_trigger_does_not_watch_is_reported(app_factory) -> None:
-    app: App = app_factory(INBOUND_CONTAINER="other-inbound")
-    blob = app.upload("customers/USMF/elsewhere.xml", VALID)
-
-    health = app.get("health")
-    with pytest.raises(SettingsError, match="INBOUND_CONTAINER: 'other-inbound'"):
-        enqueue_blob(app.inbound.get_blob_client(blob))
-
-    assert health.status_code == 503
-    assert "d365-inbound" in health.json()["checks"]["settings"]["problems"][0]
-    assert app.inbound.get_blob_client(blob).exists()

@@ -15,8 +15,8 @@ from azure.identity import CertificateCredential, ClientSecretCredential, Manage
 from cryptography.hazmat.primitives import serialization
 
 from devtools.d365_emulator import App, Emulator
+from shared.config import D365Settings, Settings
 from shared.credentials import build_credential, is_microsoft_authority
-from shared.settings import D365Settings, Settings
 from tests import fakes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,73 +1,133 @@
-"""The derived poll schedule: back-off points, what is due after a watermark, progress."""
+"""The poller, each archive and poll failure injected at its exact step (issue 7's findings
+3 and 4, and a stop at every step of finishing a file)."""
 
-from datetime import UTC, datetime, timedelta
+from __future__ import annotations
 
 import pytest
 
-from shared.poller import PollPolicy
-from shared.tracking import PendingEntry, TrackingState
+from shared.tracking import TrackingState
+from tests.e2e.test_enqueue import VALID
+from tests.shared.conftest import Domain
 
-T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
-POLICY = PollPolicy(interval_min=timedelta(seconds=30), interval_max=timedelta(minutes=10))
+PATH = "customers/USMF/file.xml"
 
 
-def entry(
-    *, due: datetime = T0, written: datetime = T0 - timedelta(seconds=1), polls: int = 0
-) -> PendingEntry:
-    return PendingEntry(
-        record_id="r",
-        record_row_key="k",
-        due_at=due,
-        state=TrackingState.ENQUEUED,
-        since=T0,
-        blob="b.xml",
-        message_id="m",
-        poll_count=polls,
-        written_at=written,
+def _enqueued(domain: Domain, **upload: object) -> str:
+    blob = domain.upload(PATH, VALID, **upload)
+    record = domain.deliver(blob)
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    return blob
+
+
+def test_a_poll_that_changes_nothing_writes_nothing(domain: Domain) -> None:
+    blob = _enqueued(domain)
+    domain.d365.knobs.enqueued_seconds = 3600
+    domain.clock.advance(domain.poller.policy.backoff.interval_max)
+    domain.poller.tick()  # Enqueued -> Enqueued
+    before = len(domain.faults.calls)
+
+    domain.clock.advance(domain.poller.policy.backoff.interval_max * 2)
+    report = domain.poller.tick()
+
+    calls = domain.faults.calls[before:]
+    writes = [c for c in calls if c.startswith(("PUT", "POST", "PATCH", "MERGE", "DELETE"))]
+    assert report.counts.get("polled") == 1
+    # Only the poll lease (taken, then finished with the watermark) is written.
+    assert len(writes) == 2, calls
+    assert domain.latest(blob).state is TrackingState.ENQUEUED
+
+
+def test_a_file_is_archived_with_its_stamp_once_final(domain: Domain) -> None:
+    blob = _enqueued(domain)
+
+    final = domain.tick_until_final(blob)
+
+    assert final.state is TrackingState.PROCESSED
+    assert final.archived_to == f"{final.archived_to.split('/')[0]}/Processed/{blob}"
+    assert final.archive_error is None
+    assert not domain.inbound.get_blob_client(blob).exists()
+    assert domain.context.store.schedule.get(final.record_id) is None
+
+
+def test_a_file_whose_metadata_someone_changed_is_still_archived(domain: Domain) -> None:
+    """Finding 4: a source ETag that no longer matches is not a reason to skip silently."""
+    blob = _enqueued(domain)
+    domain.inbound.get_blob_client(blob).set_blob_metadata({"reviewed": "yes"})
+
+    final = domain.tick_until_final(blob)
+
+    assert final.archived_to is not None
+    assert final.archive_error is None
+
+
+def test_an_overwritten_file_is_not_archived_and_says_why(domain: Domain) -> None:
+    blob = _enqueued(domain)
+    domain.inbound.upload_blob(blob, VALID + b"<!-- v2 -->", overwrite=True)
+
+    final = domain.tick_until_final(blob)
+
+    assert final.state is TrackingState.PROCESSED
+    assert final.archived_to is None
+    assert "overwritten by a newer version" in final.archive_error
+    assert domain.inbound.get_blob_client(blob).exists()
+
+
+def test_an_uploaders_large_metadata_does_not_stop_the_archive(domain: Domain) -> None:
+    """Finding 3: metadata over 8 KiB once our stamp is added used to be refused every time."""
+    blob = _enqueued(domain, metadata={"note": "n" * 8000})
+
+    final = domain.tick_until_final(blob)
+
+    assert final.archived_to is not None
+    copy = domain.context.blob_service.get_blob_client(*final.archived_to.split("/", 1))
+    metadata = copy.get_blob_properties().metadata
+    assert metadata["note"] == "n" * 8000
+    assert metadata["d365_state"] == "Processed"
+
+
+def test_an_archive_that_keeps_failing_ends_with_its_reason(domain: Domain) -> None:
+    """Finding 3: an archive is not retried for ever; the file stays, the record says why."""
+    blob = _enqueued(domain)
+    archive = domain.context.blob_service.get_container_client(
+        domain.context.settings.archive_container
     )
+    archive.delete_container()
 
+    final = domain.tick_until_final(blob, ticks=60)
 
-def test_back_off_doubles_from_the_minimum_up_to_the_maximum() -> None:
-    assert [POLICY.next_interval(n).total_seconds() for n in range(7)] == [
-        30, 60, 120, 240, 480, 600, 600,
-    ]  # fmt: skip
-
-
-def test_points_follow_the_back_off_from_the_anchor() -> None:
-    points = POLICY.points(entry(), T0 + timedelta(minutes=8))
-    offsets = [(p - T0).total_seconds() for p in points]
-    assert offsets == [0, 30, 90, 210, 450]
-
-
-def test_an_entry_written_after_the_last_tick_is_due_from_its_anchor() -> None:
-    fresh = entry(written=T0 + timedelta(seconds=5))
-    assert POLICY.is_due(fresh, T0, T0) is True
-    assert POLICY.is_due(fresh, None, T0) is True
-    assert POLICY.is_due(entry(due=T0 + timedelta(seconds=1)), None, T0) is False
+    assert final.state is TrackingState.PROCESSED
+    assert final.archived_to is None
+    assert "404 ContainerNotFound" in final.archive_error
+    assert f"it stays in d365-inbound/{blob}" in final.archive_error
+    assert final.archive_attempts == domain.poller.policy.archive_attempts
+    assert domain.inbound.get_blob_client(blob).exists()
 
 
 @pytest.mark.parametrize(
-    ("watermark_s", "now_s", "due"),
+    ("method", "contains", "skip"),
     [
-        (0, 10, False),  # polled at 0 by the last tick; next point is 30
-        (0, 30, True),  # the point at 30 falls after the watermark
-        (30, 60, False),  # polled at 30; next point is 90
-        (30, 95, True),
-        (100, 200, False),  # polled at 90; next point is 210
-        (100, 3600, True),  # ticks stopped for an hour: due once
+        ("POST", "$batch", 0),  # the final record write
+        ("PUT", "-archive/", 0),  # the copy
+        ("DELETE", "d365-inbound/", 0),  # deleting the source after the copy
+        ("POST", "$batch", 1),  # recording the move
     ],
 )
-def test_an_older_entry_is_due_when_one_of_its_points_follows_the_watermark(
-    watermark_s: int, now_s: int, due: bool
+def test_a_stop_at_any_step_of_finishing_is_finished_by_the_next_tick(
+    domain: Domain, method: str, contains: str, skip: int
 ) -> None:
-    watermark = T0 + timedelta(seconds=watermark_s)
-    now = T0 + timedelta(seconds=now_s)
-    assert POLICY.is_due(entry(), watermark, now) is due
+    """Every step of finishing, failed: the next tick completes it; F&O got the file once."""
+    blob = _enqueued(domain)
+    domain.faults.fail("reset", method, contains, skip=skip, times=1000)
+    for _ in range(3):
+        domain.clock.advance(domain.poller.policy.backoff.interval_max)
+        domain.poller.tick()
+    domain.faults.clear()
 
+    final = domain.tick_until_final(blob)
 
-def test_progress_counts_the_polls_made_and_names_the_next() -> None:
-    assert POLICY.progress(entry(written=T0 + timedelta(seconds=1)), T0) == (0, T0)
-    polls, upcoming = POLICY.progress(entry(polls=2), T0 + timedelta(seconds=100))
-    # points at 0, 120 (interval after 2 polls), 360...: one made by the watermark.
-    assert polls == 3
-    assert upcoming == T0 + timedelta(seconds=120)
+    assert final.state is TrackingState.PROCESSED
+    assert final.archived_to is not None
+    assert not domain.inbound.get_blob_client(blob).exists()
+    assert domain.enqueues() == 1
+    assert domain.context.store.schedule.get(final.record_id) is None

@@ -1,4 +1,8 @@
-"""Routes: parsing D365_ROUTES, every configuration error, and blob path resolution."""
+"""Routes: parsing D365_ROUTES, the route table as a whole, and blob path resolution.
+
+Every kind of bad route and bad blob name, with its exact answer, is in
+tests/shared/config/test_bad_settings.py.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ from typing import Any
 import pytest
 
 from shared.routing import (
+    MAX_BLOB_NAME_CHARS,
+    MAX_BLOB_NAME_SEGMENTS,
     RejectReason,
     Route,
     RouteConfigError,
     RouteTable,
     RoutingError,
-    normalise_guid,
-    parse_byte_size,
 )
+from shared.tracking import TrackingState
 
 CUSTOMERS_ID = "aaaaaaaa-0000-4000-8000-000000000001"
 JOURNAL_ID = "aaaaaaaa-0000-4000-8000-000000000002"
@@ -171,44 +176,6 @@ def test_package_route_takes_only_zip(table: RouteTable) -> None:
     assert "does not end with .zip, which data package route 'packages' requires" in str(error)
 
 
-@pytest.mark.parametrize(
-    ("company", "why"),
-    [
-        ("USMF1", "'USMF1' is not a legal entity id; expected 1-4 letters or digits"),
-        ("US-1", "'US-1' is not a legal entity id"),
-        ("ü", "'ü' is not a legal entity id"),
-        ("U S", "'U S' is not a legal entity id"),
-    ],
-)
-def test_bad_company_folder(table: RouteTable, company: str, why: str) -> None:
-    error = _rejected(table, f"customers/{company}/a.xml")
-    assert error.reason is RejectReason.BAD_COMPANY
-    assert why in str(error)
-    assert "route 'customers', prefix 'customers/{company}/'" in str(error)
-    assert str(error).endswith("upload under the legal entity's folder")
-
-
-@pytest.mark.parametrize(
-    ("path", "why"),
-    [
-        ("", "is empty"),
-        ("customers/USMF/a\x00.xml", "holds a control character"),
-        ("customers/USMF/a\n.xml", "holds a control character"),
-        ("customers/USMF/a\x7f.xml", "holds a control character"),
-        ("customers//USMF/a.xml", "has an empty folder or file name segment"),
-        ("customers/USMF/ ", "has an empty folder or file name segment"),
-        ("customers/USMF/../a.xml", "holds a '.' or '..' segment"),
-        ("customers/USMF/" + "a" * 252 + ".xml", "has a file name longer than 255 characters"),
-        ("customers/USMF/" + "d/" * 510 + "a.xml", "is longer than 1024 characters"),
-    ],
-)
-def test_bad_names(table: RouteTable, path: str, why: str) -> None:
-    error = _rejected(table, path)
-    assert error.reason is RejectReason.BAD_NAME
-    assert why in str(error)
-    assert "rename the file" in str(error)
-
-
 def test_file_name_of_255_characters_is_fine(table: RouteTable) -> None:
     name = "a" * 251 + ".xml"
     assert table.resolve(f"customers/USMF/{name}").file_name == name
@@ -223,6 +190,7 @@ def test_reject_reasons_cover_the_enqueuer_too() -> None:
         "ROUTE_DISABLED",
         "EMPTY_FILE",
         "TOO_LARGE",
+        "NAME_TOO_LONG",
     }
     assert RejectReason("NoRoute") is RejectReason.NO_ROUTE
     assert isinstance(RejectReason.TOO_LARGE, str)
@@ -268,56 +236,6 @@ def test_route_constructed_directly_is_validated_too() -> None:
     )
 
 
-GUID_HINT = (
-    "expected the recurring data job's activity ID from Data management > Manage scheduled "
-    "data jobs, e.g. 6d31e09f-0249-459f-94f0-aad9c2c47b64"
-)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "problem"),
-    [
-        ({"activity_id": "abc"}, f"D365_ROUTES[1].activity_id: 'abc' is not a GUID; {GUID_HINT}"),
-        ({"activity_id": 12}, "D365_ROUTES[1].activity_id: 12 is not a GUID"),
-        ({"name": "a b"}, "D365_ROUTES[1].name: 'a b' is not a simple name; expected 1-64"),
-        ({"name": "x" * 65}, "is not a simple name"),
-        ({"prefix": ""}, "D365_ROUTES[1].prefix: '' is empty; expected a folder path"),
-        ({"prefix": "/abs/"}, "D365_ROUTES[1].prefix: '/abs/' starts with '/'"),
-        ({"prefix": "no-slash"}, "'no-slash' does not end with '/'"),
-        ({"prefix": "a//b/"}, "'a//b/' has an empty segment ('//')"),
-        ({"prefix": "a/../b/"}, "'a/../b/' holds '.' or '..'"),
-        ({"prefix": "{company}/x/{company}/"}, "holds {company} more than once"),
-        ({"prefix": "cust-{company}/"}, "uses braces other than a whole {company} segment"),
-        ({"prefix": "{tenant}/"}, "uses braces other than a whole {company} segment"),
-        ({"prefix": "a\tb/"}, "holds a control character"),
-        ({"entity": ""}, "D365_ROUTES[1].entity: '' is not an entity name; expected the data"),
-        ({"entity": 5}, "D365_ROUTES[1].entity: 5 is not an entity name"),
-        ({"company": "USMF"}, "D365_ROUTES[1].company: is set while the prefix holds {company}"),
-        ({"prefix": "x/", "company": "TOOLONG"}, "'TOOLONG' is not a legal entity id"),
-        ({"prefix": "x/", "company": "U$"}, "'U$' is not a legal entity id"),
-        ({"max_bytes": 0}, "D365_ROUTES[1].max_bytes: 0 is not a positive size; expected"),
-        ({"max_bytes": -1}, "-1 is not a positive size"),
-        ({"max_bytes": "lots"}, "D365_ROUTES[1].max_bytes: 'lots' is not a size"),
-        ({"max_bytes": True}, "True is not a size"),
-        ({"extensions": ".xml"}, "D365_ROUTES[1].extensions: '.xml' is not a list"),
-        ({"extensions": ["xml"]}, "D365_ROUTES[1].extensions: ['xml'] are not file suffixes"),
-        ({"enabled": "yes"}, "D365_ROUTES[1].enabled: 'yes' is not true or false"),
-        (
-            {"entity": None, "extensions": [".xml"]},
-            "D365_ROUTES[1].extensions: ['.xml'] on a data package route (no entity); a data "
-            'package job takes only .zip packages: use [".zip"], or set entity for a file job',
-        ),
-        ({"activityId": CUSTOMERS_ID}, "D365_ROUTES[1]: unknown key 'activityId'; expected one of"),
-        ({"prefix": None}, "D365_ROUTES[1].prefix: None is empty"),
-    ],
-)
-def test_each_bad_route_field_is_named(overrides: dict[str, Any], problem: str) -> None:
-    good = _route(name="first", prefix="first/")
-    with pytest.raises(RouteConfigError) as caught:
-        _table(good, _route(**overrides))
-    assert any(problem in p for p in caught.value.problems), caught.value.problems
-
-
 @pytest.mark.parametrize("missing", ["name", "prefix", "activity_id"])
 def test_missing_required_key(missing: str) -> None:
     route = _route()
@@ -353,7 +271,7 @@ def test_duplicate_names_and_prefixes() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("[", "D365_ROUTES: not valid JSON (Expecting value: line 1 column 2 (char 1))"),
+        ("[", "D365_ROUTES: is not valid JSON (Expecting value: line 1 column 2 (char 1))"),
         ("[]", "D365_ROUTES: expected a non-empty JSON list of routes, e.g. [{"),
         ('{"name": "x"}', "D365_ROUTES: expected a non-empty JSON list of routes"),
     ],
@@ -373,43 +291,74 @@ def test_table_lookup_and_equality() -> None:
     assert repr(table) == "RouteTable(['customers'])"
 
 
-# -- helpers -------------------------------------------------------------------------------
+def test_route_constructed_directly_defaults_to_any_extension() -> None:
+    route = Route(name="x", prefix="x/", activity_id=CUSTOMERS_ID, entity="X")
+    assert route.extensions == ()
+
+
+# -- the table as a whole ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    "prefixes",
     [
-        ("{6D31E09F-0249-459F-94F0-AAD9C2C47B64}", "6d31e09f-0249-459f-94f0-aad9c2c47b64"),
-        (" 6d31e09f-0249-459f-94f0-aad9c2c47b64 ", "6d31e09f-0249-459f-94f0-aad9c2c47b64"),
+        ("customers/{company}/", "customers/USMF/"),  # a literal segment is more specific
+        ("customers/", "customers/{company}/"),  # a longer prefix is more specific
+        ("{company}/in/", "{company}/out/"),  # never the same path
+        ("a/{company}/", "b/{company}/"),
     ],
 )
-def test_normalise_guid(text: str, expected: str) -> None:
-    assert normalise_guid(text) == expected
+def test_overlapping_prefixes_of_different_specificity_are_fine(prefixes: tuple[str, str]) -> None:
+    first, second = prefixes
+    table = _table(_route(name="first", prefix=first), _route(name="second", prefix=second))
+    assert len(table) == 2
 
 
-@pytest.mark.parametrize("text", ["", "6d31e09f02494 59f94f0aad9c2c47b64", "{6d31e09f-0249}"])
-def test_normalise_guid_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a GUID"):
-        normalise_guid(text)
+def test_equally_specific_overlapping_prefixes_are_refused() -> None:
+    with pytest.raises(RouteConfigError) as caught:
+        _table(
+            _route(name="by-company", prefix="{company}/in/"),
+            _route(name="usmf", prefix="USMF/{company}/"),
+        )
+    assert caught.value.problems == (
+        "D365_ROUTES: routes 'by-company' ('{company}/in/') and 'usmf' ('USMF/{company}/') "
+        "both match paths such as 'USMF/in/<file>' and neither is more specific; make one "
+        "prefix longer or more literal",
+    )
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (123, 123),
-        ("123", 123),
-        ("48MiB", 48 * 1024 * 1024),
-        ("50 MB", 50_000_000),
-        ("512kib", 512 * 1024),
-        ("1GiB", 1 << 30),
-        ("10B", 10),
-    ],
-)
-def test_parse_byte_size(text: str | int, expected: int) -> None:
-    assert parse_byte_size(text) == expected
+# -- archive limits ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "MiB", "1.5MiB", "-3", "0", "12 parsecs"])
-def test_parse_byte_size_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="size"):
-        parse_byte_size(text)
+def test_the_archive_name_of_the_longest_accepted_name_fits_azure() -> None:
+    longest_state = max(len(state.value) for state in TrackingState if state.is_terminal)
+    repeat_suffix = len(".") + 12
+    assert MAX_BLOB_NAME_CHARS + longest_state + len("/") + repeat_suffix == 1024
+    assert MAX_BLOB_NAME_SEGMENTS + 1 == 254
+
+
+def test_names_up_to_the_limits_are_accepted() -> None:
+    table = _table(_route(prefix="in/"))
+    folders = "/".join(["f"] * (MAX_BLOB_NAME_SEGMENTS - 2))
+    deepest = f"in/{folders}/a.xml"
+    assert len(deepest.split("/")) == MAX_BLOB_NAME_SEGMENTS
+    assert table.resolve(deepest).file_name == "a.xml"
+    longest = "in/" + "d" * 200 + "/" + "e" * 200 + "/" + "g" * 200 + "/" + "h" * 200 + "/"
+    longest += "a" * (MAX_BLOB_NAME_CHARS - len(longest) - 4) + ".xml"
+    assert len(longest) == MAX_BLOB_NAME_CHARS
+    assert table.resolve(longest).blob_path == longest
+
+
+def test_characters_beyond_the_basic_plane_count_twice() -> None:
+    table = _table(_route(prefix="in/"))
+    name = "in/" + "d" * 200 + "/" + "e" * 200 + "/" + "g" * 200 + "/"
+    name += "\U0001f600" * ((MAX_BLOB_NAME_CHARS - len(name) - 4) // 2 + 1) + ".xml"
+    assert len(name) < MAX_BLOB_NAME_CHARS
+    with pytest.raises(RoutingError) as caught:
+        table.resolve(name)
+    assert caught.value.reason is RejectReason.NAME_TOO_LONG
+
+
+def test_brackets_inside_json_strings_do_not_count_as_nesting() -> None:
+    table = _table(_route(entity='[[[[[[[[[[[[ {{{{{{{{{{{{ \\" ]]]'))
+    assert table.routes[0].entity == '[[[[[[[[[[[[ {{{{{{{{{{{{ \\" ]]]'

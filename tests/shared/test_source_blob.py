@@ -1,4 +1,5 @@
-"""The source blob: streamed in small ranges, fingerprinted across metadata writes."""
+"""The source blob: streamed in small ranges by our clients, fingerprinted across metadata
+writes, stamped within Azure's metadata limit."""
 
 import gc
 import hashlib
@@ -7,7 +8,10 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.source_blob import STREAM_CHUNK, fingerprint, streaming_client
+from shared.config import StorageSettings
+from shared.source_blob import METADATA_LIMIT, fingerprint, with_stamp
+from shared.storage import STREAM_CHUNK, blob_service_client
+from shared.tracking import TrackedFile, TrackingState, utcnow
 
 
 def _status_mib(field: str) -> int:
@@ -20,14 +24,15 @@ def _status_mib(field: str) -> int:
 def test_a_large_blob_is_streamed_without_holding_it_in_memory(
     storage_connection_string: str, unique_name: str
 ) -> None:
-    container = BlobServiceClient.from_connection_string(
-        storage_connection_string
-    ).create_container(unique_name)
+    service = blob_service_client(
+        StorageSettings.from_env({"IntegrationStorage": storage_connection_string})
+    )
+    container = service.create_container(unique_name)
     data = os.urandom(40 * 1024 * 1024)
-    blob = container.upload_blob("big.bin", data)
+    container.upload_blob("big.bin", data)
     digest = hashlib.sha256(data).hexdigest()
     del data
-    source = streaming_client(blob)
+    source = service.get_blob_client(unique_name, "big.bin")
     source.get_blob_properties()
     gc.collect()
 
@@ -56,3 +61,25 @@ def test_fingerprint_survives_a_metadata_write_but_not_an_overwrite(
     assert fingerprint(blob.get_blob_properties()) == before
     blob.upload_blob(b"<Document><X/></Document>", overwrite=True)
     assert fingerprint(blob.get_blob_properties()) != before
+
+
+def test_the_stamp_fits_beside_an_uploaders_large_metadata() -> None:
+    """Finding 3: metadata over 8 KiB once our stamp is added is refused on every try."""
+    now = utcnow()
+    record = TrackedFile(
+        record_id="r" * 32,
+        row_key="1" * 13 + "-" + "a" * 32,
+        blob="a.xml",
+        blob_etag="e",
+        state=TrackingState.PROCESSED,
+        received_at=now,
+        updated_at=now,
+        fingerprint="10:ab:2026",
+        last_error="x" * 900,
+    )
+    theirs = {"note": "y" * (METADATA_LIMIT - 200)}
+    stamped = with_stamp(theirs, record)
+    assert stamped["note"] == theirs["note"]
+    assert stamped["d365_state"] == "Processed"
+    assert sum(len(k) + len(v) for k, v in stamped.items()) <= METADATA_LIMIT
+    assert len(with_stamp({}, record)["d365_reason"]) == 900

@@ -13,7 +13,7 @@ from azure.core.exceptions import ServiceResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from devtools.azurite import Azurite, connection_string
-from shared.settings import StorageSettings
+from shared.config import StorageSettings
 from shared.storage import blob_service_client, storage_credential, table_service_client
 
 MI_CLIENT_ID = "cccccccc-0000-4000-8000-000000000001"

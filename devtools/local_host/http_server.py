@@ -1,0 +1,157 @@
+"""The loopback HTTP server for ``/api/<route>``: methods, function keys, and replies."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import azure.functions as func
+
+from devtools.local_host.bindings import HttpFunction
+from devtools.local_host.invocation import invoke
+
+_LOGGER = logging.getLogger(__name__)
+
+ROUTE_PREFIX = "/api/"
+_HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """What goes back to the client."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def _json_reply(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> HttpReply:
+    data = json.dumps(body).encode()
+    return HttpReply(status, (("Content-Type", "application/json; charset=utf-8"), *extra), data)
+
+
+def _reply_from(response: Any) -> HttpReply:
+    if isinstance(response, str):
+        response = func.HttpResponse(response)
+    if not isinstance(response, func.HttpResponse):
+        raise TypeError(f"an HTTP function returned {type(response).__name__}, not HttpResponse")
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP]
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", f"{response.mimetype}; charset={response.charset}"))
+    return HttpReply(response.status_code, tuple(headers), response.get_body())
+
+
+class HttpDispatcher:
+    """Routes one request to its function, enforcing methods and function keys.
+
+    :param functions: in matching order (more literal segments first).
+    :param function_key: when set, FUNCTION/ADMIN routes need it; None enforces no keys.
+    """
+
+    def __init__(self, functions: Iterable[HttpFunction], function_key: str | None) -> None:
+        self._functions = tuple(functions)
+        self._function_key = function_key
+
+    def dispatch(
+        self, method: str, base_url: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpReply:
+        """Run the function whose route matches ``target`` and turn its response into a reply."""
+        parts = urlsplit(target)
+        if not parts.path.lower().startswith(ROUTE_PREFIX):
+            return _json_reply(404, {"error": "not found", "path": parts.path})
+        path = "/" + parts.path[len(ROUTE_PREFIX) :]
+        matches = [(f, m) for f in self._functions if (m := f.compiled.pattern.fullmatch(path))]
+        if not matches:
+            return _json_reply(404, {"error": "not found", "path": parts.path})
+        allowed = [(f, m) for f, m in matches if f.methods is None or method in f.methods]
+        if not allowed:
+            methods = sorted({m for f, _ in matches for m in f.methods or ()})
+            return _json_reply(
+                405, {"error": f"method {method} not allowed"}, ("Allow", ", ".join(methods))
+            )
+        function, match = allowed[0]
+        params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
+        if not self._authorized(function, headers, params):
+            return _json_reply(401, {"error": "a function key is required (x-functions-key)"})
+        request = func.HttpRequest(
+            method,
+            base_url + target,
+            headers=headers,
+            params=params,
+            route_params={
+                name: unquote(value)
+                for group, name in function.compiled.parameters.items()
+                if (value := match.group(group)) is not None
+            },
+            body=body,
+        )
+        detail = f"trigger=http method={method} path={parts.path}"
+        outcome = invoke(
+            function.name, function.user_function, detail, **{function.binding_name: request}
+        )
+        if outcome.succeeded:
+            try:
+                return _reply_from(outcome.value)
+            except TypeError:
+                _LOGGER.exception("invalid HTTP response function=%s", function.name)
+        return _json_reply(500, {"error": "internal server error"})
+
+    def _authorized(
+        self, function: HttpFunction, headers: Mapping[str, str], params: Mapping[str, str]
+    ) -> bool:
+        if self._function_key is None or function.auth_level == "ANONYMOUS":
+            return True
+        given = next((v for k, v in headers.items() if k.lower() == "x-functions-key"), None)
+        given = given or params.get("code", "")
+        return hmac.compare_digest(given.encode(), self._function_key.encode())
+
+
+class HttpServer(ThreadingHTTPServer):
+    """A threading server whose requests go to one :class:`HttpDispatcher`."""
+
+    # Join request threads on close, so stop() leaves nothing running.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], dispatcher: HttpDispatcher) -> None:
+        super().__init__(address, _RequestHandler)
+        self.dispatcher = dispatcher
+        self.base_url = f"http://{address[0]}:{self.server_address[1]}"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: HttpServer
+    timeout = 30  # a silent client cannot hold stop() forever
+
+    def _handle(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            reply = _json_reply(411, {"error": "send a Content-Length"})
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            reply = self.server.dispatcher.dispatch(
+                self.command, self.server.base_url, self.path, dict(self.headers.items()), body
+            )
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The path without its query string: ?code= carries a function key.
+        _LOGGER.debug("http %s %s status=%s", self.command, urlsplit(self.path).path, code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Only send_error() gets here now; its text may quote the request line (and a ?code=
+        # key), so log the status alone, and keep stderr quiet.
+        _LOGGER.debug("http error status=%s", args[0] if args else "-")

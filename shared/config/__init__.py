@@ -1,0 +1,113 @@
+"""Every app setting of the function app, read once and validated as a whole.
+
+:meth:`Settings.from_env` reads the environment (app settings in Azure, ``Values`` of
+``local.settings.json`` locally) and raises one :class:`SettingsError` that lists every
+problem, each naming the setting, what is wrong and the expected form. Secret values (client
+secret, certificate password, storage connection string) never appear in a ``repr`` or an
+error, nor do the values of the identity settings (tenant, client ids, certificate path).
+
+Modules: :mod:`~shared.config.parsers` (durations, URLs, GUIDs, byte sizes, names),
+:mod:`~shared.config.ncrontab` (the schedule grammar and its evaluator),
+:mod:`~shared.config.d365` and :mod:`~shared.config.storage` (the connection settings),
+:mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.summary` (what the
+health endpoint shows).
+
+F&O connection and identity:
+
+``D365_BASE_URL``                   required; the environment root, e.g.
+                                    ``https://contoso.operations.dynamics.com``; https (http only
+                                    for loopback hosts, e.g. the local emulator); kept lower case
+                                    without trailing slash.
+``D365_AUTHORITY_HOST``             default ``https://login.microsoftonline.com``; the Entra
+                                    host of a sovereign cloud, or the emulator.
+``D365_TENANT_ID``                  tenant GUID or domain; required with a secret or certificate.
+``D365_CLIENT_ID``                  the Entra app registered in F&O (System administration >
+                                    Setup > Microsoft Entra applications); required with a secret
+                                    or certificate.
+``D365_CLIENT_SECRET``              the app's secret (in Azure: a Key Vault reference), or
+``D365_CLIENT_CERTIFICATE_PATH``    a PEM or PFX certificate file, with optional
+                                    ``D365_CLIENT_CERTIFICATE_PASSWORD``. Both set is an error.
+                                    Neither: the app's managed identity, a user-assigned one when
+``D365_MANAGED_IDENTITY_CLIENT_ID`` names its client id.
+``D365_HTTP_TIMEOUT``               read timeout of one F&O call, default ``300s``, 1s to 1h.
+``D365_WRITE_TIMEOUT``              time allowed for each socket send while a file is uploaded
+                                    to F&O, default ``300s``, 1s to 1h.
+
+Routing and storage:
+
+``D365_ROUTES``                     required; JSON list of routes (see :mod:`shared.routing`).
+``MAX_FILE_BYTES``                  limit for routes without ``max_bytes``, default ``48MiB``, at
+                                    most ``1GiB``: F&O answered 413 to a 50 MB file (RIS issue
+                                    #135), so the default stays below that.
+``IntegrationStorage``              the storage connection shared with the blob trigger: a
+                                    connection string, or identity-based
+                                    ``IntegrationStorage__serviceUri`` (blob only) /
+                                    ``__blobServiceUri`` (+ ``__queueServiceUri``, which the
+                                    trigger needs) and ``__tableServiceUri``, with
+                                    ``__credential`` = ``managedidentity`` and ``__clientId`` for
+                                    a user-assigned identity. The connection string wins, then
+                                    ``__serviceUri``, then ``__blobServiceUri``, as the trigger
+                                    resolves them.
+``INBOUND_CONTAINER``               default ``d365-inbound`` (must equal the trigger's path).
+``ARCHIVE_CONTAINER``               default ``d365-archive``: finished files are moved here.
+``ERRORS_CONTAINER``                default ``d365-execution-errors``: execution errors too large
+                                    for a table row.
+``ARCHIVE_MODE``                    ``move`` (default: copy to the archive, then delete) or
+                                    ``metadata`` (leave the file, stamp its outcome in metadata).
+``STATUS_TABLE``                    default ``d365messages``.
+
+Polling:
+
+``POLL_SCHEDULE``                   NCRONTAB, 6 fields (5 accepted), default ``0 */1 * * * *``;
+                                    the grammar is :mod:`shared.config.ncrontab`'s.
+``POLL_CONCURRENCY``                F&O calls in flight per tick, default 16, 1..64.
+``POLL_TICK_BUDGET``                a tick starts no new work after this, default ``4m``, 1s to
+                                    1h; with ``D365_HTTP_TIMEOUT`` shorter than ``host.json``'s
+                                    ``functionTimeout``.
+``POLL_INTERVAL_MIN``               back-off between polls of one message: from ``30s``
+``POLL_INTERVAL_MAX``               up to ``10m``; each 1s to 1d.
+``MAX_PENDING_AGE``                 a message not terminal after this is ``TimedOut``, ``24h``,
+                                    1s to 30d.
+``CLAIM_LEASE``                     a claimed file not enqueued after this is recovered, ``10m``,
+                                    1s to 1d, and longer than one enqueue may take.
+
+Durations accept ``90s``, ``30m``, ``24h``, ``1d``, ISO 8601 ``PT24H``, ``hh:mm:ss`` (also
+``d.hh:mm:ss``) or plain seconds. A setting whose name is a near miss of one of these (say
+POLL_SHEDULE) is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from shared.config.d365 import DEFAULT_AUTHORITY_HOST, AuthMode, D365Settings
+from shared.config.ncrontab import NcrontabSchedule, parse_ncrontab
+from shared.config.parsers import (
+    InvalidValueError,
+    format_duration,
+    parse_byte_size,
+    parse_duration,
+    parse_guid,
+)
+from shared.config.reader import SettingsError
+from shared.config.settings import SETTING_NAMES, ArchiveMode, Settings
+from shared.config.storage import STORAGE_CONNECTION, StorageSettings
+from shared.config.summary import health_summary
+
+__all__ = [
+    "DEFAULT_AUTHORITY_HOST",
+    "SETTING_NAMES",
+    "STORAGE_CONNECTION",
+    "ArchiveMode",
+    "AuthMode",
+    "D365Settings",
+    "InvalidValueError",
+    "NcrontabSchedule",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+    "format_duration",
+    "health_summary",
+    "parse_byte_size",
+    "parse_duration",
+    "parse_guid",
+    "parse_ncrontab",
+]

@@ -1,0 +1,295 @@
+"""``Settings``: every app setting of the function app, read once and validated as a whole."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+# The module, not its names: shared.routing imports shared.config.parsers, and a module
+# reference resolves whichever of the two is imported first.
+from shared import routing
+from shared.config.d365 import D365Settings, read_d365
+from shared.config.host_json import APP_ROOT, function_timeout
+from shared.config.ncrontab import parse_ncrontab
+from shared.config.parsers import (
+    EXAMPLE_GUID,
+    InvalidValueError,
+    format_duration,
+    parse_byte_size,
+    parse_container_name,
+    parse_table_name,
+    parse_whole_number,
+)
+from shared.config.reader import SettingsReader
+from shared.config.storage import StorageSettings, read_storage
+
+__all__ = ["SETTING_NAMES", "ArchiveMode", "Settings"]
+
+SETTING_NAMES = (
+    "D365_BASE_URL",
+    "D365_AUTHORITY_HOST",
+    "D365_TENANT_ID",
+    "D365_CLIENT_ID",
+    "D365_CLIENT_SECRET",
+    "D365_CLIENT_CERTIFICATE_PATH",
+    "D365_CLIENT_CERTIFICATE_PASSWORD",
+    "D365_MANAGED_IDENTITY_CLIENT_ID",
+    "D365_HTTP_TIMEOUT",
+    "D365_WRITE_TIMEOUT",
+    "D365_ROUTES",
+    "MAX_FILE_BYTES",
+    "INBOUND_CONTAINER",
+    "ARCHIVE_CONTAINER",
+    "ERRORS_CONTAINER",
+    "ARCHIVE_MODE",
+    "STATUS_TABLE",
+    "POLL_SCHEDULE",
+    "POLL_CONCURRENCY",
+    "POLL_TICK_BUDGET",
+    "POLL_INTERVAL_MIN",
+    "POLL_INTERVAL_MAX",
+    "MAX_PENDING_AGE",
+    "CLAIM_LEASE",
+)
+"""The app's own settings (the storage connection aside), as the README lists them."""
+
+_SECOND = timedelta(seconds=1)
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+# RetryPolicy().total_timeout of the F&O client: how long one call may keep retrying.
+_ENQUEUE_RETRY_BUDGET = timedelta(seconds=120)
+# A name this close to one of SETTING_NAMES, but not it, is taken for a misspelling.
+_MISSPELLING_CUTOFF = 0.85
+_OUR_PREFIXES = tuple(sorted({name.split("_", 1)[0] + "_" for name in SETTING_NAMES}))
+
+
+class ArchiveMode(enum.StrEnum):
+    """What happens to a file once F&O has finished with it."""
+
+    MOVE = "move"
+    METADATA = "metadata"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All app settings, validated. Build with :meth:`from_env`."""
+
+    d365: D365Settings
+    storage: StorageSettings
+    routes: routing.RouteTable
+    inbound_container: str = "d365-inbound"
+    archive_container: str = "d365-archive"
+    errors_container: str = "d365-execution-errors"
+    archive_mode: ArchiveMode = ArchiveMode.MOVE
+    status_table: str = "d365messages"
+    poll_schedule: str = "0 */1 * * * *"
+    poll_concurrency: int = 16
+    poll_tick_budget: timedelta = timedelta(minutes=4)
+    poll_interval_min: timedelta = timedelta(seconds=30)
+    poll_interval_max: timedelta = timedelta(minutes=10)
+    max_pending_age: timedelta = timedelta(hours=24)
+    claim_lease: timedelta = timedelta(minutes=10)
+    max_file_bytes: int = 48 * 1024 * 1024
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] = os.environ, *, app_root: Path = APP_ROOT
+    ) -> Settings:
+        """Read and validate every app setting; call it per invocation (``host.json`` is read
+        once per process, the rest is no I/O).
+
+        :param environ: the app settings.
+        :keyword app_root: where ``host.json`` is; its ``functionTimeout`` bounds the poller's
+            tick (an absent file sets no bound).
+        :raises SettingsError: every problem found, each naming its setting.
+        """
+        reader = SettingsReader(environ)
+        d365 = read_d365(reader)
+        storage = read_storage(reader)
+        routes = _read_routes(reader)
+        defaults = cls.__dataclass_fields__
+        settings = cls(
+            d365=d365,
+            storage=storage,
+            routes=routes,
+            **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
+        )
+        _check_together(reader, settings, function_timeout(app_root))
+        _check_misspellings(reader)
+        reader.raise_problems()
+        return settings
+
+
+_Read = Callable[[SettingsReader, Any], Any]
+
+
+def _parsed(setting: str, parse: Callable[[str], Any], expected: str) -> _Read:
+    return lambda reader, default: reader.parsed(setting, default, parse, expected)
+
+
+def _duration(setting: str, *, minimum: timedelta, maximum: timedelta) -> _Read:
+    return lambda reader, default: reader.duration(
+        setting, default, minimum=minimum, maximum=maximum
+    )
+
+
+def _parse_schedule(raw: str) -> str:
+    return parse_ncrontab(raw).expression
+
+
+def _parse_archive_mode(raw: str) -> ArchiveMode:
+    try:
+        return ArchiveMode(raw.lower())
+    except ValueError:
+        raise InvalidValueError(raw, "is not an archive mode") from None
+
+
+_CONTAINER_FORM = "expected 3-63 lower-case letters, digits and single hyphens, e.g. d365-archive"
+
+# Settings field -> how it is read (its default is the field's).
+_SCALARS: dict[str, _Read] = {
+    "inbound_container": _parsed("INBOUND_CONTAINER", parse_container_name, _CONTAINER_FORM),
+    "archive_container": _parsed("ARCHIVE_CONTAINER", parse_container_name, _CONTAINER_FORM),
+    "errors_container": _parsed("ERRORS_CONTAINER", parse_container_name, _CONTAINER_FORM),
+    "archive_mode": _parsed("ARCHIVE_MODE", _parse_archive_mode, "expected move or metadata"),
+    "status_table": _parsed(
+        "STATUS_TABLE",
+        parse_table_name,
+        "expected 3-63 letters or digits starting with a letter, e.g. d365messages",
+    ),
+    "poll_schedule": _parsed(
+        "POLL_SCHEDULE",
+        _parse_schedule,
+        "e.g. '0 */5 * * * *' runs every five minutes",
+    ),
+    "poll_concurrency": _parsed(
+        "POLL_CONCURRENCY",
+        lambda raw: parse_whole_number(raw, minimum=1, maximum=64),
+        "expected e.g. 16",
+    ),
+    # A tick must end well inside functionTimeout (checked against host.json below).
+    "poll_tick_budget": _duration("POLL_TICK_BUDGET", minimum=_SECOND, maximum=_HOUR),
+    "poll_interval_min": _duration("POLL_INTERVAL_MIN", minimum=_SECOND, maximum=_DAY),
+    "poll_interval_max": _duration("POLL_INTERVAL_MAX", minimum=_SECOND, maximum=_DAY),
+    # F&O's own message history is cleaned up after weeks; longer would poll a gone message.
+    "max_pending_age": _duration("MAX_PENDING_AGE", minimum=_SECOND, maximum=30 * _DAY),
+    "claim_lease": _duration("CLAIM_LEASE", minimum=_SECOND, maximum=_DAY),
+    "max_file_bytes": _parsed(
+        "MAX_FILE_BYTES",
+        parse_byte_size,
+        "expected a positive byte count up to 1GiB, e.g. 50331648 or 48MiB",
+    ),
+}
+
+
+def _read_routes(reader: SettingsReader) -> routing.RouteTable:
+    raw = reader.get("D365_ROUTES")
+    if raw is None:
+        reader.problem(
+            "D365_ROUTES",
+            "missing; expected a JSON list of routes, e.g. "
+            '[{"name": "customers", "prefix": "customers/{company}/", '
+            f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]',
+        )
+        return routing.RouteTable(())
+    try:
+        return routing.RouteTable.from_json(raw)
+    except routing.RouteConfigError as exc:
+        reader.problems.extend(exc.problems)
+        return routing.RouteTable(())
+
+
+def _check_together(
+    reader: SettingsReader, settings: Settings, function_limit: timedelta | None
+) -> None:
+    """Problems that only show when settings are read side by side."""
+    _check_containers(reader, settings)
+    _check_route_prefixes(reader, settings)
+    _check_durations(reader, settings)
+    if function_limit is not None:
+        _check_function_timeout(reader, settings, function_limit)
+
+
+def _check_containers(reader: SettingsReader, settings: Settings) -> None:
+    containers = {"ERRORS_CONTAINER": settings.errors_container}
+    if settings.archive_mode is ArchiveMode.MOVE:
+        containers["ARCHIVE_CONTAINER"] = settings.archive_container
+    for name, container in containers.items():
+        if container == settings.inbound_container:
+            reader.problem(
+                name,
+                f"{container!r} is the inbound container; writing there would enqueue the "
+                "files again: use a container of its own",
+            )
+
+
+def _check_route_prefixes(reader: SettingsReader, settings: Settings) -> None:
+    container = settings.inbound_container
+    for route in settings.routes:
+        first, _, rest = route.prefix.partition("/")
+        if first == container:
+            reader.problem(
+                "D365_ROUTES",
+                f"route {route.name!r}: prefix {route.prefix!r} starts with the inbound "
+                f"container's name; a prefix is a folder inside {container}: use {rest!r}",
+            )
+
+
+def _check_durations(reader: SettingsReader, settings: Settings) -> None:
+    longest_send = settings.d365.http_timeout + _ENQUEUE_RETRY_BUDGET + timedelta(minutes=1)
+    if settings.claim_lease < longest_send:
+        reader.problem(
+            "CLAIM_LEASE",
+            f"{format_duration(settings.claim_lease)} is shorter than one enqueue may take "
+            f"(D365_HTTP_TIMEOUT plus the client's {format_duration(_ENQUEUE_RETRY_BUDGET)} "
+            "retry budget plus a minute); a send still running would be taken for a dead "
+            f"one; expected at least {format_duration(longest_send)}",
+        )
+    if settings.poll_interval_min > settings.poll_interval_max:
+        reader.problem(
+            "POLL_INTERVAL_MIN",
+            f"{format_duration(settings.poll_interval_min)} is longer than POLL_INTERVAL_MAX "
+            f"({format_duration(settings.poll_interval_max)}); expected MIN <= MAX",
+        )
+    if settings.max_pending_age <= settings.poll_interval_max:
+        reader.problem(
+            "MAX_PENDING_AGE",
+            f"{format_duration(settings.max_pending_age)} is not longer than POLL_INTERVAL_MAX "
+            f"({format_duration(settings.poll_interval_max)}); messages would time out before "
+            "their next poll",
+        )
+
+
+def _check_function_timeout(reader: SettingsReader, settings: Settings, limit: timedelta) -> None:
+    """A tick stops starting work after its budget; a call in flight then runs to its timeout."""
+    budget, in_flight = settings.poll_tick_budget, settings.d365.http_timeout
+    if budget + in_flight >= limit:
+        reader.problem(
+            "POLL_TICK_BUDGET",
+            f"{format_duration(budget)} plus D365_HTTP_TIMEOUT ({format_duration(in_flight)}) "
+            "for a call still in flight is not shorter than functionTimeout in host.json "
+            f"({format_duration(limit)}): the host would stop a tick mid-call; lower "
+            "POLL_TICK_BUDGET or D365_HTTP_TIMEOUT, or raise functionTimeout",
+        )
+
+
+def _check_misspellings(reader: SettingsReader) -> None:
+    """A misspelled setting is otherwise ignored, and its default silently applies."""
+    for name in reader.environ:
+        if name in SETTING_NAMES or not name.upper().startswith(_OUR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(
+            name.upper(), SETTING_NAMES, n=1, cutoff=_MISSPELLING_CUTOFF
+        )
+        if close:
+            reader.problem(
+                name,
+                f"is not a setting of this app; did you mean {close[0]}? Rename it (until then "
+                f"{close[0]} keeps its own value or default)",
+            )

@@ -1,0 +1,46 @@
+"""The status model: what happened to every file, in one partition of one Azure table.
+
+- :mod:`._model`: value types and states;
+- :mod:`._codec`: the row layout, (de)serialisation and continuation tokens;
+- :mod:`._table`: the table client behind one error translator;
+- :mod:`._schedule`: the poll schedule's back-off, entries and lease;
+- :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
+  schedule entries, written together, and the errors blob.
+"""
+
+from ._codec import clean_etag, is_record_key, record_id_for
+from ._model import (
+    ClaimResult,
+    ConcurrencyError,
+    Page,
+    PendingEntry,
+    PollLease,
+    TrackedFile,
+    TrackingState,
+    TrackingStoreError,
+    error_to_dict,
+    utcnow,
+)
+from ._schedule import BATCH_SIZE, Backoff, Schedule
+from ._store import UNSCHEDULE, TrackingStore
+
+__all__ = [
+    "BATCH_SIZE",
+    "UNSCHEDULE",
+    "Backoff",
+    "ClaimResult",
+    "ConcurrencyError",
+    "Page",
+    "PendingEntry",
+    "PollLease",
+    "Schedule",
+    "TrackedFile",
+    "TrackingState",
+    "TrackingStore",
+    "TrackingStoreError",
+    "clean_etag",
+    "error_to_dict",
+    "is_record_key",
+    "record_id_for",
+    "utcnow",
+]

@@ -1,0 +1,296 @@
+"""How the status model is laid out in its table: keys, entities and continuation tokens.
+
+Every row of the status model lives in one partition, so that a record and the rows that
+follow it (its place on the poll schedule, its message-id and blob-path indexes) are written
+together in one entity group transaction: they cannot disagree after a failed call.
+
+=================================  ===========================================================
+row key                            row
+=================================  ===========================================================
+``<inverted ms>-<record id>``      a record: one blob version; newest first is the table order
+``~b-<path hash>-<record key>``    blob-path index: the versions of one path, newest first
+``~m-<message id>``                message-id index: F&O's message id to the record
+``~s-<record id>``                 poll-schedule entry, only while the record is not final
+``~lease-poller``                  the poll lease and the watermark of the last whole tick
+=================================  ===========================================================
+
+Sizes are measured as the service measures them: a string property holds 64 KiB of UTF-16.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.d365 import ExecutionError
+
+from ._model import PendingEntry, TrackedFile, TrackingState, error_to_dict
+
+__all__ = [
+    "MAX_PROPERTY_BYTES",
+    "PARTITION",
+    "blob_index_key",
+    "blob_index_prefix",
+    "decode_continuation",
+    "decode_errors",
+    "encode_continuation",
+    "encode_errors",
+    "from_entity",
+    "is_record_key",
+    "lease_key",
+    "message_key",
+    "pending_entity",
+    "pending_from",
+    "record_id_for",
+    "record_row_key",
+    "schedule_key",
+    "since_bound",
+    "to_entity",
+    "utf16_bytes",
+]
+
+PARTITION = "files"
+RECORDS_END = "~"
+"""Every record key sorts before this; every other row after it."""
+SCHEDULE_PREFIX = "~s-"
+_MESSAGE_PREFIX = "~m-"
+_BLOB_PREFIX = "~b-"
+_LEASE_PREFIX = "~lease-"
+_INVERT_BASE = 10**13 - 1
+_RECORD_KEY = re.compile(r"^\d{13}-[0-9a-f]{32}$")
+MAX_PROPERTY_BYTES = 64 * 1024
+"""A string property holds 64 KiB, counted in UTF-16."""
+_HISTORY_LIMIT = 50
+
+
+def utf16_bytes(text: str) -> int:
+    """Bytes ``text`` takes in a table property (UTF-16: 4 bytes for a non-BMP character)."""
+    return len(text.encode("utf-16-le", "surrogatepass"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A stored time as timezone-aware UTC; None for an empty value."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+def clean_etag(etag: str) -> str:
+    """An ETag without the quotes HTTP puts around it (quotes are awkward in keys)."""
+    return etag.strip().strip('"')
+
+
+def record_id_for(blob: str, etag: str) -> str:
+    """The record id of one blob version: stable, so every delivery computes the same one."""
+    digest = hashlib.sha256(f"{blob}\n{clean_etag(etag)}".encode())
+    return digest.hexdigest()[:32]
+
+
+def record_row_key(modified_at: datetime, record_id: str) -> str:
+    """Inverted time first, so the newest record sorts first.
+
+    The time is the blob version's own (its Last-Modified), so every delivery of a version
+    computes the same key and creating the row is the claim.
+    """
+    millis = int(modified_at.timestamp() * 1000)
+    return f"{_INVERT_BASE - max(millis, 0):013d}-{record_id}"
+
+
+def is_record_key(text: str) -> bool:
+    """True for a string shaped like a record's row key (metadata from uploaders may lie)."""
+    return bool(_RECORD_KEY.fullmatch(text))
+
+
+def since_bound(since: datetime) -> str:
+    """Upper bound of the record keys at or after ``since``."""
+    millis = max(int(since.timestamp() * 1000), 0)
+    return f"{_INVERT_BASE - millis:013d}-~"
+
+
+def _path_hash(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def blob_index_prefix(blob: str) -> str:
+    """Key prefix of the blob-path index rows of one path."""
+    return f"{_BLOB_PREFIX}{_path_hash(blob)}-"
+
+
+def blob_index_key(blob: str, row_key: str) -> str:
+    """Blob-path index row of one version: the prefix, then the record's key."""
+    return blob_index_prefix(blob) + row_key
+
+
+def message_key(message_id: str) -> str:
+    """Message-id index row of a normalised F&O message id."""
+    return _MESSAGE_PREFIX + message_id
+
+
+def schedule_key(record_id: str) -> str:
+    """Poll-schedule row of a record."""
+    return SCHEDULE_PREFIX + record_id
+
+
+def lease_key(name: str) -> str:
+    """Lease row ``name``."""
+    return _LEASE_PREFIX + name
+
+
+def encode_errors(errors: Sequence[ExecutionError]) -> str:
+    """Execution errors as the JSON text the row and the errors blob hold."""
+    return json.dumps([error_to_dict(e) for e in errors], ensure_ascii=False)
+
+
+def decode_errors(text: str | None) -> tuple[ExecutionError, ...]:
+    """Inverse of :func:`encode_errors`."""
+    if not text:
+        return ()
+    return tuple(
+        ExecutionError(str(e["record_id"]), str(e["field"]), str(e["message"]))
+        for e in json.loads(text)
+    )
+
+
+_TIME_FIELDS = (
+    "received_at",
+    "updated_at",
+    "enqueued_at",
+    "completed_at",
+    "send_started_at",
+    "lease_until",
+    "next_poll_at",
+)
+_TEXT_FIELDS = (
+    "blob",
+    "blob_etag",
+    "route",
+    "activity_id",
+    "entity",
+    "company",
+    "message_id",
+    "raw_message_id",
+    "d365_status",
+    "execution_id",
+    "errors_blob",
+    "errors_raw",
+    "last_error",
+    "reject_reason",
+    "archived_to",
+    "archive_error",
+    "fingerprint",
+    "write_id",
+)
+_COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
+
+
+def with_history(record: TrackedFile, state: TrackingState, at: datetime) -> tuple:
+    """The record's history with ``state`` appended (unless it is the last entry)."""
+    if record.history and record.history[-1][0] == state.value:
+        return record.history
+    return (*record.history, (state.value, _iso(at)))[-_HISTORY_LIMIT:]
+
+
+def to_entity(record: TrackedFile) -> dict[str, Any]:
+    """The table entity of a record."""
+    entity: dict[str, Any] = {
+        "PartitionKey": PARTITION,
+        "RowKey": record.row_key,
+        "record_id": record.record_id,
+        "state": record.state.value,
+        "archive_pending": record.archive_pending,
+        "errors": encode_errors(record.errors),
+        "history": json.dumps(record.history),
+    }
+    for name in _COUNT_FIELDS:
+        entity[name] = getattr(record, name)
+    for name in _TEXT_FIELDS:
+        entity[name] = getattr(record, name)
+    for name in _TIME_FIELDS:
+        entity[name] = _iso(getattr(record, name))
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
+    """The record of a table entity."""
+    texts = {name: entity.get(name) for name in _TEXT_FIELDS}
+    texts["write_id"] = texts["write_id"] or ""
+    times = {name: parse_time(entity.get(name)) for name in _TIME_FIELDS}
+    counts = {name: int(entity.get(name) or 0) for name in _COUNT_FIELDS}
+    counts["size"] = entity.get("size")  # type: ignore[assignment] - None stays unknown
+    return TrackedFile(
+        record_id=entity["record_id"],
+        row_key=entity["RowKey"],
+        state=TrackingState.parse(entity["state"]),
+        archive_pending=bool(entity.get("archive_pending", False)),
+        errors=decode_errors(entity.get("errors")),
+        history=tuple(tuple(item) for item in json.loads(entity.get("history") or "[]")),
+        etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",
+        **texts,
+        **times,
+        **counts,
+    )
+
+
+def pending_entity(entry: PendingEntry) -> dict[str, Any]:
+    """The table entity of a poll-schedule entry."""
+    entity: dict[str, Any] = {
+        "PartitionKey": PARTITION,
+        "RowKey": schedule_key(entry.record_id),
+        "record_row_key": entry.record_row_key,
+        "due": entry.due_at.astimezone(UTC),
+        "state": entry.state.value,
+        "since": entry.since.astimezone(UTC),
+        "blob": entry.blob,
+        "poll_count": entry.poll_count,
+        "message_id": entry.message_id,
+        "d365_status": entry.d365_status,
+        # Every write of an entry is a new anchor of its schedule: the poller reads it so.
+        "written_at": (entry.written_at or entry.due_at).astimezone(UTC),
+    }
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def pending_from(row: Any) -> PendingEntry:
+    """The poll-schedule entry of a table row."""
+    return PendingEntry(
+        record_id=row["RowKey"][len(SCHEDULE_PREFIX) :],
+        record_row_key=row["record_row_key"],
+        due_at=parse_time(row["due"]) or datetime.now(UTC),
+        state=TrackingState.parse(row["state"]),
+        since=parse_time(row["since"]) or datetime.now(UTC),
+        blob=row["blob"],
+        message_id=row.get("message_id"),
+        poll_count=int(row.get("poll_count") or 0),
+        d365_status=row.get("d365_status"),
+        written_at=parse_time(row.get("written_at")),
+        etag=row.metadata["etag"],
+    )
+
+
+def encode_continuation(row_key: str) -> str:
+    """Opaque continuation token for the HTTP API."""
+    return base64.urlsafe_b64encode(row_key.encode()).decode().rstrip("=")
+
+
+def decode_continuation(token: str) -> str:
+    """Inverse of :func:`encode_continuation`; ValueError for a token we did not issue."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        row_key = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("continuation is not a token this API issued") from exc
+    if not is_record_key(row_key):
+        raise ValueError("continuation is not a token this API issued")
+    return row_key

@@ -1,0 +1,181 @@
+"""Value types and states of the status model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from shared.d365 import ExecutionError
+
+__all__ = [
+    "ClaimResult",
+    "ConcurrencyError",
+    "Page",
+    "PendingEntry",
+    "PollLease",
+    "TrackedFile",
+    "TrackingState",
+    "TrackingStoreError",
+    "error_to_dict",
+    "utcnow",
+]
+
+
+class TrackingState(StrEnum):
+    """The state of a tracked file: F&O's message states plus our own."""
+
+    RECEIVED = "Received"
+    ENQUEUED = "Enqueued"
+    PREPROCESSING = "Preprocessing"
+    PROCESSING = "Processing"
+    PROCESSED = "Processed"
+    PROCESSED_WITH_ERRORS = "ProcessedWithErrors"
+    PRE_PROCESSING_ERROR = "PreProcessingError"
+    POST_PROCESSING_FAILED = "PostProcessingFailed"
+    REJECTED = "Rejected"
+    ENQUEUE_FAILED = "EnqueueFailed"
+    TIMED_OUT = "TimedOut"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when nothing more will happen to the file."""
+        return self not in _NON_TERMINAL
+
+    @classmethod
+    def parse(cls, text: str) -> TrackingState:
+        """Case-insensitive lookup; raises ValueError naming the accepted values."""
+        for state in cls:
+            if state.value.lower() == text.strip().lower():
+                return state
+        accepted = ", ".join(s.value for s in cls)
+        raise ValueError(f"unknown state {text[:40]!r}; accepted: {accepted}")
+
+
+_NON_TERMINAL = frozenset(
+    {
+        TrackingState.RECEIVED,
+        TrackingState.ENQUEUED,
+        TrackingState.PREPROCESSING,
+        TrackingState.PROCESSING,
+    }
+)
+
+
+class TrackingStoreError(RuntimeError):
+    """The status table cannot be used; the message says which table and what to do."""
+
+
+class ConcurrencyError(RuntimeError):
+    """Another writer changed the row first (ETag mismatch); re-read and decide again."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def error_to_dict(error: ExecutionError) -> dict[str, str]:
+    """JSON form of one execution error, as the HTTP API and the errors blob hold it."""
+    return {"record_id": error.record_id, "field": error.field, "message": error.message}
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    """One blob version and everything that happened to it.
+
+    ``next_poll_at`` and ``poll_count`` are the poll schedule's anchor as last written with the
+    record; a poll that changes nothing writes nothing, so readers project later poll times
+    from them (see :mod:`shared.tracking._schedule`).
+    """
+
+    record_id: str
+    row_key: str
+    blob: str
+    blob_etag: str
+    state: TrackingState
+    received_at: datetime
+    updated_at: datetime
+    route: str | None = None
+    activity_id: str | None = None
+    entity: str | None = None
+    company: str | None = None
+    size: int | None = None
+    message_id: str | None = None
+    raw_message_id: str | None = None
+    d365_status: str | None = None
+    execution_id: str | None = None
+    errors: tuple[ExecutionError, ...] = ()
+    error_count: int = 0
+    errors_blob: str | None = None
+    errors_raw: str | None = None
+    enqueued_at: datetime | None = None
+    completed_at: datetime | None = None
+    send_started_at: datetime | None = None
+    lease_until: datetime | None = None
+    next_poll_at: datetime | None = None
+    fingerprint: str | None = None
+    poll_count: int = 0
+    enqueue_attempts: int = 0
+    archive_attempts: int = 0
+    last_error: str | None = None
+    reject_reason: str | None = None
+    archived_to: str | None = None
+    archive_pending: bool = False
+    archive_error: str | None = None
+    """Why the file was not archived (it stays in the inbound container)."""
+    history: tuple[tuple[str, str], ...] = ()
+    write_id: str = field(default="", compare=False, repr=False)
+    """Token of the write that produced this row: tells a lost acknowledgement from a race."""
+    etag: str = field(default="", compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackedFile(blob={self.blob!r}, record_id={self.record_id!r}, "
+            f"state={self.state.value!r}, message_id={self.message_id!r})"
+        )
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """A record on the poll schedule: when it is due, the poll bookkeeping, and the few record
+    fields a poll needs, so that a poll that changes nothing reads and writes no record."""
+
+    record_id: str
+    record_row_key: str
+    due_at: datetime
+    state: TrackingState
+    since: datetime
+    blob: str
+    message_id: str | None = None
+    poll_count: int = 0
+    d365_status: str | None = None
+    written_at: datetime | None = None
+    etag: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PollLease:
+    """The right to walk the poll schedule until ``until``."""
+
+    holder: str
+    until: datetime
+    watermark: datetime | None
+    """Start of the last tick that polled everything due; None before the first."""
+    etag: str = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of :meth:`TrackingStore.claim`: the record, and whether this call created it."""
+
+    record: TrackedFile
+    created: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; ``continuation`` is opaque, None on the last page."""
+
+    records: tuple[TrackedFile, ...]
+    continuation: str | None

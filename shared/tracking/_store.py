@@ -1,0 +1,441 @@
+"""The tracking store: the one facade over the status model's rows.
+
+Every change of a record goes through :meth:`TrackingStore.update` as one write, conditional
+on the record's ETag, together with the rows that must agree with it (its poll-schedule entry,
+its message-id index) in one entity group transaction. Each write carries a fresh
+``write_id``: when a write's answer is lost (the SDK then retries and meets 409 or 412, or
+raises a connection error), reading the row back tells whether the write landed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.storage.blob import ContainerClient
+
+from shared.d365 import ExecutionError
+
+from ._codec import (
+    PARTITION,
+    RECORDS_END,
+    blob_index_key,
+    blob_index_prefix,
+    clean_etag,
+    decode_continuation,
+    decode_errors,
+    encode_continuation,
+    encode_errors,
+    from_entity,
+    message_key,
+    pending_entity,
+    record_id_for,
+    record_row_key,
+    schedule_key,
+    since_bound,
+    to_entity,
+    utf16_bytes,
+    with_history,
+)
+from ._model import (
+    ClaimResult,
+    ConcurrencyError,
+    Page,
+    PendingEntry,
+    TrackedFile,
+    TrackingState,
+    TrackingStoreError,
+    utcnow,
+)
+from ._schedule import Backoff, Schedule
+from ._table import Operation, StatusTable, if_match
+
+__all__ = ["TrackingStore"]
+
+_LOGGER = logging.getLogger(__name__)
+
+INLINE_ERRORS_BYTES = 60_000
+"""Execution errors stay on the row while their JSON and F&O's raw text together fit this
+(UTF-16 bytes), well inside a property's 64 KiB."""
+_TEXT_LIMIT = 4_000
+"""Characters kept of a free-text field (last_error), so a row always fits."""
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Unschedule:
+    """Marker: the write takes the record off the poll schedule."""
+
+
+UNSCHEDULE = _Unschedule()
+
+
+def _status(exc: HttpResponseError) -> int | None:
+    return exc.status_code or getattr(exc.response, "status_code", None)
+
+
+def _uncertain(exc: Exception) -> bool:
+    """The call may or may not have been applied (no answer, or a server error)."""
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    return isinstance(exc, HttpResponseError) and (_status(exc) or 0) >= 500
+
+
+def _bounded(text: str | None) -> str | None:
+    if text is None or len(text) <= _TEXT_LIMIT:
+        return text
+    return text[: _TEXT_LIMIT - 1] + "…"
+
+
+class TrackingStore:
+    """Reads and writes tracked files in one table.
+
+    :param table: the status table's client.
+    :keyword errors_container: where execution errors too large for a row are written.
+    :keyword backoff: the poll back-off, to project a record's next poll time.
+    :keyword clock: the time source (UTC) of ``updated_at`` and schedule anchors.
+    """
+
+    def __init__(
+        self,
+        table: TableClient,
+        *,
+        errors_container: ContainerClient | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._table = StatusTable(table)
+        self._errors = errors_container
+        self._clock = clock
+        self.backoff = backoff or Backoff()
+        self.schedule = Schedule(self._table, clock=clock)
+
+    @property
+    def table_name(self) -> str:
+        """Name of the status table."""
+        return self._table.name
+
+    def ensure_ready(self) -> None:
+        """Create the table (and errors container) when missing; a clear error when we cannot."""
+        self._table.create()
+        if self._errors is not None:
+            with contextlib.suppress(ResourceExistsError):
+                self._errors.create_container()
+
+    # -- claims -------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        blob: str,
+        etag: str,
+        *,
+        modified_at: datetime,
+        received_at: datetime | None = None,
+        state: TrackingState = TrackingState.RECEIVED,
+        schedule_at: datetime | None = None,
+        **fields: Any,
+    ) -> ClaimResult:
+        """Claim one blob version: exactly one caller creates the record, the others get it.
+
+        The record, its blob-path index and (with ``schedule_at``) its poll-schedule entry are
+        created in one transaction, so a claimed file is always on the schedule.
+
+        :param blob: blob path inside the inbound container.
+        :param etag: the blob version's ETag.
+        :keyword modified_at: the version's Last-Modified: with the ETag it makes the row key.
+        :keyword state: the initial state (``Rejected`` records are claimed too, so a duplicate
+            delivery of a rejected blob is recognised).
+        :keyword schedule_at: when the poller should look at the record (when its lease ends).
+        :keyword fields: initial :class:`TrackedFile` fields (route, activity_id, size...).
+        :raises TrackingStoreError: the table is missing.
+        """
+        now = received_at or self._clock()
+        record_id = record_id_for(blob, etag)
+        record = TrackedFile(
+            record_id=record_id,
+            row_key=record_row_key(modified_at, record_id),
+            blob=blob,
+            blob_etag=clean_etag(etag),
+            state=state,
+            received_at=now,
+            updated_at=now,
+            history=((state.value, now.isoformat()),),
+            next_poll_at=schedule_at,
+            write_id=uuid.uuid4().hex,
+            **{**fields, "last_error": _bounded(fields.get("last_error"))},
+        )
+        operations: list[Operation] = [
+            ("create", to_entity(record), {}),
+            ("upsert", _index_entity(blob_index_key(blob, record.row_key), record), {}),
+        ]
+        if schedule_at is not None:
+            operations.append(("upsert", pending_entity(_entry(record, schedule_at)), {}))
+        failure: Exception | None = None
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                etags = self._table.transact(operations)
+                return ClaimResult(replace(record, etag=etags[0]), created=True)
+            except (TableTransactionError, ResourceExistsError) as exc:
+                if _status(exc) != 409 and not _uncertain(exc):
+                    raise
+                failure = exc
+            except AzureError as exc:
+                if not _uncertain(exc):
+                    raise
+                failure = exc
+            current = self.get(record.row_key)
+            if current is not None:
+                # Ours when the answer of our own create was lost; else another delivery's.
+                return ClaimResult(current, created=current.write_id == record.write_id)
+        assert failure is not None
+        raise failure
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, row_key: str) -> TrackedFile | None:
+        """A record by its row key, or None."""
+        row = self._table.get(row_key)
+        return None if row is None else from_entity(row)
+
+    def get_by_message_id(self, message_id: str) -> TrackedFile | None:
+        """The record of a normalised F&O message id (two point reads), or None."""
+        pointer = self._table.get(message_key(message_id))
+        return None if pointer is None else self.get(pointer["record_row_key"])
+
+    def latest_for_blob(self, blob: str) -> TrackedFile | None:
+        """The most recently modified version of a blob path, or None."""
+        prefix = blob_index_prefix(blob)
+        rows = self._table.query(
+            ["RowKey gt @first", "RowKey lt @end"],
+            {"first": prefix, "end": prefix + "~"},
+            select=["record_row_key"],
+            per_page=1,
+        )
+        # Record keys sort newest first, and the index keys end with them.
+        for row in rows:
+            record = self.get(row["record_row_key"])
+            if record is not None:
+                return record
+        return None
+
+    def next_poll(self, record: TrackedFile, now: datetime) -> tuple[int, datetime | None]:
+        """Polls made and the next poll time of a record, projected from its anchor."""
+        if record.state.is_terminal:
+            return record.poll_count, None
+        return self.backoff.projected(record.next_poll_at, record.poll_count, now)
+
+    def list_records(
+        self,
+        *,
+        state: TrackingState | None = None,
+        route: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        continuation: str | None = None,
+    ) -> Page:
+        """Records newest first, filtered, one page at a time.
+
+        :keyword since: only versions modified at or after this time.
+        :keyword continuation: a token from the previous page.
+        :raises ValueError: a continuation token this store did not issue.
+        """
+        clauses = ["RowKey lt @end"]
+        params: dict[str, Any] = {"end": RECORDS_END}
+        if continuation:
+            clauses.append("RowKey gt @after")
+            params["after"] = decode_continuation(continuation)
+        if since:
+            clauses.append("RowKey le @since")
+            params["since"] = since_bound(since)
+        if state:
+            clauses.append("state eq @state")
+            params["state"] = state.value
+        if route:
+            clauses.append("route eq @route")
+            params["route"] = route
+        rows = self._table.query(clauses, params, per_page=min(limit + 1, 1000))
+        found: list[TrackedFile] = []
+        more = False
+        for entity in rows:
+            if len(found) == limit:
+                more = True
+                break
+            found.append(from_entity(entity))
+        token = encode_continuation(found[-1].row_key) if more and found else None
+        return Page(tuple(found), token)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def update(
+        self,
+        record: TrackedFile,
+        *,
+        schedule_at: datetime | _Unschedule | None = None,
+        index_message: bool = False,
+        **changes: Any,
+    ) -> TrackedFile:
+        """Write changes to a record if nobody changed it since it was read.
+
+        A change of ``state`` appends to the history; ``updated_at`` is set to now.
+
+        :keyword schedule_at: a time: the record's schedule entry is written with this anchor
+            (``poll_count`` and state as the record now has them); :data:`UNSCHEDULE`: the
+            entry is deleted. Either in the same transaction as the record.
+        :keyword index_message: also write the message-id index row (same transaction).
+        :raises ConcurrencyError: the row changed since ``record`` was read.
+        """
+        now = self._clock()
+        state = changes.get("state", record.state)
+        if state != record.state:
+            changes["history"] = with_history(record, state, now)
+            if state.is_terminal and "completed_at" not in changes:
+                changes["completed_at"] = now
+        if "last_error" in changes:
+            changes["last_error"] = _bounded(changes["last_error"])
+        if isinstance(schedule_at, datetime):
+            changes["next_poll_at"] = schedule_at
+        elif schedule_at is UNSCHEDULE:
+            changes["next_poll_at"] = None
+        updated = replace(record, updated_at=now, write_id=uuid.uuid4().hex, **changes)
+        companions: list[Operation] = []
+        if index_message:
+            if not updated.message_id:
+                raise ValueError("record has no message_id to index")
+            companions.append(
+                ("upsert", _index_entity(message_key(updated.message_id), updated), {})
+            )
+        if isinstance(schedule_at, datetime):
+            companions.append(("upsert", pending_entity(_entry(updated, schedule_at)), {}))
+        elif schedule_at is UNSCHEDULE:
+            companions.append(("delete", _schedule_row(updated), {}))
+        return self._commit(record, updated, companions)
+
+    def _commit(
+        self, before: TrackedFile, after: TrackedFile, companions: list[Operation]
+    ) -> TrackedFile:
+        entity = to_entity(after)
+        failure: Exception | None = None
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                if not companions:
+                    return replace(after, etag=self._table.replace(entity, etag=before.etag))
+                operations: list[Operation] = [
+                    ("update", entity, {"mode": UpdateMode.REPLACE, **if_match(before.etag)}),
+                    *companions,
+                ]
+                return replace(after, etag=self._table.transact(operations)[0])
+            except TableTransactionError as exc:
+                if exc.index > 0 and _status(exc) == 404:
+                    # A companion delete of a row already gone: the rest still has to land.
+                    companions = [op for i, op in enumerate(companions) if i != exc.index - 1]
+                    continue
+                if _status(exc) not in (404, 409, 412) and not _uncertain(exc):
+                    raise
+                failure = exc
+            except ResourceModifiedError as exc:
+                failure = exc
+            except AzureError as exc:
+                if not _uncertain(exc):
+                    raise
+                failure = exc
+            current = self.get(after.row_key)
+            if current is not None and current.write_id == after.write_id:
+                _LOGGER.info("write landed though its answer was lost blob=%s", after.blob)
+                return current
+            if current is None or current.etag != before.etag:
+                raise ConcurrencyError(f"record {after.record_id} changed meanwhile") from failure
+        assert failure is not None
+        raise failure
+
+    # -- execution errors ---------------------------------------------------------------------
+
+    def store_errors(
+        self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
+    ) -> dict[str, Any]:
+        """Fields for a record holding these errors: inline when they fit, else in a blob.
+
+        The raw text F&O sent is always kept, inline or beside the parsed list in the blob.
+        Sizes are counted in UTF-16, as Table Storage counts them.
+        """
+        encoded = encode_errors(errors)
+        if utf16_bytes(encoded) + utf16_bytes(raw) <= INLINE_ERRORS_BYTES:
+            return {
+                "errors": tuple(errors),
+                "error_count": len(errors),
+                "errors_raw": raw,
+                "errors_blob": None,
+            }
+        if self._errors is None:
+            raise TrackingStoreError("execution errors too large for a row and no errors container")
+        base = f"{record.message_id or record.record_id}"
+        self._errors.upload_blob(
+            f"{base}/errors.json", encoded.encode(), overwrite=True, encoding="utf-8"
+        )
+        self._errors.upload_blob(f"{base}/errors.raw.txt", raw.encode(), overwrite=True)
+        _LOGGER.info(
+            "execution errors stored in blob blob=%s message_id=%s count=%d",
+            record.blob,
+            record.message_id,
+            len(errors),
+        )
+        return {
+            "errors": _preview(errors),
+            "error_count": len(errors),
+            "errors_raw": None,
+            "errors_blob": f"{self._errors.container_name}/{base}/errors.json",
+        }
+
+    def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
+        """All errors of a record, reading the errors blob when they did not fit the row."""
+        if not record.errors_blob or self._errors is None:
+            return record.errors
+        name = record.errors_blob.split("/", 1)[1]
+        return decode_errors(self._errors.download_blob(name, encoding="utf-8").readall())
+
+
+def _entry(record: TrackedFile, due_at: datetime) -> PendingEntry:
+    return PendingEntry(
+        record_id=record.record_id,
+        record_row_key=record.row_key,
+        due_at=due_at,
+        state=record.state,
+        since=record.enqueued_at or record.received_at,
+        blob=record.blob,
+        message_id=record.message_id,
+        poll_count=record.poll_count,
+        d365_status=record.d365_status,
+        written_at=record.updated_at,
+    )
+
+
+def _schedule_row(record: TrackedFile) -> dict[str, Any]:
+    return {"PartitionKey": PARTITION, "RowKey": schedule_key(record.record_id)}
+
+
+def _index_entity(row_key: str, record: TrackedFile) -> dict[str, Any]:
+    return {"PartitionKey": PARTITION, "RowKey": row_key, "record_row_key": record.row_key}
+
+
+def _preview(errors: Sequence[ExecutionError]) -> tuple[ExecutionError, ...]:
+    kept: list[ExecutionError] = []
+    size = 4
+    for error in errors:
+        size += utf16_bytes(encode_errors([error])) + 2
+        if size > INLINE_ERRORS_BYTES // 2:
+            break
+        kept.append(error)
+    return tuple(kept)

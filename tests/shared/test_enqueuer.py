@@ -1,0 +1,199 @@
+"""The enqueuer, each failure injected at its exact step (issue 7's findings 1, 2, 5, 7-11).
+
+Real Azurite, the real emulator; the storage calls fail through the SDK clients' own hooks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.tracking import TrackingState
+from tests.e2e.test_enqueue import VALID
+from tests.shared.conftest import Domain
+
+PATH = "customers/USMF/file.xml"
+
+
+def test_an_accepted_file_costs_three_table_writes_and_three_blob_calls(domain: Domain) -> None:
+    blob = domain.upload(PATH, VALID)
+    before = len(domain.faults.calls)
+
+    record = domain.deliver(blob)
+
+    calls = domain.faults.calls[before:]
+    table_writes = [c for c in calls if "$batch" in c or (c.startswith("PUT") and "files" in c)]
+    blob_calls = [c for c in calls if "devstoreaccount1/d365-inbound" in c]
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    assert len(table_writes) == 3, calls
+    assert len(blob_calls) == 3, calls
+    assert len(calls) == 6, calls
+
+
+def test_a_claim_whose_answer_was_lost_is_sent_once(domain: Domain) -> None:
+    """Finding 11 on the claim: the SDK meets 409 on its own row."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("lost", "POST", "$batch")
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    assert domain.enqueues() == 1
+
+
+def test_a_lost_answer_to_the_enqueued_write_still_ends_enqueued(domain: Domain) -> None:
+    """Finding 11 on F&O's answer: the write landed; the record says Enqueued, once."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("lost", "POST", "$batch", skip=1)
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    assert domain.context.store.get_by_message_id(record.message_id) == record
+    assert domain.tick_until_final(blob).state is TrackingState.PROCESSED
+    assert domain.enqueues() == 1
+
+
+def test_a_failed_enqueued_write_is_retried_until_it_lands(domain: Domain) -> None:
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("reset", "POST", "$batch", skip=1, times=4)
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    assert domain.enqueues() == 1
+
+
+def test_a_worker_that_dies_after_its_claim_is_finished_by_the_poller(domain: Domain) -> None:
+    """Finding 1: the claim landed, the worker never went on (every later write failed)."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("reset", "PUT", "files", times=1000)
+    with pytest.raises(Exception, match="injected"):
+        domain.deliver(blob)
+    domain.faults.clear()
+    assert domain.latest(blob).state is TrackingState.RECEIVED
+    # A redelivery within the lease leaves it to its (dead) worker.
+    assert domain.deliver(blob).state is TrackingState.RECEIVED
+    assert domain.enqueues() == 0
+
+    domain.clock.advance(timedelta(minutes=11))
+    final = domain.tick_until_final(blob)
+
+    assert final.state is TrackingState.PROCESSED
+    assert domain.enqueues() == 1
+
+
+def test_a_worker_that_dies_while_sending_ends_outcome_unknown_never_resent(
+    domain: Domain,
+) -> None:
+    blob = domain.upload(PATH, VALID)
+    domain.d365.knobs.drop_after_body_burst = 1
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error.startswith("outcome unknown")
+    assert blob in record.last_error
+    assert domain.context.store.schedule.get(record.record_id) is None
+
+
+@pytest.mark.policy(claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=3))
+def test_a_send_that_would_outlive_its_lease_is_cut_short_and_retried(domain: Domain) -> None:
+    """Finding 2: recovery never judges a send still running; the upload stops first."""
+    blob = domain.upload(PATH, VALID)
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert "CLAIM_LEASE" in record.last_error
+    assert record.send_started_at is None
+    assert domain.enqueues() == 0
+    assert domain.context.store.schedule.get(record.record_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("knobs", "text"),
+    [
+        ({"throttle_burst": 50, "retry_after": 0}, "429"),
+        ({"error_burst": 50, "error_status": 503}, "503"),
+    ],
+)
+def test_a_file_f_and_o_did_not_take_is_retried_from_the_schedule(
+    domain: Domain, knobs: dict, text: str
+) -> None:
+    """Findings 7 and 9: the proof that F&O did not take the file is kept; it is sent later."""
+    blob = domain.upload(PATH, VALID)
+    for name, value in knobs.items():
+        setattr(domain.d365.knobs, name, value)
+    domain.faults.fail("reset", "PUT", "files", skip=1)  # the release write fails once
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert record.send_started_at is None
+    assert text in record.last_error
+    assert domain.enqueues() == 0
+    domain.d365.reset()
+    domain.d365.knobs.enqueued_seconds = domain.d365.knobs.processing_seconds = 0
+    domain.d365.knobs.preprocessing_seconds = 0
+    assert domain.tick_until_final(blob).state is TrackingState.PROCESSED
+    assert domain.enqueues() == 1
+
+
+def test_refused_credentials_are_retried_not_final(domain: Domain) -> None:
+    """Finding 9: 401/403 prove F&O did not take the file."""
+    blob = domain.upload(PATH, VALID)
+    domain.d365.knobs.error_burst = 3
+    domain.d365.knobs.error_status = 403
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert "403" in record.last_error
+    assert domain.tick_until_final(blob).state is TrackingState.PROCESSED
+    assert domain.enqueues() == 1
+
+
+@pytest.mark.policy(max_pending_age=timedelta(minutes=5))
+def test_a_file_never_taken_ends_enqueue_failed_after_max_pending_age(domain: Domain) -> None:
+    """Finding 8: Received times out instead of being imported whenever F&O comes back."""
+    blob = domain.upload(PATH, VALID)
+    domain.d365.knobs.throttle_burst = 10_000
+    domain.d365.knobs.retry_after = 0
+    domain.deliver(blob)
+
+    domain.clock.advance(timedelta(minutes=6))
+    final = domain.tick_until_final(blob)
+
+    assert final.state is TrackingState.ENQUEUE_FAILED
+    assert "did not take the file within" in final.last_error
+    assert "429" in final.last_error
+    assert domain.enqueues() == 0
+
+
+def test_uploader_metadata_never_becomes_a_table_key(domain: Domain) -> None:
+    """Finding 5: ``d365_record=a/b`` from an uploader is ignored, not a 500."""
+    blob = domain.upload(PATH, VALID, metadata={"d365_record": "a/b", "d365_fingerprint": "x"})
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUED
+    assert domain.enqueues() == 1
+
+
+def test_a_duplicate_delivery_after_our_stamp_does_nothing(domain: Domain) -> None:
+    blob = domain.upload(PATH, VALID)
+    first = domain.deliver(blob)
+    again = domain.deliver(blob)
+    assert again == first
+    assert domain.enqueues() == 1
