@@ -27,11 +27,11 @@ Invariants (the exit code is 1 when one fails):
 - **lost == 0**: a version with no record (unless it was overwritten before any delivery saw
   it, and F&O never got it), or whose record is not final after the drain window;
 - **duplicates == 0**: no version reached F&O twice;
-- **outcome unknown <= ambiguous sends**: ``EnqueueFailed`` "outcome unknown" only where F&O
-  may have the file for a reason outside the app: a send hit by a kill (an enqueue call still
-  open at the emulator when the host died, or answered but its message id not yet written to
-  storage), or an enqueue connection the emulator dropped (the client cannot tell whether F&O
-  kept the file);
+- **outcome unknown <= ambiguous sends**, and only on their paths: ``EnqueueFailed``
+  "outcome unknown" only where F&O may have the file for a reason outside the app: a send
+  hit by a kill (the host had read the blob to send it and had not recorded F&O's answer when
+  it died; see ``sends_hit_by_kills``), or an enqueue connection the emulator dropped (the
+  client cannot tell whether F&O kept the file);
 - **wrong outcomes == 0**: an invalid file not ``Rejected``; a valid latest version
   ``Rejected``; a record naming a message F&O does not hold for that version, or a final
   F&O state other than the emulator's; F&O holding a version whose record says it was never
@@ -65,6 +65,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -74,7 +75,7 @@ import requests  # noqa: E402
 from azure.storage.blob import BlobServiceClient, ContainerClient  # noqa: E402
 
 from devtools.azurite import Azurite, free_port  # noqa: E402
-from devtools.d365_emulator import App, Emulator, Job, Knobs, RecordedRequest  # noqa: E402
+from devtools.d365_emulator import App, Emulator, Job, Knobs, Message, RecordedRequest  # noqa: E402
 from devtools.d365_emulator._faults import Fault, FaultInjector  # noqa: E402
 from devtools.fault_proxy import (  # noqa: E402
     WRITE_METHODS,
@@ -114,7 +115,13 @@ ROUTES = [
 ]
 POLL_SCHEDULE = "*/2 * * * * *"
 POLL_INTERVAL_MAX = 2.0
-D365_HTTP_TIMEOUT = "10s"
+D365_HTTP_TIMEOUT = 10
+# Short, so a killed tick's poll lease (budget + D365_HTTP_TIMEOUT + 1 min, shared/context.py)
+# ends within the run.
+POLL_TICK_BUDGET = 10
+# The local host's listing of the inbound container stands in for Event Grid, which does not go
+# through the app's storage: faults there would only slow the stand-in down.
+NOT_THE_TRIGGER_LISTING = rf"^(?!/devstoreaccount1/{INBOUND}\?.*comp=list)"
 # Tried in turn when the requested CLAIM_LEASE is refused by the settings' own check.
 LEASE_CANDIDATES = (20, 30, 60, 90, 120, 150, 180, 190, 200, 240, 300, 600)
 OUTCOME_UNKNOWN = "outcome unknown"
@@ -127,8 +134,11 @@ FNO_FINAL_STATES = (
 GUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 TOKEN = re.compile(rb"chaos-token-[0-9a-f]+-\d+-v\d+")
 API_TIMEOUT = (5.0, 30.0)
-# An error answer to an enqueue leaves the worker a moment to record it (release the claim):
-# a kill within this window counts as a kill during the send.
+# After F&O answers an enqueue, the worker needs a moment to record the answer, storage
+# retries included. A kill that comes before the message id reached a table, and within
+# ANSWER_WINDOW seconds of the answer, hit the send; so did a kill within ERROR_ANSWER_GRACE
+# seconds of an error answer (the worker may not have released the claim yet).
+ANSWER_WINDOW = 30.0
 ERROR_ANSWER_GRACE = 15.0
 
 
@@ -211,11 +221,13 @@ FIRST_UPLOAD_MIX: Mapping[FileKind, float] = {
     FileKind.WRONG_EXTENSION: 0.08,
 }
 REUPLOAD_SHARE = 0.15
+REUPLOAD_AFTER_SEND_LATEST = 20.0
 
 
 @dataclass(frozen=True)
 class PlannedUpload:
-    """One blob version to upload ``at`` seconds into the run."""
+    """One blob version to upload ``at`` seconds into the run, or as soon as F&O has received
+    the version whose token is ``after_token`` (the earlier version is then in flight)."""
 
     at: float
     path: str
@@ -224,6 +236,7 @@ class PlannedUpload:
     version: int
     data: bytes
     token: str | None
+    after_token: str | None = None
 
 
 def _customers(token: str, number: int) -> bytes:
@@ -289,8 +302,9 @@ def _content(kind: FileKind, token: str, number: int) -> tuple[str, bytes]:
 def plan_uploads(
     files: int, seconds: float, rng: random.Random, run_id: str
 ) -> list[PlannedUpload]:
-    """``files`` versions: first uploads of every kind, and re-uploads of valid or empty paths
-    (with new, valid content) 0.2 to 3 s after their first version, sorted by time."""
+    """``files`` versions, sorted by time: first uploads of every kind, and re-uploads of
+    valid or empty paths with new, valid content: half of those of valid paths as soon as F&O
+    has the first version (20 s after it at the latest), the others 0.2 to 3 s after it."""
     reuploads = round(files * REUPLOAD_SHARE)
     kinds = rng.choices(
         list(FIRST_UPLOAD_MIX), weights=list(FIRST_UPLOAD_MIX.values()), k=files - reuploads
@@ -309,8 +323,11 @@ def plan_uploads(
         kind = FileKind.CUSTOMERS if first.kind is FileKind.EMPTY else first.kind
         token = f"chaos-token-{run_id}-{first.number}-v2"
         _, data = _content(kind, token, first.number)
-        at = first.at + rng.uniform(0.2, 3.0)
-        plan.append(PlannedUpload(at, first.path, kind, first.number, 2, data, token))
+        if first.kind.is_valid and rng.random() < 0.5:
+            at, after = first.at + REUPLOAD_AFTER_SEND_LATEST, first.token
+        else:
+            at, after = first.at + rng.uniform(0.2, 3.0), None
+        plan.append(PlannedUpload(at, first.path, kind, first.number, 2, data, token, after))
     return sorted(plan, key=lambda u: u.at)
 
 
@@ -334,29 +351,47 @@ def _bare_etag(etag: str | None) -> str:
 
 
 class Uploader(threading.Thread):
-    """Uploads the plan on schedule, straight to Azurite (the user's side has no faults)."""
+    """Uploads the plan on schedule, straight to Azurite (the user's side has no faults).
+
+    :param received: whether F&O has received the version with a given token.
+    """
 
     def __init__(
-        self, container: ContainerClient, plan: Sequence[PlannedUpload], start: float
+        self,
+        container: ContainerClient,
+        plan: Sequence[PlannedUpload],
+        start: float,
+        received: Callable[[str], bool],
     ) -> None:
         super().__init__(name="chaos-uploader", daemon=True)
         self._container = container
         self._plan = plan
         self._start = start
+        self._received = received
         self.versions: list[UploadedVersion] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        pending = list(self._plan)
         try:
-            for upload in self._plan:
-                time.sleep(max(0.0, self._start + upload.at - time.monotonic()))
-                blob = self._container.get_blob_client(upload.path)
-                result = blob.upload_blob(upload.data, overwrite=True)
-                self.versions.append(
-                    UploadedVersion(upload, _bare_etag(result["etag"]), time.monotonic())
-                )
+            while pending:
+                now = time.monotonic() - self._start
+                due = [u for u in pending if u.at <= now or self._triggered(u)]
+                for upload in due:
+                    self._upload(upload)
+                    pending.remove(upload)
+                if not due:
+                    time.sleep(min(0.05, max(0.0, pending[0].at - now)))
         except BaseException as exc:  # reported by the main thread
             self.error = exc
+
+    def _triggered(self, upload: PlannedUpload) -> bool:
+        return upload.after_token is not None and self._received(upload.after_token)
+
+    def _upload(self, upload: PlannedUpload) -> None:
+        blob = self._container.get_blob_client(upload.path)
+        result = blob.upload_blob(upload.data, overwrite=True)
+        self.versions.append(UploadedVersion(upload, _bare_etag(result["etag"]), time.monotonic()))
 
 
 # -- F&O: faults and the enqueue calls the emulator saw -------------------------------------------
@@ -381,7 +416,13 @@ class EnqueueLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[int, EnqueueCall] = {}
+        self._tokens: set[str] = set()
         self.calls: list[EnqueueCall] = []
+
+    def received(self, token: str) -> bool:
+        """Whether an enqueue call carried the version with ``token`` (kept or not)."""
+        with self._lock:
+            return token in self._tokens
 
     def started(self) -> None:
         """A request for the enqueue route arrived (before its body is read)."""
@@ -406,12 +447,16 @@ class EnqueueLog:
         call.ended = time.monotonic()
         call.status = request.status
         call.dropped = request.status is None
-        call.path = next(
+        external_id = next(
             (v for k, v in request.headers.items() if k.lower() == "x-ms-dyn-externalidentifier"),
             None,
         )
+        call.path = unquote(external_id) if external_id else None
         found = TOKEN.search(request.body or b"")
         call.token = found.group().decode() if found else None
+        if call.token:
+            with self._lock:
+                self._tokens.add(call.token)
 
 
 class FnoFaults(FaultInjector):
@@ -489,9 +534,9 @@ class ChaosEmulator(Emulator):
         if request.operation == "enqueue":
             self.enqueues.finished(request)
 
-    def messages_by_token(self) -> tuple[dict[str, list[Any]], int]:
+    def messages_by_token(self) -> tuple[dict[str, list[Message]], int]:
         """F&O's stored messages by the version token in their body, and how many had none."""
-        found: dict[str, list[Any]] = defaultdict(list)
+        found: dict[str, list[Message]] = defaultdict(list)
         untokened = 0
         for message in self.messages.values():
             body = Path(message.body_path).read_bytes() if message.body_path else b""
@@ -503,23 +548,35 @@ class ChaosEmulator(Emulator):
         return found, untokened
 
 
-# -- storage: when each message id first reached a table -----------------------------------------
+# -- storage: sends begun, message ids recorded ---------------------------------------------------
 
 
-class MessageIdWrites:
-    """Proxy observer: when each GUID first appeared in a table write Azurite applied (lost
-    acknowledgements included), i.e. when the app had durably recorded a message id."""
+class StorageLog:
+    """Proxy observer: what the app's storage traffic shows about its sends, whatever the table
+    layout. A worker reads the blob's content only to send it, so a GET of an inbound blob
+    starts a send; and a message id is recorded once a table write holding it was applied
+    (lost acknowledgements included)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.first_written: dict[str, float] = {}
+        self.send_starts: list[tuple[float, str]] = []
 
     def __call__(self, exchange: Exchange) -> None:
+        if exchange.service is StorageService.BLOB and exchange.method == "GET":
+            target = urlsplit(exchange.target)
+            prefix = f"/devstoreaccount1/{INBOUND}/"
+            if target.path.startswith(prefix) and "comp=" not in target.query:
+                with self._lock:
+                    self.send_starts.append(
+                        (exchange.started_at, unquote(target.path[len(prefix) :]))
+                    )
+            return
         if exchange.service is not StorageService.TABLE or exchange.method not in WRITE_METHODS:
             return
-        if not 200 <= exchange.status < 300:
+        if exchange.status is None or not 200 <= exchange.status < 300:
             return
-        for match in GUID.finditer(exchange.request_body):
+        for match in GUID.finditer(exchange.target.encode() + b" " + exchange.request_body):
             guid = match.group().decode().lower()
             with self._lock:
                 self.first_written.setdefault(guid, exchange.finished_at)
@@ -646,7 +703,7 @@ class VersionOutcome:
 
     version: UploadedVersion
     record: dict[str, Any] | None
-    fno_messages: list[Any]
+    fno_messages: list[Message]
 
     @property
     def state(self) -> str:
@@ -714,7 +771,7 @@ class VersionOutcome:
 def judge(
     versions: Sequence[UploadedVersion],
     records: Sequence[Mapping[str, Any]],
-    messages: Mapping[str, list[Any]],
+    messages: Mapping[str, list[Message]],
 ) -> list[VersionOutcome]:
     """Match every version to its record (path and ETag) and to F&O's messages (token)."""
     by_key = {(str(r.get("blob")), _bare_etag(r.get("blob_etag"))): dict(r) for r in records}
@@ -730,41 +787,67 @@ def judge(
 
 @dataclass(frozen=True)
 class SendHits:
-    """Which kills hit a send."""
+    """Which kills hit a send, and the paths of those sends."""
 
     kills_hitting_a_send: int
     sends_hit: int
+    paths: frozenset[str]
     flags: tuple[bool, ...]
 
 
 def sends_hit_by_kills(
-    calls: Sequence[EnqueueCall], kills: Sequence[Kill], written: Mapping[str, float]
+    kills: Sequence[Kill],
+    send_starts: Sequence[tuple[float, str]],
+    calls: Sequence[EnqueueCall],
+    written: Mapping[str, float],
 ) -> SendHits:
-    """A send belongs to the host that was alive when its call began, so only the first kill
-    after that can hit it. It did when the call was still open at the kill, when F&O's answer
-    carried a message id that had not reached a table by then, or when an error answer came
-    less than ``ERROR_ANSWER_GRACE`` seconds before the kill."""
+    """The sends each kill interrupted. A kill ends the host that ran since the kill before
+    it; that host was sending a path if it read the path's blob. The send was still open at
+    the kill unless its last step was over: F&O's answer with a message id that had reached a
+    table by the kill, or any answer (an error, a drop, or a message id never written) longer
+    ago than the worker needs to record it (``ERROR_ANSWER_GRACE`` for errors,
+    ``ANSWER_WINDOW`` otherwise), or a blob read longer ago than ``ANSWER_WINDOW`` that led
+    to no call."""
     hits: set[tuple[int, str]] = set()
-    for number, call in enumerate(calls):
-        index = next((i for i, k in enumerate(kills) if k.at >= call.started), None)
-        if index is None:
-            continue
-        at = kills[index].at
-        if call.ended is None or at <= call.ended:
-            hit = True
-        elif call.message_id:
-            written_at = written.get(call.message_id)
-            hit = written_at is None or written_at > at
-        else:
-            hit = at - call.ended <= ERROR_ANSWER_GRACE
-        if hit:
-            hits.add((index, call.path or f"unrecorded call {number}"))
+    previous = float("-inf")
+    for index, kill in enumerate(kills):
+        steps: dict[str, list[tuple[float, EnqueueCall | None]]] = defaultdict(list)
+        for at, path in send_starts:
+            if previous < at <= kill.at:
+                steps[path].append((at, None))
+        for call in calls:
+            if call.path in steps and previous < call.started <= kill.at:
+                steps[call.path].append((call.started, call))
+        hits.update(
+            (index, path)
+            for path, events in steps.items()
+            if _open_at(max(events, key=lambda e: e[0]), kill.at, written)
+        )
+        previous = kill.at
     hit_kills = {index for index, _ in hits}
     return SendHits(
         kills_hitting_a_send=len(hit_kills),
         sends_hit=len(hits),
+        paths=frozenset(path for _, path in hits),
         flags=tuple(i in hit_kills for i in range(len(kills))),
     )
+
+
+def _open_at(
+    last: tuple[float, EnqueueCall | None], kill_at: float, written: Mapping[str, float]
+) -> bool:
+    """Whether a send whose latest step is ``last`` was still open when the host died."""
+    began, call = last
+    if call is None:
+        return kill_at - began <= ANSWER_WINDOW
+    if call.ended is None or call.ended >= kill_at:
+        return True
+    if call.message_id:
+        written_at = written.get(call.message_id)
+        if written_at is not None and written_at <= kill_at:
+            return False
+        return kill_at - call.ended <= ANSWER_WINDOW
+    return kill_at - call.ended <= ERROR_ANSWER_GRACE
 
 
 @dataclass
@@ -775,6 +858,7 @@ class ChaosReport:
     paths: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     storage_requests: int = 0
+    storage_exposed: int = 0
     storage_faults: dict[str, int] = field(default_factory=dict)
     storage_failure_rate: float = 0.0
     fno_calls: int = 0
@@ -785,9 +869,12 @@ class ChaosReport:
     kills_hitting_a_send: int = 0
     sends_hit: int = 0
     enqueue_drops: int = 0
+    unexplained_unknown: int = 0
     deliveries: int | None = None
     final: int = 0
     unseen: int = 0
+    overwritten_seen: int = 0
+    overwritten_sent: int = 0
     states: Counter[str] = field(default_factory=Counter)
     lost: int = 0
     lost_examples: list[str] = field(default_factory=list)
@@ -815,6 +902,7 @@ class ChaosReport:
             "lost == 0": self.lost == 0,
             "duplicates == 0": self.duplicates == 0,
             "outcome unknown <= ambiguous sends": self.outcome_unknown <= self.ambiguous_sends,
+            "outcome unknown only on paths with an ambiguous send": self.unexplained_unknown == 0,
             "wrong outcomes == 0": self.wrong_outcomes == 0,
         }
 
@@ -842,9 +930,12 @@ class ChaosReport:
             else f"not drained within {self.drain_window:.0f} s"
         )
         lines = [
-            f"files uploaded: {self.versions} versions on {self.paths} paths ({kinds})",
-            f"storage faults: {storage} of {self.storage_requests} requests during the chaos "
-            f"(failure rate {self.storage_failure_rate:.1%})",
+            f"files uploaded: {self.versions} versions on {self.paths} paths ({kinds}); "
+            f"overwritten versions the app had seen: {self.overwritten_seen}, that F&O had "
+            f"received: {self.overwritten_sent}",
+            f"storage faults: {storage} in {self.storage_exposed} requests open to faults "
+            f"during the chaos, of {self.storage_requests} in all (failure rate "
+            f"{self.storage_failure_rate:.1%} of those open to faults)",
             f"F&O faults: {fno} of {self.fno_calls} calls during the chaos ({fno_rate:.1%})",
             f"kills: {self.kills} (SIGKILL at {kill_marks or '-'}; * = hit a send)",
             f"kills that hit a send: {self.kills_hitting_a_send} ({self.sends_hit} sends hit)",
@@ -856,7 +947,8 @@ class ChaosReport:
             f"duplicates: {self.duplicates}",
             f"outcome unknown: {self.outcome_unknown} (ambiguous sends: {self.sends_hit} hit by "
             f"kills + {self.enqueue_drops} enqueue connections dropped by F&O = "
-            f"{self.ambiguous_sends})",
+            f"{self.ambiguous_sends}); on a path without an ambiguous send: "
+            f"{self.unexplained_unknown}",
             f"wrong outcomes: {self.wrong_outcomes}",
             f"F&O messages without a version token: {self.untokened_messages}",
             f"?blob= lookups answering the latest version: {self.latest_lookups[0]} of "
@@ -878,6 +970,9 @@ def summarise(report: ChaosReport, outcomes: Sequence[VersionOutcome]) -> None:
     """Fill the outcome figures of ``report``."""
     report.final = sum(o.final for o in outcomes)
     report.unseen = sum(o.unseen for o in outcomes)
+    overwritten = [o for o in outcomes if o.version.overwritten]
+    report.overwritten_seen = sum(o.record is not None for o in overwritten)
+    report.overwritten_sent = sum(bool(o.fno_messages) for o in overwritten)
     report.states = Counter(_state_label(o) for o in outcomes if o.final)
     lost = [o for o in outcomes if not o.settled]
     report.lost = len(lost)
@@ -934,7 +1029,7 @@ def app_settings(emulator: Emulator, storage: str, run_id: str, claim_lease: int
         "D365_CLIENT_ID": CLIENT_ID,
         "D365_CLIENT_SECRET": CLIENT_SECRET,
         "D365_ROUTES": json.dumps(ROUTES),
-        "D365_HTTP_TIMEOUT": D365_HTTP_TIMEOUT,
+        "D365_HTTP_TIMEOUT": f"{D365_HTTP_TIMEOUT}s",
         "IntegrationStorage": storage,
         "AzureWebJobsStorage": storage,
         "INBOUND_CONTAINER": INBOUND,
@@ -942,6 +1037,7 @@ def app_settings(emulator: Emulator, storage: str, run_id: str, claim_lease: int
         "ARCHIVE_CONTAINER": f"chaos-{run_id}-archive",
         "ERRORS_CONTAINER": f"chaos-{run_id}-errors",
         "POLL_SCHEDULE": POLL_SCHEDULE,
+        "POLL_TICK_BUDGET": f"{POLL_TICK_BUDGET}s",
         "POLL_INTERVAL_MIN": "1s",
         "POLL_INTERVAL_MAX": f"{POLL_INTERVAL_MAX:g}s",
         "MAX_PENDING_AGE": "1h",
@@ -957,7 +1053,7 @@ def shortest_lease(
 
     :raises RuntimeError: the settings refuse something else, or every candidate.
     """
-    from shared.settings import Settings, SettingsError
+    from shared.config import Settings, SettingsError
 
     reason = None
     for lease in sorted({requested, *(c for c in LEASE_CANDIDATES if c > requested)}):
@@ -1003,7 +1099,7 @@ class _Services:
     emulator: ChaosEmulator
     host: HostProcess
     container: ContainerClient
-    written: MessageIdWrites
+    storage: StorageLog
 
 
 class ChaosRun:
@@ -1032,12 +1128,15 @@ class ChaosRun:
     def _start(self, stack: ExitStack, work_dir: Path) -> _Services:
         """Azurite, the proxy and the emulator with faults off, and a first host."""
         options = self.options
-        written = MessageIdWrites()
-        plan = FaultPlan.mixed(options.storage_fault_rate, latency=options.storage_latency_rate)
+        storage = StorageLog()
+        plan = dataclasses.replace(
+            FaultPlan.mixed(options.storage_fault_rate, latency=options.storage_latency_rate),
+            target_pattern=NOT_THE_TRIGGER_LISTING,
+        )
         azurite = stack.enter_context(Azurite())
         proxy = stack.enter_context(
             FaultProxy.for_azurite(
-                azurite, plan=plan, seed=options.seed, enabled=False, observer=written
+                azurite, plan=plan, seed=options.seed, enabled=False, observer=storage
             )
         )
         emulator = stack.enter_context(_emulator(options))
@@ -1051,7 +1150,7 @@ class ChaosRun:
         container.create_container()
         host.start()
         self._say(f"host logs: {work_dir}")
-        return _Services(proxy, emulator, host, container, written)
+        return _Services(proxy, emulator, host, container, storage)
 
     def _host(self, emulator: Emulator, proxy: FaultProxy, work_dir: Path) -> HostProcess:
         def settings(lease: int) -> dict[str, str]:
@@ -1063,11 +1162,14 @@ class ChaosRun:
                 f"CLAIM_LEASE {self.options.claim_lease}s refused by the settings ({refused}); "
                 f"using {lease}s"
             )
-        window = max(self.options.drain_timeout, lease + 2 * POLL_INTERVAL_MAX + 30)
+        poll_lease = POLL_TICK_BUDGET + D365_HTTP_TIMEOUT + 60
+        recovery = max(lease, poll_lease) + 2 * POLL_INTERVAL_MAX
+        window = max(self.options.drain_timeout, recovery + 30)
         if window > self.options.drain_timeout:
             self.report.notes.append(
                 f"drain window raised from {self.options.drain_timeout:.0f} s to {window:.0f} s: "
-                f"recovery needs CLAIM_LEASE ({lease} s) plus the longest poll interval"
+                f"recovery after a kill may wait for CLAIM_LEASE ({lease} s) or the dead "
+                f"tick's poll lease ({poll_lease} s), plus the longest poll interval"
             )
         self.report.drain_window = window
         env = {**os.environ, **settings(lease)}
@@ -1087,7 +1189,7 @@ class ChaosRun:
         services.proxy.reset_counts()
         services.proxy.enabled = services.emulator.chaos_faults.enabled = True
         start = time.monotonic()
-        uploader = Uploader(services.container, plan, start)
+        uploader = Uploader(services.container, plan, start, services.emulator.enqueues.received)
         uploader.start()
         self._say(
             f"chaos for {chaos:.0f} s: {len(plan)} uploads over {seconds:.0f} s, "
@@ -1121,6 +1223,7 @@ class ChaosRun:
         report = self.report
         counts = services.proxy.counts()
         report.storage_requests = counts.requests
+        report.storage_exposed = counts.exposed
         report.storage_faults = {STORAGE_FAULT_LABELS[k]: counts.faults[k] for k in FaultKind}
         report.storage_failure_rate = counts.failure_rate
         faults = services.emulator.chaos_faults
@@ -1165,19 +1268,26 @@ class ChaosRun:
             reader.close()
         emulator = services.emulator
         messages, report.untokened_messages = emulator.messages_by_token()
-        summarise(report, judge(versions, records, messages))
+        outcomes = judge(versions, records, messages)
+        summarise(report, outcomes)
         report.versions = len(versions)
         report.paths = len({v.upload.path for v in versions})
         report.kinds = Counter(
             f"{v.upload.kind}{' re-upload' if v.upload.version > 1 else ''}" for v in versions
         )
         calls = emulator.enqueues.calls
-        hits = sends_hit_by_kills(calls, kills, services.written.first_written)
+        storage = services.storage
+        hits = sends_hit_by_kills(kills, storage.send_starts, calls, storage.first_written)
         report.kills = len(kills)
         report.kills_hitting_a_send = hits.kills_hitting_a_send
         report.sends_hit = hits.sends_hit
         report.kill_hits = hits.flags
-        report.enqueue_drops = sum(c.dropped for c in calls)
+        dropped = [c for c in calls if c.dropped]
+        report.enqueue_drops = len(dropped)
+        ambiguous = hits.paths | {c.path for c in dropped if c.path}
+        report.unexplained_unknown = sum(
+            o.outcome_unknown and o.version.upload.path not in ambiguous for o in outcomes
+        )
         report.deliveries = count_deliveries(services.host.logs)
 
 

@@ -190,10 +190,18 @@ class Poller:
                 if result.next_entry is not None:
                     writes.append(result.next_entry)
                 if len(writes) >= BATCH_SIZE:
-                    self._store.schedule.reschedule(writes)
+                    self._reschedule(writes)
                     writes = []
-        self._store.schedule.reschedule(writes)
+        self._reschedule(writes)
         return counts
+
+    def _reschedule(self, entries: list[PendingEntry]) -> None:
+        """New anchors for entries; when they cannot be written, the old ones still hold, so
+        those entries are simply due again."""
+        try:
+            self._store.schedule.reschedule(entries)
+        except AzureError as exc:
+            _LOGGER.warning("schedule not rewritten for %d entries: %s", len(entries), exc)
 
     # -- one entry ---------------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ READ_TIMEOUT = 60.0
 """Seconds to wait for each read from storage (per socket read, not per transfer)."""
 RETRY_TOTAL = 3
 """Retries after the first attempt of one storage call."""
+BLOB_RETRY_BACKOFF = {"initial_backoff": 1, "increment_base": 2}
+"""The blob SDK waits 15 s, then 18 s, 24 s... by default: too long inside a timer tick or a
+trigger whose caller waits; the table SDK's default (0.8 s doubling) is kept."""
 STREAM_CHUNK = 4 * 1024 * 1024
 """Bytes per GET when a blob is downloaded: the SDK's first GET would otherwise hold up to
 32 MiB in memory, so files go to F&O as a stream with a few MiB in memory whatever their size."""
@@ -115,6 +118,7 @@ def blob_service_client(
             read_timeout,
             retry_total,
             {"max_single_get_size": STREAM_CHUNK, "max_chunk_get_size": STREAM_CHUNK}
+            | BLOB_RETRY_BACKOFF
             | client_options,
         ),
     )

@@ -146,6 +146,8 @@ class FaultCounts:
 
     requests: int
     requests_by_service: Mapping[StorageService, int]
+    exposed: int
+    """Requests that met the plan's filter while faults were on: those a fault could hit."""
     faults: Mapping[FaultKind, int]
     faults_by_service: Mapping[tuple[StorageService, FaultKind], int]
 
@@ -156,8 +158,8 @@ class FaultCounts:
 
     @property
     def failure_rate(self) -> float:
-        """``failures`` over all requests (0 when there were none)."""
-        return self.failures / self.requests if self.requests else 0.0
+        """``failures`` over the exposed requests (0 when there were none)."""
+        return self.failures / self.exposed if self.exposed else 0.0
 
 
 class FaultDrawer:
@@ -169,6 +171,7 @@ class FaultDrawer:
         self._random = random.Random(seed)
         self._enabled = enabled
         self._requests: Counter[StorageService] = Counter()
+        self._exposed = 0
         self._faults: Counter[tuple[StorageService, FaultKind]] = Counter()
 
     @property
@@ -200,6 +203,7 @@ class FaultDrawer:
             plan = self._plan
             if not self._enabled or not plan.matches(request):
                 return None, 0.0
+            self._exposed += 1
             roll = self._random.random()
             # Always draw the delay too, so the sequence depends on the seed alone.
             delay = self._random.uniform(*plan.latency_seconds)
@@ -220,6 +224,7 @@ class FaultDrawer:
             return FaultCounts(
                 requests=sum(self._requests.values()),
                 requests_by_service=dict(self._requests),
+                exposed=self._exposed,
                 faults={kind: by_kind.get(kind, 0) for kind in FaultKind},
                 faults_by_service=dict(self._faults),
             )
@@ -228,4 +233,5 @@ class FaultDrawer:
         """Start counting from zero."""
         with self._lock:
             self._requests.clear()
+            self._exposed = 0
             self._faults.clear()

@@ -36,21 +36,26 @@ OBSERVED_BODY_LIMIT = 1024 * 1024
 
 @dataclass(frozen=True)
 class Exchange:
-    """A request Azurite answered, as an observer sees it.
+    """One request the proxy handled, as an observer sees it.
 
     :param request_body: the payload (chunk framing removed), at most
         :data:`OBSERVED_BODY_LIMIT` bytes.
-    :param fault: :attr:`FaultKind.RESET_AFTER` when the client never got the answer,
-        :attr:`FaultKind.LATENCY` when it was delayed, None otherwise.
+    :param status: Azurite's answer (the proxy's own 503 for ``SERVER_BUSY``); None when
+        the request never reached Azurite (``RESET_BEFORE``).
+    :param fault: what the proxy did to it; for ``RESET_AFTER`` Azurite applied the request
+        and the client never got the answer.
+    :param started_at/finished_at: ``time.monotonic()`` when the request head arrived and
+        when the exchange ended.
     """
 
     service: StorageService
     method: str
     target: str
     request_body: bytes
-    status: int
+    status: int | None
     fault: FaultKind | None
-    finished_at: float  # time.monotonic()
+    started_at: float
+    finished_at: float
 
     def __repr__(self) -> str:
         return f"Exchange({self.service} {self.method} {self.target[:60]} -> {self.status})"
@@ -113,6 +118,7 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
         request = read_request_head(self._reader)
         if request is None:
             return False
+        started = time.monotonic()
         if request.head.has_token("Expect", "100-continue"):
             # Answer it here: the body is read before anything goes upstream.
             self.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -123,18 +129,44 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
         proxy = self.server.proxy
         fault, delay = proxy._drawer.draw(RequestInfo(service, request.method, request.target))
         if fault is FaultKind.SERVER_BUSY:
-            self._drain(request)
+            body = self._drain(request)
             self.request.sendall(server_busy(service, request, keep_alive=request.keep_alive))
+            self._observe(request, body, 503, fault, started)
             return request.keep_alive
         if fault is FaultKind.RESET_BEFORE:
-            self._drain(request)
+            body = self._drain(request)
+            self._observe(request, body, None, fault, started)
             self._reset_client()
         if fault is FaultKind.LATENCY:
             time.sleep(delay)
-        return self._forward(request, fault)
+        return self._forward(request, fault, started)
 
-    def _drain(self, request: RequestHead) -> None:
-        BodyCopier(None).copy(self._reader, request.framing, request.head.get("Content-Length"))
+    def _drain(self, request: RequestHead) -> bytes:
+        """Read the request body without forwarding it; what an observer may see of it."""
+        copier = BodyCopier(None, capture_limit=self.server.proxy._capture_limit)
+        copier.copy(self._reader, request.framing, request.head.get("Content-Length"))
+        return bytes(copier.captured)
+
+    def _observe(
+        self,
+        request: RequestHead,
+        body: bytes,
+        status: int | None,
+        fault: FaultKind | None,
+        started: float,
+    ) -> None:
+        self.server.proxy._observe(
+            Exchange(
+                service=self.server.service,
+                method=request.method,
+                target=request.target,
+                request_body=body,
+                status=status,
+                fault=fault,
+                started_at=started,
+                finished_at=time.monotonic(),
+            )
+        )
 
     def _reset_client(self) -> NoReturn:
         with contextlib.suppress(OSError):
@@ -142,7 +174,7 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
         _reset(self.request)
         raise _ConnectionEndedError("reset on purpose")
 
-    def _forward(self, request: RequestHead, fault: FaultKind | None) -> bool:
+    def _forward(self, request: RequestHead, fault: FaultKind | None, started: float) -> bool:
         proxy = self.server.proxy
         try:
             upstream = socket.create_connection(self.server.upstream, timeout=_UPSTREAM_TIMEOUT)
@@ -178,17 +210,7 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
             except (MessageError, OSError) as exc:
                 _LOGGER.debug("proxy relay failed %s %s: %r", request.method, request.target, exc)
                 self._reset_client()
-        proxy._observe(
-            Exchange(
-                service=self.server.service,
-                method=request.method,
-                target=request.target,
-                request_body=bytes(sent.captured),
-                status=response.status,
-                fault=fault,
-                finished_at=time.monotonic(),
-            )
-        )
+        self._observe(request, bytes(sent.captured), response.status, fault, started)
         if lost_ack:
             self._reset_client()
         return request.keep_alive and not response.closes and framing is not Framing.UNTIL_CLOSE
@@ -208,9 +230,9 @@ class FaultProxy(Service):
     :keyword plan: the fractions and the filter; default no faults.
     :keyword seed: seeds the fault draws.
     :keyword enabled: draw faults at all (switch with :attr:`enabled`).
-    :keyword observer: called with every :class:`Exchange` Azurite answered, from the
-        connection's thread, after the client got the answer (before the reset, for a lost
-        acknowledgement); it must be quick and thread-safe.
+    :keyword observer: called with every :class:`Exchange` (faulted ones too), from the
+        connection's thread, once the client got its answer (before the reset, for a reset);
+        it must be quick and thread-safe.
     """
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import time
 from collections.abc import Iterator
@@ -241,6 +242,33 @@ def test_after_a_lost_acknowledgement_the_sdk_retry_meets_its_own_write(
     )
 
 
+def test_the_observer_sees_every_request_with_its_fault(
+    azurite: Azurite, direct_table: TableClient
+) -> None:
+    seen: list[Exchange] = []
+    plans = [
+        FaultPlan(server_busy=1.0),
+        FaultPlan(reset_before=1.0),
+        FaultPlan(reset_after=1.0),
+        FaultPlan(),
+    ]
+    with FaultProxy.for_azurite(azurite, observer=seen.append) as proxy:
+        table = proxied_table(proxy, direct_table.table_name)
+        for index, plan in enumerate(plans):
+            proxy.plan = plan
+            with contextlib.suppress(HttpResponseError, *CONNECTION_ERRORS):
+                table.create_entity(entity(f"o{index}"))
+    assert [(e.method, e.status, e.fault) for e in seen] == [
+        ("POST", 503, FaultKind.SERVER_BUSY),
+        ("POST", None, FaultKind.RESET_BEFORE),
+        ("POST", 201, FaultKind.RESET_AFTER),
+        ("POST", 201, None),
+    ]
+    assert all(b'"RowKey": "o' in e.request_body for e in seen)
+    assert all(e.started_at <= e.finished_at for e in seen)
+    assert sorted(e["RowKey"] for e in direct_table.list_entities()) == ["o2", "o3"]
+
+
 def test_latency_spikes_delay_but_deliver(proxy: FaultProxy, direct_table: TableClient) -> None:
     proxy.plan = FaultPlan(latency=1.0, latency_seconds=(0.4, 0.4))
     table = proxied_table(proxy, direct_table.table_name)
@@ -266,6 +294,7 @@ def test_filter_limits_faults_to_table_writes(
         table.upsert_entity(entity("existing", 2))
     counts = proxy.counts()
     assert counts.faults_by_service == {(StorageService.TABLE, FaultKind.SERVER_BUSY): 1}
+    assert (counts.exposed, counts.failure_rate) == (1, 1.0)
 
 
 def test_switched_off_it_counts_but_injects_nothing(
@@ -276,7 +305,7 @@ def test_switched_off_it_counts_but_injects_nothing(
     table = proxied_table(proxy, direct_table.table_name)
     table.create_entity(entity("calm"))
     counts = proxy.counts()
-    assert (counts.requests, counts.failures) == (1, 0)
+    assert (counts.requests, counts.exposed, counts.failures) == (1, 0, 0)
     proxy.reset_counts()
     assert proxy.counts().requests == 0
 

@@ -103,7 +103,13 @@ def domain(
     clock = Clock()
     context = build_context(
         settings,
-        storage_options={**faults.options(), "retry_backoff_factor": 0.01},
+        storage_options={
+            **faults.options(),
+            "retry_backoff_factor": 0.01,
+            "initial_backoff": 0,
+            "increment_base": 0,
+            "random_jitter_range": 0,
+        },
         clock=clock,
     )
     marker = request.node.get_closest_marker("policy")

@@ -21,8 +21,8 @@ def _enqueued(domain: Domain, **upload: object) -> str:
 
 
 def test_a_poll_that_changes_nothing_writes_nothing(domain: Domain) -> None:
-    blob = _enqueued(domain)
     domain.d365.knobs.enqueued_seconds = 3600
+    blob = _enqueued(domain)
     domain.clock.advance(domain.poller.policy.backoff.interval_max)
     domain.poller.tick()  # Enqueued -> Enqueued
     before = len(domain.faults.calls)
