@@ -5,7 +5,6 @@ import json
 import azure.functions as func
 
 from shared import status_api
-from shared.config import SettingsError
 from shared.context import get_context
 
 bp = func.Blueprint()
@@ -24,14 +23,8 @@ def _json(response: status_api.ApiResponse) -> func.HttpResponse:
 @bp.route(route="messages/{message_id?}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def http_status(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/messages/{message_id} and GET /api/messages?blob=|state=&route=&since=..."""
-    try:
-        context = get_context()
-    except SettingsError as exc:
-        return _json(status_api.ApiResponse(503, {"error": str(exc), "problems": exc.problems}))
     message_id = req.route_params.get("message_id")
-    if message_id:
-        return _json(status_api.get_message(context, message_id))
-    return _json(status_api.list_messages(context, dict(req.params)))
+    return _json(status_api.messages(get_context, message_id, dict(req.params)))
 
 
 @bp.function_name("health")

@@ -47,6 +47,7 @@ from shared.d365 import (
     EnqueueResult,
     external_id_header,
 )
+from shared.errors import AppError
 from shared.routing import RejectReason, RouteMatch, RouteTable, RoutingError
 from shared.source_blob import (
     Archiver,
@@ -77,7 +78,7 @@ _WRITE_TRIES = 5
 _WRITE_PAUSE_SECONDS = 0.5
 
 
-class SendDeadlineError(Exception):
+class SendDeadlineError(AppError):
     """The upload would have outlived the claim's lease; it was cut short before its end,
     so F&O cannot have taken the file."""
 

@@ -53,6 +53,7 @@ from shared.config.parsers import (
     parse_guid,
     shown,
 )
+from shared.errors import AppError
 
 __all__ = [
     "COMPANY_PLACEHOLDER",
@@ -108,7 +109,7 @@ class RejectReason(enum.StrEnum):
     NAME_TOO_LONG = "NameTooLong"
 
 
-class RouteConfigError(ValueError):
+class RouteConfigError(AppError, ValueError):
     """One or more routes are invalid; ``problems`` lists each, naming route and key."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -116,7 +117,7 @@ class RouteConfigError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-class RoutingError(ValueError):
+class RoutingError(AppError, ValueError):
     """A blob cannot be sent: ``reason`` says why, the text names the path and the fix."""
 
     def __init__(self, reason: RejectReason, blob_path: str, message: str) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 from shared.config import SettingsError, health_summary
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
-from shared.tracking import TrackedFile, TrackingState, error_to_dict
+from shared.errors import safe_text
+from shared.tracking import TrackedFile, TrackingState, TrackingStoreError, error_to_dict
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,6 +94,26 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "last_error": record.last_error,
         "history": [{"state": state, "at": at} for state, at in record.history],
     }
+
+
+def messages(
+    context_factory: Callable[[], AppContext], message_id: str | None, params: Mapping[str, str]
+) -> ApiResponse:
+    """``GET /api/messages/{message_id}`` or ``GET /api/messages?...``; a 503 that names the
+    problem when the app cannot start or its table cannot be used, never a 500."""
+    try:
+        context = context_factory()
+    except SettingsError as exc:
+        return ApiResponse(503, {"error": str(exc), "problems": list(exc.problems)})
+    except Exception as exc:
+        _LOGGER.exception("messages: context could not be built")
+        return _problem(503, f"the app could not start ({safe_text(exc)}); see /api/health")
+    try:
+        if message_id:
+            return get_message(context, message_id)
+        return list_messages(context, params)
+    except TrackingStoreError as exc:
+        return _problem(503, str(exc))
 
 
 def get_message(context: AppContext, message_id: str) -> ApiResponse:
@@ -184,7 +205,8 @@ def _parse_since(text: str) -> datetime:
 
 
 def _parse_limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
     return int(text)
 
@@ -201,7 +223,7 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
     except Exception as exc:
         _LOGGER.exception("health: context could not be built")
         return ApiResponse(
-            503, {"healthy": False, "checks": {"startup": {"ok": False, "error": _kind(exc)}}}
+            503, {"healthy": False, "checks": {"startup": {"ok": False, "error": safe_text(exc)}}}
         )
     checks["settings"] = {"ok": True, "summary": health_summary(context.settings), "problems": []}
     try:
@@ -214,18 +236,11 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
             "last_tick": _time(schedule.last_tick()),
         }
     except Exception as exc:
-        checks["storage"] = {"ok": False, "error": _kind(exc)}
+        checks["storage"] = {"ok": False, "error": safe_text(exc)}
     try:
         context.credential.get_token(context.settings.d365.scope)
         checks["d365_token"] = {"ok": True}
     except Exception as exc:
-        checks["d365_token"] = {"ok": False, "error": _kind(exc)}
+        checks["d365_token"] = {"ok": False, "error": safe_text(exc)}
     healthy = all(check["ok"] for check in checks.values())
     return ApiResponse(200 if healthy else 503, {"healthy": healthy, "checks": checks})
-
-
-def _kind(exc: Exception) -> str:
-    # Our own errors are written secret-free; SDK texts may echo URLs, so keep only the type.
-    if type(exc).__module__.startswith("shared."):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from shared.config.parsers import DURATION_FORMS, InvalidValueError, format_duration, parse_duration
+from shared.errors import AppError
 
 __all__ = ["SettingsError", "SettingsReader"]
 
@@ -14,7 +15,7 @@ _T = TypeVar("_T")
 _KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 
 
-class SettingsError(ValueError):
+class SettingsError(AppError, ValueError):
     """The app settings are invalid; ``problems`` lists every problem, one per entry.
 
     The text names settings and expected forms; it never holds the value of a secret or of an

@@ -28,6 +28,8 @@ from http import HTTPStatus
 
 import requests
 
+from shared.errors import AppError
+
 from ._parsing import fno_error_text, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
@@ -77,7 +79,7 @@ class OperationContext:
         return f"{self.operation} ({where}{'; ' if ids else ''}{', '.join(ids)})"
 
 
-class D365Error(Exception):
+class D365Error(AppError):
     """Base of every error the F&O client raises."""
 
     def __init__(

@@ -115,7 +115,8 @@ def is_record_key(text: str) -> bool:
 
 def since_bound(since: datetime) -> str:
     """Upper bound of the record keys at or after ``since``."""
-    millis = max(int(since.timestamp() * 1000), 0)
+    # Before 1970 is everything; past the year 2286 (13 digits of ms) is nothing.
+    millis = min(max(int(since.timestamp() * 1000), 0), _INVERT_BASE)
     return f"{_INVERT_BASE - millis:013d}-~"
 
 

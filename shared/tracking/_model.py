@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from shared.d365 import ExecutionError
+from shared.errors import AppError
 
 __all__ = [
     "ClaimResult",
@@ -62,11 +63,11 @@ _NON_TERMINAL = frozenset(
 )
 
 
-class TrackingStoreError(RuntimeError):
+class TrackingStoreError(AppError, RuntimeError):
     """The status table cannot be used; the message says which table and what to do."""
 
 
-class ConcurrencyError(RuntimeError):
+class ConcurrencyError(AppError, RuntimeError):
     """Another writer changed the row first (ETag mismatch); re-read and decide again."""
 
 

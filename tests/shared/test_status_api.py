@@ -1,0 +1,107 @@
+"""The status view: what each HTTP query answers, its cost in table reads, and that it never
+answers 500 or shows what it must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import status_api
+from shared.config import SettingsError
+from shared.tracking import TrackingState
+from tests.e2e.test_enqueue import VALID
+from tests.shared.conftest import Domain
+
+
+def _enqueued(domain: Domain, path: str = "customers/USMF/file.xml") -> str:
+    blob = domain.upload(path, VALID)
+    record = domain.deliver(blob)
+    assert record is not None
+    assert record.message_id
+    return record.message_id
+
+
+def test_a_message_is_read_with_two_table_reads(domain: Domain) -> None:
+    message_id = _enqueued(domain)
+    before = len(domain.faults.calls)
+
+    response = status_api.get_message(domain.context, "{" + message_id.upper() + "}")
+
+    calls = domain.faults.calls[before:]
+    assert response.status == 200
+    assert response.body["message_id"] == message_id
+    assert response.body["state"] == "Enqueued"
+    assert response.body["next_poll_at"] is not None
+    assert [c.split(" ")[0] for c in calls] == ["GET", "GET"], calls
+
+
+@pytest.mark.parametrize(
+    ("message_id", "status", "text"),
+    [
+        ("not-a-guid", 400, "message_id 'not-a-guid' is not a GUID"),
+        ("00000000-0000-0000-0000-000000000001", 404, "no tracked file has message id"),
+    ],
+)
+def test_a_message_id_that_is_wrong_or_unknown_is_answered_clearly(
+    domain: Domain, message_id: str, status: int, text: str
+) -> None:
+    response = status_api.get_message(domain.context, message_id)
+    assert response.status == status
+    assert text in response.body["error"]
+
+
+@pytest.mark.parametrize(
+    ("params", "text"),
+    [
+        ({"limit": "²"}, "limit '²' is not accepted; expected 1 to 1000"),
+        ({"limit": "0"}, "limit '0' is not accepted; expected 1 to 1000"),
+        ({"since": "yesterday"}, "since 'yesterday' is not a date-time; expected ISO 8601"),
+        ({"state": "Done"}, "unknown state 'Done'; accepted: Received"),
+        ({"route": "nope"}, "unknown route 'nope'; configured routes: customers"),
+        ({"continuation": "x!"}, "continuation is not a token this API issued"),
+        ({"colour": "red"}, "unknown parameter(s) colour; accepted: blob, state"),
+        ({"blob": "a.xml", "state": "Processed"}, "blob cannot be combined with state"),
+        ({"blob": " / "}, "blob is empty; expected a path inside the inbound container"),
+    ],
+)
+def test_bad_query_parameters_get_a_400_that_names_them(
+    domain: Domain, params: dict[str, str], text: str
+) -> None:
+    response = status_api.list_messages(domain.context, params)
+    assert response.status == 400
+    assert text in response.body["error"]
+
+
+def test_since_before_1970_lists_everything_and_the_far_future_nothing(domain: Domain) -> None:
+    _enqueued(domain)
+    old = status_api.list_messages(domain.context, {"since": "1969-07-20T20:17:00Z"})
+    future = status_api.list_messages(domain.context, {"since": "9999-01-01T00:00:00Z"})
+    assert old.status == future.status == 200
+    assert len(old.body["items"]) == 1
+    assert future.body["items"] == []
+
+
+def test_the_latest_version_of_a_blob_is_found_by_its_path(domain: Domain) -> None:
+    _enqueued(domain)
+    blob = f"{domain.folder}/customers/USMF/file.xml"
+    response = status_api.list_messages(domain.context, {"blob": f"d365-inbound/{blob}"})
+    assert response.status == 200
+    assert response.body["blob"] == blob
+    assert response.body["state"] == TrackingState.ENQUEUED.value
+
+
+def test_settings_that_fail_to_load_answer_503_with_the_problems() -> None:
+    def broken() -> None:
+        raise SettingsError(["D365_ROUTES: is not set; expected a JSON list of routes"])
+
+    response = status_api.messages(broken, None, {})
+    assert response.status == 503
+    assert response.body["problems"] == ["D365_ROUTES: is not set; expected a JSON list of routes"]
+
+
+def test_any_other_startup_failure_is_a_503_that_shows_no_text() -> None:
+    def broken() -> None:
+        raise RuntimeError("AccountKey=c2VjcmV0 leaked into an SDK message")
+
+    response = status_api.messages(broken, "84a383c8-336d-45e4-9933-0c3e8bfb734a", {})
+    assert response.status == 503
+    assert response.body["error"] == "the app could not start (RuntimeError); see /api/health"
