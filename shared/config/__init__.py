@@ -9,8 +9,10 @@ error, nor do the values of the identity settings (tenant, client ids, certifica
 Modules: :mod:`~shared.config.parsers` (durations, URLs, GUIDs, byte sizes, names),
 :mod:`~shared.config.ncrontab` (the schedule grammar and its evaluator),
 :mod:`~shared.config.d365` and :mod:`~shared.config.storage` (the connection settings),
-:mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.summary` (what the
-health endpoint shows).
+:mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.host_json` (the
+host's ``functionTimeout``) and :mod:`~shared.config.reader` (reading the environment, and
+:class:`SettingsError`). What the health endpoint shows is the HTTP view's
+(:func:`shared.status_api.health_summary`).
 
 F&O connection and identity:
 
@@ -90,7 +92,6 @@ from shared.config.parsers import (
 from shared.config.reader import SettingsError
 from shared.config.settings import SETTING_NAMES, ArchiveMode, Settings
 from shared.config.storage import STORAGE_CONNECTION, StorageSettings
-from shared.config.summary import health_summary
 
 __all__ = [
     "DEFAULT_AUTHORITY_HOST",
@@ -105,7 +106,6 @@ __all__ = [
     "SettingsError",
     "StorageSettings",
     "format_duration",
-    "health_summary",
     "parse_byte_size",
     "parse_duration",
     "parse_guid",

@@ -22,8 +22,8 @@ from shared.config import (
     Settings,
     SettingsError,
     StorageSettings,
-    health_summary,
 )
+from shared.status_api import health_summary
 from tests import fakes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
