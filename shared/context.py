@@ -27,6 +27,9 @@ from shared.source_blob import Archiver
 from shared.storage import blob_service_client, table_service_client
 from shared.tracking import Backoff, TrackingStore, utcnow
 
+__all__ = ["AppContext", "build_context", "get_context"]
+
+
 _LOGGER = logging.getLogger(__name__)
 
 

@@ -53,7 +53,6 @@ from shared.source_blob import (
     Archiver,
     fingerprint,
     is_own_stamp,
-    quoted,
     stamp,
     stamped_record_key,
 )
@@ -64,6 +63,7 @@ from shared.tracking import (
     TrackedFile,
     TrackingState,
     TrackingStore,
+    quoted_etag,
     utcnow,
 )
 
@@ -316,7 +316,7 @@ class Enqueuer:
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
             downloader: Any = source.download_blob(
-                etag=quoted(etag), match_condition=MatchConditions.IfNotModified
+                etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
             )
             stream: Any = _DeadlineStream(downloader, deadline)
             return stream

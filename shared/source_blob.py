@@ -26,7 +26,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared.config import ArchiveMode
-from shared.tracking import TrackedFile, is_record_key
+from shared.tracking import TrackedFile, clean_etag, is_record_key, quoted_etag
 
 __all__ = [
     "FINGERPRINT_KEY",
@@ -36,7 +36,6 @@ __all__ = [
     "fingerprint",
     "is_own_stamp",
     "is_permanent",
-    "quoted",
     "stamp",
     "stamp_values",
     "stamped_record_key",
@@ -74,11 +73,6 @@ class ArchiveResult:
     archived_to: str | None
     note: str | None = None
     retry: bool = False
-
-
-def quoted(etag: str) -> str:
-    """An ETag in the quoted form conditional headers expect."""
-    return '"' + etag.strip().strip('"') + '"'
 
 
 def fingerprint(props: BlobProperties) -> str:
@@ -161,7 +155,7 @@ def stamp(
     :keyword metadata: the version's metadata when the caller has it (saves a read).
     :returns: the blob's new ETag, or None when the blob is gone or was overwritten.
     """
-    etag = quoted(etag)
+    etag = quoted_etag(etag)
     try:
         if metadata is None:
             current = blob.get_blob_properties(
@@ -179,7 +173,7 @@ def stamp(
             record.record_id,
         )
         return None
-    return str(result["etag"]).strip('"')
+    return clean_etag(str(result["etag"]))
 
 
 class Archiver:

@@ -18,6 +18,20 @@ from shared.d365 import normalize_message_id
 from shared.errors import safe_text
 from shared.tracking import TrackedFile, TrackingState, TrackingStoreError, error_to_dict
 
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ERRORS_IN_RESPONSE",
+    "MAX_LIMIT",
+    "ApiResponse",
+    "get_message",
+    "health",
+    "health_summary",
+    "list_messages",
+    "messages",
+    "record_json",
+]
+
+
 _LOGGER = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000

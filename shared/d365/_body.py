@@ -8,6 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, Protocol
 
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Body",
+    "BodyLengthError",
+    "ChunkedUpload",
+    "Readable",
+    "UploadBody",
+]
+
+
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 
 

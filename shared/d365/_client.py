@@ -49,6 +49,9 @@ from ._parsing import (
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
 from ._transport import Timeouts, new_session, validate_pool_maxsize
 
+__all__ = ["D365Client"]
+
+
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 

@@ -33,6 +33,26 @@ from shared.errors import AppError
 from ._parsing import fno_error_text, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
+__all__ = [
+    "D365AuthenticationError",
+    "D365ConnectionError",
+    "D365CredentialError",
+    "D365Error",
+    "D365HttpError",
+    "D365NotFoundError",
+    "D365PayloadTooLargeError",
+    "D365PermissionError",
+    "D365ResponseError",
+    "D365ServerError",
+    "D365ThrottledError",
+    "OperationContext",
+    "connection_error",
+    "describe_exception",
+    "error_from_response",
+    "request_id_of",
+]
+
+
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "request-id", "x-ms-correlation-id", "x-request-id")
 _MIB = 1024 * 1024
 

@@ -15,6 +15,9 @@ from urllib.parse import quote, unquote
 
 from ._parsing import shorten
 
+__all__ = ["external_id_from_header", "external_id_header"]
+
+
 # Printable ASCII is sent as it is, except the escape character itself.
 _KEPT = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
 _EDGE_SPACES = re.compile(r"^ +| +$")

@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Self
 
+__all__ = [
+    "DequeuedMessage",
+    "EnqueueResult",
+    "ExecutionError",
+    "ExecutionErrors",
+    "ExecutionSummaryStatus",
+    "ExecutionSummaryStatusResult",
+    "MessageStatus",
+    "MessageStatusResult",
+]
+
 
 class _TolerantStrEnum(StrEnum):
     """A str enum parsed case-insensitively, with spelling aliases; unknown text gives None."""

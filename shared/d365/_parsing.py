@@ -24,6 +24,27 @@ from ._models import (
     MessageStatusResult,
 )
 
+__all__ = [
+    "SHORT_TEXT_LIMIT",
+    "fno_error_text",
+    "get_ci",
+    "https_download_url",
+    "json_text",
+    "normalize_guid",
+    "normalize_message_id",
+    "odata_value",
+    "parse_dequeue",
+    "parse_enqueue_response",
+    "parse_execution_errors",
+    "parse_execution_id",
+    "parse_execution_summary_status",
+    "parse_message_status",
+    "shorten",
+    "string_value",
+    "url_without_query",
+]
+
+
 SHORT_TEXT_LIMIT = 200
 _WHITESPACE = re.compile(r"\s+")
 _SPACE = " \t\r\n\ufeff"

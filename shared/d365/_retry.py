@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+__all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after"]
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

@@ -21,6 +21,8 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+__all__ = ["D365Adapter", "Timeouts", "WriteTimeout", "new_session", "validate_pool_maxsize"]
+
 
 @dataclass(frozen=True)
 class Timeouts:

@@ -8,7 +8,7 @@
   schedule entries, written together, and the errors blob.
 """
 
-from ._codec import clean_etag, is_record_key, record_id_for
+from ._codec import clean_etag, is_record_key, quoted_etag, record_id_for
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -41,6 +41,7 @@ __all__ = [
     "clean_etag",
     "error_to_dict",
     "is_record_key",
+    "quoted_etag",
     "record_id_for",
     "utcnow",
 ]

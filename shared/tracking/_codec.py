@@ -37,6 +37,7 @@ __all__ = [
     "PARTITION",
     "blob_index_key",
     "blob_index_prefix",
+    "clean_etag",
     "decode_continuation",
     "decode_errors",
     "encode_continuation",
@@ -47,6 +48,7 @@ __all__ = [
     "message_key",
     "pending_entity",
     "pending_from",
+    "quoted_etag",
     "record_id_for",
     "record_row_key",
     "schedule_key",
@@ -90,6 +92,11 @@ def parse_time(value: Any) -> datetime | None:
 def clean_etag(etag: str) -> str:
     """An ETag without the quotes HTTP puts around it (quotes are awkward in keys)."""
     return etag.strip().strip('"')
+
+
+def quoted_etag(etag: str) -> str:
+    """An ETag in the quoted form conditional headers expect."""
+    return f'"{clean_etag(etag)}"'
 
 
 def record_id_for(blob: str, etag: str) -> str:
