@@ -850,6 +850,37 @@ def _open_at(
     return kill_at - call.ended <= ERROR_ANSWER_GRACE
 
 
+@dataclass(frozen=True)
+class SendTimeline:
+    """One path's sends in words, times in seconds from the start of the chaos."""
+
+    start: float
+    kills: Sequence[Kill]
+    storage: StorageLog
+    calls: Sequence[EnqueueCall]
+
+    def describe(self, path: str) -> str:
+        """Blob reads, enqueue calls (status, message id, when it was written) and kills."""
+        reads = [f"{at - self.start:.1f}" for at, p in self.storage.send_starts if p == path]
+        calls = [self._call(c) for c in self.calls if c.path == path]
+        kills = [f"{k.at - self.start:.1f}" for k in self.kills]
+        return (
+            f"blob reads at {', '.join(reads) or '-'} s; enqueue calls {'; '.join(calls) or '-'}; "
+            f"kills at {', '.join(kills) or '-'} s"
+        )
+
+    def _call(self, call: EnqueueCall) -> str:
+        ended = "-" if call.ended is None else f"{call.ended - self.start:.1f}"
+        status = "dropped" if call.dropped else str(call.status)
+        text = f"{call.started - self.start:.1f}-{ended} s {status}"
+        if call.message_id:
+            written = self.storage.first_written.get(call.message_id)
+            text += f" {call.message_id[:8]} written at " + (
+                "never" if written is None else f"{written - self.start:.1f} s"
+            )
+        return text
+
+
 @dataclass
 class ChaosReport:
     """The figures of one run; ``invariants`` says which held."""
@@ -870,6 +901,7 @@ class ChaosReport:
     sends_hit: int = 0
     enqueue_drops: int = 0
     unexplained_unknown: int = 0
+    unexplained_examples: list[str] = field(default_factory=list)
     deliveries: int | None = None
     final: int = 0
     unseen: int = 0
@@ -885,6 +917,7 @@ class ChaosReport:
     wrong_examples: list[str] = field(default_factory=list)
     untokened_messages: int = 0
     latest_lookups: tuple[int, int] = (0, 0)
+    latest_mismatches: list[str] = field(default_factory=list)
     drain_seconds: float | None = None
     drain_window: float = 0.0
     run_seconds: float = 0.0
@@ -959,6 +992,10 @@ class ChaosReport:
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"lost: {e}" for e in self.lost_examples]
         lines += [f"wrong: {e}" for e in self.wrong_examples]
+        lines += [
+            f"outcome unknown without an ambiguous send: {e}" for e in self.unexplained_examples
+        ]
+        lines += [f"?blob= not the latest: {e}" for e in self.latest_mismatches[:10]]
         lines += [
             f"invariant {name}: {'OK' if held else 'FAILED'}"
             for name, held in self.invariants.items()
@@ -1110,6 +1147,7 @@ class ChaosRun:
         self._say = say
         self._rng = random.Random(options.seed)
         self._run_id = uuid.UUID(int=self._rng.getrandbits(128)).hex[:10]
+        self._chaos_start = 0.0
         self.report = ChaosReport()
 
     def execute(self) -> ChaosReport:
@@ -1188,7 +1226,7 @@ class ChaosRun:
         host = services.host
         services.proxy.reset_counts()
         services.proxy.enabled = services.emulator.chaos_faults.enabled = True
-        start = time.monotonic()
+        start = self._chaos_start = time.monotonic()
         uploader = Uploader(services.container, plan, start, services.emulator.enqueues.received)
         uploader.start()
         self._say(
@@ -1259,11 +1297,15 @@ class ChaosRun:
         try:
             records = reader.list_all()
             latest = {v.upload.path: v for v in versions}
-            matching = sum(
-                _bare_etag((reader.latest(path) or {}).get("blob_etag")) == version.etag
-                for path, version in latest.items()
-            )
-            report.latest_lookups = (matching, len(latest))
+            for path, version in latest.items():
+                answer = reader.latest(path) or {}
+                if _bare_etag(answer.get("blob_etag")) != version.etag:
+                    report.latest_mismatches.append(
+                        f"{path}: latest upload {version.etag}, ?blob= answers "
+                        f"{_bare_etag(answer.get('blob_etag')) or 'nothing'} "
+                        f"({answer.get('state', 'no record')})"
+                    )
+            report.latest_lookups = (len(latest) - len(report.latest_mismatches), len(latest))
         finally:
             reader.close()
         emulator = services.emulator
@@ -1285,9 +1327,14 @@ class ChaosRun:
         dropped = [c for c in calls if c.dropped]
         report.enqueue_drops = len(dropped)
         ambiguous = hits.paths | {c.path for c in dropped if c.path}
-        report.unexplained_unknown = sum(
-            o.outcome_unknown and o.version.upload.path not in ambiguous for o in outcomes
-        )
+        unexplained = [
+            o for o in outcomes if o.outcome_unknown and o.version.upload.path not in ambiguous
+        ]
+        report.unexplained_unknown = len(unexplained)
+        timeline = SendTimeline(self._chaos_start, kills, storage, calls)
+        report.unexplained_examples = [
+            f"{_describe(o)}; {timeline.describe(o.version.upload.path)}" for o in unexplained[:5]
+        ]
         report.deliveries = count_deliveries(services.host.logs)
 
 

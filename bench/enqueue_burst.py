@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,7 +46,14 @@ if str(ROOT) not in sys.path:
 
 from azure.storage.blob import BlobServiceClient, ContainerClient  # noqa: E402
 
-from bench._loopback import JOBS, StorageCall, StorageCalls, start_emulator  # noqa: E402
+from bench._loopback import (  # noqa: E402
+    JOBS,
+    CpuMeter,
+    StorageCall,
+    StorageCalls,
+    child_pid,
+    start_emulator,
+)
 from devtools.azurite import Azurite  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.context import AppContext, build_context  # noqa: E402
@@ -186,22 +194,6 @@ def upload(container: ContainerClient, names: Sequence[str], size: int, workers:
         return list(pool.map(one, names))
 
 
-def timed_map(
-    work: Callable[[str], object], names: Sequence[str], workers: int
-) -> tuple[float, list[float], list[object]]:
-    """Run ``work`` over the names with a pool; total seconds, seconds per item, results."""
-
-    def timed(name: str) -> tuple[float, object]:
-        started = time.perf_counter()
-        result = work(name)
-        return time.perf_counter() - started, result
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(workers, thread_name_prefix="burst") as pool:
-        done = list(pool.map(timed, names))
-    return time.perf_counter() - started, [t for t, _ in done], [r for _, r in done]
-
-
 def baseline_sender(blobs: BlobServiceClient, client: D365Client) -> Callable[[str], object]:
     """Download a blob whole and POST its bytes to the enqueue endpoint."""
 
@@ -219,21 +211,6 @@ def app_sender(context: AppContext) -> Callable[[str], object]:
         return context.enqueuer.handle(context.blob_service.get_blob_client(INBOUND, name))
 
     return deliver
-
-
-def api_reads(
-    context: AppContext, counter: StorageCalls, message_ids: Sequence[str]
-) -> tuple[list[int], list[int], list[int]]:
-    """Table reads and other storage calls of each ``GET /api/messages/{id}``, and the
-    statuses it answered."""
-    reads, others, statuses = [], [], []
-    for message_id in message_ids:
-        with counter.recording() as calls:
-            response = get_message(context, message_id)
-        statuses.append(response.status)
-        reads.append(sum(1 for c in calls if c.table_read))
-        others.append(sum(1 for c in calls if not c.table_read))
-    return reads, others, statuses
 
 
 def _settled(record: TrackedFile | None) -> bool:
@@ -256,14 +233,51 @@ class Options:
 
 @dataclass
 class Rig:
-    """What a run measures with: the app's context with counted storage clients, and the
-    baseline's own clients."""
+    """What a run measures with: the app's context with counted storage clients, the
+    baseline's own clients, and the meters."""
 
     context: AppContext
     counter: StorageCalls
     raw_blobs: BlobServiceClient
     raw_client: D365Client
     discards: PoolDiscards
+    cpu: CpuMeter
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One timed pass over the files."""
+
+    seconds: float
+    each: list[float]
+    results: list[object]
+    cpu: dict[str, float]
+    discards: int
+
+    def cpu_text(self, files: int) -> str:
+        """CPU per file of each process."""
+        return ", ".join(f"{name} {used / files * 1000:.1f} ms" for name, used in self.cpu.items())
+
+
+def timed_pass(
+    rig: Rig, work: Callable[[str], object], names: Sequence[str], workers: int
+) -> Phase:
+    """Run ``work`` over the names with a pool of ``workers`` threads."""
+
+    def timed(name: str) -> tuple[float, object]:
+        started = time.perf_counter()
+        result = work(name)
+        return time.perf_counter() - started, result
+
+    rig.cpu.lap()
+    rig.discards.take()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers, thread_name_prefix="burst") as pool:
+        done = list(pool.map(timed, names))
+    seconds = time.perf_counter() - started
+    return Phase(
+        seconds, [t for t, _ in done], [r for _, r in done], rig.cpu.lap(), rig.discards.take()
+    )
 
 
 def run(options: Options) -> bool:
@@ -282,153 +296,215 @@ def run(options: Options) -> bool:
             )
             counter = StorageCalls(blob_port=azurite.blob_port, table_port=azurite.table_port)
             context = build_context(settings, storage_options=counter.options())
-            raw_blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
             raw_client = D365Client(
-                settings.d365.base_url,
-                build_credential(settings.d365),
-                pool_maxsize=workers,
+                settings.d365.base_url, build_credential(settings.d365), pool_maxsize=workers
+            )
+            pids: dict[str, int | str] = {"bench": "self", "emulator": emulator.pid}
+            azurite_pid = child_pid("node")
+            if azurite_pid is not None:
+                pids["azurite"] = azurite_pid
+            rig = Rig(
+                context,
+                counter,
+                BlobServiceClient.from_connection_string(azurite.connection_string),
+                raw_client,
+                discards,
+                CpuMeter(pids),
             )
             try:
-                return _measure(options, Rig(context, counter, raw_blobs, raw_client, discards))
+                return _measure(options, rig)
             finally:
                 raw_client.close()
                 context.close()
         finally:
             emulator.stop()
-            print(f"(emulator pid {emulator.pid}, {emulator.base_url})")
 
 
 def _measure(options: Options, rig: Rig) -> bool:
     n, workers = options.files, options.concurrency
-    context, counter, discards = rig.context, rig.counter, rig.discards
-    raw_blobs, raw_client = rig.raw_blobs, rig.raw_client
-    inbound = raw_blobs.get_container_client(INBOUND)
+    inbound = rig.raw_blobs.get_container_client(INBOUND)
     inbound.create_container()
     names = [f"{PREFIX}burst-{i:05d}.zip" for i in range(n)]
-    warmups = [f"{PREFIX}warmup-{i:03d}.zip" for i in range(workers)]
     started = time.perf_counter()
     etags = upload(inbound, names, options.size, workers)
     print(
         f"uploaded {n} files of {options.size} bytes at once ({workers} threads) in "
         f"{time.perf_counter() - started:.2f} s"
     )
-    upload(inbound, warmups, options.size, workers)
     record_ids = {
         record_id_for(name, etag): i
         for i, (name, etag) in enumerate(zip(names, etags, strict=True))
     }
+    baseline, app = baseline_sender(rig.raw_blobs, rig.raw_client), app_sender(rig.context)
+    _warm_up(rig, inbound, options, baseline, app)
 
-    baseline, app = baseline_sender(raw_blobs, raw_client), app_sender(context)
-    # Warm tokens, connection pools and code paths of both, on files of their own.
-    timed_map(baseline, warmups, workers)
-    timed_map(app, warmups, workers)
-    discards.take()
-
-    base_1, base_1_each, _ = timed_map(baseline, names, workers)
-    base_discards = discards.take()
-    with counter.recording() as enqueue_calls:
-        app_seconds, app_each, results = timed_map(app, names, workers)
-    app_discards = discards.take()
-    base_2, base_2_each, _ = timed_map(baseline, names, workers)
-    base_discards += discards.take()
-    records = [r if isinstance(r, TrackedFile) else None for r in results]
-    enqueued = sum(1 for r in records if r is not None and r.state is TrackingState.ENQUEUED)
-    base_seconds = (base_1 + base_2) / 2
-    ratio = app_seconds / base_seconds
-    enqueue = PerFile.of(enqueue_calls, record_ids, n)
-
-    print(f"enqueue burst: {n} files, concurrency {workers}")
-    print(
-        f"  baseline (download, D365Client.enqueue of the bytes): run 1 {base_1:.2f} s, "
-        f"run 2 {base_2:.2f} s, mean {base_seconds:.2f} s ({n / base_seconds:.0f} files/s); "
-        f"per file {_seconds(base_1_each + base_2_each)}; pool discards {base_discards}"
-    )
-    print(
-        f"  app (context.enqueuer.handle): {app_seconds:.2f} s until all {enqueued}/{n} "
-        f"Enqueued ({n / app_seconds:.0f} files/s); per file {_seconds(app_each)}; "
-        f"pool discards {app_discards}"
-    )
-    for line in enqueue.lines():
-        print(f"  {line}")
-    all_enqueued = enqueued == n
-    writes_ok = max(enqueue.table_writes) <= MAX_TABLE_WRITES
-    blobs_ok = max(enqueue.blob_calls) <= MAX_BLOB_CALLS
-    time_ok = ratio <= MAX_TIME_RATIO
-    print(f"{_verdict(all_enqueued)}  files Enqueued: {enqueued}/{n}")
-    print(
-        f"{_verdict(writes_ok)}  table writes per accepted file: max {max(enqueue.table_writes)}"
-        f", mean {statistics.fmean(enqueue.table_writes):.2f} (target <= {MAX_TABLE_WRITES})"
-    )
-    print(
-        f"{_verdict(blobs_ok)}  blob calls per accepted file: max {max(enqueue.blob_calls)}, "
-        f"mean {statistics.fmean(enqueue.blob_calls):.2f} (target <= {MAX_BLOB_CALLS})"
-    )
-    print(
-        f"{_verdict(time_ok)}  time to all Enqueued / baseline: {ratio:.2f}x "
-        f"({app_seconds:.2f} s / {base_seconds:.2f} s; target <= {MAX_TIME_RATIO}x)"
+    base_1 = timed_pass(rig, baseline, names, workers)
+    with rig.counter.recording() as calls:
+        sent = timed_pass(rig, app, names, workers)
+    base_2 = timed_pass(rig, baseline, names, workers)
+    records = [r if isinstance(r, TrackedFile) else None for r in sent.results]
+    ok = _report_enqueue(
+        options,
+        base_1=base_1,
+        sent=sent,
+        base_2=base_2,
+        records=records,
+        enqueue=PerFile.of(calls, record_ids, n),
     )
 
     message_ids = [r.raw_message_id or r.message_id or "" for r in records if r is not None]
-    reads_enqueued, other_enqueued, statuses_enqueued = api_reads(context, counter, message_ids)
-    final_ok, tick_lines = _rest_of_life(context, counter, records, record_ids, n)
-    reads_final, other_final, statuses_final = api_reads(context, counter, message_ids)
-    for line in tick_lines:
-        print(line)
-    api_ok = max(reads_enqueued + reads_final) <= MAX_API_READS and all(
-        s == 200 for s in statuses_enqueued + statuses_final
-    )
+    reads_enqueued = api_reads(rig, message_ids)
+    ok = _rest_of_life(rig, records, record_ids, n) and ok
+    reads_final = api_reads(rig, message_ids)
+    return _report_api(len(message_ids), reads_enqueued, reads_final) and ok
+
+
+def _warm_up(
+    rig: Rig,
+    inbound: ContainerClient,
+    options: Options,
+    baseline: Callable[[str], object],
+    app: Callable[[str], object],
+) -> None:
+    """Tokens, connection pools and code paths of both senders and the poller, on files of
+    their own, finished before anything is measured."""
+    workers = options.concurrency
+    warmups = [f"{PREFIX}warmup-{i:03d}.zip" for i in range(workers)]
+    upload(inbound, warmups, options.size, workers)
+    timed_pass(rig, baseline, warmups, workers)
+    records = [r for r in timed_pass(rig, app, warmups, workers).results if r]
+    _wait_until_due(records)
+    rig.context.poller.tick()
+
+
+def _wait_until_due(records: Iterable[object]) -> None:
+    due = [r.next_poll_at for r in records if isinstance(r, TrackedFile) and r.next_poll_at]
+    if due:
+        time.sleep(max(0.0, (max(due) - utcnow()).total_seconds()) + 0.5)
+
+
+def _report_enqueue(
+    options: Options,
+    *,
+    base_1: Phase,
+    sent: Phase,
+    base_2: Phase,
+    records: Sequence[TrackedFile | None],
+    enqueue: PerFile,
+) -> bool:
+    n = options.files
+    enqueued = sum(1 for r in records if r is not None and r.state is TrackingState.ENQUEUED)
+    base_seconds = (base_1.seconds + base_2.seconds) / 2
+    ratio = sent.seconds / base_seconds
+    print(f"enqueue burst: {n} files, concurrency {options.concurrency}")
     print(
-        f"  GET /api/messages/{{id}} (get_message), {len(message_ids)} ids: while Enqueued "
-        f"table reads mean {statistics.fmean(reads_enqueued):.2f} max {max(reads_enqueued)}; "
-        f"once final mean {statistics.fmean(reads_final):.2f} max {max(reads_final)}; other "
-        f"storage calls {sum(other_enqueued) + sum(other_final)}; statuses "
-        f"{sorted(set(statuses_enqueued + statuses_final))}"
+        f"  baseline (download, D365Client.enqueue of the bytes): run 1 {base_1.seconds:.2f} s, "
+        f"run 2 {base_2.seconds:.2f} s, mean {base_seconds:.2f} s "
+        f"({n / base_seconds:.0f} files/s); per file {_seconds(base_1.each + base_2.each)}"
     )
+    print(f"    CPU per file (run 1): {base_1.cpu_text(n)}; pool discards {base_1.discards}")
     print(
-        f"{_verdict(api_ok)}  table reads per GET /api/messages/{{id}}: max "
-        f"{max(reads_enqueued + reads_final)} (target <= {MAX_API_READS})"
+        f"  app (context.enqueuer.handle): {sent.seconds:.2f} s until all {enqueued}/{n} "
+        f"Enqueued ({n / sent.seconds:.0f} files/s); per file {_seconds(sent.each)}"
     )
-    return all_enqueued and writes_ok and blobs_ok and time_ok and final_ok and api_ok
+    print(f"    CPU per file: {sent.cpu_text(n)}; pool discards {sent.discards}")
+    for line in enqueue.lines():
+        print(f"  {line}")
+    checks = [
+        (enqueued == n, f"files Enqueued: {enqueued}/{n}"),
+        (
+            max(enqueue.table_writes) <= MAX_TABLE_WRITES,
+            f"table writes per accepted file: max {max(enqueue.table_writes)}, mean "
+            f"{statistics.fmean(enqueue.table_writes):.2f} (target <= {MAX_TABLE_WRITES})",
+        ),
+        (
+            max(enqueue.blob_calls) <= MAX_BLOB_CALLS,
+            f"blob calls per accepted file: max {max(enqueue.blob_calls)}, mean "
+            f"{statistics.fmean(enqueue.blob_calls):.2f} (target <= {MAX_BLOB_CALLS})",
+        ),
+        (
+            ratio <= MAX_TIME_RATIO,
+            f"time to all Enqueued / baseline: {ratio:.2f}x ({sent.seconds:.2f} s / "
+            f"{base_seconds:.2f} s; target <= {MAX_TIME_RATIO}x)",
+        ),
+    ]
+    for ok, text in checks:
+        print(f"{_verdict(ok)}  {text}")
+    return all(ok for ok, _ in checks)
 
 
 def _rest_of_life(
-    context: AppContext,
-    counter: StorageCalls,
-    records: Sequence[TrackedFile | None],
-    record_ids: dict[str, int],
-    n: int,
-) -> tuple[bool, list[str]]:
-    """One poll tick once every file is due; returns whether all ended final and archived."""
-    due_at = max((r.next_poll_at for r in records if r and r.next_poll_at), default=None)
-    if due_at is not None:
-        time.sleep(max(0.0, (due_at - utcnow()).total_seconds()) + 0.5)
-    with counter.recording() as calls:
-        report = context.poller.tick()
+    rig: Rig, records: Sequence[TrackedFile | None], record_ids: dict[str, int], n: int
+) -> bool:
+    """One poll tick once every file is due; prints its figures; True when every file ended
+    final and archived."""
+    _wait_until_due(records)
+    rig.cpu.lap()
+    started = time.perf_counter()
+    with rig.counter.recording() as calls:
+        report = rig.context.poller.tick()
+    seconds = time.perf_counter() - started
+    cpu = rig.cpu.lap()
     tick = PerFile.of(calls, record_ids, n)
     keys = [r.row_key for r in records if r is not None]
-    settled = sum(1 for key in keys if _settled(context.store.get(key)))
-    lines = [
-        f"rest of life: one poll tick, {report}",
-        f"  files final and archived after it: {settled}/{n}",
-        *(f"  {line}" for line in tick.lines()),
+    settled = sum(1 for key in keys if _settled(rig.context.store.get(key)))
+    print(f"rest of life: one poll tick, {report} (wall {seconds:.2f} s)")
+    print(f"  files final and archived after it: {settled}/{n}")
+    print("    CPU per file: " + ", ".join(f"{k} {v / n * 1000:.1f} ms" for k, v in cpu.items()))
+    for line in tick.lines():
+        print(f"  {line}")
+    shapes = Counter(_shape(c) for c in tick.shared)
+    print(
         f"  shared calls of the tick: {len(tick.shared)} "
-        f"({', '.join(sorted({_shape(c) for c in tick.shared}))})",
-    ]
+        f"({'; '.join(f'{shape} x{count}' for shape, count in sorted(shapes.items()))})"
+    )
     extra = 0
     while settled < n and extra < _EXTRA_TICKS:
         extra += 1
         time.sleep(1.0)
-        context.poller.tick()
-        settled = sum(1 for key in keys if _settled(context.store.get(key)))
+        rig.context.poller.tick()
+        settled = sum(1 for key in keys if _settled(rig.context.store.get(key)))
     if extra:
-        lines.append(f"  after {extra} more tick(s): {settled}/{n} final and archived")
-    ok = settled == n
-    lines.append(f"{_verdict(ok)}  every file final and archived: {settled}/{n}")
-    return ok, lines
+        print(f"  after {extra} more tick(s): {settled}/{n} final and archived")
+    print(f"{_verdict(settled == n)}  every file final and archived: {settled}/{n}")
+    return settled == n
+
+
+def api_reads(rig: Rig, message_ids: Sequence[str]) -> tuple[list[int], list[int], set[int]]:
+    """Per ``GET /api/messages/{id}``: table reads, other storage calls; the statuses."""
+    reads, others, statuses = [], [], set()
+    for message_id in message_ids:
+        with rig.counter.recording() as calls:
+            response = get_message(rig.context, message_id)
+        statuses.add(response.status)
+        reads.append(sum(1 for c in calls if c.table_read))
+        others.append(sum(1 for c in calls if not c.table_read))
+    return reads, others, statuses
+
+
+def _report_api(
+    count: int,
+    enqueued: tuple[list[int], list[int], set[int]],
+    final: tuple[list[int], list[int], set[int]],
+) -> bool:
+    reads = enqueued[0] + final[0]
+    statuses = enqueued[2] | final[2]
+    print(
+        f"GET /api/messages/{{id}} (status_api.get_message) for {count} ids: while Enqueued "
+        f"table reads mean {statistics.fmean(enqueued[0]):.2f} max {max(enqueued[0])}; once "
+        f"final mean {statistics.fmean(final[0]):.2f} max {max(final[0])}; other storage "
+        f"calls {sum(enqueued[1]) + sum(final[1])}; statuses {sorted(statuses)}"
+    )
+    ok = max(reads) <= MAX_API_READS and statuses == {200}
+    print(
+        f"{_verdict(ok)}  table reads per GET /api/messages/{{id}}: max {max(reads)} "
+        f"(target <= {MAX_API_READS})"
+    )
+    return ok
 
 
 def _shape(call: StorageCall) -> str:
-    """Method and path, keys and queries shortened: what kind of shared call it was."""
+    """Method and path, keys and queries left out: what kind of shared call it was."""
     path = re.sub(r"\(.*\)", "(...)", call.text.split("\n", 1)[0].split("?", 1)[0])
     return f"{call.service} {call.method} {path}"
 
@@ -440,7 +516,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="deliveries at once (16)")
     parser.add_argument("--size", type=int, default=2048, help="bytes per file (2048)")
     args = parser.parse_args()
-    if args.files < 1 or args.files > 99_999 or args.concurrency < 1 or args.size < 1:
+    if not 1 <= args.files <= 99_999 or args.concurrency < 1 or args.size < 1:
         parser.error("--files must be 1 to 99999; --concurrency and --size at least 1")
     started = time.perf_counter()
     ok = run(Options(args.files, args.concurrency, args.size))

@@ -37,6 +37,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties
 
+from shared.config import D365Settings, Settings
 from shared.d365 import (
     D365Client,
     D365ConnectionError,
@@ -67,7 +68,14 @@ from shared.tracking import (
     utcnow,
 )
 
-__all__ = ["DELETED", "SUPERSEDED", "EnqueuePolicy", "Enqueuer", "SendDeadlineError"]
+__all__ = [
+    "DELETED",
+    "SUPERSEDED",
+    "EnqueuePolicy",
+    "Enqueuer",
+    "SendDeadlineError",
+    "default_backoff",
+]
 
 _LOGGER = logging.getLogger(__name__)
 SUPERSEDED = "Superseded"
@@ -92,6 +100,11 @@ def _outcome_unknown(record: TrackedFile, why: str) -> str:
     )
 
 
+def default_backoff() -> Backoff:
+    """The poll and retry back-off of the default settings."""
+    return Backoff(Settings.poll_interval_min, Settings.poll_interval_max)
+
+
 @dataclass(frozen=True)
 class EnqueuePolicy:
     """Timing and limits of the enqueue step.
@@ -101,14 +114,16 @@ class EnqueuePolicy:
         timeout): an upload must end this long before the lease does.
     :ivar retry: back-off between sends F&O did not take.
     :ivar max_pending_age: a file not taken by F&O by then ends ``EnqueueFailed``.
+
+    The defaults are the settings' (:class:`shared.config.Settings`), defined there once.
     """
 
-    claim_lease: timedelta = timedelta(minutes=10)
-    answer_timeout: timedelta = timedelta(minutes=5)
-    first_poll_delay: timedelta = timedelta(seconds=30)
-    default_max_bytes: int = 48 * 1024 * 1024
-    retry: Backoff = field(default_factory=Backoff)
-    max_pending_age: timedelta = timedelta(hours=24)
+    claim_lease: timedelta = Settings.claim_lease
+    answer_timeout: timedelta = D365Settings.http_timeout
+    first_poll_delay: timedelta = Settings.poll_interval_min
+    default_max_bytes: int = Settings.max_file_bytes
+    retry: Backoff = field(default_factory=default_backoff)
+    max_pending_age: timedelta = Settings.max_pending_age
 
 
 class _DeadlineStream:

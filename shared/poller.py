@@ -26,8 +26,9 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
 
+from shared.config import Settings
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
-from shared.enqueuer import Enqueuer
+from shared.enqueuer import Enqueuer, default_backoff
 from shared.source_blob import Archiver, is_permanent
 from shared.tracking import (
     BATCH_SIZE,
@@ -74,10 +75,10 @@ class PollPolicy:
     :ivar archive_attempts: archive tries before the file is left where it is, with the reason.
     """
 
-    concurrency: int = 16
-    tick_budget: timedelta = timedelta(minutes=4)
-    backoff: Backoff = field(default_factory=Backoff)
-    max_pending_age: timedelta = timedelta(hours=24)
+    concurrency: int = Settings.poll_concurrency
+    tick_budget: timedelta = Settings.poll_tick_budget
+    backoff: Backoff = field(default_factory=default_backoff)
+    max_pending_age: timedelta = Settings.max_pending_age
     lease_margin: timedelta = timedelta(minutes=2)
     archive_attempts: int = 8
 

@@ -44,10 +44,11 @@ _POLL_FIELDS = ("due", "state", "poll_count", "d365_status", "written_at")
 
 @dataclass(frozen=True)
 class Backoff:
-    """Poll intervals doubling from ``interval_min`` up to ``interval_max``."""
+    """Poll intervals doubling from ``interval_min`` up to ``interval_max`` (their defaults are
+    the settings', ``POLL_INTERVAL_MIN`` and ``POLL_INTERVAL_MAX``)."""
 
-    interval_min: timedelta = timedelta(seconds=30)
-    interval_max: timedelta = timedelta(minutes=10)
+    interval_min: timedelta
+    interval_max: timedelta
 
     def next_interval(self, poll_count: int) -> timedelta:
         """Doubling back-off, capped: 30 s, 1 min, 2 min, 4 min, 8 min, 10 min..."""

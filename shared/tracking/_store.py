@@ -106,7 +106,8 @@ class TrackingStore:
 
     :param table: the status table's client.
     :keyword errors_container: where execution errors too large for a row are written.
-    :keyword backoff: the poll back-off, to project a record's next poll time.
+    :keyword backoff: the poll back-off, to project a record's next poll time (without it,
+        readers see the anchor as the next poll).
     :keyword clock: the time source (UTC) of ``updated_at`` and schedule anchors.
     """
 
@@ -121,7 +122,7 @@ class TrackingStore:
         self._table = StatusTable(table)
         self._errors = errors_container
         self._clock = clock
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
 
     @property
@@ -236,6 +237,8 @@ class TrackingStore:
         """Polls made and the next poll time of a record, projected from its anchor."""
         if record.state.is_terminal:
             return record.poll_count, None
+        if self.backoff is None:
+            return record.poll_count, record.next_poll_at
         return self.backoff.projected(record.next_poll_at, record.poll_count, now)
 
     def list_records(

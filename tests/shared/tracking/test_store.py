@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 from shared.d365 import ExecutionError
 from shared.tracking import (
     UNSCHEDULE,
+    Backoff,
     ConcurrencyError,
     TrackingState,
     TrackingStore,
@@ -263,6 +264,7 @@ def test_missing_table_gives_a_clear_error(storage_connection_string: str) -> No
 
 
 def test_next_poll_is_projected_from_the_records_anchor(store: TrackingStore) -> None:
+    store.backoff = Backoff(timedelta(seconds=30), timedelta(minutes=10))
     now = utcnow()
     record = store.update(
         _claim(store).record,
