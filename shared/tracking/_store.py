@@ -21,7 +21,6 @@ from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceExistsError,
-    ResourceModifiedError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -93,6 +92,18 @@ def _uncertain(exc: Exception) -> bool:
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return True
     return isinstance(exc, HttpResponseError) and (_status(exc) or 0) >= 500
+
+
+_CREATE_CONFLICTS = frozenset({409})
+_UPDATE_CONFLICTS = frozenset({404, 409, 412})
+
+
+def _read_back_needed(exc: Exception, conflicts: frozenset[int]) -> bool:
+    """The write lost a race, or may have landed with its answer lost: reading the row back
+    tells which."""
+    if isinstance(exc, HttpResponseError) and _status(exc) in conflicts:
+        return True
+    return _uncertain(exc)
 
 
 def _bounded(text: str | None) -> str | None:
@@ -190,12 +201,8 @@ class TrackingStore:
             try:
                 etags = self._table.transact(operations)
                 return ClaimResult(replace(record, etag=etags[0]), created=True)
-            except (TableTransactionError, ResourceExistsError) as exc:
-                if _status(exc) != 409 and not _uncertain(exc):
-                    raise
-                failure = exc
             except AzureError as exc:
-                if not _uncertain(exc):
+                if not _read_back_needed(exc, _CREATE_CONFLICTS):
                     raise
                 failure = exc
             current = self.get(record.row_key)
@@ -341,18 +348,12 @@ class TrackingStore:
                     *companions,
                 ]
                 return replace(after, etag=self._table.transact(operations)[0])
-            except TableTransactionError as exc:
-                if exc.index > 0 and _status(exc) == 404:
+            except AzureError as exc:
+                if isinstance(exc, TableTransactionError) and exc.index > 0 and _status(exc) == 404:
                     # A companion delete of a row already gone: the rest still has to land.
                     companions = [op for i, op in enumerate(companions) if i != exc.index - 1]
                     continue
-                if _status(exc) not in (404, 409, 412) and not _uncertain(exc):
-                    raise
-                failure = exc
-            except ResourceModifiedError as exc:
-                failure = exc
-            except AzureError as exc:
-                if not _uncertain(exc):
+                if not _read_back_needed(exc, _UPDATE_CONFLICTS):
                     raise
                 failure = exc
             current = self.get(after.row_key)
