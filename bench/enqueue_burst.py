@@ -20,7 +20,11 @@ the file it names (blob path, or record id in a table key or body).
 Targets: per accepted file at most 4 table writes and 3 blob calls; time to all ``Enqueued`` at
 most 1.5x the baseline; at most 2 table reads per ``GET /api/messages/{id}``.
 
-Usage: ``python bench/enqueue_burst.py [--files 500] [--concurrency 16] [--size 2048]``
+The emulator answers at once by default; ``--latency-ms`` delays every F&O answer (a real
+environment takes far longer than storage, which shrinks the ratio).
+
+Usage: ``python bench/enqueue_burst.py [--files 500] [--concurrency 16] [--size 2048]
+[--latency-ms 0]``
 """
 
 from __future__ import annotations
@@ -229,6 +233,7 @@ class Options:
     files: int
     concurrency: int
     size: int
+    latency_ms: int
 
 
 @dataclass
@@ -288,7 +293,7 @@ def run(options: Options) -> bool:
     urllib3_log.propagate = False
     workers = options.concurrency
     with tempfile.TemporaryDirectory(prefix="burst-bench-") as folder, Azurite() as azurite:
-        emulator = start_emulator(Path(folder), state_seconds=0)
+        emulator = start_emulator(Path(folder), state_seconds=0, latency_ms=options.latency_ms)
         os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(emulator.ca_file)
         try:
             settings = app_settings(
@@ -396,7 +401,10 @@ def _report_enqueue(
     enqueued = sum(1 for r in records if r is not None and r.state is TrackingState.ENQUEUED)
     base_seconds = (base_1.seconds + base_2.seconds) / 2
     ratio = sent.seconds / base_seconds
-    print(f"enqueue burst: {n} files, concurrency {options.concurrency}")
+    print(
+        f"enqueue burst: {n} files, concurrency {options.concurrency}, F&O latency "
+        f"{options.latency_ms} ms"
+    )
     print(
         f"  baseline (download, D365Client.enqueue of the bytes): run 1 {base_1.seconds:.2f} s, "
         f"run 2 {base_2.seconds:.2f} s, mean {base_seconds:.2f} s "
@@ -515,11 +523,14 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=500, help="files in the burst (500)")
     parser.add_argument("--concurrency", type=int, default=16, help="deliveries at once (16)")
     parser.add_argument("--size", type=int, default=2048, help="bytes per file (2048)")
+    parser.add_argument(
+        "--latency-ms", type=int, default=0, help="F&O's delay before every answer (0)"
+    )
     args = parser.parse_args()
     if not 1 <= args.files <= 99_999 or args.concurrency < 1 or args.size < 1:
         parser.error("--files must be 1 to 99999; --concurrency and --size at least 1")
     started = time.perf_counter()
-    ok = run(Options(args.files, args.concurrency, args.size))
+    ok = run(Options(args.files, args.concurrency, args.size, args.latency_ms))
     print(f"bench took {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
 
