@@ -140,6 +140,8 @@ API_TIMEOUT = (5.0, 30.0)
 # seconds of an error answer (the worker may not have released the claim yet).
 ANSWER_WINDOW = 30.0
 ERROR_ANSWER_GRACE = 15.0
+# A record write just before a kill may be the mark that a send begins, before the blob read.
+WRITE_WINDOW = 5.0
 
 
 def _say(text: str = "") -> None:
@@ -553,32 +555,45 @@ class ChaosEmulator(Emulator):
 
 class StorageLog:
     """Proxy observer: what the app's storage traffic shows about its sends, whatever the table
-    layout. A worker reads the blob's content only to send it, so a GET of an inbound blob
-    starts a send; and a message id is recorded once a table write holding it was applied
-    (lost acknowledgements included)."""
+    layout.
+
+    - ``reads``: a worker reads an inbound blob's content only to send it, so a GET of one
+      starts a send;
+    - ``writes``: table writes Azurite applied (lost acknowledgements included) that mention a
+      watched path (a record of it: the claim, the mark that a send begins, its outcome);
+    - ``first_written``: when a message id first reached a table in such a write.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._paths: tuple[str, ...] = ()
         self.first_written: dict[str, float] = {}
-        self.send_starts: list[tuple[float, str]] = []
+        self.reads: list[tuple[float, str]] = []
+        self.writes: list[tuple[float, str]] = []
+
+    def watch(self, paths: Sequence[str]) -> None:
+        """Note the writes that mention these paths from now on."""
+        self._paths = tuple(paths)
 
     def __call__(self, exchange: Exchange) -> None:
         if exchange.service is StorageService.BLOB and exchange.method == "GET":
             target = urlsplit(exchange.target)
             prefix = f"/devstoreaccount1/{INBOUND}/"
             if target.path.startswith(prefix) and "comp=" not in target.query:
+                path = unquote(target.path[len(prefix) :])
                 with self._lock:
-                    self.send_starts.append(
-                        (exchange.started_at, unquote(target.path[len(prefix) :]))
-                    )
+                    self.reads.append((exchange.started_at, path))
             return
         if exchange.service is not StorageService.TABLE or exchange.method not in WRITE_METHODS:
             return
         if exchange.status is None or not 200 <= exchange.status < 300:
             return
-        for match in GUID.finditer(exchange.target.encode() + b" " + exchange.request_body):
-            guid = match.group().decode().lower()
-            with self._lock:
+        body = exchange.request_body
+        mentioned = [p for p in self._paths if p.encode() in body]
+        guids = [m.group().decode().lower() for m in GUID.finditer(exchange.target.encode() + body)]
+        with self._lock:
+            self.writes += [(exchange.finished_at, p) for p in mentioned]
+            for guid in guids:
                 self.first_written.setdefault(guid, exchange.finished_at)
 
 
@@ -795,33 +810,40 @@ class SendHits:
     flags: tuple[bool, ...]
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One step of a send: the worker wrote the record, read the blob, or called enqueue."""
+
+    at: float
+    kind: str
+    call: EnqueueCall | None = None
+
+
 def sends_hit_by_kills(
-    kills: Sequence[Kill],
-    send_starts: Sequence[tuple[float, str]],
-    calls: Sequence[EnqueueCall],
-    written: Mapping[str, float],
+    kills: Sequence[Kill], storage: StorageLog, calls: Sequence[EnqueueCall]
 ) -> SendHits:
-    """The sends each kill interrupted. A kill ends the host that ran since the kill before
-    it; that host was sending a path if it read the path's blob. The send was still open at
-    the kill unless its last step was over: F&O's answer with a message id that had reached a
-    table by the kill, or any answer (an error, a drop, or a message id never written) longer
-    ago than the worker needs to record it (``ERROR_ANSWER_GRACE`` for errors,
-    ``ANSWER_WINDOW`` otherwise), or a blob read longer ago than ``ANSWER_WINDOW`` that led
-    to no call."""
+    """The sends each kill cut short. A kill ends the host that ran since the kill before it.
+    That host was sending a path if it wrote the path's record, read its blob or called
+    enqueue with it; the send was over at the kill if F&O's answer had been recorded (its
+    message id reached a table before the kill), else it was still open if its latest step
+    came shortly before the kill: a record write within ``WRITE_WINDOW`` (it may be the mark
+    that the send begins), a blob read or a message id answer within ``ANSWER_WINDOW``, an
+    error or a drop within ``ERROR_ANSWER_GRACE``, or a call not answered yet."""
     hits: set[tuple[int, str]] = set()
     previous = float("-inf")
     for index, kill in enumerate(kills):
-        steps: dict[str, list[tuple[float, EnqueueCall | None]]] = defaultdict(list)
-        for at, path in send_starts:
-            if previous < at <= kill.at:
-                steps[path].append((at, None))
+        steps: dict[str, list[_Step]] = defaultdict(list)
+        for kind, log in (("write", storage.writes), ("read", storage.reads)):
+            for at, path in log:
+                if previous < at <= kill.at:
+                    steps[path].append(_Step(at, kind))
         for call in calls:
             if call.path in steps and previous < call.started <= kill.at:
-                steps[call.path].append((call.started, call))
+                steps[call.path].append(_Step(call.started, "call", call))
         hits.update(
             (index, path)
-            for path, events in steps.items()
-            if _open_at(max(events, key=lambda e: e[0]), kill.at, written)
+            for path, path_steps in steps.items()
+            if _open_at(path_steps, kill.at, storage.first_written)
         )
         previous = kill.at
     hit_kills = {index for index, _ in hits}
@@ -833,21 +855,21 @@ def sends_hit_by_kills(
     )
 
 
-def _open_at(
-    last: tuple[float, EnqueueCall | None], kill_at: float, written: Mapping[str, float]
-) -> bool:
-    """Whether a send whose latest step is ``last`` was still open when the host died."""
-    began, call = last
-    if call is None:
-        return kill_at - began <= ANSWER_WINDOW
+def _open_at(steps: Sequence[_Step], kill_at: float, written: Mapping[str, float]) -> bool:
+    """Whether a send with these steps was still open when the host died at ``kill_at``."""
+    for step in steps:
+        message_id = step.call.message_id if step.call else None
+        if message_id and written.get(message_id, float("inf")) <= kill_at:
+            return False
+    last = max(steps, key=lambda s: s.at)
+    if last.call is None:
+        window = WRITE_WINDOW if last.kind == "write" else ANSWER_WINDOW
+        return kill_at - last.at <= window
+    call = last.call
     if call.ended is None or call.ended >= kill_at:
         return True
-    if call.message_id:
-        written_at = written.get(call.message_id)
-        if written_at is not None and written_at <= kill_at:
-            return False
-        return kill_at - call.ended <= ANSWER_WINDOW
-    return kill_at - call.ended <= ERROR_ANSWER_GRACE
+    window = ANSWER_WINDOW if call.message_id else ERROR_ANSWER_GRACE
+    return kill_at - call.ended <= window
 
 
 @dataclass(frozen=True)
@@ -861,11 +883,13 @@ class SendTimeline:
 
     def describe(self, path: str) -> str:
         """Blob reads, enqueue calls (status, message id, when it was written) and kills."""
-        reads = [f"{at - self.start:.1f}" for at, p in self.storage.send_starts if p == path]
+        reads = [f"{at - self.start:.1f}" for at, p in self.storage.reads if p == path]
+        writes = [f"{at - self.start:.1f}" for at, p in self.storage.writes if p == path]
         calls = [self._call(c) for c in self.calls if c.path == path]
         kills = [f"{k.at - self.start:.1f}" for k in self.kills]
         return (
-            f"blob reads at {', '.join(reads) or '-'} s; enqueue calls {'; '.join(calls) or '-'}; "
+            f"record writes at {', '.join(writes) or '-'} s; blob reads at "
+            f"{', '.join(reads) or '-'} s; enqueue calls {'; '.join(calls) or '-'}; "
             f"kills at {', '.join(kills) or '-'} s"
         )
 
@@ -1222,6 +1246,7 @@ class ChaosRun:
         seconds = self.options.upload_seconds
         chaos = self.options.chaos_seconds
         plan = plan_uploads(self.options.files, seconds, self._rng, self._run_id)
+        services.storage.watch(sorted({u.path for u in plan if u.kind.is_valid}))
         kill_at = sorted(self._rng.uniform(1.0, chaos) for _ in range(self.options.kills))
         host = services.host
         services.proxy.reset_counts()
@@ -1319,7 +1344,7 @@ class ChaosRun:
         )
         calls = emulator.enqueues.calls
         storage = services.storage
-        hits = sends_hit_by_kills(kills, storage.send_starts, calls, storage.first_written)
+        hits = sends_hit_by_kills(kills, storage, calls)
         report.kills = len(kills)
         report.kills_hitting_a_send = hits.kills_hitting_a_send
         report.sends_hit = hits.sends_hit

@@ -1,13 +1,22 @@
-"""Benchmark: streaming a large file through `D365Client.enqueue` against a plain requests.post.
+"""Benchmark: streaming a large file to F&O, from disk and from a blob, against plain requests.
 
-The D365 emulator runs in its own process (HTTPS on loopback; it spools bodies to disk), and
-each measured upload runs in a fresh child process, so the peak RSS growth printed is the
-uploader's alone. Both uploads send the same file from disk to the same enqueue endpoint with
-the same bearer token.
+The D365 emulator runs in its own process (HTTPS on loopback; it spools bodies to disk), as does
+Azurite (data on disk), and each measured upload runs in a fresh child process, so the peak RSS
+growth printed is the uploader's alone (VmHWM, reset with clear_refs before the upload). Four
+uploads of the same bytes to the same enqueue endpoint:
+
+- ``baseline``: the file on disk, ``requests.post`` of the open file, a bearer token;
+- ``client``: the file on disk through ``D365Client.enqueue``;
+- ``pipe``: the blob in Azurite streamed into a ``requests.post`` (the SDK's download in 4 MiB
+  ranges, each range handed to the socket as it arrives, with a Content-Length);
+- ``app``: the whole path: a blob-trigger delivery of the blob to ``context.enqueuer.handle``
+  (properties, claim, download in ranges, enqueue, record, stamp), on a status table of its own
+  per upload, with the app's own credential (its token fetched before the upload).
 
     python bench/enqueue_stream.py [--size-mib 512] [--repeat 4]
 
-Targets: client peak RSS growth <= 64 MiB; client throughput >= 0.8x the baseline.
+Targets: client peak RSS growth <= 64 MiB and throughput >= 0.8x the baseline; app peak RSS
+growth <= 64 MiB and throughput >= 0.8x the pipe.
 """
 
 from __future__ import annotations
@@ -21,11 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench._loopback import start_emulator  # noqa: E402
+
 MIB = 1024 * 1024
 RSS_TARGET_MIB = 64.0
 THROUGHPUT_TARGET = 0.8
@@ -35,7 +51,14 @@ CLIENT_ID = "00000000-0000-0000-0000-0000000000b1"
 CLIENT_SECRET = "bench-secret-not-real"  # noqa: S105
 ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b3"
 WRITE_BLOCK = 4 * MIB
-MODES = ("baseline", "client")
+PIPE_CHUNK = 4 * MIB
+"""Bytes per ranged GET of the pipe's download: what the app's blob client uses too
+(shared.storage.STREAM_CHUNK), so both hold the same few MiB."""
+INBOUND = "stream-inbound"
+BLOB_NAME = "bench/payload.zip"
+MODES = ("baseline", "client", "pipe", "app")
+PAIRS = (("client", "baseline"), ("app", "pipe"))
+"""(measured, its baseline): each pair has both targets."""
 
 
 @dataclass(frozen=True)
@@ -82,46 +105,116 @@ class _FixedToken:
         return AccessToken(self._token, int(time.time()) + 3600)
 
 
-def _upload_baseline(job: dict[str, str]) -> str:
+def _enqueue_url(job: dict[str, Any]) -> str:
+    return f"{job['base_url']}/api/connector/enqueue/{job['activity_id']}"
+
+
+def _post(job: dict[str, Any], body: Any) -> str:
     import requests
 
-    url = f"{job['base_url']}/api/connector/enqueue/{job['activity_id']}"
-    with (
-        Path(job["path"]).open("rb") as body,
-        requests.post(
-            url,
-            data=body,
-            headers={"Authorization": f"Bearer {job['token']}"},
-            timeout=(10, 600),
-        ) as response,
-    ):
+    with requests.post(
+        _enqueue_url(job),
+        data=body,
+        headers={"Authorization": f"Bearer {job['token']}"},
+        timeout=(10, 600),
+    ) as response:
         response.raise_for_status()
         return response.text.strip()
 
 
-def _upload_client(job: dict[str, str]) -> str:
+def _prepare_baseline(job: dict[str, Any]) -> Callable[[], str]:
+    import requests  # noqa: F401 - imported before measuring
+
+    def upload() -> str:
+        with Path(job["path"]).open("rb") as body:
+            return _post(job, body)
+
+    return upload
+
+
+def _prepare_client(job: dict[str, Any]) -> Callable[[], str]:
     from shared.d365 import D365Client
 
     path = Path(job["path"])
-    with D365Client(job["base_url"], _FixedToken(job["token"]), read_timeout=600) as client:
-        result = client.enqueue(job["activity_id"], lambda: path.open("rb"), external_id=path.name)
-    return result.message_id
+
+    def upload() -> str:
+        with D365Client(job["base_url"], _FixedToken(job["token"]), read_timeout=600) as client:
+            result = client.enqueue(
+                job["activity_id"], lambda: path.open("rb"), external_id=path.name
+            )
+        return result.message_id
+
+    return upload
+
+
+class _SizedChunks:
+    """A blob download as an iterable body with a length: requests sends it with a
+    Content-Length, each chunk as it arrives."""
+
+    def __init__(self, downloader: Any) -> None:
+        self._downloader = downloader
+
+    def __len__(self) -> int:
+        return int(self._downloader.size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._downloader.chunks())
+
+
+def _prepare_pipe(job: dict[str, Any]) -> Callable[[], str]:
+    import requests  # noqa: F401 - imported before measuring
+    from azure.storage.blob import BlobClient
+
+    blob = BlobClient.from_connection_string(
+        job["connection_string"],
+        INBOUND,
+        BLOB_NAME,
+        max_single_get_size=PIPE_CHUNK,
+        max_chunk_get_size=PIPE_CHUNK,
+    )
+    blob.get_blob_properties()  # connection and code paths warm
+
+    def upload() -> str:
+        return _post(job, _SizedChunks(blob.download_blob()))
+
+    return upload
+
+
+def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
+    from shared.config import Settings
+    from shared.context import build_context
+    from shared.tracking import TrackingState
+
+    settings = Settings.from_env(job["settings"])
+    context = build_context(settings)
+    context.credential.get_token(settings.d365.scope)  # the token is cached from here on
+    blob = context.blob_service.get_blob_client(INBOUND, BLOB_NAME)
+
+    def upload() -> str:
+        record = context.enqueuer.handle(blob)
+        if record is None or record.state is not TrackingState.ENQUEUED:
+            raise RuntimeError(f"the app did not enqueue the blob: {record!r}")
+        return record.message_id or ""
+
+    return upload
 
 
 def child_main() -> None:
     """Run one upload as told on stdin; print seconds and peak RSS growth as JSON."""
     job = json.loads(sys.stdin.read())
-    upload = {"baseline": _upload_baseline, "client": _upload_client}[job["mode"]]
-    # Import what the upload uses before measuring, so the growth is the upload's.
-    import requests  # noqa: F401
-
-    import shared.d365  # noqa: F401
-
+    prepare = {
+        "baseline": _prepare_baseline,
+        "client": _prepare_client,
+        "pipe": _prepare_pipe,
+        "app": _prepare_app,
+    }[job["mode"]]
+    # Import and build what the upload uses before measuring, so the growth is the upload's.
+    upload = prepare(job)
     before = _proc_status_kib("self", "VmRSS")
     _reset_peak("self")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    status = upload(job)
+    status = upload()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     peak = _proc_status_kib("self", "VmHWM")
@@ -134,7 +227,7 @@ def child_main() -> None:
     json.dump(result, sys.stdout)
 
 
-# -- the parent: emulator, file, runs, report --------------------------------------------------
+# -- the parent: emulator, Azurite, file, runs, report -----------------------------------------
 
 
 def _write_file(path: Path, size_mib: int) -> None:
@@ -149,7 +242,7 @@ def _write_file(path: Path, size_mib: int) -> None:
             remaining -= count
 
 
-def _start_emulator(work: Path) -> tuple[subprocess.Popen[str], str, str]:
+def _jobs_file(work: Path) -> Path:
     jobs = work / "jobs.json"
     jobs.write_text(
         json.dumps(
@@ -166,28 +259,7 @@ def _start_emulator(work: Path) -> tuple[subprocess.Popen[str], str, str]:
             }
         )
     )
-    ca_file = work / "ca.pem"
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "devtools.d365_emulator", "--port", "0"),
-            *("--jobs", str(jobs), "--ca-file", str(ca_file)),
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    deadline = time.monotonic() + 30
-    for line in emulator.stdout:
-        match = re.search(r"base URL:\s+(\S+)", line)
-        if match:
-            return emulator, match.group(1), str(ca_file)
-        if time.monotonic() > deadline:
-            break
-    emulator.terminate()
-    raise RuntimeError("the emulator did not report its base URL")
+    return jobs
 
 
 def _token(base_url: str, ca_file: str) -> str:
@@ -204,8 +276,49 @@ def _token(base_url: str, ca_file: str) -> str:
         return credential.get_token(f"{base_url.lower()}/.default").token
 
 
-def _measure(mode: str, job: dict[str, str], emulator_pid: str, ca_file: str) -> Run:
+def _upload_blob(connection_string: str, path: Path) -> float:
+    """Put the file into Azurite as the inbound blob; returns the seconds it took."""
+    from azure.storage.blob import BlobServiceClient
+
+    container = BlobServiceClient.from_connection_string(connection_string).get_container_client(
+        INBOUND
+    )
+    container.create_container()
+    started = time.perf_counter()
+    with path.open("rb") as data:
+        container.upload_blob(BLOB_NAME, data, length=path.stat().st_size, max_concurrency=4)
+    return time.perf_counter() - started
+
+
+def _app_settings(job: dict[str, Any]) -> dict[str, str]:
+    """The app's settings for one upload: a status table of its own, so the blob is a new
+    claim each time (and not a duplicate delivery of a version already sent)."""
+    route = {
+        "name": "bench",
+        "prefix": "bench/",
+        "activity_id": ACTIVITY_ID,
+        "company": "USMF",
+        "max_bytes": "1GiB",
+    }
+    return {
+        "D365_BASE_URL": job["base_url"],
+        "D365_AUTHORITY_HOST": job["base_url"],
+        "D365_TENANT_ID": TENANT_ID,
+        "D365_CLIENT_ID": CLIENT_ID,
+        "D365_CLIENT_SECRET": CLIENT_SECRET,
+        "D365_ROUTES": json.dumps([route]),
+        "IntegrationStorage": job["connection_string"],
+        "INBOUND_CONTAINER": INBOUND,
+        "STATUS_TABLE": "stream" + uuid.uuid4().hex[:16],
+        "ARCHIVE_CONTAINER": "stream-archive",
+        "ERRORS_CONTAINER": "stream-errors",
+    }
+
+
+def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
+    if mode == "app":
+        job = {**job, "settings": _app_settings(job)}
     # The emulator spools every upload to disk: start each run with no dirty pages pending,
     # so one run's write-back does not slow the next.
     os.sync()
@@ -235,10 +348,10 @@ def _measure(mode: str, job: dict[str, str], emulator_pid: str, ca_file: str) ->
 
 
 def _measure_rounds(
-    job: dict[str, str], emulator_pid: str, ca_file: str, repeat: int
+    job: dict[str, Any], emulator_pid: str, ca_file: str, repeat: int
 ) -> list[dict[str, Run]]:
-    """One unmeasured warm-up per mode, then `repeat` rounds of both modes, alternating which
-    goes first, so drift over the run favours neither."""
+    """One unmeasured warm-up per mode, then `repeat` rounds of every mode, alternating the
+    order, so drift over the run favours none."""
     for mode in MODES:
         _measure(mode, job, emulator_pid, ca_file)
     rounds = []
@@ -249,33 +362,41 @@ def _measure_rounds(
 
 
 def _report(rounds: list[dict[str, Run]], size_mib: int) -> bool:
-    ratios = []
-    for index, pair in enumerate(rounds, start=1):
-        for run in pair.values():
+    for index, by_mode in enumerate(rounds, start=1):
+        for mode in MODES:
+            run = by_mode[mode]
             print(
                 f"  round {index} {run.mode:<8} {run.seconds:6.2f} s  "
                 f"{run.mib_per_s(size_mib):6.1f} MiB/s  cpu {run.cpu_seconds:5.2f} s  "
                 f"uploader RSS +{run.rss_growth_mib:5.1f} MiB  "
                 f"emulator RSS +{run.emulator_rss_growth_mib:5.1f} MiB"
             )
-        ratios.append(pair["client"].mib_per_s(size_mib) / pair["baseline"].mib_per_s(size_mib))
     for mode in MODES:
-        runs = [pair[mode] for pair in rounds]
+        runs = [by_mode[mode] for by_mode in rounds]
         print(
             f"{mode:<8} median {statistics.median(r.mib_per_s(size_mib) for r in runs):6.1f} "
             f"MiB/s, best {max(r.mib_per_s(size_mib) for r in runs):6.1f} MiB/s, median CPU "
-            f"{statistics.median(r.cpu_seconds for r in runs):.2f} s"
+            f"{statistics.median(r.cpu_seconds for r in runs):.2f} s, peak RSS growth "
+            f"{max(r.rss_growth_mib for r in runs):.1f} MiB"
         )
+    verdicts = [_judge(rounds, size_mib, mode, base) for mode, base in PAIRS]
+    return all(verdicts)
+
+
+def _judge(rounds: list[dict[str, Run]], size_mib: int, mode: str, base: str) -> bool:
+    """Both targets of one pair: the mode's peak RSS growth, and its throughput against its
+    baseline's (the median of the rounds' ratios)."""
+    ratios = [r[mode].mib_per_s(size_mib) / r[base].mib_per_s(size_mib) for r in rounds]
     ratio = statistics.median(ratios)
-    rss = max(pair["client"].rss_growth_mib for pair in rounds)
+    rss = max(r[mode].rss_growth_mib for r in rounds)
     rss_ok = rss <= RSS_TARGET_MIB
     ratio_ok = ratio >= THROUGHPUT_TARGET
     print(
-        f"{'PASS' if rss_ok else 'FAIL'}  client peak RSS growth {rss:.1f} MiB "
+        f"{'PASS' if rss_ok else 'FAIL'}  {mode} peak RSS growth {rss:.1f} MiB "
         f"(target <= {RSS_TARGET_MIB:.0f} MiB)"
     )
     print(
-        f"{'PASS' if ratio_ok else 'FAIL'}  client/baseline throughput {ratio:.2f}x, median of "
+        f"{'PASS' if ratio_ok else 'FAIL'}  {mode}/{base} throughput {ratio:.2f}x, median of "
         f"the rounds' ratios {', '.join(f'{r:.2f}' for r in ratios)} "
         f"(target >= {THROUGHPUT_TARGET}x)"
     )
@@ -292,26 +413,36 @@ def main() -> int:
     if args.child:
         child_main()
         return 0
+    from devtools.azurite import Azurite
+
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="enqueue-bench-") as folder:
         work = Path(folder)
         path = work / "payload.bin"
         print(f"writing {args.size_mib} MiB to {path}")
         _write_file(path, args.size_mib)
-        emulator, base_url, ca_file = _start_emulator(work)
-        try:
-            print(f"emulator pid {emulator.pid} at {base_url} (HTTPS, separate process)")
-            job = {
-                "base_url": base_url,
-                "token": _token(base_url, ca_file),
-                "activity_id": ACTIVITY_ID,
-                "path": str(path),
-            }
-            rounds = _measure_rounds(job, str(emulator.pid), ca_file, args.repeat)
-        finally:
-            emulator.terminate()
-            emulator.wait(timeout=30)
-        print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
-        return 0 if _report(rounds, args.size_mib) else 1
+        (work / "azurite").mkdir()
+        with Azurite(location=work / "azurite") as azurite:
+            seconds = _upload_blob(azurite.connection_string, path)
+            print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
+            emulator = start_emulator(work, jobs=_jobs_file(work))
+            try:
+                print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
+                ca_file = str(emulator.ca_file)
+                job = {
+                    "base_url": emulator.base_url,
+                    "token": _token(emulator.base_url, ca_file),
+                    "activity_id": ACTIVITY_ID,
+                    "path": str(path),
+                    "connection_string": azurite.connection_string,
+                }
+                rounds = _measure_rounds(job, str(emulator.pid), ca_file, args.repeat)
+            finally:
+                emulator.stop()
+    print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
+    ok = _report(rounds, args.size_mib)
+    print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

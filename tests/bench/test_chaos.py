@@ -18,6 +18,7 @@ from bench.chaos import (
     FnoFaults,
     Kill,
     PlannedUpload,
+    StorageLog,
     UploadedVersion,
     judge,
     plan_uploads,
@@ -25,6 +26,7 @@ from bench.chaos import (
     sends_hit_by_kills,
 )
 from devtools.d365_emulator import Knobs, Message
+from devtools.fault_proxy import Exchange, StorageService
 
 
 @pytest.mark.chaos
@@ -165,7 +167,8 @@ def test_outcome_unknown_with_the_file_at_f_and_o_is_not_wrong() -> None:
 
 def test_a_kill_hits_the_sends_its_host_had_not_finished() -> None:
     kills = [Kill(10.0), Kill(20.0), Kill(100.0)]
-    reads = [
+    storage = StorageLog()
+    storage.reads = [
         (9.0, "died-mid-call"),  # its call never reached the emulator's log
         (9.4, "open"),
         (5.0, "written"),
@@ -176,6 +179,13 @@ def test_a_kill_hits_the_sends_its_host_had_not_finished() -> None:
         (12.0, "next-host"),
         (50.0, "answer-long-unwritten"),
     ]
+    storage.writes = [
+        (4.9, "written"),
+        (7.5, "written"),  # after F&O's answer was recorded: not a send
+        (9.0, "marked-just-before"),  # the mark that a send begins, then the kill
+        (2.0, "marked-long-before"),
+    ]
+    storage.first_written = {"m2": 7.0, "m1": 10.2, "m4": 13.5}
     calls = [
         EnqueueCall(started=9.5, ended=10.5, status=200, path="open", message_id="m1"),
         EnqueueCall(started=5.1, ended=6.0, status=200, path="written", message_id="m2"),
@@ -188,15 +198,44 @@ def test_a_kill_hits_the_sends_its_host_had_not_finished() -> None:
             started=50.1, ended=51.0, status=200, path="answer-long-unwritten", message_id="m5"
         ),
     ]
-    hits = sends_hit_by_kills(kills, reads, calls, {"m2": 7.0, "m1": 10.2, "m4": 13.5})
+    hits = sends_hit_by_kills(kills, storage, calls)
     assert hits.paths == {
         "died-mid-call",
         "open",
         "unwritten",
         "error-just-before",
         "read-just-before",
+        "marked-just-before",
     }
-    assert (hits.kills_hitting_a_send, hits.sends_hit, hits.flags) == (1, 5, (True, False, False))
+    assert (hits.kills_hitting_a_send, hits.sends_hit, hits.flags) == (1, 6, (True, False, False))
+
+
+def test_the_storage_log_reads_sends_out_of_the_traffic() -> None:
+    path = "customers/USMF/a.xml"
+    message_id = "8872247b-195a-4f35-aeb2-500b503b2b98"
+    log = StorageLog()
+    log.watch([path])
+
+    def see(
+        service: StorageService,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        status: int | None = 200,
+    ) -> None:
+        log(Exchange(service, method, target, body, status, None, 1.0, 2.0))
+
+    blob, table = StorageService.BLOB, StorageService.TABLE
+    see(blob, "GET", f"/devstoreaccount1/d365-inbound/{path}")
+    see(blob, "GET", "/devstoreaccount1/d365-inbound?restype=container&comp=list")
+    see(blob, "HEAD", f"/devstoreaccount1/d365-inbound/{path}")
+    record = f'{{"blob": "{path}", "message_id": "{message_id.upper()}"}}'.encode()
+    see(table, "PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r')", record)
+    see(table, "POST", "/devstoreaccount1/t", record, status=None)  # never applied
+    see(table, "GET", "/devstoreaccount1/t()", record)
+    assert log.reads == [(1.0, path)]
+    assert log.writes == [(2.0, path)]
+    assert log.first_written == {message_id: 2.0}
 
 
 def test_f_and_o_faults_follow_the_rate_and_the_seed() -> None:
