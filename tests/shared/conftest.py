@@ -14,6 +14,7 @@ from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
 from shared.config import Settings
 from shared.context import AppContext, build_context
+from shared.d365 import D365Client, RetryPolicy
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.poller import Poller, PollPolicy
 from shared.tracking import Backoff, TrackedFile, utcnow
@@ -112,11 +113,17 @@ def domain(
         },
         clock=clock,
     )
+    # F&O retries without the seconds of back-off a real environment deserves.
+    client = D365Client(
+        settings.d365.base_url,
+        context.credential,
+        retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
+    )
     marker = request.node.get_closest_marker("policy")
     overrides = dict(marker.kwargs) if marker else {}
     enqueuer = Enqueuer(
         context.store,
-        context.client,
+        client,
         settings.routes,
         context.archiver,
         policy=EnqueuePolicy(
@@ -130,11 +137,12 @@ def domain(
     )
     poller = Poller(
         context.store,
-        context.client,
+        client,
         enqueuer,
         context.archiver,
         policy=PollPolicy(backoff=FAST, lease_margin=timedelta(seconds=5), **overrides),
         clock=clock,
     )
     yield Domain(context, enqueuer, poller, faults, clock, inbound, unique_name, d365)
+    client.close()
     context.close()
