@@ -62,7 +62,8 @@ def build_context(
     :keyword storage_options: further azure-core options for the storage clients (hooks).
     :keyword clock: the time source (UTC) of every part.
     """
-    options = dict(storage_options or {})
+    # A poll tick's calls in flight, plus the blob trigger's alongside.
+    options = {"pool_maxsize": settings.poll_concurrency + 4, **(storage_options or {})}
     blob_service = blob_service_client(settings.storage, **options)
     tables = table_service_client(settings.storage, **options)
     backoff = Backoff(settings.poll_interval_min, settings.poll_interval_max)

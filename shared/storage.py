@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+import requests
 from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
@@ -23,6 +25,7 @@ from shared.config import StorageSettings
 
 __all__ = [
     "CONNECTION_TIMEOUT",
+    "POOL_SIZE",
     "READ_TIMEOUT",
     "RETRY_TOTAL",
     "STREAM_CHUNK",
@@ -59,13 +62,34 @@ def storage_credential(storage: StorageSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
 
 
+POOL_SIZE = 16
+"""Connections kept per service client: one per call in flight (a poll tick runs
+``POLL_CONCURRENCY`` at once); a smaller pool discards connections and opens new ones."""
+
+
+def _transport(pool_maxsize: int, **timeouts: float) -> RequestsTransport:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # The timeouts belong to the transport: a client given one does not pass its own on.
+    return RequestsTransport(session=session, session_owner=True, **timeouts)
+
+
 def _options(
-    connection_timeout: float, read_timeout: float, retry_total: int, extra: dict[str, Any]
+    connection_timeout: float,
+    read_timeout: float,
+    retry_total: int,
+    pool_maxsize: int,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "connection_timeout": connection_timeout,
         "read_timeout": read_timeout,
         "retry_total": retry_total,
+        "transport": _transport(
+            pool_maxsize, connection_timeout=connection_timeout, read_timeout=read_timeout
+        ),
         **extra,
     }
 
@@ -97,12 +121,14 @@ def blob_service_client(
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     retry_total: int = RETRY_TOTAL,
+    pool_maxsize: int = POOL_SIZE,
     **client_options: Any,
 ) -> BlobServiceClient:
     """A blob service client on ``storage``, with bounded timeouts and retries.
 
     :param credential: for the identity form, a credential to share between clients;
         default :func:`storage_credential`.
+    :keyword pool_maxsize: connections kept open (calls in flight at once).
     :keyword client_options: further azure-core client options (``raw_request_hook``,
         ``raw_response_hook``, ``transport``...).
     :raises ValueError: no blob endpoint in ``storage``.
@@ -117,6 +143,7 @@ def blob_service_client(
             connection_timeout,
             read_timeout,
             retry_total,
+            pool_maxsize,
             {"max_single_get_size": STREAM_CHUNK, "max_chunk_get_size": STREAM_CHUNK}
             | BLOB_RETRY_BACKOFF
             | client_options,
@@ -131,12 +158,14 @@ def table_service_client(
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     retry_total: int = RETRY_TOTAL,
+    pool_maxsize: int = POOL_SIZE,
     **client_options: Any,
 ) -> TableServiceClient:
     """A table service client on ``storage``, with bounded timeouts and retries.
 
     :param credential: for the identity form, a credential to share between clients;
         default :func:`storage_credential`.
+    :keyword pool_maxsize: connections kept open (calls in flight at once).
     :keyword client_options: further azure-core client options (``raw_request_hook``,
         ``raw_response_hook``, ``transport``...).
     :raises ValueError: no table endpoint in ``storage``.
@@ -147,5 +176,7 @@ def table_service_client(
         "IntegrationStorage__tableServiceUri",
         storage,
         credential=credential,
-        options=_options(connection_timeout, read_timeout, retry_total, client_options),
+        options=_options(
+            connection_timeout, read_timeout, retry_total, pool_maxsize, client_options
+        ),
     )

@@ -131,3 +131,26 @@ def test_read_timeout_bounds_a_hung_blob_call(silent_storage: _SilentServer) -> 
         blobs.get_blob_client("hung", "a.xml").get_blob_properties()
     assert time.monotonic() - started < 5
     assert len(silent_storage.connections) == 1
+
+
+def test_sixteen_calls_at_once_keep_their_connections(
+    azurite: Azurite, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A poll tick runs 16 calls at once: none of their connections is discarded."""
+    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    table = table_service_client(storage).create_table(unique_name)
+    table.create_entity({"PartitionKey": "p", "RowKey": "1"})
+    barrier = threading.Barrier(16)
+
+    def read() -> None:
+        barrier.wait()
+        for _ in range(5):
+            table.get_entity("p", "1")
+
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        threads = [threading.Thread(target=read) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert "Connection pool is full" not in caplog.text
