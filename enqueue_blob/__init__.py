@@ -5,6 +5,7 @@ import logging
 import azure.functions as func
 from azurefunctions.extensions.bindings import blob
 
+from shared import telemetry
 from shared.context import get_context
 
 bp = func.Blueprint()
@@ -21,6 +22,7 @@ TRIGGER_PATH = "%INBOUND_CONTAINER%/{name}"
     connection="IntegrationStorage",
     source=func.BlobSource.EVENT_GRID,
 )
+@telemetry.invocation("enqueue_blob", trigger="datasource")
 def enqueue_blob(client: blob.BlobClient) -> None:
     """Route, claim and enqueue one uploaded blob version; see shared.enqueuer."""
     record = get_context().enqueuer.handle(client)

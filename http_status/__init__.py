@@ -4,7 +4,7 @@ import json
 
 import azure.functions as func
 
-from shared import status_api
+from shared import status_api, telemetry
 from shared.context import get_context
 
 bp = func.Blueprint()
@@ -21,6 +21,7 @@ def _json(response: status_api.ApiResponse) -> func.HttpResponse:
 
 @bp.function_name("http_status")
 @bp.route(route="messages/{message_id?}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("http_status", trigger="http")
 def http_status(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/messages/{message_id} and GET /api/messages?blob=|state=&route=&since=..."""
     message_id = req.route_params.get("message_id")
@@ -29,6 +30,7 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("health", trigger="http")
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
     return _json(status_api.health(get_context))

@@ -1,11 +1,12 @@
 // The D365 F&O recurring-integrations function app on Flex Consumption, in one resource group.
 //
 // Two phases (docs/deploy.md):
-//   1. deployEventSubscription=false: storage, identity, monitoring, Key Vault, the function app
-//      and the Event Grid system topic. Then deploy the code.
-//   2. deployEventSubscription=true: adds the BlobCreated subscription. Its webhook needs the
-//      host's blobs_extension system key, which exists only once the deployed code runs the
-//      blob trigger, and Event Grid validates the webhook when the subscription is created.
+//   1. This template: storage, identity, monitoring, Key Vault, the function app and the Event
+//      Grid system topic (and, with vnetEnabled, the network). Then deploy the code.
+//   2. app/eventsubscription.bicep deployed on its own, from this template's outputs: the
+//      BlobCreated subscription. Its webhook needs the host's blobs_extension system key, which
+//      exists only once the deployed code runs the blob trigger, and Event Grid validates the
+//      webhook when the subscription is created; nothing else is re-PUT meanwhile.
 targetScope = 'resourceGroup'
 
 @description('Lower-case letters and digits, 3-10 characters; starts every resource name.')
@@ -26,7 +27,10 @@ param functionAppName string = 'func-${namePrefix}-${uniqueString(resourceGroup(
 @maxLength(24)
 param storageAccountName string = take('st${namePrefix}${uniqueString(resourceGroup().id)}', 24)
 
-@description('Key Vault name (3-24 characters, globally unique).')
+// A parameter (variable group entry keyVaultName): with purge protection a deleted vault keeps
+// its name for the retention period, so a redeploy after deleting the resource group needs a
+// new name (or `az keyvault recover`).
+@description('Key Vault name (3-24 characters, globally unique). Change it to redeploy while a deleted vault of the old name is retained.')
 @maxLength(24)
 param keyVaultName string = 'kv-${namePrefix}-${take(uniqueString(resourceGroup().id), 8)}'
 
@@ -34,7 +38,10 @@ param keyVaultName string = 'kv-${namePrefix}-${take(uniqueString(resourceGroup(
 @allowed(['3.11', '3.12'])
 param pythonVersion string = '3.12'
 
-@description('Most instances Flex Consumption may scale out to.')
+// Flex Consumption accepts 1 to 1000: "Currently the lowest maximum instance count value is
+// 1, and the highest supported maximum instance count value is 1000" (Learn, Event-driven
+// scaling, "Limit scale-out", Flex Consumption pivot). Older pages and samples said 40.
+@description('Most instances Flex Consumption may scale out to (per function group).')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -46,32 +53,24 @@ param instanceMemoryMB int = 2048
 @description('D365_BASE_URL: the F&O environment, e.g. https://contoso.operations.dynamics.com (no trailing slash).')
 param d365BaseUrl string
 
-@description('How the app gets its F&O token: secret (client secret in Key Vault), certificate, or managedIdentity (the app\'s user-assigned identity, registered in F&O).')
-@allowed(['secret', 'certificate', 'managedIdentity'])
+// No certificate mode here: the app reads a certificate from a file path, and nothing puts a
+// file on a Flex instance (docs/deploy.md, "Credentials").
+@description('How the app gets its F&O token: secret (client secret in Key Vault) or managedIdentity (the app\'s user-assigned identity, registered in F&O).')
+@allowed(['secret', 'managedIdentity'])
 param d365AuthMode string = 'secret'
 
-@description('D365_TENANT_ID: Entra tenant of the F&O environment (secret and certificate modes).')
+@description('D365_TENANT_ID: Entra tenant of the F&O environment (secret mode).')
 param d365TenantId string = ''
 
-@description('D365_CLIENT_ID: application (client) id registered in F&O (secret and certificate modes).')
+@description('D365_CLIENT_ID: application (client) id registered in F&O (secret mode).')
 param d365ClientId string = ''
 
 @description('The F&O client secret, written to Key Vault. Empty: keep the secret already in the vault.')
 @secure()
 param d365ClientSecret string = ''
 
-@description('D365_CLIENT_CERTIFICATE_PATH: PEM/PFX path on the instance (certificate mode).')
-param d365CertificatePath string = ''
-
-@description('Whether the certificate has a password, kept in Key Vault (certificate mode).')
-param d365CertificateHasPassword bool = false
-
-@description('The certificate password, written to Key Vault. Empty: keep the one already in the vault.')
-@secure()
-param d365CertificatePassword string = ''
-
-@description('D365_AUTHORITY_HOST: the Entra authority (sovereign clouds differ).')
-param d365AuthorityHost string = 'https://login.microsoftonline.com'
+@description('D365_AUTHORITY_HOST: the Entra authority; defaults to the sign-in endpoint of the cloud deployed to.')
+param d365AuthorityHost string = environment().authentication.loginEndpoint
 
 @description('D365_ROUTES: the routes as one JSON string (a JSON array), see docs/deploy.md.')
 param d365Routes string
@@ -91,8 +90,19 @@ param archiveMode string = 'move'
 @maxValue(64)
 param pollConcurrency int = 16
 
-@description('Phase 2 only: create the Event Grid subscription (after the code is deployed).')
-param deployEventSubscription bool = false
+@description('E-mail address the telemetry alerts go to (infra/app/alerts.bicep); empty for none.')
+param alertEmail string = ''
+
+@description('Webhook the telemetry alerts are posted to (common alert schema); empty for none.')
+@secure()
+param alertWebhookUrl string = ''
+
+@description('Alert when the oldest file still waiting for F&O is older than this many hours.')
+@minValue(1)
+param oldestPendingAlertHours int = 6
+
+@description('Private endpoints for storage and Key Vault, VNet integration for the app, public network access off (as Microsoft\'s Flex quickstarts\' VNET_ENABLED).')
+param vnetEnabled bool = false
 
 // One value for the container, the INBOUND_CONTAINER app setting (the blob trigger's path is
 // %INBOUND_CONTAINER%/{name}) and the Event Grid filter: they cannot drift apart.
@@ -128,6 +138,18 @@ module storage 'app/storage.bicep' = {
       deadLetterContainerName
     ]
     statusTableName: statusTableName
+    vnetEnabled: vnetEnabled
+  }
+}
+
+module network 'app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  params: {
+    name: 'vnet-${namePrefix}-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
   }
 }
 
@@ -148,7 +170,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     d365ClientSecret: d365ClientSecret
-    d365CertificatePassword: d365CertificatePassword
+    vnetEnabled: vnetEnabled
   }
 }
 
@@ -179,7 +201,6 @@ module functionApp 'app/function.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: keyVault.outputs.uri
     clientSecretName: keyVault.outputs.clientSecretName
-    certificatePasswordName: keyVault.outputs.certificatePasswordName
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -187,8 +208,6 @@ module functionApp 'app/function.bicep' = {
     d365AuthMode: d365AuthMode
     d365TenantId: d365TenantId
     d365ClientId: d365ClientId
-    d365CertificatePath: d365CertificatePath
-    d365CertificateHasPassword: d365CertificateHasPassword
     d365AuthorityHost: d365AuthorityHost
     d365Routes: d365Routes
     inboundContainerName: inboundContainerName
@@ -199,6 +218,7 @@ module functionApp 'app/function.bicep' = {
     maxPendingAge: maxPendingAge
     archiveMode: archiveMode
     pollConcurrency: pollConcurrency
+    appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }
 
@@ -213,16 +233,18 @@ module eventGrid 'app/eventgrid.bicep' = {
   }
 }
 
-// A module, not a conditional resource, so that phase 1 never evaluates the listKeys() call
-// inside it (the blobs_extension key does not exist before the code runs).
-module blobCreatedSubscription 'app/eventsubscription.bicep' = if (deployEventSubscription) {
-  name: 'eventsubscription'
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
   params: {
-    systemTopicName: eventGrid.outputs.systemTopicName
-    functionAppName: functionApp.outputs.name
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
     storageAccountName: storage.outputs.name
-    inboundContainerName: inboundContainerName
-    deadLetterContainerName: deadLetterContainerName
+    keyVaultName: keyVault.outputs.name
+    alertEmail: alertEmail
+    alertWebhookUrl: alertWebhookUrl
+    oldestPendingHours: oldestPendingAlertHours
   }
 }
 
@@ -231,5 +253,8 @@ output functionAppHostName string = functionApp.outputs.defaultHostName
 output storageAccountName string = storage.outputs.name
 output keyVaultName string = keyVault.outputs.name
 output systemTopicName string = eventGrid.outputs.systemTopicName
+// Phase 2 (app/eventsubscription.bicep) takes these two with the names above.
+output inboundContainerName string = inboundContainerName
+output deadLetterContainerName string = deadLetterContainerName
 output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId

@@ -4,6 +4,7 @@ import logging
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.context import get_context
 
 bp = func.Blueprint()
@@ -13,6 +14,7 @@ _LOGGER = logging.getLogger(__name__)
 # Not on startup: it would fire on every scale-out and restart.
 @bp.function_name("poll_status")
 @bp.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False)
+@telemetry.invocation("poll_status", trigger="timer")
 def poll_status(timer: func.TimerRequest) -> None:
     """Poll every due message once; see shared.poller."""
     if timer.past_due:

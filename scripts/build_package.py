@@ -10,12 +10,15 @@ and the function and ``shared`` packages) with ``function_app.py`` and ``host.js
 root, and the pinned dependencies under ``.python_packages/lib/site-packages``, where the
 Functions Python worker finds them. Flex Consumption runs it as it is (no remote build).
 
-When ``--python-version`` is not the running interpreter's, the dependencies are binary
-wheels for that version and the Linux platform (pip's ``--platform``/``--only-binary``), so
-any machine builds a package for Azure; when it is, a plain ``pip install --target``.
+The dependencies are always binary wheels for the target, whatever machine builds: pip's
+``--platform manylinux2014_x86_64 --only-binary=:all: --python-version <x> --implementation
+cp``. A laptop and the pipeline agent therefore pick the same wheels and, with the same pip,
+write the same bytes (tests/deploy/test_package.py builds twice and compares the hashes).
 
-The archive is deterministic: entries sorted by path, fixed timestamps and permissions, and
-no bytecode (the build machine's ``.pyc`` files would be stale or for another Python).
+The archive is deterministic: entries sorted by path, fixed timestamps and permissions, no
+bytecode (the build machine's ``.pyc`` files would be stale or for another Python), and no
+console scripts (``bin/``: pip writes the build interpreter's path into them, and the
+worker never runs them). ``scripts/check_package.py`` then imports the app from the zip alone.
 """
 
 from __future__ import annotations
@@ -90,11 +93,6 @@ def stage_app(root: Path, stage: Path) -> None:
         shutil.copyfile(root / relative, target)
 
 
-def running_python_version() -> str:
-    """The running interpreter's ``major.minor``."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
 def pip_install_command(
     requirements: Path,
     target: Path,
@@ -102,7 +100,11 @@ def pip_install_command(
     python_version: str,
     platforms: Iterable[str] = DEFAULT_PLATFORMS,
 ) -> list[str]:
-    """The pip command that vendors ``requirements`` into ``target`` for ``python_version``."""
+    """The pip command that vendors ``requirements`` into ``target`` for ``python_version``.
+
+    Always for the target platform and Python, never for the running interpreter: the same
+    wheels on every build machine.
+    """
     command = [
         sys.executable,
         "-m",
@@ -116,12 +118,10 @@ def pip_install_command(
         "--requirement",
         str(requirements),
     ]
-    if python_version != running_python_version():
-        # Another Python than ours: only wheels built for it and for Linux will do.
-        for platform in platforms:
-            command += ["--platform", platform]
-        command += ["--only-binary=:all:", "--python-version", python_version]
-        command += ["--implementation", "cp"]
+    for platform in platforms:
+        command += ["--platform", platform]
+    command += ["--only-binary=:all:", "--python-version", python_version]
+    command += ["--implementation", "cp"]
     return command
 
 
@@ -140,6 +140,21 @@ def vendor_dependencies(
         requirements, target, python_version=python_version, platforms=platforms
     )
     subprocess.run(command, check=True)  # noqa: S603 - a fixed pip command line, no shell
+    drop_console_scripts(target)
+
+
+def drop_console_scripts(target: Path) -> None:
+    """Remove ``target/bin`` and its lines in every ``RECORD``.
+
+    pip writes the build interpreter's path into console scripts' first line, which would make
+    the bytes depend on the machine; nothing in the package runs them.
+    """
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    for record in target.glob("*.dist-info/RECORD"):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("../../bin/")]
+        if kept != lines:
+            record.write_text("".join(kept), encoding="utf-8")
 
 
 def write_zip(stage: Path, output: Path) -> PackageSummary:

@@ -37,6 +37,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties
 
+from shared import telemetry
 from shared.config import D365Settings, Settings
 from shared.d365 import (
     D365Client,
@@ -82,6 +83,7 @@ SUPERSEDED = "Superseded"
 DELETED = "Deleted"
 # Statuses that prove F&O did not take the file: it is worth sending again later.
 _NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
+_GATEWAY_STATUSES = frozenset({502, 504})
 _WRITE_TRIES = 5
 _WRITE_PAUSE_SECONDS = 0.5
 
@@ -177,10 +179,17 @@ class Enqueuer:
         :returns: the version's record, or None when the blob no longer exists.
         :raises AzureError: storage failed before the file was claimed; a redelivery retries.
         """
+        # Our own client on the same blob (the trigger watches INBOUND_CONTAINER): our
+        # retries, timeouts and connection pool rather than the binding's defaults.
+        blob = self._archiver.source(blob.blob_name)
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
-            _LOGGER.warning("blob gone before it could be read blob=%s", blob.blob_name)
+            _LOGGER.warning(
+                "blob gone before it could be read blob=%s",
+                blob.blob_name,
+                extra=telemetry.log_ids(blob=blob.blob_name),
+            )
             return None
         stamped = stamped_record_key(props)
         if stamped:
@@ -209,6 +218,7 @@ class Enqueuer:
             lease_until=lease_end,
         )
         record = claim.record
+        telemetry.annotate(blob=record.blob, record_id=record.record_id, route=record.route)
         if claim.created:
             _LOGGER.info(
                 "claimed blob=%s etag=%s record=%s route=%s",
@@ -216,6 +226,7 @@ class Enqueuer:
                 record.blob_etag,
                 record.record_id,
                 record.route,
+                extra=_ids(record),
             )
             return self._send(blob, record, props.metadata)
         return self._resume(blob, record)
@@ -271,7 +282,9 @@ class Enqueuer:
                 exc.reason.value,
                 record.record_id,
                 exc,
+                extra=_ids(record, event="file_finished"),
             )
+            telemetry.record_outcome(record.state.value, record.route)
             stamp(blob, record, etag=props.etag, metadata=props.metadata)
         return record
 
@@ -284,11 +297,14 @@ class Enqueuer:
                 record.blob,
                 record.state.value,
                 record.message_id,
+                extra=_ids(record),
             )
             return record
         if record.lease_until and record.lease_until > now:
             # Its schedule entry comes due when the lease ends; nothing to write.
-            _LOGGER.info("claim held, or its retry not due yet blob=%s", record.blob)
+            _LOGGER.info(
+                "claim held, or its retry not due yet blob=%s", record.blob, extra=_ids(record)
+            )
             return record
         if record.send_started_at is not None:
             return self._finish(
@@ -311,7 +327,9 @@ class Enqueuer:
             taken = self._store.update(record, lease_until=lease_end, schedule_at=lease_end)
         except ConcurrencyError:
             return None
-        _LOGGER.info("resuming claim blob=%s record=%s", record.blob, record.record_id)
+        _LOGGER.info(
+            "resuming claim blob=%s record=%s", record.blob, record.record_id, extra=_ids(record)
+        )
         return self._send(blob, taken, None)
 
     def _send(
@@ -336,6 +354,7 @@ class Enqueuer:
             stream: Any = _DeadlineStream(downloader, deadline)
             return stream
 
+        started = time.monotonic()
         try:
             result = self._client.enqueue(
                 record.activity_id or "",
@@ -346,14 +365,23 @@ class Enqueuer:
                 external_id=record.blob,
             )
         except (AzureError, D365Error, SendDeadlineError) as exc:
+            telemetry.record_enqueue(
+                route=record.route, seconds=time.monotonic() - started, size=None, ok=False
+            )
             return self._send_failed(record, exc)
+        telemetry.record_enqueue(
+            route=record.route, seconds=time.monotonic() - started, size=record.size, ok=True
+        )
         _LOGGER.info(
             "enqueued blob=%s message_id=%s activity=%s bytes=%s",
             record.blob,
             result.message_id,
             record.activity_id,
             record.size,
+            extra=_ids(record, message_id=result.message_id, state=TrackingState.ENQUEUED.value),
         )
+        telemetry.annotate(message_id=result.message_id)
+        telemetry.record_outcome(TrackingState.ENQUEUED.value, record.route)
         record = self._record_enqueued(record, result)
         stamp(blob, record, etag=etag, metadata=metadata)
         return record
@@ -379,10 +407,10 @@ class Enqueuer:
                 else "the blob was deleted before it was sent",
                 stamp_blob=False,
             )
-        if isinstance(exc, D365ResponseError) or (
-            isinstance(exc, D365ConnectionError) and exc.sent_body
-        ):
-            _LOGGER.error("enqueue outcome unknown blob=%s: %s", record.blob, exc)
+        if _ambiguous(exc):
+            _LOGGER.error(
+                "enqueue outcome unknown blob=%s: %s", record.blob, exc, extra=_ids(record)
+            )
             return self._finish(
                 record,
                 state=TrackingState.ENQUEUE_FAILED,
@@ -390,7 +418,13 @@ class Enqueuer:
             )
         if _not_taken(exc):
             return self._retry_later(record, exc)
-        _LOGGER.error("enqueue failed blob=%s record=%s: %s", record.blob, record.record_id, exc)
+        _LOGGER.error(
+            "enqueue failed blob=%s record=%s: %s",
+            record.blob,
+            record.record_id,
+            exc,
+            extra=_ids(record),
+        )
         return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
 
     def _retry_later(self, record: TrackedFile, exc: Exception) -> TrackedFile:
@@ -405,6 +439,7 @@ class Enqueuer:
             record.blob,
             record.record_id,
             exc,
+            extra=_ids(record),
         )
         return self._persist(
             record,
@@ -446,13 +481,16 @@ class Enqueuer:
             except AzureError as exc:
                 failure = exc
                 time.sleep(_WRITE_PAUSE_SECONDS * 2**attempt)
-            _LOGGER.warning("record write retried blob=%s: %s", record.blob, failure)
+            _LOGGER.warning(
+                "record write retried blob=%s: %s", record.blob, failure, extra=_ids(record)
+            )
         _LOGGER.error(
             "record write failed blob=%s record=%s message_id=%s changes=%s",
             record.blob,
             record.record_id,
             changes.get("message_id"),
             sorted(changes),
+            extra=_ids(record, message_id=changes.get("message_id")),
         )
         assert failure is not None
         raise failure
@@ -463,9 +501,43 @@ class Enqueuer:
         self, record: TrackedFile, *, stamp_blob: bool = True, **changes: Any
     ) -> TrackedFile:
         record = self._store.update(record, lease_until=None, schedule_at=UNSCHEDULE, **changes)
+        _LOGGER.info(
+            "finished blob=%s record=%s state=%s",
+            record.blob,
+            record.record_id,
+            record.state.value,
+            extra=_ids(record, event="file_finished"),
+        )
+        telemetry.record_outcome(record.state.value, record.route)
         if stamp_blob:
             stamp(self._archiver.source(record.blob), record, etag=record.blob_etag)
         return record
+
+
+def _ids(record: TrackedFile, **more: Any) -> dict[str, Any]:
+    """A record's correlation ids as log-record attributes (``more`` adds or overrides)."""
+    return telemetry.log_ids(
+        **{
+            "blob": record.blob,
+            "record_id": record.record_id,
+            "route": record.route,
+            "activity_id": record.activity_id,
+            "message_id": record.message_id,
+            "execution_id": record.execution_id,
+            "state": record.state.value,
+            **more,
+        }
+    )
+
+
+def _ambiguous(exc: Exception) -> bool:
+    """F&O may have the file: a 2xx we cannot read, a connection lost after the body was
+    sent, or a gateway's 502/504 (the environment behind it may have taken the file)."""
+    if isinstance(exc, D365ResponseError):
+        return True
+    if isinstance(exc, D365ConnectionError):
+        return exc.sent_body
+    return isinstance(exc, D365HttpError) and exc.status_code in _GATEWAY_STATUSES
 
 
 def _not_taken(exc: Exception) -> bool:

@@ -25,7 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
+from opentelemetry import context as otel_context
 
+from shared import telemetry
 from shared.config import Settings
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
 from shared.enqueuer import Enqueuer, default_backoff
@@ -152,8 +154,13 @@ class Poller:
             self._holder, until=self._clock() + budget + self._policy.lease_margin
         )
         if lease is None:
-            _LOGGER.info("poll tick skipped: another tick holds the poll lease")
-            return TickReport(0, {"lease_held_elsewhere": 1}, time.monotonic() - started)
+            _LOGGER.info(
+                "poll tick skipped: another tick holds the poll lease",
+                extra=telemetry.log_ids(event="poll_tick", skipped=True),
+            )
+            seconds = time.monotonic() - started
+            telemetry.record_tick(due=0, seconds=seconds, skipped=True)
+            return TickReport(0, {"lease_held_elsewhere": 1}, seconds)
         watermark = None
         try:
             now = self._clock()
@@ -163,8 +170,25 @@ class Poller:
         finally:
             self._store.schedule.finish_lease(lease, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
-        _LOGGER.info("poll tick %s", report)
+        _LOGGER.info(
+            "poll tick %s",
+            report,
+            extra=telemetry.log_ids(event="poll_tick", due=report.due, seconds=report.seconds),
+        )
+        telemetry.record_tick(due=report.due, seconds=report.seconds, skipped=False)
+        self._record_backlog()
         return report
+
+    def _record_backlog(self) -> None:
+        """Set the pending gauges (one scan of the schedule), only when telemetry is on."""
+        if not telemetry.enabled():
+            return
+        try:
+            count, oldest = self._store.schedule.backlog()
+        except AzureError as exc:
+            _LOGGER.warning("pending backlog not measured: %s", _storage_reason(exc))
+            return
+        telemetry.record_backlog(count, oldest, self._clock())
 
     def _walk(self, now: datetime, watermark: datetime | None, deadline: float) -> Counter[str]:
         backoff = self._policy.backoff
@@ -176,12 +200,26 @@ class Poller:
             if backoff.is_due(e, watermark, now)
         ]
         counts: Counter[str] = Counter()
+        # The pool's threads do not inherit the tick's span; each poll is a child of it.
+        parent = otel_context.get_current()
 
         def work(entry: PendingEntry) -> _Result:
             if time.monotonic() > deadline:
                 # Written as a new anchor due now, so the next tick takes it first.
                 return _Result(Outcome.DEFERRED, replace(entry, due_at=self._clock()))
-            return self._poll_entry(entry)
+            token = otel_context.attach(parent)
+            try:
+                with telemetry.span(
+                    "poll message",
+                    blob=entry.blob,
+                    message_id=entry.message_id,
+                    record_id=entry.record_id,
+                ) as current:
+                    result = self._poll_entry(entry)
+                    current.set_attribute("outcome", result.outcome.value)
+                    return result
+            finally:
+                otel_context.detach(token)
 
         writes: list[PendingEntry] = []
         workers = max(1, min(self._policy.concurrency, len(entries)))
@@ -202,7 +240,12 @@ class Poller:
         try:
             self._store.schedule.reschedule(entries)
         except AzureError as exc:
-            _LOGGER.warning("schedule not rewritten for %d entries: %s", len(entries), exc)
+            _LOGGER.warning(
+                "schedule not rewritten for %d entries: %s",
+                len(entries),
+                exc,
+                extra=telemetry.log_ids(event="schedule_not_rewritten"),
+            )
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -210,11 +253,18 @@ class Poller:
         try:
             return self._poll(entry)
         except ConcurrencyError:
-            _LOGGER.info("record changed by another worker blob=%s", entry.blob)
+            _LOGGER.info(
+                "record changed by another worker blob=%s", entry.blob, extra=_entry_ids(entry)
+            )
             return _Result(Outcome.SKIPPED)
         except Exception:
             # Anchored again with back-off, so a later tick retries it; the others go on.
-            _LOGGER.exception("poll failed blob=%s message_id=%s", entry.blob, entry.message_id)
+            _LOGGER.exception(
+                "poll failed blob=%s message_id=%s",
+                entry.blob,
+                entry.message_id,
+                extra=_entry_ids(entry),
+            )
             polls = entry.poll_count + 1
             due = self._clock() + self._policy.backoff.next_interval(polls)
             return _Result(Outcome.FAILED, replace(entry, due_at=due, poll_count=polls))
@@ -231,7 +281,9 @@ class Poller:
             return None
         if record is None or record.state.is_terminal:
             if record is None:
-                _LOGGER.error("schedule entry without a record blob=%s", entry.blob)
+                _LOGGER.error(
+                    "schedule entry without a record blob=%s", entry.blob, extra=_entry_ids(entry)
+                )
             # Only if unchanged: a writer that scheduled it again meanwhile wins.
             self._store.schedule.remove(entry)
             return None
@@ -259,6 +311,7 @@ class Poller:
                 result.raw,
                 entry.blob,
                 entry.message_id,
+                extra=_entry_ids(entry, d365_status=result.raw),
             )
         elif status.is_terminal:
             return self._when_tracked(
@@ -276,7 +329,11 @@ class Poller:
     ) -> _Result:
         self._reanchor(record, entry, state=state, d365_status=raw, last_error=None)
         _LOGGER.info(
-            "status blob=%s message_id=%s d365_status=%s", entry.blob, entry.message_id, raw
+            "status blob=%s message_id=%s d365_status=%s",
+            entry.blob,
+            entry.message_id,
+            raw,
+            extra=_entry_ids(entry, state=state.value, d365_status=raw),
         )
         return _Result(Outcome.POLLED)
 
@@ -319,6 +376,7 @@ class Poller:
                 "final status without execution id yet blob=%s message_id=%s",
                 record.blob,
                 message_id,
+                extra=_entry_ids(entry, d365_status=raw),
             )
             self._reanchor(record, entry, d365_status=raw)
             return _Result(Outcome.POLLED)
@@ -363,7 +421,19 @@ class Poller:
             record.execution_id,
             record.state.value,
             record.error_count,
+            extra=telemetry.log_ids(
+                event="file_finished",
+                blob=record.blob,
+                record_id=record.record_id,
+                route=record.route,
+                activity_id=record.activity_id,
+                message_id=record.message_id,
+                execution_id=record.execution_id,
+                state=record.state.value,
+                error_count=record.error_count,
+            ),
         )
+        telemetry.record_outcome(record.state.value, record.route)
         self._file_away(record)
 
     def _file_away(self, record: TrackedFile) -> None:
@@ -416,12 +486,22 @@ class Poller:
             schedule_at=UNSCHEDULE,
         )
         if note:
-            _LOGGER.warning("archive ended blob=%s: %s", record.blob, note)
+            _LOGGER.warning(
+                "archive ended blob=%s: %s",
+                record.blob,
+                note,
+                extra=telemetry.log_ids(blob=record.blob, record_id=record.record_id),
+            )
 
     def _archive_later(self, record: TrackedFile, attempts: int, note: str) -> None:
         due = self._clock() + self._policy.backoff.next_interval(attempts)
         self._store.update(record, archive_attempts=attempts, archive_error=note, schedule_at=due)
-        _LOGGER.warning("archive retried blob=%s: %s", record.blob, note)
+        _LOGGER.warning(
+            "archive retried blob=%s: %s",
+            record.blob,
+            note,
+            extra=telemetry.log_ids(blob=record.blob, record_id=record.record_id),
+        )
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
@@ -434,12 +514,26 @@ class Poller:
             entry.blob,
             entry.message_id,
             exc,
+            extra=_entry_ids(entry),
         )
         record = self._record(entry)
         if record is None:
             return _Result(Outcome.SKIPPED)
         self._reanchor(record, entry, delay=delay, last_error=str(exc))
         return _Result(Outcome.FAILED)
+
+
+def _entry_ids(entry: PendingEntry, **more: Any) -> dict[str, Any]:
+    """A schedule entry's correlation ids as log-record attributes."""
+    return telemetry.log_ids(
+        **{
+            "blob": entry.blob,
+            "record_id": entry.record_id,
+            "message_id": entry.message_id,
+            "state": entry.state.value,
+            **more,
+        }
+    )
 
 
 def _storage_reason(exc: AzureError) -> str:

@@ -25,6 +25,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
+from shared import telemetry
 from shared.config import ArchiveMode
 from shared.tracking import TrackedFile, clean_etag, is_record_key, quoted_etag
 
@@ -171,6 +172,7 @@ def stamp(
             "blob changed before it could be stamped blob=%s record=%s",
             record.blob,
             record.record_id,
+            extra=_ids(record),
         )
         return None
     return clean_etag(str(result["etag"]))
@@ -234,7 +236,9 @@ class Archiver:
         try:
             source.delete_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
-            _LOGGER.info("source blob changed after the copy; kept blob=%s", record.blob)
+            _LOGGER.info(
+                "source blob changed after the copy; kept blob=%s", record.blob, extra=_ids(record)
+            )
         except ResourceNotFoundError:
             pass
         return self._archived(target, record)
@@ -283,13 +287,35 @@ class Archiver:
     def _archived(self, target: BlobClient, record: TrackedFile) -> ArchiveResult:
         location = f"{self._archive}/{target.blob_name}"
         _LOGGER.info(
-            "archived blob=%s to=%s message_id=%s", record.blob, location, record.message_id
+            "archived blob=%s to=%s message_id=%s",
+            record.blob,
+            location,
+            record.message_id,
+            extra=_ids(record, archived_to=location),
         )
         return ArchiveResult(location)
 
     def _stayed(self, record: TrackedFile, why: str) -> str:
-        _LOGGER.warning("not archived blob=%s record=%s: %s", record.blob, record.record_id, why)
+        _LOGGER.warning(
+            "not archived blob=%s record=%s: %s",
+            record.blob,
+            record.record_id,
+            why,
+            extra=_ids(record),
+        )
         return f"not archived: {why}; nothing of {self._inbound}/{record.blob} was moved"
+
+
+def _ids(record: TrackedFile, **more: str) -> dict[str, str | int | float | bool]:
+    """A record's correlation ids as log-record attributes."""
+    return telemetry.log_ids(
+        blob=record.blob,
+        record_id=record.record_id,
+        route=record.route,
+        message_id=record.message_id,
+        state=record.state.value,
+        **more,
+    )
 
 
 def _copy_state(target: BlobClient, record: TrackedFile) -> str:

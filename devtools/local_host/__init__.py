@@ -7,7 +7,8 @@ app setting ``NAME``, read from ``os.environ``; a missing one is an error that n
 
 - ``blobTrigger`` (:mod:`.blob_watcher`, :mod:`.poison_queue`): lists the container every
   ``blob_scan_interval`` seconds and calls the function with an ``azure.storage.blob.BlobClient``
-  (what the SDK-type binding hands it in Azure) for each blob version created after ``start()``.
+  for each blob version created after ``start()``, built from model binding data by the blob
+  extension's own converter, as the worker does in Azure (:mod:`.blob_binding`).
   A failing blob is tried ``poison_threshold`` times in all, then a message goes to the
   ``webjobs-blobtrigger-poison`` queue.
 - ``timerTrigger`` (:mod:`.schedules`, :mod:`.timer_runner`): the NCRONTAB schedule, parsed by

@@ -34,6 +34,7 @@ class BlobFunction:
     container: str
     name_pattern: re.Pattern[str]
     prefix: str  # the literal start of the blob names, for the listing
+    connection: str  # the binding's connection name (app settings prefix)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ def _blob_function(
         container=container,
         name_pattern=re.compile(regex, re.DOTALL),
         prefix=pieces[0],
+        connection=trigger.get("connection") or "AzureWebJobsStorage",
     )
 
 

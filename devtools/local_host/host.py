@@ -12,10 +12,11 @@ from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
-from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from devtools.lifecycle import Service
 from devtools.local_host.bindings import BlobFunction, read_functions
+from devtools.local_host.blob_binding import convert_blob_client, has_connection_setting
 from devtools.local_host.blob_watcher import BlobVersion, BlobWatcher
 from devtools.local_host.http_server import HttpDispatcher, HttpServer
 from devtools.local_host.invocation import invoke
@@ -63,6 +64,7 @@ class LocalHost(Service):
         if poison_threshold < 1:
             raise ValueError("poison_threshold must be at least 1")
         self._functions = read_functions(app, os.environ, timer_interval=timer_interval)
+        self._provide_connection_settings(storage_connection_string)
         self._connection_string = storage_connection_string
         self._http_address = (http_host, http_port)
         self._blob_scan_interval = blob_scan_interval
@@ -189,11 +191,25 @@ class LocalHost(Service):
         while not self._stopping.wait(self._blob_scan_interval):
             self._scan()
 
+    def _provide_connection_settings(self, storage_connection_string: str) -> None:
+        # The blob converter builds the client from the binding's connection settings, as in
+        # Azure. A connection with no setting at all gets the host's storage, as if
+        # local.settings.json had it; one that has settings keeps them.
+        for function in self._functions.blobs:
+            if not has_connection_setting(function.connection, os.environ):
+                os.environ[function.connection] = storage_connection_string
+                _LOGGER.info(
+                    "local host app setting connection=%s set to the host's storage",
+                    function.connection,
+                )
+
     def _run_blob(self, function: BlobFunction, version: BlobVersion) -> None:
         # The host's blob retries are immediate by default; the last failure poisons the blob.
         for attempt in range(1, self._poison_threshold + 1):
-            with BlobClient.from_connection_string(
-                self._connection_string, function.container, version.name
+            # Built by the blob extension's converter from model binding data, as the worker
+            # does in Azure (devtools.local_host.blob_binding).
+            with convert_blob_client(
+                function.connection, function.container, version.name
             ) as client:
                 detail = (
                     f"trigger=blob blob={function.container}/{version.name} "

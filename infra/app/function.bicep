@@ -34,9 +34,6 @@ param keyVaultUri string
 @description('Name of the client secret in the vault.')
 param clientSecretName string
 
-@description('Name of the certificate password in the vault.')
-param certificatePasswordName string
-
 @description('Python version of the runtime.')
 param pythonVersion string
 
@@ -49,7 +46,7 @@ param instanceMemoryMB int
 @description('D365_BASE_URL.')
 param d365BaseUrl string
 
-@description('secret, certificate or managedIdentity.')
+@description('secret or managedIdentity.')
 param d365AuthMode string
 
 @description('D365_TENANT_ID.')
@@ -57,12 +54,6 @@ param d365TenantId string
 
 @description('D365_CLIENT_ID.')
 param d365ClientId string
-
-@description('D365_CLIENT_CERTIFICATE_PATH.')
-param d365CertificatePath string
-
-@description('Whether D365_CLIENT_CERTIFICATE_PASSWORD is set (from the vault).')
-param d365CertificateHasPassword bool
 
 @description('D365_AUTHORITY_HOST.')
 param d365AuthorityHost string
@@ -93,6 +84,9 @@ param archiveMode string
 
 @description('POLL_CONCURRENCY.')
 param pollConcurrency int
+
+@description('Subnet of the VNet integration (vnetEnabled), or empty for none.')
+param appSubnetId string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -126,28 +120,18 @@ var monitoringSettings = {
 
 // Versionless Key Vault references: a new secret version is picked up without a redeploy.
 var clientSecretReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${clientSecretName}/)'
-var certificatePasswordReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${certificatePasswordName}/)'
 
-// Exactly one credential kind is configured: the settings reject a secret and a certificate
-// together, and a managed identity is used only when neither is set.
+// Exactly one credential kind is configured: a managed identity is used only when no secret
+// is set. (No certificate: the app reads one from a file, and nothing puts it on the instance.)
 var secretAuthSettings = {
   D365_TENANT_ID: d365TenantId
   D365_CLIENT_ID: d365ClientId
   D365_CLIENT_SECRET: clientSecretReference
 }
-var certificateBaseSettings = {
-  D365_TENANT_ID: d365TenantId
-  D365_CLIENT_ID: d365ClientId
-  D365_CLIENT_CERTIFICATE_PATH: d365CertificatePath
-}
-var certificatePasswordSettings = d365CertificateHasPassword ? {
-  D365_CLIENT_CERTIFICATE_PASSWORD: certificatePasswordReference
-} : {}
-var certificateAuthSettings = union(certificateBaseSettings, certificatePasswordSettings)
 var managedIdentityAuthSettings = {
   D365_MANAGED_IDENTITY_CLIENT_ID: identityClientId
 }
-var authSettings = d365AuthMode == 'secret' ? secretAuthSettings : (d365AuthMode == 'certificate' ? certificateAuthSettings : managedIdentityAuthSettings)
+var authSettings = d365AuthMode == 'secret' ? secretAuthSettings : managedIdentityAuthSettings
 
 // The rest of the contract, at the documented defaults unless a parameter sets them.
 var integrationSettings = {
@@ -191,7 +175,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
-  tags: tags
+  // azd deploys the code of service `app` (azure.yaml) to the site with this tag.
+  tags: union(tags, { 'azd-service-name': 'app' })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -205,6 +190,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Why: Key Vault references resolve with the user-assigned identity, the only one the app has.
     keyVaultReferenceIdentity: identityId
+    // VNet integration (vnetEnabled): storage and Key Vault through their private endpoints.
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     siteConfig: {
       // Why: TLS 1.0/1.1 are deprecated.
       minTlsVersion: '1.2'

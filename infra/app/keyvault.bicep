@@ -1,4 +1,4 @@
-// The Key Vault holding the F&O client secret (or certificate password). The app reads it
+// The Key Vault holding the F&O client secret. The app reads it
 // through a Key Vault reference with its user-assigned identity (Key Vault Secrets User).
 
 @description('Key Vault name.')
@@ -14,12 +14,10 @@ param tags object
 @secure()
 param d365ClientSecret string
 
-@description('The certificate password to store. Empty: leave the vault\'s current one as it is.')
-@secure()
-param d365CertificatePassword string
+@description('Private endpoint only (app/network.bicep): public network access off.')
+param vnetEnabled bool
 
 var clientSecretName = 'd365-client-secret'
-var certificatePasswordName = 'd365-client-certificate-password'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -40,9 +38,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     // Why: nobody, an owner included, can purge a deleted secret or vault before the
     // retention period ends.
     enablePurgeProtection: true
-    // Why: the app has no VNet integration; the platform resolves the Key Vault reference
-    // over the public endpoint, with the app's identity and role.
-    publicNetworkAccess: 'Enabled'
+    // Why: without vnetEnabled the platform resolves the Key Vault reference over the public
+    // endpoint, with the app's identity and role; with it, through the private endpoint.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -57,16 +55,6 @@ resource clientSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empt
   }
 }
 
-resource certificatePassword 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(d365CertificatePassword)) {
-  parent: vault
-  name: certificatePasswordName
-  properties: {
-    value: d365CertificatePassword
-    contentType: 'text/plain'
-  }
-}
-
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 output clientSecretName string = clientSecretName
-output certificatePasswordName string = certificatePasswordName

@@ -16,6 +16,9 @@ param containerNames array
 @description('The status table (STATUS_TABLE).')
 param statusTableName string
 
+@description('Private endpoints only (app/network.bicep): public network access off.')
+param vnetEnabled bool
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -39,11 +42,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     supportsHttpsTrafficOnly: true
     // Why: object replication must not copy business data to another tenant.
     allowCrossTenantReplication: false
-    // Why: the app has no VNet integration and Event Grid delivers from outside, so the
-    // public endpoint stays on; access is by Entra identity and role only.
-    publicNetworkAccess: 'Enabled'
+    // Why: without vnetEnabled the app reaches storage over its public endpoint (access by
+    // Entra identity and role only); with it, through private endpoints, and trusted Azure
+    // services (Event Grid's dead-lettering) pass the firewall by the bypass.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }

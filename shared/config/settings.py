@@ -63,7 +63,7 @@ _SECOND = timedelta(seconds=1)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 # RetryPolicy().total_timeout of the F&O client: how long one call may keep retrying.
-_ENQUEUE_RETRY_BUDGET = timedelta(seconds=120)
+_UPLOAD_WINDOW = timedelta(seconds=30)
 # A name this close to one of SETTING_NAMES, but not it, is taken for a misspelling.
 _MISSPELLING_CUTOFF = 0.85
 _OUR_PREFIXES = tuple(sorted({name.split("_", 1)[0] + "_" for name in SETTING_NAMES}))
@@ -242,14 +242,16 @@ def _check_route_prefixes(reader: SettingsReader, settings: Settings) -> None:
 
 
 def _check_durations(reader: SettingsReader, settings: Settings) -> None:
-    longest_send = settings.d365.http_timeout + _ENQUEUE_RETRY_BUDGET + timedelta(minutes=1)
-    if settings.claim_lease < longest_send:
+    # An upload is cut short D365_HTTP_TIMEOUT before its lease ends (F&O's answer may take
+    # that long), so the lease must leave a window to upload in.
+    shortest = settings.d365.http_timeout + _UPLOAD_WINDOW
+    if settings.claim_lease < shortest:
         reader.problem(
             "CLAIM_LEASE",
-            f"{format_duration(settings.claim_lease)} is shorter than one enqueue may take "
-            f"(D365_HTTP_TIMEOUT plus the client's {format_duration(_ENQUEUE_RETRY_BUDGET)} "
-            "retry budget plus a minute); a send still running would be taken for a dead "
-            f"one; expected at least {format_duration(longest_send)}",
+            f"{format_duration(settings.claim_lease)} leaves no time to upload: a send must "
+            "end D365_HTTP_TIMEOUT before its lease does, so recovery never judges a send "
+            f"still running; expected at least {format_duration(shortest)} (D365_HTTP_TIMEOUT "
+            f"plus {format_duration(_UPLOAD_WINDOW)})",
         )
     if settings.poll_interval_min > settings.poll_interval_max:
         reader.problem(

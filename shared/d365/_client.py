@@ -15,6 +15,8 @@ import requests
 from azure.core.credentials import TokenCredential
 from urllib3.exceptions import NewConnectionError
 
+from shared import telemetry
+
 from ._body import DEFAULT_CHUNK_SIZE, Body, BodyLengthError, ChunkedUpload, UploadBody
 from ._errors import (
     D365CredentialError,
@@ -217,6 +219,7 @@ class D365Client:
             upload.length,
             time.monotonic() - started,
             attempts,
+            extra=telemetry.log_ids(activity_id=activity, message_id=result.message_id),
         )
         return result
 
@@ -320,7 +323,12 @@ class D365Client:
 
         message, _ = self._call(context, read)
         if message is not None:
-            _LOGGER.info("dequeued activity=%s correlation_id=%s", activity, message.correlation_id)
+            _LOGGER.info(
+                "dequeued activity=%s correlation_id=%s",
+                activity,
+                message.correlation_id,
+                extra=telemetry.log_ids(activity_id=activity),
+            )
         return message
 
     def download(
@@ -389,7 +397,12 @@ class D365Client:
             headers={"Content-Type": _JSON},
             data=body.encode("utf-8"),
         )
-        _LOGGER.info("acked activity=%s correlation_id=%s", activity, message.correlation_id)
+        _LOGGER.info(
+            "acked activity=%s correlation_id=%s",
+            activity,
+            message.correlation_id,
+            extra=telemetry.log_ids(activity_id=activity),
+        )
 
     def _context(self, operation: str, method: str, url: str, **ids: Any) -> OperationContext:
         return OperationContext(
@@ -438,15 +451,29 @@ class D365Client:
             }
             with self._payload(upload, data) as payload:
                 try:
-                    response = self._session.request(
+                    with telemetry.d365_call(
+                        context.operation,
                         context.method,
-                        context.url,
-                        headers=request_headers,
-                        data=payload,
-                        timeout=(self._timeouts.connect, self._timeouts.read),
-                        allow_redirects=False,
-                        stream=stream,
-                    )
+                        url_without_query(context.url),
+                        attempt=attempt,
+                        activity_id=context.activity_id,
+                        message_id=context.message_id,
+                        execution_id=context.execution_id,
+                    ) as call:
+                        response = self._session.request(
+                            context.method,
+                            context.url,
+                            headers=request_headers,
+                            data=payload,
+                            timeout=(self._timeouts.connect, self._timeouts.read),
+                            allow_redirects=False,
+                            stream=stream,
+                        )
+                        call.answered(
+                            response.status_code,
+                            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                            request_id=request_id_of(response),
+                        )
                 except requests.RequestException as exc:
                     if self._may_retry_exception(context, exc, payload, attempt, budget):
                         continue
@@ -557,7 +584,16 @@ class D365Client:
             context.message_id,
             context.execution_id,
             request_id,
+            extra=telemetry.log_ids(
+                activity_id=context.activity_id,
+                message_id=context.message_id,
+                execution_id=context.execution_id,
+                d365_operation=context.operation,
+                d365_attempt=attempt,
+                d365_status=cause,
+            ),
         )
+        telemetry.record_retry(context.operation, cause=cause, wait=wait)
 
     def _authorization(self, context: OperationContext) -> str:
         try:

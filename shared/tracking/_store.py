@@ -231,14 +231,19 @@ class TrackingStore:
             ["RowKey gt @first", "RowKey lt @end"],
             {"first": prefix, "end": prefix + "~"},
             select=["record_row_key"],
-            per_page=1,
+            per_page=2,
         )
-        # Record keys sort newest first, and the index keys end with them.
+        # Record keys sort newest first, and the index keys end with them. Last-Modified
+        # counts whole seconds: versions of the same second are told apart by arrival.
+        newest: list[TrackedFile] = []
         for row in rows:
-            record = self.get(row["record_row_key"])
+            key = row["record_row_key"]
+            if newest and not key.startswith(newest[0].row_key.split("-", 1)[0]):
+                break
+            record = self.get(key)
             if record is not None:
-                return record
-        return None
+                newest.append(record)
+        return max(newest, key=lambda r: r.received_at, default=None)
 
     def next_poll(self, record: TrackedFile, now: datetime) -> tuple[int, datetime | None]:
         """Polls made and the next poll time of a record, projected from its anchor."""

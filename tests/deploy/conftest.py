@@ -9,6 +9,9 @@ from types import ModuleType
 
 import pytest
 
+# The running app of the end-to-end tests, for test_blob_binding.py.
+from tests.e2e.conftest import app, app_factory  # noqa: F401 - fixtures
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -27,8 +27,6 @@ CONTRACT_SETTINGS = (
     "D365_TENANT_ID",
     "D365_CLIENT_ID",
     "D365_CLIENT_SECRET",
-    "D365_CLIENT_CERTIFICATE_PATH",
-    "D365_CLIENT_CERTIFICATE_PASSWORD",
     "D365_MANAGED_IDENTITY_CLIENT_ID",
     "D365_AUTHORITY_HOST",
     "D365_ROUTES",
@@ -53,6 +51,8 @@ CONTRACT_SETTINGS = (
     "IntegrationStorage__credential",
     "IntegrationStorage__clientId",
 )
+# Certificate mode reads a file that nothing puts on a Flex instance: local use only.
+LOCAL_ONLY_SETTINGS = {"D365_CLIENT_CERTIFICATE_PATH", "D365_CLIENT_CERTIFICATE_PASSWORD"}
 PLATFORM_SETTINGS = (
     "AzureWebJobsStorage__blobServiceUri",
     "AzureWebJobsStorage__queueServiceUri",
@@ -66,8 +66,6 @@ SETTINGS_VARIABLES = (
     "storageSettings",
     "monitoringSettings",
     "secretAuthSettings",
-    "certificateBaseSettings",
-    "certificatePasswordSettings",
     "managedIdentityAuthSettings",
     "integrationSettings",
 )
@@ -89,13 +87,13 @@ SECURITY_FLAGS = {
         "supportsHttpsTrafficOnly: true",
         "defaultToOAuthAuthentication: true",
         "allowCrossTenantReplication: false",
-        "publicNetworkAccess: 'Enabled'",
+        "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
     ),
     ("app/keyvault.bicep", "vault"): (
         "enableRbacAuthorization: true",
         "enableSoftDelete: true",
         "enablePurgeProtection: true",
-        "publicNetworkAccess: 'Enabled'",
+        "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
     ),
     ("app/monitoring.bicep", "applicationInsights"): ("DisableLocalAuth: true",),
     ("app/function.bicep", "site"): (
@@ -185,7 +183,11 @@ def test_every_module_file_is_referenced() -> None:
         for path in TEMPLATES
         for module in BicepFile(path).modules()
     }
-    orphans = [_relative(path) for path in TEMPLATES if path != MAIN and path not in referenced]
+    # Phase 2 deploys the event subscription template on its own (scripts/deploy).
+    standalone = {MAIN, INFRA / "app" / "eventsubscription.bicep"}
+    orphans = [
+        _relative(path) for path in TEMPLATES if path not in standalone and path not in referenced
+    ]
     assert orphans == []
 
 
@@ -208,7 +210,7 @@ def test_app_settings_cover_the_settings_contract() -> None:
 def test_every_setting_documented_by_the_app_is_in_the_template() -> None:
     documented = set(re.findall(r"``([A-Z][A-Z0-9]*_[A-Z0-9_]+)``", shared.config.__doc__ or ""))
     assert documented, "shared/config/__init__.py documents its settings in its docstring"
-    assert documented - set(_settings_keys()) == set()
+    assert documented - set(_settings_keys()) == LOCAL_ONLY_SETTINGS
 
 
 def test_all_settings_reach_the_site() -> None:
@@ -217,11 +219,7 @@ def test_all_settings_reach_the_site() -> None:
         "union(storageSettings, monitoringSettings, authSettings, integrationSettings)"
     )
     auth = function.variable("authSettings")
-    for name in ("secretAuthSettings", "certificateAuthSettings", "managedIdentityAuthSettings"):
-        assert name in auth
-    assert function.variable("certificateAuthSettings") == (
-        "union(certificateBaseSettings, certificatePasswordSettings)"
-    )
+    assert auth == ("d365AuthMode == 'secret' ? secretAuthSettings : managedIdentityAuthSettings")
     site = next(res for res in function.resources() if res.symbol == "site")
     assert "for setting in items(appSettings)" in site.body
 
@@ -255,7 +253,14 @@ def test_client_secret_is_a_key_vault_reference_read_with_the_identity() -> None
     assert function.variable("clientSecretReference") == (
         "'@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${clientSecretName}/)'"
     )
-    assert keys["D365_CLIENT_CERTIFICATE_PASSWORD"] == "certificatePasswordReference"
+    assert not LOCAL_ONLY_SETTINGS & set(keys)
+
+
+def test_certificate_mode_is_not_offered_by_the_template() -> None:
+    main = BicepFile(MAIN)
+    assert main.params()["d365AuthMode"].decorators[-1] == "@allowed(['secret', 'managedIdentity'])"
+    for path in TEMPLATES:
+        assert "CERTIFICATE" not in BicepFile(path).code, _relative(path)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=_relative)
@@ -329,14 +334,55 @@ def test_security_flags_are_set_and_explained(
         assert "// Why:" in lines[above], f"{relative}: no 'Why' comment above {flag}"
 
 
-def test_event_subscription_is_deployed_in_phase_two_only() -> None:
+def test_main_template_holds_no_event_subscription_and_outputs_what_phase_two_needs() -> None:
     main = BicepFile(MAIN)
-    assert main.params()["deployEventSubscription"].default == "false"
-    subscription = _main_module("blobCreatedSubscription")
-    assert subscription.condition == "deployEventSubscription"
-    assert subscription.path == "app/eventsubscription.bicep"
-    parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
-    assert parameters["deployEventSubscription"]["value"] is False
+    assert "deployEventSubscription" not in main.params()
+    assert all(module.path != "app/eventsubscription.bicep" for module in main.modules())
+    phase_two = BicepFile(INFRA / "app" / "eventsubscription.bicep").params()
+    assert {param.default for param in phase_two.values()} == {None}
+    outputs = set(main.outputs())
+    assert {"functionAppName", "functionAppHostName", "systemTopicName"} <= outputs
+    assert {"storageAccountName", "inboundContainerName", "deadLetterContainerName"} <= outputs
+
+
+def test_sign_in_endpoint_comes_from_the_cloud_deployed_to() -> None:
+    authority = BicepFile(MAIN).params()["d365AuthorityHost"]
+    assert authority.default == "environment().authentication.loginEndpoint"
+    for path in TEMPLATES:
+        assert "login.microsoftonline.com" not in BicepFile(path).code, _relative(path)
+    config = json.loads((INFRA / "bicepconfig.json").read_text(encoding="utf-8"))
+    rules = config["analyzers"]["core"]["rules"]
+    assert rules["no-hardcoded-env-urls"]["level"] == "error"
+
+
+def test_maximum_instance_count_is_within_what_flex_accepts() -> None:
+    # Learn, Event-driven scaling, "Limit scale-out" (Flex Consumption): "the lowest maximum
+    # instance count value is 1, and the highest supported maximum instance count value is 1000".
+    param = BicepFile(MAIN).params()["maximumInstanceCount"]
+    assert "@minValue(1)" in param.decorators
+    assert "@maxValue(1000)" in param.decorators
+    assert 1 <= int(param.default or "0") <= 1000
+
+
+def test_vnet_option_adds_private_endpoints_and_vnet_integration() -> None:
+    main = BicepFile(MAIN)
+    assert main.params()["vnetEnabled"].default == "false"
+    network = _main_module("network")
+    assert network.condition == "vnetEnabled"
+    assert _main_module("functionApp").params["appSubnetId"] == (
+        "vnetEnabled ? network.outputs.appSubnetId : ''"
+    )
+    template = _file("app/network.bicep")
+    assert "serviceName: 'Microsoft.App/environments'" in template.source
+    group_ids = re.findall(r"groupId: '(\w+)'", template.source)
+    assert group_ids == ["blob", "queue", "table", "vault"]
+    site = next(res for res in _file("app/function.bicep").resources() if res.symbol == "site")
+    assert "virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId" in site.body
+
+
+def test_key_vault_name_is_a_parameter_the_pipeline_can_set() -> None:
+    assert "keyVaultName" in BicepFile(MAIN).params()
+    assert _main_module("keyVault").params["name"] == "keyVaultName"
 
 
 def test_event_subscription_targets_the_trigger_webhook() -> None:
@@ -385,8 +431,8 @@ def test_one_inbound_container_value_feeds_the_trigger_the_container_and_the_fil
     assert _settings_keys()["INBOUND_CONTAINER"] == "inboundContainerName"
     assert _main_value("inboundContainerName") == "d365-inbound"
     assert "inboundContainerName" in _main_module("storage").params["containerNames"].split()
-    for module in ("functionApp", "blobCreatedSubscription"):
-        assert _main_module(module).params["inboundContainerName"] == "inboundContainerName"
+    assert _main_module("functionApp").params["inboundContainerName"] == "inboundContainerName"
+    assert "output inboundContainerName string = inboundContainerName" in BicepFile(MAIN).source
 
 
 @pytest.mark.parametrize(
@@ -414,15 +460,14 @@ def test_secret_params_are_secure(path: Path) -> None:
 
 
 def test_parameters_file_fits_main_and_holds_no_secret() -> None:
+    # The azd parameters file: every value is read from the azd environment (${NAME}).
     parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
     declared = BicepFile(MAIN).params()
     assert set(parameters) <= set(declared)
     required = {name for name, param in declared.items() if param.default is None}
     assert required <= set(parameters)
-    secure = {name for name, param in declared.items() if "@secure()" in param.decorators}
-    assert secure and not secure & set(parameters)
-    routes = json.loads(parameters["d365Routes"]["value"])
-    assert isinstance(routes, list) and routes
+    for name, entry in parameters.items():
+        assert re.fullmatch(r"\$\{[A-Z0-9_]+(=[\w-]*)?\}", entry["value"]), name
 
 
 def _template_environment(auth_mode: str) -> dict[str, str]:
@@ -432,6 +477,8 @@ def _template_environment(auth_mode: str) -> dict[str, str]:
         "storage.properties.primaryEndpoints.queue": "https://stfake.queue.core.windows.net/",
         "storage.properties.primaryEndpoints.table": "https://stfake.table.core.windows.net/",
         "identityClientId": fakes.CLIENT_ID,
+        # environment().authentication.loginEndpoint in the public cloud.
+        "d365AuthorityHost": "https://login.microsoftonline.com/",
         "d365BaseUrl": "https://fno.localhost.operations.dynamics.com",
         "d365TenantId": fakes.TENANT_ID,
         "d365ClientId": fakes.CLIENT_ID,

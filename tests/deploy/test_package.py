@@ -1,8 +1,11 @@
-"""scripts/build_package.py: the zip's layout, its determinism, and that the packaged app
-indexes in a fresh interpreter that sees nothing but the package."""
+"""scripts/build_package.py: the zip's layout, the same bytes from two builds, and (through
+scripts/check_package.py, the pipeline's gate) that the packaged app indexes in a fresh
+interpreter that sees nothing but the package."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -54,26 +57,7 @@ REQUIRED_AT_ROOT = (
     f"{SITE_PACKAGES}/azurefunctions/extensions/bindings/blob/__init__.py",
 )
 
-# Runs in the fresh interpreter: the package's root and vendored site-packages are all it
-# has (-I ignores PYTHON* variables and the user site; -S drops the interpreter's own
-# site-packages), the way the Functions worker adds them to sys.path.
-INDEXER = """
-import json, sys
-root = sys.argv[1]
-sys.path[:0] = [root, root + "/.python_packages/lib/site-packages"]
-import azure.functions
-import function_app
-functions = {
-    fn.get_function_name(): json.loads(fn.get_function_json())["bindings"]
-    for fn in function_app.app.get_functions()
-}
-modules = {
-    name: getattr(module, "__file__", None) or ""
-    for name, module in sys.modules.items()
-    if name.split(".")[0] in ("azure", "azurefunctions", "function_app", "shared")
-}
-print(json.dumps({"functions": functions, "modules": modules, "path": sys.path}))
-"""
+CHECK_SCRIPT = REPO_ROOT / "scripts" / "check_package.py"
 
 
 @dataclass(frozen=True)
@@ -82,6 +66,7 @@ class BuiltPackage:
 
     path: Path
     stdout: str
+    second: Path  # the same build again, from scratch
 
     def names(self) -> list[str]:
         """Entry names in archive order."""
@@ -89,10 +74,7 @@ class BuiltPackage:
             return archive.namelist()
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
-    """The package for the running Python, built once (a pip install of the pinned deps)."""
-    output = tmp_path_factory.mktemp("package") / "app.zip"
+def _build(output: Path) -> str:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--output", str(output), "--python-version", RUNNING_VERSION],
         capture_output=True,
@@ -101,7 +83,16 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    return BuiltPackage(output, result.stdout)
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
+    """The package for the running Python (manylinux2014 wheels, as for Azure), built twice."""
+    folder = tmp_path_factory.mktemp("package")
+    stdout = _build(folder / "app.zip")
+    _build(folder / "again.zip")
+    return BuiltPackage(folder / "app.zip", stdout, folder / "again.zip")
 
 
 @pytest.fixture(scope="module")
@@ -115,25 +106,60 @@ def unpacked(package: BuiltPackage, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def indexed(unpacked: Path) -> dict:
-    """What a fresh interpreter sees when it imports the packaged function_app."""
+    """What a fresh interpreter sees when it imports the packaged function_app (the gate's own
+    code, as the pipeline runs it)."""
+    spec = importlib.util.spec_from_file_location("check_package", CHECK_SCRIPT)
+    assert spec and spec.loader
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    return check.index_package(unpacked, python=getattr(sys, "_base_executable", sys.executable))
+
+
+def test_two_builds_write_the_same_bytes(package: BuiltPackage) -> None:
+    digests = {
+        hashlib.sha256(path.read_bytes()).hexdigest() for path in (package.path, package.second)
+    }
+    assert len(digests) == 1
+
+
+def test_no_console_scripts_with_the_build_machine_s_interpreter(package: BuiltPackage) -> None:
+    with zipfile.ZipFile(package.path) as archive:
+        names = archive.namelist()
+        records = [archive.read(n).decode() for n in names if n.endswith(".dist-info/RECORD")]
+    assert [n for n in names if n.startswith(f"{SITE_PACKAGES}/bin/")] == []
+    assert [line for record in records for line in record.splitlines() if "/bin/" in line] == []
+
+
+def test_the_gate_script_passes_the_package_and_prints_its_functions(package: BuiltPackage) -> None:
     result = subprocess.run(
-        [
-            getattr(sys, "_base_executable", sys.executable),
-            "-I",
-            "-S",
-            "-c",
-            INDEXER,
-            str(unpacked),
-        ],
-        cwd=unpacked,
-        env={"PATH": "/usr/bin:/bin"},
+        [sys.executable, str(CHECK_SCRIPT), str(package.path)],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "enqueue_blob" in json.loads(result.stdout)["functions"]
+
+
+def test_the_gate_script_fails_a_package_missing_a_dependency(
+    package: BuiltPackage, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(package.path) as source, zipfile.ZipFile(broken, "w") as target:
+        for info in source.infolist():
+            if not info.filename.startswith(f"{SITE_PACKAGES}/requests/"):
+                target.writestr(info, source.read(info))
+    result = subprocess.run(
+        [sys.executable, str(CHECK_SCRIPT), str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "function_app does not import from the package" in result.stderr
+    assert "No module named 'requests'" in result.stderr
 
 
 def test_required_files_are_at_the_zip_root(package: BuiltPackage) -> None:
@@ -178,10 +204,13 @@ def test_the_script_prints_file_count_and_size(package: BuiltPackage) -> None:
 
 def test_the_packaged_app_indexes_in_a_fresh_interpreter(indexed: dict, unpacked: Path) -> None:
     # Everything imported came from the unpacked package, nothing from the repo or a venv.
+    ours = ("azure", "azurefunctions", "function_app", "shared")
     outside = {
         name: file
         for name, file in indexed["modules"].items()
-        if file and not Path(file).resolve().is_relative_to(unpacked.resolve())
+        if name.split(".")[0] in ours
+        and file
+        and not Path(file).resolve().is_relative_to(unpacked.resolve())
     }
     assert outside == {}
     assert not any(str(REPO_ROOT) in entry for entry in indexed["path"])
@@ -231,26 +260,22 @@ def test_zip_bytes_do_not_depend_on_file_order_or_times(script: ModuleType, tmp_
     assert outputs[0] == outputs[1]
 
 
-def test_cross_building_asks_pip_for_linux_wheels_of_the_target_python(script: ModuleType) -> None:
-    other = "3.12" if RUNNING_VERSION != "3.12" else "3.11"
+@pytest.mark.parametrize("version", ["3.11", "3.12"])
+def test_every_build_asks_pip_for_linux_wheels_of_the_target_python(
+    script: ModuleType, version: str
+) -> None:
+    # The running interpreter's version included: a laptop and the agent get the same wheels.
     command = script.pip_install_command(
-        Path("requirements.txt"), Path("stage/site"), python_version=other
+        Path("requirements.txt"), Path("stage/site"), python_version=version
     )
     joined = " ".join(command)
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
     assert "--platform manylinux2014_x86_64" in joined
     assert "--only-binary=:all:" in command
-    assert f"--python-version {other}" in joined
+    assert f"--python-version {version}" in joined
     assert "--implementation cp" in joined
     assert "--target stage/site" in joined
     assert "--no-compile" in command
-
-
-def test_building_for_the_running_python_is_a_plain_install(script: ModuleType) -> None:
-    command = script.pip_install_command(
-        Path("requirements.txt"), Path("stage/site"), python_version=RUNNING_VERSION
-    )
-    assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert not {"--platform", "--only-binary=:all:", "--python-version"} & set(command)
 
 
 def test_a_missing_app_package_is_named(script: ModuleType, tmp_path: Path) -> None:

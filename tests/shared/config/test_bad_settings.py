@@ -766,12 +766,12 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
-        "CLAIM_LEASE shorter than one enqueue",
+        "CLAIM_LEASE leaving no time to upload",
         {"CLAIM_LEASE": "2m", "D365_HTTP_TIMEOUT": "5m"},
         (
-            "CLAIM_LEASE: 2m is shorter than one enqueue may take (D365_HTTP_TIMEOUT plus the "
-            "client's 2m retry budget plus a minute); a send still running would be taken for a "
-            "dead one; expected at least 8m"
+            "CLAIM_LEASE: 2m leaves no time to upload: a send must end D365_HTTP_TIMEOUT before "
+            "its lease does, so recovery never judges a send still running; expected at least "
+            "330s (D365_HTTP_TIMEOUT plus 30s)"
         ),
     ),
     Setting(

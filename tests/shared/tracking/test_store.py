@@ -276,3 +276,14 @@ def test_next_poll_is_projected_from_the_records_anchor(store: TrackingStore) ->
     # Anchor 45 s ago, then +30 s (15 s ago), then +60 s (45 s from now).
     assert polls == 2
     assert upcoming == now + timedelta(seconds=45)
+
+
+def test_versions_of_the_same_second_are_told_apart_by_arrival(store: TrackingStore) -> None:
+    """Last-Modified counts whole seconds: two uploads of one path in a second tie on it."""
+    _claim(store, "a/b.xml", "e1", modified_at=T0, received_at=T0)
+    second = _claim(store, "a/b.xml", "e2", modified_at=T0, received_at=T0 + timedelta(seconds=1))
+    first_again = _claim(store, "a/b.xml", "e0", modified_at=T0 - timedelta(seconds=1))
+    latest = store.latest_for_blob("a/b.xml")
+    assert latest is not None
+    assert latest.record_id == second.record.record_id
+    assert first_again.created

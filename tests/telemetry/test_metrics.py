@@ -1,0 +1,62 @@
+"""Metric values after a known set of files, and how telemetry is switched on."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import telemetry
+from tests.e2e.conftest import App
+from tests.telemetry.conftest import Exported
+from tests.telemetry.test_traces import VALID
+
+
+def _by(points: list, *keys: str) -> dict[tuple, float]:
+    totals: dict[tuple, float] = {}
+    for point in points:
+        key = tuple(point.attributes.get(k) for k in keys)
+        totals[key] = totals.get(key, 0) + point.value
+    return totals
+
+
+def test_metrics_count_a_known_set_of_files(app: App, exported: Exported) -> None:
+    blobs = [app.upload(f"customers/USMF/m-{n}.xml", VALID) for n in range(3)]
+    blobs.append(app.upload("unrouted/m.xml", VALID))
+    blobs.append(app.upload("small/too-big.xml", VALID))
+
+    app.run_until_terminal(blobs)
+
+    metrics = exported.collect_metrics()
+    files = _by(metrics["d365ri.files"], "state", "route")
+    assert files == {
+        ("Enqueued", "customers"): 3,
+        ("Processed", "customers"): 3,
+        ("Rejected", ""): 2,
+    }
+    sizes = metrics["d365ri.enqueue.bytes"]
+    assert [(dict(p.attributes), p.count, p.sum) for p in sizes] == [
+        ({"route": "customers", "ok": True}, 3, 3 * len(VALID))
+    ]
+    durations = metrics["d365ri.enqueue.duration"]
+    assert sum(p.count for p in durations) == 3
+    ticks = metrics["d365ri.poll.tick.duration"]
+    assert sum(p.count for p in ticks) >= 1
+    due = metrics["d365ri.poll.tick.due"]
+    assert sum(p.sum for p in due) >= 3
+    # The last tick found every file final: nothing waits any more.
+    assert [p.value for p in metrics["d365ri.pending.count"]] == [0]
+    assert [p.value for p in metrics["d365ri.pending.oldest_age"]] == [0.0]
+    calls = _by(metrics["d365ri.d365.calls"], "operation", "status_code")
+    assert calls[("enqueue", 200)] == 3
+    assert calls[("GetMessageStatus", 200)] >= 3
+
+
+def test_configure_rejects_an_unknown_exporter_by_name() -> None:
+    with pytest.raises(ValueError, match=r"TELEMETRY_EXPORTER='zipkin' is not an exporter"):
+        telemetry.configure({"TELEMETRY_EXPORTER": "zipkin"})
+
+
+def test_log_ids_leave_out_what_is_unknown() -> None:
+    assert telemetry.log_ids(blob="a/b.xml", message_id=None, attempt=2) == {
+        "blob": "a/b.xml",
+        "attempt": 2,
+    }
