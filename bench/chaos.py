@@ -63,6 +63,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -72,6 +73,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
+from azure.core.exceptions import AzureError  # noqa: E402
+from azure.data.tables import TableServiceClient  # noqa: E402
 from azure.storage.blob import BlobServiceClient, ContainerClient  # noqa: E402
 
 from devtools.azurite import Azurite, free_port  # noqa: E402
@@ -85,6 +88,7 @@ from devtools.fault_proxy import (  # noqa: E402
     FaultProxy,
     StorageService,
 )
+from shared.tracking import TrackedFile, TrackingStore  # noqa: E402
 
 # -- the environment ----------------------------------------------------------------------------
 
@@ -116,14 +120,14 @@ ROUTES = [
 POLL_SCHEDULE = "*/2 * * * * *"
 POLL_INTERVAL_MAX = 2.0
 D365_HTTP_TIMEOUT = 10
-# Short, so a killed tick's poll lease (budget + D365_HTTP_TIMEOUT + 1 min, shared/context.py)
+# Short, so a killed tick's poll lease (budget + D365_HTTP_TIMEOUT + 30 s, shared/context.py)
 # ends within the run.
 POLL_TICK_BUDGET = 10
 # The local host's listing of the inbound container stands in for Event Grid, which does not go
 # through the app's storage: faults there would only slow the stand-in down.
 NOT_THE_TRIGGER_LISTING = rf"^(?!/devstoreaccount1/{INBOUND}\?.*comp=list)"
 # Tried in turn when the requested CLAIM_LEASE is refused by the settings' own check.
-LEASE_CANDIDATES = (20, 30, 60, 90, 120, 150, 180, 190, 200, 240, 300, 600)
+LEASE_CANDIDATES = (20, 30, 40, 60, 90, 120, 150, 180, 190, 200, 240, 300, 600)
 OUTCOME_UNKNOWN = "outcome unknown"
 FNO_FINAL_STATES = (
     "processed",
@@ -165,7 +169,7 @@ class ChaosOptions:
     drain_timeout: float = 300.0
     load_seconds: float | None = None
     chaos_tail: float | None = None
-    claim_lease: int = 20
+    claim_lease: int = 40
     work_dir: Path | None = None
 
     @classmethod
@@ -905,6 +909,33 @@ class SendTimeline:
         return text
 
 
+def _examples(items: list[str]) -> str:
+    return f"; e.g. {', '.join(items[:3])}" if items else ""
+
+
+def schedule_disagreements(store: TrackingStore) -> list[str]:
+    """Records not final (or still to archive) without a schedule entry, and schedule entries
+    without such a record: each is a file no one would ever move on, or polling for nothing."""
+    records: list[TrackedFile] = []
+    continuation = None
+    while True:
+        page = store.list_records(limit=1000, continuation=continuation)
+        records.extend(page.records)
+        if page.continuation is None:
+            break
+        continuation = page.continuation
+    far = datetime.now(UTC) + timedelta(days=3650)
+    scheduled = {entry.record_id for entry in store.schedule.due(far)}
+    open_records = {r.record_id: r for r in records if not r.state.is_terminal or r.archive_pending}
+    found = [
+        f"{r.blob} {r.state.value} not scheduled"
+        for rid, r in open_records.items()
+        if rid not in scheduled
+    ]
+    found += [f"entry {rid} without an open record" for rid in scheduled - set(open_records)]
+    return found
+
+
 @dataclass
 class ChaosReport:
     """The figures of one run; ``invariants`` says which held."""
@@ -942,6 +973,9 @@ class ChaosReport:
     untokened_messages: int = 0
     latest_lookups: tuple[int, int] = (0, 0)
     latest_mismatches: list[str] = field(default_factory=list)
+    audits: int = 0
+    disagreements: int = 0
+    disagreement_examples: list[str] = field(default_factory=list)
     drain_seconds: float | None = None
     drain_window: float = 0.0
     run_seconds: float = 0.0
@@ -961,6 +995,7 @@ class ChaosReport:
             "outcome unknown <= ambiguous sends": self.outcome_unknown <= self.ambiguous_sends,
             "outcome unknown only on paths with an ambiguous send": self.unexplained_unknown == 0,
             "wrong outcomes == 0": self.wrong_outcomes == 0,
+            "record and schedule agree": self.disagreements == 0,
         }
 
     @property
@@ -1007,6 +1042,8 @@ class ChaosReport:
             f"{self.ambiguous_sends}); on a path without an ambiguous send: "
             f"{self.unexplained_unknown}",
             f"wrong outcomes: {self.wrong_outcomes}",
+            f"record/schedule disagreements: {self.disagreements} in {self.audits} audits "
+            f"(after each kill and after the drain){_examples(self.disagreement_examples)}",
             f"F&O messages without a version token: {self.untokened_messages}",
             f"?blob= lookups answering the latest version: {self.latest_lookups[0]} of "
             f"{self.latest_lookups[1]} paths",
@@ -1161,6 +1198,8 @@ class _Services:
     host: HostProcess
     container: ContainerClient
     storage: StorageLog
+    status: TrackingStore
+    """The status table read straight from Azurite (never through the proxy)."""
 
 
 class ChaosRun:
@@ -1183,6 +1222,7 @@ class ChaosRun:
             services = self._start(stack, work_dir)
             versions, kills = self._chaos(services)
             self._drain(services, versions)
+            self._audit(services)
             self._judge(services, versions, kills)
         self.report.run_seconds = time.monotonic() - started
         return self.report
@@ -1212,7 +1252,11 @@ class ChaosRun:
         container.create_container()
         host.start()
         self._say(f"host logs: {work_dir}")
-        return _Services(proxy, emulator, host, container, storage)
+        tables = stack.enter_context(
+            TableServiceClient.from_connection_string(azurite.connection_string)
+        )
+        status = TrackingStore(tables.get_table_client(f"chaos{self._run_id}"))
+        return _Services(proxy, emulator, host, container, storage, status)
 
     def _host(self, emulator: Emulator, proxy: FaultProxy, work_dir: Path) -> HostProcess:
         def settings(lease: int) -> dict[str, str]:
@@ -1224,7 +1268,7 @@ class ChaosRun:
                 f"CLAIM_LEASE {self.options.claim_lease}s refused by the settings ({refused}); "
                 f"using {lease}s"
             )
-        poll_lease = POLL_TICK_BUDGET + D365_HTTP_TIMEOUT + 60
+        poll_lease = POLL_TICK_BUDGET + D365_HTTP_TIMEOUT + 30
         recovery = max(lease, poll_lease) + 2 * POLL_INTERVAL_MAX
         window = max(self.options.drain_timeout, recovery + 30)
         if window > self.options.drain_timeout:
@@ -1265,6 +1309,8 @@ class ChaosRun:
             time.sleep(max(0.0, start + at - now, host.ready_at + 0.3 - now))
             host.kill()
             kills.append(Kill(time.monotonic()))
+            # What a dead host left behind: a record and its schedule entry must agree.
+            self._audit(services)
             time.sleep(self._rng.uniform(0.2, 1.5))
             host.start()
         uploader.join()
@@ -1280,6 +1326,17 @@ class ChaosRun:
             latest[version.upload.path] = version
         self.report.kill_times = tuple(k.at - start for k in kills)
         return uploader.versions, kills
+
+    def _audit(self, services: _Services) -> None:
+        """Count records and schedule entries that disagree, read straight from Azurite."""
+        self.report.audits += 1
+        try:
+            found = schedule_disagreements(services.status)
+        except AzureError as exc:
+            self.report.notes.append(f"audit skipped: {type(exc).__name__}")
+            return
+        self.report.disagreements += len(found)
+        self.report.disagreement_examples.extend(found[:3])
 
     def _fault_counts(self, services: _Services) -> None:
         """The faults of the chaos phase, over the calls of the chaos phase."""

@@ -116,7 +116,7 @@ def build_context(
             backoff=backoff,
             max_pending_age=settings.max_pending_age,
             # A call in flight at the end of the budget may take a whole read timeout.
-            lease_margin=settings.d365.http_timeout + timedelta(minutes=1),
+            lease_margin=settings.d365.http_timeout + timedelta(seconds=30),
         ),
         clock=clock,
     )
