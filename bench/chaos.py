@@ -30,8 +30,8 @@ Invariants (the exit code is 1 when one fails):
 - **outcome unknown <= ambiguous sends**, and only on their paths: ``EnqueueFailed``
   "outcome unknown" only where F&O may have the file for a reason outside the app: a send
   hit by a kill (the host had read the blob to send it and had not recorded F&O's answer when
-  it died; see ``sends_hit_by_kills``), or an enqueue connection the emulator dropped (the
-  client cannot tell whether F&O kept the file);
+  it died; see ``sends_hit_by_kills``), or an enqueue connection the emulator dropped or
+  answered with a gateway's 502/504 (the client cannot tell whether F&O kept the file);
 - **wrong outcomes == 0**: an invalid file not ``Rejected``; a valid latest version
   ``Rejected``; a record naming a message F&O does not hold for that version, or a final
   F&O state other than the emulator's; F&O holding a version whose record says it was never
@@ -129,6 +129,7 @@ NOT_THE_TRIGGER_LISTING = rf"^(?!/devstoreaccount1/{INBOUND}\?.*comp=list)"
 # Tried in turn when the requested CLAIM_LEASE is refused by the settings' own check.
 LEASE_CANDIDATES = (20, 30, 40, 60, 90, 120, 150, 180, 190, 200, 240, 300, 600)
 OUTCOME_UNKNOWN = "outcome unknown"
+GATEWAY_STATUSES = frozenset({502, 504})
 FNO_FINAL_STATES = (
     "processed",
     "processedwitherrors",
@@ -1038,7 +1039,7 @@ class ChaosReport:
             f"F&O enqueues per accepted version: {per_version or '-'}",
             f"duplicates: {self.duplicates}",
             f"outcome unknown: {self.outcome_unknown} (ambiguous sends: {self.sends_hit} hit by "
-            f"kills + {self.enqueue_drops} enqueue connections dropped by F&O = "
+            f"kills + {self.enqueue_drops} enqueues dropped or answered 502/504 by F&O = "
             f"{self.ambiguous_sends}); on a path without an ambiguous send: "
             f"{self.unexplained_unknown}",
             f"wrong outcomes: {self.wrong_outcomes}",
@@ -1406,7 +1407,9 @@ class ChaosRun:
         report.kills_hitting_a_send = hits.kills_hitting_a_send
         report.sends_hit = hits.sends_hit
         report.kill_hits = hits.flags
-        dropped = [c for c in calls if c.dropped]
+        # A dropped connection, or a gateway's 502/504: the client cannot tell whether F&O
+        # kept the file.
+        dropped = [c for c in calls if c.dropped or c.status in GATEWAY_STATUSES]
         report.enqueue_drops = len(dropped)
         ambiguous = hits.paths | {c.path for c in dropped if c.path}
         unexplained = [

@@ -116,6 +116,10 @@ var monitoringSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   // Why: the component has local auth off; telemetry is sent with the identity's token.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Why: the worker configures the Azure Monitor distro itself (Python, OpenTelemetry mode).
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // Why: the F&O client records its own dependency spans; the generic ones would be duplicates.
+  OTEL_PYTHON_DISABLED_INSTRUMENTATIONS: 'requests,urllib,urllib3'
 }
 
 // Versionless Key Vault references: a new secret version is picked up without a redeploy.
