@@ -226,7 +226,7 @@ class Enqueuer:
                 record.blob_etag,
                 record.record_id,
                 record.route,
-                extra=_ids(record),
+                extra=telemetry.record_ids(record),
             )
             return self._send(blob, record, props.metadata)
         return self._resume(blob, record)
@@ -282,7 +282,7 @@ class Enqueuer:
                 exc.reason.value,
                 record.record_id,
                 exc,
-                extra=_ids(record, event="file_finished"),
+                extra=telemetry.record_ids(record, event="file_finished"),
             )
             telemetry.record_outcome(record.state.value, record.route)
             stamp(blob, record, etag=props.etag, metadata=props.metadata)
@@ -297,13 +297,15 @@ class Enqueuer:
                 record.blob,
                 record.state.value,
                 record.message_id,
-                extra=_ids(record),
+                extra=telemetry.record_ids(record),
             )
             return record
         if record.lease_until and record.lease_until > now:
             # Its schedule entry comes due when the lease ends; nothing to write.
             _LOGGER.info(
-                "claim held, or its retry not due yet blob=%s", record.blob, extra=_ids(record)
+                "claim held, or its retry not due yet blob=%s",
+                record.blob,
+                extra=telemetry.record_ids(record),
             )
             return record
         if record.send_started_at is not None:
@@ -328,7 +330,10 @@ class Enqueuer:
         except ConcurrencyError:
             return None
         _LOGGER.info(
-            "resuming claim blob=%s record=%s", record.blob, record.record_id, extra=_ids(record)
+            "resuming claim blob=%s record=%s",
+            record.blob,
+            record.record_id,
+            extra=telemetry.record_ids(record),
         )
         return self._send(blob, taken, None)
 
@@ -378,7 +383,9 @@ class Enqueuer:
             result.message_id,
             record.activity_id,
             record.size,
-            extra=_ids(record, message_id=result.message_id, state=TrackingState.ENQUEUED.value),
+            extra=telemetry.record_ids(
+                record, message_id=result.message_id, state=TrackingState.ENQUEUED.value
+            ),
         )
         telemetry.annotate(message_id=result.message_id)
         telemetry.record_outcome(TrackingState.ENQUEUED.value, record.route)
@@ -409,7 +416,10 @@ class Enqueuer:
             )
         if _ambiguous(exc):
             _LOGGER.error(
-                "enqueue outcome unknown blob=%s: %s", record.blob, exc, extra=_ids(record)
+                "enqueue outcome unknown blob=%s: %s",
+                record.blob,
+                exc,
+                extra=telemetry.record_ids(record),
             )
             return self._finish(
                 record,
@@ -423,7 +433,7 @@ class Enqueuer:
             record.blob,
             record.record_id,
             exc,
-            extra=_ids(record),
+            extra=telemetry.record_ids(record),
         )
         return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
 
@@ -439,7 +449,7 @@ class Enqueuer:
             record.blob,
             record.record_id,
             exc,
-            extra=_ids(record),
+            extra=telemetry.record_ids(record),
         )
         return self._persist(
             record,
@@ -482,7 +492,10 @@ class Enqueuer:
                 failure = exc
                 time.sleep(_WRITE_PAUSE_SECONDS * 2**attempt)
             _LOGGER.warning(
-                "record write retried blob=%s: %s", record.blob, failure, extra=_ids(record)
+                "record write retried blob=%s: %s",
+                record.blob,
+                failure,
+                extra=telemetry.record_ids(record),
             )
         _LOGGER.error(
             "record write failed blob=%s record=%s message_id=%s changes=%s",
@@ -490,7 +503,7 @@ class Enqueuer:
             record.record_id,
             changes.get("message_id"),
             sorted(changes),
-            extra=_ids(record, message_id=changes.get("message_id")),
+            extra=telemetry.record_ids(record, message_id=changes.get("message_id")),
         )
         assert failure is not None
         raise failure
@@ -506,28 +519,12 @@ class Enqueuer:
             record.blob,
             record.record_id,
             record.state.value,
-            extra=_ids(record, event="file_finished"),
+            extra=telemetry.record_ids(record, event="file_finished"),
         )
         telemetry.record_outcome(record.state.value, record.route)
         if stamp_blob:
             stamp(self._archiver.source(record.blob), record, etag=record.blob_etag)
         return record
-
-
-def _ids(record: TrackedFile, **more: Any) -> dict[str, Any]:
-    """A record's correlation ids as log-record attributes (``more`` adds or overrides)."""
-    return telemetry.log_ids(
-        **{
-            "blob": record.blob,
-            "record_id": record.record_id,
-            "route": record.route,
-            "activity_id": record.activity_id,
-            "message_id": record.message_id,
-            "execution_id": record.execution_id,
-            "state": record.state.value,
-            **more,
-        }
-    )
 
 
 def _ambiguous(exc: Exception) -> bool:

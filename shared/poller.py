@@ -421,15 +421,9 @@ class Poller:
             record.execution_id,
             record.state.value,
             record.error_count,
-            extra=telemetry.log_ids(
+            extra=telemetry.record_ids(
+                record,
                 event="file_finished",
-                blob=record.blob,
-                record_id=record.record_id,
-                route=record.route,
-                activity_id=record.activity_id,
-                message_id=record.message_id,
-                execution_id=record.execution_id,
-                state=record.state.value,
                 error_count=record.error_count,
             ),
         )
@@ -490,7 +484,7 @@ class Poller:
                 "archive ended blob=%s: %s",
                 record.blob,
                 note,
-                extra=telemetry.log_ids(blob=record.blob, record_id=record.record_id),
+                extra=telemetry.record_ids(record),
             )
 
     def _archive_later(self, record: TrackedFile, attempts: int, note: str) -> None:
@@ -500,7 +494,7 @@ class Poller:
             "archive retried blob=%s: %s",
             record.blob,
             note,
-            extra=telemetry.log_ids(blob=record.blob, record_id=record.record_id),
+            extra=telemetry.record_ids(record),
         )
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:

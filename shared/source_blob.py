@@ -172,7 +172,7 @@ def stamp(
             "blob changed before it could be stamped blob=%s record=%s",
             record.blob,
             record.record_id,
-            extra=_ids(record),
+            extra=telemetry.record_ids(record),
         )
         return None
     return clean_etag(str(result["etag"]))
@@ -237,7 +237,9 @@ class Archiver:
             source.delete_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
             _LOGGER.info(
-                "source blob changed after the copy; kept blob=%s", record.blob, extra=_ids(record)
+                "source blob changed after the copy; kept blob=%s",
+                record.blob,
+                extra=telemetry.record_ids(record),
             )
         except ResourceNotFoundError:
             pass
@@ -291,7 +293,7 @@ class Archiver:
             record.blob,
             location,
             record.message_id,
-            extra=_ids(record, archived_to=location),
+            extra=telemetry.record_ids(record, archived_to=location),
         )
         return ArchiveResult(location)
 
@@ -301,21 +303,9 @@ class Archiver:
             record.blob,
             record.record_id,
             why,
-            extra=_ids(record),
+            extra=telemetry.record_ids(record),
         )
         return f"not archived: {why}; nothing of {self._inbound}/{record.blob} was moved"
-
-
-def _ids(record: TrackedFile, **more: str) -> dict[str, str | int | float | bool]:
-    """A record's correlation ids as log-record attributes."""
-    return telemetry.log_ids(
-        blob=record.blob,
-        record_id=record.record_id,
-        route=record.route,
-        message_id=record.message_id,
-        state=record.state.value,
-        **more,
-    )
 
 
 def _copy_state(target: BlobClient, record: TrackedFile) -> str:

@@ -22,11 +22,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+if TYPE_CHECKING:
+    from shared.tracking import TrackedFile
 
 __all__ = [
     "EXPORTER_SETTING",
@@ -41,6 +44,7 @@ __all__ = [
     "log_ids",
     "record_backlog",
     "record_enqueue",
+    "record_ids",
     "record_outcome",
     "record_retry",
     "record_tick",
@@ -209,6 +213,22 @@ def enable_azure_sdk_tracing() -> None:
 
 
 # -- log records -------------------------------------------------------------------------------
+
+
+def record_ids(record: TrackedFile, **more: Any) -> dict[str, Any]:
+    """A tracked file's correlation ids as log-record attributes (``more`` adds or overrides)."""
+    return log_ids(
+        **{
+            "blob": record.blob,
+            "record_id": record.record_id,
+            "route": record.route,
+            "activity_id": record.activity_id,
+            "message_id": record.message_id,
+            "execution_id": record.execution_id,
+            "state": record.state.value,
+            **more,
+        }
+    )
 
 
 def log_ids(**values: Any) -> dict[str, Any]:
