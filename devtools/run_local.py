@@ -15,6 +15,11 @@
    each file's state changes, read from the app's own HTTP API, until all are terminal.
 5. Keeps serving until Ctrl-C, or exits with ``--exit-when-done`` (non-zero on ``--timeout``).
 
+With ``--services-only`` it stops after steps 1-3 and the container: no local host, no
+samples. It writes a CA bundle (the public CAs plus the emulator's) to ``--ca-bundle``, prints
+the command that runs the app under Azure Functions Core Tools against these services
+(``REQUESTS_CA_BUNDLE=<bundle> SSL_CERT_FILE=<bundle> func start``) and serves until Ctrl-C.
+
 The console shows this command's own lines and the warnings and errors of everything else, one
 line each; the full log (every level, tracebacks included) goes to ``.local/logs/run-*.log``,
 whose path is printed first.
@@ -28,6 +33,7 @@ import ipaddress
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -41,6 +47,7 @@ from types import FrameType
 from typing import Any, NoReturn, TextIO
 from urllib.parse import quote, urlsplit
 
+import certifi
 import requests
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
@@ -59,6 +66,9 @@ SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
 DEVELOPMENT_STORAGE_PORTS = (10000, 10001, 10002)
 REJECTED_SAMPLE = "unrouted/readme.txt"
 LOG_DIR = REPO_ROOT / ".local" / "logs"
+# A fixed path, so `func start` and .vscode/tasks.json can name it before the services start.
+CA_BUNDLE = REPO_ROOT / ".local" / "d365-ca-bundle.pem"
+SERVICES_READY = "services ready"
 _REQUEST_TIMEOUT = (5.0, 30.0)
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s %(message)s"
 
@@ -312,7 +322,33 @@ def _start_azurite(stack: ExitStack, connection_string: str, location: Path) -> 
     stack.enter_context(Azurite(location, blob_port=blob, queue_port=queue, table_port=table))
 
 
-def _start_emulator(stack: ExitStack, settings: Settings, state_seconds: float) -> None:
+def write_trust_bundle(emulator_ca: Path, path: Path) -> None:
+    """Write the CAs this process trusts plus ``emulator_ca`` to ``path``.
+
+    ``func start`` gets it through ``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``, which replace
+    the trust store of the worker and of the host (which downloads its extension bundle), so
+    the public CAs must stay in it.
+
+    :raises LocalRunError: the file cannot be written.
+    """
+    current = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    # A bundle this command wrote before holds an old emulator CA: start from certifi's.
+    public = Path(certifi.where())
+    if current and Path(current).is_file() and Path(current).resolve() != path.resolve():
+        public = Path(current)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            public.read_text(encoding="utf-8") + "\n" + emulator_ca.read_text(encoding="ascii"),
+            encoding="utf-8",
+        )
+    except OSError as error:
+        raise LocalRunError(f"cannot write the CA bundle {path}: {error.strerror}") from None
+
+
+def _start_emulator(
+    stack: ExitStack, settings: Settings, state_seconds: float, ca_bundle: Path
+) -> None:
     from devtools.d365_emulator import App, Emulator, Job, Knobs
 
     d365 = settings.d365
@@ -343,7 +379,8 @@ def _start_emulator(stack: ExitStack, settings: Settings, state_seconds: float) 
     )
     stack.enter_context(emulator)
     if emulator.ca_bundle:
-        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(emulator.ca_bundle)
+        write_trust_bundle(Path(emulator.ca_bundle), ca_bundle)
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(ca_bundle)
     if d365.authority_host.rstrip("/") != emulator.authority_host.rstrip("/"):
         _LOGGER.warning(
             "D365_AUTHORITY_HOST=%s is not the emulator (%s): tokens will not come from it",
@@ -389,6 +426,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--azurite-location", type=Path, default=REPO_ROOT / ".local" / "azurite")
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
     parser.add_argument("--no-samples", action="store_true", help="upload nothing; just serve")
+    parser.add_argument(
+        "--services-only",
+        action="store_true",
+        help="start Azurite and the emulator only, and print how to run `func start` on them",
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        default=CA_BUNDLE,
+        help="file for the public CAs plus the emulator's (default .local/d365-ca-bundle.pem)",
+    )
     parser.add_argument("--exit-when-done", action="store_true", help="exit once all are terminal")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait (default 300)"
@@ -421,24 +469,60 @@ def run(args: argparse.Namespace) -> int:
     connection_string = settings.storage.connection_string
     if not connection_string:
         raise LocalRunError("make run needs a connection string in IntegrationStorage")
-    if args.port:
+    if args.port and not args.services_only:
         check_ports_free({args.port: "local Functions host"})
     with ExitStack() as stack:
         _start_azurite(stack, connection_string, args.azurite_location)
-        if is_loopback_url(settings.d365.base_url):
-            _start_emulator(stack, settings, args.state_seconds)
+        emulated = is_loopback_url(settings.d365.base_url)
+        if emulated:
+            _start_emulator(stack, settings, args.state_seconds, args.ca_bundle)
         else:
             _say(f"F&O environment: {settings.d365.base_url} (no emulator)")
         _create_container(connection_string, settings.inbound_container)
-        host = stack.enter_context(_local_host(args, connection_string))
-        _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
-        if not args.no_samples:
-            done = _demo(args, connection_string, settings.inbound_container, host.http_url)
-            if args.exit_when_done:
-                return 0 if done else 1
-        _say("\nserving; Ctrl-C stops everything")
+        if args.services_only:
+            _print_func_recipe(settings_file, args.ca_bundle if emulated else None)
+        else:
+            host = stack.enter_context(_local_host(args, connection_string))
+            _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
+            if not args.no_samples:
+                done = _demo(args, connection_string, settings.inbound_container, host.http_url)
+                if args.exit_when_done:
+                    return 0 if done else 1
+            _say("\nserving; Ctrl-C stops everything")
         while True:
             time.sleep(3600)
+
+
+def func_start_command(ca_bundle: Path | None) -> str:
+    """The shell command that runs the app under Core Tools, trusting ``ca_bundle`` if any."""
+    if ca_bundle is None:
+        return "func start"
+    path = shlex.quote(str(ca_bundle))
+    return f"REQUESTS_CA_BUNDLE={path} SSL_CERT_FILE={path} func start"
+
+
+def _print_func_recipe(settings_file: Path, ca_bundle: Path | None) -> None:
+    """How to run ``func start`` against the services this command started."""
+    if ca_bundle is not None:
+        _say(f"CA bundle (public CAs + the emulator's): {ca_bundle}")
+    _say(f"\n{SERVICES_READY}; in another shell, from {REPO_ROOT}:")
+    if settings_file.name != SETTINGS_FILES[0]:
+        # func start reads only local.settings.json.
+        _say(f"  cp {settings_file.name} {SETTINGS_FILES[0]}")
+    _say(f"  {func_start_command(ca_bundle)}")
+    overridden = sorted(_overridden_settings(settings_file))
+    if overridden:
+        _say(
+            f"  (this shell sets {', '.join(overridden)} over {settings_file.name}: "
+            "export the same values before func start)"
+        )
+    _say("Ctrl-C stops the services")
+
+
+def _overridden_settings(settings_file: Path) -> list[str]:
+    """Names of ``Values`` whose environment value differs from the file's (values unsaid)."""
+    values = json.loads(settings_file.read_text(encoding="utf-8"))["Values"]
+    return [key for key, value in values.items() if os.environ.get(key) != str(value)]
 
 
 def _local_host(args: argparse.Namespace, connection_string: str) -> LocalHost:

@@ -248,6 +248,16 @@ module alerts 'app/alerts.bicep' = {
   }
 }
 
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
 output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.defaultHostName
 output storageAccountName string = storage.outputs.name

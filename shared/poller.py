@@ -12,6 +12,7 @@ work when its time budget is spent; what it did not reach is anchored due for th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -425,6 +426,8 @@ class Poller:
                 record,
                 event="file_finished",
                 error_count=record.error_count,
+                # The distinct messages (of the row's preview) for the workbook's top errors.
+                row_errors=json.dumps(sorted({e.message[:200] for e in record.errors})[:20]),
             ),
         )
         telemetry.record_outcome(record.state.value, record.route)

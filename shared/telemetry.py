@@ -10,7 +10,8 @@ process by ``function_app.py``) picks where telemetry goes:
 - ``TELEMETRY_EXPORTER=console`` or ``otlp`` (local): the OpenTelemetry SDK with that exporter
   (``otlp`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT``).
 
-Names here are read by the alert and workbook queries in ``infra/app/alerts.bicep``
+Names here are read by the alert and workbook queries in ``infra/app/alerts.bicep`` and
+``infra/app/workbook.bicep``
 (``tests/telemetry`` checks that they agree). Nothing here imports ``azure.functions``.
 """
 

@@ -1,7 +1,9 @@
-"""The alert queries read names the code emits: metric names, log and span attributes, events."""
+"""The alert and workbook queries read names the code emits: metric names, log, span and metric
+attributes, events."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -12,15 +14,14 @@ from tests.deploy.bicep import BicepFile, Resource
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = BicepFile(ROOT / "infra" / "app" / "alerts.bicep")
 ALERTS_TEXT = (ROOT / "infra" / "app" / "alerts.bicep").read_text(encoding="utf-8")
-CODE = "\n".join(
-    path.read_text(encoding="utf-8")
-    for path in [
-        ROOT / "shared" / "telemetry.py",
-        ROOT / "shared" / "enqueuer.py",
-        ROOT / "shared" / "poller.py",
-        ROOT / "shared" / "d365" / "_client.py",
-    ]
-)
+WORKBOOK = BicepFile(ROOT / "infra" / "app" / "workbook.bicep")
+SOURCES = [
+    ROOT / "shared" / "telemetry.py",
+    ROOT / "shared" / "enqueuer.py",
+    ROOT / "shared" / "poller.py",
+    ROOT / "shared" / "d365" / "_client.py",
+]
+CODE = "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
 
 
 def _resource(symbol: str) -> Resource:
@@ -29,6 +30,80 @@ def _resource(symbol: str) -> Resource:
 
 def _queries() -> list[str]:
     return re.findall(r"^\s*query: '(.*)'$", ALERTS_TEXT, re.MULTILINE)
+
+
+def _workbook_queries() -> list[str]:
+    panels = WORKBOOK.variable("panels")
+    return re.findall(r"^\s*query: '''\n(.*?)'''$", panels, re.MULTILINE | re.DOTALL)
+
+
+def _table(query: str) -> str:
+    """The Application Insights table a query reads (each reads one)."""
+    (table,) = set(re.findall(r"\b(traces|dependencies|customMetrics)\b", query))
+    return table
+
+
+def _dimensions(query: str) -> set[str]:
+    return set(re.findall(r"customDimensions\.(\w+)", query)) | set(
+        re.findall(r'customDimensions\["([^"]+)"\]', query)
+    )
+
+
+def _calls(tree: ast.AST, names: set[str]) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in names
+    ]
+
+
+def _literal_keys(node: ast.AST) -> set[str]:
+    return {
+        key.value
+        for key in getattr(node, "keys", [])
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
+
+
+def _log_attributes() -> set[str]:
+    """Every attribute a log record gets through ``record_ids`` / ``log_ids``: keyword
+    arguments and the keys of a ``**{...}`` literal."""
+    found = set(telemetry.LOG_KEYS)
+    for path in SOURCES:
+        for call in _calls(ast.parse(path.read_text(encoding="utf-8")), {"record_ids", "log_ids"}):
+            for keyword in call.keywords:
+                found |= {keyword.arg} if keyword.arg else _literal_keys(keyword.value)
+    return found
+
+
+def _metric_attributes() -> set[str]:
+    """Keys of the attribute dicts telemetry.py passes to its instruments (a literal, or a
+    name bound to one in the same function)."""
+    found: set[str] = set()
+    tree = ast.parse((ROOT / "shared" / "telemetry.py").read_text(encoding="utf-8"))
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        bound = {
+            target.id: node.value
+            for node in ast.walk(function)
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for call in _calls(function, {"add", "record", "set"}):
+            for argument in call.args[1:]:
+                value = bound.get(argument.id) if isinstance(argument, ast.Name) else argument
+                found |= _literal_keys(value)
+    return found
+
+
+def _emitted(table: str) -> set[str]:
+    """The custom dimensions the code puts on rows of ``table``."""
+    if table == "traces":
+        return _log_attributes() | {"event"}
+    if table == "dependencies":
+        return set(re.findall(r'"(d365\.[a-z_]+)"', CODE))
+    return _metric_attributes()
 
 
 def test_every_log_alert_has_a_query_a_description_and_the_action_group() -> None:
@@ -44,25 +119,38 @@ def test_every_log_alert_has_a_query_a_description_and_the_action_group() -> Non
     assert "endpointType: 'MonitorAlert'" in expiry.body
 
 
+def _metric_names(queries: list[str]) -> set[str]:
+    return {name for q in queries for name in re.findall(r'"(d365ri\.[\w.]+)"', q)}
+
+
 def test_metric_names_in_the_queries_are_the_codes() -> None:
     emitted = set(re.findall(r'create_\w+\(\s*"(d365ri\.[^"]+)"', CODE))
-    used = {name for q in _queries() for name in re.findall(r'name == "([^"]+)"', q)}
+    used = _metric_names(_queries())
     assert used == {"d365ri.pending.oldest_age", "d365ri.poll.tick.duration"}
-    assert used <= emitted
+    in_workbook = _metric_names(_workbook_queries())
+    assert in_workbook == {"d365ri.files", "d365ri.d365.calls", "d365ri.d365.retries"}
+    assert used | in_workbook <= emitted
 
 
 def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
-    span_attributes = set(re.findall(r'"(d365\.[a-z_]+)"', CODE))
-    used = set()
-    for query in _queries():
-        used |= set(re.findall(r"customDimensions\.(\w+)", query))
-        used |= set(re.findall(r'customDimensions\["([^"]+)"\]', query))
+    used = set().union(*map(_dimensions, _queries()))
     assert used == {"event", "state", "blob", "route", "message_id", "d365.operation"}
-    for name in used:
-        assert name in telemetry.LOG_KEYS or name == "event" or name in span_attributes, name
-    events = {e for q in _queries() for e in re.findall(r'customDimensions\.event\) == "(\w+)"', q)}
+    queries = _queries() + _workbook_queries()
+    for query in queries:
+        unknown = _dimensions(query) - _emitted(_table(query))
+        assert unknown == set(), f"{_table(query)} rows carry no {unknown}: {query}"
+    events = {e for q in queries for e in re.findall(r'customDimensions\.event\) == "(\w+)"', q)}
     assert events == {"file_finished"}
     assert 'event="file_finished"' in CODE
+
+
+def test_the_name_checks_see_what_the_code_emits() -> None:
+    # The readers above find the attributes the workbook relies on, so a rename shows there.
+    assert {"error_count", "event", *telemetry.LOG_KEYS} <= _emitted("traces")
+    assert {"state", "route", "operation", "status_code", "ok", "skipped"} == _emitted(
+        "customMetrics"
+    )
+    assert {"d365.operation", "d365.attempt"} <= _emitted("dependencies")
 
 
 def test_the_failure_alert_names_every_failed_final_state() -> None:
