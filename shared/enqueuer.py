@@ -47,6 +47,7 @@ from shared.d365 import (
     D365HttpError,
     D365ResponseError,
     EnqueueResult,
+    RetryPolicy,
     external_id_header,
 )
 from shared.errors import AppError
@@ -84,6 +85,7 @@ DELETED = "Deleted"
 # Statuses that prove F&O did not take the file: it is worth sending again later.
 _NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
 _GATEWAY_STATUSES = frozenset({502, 504})
+_ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 _WRITE_TRIES = 5
 _WRITE_PAUSE_SECONDS = 0.5
 
@@ -368,6 +370,9 @@ class Enqueuer:
                 entity=record.entity,
                 company=record.company,
                 external_id=record.blob,
+                # One attempt per send: each is bracketed by send_started_at and its outcome,
+                # so a worker that dies while waiting to retry never leaves "outcome unknown".
+                retry=_ONE_ATTEMPT,
             )
         except (AzureError, D365Error, SendDeadlineError) as exc:
             telemetry.record_enqueue(
@@ -442,7 +447,11 @@ class Enqueuer:
 
         This write is the proof that nothing reached F&O, so it is retried on its own.
         """
-        retry_at = self._clock() + self._policy.retry.next_interval(record.enqueue_attempts - 1)
+        wait = self._policy.retry.next_interval(record.enqueue_attempts - 1)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            wait = max(wait, timedelta(seconds=retry_after))
+        retry_at = self._clock() + wait
         _LOGGER.warning(
             "enqueue not accepted, retry at %s blob=%s record=%s: %s",
             retry_at.isoformat(),

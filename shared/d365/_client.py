@@ -166,6 +166,7 @@ class D365Client:
         entity: str | None = None,
         company: str | None = None,
         external_id: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> EnqueueResult:
         """Send a file to a recurring data job; returns the message F&O created.
 
@@ -181,6 +182,8 @@ class D365Client:
         :keyword company: the legal entity, honoured with "Use company from message".
         :keyword external_id: F&O's external identifier for the message, usually the file name;
             sent as `external_id_header(external_id)`, which is what F&O shows.
+        :keyword retry: this call's retry policy instead of the client's; a caller that records
+            each attempt itself passes ``RetryPolicy(max_attempts=1)``.
         :raises ValueError: for an activity id that is not a GUID, an unusable body or an
             external id that is not valid Unicode text.
         :raises D365HttpError: (a subclass of it) when F&O refuses the file.
@@ -209,7 +212,11 @@ class D365Client:
         )
         started = time.monotonic()
         result, attempts = self._call(
-            context, _parser(context, parse_enqueue_response), headers=headers, upload=upload
+            context,
+            _parser(context, parse_enqueue_response),
+            headers=headers,
+            upload=upload,
+            retry=retry,
         )
         _LOGGER.info(
             "enqueued activity=%s external_id=%s message_id=%s bytes=%s seconds=%.3f attempts=%d",
@@ -438,10 +445,11 @@ class D365Client:
         upload: UploadBody | None = None,
         stream: bool = False,
         rewind: Callable[[], bool] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[_T, int]:
         """Send until F&O answers 2xx or the retry policy says stop; returns what `read`
         made of the answer and the number of attempts. All retries happen here."""
-        budget = RetryBudget(self._retry, self._sleep)
+        budget = RetryBudget(retry or self._retry, self._sleep)
         while True:
             attempt = budget.begin_attempt()
             request_headers = {
@@ -509,7 +517,7 @@ class D365Client:
                     context,
                     attempts=attempt,
                     retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                    budget=self._retry.describe(),
+                    budget=budget.policy.describe(),
                 )
 
     @contextmanager
@@ -535,7 +543,7 @@ class D365Client:
             return False
         if not context.resend_safe and _sent_body(exc, payload):
             return False
-        wait = self._retry.backoff(attempt)
+        wait = budget.policy.backoff(attempt)
         if not budget.allows(wait):
             return False
         self._log_retry(context, attempt, describe_exception(exc, self._timeouts), wait, None)
@@ -552,10 +560,11 @@ class D365Client:
         """Wait and return True when F&O's non-2xx answer says a repeat may succeed."""
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        policy = budget.policy
         if status in _NOT_TAKEN_STATUSES:
-            wait = self._retry.default_retry_after if retry_after is None else retry_after
+            wait = policy.default_retry_after if retry_after is None else retry_after
         elif status >= 500 and context.resend_safe:
-            wait = self._retry.backoff(attempt) if retry_after is None else retry_after
+            wait = policy.backoff(attempt) if retry_after is None else retry_after
         else:
             return False
         if not budget.allows(wait):

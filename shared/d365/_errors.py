@@ -291,7 +291,7 @@ def _hint(
     if 300 <= status < 400:
         return _redirect_hint(response)
     if status >= 500:
-        return _server_hint(context, budget)
+        return _server_hint(context, budget, status)
     if status == 429:
         return _throttled_hint(retry_after, budget)
     if status in _CLIENT_ERROR_HINTS:
@@ -361,8 +361,9 @@ def _too_large_hint(context: OperationContext) -> str:
     )
 
 
-def _server_hint(context: OperationContext, budget: str) -> str:
-    if not context.resend_safe:
+def _server_hint(context: OperationContext, budget: str, status: int) -> str:
+    # 503 means the service did not take the request in: even an enqueue may be sent again.
+    if not context.resend_safe and status != 503:
         return (
             "F&O may have taken the file before failing, so it was not re-sent. "
             f"{_look_for(context)} An unknown or disabled recurring job also answers 5xx on "

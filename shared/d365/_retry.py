@@ -86,6 +86,11 @@ class RetryBudget:
         self._asleep_measured = 0.0
         self.attempts = 0
 
+    @property
+    def policy(self) -> RetryPolicy:
+        """The policy this budget spends."""
+        return self._policy
+
     def begin_attempt(self) -> int:
         """Count one attempt; returns its 1-based number."""
         self.attempts += 1

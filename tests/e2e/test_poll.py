@@ -67,7 +67,11 @@ def test_5xx_bursts_while_polling_and_503_on_enqueue_lose_nothing(app: App) -> N
     app.d365.knobs.error_status = 503
     blobs = _upload_many(app, 3)
     app.host.scan_blobs_once()
-    assert len(enqueue_requests(app.d365)) == 3
+    # A 503 proves F&O did not take the file: it is sent again from the poll schedule.
+    assert len(enqueue_requests(app.d365)) == 1
+    waiting = [app.record(b) for b in blobs if app.record(b)["state"] == "Received"]
+    assert len(waiting) == 2
+    assert all("not taken by F&O yet" in r["last_error"] for r in waiting)
 
     app.d365.knobs.operations = frozenset({"GetMessageStatus", "GetExecutionErrors"})
     app.d365.knobs.error_burst = 4
