@@ -87,35 +87,46 @@ def test_a_files_journey_is_a_tree_of_spans_with_its_ids(app: App, exported: Exp
 
 
 def test_a_429_is_a_failed_dependency_then_its_retry(app: App, exported: Exported) -> None:
-    app.d365.knobs.operations = frozenset({"enqueue"})
+    """A poll's call retries within the call (an enqueue makes one attempt per send and is
+    retried from the schedule instead, see tests/shared/test_enqueuer.py)."""
+    blob = app.upload("customers/USMF/throttled.xml", VALID)
+    app.host.scan_blobs_once()
+    message_id = app.record(blob)["message_id"]
+    app.d365.knobs.operations = frozenset({"GetMessageStatus"})
     app.d365.knobs.throttle_burst = 1
     app.d365.knobs.retry_after = 0
-    blob = app.upload("customers/USMF/throttled.xml", VALID)
 
-    app.host.scan_blobs_once()
+    app.run_until_terminal([blob])
 
     spans = exported.spans()
-    invocation = _one(spans, **{"faas.name": "enqueue_blob", "blob": blob})
+    polls = [
+        s
+        for s in spans
+        if s.name == "poll message" and s.attributes.get("message_id") == message_id
+    ]
     calls = sorted(
-        (s for s in _children(spans, invocation) if s.attributes.get("d365.operation")),
-        key=lambda s: s.attributes["d365.attempt"],
+        (
+            s
+            for poll in polls
+            for s in _children(spans, poll)
+            if s.attributes.get("d365.operation") == "GetMessageStatus"
+        ),
+        key=lambda s: s.start_time or 0,
     )
     assert [
         (s.attributes["d365.attempt"], s.attributes["http.response.status_code"]) for s in calls
-    ] == [
+    ][:2] == [
         (1, 429),
         (2, 200),
     ]
     assert calls[0].attributes["d365.retry_after"] == 0.0
     assert calls[0].status.status_code is StatusCode.ERROR
     assert calls[1].status.status_code is StatusCode.UNSET
-    retry = [e for e in invocation.events if e.name == "d365.retry"]
-    assert [(e.attributes["d365.operation"], e.attributes["d365.cause"]) for e in retry] == [
-        ("enqueue", "HTTP 429")
-    ]
     retries = exported.collect_metrics()["d365ri.d365.retries"]
-    assert [(dict(p.attributes), p.value) for p in retries] == [({"operation": "enqueue"}, 1)]
-    logged = [r for r in exported.logs() if r.attributes.get("d365_operation") == "enqueue"]
+    assert [(dict(p.attributes), p.value) for p in retries] == [
+        ({"operation": "GetMessageStatus"}, 1)
+    ]
+    logged = [r for r in exported.logs() if r.attributes.get("d365_operation")]
     assert [r.attributes["d365_status"] for r in logged] == ["HTTP 429"]
 
 
