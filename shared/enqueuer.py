@@ -342,20 +342,20 @@ class Enqueuer:
     def _send(
         self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
     ) -> TrackedFile:
+        """Send the claimed version. ``blob`` is our own client on it (streamed in small
+        ranges, see shared.storage.STREAM_CHUNK); ``metadata`` its metadata when known."""
         record = self._store.update(
             record,
             send_started_at=self._clock(),
             enqueue_attempts=record.enqueue_attempts + 1,
         )
         etag = record.blob_etag
-        # Our own client: streamed in small ranges (see shared.storage.STREAM_CHUNK).
-        source = self._archiver.source(record.blob)
         lease_left = (record.lease_until or self._clock()) - self._clock()
         deadline = time.monotonic() + (lease_left - self._policy.answer_timeout).total_seconds()
 
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
-            downloader: Any = source.download_blob(
+            downloader: Any = blob.download_blob(
                 etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
             )
             stream: Any = _DeadlineStream(downloader, deadline)

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -134,7 +135,7 @@ class Poller:
         self._archiver = archiver
         self._policy = policy or PollPolicy()
         self._clock = clock
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._process = f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def policy(self) -> PollPolicy:
@@ -152,7 +153,9 @@ class Poller:
         started = time.monotonic()
         budget = self._policy.tick_budget
         lease = self._store.schedule.acquire_lease(
-            self._holder, until=self._clock() + budget + self._policy.lease_margin
+            # One holder per tick: two ticks of one process exclude each other too.
+            f"{self._process}:{uuid.uuid4().hex[:12]}",
+            until=self._clock() + budget + self._policy.lease_margin,
         )
         if lease is None:
             _LOGGER.info(

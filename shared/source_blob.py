@@ -250,13 +250,14 @@ class Archiver:
     ) -> bool:
         """Copy the source as it is now to the target; True once the copy completed."""
         # Pinned to this version: an overwrite meanwhile fails the copy, not archives it.
-        target.start_copy_from_url(
+        started = target.start_copy_from_url(
             source.url,
             metadata=with_stamp(props.metadata, record),
             source_etag=props.etag,
             source_match_condition=MatchConditions.IfNotModified,
         )
-        return _wait_for_copy(target)
+        # Same-account copies usually complete within the call: no need to ask again.
+        return started.get("copy_status") == "success" or _wait_for_copy(target)
 
     def ensure_ready(self) -> None:
         """Create the archive container when missing (move mode only)."""

@@ -177,7 +177,7 @@ class Schedule:
     # -- the poll lease ---------------------------------------------------------------------
 
     def acquire_lease(self, holder: str, *, until: datetime) -> PollLease | None:
-        """Become the one poller until ``until``; None while another holder's lease runs.
+        """Become the one poller until ``until``; None while a lease (any holder's) runs.
 
         One tick at a time walks the schedule (the Functions timer is a singleton too, but a
         lease in the table also holds across apps sharing a table and after lock loss). The
@@ -192,7 +192,7 @@ class Schedule:
                 return None
             return PollLease(holder, until, None, etag)
         current_until = parse_time(current.get("until")) or now
-        if current_until > now and current.get("holder") != holder:
+        if current_until > now:
             return None
         watermark = parse_time(current.get("watermark"))
         try:
