@@ -462,6 +462,7 @@ class Enqueuer:
         )
         return self._persist(
             record,
+            over_final=False,
             send_started_at=None,
             lease_until=retry_at,
             last_error=f"not taken by F&O yet, retried at {retry_at:%H:%M:%S}Z: {exc}",
@@ -473,6 +474,7 @@ class Enqueuer:
         the file, so the record must say so."""
         return self._persist(
             record,
+            over_final=True,
             state=TrackingState.ENQUEUED,
             message_id=result.message_id,
             raw_message_id=result.raw_message_id,
@@ -487,9 +489,14 @@ class Enqueuer:
             index_message=True,
         )
 
-    def _persist(self, record: TrackedFile, **changes: Any) -> TrackedFile:
+    def _persist(self, record: TrackedFile, *, over_final: bool, **changes: Any) -> TrackedFile:
         """A write that must land (it holds what only this worker knows): retried over
-        storage failures and over a record changed meanwhile (re-read, written again)."""
+        storage failures and over a record changed meanwhile (re-read, written again).
+
+        :keyword over_final: write even over a final state recovery wrote meanwhile (F&O's
+            message id must win). Otherwise a final state stands: once the operator has
+            been told the outcome, reopening the file could import it twice.
+        """
         failure: Exception | None = None
         for attempt in range(_WRITE_TRIES):
             try:
@@ -497,6 +504,8 @@ class Enqueuer:
             except ConcurrencyError as exc:
                 failure = exc
                 record = self._store.get(record.row_key) or record
+                if record.state.is_terminal and not over_final:
+                    return record
             except AzureError as exc:
                 failure = exc
                 time.sleep(_WRITE_PAUSE_SECONDS * 2**attempt)

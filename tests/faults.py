@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-Kind = Literal["reset", "lost"]
+Kind = Literal["reset", "lost", "meanwhile"]
 
 
 def describe(request: Any) -> str:
@@ -31,6 +31,7 @@ class _Rule:
     contains: str
     skip: int
     times: int
+    action: Callable[[], None] | None = None
 
     def matches(self, request: Any) -> bool:
         return request.method == self.method and self.contains in describe(request)
@@ -52,6 +53,13 @@ class StorageFaults:
         with self._lock:
             self._rules.append(_Rule(kind, method, contains, skip, times))
 
+    def meanwhile(
+        self, method: str, contains: str, action: Callable[[], None], *, skip: int = 0
+    ) -> None:
+        """Run ``action`` (another writer) just before the matching call goes out, once."""
+        with self._lock:
+            self._rules.append(_Rule("meanwhile", method, contains, skip, 1, action))
+
     def clear(self) -> None:
         """Drop every rule: storage works again."""
         with self._lock:
@@ -65,23 +73,26 @@ class StorageFaults:
         """Calls made matching ``method`` and a substring of the path."""
         return sum(1 for call in self.calls if call.startswith(method + " ") and contains in call)
 
-    def _take(self, request: Any, kind: Kind) -> bool:
+    def _take(self, request: Any, kind: Kind) -> _Rule | None:
         with self._lock:
             for rule in self._rules:
                 if rule.kind != kind or rule.times <= 0 or not rule.matches(request):
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1
-                    return False
+                    return None
                 rule.times -= 1
                 self.injected[kind] += 1
-                return True
-        return False
+                return rule
+        return None
 
     def _before(self, pipeline_request: Any) -> None:
         request = pipeline_request.http_request
         with self._lock:
             self.calls.append(describe(request))
+        meanwhile = self._take(request, "meanwhile")
+        if meanwhile is not None and meanwhile.action is not None:
+            meanwhile.action()
         if self._take(request, "reset"):
             raise ServiceRequestError(f"injected: connection reset before {describe(request)}")
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.tracking import TrackingState
+from shared.tracking import UNSCHEDULE, TrackingState
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
 
@@ -146,6 +146,36 @@ def test_a_file_f_and_o_did_not_take_is_retried_from_the_schedule(
     domain.d365.knobs.preprocessing_seconds = 0
     assert domain.tick_until_final(blob).state is TrackingState.PROCESSED
     assert domain.enqueues() == 1
+
+
+def test_a_final_outcome_written_meanwhile_is_not_reopened_by_a_late_release(
+    domain: Domain,
+) -> None:
+    """Recovery judged the file while its worker was still writing "not taken": the outcome
+    the operator was told stands (reopening it could import the file twice)."""
+    blob = domain.upload(PATH, VALID)
+    domain.d365.knobs.error_burst = 1
+    domain.d365.knobs.error_status = 503
+    store = domain.context.store
+
+    def recovery() -> None:
+        record = domain.latest(blob)
+        store.update(
+            record,
+            state=TrackingState.ENQUEUE_FAILED,
+            last_error="outcome unknown: the worker stopped while sending it",
+            schedule_at=UNSCHEDULE,
+        )
+
+    domain.faults.meanwhile("POST", "$batch", recovery, skip=1)  # before the release
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error.startswith("outcome unknown")
+    assert store.schedule.get(record.record_id) is None
+    assert domain.enqueues() == 0
 
 
 def test_refused_credentials_are_retried_not_final(domain: Domain) -> None:
