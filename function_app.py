@@ -6,6 +6,7 @@ import os
 import azure.functions as func
 
 from enqueue_blob import bp as enqueue_bp
+from export_jobs import bp as export_bp
 from http_status import bp as http_bp
 from poll_status import bp as poll_bp
 from shared import telemetry
@@ -17,5 +18,5 @@ logging.getLogger("azure").setLevel(logging.WARNING)
 telemetry.configure(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (enqueue_bp, poll_bp, http_bp):
+for blueprint in (enqueue_bp, poll_bp, http_bp, export_bp):
     app.register_functions(blueprint)

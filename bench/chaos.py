@@ -1136,6 +1136,7 @@ def app_settings(emulator: Emulator, storage: str, run_id: str, claim_lease: int
         "ARCHIVE_CONTAINER": f"chaos-{run_id}-archive",
         "ERRORS_CONTAINER": f"chaos-{run_id}-errors",
         "POLL_SCHEDULE": POLL_SCHEDULE,
+        "EXPORT_SCHEDULE": POLL_SCHEDULE,
         "POLL_TICK_BUDGET": f"{POLL_TICK_BUDGET}s",
         "POLL_INTERVAL_MIN": "1s",
         "POLL_INTERVAL_MAX": f"{POLL_INTERVAL_MAX:g}s",

@@ -78,6 +78,12 @@ param d365Routes string
 @description('POLL_SCHEDULE: NCRONTAB of the status poller (UTC).')
 param pollSchedule string = '0 */1 * * * *'
 
+@description('EXPORT_ROUTES: the export routes as one JSON string (a JSON array), see README; [] for none.')
+param exportRoutes string = '[]'
+
+@description('EXPORT_SCHEDULE: NCRONTAB of the export timer (UTC).')
+param exportSchedule string = '0 */5 * * * *'
+
 @description('MAX_PENDING_AGE: how long a message may stay non-terminal before it is TimedOut.')
 param maxPendingAge string = '24h'
 
@@ -215,6 +221,8 @@ module functionApp 'app/function.bicep' = {
     errorsContainerName: errorsContainerName
     statusTableName: statusTableName
     pollSchedule: pollSchedule
+    exportRoutes: exportRoutes
+    exportSchedule: exportSchedule
     maxPendingAge: maxPendingAge
     archiveMode: archiveMode
     pollConcurrency: pollConcurrency

@@ -22,10 +22,11 @@ from shared.config import Settings
 from shared.credentials import build_credential
 from shared.d365 import D365Client
 from shared.enqueuer import EnqueuePolicy, Enqueuer
+from shared.exporter import Exporter, ExportPolicy
 from shared.poller import Poller, PollPolicy
 from shared.source_blob import Archiver
 from shared.storage import blob_service_client, table_service_client
-from shared.tracking import Backoff, TrackingStore, utcnow
+from shared.tracking import Backoff, ExportStore, TrackingStore, utcnow
 
 __all__ = ["AppContext", "build_context", "get_context"]
 
@@ -45,6 +46,7 @@ class AppContext:
     archiver: Archiver
     enqueuer: Enqueuer
     poller: Poller
+    exporter: Exporter
 
     def close(self) -> None:
         """Close network sessions."""
@@ -120,7 +122,21 @@ def build_context(
         ),
         clock=clock,
     )
-    return AppContext(settings, credential, blob_service, store, client, archiver, enqueuer, poller)
+    exporter = Exporter(
+        ExportStore(tables.get_table_client(settings.status_table), clock=clock),
+        client,
+        blob_service,
+        settings.exports,
+        policy=ExportPolicy(
+            # A download in flight at the end of the budget may take a whole read timeout.
+            lease=settings.poll_tick_budget + settings.d365.http_timeout + timedelta(seconds=30),
+            time_budget=settings.poll_tick_budget,
+        ),
+        clock=clock,
+    )
+    return AppContext(
+        settings, credential, blob_service, store, client, archiver, enqueuer, poller, exporter
+    )
 
 
 _lock = threading.Lock()

@@ -15,8 +15,8 @@ def _trigger(name: str) -> dict:
     return json.loads(FUNCTIONS[name].get_function_json())["bindings"][0]
 
 
-def test_the_four_functions_are_indexed_with_host_valid_names() -> None:
-    assert set(FUNCTIONS) == {"enqueue_blob", "poll_status", "http_status", "health"}
+def test_the_five_functions_are_indexed_with_host_valid_names() -> None:
+    assert set(FUNCTIONS) == {"enqueue_blob", "poll_status", "http_status", "health", "export_jobs"}
     for name in FUNCTIONS:
         assert re.fullmatch(r"[a-z][a-z0-9_\-]{0,127}", name, re.IGNORECASE)
 
@@ -49,10 +49,15 @@ def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:
     assert annotation in (BlobClient, "blob.BlobClient")
 
 
-def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup() -> None:
-    trigger = _trigger("poll_status")
+@pytest.mark.parametrize(
+    ("name", "setting"), [("poll_status", "POLL_SCHEDULE"), ("export_jobs", "EXPORT_SCHEDULE")]
+)
+def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup(
+    name: str, setting: str
+) -> None:
+    trigger = _trigger(name)
     assert trigger["type"] == "timerTrigger"
-    assert trigger["schedule"] == "%POLL_SCHEDULE%"
+    assert trigger["schedule"] == f"%{setting}%"
     assert trigger["runOnStartup"] is False
 
 

@@ -45,6 +45,13 @@ Choices where the spec is UNCONFIRMED (documented here so tests can rely on them
   stored, an ack counts; the client just never hears back.
 - Ack: 200 with an empty body; a pop receipt from an earlier dequeue is refused with 400.
   Download location: `{base}/api/connector/download/{correlation id}`.
+- Exports: `emu.add_export(id, bytes)` queues any file; `emu.add_customers_export(id,
+  file_format="xml"|"csv"|"package")` what a CustomersV3 export job produces (the package:
+  Manifest.xml, PackageHeader.xml, Customers V3.xml). Faults: `knobs.download_break_burst`
+  (a download cut after `download_break_after_bytes`), `knobs.download_location_http`, and
+  for a failing ack `knobs.error_burst` with `knobs.operations = frozenset({"ack"})`
+  (`drop_after_body_burst` for an ack applied whose answer is lost). An unacked message is
+  offered again `knobs.redelivery_seconds` (1800) after its dequeue, on the emulator clock.
 - Certificate credentials: an `App` with `certificate_pem` accepts MSAL's RS256/PS256 client
   assertions signed by that certificate's key.
 """

@@ -21,6 +21,7 @@ from devtools.lifecycle import Service
 from ._clock import Clock
 from ._entities import evaluate
 from ._entra import Entra
+from ._exports import customers_export, export_package
 from ._faults import FaultInjector
 from ._fno import Call, Environment, FnoApi
 from ._handler import EmulatorServer
@@ -221,12 +222,26 @@ class Emulator(Service):
 
     def add_export(self, activity_id: str, data: bytes) -> str:
         """Queue an exported file on a job for dequeue; answer its correlation id."""
-        job = self._jobs[normalize_guid(activity_id)]
         with tempfile.NamedTemporaryFile(
             dir=self.spool_dir, prefix="export-", delete=False
         ) as handle:
             handle.write(data)
-        return self.store.add_export(job, Path(handle.name), len(data), self.clock.now())
+        return self.add_export_file(activity_id, Path(handle.name))
+
+    def add_export_file(self, activity_id: str, path: Path) -> str:
+        """Queue a file already on disk (the emulator owns it from now on) as an export."""
+        job = self._jobs[normalize_guid(activity_id)]
+        return self.store.add_export(job, path, path.stat().st_size, self.clock.now())
+
+    def add_customers_export(
+        self, activity_id: str, *, company: str = "USMF", rows: int = 3, file_format: str = "xml"
+    ) -> str:
+        """Queue what a CustomersV3 export job produces: its file (``xml``/``csv``) or, with
+        ``file_format="package"``, the data package around it."""
+        if file_format == "package":
+            return self.add_export(activity_id, export_package(company, rows))
+        data = customers_export(company, rows, file_format=file_format)
+        return self.add_export(activity_id, data)
 
     def issue_token(
         self,

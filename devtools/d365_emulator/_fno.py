@@ -219,7 +219,12 @@ class FnoApi:
         path = self._env.store.export_file(correlation)
         if path is None:
             return connector_error(404, f"No file was found for '{call.params['correlation']}'.")
-        return Reply(200, content_type="application/octet-stream", file=path)
+        knobs = self._env.knobs
+        cut_after = None
+        if knobs.download_break_burst > 0:
+            knobs.download_break_burst -= 1
+            cut_after = knobs.download_break_after_bytes
+        return Reply(200, content_type="application/octet-stream", file=path, cut_after=cut_after)
 
     def ack(self, call: Call) -> Reply:
         """POST /api/connector/ack/{activity} with the dequeue body (or its 3-field subset)."""

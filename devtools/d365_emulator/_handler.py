@@ -258,7 +258,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if reply.file is not None:
+        if reply.file is not None and reply.cut_after is not None:
+            with reply.file.open("rb") as handle:
+                self.wfile.write(handle.read(reply.cut_after))
+            self.wfile.flush()
+            self._drop()
+        elif reply.file is not None:
             with reply.file.open("rb") as handle:
                 shutil.copyfileobj(handle, self.wfile, CHUNK)
         elif reply.body:

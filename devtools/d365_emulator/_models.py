@@ -198,6 +198,10 @@ class Knobs:
     slowly (back-pressure); the client's sends block meanwhile. Bodies of one read are not
     delayed.
 
+    `download_break_burst`: the next N downloads send their headers (full Content-Length)
+    and `download_break_after_bytes` of the file, then drop the connection: an export
+    download that breaks part way.
+
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
     to test clients against answers F&O's docs do not promise. Assign a new mapping.
@@ -226,6 +230,8 @@ class Knobs:
     message_id_format: MessageIdFormat = MessageIdFormat.QUOTED
     execution_errors_raw: bool = False
     download_location_http: bool = False
+    download_break_burst: int = 0
+    download_break_after_bytes: int = 64 * 1024
     unknown_ids_not_found: bool = False
     redelivery_seconds: float = 1800.0
     token_lifetime_seconds: int = 3600

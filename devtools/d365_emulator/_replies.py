@@ -23,6 +23,8 @@ class Reply:
     content_type: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     file: Path | None = None
+    cut_after: int | None = None
+    """Send only this many bytes of ``file``, then drop the connection (a broken download)."""
 
 
 def json_reply(status: int, payload: Any, *, content_type: str = JSON_TYPE) -> Reply:

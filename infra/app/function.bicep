@@ -76,6 +76,12 @@ param statusTableName string
 @description('POLL_SCHEDULE.')
 param pollSchedule string
 
+@description('EXPORT_ROUTES (a JSON array as a string; [] for no exports).')
+param exportRoutes string = '[]'
+
+@description('EXPORT_SCHEDULE.')
+param exportSchedule string = '0 */5 * * * *'
+
 @description('MAX_PENDING_AGE.')
 param maxPendingAge string
 
@@ -157,6 +163,9 @@ var integrationSettings = {
   MAX_PENDING_AGE: maxPendingAge
   CLAIM_LEASE: '10m'
   MAX_FILE_BYTES: '48MiB'
+  // The export timer binds %EXPORT_SCHEDULE%, so the setting exists even with no exports.
+  EXPORT_ROUTES: exportRoutes
+  EXPORT_SCHEDULE: exportSchedule
 }
 
 var appSettings = union(storageSettings, monitoringSettings, authSettings, integrationSettings)

@@ -73,6 +73,13 @@ Polling:
 ``CLAIM_LEASE``                     a claimed file not enqueued after this is recovered, ``10m``,
                                     1s to 1d, and longer than one enqueue may take.
 
+Exports (recurring export jobs to blob storage, :mod:`shared.exporter`):
+
+``EXPORT_ROUTES``                   JSON list of export routes (see :mod:`shared.config.exports`);
+                                    absent or ``[]``: no exports.
+``EXPORT_SCHEDULE``                 NCRONTAB of the export timer, default ``0 */5 * * * *``;
+                                    the host binds it, so it must exist even without exports.
+
 Durations accept ``90s``, ``30m``, ``24h``, ``1d``, ISO 8601 ``PT24H``, ``hh:mm:ss`` (also
 ``d.hh:mm:ss``) or plain seconds. A setting whose name is a near miss of one of these (say
 POLL_SHEDULE) is an error, not silently ignored.

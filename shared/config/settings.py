@@ -6,7 +6,7 @@ import difflib
 import enum
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 # reference resolves whichever of the two is imported first.
 from shared import routing
 from shared.config.d365 import D365Settings, read_d365
+from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.parsers import (
@@ -56,6 +57,8 @@ SETTING_NAMES = (
     "POLL_INTERVAL_MAX",
     "MAX_PENDING_AGE",
     "CLAIM_LEASE",
+    "EXPORT_ROUTES",
+    "EXPORT_SCHEDULE",
 )
 """The app's own settings (the storage connection aside), as the README lists them."""
 
@@ -96,6 +99,8 @@ class Settings:
     max_pending_age: timedelta = timedelta(hours=24)
     claim_lease: timedelta = timedelta(minutes=10)
     max_file_bytes: int = 48 * 1024 * 1024
+    exports: ExportRoutes = field(default_factory=ExportRoutes)
+    export_schedule: str = "0 */5 * * * *"
 
     @classmethod
     def from_env(
@@ -118,6 +123,7 @@ class Settings:
             d365=d365,
             storage=storage,
             routes=routes,
+            exports=_read_exports(reader),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
         _check_together(reader, settings, function_timeout(app_root))
@@ -185,7 +191,20 @@ _SCALARS: dict[str, _Read] = {
         parse_byte_size,
         "expected a positive byte count up to 1GiB, e.g. 50331648 or 48MiB",
     ),
+    "export_schedule": _parsed(
+        "EXPORT_SCHEDULE",
+        _parse_schedule,
+        "e.g. '0 */5 * * * *' runs every five minutes",
+    ),
 }
+
+
+def _read_exports(reader: SettingsReader) -> ExportRoutes:
+    try:
+        return ExportRoutes.from_json(reader.get(EXPORT_ROUTES_SETTING))
+    except routing.RouteConfigError as exc:
+        reader.problems.extend(exc.problems)
+        return ExportRoutes()
 
 
 def _read_routes(reader: SettingsReader) -> routing.RouteTable:
@@ -211,6 +230,7 @@ def _check_together(
     """Problems that only show when settings are read side by side."""
     _check_containers(reader, settings)
     _check_route_prefixes(reader, settings)
+    _check_export_containers(reader, settings)
     _check_durations(reader, settings)
     if function_limit is not None:
         _check_function_timeout(reader, settings, function_limit)
@@ -238,6 +258,18 @@ def _check_route_prefixes(reader: SettingsReader, settings: Settings) -> None:
                 "D365_ROUTES",
                 f"route {route.name!r}: prefix {route.prefix!r} starts with the inbound "
                 f"container's name; a prefix is a folder inside {container}: use {rest!r}",
+            )
+
+
+def _check_export_containers(reader: SettingsReader, settings: Settings) -> None:
+    ours = {settings.inbound_container, settings.archive_container, settings.errors_container}
+    for route in settings.exports:
+        if route.container in ours:
+            reader.problem(
+                EXPORT_ROUTES_SETTING,
+                f"export route {route.name!r}: container {route.container!r} is one of the "
+                "app's import containers (inbound, archive, errors); exported files there "
+                "would be enqueued or archived: use a container of its own, e.g. d365-exports",
             )
 
 

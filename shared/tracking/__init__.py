@@ -6,9 +6,19 @@
 - :mod:`._schedule`: the poll schedule's back-off, entries and lease;
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob.
+- :mod:`._exports`: :class:`ExportStore`, the export records and export leases, in a
+  partition of their own.
 """
 
 from ._codec import clean_etag, is_record_key, quoted_etag, record_id_for
+from ._exports import (
+    EXPORTS_PARTITION,
+    ExportLease,
+    ExportPage,
+    ExportRecord,
+    ExportState,
+    ExportStore,
+)
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -26,10 +36,16 @@ from ._store import UNSCHEDULE, TrackingStore
 
 __all__ = [
     "BATCH_SIZE",
+    "EXPORTS_PARTITION",
     "UNSCHEDULE",
     "Backoff",
     "ClaimResult",
     "ConcurrencyError",
+    "ExportLease",
+    "ExportPage",
+    "ExportRecord",
+    "ExportState",
+    "ExportStore",
     "Page",
     "PendingEntry",
     "PollLease",

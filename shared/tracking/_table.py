@@ -30,13 +30,15 @@ def if_match(etag: str) -> dict[str, Any]:
 
 
 class StatusTable:
-    """The one partition of the status model in one table.
+    """One partition of the status model in one table.
 
     :param client: the status table's client.
+    :keyword partition: the partition (the files' by default; exports keep their own).
     """
 
-    def __init__(self, client: TableClient) -> None:
+    def __init__(self, client: TableClient, *, partition: str = PARTITION) -> None:
         self._client = client
+        self._partition = partition
 
     @property
     def name(self) -> str:
@@ -59,7 +61,7 @@ class StatusTable:
     def get(self, row_key: str) -> Any | None:
         """The row ``row_key``, or None."""
         try:
-            return self._call(self._client.get_entity, PARTITION, row_key)
+            return self._call(self._client.get_entity, self._partition, row_key)
         except ResourceNotFoundError:
             return None
 
@@ -75,7 +77,7 @@ class StatusTable:
         rows = self._call(
             self._client.query_entities,
             " and ".join(["PartitionKey eq @pk", *clauses]),
-            parameters={"pk": PARTITION, **parameters},
+            parameters={"pk": self._partition, **parameters},
             select=select,
             results_per_page=per_page,
         )
@@ -107,7 +109,7 @@ class StatusTable:
         """Delete a row (if unchanged since ``etag`` when given); a missing row is fine."""
         kwargs = if_match(etag) if etag else {}
         with contextlib.suppress(ResourceNotFoundError):
-            self._call(self._client.delete_entity, PARTITION, row_key, **kwargs)
+            self._call(self._client.delete_entity, self._partition, row_key, **kwargs)
 
     def transact(self, operations: list[Operation]) -> list[str]:
         """Apply operations on the partition all or none; the new ETag of each.

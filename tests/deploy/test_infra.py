@@ -45,6 +45,8 @@ CONTRACT_SETTINGS = (
     "MAX_PENDING_AGE",
     "CLAIM_LEASE",
     "MAX_FILE_BYTES",
+    "EXPORT_ROUTES",
+    "EXPORT_SCHEDULE",
     "IntegrationStorage__blobServiceUri",
     "IntegrationStorage__queueServiceUri",
     "IntegrationStorage__tableServiceUri",

@@ -52,6 +52,7 @@ REQUIRED_AT_ROOT = (
     "enqueue_blob/__init__.py",
     "poll_status/__init__.py",
     "http_status/__init__.py",
+    "export_jobs/__init__.py",
     "shared/__init__.py",
     f"{SITE_PACKAGES}/azure/functions/__init__.py",
     f"{SITE_PACKAGES}/azurefunctions/extensions/bindings/blob/__init__.py",
@@ -182,6 +183,7 @@ def test_development_files_and_caches_are_left_out(package: BuiltPackage) -> Non
         "enqueue_blob",
         "poll_status",
         "http_status",
+        "export_jobs",
         "shared",
     }
 
@@ -231,6 +233,12 @@ def test_the_packaged_app_indexes_in_a_fresh_interpreter(indexed: dict, unpacked
     assert (timer["type"], timer["schedule"], timer["runOnStartup"]) == (
         "timerTrigger",
         "%POLL_SCHEDULE%",
+        False,
+    )
+    timer = functions["export_jobs"][0]
+    assert (timer["type"], timer["schedule"], timer["runOnStartup"]) == (
+        "timerTrigger",
+        "%EXPORT_SCHEDULE%",
         False,
     )
     for name, route in (("http_status", "messages/{message_id?}"), ("health", "health")):

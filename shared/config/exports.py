@@ -1,0 +1,296 @@
+"""Export routes: which recurring export jobs are dequeued, and where their files land.
+
+An export route is one entry of the ``EXPORT_ROUTES`` app setting (a JSON list)::
+
+    {"name": "customers-out", "activity_id": "6d31e09f-0249-459f-94f0-aad9c2c47b64",
+     "container": "d365-exports", "prefix": "customers/{company}/{date}/",
+     "company": "USMF"}
+
+Keys:
+
+``name``          required; unique (case-insensitive), 1-64 letters, digits, ``-`` or ``_``.
+``activity_id``   required; the recurring *export* job's ID (Data management > Manage
+                  scheduled data jobs). Kept lower case, bare; unique across routes.
+``container``     required; the target blob container (created when missing).
+``prefix``        required; the folder of the container the files go to, relative, ending in
+                  ``/``. Placeholders: ``{date}`` (the UTC dequeue date, ``yyyy-mm-dd``),
+                  ``{message_id}`` (the message's CorrelationId, F&O's id of the message) and
+                  ``{company}`` (the route's ``company``: the dequeue answer names no legal
+                  entity, spec section 15, so the route says which one its job exports).
+``company``       the legal entity written for ``{company}`` (1-4 letters or digits);
+                  required when the prefix holds ``{company}``.
+``unzip``         ``true`` writes each file inside the exported package as its own blob
+                  (``<prefix><path in the package>``); the prefix must then hold
+                  ``{message_id}``, or two exports would overwrite each other's files.
+                  Default false: one blob ``<prefix><message id><extension>``.
+``extension``     suffix of that one blob, default ``.zip`` (F&O's download is the package).
+``max_messages``  messages taken per timer tick, 1-1000, default 100.
+``enabled``       ``false`` leaves the job's queue alone. Default true.
+
+:meth:`ExportRoutes.from_json` raises :class:`~shared.routing.RouteConfigError` listing every
+problem, each naming ``EXPORT_ROUTES[index].key`` and the fix. An absent or empty setting
+means no exports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared import routing
+from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_container_name, shown
+
+__all__ = ["EXPORT_ROUTES_SETTING", "ExportRoute", "ExportRoutes"]
+
+EXPORT_ROUTES_SETTING = "EXPORT_ROUTES"
+PLACEHOLDERS = ("{company}", "{date}", "{message_id}")
+DEFAULT_MAX_MESSAGES = 100
+_MAX_MESSAGES = 1000
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_EXAMPLE = (
+    f'[{{"name": "customers-out", "activity_id": "{EXAMPLE_GUID}", '
+    '"container": "d365-exports", "prefix": "customers/{date}/"}]'
+)
+
+
+class _FieldProblemError(ValueError):
+    """One key's problem, before it is labelled with its route."""
+
+
+def _parse_container(value: object) -> str:
+    try:
+        return parse_container_name(value if isinstance(value, str) else "")
+    except InvalidValueError:
+        raise _FieldProblemError(
+            f"{shown(value)} is not a valid container name; expected 3-63 lower-case letters, "
+            "digits and single hyphens, e.g. d365-exports"
+        ) from None
+
+
+def _parse_prefix(value: object) -> str:
+    expected = "expected a folder path ending in '/', e.g. customers/{company}/{date}/"
+    if not isinstance(value, str) or not value:
+        raise _FieldProblemError(f"{shown(value)} is empty; {expected}")
+    segments = value.split("/")
+    unknown = sorted(set(_PLACEHOLDER.findall(value)) - set(PLACEHOLDERS))
+    problem = None
+    if routing._CONTROL.search(value):
+        problem = "holds a control character"
+    elif value.startswith("/") or not value.endswith("/"):
+        problem = "does not end with '/' or starts with '/'"
+    elif any(not s for s in segments[:-1]) or any(s in (".", "..") for s in segments):
+        problem = "has an empty, '.' or '..' segment"
+    elif unknown:
+        problem = f"uses the unknown placeholder(s) {', '.join(unknown)}"
+    elif "{" in _PLACEHOLDER.sub("", value) or "}" in _PLACEHOLDER.sub("", value):
+        problem = "holds an unpaired brace"
+    if problem:
+        raise _FieldProblemError(
+            f"{shown(value)} {problem}; {expected} (placeholders: {', '.join(PLACEHOLDERS)})"
+        )
+    return value
+
+
+def _parse_company(value: object) -> str:
+    problem = routing._company_problem(value) if isinstance(value, str) else "is not text"
+    if problem:
+        raise _FieldProblemError(problem if isinstance(value, str) else f"{shown(value)} {problem}")
+    return str(value).upper()
+
+
+def _parse_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _FieldProblemError(f"{shown(value)} is not true or false")
+    return value
+
+
+def _parse_extension(value: object) -> str:
+    if not isinstance(value, str) or not _EXTENSION.match(value):
+        raise _FieldProblemError(f"{shown(value)} is not a file suffix; expected e.g. .zip or .xml")
+    return value.lower()
+
+
+def _parse_max_messages(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_MESSAGES:
+        raise _FieldProblemError(f"{shown(value)} is not a whole number from 1 to {_MAX_MESSAGES}")
+    return value
+
+
+def _routing_field(name: str) -> Any:
+    """A parser of shared.routing (looked up when called: the two modules import each other
+    in either order), its problem re-raised as this module's."""
+
+    def parse_field(value: object) -> Any:
+        try:
+            return getattr(routing, name)(value)
+        except ValueError as exc:
+            raise _FieldProblemError(str(exc)) from None
+
+    return parse_field
+
+
+_FIELD_PARSERS = {
+    "name": _routing_field("_parse_name"),
+    "activity_id": _routing_field("_parse_activity_id"),
+    "container": _parse_container,
+    "prefix": _parse_prefix,
+    "company": _parse_company,
+    "unzip": _parse_bool,
+    "extension": _parse_extension,
+    "max_messages": _parse_max_messages,
+    "enabled": _parse_bool,
+}
+_REQUIRED = ("name", "activity_id", "container", "prefix")
+
+
+def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    prefix = values.get("prefix") or ""
+    problems = []
+    if "{company}" in prefix and not values.get("company"):
+        problems.append(
+            (
+                "company",
+                "missing while the prefix holds {company}; the dequeue answer names no legal "
+                'entity, so set the company the job exports, e.g. "company": "USMF"',
+            )
+        )
+    if values.get("unzip") and "{message_id}" not in prefix:
+        problems.append(
+            (
+                "prefix",
+                f"{shown(prefix)} has no {{message_id}} while unzip is true; the files of two "
+                "exports would overwrite each other: add a {message_id}/ folder",
+            )
+        )
+    if values.get("unzip") and "extension" in values:
+        problems.append(("extension", "is set while unzip is true; the package's names count"))
+    return problems
+
+
+@dataclass(frozen=True)
+class ExportRoute:
+    """One recurring export job and the blob folder its files land in."""
+
+    name: str
+    activity_id: str
+    container: str
+    prefix: str
+    company: str | None = None
+    unzip: bool = False
+    extension: str = ".zip"
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    enabled: bool = True
+
+    @classmethod
+    def from_dict(cls, raw: object, *, label: str = "export") -> ExportRoute:
+        """Build a route from one parsed JSON object; ``label`` prefixes each problem.
+
+        :raises RouteConfigError: every problem of this route.
+        """
+        if not isinstance(raw, Mapping):
+            raise routing.RouteConfigError(
+                [f'{label}: {shown(raw)} is not an object; expected {{"name": ..., ...}}']
+            )
+        problems = [
+            f"{label}: unknown key {key!r}; expected one of {', '.join(_FIELD_PARSERS)}"
+            for key in raw
+            if key not in _FIELD_PARSERS
+        ]
+        problems += [f"{label}.{key}: missing" for key in _REQUIRED if key not in raw]
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in _FIELD_PARSERS:
+                try:
+                    values[key] = _FIELD_PARSERS[key](value)
+                except _FieldProblemError as exc:
+                    problems.append(f"{label}.{key}: {exc}")
+        problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(values)]
+        if problems:
+            raise routing.RouteConfigError(problems)
+        return cls(**values)
+
+    def folder(self, *, dequeued_at: datetime, message_id: str) -> str:
+        """The prefix with its placeholders filled in for one message."""
+        values = {
+            "{company}": self.company or "",
+            "{date}": dequeued_at.strftime("%Y-%m-%d"),
+            "{message_id}": message_id,
+        }
+        return _PLACEHOLDER.sub(lambda match: values[match.group(0)], self.prefix)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The route as JSON-ready values (nothing secret in a route)."""
+        return {
+            "name": self.name,
+            "activity_id": self.activity_id,
+            "container": self.container,
+            "prefix": self.prefix,
+            "company": self.company,
+            "unzip": self.unzip,
+            "extension": self.extension,
+            "max_messages": self.max_messages,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True)
+class ExportRoutes:
+    """The configured export routes, validated as a whole (unique names and activity ids)."""
+
+    routes: tuple[ExportRoute, ...] = ()
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ExportRoutes:
+        """Parse ``EXPORT_ROUTES``; None, blank or ``[]`` is no exports.
+
+        :raises RouteConfigError: every problem found, each naming ``EXPORT_ROUTES[i].key``.
+        """
+        if text is None or not text.strip():
+            return cls()
+        raw = routing._load_json(text, EXPORT_ROUTES_SETTING)
+        if not isinstance(raw, list):
+            raise routing.RouteConfigError(
+                [f"{EXPORT_ROUTES_SETTING}: {shown(raw)} is not a JSON list; expected {_EXAMPLE}"]
+            )
+        routes: list[ExportRoute] = []
+        problems: list[str] = []
+        for index, item in enumerate(raw):
+            try:
+                routes.append(
+                    ExportRoute.from_dict(item, label=f"{EXPORT_ROUTES_SETTING}[{index}]")
+                )
+            except routing.RouteConfigError as exc:
+                problems.extend(exc.problems)
+        problems += _duplicates(routes)
+        if problems:
+            raise routing.RouteConfigError(problems)
+        return cls(tuple(routes))
+
+    def __iter__(self) -> Iterator[ExportRoute]:
+        return iter(self.routes)
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def get(self, name: str) -> ExportRoute | None:
+        """The route called ``name`` (case-insensitive), or None."""
+        return next((r for r in self.routes if r.name.lower() == name.lower()), None)
+
+
+def _duplicates(routes: list[ExportRoute]) -> list[str]:
+    problems = []
+    for attribute, what in (("name", "name"), ("activity_id", "activity_id")):
+        seen: set[str] = set()
+        for route in routes:
+            key = getattr(route, attribute).lower()
+            if key in seen:
+                problems.append(
+                    f"{EXPORT_ROUTES_SETTING}: {what} {getattr(route, attribute)!r} is used by "
+                    "two export routes; each job is dequeued by one route"
+                )
+            seen.add(key)
+    return problems

@@ -1,0 +1,434 @@
+"""The flow of an exported message: dequeue, stream into blob storage, commit, then ack.
+
+Per tick, for each enabled export route (``EXPORT_ROUTES``), the exporter takes the route's
+lease (one tick at a time per route, across instances), then dequeues until F&O answers 204,
+``max_messages`` is reached or the time budget is spent. For each message:
+
+1. **Record Dequeued** (insert, or the next dequeue of a re-delivered message, found by its
+   message id). The target name is fixed at the first dequeue (``{date}`` stays that day's).
+   *Fails*: nothing is downloaded or acked; F&O offers the message again in 30 minutes.
+2. **Already written?** When the record says the blobs are committed, or the target blob
+   exists with this message id in its metadata (a crash between the commit and step 4),
+   nothing is written again: go to the ack.
+3. **Stream the download into the target blob**: each chunk of F&O's answer fills a block;
+   full blocks are staged (``stage_block``) a few at a time in the background, so memory
+   stays at ``block_size * (blocks_in_flight + 1)`` whatever the file's size. Only
+   ``commit_block_list`` (with metadata: message id, activity id, correlation id, dequeue
+   time, route) makes the blob exist; staged blocks are invisible and discarded by the next
+   commit or after a week. With ``unzip``, the package is first streamed into a local
+   temporary file (a zip's directory is at its end, so reading its members needs random
+   access; the file is unlinked on creation and so removed however the process ends), then
+   each member is streamed from it into its own blob the same way.
+   *Fails* part way (connection lost, F&O error, storage error, not a zip): no blob under the
+   final name (an unzip may have committed some members whole: they are written again, same
+   names, same bytes); the record says ExportFailed and why; the message is not acked, so
+   F&O offers it again in 30 minutes and the download is retried.
+4. **Record Downloaded** with the blob names. *Fails*: the message comes back; step 2 finds
+   the blob by its metadata (for an unzip, the members are written again).
+5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
+   record says ExportFailed with the ack's error; the message comes back after 30 minutes
+   and step 2 acks it without writing. An ack F&O applied but whose answer was lost gets no
+   second ack (the message is not offered again); its record stays ExportFailed, naming the
+   ack, with the blob in place.
+6. **Record Acked**. *Fails*: the blob is in place and F&O is done; the record keeps saying
+   Downloaded.
+
+A record write refused because another writer changed it (a tick that overran its lease)
+leaves the message to that writer. A dequeue that fails ends the route's tick; the next tick
+starts again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient
+
+from shared.config.exports import ExportRoute, ExportRoutes
+from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
+from shared.errors import safe_text
+from shared.tracking import ConcurrencyError, ExportRecord, ExportStore, utcnow
+
+__all__ = ["BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
+
+_LOGGER = logging.getLogger(__name__)
+META_MESSAGE_ID = "d365_message_id"
+_ZIP_MAGIC_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ExportPolicy:
+    """How a tick runs.
+
+    :param lease: how long a route's lease lasts (the tick's budget plus a download in flight).
+    :param time_budget: no new message is dequeued after this.
+    :param block_size: bytes per staged block.
+    :param blocks_in_flight: blocks staged at once while the download goes on.
+    """
+
+    lease: timedelta = timedelta(minutes=10)
+    time_budget: timedelta = timedelta(minutes=4)
+    block_size: int = 4 * 1024 * 1024
+    blocks_in_flight: int = 4
+
+
+@dataclass
+class ExportTickResult:
+    """What one tick did, per outcome (counts of messages)."""
+
+    routes: int = 0
+    skipped_leased: int = 0
+    dequeued: int = 0
+    written: int = 0
+    acked: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class BlockWriter:
+    """A write-only file object that stages what is written as blocks of one block blob.
+
+    Nothing exists under the blob's name until :meth:`commit`. Blocks are staged by a small
+    thread pool, at most ``in_flight`` at once (writes wait for a free slot), so memory is
+    bounded by ``block_size * (in_flight + 1)``.
+    """
+
+    def __init__(self, blob: BlobClient, *, block_size: int, in_flight: int) -> None:
+        self._blob = blob
+        self._block_size = block_size
+        self._buffer = bytearray()
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix="export-block")
+        self._futures: list[Future[None]] = []
+        self._ids: list[str] = []
+        # One prefix per attempt: a retry's blocks never mix with a failed attempt's.
+        self._attempt = uuid.uuid4().hex
+        self.size = 0
+
+    def writable(self) -> bool:
+        """Always True."""
+        return True
+
+    def seekable(self) -> bool:
+        """False: a download that breaks part way is not rewound into the same blocks."""
+        return False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer ``data``; stage each full block."""
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self._block_size:
+            chunk = bytes(self._buffer[: self._block_size])
+            del self._buffer[: self._block_size]
+            self._stage(chunk)
+        return len(data)
+
+    def commit(self, metadata: Mapping[str, str]) -> None:
+        """Stage the rest, wait for every block, then commit them with ``metadata``.
+
+        :raises AzureError: a block or the commit failed (the blob is not created/changed).
+        """
+        if self._buffer or not self._ids:
+            self._stage(bytes(self._buffer))
+            self._buffer.clear()
+        self._wait()
+        self._blob.commit_block_list(
+            [BlobBlock(block_id) for block_id in self._ids], metadata=dict(metadata)
+        )
+
+    def close(self) -> None:
+        """Stop the stager; blocks not committed stay invisible."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BlockWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _stage(self, chunk: bytes) -> None:
+        self._raise_failed()
+        block_id = base64.b64encode(f"{self._attempt}{len(self._ids):08d}".encode()).decode()
+        self._ids.append(block_id)
+        self._slots.acquire()
+        future = self._pool.submit(self._blob.stage_block, block_id, chunk, length=len(chunk))
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def _raise_failed(self) -> None:
+        done = [f for f in self._futures if f.done()]
+        for future in done:
+            future.result()
+        self._futures = [f for f in self._futures if not f.done()]
+
+    def _wait(self) -> None:
+        for future in self._futures:
+            future.result()
+        self._futures.clear()
+
+
+class Exporter:
+    """Runs the export routes: see the module docstring for the steps and their failures.
+
+    :param store: the export records and leases.
+    :param client: the F&O client.
+    :param blob_service: the storage account the exports land in.
+    :param routes: the export routes.
+    :keyword policy: lease, budget and block sizes.
+    :keyword clock: the time source (UTC).
+    :keyword temp_dir: where an unzip route keeps the package while reading it.
+    """
+
+    def __init__(
+        self,
+        store: ExportStore,
+        client: D365Client,
+        blob_service: BlobServiceClient,
+        routes: ExportRoutes,
+        *,
+        policy: ExportPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        temp_dir: str | None = None,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._blobs = blob_service
+        self._routes = routes
+        self._policy = policy or ExportPolicy()
+        self._clock = clock
+        self._temp_dir = temp_dir
+        self._holder = uuid.uuid4().hex
+
+    def tick(self) -> ExportTickResult:
+        """Run every enabled route once."""
+        result = ExportTickResult()
+        for route in self._routes:
+            if route.enabled:
+                self.run_route(route, result)
+        return result
+
+    def run_route(self, route: ExportRoute, result: ExportTickResult | None = None) -> None:
+        """Dequeue and export the messages of one route under its lease."""
+        result = result or ExportTickResult()
+        lease = self._store.acquire_lease(
+            route.name, self._holder, until=self._clock() + self._policy.lease
+        )
+        if lease is None:
+            result.skipped_leased += 1
+            _LOGGER.info("export route=%s skipped: another tick holds its lease", route.name)
+            return
+        result.routes += 1
+        try:
+            container = self._container(route)
+            deadline = time.monotonic() + self._policy.time_budget.total_seconds()
+            for _ in range(route.max_messages):
+                if time.monotonic() > deadline:
+                    break
+                message = self._client.dequeue(route.activity_id)
+                if message is None:
+                    break
+                result.dequeued += 1
+                self._export(route, container, message, result)
+        except (D365Error, AzureError, ConcurrencyError) as exc:
+            result.errors.append(f"{route.name}: {_reason(exc)}")
+            _LOGGER.warning("export route=%s tick ended early: %s", route.name, _reason(exc))
+        finally:
+            self._store.release_lease(lease)
+
+    def _container(self, route: ExportRoute) -> ContainerClient:
+        container = self._blobs.get_container_client(route.container)
+        with contextlib.suppress(ResourceExistsError):
+            container.create_container()
+        return container
+
+    def _export(
+        self,
+        route: ExportRoute,
+        container: ContainerClient,
+        message: DequeuedMessage,
+        result: ExportTickResult,
+    ) -> None:
+        message_id = normalize_guid(message.correlation_id, "CorrelationId")
+        now = self._clock()
+        try:
+            record = self._store.dequeued(
+                message_id=message_id,
+                route=route.name,
+                activity_id=route.activity_id,
+                container=route.container,
+                target=_target(route, message_id, now),
+            )
+            record = self._write_once(route, container, message, record, result)
+            if record is None:
+                result.failed += 1
+                return
+            self._ack(route, message, record, result)
+        except ConcurrencyError as exc:
+            _LOGGER.warning("export message_id=%s left to another writer: %s", message_id, exc)
+
+    def _write_once(
+        self,
+        route: ExportRoute,
+        container: ContainerClient,
+        message: DequeuedMessage,
+        record: ExportRecord,
+        result: ExportTickResult,
+    ) -> ExportRecord | None:
+        """The record with its blobs committed, writing them unless already there; None when
+        the write failed (recorded)."""
+        if record.is_written:
+            return self._store.downloaded(
+                record, record.blobs, record.size or 0, reason="already written; not again"
+            )
+        if not route.unzip:
+            existing = _committed_size(container.get_blob_client(record.target), record)
+            if existing is not None:
+                return self._store.downloaded(
+                    record, (record.target,), existing, reason="found committed; not again"
+                )
+        metadata = _metadata(route, message, record)
+        try:
+            if route.unzip:
+                blobs, size = self._write_package(container, message, record, metadata)
+            else:
+                size = self._write_blob(container.get_blob_client(record.target), message, metadata)
+                blobs = [record.target]
+        except (D365Error, AzureError, OSError, ValueError, zipfile.BadZipFile) as exc:
+            reason = f"download not written: {_reason(exc)}; retried when F&O offers it again"
+            _LOGGER.warning("export message_id=%s failed: %s", record.message_id, reason)
+            self._store.failed(record, reason)
+            return None
+        result.written += 1
+        _LOGGER.info(
+            "exported message_id=%s route=%s blobs=%d bytes=%d",
+            record.message_id,
+            route.name,
+            len(blobs),
+            size,
+        )
+        return self._store.downloaded(record, blobs, size)
+
+    def _write_blob(
+        self, blob: BlobClient, message: DequeuedMessage, metadata: Mapping[str, str]
+    ) -> int:
+        with self._writer(blob) as writer:
+            self._client.download(message.download_location, writer)  # type: ignore[arg-type]
+            writer.commit(metadata)
+            return writer.size
+
+    def _write_package(
+        self,
+        container: ContainerClient,
+        message: DequeuedMessage,
+        record: ExportRecord,
+        metadata: Mapping[str, str],
+    ) -> tuple[list[str], int]:
+        with tempfile.TemporaryFile(dir=self._temp_dir) as package:
+            size = self._client.download(message.download_location, package)
+            package.seek(0)
+            if package.read(_ZIP_MAGIC_SIZE) != b"PK\x03\x04":
+                raise ValueError("the exported file is not a zip package, so it cannot be unzipped")
+            package.seek(0)
+            with zipfile.ZipFile(package) as archive:
+                members = [info for info in archive.infolist() if not info.is_dir()]
+                names = [record.target + _member_name(info.filename) for info in members]
+                for info, name in zip(members, names, strict=True):
+                    with archive.open(info) as source:
+                        self._copy(source, container.get_blob_client(name), metadata)
+        return names, size
+
+    def _copy(self, source: BinaryIO, blob: BlobClient, metadata: Mapping[str, str]) -> None:
+        with self._writer(blob) as writer:
+            shutil.copyfileobj(source, writer, self._policy.block_size)  # type: ignore[misc]
+            writer.commit(metadata)
+
+    def _writer(self, blob: BlobClient) -> BlockWriter:
+        return BlockWriter(
+            blob, block_size=self._policy.block_size, in_flight=self._policy.blocks_in_flight
+        )
+
+    def _ack(
+        self,
+        route: ExportRoute,
+        message: DequeuedMessage,
+        record: ExportRecord,
+        result: ExportTickResult,
+    ) -> None:
+        try:
+            self._client.ack(route.activity_id, message)
+        except D365Error as exc:
+            reason = (
+                f"ack failed: {_reason(exc)}; the blob is committed, the ack is retried when "
+                "F&O offers the message again"
+            )
+            _LOGGER.warning("export message_id=%s %s", record.message_id, reason)
+            self._store.failed(record, reason)
+            result.failed += 1
+            return
+        self._store.acked(record)
+        result.acked += 1
+
+
+def _target(route: ExportRoute, message_id: str, dequeued_at: datetime) -> str:
+    folder = route.folder(dequeued_at=dequeued_at.astimezone(UTC), message_id=message_id)
+    return folder if route.unzip else f"{folder}{message_id}{route.extension}"
+
+
+def _metadata(route: ExportRoute, message: DequeuedMessage, record: ExportRecord) -> dict[str, str]:
+    return {
+        META_MESSAGE_ID: record.message_id,
+        "d365_activity_id": route.activity_id,
+        "d365_correlation_id": message.correlation_id,
+        "d365_dequeued_at": record.dequeued_at.astimezone(UTC).isoformat(),
+        "d365_export_route": route.name,
+    }
+
+
+def _committed_size(blob: BlobClient, record: ExportRecord) -> int | None:
+    """The size of the target blob when it was committed for this message, else None."""
+    try:
+        properties = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    if (properties.metadata or {}).get(META_MESSAGE_ID) != record.message_id:
+        return None
+    return int(properties.size)
+
+
+def _member_name(name: str) -> str:
+    """A package member's path as a blob name; a path that could escape the folder is refused."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"the package holds the unsafe path {name[:200]!r}")
+    return "/".join(parts)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        code = getattr(exc, "error_code", None)
+        suffix = f" ({code})" if code else ""
+        return f"{type(exc).__name__}: {exc.status_code} {exc.reason}{suffix}"
+    if isinstance(exc, ValueError | zipfile.BadZipFile | OSError) and not isinstance(
+        exc, AzureError
+    ):
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+    return safe_text(exc)

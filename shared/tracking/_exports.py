@@ -1,0 +1,328 @@
+"""Export records: one row per message dequeued from a recurring export job, and the export
+leases, in the partition ``exports`` of the status table (apart from the files' partition,
+which keeps its own transactions and listings).
+
+=================================  ===========================================================
+row key                            row
+=================================  ===========================================================
+``<message id>``                   an export record; F&O's message id (the dequeue answer's
+                                   CorrelationId), so a re-delivered message finds its record
+``~lease-<route name>``            the lease of one export route: one tick at a time per route
+=================================  ===========================================================
+
+Every write after the first is conditional on the ETag read: a second writer (a tick that
+overran its lease) gets :class:`ConcurrencyError` and leaves the message to the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient
+
+from ._codec import parse_time
+from ._model import ConcurrencyError, utcnow
+from ._table import StatusTable
+
+__all__ = [
+    "EXPORTS_PARTITION",
+    "ExportLease",
+    "ExportPage",
+    "ExportRecord",
+    "ExportState",
+    "ExportStore",
+]
+
+EXPORTS_PARTITION = "exports"
+_LEASE_PREFIX = "~lease-"
+# A message re-delivered every 30 minutes for days would grow its history without end.
+_HISTORY_LIMIT = 50
+_REASON_CHARS = 2000
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class ExportState(StrEnum):
+    """Where an exported message is: taken from F&O, in blob storage, acknowledged, or failed."""
+
+    DEQUEUED = "Dequeued"
+    DOWNLOADED = "Downloaded"
+    ACKED = "Acked"
+    EXPORT_FAILED = "ExportFailed"
+
+    @classmethod
+    def parse(cls, text: str) -> ExportState:
+        """Case-insensitive lookup; raises ValueError naming the accepted values."""
+        for state in cls:
+            if state.value.lower() == text.strip().lower():
+                return state
+        accepted = ", ".join(s.value for s in cls)
+        raise ValueError(f"unknown export state {text[:40]!r}; accepted: {accepted}")
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One exported message and what happened to it; ``history`` holds (state, at, reason)."""
+
+    message_id: str
+    route: str
+    activity_id: str
+    container: str
+    state: ExportState
+    dequeued_at: datetime
+    updated_at: datetime
+    blobs: tuple[str, ...] = ()
+    """The blobs written: one, or the files of the package when the route unzips."""
+    target: str = ""
+    """The planned blob name (or folder, when unzipping), fixed at the first dequeue."""
+    size: int | None = None
+    dequeue_count: int = 1
+    downloaded_at: datetime | None = None
+    acked_at: datetime | None = None
+    error: str | None = None
+    history: tuple[tuple[str, str, str | None], ...] = ()
+    etag: str = field(default="", compare=False, repr=False)
+
+    @property
+    def is_written(self) -> bool:
+        """True once the message's blobs are committed."""
+        return self.downloaded_at is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportRecord(message_id={self.message_id!r}, route={self.route!r}, "
+            f"state={self.state.value!r})"
+        )
+
+
+@dataclass(frozen=True)
+class ExportLease:
+    """The right to run one export route's tick until ``until``."""
+
+    route: str
+    holder: str
+    until: datetime
+    etag: str = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of export records; ``continuation`` is opaque, None on the last page."""
+
+    records: tuple[ExportRecord, ...]
+    continuation: str | None
+
+
+class ExportStore:
+    """Export records and export leases of one status table.
+
+    :param client: the status table's client (the table is the files' too).
+    :keyword clock: the time source (UTC).
+    """
+
+    def __init__(self, client: TableClient, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._table = StatusTable(client, partition=EXPORTS_PARTITION)
+        self._clock = clock
+
+    def ensure_ready(self) -> None:
+        """Create the status table when missing."""
+        self._table.create()
+
+    # -- records ----------------------------------------------------------------------------
+
+    def get(self, message_id: str) -> ExportRecord | None:
+        """The record of a message, or None."""
+        row = self._table.get(message_id.lower())
+        return None if row is None else _from_entity(row)
+
+    def dequeued(
+        self, *, message_id: str, route: str, activity_id: str, container: str, target: str
+    ) -> ExportRecord:
+        """Record a dequeue: a new record, or the next dequeue of a re-delivered message.
+
+        :raises ConcurrencyError: another writer changed the record meanwhile.
+        """
+        now = self._clock()
+        existing = self.get(message_id)
+        if existing is None:
+            record = ExportRecord(
+                message_id=message_id.lower(),
+                route=route,
+                activity_id=activity_id,
+                container=container,
+                state=ExportState.DEQUEUED,
+                dequeued_at=now,
+                updated_at=now,
+                target=target,
+                history=((ExportState.DEQUEUED.value, now.isoformat(), None),),
+            )
+            try:
+                return replace(record, etag=self._table.insert(_to_entity(record)))
+            except ResourceExistsError:
+                existing = self.get(message_id)
+                if existing is None:
+                    raise ConcurrencyError(f"export record {message_id} vanished") from None
+        return self._change(
+            existing,
+            ExportState.DEQUEUED,
+            reason=f"delivered again (dequeue {existing.dequeue_count + 1})",
+            dequeue_count=existing.dequeue_count + 1,
+        )
+
+    def downloaded(
+        self, record: ExportRecord, blobs: Sequence[str], size: int, *, reason: str | None = None
+    ) -> ExportRecord:
+        """Record that the message's blobs are committed."""
+        return self._change(
+            record,
+            ExportState.DOWNLOADED,
+            reason=reason,
+            blobs=tuple(blobs),
+            size=size,
+            downloaded_at=record.downloaded_at or self._clock(),
+            error=None,
+        )
+
+    def acked(self, record: ExportRecord) -> ExportRecord:
+        """Record F&O's 200 to the ack: the message will not come back."""
+        return self._change(record, ExportState.ACKED, acked_at=self._clock(), error=None)
+
+    def failed(self, record: ExportRecord, reason: str) -> ExportRecord:
+        """Record why a download or an ack failed; F&O offers the message again later."""
+        text = reason[:_REASON_CHARS]
+        return self._change(record, ExportState.EXPORT_FAILED, reason=text, error=text)
+
+    def list_records(
+        self, *, route: str | None = None, limit: int = 50, continuation: str | None = None
+    ) -> ExportPage:
+        """Records in message-id order, ``limit`` per page."""
+        clauses, parameters = ["RowKey lt @leases"], {"leases": "~"}
+        if continuation:
+            clauses.append("RowKey gt @after")
+            parameters["after"] = _decode_continuation(continuation)
+        if route:
+            clauses.append("route eq @route")
+            parameters["route"] = route
+        records: list[ExportRecord] = []
+        for row in self._table.query(clauses, parameters, per_page=min(limit + 1, 1000)):
+            if len(records) == limit:
+                token = base64.urlsafe_b64encode(records[-1].message_id.encode()).decode()
+                return ExportPage(tuple(records), token.rstrip("="))
+            records.append(_from_entity(row))
+        return ExportPage(tuple(records), None)
+
+    def _change(
+        self,
+        record: ExportRecord,
+        state: ExportState,
+        *,
+        reason: str | None = None,
+        **changes: Any,
+    ) -> ExportRecord:
+        now = self._clock()
+        history = (*record.history, (state.value, now.isoformat(), reason))[-_HISTORY_LIMIT:]
+        changed = replace(record, state=state, updated_at=now, history=history, **changes)
+        try:
+            etag = self._table.replace(_to_entity(changed), etag=record.etag)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrencyError(
+                f"export record {record.message_id} was changed by another writer"
+            ) from exc
+        return replace(changed, etag=etag)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, route: str, holder: str, *, until: datetime) -> ExportLease | None:
+        """Become the one runner of ``route`` until ``until``; None while another lease runs."""
+        key = _LEASE_PREFIX + route.lower()
+        entity = {"PartitionKey": EXPORTS_PARTITION, "RowKey": key, "holder": holder}
+        entity["until"] = until.astimezone(UTC)
+        current = self._table.get(key)
+        try:
+            if current is None:
+                etag = self._table.insert(entity)
+            elif (parse_time(current.get("until")) or self._clock()) > self._clock():
+                return None
+            else:
+                etag = self._table.replace(entity, etag=current.metadata["etag"])
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return ExportLease(route, holder, until, etag)
+
+    def release_lease(self, lease: ExportLease) -> None:
+        """End the lease now; one another holder took meanwhile is left alone."""
+        entity = {
+            "PartitionKey": EXPORTS_PARTITION,
+            "RowKey": _LEASE_PREFIX + lease.route.lower(),
+            "holder": lease.holder,
+            "until": self._clock().astimezone(UTC),
+        }
+        try:
+            self._table.replace(entity, etag=lease.etag)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return
+
+
+def _to_entity(record: ExportRecord) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": EXPORTS_PARTITION,
+        "RowKey": record.message_id,
+        "direction": "export",
+        "route": record.route,
+        "activity_id": record.activity_id,
+        "container": record.container,
+        "target": record.target,
+        "state": record.state.value,
+        "blobs": json.dumps(list(record.blobs)),
+        "dequeue_count": record.dequeue_count,
+        "dequeued_at": record.dequeued_at.astimezone(UTC),
+        "updated_at": record.updated_at.astimezone(UTC),
+        "history": json.dumps([list(entry) for entry in record.history]),
+    }
+    optional = {
+        "size": record.size,
+        "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
+        "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
+        "error": record.error,
+    }
+    entity.update({key: value for key, value in optional.items() if value is not None})
+    return entity
+
+
+def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
+    return ExportRecord(
+        message_id=row["RowKey"],
+        route=row.get("route", ""),
+        activity_id=row.get("activity_id", ""),
+        container=row.get("container", ""),
+        state=ExportState.parse(row.get("state", "Dequeued")),
+        dequeued_at=parse_time(row.get("dequeued_at")) or utcnow(),
+        updated_at=parse_time(row.get("updated_at")) or utcnow(),
+        blobs=tuple(json.loads(row.get("blobs") or "[]")),
+        target=row.get("target", ""),
+        size=row.get("size"),
+        dequeue_count=int(row.get("dequeue_count") or 1),
+        downloaded_at=parse_time(row.get("downloaded_at")),
+        acked_at=parse_time(row.get("acked_at")),
+        error=row.get("error"),
+        history=tuple(tuple(entry) for entry in json.loads(row.get("history") or "[]")),
+        etag=getattr(row, "metadata", {}).get("etag", ""),
+    )
+
+
+def _decode_continuation(token: str) -> str:
+    try:
+        key = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key = ""
+    if not _GUID.match(key):
+        raise ValueError("continuation is not a token this API issued")
+    return key
