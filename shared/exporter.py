@@ -218,6 +218,11 @@ class Exporter:
         self._temp_dir = temp_dir
         self._holder = uuid.uuid4().hex
 
+    @property
+    def store(self) -> ExportStore:
+        """The export records and leases."""
+        return self._store
+
     def tick(self) -> ExportTickResult:
         """Run every enabled route once."""
         result = ExportTickResult()

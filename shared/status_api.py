@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import export_view
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
@@ -123,6 +124,8 @@ def messages(
         _LOGGER.exception("messages: context could not be built")
         return _problem(503, f"the app could not start ({safe_text(exc)}); see /api/health")
     try:
+        if params.get("direction") == export_view.DIRECTION:
+            return ApiResponse(*export_view.list_exports(context, message_id, params))
         if message_id:
             return get_message(context, message_id)
         return list_messages(context, params)

@@ -208,7 +208,9 @@ class ExportRoute:
                     values[key] = _FIELD_PARSERS[key](value)
                 except _FieldProblemError as exc:
                     problems.append(f"{label}.{key}: {exc}")
-        problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(values)]
+        # An invalid prefix still tells whether it uses {company} or {message_id}.
+        seen = {**values, "prefix": values.get("prefix") or str(raw.get("prefix") or "")}
+        problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(seen)]
         if problems:
             raise routing.RouteConfigError(problems)
         return cls(**values)
