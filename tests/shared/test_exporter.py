@@ -1,0 +1,179 @@
+"""The exporter's steps against Azurite and the emulator, each with the failure its module
+docstring names injected at exactly that step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+from devtools.d365_emulator._exports import customers_export
+from shared.config.exports import ExportRoute, ExportRoutes
+from shared.d365 import D365Client, RetryPolicy
+from shared.exporter import Exporter, ExportPolicy
+from shared.tracking import ExportState
+from tests import fakes
+from tests.shared.conftest import Domain
+
+REDELIVERY = 1801
+BLOCK = 256 * 1024
+
+
+@pytest.fixture
+def route(unique_name: str) -> ExportRoute:
+    return ExportRoute(
+        name="customers-out",
+        activity_id=fakes.EXPORT_ACTIVITY_ID,
+        container=f"{unique_name}-exports",
+        prefix="out/{date}/",
+        extension=".xml",
+    )
+
+
+@pytest.fixture
+def exporter(domain: Domain, route: ExportRoute) -> Iterator[Exporter]:
+    client = D365Client(
+        domain.context.settings.d365.base_url,
+        domain.context.credential,
+        retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
+    )
+    yield Exporter(
+        domain.context.exporter.store,
+        client,
+        domain.context.blob_service,
+        ExportRoutes((route,)),
+        policy=ExportPolicy(block_size=BLOCK, blocks_in_flight=2),
+        clock=domain.clock,
+    )
+    client.close()
+
+
+def _blobs(domain: Domain, route: ExportRoute) -> dict[str, bytes]:
+    container = domain.context.blob_service.get_container_client(route.container)
+    return {b.name: container.download_blob(b.name).readall() for b in container.list_blobs()}
+
+
+def _downloads(domain: Domain) -> int:
+    return sum(1 for r in domain.d365.requests if r.operation == "download" and r.status == 200)
+
+
+def test_record_write_lost_after_the_commit_acks_on_redelivery_without_writing(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    # The Downloaded write of the record fails for good: the process "dies" after the commit.
+    domain.faults.fail("reset", "PUT", f"RowKey='{message_id}'", times=1000)
+
+    result = exporter.tick()
+
+    assert result.errors
+    assert list(_blobs(domain, route).values()) == [customers_export()]
+    record = exporter.store.get(message_id)
+    assert record is not None and record.state is ExportState.DEQUEUED
+    assert domain.d365.messages[message_id].state != "Acked"
+
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.tick()
+
+    assert len(_blobs(domain, route)) == 1
+    assert _downloads(domain) == 1
+    record = exporter.store.get(message_id)
+    assert record is not None and record.state is ExportState.ACKED
+    assert record.history[-2][2] == "found committed; not again"
+    assert domain.d365.messages[message_id].state == "Acked"
+
+
+def test_a_block_that_cannot_be_staged_leaves_no_blob(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    data = bytes(range(256)) * (4 * BLOCK // 256)
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, data)
+    domain.faults.fail("reset", "PUT", "comp=block&", skip=1, times=1000)
+
+    exporter.tick()
+
+    blob = domain.context.blob_service.get_blob_client(
+        route.container, exporter.store.get(message_id).target
+    )
+    with pytest.raises(ResourceNotFoundError):
+        blob.get_blob_properties()
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert "download not written" in (record.error or "")
+
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.tick()
+
+    assert list(_blobs(domain, route).values()) == [data]
+    assert exporter.store.get(message_id).state is ExportState.ACKED
+
+
+def test_the_dequeued_write_failing_downloads_nothing(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    table = "s" + domain.folder.replace("-", "")
+    domain.faults.fail("reset", "POST", table, skip=1, times=1000)  # the record insert
+
+    exporter.tick()
+
+    assert _downloads(domain) == 0
+    assert exporter.store.get(message_id) is None
+
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.tick()
+
+    assert exporter.store.get(message_id).state is ExportState.ACKED
+    assert len(_blobs(domain, route)) == 1
+
+
+def test_a_route_leased_by_another_tick_is_skipped(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    lease = exporter.store.acquire_lease(
+        route.name, "someone-else", until=domain.clock() + timedelta(minutes=5)
+    )
+    assert lease is not None
+
+    result = exporter.tick()
+
+    assert result.skipped_leased == 1
+    assert not any(r.operation == "dequeue" for r in domain.d365.requests)
+
+    exporter.store.release_lease(lease)
+    assert exporter.tick().acked == 1
+
+
+def test_the_per_tick_budget_bounds_the_dequeues(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    for _ in range(3):
+        domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    budgeted = replace(route, max_messages=2)
+
+    exporter.run_route(budgeted)
+
+    assert len(_blobs(domain, route)) == 2
+    exporter.run_route(budgeted)
+    assert len(_blobs(domain, route)) == 3
+
+
+def test_an_export_that_is_not_a_zip_fails_an_unzip_route_and_is_not_acked(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+
+    exporter.run_route(unzip)
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert "not a zip package" in (record.error or "")
+    assert domain.d365.messages[message_id].state != "Acked"
