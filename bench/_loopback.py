@@ -56,6 +56,7 @@ def start_emulator(
     jobs: Path = JOBS,
     latency_ms: int = 0,
     state_seconds: float | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> EmulatorProcess:
     """Start ``python -m devtools.d365_emulator`` on a free loopback port and wait for it.
 
@@ -64,6 +65,7 @@ def start_emulator(
     :keyword latency_ms: delay before every F&O answer.
     :keyword state_seconds: seconds a message spends in each non-final state (default: the
         emulator's).
+    :keyword extra_args: further command-line flags (e.g. ``--export``).
     :raises RuntimeError: it did not report its base URL in time.
     """
     ca_file = work / "emulator-ca.pem"
@@ -74,6 +76,7 @@ def start_emulator(
     ]  # fmt: skip
     if state_seconds is not None:
         command += ["--state-seconds", str(state_seconds)]
+    command += extra_args
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + _STARTUP_SECONDS

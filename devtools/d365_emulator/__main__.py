@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         help="unescaped quotes and newlines inside GetExecutionErrors messages",
     )
     add("--download-http", action="store_true", help="http:// DownloadLocation on dequeue")
+    add(
+        "--export",
+        action="append",
+        default=[],
+        metavar="ACTIVITY=FILE",
+        help="queue FILE as an export of job ACTIVITY for dequeue (repeatable; the file is read "
+        "at each download, never copied)",
+    )
     add("--seed", type=int, default=0, help="seed of the fault fractions")
     return parser
 
@@ -106,6 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     with emulator:
         emulator.clock.speed = args.clock_speed
+        for spec in args.export:
+            activity, _, name = spec.partition("=")
+            message_id = emulator.add_export_file(activity, Path(name))
+            _say(f"  export {message_id} queued on job {activity}")
         if emulator.ca_bundle:
             args.ca_file.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(emulator.ca_bundle, args.ca_file)

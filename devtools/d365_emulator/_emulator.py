@@ -229,7 +229,8 @@ class Emulator(Service):
         return self.add_export_file(activity_id, Path(handle.name))
 
     def add_export_file(self, activity_id: str, path: Path) -> str:
-        """Queue a file already on disk (the emulator owns it from now on) as an export."""
+        """Queue a file already on disk as an export; `reset()` deletes it, as it does the
+        copies `add_export` makes."""
         job = self._jobs[normalize_guid(activity_id)]
         return self.store.add_export(job, path, path.stat().st_size, self.clock.now())
 

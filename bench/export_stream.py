@@ -1,0 +1,339 @@
+"""Benchmark: an export dequeued, streamed into a blob and acked, against a raw download.
+
+The D365 emulator runs in its own process (HTTPS on loopback) with the same file queued as
+export messages, once per measured run; Azurite runs in its own process (data on disk). Each
+measured run is a fresh child process, so the peak RSS growth printed is the exporter's alone
+(VmHWM, reset with clear_refs before the run). Two modes, on the same file and emulator:
+
+- ``baseline``: a dequeue, then ``requests.get(stream=True)`` of its DownloadLocation with the
+  bearer token, the bytes read in 1 MiB chunks and thrown away (no storage at all);
+- ``ingest``: no F&O at all: the file read from disk and staged into Azurite in 4 MiB blocks,
+  4 at once, then committed: the ceiling Azurite's ingest sets;
+- ``app``: ``context.exporter.tick`` of an export route with ``max_messages`` 1: the
+  dequeue, the record, the download staged as blocks into Azurite, the commit with metadata,
+  the record, the ack, the record.
+
+    python bench/export_stream.py [--size-mib 512] [--repeat 3]
+
+Targets: app peak RSS growth <= 64 MiB and throughput >= 0.8x the baseline. On loopback the
+raw download runs at TLS speed (over 1 GiB/s here) while Azurite, a Node process writing to
+disk, takes blocks at about 200 MiB/s whatever the client: the app/pipe ratio shows how close
+the exporter comes to that ceiling (``ingest``), and is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench._loopback import start_emulator  # noqa: E402
+from bench.enqueue_stream import (  # noqa: E402
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MIB,
+    RSS_TARGET_MIB,
+    TENANT_ID,
+    THROUGHPUT_TARGET,
+    _proc_status_kib,
+    _reset_peak,
+    _token,
+    _write_file,
+)
+
+ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b4"
+MODES = ("baseline", "ingest", "app")
+INGEST_BLOCK = 4 * MIB
+INGEST_BLOCKS = 4
+CONTAINER = "bench-exports"
+READ_CHUNK = MIB
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured export."""
+
+    mode: str
+    seconds: float
+    cpu_seconds: float
+    rss_growth_mib: float
+    size: int
+
+    def mib_per_s(self) -> float:
+        """Throughput of this run."""
+        return self.size / MIB / self.seconds
+
+
+# -- the measured child ------------------------------------------------------------------------
+
+
+def _prepare_baseline(job: dict[str, Any]) -> Callable[[], int]:
+    import requests
+
+    session = requests.Session()
+
+    def download() -> int:
+        with _download(session, job) as response:
+            return sum(len(chunk) for chunk in response.iter_content(chunk_size=READ_CHUNK))
+
+    return download
+
+
+def _download(session: Any, job: dict[str, Any]) -> Any:
+    """Dequeue the next message and open its download (streamed)."""
+    headers = {"Authorization": f"Bearer {job['token']}"}
+    answer = session.get(
+        f"{job['base_url']}/api/connector/dequeue/{ACTIVITY_ID}", headers=headers, timeout=60
+    )
+    answer.raise_for_status()
+    location = answer.json()["DownloadLocation"]
+    response = session.get(location, headers=headers, stream=True, timeout=(10, 600))
+    response.raise_for_status()
+    return response
+
+
+def _prepare_ingest(job: dict[str, Any]) -> Callable[[], int]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from azure.storage.blob import BlobBlock, BlobServiceClient
+
+    container = BlobServiceClient.from_connection_string(
+        job["connection_string"]
+    ).get_container_client(CONTAINER)
+    if not container.exists():
+        container.create_container()
+
+    def ingest() -> int:
+        blob = container.get_blob_client(f"ingest/{uuid.uuid4()}.zip")
+        ids: list[str] = []
+        with Path(job["path"]).open("rb") as source, ThreadPoolExecutor(INGEST_BLOCKS) as pool:
+            futures = []
+            while chunk := source.read(INGEST_BLOCK):
+                ids.append(f"{len(ids):032d}")
+                futures.append(pool.submit(blob.stage_block, ids[-1], chunk, length=len(chunk)))
+                if len(futures) >= INGEST_BLOCKS:
+                    futures.pop(0).result()
+            for future in futures:
+                future.result()
+        blob.commit_block_list([BlobBlock(block_id) for block_id in ids])
+        return int(blob.get_blob_properties().size)
+
+    return ingest
+
+
+def _prepare_app(job: dict[str, Any]) -> Callable[[], int]:
+    from shared.config import Settings
+    from shared.context import build_context
+    from shared.tracking import ExportState
+
+    settings = Settings.from_env(job["settings"])
+    context = build_context(settings)
+    context.credential.get_token(settings.d365.scope)  # the token is cached from here on
+
+    def export() -> int:
+        result = context.exporter.tick()
+        page = context.exporter.store.list_records(limit=10)
+        acked = [r for r in page.records if r.state is ExportState.ACKED]
+        if result.acked != 1 or len(acked) != 1:
+            raise RuntimeError(f"the app did not export one message: {result!r} {page!r}")
+        return acked[0].size or 0
+
+    return export
+
+
+def child_main() -> None:
+    """Run one export as told on stdin; print seconds and peak RSS growth as JSON."""
+    job = json.loads(sys.stdin.read())
+    prepare = {"baseline": _prepare_baseline, "ingest": _prepare_ingest, "app": _prepare_app}[
+        job["mode"]
+    ]
+    run = prepare(job)
+    before = _proc_status_kib("self", "VmRSS")
+    _reset_peak("self")
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    size = run()
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    peak = _proc_status_kib("self", "VmHWM")
+    json.dump(
+        {
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "rss_growth_kib": peak - before,
+            "size": size,
+        },
+        sys.stdout,
+    )
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+
+def _jobs_file(work: Path) -> Path:
+    jobs = work / "jobs.json"
+    jobs.write_text(
+        json.dumps(
+            {
+                "tenant_id": TENANT_ID,
+                "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+                "jobs": [
+                    {
+                        "activity_id": ACTIVITY_ID,
+                        "name": "Bench export",
+                        "allowed_client_ids": [CLIENT_ID],
+                    }
+                ],
+            }
+        )
+    )
+    return jobs
+
+
+def _app_settings(job: dict[str, Any]) -> dict[str, str]:
+    """The app's settings for one run: a status table of its own (one record per run)."""
+    route = {
+        "name": "bench-out",
+        "activity_id": ACTIVITY_ID,
+        "container": CONTAINER,
+        "prefix": "out/{message_id}/",
+        "max_messages": 1,
+    }
+    return {
+        "D365_BASE_URL": job["base_url"],
+        "D365_AUTHORITY_HOST": job["base_url"],
+        "D365_TENANT_ID": TENANT_ID,
+        "D365_CLIENT_ID": CLIENT_ID,
+        "D365_CLIENT_SECRET": CLIENT_SECRET,
+        "D365_ROUTES": json.dumps(
+            [{"name": "unused", "prefix": "unused/", "activity_id": ACTIVITY_ID, "company": "X"}]
+        ),
+        "EXPORT_ROUTES": json.dumps([route]),
+        "IntegrationStorage": job["connection_string"],
+        "STATUS_TABLE": "export" + uuid.uuid4().hex[:16],
+    }
+
+
+def _measure(mode: str, job: dict[str, Any], ca_file: str) -> Run:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
+    if mode == "app":
+        job = {**job, "settings": _app_settings(job)}
+    # Azurite writes every block to disk: no run starts with another's write-back pending.
+    os.sync()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child"],
+        input=json.dumps({**job, "mode": mode}),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} run failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    return Run(
+        mode=mode,
+        seconds=result["seconds"],
+        cpu_seconds=result["cpu_seconds"],
+        rss_growth_mib=result["rss_growth_kib"] / 1024,
+        size=result["size"],
+    )
+
+
+def _report(rounds: list[dict[str, Run]], size_mib: int) -> bool:
+    for index, by_mode in enumerate(rounds, start=1):
+        for mode in MODES:
+            run = by_mode[mode]
+            if run.size != size_mib * MIB:
+                raise RuntimeError(f"{mode} moved {run.size} bytes, not {size_mib} MiB")
+            print(
+                f"  round {index} {mode:<8} {run.seconds:6.2f} s  {run.mib_per_s():6.1f} MiB/s  "
+                f"cpu {run.cpu_seconds:5.2f} s  RSS +{run.rss_growth_mib:5.1f} MiB"
+            )
+    ratios = [r["app"].mib_per_s() / r["baseline"].mib_per_s() for r in rounds]
+    ratio = statistics.median(ratios)
+    ceiling = [r["app"].mib_per_s() / r["ingest"].mib_per_s() for r in rounds]
+    rss = max(r["app"].rss_growth_mib for r in rounds)
+    for mode in MODES:
+        runs = [r[mode] for r in rounds]
+        print(
+            f"{mode:<8} median {statistics.median(r.mib_per_s() for r in runs):6.1f} MiB/s, "
+            f"peak RSS growth {max(r.rss_growth_mib for r in runs):.1f} MiB"
+        )
+    rss_ok, ratio_ok = rss <= RSS_TARGET_MIB, ratio >= THROUGHPUT_TARGET
+    print(f"{'PASS' if rss_ok else 'FAIL'}  app peak RSS growth {rss:.1f} MiB (target <= 64 MiB)")
+    print(
+        f"{'PASS' if ratio_ok else 'FAIL'}  app/baseline throughput {ratio:.2f}x, median of "
+        f"{', '.join(f'{r:.2f}' for r in ratios)} (target >= {THROUGHPUT_TARGET}x)"
+    )
+    print(
+        f"INFO  app/ingest throughput {statistics.median(ceiling):.2f}x, median of "
+        f"{', '.join(f'{r:.2f}' for r in ceiling)} (Azurite's ingest is the ceiling)"
+    )
+    return rss_ok and ratio_ok
+
+
+def main() -> int:
+    """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=512, help="file size (default 512)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main()
+        return 0
+    from devtools.azurite import Azurite
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
+        work = Path(folder)
+        path = work / "export.zip"
+        print(f"writing {args.size_mib} MiB to {path}")
+        _write_file(path, args.size_mib)
+        # One message per run, warm-ups included; each ack takes one off the queue.
+        runs = (args.repeat + 1) * len(MODES)
+        exports = tuple(arg for _ in range(runs) for arg in ("--export", f"{ACTIVITY_ID}={path}"))
+        (work / "azurite").mkdir()
+        with Azurite(location=work / "azurite") as azurite:
+            emulator = start_emulator(work, jobs=_jobs_file(work), extra_args=exports)
+            try:
+                print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
+                ca_file = str(emulator.ca_file)
+                job = {
+                    "path": str(path),
+                    "base_url": emulator.base_url,
+                    "token": _token(emulator.base_url, ca_file),
+                    "connection_string": azurite.connection_string,
+                }
+                for mode in MODES:
+                    _measure(mode, job, ca_file)  # warm-up
+                rounds = []
+                for index in range(args.repeat):
+                    order = MODES if index % 2 == 0 else MODES[::-1]
+                    rounds.append({mode: _measure(mode, job, ca_file) for mode in order})
+            finally:
+                emulator.stop()
+    print(f"export of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
+    ok = _report(rounds, args.size_mib)
+    print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
