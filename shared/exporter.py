@@ -134,8 +134,12 @@ class BlockWriter:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Buffer ``data``; stage each full block."""
-        self._buffer += data
         self.size += len(data)
+        if not self._buffer and len(data) == self._block_size:
+            # A read of exactly one block (the download asks for block-sized chunks): no copy.
+            self._stage(bytes(data))
+            return len(data)
+        self._buffer += data
         while len(self._buffer) >= self._block_size:
             chunk = bytes(self._buffer[: self._block_size])
             del self._buffer[: self._block_size]
@@ -336,7 +340,11 @@ class Exporter:
         self, blob: BlobClient, message: DequeuedMessage, metadata: Mapping[str, str]
     ) -> int:
         with self._writer(blob) as writer:
-            self._client.download(message.download_location, writer)  # type: ignore[arg-type]
+            self._client.download(
+                message.download_location,
+                writer,  # type: ignore[arg-type]
+                chunk_size=self._policy.block_size,
+            )
             writer.commit(metadata)
             return writer.size
 
