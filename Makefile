@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/enqueue_stream.py
 	$(PY) bench/enqueue_burst.py
 	$(PY) bench/poll_tick.py
+	$(PY) bench/export_stream.py
 
 package: install
 	$(PY) scripts/build_package.py
