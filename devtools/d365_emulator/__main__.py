@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         emulator.clock.speed = args.clock_speed
         for spec in args.export:
             activity, _, name = spec.partition("=")
-            message_id = emulator.add_export_file(activity, Path(name))
+            try:
+                message_id = emulator.add_export_file(activity, Path(name))
+            except (KeyError, ValueError, OSError) as exc:
+                raise SystemExit(f"--export {spec}: no such job or file ({exc!r})") from None
             _say(f"  export {message_id} queued on job {activity}")
         if emulator.ca_bundle:
             args.ca_file.parent.mkdir(parents=True, exist_ok=True)

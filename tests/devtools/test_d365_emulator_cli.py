@@ -19,7 +19,12 @@ def test_example_jobs_file_loads() -> None:
     config = load_config(EXAMPLE)
 
     assert config.tenant_id == "faketenant"
-    assert [job.entity for job in config.jobs] == ["CustomersV3", "General journal", ""]
+    assert [job.entity for job in config.jobs] == [
+        "CustomersV3",
+        "General journal",
+        "",
+        "CustomersV3",
+    ]
     assert all(job.allowed_client_ids == (config.apps[0].client_id,) for job in config.jobs)
 
 

@@ -150,3 +150,17 @@ def test_settings_list_export_problems_with_the_others() -> None:
 def test_a_misspelled_export_setting_is_named() -> None:
     with pytest.raises(SettingsError, match="did you mean EXPORT_ROUTES"):
         Settings.from_env(_env(EXPORT_ROUTS="[]"))
+
+
+def test_the_readme_export_route_example_is_valid() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("An export route (one entry of `EXPORT_ROUTES`):", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    (route,) = ExportRoutes.from_json(f"[{block}]")
+    assert (route.activity_id, route.company, route.extension) == (
+        fakes.EXPORT_ACTIVITY_ID,
+        "USMF",
+        ".xml",
+    )
