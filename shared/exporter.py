@@ -7,6 +7,9 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
 1. **Record Dequeued** (insert, or the next dequeue of a re-delivered message, found by its
    message id). The target name is fixed at the first dequeue (``{date}`` stays that day's).
    *Fails*: nothing is downloaded or acked; F&O offers the message again in 30 minutes.
+   A dequeue answer saying F&O has no file (``IsDownLoadFileExist`` false) is recorded
+   ExportFailed with F&O's ``FileDownLoadErrorMessage`` and not acked: nothing was exported,
+   and the message stays visible in F&O for a person to judge.
 2. **Already written?** When the record says the blobs are committed, or the target blob
    exists with this message id in its metadata (a crash between the commit and step 4),
    nothing is written again: go to the ack.
@@ -27,9 +30,10 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    the blob by its metadata (for an unzip, the members are written again).
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
    record says ExportFailed with the ack's error; the message comes back after 30 minutes
-   and step 2 acks it without writing. An ack F&O applied but whose answer was lost gets no
-   second ack (the message is not offered again); its record stays ExportFailed, naming the
-   ack, with the blob in place.
+   and step 2 acks it without writing. An ack whose answer was lost is sent again by the
+   client (F&O answers 200 to a repeated ack); if every attempt's answer is lost, F&O does not
+   offer the message again and its record stays ExportFailed, naming the ack, the blob in
+   place.
 6. **Record Acked**. *Fails*: the blob is in place and F&O is done; the record keeps saying
    Downloaded.
 
@@ -314,6 +318,10 @@ class Exporter:
                 return self._store.downloaded(
                     record, (record.target,), existing, reason="found committed; not again"
                 )
+        if message.is_download_file_exist is False:
+            reason = f"F&O has no file for this message: {message.file_download_error_message}"
+            self._store.failed(record, reason[:500])
+            return None
         metadata = _metadata(route, message, record)
         try:
             if route.unzip:

@@ -43,6 +43,7 @@ _DATA_JOB_STATE = {
     "PreProcessingError": 8,
 }
 _SUMMARY_BY_PHASE = {"Enqueued": "NotRun", "Preprocessing": "NotRun", "Processing": "Executing"}
+_NO_FILE = "The file was not uploaded to the blob storage for this message."
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,8 @@ class FnoApi:
                 "CorrelationId": message.message_id,
                 "PopReceipt": pop_receipt,
                 "DownloadLocation": location,
-                "IsDownLoadFileExist": True,
-                "FileDownLoadErrorMessage": None,
+                "IsDownLoadFileExist": not knobs.dequeue_without_file,
+                "FileDownLoadErrorMessage": _NO_FILE if knobs.dequeue_without_file else None,
                 "LastDequeueDateTime": _wire_time(previous),
             },
         )

@@ -200,7 +200,9 @@ class Knobs:
 
     `download_break_burst`: the next N downloads send their headers (full Content-Length)
     and `download_break_after_bytes` of the file, then drop the connection: an export
-    download that breaks part way.
+    download that breaks part way. `dequeue_without_file`: dequeue answers
+    `IsDownLoadFileExist` false with a `FileDownLoadErrorMessage` (the spec's "no file
+    uploaded to the blob" case, e.g. with Prevent upload when zero records; shape UNCONFIRMED).
 
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
@@ -231,6 +233,7 @@ class Knobs:
     execution_errors_raw: bool = False
     download_location_http: bool = False
     download_break_burst: int = 0
+    dequeue_without_file: bool = False
     download_break_after_bytes: int = 64 * 1024
     unknown_ids_not_found: bool = False
     redelivery_seconds: float = 1800.0

@@ -66,6 +66,16 @@ def _tick(app: App) -> None:
     assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
 
 
+def _assert_failed_then_redeliver(app: App, message_id: str, reason: str) -> None:
+    """The message's record failed for ``reason``, unacked; then F&O offers it again."""
+    (record,) = _exports(app)
+    assert record["state"] == "ExportFailed"
+    assert reason in record["last_error"]
+    assert app.d365.messages[message_id].state != "Acked"
+    app.d365.clock.advance(REDELIVERY)
+    _tick(app)
+
+
 def test_three_exports_land_as_three_blobs_and_are_acked(export_app) -> None:
     app = export_app()
     files = {
@@ -121,13 +131,7 @@ def test_an_ack_lost_on_the_way_after_the_commit_is_acked_once_redelivered(expor
     _tick(app)
 
     assert len(_blobs(app)) == 1
-    (record,) = _exports(app)
-    assert record["state"] == "ExportFailed"
-    assert "ack failed" in record["last_error"]
-    assert app.d365.messages[message_id].state != "Acked"
-
-    app.d365.clock.advance(REDELIVERY)
-    _tick(app)
+    _assert_failed_then_redeliver(app, message_id, "ack failed")
 
     assert len(_blobs(app)) == 1
     assert len([r for r in _calls(app, "download") if r.status == 200]) == 1
@@ -147,13 +151,7 @@ def test_a_download_broken_part_way_leaves_no_blob_then_lands_on_redelivery(expo
     _tick(app)
 
     assert _blobs(app) == {}
-    (record,) = _exports(app)
-    assert record["state"] == "ExportFailed"
-    assert "download not written" in record["last_error"]
-    assert app.d365.messages[message_id].state != "Acked"
-
-    app.d365.clock.advance(REDELIVERY)
-    _tick(app)
+    _assert_failed_then_redeliver(app, message_id, "download not written")
 
     assert list(_blobs(app).values()) == [data]
     (record,) = _exports(app)
@@ -260,3 +258,18 @@ def test_the_export_listing_refuses_unknown_parameters(export_app) -> None:
     response = app.get("messages", direction="export", state="Acked")
     assert response.status_code == 400
     assert "unknown parameter(s) state" in response.json()["error"]
+
+
+def test_an_ack_whose_answer_is_lost_is_sent_again(export_app) -> None:
+    app = export_app()
+    app.d365.knobs.operations = frozenset({"ack"})
+    app.d365.knobs.drop_after_body_burst = 1  # F&O applies the ack, the answer never arrives
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+
+    _tick(app)
+
+    (record,) = _exports(app)
+    assert record["state"] == "Acked"
+    assert len(_calls(app, "ack")) == 2
+    assert len(_blobs(app)) == 1
+    assert app.d365.messages[message_id].state == "Acked"

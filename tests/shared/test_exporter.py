@@ -177,3 +177,21 @@ def test_an_export_that_is_not_a_zip_fails_an_unzip_route_and_is_not_acked(
     assert record.state is ExportState.EXPORT_FAILED
     assert "not a zip package" in (record.error or "")
     assert domain.d365.messages[message_id].state != "Acked"
+
+
+def test_a_message_without_a_file_is_recorded_and_not_acked(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.d365.knobs.dequeue_without_file = True
+
+    exporter.tick()
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert record.error == (
+        "F&O has no file for this message: The file was not uploaded to the blob storage for "
+        "this message."
+    )
+    assert _downloads(domain) == 0
+    assert domain.d365.messages[message_id].state != "Acked"
