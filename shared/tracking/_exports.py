@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient
+from azure.data.tables import EdmType, EntityProperty, TableClient
 
 from ._codec import parse_time
 from ._model import ConcurrencyError, utcnow
@@ -288,7 +288,8 @@ def _to_entity(record: ExportRecord) -> dict[str, Any]:
         "history": json.dumps([list(entry) for entry in record.history]),
     }
     optional = {
-        "size": record.size,
+        # Int64: an export may pass 2 GiB (an Int32 property would refuse it).
+        "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
         "error": record.error,
@@ -308,7 +309,7 @@ def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
         updated_at=parse_time(row.get("updated_at")) or utcnow(),
         blobs=tuple(json.loads(row.get("blobs") or "[]")),
         target=row.get("target", ""),
-        size=row.get("size"),
+        size=getattr(row.get("size"), "value", row.get("size")),  # Int64: an EntityProperty
         dequeue_count=int(row.get("dequeue_count") or 1),
         downloaded_at=parse_time(row.get("downloaded_at")),
         acked_at=parse_time(row.get("acked_at")),

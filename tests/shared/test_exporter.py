@@ -195,3 +195,17 @@ def test_a_message_without_a_file_is_recorded_and_not_acked(
     )
     assert _downloads(domain) == 0
     assert domain.d365.messages[message_id].state != "Acked"
+
+
+def test_a_record_keeps_a_size_past_2_gib(domain: Domain, exporter: Exporter) -> None:
+    store = exporter.store
+    record = store.dequeued(
+        message_id="00000000-0000-0000-0000-0000000000e1",
+        route="r",
+        activity_id=fakes.EXPORT_ACTIVITY_ID,
+        container="c",
+        target="t",
+    )
+    store.downloaded(record, ["t"], 5 * 1024**3)
+
+    assert store.get(record.message_id).size == 5 * 1024**3
