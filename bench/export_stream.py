@@ -13,7 +13,10 @@ measured run is a fresh child process, so the peak RSS growth printed is the exp
   dequeue, the record, the download staged as blocks into Azurite, the commit with metadata,
   the record, the ack, the record.
 
-    python bench/export_stream.py [--size-mib 512] [--repeat 3]
+    python bench/export_stream.py [--size-mib 512] [--repeat 3] [--link-mib-s 0]
+
+``--link-mib-s`` makes the emulator send downloads no faster than that (a WAN link, as a real
+environment is reached), for both modes alike.
 
 Targets: app peak RSS growth <= 64 MiB and throughput >= 0.8x the baseline. On loopback the
 raw download runs at TLS speed (over 1 GiB/s here) while Azurite, a Node process writing to
@@ -293,6 +296,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512, help="file size (default 512)")
     parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument(
+        "--link-mib-s", type=float, default=0.0, help="download speed limit (default none)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -309,6 +315,7 @@ def main() -> int:
         # One message per run, warm-ups included; each ack takes one off the queue.
         runs = (args.repeat + 1) * len(MODES)
         exports = tuple(arg for _ in range(runs) for arg in ("--export", f"{ACTIVITY_ID}={path}"))
+        exports += ("--download-mib-s", str(args.link_mib_s))
         (work / "azurite").mkdir()
         with Azurite(location=work / "azurite") as azurite:
             emulator = start_emulator(work, jobs=_jobs_file(work), extra_args=exports)
@@ -329,7 +336,8 @@ def main() -> int:
                     rounds.append({mode: _measure(mode, job, ca_file) for mode in order})
             finally:
                 emulator.stop()
-    print(f"export of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
+    link = f"a {args.link_mib_s:g} MiB/s link" if args.link_mib_s else "no link limit"
+    print(f"export of {args.size_mib} MiB ({link}), {args.repeat} round(s) after a warm-up:")
     ok = _report(rounds, args.size_mib)
     print(f"bench took {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1

@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--download-http", action="store_true", help="http:// DownloadLocation on dequeue")
     add(
+        "--download-mib-s",
+        type=float,
+        default=0.0,
+        help="send export downloads no faster than this many MiB/s (0: no limit)",
+    )
+    add(
         "--export",
         action="append",
         default=[],
@@ -92,6 +98,7 @@ def _knobs(args: argparse.Namespace) -> Knobs:
         message_id_format=MessageIdFormat(args.message_id_format),
         execution_errors_raw=args.execution_errors_raw,
         download_location_http=args.download_http,
+        download_mib_per_s=args.download_mib_s,
         seed=args.seed,
     )
 

@@ -212,6 +212,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         if latency_ms > 0:
             time.sleep(latency_ms / 1000)
 
+    def _send_file(self, handle: Any, mib_per_s: float) -> None:
+        """Copy a file to the client, no faster than ``mib_per_s`` when it is set (a WAN link)."""
+        if mib_per_s <= 0:
+            shutil.copyfileobj(handle, self.wfile, CHUNK)
+            return
+        started, sent = time.monotonic(), 0
+        while chunk := handle.read(CHUNK):
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            ahead = sent / (mib_per_s * 1024 * 1024) - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
     def _drop(self) -> None:
         """Close the connection without a response (no TLS close_notify: an abrupt EOF)."""
         self.close_connection = True
@@ -265,6 +278,6 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._drop()
         elif reply.file is not None:
             with reply.file.open("rb") as handle:
-                shutil.copyfileobj(handle, self.wfile, CHUNK)
+                self._send_file(handle, self.server.emulator.knobs.download_mib_per_s)
         elif reply.body:
             self.wfile.write(reply.body)

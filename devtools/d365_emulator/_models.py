@@ -200,7 +200,9 @@ class Knobs:
 
     `download_break_burst`: the next N downloads send their headers (full Content-Length)
     and `download_break_after_bytes` of the file, then drop the connection: an export
-    download that breaks part way. `dequeue_without_file`: dequeue answers
+    download that breaks part way. `download_mib_per_s`: downloads are sent no faster than
+    this (0: as fast as loopback goes), like an environment reached over a WAN link.
+    `dequeue_without_file`: dequeue answers
     `IsDownLoadFileExist` false with a `FileDownLoadErrorMessage` (the spec's "no file
     uploaded to the blob" case, e.g. with Prevent upload when zero records; shape UNCONFIRMED).
 
@@ -234,6 +236,7 @@ class Knobs:
     download_location_http: bool = False
     download_break_burst: int = 0
     dequeue_without_file: bool = False
+    download_mib_per_s: float = 0.0
     download_break_after_bytes: int = 64 * 1024
     unknown_ids_not_found: bool = False
     redelivery_seconds: float = 1800.0

@@ -99,3 +99,14 @@ def test_the_cli_queues_exports(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_downloads_follow_the_link_speed_knob(d365: Emulator, auth: dict[str, str]) -> None:
+    data = bytes(2 * 1024 * 1024)
+    d365.add_export(fakes.EXPORT_ACTIVITY_ID, data)
+    d365.knobs.download_mib_per_s = 10
+    location = _dequeue(d365, auth)["DownloadLocation"]
+
+    started = time.monotonic()
+    assert requests.get(location, headers=auth, timeout=10).content == data
+    assert time.monotonic() - started >= 0.18
