@@ -155,9 +155,10 @@ class BlockWriter:
 
         :raises AzureError: a block or the commit failed (the blob is not created/changed).
         """
-        if self._buffer or not self._ids:
+        if self._buffer:
             self._stage(bytes(self._buffer))
             self._buffer.clear()
+        # An empty file commits an empty block list: a blob of 0 bytes (no empty block).
         self._wait()
         self._blob.commit_block_list(
             [BlobBlock(block_id) for block_id in self._ids], metadata=dict(metadata)
@@ -261,7 +262,8 @@ class Exporter:
                     break
                 result.dequeued += 1
                 self._export(route, container, message, result)
-        except (D365Error, AzureError, ConcurrencyError) as exc:
+        except (D365Error, AzureError, ConcurrencyError, ValueError) as exc:
+            # ValueError: a dequeue answer whose CorrelationId is not a GUID (junk from F&O).
             result.errors.append(f"{route.name}: {_reason(exc)}")
             _LOGGER.warning("export route=%s tick ended early: %s", route.name, _reason(exc))
         finally:

@@ -209,3 +209,14 @@ def test_a_record_keeps_a_size_past_2_gib(domain: Domain, exporter: Exporter) ->
     store.downloaded(record, ["t"], 5 * 1024**3)
 
     assert store.get(record.message_id).size == 5 * 1024**3
+
+
+def test_an_empty_export_lands_as_an_empty_blob(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, b"")
+
+    exporter.tick()
+
+    assert list(_blobs(domain, route).values()) == [b""]
+    assert exporter.store.get(message_id).state is ExportState.ACKED
