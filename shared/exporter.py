@@ -352,7 +352,7 @@ class Exporter:
         with self._writer(blob) as writer:
             self._client.download(
                 message.download_location,
-                writer,  # type: ignore[arg-type]
+                writer,
                 chunk_size=self._policy.block_size,
             )
             writer.commit(metadata)
@@ -381,7 +381,7 @@ class Exporter:
 
     def _copy(self, source: BinaryIO, blob: BlobClient, metadata: Mapping[str, str]) -> None:
         with self._writer(blob) as writer:
-            shutil.copyfileobj(source, writer, self._policy.block_size)  # type: ignore[misc]
+            shutil.copyfileobj(source, writer, self._policy.block_size)
             writer.commit(metadata)
 
     def _writer(self, blob: BlobClient) -> BlockWriter:
