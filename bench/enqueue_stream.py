@@ -209,22 +209,42 @@ def child_main() -> None:
         "app": _prepare_app,
     }[job["mode"]]
     # Import and build what the upload uses before measuring, so the growth is the upload's.
-    upload = prepare(job)
+    json.dump(measured(prepare(job)), sys.stdout)
+
+
+def measured(run: Callable[[], Any]) -> dict[str, Any]:
+    """Call ``run`` once: its seconds, CPU seconds, peak RSS growth (KiB) and its ``result``."""
     before = _proc_status_kib("self", "VmRSS")
     _reset_peak("self")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    status = upload()
+    result = run()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     peak = _proc_status_kib("self", "VmHWM")
-    result = {
+    return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "rss_growth_kib": peak - before,
-        "status": status,
+        "result": result,
     }
-    json.dump(result, sys.stdout)
+
+
+def run_child(script: str, job: dict[str, Any], ca_file: str) -> dict[str, Any]:
+    """Run ``script --child`` in a fresh process with ``job`` on stdin; its JSON answer."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
+    done = subprocess.run(
+        [sys.executable, script, "--child"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{job['mode']} run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 # -- the parent: emulator, Azurite, file, runs, report -----------------------------------------
@@ -242,7 +262,10 @@ def _write_file(path: Path, size_mib: int) -> None:
             remaining -= count
 
 
-def _jobs_file(work: Path) -> Path:
+def jobs_file(
+    work: Path, *, activity_id: str = ACTIVITY_ID, name: str = "Bench package import"
+) -> Path:
+    """A jobs file of the bench's tenant and app with one job that the app may use."""
     jobs = work / "jobs.json"
     jobs.write_text(
         json.dumps(
@@ -251,8 +274,8 @@ def _jobs_file(work: Path) -> Path:
                 "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
                 "jobs": [
                     {
-                        "activity_id": ACTIVITY_ID,
-                        "name": "Bench package import",
+                        "activity_id": activity_id,
+                        "name": name,
                         "allowed_client_ids": [CLIENT_ID],
                     }
                 ],
@@ -316,7 +339,6 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
     if mode == "app":
         job = {**job, "settings": _app_settings(job)}
     # The emulator spools every upload to disk: start each run with no dirty pages pending,
@@ -324,18 +346,7 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
     os.sync()
     _reset_peak(emulator_pid)
     emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
-    done = subprocess.run(
-        [sys.executable, __file__, "--child"],
-        input=json.dumps({**job, "mode": mode}),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} upload failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
+    result = run_child(__file__, {**job, "mode": mode}, ca_file)
     emulator_growth = _proc_status_kib(emulator_pid, "VmHWM") - emulator_before
     return Run(
         mode=mode,
@@ -343,7 +354,7 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
         cpu_seconds=result["cpu_seconds"],
         rss_growth_mib=result["rss_growth_kib"] / 1024,
         emulator_rss_growth_mib=emulator_growth / 1024,
-        status=result["status"],
+        status=result["result"],
     )
 
 
@@ -425,7 +436,7 @@ def main() -> int:
         with Azurite(location=work / "azurite") as azurite:
             seconds = _upload_blob(azurite.connection_string, path)
             print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
-            emulator = start_emulator(work, jobs=_jobs_file(work))
+            emulator = start_emulator(work, jobs=jobs_file(work))
             try:
                 print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
                 ca_file = str(emulator.ca_file)

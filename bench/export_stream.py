@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,10 +51,11 @@ from bench.enqueue_stream import (  # noqa: E402
     RSS_TARGET_MIB,
     TENANT_ID,
     THROUGHPUT_TARGET,
-    _proc_status_kib,
-    _reset_peak,
     _token,
     _write_file,
+    jobs_file,
+    measured,
+    run_child,
 )
 
 ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b4"
@@ -164,47 +164,11 @@ def child_main() -> None:
     prepare = {"baseline": _prepare_baseline, "ingest": _prepare_ingest, "app": _prepare_app}[
         job["mode"]
     ]
-    run = prepare(job)
-    before = _proc_status_kib("self", "VmRSS")
-    _reset_peak("self")
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    size = run()
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    peak = _proc_status_kib("self", "VmHWM")
-    json.dump(
-        {
-            "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "rss_growth_kib": peak - before,
-            "size": size,
-        },
-        sys.stdout,
-    )
+    # Import and build what the run uses before measuring, so the growth is the run's.
+    json.dump(measured(prepare(job)), sys.stdout)
 
 
 # -- the parent --------------------------------------------------------------------------------
-
-
-def _jobs_file(work: Path) -> Path:
-    jobs = work / "jobs.json"
-    jobs.write_text(
-        json.dumps(
-            {
-                "tenant_id": TENANT_ID,
-                "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
-                "jobs": [
-                    {
-                        "activity_id": ACTIVITY_ID,
-                        "name": "Bench export",
-                        "allowed_client_ids": [CLIENT_ID],
-                    }
-                ],
-            }
-        )
-    )
-    return jobs
 
 
 def _app_settings(job: dict[str, Any]) -> dict[str, str]:
@@ -232,29 +196,17 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
 
 
 def _measure(mode: str, job: dict[str, Any], ca_file: str) -> Run:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
     if mode == "app":
         job = {**job, "settings": _app_settings(job)}
     # Azurite writes every block to disk: no run starts with another's write-back pending.
     os.sync()
-    done = subprocess.run(
-        [sys.executable, __file__, "--child"],
-        input=json.dumps({**job, "mode": mode}),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} run failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
+    result = run_child(__file__, {**job, "mode": mode}, ca_file)
     return Run(
         mode=mode,
         seconds=result["seconds"],
         cpu_seconds=result["cpu_seconds"],
         rss_growth_mib=result["rss_growth_kib"] / 1024,
-        size=result["size"],
+        size=result["result"],
     )
 
 
@@ -318,7 +270,11 @@ def main() -> int:
         exports += ("--download-mib-s", str(args.link_mib_s))
         (work / "azurite").mkdir()
         with Azurite(location=work / "azurite") as azurite:
-            emulator = start_emulator(work, jobs=_jobs_file(work), extra_args=exports)
+            emulator = start_emulator(
+                work,
+                jobs=jobs_file(work, activity_id=ACTIVITY_ID, name="Bench export"),
+                extra_args=exports,
+            )
             try:
                 print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
                 ca_file = str(emulator.ca_file)
