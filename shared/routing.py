@@ -134,6 +134,26 @@ class _JsonLimitError(ValueError):
     """D365_ROUTES holds JSON this module refuses to read (text says why)."""
 
 
+def key_problems(
+    raw: object, label: str, known: Iterable[str], required: Iterable[str]
+) -> list[str]:
+    """Unknown and missing keys of one JSON object of a route list (``label`` names it).
+
+    :raises RouteConfigError: ``raw`` is not an object at all.
+    """
+    if not isinstance(raw, Mapping):
+        raise RouteConfigError(
+            [f'{label}: {shown(raw)} is not an object; expected {{"name": ..., ...}}']
+        )
+    keys = list(known)
+    problems = [
+        f"{label}: unknown key {key!r}; expected one of {', '.join(keys)}"
+        for key in raw
+        if key not in keys
+    ]
+    return problems + [f"{label}.{key}: missing" for key in required if key not in raw]
+
+
 def _company_problem(company: str) -> str | None:
     if _COMPANY.match(company):
         return None
@@ -332,16 +352,8 @@ class Route:
         :raises RouteConfigError: every problem of this route, e.g.
             ``D365_ROUTES[1].activity_id: 'abc' is not a GUID; expected ...``.
         """
-        if not isinstance(raw, Mapping):
-            raise RouteConfigError(
-                [f'{label}: {shown(raw)} is not an object; expected {{"name": ..., ...}}']
-            )
-        problems = [
-            f"{label}: unknown key {key!r}; expected one of {', '.join(_FIELD_PARSERS)}"
-            for key in raw
-            if key not in _FIELD_PARSERS
-        ]
-        problems += [f"{label}.{key}: missing" for key in _REQUIRED if key not in raw]
+        problems = key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
+        assert isinstance(raw, Mapping)  # key_problems raised otherwise
         if raw.get("extensions") == []:
             problems.append(
                 f"{label}.extensions: is an empty list, which would allow no file; "

@@ -191,16 +191,8 @@ class ExportRoute:
 
         :raises RouteConfigError: every problem of this route.
         """
-        if not isinstance(raw, Mapping):
-            raise routing.RouteConfigError(
-                [f'{label}: {shown(raw)} is not an object; expected {{"name": ..., ...}}']
-            )
-        problems = [
-            f"{label}: unknown key {key!r}; expected one of {', '.join(_FIELD_PARSERS)}"
-            for key in raw
-            if key not in _FIELD_PARSERS
-        ]
-        problems += [f"{label}.{key}: missing" for key in _REQUIRED if key not in raw]
+        problems = routing.key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
+        assert isinstance(raw, Mapping)  # key_problems raised otherwise
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key in _FIELD_PARSERS:
