@@ -365,6 +365,15 @@ def _start_emulator(
                 enabled=route.enabled,
             )
             for route in settings.routes
+        ]
+        + [
+            Job(
+                activity_id=route.activity_id,
+                entity="CustomersV3",
+                name=route.name,
+                allowed_client_ids=client_ids,
+            )
+            for route in settings.exports
         ],
         apps=[App(client_id=d365.client_id or "", client_secret=d365.client_secret)],
         tenant_id=d365.tenant_id or "faketenant",
@@ -387,7 +396,14 @@ def _start_emulator(
             d365.authority_host,
             emulator.authority_host,
         )
-    _say(f"D365 emulator: {emulator.base_url} (jobs: {len(settings.routes)})")
+    _say(f"D365 emulator: {emulator.base_url} (jobs: {len(emulator.jobs)})")
+    for route in settings.exports:
+        # One export waiting on each export job, so the demo shows one land in its container.
+        kind = "package" if route.unzip else route.extension.lstrip(".")
+        message_id = emulator.add_customers_export(
+            route.activity_id, file_format=kind if kind in ("xml", "csv") else "package"
+        )
+        _say(f"  export {message_id} queued for {route.name} -> {route.container}/{route.prefix}")
 
 
 def _create_container(connection_string: str, name: str) -> None:

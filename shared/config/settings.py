@@ -263,7 +263,15 @@ def _check_route_prefixes(reader: SettingsReader, settings: Settings) -> None:
 
 def _check_export_containers(reader: SettingsReader, settings: Settings) -> None:
     ours = {settings.inbound_container, settings.archive_container, settings.errors_container}
+    imports = {route.activity_id: route.name for route in settings.routes}
     for route in settings.exports:
+        if route.activity_id in imports:
+            reader.problem(
+                EXPORT_ROUTES_SETTING,
+                f"export route {route.name!r}: activity_id {route.activity_id} is the job of "
+                f"import route {imports[route.activity_id]!r} in D365_ROUTES; a recurring data "
+                "job either imports or exports: use the export job's own ID",
+            )
         if route.container in ours:
             reader.problem(
                 EXPORT_ROUTES_SETTING,

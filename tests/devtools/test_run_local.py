@@ -114,7 +114,9 @@ def services(tmp_path: Path) -> Iterator[Services]:
 def test_services_only_prints_the_func_start_recipe(services: Services) -> None:
     bundle = services.ca_bundle
     text = "\n".join(services.lines)
-    assert f"D365 emulator: {services.overrides['D365_BASE_URL']} (jobs: 3)" in text
+    # Three import jobs and the export job of the example settings, one export waiting on it.
+    assert f"D365 emulator: {services.overrides['D365_BASE_URL']} (jobs: 4)" in text
+    assert "queued for customers-out -> d365-exports/customers/{company}/{date}/" in text
     assert f"CA bundle (public CAs + the emulator's): {bundle}" in text
     assert f"{run_local.SERVICES_READY}; in another shell, from {run_local.REPO_ROOT}:" in text
     assert f"  REQUESTS_CA_BUNDLE={bundle} SSL_CERT_FILE={bundle} func start" in text

@@ -164,3 +164,14 @@ def test_the_readme_export_route_example_is_valid() -> None:
         "USMF",
         ".xml",
     )
+
+
+def test_an_export_route_may_not_take_an_import_routes_job() -> None:
+    env = _env()
+    import_id = json.loads(env["D365_ROUTES"])[0]["activity_id"]
+    routes = [{**GOOD, "activity_id": import_id}]
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**env, "EXPORT_ROUTES": json.dumps(routes)})
+    (problem,) = caught.value.problems
+    assert problem.startswith("EXPORT_ROUTES: export route 'customers-out': activity_id ")
+    assert "a recurring data job either imports or exports" in problem
