@@ -20,7 +20,10 @@ def export_jobs(timer: func.TimerRequest) -> None:
     if timer.past_due:
         _LOGGER.warning("export_jobs is running late")
     result = get_context().exporter.tick()
-    _LOGGER.info(
+    # An empty tick (the common case) is not an event worth a line at INFO.
+    level = logging.INFO if result.dequeued or result.errors else logging.DEBUG
+    _LOGGER.log(
+        level,
         "export tick routes=%d dequeued=%d written=%d acked=%d failed=%d",
         result.routes,
         result.dequeued,
