@@ -161,7 +161,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.rfile,
                 self.headers,
                 spool_dir=emulator.spool_dir if operation in _SPOOLED else None,
-                limit=emulator.knobs.max_enqueue_bytes,
+                limit=emulator.knobs.max_enqueue_bytes if operation == "enqueue" else None,
                 pause=pause,
             )
         except BodyError as exc:

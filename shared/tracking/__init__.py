@@ -4,11 +4,13 @@
 - :mod:`._codec`: the row layout, (de)serialisation and continuation tokens;
 - :mod:`._table`: the table client behind one error translator;
 - :mod:`._schedule`: the poll schedule's back-off, entries and lease;
+- :mod:`._import_lease`: the package-import lease (one ImportFromPackage at a time);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob.
 """
 
 from ._codec import clean_etag, is_record_key, quoted_etag, record_id_for
+from ._import_lease import ImportLease, ImportLeaseHeld
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -30,6 +32,8 @@ __all__ = [
     "Backoff",
     "ClaimResult",
     "ConcurrencyError",
+    "ImportLease",
+    "ImportLeaseHeld",
     "Page",
     "PendingEntry",
     "PollLease",
