@@ -16,10 +16,11 @@ Choices where the spec is UNCONFIRMED (tests rely on them):
   ``//InputFilePath``) and ``PackageHeader.xml``; either missing, or a manifest that does not
   parse or names no entity, answers 400 with the texts below. An entity neither modelled nor
   any job's answers LC's "Entity <x> does not exist in the target environment".
-- The synchronous call takes ``knobs.import_call_seconds`` (real time) before answering and
-  goes on when the client gave up. The execution then runs ``knobs.package_run_seconds`` on
-  the emulator clock (Executing), then ends Succeeded / PartiallySucceeded / Failed from the
-  files (CustomersV3 and General journal validated as for enqueued files).
+- The synchronous call checks the package's directory and manifest, takes
+  ``knobs.import_call_seconds`` (real time) and answers; it goes on when the client gave up.
+  The files are then unpacked and validated (NotRun meanwhile; CustomersV3 and General
+  journal as for enqueued files); the execution runs ``knobs.package_run_seconds`` more on
+  the emulator clock (Executing), then ends Succeeded / PartiallySucceeded / Failed.
   For ``knobs.execution_not_found_seconds`` after the call, GetExecutionSummaryStatus answers
   400 "... were not found".
 - Error files: an entity whose file could not be read has a staging error file; one with row
@@ -38,7 +39,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -293,24 +294,33 @@ class PackageApi:
         )
         if execution_id in self.executions:
             raise PackageError(f"Execution ID '{execution_id}' already exists.")
-        entries = _read_package(path, self._known_entity)
+        members = _check_package(path, self._known_entity)
         execution = PackageExecution(
             execution_id, project, company, self._clock.now(), time.monotonic()
         )
         with self._lock:
             self.executions[execution_id] = execution
             self.import_calls += 1
-        # The synchronous call unpacks into staging before it answers; the client may give
-        # up meanwhile, and the import goes on.
+        # The synchronous call takes its time before it answers; the client may give up
+        # meanwhile, and the import goes on. The files are unpacked and validated after the
+        # answer (NotRun until then), so a large package's call costs no more than a read of
+        # its directory.
         if self._knobs.import_call_seconds:
             time.sleep(self._knobs.import_call_seconds)
-        entities = [self._run_entity(execution, name, data) for name, data in entries]
+        threading.Thread(
+            target=self._run, args=(execution, path, members), name="dmf-import", daemon=True
+        ).start()
+        return execution
+
+    def _run(self, execution: PackageExecution, path: Path, members: list[tuple[str, str]]) -> None:
+        entities = [
+            self._run_entity(execution, name, data) for name, data in _extract(path, members)
+        ]
         with self._lock:
             execution.entities = entities
             execution.finished_at = self._clock.now() + timedelta(
                 seconds=self._knobs.package_run_seconds
             )
-        return execution
 
     def _known_entity(self, name: str) -> bool:
         return is_modelled(name) or any(
@@ -394,8 +404,8 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _read_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, Path]]:
-    """(entity name, extracted file) per manifest entity, in manifest order.
+def _check_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """(entity name, zip member) per manifest entity, in manifest order.
 
     :raises PackageError: with F&O-like texts for what makes the package unusable.
     """
@@ -415,7 +425,7 @@ def _read_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, P
         pairs = _manifest_entities(root)
         if not pairs:
             raise PackageError("Manifest.xml does not name any entity (EntityName).")
-        entries = []
+        members = []
         for entity, input_file in pairs:
             if not known(entity):
                 raise PackageError(f"Entity {entity} does not exist in the target environment.")
@@ -424,14 +434,21 @@ def _read_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, P
                 raise PackageError(
                     f"The file '{input_file}' of entity '{entity}' was not found in the package."
                 )
+            members.append((entity, member))
+        return members
+
+
+def _extract(path: Path, members: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
+    """Each entity's file unpacked to a file of its own (deleted by the caller)."""
+    with zipfile.ZipFile(path) as archive:
+        for entity, member in members:
             with (
                 archive.open(member) as source,
                 tempfile.NamedTemporaryFile(dir=path.parent, prefix="dmf-", delete=False) as out,
             ):
                 while chunk := source.read(1024 * 1024):
                     out.write(chunk)
-            entries.append((entity, Path(out.name)))
-        return entries
+            yield entity, Path(out.name)
 
 
 def _manifest_entities(root: ET.Element) -> list[tuple[str, str]]:
