@@ -246,6 +246,8 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
     if done.returncode != 0:
         raise RuntimeError(f"{mode} run failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout)
+    if mode == "app":
+        _wait_for_execution(job, result["status"])
     return Run(
         mode=mode,
         seconds=result["seconds"],
@@ -254,6 +256,18 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
         emulator_rss_growth_mib=(_proc_status_kib(emulator_pid, "VmHWM") - emulator_before) / 1024,
         status=result["status"],
     )
+
+
+def _wait_for_execution(job: dict[str, Any], execution_id: str) -> None:
+    """Wait until the emulator has unpacked the package (after the import call answered), so
+    its disk work does not slow the next run."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = _action(job, "GetExecutionSummaryStatus", {"executionId": execution_id})
+        if status not in ("NotRun", "Executing", "Unknown"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"execution {execution_id} did not end")
 
 
 def _report(rounds: list[dict[str, Run]], size_mib: float) -> bool:
