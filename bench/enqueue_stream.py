@@ -315,17 +315,17 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    """Run `script --child` for one measured upload and read its figures (shared with
+    bench/package_import.py)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
-    if mode == "app":
-        job = {**job, "settings": _app_settings(job)}
     # The emulator spools every upload to disk: start each run with no dirty pages pending,
     # so one run's write-back does not slow the next.
     os.sync()
     _reset_peak(emulator_pid)
     emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
     done = subprocess.run(
-        [sys.executable, __file__, "--child"],
+        [sys.executable, script, "--child"],
         input=json.dumps({**job, "mode": mode}),
         capture_output=True,
         text=True,
@@ -345,6 +345,12 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
         emulator_rss_growth_mib=emulator_growth / 1024,
         status=result["status"],
     )
+
+
+def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    if mode == "app":
+        job = {**job, "settings": _app_settings(job)}
+    return run_child(__file__, mode, job, emulator_pid, ca_file)
 
 
 def _measure_rounds(

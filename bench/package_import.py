@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +56,7 @@ from bench.enqueue_stream import (  # noqa: E402
     _SizedChunks,
     _token,
     _upload_blob,
+    run_child,
 )
 
 ENTITY = "Bench entity"
@@ -226,36 +226,12 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
     if mode == "app":
         job = {**job, "settings": _app_settings(job)}
-    # The emulator spools every PUT to disk (and unpacks packages after the import call):
-    # start each run with no dirty pages pending.
-    os.sync()
-    _reset_peak(emulator_pid)
-    emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
-    done = subprocess.run(
-        [sys.executable, __file__, "--child"],
-        input=json.dumps({**job, "mode": mode}),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} run failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
+    run = run_child(__file__, mode, job, emulator_pid, ca_file)
     if mode == "app":
-        _wait_for_execution(job, result["status"])
-    return Run(
-        mode=mode,
-        seconds=result["seconds"],
-        cpu_seconds=result["cpu_seconds"],
-        rss_growth_mib=result["rss_growth_kib"] / 1024,
-        emulator_rss_growth_mib=(_proc_status_kib(emulator_pid, "VmHWM") - emulator_before) / 1024,
-        status=result["status"],
-    )
+        _wait_for_execution(job, run.status)
+    return run
 
 
 def _wait_for_execution(job: dict[str, Any], execution_id: str) -> None:
