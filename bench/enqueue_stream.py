@@ -180,10 +180,11 @@ def _prepare_pipe(job: dict[str, Any]) -> Callable[[], str]:
     return upload
 
 
-def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
+def prepare_app(job: dict[str, Any], expect: str) -> Callable[[], str]:
+    """The whole path: one blob-trigger delivery to `context.enqueuer.handle`, which must
+    leave the record in state `expect`; the upload answers its message or execution id."""
     from shared.config import Settings
     from shared.context import build_context
-    from shared.tracking import TrackingState
 
     settings = Settings.from_env(job["settings"])
     context = build_context(settings)
@@ -192,11 +193,15 @@ def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
 
     def upload() -> str:
         record = context.enqueuer.handle(blob)
-        if record is None or record.state is not TrackingState.ENQUEUED:
-            raise RuntimeError(f"the app did not enqueue the blob: {record!r}")
-        return record.message_id or ""
+        if record is None or record.state.value != expect:
+            raise RuntimeError(f"the app did not take the blob to {expect}: {record!r}")
+        return record.message_id or record.execution_id or ""
 
     return upload
+
+
+def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
+    return prepare_app(job, "Enqueued")
 
 
 def child_main() -> None:
@@ -209,7 +214,11 @@ def child_main() -> None:
         "app": _prepare_app,
     }[job["mode"]]
     # Import and build what the upload uses before measuring, so the growth is the upload's.
-    upload = prepare(job)
+    measure_upload(prepare(job))
+
+
+def measure_upload(upload: Callable[[], str]) -> None:
+    """Run the upload; print its seconds, CPU and peak RSS growth as JSON (for run_child)."""
     before = _proc_status_kib("self", "VmRSS")
     _reset_peak("self")
     started = time.perf_counter()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -46,16 +45,15 @@ from bench.enqueue_stream import (  # noqa: E402
     INBOUND,
     MIB,
     PIPE_CHUNK,
-    RSS_TARGET_MIB,
     TENANT_ID,
-    THROUGHPUT_TARGET,
     WRITE_BLOCK,
     Run,
-    _proc_status_kib,
-    _reset_peak,
+    _judge,
     _SizedChunks,
     _token,
     _upload_blob,
+    measure_upload,
+    prepare_app,
     run_child,
 )
 
@@ -123,41 +121,13 @@ def _prepare_raw(job: dict[str, Any]) -> Callable[[], str]:
     return upload
 
 
-def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
-    from shared.config import Settings
-    from shared.context import build_context
-    from shared.tracking import TrackingState
-
-    settings = Settings.from_env(job["settings"])
-    context = build_context(settings)
-    context.credential.get_token(settings.d365.scope)  # the token is cached from here on
-    blob = context.blob_service.get_blob_client(INBOUND, BLOB_NAME)
-
-    def upload() -> str:
-        record = context.enqueuer.handle(blob)
-        if record is None or record.state is not TrackingState.IMPORTING:
-            raise RuntimeError(f"the app did not start the import: {record!r}")
-        return record.execution_id or ""
-
-    return upload
-
-
 def child_main() -> None:
     """Run one upload as told on stdin; print seconds and peak RSS growth as JSON."""
     job = json.loads(sys.stdin.read())
-    upload = {"raw": _prepare_raw, "app": _prepare_app}[job["mode"]](job)
-    before = _proc_status_kib("self", "VmRSS")
-    _reset_peak("self")
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    status = upload()
-    result = {
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": time.process_time() - cpu_started,
-        "rss_growth_kib": _proc_status_kib("self", "VmHWM") - before,
-        "status": status,
-    }
-    json.dump(result, sys.stdout)
+    if job["mode"] == "raw":
+        measure_upload(_prepare_raw(job))
+    else:
+        measure_upload(prepare_app(job, "Importing"))
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -255,20 +225,7 @@ def _report(rounds: list[dict[str, Run]], size_mib: float) -> bool:
                 f"{run.mib_per_s(size_mib):6.1f} MiB/s  cpu {run.cpu_seconds:5.2f} s  "
                 f"RSS +{run.rss_growth_mib:5.1f} MiB"
             )
-    ratios = [r["app"].mib_per_s(size_mib) / r["raw"].mib_per_s(size_mib) for r in rounds]
-    ratio = statistics.median(ratios)
-    rss = max(r["app"].rss_growth_mib for r in rounds)
-    rss_ok, ratio_ok = rss <= RSS_TARGET_MIB, ratio >= THROUGHPUT_TARGET
-    print(
-        f"{'PASS' if rss_ok else 'FAIL'}  app peak RSS growth {rss:.1f} MiB "
-        f"(target <= {RSS_TARGET_MIB:.0f} MiB)"
-    )
-    print(
-        f"{'PASS' if ratio_ok else 'FAIL'}  app/raw throughput {ratio:.2f}x, median of the "
-        f"rounds' ratios {', '.join(f'{r:.2f}' for r in ratios)} "
-        f"(target >= {THROUGHPUT_TARGET}x)"
-    )
-    return rss_ok and ratio_ok
+    return _judge(rounds, size_mib, "app", "raw")
 
 
 def main() -> int:
