@@ -421,9 +421,31 @@ class PackageImporter:
             return ()
 
 
-def _download(blob: BlobClient, etag: str) -> Any:
+def _download(blob: BlobClient, etag: str) -> _ChunkStream:
     # The claimed version only: an overwrite meanwhile is its own delivery.
-    return blob.download_blob(etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)
+    downloader = blob.download_blob(
+        etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
+    )
+    return _ChunkStream(downloader.chunks())
+
+
+class _ChunkStream:
+    """`read(n)` over a blob download's chunks, handing out views of them: no copy of the
+    file's bytes on the way to the socket (the downloader's own `read` copies each twice)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def read(self, size: int = -1, /) -> memoryview:
+        if not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return memoryview(b"")
+            self._current = memoryview(chunk)
+        count = len(self._current) if size < 0 else min(size, len(self._current))
+        data, self._current = self._current[:count], self._current[count:]
+        return data
 
 
 def _local(tag: str) -> str:
