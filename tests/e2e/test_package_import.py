@@ -5,7 +5,9 @@ host processes importing at once (never two calls in flight)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +23,8 @@ from tests import package_files
 from tests.e2e.conftest import TEMPLATES, TERMINAL, App, app_environment
 
 ROOT = Path(__file__).resolve().parents[2]
+# The emulator's SAS signatures: 64 hex digits after sig=.
+_SIGNATURE = re.compile(r"sig=[0-9a-f]{64}")
 _CSV_HEADER = (
     b"CUSTOMERACCOUNT,CUSTOMERGROUPID,SALESCURRENCYCODE,ORGANIZATIONNAME,PARTYTYPE,"
     b"ADDRESSCOUNTRYREGIONID,CREDITLIMIT,PAYMENTTERMS,LANGUAGEID\r\n"
@@ -159,3 +163,22 @@ def test_two_instances_never_have_two_imports_in_flight(
     assert set(states.values()) == {"Processed"}
     assert d365.packages.import_calls == 4
     assert d365.packages.max_in_flight == 1
+
+
+def test_no_sas_signature_in_any_log_line_or_response(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _template(app, "Customers V3.csv")
+    blobs = [
+        app.upload("pkg/USMF/bad.zip", package_files.customers_package(with_errors=True)),
+        app.upload("pkg-plain/USMF/customers.csv", b"".join(_csv_rows(5))),
+    ]
+    records = app.run_until_terminal(blobs)
+    assert {r["state"] for r in records.values()} == {"ProcessedWithErrors", "Processed"}
+    texts = [app.get("messages").text, *(app.get("messages", blob=b).text for b in blobs)]
+    # The emulator plays F&O and storage: its own log lines are not the app's.
+    texts += [r.getMessage() for r in caplog.records if not r.name.startswith("devtools")]
+    leaks = [text[:300] for text in texts if _SIGNATURE.search(text)]
+    assert not leaks
+    assert any("sig=REDACTED" in text for text in texts)  # the redaction did run
