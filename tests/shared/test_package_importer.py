@@ -305,3 +305,35 @@ def test_a_413_from_enqueue_takes_the_package_path(packaged: Packaged) -> None:
     assert (record.state, record.api) == (TrackingState.IMPORTING, "package")
     assert "HTTP 413" in (record.api_note or "")
     assert packaged.until_final(record).state is TrackingState.PROCESSED
+
+
+def test_an_unreadable_entity_file_fails_with_its_staging_error_file(packaged: Packaged) -> None:
+    data = package_files.package([("Customers V3", "Customers V3.xml", b"<Document><broken")])
+    record = packaged.send("pkg/USMF/broken.zip", data)
+    final = packaged.until_final(record)
+    assert (final.state, final.d365_status) == (TrackingState.IMPORT_FAILED, "Failed")
+    [staging] = final.error_files
+    assert staging.endswith("/Customers-V3-staging-errors.txt")
+    container, _, name = staging.partition("/")
+    text = packaged.domain.context.blob_service.get_blob_client(container, name).download_blob()
+    assert b"not valid XML" in text.readall()
+
+
+def test_a_canceled_execution_ends_import_canceled_with_f_and_o_text(packaged: Packaged) -> None:
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.d365.knobs.odata_values = {"GetExecutionSummaryStatus": "Canceled"}
+    final = packaged.until_final(record)
+    assert (final.state, final.d365_status) == (TrackingState.IMPORT_CANCELED, "Canceled")
+
+
+def test_unknown_is_polled_on_until_the_age_limit(packaged: Packaged) -> None:
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.d365.knobs.odata_values = {"GetExecutionSummaryStatus": "Unknown"}
+    packaged.poller.tick()
+    packaged.domain.clock.advance(timedelta(seconds=5))
+    packaged.poller.tick()
+    current = packaged.domain.context.store.get(record.row_key)
+    assert current is not None
+    assert (current.state, current.d365_status) == (TrackingState.IMPORTING, "Unknown")
+    packaged.domain.clock.advance(timedelta(hours=2))
+    assert packaged.until_final(record).state is TrackingState.TIMED_OUT
