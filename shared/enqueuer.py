@@ -642,10 +642,10 @@ class Enqueuer:
         try:
             self._packages.import_package(upload, record, route)
         except D365Error as exc:
-            verdict = classify_import_failure(exc)
-            if verdict != ImportVerdict.FOLLOW:
+            # Without an answer F&O may still be in that call: its lease runs out on its own.
+            if not isinstance(exc, D365ConnectionError):
                 self._packages.release_lease(lease)
-            return self._import_failed(record, exc, verdict)
+            return self._import_failed(record, exc, classify_import_failure(exc))
         self._packages.release_lease(lease)
         _LOGGER.info(
             "package import started blob=%s execution_id=%s project=%s",

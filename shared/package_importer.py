@@ -23,7 +23,7 @@ with what happens when it is the last line that runs:
    - answered: the lease is released; the poller follows the execution;
    - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
-     the lease is kept until its ``until`` (F&O may still be in that call);
+     without an answer the lease is kept until its ``until`` (F&O may still be in that call);
    - refused in a way that proves F&O did not take it (429, 503, no connection, the
      parallel-call refusal): back to ``Received``, retried later. *Stop before that write*:
      as 4, ``TimedOut`` at the age limit (never imported twice);
