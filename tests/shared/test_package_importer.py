@@ -337,3 +337,14 @@ def test_unknown_is_polled_on_until_the_age_limit(packaged: Packaged) -> None:
     assert (current.state, current.d365_status) == (TrackingState.IMPORTING, "Unknown")
     packaged.domain.clock.advance(timedelta(hours=2))
     assert packaged.until_final(record).state is TrackingState.TIMED_OUT
+
+
+def test_a_lost_answer_of_the_importing_write_still_imports_once(packaged: Packaged) -> None:
+    # The claim is the first batch; the Importing write (a batch with its schedule entry)
+    # lands and its answer is lost: the store reads the row back and the call goes out.
+    packaged.domain.faults.fail("lost", "POST", "$batch", skip=1)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    assert record.state is TrackingState.IMPORTING
+    assert packaged.domain.faults.injected["lost"] == 1
+    assert packaged.until_final(record).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
