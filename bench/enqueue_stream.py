@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -362,18 +363,48 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
     return run_child(__file__, mode, job, emulator_pid, ca_file)
 
 
-def _measure_rounds(
-    job: dict[str, Any], emulator_pid: str, ca_file: str, repeat: int
+def measure_rounds(
+    measure: Callable[[str, dict[str, Any], str, str], Run],
+    modes: tuple[str, ...],
+    job: dict[str, Any],
+    emulator_pid: str,
+    ca_file: str,
+    *,
+    repeat: int,
 ) -> list[dict[str, Run]]:
     """One unmeasured warm-up per mode, then `repeat` rounds of every mode, alternating the
     order, so drift over the run favours none."""
-    for mode in MODES:
-        _measure(mode, job, emulator_pid, ca_file)
+    for mode in modes:
+        measure(mode, job, emulator_pid, ca_file)
     rounds = []
     for index in range(repeat):
-        order = MODES if index % 2 == 0 else MODES[::-1]
-        rounds.append({mode: _measure(mode, job, emulator_pid, ca_file) for mode in order})
+        order = modes if index % 2 == 0 else modes[::-1]
+        rounds.append({mode: measure(mode, job, emulator_pid, ca_file) for mode in order})
     return rounds
+
+
+@contextmanager
+def loopback(work: Path, path: Path, jobs: Path) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Azurite holding `path` as the inbound blob and the emulator of `jobs`, each in its own
+    process; yields the job's base (URL, token, connection string), the emulator's pid and CA."""
+    from devtools.azurite import Azurite
+
+    (work / "azurite").mkdir()
+    with Azurite(location=work / "azurite") as azurite:
+        seconds = _upload_blob(azurite.connection_string, path)
+        print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
+        emulator = start_emulator(work, jobs=jobs)
+        try:
+            print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
+            ca_file = str(emulator.ca_file)
+            job = {
+                "base_url": emulator.base_url,
+                "token": _token(emulator.base_url, ca_file),
+                "connection_string": azurite.connection_string,
+            }
+            yield job, str(emulator.pid), ca_file
+        finally:
+            emulator.stop()
 
 
 def _report(rounds: list[dict[str, Run]], size_mib: int) -> bool:
@@ -428,32 +459,15 @@ def main() -> int:
     if args.child:
         child_main()
         return 0
-    from devtools.azurite import Azurite
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="enqueue-bench-") as folder:
         work = Path(folder)
         path = work / "payload.bin"
         print(f"writing {args.size_mib} MiB to {path}")
         _write_file(path, args.size_mib)
-        (work / "azurite").mkdir()
-        with Azurite(location=work / "azurite") as azurite:
-            seconds = _upload_blob(azurite.connection_string, path)
-            print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
-            emulator = start_emulator(work, jobs=_jobs_file(work))
-            try:
-                print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
-                ca_file = str(emulator.ca_file)
-                job = {
-                    "base_url": emulator.base_url,
-                    "token": _token(emulator.base_url, ca_file),
-                    "activity_id": ACTIVITY_ID,
-                    "path": str(path),
-                    "connection_string": azurite.connection_string,
-                }
-                rounds = _measure_rounds(job, str(emulator.pid), ca_file, args.repeat)
-            finally:
-                emulator.stop()
+        with loopback(work, path, _jobs_file(work)) as (base, emulator_pid, ca_file):
+            job = {**base, "activity_id": ACTIVITY_ID, "path": str(path)}
+            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
     ok = _report(rounds, args.size_mib)
     print(f"bench took {time.perf_counter() - started:.0f} s")

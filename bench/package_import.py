@@ -37,7 +37,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench._loopback import start_emulator  # noqa: E402
 from bench.enqueue_stream import (  # noqa: E402
     BLOB_NAME,
     CLIENT_ID,
@@ -50,8 +49,8 @@ from bench.enqueue_stream import (  # noqa: E402
     Run,
     _judge,
     _SizedChunks,
-    _token,
-    _upload_blob,
+    loopback,
+    measure_rounds,
     measure_upload,
     prepare_app,
     run_child,
@@ -238,8 +237,6 @@ def main() -> int:
     if args.child:
         child_main()
         return 0
-    from devtools.azurite import Azurite
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="package-bench-") as folder:
         work = Path(folder)
@@ -247,28 +244,8 @@ def main() -> int:
         print(f"writing a package with a {args.size_mib} MiB entity file to {path}")
         _write_package(path, args.size_mib)
         size_mib = path.stat().st_size / MIB
-        (work / "azurite").mkdir()
-        with Azurite(location=work / "azurite") as azurite:
-            seconds = _upload_blob(azurite.connection_string, path)
-            print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
-            emulator = start_emulator(work, jobs=_jobs_file(work))
-            try:
-                ca_file = str(emulator.ca_file)
-                job = {
-                    "base_url": emulator.base_url,
-                    "token": _token(emulator.base_url, ca_file),
-                    "connection_string": azurite.connection_string,
-                }
-                for mode in MODES:  # warm-up
-                    _measure(mode, job, str(emulator.pid), ca_file)
-                rounds = []
-                for index in range(args.repeat):
-                    order = MODES if index % 2 == 0 else MODES[::-1]
-                    rounds.append(
-                        {mode: _measure(mode, job, str(emulator.pid), ca_file) for mode in order}
-                    )
-            finally:
-                emulator.stop()
+        with loopback(work, path, _jobs_file(work)) as (job, emulator_pid, ca_file):
+            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     print(f"package of {size_mib:.1f} MiB, {args.repeat} round(s) after a warm-up:")
     ok = _report(rounds, size_mib)
     print(f"bench took {time.perf_counter() - started:.0f} s")
