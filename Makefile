@@ -31,6 +31,7 @@ format: install
 
 bench: install
 	$(PY) bench/enqueue_stream.py
+	$(PY) bench/package_import.py
 	$(PY) bench/enqueue_burst.py
 	$(PY) bench/poll_tick.py
 	$(PY) bench/export_stream.py

@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,11 @@ def _prepare_pipe(job: dict[str, Any]) -> Callable[[], str]:
     return upload
 
 
-def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
+def prepare_app(job: dict[str, Any], expect: str) -> Callable[[], str]:
+    """The whole path: one blob-trigger delivery to `context.enqueuer.handle`, which must
+    leave the record in state `expect`; the upload answers its message or execution id."""
     from shared.config import Settings
     from shared.context import build_context
-    from shared.tracking import TrackingState
 
     settings = Settings.from_env(job["settings"])
     context = build_context(settings)
@@ -192,11 +194,15 @@ def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
 
     def upload() -> str:
         record = context.enqueuer.handle(blob)
-        if record is None or record.state is not TrackingState.ENQUEUED:
-            raise RuntimeError(f"the app did not enqueue the blob: {record!r}")
-        return record.message_id or ""
+        if record is None or record.state.value != expect:
+            raise RuntimeError(f"the app did not take the blob to {expect}: {record!r}")
+        return record.message_id or record.execution_id or ""
 
     return upload
+
+
+def _prepare_app(job: dict[str, Any]) -> Callable[[], str]:
+    return prepare_app(job, "Enqueued")
 
 
 def child_main() -> None:
@@ -209,42 +215,26 @@ def child_main() -> None:
         "app": _prepare_app,
     }[job["mode"]]
     # Import and build what the upload uses before measuring, so the growth is the upload's.
-    json.dump(measured(prepare(job)), sys.stdout)
+    measure_upload(prepare(job))
 
 
-def measured(run: Callable[[], Any]) -> dict[str, Any]:
-    """Call ``run`` once: its seconds, CPU seconds, peak RSS growth (KiB) and its ``result``."""
+def measure_upload(upload: Callable[[], str]) -> None:
+    """Run the upload; print its seconds, CPU and peak RSS growth as JSON (for run_child)."""
     before = _proc_status_kib("self", "VmRSS")
     _reset_peak("self")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    result = run()
+    status = upload()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     peak = _proc_status_kib("self", "VmHWM")
-    return {
+    result = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "rss_growth_kib": peak - before,
-        "result": result,
+        "status": status,
     }
-
-
-def run_child(script: str, job: dict[str, Any], ca_file: str) -> dict[str, Any]:
-    """Run ``script --child`` in a fresh process with ``job`` on stdin; its JSON answer."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
-    done = subprocess.run(
-        [sys.executable, script, "--child"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{job['mode']} run failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+    json.dump(result, sys.stdout)
 
 
 # -- the parent: emulator, Azurite, file, runs, report -----------------------------------------
@@ -262,10 +252,7 @@ def _write_file(path: Path, size_mib: int) -> None:
             remaining -= count
 
 
-def jobs_file(
-    work: Path, *, activity_id: str = ACTIVITY_ID, name: str = "Bench package import"
-) -> Path:
-    """A jobs file of the bench's tenant and app with one job that the app may use."""
+def _jobs_file(work: Path) -> Path:
     jobs = work / "jobs.json"
     jobs.write_text(
         json.dumps(
@@ -274,8 +261,8 @@ def jobs_file(
                 "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
                 "jobs": [
                     {
-                        "activity_id": activity_id,
-                        "name": name,
+                        "activity_id": ACTIVITY_ID,
+                        "name": "Bench package import",
                         "allowed_client_ids": [CLIENT_ID],
                     }
                 ],
@@ -338,15 +325,27 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
-    if mode == "app":
-        job = {**job, "settings": _app_settings(job)}
+def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    """Run `script --child` for one measured upload and read its figures (shared with
+    bench/package_import.py)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
     # The emulator spools every upload to disk: start each run with no dirty pages pending,
     # so one run's write-back does not slow the next.
     os.sync()
     _reset_peak(emulator_pid)
     emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
-    result = run_child(__file__, {**job, "mode": mode}, ca_file)
+    done = subprocess.run(
+        [sys.executable, script, "--child"],
+        input=json.dumps({**job, "mode": mode}),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} upload failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
     emulator_growth = _proc_status_kib(emulator_pid, "VmHWM") - emulator_before
     return Run(
         mode=mode,
@@ -354,22 +353,58 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
         cpu_seconds=result["cpu_seconds"],
         rss_growth_mib=result["rss_growth_kib"] / 1024,
         emulator_rss_growth_mib=emulator_growth / 1024,
-        status=result["result"],
+        status=result["status"],
     )
 
 
-def _measure_rounds(
-    job: dict[str, Any], emulator_pid: str, ca_file: str, repeat: int
+def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    if mode == "app":
+        job = {**job, "settings": _app_settings(job)}
+    return run_child(__file__, mode, job, emulator_pid, ca_file)
+
+
+def measure_rounds(
+    measure: Callable[[str, dict[str, Any], str, str], Run],
+    modes: tuple[str, ...],
+    job: dict[str, Any],
+    emulator_pid: str,
+    ca_file: str,
+    *,
+    repeat: int,
 ) -> list[dict[str, Run]]:
     """One unmeasured warm-up per mode, then `repeat` rounds of every mode, alternating the
     order, so drift over the run favours none."""
-    for mode in MODES:
-        _measure(mode, job, emulator_pid, ca_file)
+    for mode in modes:
+        measure(mode, job, emulator_pid, ca_file)
     rounds = []
     for index in range(repeat):
-        order = MODES if index % 2 == 0 else MODES[::-1]
-        rounds.append({mode: _measure(mode, job, emulator_pid, ca_file) for mode in order})
+        order = modes if index % 2 == 0 else modes[::-1]
+        rounds.append({mode: measure(mode, job, emulator_pid, ca_file) for mode in order})
     return rounds
+
+
+@contextmanager
+def loopback(work: Path, path: Path, jobs: Path) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Azurite holding `path` as the inbound blob and the emulator of `jobs`, each in its own
+    process; yields the job's base (URL, token, connection string), the emulator's pid and CA."""
+    from devtools.azurite import Azurite
+
+    (work / "azurite").mkdir()
+    with Azurite(location=work / "azurite") as azurite:
+        seconds = _upload_blob(azurite.connection_string, path)
+        print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
+        emulator = start_emulator(work, jobs=jobs)
+        try:
+            print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
+            ca_file = str(emulator.ca_file)
+            job = {
+                "base_url": emulator.base_url,
+                "token": _token(emulator.base_url, ca_file),
+                "connection_string": azurite.connection_string,
+            }
+            yield job, str(emulator.pid), ca_file
+        finally:
+            emulator.stop()
 
 
 def _report(rounds: list[dict[str, Run]], size_mib: int) -> bool:
@@ -424,32 +459,15 @@ def main() -> int:
     if args.child:
         child_main()
         return 0
-    from devtools.azurite import Azurite
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="enqueue-bench-") as folder:
         work = Path(folder)
         path = work / "payload.bin"
         print(f"writing {args.size_mib} MiB to {path}")
         _write_file(path, args.size_mib)
-        (work / "azurite").mkdir()
-        with Azurite(location=work / "azurite") as azurite:
-            seconds = _upload_blob(azurite.connection_string, path)
-            print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
-            emulator = start_emulator(work, jobs=jobs_file(work))
-            try:
-                print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
-                ca_file = str(emulator.ca_file)
-                job = {
-                    "base_url": emulator.base_url,
-                    "token": _token(emulator.base_url, ca_file),
-                    "activity_id": ACTIVITY_ID,
-                    "path": str(path),
-                    "connection_string": azurite.connection_string,
-                }
-                rounds = _measure_rounds(job, str(emulator.pid), ca_file, args.repeat)
-            finally:
-                emulator.stop()
+        with loopback(work, path, _jobs_file(work)) as (base, emulator_pid, ca_file):
+            job = {**base, "activity_id": ACTIVITY_ID, "path": str(path)}
+            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
     ok = _report(rounds, args.size_mib)
     print(f"bench took {time.perf_counter() - started:.0f} s")

@@ -23,6 +23,7 @@ from shared.credentials import build_credential
 from shared.d365 import D365Client
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.exporter import Exporter, ExportPolicy
+from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
 from shared.source_blob import Archiver
 from shared.storage import blob_service_client, table_service_client
@@ -92,6 +93,17 @@ def build_context(
         # One connection per poll in flight: a smaller pool discards and re-handshakes.
         pool_maxsize=settings.poll_concurrency,
     )
+    packages = PackageImporter(
+        store,
+        client,
+        blob_service,
+        errors_container=blob_service.get_container_client(settings.errors_container),
+        policy=PackagePolicy(
+            lease_span=settings.d365.http_timeout + timedelta(seconds=30),
+            first_poll_delay=settings.poll_interval_min,
+        ),
+        clock=clock,
+    )
     enqueuer = Enqueuer(
         store,
         client,
@@ -106,6 +118,7 @@ def build_context(
             max_pending_age=settings.max_pending_age,
         ),
         clock=clock,
+        packages=packages,
     )
     poller = Poller(
         store,
@@ -121,6 +134,7 @@ def build_context(
             lease_margin=settings.d365.http_timeout + timedelta(seconds=30),
         ),
         clock=clock,
+        packages=packages,
     )
     exporter = Exporter(
         ExportStore(tables.get_table_client(settings.status_table), clock=clock),

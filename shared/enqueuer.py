@@ -22,6 +22,11 @@ credentials or permissions, an unknown job, no connection, an upload cut short) 
 ``last_error`` and the send is retried from the poll schedule with back-off, until
 ``MAX_PENDING_AGE``. A send is cut short when it would outlive its lease, so recovery never
 judges a send that is still running.
+
+Files of a package route (``"api": "package"``, or an enqueue route's ``on_too_large``) take
+the DMF package API instead of step 2-3: upload, the package-import lease, ``Importing`` with
+our execution id written before ImportFromPackage; each step's failure and its recovery are
+in :mod:`shared.package_importer`.
 """
 
 from __future__ import annotations
@@ -45,13 +50,22 @@ from shared.d365 import (
     D365CredentialError,
     D365Error,
     D365HttpError,
+    D365PayloadTooLargeError,
     D365ResponseError,
     EnqueueResult,
     RetryPolicy,
     external_id_header,
 )
 from shared.errors import AppError
-from shared.routing import RejectReason, RouteMatch, RouteTable, RoutingError
+from shared.package_importer import (
+    ImportVerdict,
+    LeaseHeldError,
+    PackageImporter,
+    TemplateError,
+    classify_import_failure,
+    execution_id_for,
+)
+from shared.routing import API_PACKAGE, RejectReason, Route, RouteMatch, RouteTable, RoutingError
 from shared.source_blob import (
     Archiver,
     fingerprint,
@@ -156,6 +170,8 @@ class Enqueuer:
     :param archiver: gives access to the inbound container (for recovery by the poller).
     :keyword policy: leases, first poll delay, size limit, retries.
     :keyword clock: the time source (UTC).
+    :keyword packages: the package path, for package routes and ``on_too_large``; without
+        it such files end ``EnqueueFailed`` saying the package path is not set up.
     """
 
     def __init__(
@@ -167,6 +183,7 @@ class Enqueuer:
         *,
         policy: EnqueuePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        packages: PackageImporter | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -174,6 +191,7 @@ class Enqueuer:
         self._archiver = archiver
         self._policy = policy or EnqueuePolicy()
         self._clock = clock
+        self._packages = packages
 
     def handle(self, blob: BlobClient) -> TrackedFile | None:
         """Process one delivery of a blob version (the blob trigger's whole job).
@@ -218,6 +236,7 @@ class Enqueuer:
             size=props.size,
             fingerprint=fingerprint(props),
             lease_until=lease_end,
+            **self._package_fields(match.route, props.size),
         )
         record = claim.record
         telemetry.annotate(blob=record.blob, record_id=record.record_id, route=record.route)
@@ -230,7 +249,7 @@ class Enqueuer:
                 record.route,
                 extra=telemetry.record_ids(record),
             )
-            return self._send(blob, record, props.metadata)
+            return self._dispatch(blob, record, props.metadata)
         return self._resume(blob, record)
 
     def recover(self, record: TrackedFile) -> TrackedFile:
@@ -251,7 +270,7 @@ class Enqueuer:
                 "file again with its content.",
             )
         limit = match.route.max_bytes or self._policy.default_max_bytes
-        if props.size > limit:
+        if props.size > limit and not match.route.on_too_large:
             raise RoutingError(
                 RejectReason.TOO_LARGE,
                 props.name,
@@ -310,7 +329,7 @@ class Enqueuer:
                 extra=telemetry.record_ids(record),
             )
             return record
-        if record.send_started_at is not None:
+        if record.send_started_at is not None and record.api != API_PACKAGE:
             return self._finish(
                 record,
                 state=TrackingState.ENQUEUE_FAILED,
@@ -337,7 +356,15 @@ class Enqueuer:
             record.record_id,
             extra=telemetry.record_ids(record),
         )
-        return self._send(blob, taken, None)
+        return self._dispatch(blob, taken, None)
+
+    def _dispatch(
+        self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
+    ) -> TrackedFile:
+        """Send a claimed file by its route's API."""
+        if record.api == API_PACKAGE:
+            return self._send_package(blob, record)
+        return self._send(blob, record, metadata)
 
     def _send(
         self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
@@ -433,6 +460,9 @@ class Enqueuer:
             )
         if _not_taken(exc):
             return self._retry_later(record, exc)
+        route = self._routes.get(record.route or "")
+        if isinstance(exc, D365PayloadTooLargeError) and route is not None and route.on_too_large:
+            return self._switch_to_package(record, route, exc)
         _LOGGER.error(
             "enqueue failed blob=%s record=%s: %s",
             record.blob,
@@ -442,10 +472,11 @@ class Enqueuer:
         )
         return self._finish(record, state=TrackingState.ENQUEUE_FAILED, last_error=str(exc))
 
-    def _retry_later(self, record: TrackedFile, exc: Exception) -> TrackedFile:
+    def _retry_later(self, record: TrackedFile, exc: Exception, **more: Any) -> TrackedFile:
         """F&O did not take the file: send it again after a back-off, from the poll schedule.
 
         This write is the proof that nothing reached F&O, so it is retried on its own.
+        ``more``: further changes (the package path's return to ``Received``).
         """
         wait = self._policy.retry.next_interval(record.enqueue_attempts - 1)
         retry_after = getattr(exc, "retry_after", None)
@@ -467,6 +498,7 @@ class Enqueuer:
             lease_until=retry_at,
             last_error=f"not taken by F&O yet, retried at {retry_at:%H:%M:%S}Z: {exc}",
             schedule_at=retry_at,
+            **more,
         )
 
     def _record_enqueued(self, record: TrackedFile, result: EnqueueResult) -> TrackedFile:
@@ -525,6 +557,138 @@ class Enqueuer:
         )
         assert failure is not None
         raise failure
+
+    # -- the package API (see shared.package_importer) ---------------------------------------
+
+    def _package_fields(self, route: Route, size: int) -> dict[str, Any]:
+        """Claim fields of a file that takes the package path from the start."""
+        if route.uses_package_api:
+            return {"api": API_PACKAGE, "definition_group": route.definition_group}
+        limit = route.max_bytes or self._policy.default_max_bytes
+        if route.on_too_large and size > limit:
+            return {
+                "api": API_PACKAGE,
+                "definition_group": route.definition_group,
+                "api_note": (
+                    f"{size:,} bytes, over the route's {limit:,}-byte enqueue limit: imported "
+                    f"through the package API into {route.definition_group!r} (on_too_large)"
+                ),
+            }
+        return {}
+
+    def _switch_to_package(
+        self, record: TrackedFile, route: Route, exc: D365HttpError
+    ) -> TrackedFile:
+        """F&O refused the enqueue with 413 (so it has nothing): take the package path."""
+        record = self._persist(
+            record,
+            over_final=False,
+            api=API_PACKAGE,
+            definition_group=route.definition_group,
+            send_started_at=None,
+            api_note=(
+                f"F&O refused the enqueue as too large (HTTP {exc.status_code}): imported "
+                f"through the package API into {route.definition_group!r} (on_too_large)"
+            ),
+        )
+        if record.state.is_terminal:
+            return record
+        return self._send_package(self._archiver.source(record.blob), record)
+
+    def _send_package(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
+        """Upload, take the import lease, write ``Importing`` with our execution id, call
+        ImportFromPackage once. Every step's failure is in shared.package_importer's docstring."""
+        route = self._routes.get(record.route or "")
+        if self._packages is None or route is None or not route.definition_group:
+            return self._finish(
+                record,
+                state=TrackingState.ENQUEUE_FAILED,
+                last_error=(
+                    f"route {record.route!r} takes the package API, but it is not set up here "
+                    "(the route is gone, or has no definition_group); fix D365_ROUTES and "
+                    "upload the file again"
+                ),
+            )
+        record = self._store.update(record, enqueue_attempts=record.enqueue_attempts + 1)
+        try:
+            upload = self._packages.upload(blob, record, route)
+            lease = self._packages.acquire_lease()
+        except (AzureError, D365Error, TemplateError, LeaseHeldError, ValueError) as exc:
+            if isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
+                return self._send_failed(record, exc)
+            return self._retry_later(record, exc)
+        try:
+            # Conditional on the claim as read: a recovery that took the file over meanwhile
+            # wins, and this worker stops before calling F&O.
+            importing = self._store.update(
+                record,
+                state=TrackingState.IMPORTING,
+                execution_id=execution_id_for(record),
+                package_entities=upload.entities,
+                d365_status="ImportFromPackage",
+                enqueued_at=self._clock(),
+                lease_until=None,
+                last_error=None,
+                poll_count=0,
+                schedule_at=self._clock() + self._packages.policy.first_poll_delay,
+            )
+        except BaseException:
+            self._packages.release_lease(lease)
+            raise
+        return self._import(importing, upload, route, lease)
+
+    def _import(self, record: TrackedFile, upload: Any, route: Route, lease: Any) -> TrackedFile:
+        assert self._packages is not None
+        try:
+            self._packages.import_package(upload, record, route)
+        except D365Error as exc:
+            # Without an answer F&O may still be in that call: its lease runs out on its own.
+            if not isinstance(exc, D365ConnectionError):
+                self._packages.release_lease(lease)
+            return self._import_failed(record, exc, classify_import_failure(exc))
+        self._packages.release_lease(lease)
+        _LOGGER.info(
+            "package import started blob=%s execution_id=%s project=%s",
+            record.blob,
+            record.execution_id,
+            route.definition_group,
+            extra=telemetry.record_ids(record, state=TrackingState.IMPORTING.value),
+        )
+        telemetry.record_outcome(TrackingState.IMPORTING.value, record.route)
+        return record
+
+    def _import_failed(self, record: TrackedFile, exc: D365Error, verdict: str) -> TrackedFile:
+        if verdict == ImportVerdict.FOLLOW:
+            _LOGGER.warning(
+                "ImportFromPackage gave no clear answer; following execution_id=%s blob=%s: %s",
+                record.execution_id,
+                record.blob,
+                exc,
+                extra=telemetry.record_ids(record),
+            )
+            return self._persist(
+                record,
+                over_final=False,
+                last_error=(
+                    f"ImportFromPackage gave no clear answer ({exc}); F&O may be importing: "
+                    f"followed by execution id {record.execution_id}, not re-sent"
+                ),
+            )
+        if verdict == ImportVerdict.RETRY:
+            # F&O did not take it: back to Received, sent again after a back-off.
+            return self._retry_later(record, exc, state=TrackingState.RECEIVED, execution_id=None)
+        _LOGGER.error(
+            "ImportFromPackage refused blob=%s: %s",
+            record.blob,
+            exc,
+            extra=telemetry.record_ids(record),
+        )
+        return self._finish(
+            record,
+            state=TrackingState.IMPORT_FAILED,
+            d365_status="ImportFromPackage refused",
+            last_error=str(exc),
+        )
 
     # -- outcomes -------------------------------------------------------------------------------
 

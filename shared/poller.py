@@ -33,6 +33,7 @@ from shared import telemetry
 from shared.config import Settings
 from shared.d365 import D365Client, D365Error, D365HttpError, MessageStatus
 from shared.enqueuer import Enqueuer, default_backoff
+from shared.package_importer import PackageImporter
 from shared.source_blob import Archiver, is_permanent
 from shared.tracking import (
     BATCH_SIZE,
@@ -117,6 +118,7 @@ class Poller:
     :param archiver: files finished blobs away.
     :keyword policy: concurrency, budget and back-off.
     :keyword clock: the time source (UTC).
+    :keyword packages: follows package imports (``Importing`` records) by execution id.
     """
 
     def __init__(
@@ -128,7 +130,9 @@ class Poller:
         *,
         policy: PollPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        packages: PackageImporter | None = None,
     ) -> None:
+        self._packages = packages
         self._store = store
         self._client = client
         self._enqueuer = enqueuer
@@ -300,6 +304,11 @@ class Poller:
         return _Result(Outcome.SKIPPED) if record is None else action(record)
 
     def _poll(self, entry: PendingEntry) -> _Result:
+        if entry.state is TrackingState.IMPORTING:
+            return self._when_tracked(entry, lambda record: self._follow_import(record, entry))
+        return self._poll_message(entry)
+
+    def _poll_message(self, entry: PendingEntry) -> _Result:
         if entry.state is TrackingState.RECEIVED or not entry.message_id:
             return self._when_tracked(entry, self._recover)
         if self._clock() - entry.since > self._policy.max_pending_age:
@@ -341,6 +350,23 @@ class Poller:
         )
         return _Result(Outcome.POLLED)
 
+    def _follow_import(self, record: TrackedFile, entry: PendingEntry) -> _Result:
+        """One look at a package import's execution (see shared.package_importer, step 6)."""
+        if self._clock() - entry.since > self._policy.max_pending_age:
+            return self._time_out(record, entry)
+        if self._packages is None:
+            return _Result(Outcome.SKIPPED)
+        try:
+            result = self._packages.follow(record)
+        except (D365Error, AzureError) as exc:
+            return self._retry_later(entry, exc)
+        if result.final is not None:
+            self._complete(record, entry, **result.final)
+            return _Result(Outcome.FINISHED)
+        if result.raw != record.d365_status:
+            self._reanchor(record, entry, d365_status=result.raw)
+        return _Result(Outcome.POLLED)
+
     def _recover(self, record: TrackedFile) -> _Result:
         self._enqueuer.recover(record)
         return _Result(Outcome.RECOVERED)
@@ -354,6 +380,12 @@ class Poller:
                 f"F&O reported no final status within {self._policy.max_pending_age} "
                 f"(last status {entry.d365_status!r}); check the message in F&O and the "
                 "job's batch processing; MAX_PENDING_AGE sets this limit"
+                if record.api is None
+                else f"F&O reported no final status of execution {record.execution_id} within "
+                f"{self._policy.max_pending_age} (last status {record.d365_status!r}); the "
+                "import may never have started (a stop before ImportFromPackage) or may still "
+                "run: look for that execution id in Data management > Job history; "
+                "MAX_PENDING_AGE sets this limit"
             ),
         )
         return _Result(Outcome.FINISHED)
@@ -503,7 +535,7 @@ class Poller:
             extra=telemetry.record_ids(record),
         )
 
-    def _retry_later(self, entry: PendingEntry, exc: D365Error) -> _Result:
+    def _retry_later(self, entry: PendingEntry, exc: D365Error | AzureError) -> _Result:
         retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
         delay = self._policy.backoff.next_interval(entry.poll_count + 1)
         if retry_after:

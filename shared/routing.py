@@ -25,6 +25,21 @@ Keys:
 ``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
                  omitted: any (data package routes: ``[".zip"]``).
 ``enabled``      ``false`` parks the route: its files are rejected, not sent. Default true.
+``api``          ``"enqueue"`` (default): the recurring data job of ``activity_id``;
+                 ``"package"``: the DMF package API into the data project
+                 ``definition_group`` (no ``activity_id``): GetAzureWriteUrl, a PUT of the
+                 package, ImportFromPackage with ``legalEntityId`` the route's company.
+``definition_group`` the data project's name (Data management > the project); required with
+                 ``"api": "package"`` or ``on_too_large``.
+``overwrite``    ImportFromPackage's ``overwrite`` (false for composite entities); default true.
+``execute``      ImportFromPackage's ``execute`` (run staging to target); default true.
+``template``     ``"<container>/<path>.zip"``: a package holding ``Manifest.xml`` and
+                 ``PackageHeader.xml``; a file that is not a ``.zip`` is wrapped into a copy
+                 of it, under the name the manifest's ``InputFilePath`` gives. Without it a
+                 package route takes only ``.zip`` packages.
+``on_too_large`` ``"package"`` on an enqueue route: a file over ``max_bytes``, or one F&O
+                 refused with 413, is imported through the package API (``definition_group``,
+                 and ``template`` unless the route feeds ``.zip`` packages).
 
 :class:`RouteTable` resolves a blob path to a :class:`RouteMatch` by the longest matching
 prefix (a literal segment beats ``{company}``) or raises :class:`RoutingError` with a
@@ -56,6 +71,8 @@ from shared.config.parsers import (
 from shared.errors import AppError
 
 __all__ = [
+    "API_ENQUEUE",
+    "API_PACKAGE",
     "COMPANY_PLACEHOLDER",
     "MAX_BLOB_NAME_CHARS",
     "MAX_BLOB_NAME_SEGMENTS",
@@ -71,6 +88,10 @@ COMPANY_PLACEHOLDER = "{company}"
 ROUTES_SETTING = "D365_ROUTES"
 MAX_FILE_NAME_CHARS = 255
 PACKAGE_EXTENSIONS = (".zip",)
+API_ENQUEUE = "enqueue"
+API_PACKAGE = "package"
+# Azure container names: 3-63 lower-case letters, digits and single hyphens.
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 # Azure's limits for a blob name, and what the archive adds to one:
 # "<state>/" (the longest terminal state is PostProcessingFailed) and, when that name was
 # archived before, ".<12 hex>" of the record id before the extension.
@@ -204,7 +225,9 @@ def _parse_prefix(value: object) -> str:
     return value
 
 
-def _parse_activity_id(value: object) -> str:
+def _parse_activity_id(value: object) -> str | None:
+    if value is None:
+        return None
     hint = (
         "expected the recurring data job's activity ID from Data management > Manage scheduled "
         f"data jobs, e.g. {EXAMPLE_GUID}"
@@ -266,6 +289,47 @@ def _parse_enabled(value: object) -> bool:
     return value
 
 
+def _parse_api(value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in (API_ENQUEUE, API_PACKAGE):
+        raise _FieldError(f'{shown(value)} is not an API; expected "enqueue" or "package"')
+    return value.strip().lower()
+
+
+def _parse_definition_group(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+        raise _FieldError(
+            f"{shown(value)} is not a data project name; expected the project's name as "
+            "Data management shows it, e.g. CustomersPackage"
+        )
+    return value.strip()
+
+
+def _parse_template(value: object) -> str | None:
+    if value is None:
+        return None
+    container, _, path = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if (
+        not _CONTAINER.match(container)
+        or not path.lower().endswith(".zip")
+        or _CONTROL.search(path)
+    ):
+        raise _FieldError(
+            f"{shown(value)} is not a template package; expected <container>/<path>.zip, "
+            "e.g. d365-templates/customers.zip"
+        )
+    return value
+
+
+def _parse_on_too_large(value: object) -> str | None:
+    if value is None:
+        return None
+    if value != API_PACKAGE:
+        raise _FieldError(f'{shown(value)} is not a fallback; expected "package" or omit it')
+    return value
+
+
 _FIELD_PARSERS = {
     "name": _parse_name,
     "prefix": _parse_prefix,
@@ -275,8 +339,14 @@ _FIELD_PARSERS = {
     "max_bytes": _parse_max_bytes,
     "extensions": _parse_extensions,
     "enabled": _parse_enabled,
+    "api": _parse_api,
+    "definition_group": _parse_definition_group,
+    "overwrite": _parse_enabled,
+    "execute": _parse_enabled,
+    "template": _parse_template,
+    "on_too_large": _parse_on_too_large,
 }
-_REQUIRED = ("name", "prefix", "activity_id")
+_REQUIRED = ("name", "prefix")
 
 
 def _parse_fields(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -288,11 +358,13 @@ def _parse_fields(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[st
             values[key] = _FIELD_PARSERS[key](value)
         except _FieldError as exc:
             problems.append((key, str(exc)))
-    problems.extend(_cross_field_problems(values))
+    problems.extend(_cross_field_problems(values, raw))
     return values, problems
 
 
-def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _cross_field_problems(
+    values: Mapping[str, Any], raw: Mapping[str, Any]
+) -> list[tuple[str, str]]:
     prefix = values.get("prefix") or ""
     problems = []
     if values.get("company") and COMPANY_PLACEHOLDER in prefix.split("/"):
@@ -303,13 +375,67 @@ def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                 "{company} folder",
             )
         )
+    problems += _package_problems(values, raw)
     extensions = values.get("extensions") or ()
-    if values.get("entity") is None and set(extensions) - set(PACKAGE_EXTENSIONS):
+    plain_files = values.get("template") is not None
+    if (
+        values.get("entity") is None
+        and not plain_files
+        and set(extensions) - set(PACKAGE_EXTENSIONS)
+    ):
         problems.append(
             (
                 "extensions",
                 f"{shown(list(extensions))} on a data package route (no entity); a data "
                 'package job takes only .zip packages: use [".zip"], or set entity for a file job',
+            )
+        )
+    return problems
+
+
+def _package_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the package API options need of each other (every problem at once).
+
+    A missing ``activity_id`` key is reported by `Route.from_dict` (with the other required
+    keys); a None one here (a route constructed directly).
+    """
+    api = values.get("api", API_ENQUEUE)
+    problems = []
+    if api == API_PACKAGE:
+        if values.get("activity_id") is not None:
+            problems.append(
+                (
+                    "activity_id",
+                    'is for "api": "enqueue"; a package route imports into definition_group '
+                    "(remove activity_id, or the api key)",
+                )
+            )
+        if values.get("on_too_large") is not None:
+            problems.append(("on_too_large", 'is for enqueue routes; this route is "package"'))
+    elif "activity_id" in raw and raw["activity_id"] is None:
+        problems.append(("activity_id", "missing"))
+    uses_package = api == API_PACKAGE or values.get("on_too_large") is not None
+    if uses_package and values.get("definition_group") is None:
+        problems.append(
+            (
+                "definition_group",
+                "missing; the package API imports into a data project: set its name, "
+                "e.g. CustomersPackage",
+            )
+        )
+    if not uses_package:
+        for key in ("definition_group", "template"):
+            if values.get(key) is not None:
+                problems.append(
+                    (key, 'is for the package API; set "api": "package" or "on_too_large"')
+                )
+    wraps_plain_files = values.get("entity") is not None and values.get("on_too_large")
+    if wraps_plain_files and values.get("template") is None:
+        problems.append(
+            (
+                "template",
+                "missing; on_too_large on a file route wraps the file into a package: set "
+                "template to <container>/<path>.zip holding Manifest.xml and PackageHeader.xml",
             )
         )
     return problems
@@ -326,12 +452,18 @@ class Route:
 
     name: str
     prefix: str
-    activity_id: str
+    activity_id: str | None = None
     entity: str | None = None
     company: str | None = None
     max_bytes: int | None = None
     extensions: tuple[str, ...] = ()
     enabled: bool = True
+    api: str = API_ENQUEUE
+    definition_group: str | None = None
+    overwrite: bool = True
+    execute: bool = True
+    template: str | None = None
+    on_too_large: str | None = None
     _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -339,7 +471,7 @@ class Route:
         values, problems = _parse_fields(raw)
         if problems:
             raise RouteConfigError([f"route {self.name!r}.{key}: {text}" for key, text in problems])
-        if values["entity"] is None and not values["extensions"]:
+        if values["entity"] is None and not values["extensions"] and values["template"] is None:
             values["extensions"] = PACKAGE_EXTENSIONS
         for key, value in values.items():
             object.__setattr__(self, key, value)
@@ -352,7 +484,9 @@ class Route:
         :raises RouteConfigError: every problem of this route, e.g.
             ``D365_ROUTES[1].activity_id: 'abc' is not a GUID; expected ...``.
         """
-        problems = key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
+        package = isinstance(raw, Mapping) and raw.get("api") == API_PACKAGE
+        required = _REQUIRED if package else (*_REQUIRED, "activity_id")
+        problems = key_problems(raw, label, _FIELD_PARSERS, required)
         assert isinstance(raw, Mapping)  # key_problems raised otherwise
         if raw.get("extensions") == []:
             problems.append(
@@ -372,6 +506,11 @@ class Route:
         return self.entity is None
 
     @property
+    def uses_package_api(self) -> bool:
+        """True when files go through the DMF package API (``"api": "package"``)."""
+        return self.api == API_PACKAGE
+
+    @property
     def takes_company_from_path(self) -> bool:
         """True when the prefix holds ``{company}``."""
         return COMPANY_PLACEHOLDER in self._segments
@@ -387,6 +526,12 @@ class Route:
             "max_bytes": self.max_bytes,
             "extensions": list(self.extensions),
             "enabled": self.enabled,
+            "api": self.api,
+            "definition_group": self.definition_group,
+            "overwrite": self.overwrite,
+            "execute": self.execute,
+            "template": self.template,
+            "on_too_large": self.on_too_large,
         }
 
     def _matches(self, segments: Sequence[str]) -> bool:

@@ -108,6 +108,11 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "enqueue_attempts": record.enqueue_attempts,
         "last_error": record.last_error,
         "history": [{"state": state, "at": at} for state, at in record.history],
+        # The package API (None / [] for enqueued files).
+        "api": record.api,
+        "definition_group": record.definition_group,
+        "api_note": record.api_note,
+        "error_files": list(record.error_files),
     }
 
 

@@ -73,7 +73,15 @@ def _transport(pool_maxsize: int, **timeouts: float) -> RequestsTransport:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # The timeouts belong to the transport: a client given one does not pass its own on.
-    return RequestsTransport(session=session, session_owner=True, **timeouts)
+    # So does the read size of a streamed download: azure-core's default is 4 KiB (the
+    # storage SDK sets 4 MiB only on a transport it builds itself), which costs a Python
+    # call per 4 KiB of every file streamed to F&O.
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_data_block_size=STREAM_CHUNK,
+        **timeouts,
+    )
 
 
 def _options(

@@ -11,7 +11,10 @@ One loopback HTTP(S) server plays both the F&O environment and its Microsoft Ent
   clock. A wrong secret and an unknown client both answer 401 `invalid_client`
   (AADSTS7000215 / AADSTS700016), an unknown tenant 400 AADSTS90002.
 - F&O: `/api/connector/enqueue|dequeue|ack|download|jobstatus` and the DMF actions
-  GetMessageStatus, GetExecutionIdByMessageId, GetExecutionErrors, GetExecutionSummaryStatus.
+  GetMessageStatus, GetExecutionIdByMessageId, GetExecutionErrors, GetExecutionSummaryStatus;
+  the package API (GetAzureWriteUrl with a SAS-like blob endpoint `/dmf/<name>` of its own,
+  ImportFromPackage one at a time, the error-file actions): see `_packages`; `emu.packages`
+  counts the import calls and the most in flight at once.
   Every call needs a bearer token for `aud` == base URL (lower case, no trailing slash) of this
   tenant with an `oid`; otherwise 401 `{"Message": "Authorization has been denied for this
   request. Reason: ..."}`. Connector calls also need the client id on the job's allow-list.

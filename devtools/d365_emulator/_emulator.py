@@ -35,6 +35,7 @@ from ._models import (
     RecordedRequest,
     normalize_guid,
 )
+from ._packages import PackageApi
 from ._replies import Reply
 from ._store import MessageStore
 
@@ -82,9 +83,18 @@ class Emulator(Service):
         self.faults = FaultInjector(self.knobs.seed)
         self.entra = Entra(tenant_id, apps)
         self.store = MessageStore(_evaluate)
+        self.packages = PackageApi(
+            self._jobs, self.clock, self.knobs, lambda: self.base_url, lambda: self.spool_dir
+        )
         self.fno = FnoApi(
             Environment(
-                self._jobs, self.store, self.entra, self.clock, self.knobs, lambda: self.base_url
+                self._jobs,
+                self.store,
+                self.entra,
+                self.clock,
+                self.knobs,
+                lambda: self.base_url,
+                self.packages,
             )
         )
         self._requests: list[RecordedRequest] = []
@@ -271,7 +281,7 @@ class Emulator(Service):
             setattr(self.knobs, field.name, getattr(self._defaults, field.name))
         self.faults.reseed(self.knobs.seed)
         self.clock.speed = 1.0
-        for path in self.store.clear():
+        for path in [*self.store.clear(), *self.packages.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:
             self._requests.clear()

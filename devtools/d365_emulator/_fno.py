@@ -15,6 +15,7 @@ from ._clock import Clock
 from ._entities import same_entity
 from ._entra import Entra, TokenClaims, TokenError
 from ._models import STATUS_VARIANTS, Job, Knobs, MessageIdFormat, normalize_guid
+from ._packages import PACKAGE_ACTIONS, PackageApi
 from ._replies import (
     GENERIC_ERROR,
     Reply,
@@ -69,6 +70,7 @@ class Environment:
     clock: Clock
     knobs: Knobs
     base_url: Callable[[], str]
+    packages: PackageApi
 
 
 def _guid_or_none(text: str) -> str | None:
@@ -288,13 +290,15 @@ class FnoApi:
         payload = _json_object(call.body)
         if payload is None:
             return odata_error(400, "The request body is not a JSON object.")
+        forced = self._env.knobs.odata_values
+        if call.operation in forced:
+            return odata_value(self._env.base_url(), forced[call.operation])
+        if call.operation in PACKAGE_ACTIONS:
+            return self._env.packages.action(call.operation, payload)
         action, parameter = _ACTIONS[call.operation]
         value = payload.get(parameter)
         if not isinstance(value, str):
             return odata_error(400, f"The parameter '{parameter}' is missing or not a string.")
-        forced = self._env.knobs.odata_values
-        if call.operation in forced:
-            return odata_value(self._env.base_url(), forced[call.operation])
         return action(self, value)
 
     def _message_status(self, message_id: str) -> Reply:
@@ -315,11 +319,13 @@ class FnoApi:
         return odata_value(self._env.base_url(), found or ZERO_GUID)
 
     def _execution_errors(self, execution_id: str) -> Reply:
+        package_errors = self._env.packages.errors(execution_id)
         found = self._env.store.find_execution(execution_id, self._env.clock.now())
-        if found is None and self._env.knobs.unknown_ids_not_found:
+        if found is None and package_errors is None and self._env.knobs.unknown_ids_not_found:
             return odata_error(404, f"Execution '{execution_id}' was not found.")
         outcome = found[1] if found is not None else None
-        errors = [error.to_wire() for error in outcome.errors] if outcome else []
+        records = package_errors if package_errors is not None else ()
+        errors = [error.to_wire() for error in (outcome.errors if outcome else records)]
         if self._env.knobs.execution_errors_raw:
             text = _raw_error_array(errors)
         else:
@@ -327,6 +333,15 @@ class FnoApi:
         return odata_value(self._env.base_url(), text)
 
     def _execution_summary(self, execution_id: str) -> Reply:
+        package = self._env.packages.summary(execution_id)
+        if isinstance(package, Reply):
+            return package
+        if package is not None:
+            return odata_value(
+                self._env.base_url(),
+                package,
+                "Microsoft.Dynamics.DataEntities.DMFExecutionSummaryStatus",
+            )
         found = self._env.store.find_execution(execution_id, self._env.clock.now())
         if found is None:
             if self._env.knobs.unknown_ids_not_found:
@@ -351,7 +366,7 @@ _ACTIONS: dict[str, tuple[Callable[[FnoApi, str], Reply], str]] = {
     "GetExecutionErrors": (FnoApi._execution_errors, "executionId"),
     "GetExecutionSummaryStatus": (FnoApi._execution_summary, "executionId"),
 }
-ODATA_ACTIONS = frozenset(_ACTIONS)
+ODATA_ACTIONS = frozenset(_ACTIONS) | PACKAGE_ACTIONS
 
 
 def _unauthorized(reason: str, *, invalid_token: bool) -> Reply:

@@ -41,6 +41,8 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("ack", "POST", _CONNECTOR + r"/ack/(?P<activity>[^/]+)$"),
         ("download", "GET", _CONNECTOR + r"/download/(?P<correlation>[^/]+)$"),
         ("jobstatus", "GET", _CONNECTOR + r"/jobstatus/(?P<activity>[^/]+)$"),
+        ("blob_put", "PUT", r"^/dmf/(?P<blob>[^/]+)$"),
+        ("blob_get", "GET", r"^/dmf/(?P<blob>[^/]+)$"),
         (
             "odata",
             "POST",
@@ -49,6 +51,10 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ),
     )
 )
+
+
+# Bodies written to disk as they arrive (a file, not a small JSON body).
+_SPOOLED = frozenset({"enqueue", "blob_put"})
 
 
 def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -154,8 +160,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = read_body(
                 self.rfile,
                 self.headers,
-                spool_dir=emulator.spool_dir if operation == "enqueue" else None,
-                limit=emulator.knobs.max_enqueue_bytes,
+                spool_dir=emulator.spool_dir if operation in _SPOOLED else None,
+                limit=emulator.knobs.max_enqueue_bytes if operation == "enqueue" else None,
                 pause=pause,
             )
         except BodyError as exc:
@@ -187,6 +193,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         handler = handlers.get(call.operation)
         if handler is not None:
             return handler(call)
+        if call.operation == "blob_put":
+            assert call.body.path is not None  # blob bodies are always spooled
+            return emulator.packages.put_blob(
+                call.params["blob"], call.query, call.headers, call.body.path
+            )
+        if call.operation == "blob_get":
+            return emulator.packages.get_blob(call.params["blob"], call.query, call.headers)
         if call.operation in ODATA_ACTIONS:
             return emulator.fno.odata_action(call)
         if call.path.lower().startswith("/data/"):

@@ -209,6 +209,13 @@ class Knobs:
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
     to test clients against answers F&O's docs do not promise. Assign a new mapping.
+
+    Package API (see `_packages`): `import_call_seconds` makes ImportFromPackage answer that
+    much later (real time; the import goes on if the client gives up);
+    `import_refuse_burst` refuses the next N ImportFromPackage calls as parallel ones;
+    `package_run_seconds` is how long an execution stays Executing (emulator clock);
+    `execution_not_found_seconds` answers 400 "were not found" for that long after the call;
+    `error_keys_seconds` is how long a target error keys file is "still generating".
     """
 
     latency_ms: int = 0
@@ -242,6 +249,11 @@ class Knobs:
     redelivery_seconds: float = 1800.0
     token_lifetime_seconds: int = 3600
     seed: int = 0
+    import_call_seconds: float = 0.0
+    import_refuse_burst: int = 0
+    package_run_seconds: float = 2.0
+    execution_not_found_seconds: float = 0.0
+    error_keys_seconds: float = 1.0
 
     def copy(self) -> Knobs:
         """An independent copy."""
@@ -260,6 +272,13 @@ OPERATIONS: frozenset[str] = frozenset(
         "GetExecutionIdByMessageId",
         "GetExecutionErrors",
         "GetExecutionSummaryStatus",
+        "GetAzureWriteUrl",
+        "ImportFromPackage",
+        "GetImportStagingErrorFileUrl",
+        "GenerateImportTargetErrorKeysFile",
+        "GetImportTargetErrorKeysFileUrl",
+        "blob_put",
+        "blob_get",
     }
 )
 

@@ -3,7 +3,7 @@
 See docs/architecture.md ("The F&O client") for the contract other modules code against.
 """
 
-from ._body import Body
+from ._body import Body, Readable
 from ._client import D365Client
 from ._errors import (
     D365AuthenticationError,
@@ -20,6 +20,7 @@ from ._errors import (
 )
 from ._external_id import external_id_from_header, external_id_header
 from ._models import (
+    AzureWriteUrl,
     DequeuedMessage,
     EnqueueResult,
     ExecutionError,
@@ -33,6 +34,7 @@ from ._parsing import normalize_guid, normalize_message_id
 from ._retry import RetryPolicy
 
 __all__ = [
+    "AzureWriteUrl",
     "Body",
     "D365AuthenticationError",
     "D365Client",
@@ -54,6 +56,7 @@ __all__ = [
     "ExecutionSummaryStatusResult",
     "MessageStatus",
     "MessageStatusResult",
+    "Readable",
     "RetryPolicy",
     "external_id_from_header",
     "external_id_header",

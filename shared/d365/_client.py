@@ -17,9 +17,17 @@ from urllib3.exceptions import NewConnectionError
 
 from shared import telemetry
 
-from ._body import DEFAULT_CHUNK_SIZE, Body, BodyLengthError, ChunkedUpload, UploadBody
+from ._body import (
+    DEFAULT_CHUNK_SIZE,
+    Body,
+    BodyLengthError,
+    ChunkedUpload,
+    Readable,
+    UploadBody,
+)
 from ._errors import (
     D365CredentialError,
+    D365HttpError,
     D365ResponseError,
     OperationContext,
     connection_error,
@@ -29,6 +37,7 @@ from ._errors import (
 )
 from ._external_id import external_id_header
 from ._models import (
+    AzureWriteUrl,
     DequeuedMessage,
     EnqueueResult,
     ExecutionErrors,
@@ -39,12 +48,17 @@ from ._parsing import (
     https_download_url,
     normalize_guid,
     odata_value,
+    parse_azure_write_url,
+    parse_boolean,
     parse_dequeue,
     parse_enqueue_response,
     parse_execution_errors,
     parse_execution_id,
     parse_execution_summary_status,
+    parse_file_url,
+    parse_import_execution_id,
     parse_message_status,
+    redact_sas,
     shorten,
     url_without_query,
 )
@@ -57,11 +71,27 @@ __all__ = ["D365Client"]
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+
+class _SasRedactingFilter(logging.Filter):
+    """Removes SAS signatures from urllib3's DEBUG request lines (it logs whole URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                redact_sas(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_SasRedactingFilter())
+
 _ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 _JSON = "application/json; charset=utf-8"
 _USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
 # Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
 _NOT_TAKEN_STATUSES = frozenset({429, 503})
+# GetExecutionSummaryStatus soon after ImportFromPackage: the execution is not created yet.
+_NOT_YET_CREATED = "were not found"
 _TRANSIENT_EXCEPTIONS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -299,17 +329,27 @@ class D365Client:
         As for `get_message_status`: a JSON null reads as an empty string (status None), and
         any other non-string JSON raises `D365ResponseError` showing that JSON.
 
+        A 400 whose text says the execution "were not found" (F&O has not created it yet,
+        soon after ImportFromPackage) answers status None with `not_found` True.
+
         :raises ValueError: for an empty execution id.
         :raises D365ResponseError: when the answer's `value` is not a string or null.
         :raises D365Error: (a subclass of it) when the call fails.
         """
         execution = _require_text(execution_id, "execution_id")
-        result: ExecutionSummaryStatusResult = self._action(
-            "GetExecutionSummaryStatus",
-            {"executionId": execution},
-            convert=parse_execution_summary_status,
-            execution_id=execution,
-        )
+        try:
+            result: ExecutionSummaryStatusResult = self._action(
+                "GetExecutionSummaryStatus",
+                {"executionId": execution},
+                convert=parse_execution_summary_status,
+                execution_id=execution,
+            )
+        except D365HttpError as exc:
+            # Soon after ImportFromPackage F&O may answer 400 "... were not found": the
+            # execution is not created yet, which is "no status yet", not a failure.
+            if exc.status_code == 400 and _NOT_YET_CREATED in (exc.fno_message or "").lower():
+                return ExecutionSummaryStatusResult(status=None, raw="", not_found=True)
+            raise
         return result
 
     def dequeue(self, activity_id: str) -> DequeuedMessage | None:
@@ -357,6 +397,20 @@ class D365Client:
                 "sent only to the environment"
             )
         context = self._context("download", "GET", url)
+        total = self._stream_to(context, destination, chunk_size=chunk_size)
+        _LOGGER.info("downloaded url=%s bytes=%d", url_without_query(url), total)
+        return total
+
+    def _stream_to(
+        self,
+        context: OperationContext,
+        destination: BinaryIO,
+        *,
+        chunk_size: int | None = None,
+        authorize: bool = True,
+    ) -> int:
+        """GET `context.url` into `destination`; a retry after a partial read rewinds it
+        when it is seekable."""
         size = chunk_size or self._chunk_size
         start = destination.tell() if destination.seekable() else None
         written = 0
@@ -378,8 +432,7 @@ class D365Client:
             written = 0
             return True
 
-        total, _ = self._call(context, write, stream=True, rewind=rewind)
-        _LOGGER.info("downloaded url=%s bytes=%d", url_without_query(url), total)
+        total, _ = self._call(context, write, stream=True, rewind=rewind, authorize=authorize)
         return total
 
     def ack(self, activity_id: str, message: DequeuedMessage) -> None:
@@ -411,6 +464,190 @@ class D365Client:
             extra=telemetry.log_ids(activity_id=activity),
         )
 
+    # -- DMF package API --------------------------------------------------------------------
+
+    def get_azure_write_url(self, unique_file_name: str) -> AzureWriteUrl:
+        """GetAzureWriteUrl: a time-limited SAS URL to upload a package to.
+
+        F&O answers `value` as a JSON string holding ``BlobId`` (a braced GUID) and
+        ``BlobUrl``; it is parsed again. The URL is a secret while it lives: it never
+        appears in a log line or an error text.
+
+        :raises ValueError: for an empty file name.
+        :raises D365ResponseError: when the answer holds no usable URL.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        name = _require_text(unique_file_name, "unique_file_name")
+        result: AzureWriteUrl = self._action(
+            "GetAzureWriteUrl", {"uniqueFileName": name}, convert=parse_azure_write_url
+        )
+        _LOGGER.info("write url issued blob_id=%s file=%s", result.blob_id, name)
+        return result
+
+    def upload_package(
+        self,
+        url: str,
+        stream_factory: Callable[[], Readable],
+        *,
+        length: int,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        """PUT a package to the SAS URL of `get_azure_write_url` as a block blob.
+
+        The body is streamed in fixed chunks with a Content-Length (constant memory); no
+        Authorization header is sent (the SAS authorises the call, and the token must not
+        leave for the storage host). A PUT of the whole blob is idempotent, so it is retried
+        like a read, with a fresh stream from `stream_factory` each attempt.
+
+        :param url: the BlobUrl, SAS query string included.
+        :param stream_factory: opens a fresh binary stream of the package per attempt.
+        :keyword length: the package's size in bytes.
+        :raises ValueError: when `url` is not an http(s) URL, or the stream ends early.
+        :raises D365Error: (a subclass of it) when the upload fails.
+        """
+        parts = urlsplit(url if isinstance(url, str) else "")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be the http(s) BlobUrl from get_azure_write_url")
+        upload = UploadBody(stream_factory, length, self._chunk_size)
+        context = self._context("upload_package", "PUT", url, body_length=length)
+        started = time.monotonic()
+        _, attempts = self._call(
+            context,
+            lambda response: None,
+            headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/zip"},
+            upload=upload,
+            retry=retry,
+            authorize=False,
+        )
+        _LOGGER.info(
+            "package uploaded url=%s bytes=%d seconds=%.3f attempts=%d",
+            url_without_query(url),
+            length,
+            time.monotonic() - started,
+            attempts,
+        )
+
+    def import_from_package(
+        self,
+        package_url: str,
+        definition_group_id: str,
+        execution_id: str,
+        *,
+        execute: bool = True,
+        overwrite: bool = True,
+        legal_entity_id: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> str:
+        """ImportFromPackage: import an uploaded package into a data project; returns the
+        execution id (ours, as F&O echoes it).
+
+        Like an enqueue it is never re-sent blindly: only a failure that proves F&O did not
+        take the call (429, 503, no connection) is retried. The synchronous call may outlive
+        the read timeout while F&O goes on; the caller then follows `execution_id` with
+        `get_execution_summary_status` instead of calling again.
+
+        :param package_url: the BlobUrl the package was uploaded to.
+        :param definition_group_id: the data project's name.
+        :param execution_id: the execution id to create (F&O takes free text).
+        :keyword execute: run the staging-to-target step too.
+        :keyword overwrite: replace existing records (must be False for composite entities).
+        :keyword legal_entity_id: the company (DataAreaId) to import into.
+        :keyword retry: this call's retry policy instead of the client's.
+        :raises ValueError: for an empty project or execution id.
+        :raises D365HttpError: (a subclass of it) when F&O refuses the import.
+        :raises D365ConnectionError: when no answer came; see its `sent_body`.
+        :raises D365Error: (a subclass of it) for any other failure.
+        """
+        project = _require_text(definition_group_id, "definition_group_id")
+        execution = _require_text(execution_id, "execution_id")
+        parameters: dict[str, Any] = {
+            "packageUrl": package_url,
+            "definitionGroupId": project,
+            "executionId": execution,
+            "execute": execute,
+            "overwrite": overwrite,
+            "legalEntityId": legal_entity_id or "",
+        }
+        answered: str | None = self._action(
+            "ImportFromPackage",
+            parameters,
+            convert=parse_import_execution_id,
+            resend_safe=False,
+            retry=retry,
+            execution_id=execution,
+        )
+        _LOGGER.info(
+            "import started project=%s execution_id=%s company=%s",
+            project,
+            answered or execution,
+            legal_entity_id,
+            extra=telemetry.log_ids(execution_id=answered or execution),
+        )
+        return answered or execution
+
+    def get_import_staging_error_file_url(self, execution_id: str, entity_name: str) -> str | None:
+        """GetImportStagingErrorFileUrl: the SAS URL of the rows of `entity_name` that failed
+        source to staging; None when there is none.
+
+        :raises ValueError: for an empty id or entity name.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        return self._entity_action(
+            "GetImportStagingErrorFileUrl", execution_id, entity_name, parse_file_url
+        )
+
+    def generate_import_target_error_keys_file(self, execution_id: str, entity_name: str) -> bool:
+        """GenerateImportTargetErrorKeysFile: start writing the keys of the rows that failed
+        staging to target; True when there are such rows (then poll
+        `get_import_target_error_keys_file_url`).
+
+        :raises ValueError: for an empty id or entity name.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        return self._entity_action(
+            "GenerateImportTargetErrorKeysFile", execution_id, entity_name, parse_boolean
+        )
+
+    def get_import_target_error_keys_file_url(
+        self, execution_id: str, entity_name: str
+    ) -> str | None:
+        """GetImportTargetErrorKeysFileUrl: the SAS URL of the keys file; None while it is
+        still being generated (or when there are no errors).
+
+        :raises ValueError: for an empty id or entity name.
+        :raises D365Error: (a subclass of it) when the call fails.
+        """
+        return self._entity_action(
+            "GetImportTargetErrorKeysFileUrl", execution_id, entity_name, parse_file_url
+        )
+
+    def download_sas_file(self, url: str, destination: BinaryIO) -> int:
+        """Stream a file F&O handed out as a SAS URL (an error file) into `destination`, with
+        no Authorization header; returns the bytes written.
+
+        :raises ValueError: when `url` is not an http(s) URL.
+        :raises D365Error: (a subclass of it) when the download fails.
+        """
+        parts = urlsplit(url if isinstance(url, str) else "")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http(s) URL F&O handed out")
+        return self._stream_to(
+            self._context("download_sas_file", "GET", url), destination, authorize=False
+        )
+
+    def _entity_action(
+        self, action: str, execution_id: str, entity_name: str, convert: Callable[[Any], _T]
+    ) -> _T:
+        execution = _require_text(execution_id, "execution_id")
+        entity = _require_text(entity_name, "entity_name")
+        result: _T = self._action(
+            action,
+            {"executionId": execution, "entityName": entity},
+            convert=convert,
+            execution_id=execution,
+        )
+        return result
+
     def _context(self, operation: str, method: str, url: str, **ids: Any) -> OperationContext:
         return OperationContext(
             operation=operation, method=method, url=url, scope=self._scope, **ids
@@ -419,19 +656,25 @@ class D365Client:
     def _action(
         self,
         action: str,
-        parameters: dict[str, str],
+        parameters: dict[str, Any],
         *,
         convert: Callable[[Any], Any] = lambda value: value,
+        resend_safe: bool = True,
+        retry: RetryPolicy | None = None,
         **ids: str,
     ) -> Any:
-        """POST an OData action with a JSON body; returns `convert` of its answer's `value`."""
+        """POST an OData action with a JSON body; returns `convert` of its answer's `value`.
+
+        :keyword resend_safe: False for an action that must not run twice (ImportFromPackage).
+        """
         url = f"{self._base_url}{_ACTIONS_PATH}{action}"
-        context = self._context(action, "POST", url, **ids)
+        context = self._context(action, "POST", url, resend_safe=resend_safe, **ids)
         value, _ = self._call(
             context,
             _parser(context, lambda text: convert(odata_value(text))),
             headers={"Accept": "application/json", "Content-Type": _JSON},
             data=json.dumps(parameters).encode("utf-8"),
+            retry=retry,
         )
         return value
 
@@ -446,17 +689,19 @@ class D365Client:
         stream: bool = False,
         rewind: Callable[[], bool] | None = None,
         retry: RetryPolicy | None = None,
+        authorize: bool = True,
     ) -> tuple[_T, int]:
         """Send until F&O answers 2xx or the retry policy says stop; returns what `read`
-        made of the answer and the number of attempts. All retries happen here."""
+        made of the answer and the number of attempts. All retries happen here.
+
+        :keyword authorize: False for a SAS URL: no token is asked for or sent.
+        """
         budget = RetryBudget(retry or self._retry, self._sleep)
         while True:
             attempt = budget.begin_attempt()
-            request_headers = {
-                "Authorization": self._authorization(context),
-                "User-Agent": self._user_agent,
-                **(headers or {}),
-            }
+            request_headers = {"User-Agent": self._user_agent, **(headers or {})}
+            if authorize:
+                request_headers["Authorization"] = self._authorization(context)
             with self._payload(upload, data) as payload:
                 try:
                     with telemetry.d365_call(
@@ -629,7 +874,8 @@ def _parser(
 
     def read(response: requests.Response) -> _T:
         text = response.text
-        _LOGGER.debug("%s response body: %s", context.operation, shorten(text, 2000))
+        # Package actions answer SAS URLs: their signatures never reach a log or an error.
+        _LOGGER.debug("%s response body: %s", context.operation, redact_sas(shorten(text, 2000)))
         try:
             return parse(text)
         except ValueError as exc:
@@ -637,7 +883,7 @@ def _parser(
                 f"{context.describe()} returned a response the client cannot read: {exc}",
                 url=url_without_query(context.url),
                 status_code=response.status_code,
-                body=shorten(text),
+                body=redact_sas(shorten(text)),
                 request_id=request_id_of(response),
                 **context.error_ids(),
             ) from None

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Self
 
 __all__ = [
+    "AzureWriteUrl",
     "DequeuedMessage",
     "EnqueueResult",
     "ExecutionError",
@@ -134,6 +135,9 @@ class ExecutionSummaryStatusResult:
 
     status: ExecutionSummaryStatus | None
     raw: str
+    not_found: bool = False
+    """F&O answered that the execution "were not found" (not created yet, soon after
+    ImportFromPackage): no status yet."""
 
     @property
     def is_terminal(self) -> bool:
@@ -171,3 +175,13 @@ class DequeuedMessage:
     file_download_error_message: str | None = None
     last_dequeue_date_time: str | None = None
     raw: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class AzureWriteUrl:
+    """GetAzureWriteUrl answer: where to PUT a package. `url` carries a SAS token (a secret
+    while it lives): it is kept out of `repr` and of every log line and error text."""
+
+    blob_id: str
+    """The blob's id, braces and quotes stripped (lower case when it is a GUID)."""
+    url: str = field(repr=False)

@@ -6,6 +6,7 @@ the client turns that into a `D365ResponseError` with the operation and ids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._models import (
+    AzureWriteUrl,
     DequeuedMessage,
     EnqueueResult,
     ExecutionError,
@@ -33,12 +35,17 @@ __all__ = [
     "normalize_guid",
     "normalize_message_id",
     "odata_value",
+    "parse_azure_write_url",
+    "parse_boolean",
     "parse_dequeue",
     "parse_enqueue_response",
     "parse_execution_errors",
     "parse_execution_id",
     "parse_execution_summary_status",
+    "parse_file_url",
+    "parse_import_execution_id",
     "parse_message_status",
+    "redact_sas",
     "shorten",
     "string_value",
     "url_without_query",
@@ -53,6 +60,8 @@ _WRAPPING = _SPACE + "\"'{}"
 _RECORD_BOUNDARY = re.compile(r"\}\s*,\s*(?=\{\s*\"RecordId\")", re.IGNORECASE)
 _RECORD_KEY = re.compile(r"\"(RecordId|Field|ErrorMessage)\"\s*:\s*", re.IGNORECASE)
 _RECORD_FIELDS = {"recordid": "record_id", "field": "field", "errormessage": "message"}
+# A SAS token's signature, wherever a URL holding one is quoted (JSON-escaped or not).
+_SAS_SIGNATURE = re.compile(r"(sig=)[^&\s\"'\\]+", re.IGNORECASE)
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
 _JSON_SIMPLE_ESCAPES = {
     '"': '"',
@@ -410,3 +419,68 @@ def url_without_query(url: str) -> str:
     """`url` without query string or fragment, for messages and logs."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def parse_azure_write_url(value: Any) -> AzureWriteUrl:
+    """GetAzureWriteUrl's value: a JSON *string* holding ``{"BlobId": "{GUID}", "BlobUrl":
+    ...}``, parsed again (an object sent as JSON itself is read the same way). The BlobId may
+    come braced; a BlobId that is not a GUID is kept as sent, unwrapped.
+
+    :raises ValueError: when no http(s) BlobUrl can be read (the URL is never shown).
+    """
+    document = value
+    if isinstance(value, str):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise ValueError(
+                "expected the write URL as a JSON string of BlobId and BlobUrl, got "
+                f"text of {len(value)} characters that is not JSON"
+            ) from None
+    if not isinstance(document, Mapping):
+        raise ValueError(f"expected BlobId and BlobUrl, got {_json_type(document)}")
+    url = get_ci(document, "BlobUrl")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected BlobUrl to be an http(s) URL")
+    raw_id = get_ci(document, "BlobId")
+    blob_id = str(raw_id).strip(_WRAPPING) if raw_id is not None else ""
+    with contextlib.suppress(ValueError):
+        blob_id = str(uuid.UUID(blob_id))
+    return AzureWriteUrl(blob_id=blob_id, url=url.strip())
+
+
+def parse_import_execution_id(value: Any) -> str | None:
+    """ImportFromPackage's value: the execution id, or None when F&O answered none.
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the execution id")
+    return text.strip() or None if text is not None else None
+
+
+def parse_file_url(value: Any) -> str | None:
+    """An error-file URL action's value: the URL, or None for "" / null (no file, or still
+    generating).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the file URL")
+    return (text or "").strip() or None
+
+
+def parse_boolean(value: Any) -> bool:
+    """An ``Edm.Boolean`` value; ``"true"``/``"false"`` text accepted too (any case).
+
+    :raises ValueError: for anything else.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"expected a boolean, got {_json_type(value)}: {shorten(json_text(value))}")
+
+
+def redact_sas(text: str) -> str:
+    """`text` with every SAS signature (``sig=...``) replaced, for logs and error texts."""
+    return _SAS_SIGNATURE.sub(r"\1REDACTED", text)

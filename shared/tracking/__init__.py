@@ -4,6 +4,7 @@
 - :mod:`._codec`: the row layout, (de)serialisation and continuation tokens;
 - :mod:`._table`: the table client behind one error translator;
 - :mod:`._schedule`: the poll schedule's back-off, entries and lease;
+- :mod:`._import_lease`: the package-import lease (one ImportFromPackage at a time);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob.
 - :mod:`._exports`: :class:`ExportStore`, the export records and export leases, in a
@@ -19,6 +20,7 @@ from ._exports import (
     ExportState,
     ExportStore,
 )
+from ._import_lease import ImportLease, ImportLeaseHeld
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -46,6 +48,8 @@ __all__ = [
     "ExportRecord",
     "ExportState",
     "ExportStore",
+    "ImportLease",
+    "ImportLeaseHeld",
     "Page",
     "PendingEntry",
     "PollLease",

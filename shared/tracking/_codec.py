@@ -12,6 +12,7 @@ row key                            row
 ``~m-<message id>``                message-id index: F&O's message id to the record
 ``~s-<record id>``                 poll-schedule entry, only while the record is not final
 ``~lease-poller``                  the poll lease and the watermark of the last whole tick
+``~lease-package-import``          the package-import lease: one ImportFromPackage in flight
 =================================  ===========================================================
 
 Sizes are measured as the service measures them: a string property holds 64 KiB of UTF-16.
@@ -199,7 +200,11 @@ _TEXT_FIELDS = (
     "archive_error",
     "fingerprint",
     "write_id",
+    "api",
+    "definition_group",
+    "api_note",
 )
+_LIST_FIELDS = ("package_entities", "error_files")
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
 
 
@@ -227,6 +232,8 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         entity[name] = getattr(record, name)
     for name in _TIME_FIELDS:
         entity[name] = _iso(getattr(record, name))
+    for name in _LIST_FIELDS:
+        entity[name] = json.dumps(getattr(record, name)) if getattr(record, name) else None
     return {k: v for k, v in entity.items() if v is not None}
 
 
@@ -244,6 +251,7 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         archive_pending=bool(entity.get("archive_pending", False)),
         errors=decode_errors(entity.get("errors")),
         history=tuple(tuple(item) for item in json.loads(entity.get("history") or "[]")),
+        **{name: tuple(json.loads(entity.get(name) or "[]")) for name in _LIST_FIELDS},
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",
         **texts,
         **times,

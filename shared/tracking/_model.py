@@ -37,6 +37,12 @@ class TrackingState(StrEnum):
     REJECTED = "Rejected"
     ENQUEUE_FAILED = "EnqueueFailed"
     TIMED_OUT = "TimedOut"
+    IMPORTING = "Importing"
+    """Package API: ImportFromPackage was called (or is about to be) with ``execution_id``."""
+    IMPORT_FAILED = "ImportFailed"
+    """Package API: F&O refused the import, or its execution ended Failed."""
+    IMPORT_CANCELED = "ImportCanceled"
+    """Package API: the execution was canceled in F&O."""
 
     @property
     def is_terminal(self) -> bool:
@@ -59,6 +65,7 @@ _NON_TERMINAL = frozenset(
         TrackingState.ENQUEUED,
         TrackingState.PREPROCESSING,
         TrackingState.PROCESSING,
+        TrackingState.IMPORTING,
     }
 )
 
@@ -129,6 +136,16 @@ class TrackedFile:
     write_id: str = field(default="", compare=False, repr=False)
     """Token of the write that produced this row: tells a lost acknowledgement from a race."""
     etag: str = field(default="", compare=False, repr=False)
+    api: str | None = None
+    """``"package"`` when the file goes through the DMF package API; None: enqueue."""
+    definition_group: str | None = None
+    """The data project a package import goes to."""
+    api_note: str | None = None
+    """Why the package API was used for a file of an enqueue route (on_too_large)."""
+    package_entities: tuple[str, ...] = ()
+    """The entity names of the imported package's manifest (for the error files)."""
+    error_files: tuple[str, ...] = ()
+    """``<container>/<blob>`` of the error files F&O produced (in the errors container)."""
 
     def __repr__(self) -> str:
         return (

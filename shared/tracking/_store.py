@@ -50,6 +50,7 @@ from ._codec import (
     utf16_bytes,
     with_history,
 )
+from ._import_lease import ImportLease
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -135,6 +136,7 @@ class TrackingStore:
         self._clock = clock
         self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
+        self.import_lease = ImportLease(self._table, clock=clock)
 
     @property
     def table_name(self) -> str:

@@ -33,7 +33,11 @@ TERMINAL = {
     "Rejected",
     "EnqueueFailed",
     "TimedOut",
+    "ImportFailed",
+    "ImportCanceled",
 }
+TEMPLATES = "d365-templates"
+"""The container of the package routes' template packages (at ``<folder>/customers.zip``)."""
 
 
 def routes_for(folder: str) -> list[dict[str, Any]]:
@@ -65,6 +69,30 @@ def routes_for(folder: str) -> list[dict[str, Any]]:
             "entity": fakes.CUSTOMERS_ENTITY,
             "company": fakes.COMPANY,
             "max_bytes": 64,
+        },
+        {
+            "name": "pkg",
+            "prefix": f"{folder}/pkg/{{company}}/",
+            "api": "package",
+            "definition_group": "CustomersPackage",
+        },
+        {
+            "name": "pkg-plain",
+            "prefix": f"{folder}/pkg-plain/{{company}}/",
+            "api": "package",
+            "definition_group": "CustomersPackage",
+            "template": f"{TEMPLATES}/{folder}/customers.zip",
+        },
+        {
+            "name": "big",
+            "prefix": f"{folder}/big/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "company": fakes.COMPANY,
+            "max_bytes": "1MiB",
+            "on_too_large": "package",
+            "definition_group": "CustomersPackage",
+            "template": f"{TEMPLATES}/{folder}/customers.zip",
         },
     ]
 

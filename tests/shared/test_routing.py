@@ -362,3 +362,57 @@ def test_characters_beyond_the_basic_plane_count_twice() -> None:
 def test_brackets_inside_json_strings_do_not_count_as_nesting() -> None:
     table = _table(_route(entity='[[[[[[[[[[[[ {{{{{{{{{{{{ \\" ]]]'))
     assert table.routes[0].entity == '[[[[[[[[[[[[ {{{{{{{{{{{{ \\" ]]]'
+
+
+def test_a_package_route_needs_no_activity_id_and_takes_plain_files_with_a_template() -> None:
+    table = RouteTable.from_json(
+        json.dumps(
+            [
+                {
+                    "name": "pkg",
+                    "prefix": "pkg/{company}/",
+                    "api": "package",
+                    "definition_group": "CustomersPackage",
+                },
+                {
+                    "name": "wrap",
+                    "prefix": "wrap/",
+                    "api": "package",
+                    "company": "USMF",
+                    "definition_group": "CustomersPackage",
+                    "template": "templates/customers.zip",
+                    "overwrite": False,
+                    "execute": False,
+                },
+            ]
+        )
+    )
+    zipped = table.resolve("pkg/USMF/a.zip")
+    assert zipped.route.uses_package_api and zipped.company == "USMF"
+    assert zipped.route.activity_id is None and zipped.route.extensions == (".zip",)
+    plain = table.resolve("wrap/customers.xml").route
+    assert (plain.extensions, plain.overwrite, plain.execute) == ((), False, False)
+
+
+def test_every_problem_of_a_package_route_is_listed_at_once() -> None:
+    with pytest.raises(RouteConfigError) as caught:
+        RouteTable.from_json(
+            json.dumps(
+                [
+                    {
+                        "name": "pkg",
+                        "prefix": "pkg/",
+                        "api": "package",
+                        "template": "x",
+                        "on_too_large": "package",
+                        "overwrite": "yes",
+                    }
+                ]
+            )
+        )
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "D365_ROUTES[0].template",
+        "D365_ROUTES[0].overwrite",
+        "D365_ROUTES[0].on_too_large",
+        "D365_ROUTES[0].definition_group",
+    ]

@@ -922,7 +922,59 @@ CATALOGUE: list[Setting | Blob] = [
         second(activityId=ACTIVITY),
         (
             "D365_ROUTES[1]: unknown key 'activityId'; expected one of name, prefix, activity_id, "
-            "entity, company, max_bytes, extensions, enabled"
+            "entity, company, max_bytes, extensions, enabled, api, definition_group, overwrite, "
+            "execute, template, on_too_large"
+        ),
+    ),
+    Setting(
+        "package route without data project",
+        second(api="package", activity_id=...),
+        (
+            "D365_ROUTES[1].definition_group: missing; the package API imports into a data "
+            "project: set its name, e.g. CustomersPackage"
+        ),
+    ),
+    Setting(
+        "package route with an activity id",
+        second(api="package", definition_group="CustomersPackage"),
+        (
+            'D365_ROUTES[1].activity_id: is for "api": "enqueue"; a package route imports into '
+            "definition_group (remove activity_id, or the api key)"
+        ),
+    ),
+    Setting(
+        "route api unknown",
+        second(api="odata"),
+        'D365_ROUTES[1].api: \'odata\' is not an API; expected "enqueue" or "package"',
+    ),
+    Setting(
+        "package template not a zip in a container",
+        second(api="package", activity_id=..., definition_group="P", template="Templates/x"),
+        (
+            "D365_ROUTES[1].template: 'Templates/x' is not a template package; expected "
+            "<container>/<path>.zip, e.g. d365-templates/customers.zip"
+        ),
+    ),
+    Setting(
+        "on_too_large on a file route without template",
+        second(on_too_large="package", definition_group="CustomersPackage"),
+        (
+            "D365_ROUTES[1].template: missing; on_too_large on a file route wraps the file into "
+            "a package: set template to <container>/<path>.zip holding Manifest.xml and "
+            "PackageHeader.xml"
+        ),
+    ),
+    Setting(
+        "on_too_large unknown",
+        second(on_too_large="split"),
+        "D365_ROUTES[1].on_too_large: 'split' is not a fallback; expected \"package\" or omit it",
+    ),
+    Setting(
+        "data project on an enqueue route",
+        second(definition_group="CustomersPackage"),
+        (
+            'D365_ROUTES[1].definition_group: is for the package API; set "api": "package" '
+            'or "on_too_large"'
         ),
     ),
     Setting(

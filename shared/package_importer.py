@@ -1,0 +1,630 @@
+"""A file to F&O through the DMF package API: the package, its upload, the one-at-a-time
+ImportFromPackage call, and what the execution left behind (status, row errors, error files).
+
+The enqueuer drives a package route's file (``"api": "package"``, or ``on_too_large``) with
+these steps; the record writes are the enqueuer's and the poller's, and each is named here
+with what happens when it is the last line that runs:
+
+1. Claim (the enqueuer's usual transaction): record ``Received`` + schedule entry due when
+   the claim's lease ends. *Stop here*: the poller resumes the claim, and the steps below run
+   again; nothing reached F&O.
+2. :meth:`PackageImporter.upload`: GetAzureWriteUrl and a streamed PUT of the package (the
+   blob as it is, or a zip built on the fly from the template). *Stop here*: as 1; a PUT is
+   repeated to a new URL, F&O has imported nothing.
+3. :meth:`PackageImporter.acquire_lease`: the package-import lease row. Held elsewhere: the
+   file waits on the schedule (``Received``, retried later), never fails for it. *Stop
+   here*: the lease ends at its ``until``; the file is resumed as in 1.
+4. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
+   for every attempt of this file) *before* the call, with its next poll. *Stop here*: the
+   poller follows that execution id; F&O never heard of it, so it reads ``Unknown`` / "not
+   found" until ``MAX_PENDING_AGE``, and the file ends ``TimedOut`` with a message saying
+   the import may not have started. At most once, always a final state.
+5. :meth:`PackageImporter.import_package`: ImportFromPackage, one attempt.
+   - answered: the lease is released; the poller follows the execution;
+   - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
+     read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
+     without an answer the lease is kept until its ``until`` (F&O may still be in that call);
+   - refused in a way that proves F&O did not take it (429, 503, no connection, the
+     parallel-call refusal): back to ``Received``, retried later. *Stop before that write*:
+     as 4, ``TimedOut`` at the age limit (never imported twice);
+   - "already exists": F&O has that execution id: followed as above;
+   - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
+     F&O's text.
+6. The poller (:meth:`PackageImporter.follow`) reads GetExecutionSummaryStatus until it is
+   final: Succeeded -> ``Processed``, PartiallySucceeded -> ``ProcessedWithErrors``,
+   Failed -> ``ImportFailed``, Canceled -> ``ImportCanceled``; ``Unknown`` and everything else
+   keep polling until ``MAX_PENDING_AGE`` (``TimedOut``). F&O's text is kept in
+   ``d365_status``. On PartiallySucceeded / Failed the row errors (GetExecutionErrors) and,
+   per manifest entity, the staging error file and the target error keys file are copied into
+   the errors container and linked from the record. *Stop before the final write*: the next
+   tick does it all again (the copies are overwritten, nothing is lost).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+
+from shared import telemetry
+from shared.config import D365Settings, Settings
+from shared.d365 import (
+    D365Client,
+    D365ConnectionError,
+    D365CredentialError,
+    D365HttpError,
+    ExecutionSummaryStatus,
+    RetryPolicy,
+)
+from shared.errors import AppError
+from shared.routing import Route
+from shared.storage import STREAM_CHUNK
+from shared.tracking import (
+    ImportLeaseHeld,
+    TrackedFile,
+    TrackingState,
+    TrackingStore,
+    quoted_etag,
+    utcnow,
+)
+
+__all__ = [
+    "ImportVerdict",
+    "LeaseHeldError",
+    "PackageImporter",
+    "PackagePolicy",
+    "PackageUpload",
+    "TemplateError",
+    "classify_import_failure",
+    "execution_id_for",
+]
+
+_LOGGER = logging.getLogger(__name__)
+_ONE_ATTEMPT = RetryPolicy(max_attempts=1)
+_NOT_TAKEN_STATUSES = frozenset({429, 503})
+# F&O's refusal of a second ImportFromPackage while one runs (text UNCONFIRMED: the docs say
+# only that it fails; the emulator's names it "in parallel").
+_PARALLEL_TEXT = "in parallel"
+_EXISTS_TEXT = "already exists"
+_FINAL_STATES = {
+    ExecutionSummaryStatus.SUCCEEDED: TrackingState.PROCESSED,
+    ExecutionSummaryStatus.PARTIALLY_SUCCEEDED: TrackingState.PROCESSED_WITH_ERRORS,
+    ExecutionSummaryStatus.FAILED: TrackingState.IMPORT_FAILED,
+    ExecutionSummaryStatus.CANCELED: TrackingState.IMPORT_CANCELED,
+}
+_WITH_ERROR_FILES = frozenset(
+    {ExecutionSummaryStatus.PARTIALLY_SUCCEEDED, ExecutionSummaryStatus.FAILED}
+)
+_MANIFEST = "manifest.xml"
+_HEADER = "packageheader.xml"
+_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class TemplateError(AppError):
+    """The route's template package cannot be used; the text names it and the fix."""
+
+
+class LeaseHeldError(AppError):
+    """Another ImportFromPackage is in flight in this environment; the file waits its turn."""
+
+
+@dataclass(frozen=True)
+class PackagePolicy:
+    """Timing of the package path.
+
+    :ivar lease_span: how long the import lease is held for one call: the call's read timeout
+        plus a margin (a timed-out call keeps it that long).
+    :ivar lease_wait: how long a file waits for the lease before going back to the schedule.
+    :ivar error_file_tries: reads of GetImportTargetErrorKeysFileUrl while it is "still
+        generating", ``error_file_pause`` apart.
+    """
+
+    lease_span: timedelta = D365Settings.http_timeout + timedelta(seconds=30)
+    lease_wait: timedelta = timedelta(seconds=60)
+    lease_pause: float = 1.0
+    error_file_tries: int = 10
+    error_file_pause: float = 1.0
+    first_poll_delay: timedelta = Settings.poll_interval_min
+
+
+@dataclass(frozen=True)
+class PackageUpload:
+    """An uploaded package: where it is (``url`` holds a SAS, never logged) and its entities."""
+
+    url: str
+    blob_id: str
+    size: int
+    entities: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"PackageUpload(blob_id={self.blob_id!r}, size={self.size})"
+
+
+class ImportVerdict:
+    """What an ImportFromPackage failure means for the file (see the module docstring, 5)."""
+
+    RETRY = "retry"
+    FOLLOW = "follow"
+    FAILED = "failed"
+
+
+def execution_id_for(record: TrackedFile) -> str:
+    """Our execution id for a file: the same for every attempt, so an attempt F&O took
+    answers "already exists" rather than importing twice."""
+    return f"{(record.route or 'package')[:40]}-{record.record_id}"
+
+
+def classify_import_failure(exc: Exception) -> str:
+    """The :class:`ImportVerdict` of an ImportFromPackage failure."""
+    if isinstance(exc, D365CredentialError):
+        return ImportVerdict.RETRY
+    if isinstance(exc, D365ConnectionError):
+        return ImportVerdict.FOLLOW if exc.sent_body else ImportVerdict.RETRY
+    if isinstance(exc, D365HttpError):
+        text = (exc.fno_message or "").lower()
+        if exc.status_code in _NOT_TAKEN_STATUSES or _PARALLEL_TEXT in text:
+            return ImportVerdict.RETRY
+        if _EXISTS_TEXT in text or exc.status_code >= 500:
+            return ImportVerdict.FOLLOW
+        return ImportVerdict.FAILED
+    return ImportVerdict.FOLLOW
+
+
+@dataclass(frozen=True)
+class FollowResult:
+    """One look at an execution: F&O's status text, and the record's final changes when the
+    execution has ended (None: keep polling)."""
+
+    raw: str
+    final: dict[str, Any] | None = None
+
+
+class PackageImporter:
+    """The F&O and storage side of the package path (the writes are the callers').
+
+    :param store: the tracking store (the import lease, the row errors).
+    :param client: the F&O client.
+    :param blob_service: reads templates (``container/path.zip`` of a route).
+    :keyword errors_container: where error files are copied.
+    :keyword policy: lease and error-file timing.
+    :keyword clock: the time source (UTC).
+    :keyword sleep: waits between lease and error-file tries (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        store: TrackingStore,
+        client: D365Client,
+        blob_service: BlobServiceClient,
+        *,
+        errors_container: ContainerClient | None = None,
+        policy: PackagePolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._blobs = blob_service
+        self._errors = errors_container
+        self.policy = policy or PackagePolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._holder = f"{uuid.uuid4().hex[:12]}"
+
+    # -- steps 2, 3 and 5 ---------------------------------------------------------------------
+
+    def upload(self, blob: BlobClient, record: TrackedFile, route: Route) -> PackageUpload:
+        """GetAzureWriteUrl, then PUT the claimed version as a package (built from the
+        route's template when the file is not a ``.zip``), streamed.
+
+        :raises TemplateError: the template is missing or unusable.
+        :raises AzureError: the blob or template could not be read.
+        :raises D365Error: (a subclass of it) F&O or the SAS endpoint failed.
+        """
+        etag = record.blob_etag
+        size = record.size or 0
+        if route.template and not record.blob.lower().endswith(".zip"):
+            header, manifest, input_file = self._template(route.template)
+            entities = _manifest_entities(manifest)
+            builder = _PackageBuilder(header, manifest, input_file, size)
+            length = builder.length()
+
+            def open_package() -> Any:
+                return builder.stream(_download(blob, etag))
+        else:
+            entities = self._zip_entities(blob, etag)
+            length = size
+
+            def open_package() -> Any:
+                return _download(blob, etag)
+
+        write = self._client.get_azure_write_url(f"{record.record_id}-{uuid.uuid4().hex}.zip")
+        self._client.upload_package(write.url, open_package, length=length)
+        _LOGGER.info(
+            "package uploaded blob=%s blob_id=%s bytes=%d entities=%s",
+            record.blob,
+            write.blob_id,
+            length,
+            list(entities),
+            extra=telemetry.record_ids(record),
+        )
+        return PackageUpload(write.url, write.blob_id, length, entities)
+
+    def acquire_lease(self) -> ImportLeaseHeld:
+        """The package-import lease, waiting up to ``lease_wait`` for it.
+
+        :raises LeaseHeldError: it stayed held elsewhere (the file goes back to the schedule).
+        :raises AzureError: the status table failed.
+        """
+        deadline = time.monotonic() + self.policy.lease_wait.total_seconds()
+        while True:
+            lease = self._store.import_lease.acquire(
+                self._holder, until=self._clock() + self.policy.lease_span
+            )
+            if lease is not None:
+                return lease
+            if time.monotonic() >= deadline:
+                raise LeaseHeldError(
+                    "another ImportFromPackage is in flight in this environment (F&O runs one "
+                    "at a time); the file waits its turn"
+                )
+            self._sleep(self.policy.lease_pause)
+
+    def release_lease(self, lease: ImportLeaseHeld) -> None:
+        """Give the lease back (best effort: it ends at its ``until`` anyway)."""
+        try:
+            self._store.import_lease.release(lease)
+        except AzureError as exc:
+            _LOGGER.warning("package-import lease not released (it expires): %s", exc)
+
+    def import_package(self, upload: PackageUpload, record: TrackedFile, route: Route) -> None:
+        """ImportFromPackage for the record's execution id, one attempt (never re-sent here).
+
+        :raises D365Error: (a subclass of it); :func:`classify_import_failure` says what next.
+        """
+        self._client.import_from_package(
+            upload.url,
+            route.definition_group or "",
+            record.execution_id or execution_id_for(record),
+            execute=route.execute,
+            overwrite=route.overwrite,
+            legal_entity_id=record.company,
+            retry=_ONE_ATTEMPT,
+        )
+
+    # -- step 6 -------------------------------------------------------------------------------
+
+    def follow(self, record: TrackedFile) -> FollowResult:
+        """Read the execution's status; at its end, gather row errors and error files.
+
+        :raises D365Error: (a subclass of it) a call failed: poll again later.
+        :raises AzureError: an error file could not be stored: poll again later.
+        """
+        execution_id = record.execution_id or execution_id_for(record)
+        result = self._client.get_execution_summary_status(execution_id)
+        status = result.status
+        if status is None or status not in _FINAL_STATES:
+            return FollowResult(result.raw or ("not found yet" if result.not_found else ""))
+        errors = self._client.get_execution_errors(execution_id)
+        final: dict[str, Any] = {
+            "state": _FINAL_STATES[status],
+            "d365_status": result.raw,
+            **self._store.store_errors(record, errors.errors, errors.raw),
+        }
+        if status in _WITH_ERROR_FILES:
+            files, notes = self._error_files(record, execution_id)
+            final["error_files"] = files
+            if notes:
+                final["last_error"] = "; ".join(notes)
+        return FollowResult(result.raw, final)
+
+    def _error_files(self, record: TrackedFile, execution_id: str) -> tuple[tuple[str, ...], list]:
+        stored: list[str] = []
+        notes: list[str] = []
+        for entity in record.package_entities:
+            staging = self._client.get_import_staging_error_file_url(execution_id, entity)
+            if staging:
+                stored.append(self._copy(record, entity, "staging-errors", staging))
+            if not self._client.generate_import_target_error_keys_file(execution_id, entity):
+                continue
+            keys = self._keys_file_url(execution_id, entity)
+            if keys:
+                stored.append(self._copy(record, entity, "target-error-keys", keys))
+            else:
+                notes.append(
+                    f"the target error keys file of {entity!r} was still being generated after "
+                    f"{self.policy.error_file_tries} tries; get it in F&O (execution "
+                    f"{execution_id})"
+                )
+        return tuple(stored), notes
+
+    def _keys_file_url(self, execution_id: str, entity: str) -> str | None:
+        for attempt in range(self.policy.error_file_tries):
+            url = self._client.get_import_target_error_keys_file_url(execution_id, entity)
+            if url:
+                return url
+            if attempt + 1 < self.policy.error_file_tries:
+                self._sleep(self.policy.error_file_pause)
+        return None
+
+    def _copy(self, record: TrackedFile, entity: str, kind: str, url: str) -> str:
+        """Download a SAS file (no Authorization header) into the errors container."""
+        if self._errors is None:
+            raise AppError("error files need an errors container")
+        safe = "".join(ch if ch.isalnum() else "-" for ch in entity).strip("-") or "entity"
+        name = f"{record.record_id}/{safe}-{kind}.txt"
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+            size = self._client.download_sas_file(url, spool)
+            spool.seek(0)
+            self._errors.upload_blob(name, spool, length=size, overwrite=True)
+        _LOGGER.info(
+            "error file stored blob=%s entity=%s kind=%s bytes=%d",
+            record.blob,
+            entity,
+            kind,
+            size,
+            extra=telemetry.record_ids(record),
+        )
+        return f"{self._errors.container_name}/{name}"
+
+    # -- packages -----------------------------------------------------------------------------
+
+    def _template(self, location: str) -> tuple[bytes, bytes, str]:
+        """(PackageHeader.xml, Manifest.xml, the manifest's one InputFilePath) of a template."""
+        container, _, path = location.partition("/")
+        try:
+            data = self._blobs.get_blob_client(container, path).download_blob().readall()
+        except ResourceNotFoundError:
+            raise TemplateError(
+                f"template package {location!r} was not found; upload the data project's "
+                "exported package (Manifest.xml and PackageHeader.xml) there"
+            ) from None
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = {info.filename.lower(): info.filename for info in archive.infolist()}
+                header = archive.read(names[_HEADER])
+                manifest = archive.read(names[_MANIFEST])
+        except (zipfile.BadZipFile, KeyError):
+            raise TemplateError(
+                f"template package {location!r} is not a zip holding Manifest.xml and "
+                "PackageHeader.xml; export the data project's package from F&O and upload it"
+            ) from None
+        inputs = _manifest_inputs(manifest)
+        if len(inputs) != 1:
+            raise TemplateError(
+                f"template package {location!r} names {len(inputs)} entities; a template "
+                "for plain files needs exactly one (the file takes its InputFilePath)"
+            )
+        return header, manifest, inputs[0]
+
+    def _zip_entities(self, blob: BlobClient, etag: str) -> tuple[str, ...]:
+        """The entity names of a package blob's manifest (a few range reads); () when it
+        cannot be read (F&O judges the package, and answers why)."""
+        try:
+            reader = io.BufferedReader(_BlobRangeReader(blob, etag), 256 * 1024)
+            with zipfile.ZipFile(reader) as archive:
+                names = {info.filename.lower(): info.filename for info in archive.infolist()}
+                return _manifest_entities(archive.read(names[_MANIFEST]))
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+            return ()
+
+
+def _download(blob: BlobClient, etag: str) -> _ChunkStream:
+    # The claimed version only: an overwrite meanwhile is its own delivery.
+    downloader = blob.download_blob(
+        etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
+    )
+    return _ChunkStream(downloader.chunks())
+
+
+class _ChunkStream:
+    """`read(n)` over a blob download's chunks, handing out views of them: no copy of the
+    file's bytes on the way to the socket (the downloader's own `read` copies each twice)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def read(self, size: int = -1, /) -> memoryview:
+        if not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return memoryview(b"")
+            self._current = memoryview(chunk)
+        count = len(self._current) if size < 0 else min(size, len(self._current))
+        data, self._current = self._current[:count], self._current[count:]
+        return data
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _manifest_pairs(manifest: bytes) -> list[tuple[str, str]]:
+    try:
+        root = ET.fromstring(manifest)  # noqa: S314 - the operator's own template/package
+    except ET.ParseError:
+        return []
+    pairs = []
+    for element in root.iter():
+        if _local(element.tag) == "DataManagementPackageEntityData":
+            fields = {_local(child.tag): (child.text or "").strip() for child in element}
+            if fields.get("EntityName"):
+                pairs.append((fields["EntityName"], fields.get("InputFilePath", "")))
+    return pairs
+
+
+def _manifest_entities(manifest: bytes) -> tuple[str, ...]:
+    return tuple(entity for entity, _ in _manifest_pairs(manifest))
+
+
+def _manifest_inputs(manifest: bytes) -> list[str]:
+    return [input_file for _, input_file in _manifest_pairs(manifest) if input_file]
+
+
+class _BlobRangeReader(io.RawIOBase):
+    """A seekable reader of one blob version by range reads (zipfile reads the end first)."""
+
+    def __init__(self, blob: BlobClient, etag: str) -> None:
+        self._blob = blob
+        self._etag = etag
+        self._size = blob.get_blob_properties(
+            etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
+        ).size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._size - self._position)
+        if want <= 0:
+            return 0
+        data = _download_range(self._blob, self._etag, self._position, want)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def _download_range(blob: BlobClient, etag: str, offset: int, length: int) -> bytes:
+    downloader = blob.download_blob(
+        offset=offset,
+        length=length,
+        etag=quoted_etag(etag),
+        match_condition=MatchConditions.IfNotModified,
+    )
+    data: bytes = downloader.readall()
+    return data
+
+
+class _Sink:
+    """A write-only, non-seekable target for zipfile (it then writes data descriptors)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: the reader drains the buffer."""
+
+
+class _PackageBuilder:
+    """A package zip of the template's two files plus the plain file (stored, not deflated,
+    so its length is known before a byte is read: the PUT needs a Content-Length)."""
+
+    def __init__(self, header: bytes, manifest: bytes, input_file: str, size: int) -> None:
+        self._header = header
+        self._manifest = manifest
+        self._input_file = input_file
+        self._size = size
+        self._when = time.localtime()[:6]
+
+    def length(self) -> int:
+        """The zip's exact size: the same writer run over zeros (CRCs differ, sizes not)."""
+        stream = self.stream(_Zeros(self._size))
+        total = 0
+        while chunk := stream.read(STREAM_CHUNK):
+            total += len(chunk)
+        return total
+
+    def stream(self, source: Any) -> _ZipStream:
+        """A readable stream of the zip, built as it is read."""
+        return _ZipStream(self._parts(source))
+
+    def _parts(self, source: Any) -> Iterator[bytes]:
+        sink = _Sink()
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in (
+                ("Manifest.xml", self._manifest),
+                ("PackageHeader.xml", self._header),
+            ):
+                archive.writestr(zipfile.ZipInfo(name, self._when), data)
+            yield _drain(sink)
+            info = zipfile.ZipInfo(self._input_file, self._when)
+            info.file_size = self._size
+            with archive.open(info, "w", force_zip64=self._size >= zipfile.ZIP64_LIMIT) as entry:
+                remaining = self._size
+                while remaining > 0:
+                    chunk = source.read(min(STREAM_CHUNK, remaining))
+                    if not chunk:
+                        raise ValueError(
+                            f"the file ended after {self._size - remaining} of {self._size} bytes"
+                        )
+                    remaining -= len(chunk)
+                    entry.write(chunk)
+                    yield _drain(sink)
+        yield _drain(sink)
+
+
+def _drain(sink: _Sink) -> bytes:
+    data = bytes(sink.buffer)
+    sink.buffer.clear()
+    return data
+
+
+class _Zeros:
+    """A stream of `size` zero bytes (for measuring the zip)."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+        self._block = bytes(STREAM_CHUNK)
+
+    def read(self, size: int = -1, /) -> bytes:
+        count = self._left if size < 0 else min(size, self._left)
+        self._left -= count
+        return self._block[:count] if count <= len(self._block) else bytes(count)
+
+
+class _ZipStream:
+    """`read(n)` over the zip's parts, holding at most one part beyond what was asked."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self._parts = parts
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            part = next(self._parts, None)
+            if part is None:
+                self._done = True
+            else:
+                self._buffer += part
+        count = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+    def close(self) -> None:
+        """Stop building (an attempt that ended early)."""
+        close = getattr(self._parts, "close", None)
+        if close is not None:
+            close()
