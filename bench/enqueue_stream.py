@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -60,6 +60,7 @@ BLOB_NAME = "bench/payload.zip"
 MODES = ("baseline", "client", "pipe", "app")
 PAIRS = (("client", "baseline"), ("app", "pipe"))
 """(measured, its baseline): each pair has both targets."""
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -218,23 +219,24 @@ def child_main() -> None:
     measure_upload(prepare(job))
 
 
-def measure_upload(upload: Callable[[], str]) -> None:
-    """Run the upload; print its seconds, CPU and peak RSS growth as JSON (for run_child)."""
+def measure_upload(upload: Callable[[], Any]) -> None:
+    """Run the upload; print its seconds, CPU, peak RSS growth and what it returned (its
+    ``result``: a status, or the bytes an export moved) as JSON (for child_answer)."""
     before = _proc_status_kib("self", "VmRSS")
     _reset_peak("self")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    status = upload()
+    answer = upload()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     peak = _proc_status_kib("self", "VmHWM")
-    result = {
+    figures = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "rss_growth_kib": peak - before,
-        "status": status,
+        "result": answer,
     }
-    json.dump(result, sys.stdout)
+    json.dump(figures, sys.stdout)
 
 
 # -- the parent: emulator, Azurite, file, runs, report -----------------------------------------
@@ -252,7 +254,11 @@ def _write_file(path: Path, size_mib: int) -> None:
             remaining -= count
 
 
-def _jobs_file(work: Path) -> Path:
+def jobs_file(
+    work: Path, *, activity_id: str = ACTIVITY_ID, name: str = "Bench package import"
+) -> Path:
+    """A jobs file of the bench's tenant and app with one job the app may use (by default
+    this bench's enqueue job; bench/export_stream.py names its export job)."""
     jobs = work / "jobs.json"
     jobs.write_text(
         json.dumps(
@@ -261,8 +267,8 @@ def _jobs_file(work: Path) -> Path:
                 "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
                 "jobs": [
                     {
-                        "activity_id": ACTIVITY_ID,
-                        "name": "Bench package import",
+                        "activity_id": activity_id,
+                        "name": name,
                         "allowed_client_ids": [CLIENT_ID],
                     }
                 ],
@@ -325,18 +331,13 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
-    """Run `script --child` for one measured upload and read its figures (shared with
-    bench/package_import.py)."""
+def child_answer(script: str, job: dict[str, Any], ca_file: str) -> dict[str, Any]:
+    """Run `script --child` in a fresh process with `job` (its ``mode`` included) on stdin;
+    the figures its measure_upload printed (shared with bench/export_stream.py)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REQUESTS_CA_BUNDLE": ca_file}
-    # The emulator spools every upload to disk: start each run with no dirty pages pending,
-    # so one run's write-back does not slow the next.
-    os.sync()
-    _reset_peak(emulator_pid)
-    emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
     done = subprocess.run(
         [sys.executable, script, "--child"],
-        input=json.dumps({**job, "mode": mode}),
+        input=json.dumps(job),
         capture_output=True,
         text=True,
         env=env,
@@ -344,8 +345,19 @@ def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"{mode} upload failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
+        raise RuntimeError(f"{job['mode']} run failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout))
+
+
+def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    """Run `script --child` for one measured upload and read its figures and the emulator's
+    (shared with bench/package_import.py)."""
+    # The emulator spools every upload to disk: start each run with no dirty pages pending,
+    # so one run's write-back does not slow the next.
+    os.sync()
+    _reset_peak(emulator_pid)
+    emulator_before = _proc_status_kib(emulator_pid, "VmRSS")
+    result = child_answer(script, {**job, "mode": mode}, ca_file)
     emulator_growth = _proc_status_kib(emulator_pid, "VmHWM") - emulator_before
     return Run(
         mode=mode,
@@ -353,7 +365,7 @@ def run_child(script: str, mode: str, job: dict[str, Any], emulator_pid: str, ca
         cpu_seconds=result["cpu_seconds"],
         rss_growth_mib=result["rss_growth_kib"] / 1024,
         emulator_rss_growth_mib=emulator_growth / 1024,
-        status=result["status"],
+        status=result["result"],
     )
 
 
@@ -364,14 +376,14 @@ def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) ->
 
 
 def measure_rounds(
-    measure: Callable[[str, dict[str, Any], str, str], Run],
+    measure: Callable[[str, dict[str, Any], str, str], R],
     modes: tuple[str, ...],
     job: dict[str, Any],
     emulator_pid: str,
     ca_file: str,
     *,
     repeat: int,
-) -> list[dict[str, Run]]:
+) -> list[dict[str, R]]:
     """One unmeasured warm-up per mode, then `repeat` rounds of every mode, alternating the
     order, so drift over the run favours none."""
     for mode in modes:
@@ -384,16 +396,20 @@ def measure_rounds(
 
 
 @contextmanager
-def loopback(work: Path, path: Path, jobs: Path) -> Iterator[tuple[dict[str, Any], str, str]]:
-    """Azurite holding `path` as the inbound blob and the emulator of `jobs`, each in its own
-    process; yields the job's base (URL, token, connection string), the emulator's pid and CA."""
+def loopback(
+    work: Path, path: Path | None, jobs: Path, *, emulator_args: tuple[str, ...] = ()
+) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Azurite holding `path` as the inbound blob (none when `path` is None) and the emulator
+    of `jobs` (with `emulator_args`, e.g. ``--export``), each in its own process; yields the
+    job's base (URL, token, connection string), the emulator's pid and CA."""
     from devtools.azurite import Azurite
 
     (work / "azurite").mkdir()
     with Azurite(location=work / "azurite") as azurite:
-        seconds = _upload_blob(azurite.connection_string, path)
-        print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
-        emulator = start_emulator(work, jobs=jobs)
+        if path is not None:
+            seconds = _upload_blob(azurite.connection_string, path)
+            print(f"uploaded it to Azurite as {INBOUND}/{BLOB_NAME} in {seconds:.1f} s")
+        emulator = start_emulator(work, jobs=jobs, extra_args=emulator_args)
         try:
             print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
             ca_file = str(emulator.ca_file)
@@ -465,7 +481,7 @@ def main() -> int:
         path = work / "payload.bin"
         print(f"writing {args.size_mib} MiB to {path}")
         _write_file(path, args.size_mib)
-        with loopback(work, path, _jobs_file(work)) as (base, emulator_pid, ca_file):
+        with loopback(work, path, jobs_file(work)) as (base, emulator_pid, ca_file):
             job = {**base, "activity_id": ACTIVITY_ID, "path": str(path)}
             rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")

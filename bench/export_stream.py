@@ -20,7 +20,7 @@ environment is reached), for both modes alike.
 
 Targets: app peak RSS growth <= 64 MiB and throughput >= 0.8x the baseline. On loopback the
 raw download runs at TLS speed (over 1 GiB/s here) while Azurite, a Node process writing to
-disk, takes blocks at about 200 MiB/s whatever the client: the app/pipe ratio shows how close
+disk, takes blocks at about 200 MiB/s whatever the client: the app/ingest ratio shows how close
 the exporter comes to that ceiling (``ingest``), and is printed too.
 """
 
@@ -43,7 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench._loopback import start_emulator  # noqa: E402
 from bench.enqueue_stream import (  # noqa: E402
     CLIENT_ID,
     CLIENT_SECRET,
@@ -51,14 +50,18 @@ from bench.enqueue_stream import (  # noqa: E402
     RSS_TARGET_MIB,
     TENANT_ID,
     THROUGHPUT_TARGET,
-    _token,
     _write_file,
+    child_answer,
     jobs_file,
-    measured,
-    run_child,
+    loopback,
+    measure_rounds,
+    measure_upload,
 )
 
 ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b4"
+IMPORT_ID = "00000000-0000-0000-0000-0000000000b5"
+"""The job of the import route the settings need (unused; an export route may not take an
+import route's job)."""
 MODES = ("baseline", "ingest", "app")
 INGEST_BLOCK = 4 * MIB
 INGEST_BLOCKS = 4
@@ -165,7 +168,7 @@ def child_main() -> None:
         job["mode"]
     ]
     # Import and build what the run uses before measuring, so the growth is the run's.
-    json.dump(measured(prepare(job)), sys.stdout)
+    measure_upload(prepare(job))
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "D365_CLIENT_ID": CLIENT_ID,
         "D365_CLIENT_SECRET": CLIENT_SECRET,
         "D365_ROUTES": json.dumps(
-            [{"name": "unused", "prefix": "unused/", "activity_id": ACTIVITY_ID, "company": "X"}]
+            [{"name": "unused", "prefix": "unused/", "activity_id": IMPORT_ID, "company": "X"}]
         ),
         "EXPORT_ROUTES": json.dumps([route]),
         "IntegrationStorage": job["connection_string"],
@@ -195,12 +198,14 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _measure(mode: str, job: dict[str, Any], ca_file: str) -> Run:
+def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
+    """One run in a child process (for measure_rounds; the emulator's RSS is not measured:
+    it only reads the file it sends)."""
     if mode == "app":
         job = {**job, "settings": _app_settings(job)}
     # Azurite writes every block to disk: no run starts with another's write-back pending.
     os.sync()
-    result = run_child(__file__, {**job, "mode": mode}, ca_file)
+    result = child_answer(__file__, {**job, "mode": mode}, ca_file)
     return Run(
         mode=mode,
         seconds=result["seconds"],
@@ -256,8 +261,6 @@ def main() -> int:
     if args.child:
         child_main()
         return 0
-    from devtools.azurite import Azurite
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
         work = Path(folder)
@@ -268,30 +271,10 @@ def main() -> int:
         runs = (args.repeat + 1) * len(MODES)
         exports = tuple(arg for _ in range(runs) for arg in ("--export", f"{ACTIVITY_ID}={path}"))
         exports += ("--download-mib-s", str(args.link_mib_s))
-        (work / "azurite").mkdir()
-        with Azurite(location=work / "azurite") as azurite:
-            emulator = start_emulator(
-                work,
-                jobs=jobs_file(work, activity_id=ACTIVITY_ID, name="Bench export"),
-                extra_args=exports,
-            )
-            try:
-                print(f"emulator pid {emulator.pid} at {emulator.base_url} (HTTPS, own process)")
-                ca_file = str(emulator.ca_file)
-                job = {
-                    "path": str(path),
-                    "base_url": emulator.base_url,
-                    "token": _token(emulator.base_url, ca_file),
-                    "connection_string": azurite.connection_string,
-                }
-                for mode in MODES:
-                    _measure(mode, job, ca_file)  # warm-up
-                rounds = []
-                for index in range(args.repeat):
-                    order = MODES if index % 2 == 0 else MODES[::-1]
-                    rounds.append({mode: _measure(mode, job, ca_file) for mode in order})
-            finally:
-                emulator.stop()
+        jobs = jobs_file(work, activity_id=ACTIVITY_ID, name="Bench export")
+        with loopback(work, None, jobs, emulator_args=exports) as (base, emulator_pid, ca_file):
+            job = {**base, "path": str(path)}
+            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     link = f"a {args.link_mib_s:g} MiB/s link" if args.link_mib_s else "no link limit"
     print(f"export of {args.size_mib} MiB ({link}), {args.repeat} round(s) after a warm-up:")
     ok = _report(rounds, args.size_mib)
