@@ -592,7 +592,7 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     out = result.stdout
     (log_file,) = (tmp_path / "logs").glob("run-*.log")
     assert out.startswith(f"full log: {log_file}\n")
-    assert f"D365 emulator: {d365} (jobs: 3)" in out
+    assert f"D365 emulator: {d365} (jobs: 4)" in out
     assert re.search(r"uploaded d365-inbound/customers/USMF/c-\d{14}\.xml \(11 bytes\)", out)
     assert re.search(r"unrouted/readme-\d{14}\.txt: Rejected reject_reason=", out)
     assert "timed out after 4 s" in out
