@@ -56,6 +56,7 @@ from shared.source_blob import (
     Archiver,
     fingerprint,
     is_own_stamp,
+    resubmit_fields,
     stamp,
     stamped_record_key,
 )
@@ -218,6 +219,7 @@ class Enqueuer:
             size=props.size,
             fingerprint=fingerprint(props),
             lease_until=lease_end,
+            **resubmit_fields(props),
         )
         record = claim.record
         telemetry.annotate(blob=record.blob, record_id=record.record_id, route=record.route)
@@ -275,6 +277,7 @@ class Enqueuer:
             last_error=str(exc),
             completed_at=now,
             fingerprint=fingerprint(props),
+            **resubmit_fields(props),
         )
         record = claim.record
         if claim.created:
