@@ -55,7 +55,7 @@ from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
 RATIO_TARGET = 1.5
 SPREAD = timedelta(days=30)
 ROUTES = (("customers", "USMF"), ("journal", "DEMF"), ("vendors", "GBSI"))
-_SEED_THREADS = 4
+_SEED_THREADS = 8
 _ACTIVITY_ID = "00000000-0000-0000-0000-00000000a001"
 
 

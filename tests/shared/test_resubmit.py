@@ -116,6 +116,25 @@ def test_a_crash_before_the_link_is_finished_by_the_retry(domain: Domain) -> Non
     assert domain.enqueues() == 1
 
 
+def test_a_retry_after_the_new_version_was_archived_finds_it_in_the_index(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+    domain.faults.fail("reset", "PUT", old.row_key, times=50)
+    with pytest.raises(AzureError):
+        resubmitter.resubmit(old.row_key, request_id="r")
+    domain.faults.clear()
+    new = domain.tick_until_final(old.blob)
+    assert new.archived_to is not None
+    assert not domain.inbound.get_blob_client(old.blob).exists()
+
+    result = resubmitter.resubmit(old.row_key, request_id="r")
+
+    assert result.original.resubmitted_as == new.row_key
+    assert domain.enqueues() == 1
+
+
 def test_an_archived_file_is_copied_back_from_the_archive(domain: Domain) -> None:
     blob = domain.upload(PATH, (SAMPLES / "customers/USMF/customers-with-errors.xml").read_bytes())
     domain.deliver(blob)
