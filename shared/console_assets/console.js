@@ -195,7 +195,7 @@
 
   function row(record) {
     const tr = el("tr", { tabIndex: 0 },
-      el("td", {}, time(record.received_at)),
+      el("td", { className: "time" }, time(record.received_at)),
       el("td", { className: "blob" }, record.blob),
       el("td", {}, record.route || ""),
       el("td", {}, record.company || ""),
