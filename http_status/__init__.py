@@ -1,4 +1,5 @@
-"""HTTP API: status of tracked files, and the health check."""
+"""HTTP API: status of tracked files, counts, resubmit, the health check, the operator console
+and the OpenAPI document."""
 
 import json
 
