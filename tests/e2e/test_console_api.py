@@ -14,6 +14,7 @@ from function_app import app as function_app
 from shared.openapi import document
 from tests.e2e.conftest import App, enqueue_requests
 from tests.e2e.test_enqueue import VALID
+from tests.test_function_app import FUNCTIONS
 
 
 def _post(app: App, path: str, *, key: str | None = None, body: dict | None = None):
@@ -121,7 +122,8 @@ def test_the_openapi_document_is_valid_and_names_every_route(app: App) -> None:
     validate(spec)
     assert spec == json.loads(json.dumps(document()))
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
-    for function in function_app.get_functions():
+    # get_functions() indexes once per app: the functions as tests/test_function_app.py has them.
+    for function in FUNCTIONS.values():
         trigger = json.loads(function.get_function_json())["bindings"][0]
         if trigger["type"] != "httpTrigger":
             continue
