@@ -318,17 +318,20 @@ class TrackingStore:
             yield {name: row.get(name) for name in fields}
 
     def newer_versions(self, record: TrackedFile) -> list[TrackedFile]:
-        """The records of later versions of ``record``'s blob path, newest first.
+        """The records of later versions of ``record``'s blob path (and of versions modified
+        in the same second, which Last-Modified cannot order), newest first.
 
-        Reads the path's index rows that sort before ``record``'s own (newer), not the table.
+        Reads the path's index rows up to ``record``'s own second, not the table.
         """
         prefix = blob_index_prefix(record.blob)
+        same_second = record.row_key.split("-", 1)[0]
         rows = self._table.query(
-            ["RowKey gt @first", "RowKey lt @mine"],
-            {"first": prefix, "mine": prefix + record.row_key},
+            ["RowKey gt @first", "RowKey lt @last"],
+            {"first": prefix, "last": f"{prefix}{same_second}-~"},
             select=["record_row_key"],
         )
-        found = (self.get(row["record_row_key"]) for row in rows)
+        keys = [row["record_row_key"] for row in rows if row["record_row_key"] != record.row_key]
+        found = (self.get(key) for key in keys)
         return [version for version in found if version is not None]
 
     # -- writes -------------------------------------------------------------------------------
