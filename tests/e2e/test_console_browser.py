@@ -35,19 +35,34 @@ KEY = "console-browser-test-key"
 HTML_NAME = "<img src=x onerror=alert(1)>.xml"
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium; a failure (never a skip) that says how to install it."""
-    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
+def chromium_path(default: str = CHROMIUM) -> str:
+    """Debian's Chromium; a test failure (never a skip) that says how to install it."""
+    found = default if Path(default).is_file() else shutil.which("chromium")
+    if not found:
         pytest.fail(
-            f"the browser tests need Chromium at {CHROMIUM}: install it with "
+            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
             "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
             pytrace=False,
         )
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium through Playwright (its own browser download is not used)."""
+    executable = chromium_path()
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def test_a_missing_browser_fails_saying_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"):
+        chromium_path(str(tmp_path / "no-chromium"))
 
 
 @pytest.fixture
