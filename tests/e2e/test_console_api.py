@@ -7,12 +7,13 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from openapi_spec_validator import validate
 
 from function_app import app as function_app
 from shared.openapi import document
-from tests.e2e.conftest import App, enqueue_requests
+from tests.e2e.conftest import App, enqueue_requests, routes_for
 from tests.e2e.test_enqueue import VALID
 from tests.test_function_app import FUNCTIONS
 
@@ -53,6 +54,31 @@ def test_a_double_resubmit_sends_once_and_both_records_link(app: App) -> None:
     again = _post(app, path, key="click-2")
     assert again.status_code == 409
     assert f"already resubmitted as record {new_key}" in again.json()["error"]
+
+
+def test_a_rejected_file_resubmitted_after_its_route_was_added_is_processed(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob = app.upload("vendors/USMF/late-route.xml", VALID)
+    old = app.run_until_terminal([blob])[blob]
+    assert (old["state"], old["reject_reason"]) == ("Rejected", "NoRoute")
+    route = {
+        **routes_for(app.folder)[0],
+        "name": "vendors",
+        "prefix": f"{app.folder}/vendors/{{company}}/",
+    }
+    monkeypatch.setenv("D365_ROUTES", json.dumps([*routes_for(app.folder), route]))
+
+    answer = _post(app, f"messages/{old['record_key']}/resubmit", key="route-fixed")
+
+    assert answer.status_code == 200, answer.text
+    new = app.run_until_terminal([blob])[blob]
+    assert (new["state"], new["route"], new["resubmit_of"]) == (
+        "Processed",
+        "vendors",
+        old["record_key"],
+    )
+    assert len(enqueue_requests(app.d365)) == 1
 
 
 def test_resubmit_refusals_say_why(app: App) -> None:
