@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import AzureError
+
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
@@ -381,6 +383,13 @@ def resubmit(
             )
         except ResubmitError as exc:
             return _problem(exc.status, str(exc))
+        except AzureError as exc:
+            _LOGGER.exception("resubmit failed record=%s request=%s", found.record_id, request_id)
+            return _problem(
+                503,
+                f"storage failed during the resubmit ({safe_text(exc)}); send it again with the "
+                "same request id: it finishes what was started and sends the file at most once",
+            )
         view = _View.of(context, full_errors=False)
         new = result.resubmitted
         return ApiResponse(

@@ -90,6 +90,30 @@ def test_a_bad_resubmit_request_gets_a_400_that_says_why(
     assert text in response.body["error"]
 
 
+def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
+    domain: Domain,
+) -> None:
+    domain.d365.knobs.max_enqueue_bytes = 16
+    refused = domain.deliver(domain.upload("customers/USMF/retry.xml", VALID))
+    assert refused is not None and refused.state is TrackingState.ENQUEUE_FAILED
+    domain.d365.knobs.max_enqueue_bytes = None
+    domain.faults.fail("reset", "POST", "$batch", times=50)  # the new version's claim
+
+    def resubmit() -> status_api.ApiResponse:
+        headers = {"Idempotency-Key": "k"}
+        return status_api.resubmit(lambda: domain.context, refused.row_key, headers, b"{}")
+
+    failed = resubmit()
+    domain.faults.clear()
+    done = resubmit()
+
+    assert failed.status == 503
+    assert "send it again with the same request id" in failed.body["error"]
+    assert done.status == 200, done.body
+    assert done.body["resubmitted"]["resubmit_of"] == refused.row_key
+    assert domain.enqueues() == 1
+
+
 def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
     unknown = status_api.counts(lambda: domain.context, {"state": "Processed"})
     bad = status_api.counts(lambda: domain.context, {"since": "soon"})
