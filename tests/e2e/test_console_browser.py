@@ -240,3 +240,18 @@ def test_a_blob_named_with_html_renders_as_text(
     _row(page, HTML_NAME).click()
     expect(page.locator("#detail-blob")).to_have_text(blob)
     assert page.locator("img").count() == 0  # the alert is checked by the fixture
+
+
+def test_the_list_pages_by_continuation(keyed_app: App, console: Callable[[], Page]) -> None:
+    blobs = [keyed_app.upload(f"unrouted/page-{i:02d}.txt", b"x") for i in range(55)]
+    keyed_app.host.scan_blobs_once()
+    assert len(keyed_app.records()) == len(blobs)
+
+    page = console()
+    expect(page.locator("#list tbody tr")).to_have_count(50)
+    page.click("#more")
+
+    expect(page.locator("#list tbody tr")).to_have_count(55)
+    expect(page.locator("#more")).to_be_hidden()
+    shown = page.locator("#list td.blob").all_text_contents()
+    assert sorted(shown) == sorted(blobs)
