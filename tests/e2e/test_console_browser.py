@@ -255,3 +255,25 @@ def test_the_list_pages_by_continuation(keyed_app: App, console: Callable[[], Pa
     expect(page.locator("#more")).to_be_hidden()
     shown = page.locator("#list td.blob").all_text_contents()
     assert sorted(shown) == sorted(blobs)
+
+
+def test_errors_that_did_not_fit_point_to_their_blob(
+    keyed_app: App, console: Callable[[], Page]
+) -> None:
+    blob = keyed_app.upload("customers/USMF/many-errors.xml", VALID)
+    keyed_app.host.scan_blobs_once()
+    errors = [
+        {"RecordId": str(i), "Field": "CUSTOMERGROUPID", "ErrorMessage": f"Group {i} " + "x" * 80}
+        for i in range(1500)
+    ]
+    keyed_app.d365.set_outcome(keyed_app.record(blob)["message_id"], errors=errors)
+    record = keyed_app.run_until_terminal([blob])[blob]
+    assert record["errors_blob"]
+
+    page = console()
+    _row(page, blob).click()
+
+    expect(page.locator("#errors h3")).to_have_text("Row errors (1500)")
+    expect(page.locator("#errors-blob code")).to_have_text(record["errors_blob"])
+    expect(page.locator("#errors-table tbody tr")).to_have_count(1000)
+    expect(page.locator("#errors")).to_contain_text("showing 1000 of 1500")
