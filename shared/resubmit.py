@@ -207,6 +207,8 @@ class Resubmitter:
         source, props = self._source(record)
         target = self._archiver.source(record.blob)
         if source.url == target.url:
+            # Copy Blob onto the same name replaces the blob and its metadata: a new version
+            # (new ETag) of the same content, which is what the enqueuer must see.
             condition = {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
         else:
             condition = {"if_none_match": "*"}
