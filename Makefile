@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench package clean
+.PHONY: install browser run test lint format bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,17 @@ $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 
 install: $(STAMP)
 
+# The browser tests drive Debian's chromium: installed from the OS packages when missing and
+# this runs as root (apt-get update first if the package lists do not know it yet).
+browser:
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && \
+		{ apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }; } || \
+		echo "chromium is missing: install it with 'sudo apt-get install -y chromium' (the browser tests fail until then)"
+
 run: install
 	$(PY) -m devtools.run_local
 
-test: install lint
+test: install lint browser
 	$(PY) -m pytest
 
 lint: install
@@ -35,6 +42,7 @@ bench: install
 	$(PY) bench/enqueue_burst.py
 	$(PY) bench/poll_tick.py
 	$(PY) bench/export_stream.py
+	$(PY) bench/console_list.py
 
 package: install
 	$(PY) scripts/build_package.py

@@ -289,7 +289,9 @@ def follow(
         time.sleep(interval)
 
 
-def print_summary(statuses: Mapping[str, FileStatus], base_url: str) -> None:
+def print_summary(
+    statuses: Mapping[str, FileStatus], base_url: str, *, keyed: bool = False
+) -> None:
     """The errors of files F&O processed with errors, and where to look next."""
     for status in statuses.values():
         errors = status.record.get("errors") or []
@@ -307,6 +309,8 @@ def print_summary(statuses: Mapping[str, FileStatus], base_url: str) -> None:
             _say(f"  {base_url}/api/messages/{status.record['message_id']}")
         _say(f"  {base_url}/api/messages?blob={quote(status.blob_path)}")
     _say(f"  {base_url}/api/health")
+    # The console takes the key as ?code= (as Azure does); the key itself is not printed.
+    _say(f"  {base_url}/api/console{'?code=<function key>' if keyed else ''}  (operator console)")
 
 
 def _start_azurite(stack: ExitStack, connection_string: str, location: Path) -> None:
@@ -565,7 +569,7 @@ def _demo(args: argparse.Namespace, connection_string: str, container: str, url:
         statuses = follow(status_client, [u.blob_path for u in uploads], timeout=args.timeout)
     finally:
         status_client.close()
-    print_summary(statuses, url)
+    print_summary(statuses, url, keyed=bool(args.function_key))
     done = all(s.is_terminal for s in statuses.values())
     if not done:
         _say(f"\ntimed out after {args.timeout:.0f} s")

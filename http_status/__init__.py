@@ -1,10 +1,11 @@
-"""HTTP API: status of tracked files, and the health check."""
+"""HTTP API: status of tracked files, counts, resubmit, the health check, the operator console
+and the OpenAPI document."""
 
 import json
 
 import azure.functions as func
 
-from shared import status_api, telemetry
+from shared import console, openapi, status_api, telemetry
 from shared.context import get_context
 
 bp = func.Blueprint()
@@ -34,3 +35,42 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
     return _json(status_api.health(get_context))
+
+
+@bp.function_name("resubmit")
+@bp.route(
+    route="messages/{message_id}/resubmit", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+@telemetry.invocation("resubmit", trigger="http")
+def resubmit(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/messages/{id}/resubmit: copy a final file back into the inbound path, once
+    per request id (Idempotency-Key header or request_id); confirm=true for a risky one."""
+    message_id = req.route_params.get("message_id", "")
+    return _json(status_api.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
+
+
+@bp.function_name("counts")
+@bp.route(route="counts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("counts", trigger="http")
+def counts(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/counts?since=&until=: files by state and route over a period."""
+    return _json(status_api.counts(get_context, dict(req.params)))
+
+
+@bp.function_name("console")
+@bp.route(route="console", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("console", trigger="http")
+def console_page(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/console: the operator console (one HTML page, its script and style inline)."""
+    page = console.page()
+    return func.HttpResponse(
+        page.body, status_code=200, headers=dict(page.headers), mimetype="text/html"
+    )
+
+
+@bp.function_name("openapi")
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("openapi", trigger="http")
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/openapi.json: the OpenAPI 3 description of this API."""
+    return _json(status_api.ApiResponse(200, openapi.document()))

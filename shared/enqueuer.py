@@ -70,6 +70,7 @@ from shared.source_blob import (
     Archiver,
     fingerprint,
     is_own_stamp,
+    resubmit_fields,
     stamp,
     stamped_record_key,
 )
@@ -237,6 +238,7 @@ class Enqueuer:
             fingerprint=fingerprint(props),
             lease_until=lease_end,
             **self._package_fields(match.route, props.size),
+            **resubmit_fields(props),
         )
         record = claim.record
         telemetry.annotate(blob=record.blob, record_id=record.record_id, route=record.route)
@@ -294,6 +296,7 @@ class Enqueuer:
             last_error=str(exc),
             completed_at=now,
             fingerprint=fingerprint(props),
+            **resubmit_fields(props),
         )
         record = claim.record
         if claim.created:

@@ -32,14 +32,20 @@ from shared.tracking import TrackedFile, clean_etag, is_record_key, quoted_etag
 __all__ = [
     "FINGERPRINT_KEY",
     "RECORD_KEY",
+    "REQUEST_ID_LIMIT",
+    "RESUBMIT_OF_KEY",
+    "RESUBMIT_REQUEST_KEY",
+    "STAMP_KEYS",
     "ArchiveResult",
     "Archiver",
     "fingerprint",
     "is_own_stamp",
     "is_permanent",
+    "resubmit_fields",
     "stamp",
     "stamp_values",
     "stamped_record_key",
+    "wait_for_copy",
     "with_stamp",
 ]
 
@@ -51,8 +57,14 @@ MESSAGE_KEY = "d365_message_id"
 RECORD_KEY = "d365_record"
 FINGERPRINT_KEY = "d365_fingerprint"
 REASON_KEY = "d365_reason"
+# A resubmitted copy carries the record it came from and the request that made it.
+RESUBMIT_OF_KEY = "d365_resubmit_of"
+RESUBMIT_REQUEST_KEY = "d365_resubmit_request"
+REQUEST_ID_LIMIT = 100
 # In the order they are kept when the uploader's metadata leaves little room.
 _STAMP_KEYS = (STATE_KEY, RECORD_KEY, FINGERPRINT_KEY, MESSAGE_KEY, REASON_KEY)
+STAMP_KEYS = frozenset(_STAMP_KEYS)
+"""Our stamp's metadata names."""
 _REASON_LIMIT = 1024
 METADATA_LIMIT = 8 * 1024
 """Azure's limit on a blob's metadata: names and values together."""
@@ -88,6 +100,16 @@ def stamped_record_key(props: BlobProperties) -> str | None:
     (an uploader's metadata is input, never a table key as it stands)."""
     value = props.metadata.get(RECORD_KEY)
     return value if value and is_record_key(value) else None
+
+
+def resubmit_fields(props: BlobProperties) -> dict[str, str]:
+    """The record fields of a resubmitted copy (``resubmit_of``, ``resubmit_request``) from
+    its metadata; empty when it names no record key (an uploader's metadata is input)."""
+    origin = props.metadata.get(RESUBMIT_OF_KEY)
+    if not origin or not is_record_key(origin):
+        return {}
+    request = props.metadata.get(RESUBMIT_REQUEST_KEY, "")[:REQUEST_ID_LIMIT]
+    return {"resubmit_of": origin, "resubmit_request": request}
 
 
 def is_own_stamp(props: BlobProperties, record: TrackedFile | None) -> bool:
@@ -257,7 +279,7 @@ class Archiver:
             source_match_condition=MatchConditions.IfNotModified,
         )
         # Same-account copies usually complete within the call: no need to ask again.
-        return started.get("copy_status") == "success" or _wait_for_copy(target)
+        return started.get("copy_status") == "success" or wait_for_copy(target)
 
     def ensure_ready(self) -> None:
         """Create the archive container when missing (move mode only)."""
@@ -321,7 +343,8 @@ def _copy_state(target: BlobClient, record: TrackedFile) -> str:
     return str(props.copy.status or "success")
 
 
-def _wait_for_copy(target: BlobClient) -> bool:
+def wait_for_copy(target: BlobClient) -> bool:
+    """Wait (bounded) for a copy into ``target`` to finish; True once it succeeded."""
     # Same-account copies usually finish at once; bound the wait, a later tick looks again.
     deadline = time.monotonic() + _COPY_WAIT_SECONDS
     while True:

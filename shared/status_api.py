@@ -6,30 +6,45 @@ adapter turns into an HTTP response.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from azure.core.exceptions import AzureError
 
 from shared import export_view
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
 from shared.errors import safe_text
-from shared.tracking import TrackedFile, TrackingState, TrackingStoreError, error_to_dict
+from shared.resubmit import ResubmitError, Resubmitter, risk_of
+from shared.tracking import (
+    TrackedFile,
+    TrackingState,
+    TrackingStoreError,
+    error_to_dict,
+    is_record_key,
+)
 
 __all__ = [
+    "DEFAULT_COUNT_PERIOD",
     "DEFAULT_LIMIT",
     "ERRORS_IN_RESPONSE",
+    "FAILED_STATES",
     "MAX_LIMIT",
+    "STUCK_AFTER",
     "ApiResponse",
+    "counts",
     "get_message",
     "health",
     "health_summary",
     "list_messages",
     "messages",
     "record_json",
+    "resubmit",
 ]
 
 
@@ -38,7 +53,31 @@ _LOGGER = logging.getLogger(__name__)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 ERRORS_IN_RESPONSE = 1000
-_LIST_PARAMS = ("blob", "state", "route", "since", "limit", "continuation")
+_LIST_PARAMS = (
+    "blob",
+    "state",
+    "route",
+    "company",
+    "prefix",
+    "since",
+    "until",
+    "limit",
+    "continuation",
+)
+_COUNT_PARAMS = ("since", "until")
+DEFAULT_COUNT_PERIOD = timedelta(hours=24)
+STUCK_AFTER = timedelta(hours=1)
+"""A file not final this long after it arrived counts as stuck."""
+FAILED_STATES = frozenset(
+    {
+        TrackingState.PROCESSED_WITH_ERRORS,
+        TrackingState.PRE_PROCESSING_ERROR,
+        TrackingState.POST_PROCESSING_FAILED,
+        TrackingState.REJECTED,
+        TrackingState.ENQUEUE_FAILED,
+        TrackingState.TIMED_OUT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +118,10 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
     store = view.context.store
     errors = store.load_errors(record) if view.full_errors else record.errors
     poll_count, next_poll_at = store.next_poll(record, view.now)
+    inbound = view.context.settings.inbound_container
     return {
+        "record_key": record.row_key,
+        "record_id": record.record_id,
         "message_id": record.message_id,
         "blob": record.blob,
         "blob_etag": record.blob_etag,
@@ -113,45 +155,70 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "definition_group": record.definition_group,
         "api_note": record.api_note,
         "error_files": list(record.error_files),
+        "location": record.archived_to or f"{inbound}/{record.blob}",
+        "resubmit_of": record.resubmit_of,
+        "resubmitted_as": record.resubmitted_as,
+        "resubmit_risk": risk_of(record),
     }
 
 
-def messages(
-    context_factory: Callable[[], AppContext], message_id: str | None, params: Mapping[str, str]
+def _with_context(
+    context_factory: Callable[[], AppContext], answer: Callable[[AppContext], ApiResponse]
 ) -> ApiResponse:
-    """``GET /api/messages/{message_id}`` or ``GET /api/messages?...``; a 503 that names the
-    problem when the app cannot start or its table cannot be used, never a 500."""
+    """``answer`` with the app's context; a 503 that names the problem when the app cannot
+    start or its table cannot be used, never a 500."""
     try:
         context = context_factory()
     except SettingsError as exc:
         return ApiResponse(503, {"error": str(exc), "problems": list(exc.problems)})
     except Exception as exc:
-        _LOGGER.exception("messages: context could not be built")
+        _LOGGER.exception("context could not be built")
         return _problem(503, f"the app could not start ({safe_text(exc)}); see /api/health")
     try:
+        return answer(context)
+    except TrackingStoreError as exc:
+        return _problem(503, str(exc))
+
+
+def messages(
+    context_factory: Callable[[], AppContext], message_id: str | None, params: Mapping[str, str]
+) -> ApiResponse:
+    """``GET /api/messages/{id}`` or ``GET /api/messages?...``."""
+
+    def answer(context: AppContext) -> ApiResponse:
         if params.get("direction") == export_view.DIRECTION:
             return ApiResponse(*export_view.list_exports(context, message_id, params))
         if message_id:
             return get_message(context, message_id)
         return list_messages(context, params)
-    except TrackingStoreError as exc:
-        return _problem(503, str(exc))
+
+    return _with_context(context_factory, answer)
 
 
-def get_message(context: AppContext, message_id: str) -> ApiResponse:
-    """``GET /api/messages/{message_id}``."""
+def _find(context: AppContext, key: str) -> TrackedFile | ApiResponse:
+    """The record of an F&O message id or of a record key (``record_key`` of a listing)."""
+    if is_record_key(key):
+        record = context.store.get(key)
+        return record or _problem(404, f"no tracked file has record key {key}")
     try:
-        message_id = normalize_message_id(message_id)
+        message_id = normalize_message_id(key)
     except ValueError:
         return _problem(
             400,
-            f"message_id {message_id[:80]!r} is not a GUID; expected the message id F&O "
-            "returned on enqueue, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a",
+            f"message_id {key[:80]!r} is not a GUID; expected the message id F&O "
+            "returned on enqueue, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a (or a "
+            "record_key from a listing)",
         )
     record = context.store.get_by_message_id(message_id)
-    if record is None:
-        return _problem(404, f"no tracked file has message id {message_id}")
-    return ApiResponse(200, record_json(record, _View.of(context, full_errors=True)))
+    return record or _problem(404, f"no tracked file has message id {message_id}")
+
+
+def get_message(context: AppContext, key: str) -> ApiResponse:
+    """``GET /api/messages/{message_id or record_key}``."""
+    found = _find(context, key)
+    if isinstance(found, ApiResponse):
+        return found
+    return ApiResponse(200, record_json(found, _View.of(context, full_errors=True)))
 
 
 def list_messages(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
@@ -199,13 +266,17 @@ def _list_query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any
     parsers: dict[str, Callable[[str], Any]] = {
         "state": TrackingState.parse,
         "route": lambda text: _route_name(context, text),
+        "company": lambda text: text.strip().upper(),
+        "prefix": lambda text: text.lstrip("/"),
         "since": _parse_since,
+        "until": lambda text: _parse_time("until", text),
         "limit": _parse_limit,
         "continuation": lambda text: text,
     }
+    names = {"prefix": "blob_prefix"}
     for name, parse in parsers.items():
         if params.get(name):
-            query[name] = parse(params[name])
+            query[names.get(name, name)] = parse(params[name])
     return query
 
 
@@ -217,11 +288,15 @@ def _route_name(context: AppContext, text: str) -> str:
 
 
 def _parse_since(text: str) -> datetime:
+    return _parse_time("since", text)
+
+
+def _parse_time(name: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"since {text[:40]!r} is not a date-time; expected ISO 8601, e.g. 2026-11-28T09:00:00Z"
+            f"{name} {text[:40]!r} is not a date-time; expected ISO 8601, e.g. 2026-11-28T09:00:00Z"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -231,6 +306,111 @@ def _parse_limit(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
     return int(text)
+
+
+def counts(context_factory: Callable[[], AppContext], params: Mapping[str, str]) -> ApiResponse:
+    """``GET /api/counts?since=&until=``: files by state and by route over a period (default
+    the last 24 hours), with the stuck and failed ones; reads only that period's records."""
+
+    def answer(context: AppContext) -> ApiResponse:
+        unknown = sorted(set(params) - set(_COUNT_PARAMS) - {"code"})
+        if unknown:
+            return _problem(
+                400,
+                f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(_COUNT_PARAMS)}",
+            )
+        now = datetime.now(UTC)
+        try:
+            since = _parse_time("since", params["since"]) if params.get("since") else None
+            until = _parse_time("until", params["until"]) if params.get("until") else None
+        except ValueError as exc:
+            return _problem(400, str(exc))
+        since = since or (until or now) - DEFAULT_COUNT_PERIOD
+        return ApiResponse(200, _count(context, since, until, now))
+
+    return _with_context(context_factory, answer)
+
+
+def _count(
+    context: AppContext, since: datetime, until: datetime | None, now: datetime
+) -> dict[str, Any]:
+    by_state: dict[str, int] = {}
+    by_route: dict[str, dict[str, int]] = {}
+    totals = {"total": 0, "failed": 0, "stuck": 0}
+    fields = ["state", "route", "received_at"]
+    for row in context.store.record_fields(fields, since=since, until=until):
+        state = TrackingState.parse(row["state"])
+        route = row["route"] or "(no route)"
+        received = datetime.fromisoformat(str(row["received_at"]))
+        stuck = not state.is_terminal and now - received > STUCK_AFTER
+        by_state[state.value] = by_state.get(state.value, 0) + 1
+        per_route = by_route.setdefault(route, {"total": 0, "failed": 0, "stuck": 0})
+        for bucket in (totals, per_route):
+            bucket["total"] += 1
+            bucket["failed"] += state in FAILED_STATES
+            bucket["stuck"] += stuck
+    return {
+        "since": _time(since),
+        "until": _time(until),
+        **totals,
+        "stuck_after_seconds": STUCK_AFTER.total_seconds(),
+        "by_state": by_state,
+        "by_route": by_route,
+    }
+
+
+def resubmit(
+    context_factory: Callable[[], AppContext],
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> ApiResponse:
+    """``POST /api/messages/{id}/resubmit``: the request id from the ``Idempotency-Key``
+    header or ``request_id`` in the JSON body; ``confirm`` (JSON true) for a risky file."""
+
+    def answer(context: AppContext) -> ApiResponse:
+        try:
+            options = json.loads(body or b"{}")
+        except ValueError:
+            options = None
+        if not isinstance(options, dict):
+            return _problem(400, 'the body is not a JSON object; expected e.g. {"confirm": true}')
+        found = _find(context, key)
+        if isinstance(found, ApiResponse):
+            return found
+        lowered = {name.lower(): value for name, value in headers.items()}
+        request_id = lowered.get("idempotency-key") or options.get("request_id")
+        resubmitter = Resubmitter(
+            context.store, context.enqueuer, context.archiver, context.blob_service
+        )
+        try:
+            result = resubmitter.resubmit(
+                found.row_key,
+                request_id=str(request_id or ""),
+                confirm=options.get("confirm") is True,
+            )
+        except ResubmitError as exc:
+            return _problem(exc.status, str(exc))
+        except AzureError as exc:
+            _LOGGER.exception("resubmit failed record=%s request=%s", found.record_id, request_id)
+            return _problem(
+                503,
+                f"storage failed during the resubmit ({safe_text(exc)}); send it again with the "
+                "same request id: it finishes what was started and sends the file at most once",
+            )
+        view = _View.of(context, full_errors=False)
+        new = result.resubmitted
+        return ApiResponse(
+            200,
+            {
+                "resubmitted_as": result.original.resubmitted_as,
+                "request_id": result.original.resubmit_request,
+                "original": record_json(result.original, view),
+                "resubmitted": record_json(new, view) if new else None,
+            },
+        )
+
+    return _with_context(context_factory, answer)
 
 
 def health(context_factory: Callable[[], AppContext]) -> ApiResponse:

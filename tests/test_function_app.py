@@ -15,8 +15,18 @@ def _trigger(name: str) -> dict:
     return json.loads(FUNCTIONS[name].get_function_json())["bindings"][0]
 
 
-def test_the_five_functions_are_indexed_with_host_valid_names() -> None:
-    assert set(FUNCTIONS) == {"enqueue_blob", "poll_status", "http_status", "health", "export_jobs"}
+def test_the_functions_are_indexed_with_host_valid_names() -> None:
+    assert set(FUNCTIONS) == {
+        "enqueue_blob",
+        "poll_status",
+        "http_status",
+        "health",
+        "resubmit",
+        "counts",
+        "console",
+        "openapi",
+        "export_jobs",
+    }
     for name in FUNCTIONS:
         assert re.fullmatch(r"[a-z][a-z0-9_\-]{0,127}", name, re.IGNORECASE)
 
@@ -62,11 +72,19 @@ def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup(
 
 
 @pytest.mark.parametrize(
-    ("name", "route"), [("http_status", "messages/{message_id?}"), ("health", "health")]
+    ("name", "route", "method"),
+    [
+        ("http_status", "messages/{message_id?}", "GET"),
+        ("health", "health", "GET"),
+        ("resubmit", "messages/{message_id}/resubmit", "POST"),
+        ("counts", "counts", "GET"),
+        ("console", "console", "GET"),
+        ("openapi", "openapi.json", "GET"),
+    ],
 )
-def test_http_routes_need_a_function_key(name: str, route: str) -> None:
+def test_http_routes_need_a_function_key(name: str, route: str, method: str) -> None:
     trigger = _trigger(name)
     assert trigger["type"] == "httpTrigger"
     assert trigger["route"] == route
     assert trigger["authLevel"] == "FUNCTION"
-    assert trigger["methods"] == ["GET"]
+    assert trigger["methods"] == [method]

@@ -55,6 +55,7 @@ __all__ = [
     "schedule_key",
     "since_bound",
     "to_entity",
+    "until_bound",
     "utf16_bytes",
 ]
 
@@ -126,6 +127,12 @@ def since_bound(since: datetime) -> str:
     # Before 1970 is everything; past the year 2286 (13 digits of ms) is nothing.
     millis = min(max(int(since.timestamp() * 1000), 0), _INVERT_BASE)
     return f"{_INVERT_BASE - millis:013d}-~"
+
+
+def until_bound(until: datetime) -> str:
+    """Lower bound of the record keys at or before ``until``."""
+    millis = min(max(int(until.timestamp() * 1000), 0), _INVERT_BASE)
+    return f"{_INVERT_BASE - millis:013d}-"
 
 
 def _path_hash(blob: str) -> str:
@@ -203,6 +210,9 @@ _TEXT_FIELDS = (
     "api",
     "definition_group",
     "api_note",
+    "resubmit_of",
+    "resubmitted_as",
+    "resubmit_request",
 )
 _LIST_FIELDS = ("package_entities", "error_files")
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")

@@ -133,6 +133,12 @@ class TrackedFile:
     archive_error: str | None = None
     """Why the file was not archived (it stays in the inbound container)."""
     history: tuple[tuple[str, str], ...] = ()
+    resubmit_of: str | None = None
+    """Row key of the record this version was resubmitted from (see :mod:`shared.resubmit`)."""
+    resubmitted_as: str | None = None
+    """Row key of the record of the version this file was resubmitted as."""
+    resubmit_request: str | None = None
+    """The request id of the resubmit that made ``resubmitted_as``."""
     write_id: str = field(default="", compare=False, repr=False)
     """Token of the write that produced this row: tells a lost acknowledgement from a race."""
     etag: str = field(default="", compare=False, repr=False)

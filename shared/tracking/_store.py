@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,7 @@ from ._codec import (
     schedule_key,
     since_bound,
     to_entity,
+    until_bound,
     utf16_bytes,
     with_history,
 )
@@ -261,29 +262,41 @@ class TrackingStore:
         state: TrackingState | None = None,
         route: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        company: str | None = None,
+        blob_prefix: str | None = None,
         limit: int = 50,
         continuation: str | None = None,
     ) -> Page:
         """Records newest first, filtered, one page at a time.
 
+        The time range bounds the row keys (inverted times), so the service reads only the
+        records of that period; the other filters are conditions on those rows.
+
         :keyword since: only versions modified at or after this time.
+        :keyword until: only versions modified at or before this time.
+        :keyword company: only records of this legal entity (exact).
+        :keyword blob_prefix: only blob paths starting with this text.
         :keyword continuation: a token from the previous page.
         :raises ValueError: a continuation token this store did not issue.
         """
-        clauses = ["RowKey lt @end"]
-        params: dict[str, Any] = {"end": RECORDS_END}
+        clauses, params = _period_clauses(since, until)
         if continuation:
             clauses.append("RowKey gt @after")
             params["after"] = decode_continuation(continuation)
-        if since:
-            clauses.append("RowKey le @since")
-            params["since"] = since_bound(since)
         if state:
             clauses.append("state eq @state")
             params["state"] = state.value
         if route:
             clauses.append("route eq @route")
             params["route"] = route
+        if company:
+            clauses.append("company eq @company")
+            params["company"] = company
+        if blob_prefix:
+            clauses.append("blob ge @prefix and blob lt @prefix_end")
+            params["prefix"] = blob_prefix
+            params["prefix_end"] = blob_prefix + "\uffff"  # the highest UTF-16 code unit
         rows = self._table.query(clauses, params, per_page=min(limit + 1, 1000))
         found: list[TrackedFile] = []
         more = False
@@ -294,6 +307,34 @@ class TrackingStore:
             found.append(from_entity(entity))
         token = encode_continuation(found[-1].row_key) if more and found else None
         return Page(tuple(found), token)
+
+    def record_fields(
+        self, fields: list[str], *, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Only ``fields`` of the records of a period, newest first (for counts).
+
+        Bounded by the row keys of the period: rows outside it are never read.
+        """
+        clauses, params = _period_clauses(since, until)
+        for row in self._table.query(clauses, params, select=fields):
+            yield {name: row.get(name) for name in fields}
+
+    def newer_versions(self, record: TrackedFile) -> list[TrackedFile]:
+        """The records of later versions of ``record``'s blob path (and of versions modified
+        in the same second, which Last-Modified cannot order), newest first.
+
+        Reads the path's index rows up to ``record``'s own second, not the table.
+        """
+        prefix = blob_index_prefix(record.blob)
+        same_second = record.row_key.split("-", 1)[0]
+        rows = self._table.query(
+            ["RowKey gt @first", "RowKey lt @last"],
+            {"first": prefix, "last": f"{prefix}{same_second}-~"},
+            select=["record_row_key"],
+        )
+        keys = [row["record_row_key"] for row in rows if row["record_row_key"] != record.row_key]
+        found = (self.get(key) for key in keys)
+        return [version for version in found if version is not None]
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -416,6 +457,21 @@ class TrackingStore:
             return record.errors
         name = record.errors_blob.split("/", 1)[1]
         return decode_errors(self._errors.download_blob(name, encoding="utf-8").readall())
+
+
+def _period_clauses(
+    since: datetime | None, until: datetime | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Row-key bounds of the records modified within a period (newest-first keys)."""
+    clauses = ["RowKey lt @end"]
+    params: dict[str, Any] = {"end": RECORDS_END}
+    if since:
+        clauses.append("RowKey le @since")
+        params["since"] = since_bound(since)
+    if until:
+        clauses.append("RowKey ge @until")
+        params["until"] = until_bound(until)
+    return clauses, params
 
 
 def _entry(record: TrackedFile, due_at: datetime) -> PendingEntry:

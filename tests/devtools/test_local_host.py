@@ -544,6 +544,7 @@ def test_follow_prints_each_state_change_until_all_are_terminal(
     ]
     assert "c/a.xml: 1 error(s)\n  record 2 CUSTOMERGROUPID: Group 99 not found." in out
     assert "u/b.txt: rejected: no route" in out
+    assert f"  {url}/api/console  (operator console)" in out
     assert f"{url}/api/messages/m-1" in out
     assert f"{url}/api/messages?blob=c/a.xml" in out
     assert f"{url}/api/health" in out

@@ -108,6 +108,7 @@ class App:
     inbound: ContainerClient
     blobs: BlobServiceClient
     tables: TableServiceClient
+    function_key: str | None = None
 
     def upload(self, path: str, data: bytes) -> str:
         """Upload under this test's folder; returns the blob path."""
@@ -121,7 +122,10 @@ class App:
 
     def get(self, path: str, **params: str) -> requests.Response:
         """GET an /api route of the local host."""
-        return requests.get(f"{self.host.http_url}/api/{path}", params=params, timeout=30)
+        headers = {"x-functions-key": self.function_key} if self.function_key else {}
+        return requests.get(
+            f"{self.host.http_url}/api/{path}", params=params, headers=headers, timeout=30
+        )
 
     def record(self, blob: str) -> dict[str, Any]:
         """The latest record of a blob over HTTP (asserting it exists)."""
@@ -190,7 +194,7 @@ def app_factory(
     d365.knobs.processing_seconds = 0
     hosts: list[LocalHost] = []
 
-    def start(**overrides: str) -> App:
+    def start(*, function_key: str | None = None, **overrides: str) -> App:
         env = app_environment(d365, azurite, unique_name, unique_name) | overrides
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -203,10 +207,11 @@ def app_factory(
             http_port=0,
             blob_scan_interval=3600,
             timer_interval=3600,
+            function_key=function_key,
         )
         host.start()
         hosts.append(host)
-        return App(unique_name, env, host, d365, inbound, blobs, tables)
+        return App(unique_name, env, host, d365, inbound, blobs, tables, function_key)
 
     yield start
     for host in hosts:

@@ -61,6 +61,8 @@ def test_a_message_id_that_is_wrong_or_unknown_is_answered_clearly(
         ({"colour": "red"}, "unknown parameter(s) colour; accepted: blob, state"),
         ({"blob": "a.xml", "state": "Processed"}, "blob cannot be combined with state"),
         ({"blob": " / "}, "blob is empty; expected a path inside the inbound container"),
+        ({"until": "tomorrow"}, "until 'tomorrow' is not a date-time; expected ISO 8601"),
+        ({"blob": "a.xml", "company": "USMF"}, "blob cannot be combined with company"),
     ],
 )
 def test_bad_query_parameters_get_a_400_that_names_them(
@@ -69,6 +71,55 @@ def test_bad_query_parameters_get_a_400_that_names_them(
     response = status_api.list_messages(domain.context, params)
     assert response.status == 400
     assert text in response.body["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "text"),
+    [
+        (b"{", {"Idempotency-Key": "k"}, 400, "the body is not a JSON object"),
+        (b"{}", {}, 400, "a request id is required: send an Idempotency-Key header"),
+        (b'{"request_id": "a b"}', {}, 400, "request id 'a b' is not accepted"),
+    ],
+)
+def test_a_bad_resubmit_request_gets_a_400_that_says_why(
+    domain: Domain, body: bytes, headers: dict[str, str], status: int, text: str
+) -> None:
+    message_id = _enqueued(domain)
+    response = status_api.resubmit(lambda: domain.context, message_id, headers, body)
+    assert response.status == status
+    assert text in response.body["error"]
+
+
+def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
+    domain: Domain,
+) -> None:
+    domain.d365.knobs.max_enqueue_bytes = 16
+    refused = domain.deliver(domain.upload("customers/USMF/retry.xml", VALID))
+    assert refused is not None and refused.state is TrackingState.ENQUEUE_FAILED
+    domain.d365.knobs.max_enqueue_bytes = None
+    domain.faults.fail("reset", "POST", "$batch", times=50)  # the new version's claim
+
+    def resubmit() -> status_api.ApiResponse:
+        headers = {"Idempotency-Key": "k"}
+        return status_api.resubmit(lambda: domain.context, refused.row_key, headers, b"{}")
+
+    failed = resubmit()
+    domain.faults.clear()
+    done = resubmit()
+
+    assert failed.status == 503
+    assert "send it again with the same request id" in failed.body["error"]
+    assert done.status == 200, done.body
+    assert done.body["resubmitted"]["resubmit_of"] == refused.row_key
+    assert domain.enqueues() == 1
+
+
+def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
+    unknown = status_api.counts(lambda: domain.context, {"state": "Processed"})
+    bad = status_api.counts(lambda: domain.context, {"since": "soon"})
+    assert unknown.status == bad.status == 400
+    assert "unknown parameter(s) state; accepted: since, until" in unknown.body["error"]
+    assert "since 'soon' is not a date-time" in bad.body["error"]
 
 
 def test_since_before_1970_lists_everything_and_the_far_future_nothing(domain: Domain) -> None:

@@ -1,0 +1,350 @@
+"use strict";
+// The operator console. Every value from the API is put into the page as text (textContent,
+// createTextNode), never as HTML. The function key comes in as ?code= (as Azure opens
+// keyed URLs), is taken out of the address bar at once, and goes only into the
+// x-functions-key header of the API calls, never into a URL.
+(function () {
+  const KEY_STORE = "d365-console-key";
+  const STATES = [
+    "Received", "Enqueued", "Preprocessing", "Processing", "Processed",
+    "ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed",
+    "Rejected", "EnqueueFailed", "TimedOut",
+  ];
+  const FAILED = new Set([
+    "ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed",
+    "Rejected", "EnqueueFailed", "TimedOut",
+  ]);
+  const PENDING = new Set(["Received", "Enqueued", "Preprocessing", "Processing"]);
+
+  const functionKey = takeKey();
+  let continuation = null;
+
+  function takeKey() {
+    const url = new URL(window.location.href);
+    const given = url.searchParams.get("code");
+    if (given !== null) {
+      sessionStorage.setItem(KEY_STORE, given);
+      url.searchParams.delete("code");
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+    }
+    return given || sessionStorage.getItem(KEY_STORE) || "";
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  // el("td", {className: "x"}, "text", otherNode): strings become text nodes.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    Object.assign(node, props || {});
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function clear(node) { node.replaceChildren(); return node; }
+
+  async function api(path, params, options) {
+    const url = new URL(path, window.location.href);
+    for (const [name, value] of Object.entries(params || {})) {
+      if (value !== "" && value !== null && value !== undefined) url.searchParams.set(name, value);
+    }
+    const init = Object.assign({ headers: {} }, options || {});
+    init.headers = Object.assign({ "x-functions-key": functionKey }, init.headers);
+    const response = await fetch(url, init);
+    let body = null;
+    try { body = await response.json(); } catch (_) { body = { error: response.statusText }; }
+    return { status: response.status, ok: response.ok, body: body || {} };
+  }
+
+  function time(value) {
+    return value ? value.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", "Z") : "";
+  }
+
+  function age(value) {
+    if (!value) return "none";
+    const seconds = Math.max(0, (Date.now() - Date.parse(value)) / 1000);
+    if (seconds < 120) return `${Math.round(seconds)} s ago`;
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
+    return `${(seconds / 3600).toFixed(1)} h ago`;
+  }
+
+  function stateClass(state) {
+    if (FAILED.has(state)) return "failed";
+    if (PENDING.has(state)) return "pending";
+    return "ok";
+  }
+
+  function badge(state) {
+    return el("span", { className: `badge ${stateClass(state)}`, title: state }, state);
+  }
+
+  // -- health ----------------------------------------------------------------------------
+
+  async function loadHealth() {
+    const { body } = await api("health");
+    const checks = body.checks || {};
+    const box = clear($("health"));
+    box.append(el("span", { className: body.healthy ? "health-ok" : "health-bad", id: "health-state" },
+      body.healthy ? "Healthy" : "Unhealthy"));
+    const parts = [];
+    const settings = checks.settings;
+    if (settings) {
+      if (settings.ok) {
+        const summary = settings.summary || {};
+        parts.push(`settings ok (F&O ${summary.d365 ? summary.d365.base_url : "?"}, ` +
+          `${(summary.routes || []).length} routes, inbound ${summary.inbound_container})`);
+        fillRoutes(summary.routes || []);
+      } else {
+        parts.push(`settings: ${(settings.problems || []).join("; ")}`);
+      }
+    }
+    if (checks.startup) parts.push(`start-up: ${checks.startup.error}`);
+    const storage = checks.storage;
+    if (storage) {
+      parts.push(storage.ok
+        ? `storage ok, ${storage.pending} pending, oldest pending ${age(storage.oldest_pending_since)}, ` +
+          `last tick ${age(storage.last_tick)}`
+        : `storage: ${storage.error}`);
+    }
+    const token = checks.d365_token;
+    if (token) parts.push(token.ok ? "F&O token ok" : `F&O token: ${token.error}`);
+    box.append(" · ", el("span", { id: "health-detail" }, parts.join(" · ")));
+  }
+
+  function fillRoutes(routes) {
+    const select = $("f-route");
+    if (select.options.length > 1) return;
+    for (const route of routes) select.append(el("option", { value: route.name }, route.name));
+  }
+
+  // -- counts ----------------------------------------------------------------------------
+
+  function period() {
+    const since = $("f-since").value;
+    const until = $("f-until").value;
+    const seconds = Number($("period").value);
+    return {
+      since: since ? new Date(since).toISOString() : new Date(Date.now() - seconds * 1000).toISOString(),
+      until: until ? new Date(until).toISOString() : "",
+    };
+  }
+
+  async function loadCounts() {
+    const { ok, body } = await api("counts", period());
+    const box = clear($("counts"));
+    const routes = clear($("route-counts"));
+    if (!ok) { box.append(el("p", { className: "error" }, body.error || "counts failed")); return; }
+    const cards = el("div", { className: "cards" });
+    cards.append(card("All", body.total, "", ""));
+    cards.append(card("Failed", body.failed, body.failed ? "failed" : "", ""));
+    cards.append(card(`Stuck (pending > ${Math.round(body.stuck_after_seconds / 60)} min)`, body.stuck,
+      body.stuck ? "stuck" : "", ""));
+    for (const state of STATES) {
+      const count = body.by_state[state];
+      if (count) cards.append(card(state, count, stateClass(state), state));
+    }
+    box.append(cards);
+    routes.append(el("thead", {}, el("tr", {}, el("th", {}, "Route"), el("th", {}, "Files"),
+      el("th", {}, "Failed"), el("th", {}, "Stuck"))));
+    const tbody = el("tbody");
+    for (const [route, c] of Object.entries(body.by_route)) {
+      tbody.append(el("tr", {}, el("td", {}, route), el("td", {}, c.total),
+        el("td", { className: c.failed ? "error" : "" }, c.failed),
+        el("td", { className: c.stuck ? "error" : "" }, c.stuck)));
+    }
+    routes.append(tbody);
+  }
+
+  function card(label, count, cls, state) {
+    const node = el("div", { className: `card ${cls}`, tabIndex: 0 }, el("b", {}, count), label);
+    node.dataset.state = state;
+    node.addEventListener("click", () => { $("f-state").value = state; loadList(false); });
+    return node;
+  }
+
+  // -- list ------------------------------------------------------------------------------
+
+  function filters() {
+    const range = period();
+    return {
+      state: $("f-state").value,
+      route: $("f-route").value,
+      company: $("f-company").value.trim(),
+      prefix: $("f-prefix").value.trim(),
+      since: range.since,
+      until: range.until,
+      limit: "50",
+    };
+  }
+
+  async function loadList(more) {
+    const params = filters();
+    if (more && continuation) params.continuation = continuation;
+    const { ok, body } = await api("messages", params);
+    const tbody = $("list").tBodies[0];
+    const problem = $("list-error");
+    if (!more) clear(tbody);
+    problem.hidden = ok;
+    if (!ok) { problem.textContent = body.error || "the list failed"; return; }
+    for (const record of body.items) tbody.append(row(record));
+    continuation = body.continuation;
+    $("more").hidden = !continuation;
+  }
+
+  function row(record) {
+    const tr = el("tr", { tabIndex: 0 },
+      el("td", { className: "time" }, time(record.received_at)),
+      el("td", { className: "blob" }, record.blob),
+      el("td", {}, record.route || ""),
+      el("td", {}, record.company || ""),
+      el("td", {}, badge(record.state)),
+      el("td", {}, record.d365_status || ""),
+      el("td", {}, record.error_count || ""));
+    tr.dataset.key = record.record_key;
+    tr.addEventListener("click", () => showDetail(record.record_key));
+    tr.addEventListener("keydown", (event) => { if (event.key === "Enter") showDetail(record.record_key); });
+    return tr;
+  }
+
+  // -- detail ----------------------------------------------------------------------------
+
+  async function showDetail(key, note) {
+    const { ok, body } = await api(`messages/${encodeURIComponent(key)}`);
+    const box = clear($("detail"));
+    box.hidden = false;
+    if (!ok) { box.append(el("p", { className: "error" }, body.error || "not found")); return; }
+    const record = body;
+    box.dataset.key = record.record_key;
+    box.append(el("div", { className: "bar" }, el("h2", { id: "detail-blob" }, record.blob),
+      badge(record.state), refreshButton(key), resubmitButton(record)));
+    if (note) box.append(note);
+    const facts = el("dl", { id: "detail-facts" });
+    const fact = (label, value) => {
+      if (value === null || value === undefined || value === "") return;
+      facts.append(el("dt", {}, label), el("dd", {}, value instanceof Node ? value : String(value)));
+    };
+    fact("State", record.state);
+    fact("F&O status", record.d365_status);
+    fact("Message id", record.message_id);
+    fact("Execution id", record.execution_id);
+    fact("Route", record.route);
+    fact("Company", record.company);
+    fact("Size", record.size === null ? "" : `${record.size} bytes`);
+    fact("Where the file is now", record.location);
+    fact("Received", time(record.received_at));
+    fact("Enqueued", time(record.enqueued_at));
+    fact("Completed", time(record.completed_at));
+    fact("Next poll", time(record.next_poll_at));
+    fact("Reject reason", record.reject_reason);
+    fact("Last error", record.last_error);
+    fact("Archive error", record.archive_error);
+    fact("Resubmitted from", record.resubmit_of ? recordLink(record.resubmit_of) : "");
+    fact("Resubmitted as", record.resubmitted_as ? recordLink(record.resubmitted_as) : "");
+    box.append(facts);
+    box.append(el("h3", {}, "History"), historyTable(record.history));
+    box.append(errorsSection(record));
+  }
+
+  function refreshButton(key) {
+    const button = el("button", { type: "button", id: "detail-refresh" }, "Refresh");
+    button.addEventListener("click", () => showDetail(key));
+    return button;
+  }
+
+  function recordLink(key) {
+    const link = el("a", { href: "#", className: "record-link" }, key);
+    link.dataset.key = key;
+    link.addEventListener("click", (event) => { event.preventDefault(); showDetail(key); });
+    return link;
+  }
+
+  function historyTable(history) {
+    const table = el("table", { id: "history", className: "small" },
+      el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "At (UTC)"))));
+    const tbody = el("tbody");
+    for (const entry of history) tbody.append(el("tr", {}, el("td", {}, entry.state), el("td", {}, time(entry.at))));
+    table.append(tbody);
+    return table;
+  }
+
+  function errorsSection(record) {
+    const section = el("div", { id: "errors" });
+    section.append(el("h3", {}, `Row errors (${record.error_count})`));
+    if (record.errors_blob) {
+      const download = el("a", { download: "errors.json", href: "#" }, "download the errors shown");
+      download.addEventListener("click", () => {
+        const data = new Blob([JSON.stringify(record.errors, null, 2)], { type: "application/json" });
+        download.href = URL.createObjectURL(data);
+      });
+      section.append(el("p", { id: "errors-blob" },
+        "They did not fit the record: the full list is in the errors blob ",
+        el("code", {}, record.errors_blob), " (", download, ")."));
+    }
+    if (!record.errors.length) return section;
+    const table = el("table", { id: "errors-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Record"), el("th", {}, "Field"), el("th", {}, "Message"))));
+    const tbody = el("tbody");
+    for (const error of record.errors) {
+      tbody.append(el("tr", {}, el("td", {}, error.record_id), el("td", {}, error.field), el("td", {}, error.message)));
+    }
+    table.append(tbody);
+    section.append(table);
+    if (record.errors_truncated) section.append(el("p", { className: "muted" }, `showing ${record.errors.length} of ${record.error_count}`));
+    return section;
+  }
+
+  // -- resubmit --------------------------------------------------------------------------
+
+  function resubmitButton(record) {
+    if (!record.terminal || record.resubmitted_as) return null;
+    const button = el("button", { type: "button", id: "resubmit" }, "Resubmit");
+    button.addEventListener("click", () => confirmResubmit(record));
+    return button;
+  }
+
+  function confirmResubmit(record) {
+    const dialog = $("confirm");
+    const requestId = crypto.randomUUID();
+    $("confirm-text").textContent =
+      `A copy of ${record.blob} goes back into the inbound path (from ${record.location}) as a new version, ` +
+      "and is sent to F&O as a new message.";
+    const risk = $("confirm-risk");
+    risk.hidden = !record.resubmit_risk;
+    risk.textContent = record.resubmit_risk ? `Risk: ${record.resubmit_risk}.` : "";
+    const ok = $("confirm-ok");
+    ok.textContent = record.resubmit_risk ? "Resubmit anyway" : "Resubmit";
+    ok.disabled = false;
+    // One request id per confirmation: a double click sends the same id, and the server
+    // makes one new version of it.
+    ok.onclick = async () => {
+      ok.disabled = true;
+      const { ok: done, body } = await api(`messages/${encodeURIComponent(record.record_key)}/resubmit`, {}, {
+        method: "POST",
+        headers: { "Idempotency-Key": requestId, "Content-Type": "application/json" },
+        body: JSON.stringify({ confirm: Boolean(record.resubmit_risk) }),
+      });
+      dialog.close();
+      const note = done
+        ? el("p", { id: "resubmit-result" }, "Resubmitted as record ", recordLink(body.resubmitted_as), ".")
+        : el("p", { id: "resubmit-result", className: "error" }, body.error || "resubmit failed");
+      showDetail(record.record_key, note);
+    };
+    dialog.showModal();
+  }
+
+  // -- wiring ----------------------------------------------------------------------------
+
+  function refreshAll() {
+    return Promise.all([loadHealth(), loadCounts(), loadList(false)]);
+  }
+
+  for (const state of STATES) $("f-state").append(el("option", { value: state }, state));
+  $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadCounts(); loadList(false); });
+  $("clear").addEventListener("click", () => { $("filters").reset(); refreshAll(); });
+  $("period").addEventListener("change", () => { loadCounts(); loadList(false); });
+  $("refresh").addEventListener("click", refreshAll);
+  $("more").addEventListener("click", () => loadList(true));
+  refreshAll().then(() => { document.body.dataset.ready = "true"; });
+})();

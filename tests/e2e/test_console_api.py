@@ -1,0 +1,203 @@
+"""The console's API through the local host: resubmit, counts, list filters, the OpenAPI
+document and the console page itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+from function_app import app as function_app
+from shared.openapi import document
+from tests.e2e.conftest import App, enqueue_requests, routes_for
+from tests.e2e.test_enqueue import VALID
+from tests.test_function_app import FUNCTIONS
+
+
+def _post(app: App, path: str, *, key: str | None = None, body: dict | None = None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return requests.post(
+        f"{app.host.http_url}/api/{path}", headers=headers, json=body or {}, timeout=60
+    )
+
+
+def _refused(app: App, path: str) -> dict:
+    app.d365.knobs.max_enqueue_bytes = 16
+    blob = app.upload(path, VALID)
+    record = app.run_until_terminal([blob])[blob]
+    assert record["state"] == "EnqueueFailed"
+    app.d365.knobs.max_enqueue_bytes = None
+    return record
+
+
+def test_a_double_resubmit_sends_once_and_both_records_link(app: App) -> None:
+    old = _refused(app, "customers/USMF/again.xml")
+    path = f"messages/{old['record_key']}/resubmit"
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: _post(app, path, key="click-1"), range(2)))
+
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    new_key = answers[0].json()["resubmitted_as"]
+    assert answers[1].json()["resubmitted_as"] == new_key
+    new = app.run_until_terminal([old["blob"]])[old["blob"]]
+    assert new["record_key"] == new_key
+    assert new["state"] == "Processed"
+    assert new["resubmit_of"] == old["record_key"]
+    assert app.get(f"messages/{old['record_key']}").json()["resubmitted_as"] == new_key
+    assert len(enqueue_requests(app.d365)) == 1
+
+    again = _post(app, path, key="click-2")
+    assert again.status_code == 409
+    assert f"already resubmitted as record {new_key}" in again.json()["error"]
+
+
+def test_a_rejected_file_resubmitted_after_its_route_was_added_is_processed(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob = app.upload("vendors/USMF/late-route.xml", VALID)
+    old = app.run_until_terminal([blob])[blob]
+    assert (old["state"], old["reject_reason"]) == ("Rejected", "NoRoute")
+    route = {
+        **routes_for(app.folder)[0],
+        "name": "vendors",
+        "prefix": f"{app.folder}/vendors/{{company}}/",
+    }
+    monkeypatch.setenv("D365_ROUTES", json.dumps([*routes_for(app.folder), route]))
+
+    answer = _post(app, f"messages/{old['record_key']}/resubmit", key="route-fixed")
+
+    assert answer.status_code == 200, answer.text
+    new = app.run_until_terminal([blob])[blob]
+    assert (new["state"], new["route"], new["resubmit_of"]) == (
+        "Processed",
+        "vendors",
+        old["record_key"],
+    )
+    assert len(enqueue_requests(app.d365)) == 1
+
+
+def test_resubmit_refusals_say_why(app: App) -> None:
+    old = _refused(app, "customers/USMF/refusals.xml")
+    path = f"messages/{old['record_key']}/resubmit"
+
+    no_key = _post(app, path)
+    assert no_key.status_code == 400
+    assert "Idempotency-Key" in no_key.json()["error"]
+    body_key = requests.post(
+        f"{app.host.http_url}/api/{path}", data=b"[1]", timeout=30
+    )  # not an object
+    assert body_key.status_code == 400
+    unknown = _post(app, "messages/not-a-guid/resubmit", key="k")
+    assert unknown.status_code == 400
+
+    app.d365.knobs.enqueued_seconds = 600
+    pending = app.upload("customers/USMF/pending.xml", VALID)
+    app.host.scan_blobs_once()
+    record = app.record(pending)
+    assert record["state"] == "Enqueued"
+    not_final = _post(app, f"messages/{record['record_key']}/resubmit", key="k")
+    assert not_final.status_code == 409
+    assert "not final" in not_final.json()["error"]
+
+    by_body = _post(app, path, body={"request_id": "from-the-body"})
+    assert by_body.status_code == 200, by_body.text
+    assert by_body.json()["request_id"] == "from-the-body"
+
+
+def test_counts_and_filters_over_a_period(app: App) -> None:
+    blobs = [
+        app.upload_sample("customers/USMF/customers-valid.xml"),
+        app.upload_sample("customers/USMF/customers-with-errors.xml"),
+        app.upload("general-journal/DEMF/journal.xml", VALID),
+        app.upload("unrouted/readme.txt", b"not routed"),
+    ]
+    app.run_until_terminal(blobs)
+
+    counts = app.get("counts").json()
+    assert counts["total"] == 4
+    assert counts["failed"] == 3  # with errors, the journal (not a journal), rejected
+    assert counts["stuck"] == 0
+    assert counts["by_state"]["Processed"] == 1
+    assert counts["by_state"]["Rejected"] == 1
+    assert counts["by_route"]["customers"]["total"] == 2
+    assert counts["by_route"]["(no route)"] == {"total": 1, "failed": 1, "stuck": 0}
+    assert app.get("counts", since="2999-01-01T00:00:00Z").json()["total"] == 0
+    assert app.get("counts", until="2000-01-01T00:00:00Z").json()["total"] == 0
+    assert app.get("counts", colour="red").status_code == 400
+    assert "until 'x' is not a date-time" in app.get("counts", until="x").json()["error"]
+
+    def listed(**params: str) -> list[str]:
+        return [item["blob"] for item in app.get("messages", **params).json()["items"]]
+
+    assert listed(company="demf") == [blobs[2]]
+    assert sorted(listed(prefix=f"{app.folder}/customers/")) == sorted(blobs[:2])
+    assert listed(prefix=f"{app.folder}/unrouted/", state="Rejected") == [blobs[3]]
+    assert listed(until="2000-01-01T00:00:00Z") == []
+    assert len(listed(since="2000-01-01T00:00:00Z", until="2999-01-01T00:00:00Z")) == 4
+
+
+def test_the_openapi_document_is_valid_and_names_every_route(app: App) -> None:
+    served = app.get("openapi.json")
+    assert served.status_code == 200
+    spec = served.json()
+    validate(spec)
+    assert spec == json.loads(json.dumps(document()))
+    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    # get_functions() indexes once per app: the functions as tests/test_function_app.py has them.
+    for function in FUNCTIONS.values():
+        trigger = json.loads(function.get_function_json())["bindings"][0]
+        if trigger["type"] != "httpTrigger":
+            continue
+        route = "/" + trigger["route"]
+        forms = {route}
+        if "?}" in route:  # an optional last segment: the route with and without it
+            forms = {re.sub(r"/\{\w+\?\}$", "", route), route.replace("?}", "}")}
+        for form in forms:
+            for method in trigger["methods"]:
+                assert (form, method) in documented, (form, method)
+
+
+def test_the_console_page_is_one_self_contained_response(app: App) -> None:
+    page = app.get("console")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", policy)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "innerHTML" not in page.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # no CDN
+
+
+def test_the_console_needs_the_function_key(azurite, d365, unique_name, monkeypatch) -> None:
+    from devtools.local_host import LocalHost
+    from tests.e2e.conftest import app_environment
+
+    for name, value in app_environment(d365, azurite, unique_name, unique_name).items():
+        monkeypatch.setenv(name, value)
+    host = LocalHost(
+        function_app,
+        storage_connection_string=azurite.connection_string,
+        http_port=0,
+        blob_scan_interval=3600,
+        timer_interval=3600,
+        function_key="console-test-key",
+    )
+    host.start()
+    try:
+        url = f"{host.http_url}/api/console"
+        assert requests.get(url, timeout=30).status_code == 401
+        assert requests.get(url, params={"code": "console-test-key"}, timeout=30).status_code == 200
+        counts = requests.get(
+            f"{host.http_url}/api/counts",
+            headers={"x-functions-key": "console-test-key"},
+            timeout=30,
+        )
+        assert counts.status_code == 200
+    finally:
+        host.stop()

@@ -1,0 +1,279 @@
+"""The operator console in a real headless Chromium (Debian's ``chromium``, driven by
+Playwright), through the local host on Azurite and the emulator.
+
+The host demands a function key; the page is opened with ``?code=`` as Azure does. Screenshots
+of the list and the detail view go to each test's output folder (``tmp_path``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+
+from tests.e2e.conftest import App, enqueue_requests
+from tests.e2e.test_enqueue import VALID
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+KEY = "console-browser-test-key"
+HTML_NAME = "<img src=x onerror=alert(1)>.xml"
+
+
+def chromium_path(default: str = CHROMIUM) -> str:
+    """Debian's Chromium; a test failure (never a skip) that says how to install it."""
+    found = default if Path(default).is_file() else shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
+            "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium through Playwright (its own browser download is not used)."""
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_a_missing_browser_fails_saying_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"):
+        chromium_path(str(tmp_path / "no-chromium"))
+
+
+@pytest.fixture
+def keyed_app(app_factory: Callable[..., App]) -> App:
+    """The app behind a local host that demands a function key, as Azure does."""
+    return app_factory(function_key=KEY)
+
+
+@pytest.fixture
+def console(browser: Browser, keyed_app: App) -> Iterator[Callable[[], Page]]:
+    """Open the console (``?code=``), recording every request the page makes."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests: list[Request] = []
+    alerts: list[str] = []
+
+    def seen(request: Request) -> None:
+        # Playwright wraps handlers with attributes: a bound builtin (list.append) will not do.
+        requests.append(request)
+
+    def open_page() -> Page:
+        page = context.new_page()
+        page.on("request", seen)
+        page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{keyed_app.host.http_url}/api/console?code={KEY}")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        return page
+
+    yield open_page
+    context.close()
+    assert alerts == []
+    api_calls = [r for r in requests if urlsplit(r.url).path != "/api/console"]
+    assert api_calls, "the page called no API"
+    for request in api_calls:
+        assert KEY not in request.url
+        assert request.headers.get("x-functions-key") == KEY
+
+
+def _row(page: Page, blob: str):
+    return page.locator("#list tbody tr", has=page.locator("td.blob", has_text=blob))
+
+
+def test_the_samples_show_with_their_states_and_counts(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    app = keyed_app
+    blobs = [
+        app.upload_sample("customers/USMF/customers-valid.xml"),
+        app.upload_sample("customers/USMF/customers-with-errors.xml"),
+        app.upload_sample("general-journal/USMF/general-journal.xml"),
+        app.upload("unrouted/readme.txt", b"no route for this"),
+    ]
+    records = app.run_until_terminal(blobs)
+
+    page = console()
+
+    assert "code=" not in page.url
+    expect(page.locator("#health-state")).to_have_text("Healthy")
+    expect(page.locator("#list tbody tr")).to_have_count(4)
+    for blob, record in records.items():
+        expect(_row(page, blob).locator(".badge")).to_have_text(record["state"])
+    expect(page.locator(".card", has_text="All").locator("b")).to_have_text("4")
+    expect(page.locator(".card", has_text="Failed").locator("b")).to_have_text("2")
+    expect(page.locator(".card.failed", has_text="ProcessedWithErrors").locator("b")).to_have_text(
+        "1"
+    )
+    expect(page.locator(".card", has_text="Rejected").locator("b")).to_have_text("1")
+    expect(page.locator("#route-counts tbody tr")).to_have_count(3)
+    page.screenshot(path=tmp_path / "console-list.png", full_page=True)
+
+
+def test_the_error_files_row_errors_are_in_its_detail_view(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    blob = keyed_app.upload_sample("customers/USMF/customers-with-errors.xml")
+    record = keyed_app.run_until_terminal([blob])[blob]
+    assert record["error_count"] > 0
+
+    page = console()
+    _row(page, blob).click()
+
+    detail = page.locator("#detail")
+    expect(detail.locator("#detail-blob")).to_have_text(blob)
+    expect(detail.locator("#errors h3")).to_have_text(f"Row errors ({record['error_count']})")
+    rows = detail.locator("#errors-table tbody tr")
+    expect(rows).to_have_count(record["error_count"])
+    first = record["errors"][0]
+    expect(rows.first.locator("td")).to_have_text(
+        [first["record_id"], first["field"], first["message"]]
+    )
+    facts = detail.locator("#detail-facts")
+    expect(facts).to_contain_text(record["message_id"])
+    expect(facts).to_contain_text(record["execution_id"])
+    expect(facts).to_contain_text(record["archived_to"])
+    expect(detail.locator("#history tbody tr")).to_have_count(len(record["history"]))
+    page.screenshot(path=tmp_path / "console-detail.png", full_page=True)
+
+
+def test_a_filter_narrows_the_list(keyed_app: App, console: Callable[[], Page]) -> None:
+    blobs = [
+        keyed_app.upload_sample("customers/USMF/customers-valid.xml"),
+        keyed_app.upload("unrouted/one.txt", b"x"),
+        keyed_app.upload("unrouted/two.txt", b"y"),
+    ]
+    keyed_app.run_until_terminal(blobs)
+    page = console()
+    expect(page.locator("#list tbody tr")).to_have_count(3)
+
+    page.select_option("#f-state", "Rejected")
+    page.click("#apply")
+    expect(page.locator("#list tbody tr")).to_have_count(2)
+
+    page.fill("#f-prefix", blobs[2])
+    page.click("#apply")
+    expect(page.locator("#list tbody tr")).to_have_count(1)
+    expect(page.locator("#list td.blob")).to_have_text(blobs[2])
+
+
+def test_resubmitting_a_refused_file_double_clicked_processes_it_once(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    app = keyed_app
+    app.d365.knobs.max_enqueue_bytes = 16
+    blob = app.upload("customers/USMF/refused.xml", VALID)
+    old = app.run_until_terminal([blob])[blob]
+    assert old["state"] == "EnqueueFailed"
+    app.d365.knobs.max_enqueue_bytes = None  # the cause is fixed
+
+    page = console()
+    _row(page, blob).click()
+    page.click("#resubmit")
+    expect(page.locator("#confirm")).to_be_visible()
+    expect(page.locator("#confirm-risk")).to_be_hidden()
+    page.dblclick("#confirm-ok")
+
+    expect(page.locator("#resubmit-result")).to_contain_text("Resubmitted as record")
+    new = app.run_until_terminal([blob])[blob]
+    assert new["state"] == "Processed"
+    assert new["resubmit_of"] == old["record_key"]
+    page.click("#resubmit-result a.record-link")
+    expect(page.locator("#detail .badge").first).to_have_text("Processed")
+    expect(page.locator("#detail-facts")).to_contain_text(old["record_key"])
+    assert app.get(f"messages/{old['record_key']}").json()["resubmitted_as"] == new["record_key"]
+    assert len(enqueue_requests(app.d365)) == 1
+    page.screenshot(path=tmp_path / "console-resubmitted.png", full_page=True)
+
+
+def test_an_outcome_unknown_file_asks_for_a_confirmation_naming_the_risk(
+    keyed_app: App, console: Callable[[], Page]
+) -> None:
+    keyed_app.d365.knobs.drop_after_body_burst = 1
+    blob = keyed_app.upload("customers/USMF/unknown.xml", VALID)
+    record = keyed_app.run_until_terminal([blob])[blob]
+    assert record["last_error"].startswith("outcome unknown")
+
+    page = console()
+    _row(page, blob).click()
+    page.click("#resubmit")
+
+    expect(page.locator("#confirm-risk")).to_be_visible()
+    expect(page.locator("#confirm-risk")).to_contain_text("F&O may already have this file")
+    expect(page.locator("#confirm-ok")).to_have_text("Resubmit anyway")
+    page.click("#confirm-cancel")
+    expect(page.locator("#confirm")).to_be_hidden()
+    assert keyed_app.get(f"messages/{record['record_key']}").json()["resubmitted_as"] is None
+
+
+def test_a_blob_named_with_html_renders_as_text(
+    keyed_app: App, console: Callable[[], Page]
+) -> None:
+    blob = keyed_app.upload(f"customers/USMF/{HTML_NAME}", VALID)
+    keyed_app.run_until_terminal([blob])
+
+    page = console()
+    expect(_row(page, HTML_NAME).locator("td.blob")).to_have_text(blob)
+    _row(page, HTML_NAME).click()
+    expect(page.locator("#detail-blob")).to_have_text(blob)
+    assert page.locator("img").count() == 0  # the alert is checked by the fixture
+
+
+def test_the_list_pages_by_continuation(keyed_app: App, console: Callable[[], Page]) -> None:
+    blobs = [keyed_app.upload(f"unrouted/page-{i:02d}.txt", b"x") for i in range(55)]
+    keyed_app.host.scan_blobs_once()
+    assert len(keyed_app.records()) == len(blobs)
+
+    page = console()
+    expect(page.locator("#list tbody tr")).to_have_count(50)
+    page.click("#more")
+
+    expect(page.locator("#list tbody tr")).to_have_count(55)
+    expect(page.locator("#more")).to_be_hidden()
+    shown = page.locator("#list td.blob").all_text_contents()
+    assert sorted(shown) == sorted(blobs)
+
+
+def test_errors_that_did_not_fit_point_to_their_blob(
+    keyed_app: App, console: Callable[[], Page]
+) -> None:
+    blob = keyed_app.upload("customers/USMF/many-errors.xml", VALID)
+    keyed_app.host.scan_blobs_once()
+    errors = [
+        {"RecordId": str(i), "Field": "CUSTOMERGROUPID", "ErrorMessage": f"Group {i} " + "x" * 80}
+        for i in range(1500)
+    ]
+    keyed_app.d365.set_outcome(keyed_app.record(blob)["message_id"], errors=errors)
+    record = keyed_app.run_until_terminal([blob])[blob]
+    assert record["errors_blob"]
+
+    page = console()
+    _row(page, blob).click()
+
+    expect(page.locator("#errors h3")).to_have_text("Row errors (1500)")
+    expect(page.locator("#errors-blob code")).to_have_text(record["errors_blob"])
+    expect(page.locator("#errors-table tbody tr")).to_have_count(1000)
+    expect(page.locator("#errors")).to_contain_text("showing 1000 of 1500")
