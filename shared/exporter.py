@@ -67,10 +67,11 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient
 
+from shared import telemetry
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
 from shared.errors import safe_text
-from shared.tracking import ConcurrencyError, ExportRecord, ExportStore, utcnow
+from shared.tracking import ConcurrencyError, ExportRecord, ExportState, ExportStore, utcnow
 
 __all__ = ["BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
 
@@ -265,7 +266,17 @@ class Exporter:
         except (D365Error, AzureError, ConcurrencyError, ValueError) as exc:
             # ValueError: a dequeue answer whose CorrelationId is not a GUID (junk from F&O).
             result.errors.append(f"{route.name}: {_reason(exc)}")
-            _LOGGER.warning("export route=%s tick ended early: %s", route.name, _reason(exc))
+            _LOGGER.warning(
+                "export route=%s tick ended early: %s",
+                route.name,
+                _reason(exc),
+                extra=telemetry.log_ids(
+                    event="export_failed",
+                    route=route.name,
+                    activity_id=route.activity_id,
+                    reason=_reason(exc),
+                ),
+            )
         finally:
             self._store.release_lease(lease)
 
@@ -322,7 +333,7 @@ class Exporter:
                 )
         if message.is_download_file_exist is False:
             reason = f"F&O has no file for this message: {message.file_download_error_message}"
-            self._store.failed(record, reason[:500])
+            self._fail(record, reason[:500])
             return None
         metadata = _metadata(route, message, record)
         try:
@@ -333,8 +344,7 @@ class Exporter:
                 blobs = [record.target]
         except (D365Error, AzureError, OSError, ValueError, zipfile.BadZipFile) as exc:
             reason = f"download not written: {_reason(exc)}; retried when F&O offers it again"
-            _LOGGER.warning("export message_id=%s failed: %s", record.message_id, reason)
-            self._store.failed(record, reason)
+            self._fail(record, reason)
             return None
         result.written += 1
         _LOGGER.info(
@@ -403,12 +413,41 @@ class Exporter:
                 f"ack failed: {_reason(exc)}; the blob is committed, the ack is retried when "
                 "F&O offers the message again"
             )
-            _LOGGER.warning("export message_id=%s %s", record.message_id, reason)
-            self._store.failed(record, reason)
+            self._fail(record, reason)
             result.failed += 1
             return
         self._store.acked(record)
         result.acked += 1
+        _LOGGER.info(
+            "export acked message_id=%s route=%s",
+            record.message_id,
+            record.route,
+            extra=_log_ids(record, ExportState.ACKED, event="export_acked"),
+        )
+        telemetry.record_export(ExportState.ACKED.value, record.route)
+
+    def _fail(self, record: ExportRecord, reason: str) -> None:
+        """Record ``reason`` (the message is retried when F&O offers it again), log it as the
+        ``export_failed`` event the alert reads, and count it."""
+        _LOGGER.warning(
+            "export failed message_id=%s route=%s: %s",
+            record.message_id,
+            record.route,
+            reason,
+            extra=_log_ids(record, ExportState.EXPORT_FAILED, event="export_failed", reason=reason),
+        )
+        telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
+        self._store.failed(record, reason)
+
+
+def _log_ids(record: ExportRecord, state: ExportState, **more: str) -> dict[str, object]:
+    return telemetry.log_ids(
+        route=record.route,
+        activity_id=record.activity_id,
+        message_id=record.message_id,
+        state=state.value,
+        **more,
+    )
 
 
 def _target(route: ExportRoute, message_id: str, dequeued_at: datetime) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "log_ids",
     "record_backlog",
     "record_enqueue",
+    "record_export",
     "record_ids",
     "record_outcome",
     "record_retry",
@@ -89,6 +90,11 @@ PENDING_COUNT = _meter.create_gauge(
 )
 PENDING_OLDEST_AGE = _meter.create_gauge(
     "d365ri.pending.oldest_age", unit="s", description="Age of the longest-waiting file."
+)
+EXPORTS = _meter.create_counter(
+    "d365ri.exports",
+    unit="{message}",
+    description="Exported messages acked or failed (retried on re-delivery), by state and route.",
 )
 D365_CALLS = _meter.create_counter(
     "d365ri.d365.calls",
@@ -365,6 +371,11 @@ def record_retry(operation: str, *, cause: str, wait: float) -> None:
 def record_outcome(state: str, route: str | None) -> None:
     """Count a file reaching ``state`` (Enqueued or a final state)."""
     FILES.add(1, {"state": state, "route": route or ""})
+
+
+def record_export(state: str, route: str) -> None:
+    """Count an exported message reaching ``state`` (Acked or ExportFailed)."""
+    EXPORTS.add(1, {"state": state, "route": route})
 
 
 def record_enqueue(*, route: str | None, seconds: float, size: int | None, ok: bool) -> None:

@@ -70,7 +70,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-var failedStates = '"ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed", "EnqueueFailed", "TimedOut"'
+var failedStates = '"ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed", "EnqueueFailed", "TimedOut", "ImportFailed", "ImportCanceled"'
 
 // One entry per log alert: name, severity, what to do, the query, the window, and whether the
 // rule fires on rows found (GreaterThan 0) or on none found (LessThan 1).
@@ -78,9 +78,20 @@ var logAlerts = [
   {
     key: 'file-failed'
     displayName: 'D365: a file ended in a failure state'
-    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed or TimedOut. Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again.'
+    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed, TimedOut, ImportFailed or ImportCanceled (the package API). Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again.'
     severity: 2
     query: 'traces | where tostring(customDimensions.event) == "file_finished" | extend state = tostring(customDimensions.state) | where state in (${failedStates}) | project timestamp, state, blob = tostring(customDimensions.blob), route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id)'
+    window: 'PT15M'
+    frequency: 'PT5M'
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    key: 'export-failed'
+    displayName: 'D365: an export could not be written or acknowledged'
+    description: 'A recurring export job\'s message could not be downloaded, written to its container or acknowledged, or the export route\'s dequeue failed. The message is retried when F&O offers it again (30 minutes after its dequeue). Open GET /api/messages?direction=export&route=<route> for the reason; check the export job in F&O (Data management > Recurring data jobs), its authorization policy, and the target container.'
+    severity: 2
+    query: 'traces | where tostring(customDimensions.event) == "export_failed" | project timestamp, route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id), reason = tostring(customDimensions.reason)'
     window: 'PT15M'
     frequency: 'PT5M'
     operator: 'GreaterThan'

@@ -19,6 +19,7 @@ SOURCES = [
     ROOT / "shared" / "telemetry.py",
     ROOT / "shared" / "enqueuer.py",
     ROOT / "shared" / "poller.py",
+    ROOT / "shared" / "exporter.py",
     ROOT / "shared" / "d365" / "_client.py",
 ]
 CODE = "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
@@ -108,7 +109,7 @@ def _emitted(table: str) -> set[str]:
 
 def test_every_log_alert_has_a_query_a_description_and_the_action_group() -> None:
     queries = _queries()
-    assert len(queries) == 4
+    assert len(queries) == 5
     assert ALERTS_TEXT.count("description: '") >= 6
     rules = _resource("queryAlerts")
     assert "actionGroups: [actionGroup.id]" in rules.body
@@ -134,14 +135,15 @@ def test_metric_names_in_the_queries_are_the_codes() -> None:
 
 def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
     used = set().union(*map(_dimensions, _queries()))
-    assert used == {"event", "state", "blob", "route", "message_id", "d365.operation"}
+    assert used == {"event", "state", "blob", "route", "message_id", "reason", "d365.operation"}
     queries = _queries() + _workbook_queries()
     for query in queries:
         unknown = _dimensions(query) - _emitted(_table(query))
         assert unknown == set(), f"{_table(query)} rows carry no {unknown}: {query}"
     events = {e for q in queries for e in re.findall(r'customDimensions\.event\) == "(\w+)"', q)}
-    assert events == {"file_finished"}
+    assert events == {"file_finished", "export_failed"}
     assert 'event="file_finished"' in CODE
+    assert 'event="export_failed"' in CODE
 
 
 def test_the_name_checks_see_what_the_code_emits() -> None:
@@ -163,4 +165,6 @@ def test_the_failure_alert_names_every_failed_final_state() -> None:
         TrackingState.POST_PROCESSING_FAILED.value,
         TrackingState.ENQUEUE_FAILED.value,
         TrackingState.TIMED_OUT.value,
+        TrackingState.IMPORT_FAILED.value,
+        TrackingState.IMPORT_CANCELED.value,
     }

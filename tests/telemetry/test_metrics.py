@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 
 from shared import telemetry
+from tests import fakes
 from tests.e2e.conftest import App
+from tests.e2e.test_export import REDELIVERY, export_route
 from tests.telemetry.conftest import Exported
 from tests.telemetry.test_traces import VALID
 
@@ -60,3 +65,33 @@ def test_log_ids_leave_out_what_is_unknown() -> None:
         "blob": "a/b.xml",
         "attempt": 2,
     }
+
+
+def test_an_export_that_fails_then_is_acked_is_logged_and_counted(
+    app_factory: Callable[..., App], exported: Exported, unique_name: str
+) -> None:
+    app = app_factory(EXPORT_ROUTES=json.dumps([export_route(unique_name)]))
+    app.d365.knobs.operations = frozenset({"ack"})
+    app.d365.knobs.error_status = 500
+    app.d365.knobs.error_burst = 5  # every attempt of the client's retry budget
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+
+    app.host.run_timer_once()
+    app.d365.clock.advance(REDELIVERY)
+    app.host.run_timer_once()
+
+    exports = _by(exported.collect_metrics()["d365ri.exports"], "state", "route")
+    assert exports == {("ExportFailed", "customers-out"): 1, ("Acked", "customers-out"): 1}
+    events = [
+        dict(record.attributes)
+        for record in exported.logs()
+        if record.attributes.get("event") in {"export_failed", "export_acked"}
+    ]
+    assert [e["event"] for e in events] == ["export_failed", "export_acked"]
+    failed = events[0]
+    assert failed["message_id"] == message_id
+    assert failed["route"] == "customers-out"
+    assert failed["activity_id"] == fakes.EXPORT_ACTIVITY_ID
+    assert failed["state"] == "ExportFailed"
+    assert failed["reason"].startswith("ack failed: ")
+    assert "500" in failed["reason"]
