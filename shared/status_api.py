@@ -76,6 +76,8 @@ FAILED_STATES = frozenset(
         TrackingState.REJECTED,
         TrackingState.ENQUEUE_FAILED,
         TrackingState.TIMED_OUT,
+        TrackingState.IMPORT_FAILED,
+        TrackingState.IMPORT_CANCELED,
     }
 )
 

@@ -70,7 +70,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-var failedStates = '"ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed", "EnqueueFailed", "TimedOut"'
+var failedStates = '"ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed", "EnqueueFailed", "TimedOut", "ImportFailed", "ImportCanceled"'
 
 // One entry per log alert: name, severity, what to do, the query, the window, and whether the
 // rule fires on rows found (GreaterThan 0) or on none found (LessThan 1).
@@ -78,7 +78,7 @@ var logAlerts = [
   {
     key: 'file-failed'
     displayName: 'D365: a file ended in a failure state'
-    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed or TimedOut. Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again.'
+    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed, TimedOut, ImportFailed or ImportCanceled. Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again.'
     severity: 2
     query: 'traces | where tostring(customDimensions.event) == "file_finished" | extend state = tostring(customDimensions.state) | where state in (${failedStates}) | project timestamp, state, blob = tostring(customDimensions.blob), route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id)'
     window: 'PT15M'
