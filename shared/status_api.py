@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "ERRORS_IN_RESPONSE",
     "FAILED_STATES",
+    "IMPORT_DIRECTION",
     "MAX_LIMIT",
     "STUCK_AFTER",
     "ApiResponse",
@@ -52,6 +53,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+IMPORT_DIRECTION = "import"
+"""``?direction=`` of the tracked (inbound) files, the default; ``export`` lists exports."""
 ERRORS_IN_RESPONSE = 1000
 _LIST_PARAMS = (
     "blob",
@@ -188,11 +191,18 @@ def messages(
     """``GET /api/messages/{id}`` or ``GET /api/messages?...``."""
 
     def answer(context: AppContext) -> ApiResponse:
-        if params.get("direction") == export_view.DIRECTION:
+        direction = params.get("direction", IMPORT_DIRECTION)
+        if direction == export_view.DIRECTION:
             return ApiResponse(*export_view.list_exports(context, message_id, params))
+        if direction != IMPORT_DIRECTION:
+            return _problem(
+                400,
+                f"direction {direction[:20]!r} is not accepted; expected {IMPORT_DIRECTION} "
+                f"(the default: tracked files) or {export_view.DIRECTION} (export records)",
+            )
         if message_id:
             return get_message(context, message_id)
-        return list_messages(context, params)
+        return list_messages(context, {k: v for k, v in params.items() if k != "direction"})
 
     return _with_context(context_factory, answer)
 
