@@ -123,6 +123,19 @@ _RECORD = {
     "required": ["record_key", "blob", "state", "terminal", "history"],
 }
 
+
+def _page(item: str) -> dict[str, Any]:
+    """A page of a listing: its items, and the continuation of the next page."""
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
+        },
+        "required": ["items", "continuation"],
+    }
+
+
 _EXPORT_RECORD = {
     "type": "object",
     "description": "One message of a recurring export job and what happened to it.",
@@ -172,23 +185,9 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"record_id": _STRING, "field": _STRING, "message": _STRING},
     },
     "Record": _RECORD,
-    "Page": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("Record")},
-            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
-        },
-        "required": ["items", "continuation"],
-    },
+    "Page": _page("Record"),
     "ExportRecord": _EXPORT_RECORD,
-    "ExportPage": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("ExportRecord")},
-            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
-        },
-        "required": ["items", "continuation"],
-    },
+    "ExportPage": _page("ExportRecord"),
     "Counts": {
         "type": "object",
         "properties": {
