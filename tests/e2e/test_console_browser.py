@@ -365,3 +365,24 @@ def test_the_exports_view_lists_an_export_the_timer_wrote(
     page.screenshot(path=tmp_path / "console-exports.png", full_page=True)
     page.locator("#view-imports").click()
     expect(page.locator("#exports-view")).to_be_hidden()
+
+
+def test_the_exports_view_pages_by_continuation(
+    app_factory: Callable[..., App], console_for: Callable[[App], Page], unique_name: str
+) -> None:
+    app = app_factory(function_key=KEY, EXPORT_ROUTES=json.dumps([export_route(unique_name)]))
+    message_ids = {app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID) for _ in range(53)}
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+
+    page = console_for(app)
+    page.locator("#view-exports").click()
+    expect(page.locator("#exports tbody tr")).to_have_count(50)
+    page.click("#exports-more")
+
+    expect(page.locator("#exports tbody tr")).to_have_count(53)
+    expect(page.locator("#exports-more")).to_be_hidden()
+    shown = page.locator("#exports tbody tr").evaluate_all("rows => rows.map(r => r.dataset.key)")
+    assert set(shown) == message_ids
+    page.select_option("#e-route", "customers-out")
+    page.click("#e-apply")
+    expect(page.locator("#exports tbody tr")).to_have_count(50)
