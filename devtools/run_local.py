@@ -234,7 +234,7 @@ class FileStatus:
         """One line: path, state and the ids or reason that go with it."""
         extra = [
             f"{key}={self.record[key]}"
-            for key in ("message_id", "d365_status", "error_count", "reject_reason")
+            for key in ("message_id", "execution_id", "d365_status", "error_count", "reject_reason")
             if self.record.get(key) not in (None, "", 0)
         ]
         return " ".join([f"{self.blob_path}: {self.state or 'not tracked yet'}", *extra])
@@ -292,7 +292,8 @@ def follow(
 def print_summary(
     statuses: Mapping[str, FileStatus], base_url: str, *, keyed: bool = False
 ) -> None:
-    """The errors of files F&O processed with errors, and where to look next."""
+    """The errors of files F&O processed with errors (and a package import's error files),
+    and where to look next."""
     for status in statuses.values():
         errors = status.record.get("errors") or []
         if status.state == TrackingState.PROCESSED_WITH_ERRORS.value or errors:
@@ -300,6 +301,11 @@ def print_summary(
             for error in errors:
                 where = f"record {error.get('record_id')} {error.get('field')}"
                 _say(f"  {where}: {error.get('message')}")
+        error_files = status.record.get("error_files") or []
+        if error_files:
+            _say(f"\n{status.blob_path}: F&O's error files (package import):")
+            for location in error_files:
+                _say(f"  {location}")
         if status.record.get("reject_reason"):
             reason = status.record.get("last_error") or status.record["reject_reason"]
             _say(f"\n{status.blob_path}: rejected: {reason}")

@@ -6,6 +6,11 @@ one keyed request: a ``<script src>`` cannot send the ``x-functions-key`` header
 in asset URLs would be logged. The Content-Security-Policy allows exactly the inline style
 and script by their hashes, API calls to this origin, and nothing else; no Referer leaves the
 page (its first URL carries ``?code=`` until the script removes it).
+
+The state vocabulary (every :class:`TrackingState`, the failed and the pending ones) comes from
+the status model, put into the page as a JSON data block (``<script type="application/json">``)
+that the script reads: a data block is never executed, so the policy need not allow it, and the
+console has no list of states of its own to fall behind.
 """
 
 from __future__ import annotations
@@ -13,10 +18,15 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ASSETS", "Page", "page"]
+from shared.status_api import FAILED_STATES
+from shared.tracking import ExportState, TrackingState
+
+__all__ = ["ASSETS", "Page", "page", "vocabulary"]
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 
@@ -33,6 +43,24 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
+def vocabulary() -> dict[str, Any]:
+    """The states the console shows, in the status model's order: all, failed, pending; and
+    the export records' failed and pending states."""
+    return {
+        "states": [state.value for state in TrackingState],
+        "failed": [state.value for state in TrackingState if state in FAILED_STATES],
+        "pending": [state.value for state in TrackingState if not state.is_terminal],
+        "export_failed": [ExportState.EXPORT_FAILED.value],
+        # Taken from F&O but not acknowledged yet: the next export tick goes on with it.
+        "export_pending": [ExportState.DEQUEUED.value, ExportState.DOWNLOADED.value],
+    }
+
+
+def _data_block(data: dict[str, Any]) -> str:
+    # "<" escaped so that no value can close the <script> element it sits in.
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
 @functools.cache
 def page() -> Page:
     """The console page (built once per process from the asset files)."""
@@ -40,6 +68,7 @@ def page() -> Page:
     script = (ASSETS / "console.js").read_text(encoding="utf-8")
     html = (ASSETS / "index.html").read_text(encoding="utf-8")
     html = html.replace("{{style}}", style).replace("{{script}}", script)
+    html = html.replace("{{vocabulary}}", _data_block(vocabulary()))
     policy = "; ".join(
         (
             "default-src 'none'",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from shared.status_api import DEFAULT_LIMIT, MAX_LIMIT
-from shared.tracking import TrackingState
+from shared import export_view
+from shared.status_api import DEFAULT_LIMIT, IMPORT_DIRECTION, MAX_LIMIT
+from shared.tracking import ExportState, TrackingState
 
 __all__ = ["document"]
 
@@ -20,6 +21,7 @@ _NULLABLE_STRING = {"type": "string", "nullable": True}
 _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _INT = {"type": "integer"}
 _STATES = [state.value for state in TrackingState]
+_STRINGS = {"type": "array", "items": _STRING}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -45,6 +47,16 @@ _RECORD_ID = {
     "required": True,
     "description": "F&O's message id (a GUID, any case, braces allowed) or a record_key",
     "schema": _STRING,
+}
+
+_DIRECTION = {
+    "name": "direction",
+    "in": "query",
+    "required": False,
+    "description": f"{IMPORT_DIRECTION} (the default): tracked files dropped into the inbound "
+    f"container; {export_view.DIRECTION}: export records (by F&O's message id; with it only "
+    "route, limit and continuation apply)",
+    "schema": {"type": "string", "enum": [IMPORT_DIRECTION, export_view.DIRECTION]},
 }
 
 _RECORD = {
@@ -87,6 +99,19 @@ _RECORD = {
                 "properties": {"state": _STRING, "at": {"type": "string", "format": "date-time"}},
             },
         },
+        "api": {**_NULLABLE_STRING, "description": '"package": the DMF package API; null: enqueue'},
+        "definition_group": {
+            **_NULLABLE_STRING,
+            "description": "the data project a package import goes to",
+        },
+        "api_note": {
+            **_NULLABLE_STRING,
+            "description": "why the package API took a file of an enqueue route",
+        },
+        "error_files": {
+            **_STRINGS,
+            "description": "<container>/<path> of the error files F&O produced (package API)",
+        },
         "location": {**_STRING, "description": "<container>/<path> where the file is now"},
         "resubmit_of": {**_NULLABLE_STRING, "description": "record_key it was resubmitted from"},
         "resubmitted_as": {**_NULLABLE_STRING, "description": "record_key of its resubmit"},
@@ -96,6 +121,54 @@ _RECORD = {
         },
     },
     "required": ["record_key", "blob", "state", "terminal", "history"],
+}
+
+
+def _page(item: str) -> dict[str, Any]:
+    """A page of a listing: its items, and the continuation of the next page."""
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
+        },
+        "required": ["items", "continuation"],
+    }
+
+
+_EXPORT_RECORD = {
+    "type": "object",
+    "description": "One message of a recurring export job and what happened to it.",
+    "properties": {
+        "direction": {"type": "string", "enum": [export_view.DIRECTION]},
+        "message_id": {**_STRING, "description": "F&O's message id: addresses it in this API"},
+        "route": {**_STRING, "description": "the export route's name"},
+        "activity_id": _STRING,
+        "container": {**_STRING, "description": "the container the blobs are written to"},
+        "blobs": {**_STRINGS, "description": "the blobs written (several when unzipped)"},
+        "target": {**_STRING, "description": "the planned blob name (folder when unzipping)"},
+        "size": {"type": "integer", "nullable": True},
+        "state": {"type": "string", "enum": [state.value for state in ExportState]},
+        "dequeue_count": _INT,
+        "dequeued_at": _TIME,
+        "downloaded_at": _TIME,
+        "acked_at": _TIME,
+        "updated_at": _TIME,
+        "last_error": _NULLABLE_STRING,
+        "history": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "state": _STRING,
+                    "at": {"type": "string", "format": "date-time"},
+                    "reason": _NULLABLE_STRING,
+                },
+                "required": ["state", "at"],
+            },
+        },
+    },
+    "required": ["direction", "message_id", "route", "state", "blobs", "history"],
 }
 
 _SCHEMAS: dict[str, Any] = {
@@ -112,14 +185,9 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"record_id": _STRING, "field": _STRING, "message": _STRING},
     },
     "Record": _RECORD,
-    "Page": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("Record")},
-            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
-        },
-        "required": ["items", "continuation"],
-    },
+    "Page": _page("Record"),
+    "ExportRecord": _EXPORT_RECORD,
+    "ExportPage": _page("ExportRecord"),
     "Counts": {
         "type": "object",
         "properties": {
@@ -180,8 +248,10 @@ def _paths() -> dict[str, Any]:
         "/messages": {
             "get": {
                 "operationId": "listMessages",
-                "summary": "Tracked files newest first, or the latest version of one blob",
+                "summary": "Tracked files newest first, the latest version of one blob, or "
+                "export records (direction=export)",
                 "parameters": [
+                    _DIRECTION,
                     _query("blob", "path inside the inbound container: its latest version"),
                     _query("state", "one state", {"type": "string", "enum": _STATES}),
                     _query("route", "a configured route's name"),
@@ -201,7 +271,10 @@ def _paths() -> dict[str, Any]:
                     _query("continuation", "the previous page's continuation"),
                 ],
                 "responses": {
-                    "200": _json({"oneOf": [_ref("Page"), _ref("Record")]}, "a page, or a record"),
+                    "200": _json(
+                        {"oneOf": [_ref("Page"), _ref("Record"), _ref("ExportPage")]},
+                        "a page, a record, or (direction=export) a page of export records",
+                    ),
                     "400": _problem("a bad parameter"),
                     "404": _problem("no tracked file for that blob"),
                     "503": _UNAVAILABLE,
@@ -211,10 +284,13 @@ def _paths() -> dict[str, Any]:
         "/messages/{message_id}": {
             "get": {
                 "operationId": "getMessage",
-                "summary": "One tracked file with all its row errors",
-                "parameters": [_RECORD_ID],
+                "summary": "One tracked file with all its row errors, or one export record",
+                "parameters": [_RECORD_ID, _DIRECTION],
                 "responses": {
-                    "200": _json(_ref("Record"), "the record"),
+                    "200": _json(
+                        {"oneOf": [_ref("Record"), _ref("ExportRecord")]},
+                        "the record (direction=export: the export record of that message id)",
+                    ),
                     "400": _problem("not a GUID nor a record key"),
                     "404": _problem("unknown"),
                     "503": _UNAVAILABLE,

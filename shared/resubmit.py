@@ -116,6 +116,13 @@ def risk_of(record: TrackedFile) -> str | None:
             f"F&O has this file (message {record.message_id}) and may still process it; "
             "resubmitting may import it twice"
         )
+    if record.state is TrackingState.TIMED_OUT and record.execution_id:
+        # ImportFromPackage may have been called: F&O may have run (or still run) the import.
+        return (
+            f"F&O may have imported this package (execution {record.execution_id}) or may "
+            "still be importing it; resubmitting may import it twice. Look in F&O (Data "
+            "management > Job history) for that execution first"
+        )
     return None
 
 

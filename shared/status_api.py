@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "ERRORS_IN_RESPONSE",
     "FAILED_STATES",
+    "IMPORT_DIRECTION",
     "MAX_LIMIT",
     "STUCK_AFTER",
     "ApiResponse",
@@ -52,6 +53,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+IMPORT_DIRECTION = "import"
+"""``?direction=`` of the tracked (inbound) files, the default; ``export`` lists exports."""
 ERRORS_IN_RESPONSE = 1000
 _LIST_PARAMS = (
     "blob",
@@ -76,6 +79,8 @@ FAILED_STATES = frozenset(
         TrackingState.REJECTED,
         TrackingState.ENQUEUE_FAILED,
         TrackingState.TIMED_OUT,
+        TrackingState.IMPORT_FAILED,
+        TrackingState.IMPORT_CANCELED,
     }
 )
 
@@ -186,11 +191,18 @@ def messages(
     """``GET /api/messages/{id}`` or ``GET /api/messages?...``."""
 
     def answer(context: AppContext) -> ApiResponse:
-        if params.get("direction") == export_view.DIRECTION:
+        direction = params.get("direction", IMPORT_DIRECTION)
+        if direction == export_view.DIRECTION:
             return ApiResponse(*export_view.list_exports(context, message_id, params))
+        if direction != IMPORT_DIRECTION:
+            return _problem(
+                400,
+                f"direction {direction[:20]!r} is not accepted; expected {IMPORT_DIRECTION} "
+                f"(the default: tracked files) or {export_view.DIRECTION} (export records)",
+            )
         if message_id:
             return get_message(context, message_id)
-        return list_messages(context, params)
+        return list_messages(context, {k: v for k, v in params.items() if k != "direction"})
 
     return _with_context(context_factory, answer)
 
@@ -454,6 +466,7 @@ def health_summary(settings: Settings) -> dict[str, Any]:
         "d365": _d365(settings.d365),
         "storage": _storage(settings.storage),
         "routes": [route.as_dict() for route in settings.routes],
+        "export_routes": [route.name for route in settings.exports],
         "inbound_container": settings.inbound_container,
         "archive_container": settings.archive_container,
         "errors_container": settings.errors_container,

@@ -5,19 +5,15 @@
 // x-functions-key header of the API calls, never into a URL.
 (function () {
   const KEY_STORE = "d365-console-key";
-  const STATES = [
-    "Received", "Enqueued", "Preprocessing", "Processing", "Processed",
-    "ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed",
-    "Rejected", "EnqueueFailed", "TimedOut",
-  ];
-  const FAILED = new Set([
-    "ProcessedWithErrors", "PreProcessingError", "PostProcessingFailed",
-    "Rejected", "EnqueueFailed", "TimedOut",
-  ]);
-  const PENDING = new Set(["Received", "Enqueued", "Preprocessing", "Processing"]);
+  // The states come from the status model, in a JSON data block of the page (never executed).
+  const VOCABULARY = JSON.parse(document.getElementById("vocabulary").textContent);
+  const STATES = VOCABULARY.states;
+  const FAILED = new Set([...VOCABULARY.failed, ...VOCABULARY.export_failed]);
+  const PENDING = new Set([...VOCABULARY.pending, ...VOCABULARY.export_pending]);
 
   const functionKey = takeKey();
   let continuation = null;
+  let exportContinuation = null;
 
   function takeKey() {
     const url = new URL(window.location.href);
@@ -44,6 +40,42 @@
   }
 
   function clear(node) { node.replaceChildren(); return node; }
+
+  // A list of values shown as code (blob paths).
+  function codeList(id, items) {
+    return el("ul", { id }, ...items.map((item) => el("li", {}, el("code", {}, item))));
+  }
+
+  // A row that opens its detail on a click or Enter.
+  function clickable(tr, open) {
+    tr.addEventListener("click", open);
+    tr.addEventListener("keydown", (event) => { if (event.key === "Enter") open(); });
+    return tr;
+  }
+
+  // A definition list; add() skips empty values.
+  function factList(id) {
+    const node = el("dl", { id });
+    const add = (label, value) => {
+      if (value === null || value === undefined || value === "") return;
+      node.append(el("dt", {}, label), el("dd", {}, value instanceof Node ? value : String(value)));
+    };
+    return { node, add };
+  }
+
+  // One page of a listing into its table; answers the continuation of the next page.
+  function fillPage(table, problem, more, response, makeRow, append) {
+    const tbody = table.tBodies[0];
+    if (!append) clear(tbody);
+    problem.hidden = response.ok;
+    more.hidden = true;
+    if (!response.ok) { problem.textContent = response.body.error || "the list failed"; return null; }
+    for (const record of response.body.items) tbody.append(makeRow(record));
+    more.hidden = !response.body.continuation;
+    return response.body.continuation;
+  }
+
+  function sizeText(size) { return size === null || size === undefined ? "" : `${size} bytes`; }
 
   async function api(path, params, options) {
     const url = new URL(path, window.location.href);
@@ -95,7 +127,8 @@
         const summary = settings.summary || {};
         parts.push(`settings ok (F&O ${summary.d365 ? summary.d365.base_url : "?"}, ` +
           `${(summary.routes || []).length} routes, inbound ${summary.inbound_container})`);
-        fillRoutes(summary.routes || []);
+        fillOptions($("f-route"), (summary.routes || []).map((route) => route.name));
+        fillOptions($("e-route"), summary.export_routes || []);
       } else {
         parts.push(`settings: ${(settings.problems || []).join("; ")}`);
       }
@@ -113,10 +146,9 @@
     box.append(" · ", el("span", { id: "health-detail" }, parts.join(" · ")));
   }
 
-  function fillRoutes(routes) {
-    const select = $("f-route");
+  function fillOptions(select, names) {
     if (select.options.length > 1) return;
-    for (const route of routes) select.append(el("option", { value: route.name }, route.name));
+    for (const name of names) select.append(el("option", { value: name }, name));
   }
 
   // -- counts ----------------------------------------------------------------------------
@@ -182,15 +214,8 @@
   async function loadList(more) {
     const params = filters();
     if (more && continuation) params.continuation = continuation;
-    const { ok, body } = await api("messages", params);
-    const tbody = $("list").tBodies[0];
-    const problem = $("list-error");
-    if (!more) clear(tbody);
-    problem.hidden = ok;
-    if (!ok) { problem.textContent = body.error || "the list failed"; return; }
-    for (const record of body.items) tbody.append(row(record));
-    continuation = body.continuation;
-    $("more").hidden = !continuation;
+    const response = await api("messages", params);
+    continuation = fillPage($("list"), $("list-error"), $("more"), response, row, more);
   }
 
   function row(record) {
@@ -203,9 +228,7 @@
       el("td", {}, record.d365_status || ""),
       el("td", {}, record.error_count || ""));
     tr.dataset.key = record.record_key;
-    tr.addEventListener("click", () => showDetail(record.record_key));
-    tr.addEventListener("keydown", (event) => { if (event.key === "Enter") showDetail(record.record_key); });
-    return tr;
+    return clickable(tr, () => showDetail(record.record_key));
   }
 
   // -- detail ----------------------------------------------------------------------------
@@ -220,18 +243,18 @@
     box.append(el("div", { className: "bar" }, el("h2", { id: "detail-blob" }, record.blob),
       badge(record.state), refreshButton(key), resubmitButton(record)));
     if (note) box.append(note);
-    const facts = el("dl", { id: "detail-facts" });
-    const fact = (label, value) => {
-      if (value === null || value === undefined || value === "") return;
-      facts.append(el("dt", {}, label), el("dd", {}, value instanceof Node ? value : String(value)));
-    };
+    const facts = factList("detail-facts");
+    const fact = facts.add;
     fact("State", record.state);
     fact("F&O status", record.d365_status);
     fact("Message id", record.message_id);
     fact("Execution id", record.execution_id);
     fact("Route", record.route);
     fact("Company", record.company);
-    fact("Size", record.size === null ? "" : `${record.size} bytes`);
+    fact("API", record.api);
+    fact("Definition group", record.definition_group);
+    fact("Why the package API", record.api_note);
+    fact("Size", sizeText(record.size));
     fact("Where the file is now", record.location);
     fact("Received", time(record.received_at));
     fact("Enqueued", time(record.enqueued_at));
@@ -242,8 +265,8 @@
     fact("Archive error", record.archive_error);
     fact("Resubmitted from", record.resubmit_of ? recordLink(record.resubmit_of) : "");
     fact("Resubmitted as", record.resubmitted_as ? recordLink(record.resubmitted_as) : "");
-    box.append(facts);
-    box.append(el("h3", {}, "History"), historyTable(record.history));
+    box.append(facts.node);
+    box.append(el("h3", {}, "History"), historyTable(record.history, "history"));
     box.append(errorsSection(record));
   }
 
@@ -260,11 +283,17 @@
     return link;
   }
 
-  function historyTable(history) {
-    const table = el("table", { id: "history", className: "small" },
-      el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "At (UTC)"))));
+  // Export records' history has a reason per entry; tracked files' has none.
+  function historyTable(history, id) {
+    const reasons = history.some((entry) => "reason" in entry);
+    const table = el("table", { id, className: "small" },
+      el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "At (UTC)"),
+        reasons ? el("th", {}, "Reason") : null)));
     const tbody = el("tbody");
-    for (const entry of history) tbody.append(el("tr", {}, el("td", {}, entry.state), el("td", {}, time(entry.at))));
+    for (const entry of history) {
+      tbody.append(el("tr", {}, el("td", {}, entry.state), el("td", {}, time(entry.at)),
+        reasons ? el("td", {}, entry.reason || "") : null));
+    }
     table.append(tbody);
     return table;
   }
@@ -272,6 +301,10 @@
   function errorsSection(record) {
     const section = el("div", { id: "errors" });
     section.append(el("h3", {}, `Row errors (${record.error_count})`));
+    if (record.error_files.length) {
+      section.append(el("p", {}, `F&O's error files (${record.error_files.length}), in the errors container:`),
+        codeList("error-files", record.error_files));
+    }
     if (record.errors_blob) {
       const download = el("a", { download: "errors.json", href: "#" }, "download the errors shown");
       download.addEventListener("click", () => {
@@ -334,6 +367,66 @@
     dialog.showModal();
   }
 
+  // -- exports ---------------------------------------------------------------------------
+
+  async function loadExports(more) {
+    const params = { direction: "export", route: $("e-route").value, limit: "50" };
+    if (more && exportContinuation) params.continuation = exportContinuation;
+    const response = await api("messages", params);
+    exportContinuation = fillPage($("exports"), $("exports-error"), $("exports-more"), response,
+      exportRow, more);
+  }
+
+  function exportRow(record) {
+    const tr = el("tr", { tabIndex: 0 },
+      el("td", { className: "time" }, time(record.updated_at)),
+      el("td", { className: "blob" }, record.message_id),
+      el("td", {}, record.route),
+      el("td", {}, badge(record.state)),
+      el("td", { className: "blob" }, record.blobs.join(", ")),
+      el("td", {}, sizeText(record.size)));
+    tr.dataset.key = record.message_id;
+    return clickable(tr, () => showExport(record.message_id));
+  }
+
+  async function showExport(messageId) {
+    const { ok, body } = await api(`messages/${encodeURIComponent(messageId)}`, { direction: "export" });
+    const box = clear($("export-detail"));
+    box.hidden = false;
+    if (!ok) { box.append(el("p", { className: "error" }, body.error || "not found")); return; }
+    const record = body;
+    box.dataset.key = record.message_id;
+    const refresh = el("button", { type: "button", id: "export-refresh" }, "Refresh");
+    refresh.addEventListener("click", () => showExport(messageId));
+    box.append(el("div", { className: "bar" }, el("h2", { id: "export-message" }, record.message_id),
+      badge(record.state), refresh));
+    const facts = factList("export-facts");
+    facts.add("State", record.state);
+    facts.add("Route", record.route);
+    facts.add("Activity id", record.activity_id);
+    facts.add("Target", `${record.container}/${record.target}`);
+    facts.add("Size", sizeText(record.size));
+    facts.add("Times taken from F&O", record.dequeue_count);
+    facts.add("Dequeued", time(record.dequeued_at));
+    facts.add("Downloaded", time(record.downloaded_at));
+    facts.add("Acknowledged", time(record.acked_at));
+    facts.add("Updated", time(record.updated_at));
+    facts.add("Error", record.last_error);
+    box.append(facts.node);
+    box.append(el("h3", {}, `Blobs (${record.blobs.length}) in ${record.container}`),
+      codeList("export-blobs", record.blobs.map((blob) => `${record.container}/${blob}`)));
+    box.append(el("h3", {}, "History"), historyTable(record.history, "export-history"));
+  }
+
+  function showView(name) {
+    const exports = name === "exports";
+    $("imports-view").hidden = exports;
+    $("exports-view").hidden = !exports;
+    $("view-imports").setAttribute("aria-pressed", String(!exports));
+    $("view-exports").setAttribute("aria-pressed", String(exports));
+    if (exports) loadExports(false);
+  }
+
   // -- wiring ----------------------------------------------------------------------------
 
   function refreshAll() {
@@ -346,5 +439,9 @@
   $("period").addEventListener("change", () => { loadCounts(); loadList(false); });
   $("refresh").addEventListener("click", refreshAll);
   $("more").addEventListener("click", () => loadList(true));
+  $("view-imports").addEventListener("click", () => showView("imports"));
+  $("view-exports").addEventListener("click", () => showView("exports"));
+  $("export-filters").addEventListener("submit", (event) => { event.preventDefault(); loadExports(false); });
+  $("exports-more").addEventListener("click", () => loadExports(true));
   refreshAll().then(() => { document.body.dataset.ready = "true"; });
 })();

@@ -518,9 +518,12 @@ def test_follow_prints_each_state_change_until_all_are_terminal(
 ) -> None:
     errors = [{"record_id": "2", "field": "CUSTOMERGROUPID", "message": "Group 99 not found."}]
     done = {"state": "ProcessedWithErrors", "message_id": "m-1", "errors": errors, "error_count": 1}
+    staging = "errors/pkg-1/Customers-V3-staging-errors.txt"
+    failed = {"state": "ImportFailed", "execution_id": "pkg-1", "error_files": [staging]}
     script: dict[str, list[dict[str, object] | None]] = {
         "c/a.xml": [None, {"state": "Received"}, {"state": "Enqueued", "message_id": "m-1"}, done],
         "u/b.txt": [{"state": "Rejected", "reject_reason": "NO_ROUTE", "last_error": "no route"}],
+        "p/c.zip": [{"state": "Importing", "execution_id": "pkg-1"}, failed],
     }
     app = _status_app(script)
     with LocalHost(app, storage_connection_string="unused", http_port=0, function_key="k") as host:
@@ -533,17 +536,21 @@ def test_follow_prints_each_state_change_until_all_are_terminal(
     assert {p: s.state for p, s in statuses.items()} == {
         "c/a.xml": "ProcessedWithErrors",
         "u/b.txt": "Rejected",
+        "p/c.zip": "ImportFailed",
     }
     out = capsys.readouterr().out
     changes = [line.split("  ", 1)[1] for line in out.splitlines() if line[:2].isdigit()]
     assert changes == [
         "u/b.txt: Rejected reject_reason=NO_ROUTE",
+        "p/c.zip: Importing execution_id=pkg-1",
         "c/a.xml: Received",
+        "p/c.zip: ImportFailed execution_id=pkg-1",
         "c/a.xml: Enqueued message_id=m-1",
         "c/a.xml: ProcessedWithErrors message_id=m-1 error_count=1",
     ]
     assert "c/a.xml: 1 error(s)\n  record 2 CUSTOMERGROUPID: Group 99 not found." in out
     assert "u/b.txt: rejected: no route" in out
+    assert f"p/c.zip: F&O's error files (package import):\n  {staging}" in out
     assert f"  {url}/api/console  (operator console)" in out
     assert f"{url}/api/messages/m-1" in out
     assert f"{url}/api/messages?blob=c/a.xml" in out

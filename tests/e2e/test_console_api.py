@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import openapi_schema_validator
 import pytest
 import requests
 from openapi_spec_validator import validate
 
 from function_app import app as function_app
 from shared.openapi import document
+from tests import fakes, package_files
 from tests.e2e.conftest import App, enqueue_requests, routes_for
 from tests.e2e.test_enqueue import VALID
+from tests.e2e.test_export import export_route
 from tests.test_function_app import FUNCTIONS
 
 
@@ -160,6 +165,54 @@ def test_the_openapi_document_is_valid_and_names_every_route(app: App) -> None:
         for form in forms:
             for method in trigger["methods"]:
                 assert (form, method) in documented, (form, method)
+
+
+def _conforms(spec: dict[str, Any], path: str, answer: requests.Response) -> None:
+    """``answer`` is a 200 of ``GET path`` as the document describes it."""
+    assert answer.status_code == 200, answer.text
+    content = spec["paths"][path]["get"]["responses"]["200"]["content"]
+    schema = {**content["application/json"]["schema"], "components": spec["components"]}
+    openapi_schema_validator.validate(
+        answer.json(), schema, cls=openapi_schema_validator.OAS30Validator
+    )
+
+
+def test_real_answers_of_both_directions_are_as_the_document_says(
+    app_factory: Callable[..., App], unique_name: str
+) -> None:
+    app = app_factory(EXPORT_ROUTES=json.dumps([export_route(unique_name)]))
+    app.d365.knobs.package_run_seconds = 0.3
+    data = package_files.customers_package(with_errors=True)
+    blobs = [app.upload_sample("customers/USMF/customers-valid.xml"),
+             app.upload("pkg/USMF/customers.zip", data)]  # fmt: skip
+    records = app.run_until_terminal(blobs)
+    package = records[blobs[1]]
+    assert package["api"] == "package" and package["error_files"]
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, rows=2)
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+    spec = app.get("openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    for record in records.values():
+        _conforms(spec, "/messages/{message_id}", app.get(f"messages/{record['record_key']}"))
+        assert set(record) == set(schemas["Record"]["properties"])
+    listed = app.get("messages", direction="import")
+    _conforms(spec, "/messages", listed)
+    assert listed.json()["items"] == app.get("messages").json()["items"]
+    exports = app.get("messages", direction="export")
+    _conforms(spec, "/messages", exports)
+    [export] = exports.json()["items"]
+    assert (export["message_id"], export["state"]) == (message_id, "Acked")
+    assert set(export) == set(schemas["ExportRecord"]["properties"])
+    _conforms(spec, "/messages/{message_id}", app.get(f"messages/{message_id}", direction="export"))
+    for path in ("/messages", "/messages/{message_id}"):
+        [direction] = [
+            p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "direction"
+        ]
+        assert direction["schema"]["enum"] == ["import", "export"]
+    refused = app.get("messages", direction="outbound")
+    assert refused.status_code == 400
+    assert "direction 'outbound' is not accepted; expected import" in refused.json()["error"]
 
 
 def test_the_console_page_is_one_self_contained_response(app: App) -> None:

@@ -7,6 +7,7 @@ of the list and the detail view go to each test's output folder (``tmp_path``).
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
+from shared.tracking import TrackingState
+from tests import fakes, package_files
 from tests.e2e.conftest import App, enqueue_requests
 from tests.e2e.test_enqueue import VALID
+from tests.e2e.test_export import export_route
 
 pytestmark = pytest.mark.browser
 
@@ -72,32 +76,47 @@ def keyed_app(app_factory: Callable[..., App]) -> App:
 
 
 @pytest.fixture
-def console(browser: Browser, keyed_app: App) -> Iterator[Callable[[], Page]]:
-    """Open the console (``?code=``), recording every request the page makes."""
+def console_for(browser: Browser) -> Iterator[Callable[[App], Page]]:
+    """Open an app's console (``?code=``), recording every request the page makes."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     requests: list[Request] = []
     alerts: list[str] = []
+    refused: list[str] = []
 
     def seen(request: Request) -> None:
         # Playwright wraps handlers with attributes: a bound builtin (list.append) will not do.
         requests.append(request)
 
-    def open_page() -> Page:
+    def open_page(app: App) -> Page:
         page = context.new_page()
         page.on("request", seen)
         page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-        page.goto(f"{keyed_app.host.http_url}/api/console?code={KEY}")
+        # Chromium reports what the Content-Security-Policy blocks on the console.
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        page.goto(f"{app.host.http_url}/api/console?code={KEY}")
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         return page
 
     yield open_page
     context.close()
     assert alerts == []
+    assert refused == []
     api_calls = [r for r in requests if urlsplit(r.url).path != "/api/console"]
     assert api_calls, "the page called no API"
     for request in api_calls:
         assert KEY not in request.url
         assert request.headers.get("x-functions-key") == KEY
+
+
+@pytest.fixture
+def console(console_for: Callable[[App], Page], keyed_app: App) -> Callable[[], Page]:
+    """Open the console of the keyed app."""
+    return lambda: console_for(keyed_app)
 
 
 def _row(page: Page, blob: str):
@@ -130,6 +149,9 @@ def test_the_samples_show_with_their_states_and_counts(
     )
     expect(page.locator(".card", has_text="Rejected").locator("b")).to_have_text("1")
     expect(page.locator("#route-counts tbody tr")).to_have_count(3)
+    # The state filter offers the status model's states (from the page's data block).
+    options = page.locator("#f-state option").all_text_contents()
+    assert options == ["any", *(state.value for state in TrackingState)]
     page.screenshot(path=tmp_path / "console-list.png", full_page=True)
 
 
@@ -277,3 +299,90 @@ def test_errors_that_did_not_fit_point_to_their_blob(
     expect(page.locator("#errors-blob code")).to_have_text(record["errors_blob"])
     expect(page.locator("#errors-table tbody tr")).to_have_count(1000)
     expect(page.locator("#errors")).to_contain_text("showing 1000 of 1500")
+
+
+def test_a_failed_package_shows_its_definition_group_and_error_files(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    keyed_app.d365.knobs.package_run_seconds = 0.3
+    data = package_files.package([("Customers V3", "Customers V3.xml", b"<Document><broken")])
+    blob = keyed_app.upload("pkg/USMF/broken<b>.zip", data)
+    record = keyed_app.run_until_terminal([blob])[blob]
+    assert (record["state"], record["api"]) == ("ImportFailed", "package")
+    [error_file] = record["error_files"]
+
+    page = console()
+    expect(_row(page, blob).locator(".badge.failed")).to_have_text("ImportFailed")
+    expect(page.locator('.card.failed[data-state="ImportFailed"] b')).to_have_text("1")
+    expect(page.locator('.card.failed[data-state=""] b')).to_have_text("1")  # "Failed"
+    _row(page, blob).click()
+
+    detail = page.locator("#detail")
+    expect(detail.locator("#detail-blob")).to_have_text(blob)
+    facts = detail.locator("#detail-facts")
+    expect(facts.locator("dt", has_text="Definition group").locator("+ dd")).to_have_text(
+        "CustomersPackage"
+    )
+    expect(facts.locator("dt", has_text="API").first.locator("+ dd")).to_have_text("package")
+    expect(facts).to_contain_text(record["execution_id"])
+    expect(detail.locator("#error-files li code")).to_have_text([error_file])
+    assert error_file.startswith(f"{keyed_app.env['ERRORS_CONTAINER']}/")
+    expect(detail.locator("#errors")).to_contain_text("F&O's error files (1)")
+    page.screenshot(path=tmp_path / "console-package.png", full_page=True)
+
+
+def test_the_exports_view_lists_an_export_the_timer_wrote(
+    app_factory: Callable[..., App],
+    console_for: Callable[[App], Page],
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    routes = [export_route(unique_name)]
+    app = app_factory(function_key=KEY, EXPORT_ROUTES=json.dumps(routes))
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, rows=2)
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+    [record] = app.get("messages", direction="export").json()["items"]
+    assert record["state"] == "Acked"
+
+    page = console_for(app)
+    page.locator("#view-exports").click()
+    expect(page.locator("#imports-view")).to_be_hidden()
+    rows = page.locator("#exports tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".badge.ok")).to_have_text("Acked")
+    expect(rows.first).to_contain_text(message_id)
+    expect(page.locator("#e-route option")).to_have_text(["any", "customers-out"])
+    rows.first.click()
+
+    detail = page.locator("#export-detail")
+    expect(detail.locator("#export-message")).to_have_text(message_id)
+    [blob] = record["blobs"]
+    expect(detail.locator("#export-blobs li code")).to_have_text([f"{record['container']}/{blob}"])
+    expect(detail.locator("#export-facts")).to_contain_text(f"{record['size']} bytes")
+    expect(detail.locator("#export-history tbody tr td:first-child")).to_have_text(
+        ["Dequeued", "Downloaded", "Acked"]
+    )
+    page.screenshot(path=tmp_path / "console-exports.png", full_page=True)
+    page.locator("#view-imports").click()
+    expect(page.locator("#exports-view")).to_be_hidden()
+
+
+def test_the_exports_view_pages_by_continuation(
+    app_factory: Callable[..., App], console_for: Callable[[App], Page], unique_name: str
+) -> None:
+    app = app_factory(function_key=KEY, EXPORT_ROUTES=json.dumps([export_route(unique_name)]))
+    message_ids = {app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID) for _ in range(53)}
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+
+    page = console_for(app)
+    page.locator("#view-exports").click()
+    expect(page.locator("#exports tbody tr")).to_have_count(50)
+    page.click("#exports-more")
+
+    expect(page.locator("#exports tbody tr")).to_have_count(53)
+    expect(page.locator("#exports-more")).to_be_hidden()
+    shown = page.locator("#exports tbody tr").evaluate_all("rows => rows.map(r => r.dataset.key)")
+    assert set(shown) == message_ids
+    page.select_option("#e-route", "customers-out")
+    page.click("#e-apply")
+    expect(page.locator("#exports tbody tr")).to_have_count(50)

@@ -19,6 +19,7 @@ from shared.d365 import D365Client, RetryPolicy
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
+from shared.resubmit import ResubmitError, Resubmitter
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
 from tests.e2e.conftest import TEMPLATES
@@ -347,4 +348,77 @@ def test_a_lost_answer_of_the_importing_write_still_imports_once(packaged: Packa
     assert record.state is TrackingState.IMPORTING
     assert packaged.domain.faults.injected["lost"] == 1
     assert packaged.until_final(record).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
+
+
+def _resubmit(packaged: Packaged, record: TrackedFile, *, confirm: bool = False) -> TrackedFile:
+    context = packaged.domain.context
+    resubmitter = Resubmitter(
+        context.store, packaged.enqueuer, context.archiver, context.blob_service
+    )
+    result = resubmitter.resubmit(record.row_key, request_id="again", confirm=confirm)
+    assert result.resubmitted is not None
+    assert result.original.resubmitted_as == result.resubmitted.row_key
+    return result.resubmitted
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [("Canceled", TrackingState.IMPORT_CANCELED), ("Failed", TrackingState.IMPORT_FAILED)],
+)
+def test_a_failed_import_resubmitted_goes_through_the_package_path_again(
+    packaged: Packaged, status: str, state: TrackingState
+) -> None:
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.d365.knobs.odata_values = {"GetExecutionSummaryStatus": status}
+    old = packaged.until_final(record)
+    assert old.state is state
+    packaged.domain.d365.knobs.odata_values = {}  # the cause is fixed in F&O
+
+    new = _resubmit(packaged, old)
+
+    assert (new.state, new.api, new.resubmit_of) == (
+        TrackingState.IMPORTING,
+        "package",
+        old.row_key,
+    )
+    assert new.execution_id != old.execution_id
+    assert packaged.until_final(new).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 2
+    assert packaged.domain.enqueues() == 0
+
+
+def test_a_timed_out_import_is_resubmitted_only_confirmed_naming_its_execution(
+    packaged: Packaged,
+) -> None:
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.d365.knobs.odata_values = {"GetExecutionSummaryStatus": "Unknown"}
+    packaged.poller.tick()
+    packaged.domain.clock.advance(timedelta(hours=2))
+    old = packaged.until_final(record)
+    assert (old.state, old.message_id) == (TrackingState.TIMED_OUT, None)
+    packaged.domain.d365.knobs.odata_values = {}
+
+    with pytest.raises(ResubmitError) as refused:
+        _resubmit(packaged, old)
+    assert refused.value.status == 409
+    assert f"execution {old.execution_id}" in str(refused.value)
+    assert "import it twice" in str(refused.value)
+    assert "confirm=true" in str(refused.value)
+    assert _imports(packaged) == 1
+
+    new = _resubmit(packaged, old, confirm=True)
+    assert packaged.until_final(new).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 2
+
+
+def test_an_importing_file_is_not_resubmitted(packaged: Packaged) -> None:
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    assert record.state is TrackingState.IMPORTING
+
+    with pytest.raises(ResubmitError) as refused:
+        _resubmit(packaged, record)
+
+    assert refused.value.status == 409
+    assert "the file is Importing, not final" in str(refused.value)
     assert _imports(packaged) == 1

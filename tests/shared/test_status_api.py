@@ -156,3 +156,10 @@ def test_any_other_startup_failure_is_a_503_that_shows_no_text() -> None:
     response = status_api.messages(broken, "84a383c8-336d-45e4-9933-0c3e8bfb734a", {})
     assert response.status == 503
     assert response.body["error"] == "the app could not start (RuntimeError); see /api/health"
+
+
+def test_every_final_state_but_processed_counts_as_failed() -> None:
+    # A state added to TrackingState (as the package API's were) is counted, not left out.
+    final = {state for state in TrackingState if state.is_terminal}
+    assert final - {TrackingState.PROCESSED} == status_api.FAILED_STATES
+    assert {TrackingState.IMPORT_FAILED, TrackingState.IMPORT_CANCELED} <= status_api.FAILED_STATES
