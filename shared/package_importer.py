@@ -72,7 +72,7 @@ from shared.errors import AppError
 from shared.routing import Route
 from shared.storage import STREAM_CHUNK
 from shared.tracking import (
-    ImportLeaseHeld,
+    LeaseHeld,
     TrackedFile,
     TrackingState,
     TrackingStore,
@@ -262,7 +262,7 @@ class PackageImporter:
         )
         return PackageUpload(write.url, write.blob_id, length, entities)
 
-    def acquire_lease(self) -> ImportLeaseHeld:
+    def acquire_lease(self) -> LeaseHeld:
         """The package-import lease, waiting up to ``lease_wait`` for it.
 
         :raises LeaseHeldError: it stayed held elsewhere (the file goes back to the schedule).
@@ -282,7 +282,7 @@ class PackageImporter:
                 )
             self._sleep(self.policy.lease_pause)
 
-    def release_lease(self, lease: ImportLeaseHeld) -> None:
+    def release_lease(self, lease: LeaseHeld) -> None:
         """Give the lease back (best effort: it ends at its ``until`` anyway)."""
         try:
             self._store.import_lease.release(lease)

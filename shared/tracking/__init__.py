@@ -4,7 +4,7 @@
 - :mod:`._codec`: the row layout, (de)serialisation and continuation tokens;
 - :mod:`._table`: the table client behind one error translator;
 - :mod:`._schedule`: the poll schedule's back-off, entries and lease;
-- :mod:`._import_lease`: the package-import lease (one ImportFromPackage at a time);
+- :mod:`._lease`: named lease rows (one ImportFromPackage at a time, one tick per export route);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob.
 - :mod:`._exports`: :class:`ExportStore`, the export records and export leases, in a
@@ -14,13 +14,12 @@
 from ._codec import clean_etag, is_record_key, quoted_etag, record_id_for
 from ._exports import (
     EXPORTS_PARTITION,
-    ExportLease,
     ExportPage,
     ExportRecord,
     ExportState,
     ExportStore,
 )
-from ._import_lease import ImportLease, ImportLeaseHeld
+from ._lease import Lease, LeaseHeld
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -43,13 +42,12 @@ __all__ = [
     "Backoff",
     "ClaimResult",
     "ConcurrencyError",
-    "ExportLease",
     "ExportPage",
     "ExportRecord",
     "ExportState",
     "ExportStore",
-    "ImportLease",
-    "ImportLeaseHeld",
+    "Lease",
+    "LeaseHeld",
     "Page",
     "PendingEntry",
     "PollLease",

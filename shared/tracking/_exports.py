@@ -30,12 +30,12 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import EdmType, EntityProperty, TableClient
 
 from ._codec import parse_time
+from ._lease import Lease, LeaseHeld
 from ._model import ConcurrencyError, utcnow
 from ._table import StatusTable
 
 __all__ = [
     "EXPORTS_PARTITION",
-    "ExportLease",
     "ExportPage",
     "ExportRecord",
     "ExportState",
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 EXPORTS_PARTITION = "exports"
-_LEASE_PREFIX = "~lease-"
 # A message re-delivered every 30 minutes for days would grow its history without end.
 _HISTORY_LIMIT = 50
 _REASON_CHARS = 2000
@@ -101,16 +100,6 @@ class ExportRecord:
             f"ExportRecord(message_id={self.message_id!r}, route={self.route!r}, "
             f"state={self.state.value!r})"
         )
-
-
-@dataclass(frozen=True)
-class ExportLease:
-    """The right to run one export route's tick until ``until``."""
-
-    route: str
-    holder: str
-    until: datetime
-    etag: str = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -240,35 +229,17 @@ class ExportStore:
 
     # -- leases -----------------------------------------------------------------------------
 
-    def acquire_lease(self, route: str, holder: str, *, until: datetime) -> ExportLease | None:
-        """Become the one runner of ``route`` until ``until``; None while another lease runs."""
-        key = _LEASE_PREFIX + route.lower()
-        entity = {"PartitionKey": EXPORTS_PARTITION, "RowKey": key, "holder": holder}
-        entity["until"] = until.astimezone(UTC)
-        current = self._table.get(key)
-        try:
-            if current is None:
-                etag = self._table.insert(entity)
-            elif (parse_time(current.get("until")) or self._clock()) > self._clock():
-                return None
-            else:
-                etag = self._table.replace(entity, etag=current.metadata["etag"])
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            return None
-        return ExportLease(route, holder, until, etag)
+    def lease(self, route: str) -> Lease:
+        """The lease of export route ``route``: one tick at a time per route."""
+        return Lease(self._table, route.lower(), clock=self._clock)
 
-    def release_lease(self, lease: ExportLease) -> None:
+    def acquire_lease(self, route: str, holder: str, *, until: datetime) -> LeaseHeld | None:
+        """Become the one runner of ``route`` until ``until``; None while another lease runs."""
+        return self.lease(route).acquire(holder, until=until)
+
+    def release_lease(self, lease: LeaseHeld) -> None:
         """End the lease now; one another holder took meanwhile is left alone."""
-        entity = {
-            "PartitionKey": EXPORTS_PARTITION,
-            "RowKey": _LEASE_PREFIX + lease.route.lower(),
-            "holder": lease.holder,
-            "until": self._clock().astimezone(UTC),
-        }
-        try:
-            self._table.replace(entity, etag=lease.etag)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return
+        self.lease(lease.name).release(lease)
 
 
 def _to_entity(record: ExportRecord) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from ._codec import (
     utf16_bytes,
     with_history,
 )
-from ._import_lease import ImportLease
+from ._lease import IMPORT_LEASE, Lease
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -137,7 +137,7 @@ class TrackingStore:
         self._clock = clock
         self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
-        self.import_lease = ImportLease(self._table, clock=clock)
+        self.import_lease = Lease(self._table, IMPORT_LEASE, clock=clock)
 
     @property
     def table_name(self) -> str:

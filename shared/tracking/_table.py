@@ -45,6 +45,11 @@ class StatusTable:
         """Name of the status table."""
         return self._client.table_name
 
+    @property
+    def partition(self) -> str:
+        """The partition this client reads and writes."""
+        return self._partition
+
     def create(self) -> None:
         """Create the table when missing; a clear error when it cannot be created."""
         try:

@@ -1,0 +1,97 @@
+"""A named lease row: one holder at a time of something, across instances sharing the table.
+
+Used for the package-import lease (F&O fails ImportFromPackage calls made in parallel, so
+every instance takes it before the call) and for each export route's tick. The row is
+written with its ETag: of two instances taking it at once, one wins (the other meets 409 or
+412 and is told the lease is held). A holder that dies keeps the lease only until ``until``;
+a package import whose call timed out keeps it too (F&O may still be working on that call),
+so the next import waits out the same bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+
+from ._codec import lease_key, parse_time
+from ._model import utcnow
+from ._table import StatusTable
+
+__all__ = ["IMPORT_LEASE", "Lease", "LeaseHeld"]
+
+IMPORT_LEASE = "package-import"
+"""The name of the package-import lease (row ``~lease-package-import`` of the files)."""
+
+
+@dataclass(frozen=True)
+class LeaseHeld:
+    """The right to act as ``name``'s one holder until ``until``."""
+
+    name: str
+    holder: str
+    until: datetime
+    etag: str = field(compare=False, repr=False)
+
+
+class Lease:
+    """The lease row ``~lease-<name>`` in the partition of ``table``.
+
+    :param table: the status table's partition the row lives in.
+    :param name: what the lease is of (``package-import``, an export route's name...).
+    :keyword clock: the time source (UTC).
+    """
+
+    def __init__(
+        self, table: StatusTable, name: str, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._table = table
+        self._name = name
+        self._clock = clock
+
+    def acquire(self, holder: str, *, until: datetime) -> LeaseHeld | None:
+        """Take the lease until ``until``; None while another holder's lease runs."""
+        entity = self._entity(holder, until)
+        current = self._table.get(entity["RowKey"])
+        try:
+            if current is None:
+                etag = self._table.insert(entity)
+            elif self._running(current):
+                return None
+            else:
+                etag = self._table.replace(entity, etag=current.metadata["etag"])
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return LeaseHeld(self._name, holder, until, etag)
+
+    def release(self, lease: LeaseHeld) -> None:
+        """End the lease now, unless another holder took it meanwhile."""
+        entity = self._entity(lease.holder, self._clock())
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._table.replace(entity, etag=lease.etag)
+
+    def holder(self) -> str | None:
+        """Who holds the lease now, None when nobody does."""
+        row = self._table.get(lease_key(self._name))
+        if row is None or not self._running(row):
+            return None
+        return str(row.get("holder"))
+
+    def _running(self, row: Any) -> bool:
+        return (parse_time(row.get("until")) or self._clock()) > self._clock()
+
+    def _entity(self, holder: str, until: datetime) -> dict[str, Any]:
+        return {
+            "PartitionKey": self._table.partition,
+            "RowKey": lease_key(self._name),
+            "holder": holder,
+            "until": until.astimezone(UTC),
+        }
