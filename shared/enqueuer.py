@@ -642,6 +642,24 @@ class Enqueuer:
 
     def _import(self, record: TrackedFile, upload: Any, route: Route, lease: Any) -> TrackedFile:
         assert self._packages is not None
+        if record.enqueue_attempts > 1:
+            try:
+                known = self._packages.is_known(record)
+            except D365Error as exc:
+                self._packages.release_lease(lease)
+                return self._retry_later(
+                    record, exc, state=TrackingState.RECEIVED, execution_id=None
+                )
+            if known:
+                # An earlier attempt's refusal hid an import F&O took: follow it, never re-send.
+                self._packages.release_lease(lease)
+                _LOGGER.warning(
+                    "ImportFromPackage not called again: F&O knows execution_id=%s blob=%s",
+                    record.execution_id,
+                    record.blob,
+                    extra=telemetry.record_ids(record),
+                )
+                return record
         try:
             self._packages.import_package(upload, record, route)
         except D365Error as exc:
@@ -686,8 +704,10 @@ class Enqueuer:
             exc,
             extra=telemetry.record_ids(record),
         )
+        # Must land: the poller may have re-anchored the Importing record during the call.
         return self._finish(
             record,
+            must_land=True,
             state=TrackingState.IMPORT_FAILED,
             d365_status="ImportFromPackage refused",
             last_error=str(exc),
@@ -696,9 +716,26 @@ class Enqueuer:
     # -- outcomes -------------------------------------------------------------------------------
 
     def _finish(
-        self, record: TrackedFile, *, stamp_blob: bool = True, **changes: Any
+        self,
+        record: TrackedFile,
+        *,
+        stamp_blob: bool = True,
+        must_land: bool = False,
+        **changes: Any,
     ) -> TrackedFile:
-        record = self._store.update(record, lease_until=None, schedule_at=UNSCHEDULE, **changes)
+        """Write the final state, log it and stamp the blob.
+
+        :keyword must_land: the outcome is known only to this worker: retried over storage
+            failures and a record changed meanwhile (a final state written meanwhile stands).
+        """
+        final = {"lease_until": None, "schedule_at": UNSCHEDULE, **changes}
+        if must_land:
+            written = self._persist(record, over_final=False, **final)
+            if written.state is not changes["state"]:
+                return written  # recovery finished it meanwhile; its outcome stands
+            record = written
+        else:
+            record = self._store.update(record, **final)
         _LOGGER.info(
             "finished blob=%s record=%s state=%s",
             record.blob,

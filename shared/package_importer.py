@@ -25,11 +25,13 @@ with what happens when it is the last line that runs:
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
      without an answer the lease is kept until its ``until`` (F&O may still be in that call);
    - refused in a way that proves F&O did not take it (429, 503, no connection, the
-     parallel-call refusal): back to ``Received``, retried later. *Stop before that write*:
+     parallel-call refusal): back to ``Received``, retried later. Before calling again, the
+     retry asks GetExecutionSummaryStatus about the same execution id: when F&O knows it (a
+     gateway's 503 can hide a call F&O took), the file is followed, never sent twice. *Stop before that write*:
      as 4, ``TimedOut`` at the age limit (never imported twice);
    - "already exists": F&O has that execution id: followed as above;
    - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
-     F&O's text.
+     F&O's text, written even over a poll that re-anchored the record during the call.
 6. The poller (:meth:`PackageImporter.follow`) reads GetExecutionSummaryStatus until it is
    final: Succeeded -> ``Processed``, PartiallySucceeded -> ``ProcessedWithErrors``,
    Failed -> ``ImportFailed``, Canceled -> ``ImportCanceled``; ``Unknown`` and everything else
@@ -305,6 +307,15 @@ class PackageImporter:
         )
 
     # -- step 6 -------------------------------------------------------------------------------
+
+    def is_known(self, record: TrackedFile) -> bool:
+        """True when F&O has an execution under the file's execution id (an earlier call it
+        took), so ImportFromPackage must not be called again.
+
+        :raises D365Error: the status could not be read: try again later.
+        """
+        result = self._client.get_execution_summary_status(execution_id_for(record))
+        return not result.not_found and result.status not in (None, ExecutionSummaryStatus.UNKNOWN)
 
     def follow(self, record: TrackedFile) -> FollowResult:
         """Read the execution's status; at its end, gather row errors and error files.

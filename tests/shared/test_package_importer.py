@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from shared.d365 import D365Client, RetryPolicy
+from shared.d365 import D365Client, D365ServerError, RetryPolicy
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
@@ -422,3 +422,51 @@ def test_an_importing_file_is_not_resubmitted(packaged: Packaged) -> None:
     assert refused.value.status == 409
     assert "the file is Importing, not final" in str(refused.value)
     assert _imports(packaged) == 1
+
+
+def test_a_refusal_during_a_poll_of_the_importing_record_still_ends_import_failed(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = packaged.domain.context.store
+    real = packaged.importer.import_package
+
+    def polled_meanwhile(upload: object, record: TrackedFile, route: object) -> str:
+        # The poller re-anchors the Importing record while the synchronous call runs.
+        store.update(store.get(record.row_key), d365_status="not found yet")
+        return real(upload, record, route)
+
+    monkeypatch.setattr(packaged.importer, "import_package", polled_meanwhile)
+    data = package_files.package([("Customers V3", "c.xml", b"<a/>")], with_manifest=False)
+    record = packaged.send("pkg/USMF/bad.zip", data)
+
+    stored = store.get(record.row_key)
+    assert stored.state is TrackingState.IMPORT_FAILED
+    assert "does not contain Manifest.xml" in (stored.last_error or "")
+    assert _imports(packaged) == 0
+
+
+def test_a_503_that_hid_an_import_f_and_o_took_is_followed_not_sent_again(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = packaged.importer.import_package
+    taken: list[str | None] = []
+
+    def taken_then_503(upload: object, record: TrackedFile, route: object) -> None:
+        real(upload, record, route)  # F&O takes the import...
+        taken.append(record.execution_id)
+        monkeypatch.setattr(packaged.importer, "import_package", real)
+        raise D365ServerError(  # ...but a gateway answers 503: "not taken", as far as we know
+            "ImportFromPackage failed: 503", status_code=503, url="https://fno.localhost"
+        )
+
+    monkeypatch.setattr(packaged.importer, "import_package", taken_then_503)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    assert record.state is TrackingState.RECEIVED
+
+    final = packaged.until_final(record)
+
+    assert final.state is TrackingState.PROCESSED
+    assert taken == [final.execution_id]
+    assert _imports(packaged) == 1
+    calls = [r for r in packaged.domain.d365.requests if r.operation == "ImportFromPackage"]
+    assert len(calls) == 1
