@@ -7,9 +7,10 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
 1. **Record Dequeued** (insert, or the next dequeue of a re-delivered message, found by its
    message id). The target name is fixed at the first dequeue (``{date}`` stays that day's).
    *Fails*: nothing is downloaded or acked; F&O offers the message again in 30 minutes.
-   A dequeue answer saying F&O has no file (``IsDownLoadFileExist`` false) is recorded
-   ExportFailed with F&O's ``FileDownLoadErrorMessage`` and not acked: nothing was exported,
-   and the message stays visible in F&O for a person to judge.
+   A dequeue answer saying F&O has no file (``IsDownLoadFileExist`` false, e.g. a job that
+   prevents uploads of zero records) has nothing to write: it is recorded Downloaded with no
+   blob and F&O's ``FileDownLoadErrorMessage``, then acked (left unacked, it would come back
+   every 30 minutes for ever).
 2. **Already written?** When the record says the blobs are committed, or the target blob
    exists with this message id in its metadata (a crash between the commit and step 4),
    nothing is written again: go to the ack.
@@ -71,7 +72,14 @@ from shared import telemetry
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
 from shared.errors import safe_text
-from shared.tracking import ConcurrencyError, ExportRecord, ExportState, ExportStore, utcnow
+from shared.tracking import (
+    ConcurrencyError,
+    ExportRecord,
+    ExportState,
+    ExportStore,
+    LeaseHeld,
+    utcnow,
+)
 
 __all__ = ["BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
 
@@ -237,8 +245,20 @@ class Exporter:
         """Run every enabled route once."""
         result = ExportTickResult()
         for route in self._routes:
-            if route.enabled:
+            if not route.enabled:
+                continue
+            try:
                 self.run_route(route, result)
+            except Exception as exc:  # one route's defect must not stop the others
+                result.errors.append(f"{route.name}: {_reason(exc)}")
+                _LOGGER.exception(
+                    "export route=%s failed: %s",
+                    route.name,
+                    _reason(exc),
+                    extra=telemetry.log_ids(
+                        event="export_failed", route=route.name, reason=_reason(exc)
+                    ),
+                )
         return result
 
     def run_route(self, route: ExportRoute, result: ExportTickResult | None = None) -> None:
@@ -278,7 +298,14 @@ class Exporter:
                 ),
             )
         finally:
+            self._release(lease)
+
+    def _release(self, lease: LeaseHeld) -> None:
+        """End the route's lease; if storage fails, it runs out at its ``until``."""
+        try:
             self._store.release_lease(lease)
+        except AzureError as exc:
+            _LOGGER.warning("export lease %s not released: %s", lease.name, _reason(exc))
 
     def _container(self, route: ExportRoute) -> ContainerClient:
         container = self._blobs.get_container_client(route.container)
@@ -332,9 +359,20 @@ class Exporter:
                     record, (record.target,), existing, reason="found committed; not again"
                 )
         if message.is_download_file_exist is False:
-            reason = f"F&O has no file for this message: {message.file_download_error_message}"
-            self._fail(record, reason[:500])
-            return None
+            # Nothing to write (e.g. "Prevent upload when zero records"); left unacked it would
+            # come back every 30 minutes for ever.
+            reason = (
+                f"F&O has no file for this message ({message.file_download_error_message}); "
+                "acknowledged with nothing written"
+            )[:500]
+            _LOGGER.warning(
+                "export without a file message_id=%s route=%s: %s",
+                record.message_id,
+                record.route,
+                reason,
+                extra=_log_ids(record, record.state),
+            )
+            return self._store.downloaded(record, (), 0, reason=reason)
         metadata = _metadata(route, message, record)
         try:
             if route.unzip:
@@ -342,7 +380,7 @@ class Exporter:
             else:
                 size = self._write_blob(container.get_blob_client(record.target), message, metadata)
                 blobs = [record.target]
-        except (D365Error, AzureError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # any (zlib.error, EOFError...): recorded, never acked
             reason = f"download not written: {_reason(exc)}; retried when F&O offers it again"
             self._fail(record, reason)
             return None

@@ -27,8 +27,8 @@ with what happens when it is the last line that runs:
    - refused in a way that proves F&O did not take it (429, 503, no connection, the
      parallel-call refusal): back to ``Received``, retried later. Before calling again, the
      retry asks GetExecutionSummaryStatus about the same execution id: when F&O knows it (a
-     gateway's 503 can hide a call F&O took), the file is followed, never sent twice. *Stop before that write*:
-     as 4, ``TimedOut`` at the age limit (never imported twice);
+     gateway's 503 can hide a call F&O took), the file is followed, never sent twice.
+     *Stop before that write*: as 4, ``TimedOut`` at the age limit (never imported twice);
    - "already exists": F&O has that execution id: followed as above;
    - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
      F&O's text, written even over a poll that re-anchored the record during the call.

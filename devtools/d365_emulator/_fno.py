@@ -206,7 +206,7 @@ class FnoApi:
             {
                 "CorrelationId": message.message_id,
                 "PopReceipt": pop_receipt,
-                "DownloadLocation": location,
+                "DownloadLocation": None if knobs.dequeue_without_file else location,
                 "IsDownLoadFileExist": not knobs.dequeue_without_file,
                 "FileDownLoadErrorMessage": _NO_FILE if knobs.dequeue_without_file else None,
                 "LastDequeueDateTime": _wire_time(previous),

@@ -375,7 +375,8 @@ def _unescape(text: str) -> str:
 def parse_dequeue(text: str) -> DequeuedMessage:
     """The dequeue response body as a `DequeuedMessage` (field names matched case-insensitively).
 
-    :raises ValueError: when the body is not a JSON object with the three required fields.
+    :raises ValueError: when the body is not a JSON object with the required fields
+        (``DownloadLocation`` may be missing or null when ``IsDownLoadFileExist`` is false).
     """
     try:
         document = json.loads(text)
@@ -383,19 +384,20 @@ def parse_dequeue(text: str) -> DequeuedMessage:
         raise ValueError(f"expected a JSON object, got {shorten(text)!r}") from None
     if not isinstance(document, Mapping):
         raise ValueError(f"expected a JSON object, got {shorten(text)!r}")
-    required = {
-        name: get_ci(document, name) for name in ("CorrelationId", "PopReceipt", "DownloadLocation")
-    }
+    exists = get_ci(document, "IsDownLoadFileExist")
+    names = ["CorrelationId", "PopReceipt"]
+    if exists is not False or get_ci(document, "DownloadLocation") is not None:
+        names.append("DownloadLocation")
+    required = {name: get_ci(document, name) for name in names}
     missing = [name for name, found in required.items() if not isinstance(found, str)]
     if missing:
         raise ValueError(f"missing {', '.join(missing)} in {shorten(text)!r}")
-    exists = get_ci(document, "IsDownLoadFileExist")
     error_message = get_ci(document, "FileDownLoadErrorMessage")
     last_dequeue = get_ci(document, "LastDequeueDateTime")
     return DequeuedMessage(
         correlation_id=required["CorrelationId"],
         pop_receipt=required["PopReceipt"],
-        download_location=required["DownloadLocation"],
+        download_location=required.get("DownloadLocation") or "",
         is_download_file_exist=exists if isinstance(exists, bool) else None,
         file_download_error_message=None if error_message is None else str(error_message),
         last_dequeue_date_time=None if last_dequeue is None else str(last_dequeue),

@@ -3,6 +3,8 @@ docstring names injected at exactly that step."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -179,7 +181,7 @@ def test_an_export_that_is_not_a_zip_fails_an_unzip_route_and_is_not_acked(
     assert domain.d365.messages[message_id].state != "Acked"
 
 
-def test_a_message_without_a_file_is_recorded_and_not_acked(
+def test_a_message_without_a_file_is_acked_with_nothing_written(
     domain: Domain, exporter: Exporter, route: ExportRoute
 ) -> None:
     message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
@@ -188,13 +190,14 @@ def test_a_message_without_a_file_is_recorded_and_not_acked(
     exporter.tick()
 
     record = exporter.store.get(message_id)
-    assert record.state is ExportState.EXPORT_FAILED
-    assert record.error == (
-        "F&O has no file for this message: The file was not uploaded to the blob storage for "
-        "this message."
-    )
+    assert record.state is ExportState.ACKED
+    assert record.blobs == ()
+    assert [entry[2] for entry in record.history if entry[0] == "Downloaded"] == [
+        "F&O has no file for this message (The file was not uploaded to the blob storage for "
+        "this message.); acknowledged with nothing written"
+    ]
     assert _downloads(domain) == 0
-    assert domain.d365.messages[message_id].state != "Acked"
+    assert domain.d365.messages[message_id].state == "Acked"
 
 
 def test_a_record_keeps_a_size_past_2_gib(domain: Domain, exporter: Exporter) -> None:
@@ -220,3 +223,31 @@ def test_an_empty_export_lands_as_an_empty_blob(
 
     assert list(_blobs(domain, route).values()) == [b""]
     assert exporter.store.get(message_id).state is ExportState.ACKED
+
+
+def _corrupt_deflate_package() -> bytes:
+    """A zip whose one member's compressed data is junk: zipfile raises zlib.error on it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Customers V3.xml", customers_export() * 50)
+    data = bytearray(buffer.getvalue())
+    start = 30 + len("Customers V3.xml")  # the local file header, then the compressed data
+    data[start : start + 64] = b"\xff" * 64  # deflate block type 3: invalid
+    return bytes(data)
+
+
+def test_a_corrupt_package_member_is_recorded_and_the_tick_goes_on(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    corrupt = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, _corrupt_deflate_package())
+    valid = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
+
+    exporter.run_route(unzip)
+
+    failed = exporter.store.get(corrupt)
+    assert failed.state is ExportState.EXPORT_FAILED
+    assert failed.error.startswith("download not written: ")
+    assert domain.d365.messages[corrupt].state != "Acked"
+    assert exporter.store.get(valid).state is ExportState.ACKED
+    assert any(name.startswith(f"pkg/{valid}/") for name in _blobs(domain, route))

@@ -234,6 +234,15 @@ def test_dequeue_body_fields_are_read_case_insensitively() -> None:
         parse_dequeue(json.dumps({"CorrelationId": GUID, "DownloadLocation": "https://x"}))
 
 
+def test_a_dequeue_answer_without_a_file_may_have_no_download_location() -> None:
+    no_file = {"CorrelationId": GUID, "PopReceipt": "r", "IsDownLoadFileExist": False}
+    for location in ({}, {"DownloadLocation": None}):
+        message = parse_dequeue(json.dumps({**no_file, **location}))
+        assert (message.is_download_file_exist, message.download_location) == (False, "")
+    with pytest.raises(ValueError, match="missing DownloadLocation"):
+        parse_dequeue(json.dumps({**no_file, "IsDownLoadFileExist": True}))
+
+
 @pytest.mark.parametrize(
     ("location", "expected"),
     [
