@@ -22,6 +22,7 @@ from shared.d365 import normalize_message_id
 from shared.errors import safe_text
 from shared.resubmit import ResubmitError, Resubmitter, risk_of
 from shared.tracking import (
+    ConcurrencyError,
     TrackedFile,
     TrackingState,
     TrackingStoreError,
@@ -183,6 +184,11 @@ def _with_context(
         return answer(context)
     except TrackingStoreError as exc:
         return _problem(503, str(exc))
+    except (AzureError, ConcurrencyError) as exc:
+        _LOGGER.exception("storage failed while answering")
+        return _problem(
+            503, f"storage failed or changed while answering ({safe_text(exc)}); try again"
+        )
 
 
 def messages(

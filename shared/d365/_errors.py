@@ -30,7 +30,7 @@ import requests
 
 from shared.errors import AppError
 
-from ._parsing import fno_error_text, shorten, url_without_query
+from ._parsing import fno_error_text, redact_sas, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
 __all__ = [
@@ -245,7 +245,8 @@ def error_from_response(
     :param budget: the retry policy in words, for the 429/5xx hints.
     """
     status = response.status_code
-    body = response.text
+    # F&O may quote a package URL it could not read: its SAS signature never goes further.
+    body = redact_sas(response.text)
     fno_message = fno_error_text(body) or (shorten(body) if body.strip() else None)
     request_id = request_id_of(response)
     error_type = _ERROR_TYPES.get(status, D365ServerError if status >= 500 else D365HttpError)

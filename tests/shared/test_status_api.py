@@ -163,3 +163,18 @@ def test_every_final_state_but_processed_counts_as_failed() -> None:
     final = {state for state in TrackingState if state.is_terminal}
     assert final - {TrackingState.PROCESSED} == status_api.FAILED_STATES
     assert {TrackingState.IMPORT_FAILED, TrackingState.IMPORT_CANCELED} <= status_api.FAILED_STATES
+
+
+def test_a_storage_failure_reading_the_record_to_resubmit_is_a_503_not_a_500(
+    domain: Domain,
+) -> None:
+    message_id = _enqueued(domain)
+    domain.faults.fail("reset", "GET", "PartitionKey", times=50)
+
+    response = status_api.resubmit(
+        lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b""
+    )
+
+    domain.faults.clear()
+    assert response.status == 503
+    assert response.body["error"].startswith("storage failed or changed while answering")

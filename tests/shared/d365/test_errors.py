@@ -24,6 +24,7 @@ from shared.d365 import (
     D365PermissionError,
     D365ResponseError,
     D365ServerError,
+    RetryPolicy,
 )
 from tests import fakes
 from tests.shared.d365.support import ClientFactory, received
@@ -308,3 +309,24 @@ def test_403_says_the_app_is_known_but_not_allowed(
     text = str(error)
     assert "HTTP 403 Forbidden. F&O says: User is disabled Request id: req-403." in text
     assert "The app is known but not allowed" in text
+
+
+def test_an_f_and_o_error_quoting_a_package_url_shows_no_sas_signature(
+    make_client: ClientFactory, canned: CannedServer
+) -> None:
+    url = "https://fno.blob.core.windows.net/dmf/p.zip?sv=2024-11-04&sp=r&sig=S3cr3tSiGnAtUrE%3D"
+    canned.status = 400
+    canned.body = json.dumps({"error": {"message": f"Cannot read the package {url}."}}).encode()
+    canned.headers = {"Content-Type": "application/json"}
+    client = make_client(base_url=canned.url)
+
+    with pytest.raises(D365HttpError) as caught:
+        client.import_from_package(
+            url, "CustomersPackage", "exec-1", retry=RetryPolicy(max_attempts=1)
+        )
+
+    assert "Cannot read the package https://fno.blob.core.windows.net/dmf/p.zip?" in str(
+        caught.value
+    )
+    for text in (str(caught.value), caught.value.fno_message or ""):
+        assert "S3cr3tSiGnAtUrE" not in text
