@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -20,6 +21,7 @@ from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
 from shared.resubmit import ResubmitError, Resubmitter
+from shared.routing import RouteTable
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
 from tests.e2e.conftest import TEMPLATES
@@ -63,7 +65,14 @@ class Packaged:
         raise AssertionError(f"not final: {current!r} {current and current.last_error}")
 
 
-def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.0) -> Packaged:
+def _build(
+    domain: Domain,
+    *,
+    read_timeout: float = 30.0,
+    routes: RouteTable | None = None,
+    **policy: Any,
+) -> Packaged:
+    """The package path of ``domain``; ``policy``: EnqueuePolicy fields to override."""
     context = domain.context
     settings = context.settings
     client = D365Client(
@@ -79,8 +88,6 @@ def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.
         errors_container=context.blob_service.get_container_client(settings.errors_container),
         policy=PackagePolicy(
             lease_span=timedelta(seconds=read_timeout + 5),
-            lease_wait=timedelta(seconds=lease_wait),
-            lease_pause=0.05,
             error_file_pause=0.05,
             first_poll_delay=timedelta(seconds=1),
         ),
@@ -89,14 +96,17 @@ def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.
     enqueuer = Enqueuer(
         context.store,
         client,
-        settings.routes,
+        routes or settings.routes,
         context.archiver,
         policy=EnqueuePolicy(
-            claim_lease=timedelta(minutes=10),
-            answer_timeout=timedelta(seconds=30),
-            first_poll_delay=timedelta(seconds=1),
-            retry=FAST,
-            max_pending_age=timedelta(hours=1),
+            **{
+                "claim_lease": timedelta(minutes=10),
+                "answer_timeout": timedelta(seconds=30),
+                "first_poll_delay": timedelta(seconds=1),
+                "retry": FAST,
+                "max_pending_age": timedelta(hours=1),
+                **policy,
+            }
         ),
         clock=domain.clock,
         packages=importer,
@@ -126,6 +136,11 @@ def packaged(domain: Domain) -> Iterator[Packaged]:
 
 def _imports(packaged: Packaged) -> int:
     return packaged.domain.d365.packages.import_calls
+
+
+def _puts(packaged: Packaged) -> list[int | None]:
+    """The statuses of the package PUTs the emulator answered."""
+    return [r.status for r in packaged.domain.d365.requests if r.operation == "blob_put"]
 
 
 def test_a_valid_package_is_imported_and_ends_processed(packaged: Packaged) -> None:
@@ -189,12 +204,16 @@ def test_a_plain_file_is_wrapped_from_the_template(packaged: Packaged) -> None:
     assert put.body_size == len(put.body)
 
 
-def test_a_missing_template_waits_on_the_schedule_naming_it(packaged: Packaged) -> None:
+def test_a_missing_template_ends_the_file_naming_it_and_the_fix(packaged: Packaged) -> None:
     record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
-    assert record.state is TrackingState.RECEIVED
+    assert record.state is TrackingState.ENQUEUE_FAILED
     assert "customers.zip' was not found" in (record.last_error or "")
+    assert "upload the data project's exported package" in (record.last_error or "")
+    assert "then resubmit the file" in (record.last_error or "")
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert _puts(packaged) == []
     packaged.upload_template()
-    final = packaged.until_final(record)
+    final = packaged.until_final(_resubmit(packaged, record))
     assert final.state is TrackingState.PROCESSED
 
 
@@ -255,7 +274,7 @@ def test_a_failed_importing_write_sends_nothing_and_the_claim_is_resumed(
 
 
 def test_a_held_import_lease_makes_the_file_wait_not_fail(domain: Domain) -> None:
-    packaged = _build(domain, lease_wait=0.0)
+    packaged = _build(domain)
     domain.d365.knobs.package_run_seconds = 1
     other = domain.context.store.import_lease.acquire(
         "other-instance", until=domain.clock() + timedelta(seconds=30)
@@ -265,6 +284,8 @@ def test_a_held_import_lease_makes_the_file_wait_not_fail(domain: Domain) -> Non
     assert record.state is TrackingState.RECEIVED
     assert "in flight" in (record.last_error or "")
     assert _imports(packaged) == 0
+    # Checked before the upload: a busy environment costs no upload per try.
+    assert _puts(packaged) == []
     domain.context.store.import_lease.release(other)
     final = packaged.until_final(record)
     assert final.state is TrackingState.PROCESSED
