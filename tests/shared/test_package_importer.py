@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import time
 import zipfile
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from shared.resubmit import ResubmitError, Resubmitter
 from shared.routing import RouteTable
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
-from tests.e2e.conftest import TEMPLATES
+from tests.e2e.conftest import TEMPLATES, routes_for
 from tests.shared.conftest import FAST, Domain
 
 
@@ -443,3 +445,123 @@ def test_an_importing_file_is_not_resubmitted(packaged: Packaged) -> None:
     assert refused.value.status == 409
     assert "the file is Importing, not final" in str(refused.value)
     assert _imports(packaged) == 1
+
+
+def _slow_big_package() -> bytes:
+    # Random bytes do not deflate: more than loopback's socket buffers hold, so the PUT
+    # blocks while the emulator stops reading.
+    return package_files.package([("Customers V3", "Customers V3.xml", os.urandom(24 << 20))])
+
+
+def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
+    domain: Domain,
+) -> None:
+    """Recovery never resumes a claim whose upload still runs (no second upload in parallel,
+    no late Importing write): the PUT stops before its end, the file waits on the schedule."""
+    packaged = _build(domain, claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=1))
+    domain.d365.knobs.operations = frozenset({"blob_put"})
+    domain.d365.knobs.body_read_pause_seconds = 3
+
+    record = packaged.send("pkg/USMF/big.zip", _slow_big_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert "outlived the claim's lease (CLAIM_LEASE)" in (record.last_error or "")
+    assert 201 not in _puts(packaged)
+    assert _imports(packaged) == 0
+    assert domain.context.store.schedule.get(record.record_id) is not None
+
+
+def test_a_claim_taken_over_during_the_upload_stops_before_importing(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller resumed the claim while this worker uploaded: its Importing write loses,
+    and it stops quietly (lease released), leaving the file to the new owner."""
+    store = packaged.domain.context.store
+    take_lease = packaged.importer.acquire_lease
+
+    def resumed_meanwhile() -> object:
+        [claimed] = store.list_records().records
+        store.update(claimed, lease_until=packaged.domain.clock() + timedelta(minutes=10))
+        return take_lease()
+
+    monkeypatch.setattr(packaged.importer, "acquire_lease", resumed_meanwhile)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert _imports(packaged) == 0
+    assert store.import_lease.holder() is None
+
+
+@pytest.mark.parametrize("status", [400, 403, 413])
+def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
+    packaged: Packaged, status: int
+) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"blob_put"})
+    knobs.error_burst, knobs.error_status = 1, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert f"HTTP {status}" in (record.last_error or "")
+    assert "F&O imported nothing" in (record.last_error or "")
+    assert "then resubmit the file" in (record.last_error or "")
+    assert _puts(packaged) == [status]
+    assert _imports(packaged) == 0
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+
+
+@pytest.mark.parametrize("status", [408, 429, 503])
+def test_a_put_that_fails_for_now_is_retried_later(packaged: Packaged, status: int) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"blob_put"})
+    knobs.error_burst, knobs.error_status = 50, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert f"HTTP {status}" in (record.last_error or "")
+    knobs.error_burst = 0
+    assert packaged.until_final(record).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
+
+
+def test_a_package_route_takes_files_over_the_enqueue_limit(domain: Domain) -> None:
+    packaged = _build(domain, default_max_bytes=100)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    assert record.state is TrackingState.IMPORTING
+    assert packaged.until_final(record).state is TrackingState.PROCESSED
+
+
+@pytest.mark.parametrize("path", ["pkg/USMF/customers.zip", "big/customers.xml"])
+def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
+    domain: Domain, path: str
+) -> None:
+    """A package route's file, or an on_too_large file, over one Put Blob's limit."""
+    # Over the big route's 1 MiB enqueue limit too.
+    packaged = _build(domain, default_max_bytes=100, package_max_bytes=1_500_000)
+    data = package_files.customers_package() + b" " * (2 << 20)
+
+    record = packaged.send(path, data)
+
+    assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
+    assert "1,500,000-byte limit of the data management package API" in (record.last_error or "")
+    assert "one Put Blob request" in (record.last_error or "")
+    assert "import it through the data management package API" not in (record.last_error or "")
+    assert _puts(packaged) == []
+
+
+def test_a_package_route_over_its_own_max_bytes_is_rejected_naming_it(domain: Domain) -> None:
+    raw = [
+        {**route, "max_bytes": 1000} if route["name"] == "pkg" else route
+        for route in routes_for(domain.folder)
+    ]
+    packaged = _build(domain, routes=RouteTable.from_json(json.dumps(raw)))
+
+    record = packaged.send("pkg/USMF/customers.zip", b"x" * 2000)
+
+    assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
+    assert "1,000-byte limit of the data management package API on route 'pkg'" in (
+        record.last_error or ""
+    )
+    assert "raise max_bytes on the route" in (record.last_error or "")
