@@ -24,9 +24,9 @@ credentials or permissions, an unknown job, no connection, an upload cut short) 
 judges a send that is still running.
 
 Files of a package route (``"api": "package"``, or an enqueue route's ``on_too_large``) take
-the DMF package API instead of step 2-3: upload, the package-import lease, ``Importing`` with
-our execution id written before ImportFromPackage; each step's failure and its recovery are
-in :mod:`shared.package_importer`.
+the DMF package API instead of step 2-3: upload (with the same deadline as a send), the
+package-import lease, ``Importing`` with our execution id written before ImportFromPackage;
+each step's failure and its recovery are in :mod:`shared.package_importer`.
 """
 
 from __future__ import annotations
@@ -638,8 +638,10 @@ class Enqueuer:
         return self._send_package(self._archiver.source(record.blob), record)
 
     def _send_package(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
-        """Upload, take the import lease, write ``Importing`` with our execution id, call
-        ImportFromPackage once. Every step's failure is in shared.package_importer's docstring."""
+        """Check the import lease is free, upload (cut short like `_send` when it would
+        outlive the claim's lease), take the import lease, write ``Importing`` with our
+        execution id, call ImportFromPackage once. Every step's failure is in
+        shared.package_importer's docstring."""
         route = self._routes.get(record.route or "")
         if self._packages is None or route is None or not route.definition_group:
             return self._finish(
