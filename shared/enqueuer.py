@@ -24,9 +24,9 @@ credentials or permissions, an unknown job, no connection, an upload cut short) 
 judges a send that is still running.
 
 Files of a package route (``"api": "package"``, or an enqueue route's ``on_too_large``) take
-the DMF package API instead of step 2-3: upload, the package-import lease, ``Importing`` with
-our execution id written before ImportFromPackage; each step's failure and its recovery are
-in :mod:`shared.package_importer`.
+the DMF package API instead of step 2-3: upload (with the same deadline as a send), the
+package-import lease, ``Importing`` with our execution id written before ImportFromPackage;
+each step's failure and its recovery are in :mod:`shared.package_importer`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from shared.d365 import (
 )
 from shared.errors import AppError
 from shared.package_importer import (
+    PACKAGE_MAX_BYTES,
     ImportVerdict,
     LeaseHeldError,
     PackageImporter,
@@ -100,6 +101,9 @@ DELETED = "Deleted"
 # Statuses that prove F&O did not take the file: it is worth sending again later.
 _NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
 _GATEWAY_STATUSES = frozenset({502, 504})
+# The SAS PUT of a package: only these (and 5xx) may pass; a 400 / 403 / 413 will not.
+_UPLOAD_TRANSIENT_STATUSES = frozenset({408, 429})
+_UPLOAD_OPERATION = "upload_package"
 _ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 _WRITE_TRIES = 5
 _WRITE_PAUSE_SECONDS = 0.5
@@ -133,6 +137,9 @@ class EnqueuePolicy:
         timeout): an upload must end this long before the lease does.
     :ivar retry: back-off between sends F&O did not take.
     :ivar max_pending_age: a file not taken by F&O by then ends ``EnqueueFailed``.
+    :ivar package_max_bytes: the largest file of the package path (a package route without
+        ``max_bytes``, or an ``on_too_large`` file); see
+        :data:`shared.package_importer.PACKAGE_MAX_BYTES`.
 
     The defaults are the settings' (:class:`shared.config.Settings`), defined there once.
     """
@@ -143,6 +150,7 @@ class EnqueuePolicy:
     default_max_bytes: int = Settings.max_file_bytes
     retry: Backoff = field(default_factory=default_backoff)
     max_pending_age: timedelta = Settings.max_pending_age
+    package_max_bytes: int = PACKAGE_MAX_BYTES
 
 
 class _DeadlineStream:
@@ -271,17 +279,43 @@ class Enqueuer:
                 f"{props.name!r} is empty (0 bytes); F&O would import nothing. Upload the "
                 "file again with its content.",
             )
-        limit = match.route.max_bytes or self._policy.default_max_bytes
-        if props.size > limit and not match.route.on_too_large:
-            raise RoutingError(
-                RejectReason.TOO_LARGE,
-                props.name,
-                f"{props.name!r} is {props.size:,} bytes, over the {limit:,}-byte limit of "
-                f"route {match.route.name!r}. F&O's enqueue endpoint refuses large files "
-                "(413); split the file, or import it through the data management package "
-                "API; or raise max_bytes on the route if your environment accepts it.",
-            )
+        problem = self._size_problem(match.route, props.name, props.size)
+        if problem:
+            raise RoutingError(RejectReason.TOO_LARGE, props.name, problem)
         return match
+
+    def _size_problem(self, route: Route, name: str, size: int) -> str | None:
+        """Why a file is too large for its route's API, None when it is not.
+
+        An enqueue route's limit is ``max_bytes`` (else MAX_FILE_BYTES); a file over it of an
+        ``on_too_large`` route, and any file of a package route, has the package path's own
+        limit: a package route's ``max_bytes``, else ``package_max_bytes`` (one Put Blob).
+        """
+        enqueue_limit = route.max_bytes or self._policy.default_max_bytes
+        if not route.uses_package_api:
+            if size <= enqueue_limit:
+                return None
+            if not route.on_too_large:
+                return (
+                    f"{name!r} is {size:,} bytes, over the {enqueue_limit:,}-byte limit of "
+                    f"route {route.name!r}. F&O's enqueue endpoint refuses large files "
+                    "(413); split the file, or import it through the data management package "
+                    "API; or raise max_bytes on the route if your environment accepts it."
+                )
+        own_limit = route.max_bytes if route.uses_package_api else None
+        limit = own_limit or self._policy.package_max_bytes
+        if size <= limit:
+            return None
+        why = (
+            "its max_bytes; raise max_bytes on the route, or split the data into smaller packages"
+            if own_limit
+            else "a package goes to F&O in one Put Blob request, which takes at most 5000 MiB; "
+            "split the data into smaller packages"
+        )
+        return (
+            f"{name!r} is {size:,} bytes, over the {limit:,}-byte limit of the data management "
+            f"package API on route {route.name!r} ({why})."
+        )
 
     def _reject(self, blob: BlobClient, props: BlobProperties, exc: RoutingError) -> TrackedFile:
         now = self._clock()
@@ -380,8 +414,7 @@ class Enqueuer:
             enqueue_attempts=record.enqueue_attempts + 1,
         )
         etag = record.blob_etag
-        lease_left = (record.lease_until or self._clock()) - self._clock()
-        deadline = time.monotonic() + (lease_left - self._policy.answer_timeout).total_seconds()
+        deadline = self._send_deadline(record)
 
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
@@ -427,6 +460,12 @@ class Enqueuer:
         record = self._record_enqueued(record, result)
         stamp(blob, record, etag=etag, metadata=metadata)
         return record
+
+    def _send_deadline(self, record: TrackedFile) -> float:
+        """When (``time.monotonic``) an upload must stop for its answer to come within the
+        claim's lease: recovery then never judges an upload that still runs."""
+        lease_left = (record.lease_until or self._clock()) - self._clock()
+        return time.monotonic() + (lease_left - self._policy.answer_timeout).total_seconds()
 
     def _send_failed(
         self, record: TrackedFile, exc: AzureError | D365Error | SendDeadlineError
@@ -599,8 +638,10 @@ class Enqueuer:
         return self._send_package(self._archiver.source(record.blob), record)
 
     def _send_package(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
-        """Upload, take the import lease, write ``Importing`` with our execution id, call
-        ImportFromPackage once. Every step's failure is in shared.package_importer's docstring."""
+        """Check the import lease is free, upload (cut short like `_send` when it would
+        outlive the claim's lease), take the import lease, write ``Importing`` with our
+        execution id, call ImportFromPackage once. Every step's failure is in
+        shared.package_importer's docstring."""
         route = self._routes.get(record.route or "")
         if self._packages is None or route is None or not route.definition_group:
             return self._finish(
@@ -613,13 +654,22 @@ class Enqueuer:
                 ),
             )
         record = self._store.update(record, enqueue_attempts=record.enqueue_attempts + 1)
+        deadline = self._send_deadline(record)
         try:
-            upload = self._packages.upload(blob, record, route)
+            self._packages.check_lease()
+            upload = self._packages.upload(
+                blob, record, route, guard=lambda stream: _DeadlineStream(stream, deadline)
+            )
             lease = self._packages.acquire_lease()
-        except (AzureError, D365Error, TemplateError, LeaseHeldError, ValueError) as exc:
-            if isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
-                return self._send_failed(record, exc)
-            return self._retry_later(record, exc)
+        except (
+            AzureError,
+            D365Error,
+            TemplateError,
+            LeaseHeldError,
+            SendDeadlineError,
+            ValueError,
+        ) as exc:
+            return self._upload_failed(record, exc)
         try:
             # Conditional on the claim as read: a recovery that took the file over meanwhile
             # wins, and this worker stops before calling F&O.
@@ -635,10 +685,43 @@ class Enqueuer:
                 poll_count=0,
                 schedule_at=self._clock() + self._packages.policy.first_poll_delay,
             )
+        except ConcurrencyError:
+            self._packages.release_lease(lease)
+            _LOGGER.warning(
+                "claim taken over by recovery before ImportFromPackage; stopping blob=%s",
+                record.blob,
+                extra=telemetry.record_ids(record),
+            )
+            return self._store.get(record.row_key) or record
         except BaseException:
             self._packages.release_lease(lease)
             raise
         return self._import(importing, upload, route, lease)
+
+    def _upload_failed(self, record: TrackedFile, exc: Exception) -> TrackedFile:
+        """A failure before ImportFromPackage (F&O imported nothing): retried later unless
+        waiting will not cure it; then the file ends ``EnqueueFailed`` with the fix."""
+        if isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
+            return self._send_failed(record, exc)
+        if not _upload_refused(exc):
+            return self._retry_later(record, exc)
+        _LOGGER.error(
+            "package upload refused blob=%s record=%s: %s",
+            record.blob,
+            record.record_id,
+            exc,
+            extra=telemetry.record_ids(record),
+        )
+        cause = (
+            f"{exc}"
+            if isinstance(exc, TemplateError)
+            else f"the package upload was refused, so F&O imported nothing: {exc} Fix the cause"
+        )
+        return self._finish(
+            record,
+            state=TrackingState.ENQUEUE_FAILED,
+            last_error=f"{cause}; then resubmit the file (or upload it again).",
+        )
 
     def _import(self, record: TrackedFile, upload: Any, route: Route, lease: Any) -> TrackedFile:
         assert self._packages is not None
@@ -757,6 +840,19 @@ def _ambiguous(exc: Exception) -> bool:
     if isinstance(exc, D365ConnectionError):
         return exc.sent_body
     return isinstance(exc, D365HttpError) and exc.status_code in _GATEWAY_STATUSES
+
+
+def _upload_refused(exc: Exception) -> bool:
+    """A package upload-stage failure that waiting will not cure: the template, or a 4xx
+    of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl (but for the enqueue's
+    not-taken statuses: credentials and permissions get fixed)."""
+    if isinstance(exc, TemplateError):
+        return True
+    if not isinstance(exc, D365HttpError) or exc.status_code >= 500:
+        return False
+    if exc.operation == _UPLOAD_OPERATION:
+        return exc.status_code not in _UPLOAD_TRANSIENT_STATUSES
+    return exc.status_code not in _NOT_TAKEN_STATUSES
 
 
 def _not_taken(exc: Exception) -> bool:

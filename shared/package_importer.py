@@ -8,18 +8,34 @@ with what happens when it is the last line that runs:
 1. Claim (the enqueuer's usual transaction): record ``Received`` + schedule entry due when
    the claim's lease ends. *Stop here*: the poller resumes the claim, and the steps below run
    again; nothing reached F&O.
-2. :meth:`PackageImporter.upload`: GetAzureWriteUrl and a streamed PUT of the package (the
-   blob as it is, or a zip built on the fly from the template). *Stop here*: as 1; a PUT is
-   repeated to a new URL, F&O has imported nothing.
-3. :meth:`PackageImporter.acquire_lease`: the package-import lease row. Held elsewhere: the
-   file waits on the schedule (``Received``, retried later), never fails for it. *Stop
-   here*: the lease ends at its ``until``; the file is resumed as in 1.
-4. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
+2. :meth:`PackageImporter.check_lease`: a package-import lease held elsewhere sends the file
+   back to the schedule (``Received``, retried later) *before* anything is uploaded, so a
+   busy environment does not cost a full upload per try. Nothing waits for the lease in a
+   worker thread: the schedule is the wait.
+3. :meth:`PackageImporter.upload`: GetAzureWriteUrl and a streamed PUT of the package (the
+   blob as it is, or a zip built on the fly from the template). The PUT has the enqueue
+   send's deadline (the enqueuer's ``_DeadlineStream``): the body stops being read once the
+   upload would outlive the claim's lease less the wait for its answer, so recovery never
+   resumes a claim whose upload still runs (two uploads in parallel, a late ``Importing``
+   write). The lease is not extended instead: CLAIM_LEASE is already the bound an operator
+   sets for "how long may one send take", and a cut upload says to raise it. The client may
+   repeat a failed PUT (it is idempotent) within that deadline. *Stop here*: as 1; a PUT is
+   repeated to a new URL, F&O has imported nothing. A failure: the blob changed or went ->
+   ``Rejected``; one that waiting will not cure (the template is missing or broken, the SAS
+   PUT refused with 400 / 403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than
+   401 / 403 / 404 / 408 / 429) -> ``EnqueueFailed`` naming the cause and the fix (F&O never
+   saw an import); anything else (5xx, 408, 429, no connection, no token, the deadline) ->
+   retried later from the schedule.
+4. :meth:`PackageImporter.acquire_lease`: the package-import lease row, one try. Taken
+   meanwhile: as 2. *Stop here*: the lease ends at its ``until``; the file is resumed as in 1.
+5. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
    for every attempt of this file) *before* the call, with its next poll. *Stop here*: the
    poller follows that execution id; F&O never heard of it, so it reads ``Unknown`` / "not
    found" until ``MAX_PENDING_AGE``, and the file ends ``TimedOut`` with a message saying
-   the import may not have started. At most once, always a final state.
-5. :meth:`PackageImporter.import_package`: ImportFromPackage, one attempt.
+   the import may not have started. At most once, always a final state. The write is
+   conditional on the claim as read: a recovery that took the file over meanwhile wins, and
+   this worker stops (lease released) before calling F&O.
+6. :meth:`PackageImporter.import_package`: ImportFromPackage, one attempt.
    - answered: the lease is released; the poller follows the execution;
    - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
@@ -28,11 +44,11 @@ with what happens when it is the last line that runs:
      parallel-call refusal): back to ``Received``, retried later. Before calling again, the
      retry asks GetExecutionSummaryStatus about the same execution id: when F&O knows it (a
      gateway's 503 can hide a call F&O took), the file is followed, never sent twice.
-     *Stop before that write*: as 4, ``TimedOut`` at the age limit (never imported twice);
+     *Stop before that write*: as 5, ``TimedOut`` at the age limit (never imported twice);
    - "already exists": F&O has that execution id: followed as above;
    - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
      F&O's text, written even over a poll that re-anchored the record during the call.
-6. The poller (:meth:`PackageImporter.follow`) reads GetExecutionSummaryStatus until it is
+7. The poller (:meth:`PackageImporter.follow`) reads GetExecutionSummaryStatus until it is
    final: Succeeded -> ``Processed``, PartiallySucceeded -> ``ProcessedWithErrors``,
    Failed -> ``ImportFailed``, Canceled -> ``ImportCanceled``; ``Unknown`` and everything else
    keep polling until ``MAX_PENDING_AGE`` (``TimedOut``). F&O's text is kept in
@@ -83,6 +99,7 @@ from shared.tracking import (
 )
 
 __all__ = [
+    "PACKAGE_MAX_BYTES",
     "ImportVerdict",
     "LeaseHeldError",
     "PackageImporter",
@@ -112,6 +129,11 @@ _WITH_ERROR_FILES = frozenset(
 _MANIFEST = "manifest.xml"
 _HEADER = "packageheader.xml"
 _SPOOL_BYTES = 8 * 1024 * 1024
+_MIB = 1024 * 1024
+PACKAGE_MAX_BYTES = 5000 * _MIB - _MIB
+"""The largest file the package path takes: the package goes up in one Put Blob request,
+which Azure Storage limits to 5000 MiB; 1 MiB is left for what a template adds (its
+Manifest.xml, PackageHeader.xml and the zip's headers)."""
 
 
 class TemplateError(AppError):
@@ -128,14 +150,11 @@ class PackagePolicy:
 
     :ivar lease_span: how long the import lease is held for one call: the call's read timeout
         plus a margin (a timed-out call keeps it that long).
-    :ivar lease_wait: how long a file waits for the lease before going back to the schedule.
     :ivar error_file_tries: reads of GetImportTargetErrorKeysFileUrl while it is "still
         generating", ``error_file_pause`` apart.
     """
 
     lease_span: timedelta = D365Settings.http_timeout + timedelta(seconds=30)
-    lease_wait: timedelta = timedelta(seconds=60)
-    lease_pause: float = 1.0
     error_file_tries: int = 10
     error_file_pause: float = 1.0
     first_poll_delay: timedelta = Settings.poll_interval_min
@@ -155,7 +174,7 @@ class PackageUpload:
 
 
 class ImportVerdict:
-    """What an ImportFromPackage failure means for the file (see the module docstring, 5)."""
+    """What an ImportFromPackage failure means for the file (see the module docstring, 6)."""
 
     RETRY = "retry"
     FOLLOW = "follow"
@@ -202,7 +221,7 @@ class PackageImporter:
     :keyword errors_container: where error files are copied.
     :keyword policy: lease and error-file timing.
     :keyword clock: the time source (UTC).
-    :keyword sleep: waits between lease and error-file tries (tests pass a recorder).
+    :keyword sleep: waits between error-file tries (tests pass a recorder).
     """
 
     def __init__(
@@ -225,11 +244,29 @@ class PackageImporter:
         self._sleep = sleep
         self._holder = f"{uuid.uuid4().hex[:12]}"
 
-    # -- steps 2, 3 and 5 ---------------------------------------------------------------------
+    # -- steps 2, 3, 4 and 6 ------------------------------------------------------------------
 
-    def upload(self, blob: BlobClient, record: TrackedFile, route: Route) -> PackageUpload:
+    def check_lease(self) -> None:
+        """Refuse early while the package-import lease is held (before any upload).
+
+        :raises LeaseHeldError: it is held (the file goes back to the schedule).
+        :raises AzureError: the status table failed.
+        """
+        if self._store.import_lease.holder() is not None:
+            raise _lease_held()
+
+    def upload(
+        self,
+        blob: BlobClient,
+        record: TrackedFile,
+        route: Route,
+        *,
+        guard: Callable[[Any], Any] | None = None,
+    ) -> PackageUpload:
         """GetAzureWriteUrl, then PUT the claimed version as a package (built from the
         route's template when the file is not a ``.zip``), streamed.
+
+        :keyword guard: wraps each stream of the blob (the enqueuer's send deadline).
 
         :raises TemplateError: the template is missing or unusable.
         :raises AzureError: the blob or template could not be read.
@@ -237,6 +274,7 @@ class PackageImporter:
         """
         etag = record.blob_etag
         size = record.size or 0
+        wrap = guard or (lambda stream: stream)
         if route.template and not record.blob.lower().endswith(".zip"):
             header, manifest, input_file = self._template(route.template)
             entities = _manifest_entities(manifest)
@@ -244,13 +282,13 @@ class PackageImporter:
             length = builder.length()
 
             def open_package() -> Any:
-                return builder.stream(_download(blob, etag))
+                return builder.stream(wrap(_download(blob, etag)))
         else:
             entities = self._zip_entities(blob, etag)
             length = size
 
             def open_package() -> Any:
-                return _download(blob, etag)
+                return wrap(_download(blob, etag))
 
         write = self._client.get_azure_write_url(f"{record.record_id}-{uuid.uuid4().hex}.zip")
         self._client.upload_package(write.url, open_package, length=length)
@@ -265,24 +303,17 @@ class PackageImporter:
         return PackageUpload(write.url, write.blob_id, length, entities)
 
     def acquire_lease(self) -> LeaseHeld:
-        """The package-import lease, waiting up to ``lease_wait`` for it.
+        """The package-import lease, one try (the schedule is the wait, not this thread).
 
-        :raises LeaseHeldError: it stayed held elsewhere (the file goes back to the schedule).
+        :raises LeaseHeldError: it is held elsewhere (the file goes back to the schedule).
         :raises AzureError: the status table failed.
         """
-        deadline = time.monotonic() + self.policy.lease_wait.total_seconds()
-        while True:
-            lease = self._store.import_lease.acquire(
-                self._holder, until=self._clock() + self.policy.lease_span
-            )
-            if lease is not None:
-                return lease
-            if time.monotonic() >= deadline:
-                raise LeaseHeldError(
-                    "another ImportFromPackage is in flight in this environment (F&O runs one "
-                    "at a time); the file waits its turn"
-                )
-            self._sleep(self.policy.lease_pause)
+        lease = self._store.import_lease.acquire(
+            self._holder, until=self._clock() + self.policy.lease_span
+        )
+        if lease is None:
+            raise _lease_held()
+        return lease
 
     def release_lease(self, lease: LeaseHeld) -> None:
         """Give the lease back (best effort: it ends at its ``until`` anyway)."""
@@ -430,6 +461,13 @@ class PackageImporter:
                 return _manifest_entities(archive.read(names[_MANIFEST]))
         except (zipfile.BadZipFile, KeyError, ValueError, OSError):
             return ()
+
+
+def _lease_held() -> LeaseHeldError:
+    return LeaseHeldError(
+        "another ImportFromPackage is in flight in this environment (F&O runs one at a "
+        "time); the file waits its turn"
+    )
 
 
 def _download(blob: BlobClient, etag: str) -> _ChunkStream:

@@ -21,7 +21,9 @@ Keys:
                  Neither: F&O uses the job's company (the job needs "Use company from
                  message" for ``company`` to count).
 ``max_bytes``    largest file sent, in bytes (an integer, or a text such as ``"20MiB"``), at
-                 most 1 GiB; default: the ``MAX_FILE_BYTES`` setting.
+                 most 1 GiB; default: the ``MAX_FILE_BYTES`` setting (enqueue routes), the
+                 package path's own limit (package routes, ``on_too_large`` files: see
+                 :data:`shared.package_importer.PACKAGE_MAX_BYTES`).
 ``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
                  omitted: any (data package routes: ``[".zip"]``).
 ``enabled``      ``false`` parks the route: its files are rejected, not sent. Default true.

@@ -355,6 +355,11 @@ def _too_large_hint(context: OperationContext) -> str:
     size = ""
     if context.body_length is not None:
         size = f" ({context.body_length} bytes, {context.body_length / _MIB:.1f} MiB)"
+    if context.operation == "upload_package":
+        return (
+            f"The package{size} is larger than one Put Blob to F&O's storage accepts. Split "
+            "the data into smaller packages."
+        )
     return (
         f"The file{size} is larger than F&O accepts through enqueue. Split it, or import it "
         "through the data management package API (GetAzureWriteUrl, then ImportFromPackage), "

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -20,9 +23,10 @@ from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
 from shared.resubmit import ResubmitError, Resubmitter
+from shared.routing import RouteTable
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
-from tests.e2e.conftest import TEMPLATES
+from tests.e2e.conftest import TEMPLATES, routes_for
 from tests.shared.conftest import FAST, Domain
 
 
@@ -63,7 +67,14 @@ class Packaged:
         raise AssertionError(f"not final: {current!r} {current and current.last_error}")
 
 
-def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.0) -> Packaged:
+def _build(
+    domain: Domain,
+    *,
+    read_timeout: float = 30.0,
+    routes: RouteTable | None = None,
+    **policy: Any,
+) -> Packaged:
+    """The package path of ``domain``; ``policy``: EnqueuePolicy fields to override."""
     context = domain.context
     settings = context.settings
     client = D365Client(
@@ -79,8 +90,6 @@ def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.
         errors_container=context.blob_service.get_container_client(settings.errors_container),
         policy=PackagePolicy(
             lease_span=timedelta(seconds=read_timeout + 5),
-            lease_wait=timedelta(seconds=lease_wait),
-            lease_pause=0.05,
             error_file_pause=0.05,
             first_poll_delay=timedelta(seconds=1),
         ),
@@ -89,14 +98,17 @@ def _build(domain: Domain, *, read_timeout: float = 30.0, lease_wait: float = 5.
     enqueuer = Enqueuer(
         context.store,
         client,
-        settings.routes,
+        routes or settings.routes,
         context.archiver,
         policy=EnqueuePolicy(
-            claim_lease=timedelta(minutes=10),
-            answer_timeout=timedelta(seconds=30),
-            first_poll_delay=timedelta(seconds=1),
-            retry=FAST,
-            max_pending_age=timedelta(hours=1),
+            **{
+                "claim_lease": timedelta(minutes=10),
+                "answer_timeout": timedelta(seconds=30),
+                "first_poll_delay": timedelta(seconds=1),
+                "retry": FAST,
+                "max_pending_age": timedelta(hours=1),
+                **policy,
+            }
         ),
         clock=domain.clock,
         packages=importer,
@@ -126,6 +138,11 @@ def packaged(domain: Domain) -> Iterator[Packaged]:
 
 def _imports(packaged: Packaged) -> int:
     return packaged.domain.d365.packages.import_calls
+
+
+def _puts(packaged: Packaged) -> list[int | None]:
+    """The statuses of the package PUTs the emulator answered."""
+    return [r.status for r in packaged.domain.d365.requests if r.operation == "blob_put"]
 
 
 def test_a_valid_package_is_imported_and_ends_processed(packaged: Packaged) -> None:
@@ -189,12 +206,16 @@ def test_a_plain_file_is_wrapped_from_the_template(packaged: Packaged) -> None:
     assert put.body_size == len(put.body)
 
 
-def test_a_missing_template_waits_on_the_schedule_naming_it(packaged: Packaged) -> None:
+def test_a_missing_template_ends_the_file_naming_it_and_the_fix(packaged: Packaged) -> None:
     record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
-    assert record.state is TrackingState.RECEIVED
+    assert record.state is TrackingState.ENQUEUE_FAILED
     assert "customers.zip' was not found" in (record.last_error or "")
+    assert "upload the data project's exported package" in (record.last_error or "")
+    assert "then resubmit the file" in (record.last_error or "")
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert _puts(packaged) == []
     packaged.upload_template()
-    final = packaged.until_final(record)
+    final = packaged.until_final(_resubmit(packaged, record))
     assert final.state is TrackingState.PROCESSED
 
 
@@ -255,7 +276,7 @@ def test_a_failed_importing_write_sends_nothing_and_the_claim_is_resumed(
 
 
 def test_a_held_import_lease_makes_the_file_wait_not_fail(domain: Domain) -> None:
-    packaged = _build(domain, lease_wait=0.0)
+    packaged = _build(domain)
     domain.d365.knobs.package_run_seconds = 1
     other = domain.context.store.import_lease.acquire(
         "other-instance", until=domain.clock() + timedelta(seconds=30)
@@ -265,6 +286,8 @@ def test_a_held_import_lease_makes_the_file_wait_not_fail(domain: Domain) -> Non
     assert record.state is TrackingState.RECEIVED
     assert "in flight" in (record.last_error or "")
     assert _imports(packaged) == 0
+    # Checked before the upload: a busy environment costs no upload per try.
+    assert _puts(packaged) == []
     domain.context.store.import_lease.release(other)
     final = packaged.until_final(record)
     assert final.state is TrackingState.PROCESSED
@@ -470,3 +493,126 @@ def test_a_503_that_hid_an_import_f_and_o_took_is_followed_not_sent_again(
     assert _imports(packaged) == 1
     calls = [r for r in packaged.domain.d365.requests if r.operation == "ImportFromPackage"]
     assert len(calls) == 1
+
+
+def _slow_big_package() -> bytes:
+    # Random bytes do not deflate: more than loopback's socket buffers hold, so the PUT
+    # blocks while the emulator stops reading.
+    return package_files.package([("Customers V3", "Customers V3.xml", os.urandom(24 << 20))])
+
+
+def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
+    domain: Domain,
+) -> None:
+    """Recovery never resumes a claim whose upload still runs (no second upload in parallel,
+    no late Importing write): the PUT stops before its end, the file waits on the schedule."""
+    packaged = _build(domain, claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=1))
+    domain.d365.knobs.operations = frozenset({"blob_put"})
+    domain.d365.knobs.body_read_pause_seconds = 3
+
+    record = packaged.send("pkg/USMF/big.zip", _slow_big_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert "outlived the claim's lease (CLAIM_LEASE)" in (record.last_error or "")
+    assert 201 not in _puts(packaged)
+    assert _imports(packaged) == 0
+    assert domain.context.store.schedule.get(record.record_id) is not None
+
+
+def test_a_claim_taken_over_during_the_upload_stops_before_importing(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller resumed the claim while this worker uploaded: its Importing write loses,
+    and it stops quietly (lease released), leaving the file to the new owner."""
+    store = packaged.domain.context.store
+    take_lease = packaged.importer.acquire_lease
+
+    def resumed_meanwhile() -> object:
+        [claimed] = store.list_records().records
+        store.update(claimed, lease_until=packaged.domain.clock() + timedelta(minutes=10))
+        return take_lease()
+
+    monkeypatch.setattr(packaged.importer, "acquire_lease", resumed_meanwhile)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert _imports(packaged) == 0
+    assert store.import_lease.holder() is None
+
+
+@pytest.mark.parametrize("status", [400, 403, 413])
+def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
+    packaged: Packaged, status: int
+) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"blob_put"})
+    knobs.error_burst, knobs.error_status = 1, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert f"HTTP {status}" in (record.last_error or "")
+    assert "F&O imported nothing" in (record.last_error or "")
+    assert "then resubmit the file" in (record.last_error or "")
+    assert _puts(packaged) == [status]
+    assert _imports(packaged) == 0
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    if status == 413:
+        assert "larger than one Put Blob" in (record.last_error or "")
+        assert "through enqueue" not in (record.last_error or "")
+
+
+@pytest.mark.parametrize("status", [408, 429, 503])
+def test_a_put_that_fails_for_now_is_retried_later(packaged: Packaged, status: int) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"blob_put"})
+    knobs.error_burst, knobs.error_status = 50, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert f"HTTP {status}" in (record.last_error or "")
+    knobs.error_burst = 0
+    assert packaged.until_final(record).state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
+
+
+def test_a_package_route_takes_files_over_the_enqueue_limit(domain: Domain) -> None:
+    packaged = _build(domain, default_max_bytes=100)
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    assert record.state is TrackingState.IMPORTING
+    assert packaged.until_final(record).state is TrackingState.PROCESSED
+
+
+@pytest.mark.parametrize("path", ["pkg/USMF/customers.zip", "big/customers.xml"])
+def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
+    domain: Domain, path: str
+) -> None:
+    """A package route's file, or an on_too_large file, over one Put Blob's limit."""
+    # Over the big route's 1 MiB enqueue limit too.
+    packaged = _build(domain, default_max_bytes=100, package_max_bytes=1_500_000)
+    data = package_files.customers_package() + b" " * (2 << 20)
+
+    record = packaged.send(path, data)
+
+    assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
+    assert "1,500,000-byte limit of the data management package API" in (record.last_error or "")
+    assert "one Put Blob request" in (record.last_error or "")
+    assert "import it through the data management package API" not in (record.last_error or "")
+    assert _puts(packaged) == []
+
+
+def test_a_package_route_over_its_own_max_bytes_is_rejected_naming_it(domain: Domain) -> None:
+    raw = [
+        {**route, "max_bytes": 1000} if route["name"] == "pkg" else route
+        for route in routes_for(domain.folder)
+    ]
+    packaged = _build(domain, routes=RouteTable.from_json(json.dumps(raw)))
+
+    record = packaged.send("pkg/USMF/customers.zip", b"x" * 2000)
+
+    assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
+    assert "1,000-byte limit of the data management package API on route 'pkg'" in (
+        record.last_error or ""
+    )
+    assert "raise max_bytes on the route" in (record.last_error or "")
