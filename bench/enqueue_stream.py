@@ -465,29 +465,52 @@ def _judge(rounds: list[dict[str, Run]], size_mib: int, mode: str, base: str) ->
     return rss_ok and ratio_ok
 
 
-def main() -> int:
-    """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=512, help="file size (default 512)")
-    parser.add_argument("--repeat", type=int, default=4, help="measured rounds (default 4)")
+def stream_bench(
+    doc: str,
+    child: Callable[[], None],
+    run: Callable[[argparse.Namespace, Path], bool],
+    *,
+    name: str,
+    repeat: int,
+    size_help: str = "file size (default 512)",
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """The ``main()`` of a stream benchmark (shared with bench/package_import.py and
+    bench/export_stream.py): parse the arguments, answer as the measured child with
+    ``--child``, else ``run(args, work folder)`` and time it; exit 1 when a target fails."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=512, help=size_help)
+    parser.add_argument(
+        "--repeat", type=int, default=repeat, help=f"measured rounds (default {repeat})"
+    )
+    if options is not None:
+        options(parser)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_main()
+        child()
         return 0
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="enqueue-bench-") as folder:
-        work = Path(folder)
-        path = work / "payload.bin"
-        print(f"writing {args.size_mib} MiB to {path}")
-        _write_file(path, args.size_mib)
-        with loopback(work, path, jobs_file(work)) as (base, emulator_pid, ca_file):
-            job = {**base, "activity_id": ACTIVITY_ID, "path": str(path)}
-            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
-    print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
-    ok = _report(rounds, args.size_mib)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-bench-") as folder:
+        ok = run(args, Path(folder))
     print(f"bench took {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
+
+
+def _run(args: argparse.Namespace, work: Path) -> bool:
+    path = work / "payload.bin"
+    print(f"writing {args.size_mib} MiB to {path}")
+    _write_file(path, args.size_mib)
+    with loopback(work, path, jobs_file(work)) as (base, emulator_pid, ca_file):
+        job = {**base, "activity_id": ACTIVITY_ID, "path": str(path)}
+        rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
+    print(f"enqueue of {args.size_mib} MiB, {args.repeat} round(s) after a warm-up:")
+    return _report(rounds, args.size_mib)
+
+
+def main() -> int:
+    """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
+    return stream_bench(__doc__, child_main, _run, name="enqueue", repeat=4)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +54,7 @@ from bench.enqueue_stream import (  # noqa: E402
     loopback,
     measure_rounds,
     measure_upload,
+    stream_bench,
 )
 
 ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b4"
@@ -248,38 +247,32 @@ def _report(rounds: list[dict[str, Run]], size_mib: int) -> bool:
     return rss_ok and ratio_ok
 
 
-def main() -> int:
-    """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=512, help="file size (default 512)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--link-mib-s", type=float, default=0.0, help="download speed limit (default none)"
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child_main()
-        return 0
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
-        work = Path(folder)
-        path = work / "export.zip"
-        print(f"writing {args.size_mib} MiB to {path}")
-        _write_file(path, args.size_mib)
-        # One message per run, warm-ups included; each ack takes one off the queue.
-        runs = (args.repeat + 1) * len(MODES)
-        exports = tuple(arg for _ in range(runs) for arg in ("--export", f"{ACTIVITY_ID}={path}"))
-        exports += ("--download-mib-s", str(args.link_mib_s))
-        jobs = jobs_file(work, activity_id=ACTIVITY_ID, name="Bench export")
-        with loopback(work, None, jobs, emulator_args=exports) as (base, emulator_pid, ca_file):
-            job = {**base, "path": str(path)}
-            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
+
+
+def _run(args: argparse.Namespace, work: Path) -> bool:
+    path = work / "export.zip"
+    print(f"writing {args.size_mib} MiB to {path}")
+    _write_file(path, args.size_mib)
+    # One message per run, warm-ups included; each ack takes one off the queue.
+    runs = (args.repeat + 1) * len(MODES)
+    exports = tuple(arg for _ in range(runs) for arg in ("--export", f"{ACTIVITY_ID}={path}"))
+    exports += ("--download-mib-s", str(args.link_mib_s))
+    jobs = jobs_file(work, activity_id=ACTIVITY_ID, name="Bench export")
+    with loopback(work, None, jobs, emulator_args=exports) as (base, emulator_pid, ca_file):
+        job = {**base, "path": str(path)}
+        rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
     link = f"a {args.link_mib_s:g} MiB/s link" if args.link_mib_s else "no link limit"
     print(f"export of {args.size_mib} MiB ({link}), {args.repeat} round(s) after a warm-up:")
-    ok = _report(rounds, args.size_mib)
-    print(f"bench took {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    return _report(rounds, args.size_mib)
+
+
+def main() -> int:
+    """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
+    return stream_bench(__doc__, child_main, _run, name="export", repeat=3, options=_options)
 
 
 if __name__ == "__main__":

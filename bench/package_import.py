@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
@@ -54,6 +53,7 @@ from bench.enqueue_stream import (  # noqa: E402
     measure_upload,
     prepare_app,
     run_child,
+    stream_bench,
 )
 
 ENTITY = "Bench entity"
@@ -227,29 +227,22 @@ def _report(rounds: list[dict[str, Run]], size_mib: float) -> bool:
     return _judge(rounds, size_mib, "app", "raw")
 
 
+def _run(args: argparse.Namespace, work: Path) -> bool:
+    path = work / "package.zip"
+    print(f"writing a package with a {args.size_mib} MiB entity file to {path}")
+    _write_package(path, args.size_mib)
+    size_mib = path.stat().st_size / MIB
+    with loopback(work, path, _jobs_file(work)) as (job, emulator_pid, ca_file):
+        rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
+    print(f"package of {size_mib:.1f} MiB, {args.repeat} round(s) after a warm-up:")
+    return _report(rounds, size_mib)
+
+
 def main() -> int:
     """Parse the arguments, run the benchmark, print the figures; exit 1 when a target fails."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=512, help="entity file size (512)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child_main()
-        return 0
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="package-bench-") as folder:
-        work = Path(folder)
-        path = work / "package.zip"
-        print(f"writing a package with a {args.size_mib} MiB entity file to {path}")
-        _write_package(path, args.size_mib)
-        size_mib = path.stat().st_size / MIB
-        with loopback(work, path, _jobs_file(work)) as (job, emulator_pid, ca_file):
-            rounds = measure_rounds(_measure, MODES, job, emulator_pid, ca_file, repeat=args.repeat)
-    print(f"package of {size_mib:.1f} MiB, {args.repeat} round(s) after a warm-up:")
-    ok = _report(rounds, size_mib)
-    print(f"bench took {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    return stream_bench(
+        __doc__, child_main, _run, name="package", repeat=3, size_help="entity file size (512)"
+    )
 
 
 if __name__ == "__main__":
