@@ -306,9 +306,30 @@ def _upload_blob(connection_string: str, path: Path) -> float:
     return time.perf_counter() - started
 
 
+def app_settings(
+    job: dict[str, Any], routes: list[dict[str, Any]], name: str, **more: str
+) -> dict[str, str]:
+    """The app's settings for one run against the loopback stack (shared with the package
+    and export benches): ``routes`` as D365_ROUTES, a status table of its own (so each run is
+    a new claim, not a duplicate delivery of a version already sent), containers named
+    after ``name``, then ``more``."""
+    return {
+        "D365_BASE_URL": job["base_url"],
+        "D365_AUTHORITY_HOST": job["base_url"],
+        "D365_TENANT_ID": TENANT_ID,
+        "D365_CLIENT_ID": CLIENT_ID,
+        "D365_CLIENT_SECRET": CLIENT_SECRET,
+        "D365_ROUTES": json.dumps(routes),
+        "IntegrationStorage": job["connection_string"],
+        "INBOUND_CONTAINER": INBOUND,
+        "STATUS_TABLE": name + uuid.uuid4().hex[:16],
+        "ARCHIVE_CONTAINER": f"{name}-archive",
+        "ERRORS_CONTAINER": f"{name}-errors",
+        **more,
+    }
+
+
 def _app_settings(job: dict[str, Any]) -> dict[str, str]:
-    """The app's settings for one upload: a status table of its own, so the blob is a new
-    claim each time (and not a duplicate delivery of a version already sent)."""
     route = {
         "name": "bench",
         "prefix": "bench/",
@@ -316,19 +337,7 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "company": "USMF",
         "max_bytes": "1GiB",
     }
-    return {
-        "D365_BASE_URL": job["base_url"],
-        "D365_AUTHORITY_HOST": job["base_url"],
-        "D365_TENANT_ID": TENANT_ID,
-        "D365_CLIENT_ID": CLIENT_ID,
-        "D365_CLIENT_SECRET": CLIENT_SECRET,
-        "D365_ROUTES": json.dumps([route]),
-        "IntegrationStorage": job["connection_string"],
-        "INBOUND_CONTAINER": INBOUND,
-        "STATUS_TABLE": "stream" + uuid.uuid4().hex[:16],
-        "ARCHIVE_CONTAINER": "stream-archive",
-        "ERRORS_CONTAINER": "stream-errors",
-    }
+    return app_settings(job, [route], "stream")
 
 
 def child_answer(script: str, job: dict[str, Any], ca_file: str) -> dict[str, Any]:

@@ -42,13 +42,11 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.enqueue_stream import (  # noqa: E402
-    CLIENT_ID,
-    CLIENT_SECRET,
     MIB,
     RSS_TARGET_MIB,
-    TENANT_ID,
     THROUGHPUT_TARGET,
     _write_file,
+    app_settings,
     child_answer,
     jobs_file,
     loopback,
@@ -182,19 +180,8 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "prefix": "out/{message_id}/",
         "max_messages": 1,
     }
-    return {
-        "D365_BASE_URL": job["base_url"],
-        "D365_AUTHORITY_HOST": job["base_url"],
-        "D365_TENANT_ID": TENANT_ID,
-        "D365_CLIENT_ID": CLIENT_ID,
-        "D365_CLIENT_SECRET": CLIENT_SECRET,
-        "D365_ROUTES": json.dumps(
-            [{"name": "unused", "prefix": "unused/", "activity_id": IMPORT_ID, "company": "X"}]
-        ),
-        "EXPORT_ROUTES": json.dumps([route]),
-        "IntegrationStorage": job["connection_string"],
-        "STATUS_TABLE": "export" + uuid.uuid4().hex[:16],
-    }
+    unused = {"name": "unused", "prefix": "unused/", "activity_id": IMPORT_ID, "company": "X"}
+    return app_settings(job, [unused], "export", EXPORT_ROUTES=json.dumps([route]))
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:

@@ -48,6 +48,7 @@ from bench.enqueue_stream import (  # noqa: E402
     Run,
     _judge,
     _SizedChunks,
+    app_settings,
     loopback,
     measure_rounds,
     measure_upload,
@@ -179,19 +180,7 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "company": "USMF",
         "max_bytes": "1GiB",
     }
-    return {
-        "D365_BASE_URL": job["base_url"],
-        "D365_AUTHORITY_HOST": job["base_url"],
-        "D365_TENANT_ID": TENANT_ID,
-        "D365_CLIENT_ID": CLIENT_ID,
-        "D365_CLIENT_SECRET": CLIENT_SECRET,
-        "D365_ROUTES": json.dumps([route]),
-        "IntegrationStorage": job["connection_string"],
-        "INBOUND_CONTAINER": INBOUND,
-        "STATUS_TABLE": "package" + run,
-        "ARCHIVE_CONTAINER": "package-archive",
-        "ERRORS_CONTAINER": "package-errors",
-    }
+    return app_settings(job, [route], "package")
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:
