@@ -199,7 +199,7 @@ class Resubmitter:
         enqueuer, which tracks it once), or already tracked among the path's newer versions."""
         inbound = self._archiver.source(record.blob)
         props = _properties(inbound)
-        if props is not None and props.metadata.get(RESUBMIT_OF_KEY) == record.row_key:
+        if _is_copy_of(props, record):
             tracked = self._enqueuer.handle(inbound)
             if tracked is not None and tracked.resubmit_of == record.row_key:
                 fields = resubmit_fields(props)
@@ -211,7 +211,10 @@ class Resubmitter:
 
     def _copy(self, record: TrackedFile, request_id: str) -> bool:
         """Copy the file into the inbound path; False when another writer changed it first."""
-        source, props = self._source(record)
+        found = self._source(record)
+        if found is None:
+            return False  # another request's copy landed meanwhile: the next attempt finds it
+        source, props = found
         target = self._archiver.source(record.blob)
         if source.url == target.url:
             # Copy Blob onto the same name replaces the blob and its metadata: a new version
@@ -246,8 +249,9 @@ class Resubmitter:
         )
         return True
 
-    def _source(self, record: TrackedFile) -> tuple[BlobClient, BlobProperties]:
-        """Where the file is now, checked to hold the record's content."""
+    def _source(self, record: TrackedFile) -> tuple[BlobClient, BlobProperties] | None:
+        """Where the file is now, checked to hold the record's content; None when the inbound
+        path holds a resubmitted copy of it (made by a concurrent request)."""
         if record.archived_to:
             container, _, path = record.archived_to.partition("/")
             source = self._service.get_blob_client(container, path)
@@ -256,7 +260,10 @@ class Resubmitter:
                 raise ResubmitError(
                     409, f"the archived copy {record.archived_to} is gone or holds another file"
                 )
-            if _properties(self._archiver.source(record.blob)) is not None:
+            inbound = _properties(self._archiver.source(record.blob))
+            if _is_copy_of(inbound, record):
+                return None
+            if inbound is not None:
                 raise ResubmitError(
                     409,
                     f"{self._archiver.inbound_container}/{record.blob} holds another version "
@@ -271,6 +278,8 @@ class Resubmitter:
                 f"{self._archiver.inbound_container}/{record.blob} was deleted and the file "
                 "was never archived: nothing is left to resubmit; upload it again",
             )
+        if _is_copy_of(props, record):
+            return None
         if fingerprint(props) != record.fingerprint:
             raise ResubmitError(
                 409,
@@ -322,6 +331,11 @@ def _check_resubmittable(record: TrackedFile, *, confirm: bool) -> None:
     risk = risk_of(record)
     if risk and not confirm:
         raise ResubmitError(409, f"not resubmitted: {risk}. Resubmit with confirm=true to go on.")
+
+
+def _is_copy_of(props: BlobProperties | None, record: TrackedFile) -> bool:
+    """True when ``props`` is a version resubmitted from ``record``."""
+    return props is not None and props.metadata.get(RESUBMIT_OF_KEY) == record.row_key
 
 
 def _properties(blob: BlobClient) -> BlobProperties | None:

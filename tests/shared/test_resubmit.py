@@ -219,3 +219,22 @@ def test_an_unknown_record_is_404(domain: Domain) -> None:
     with pytest.raises(ResubmitError) as refused:
         _resubmitter(domain).resubmit("9" * 13 + "-" + "0" * 32, request_id="r")
     assert refused.value.status == 404
+
+
+def test_a_concurrent_request_whose_copy_lands_first_is_answered_alike(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    other: list[object] = []
+    # The other request (the same click, sent twice) copies and links just after this one
+    # looked for a copy and found none, before it reads the inbound path to copy from it.
+    domain.faults.meanwhile(
+        "HEAD",
+        PATH,
+        lambda: other.append(_resubmitter(domain).resubmit(old.row_key, request_id="click")),
+        skip=1,
+    )
+
+    result = _resubmitter(domain).resubmit(old.row_key, request_id="click")
+
+    assert len(other) == 1
+    assert result.original.resubmitted_as == other[0].original.resubmitted_as  # type: ignore[attr-defined]
+    assert domain.enqueues() == 1
