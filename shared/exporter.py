@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
@@ -71,7 +72,7 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, Contain
 from shared import telemetry
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
-from shared.errors import safe_text
+from shared.errors import AppError, safe_text
 from shared.tracking import (
     ConcurrencyError,
     ExportRecord,
@@ -81,7 +82,7 @@ from shared.tracking import (
     utcnow,
 )
 
-__all__ = ["BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
+__all__ = ["BlobTakenError", "BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
 
 _LOGGER = logging.getLogger(__name__)
 META_MESSAGE_ID = "d365_message_id"
@@ -115,6 +116,10 @@ class ExportTickResult:
     acked: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class BlobTakenError(AppError):
+    """An export blob exists already and was not written for this message: left as it is."""
 
 
 class BlockWriter:
@@ -160,8 +165,12 @@ class BlockWriter:
         return len(data)
 
     def commit(self, metadata: Mapping[str, str]) -> None:
-        """Stage the rest, wait for every block, then commit them with ``metadata``.
+        """Stage the rest, wait for every block, then commit them with ``metadata``, only if
+        the blob does not exist: a commit whose answer was lost, sent again, must not commit
+        twice (a new ETag and, in Azure, a second BlobCreated event). A blob that exists with
+        this message's id in its metadata is that commit, or an earlier attempt's: done.
 
+        :raises BlobTakenError: the blob exists for another message, or was not written by us.
         :raises AzureError: a block or the commit failed (the blob is not created/changed).
         """
         if self._buffer:
@@ -169,8 +178,28 @@ class BlockWriter:
             self._buffer.clear()
         # An empty file commits an empty block list: a blob of 0 bytes (no empty block).
         self._wait()
-        self._blob.commit_block_list(
-            [BlobBlock(block_id) for block_id in self._ids], metadata=dict(metadata)
+        try:
+            self._blob.commit_block_list(
+                [BlobBlock(block_id) for block_id in self._ids],
+                metadata=dict(metadata),
+                match_condition=MatchConditions.IfMissing,
+            )
+        except ResourceExistsError:
+            self._check_ours(metadata[META_MESSAGE_ID])
+
+    def _check_ours(self, message_id: str) -> None:
+        found = (self._blob.get_blob_properties().metadata or {}).get(META_MESSAGE_ID)
+        if found != message_id:
+            owner = f"its {META_MESSAGE_ID} is {found[:100]!r}" if found else "no message id"
+            raise BlobTakenError(
+                f"the export blob {self._blob.blob_name!r} in container "
+                f"{self._blob.container_name!r} already exists and was not written for this "
+                f"message ({owner}); it was left as it is: move or delete it"
+            )
+        _LOGGER.info(
+            "export blob %s already committed for message_id=%s; not committed again",
+            self._blob.blob_name,
+            message_id,
         )
 
     def close(self) -> None:
