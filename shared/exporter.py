@@ -18,17 +18,21 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    full blocks are staged (``stage_block``) a few at a time in the background, so memory
    stays at ``block_size * (blocks_in_flight + 1)`` whatever the file's size. Only
    ``commit_block_list`` (with metadata: message id, activity id, correlation id, dequeue
-   time, route) makes the blob exist; staged blocks are invisible and discarded by the next
-   commit or after a week. With ``unzip``, the package is first streamed into a local
-   temporary file (a zip's directory is at its end, so reading its members needs random
-   access; the file is unlinked on creation and so removed however the process ends), then
-   each member is streamed from it into its own blob the same way.
+   time, route) makes the blob exist, and only if it does not exist yet: a commit whose
+   answer was lost is not committed again (the retry finds the blob with this message id:
+   done); a blob with other metadata is left alone and the write fails, naming it. Staged
+   blocks are invisible and discarded by the next commit or after a week. With ``unzip``,
+   the package is first streamed into a local temporary file (a zip's directory is at its
+   end, so reading its members needs random access; the file is unlinked on creation and so
+   removed however the process ends), then each member is streamed from it into its own
+   blob the same way.
    *Fails* part way (connection lost, F&O error, storage error, not a zip): no blob under the
-   final name (an unzip may have committed some members whole: they are written again, same
-   names, same bytes); the record says ExportFailed and why; the message is not acked, so
-   F&O offers it again in 30 minutes and the download is retried.
+   final name (an unzip may have committed some members whole: they are downloaded again and
+   kept, as their commit finds them with this message id); the record says ExportFailed
+   and why; the message is not acked, so F&O offers it again in 30 minutes and the download
+   is retried.
 4. **Record Downloaded** with the blob names. *Fails*: the message comes back; step 2 finds
-   the blob by its metadata (for an unzip, the members are written again).
+   the blob by its metadata (for an unzip, the members are downloaded again and kept).
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
    record says ExportFailed with the ack's error; the message comes back after 30 minutes
    and step 2 acks it without writing. An ack whose answer was lost is sent again by the
@@ -39,7 +43,8 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    Downloaded.
 
 A record write refused because another writer changed it (a tick that overran its lease)
-leaves the message to that writer. A dequeue that fails ends the route's tick; the next tick
+leaves the message to that writer; one whose answer was lost is recognised as ours (its
+``write_id``) and the steps go on. A dequeue that fails ends the route's tick; the next tick
 starts again.
 """
 
