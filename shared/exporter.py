@@ -18,17 +18,21 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    full blocks are staged (``stage_block``) a few at a time in the background, so memory
    stays at ``block_size * (blocks_in_flight + 1)`` whatever the file's size. Only
    ``commit_block_list`` (with metadata: message id, activity id, correlation id, dequeue
-   time, route) makes the blob exist; staged blocks are invisible and discarded by the next
-   commit or after a week. With ``unzip``, the package is first streamed into a local
-   temporary file (a zip's directory is at its end, so reading its members needs random
-   access; the file is unlinked on creation and so removed however the process ends), then
-   each member is streamed from it into its own blob the same way.
+   time, route) makes the blob exist, and only if it does not exist yet: a commit whose
+   answer was lost is not committed again (the retry finds the blob with this message id:
+   done); a blob with other metadata is left alone and the write fails, naming it. Staged
+   blocks are invisible and discarded by the next commit or after a week. With ``unzip``,
+   the package is first streamed into a local temporary file (a zip's directory is at its
+   end, so reading its members needs random access; the file is unlinked on creation and so
+   removed however the process ends), then each member is streamed from it into its own
+   blob the same way.
    *Fails* part way (connection lost, F&O error, storage error, not a zip): no blob under the
-   final name (an unzip may have committed some members whole: they are written again, same
-   names, same bytes); the record says ExportFailed and why; the message is not acked, so
-   F&O offers it again in 30 minutes and the download is retried.
+   final name (an unzip may have committed some members whole: they are downloaded again and
+   kept, as their commit finds them with this message id); the record says ExportFailed
+   and why; the message is not acked, so F&O offers it again in 30 minutes and the download
+   is retried.
 4. **Record Downloaded** with the blob names. *Fails*: the message comes back; step 2 finds
-   the blob by its metadata (for an unzip, the members are written again).
+   the blob by its metadata (for an unzip, the members are downloaded again and kept).
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
    record says ExportFailed with the ack's error; the message comes back after 30 minutes
    and step 2 acks it without writing. An ack whose answer was lost is sent again by the
@@ -39,7 +43,8 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    Downloaded.
 
 A record write refused because another writer changed it (a tick that overran its lease)
-leaves the message to that writer. A dequeue that fails ends the route's tick; the next tick
+leaves the message to that writer; one whose answer was lost is recognised as ours (its
+``write_id``) and the steps go on. A dequeue that fails ends the route's tick; the next tick
 starts again.
 """
 
@@ -60,6 +65,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
@@ -71,7 +77,7 @@ from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, Contain
 from shared import telemetry
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
-from shared.errors import safe_text
+from shared.errors import AppError, safe_text
 from shared.tracking import (
     ConcurrencyError,
     ExportRecord,
@@ -81,7 +87,7 @@ from shared.tracking import (
     utcnow,
 )
 
-__all__ = ["BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
+__all__ = ["BlobTakenError", "BlockWriter", "ExportPolicy", "ExportTickResult", "Exporter"]
 
 _LOGGER = logging.getLogger(__name__)
 META_MESSAGE_ID = "d365_message_id"
@@ -115,6 +121,10 @@ class ExportTickResult:
     acked: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class BlobTakenError(AppError):
+    """An export blob exists already and was not written for this message: left as it is."""
 
 
 class BlockWriter:
@@ -160,8 +170,12 @@ class BlockWriter:
         return len(data)
 
     def commit(self, metadata: Mapping[str, str]) -> None:
-        """Stage the rest, wait for every block, then commit them with ``metadata``.
+        """Stage the rest, wait for every block, then commit them with ``metadata``, only if
+        the blob does not exist: a commit whose answer was lost, sent again, must not commit
+        twice (a new ETag and, in Azure, a second BlobCreated event). A blob that exists with
+        this message's id in its metadata is that commit, or an earlier attempt's: done.
 
+        :raises BlobTakenError: the blob exists for another message, or was not written by us.
         :raises AzureError: a block or the commit failed (the blob is not created/changed).
         """
         if self._buffer:
@@ -169,8 +183,28 @@ class BlockWriter:
             self._buffer.clear()
         # An empty file commits an empty block list: a blob of 0 bytes (no empty block).
         self._wait()
-        self._blob.commit_block_list(
-            [BlobBlock(block_id) for block_id in self._ids], metadata=dict(metadata)
+        try:
+            self._blob.commit_block_list(
+                [BlobBlock(block_id) for block_id in self._ids],
+                metadata=dict(metadata),
+                match_condition=MatchConditions.IfMissing,
+            )
+        except ResourceExistsError:
+            self._check_ours(metadata[META_MESSAGE_ID])
+
+    def _check_ours(self, message_id: str) -> None:
+        found = (self._blob.get_blob_properties().metadata or {}).get(META_MESSAGE_ID)
+        if found != message_id:
+            owner = f"its {META_MESSAGE_ID} is {found[:100]!r}" if found else "no message id"
+            raise BlobTakenError(
+                f"the export blob {self._blob.blob_name!r} in container "
+                f"{self._blob.container_name!r} already exists and was not written for this "
+                f"message ({owner}); it was left as it is: move or delete it"
+            )
+        _LOGGER.info(
+            "export blob %s already committed for message_id=%s; not committed again",
+            self._blob.blob_name,
+            message_id,
         )
 
     def close(self) -> None:

@@ -11,7 +11,9 @@ row key                            row
 =================================  ===========================================================
 
 Every write after the first is conditional on the ETag read: a second writer (a tick that
-overran its lease) gets :class:`ConcurrencyError` and leaves the message to the other.
+overran its lease) gets :class:`ConcurrencyError` and leaves the message to the other. A write
+whose answer was lost is recognised as ours by its ``write_id`` (:mod:`._writes`), never taken
+for another writer's.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient
 
 from ._codec import parse_time
 from ._lease import Lease, LeaseHeld
 from ._model import ConcurrencyError, utcnow
 from ._table import StatusTable
+from ._writes import insert_own, replace_own
 
 __all__ = [
     "EXPORTS_PARTITION",
@@ -153,12 +155,10 @@ class ExportStore:
                 target=target,
                 history=((ExportState.DEQUEUED.value, now.isoformat(), None),),
             )
-            try:
-                return replace(record, etag=self._table.insert(_to_entity(record)))
-            except ResourceExistsError:
-                existing = self.get(message_id)
-                if existing is None:
-                    raise ConcurrencyError(f"export record {message_id} vanished") from None
+            written = insert_own(self._table, _to_entity(record))
+            if written.ours:
+                return replace(record, etag=written.etag)
+            existing = _from_entity(written.row)
         return self._change(
             existing,
             ExportState.DEQUEUED,
@@ -219,13 +219,12 @@ class ExportStore:
         now = self._clock()
         history = (*record.history, (state.value, now.isoformat(), reason))[-_HISTORY_LIMIT:]
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        try:
-            etag = self._table.replace(_to_entity(changed), etag=record.etag)
-        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+        written = replace_own(self._table, _to_entity(changed), etag=record.etag)
+        if not written.ours:
             raise ConcurrencyError(
                 f"export record {record.message_id} was changed by another writer"
-            ) from exc
-        return replace(changed, etag=etag)
+            )
+        return replace(changed, etag=written.etag)
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -3,28 +3,23 @@
 Used for the package-import lease (F&O fails ImportFromPackage calls made in parallel, so
 every instance takes it before the call) and for each export route's tick. The row is
 written with its ETag: of two instances taking it at once, one wins (the other meets 409 or
-412 and is told the lease is held). A holder that dies keeps the lease only until ``until``;
-a package import whose call timed out keeps it too (F&O may still be working on that call),
-so the next import waits out the same bound.
+412 and is told the lease is held). A write whose answer was lost is recognised as ours by
+its ``write_id`` (:mod:`._writes`), never taken for another holder's. A holder that dies
+keeps the lease only until ``until``; a package import whose call timed out keeps it too
+(F&O may still be working on that call), so the next import waits out the same bound.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import (
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-
 from ._codec import lease_key, parse_time
 from ._model import utcnow
 from ._table import StatusTable
+from ._writes import insert_own, replace_own
 
 __all__ = ["IMPORT_LEASE", "Lease", "LeaseHeld"]
 
@@ -61,22 +56,17 @@ class Lease:
         """Take the lease until ``until``; None while another holder's lease runs."""
         entity = self._entity(holder, until)
         current = self._table.get(entity["RowKey"])
-        try:
-            if current is None:
-                etag = self._table.insert(entity)
-            elif self._running(current):
-                return None
-            else:
-                etag = self._table.replace(entity, etag=current.metadata["etag"])
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        if current is None:
+            written = insert_own(self._table, entity)
+        elif self._running(current):
             return None
-        return LeaseHeld(self._name, holder, until, etag)
+        else:
+            written = replace_own(self._table, entity, etag=current.metadata["etag"])
+        return LeaseHeld(self._name, holder, until, written.etag) if written.ours else None
 
     def release(self, lease: LeaseHeld) -> None:
         """End the lease now, unless another holder took it meanwhile."""
-        entity = self._entity(lease.holder, self._clock())
-        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-            self._table.replace(entity, etag=lease.etag)
+        replace_own(self._table, self._entity(lease.holder, self._clock()), etag=lease.etag)
 
     def holder(self) -> str | None:
         """Who holds the lease now, None when nobody does."""

@@ -14,11 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import (
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from ._codec import (
@@ -32,6 +28,7 @@ from ._codec import (
 )
 from ._model import PendingEntry, PollLease, utcnow
 from ._table import StatusTable, if_match
+from ._writes import insert_own, replace_own
 
 __all__ = ["BATCH_SIZE", "Backoff", "Schedule"]
 
@@ -186,22 +183,18 @@ class Schedule:
         now = self._clock()
         current = self._table.get(lease_key(_POLL_LEASE))
         if current is None:
-            try:
-                etag = self._table.insert(_lease_entity(holder, until, None))
-            except ResourceExistsError:
-                return None
-            return PollLease(holder, until, None, etag)
-        current_until = parse_time(current.get("until")) or now
-        if current_until > now:
+            watermark = None
+            written = insert_own(self._table, _lease_entity(holder, until, None))
+        elif (parse_time(current.get("until")) or now) > now:
             return None
-        watermark = parse_time(current.get("watermark"))
-        try:
-            etag = self._table.replace(
-                _lease_entity(holder, until, watermark), etag=current.metadata["etag"]
+        else:
+            watermark = parse_time(current.get("watermark"))
+            written = replace_own(
+                self._table,
+                _lease_entity(holder, until, watermark),
+                etag=current.metadata["etag"],
             )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return None
-        return PollLease(holder, until, watermark, etag)
+        return PollLease(holder, until, watermark, written.etag) if written.ours else None
 
     def finish_lease(self, lease: PollLease, *, watermark: datetime | None) -> None:
         """End the lease, recording ``watermark`` (None keeps the previous one).
@@ -209,8 +202,7 @@ class Schedule:
         A lease another holder took meanwhile (this tick overran) is left alone.
         """
         entity = _lease_entity(lease.holder, self._clock(), watermark or lease.watermark)
-        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-            self._table.replace(entity, etag=lease.etag)
+        replace_own(self._table, entity, etag=lease.etag)
 
     def watermark(self) -> datetime | None:
         """The watermark of the last complete tick."""

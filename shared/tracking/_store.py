@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ResourceExistsError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
@@ -64,6 +57,7 @@ from ._model import (
 )
 from ._schedule import Backoff, Schedule
 from ._table import Operation, StatusTable, if_match
+from ._writes import new_write_id, status_of, write_own
 
 __all__ = ["TrackingStore"]
 
@@ -74,7 +68,6 @@ INLINE_ERRORS_BYTES = 60_000
 (UTF-16 bytes), well inside a property's 64 KiB."""
 _TEXT_LIMIT = 4_000
 """Characters kept of a free-text field (last_error), so a row always fits."""
-_WRITE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -83,29 +76,6 @@ class _Unschedule:
 
 
 UNSCHEDULE = _Unschedule()
-
-
-def _status(exc: HttpResponseError) -> int | None:
-    return exc.status_code or getattr(exc.response, "status_code", None)
-
-
-def _uncertain(exc: Exception) -> bool:
-    """The call may or may not have been applied (no answer, or a server error)."""
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return True
-    return isinstance(exc, HttpResponseError) and (_status(exc) or 0) >= 500
-
-
-_CREATE_CONFLICTS = frozenset({409})
-_UPDATE_CONFLICTS = frozenset({404, 409, 412})
-
-
-def _read_back_needed(exc: Exception, conflicts: frozenset[int]) -> bool:
-    """The write lost a race, or may have landed with its answer lost: reading the row back
-    tells which."""
-    if isinstance(exc, HttpResponseError) and _status(exc) in conflicts:
-        return True
-    return _uncertain(exc)
 
 
 def _bounded(text: str | None) -> str | None:
@@ -190,7 +160,7 @@ class TrackingStore:
             updated_at=now,
             history=((state.value, now.isoformat()),),
             next_poll_at=schedule_at,
-            write_id=uuid.uuid4().hex,
+            write_id=new_write_id(),
             **{**fields, "last_error": _bounded(fields.get("last_error"))},
         )
         operations: list[Operation] = [
@@ -199,21 +169,17 @@ class TrackingStore:
         ]
         if schedule_at is not None:
             operations.append(("upsert", pending_entity(_entry(record, schedule_at)), {}))
-        failure: Exception | None = None
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                etags = self._table.transact(operations)
-                return ClaimResult(replace(record, etag=etags[0]), created=True)
-            except AzureError as exc:
-                if not _read_back_needed(exc, _CREATE_CONFLICTS):
-                    raise
-                failure = exc
-            current = self.get(record.row_key)
-            if current is not None:
-                # Ours when the answer of our own create was lost; else another delivery's.
-                return ClaimResult(current, created=current.write_id == record.write_id)
-        assert failure is not None
-        raise failure
+        written = write_own(
+            self._table,
+            record.row_key,
+            record.write_id,
+            lambda: self._table.transact(operations)[0],
+            if_match=None,
+        )
+        if written.row is None:
+            return ClaimResult(replace(record, etag=written.etag), created=True)
+        # Ours when the answer of our own create was lost; else another delivery's.
+        return ClaimResult(from_entity(written.row), created=written.ours)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -368,7 +334,7 @@ class TrackingStore:
             changes["next_poll_at"] = schedule_at
         elif schedule_at is UNSCHEDULE:
             changes["next_poll_at"] = None
-        updated = replace(record, updated_at=now, write_id=uuid.uuid4().hex, **changes)
+        updated = replace(record, updated_at=now, write_id=new_write_id(), **changes)
         companions: list[Operation] = []
         if index_message:
             if not updated.message_id:
@@ -386,32 +352,29 @@ class TrackingStore:
         self, before: TrackedFile, after: TrackedFile, companions: list[Operation]
     ) -> TrackedFile:
         entity = to_entity(after)
-        failure: Exception | None = None
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                if not companions:
-                    return replace(after, etag=self._table.replace(entity, etag=before.etag))
+
+        def send() -> str:
+            nonlocal companions
+            while companions:
                 operations: list[Operation] = [
                     ("update", entity, {"mode": UpdateMode.REPLACE, **if_match(before.etag)}),
                     *companions,
                 ]
-                return replace(after, etag=self._table.transact(operations)[0])
-            except AzureError as exc:
-                if isinstance(exc, TableTransactionError) and exc.index > 0 and _status(exc) == 404:
+                try:
+                    return self._table.transact(operations)[0]
+                except TableTransactionError as exc:
+                    if exc.index == 0 or status_of(exc) != 404:
+                        raise
                     # A companion delete of a row already gone: the rest still has to land.
                     companions = [op for i, op in enumerate(companions) if i != exc.index - 1]
-                    continue
-                if not _read_back_needed(exc, _UPDATE_CONFLICTS):
-                    raise
-                failure = exc
-            current = self.get(after.row_key)
-            if current is not None and current.write_id == after.write_id:
-                _LOGGER.info("write landed though its answer was lost blob=%s", after.blob)
-                return current
-            if current is None or current.etag != before.etag:
-                raise ConcurrencyError(f"record {after.record_id} changed meanwhile") from failure
-        assert failure is not None
-        raise failure
+            return self._table.replace(entity, etag=before.etag)
+
+        written = write_own(self._table, after.row_key, after.write_id, send, if_match=before.etag)
+        if not written.ours:
+            raise ConcurrencyError(f"record {after.record_id} changed meanwhile")
+        if written.row is not None:
+            return from_entity(written.row)
+        return replace(after, etag=written.etag)
 
     # -- execution errors ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
 
 from devtools.d365_emulator._exports import customers_export
 from shared.config.exports import ExportRoute, ExportRoutes
@@ -251,3 +252,167 @@ def test_a_corrupt_package_member_is_recorded_and_the_tick_goes_on(
     assert domain.d365.messages[corrupt].state != "Acked"
     assert exporter.store.get(valid).state is ExportState.ACKED
     assert any(name.startswith(f"pkg/{valid}/") for name in _blobs(domain, route))
+
+
+# -- writes whose answer was lost (issue 17, findings 18 and 19) ----------------------------------
+
+
+def _acked_once(domain: Domain, exporter: Exporter, message_id: str) -> None:
+    """The message went the whole way once: one download, its record Acked, F&O told."""
+    record = exporter.store.get(message_id)
+    assert record is not None and record.state is ExportState.ACKED, record
+    assert [entry[0] for entry in record.history][-2:] == ["Downloaded", "Acked"]
+    assert domain.d365.messages[message_id].state == "Acked"
+    assert _downloads(domain) == 1
+
+
+_LEASE_ROW = "RowKey='~lease-customers-out'"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ("POST", "", 0),  # the first tick creates the lease row
+        ("PUT", _LEASE_ROW, 0),  # a later tick takes the row over
+        ("PUT", _LEASE_ROW, 1),  # the release
+    ],
+    ids=["acquire-insert", "acquire-takeover", "release"],
+)
+def test_a_route_lease_write_whose_answer_was_lost_is_still_ours(
+    domain: Domain, exporter: Exporter, route: ExportRoute, fault: tuple[str, str, int]
+) -> None:
+    """Finding 18: the route is not skipped, and its lease is free again after the tick."""
+    method, row, skip = fault
+    if row:
+        exporter.tick()  # the lease row exists, released
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.faults.fail("lost", method, row or domain.context.store.table_name, skip=skip)
+
+    result = exporter.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert (result.skipped_leased, result.acked, result.errors) == (0, 1, [])
+    _acked_once(domain, exporter, message_id)
+    assert exporter.store.lease(route.name).holder() is None
+    second = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    assert exporter.tick().acked == 1
+    assert exporter.store.get(second).state is ExportState.ACKED
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [("POST", 1), ("PUT", 0), ("PUT", 1)],
+    # POST: the lease row, then the record's insert; PUT: Downloaded, then Acked.
+    ids=["Dequeued", "Downloaded", "Acked"],
+)
+def test_a_record_write_whose_answer_was_lost_goes_on_to_the_ack(
+    domain: Domain, exporter: Exporter, caplog: pytest.LogCaptureFixture, fault: tuple[str, int]
+) -> None:
+    """Finding 18: the record's own write is recognised; the message is not left to "another
+    writer" (nor the tick ended) and is acked at once."""
+    method, skip = fault
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    contains = domain.context.store.table_name if method == "POST" else f"RowKey='{message_id}'"
+    domain.faults.fail("lost", method, contains, skip=skip)
+
+    result = exporter.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert (result.acked, result.failed, result.errors) == (1, 0, [])
+    _acked_once(domain, exporter, message_id)
+    assert "left to another writer" not in caplog.text
+
+
+def test_a_redelivery_whose_dequeued_write_answer_was_lost_is_acked(
+    domain: Domain, exporter: Exporter, route: ExportRoute, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 18: the replace that records a re-delivery lands with its answer lost."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.faults.fail("reset", "PUT", f"RowKey='{message_id}'", times=1000)  # no Downloaded
+    exporter.tick()
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    domain.faults.fail("lost", "PUT", f"RowKey='{message_id}'")  # Dequeued (dequeue 2)
+
+    result = exporter.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert (result.acked, result.errors) == (1, [])
+    _acked_once(domain, exporter, message_id)
+    assert exporter.store.get(message_id).dequeue_count == 2
+    assert "left to another writer" not in caplog.text
+
+
+def test_a_failure_record_whose_answer_was_lost_is_counted_and_retried(
+    domain: Domain, exporter: Exporter, route: ExportRoute, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 18: the ExportFailed write is ours too: counted as failed, not left to another."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.faults.fail("reset", "PUT", "comp=block&", times=1000)
+    domain.faults.fail("lost", "PUT", f"RowKey='{message_id}'")  # ExportFailed
+
+    result = exporter.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert (result.failed, result.acked) == (1, 0)
+    assert exporter.store.get(message_id).state is ExportState.EXPORT_FAILED
+    assert "left to another writer" not in caplog.text
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    assert exporter.tick().acked == 1
+
+
+def test_a_commit_whose_answer_was_lost_is_not_committed_again(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """Finding 19: the SDK's retry of the commit meets the blob it committed, ETag unchanged
+    (in Azure, no second BlobCreated event)."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    container = BlobServiceClient.from_connection_string(
+        domain.context.settings.storage.connection_string
+    ).get_container_client(route.container)
+    first: list[str] = []
+
+    def before_the_retry() -> None:
+        [blob] = container.list_blobs()
+        first.append(blob.etag)
+
+    domain.faults.fail("lost", "PUT", "comp=blocklist")
+    domain.faults.meanwhile("PUT", "comp=blocklist", before_the_retry, skip=1)
+
+    result = exporter.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert domain.faults.count("PUT", "comp=blocklist") == 2
+    assert (result.acked, result.errors) == (1, [])
+    [blob] = container.list_blobs(include=["metadata"])
+    assert [blob.etag] == first
+    assert blob.metadata["d365_message_id"] == message_id
+    assert container.download_blob(blob.name).readall() == customers_export()
+    _acked_once(domain, exporter, message_id)
+    assert exporter.store.get(message_id).error is None
+
+
+def test_a_target_another_writer_committed_is_a_clear_failure_left_in_place(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """Finding 19: a blob under the target name that is not this message's is never replaced."""
+    flat = replace(route, prefix="out/")
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    container = domain.context.blob_service.get_container_client(route.container)
+    container.create_container()
+    target = f"out/{message_id}.xml"
+    container.upload_blob(target, b"theirs", metadata={"d365_message_id": "someone-else"})
+
+    exporter.run_route(flat)
+
+    assert container.download_blob(target).readall() == b"theirs"
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert record.error == (
+        f"download not written: BlobTakenError: the export blob {target!r} in container "
+        f"{route.container!r} already exists and was not written for this message (its "
+        "d365_message_id is 'someone-else'); it was left as it is: move or delete it; retried "
+        "when F&O offers it again"
+    )
+    assert domain.d365.messages[message_id].state != "Acked"

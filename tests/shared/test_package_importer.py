@@ -616,3 +616,37 @@ def test_a_package_route_over_its_own_max_bytes_is_rejected_naming_it(domain: Do
         record.last_error or ""
     )
     assert "raise max_bytes on the route" in (record.last_error or "")
+
+
+_IMPORT_LEASE = "RowKey='~lease-package-import'"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ("POST", "", 0),  # the first import creates the lease row
+        ("PUT", _IMPORT_LEASE, 0),  # a later one takes the row over
+        ("PUT", _IMPORT_LEASE, 1),  # the release after ImportFromPackage answered
+    ],
+    ids=["acquire-insert", "acquire-takeover", "release"],
+)
+def test_an_import_lease_write_whose_answer_was_lost_is_still_ours(
+    packaged: Packaged, fault: tuple[str, str, int]
+) -> None:
+    """Issue 17, finding 18: the import goes on at once (the lease is not taken for another
+    instance's), and the lease is free for the next file."""
+    method, row, skip = fault
+    store = packaged.domain.context.store
+    if row:
+        first = packaged.send("pkg/USMF/first.zip", package_files.customers_package())
+        assert first.state is TrackingState.IMPORTING
+    packaged.domain.faults.fail("lost", method, row or store.table_name, skip=skip)
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert packaged.domain.faults.injected["lost"] == 1
+    assert record.state is TrackingState.IMPORTING, record.last_error
+    assert store.import_lease.holder() is None
+    later = packaged.send("pkg/USMF/later.zip", package_files.customers_package())
+    assert later.state is TrackingState.IMPORTING, later.last_error
+    assert _imports(packaged) == (3 if row else 2)

@@ -131,3 +131,40 @@ def test_a_stop_at_any_step_of_finishing_is_finished_by_the_next_tick(
     assert not domain.inbound.get_blob_client(blob).exists()
     assert domain.enqueues() == 1
     assert domain.context.store.schedule.get(final.record_id) is None
+
+
+_POLL_LEASE = "RowKey='~lease-poller'"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ("POST", "", 0),  # the first tick creates the lease row
+        ("PUT", _POLL_LEASE, 0),  # a later tick takes the row over
+        ("PUT", _POLL_LEASE, 1),  # the finish, with the watermark
+    ],
+    ids=["acquire-insert", "acquire-takeover", "finish"],
+)
+def test_a_poll_lease_write_whose_answer_was_lost_is_still_ours(
+    domain: Domain, fault: tuple[str, str, int]
+) -> None:
+    """Issue 17, finding 18: the tick polls (it is not "held elsewhere"), and finishes its
+    lease with the watermark, so the next tick runs too."""
+    method, row, skip = fault
+    domain.d365.knobs.enqueued_seconds = 3600
+    _enqueued(domain)
+    schedule = domain.context.store.schedule
+    if row:
+        domain.poller.tick()  # the lease row exists, finished
+    domain.clock.advance(domain.poller.policy.backoff.interval_max)
+    domain.faults.fail("lost", method, row or domain.context.store.table_name, skip=skip)
+
+    report = domain.poller.tick()
+
+    assert domain.faults.injected["lost"] == 1
+    assert "lease_held_elsewhere" not in report.counts
+    assert report.due == 1
+    assert schedule.watermark() is not None
+    assert schedule.last_tick() <= domain.clock()
+    domain.clock.advance(domain.poller.policy.backoff.interval_max * 2)
+    assert "lease_held_elsewhere" not in domain.poller.tick().counts

@@ -6,7 +6,10 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from shared.tracking import Backoff, TrackingStore, utcnow
+import pytest
+
+from shared.tracking import Backoff, PollLease, TrackingStore, utcnow
+from tests.faults import StorageFaults
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -73,6 +76,35 @@ def test_concurrent_lease_requests_have_one_winner(store: TrackingStore) -> None
     for thread in threads:
         thread.join()
     assert sum(lease is not None for lease in wins) == 1
+
+
+@pytest.mark.parametrize("takeover", [False, True], ids=["insert", "takeover"])
+def test_concurrent_lease_requests_whose_answers_are_lost_have_one_winner(
+    store: TrackingStore, faults: StorageFaults, takeover: bool
+) -> None:
+    """Issue 17, finding 18: every answer lost, each requester reads the row back; only the
+    one whose write_id it holds is the holder, and its lease can be finished."""
+    if takeover:
+        store.schedule.acquire_lease("dead", until=utcnow() - timedelta(seconds=1))
+    faults.fail("lost", "PUT" if takeover else "POST", store.table_name, times=4)
+    barrier = threading.Barrier(4)
+    wins: list[PollLease | None] = []
+
+    def acquire(name: str) -> None:
+        barrier.wait()
+        wins.append(store.schedule.acquire_lease(name, until=utcnow() + timedelta(minutes=1)))
+
+    threads = [threading.Thread(target=acquire, args=(f"h{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert faults.injected["lost"] >= 1
+    [winner] = [lease for lease in wins if lease is not None]
+    assert len(wins) == 4
+    faults.clear()
+    store.schedule.finish_lease(winner, watermark=T0)
+    assert store.schedule.watermark() == T0
 
 
 def test_backoff_doubles_up_to_its_cap_and_projects() -> None:
