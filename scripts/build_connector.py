@@ -106,9 +106,7 @@ def swagger(document: Mapping[str, Any]) -> dict[str, Any]:
         name: converter.schema(schema, f"components/schemas/{name}")
         for name, schema in converter.components.items()
     }
-    paths = {
-        path: converter.path_item(item, f"paths/{path}") for path, item in document["paths"].items()
-    }
+    paths = {path: converter.path_item(item, path) for path, item in document["paths"].items()}
     info = document["info"]
     return {
         "swagger": "2.0",
@@ -203,7 +201,7 @@ class _Converter:
         other = sorted(set(source) - _METHODS)
         if other:
             raise ConnectorError(f"{where}: write {', '.join(other)} on each operation instead")
-        return {m: self.operation(op, f"{where}/{m}") for m, op in source.items()}
+        return {m: self.operation(op, f"{m.upper()} {where}") for m, op in source.items()}
 
     def operation(self, source: Mapping[str, Any], where: str) -> dict[str, Any]:
         """One operation, with its action name, titles and visibility."""
@@ -219,7 +217,7 @@ class _Converter:
             )
         description = " ".join(filter(None, (source.get("summary"), source.get("description"))))
         parameters = [
-            self.parameter(p, f"{where}/parameters/{p.get('name')}")
+            self.parameter(p, f"{where} parameter {p.get('name')}")
             for p in source.get("parameters", [])
         ]
         operation: dict[str, Any] = {
@@ -228,7 +226,7 @@ class _Converter:
             "description": description,
         }
         if "requestBody" in source:
-            body, consumes = self.request_body(source["requestBody"], f"{where}/requestBody")
+            body, consumes = self.request_body(source["requestBody"], f"{where} request body")
             operation["consumes"] = consumes
             parameters.append(body)
         if parameters:
@@ -236,7 +234,7 @@ class _Converter:
         responses: dict[str, Any] = {}
         produces: list[str] = []
         for status, response in source["responses"].items():
-            responses[status], media = self.response(response, f"{where}/responses/{status}")
+            responses[status], media = self.response(response, f"{where} response {status}")
             produces += [m for m in media if m not in produces]
         if produces:
             operation["produces"] = produces
@@ -274,7 +272,7 @@ class _Converter:
             "in": "body",
             "required": source.get("required", False),
             **({"description": source["description"]} if "description" in source else {}),
-            "schema": self.schema(schema, f"{where}/content/{media}/schema"),
+            "schema": self.schema(schema, where),
             "x-ms-summary": title(name),
         }
         return parameter, [media]
@@ -284,8 +282,8 @@ class _Converter:
         response: dict[str, Any] = {"description": source["description"]}
         content = self._content(source, where)
         if content:
-            [(media, body)] = content.items()
-            response["schema"] = self.schema(body["schema"], f"{where}/content/{media}/schema")
+            [body] = content.values()
+            response["schema"] = self.schema(body["schema"], where)
         return response, list(content)
 
     @staticmethod
