@@ -1,7 +1,8 @@
 """connector/ (the Power Platform custom connector) and the OpenAPI 3 document for API
 Management: generated, never drifting, valid against Microsoft's connector schemas, every
 operation of the app in both documents, what the flow designer needs, real answers fitting
-the connector's types, and docs/connector.md's flow and policy naming what exists."""
+the connector's types, and docs/connector.md's flow and policy naming what exists (its
+commands: tests/deploy/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from shared import openapi
 from shared.tracking import ExportState, TrackingState
 from tests import fakes
 from tests.deploy.conftest import REPO_ROOT, load_script
+from tests.deploy.test_docs import code_blocks
 from tests.e2e.conftest import App
 from tests.e2e.test_export import export_route
 from tests.test_function_app import http_operations
@@ -362,18 +364,6 @@ def test_real_answers_fit_the_connectors_types(
 # --- docs/connector.md ----------------------------------------------------------------------------
 
 
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", GUIDE, re.MULTILINE | re.DOTALL)
-
-
-@pytest.mark.parametrize("block", _blocks("bash"), ids=lambda b: b.strip().splitlines()[0][:40])
-def test_the_guides_bash_blocks_parse(block: str) -> None:
-    result = subprocess.run(
-        ["bash", "-n"], input=block, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def _actions(actions: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for name, action in actions.items():
         yield name, action
@@ -382,7 +372,7 @@ def _actions(actions: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_the_example_flow_uses_what_the_connector_has() -> None:
-    [flow] = [json.loads(b) for b in _blocks("json")]
+    [flow] = [json.loads(b) for b in code_blocks(GUIDE, "json")]
     actions = dict(_actions(flow["actions"]))
     by_id = {op["operationId"]: op for *_, op in _operations(SWAGGER)}
     answers = {}
@@ -410,7 +400,7 @@ def test_the_example_flow_uses_what_the_connector_has() -> None:
 
 
 def test_the_api_management_policy_sets_the_key_from_a_named_value() -> None:
-    [xml] = _blocks("xml")
+    [xml] = code_blocks(GUIDE, "xml")
     header = ET.fromstring(xml).find("./inbound/set-header")  # noqa: S314 - our own docs
     assert header is not None
     assert (header.get("name"), header.get("exists-action")) == ("x-functions-key", "override")
