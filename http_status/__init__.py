@@ -72,5 +72,6 @@ def console_page(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @telemetry.invocation("openapi", trigger="http")
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /api/openapi.json: the OpenAPI 3 description of this API."""
-    return _json(status_api.ApiResponse(200, openapi.document()))
+    """GET /api/openapi.json: the OpenAPI 3 description of this API, its server URL this
+    request's own."""
+    return _json(status_api.ApiResponse(200, openapi.served(req.url)))

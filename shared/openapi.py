@@ -1,7 +1,8 @@
 """The OpenAPI 3 description of the HTTP API (``GET /api/openapi.json``).
 
-For a Power Automate or Logic Apps custom connector, or any client generator. Written out
-here rather than generated, so it says what each route promises; tests check it with a
+For API Management and any client generator; ``scripts/build_connector.py`` derives the
+Power Platform custom connector (OpenAPI 2.0, ``connector/``) from it. Written out here
+rather than generated, so it says what each route promises; tests check it with a
 maintained validator and that every HTTP route of the app is in it.
 """
 
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared import export_view
 from shared.status_api import DEFAULT_LIMIT, IMPORT_DIRECTION, MAX_LIMIT
 from shared.tracking import ExportState, TrackingState
 
-__all__ = ["document"]
+__all__ = ["BASE_PATH", "document", "served"]
+
+BASE_PATH = "/api"
+"""Where the routes are: host.json's ``extensions.http.routePrefix``."""
 
 _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -388,7 +393,7 @@ def document() -> dict[str, Any]:
             "description": "Files dropped into the inbound container, their fate in F&O "
             "(row errors included), and resubmitting them.",
         },
-        "servers": [{"url": "/api"}],
+        "servers": [{"url": BASE_PATH}],
         "security": [{"functionKey": []}, {"functionKeyQuery": []}],
         "paths": _paths(),
         "components": {
@@ -399,3 +404,18 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def served(request_url: str) -> dict[str, Any]:
+    """The document as ``GET /api/openapi.json`` at ``request_url`` serves it: with the
+    absolute server URL of that request.
+
+    API Management takes an imported API's backend from ``servers`` and resolves a relative
+    URL only against the URL it imported from, so a saved file would leave it empty. The
+    query string (``?code=<key>``) and any user info are left out: no secret in a response.
+    """
+    parts = urlsplit(request_url)
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not host:
+        return document()
+    return {**document(), "servers": [{"url": f"{parts.scheme}://{host}{BASE_PATH}"}]}

@@ -15,6 +15,23 @@ def _trigger(name: str) -> dict:
     return json.loads(FUNCTIONS[name].get_function_json())["bindings"][0]
 
 
+def http_operations() -> set[tuple[str, str]]:
+    """Every (path, method) the app's HTTP functions answer, the path as an OpenAPI document
+    writes it (``/messages/{message_id}``); an optional last segment (``{name?}``) gives the
+    route with and without it."""
+    operations = set()
+    for name in FUNCTIONS:
+        trigger = _trigger(name)
+        if trigger["type"] != "httpTrigger":
+            continue
+        route = "/" + trigger["route"]
+        forms = {route}
+        if "?}" in route:
+            forms = {re.sub(r"/\{\w+\?\}$", "", route), route.replace("?}", "}")}
+        operations |= {(form, method) for form in forms for method in trigger["methods"]}
+    return operations
+
+
 def test_the_functions_are_indexed_with_host_valid_names() -> None:
     assert set(FUNCTIONS) == {
         "enqueue_blob",

@@ -15,12 +15,9 @@ from tests.e2e.conftest import app, app_factory  # noqa: F401 - fixtures
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def script() -> ModuleType:
-    """scripts/build_package.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "build_package", REPO_ROOT / "scripts" / "build_package.py"
-    )
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     # Registered while it runs: its dataclass resolves annotations through sys.modules.
@@ -30,3 +27,9 @@ def script() -> ModuleType:
     finally:
         del sys.modules[spec.name]
     return module
+
+
+@pytest.fixture(scope="session")
+def script() -> ModuleType:
+    """scripts/build_package.py as a module."""
+    return load_script("build_package")

@@ -1,5 +1,5 @@
 """docs/deploy.md: its commands parse, set what they use, and its routes and host.json table
-match what the app and host.json really take."""
+match what the app and host.json really take. docs/connector.md's commands likewise."""
 
 from __future__ import annotations
 
@@ -14,17 +14,20 @@ from shared.routing import RouteTable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+CONNECTOR_GUIDE = (REPO_ROOT / "docs" / "connector.md").read_text(encoding="utf-8")
 HOST = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))
 # Variables a shell or the CLI provides, not the reader.
 PROVIDED = {"HOME", "PATH"}
 
 
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", GUIDE, re.MULTILINE | re.DOTALL)
+def code_blocks(text: str, language: str) -> list[str]:
+    """The fenced ``language`` blocks of a markdown ``text``."""
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
-BASH_BLOCKS = _blocks("bash")
-JSON_BLOCKS = _blocks("json")
+BASH_BLOCKS = code_blocks(GUIDE, "bash")
+JSON_BLOCKS = code_blocks(GUIDE, "json")
+ALL_BASH_BLOCKS = BASH_BLOCKS + code_blocks(CONNECTOR_GUIDE, "bash")
 
 
 def _short(block: str) -> str:
@@ -36,7 +39,7 @@ def test_the_guide_has_commands_and_route_examples() -> None:
     assert len(JSON_BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("block", BASH_BLOCKS, ids=_short)
+@pytest.mark.parametrize("block", ALL_BASH_BLOCKS, ids=_short)
 def test_bash_blocks_parse(block: str) -> None:
     result = subprocess.run(
         ["bash", "-n"], input=block, capture_output=True, text=True, check=False
@@ -44,7 +47,7 @@ def test_bash_blocks_parse(block: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("block", BASH_BLOCKS, ids=_short)
+@pytest.mark.parametrize("block", ALL_BASH_BLOCKS, ids=_short)
 def test_bash_blocks_set_every_variable_they_use(block: str) -> None:
     assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", block, re.MULTILINE))
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", block))
