@@ -67,7 +67,7 @@ _LIST_PARAMS = (
     "continuation",
 )
 _COUNT_PARAMS = ("since", "until")
-_RESUBMIT_EXAMPLE = '{"request_id": "7d0c5bde-24a5-4f0e-9f3b-2a3a8a1f9c11", "confirm": true}'
+_RESUBMIT_EXAMPLE = '{"request_id": "<a new UUID>", "confirm": true}'
 DEFAULT_COUNT_PERIOD = timedelta(hours=24)
 STUCK_AFTER = timedelta(hours=1)
 """A file not final this long after it arrived counts as stuck."""

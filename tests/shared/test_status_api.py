@@ -3,6 +3,8 @@ answers 500 or shows what it must not."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared import status_api
@@ -11,6 +13,7 @@ from shared.tracking import TrackingState
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
 
+README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 OUT_OF_RANGE = (
     "is out of range; expected a date-time from 1601-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
 )
@@ -148,6 +151,7 @@ def test_a_hostile_resubmit_body_is_refused_with_what_is_wrong_not_a_500(
     response = status_api.resubmit(lambda: domain.context, message_id, headers, body)
 
     assert (response.status, response.body["error"][: len(text)]) == (status, text)
+    assert f'| {status} "{response.body["error"]}" |' in README  # its row, word for word
 
 
 def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
