@@ -22,9 +22,9 @@ __all__ = [
 
 EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
-"""The date-times accepted, Azure Table Storage's own range. Python's reaches a day further
-each way, so a time near its ends overflowed once its offset was applied or a period was
-taken off it (a 500); inside this range neither can."""
+"""The date-times accepted: Azure Table Storage's own range. Near the ends of Python's (years 1
+and 9999) a time overflowed once its offset or the default count period was applied (a 500);
+a time in this range, held in UTC, cannot."""
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 _FUNCTION_KEY = "code"
