@@ -297,10 +297,12 @@ class _Converter:
 
     def schema(self, source: Mapping[str, Any], where: str) -> dict[str, Any]:
         """A schema: refs to definitions, ``nullable`` as ``x-nullable``, titled fields,
-        and ``oneOf`` merged into one object."""
-        if "oneOf" in source:
-            rest = {k: v for k, v in source.items() if k != "oneOf"}
-            return {**self.one_of(source["oneOf"], where), **self.schema(rest, where)}
+        and ``oneOf`` (or an ``anyOf`` of components) merged into one object."""
+        for union in ("oneOf", "anyOf"):
+            alternatives = source.get(union)
+            if alternatives and (union == "oneOf" or all("$ref" in a for a in alternatives)):
+                rest = {k: v for k, v in source.items() if k != union}
+                return {**self.one_of(alternatives, where), **self.schema(rest, where)}
         converted: dict[str, Any] = {}
         for key, value in source.items():
             if key == "$ref":

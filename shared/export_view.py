@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.context import AppContext
+from shared.d365 import normalize_message_id
+from shared.query_params import check_names, parse_limit
 from shared.tracking import ExportRecord, ExportStore
 
 __all__ = ["DIRECTION", "export_json", "list_exports"]
 
 DIRECTION = "export"
-_PARAMS = ("direction", "route", "limit", "continuation", "code")
-_MAX_LIMIT = 1000
-_DEFAULT_LIMIT = 50
+_PARAMS = ("direction", "route", "limit", "continuation")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -56,9 +56,17 @@ def list_exports(
     ``/api/messages/{message_id}?direction=export``."""
     store: ExportStore = context.exporter.store
     if message_id:
-        record = store.get(message_id.strip().strip("{}"))
+        try:
+            key = normalize_message_id(message_id)
+        except ValueError:
+            # Checked before the read: a key with '/', '#' or '?' cannot be a row key at all.
+            return 400, {
+                "error": f"message_id {message_id[:80]!r} is not a GUID; expected the message "
+                "id F&O gave the export, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a"
+            }
+        record = store.get(key)
         if record is None:
-            return 404, {"error": f"no export record has message id {message_id[:80]!r}"}
+            return 404, {"error": f"no export record has message id {key}"}
         return 200, export_json(record)
     try:
         page = store.list_records(**_query(context, params))
@@ -71,15 +79,10 @@ def list_exports(
 
 
 def _query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(_PARAMS))
-    if unknown:
-        accepted = ", ".join(p for p in _PARAMS if p != "code")
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; accepted: {accepted}")
+    check_names(params, _PARAMS)
     route = params.get("route") or None
     names = [r.name for r in context.settings.exports]
     if route is not None and route not in names:
         raise ValueError(f"unknown export route {route!r}; configured: {', '.join(names)}")
-    limit = params.get("limit") or str(_DEFAULT_LIMIT)
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= _MAX_LIMIT:
-        raise ValueError(f"limit {limit[:20]!r} is not accepted; expected 1 to {_MAX_LIMIT}")
-    return {"route": route, "limit": int(limit), "continuation": params.get("continuation")}
+    limit = parse_limit(params.get("limit"))
+    return {"route": route, "limit": limit, "continuation": params.get("continuation")}

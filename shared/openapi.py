@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import export_view
-from shared.status_api import DEFAULT_LIMIT, IMPORT_DIRECTION, MAX_LIMIT
+from shared.query_params import DEFAULT_LIMIT, EARLIEST, LATEST, MAX_LIMIT
+from shared.request_body import MAX_BODY_BYTES
+from shared.status_api import IMPORT_DIRECTION
 from shared.tracking import ExportState, TrackingState
 
 __all__ = ["BASE_PATH", "document", "served"]
@@ -44,6 +46,12 @@ def _problem(description: str) -> dict[str, Any]:
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description,
             "schema": schema or _STRING}  # fmt: skip
+
+
+def _time_query(name: str, description: str) -> dict[str, Any]:
+    accepted = f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}; no offset means UTC"
+    schema = {"type": "string", "format": "date-time"}
+    return _query(name, f"{description} (ISO 8601, {accepted})", schema)
 
 
 _RECORD_ID = {
@@ -262,12 +270,8 @@ def _paths() -> dict[str, Any]:
                     _query("route", "a configured route's name"),
                     _query("company", "legal entity (DataAreaId)"),
                     _query("prefix", "blob path starts with"),
-                    _query(
-                        "since", "modified at or after", {"type": "string", "format": "date-time"}
-                    ),
-                    _query(
-                        "until", "modified at or before", {"type": "string", "format": "date-time"}
-                    ),
+                    _time_query("since", "modified at or after"),
+                    _time_query("until", "modified at or before"),
                     _query(
                         "limit",
                         f"page size (default {DEFAULT_LIMIT})",
@@ -277,7 +281,7 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(
-                        {"oneOf": [_ref("Page"), _ref("Record"), _ref("ExportPage")]},
+                        {"anyOf": [_ref("Page"), _ref("Record"), _ref("ExportPage")]},
                         "a page, a record, or (direction=export) a page of export records",
                     ),
                     "400": _problem("a bad parameter"),
@@ -293,7 +297,7 @@ def _paths() -> dict[str, Any]:
                 "parameters": [_RECORD_ID, _DIRECTION],
                 "responses": {
                     "200": _json(
-                        {"oneOf": [_ref("Record"), _ref("ExportRecord")]},
+                        {"anyOf": [_ref("Record"), _ref("ExportRecord")]},
                         "the record (direction=export: the export record of that message id)",
                     ),
                     "400": _problem("not a GUID nor a record key"),
@@ -325,12 +329,16 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("ResubmitResult"), "resubmitted (or the same request again)"),
-                    "400": _problem("no or a bad request id, or a body that is not an object"),
+                    "400": _problem(
+                        "no or a bad request id, a body that is not a JSON object, or a field "
+                        "of the wrong type"
+                    ),
                     "404": _problem("unknown record"),
                     "409": _problem(
                         "not final, being archived, a risk not confirmed, resubmitted by "
                         "another request, or the file is not where its record says"
                     ),
+                    "413": _problem(f"a body larger than {MAX_BODY_BYTES:,} bytes"),
                     "503": _UNAVAILABLE,
                 },
             }
@@ -340,8 +348,8 @@ def _paths() -> dict[str, Any]:
                 "operationId": "countMessages",
                 "summary": "Files by state and route over a period (default the last 24 h)",
                 "parameters": [
-                    _query("since", "from", {"type": "string", "format": "date-time"}),
-                    _query("until", "to", {"type": "string", "format": "date-time"}),
+                    _time_query("since", "from"),
+                    _time_query("until", "to"),
                 ],
                 "responses": {
                     "200": _json(_ref("Counts"), "the counts"),

@@ -6,7 +6,7 @@ adapter turns into an HTTP response.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
 from shared.errors import safe_text
+from shared.query_params import check_names, parse_limit, parse_time
+from shared.request_body import BodyError, json_object
 from shared.resubmit import ResubmitError, Resubmitter, risk_of
 from shared.tracking import (
     ConcurrencyError,
@@ -32,11 +34,9 @@ from shared.tracking import (
 
 __all__ = [
     "DEFAULT_COUNT_PERIOD",
-    "DEFAULT_LIMIT",
     "ERRORS_IN_RESPONSE",
     "FAILED_STATES",
     "IMPORT_DIRECTION",
-    "MAX_LIMIT",
     "STUCK_AFTER",
     "ApiResponse",
     "counts",
@@ -52,8 +52,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 50
 IMPORT_DIRECTION = "import"
 """``?direction=`` of the tracked (inbound) files, the default; ``export`` lists exports."""
 ERRORS_IN_RESPONSE = 1000
@@ -69,6 +67,7 @@ _LIST_PARAMS = (
     "continuation",
 )
 _COUNT_PARAMS = ("since", "until")
+_RESUBMIT_EXAMPLE = '{"request_id": "<a new UUID>", "confirm": true}'
 DEFAULT_COUNT_PERIOD = timedelta(hours=24)
 STUCK_AFTER = timedelta(hours=1)
 """A file not final this long after it arrived counts as stuck."""
@@ -241,11 +240,10 @@ def get_message(context: AppContext, key: str) -> ApiResponse:
 
 def list_messages(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
     """``GET /api/messages?blob=`` (latest version) or ``?state=&route=&since=&limit=``."""
-    unknown = sorted(set(params) - set(_LIST_PARAMS) - {"code"})
-    if unknown:
-        return _problem(
-            400, f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(_LIST_PARAMS)}"
-        )
+    try:
+        check_names(params, _LIST_PARAMS)
+    except ValueError as exc:
+        return _problem(400, str(exc))
     if "blob" in params:
         return _by_blob(context, params)
     try:
@@ -286,9 +284,9 @@ def _list_query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any
         "route": lambda text: _route_name(context, text),
         "company": lambda text: text.strip().upper(),
         "prefix": lambda text: text.lstrip("/"),
-        "since": _parse_since,
-        "until": lambda text: _parse_time("until", text),
-        "limit": _parse_limit,
+        "since": functools.partial(parse_time, "since"),
+        "until": functools.partial(parse_time, "until"),
+        "limit": parse_limit,
         "continuation": lambda text: text,
     }
     names = {"prefix": "blob_prefix"}
@@ -305,42 +303,16 @@ def _route_name(context: AppContext, text: str) -> str:
     return text
 
 
-def _parse_since(text: str) -> datetime:
-    return _parse_time("since", text)
-
-
-def _parse_time(name: str, text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{name} {text[:40]!r} is not a date-time; expected ISO 8601, e.g. 2026-11-28T09:00:00Z"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _parse_limit(text: str) -> int:
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-        raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
-    return int(text)
-
-
 def counts(context_factory: Callable[[], AppContext], params: Mapping[str, str]) -> ApiResponse:
     """``GET /api/counts?since=&until=``: files by state and by route over a period (default
     the last 24 hours), with the stuck and failed ones; reads only that period's records."""
 
     def answer(context: AppContext) -> ApiResponse:
-        unknown = sorted(set(params) - set(_COUNT_PARAMS) - {"code"})
-        if unknown:
-            return _problem(
-                400,
-                f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(_COUNT_PARAMS)}",
-            )
         now = datetime.now(UTC)
         try:
-            since = _parse_time("since", params["since"]) if params.get("since") else None
-            until = _parse_time("until", params["until"]) if params.get("until") else None
+            check_names(params, _COUNT_PARAMS)
+            since = parse_time("since", params["since"]) if params.get("since") else None
+            until = parse_time("until", params["until"]) if params.get("until") else None
         except ValueError as exc:
             return _problem(400, str(exc))
         since = since or (until or now) - DEFAULT_COUNT_PERIOD
@@ -388,24 +360,22 @@ def resubmit(
 
     def answer(context: AppContext) -> ApiResponse:
         try:
-            options = json.loads(body or b"{}")
-        except ValueError:
-            options = None
-        if not isinstance(options, dict):
-            return _problem(400, 'the body is not a JSON object; expected e.g. {"confirm": true}')
+            body_request_id, confirm = _resubmit_options(body)
+        except BodyError as exc:
+            return _problem(exc.status, str(exc))
         found = _find(context, key)
         if isinstance(found, ApiResponse):
             return found
         lowered = {name.lower(): value for name, value in headers.items()}
-        request_id = lowered.get("idempotency-key") or options.get("request_id")
+        request_id = lowered.get("idempotency-key") or body_request_id
         resubmitter = Resubmitter(
             context.store, context.enqueuer, context.archiver, context.blob_service
         )
         try:
             result = resubmitter.resubmit(
                 found.row_key,
-                request_id=str(request_id or ""),
-                confirm=options.get("confirm") is True,
+                request_id=request_id or "",
+                confirm=confirm,
             )
         except ResubmitError as exc:
             return _problem(exc.status, str(exc))
@@ -429,6 +399,26 @@ def resubmit(
         )
 
     return _with_context(context_factory, answer)
+
+
+def _resubmit_options(body: bytes) -> tuple[str | None, bool]:
+    """``request_id`` and ``confirm`` from a resubmit body (both optional).
+
+    :raises BodyError: a body that is too large, not a JSON object, or has a field of the
+        wrong type (a ``confirm`` of "true" must not be taken for false in silence).
+    """
+    options = json_object(body, example=_RESUBMIT_EXAMPLE)
+    request_id = options.get("request_id")
+    confirm = options.get("confirm", False)
+    if request_id is not None and not isinstance(request_id, str):
+        raise BodyError(
+            400, f"request_id in the body is not a string; expected e.g. {_RESUBMIT_EXAMPLE}"
+        )
+    if not isinstance(confirm, bool):
+        raise BodyError(
+            400, f"confirm in the body is not true or false; expected e.g. {_RESUBMIT_EXAMPLE}"
+        )
+    return request_id, confirm
 
 
 def health(context_factory: Callable[[], AppContext]) -> ApiResponse:

@@ -145,7 +145,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(reply.body)
 
+    # Every method a client may send goes to the dispatcher (405 with Allow, as for PUT); one
+    # without a do_ method would get http.server's own 501 page.
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+    do_TRACE = do_QUERY = _handle  # noqa: N815
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The path without its query string: ?code= carries a function key.

@@ -339,6 +339,20 @@ def test_http_unknown_route_and_method(hosted: tuple[LocalHost, Probe]) -> None:
     assert response.headers["Allow"] == "GET, POST"
 
 
+@pytest.mark.parametrize("method", ["TRACE", "QUERY"])
+def test_http_any_common_method_is_a_405_not_http_servers_501(
+    hosted: tuple[LocalHost, Probe], method: str
+) -> None:
+    host, _ = hosted
+    headers = {"x-functions-key": FUNCTION_KEY}
+    response = requests.request(method, f"{host.http_url}/api/items/1", headers=headers, timeout=5)
+    assert (response.status_code, response.json()) == (
+        405,
+        {"error": f"method {method} not allowed"},
+    )
+    assert response.headers["Allow"] == "GET, POST"
+
+
 def test_http_function_key_is_enforced_when_set(
     hosted: tuple[LocalHost, Probe], caplog: pytest.LogCaptureFixture
 ) -> None:

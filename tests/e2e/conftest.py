@@ -180,38 +180,55 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
     }
 
 
+def start_app(
+    d365: Emulator,
+    azurite: Azurite,
+    name: str,
+    patch: pytest.MonkeyPatch,
+    *,
+    function_key: str | None = None,
+    **overrides: str,
+) -> App:
+    """Start the app of test ``name`` (settings overridable, set through ``patch``) on an
+    emulator whose messages move on at once; the caller stops ``host``."""
+    from function_app import app as function_app
+
+    d365.knobs.enqueued_seconds = 0
+    d365.knobs.preprocessing_seconds = 0
+    d365.knobs.processing_seconds = 0
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    env = app_environment(d365, azurite, name, name) | overrides
+    for key, value in env.items():
+        patch.setenv(key, value)
+    inbound = blobs.get_container_client(env["INBOUND_CONTAINER"])
+    if not inbound.exists():
+        inbound.create_container()
+    host = LocalHost(
+        function_app,
+        storage_connection_string=azurite.connection_string,
+        http_port=0,
+        blob_scan_interval=3600,
+        timer_interval=3600,
+        function_key=function_key,
+    )
+    host.start()
+    return App(name, env, host, d365, inbound, blobs, tables, function_key)
+
+
 @pytest.fixture
 def app_factory(
     d365: Emulator, azurite: Azurite, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., App]]:
     """Start the app (settings overridable); stopped after the test."""
-    from function_app import app as function_app
-
-    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
-    tables = TableServiceClient.from_connection_string(azurite.connection_string)
-    d365.knobs.enqueued_seconds = 0
-    d365.knobs.preprocessing_seconds = 0
-    d365.knobs.processing_seconds = 0
     hosts: list[LocalHost] = []
 
     def start(*, function_key: str | None = None, **overrides: str) -> App:
-        env = app_environment(d365, azurite, unique_name, unique_name) | overrides
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        inbound = blobs.get_container_client(env["INBOUND_CONTAINER"])
-        if not inbound.exists():
-            inbound.create_container()
-        host = LocalHost(
-            function_app,
-            storage_connection_string=azurite.connection_string,
-            http_port=0,
-            blob_scan_interval=3600,
-            timer_interval=3600,
-            function_key=function_key,
+        app = start_app(
+            d365, azurite, unique_name, monkeypatch, function_key=function_key, **overrides
         )
-        host.start()
-        hosts.append(host)
-        return App(unique_name, env, host, d365, inbound, blobs, tables, function_key)
+        hosts.append(app.host)
+        return app
 
     yield start
     for host in hosts:

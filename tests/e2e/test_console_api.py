@@ -14,7 +14,6 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from function_app import app as function_app
 from shared import openapi
 from tests import fakes, package_files
 from tests.e2e.conftest import App, enqueue_requests, routes_for
@@ -216,30 +215,14 @@ def test_the_console_page_is_one_self_contained_response(app: App) -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # no CDN
 
 
-def test_the_console_needs_the_function_key(azurite, d365, unique_name, monkeypatch) -> None:
-    from devtools.local_host import LocalHost
-    from tests.e2e.conftest import app_environment
-
-    for name, value in app_environment(d365, azurite, unique_name, unique_name).items():
-        monkeypatch.setenv(name, value)
-    host = LocalHost(
-        function_app,
-        storage_connection_string=azurite.connection_string,
-        http_port=0,
-        blob_scan_interval=3600,
-        timer_interval=3600,
-        function_key="console-test-key",
+def test_the_console_needs_the_function_key(app_factory: Callable[..., App]) -> None:
+    host = app_factory(function_key="console-test-key").host
+    url = f"{host.http_url}/api/console"
+    assert requests.get(url, timeout=30).status_code == 401
+    assert requests.get(url, params={"code": "console-test-key"}, timeout=30).status_code == 200
+    counts = requests.get(
+        f"{host.http_url}/api/counts",
+        headers={"x-functions-key": "console-test-key"},
+        timeout=30,
     )
-    host.start()
-    try:
-        url = f"{host.http_url}/api/console"
-        assert requests.get(url, timeout=30).status_code == 401
-        assert requests.get(url, params={"code": "console-test-key"}, timeout=30).status_code == 200
-        counts = requests.get(
-            f"{host.http_url}/api/counts",
-            headers={"x-functions-key": "console-test-key"},
-            timeout=30,
-        )
-        assert counts.status_code == 200
-    finally:
-        host.stop()
+    assert counts.status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from tests import fakes
 from tests.e2e.conftest import App
@@ -106,3 +107,23 @@ def test_health_is_503_when_no_token_can_be_had(app_factory) -> None:
     assert response.status_code == 503
     assert response.json()["checks"]["d365_token"]["ok"] is False
     assert "wrong-fake-secret" not in response.text
+
+
+def test_hostile_input_over_http_is_a_4xx_that_says_why_never_a_500(app: App) -> None:
+    blob = app.upload("customers/USMF/hostile.xml", VALID)
+    record = app.run_until_terminal([blob])[blob]
+    url = f"{app.host.http_url}/api/messages/{record['record_key']}/resubmit"
+
+    brackets = requests.post(url, data=b"[" * 100_000, headers={"Idempotency-Key": "k"}, timeout=30)
+    deep = requests.post(url, data=b"[" * 60_000, headers={"Idempotency-Key": "k"}, timeout=30)
+    year_one = app.get("counts", until="0001-01-01T00:00:00Z")
+    offset = app.get("counts", since="9999-12-31T23:00:00-05:00")
+
+    assert brackets.status_code == 413
+    assert brackets.json()["error"].startswith("the body is 100,000 bytes; at most 65,536 bytes")
+    assert deep.status_code == 400
+    assert "it is nested too deeply" in deep.json()["error"]
+    assert year_one.status_code == offset.status_code == 400
+    assert "until '0001-01-01T00:00:00Z' is out of range" in year_one.json()["error"]
+    assert "since '9999-12-31T23:00:00-05:00' is out of range" in offset.json()["error"]
+    assert app.record(blob)["resubmitted_as"] is None

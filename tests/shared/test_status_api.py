@@ -3,6 +3,8 @@ answers 500 or shows what it must not."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared import status_api
@@ -10,6 +12,11 @@ from shared.config import SettingsError
 from shared.tracking import TrackingState
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
+
+README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+OUT_OF_RANGE = (
+    "is out of range; expected a date-time from 1601-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+)
 
 
 def _enqueued(domain: Domain, path: str = "customers/USMF/file.xml") -> str:
@@ -63,6 +70,15 @@ def test_a_message_id_that_is_wrong_or_unknown_is_answered_clearly(
         ({"blob": " / "}, "blob is empty; expected a path inside the inbound container"),
         ({"until": "tomorrow"}, "until 'tomorrow' is not a date-time; expected ISO 8601"),
         ({"blob": "a.xml", "company": "USMF"}, "blob cannot be combined with company"),
+        ({"limit": "9" * 5000}, "limit '99999999999999999999' is not accepted; expected 1 to 1000"),
+        (
+            {"since": "0001-01-01T00:00:00+01:00"},
+            f"since '0001-01-01T00:00:00+01:00' {OUT_OF_RANGE}",
+        ),
+        (
+            {"until": "9999-12-31T23:00:00-05:00"},
+            f"until '9999-12-31T23:00:00-05:00' {OUT_OF_RANGE}",
+        ),
     ],
 )
 def test_bad_query_parameters_get_a_400_that_names_them(
@@ -76,7 +92,7 @@ def test_bad_query_parameters_get_a_400_that_names_them(
 @pytest.mark.parametrize(
     ("body", "headers", "status", "text"),
     [
-        (b"{", {"Idempotency-Key": "k"}, 400, "the body is not a JSON object"),
+        (b"{", {"Idempotency-Key": "k"}, 400, "the body is not a JSON object: Expecting property"),
         (b"{}", {}, 400, "a request id is required: send an Idempotency-Key header"),
         (b'{"request_id": "a b"}', {}, 400, "request id 'a b' is not accepted"),
     ],
@@ -114,12 +130,79 @@ def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
     assert domain.enqueues() == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        (b"[" * 100_000, 413, "the body is 100,000 bytes; at most 65,536 bytes (64 KiB) are"),
+        (b"[" * 60_000, 400, "the body is not a JSON object: it is nested too deeply"),
+        (b'{"confirm": "\xff"}', 400, "the body is not a JSON object: it is not UTF-8 text"),
+        (b"1" * 5000, 400, "the body is not a JSON object: it holds a number of over 4,300"),
+        (b'["confirm"]', 400, "the body is not a JSON object: it is an array; expected e.g. {"),
+        (b'{"confirm": "true"}', 400, "confirm in the body is not true or false; expected e.g."),
+        (b'{"request_id": 7}', 400, "request_id in the body is not a string; expected e.g. {"),
+    ],
+)
+def test_a_hostile_resubmit_body_is_refused_with_what_is_wrong_not_a_500(
+    domain: Domain, body: bytes, status: int, text: str
+) -> None:
+    message_id = _enqueued(domain)
+    headers = {"Idempotency-Key": "k"}
+
+    response = status_api.resubmit(lambda: domain.context, message_id, headers, body)
+
+    assert (response.status, response.body["error"][: len(text)]) == (status, text)
+    assert f'| {status} "{response.body["error"]}" |' in README  # its row, word for word
+
+
 def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
     unknown = status_api.counts(lambda: domain.context, {"state": "Processed"})
     bad = status_api.counts(lambda: domain.context, {"since": "soon"})
     assert unknown.status == bad.status == 400
     assert "unknown parameter(s) state; accepted: since, until" in unknown.body["error"]
     assert "since 'soon' is not a date-time" in bad.body["error"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"until": "0001-01-01T00:00:00Z"},
+        {"since": "0001-01-01T00:30:00+01:00"},
+        {"since": "9999-12-31T23:00:00-05:00"},
+        {"until": "9999-12-31T23:00:00-05:00"},
+        {"since": "1600-12-31T23:59:59Z"},
+    ],
+)
+def test_counts_with_a_time_past_the_accepted_range_is_a_400_that_names_it(
+    domain: Domain, params: dict[str, str]
+) -> None:
+    [(name, text)] = params.items()
+
+    response = status_api.counts(lambda: domain.context, params)
+
+    assert response.status == 400
+    assert response.body["error"] == f"{name} {text!r} {OUT_OF_RANGE}"
+
+
+def test_counts_take_the_ends_of_the_accepted_range(domain: Domain) -> None:
+    _enqueued(domain)
+    earliest = status_api.counts(lambda: domain.context, {"until": "1601-01-01T00:00:00Z"})
+    everything = status_api.counts(
+        lambda: domain.context,
+        {"since": "1601-01-01T01:00:00+01:00", "until": "9999-12-31T23:59:59Z"},
+    )
+    assert earliest.status == everything.status == 200
+    assert (earliest.body["since"], earliest.body["total"]) == ("1600-12-31T00:00:00+00:00", 0)
+    assert (everything.body["since"], everything.body["total"]) == ("1601-01-01T00:00:00+00:00", 1)
+
+
+def test_an_export_id_that_is_not_a_guid_is_a_400_before_any_read(domain: Domain) -> None:
+    before = len(domain.faults.calls)
+
+    response = status_api.messages(lambda: domain.context, "a/b", {"direction": "export"})
+
+    assert response.status == 400
+    assert response.body["error"].startswith("message_id 'a/b' is not a GUID; expected the")
+    assert domain.faults.calls[before:] == []
 
 
 def test_since_before_1970_lists_everything_and_the_far_future_nothing(domain: Domain) -> None:

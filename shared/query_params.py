@@ -1,0 +1,86 @@
+"""The query parameters of the HTTP views: one parser for their names, times and page sizes.
+
+Every view reads its parameters through these functions, so a time or a page size is accepted,
+or refused with the same text, alike on every route. Each refusal is a ``ValueError`` whose
+text names the parameter and what is accepted; the views answer it with 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EARLIEST",
+    "LATEST",
+    "MAX_LIMIT",
+    "check_names",
+    "parse_limit",
+    "parse_time",
+]
+
+EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+"""The date-times accepted: Azure Table Storage's own range. Near the ends of Python's (years 1
+and 9999) a time overflowed once its offset or the default count period was applied (a 500);
+a time in this range, held in UTC, cannot."""
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+_FUNCTION_KEY = "code"
+"""``?code=`` carries the function key: accepted on every route, never listed."""
+
+
+def check_names(params: Mapping[str, str], accepted: Iterable[str]) -> None:
+    """Refuse any parameter a route does not take.
+
+    :raises ValueError: naming the unknown parameters and the accepted ones.
+    """
+    accepted = [name for name in accepted if name != _FUNCTION_KEY]
+    unknown = sorted(set(params) - set(accepted) - {_FUNCTION_KEY})
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}"
+        )
+
+
+def parse_time(name: str, text: str) -> datetime:
+    """``text`` (ISO 8601; without an offset it is UTC) as a date-time in UTC.
+
+    :raises ValueError: not a date-time, or outside :data:`EARLIEST` to :data:`LATEST`.
+    """
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{name} {text[:40]!r} is not a date-time; expected ISO 8601, e.g. 2026-11-28T09:00:00Z"
+        ) from None
+    try:
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        value = None  # its offset took it past year 1 or 9999
+    if value is None or not EARLIEST <= value <= LATEST:
+        raise ValueError(
+            f"{name} {text[:40]!r} is out of range; expected a date-time from "
+            f"{_iso(EARLIEST)} to {_iso(LATEST)}"
+        )
+    return value
+
+
+def parse_limit(text: str | None) -> int:
+    """A page size: :data:`DEFAULT_LIMIT` when absent or empty.
+
+    :raises ValueError: not a whole number from 1 to :data:`MAX_LIMIT`.
+    """
+    if not text:
+        return DEFAULT_LIMIT
+    # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few of
+    # them: int() refuses over 4,300 digits with a text of its own.
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
