@@ -18,6 +18,7 @@ from azure.core.exceptions import AzureError
 from shared import export_view
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
+from shared.d365_access import check_access
 from shared.d365 import normalize_message_id
 from shared.errors import safe_text
 from shared.resubmit import ResubmitError, Resubmitter, risk_of
@@ -432,7 +433,8 @@ def resubmit(
 
 
 def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
-    """``GET /api/health``: settings, storage, a token, the poll schedule; no secrets."""
+    """``GET /api/health``: settings, storage, a token, one authorized F&O call, the poll
+    schedule; no secrets."""
     checks: dict[str, Any] = {}
     try:
         context = context_factory()
@@ -462,6 +464,8 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
         checks["d365_token"] = {"ok": True}
     except Exception as exc:
         checks["d365_token"] = {"ok": False, "error": safe_text(exc)}
+    else:
+        checks["d365_access"] = check_access(context.client)
     healthy = all(check["ok"] for check in checks.values())
     return ApiResponse(200 if healthy else 503, {"healthy": healthy, "checks": checks})
 
