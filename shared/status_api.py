@@ -18,8 +18,8 @@ from azure.core.exceptions import AzureError
 from shared import export_view
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
-from shared.d365_access import check_access
 from shared.d365 import normalize_message_id
+from shared.d365_access import check_access
 from shared.errors import safe_text
 from shared.resubmit import ResubmitError, Resubmitter, risk_of
 from shared.tracking import (
