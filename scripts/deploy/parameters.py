@@ -3,6 +3,8 @@
 Usage::
 
     python scripts/deploy/parameters.py OUTPUT_FILE [--secure SECURE_FILE [--keep-vault-secret]]
+    az pipelines variable-group list ... --output json | python scripts/deploy/parameters.py \
+        --check-group NAME --resource-group RG --location REGION     # preflight.sh
 
 The values come from the stage's variable group (docs/deploy.md, "Variables"), mapped to
 environment variables by the pipeline (or exported by hand). A value still holding a
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,75 @@ def build_documents(environ: Mapping[str, str]) -> Documents:
     return Documents(public, secure)
 
 
+def check_group(
+    groups: Sequence[Mapping[str, Any]], name: str, *, resource_group: str, location: str
+) -> list[tuple[str, str, str]]:
+    """What a variable group as ``az pipelines variable-group list`` shows it lacks for a
+    deployment: ``(kind, what, fix)`` with kind ok, note or missing. Values of secret entries are
+    never shown by az, nor read here."""
+    found = [group for group in groups if group.get("name") == name]
+    if not found:
+        return [("missing", f"variable group {name}", "Pipelines > Library (section 4.2)")]
+    group = found[0]
+    if group.get("type") == "AzureKeyVault":
+        return [
+            (
+                "missing",
+                f"{name} is linked to a Key Vault: such a group holds only that vault's secrets",
+                "a plain group with the entries of section 4.2 (d365ClientSecret padlocked)",
+            )
+        ]
+    variables: Mapping[str, Mapping[str, Any]] = group.get("variables") or {}
+    values = {key: str(entry.get("value") or "") for key, entry in variables.items()}
+    auth_mode = values.get("d365AuthMode", "secret")
+    report: list[tuple[str, str, str]] = []
+    lacking = [
+        parameter.variable
+        for parameter in PARAMETERS
+        if parameter.required
+        and not (auth_mode == "managedIdentity" and parameter.env in APP_REGISTRATION)
+        and parameter.variable != "pythonVersion"
+        and not values.get(parameter.variable)
+    ]
+    if lacking:
+        report.append(("missing", f"entries of {name}: {', '.join(lacking)}", "section 4.2"))
+    placeholders = [key for key, value in values.items() if "<" in value and ">" in value]
+    if placeholders:
+        report.append(("missing", f"placeholders in {name}: {', '.join(placeholders)}", "set them"))
+    if values.get("resourceGroup", resource_group) != resource_group:
+        report.append(
+            ("missing", f"{name}: resourceGroup is {values['resourceGroup']!r}", resource_group)
+        )
+    wanted = values.get("location", location).replace(" ", "").lower()
+    if wanted != location:
+        report.append(
+            (
+                "missing",
+                f"{name}: location is {values['location']!r}, the group is in {location}",
+                f"set location to {location}",
+            )
+        )
+    secret = variables.get("d365ClientSecret")
+    if auth_mode == "secret" and secret is None:
+        report.append(
+            (
+                "note",
+                f"{name} has no d365ClientSecret: the first deployment needs it (and "
+                "d365ClientSecretExpires); later ones do not",
+                "",
+            )
+        )
+    elif secret is not None and not secret.get("isSecret"):
+        report.append(("missing", f"{name}: d365ClientSecret is not secret", "padlock it"))
+    elif secret is not None and not values.get("d365ClientSecretExpires"):
+        report.append(
+            ("missing", f"{name}: d365ClientSecretExpires", "the secret's end date (section 4.2)")
+        )
+    if not report:
+        report.append(("ok", f"variable group {name} has every entry", ""))
+    return report
+
+
 def _document(values: Mapping[str, object]) -> dict[str, object]:
     return {
         "$schema": _SCHEMA,
@@ -192,14 +264,28 @@ def _write_private(path: Path, document: Mapping[str, object]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the file(s), or print each problem as an Azure Pipelines error and return 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", type=Path)
+    parser.add_argument("output", type=Path, nargs="?")
     parser.add_argument("--secure", type=Path, help="where the secure values go (if any)")
     parser.add_argument(
         "--keep-vault-secret",
         action="store_true",
         help="leave the client secret out: the vault already holds one",
     )
+    parser.add_argument("--check-group", metavar="NAME", help="report on a variable group")
+    parser.add_argument("--resource-group", default="")
+    parser.add_argument("--location", default="")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.check_group:
+        report = check_group(
+            json.load(sys.stdin),
+            args.check_group,
+            resource_group=args.resource_group,
+            location=args.location,
+        )
+        sys.stdout.writelines(f"{kind}|{what}|{fix}\n" for kind, what, fix in report)
+        return 0
+    if args.output is None:
+        parser.error("OUTPUT_FILE is required")
     try:
         documents = build_documents(os.environ)
     except ParameterError as error:

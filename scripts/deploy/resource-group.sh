@@ -2,7 +2,8 @@
 # Is the resource group RESOURCE_GROUP there, in region LOCATION? Run before anything is deployed.
 #   exit 0: it exists in LOCATION (with --create: or it was just created there)
 #   exit 3: it does not exist (without --create)
-#   exit 1: it is in another region, or az failed: the reason is printed, az's own error included
+#   exit 4: it is in another region (printed)
+#   exit 1: az failed: its own error is printed
 # An existing group is never re-created: `az group create` on it would replace the tags an
 # administrator set (docs/deploy.md, "Before you start": groups made beforehand).
 #   RESOURCE_GROUP, LOCATION; AZURE_SUBSCRIPTION_ID optional (otherwise az's current subscription)
@@ -17,7 +18,7 @@ if actual=$(az group show --name "$RESOURCE_GROUP" ${subscription[@]+"${subscrip
     --output tsv 2>"$errors"); then
   if [ "$actual" != "$wanted" ]; then
     echo "##vso[task.logissue type=error]location is '$LOCATION' but resource group $RESOURCE_GROUP is in '$actual': set the entry location to $actual (every resource is deployed in its group's region), or use a group in $wanted (docs/deploy.md, Before you start)"
-    exit 1
+    exit 4
   fi
   echo "Resource group $RESOURCE_GROUP is in $actual"
   exit 0

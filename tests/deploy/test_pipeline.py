@@ -615,7 +615,7 @@ def test_a_location_other_than_the_group_s_region_is_refused(
 ) -> None:
     run = workspace.run(script, **GROUP_ENV, AZ_GROUP_LOCATION="northeurope")
 
-    assert run.result.returncode == 1
+    assert run.result.returncode == 4
     assert (
         "location is 'westeurope' but resource group rg-fake is in 'northeurope': set the entry "
         "location to northeurope"
