@@ -68,6 +68,7 @@ AUTH_MODES = ("secret", "managedIdentity")
 APP_REGISTRATION = frozenset({"D365_TENANT_ID", "D365_CLIENT_ID"})
 _SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PLACEHOLDER = re.compile(r"<[\w -]+>")
 
 
 class ParameterError(ValueError):
@@ -153,7 +154,11 @@ def build_documents(environ: Mapping[str, str]) -> Documents:
                 problems.append(f"{parameter.variable} is not set in the variable group")
             continue
         assert value is not None
-        if not parameter.secure and "<" in value and ">" in value:
+        # A secret may hold < and >; only one that is all placeholder ("<client-secret>") is.
+        placeholder = (
+            _PLACEHOLDER.fullmatch(value) if parameter.secure else "<" in value and ">" in value
+        )
+        if placeholder:
             problems.append(f"{parameter.variable} still holds a placeholder: set it in the group")
             continue
         try:

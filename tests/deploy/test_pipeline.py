@@ -871,6 +871,15 @@ def test_phase_one_refuses_placeholders(workspace: Workspace, variable: str) -> 
     assert run.az_calls == []
 
 
+def test_a_secret_left_as_its_placeholder_is_refused(workspace: Workspace) -> None:
+    env = {**GROUP_ENV, **SECRET_ENV, "D365_CLIENT_SECRET": "<client-secret>"}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 1
+    assert "d365ClientSecret still holds a placeholder" in run.result.stdout
+    assert run.az_calls == []
+
+
 def test_a_missing_group_entry_is_named(workspace: Workspace) -> None:
     env = {**GROUP_ENV, "RESOURCE_GROUP": "rg-fake", "D365_BASE_URL": "$(d365BaseUrl)"}
     run = workspace.run("validate.sh", **env)
