@@ -92,14 +92,18 @@ class Target:
         """
         names = {"RESOURCE_GROUP": "AZURE_RESOURCE_GROUP" if azd else "RESOURCE_GROUP"}
         names.update({name: OUTPUTS[name] if azd else name for name in _PHASE_ONE_VALUES})
-        missing = [source for source in names.values() if not environ.get(source)]
+        # azd: whatever case it gives the outputs' names (Windows ignores case anyway).
+        found = {key.lower() if azd else key: value for key, value in environ.items()}
+        value = {
+            name: found.get(source.lower() if azd else source, "") for name, source in names.items()
+        }
+        missing = [names[name] for name, text in value.items() if not text]
         if missing:
             where = "azd's environment (azd env get-values)" if azd else "the environment"
             raise PhaseTwoError(
                 f"{', '.join(missing)} not set in {where}: run phase 1 first "
                 "(docs/deploy.md, 'First deployment'); by hand, source dist/phase1.env"
             )
-        value = {name: environ[source] for name, source in names.items()}
         return cls(
             resource_group=value["RESOURCE_GROUP"],
             function_app=value["FUNCTION_APP"],

@@ -985,7 +985,8 @@ def test_phase_two_deploys_in_the_subscription_azd_chose(
         "AZURE_RESOURCE_GROUP": "rg-fake",
         "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-00000000sub1",
         "functionAppName": "func-fake",
-        "functionAppHostName": "127.0.0.1:9",
+        # azd may give an output's name another case: found all the same.
+        "FUNCTIONAPPHOSTNAME": "127.0.0.1:9",
         "systemTopicName": "evgt-fake",
         "storageAccountName": "stfake",
         "keyVaultName": "kv-fake",
