@@ -69,6 +69,9 @@ param d365ClientId string = ''
 @secure()
 param d365ClientSecret string = ''
 
+@description('Expiry of d365ClientSecret, ISO 8601 UTC (e.g. 2027-06-30T00:00:00Z): the Entra credential\'s end date. Required with a secret; Key Vault alerts 30 days before it.')
+param d365ClientSecretExpires string = ''
+
 @description('D365_AUTHORITY_HOST: the Entra authority; defaults to the sign-in endpoint of the cloud deployed to.')
 param d365AuthorityHost string = environment().authentication.loginEndpoint
 
@@ -176,6 +179,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     d365ClientSecret: d365ClientSecret
+    d365ClientSecretExpires: d365ClientSecretExpires
     vnetEnabled: vnetEnabled
   }
 }

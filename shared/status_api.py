@@ -19,6 +19,7 @@ from shared import export_view
 from shared.config import D365Settings, Settings, SettingsError, StorageSettings
 from shared.context import AppContext
 from shared.d365 import normalize_message_id
+from shared.d365_access import check_access
 from shared.errors import safe_text
 from shared.query_params import check_names, parse_limit, parse_time
 from shared.request_body import BodyError, json_object
@@ -422,7 +423,8 @@ def _resubmit_options(body: bytes) -> tuple[str | None, bool]:
 
 
 def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
-    """``GET /api/health``: settings, storage, a token, the poll schedule; no secrets."""
+    """``GET /api/health``: settings, storage, a token, one authorized F&O call, the poll
+    schedule; no secrets."""
     checks: dict[str, Any] = {}
     try:
         context = context_factory()
@@ -452,6 +454,8 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
         checks["d365_token"] = {"ok": True}
     except Exception as exc:
         checks["d365_token"] = {"ok": False, "error": safe_text(exc)}
+    else:
+        checks["d365_access"] = check_access(context.client)
     healthy = all(check["ok"] for check in checks.values())
     return ApiResponse(200 if healthy else 503, {"healthy": healthy, "checks": checks})
 

@@ -14,6 +14,9 @@ param tags object
 @secure()
 param d365ClientSecret string
 
+@description('Expiry of the client secret (ISO 8601 UTC, e.g. 2027-06-30T00:00:00Z): the credential\'s own end date in Entra. Required with a secret.')
+param d365ClientSecretExpires string
+
 @description('Private endpoint only (app/network.bicep): public network access off.')
 param vnetEnabled bool
 
@@ -45,13 +48,20 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 }
 
 // Written only when a value is given, so a deployment without the secret keeps the secret
-// already in the vault (rotated by hand or by another process).
+// already in the vault (rotated by hand or by another process). scripts/deploy/deploy-infra.sh
+// gives it only while the vault has none: the first deployment (docs/deploy.md, "Rotating").
+// Always with its expiry: Key Vault raises SecretNearExpiry 30 days before `exp`, which
+// alerts.bicep turns into an alert; a secret without one would never warn.
 resource clientSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(d365ClientSecret)) {
   parent: vault
   name: clientSecretName
   properties: {
     value: d365ClientSecret
     contentType: 'text/plain'
+    attributes: {
+      // Seconds since 1970-01-01T00:00:00Z (Key Vault's SecretAttributes.exp).
+      exp: empty(d365ClientSecretExpires) ? fail('d365ClientSecretExpires is empty: a client secret is written to Key Vault only with its expiry date. Set the variable group entry d365ClientSecretExpires (azd: D365_CLIENT_SECRET_EXPIRES) to the end date of the Entra credential, e.g. 2027-06-30T00:00:00Z.') : dateTimeToEpoch(d365ClientSecretExpires)
+    }
   }
 }
 

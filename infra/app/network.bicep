@@ -60,8 +60,12 @@ resource network 'Microsoft.Network/virtualNetworks@2024-05-01' = {
   }
 }
 
-// (group id, DNS zone, resource) of every private endpoint. Zone names come from environment()
-// so that sovereign clouds get theirs.
+// (group id, DNS zone, resource) of every private endpoint. The zone names are the ones of
+// Microsoft's table "Azure Private Endpoint private DNS zone values"
+// (https://learn.microsoft.com/azure/private-link/private-endpoint-dns), built from environment()
+// so that sovereign clouds get theirs; tests/deploy/test_infra.py checks them against the table.
+// Key Vault's zone is privatelink.vaultcore.<suffix>, not privatelink.vault.<suffix>: the
+// keyvaultDns suffix (.vault.azure.net) names the vault's public host, not its private zone.
 var endpoints = [
   {
     groupId: 'blob'
@@ -80,7 +84,7 @@ var endpoints = [
   }
   {
     groupId: 'vault'
-    zone: 'privatelink${environment().suffixes.keyvaultDns}'
+    zone: replace(environment().suffixes.keyvaultDns, '.vault.', 'privatelink.vaultcore.')
     target: vault.id
   }
 ]

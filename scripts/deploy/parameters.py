@@ -1,36 +1,48 @@
-"""Write the ARM parameters file of infra/main.bicep from the pipeline's environment.
+"""Write the ARM parameters files of infra/main.bicep from the pipeline's environment.
 
 Usage::
 
-    python scripts/deploy/parameters.py OUTPUT_FILE
+    python scripts/deploy/parameters.py OUTPUT_FILE [--secure SECURE_FILE [--keep-vault-secret]]
+    az pipelines variable-group list ... --output json | python scripts/deploy/parameters.py \
+        --check-group NAME --resource-group RG --location REGION     # preflight.sh
 
 The values come from the stage's variable group (docs/deploy.md, "Variables"), mapped to
-environment variables by azure-pipelines.yml. A value still holding a ``<placeholder>``, or an
-empty required one, stops the run with an error that names the variable group entry; nothing
-is written then. The client secret never goes in this file (see deploy-infra.sh).
+environment variables by the pipeline (or exported by hand). A value still holding a
+``<placeholder>``, an empty required one, or a bad one stops the run with an error that names
+the variable group entry; nothing is written then. The secure values (the client secret, the
+alert webhook) never go in OUTPUT_FILE: only in SECURE_FILE, readable by this user alone, which
+deploy-infra.sh deletes after the deployment. ``--keep-vault-secret`` leaves the client secret
+out of it: the vault already holds one, and a rotation must not be undone.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One Bicep parameter, the environment variable holding it and its group entry."""
+    """One variable group entry, the environment variable holding it and its Bicep parameter
+    (None: checked here, used by the scripts, not a template parameter)."""
 
-    name: str
+    name: str | None
     env: str
     variable: str
     required: bool = True
+    secure: bool = False
 
 
 PARAMETERS = (
+    Parameter(None, "RESOURCE_GROUP", "resourceGroup"),
     Parameter("namePrefix", "NAME_PREFIX", "namePrefix"),
     Parameter("location", "LOCATION", "location"),
     Parameter("pythonVersion", "PYTHON_VERSION", "pythonVersion"),
@@ -41,14 +53,34 @@ PARAMETERS = (
     Parameter("d365Routes", "D365_ROUTES", "d365Routes"),
     Parameter("keyVaultName", "KEY_VAULT_NAME", "keyVaultName", required=False),
     Parameter("vnetEnabled", "VNET_ENABLED", "vnetEnabled", required=False),
+    Parameter(
+        "d365ClientSecretExpires",
+        "D365_CLIENT_SECRET_EXPIRES",
+        "d365ClientSecretExpires",
+        required=False,
+    ),
+    Parameter("alertEmail", "ALERT_EMAIL", "alertEmail", required=False),
+    Parameter("d365ClientSecret", "D365_CLIENT_SECRET", "d365ClientSecret", False, secure=True),
+    Parameter("alertWebhookUrl", "ALERT_WEBHOOK_URL", "alertWebhookUrl", False, secure=True),
 )
 AUTH_MODES = ("secret", "managedIdentity")
 # Only the secret mode names an app registration; a managed identity needs neither.
 APP_REGISTRATION = frozenset({"D365_TENANT_ID", "D365_CLIENT_ID"})
+_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PLACEHOLDER = re.compile(r"<[\w -]+>")
 
 
 class ParameterError(ValueError):
     """A variable is missing, still a placeholder, or not an accepted value."""
+
+
+@dataclass(frozen=True)
+class Documents:
+    """The two parameters documents: public values, and the secure ones (empty: none)."""
+
+    public: dict[str, object]
+    secure: dict[str, object]
 
 
 def _unset(value: str | None) -> bool:
@@ -56,8 +88,50 @@ def _unset(value: str | None) -> bool:
     return not value or value.startswith("$(")
 
 
-def build_parameters(environ: Mapping[str, str]) -> dict[str, object]:
-    """The parameters document for ``az deployment group``.
+def parse_expiry(text: str, now: datetime | None = None) -> str:
+    """The secret's expiry as Bicep's dateTimeToEpoch takes it: ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    :param text: an ISO 8601 date (``2027-06-30``, midnight UTC) or date and time with an
+        offset (``2027-06-30T00:00:00Z``).
+    :raises ParameterError: when it is no such date, has no offset, or is not in the future.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ParameterError(
+            f"d365ClientSecretExpires is {text!r}: use an ISO 8601 date, e.g. 2027-06-30 or "
+            "2027-06-30T00:00:00Z (the credential's endDateTime)"
+        ) from None
+    if "T" not in text:
+        moment = moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise ParameterError(
+            f"d365ClientSecretExpires is {text!r}: add the offset, e.g. {text.strip()}Z (UTC)"
+        )
+    moment = moment.astimezone(UTC)
+    if moment <= (now or datetime.now(UTC)):
+        raise ParameterError(
+            f"d365ClientSecretExpires is {text!r}, which has passed: create a new client secret "
+            "(docs/deploy.md, 'Rotating the client secret') and give its end date"
+        )
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _checked(parameter: Parameter, value: str) -> object:
+    """The value as the template takes it; raises ParameterError when it is not accepted."""
+    if parameter.name == "vnetEnabled":
+        return value.lower() == "true"
+    if parameter.name == "d365ClientSecretExpires":
+        return parse_expiry(value)
+    if parameter.name == "alertEmail" and not _EMAIL.fullmatch(value):
+        raise ParameterError(f"alertEmail is {value!r}: give one e-mail address")
+    if parameter.name == "alertWebhookUrl" and not value.startswith("https://"):
+        raise ParameterError("alertWebhookUrl must be an https:// URL (its value is not shown)")
+    return value
+
+
+def build_documents(environ: Mapping[str, str]) -> Documents:
+    """The parameters documents for ``az deployment group``.
 
     :raises ParameterError: every problem found, one per line.
     """
@@ -68,7 +142,8 @@ def build_parameters(environ: Mapping[str, str]) -> dict[str, object]:
             f"d365AuthMode is {auth_mode!r}: use one of {', '.join(AUTH_MODES)} "
             "(certificate mode is not deployed: docs/deploy.md, 'Credentials')"
         )
-    values: dict[str, object] = {}
+    public: dict[str, object] = {}
+    secure: dict[str, object] = {}
     for parameter in PARAMETERS:
         value = environ.get(parameter.env)
         needed = parameter.required and not (
@@ -79,34 +154,158 @@ def build_parameters(environ: Mapping[str, str]) -> dict[str, object]:
                 problems.append(f"{parameter.variable} is not set in the variable group")
             continue
         assert value is not None
-        if "<" in value and ">" in value:
+        # A secret may hold < and >; only one that is all placeholder ("<client-secret>") is.
+        placeholder = (
+            _PLACEHOLDER.fullmatch(value) if parameter.secure else "<" in value and ">" in value
+        )
+        if placeholder:
             problems.append(f"{parameter.variable} still holds a placeholder: set it in the group")
             continue
-        values[parameter.name] = value
-    if "vnetEnabled" in values:
-        values["vnetEnabled"] = str(values["vnetEnabled"]).lower() == "true"
+        try:
+            checked = _checked(parameter, value)
+        except ParameterError as error:
+            problems.append(str(error))
+            continue
+        if parameter.name is not None:
+            (secure if parameter.secure else public)[parameter.name] = checked
+    if "d365ClientSecret" in secure and _unset(environ.get("D365_CLIENT_SECRET_EXPIRES")):
+        problems.append(
+            "d365ClientSecretExpires is not set: the client secret is written to Key Vault only "
+            "with its expiry date, so that Key Vault warns 30 days before it. Set it to the "
+            "credential's end date (az ad app credential list --id <d365ClientId> --query "
+            '"[].{name: displayName, end: endDateTime}"), or remove d365ClientSecret from the '
+            "group once the vault holds it"
+        )
     if problems:
         raise ParameterError("\n".join(problems))
+    return Documents(public, secure)
+
+
+def check_group(
+    groups: Sequence[Mapping[str, Any]], name: str, *, resource_group: str, location: str
+) -> list[tuple[str, str, str]]:
+    """What a variable group as ``az pipelines variable-group list`` shows it lacks for a
+    deployment: ``(kind, what, fix)`` with kind ok, note or missing. Values of secret entries are
+    never shown by az, nor read here."""
+    found = [group for group in groups if group.get("name") == name]
+    if not found:
+        return [("missing", f"variable group {name}", "Pipelines > Library (section 4.2)")]
+    group = found[0]
+    if group.get("type") == "AzureKeyVault":
+        return [
+            (
+                "missing",
+                f"{name} is linked to a Key Vault: such a group holds only that vault's secrets",
+                "a plain group with the entries of section 4.2 (d365ClientSecret padlocked)",
+            )
+        ]
+    variables: Mapping[str, Mapping[str, Any]] = group.get("variables") or {}
+    values = {key: str(entry.get("value") or "") for key, entry in variables.items()}
+    auth_mode = values.get("d365AuthMode", "secret")
+    report: list[tuple[str, str, str]] = []
+    lacking = [
+        parameter.variable
+        for parameter in PARAMETERS
+        if parameter.required
+        and not (auth_mode == "managedIdentity" and parameter.env in APP_REGISTRATION)
+        and parameter.variable != "pythonVersion"
+        and not values.get(parameter.variable)
+    ]
+    if lacking:
+        report.append(("missing", f"entries of {name}: {', '.join(lacking)}", "section 4.2"))
+    placeholders = [key for key, value in values.items() if "<" in value and ">" in value]
+    if placeholders:
+        report.append(("missing", f"placeholders in {name}: {', '.join(placeholders)}", "set them"))
+    if values.get("resourceGroup", resource_group) != resource_group:
+        report.append(
+            ("missing", f"{name}: resourceGroup is {values['resourceGroup']!r}", resource_group)
+        )
+    wanted = values.get("location", location).replace(" ", "").lower()
+    if wanted != location:
+        report.append(
+            (
+                "missing",
+                f"{name}: location is {values['location']!r}, the group is in {location}",
+                f"set location to {location}",
+            )
+        )
+    secret = variables.get("d365ClientSecret")
+    if auth_mode == "secret" and secret is None:
+        report.append(
+            (
+                "note",
+                f"{name} has no d365ClientSecret: the first deployment needs it (and "
+                "d365ClientSecretExpires); later ones do not",
+                "",
+            )
+        )
+    elif secret is not None and not secret.get("isSecret"):
+        report.append(("missing", f"{name}: d365ClientSecret is not secret", "padlock it"))
+    elif secret is not None and not values.get("d365ClientSecretExpires"):
+        report.append(
+            ("missing", f"{name}: d365ClientSecretExpires", "the secret's end date (section 4.2)")
+        )
+    if not report:
+        report.append(("ok", f"variable group {name} has every entry", ""))
+    return report
+
+
+def _document(values: Mapping[str, object]) -> dict[str, object]:
     return {
-        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
+        "$schema": _SCHEMA,
         "contentVersion": "1.0.0.0",
         "parameters": {name: {"value": value} for name, value in values.items()},
     }
 
 
+def _write_private(path: Path, document: Mapping[str, object]) -> None:
+    """Write ``path`` readable by this user only, from its creation on."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(document, file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the file, or print each problem as an Azure Pipelines error and return 1."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        sys.stderr.write("usage: parameters.py OUTPUT_FILE\n")
-        return 2
+    """Write the file(s), or print each problem as an Azure Pipelines error and return 1."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path, nargs="?")
+    parser.add_argument("--secure", type=Path, help="where the secure values go (if any)")
+    parser.add_argument(
+        "--keep-vault-secret",
+        action="store_true",
+        help="leave the client secret out: the vault already holds one",
+    )
+    parser.add_argument("--check-group", metavar="NAME", help="report on a variable group")
+    parser.add_argument("--resource-group", default="")
+    parser.add_argument("--location", default="")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.check_group:
+        report = check_group(
+            json.load(sys.stdin),
+            args.check_group,
+            resource_group=args.resource_group,
+            location=args.location,
+        )
+        sys.stdout.writelines(f"{kind}|{what}|{fix}\n" for kind, what, fix in report)
+        return 0
+    if args.output is None:
+        parser.error("OUTPUT_FILE is required")
     try:
-        document = build_parameters(os.environ)
+        documents = build_documents(os.environ)
     except ParameterError as error:
         for line in str(error).splitlines():
             sys.stdout.write(f"##vso[task.logissue type=error]{line} (docs/deploy.md)\n")
         return 1
-    Path(args[0]).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(_document(documents.public), indent=2), encoding="utf-8")
+    if args.secure is not None:
+        secure = dict(documents.secure)
+        if args.keep_vault_secret:
+            secure.pop("d365ClientSecret", None)
+        args.secure.unlink(missing_ok=True)
+        if secure:
+            _write_private(args.secure, _document(secure))
     return 0
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# After phase 2: GET /api/health with the default function key until it reports healthy.
-#   RESOURCE_GROUP, FUNCTION_APP, FUNCTION_HOST
+# After phase 2: GET /api/health with the default function key until it reports healthy. Health
+# includes one authorized F&O call (d365_access): green means F&O accepts the app.
+#   RESOURCE_GROUP, FUNCTION_APP, FUNCTION_HOST (by hand: source dist/phase1.env)
 set -euo pipefail
 key=$(az functionapp keys list --resource-group "$RESOURCE_GROUP" --name "$FUNCTION_APP" \
   --query functionKeys.default --output tsv)
-# Mask the key in every later log line, should anything print it.
-echo "##vso[task.setsecret]$key"
+# In Azure Pipelines (TF_BUILD=True): mask the key in every later log line, should anything
+# print it. By hand this would print the key itself, so not there.
+if [ "${TF_BUILD:-}" = True ]; then echo "##vso[task.setsecret]$key"; fi
 body_file=$(mktemp)
 trap 'rm -f "$body_file"' EXIT
 for attempt in $(seq 1 10); do

@@ -260,7 +260,9 @@ class D365Client:
         )
         return result
 
-    def get_message_status(self, message_id: str) -> MessageStatusResult:
+    def get_message_status(
+        self, message_id: str, *, retry: RetryPolicy | None = None
+    ) -> MessageStatusResult:
         """GetMessageStatus: the status of an enqueued (or exported) message.
 
         F&O answers the status name as a string; a name we do not know is kept in `raw` with
@@ -268,6 +270,8 @@ class D365Client:
         other JSON type (object, array, number, boolean) is not a status: it raises
         `D365ResponseError` showing that JSON, rather than being stored as if it were one.
 
+        :keyword retry: this call's retry policy instead of the client's (the health check
+            makes a single attempt).
         :raises ValueError: for an empty message id.
         :raises D365ResponseError: when the answer's `value` is not a string or null.
         :raises D365Error: (a subclass of it) when the call fails.
@@ -277,6 +281,7 @@ class D365Client:
             "GetMessageStatus",
             {"messageId": message},
             convert=parse_message_status,
+            retry=retry,
             message_id=message,
         )
         return result

@@ -1,5 +1,6 @@
 """docs/deploy.md: its commands parse, set what they use, and its routes and host.json table
-match what the app and host.json really take. docs/connector.md's commands likewise."""
+match what the app and host.json really take; the traps the first-deployment review found
+stay out of it (issue 19). docs/connector.md's commands likewise."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 CONNECTOR_GUIDE = (REPO_ROOT / "docs" / "connector.md").read_text(encoding="utf-8")
 HOST = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))
+PREFLIGHT = (REPO_ROOT / "scripts" / "deploy" / "preflight.sh").read_text(encoding="utf-8")
 # Variables a shell or the CLI provides, not the reader.
 PROVIDED = {"HOME", "PATH"}
+# What `source dist/phase1.env` sets: phase 1's outputs (scripts/deploy/phase1.py).
+PHASE_ONE_NAMES = set(
+    re.findall(
+        r'^    "([A-Z_]+)": "\w+",$',
+        (REPO_ROOT / "scripts" / "deploy" / "phase1.py").read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+)
 
 
 def code_blocks(text: str, language: str) -> list[str]:
@@ -50,6 +60,8 @@ def test_bash_blocks_parse(block: str) -> None:
 @pytest.mark.parametrize("block", ALL_BASH_BLOCKS, ids=_short)
 def test_bash_blocks_set_every_variable_they_use(block: str) -> None:
     assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", block, re.MULTILINE))
+    if "source dist/phase1.env" in block:
+        assigned |= PHASE_ONE_NAMES
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", block))
     assert used - assigned - PROVIDED == set()
 
@@ -73,7 +85,108 @@ def _leaf_keys(node: object, prefix: str = "") -> list[str]:
     return [key for name, value in node.items() for key in _leaf_keys(value, name)]
 
 
+def _section(title: str) -> str:
+    """The text of the ``##`` section whose title starts with ``title`` (number excluded)."""
+    match = re.search(rf"^## (?:\d+\. )?{re.escape(title)}.*?$(.*?)(?=^## |\Z)", GUIDE, re.M | re.S)
+    assert match, title
+    return match.group(1)
+
+
 def test_every_host_json_choice_is_explained() -> None:
-    section = GUIDE.split("## 8. host.json", 1)[1].split("\n## ", 1)[0]
+    section = _section("host.json")
     missing = [key for key in _leaf_keys(HOST) if key not in section]
     assert missing == []
+
+
+def test_the_guide_starts_with_before_you_start_and_its_preflight() -> None:
+    titles = re.findall(r"^## (.+)$", GUIDE, re.MULTILINE)
+    assert titles[0] == "Before you start"
+    section = _section("Before you start")
+    assert "bash scripts/deploy/preflight.sh" in section
+    # The rights of each step, and what to do without them.
+    for step in (
+        "register the resource providers",
+        "create the resource group",
+        "give the pipeline's service connection its roles",
+        '"App registration (automatic)"',
+        "Storage Queue Data Contributor",
+        "up to 10 minutes",
+    ):
+        assert step in section, step
+
+
+def test_the_guide_ends_with_the_time_of_each_part() -> None:
+    titles = re.findall(r"^## (.+)$", GUIDE, re.MULTILINE)
+    assert titles[-1].endswith("Time per part")
+    rows = re.findall(
+        r"^\| (.+?) \| (\d+) min \| (?:(\d+) min|\(none\)) \|$",
+        _section(titles[-1].split(". ", 1)[1]),
+        re.MULTILINE,
+    )
+    assert len(rows) >= 5
+    pipeline = sum(int(minutes) for _, minutes, _ in rows)
+    # An afternoon.
+    assert pipeline <= 4 * 60
+    assert f"about {pipeline // 60} h {pipeline % 60} min" in GUIDE
+
+
+def test_the_guide_registers_the_providers_preflight_checks() -> None:
+    checked = set(re.findall(r"\bMicrosoft\.[A-Za-z]+\b", PREFLIGHT.split("registered=()")[0]))
+    (block,) = [b for b in BASH_BLOCKS if "az provider register" in b]
+    assert set(re.findall(r"\bMicrosoft\.[A-Za-z]+\b", block)) == checked
+    assert "Microsoft.App" in checked
+
+
+def test_one_resource_group_name_throughout() -> None:
+    names = set(re.findall(r'^(?:AZURE_)?RESOURCE_GROUP="([^"$][^"]*)"', GUIDE, re.MULTILINE))
+    assert names == {"rg-d365-integration-dev"}
+
+
+def test_no_credential_reset_replaces_the_registration_s_secrets() -> None:
+    resets = [b for b in BASH_BLOCKS if "az ad app credential reset" in b]
+    assert resets
+    for block in resets:
+        for command in block.split("az ad app credential reset")[1:]:
+            assert "--append" in command.split(")")[0], command
+
+
+def test_the_tenant_is_the_f_and_o_environment_s() -> None:
+    # The subscription's tenant (az account show) may not be F&O's.
+    assert "az account show --query tenantId" not in GUIDE
+    assert 'az login --tenant "$D365_TENANT_ID" --allow-no-subscriptions' in GUIDE
+
+
+def test_every_path_runs_phase_two_with_the_waiting_script() -> None:
+    for block in BASH_BLOCKS:
+        assert "eventsubscription.bicep" not in block, "phase 2 by hand skips the wait"
+    (by_hand,) = [b for b in BASH_BLOCKS if "deploy-infra.sh" in b and "config-zip" in b]
+    assert by_hand.index("config-zip") < by_hand.index("scripts/deploy/event_subscription.py")
+    # No step writes to a folder a fresh clone lacks before a script made it.
+    assert "parameters.py dist/" not in GUIDE
+
+
+def test_routes_use_the_entity_name_the_data_project_shows() -> None:
+    assert '"entity": "CustomersV3"' not in GUIDE
+    assert '"entity": "Customers V3"' in GUIDE
+    assert "exactly as the data project shows" in GUIDE
+    assert "non-production" in GUIDE and "small file of your own" in GUIDE
+
+
+def test_the_traps_are_named_with_their_fix() -> None:
+    traps = _section("Traps and their fixes")
+    for text in (
+        "up to 10 minutes",
+        "configreferences/appsettings/refresh",
+        "upload them again",
+        "InvalidResourceGroupLocation",
+        "manual or managed-identity option",
+        "only the vault's secrets",
+        "build validation branch policy",
+    ):
+        assert text in traps, text
+
+
+def test_alerts_are_deployed_not_built_by_hand() -> None:
+    assert "az monitor scheduled-query create" not in GUIDE
+    assert "az monitor metrics alert create" not in GUIDE
+    assert "`alertEmail`" in _section("Day two")

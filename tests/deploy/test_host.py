@@ -51,14 +51,18 @@ def test_routes_live_under_api() -> None:
     assert HOST["extensions"]["http"]["routePrefix"] == "api"
 
 
-def test_logging_quiets_the_sdk_http_categories_and_keeps_requests_unsampled() -> None:
+def test_logging_quiets_the_sdk_http_categories() -> None:
     levels = HOST["logging"]["logLevel"]
     assert levels["default"] == "Information"
     for category in ("Azure.Core", "Azure.Storage.Blobs", "Azure.Storage.Queues"):
         assert levels[category] == "Warning"
-    sampling = HOST["logging"]["applicationInsights"]["samplingSettings"]
-    assert sampling["isEnabled"] is True
-    assert set(sampling["excludedTypes"].split(";")) == {"Request", "Exception"}
+
+
+def test_no_application_insights_sdk_settings_under_opentelemetry() -> None:
+    # logging.applicationInsights (samplingSettings...) configures the host's Application
+    # Insights SDK, which telemetryMode OpenTelemetry replaces: such settings would do nothing.
+    assert HOST["telemetryMode"] == "OpenTelemetry"
+    assert "applicationInsights" not in HOST["logging"]
 
 
 def test_funcignore_leaves_out_everything_the_package_leaves_out(script: ModuleType) -> None:

