@@ -166,13 +166,18 @@ def _wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
-# --- blob trigger ---------------------------------------------------------------------------
+# --- blob trigger: the polling fallback (the webhook: test_blob_webhook.py) -----------------
 
 
-def test_upload_fires_once_with_a_working_blob_client(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient, caplog: pytest.LogCaptureFixture
+@pytest.fixture
+def polling(make_host: Callable[..., tuple[LocalHost, Probe]]) -> tuple[LocalHost, Probe]:
+    return make_host(poll_blobs=True)
+
+
+def test_polling_fires_once_with_a_working_blob_client(
+    polling: tuple[LocalHost, Probe], container: ContainerClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     caplog.set_level(logging.INFO, logger="devtools.local_host")
     container.upload_blob("customers/USMF/a.xml", b"<Document/>")
 
@@ -186,10 +191,10 @@ def test_upload_fires_once_with_a_working_blob_client(
     assert "duration_ms=" in line
 
 
-def test_overwrite_fires_again_but_a_metadata_write_does_not(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient
+def test_polling_fires_again_for_an_overwrite_but_not_for_a_metadata_write(
+    polling: tuple[LocalHost, Probe], container: ContainerClient
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     blob_client = container.upload_blob("x.csv", b"v1")
     assert host.scan_blobs_once() == 1
 
@@ -205,19 +210,19 @@ def test_blobs_present_at_start_fire_only_with_fire_existing(
     make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
 ) -> None:
     container.upload_blob("old.xml", b"old")
-    host, probe = make_host()
+    host, probe = make_host(poll_blobs=True)
     assert host.scan_blobs_once() == 0
     assert probe.blobs == []
 
-    host, probe = make_host(fire_existing=True, http_port=0)
+    host, probe = make_host(poll_blobs=True, fire_existing=True, http_port=0)
     assert host.scan_blobs_once() == 1
     assert probe.blobs == [("old.xml", b"old")]
 
 
 def test_failing_blob_goes_to_the_poison_queue_after_the_threshold(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient, azurite: Azurite
+    polling: tuple[LocalHost, Probe], container: ContainerClient, azurite: Azurite
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     blob_client = container.upload_blob("fail/bad.xml", b"bad")
     etag = blob_client.get_blob_properties().etag
 
@@ -244,7 +249,7 @@ def test_failing_blob_goes_to_the_poison_queue_after_the_threshold(
 def test_the_scan_loop_fires_new_blobs(
     make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
 ) -> None:
-    _, probe = make_host(blob_scan_interval=0.1)
+    _, probe = make_host(poll_blobs=True, blob_scan_interval=0.1)
     container.upload_blob("loop.xml", b"loop")
     _wait_for(lambda: probe.blobs == [("loop.xml", b"loop")])
 
@@ -377,7 +382,7 @@ def test_http_function_exception_is_a_generic_500(
 
 
 def test_stop_joins_everything(make_host: Callable[..., tuple[LocalHost, Probe]]) -> None:
-    host, _ = make_host(blob_scan_interval=0.1, timer_interval=0.1)
+    host, _ = make_host(poll_blobs=True, blob_scan_interval=0.1, timer_interval=0.1)
     url = host.http_url
     assert requests.get(f"{url}/api/health", timeout=5).status_code == 200
     host.stop()
