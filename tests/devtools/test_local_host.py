@@ -584,7 +584,12 @@ def test_run_local_refuses_a_busy_port() -> None:
     assert f"port(s) {port} (local Functions host) already in use" in result.stderr
 
 
-def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: Path) -> None:
+# By default the uploads reach the host as Event Grid events at its blob webhook; --poll-blobs
+# is the fallback that lists the container instead.
+@pytest.mark.parametrize("delivery", ["event-grid", "--poll-blobs"])
+def test_run_local_uploads_samples_and_follows_them_until_the_timeout(
+    tmp_path: Path, delivery: str
+) -> None:
     samples = tmp_path / "samples"
     (samples / "customers" / "USMF").mkdir(parents=True)
     (samples / "customers" / "USMF" / "c.xml").write_bytes(b"<Document/>")
@@ -599,6 +604,7 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     options = ["--port", "0", "--azurite-location", str(tmp_path / "azurite")]
     options += ["--samples", str(samples), "--state-seconds", "10"]
     options += ["--log-dir", str(tmp_path / "logs")]
+    options += [delivery] if delivery.startswith("--") else []
     result = _run_local([*options, "--exit-when-done", "--timeout", "4"], environ)
 
     assert result.returncode == 1, result.stderr[-2000:]
@@ -616,6 +622,21 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     assert "local host stopped" in log
     assert "timed out after 4 s" in log
     assert EXAMPLE_SECRET not in log
+    delivered = re.search(
+        r"event grid delivery subscription=enqueue-blob events=1 attempt=1 status=202 "
+        r"subjects=/blobServices/default/containers/d365-inbound/blobs/customers/USMF/"
+        r"c-\d{14}\.xml",
+        log,
+    )
+    if delivery == "event-grid":
+        assert "blob events: Event Grid (local) posts BlobCreated of d365-inbound/" in out
+        assert delivered
+        assert "event grid subscription validated name=enqueue-blob" in log
+        assert "blob event queued function=Host.Functions.enqueue_blob" in log
+    else:
+        assert "the host polls the containers (--poll-blobs fallback)" in out
+        assert not delivered
+        assert "blob_polling=d365-inbound" in log
 
 
 def test_the_console_shows_warnings_as_one_line_and_the_file_keeps_everything(

@@ -1,7 +1,9 @@
 """The whole app through the local host, on Azurite and the D365 emulator.
 
 Each test gets its own status table, archive and errors containers, and routes under its own
-top-level folder of the (shared) inbound container, so tests never see each other.
+top-level folder of the (shared) inbound container, so tests never see each other. Uploads
+reach ``enqueue_blob`` as in Azure: a local Event Grid subscription (``devtools.event_grid``,
+filtered to the test's folder) posts their ``BlobCreated`` events to the host's blob webhook.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
+from devtools.event_grid import EventGridPublisher, Subscription, blob_subject
 from devtools.local_host import LocalHost
 from tests import fakes
 
@@ -108,6 +111,7 @@ class App:
     inbound: ContainerClient
     blobs: BlobServiceClient
     tables: TableServiceClient
+    events: EventGridPublisher
     function_key: str | None = None
 
     def upload(self, path: str, data: bytes) -> str:
@@ -133,9 +137,19 @@ class App:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def deliver(self) -> int:
+        """Post the ``BlobCreated`` events of this test's new blob versions to the webhook, as
+        Event Grid does, and wait until the host has run them.
+
+        :returns: how many events the webhook acknowledged.
+        """
+        delivered = self.events.publish_new()
+        self.host.process_blob_queue()
+        return delivered
+
     def run_until_terminal(self, blobs: list[str], *, timeout: float = 30.0) -> dict[str, dict]:
         """Deliver new blobs and tick the poller until every blob's record is terminal."""
-        self.host.scan_blobs_once()
+        self.deliver()
         deadline = time.monotonic() + timeout
         while True:
             records = {blob: self.record(blob) for blob in blobs}
@@ -192,7 +206,7 @@ def app_factory(
     d365.knobs.enqueued_seconds = 0
     d365.knobs.preprocessing_seconds = 0
     d365.knobs.processing_seconds = 0
-    hosts: list[LocalHost] = []
+    running: list[LocalHost | EventGridPublisher] = []
 
     def start(*, function_key: str | None = None, **overrides: str) -> App:
         env = app_environment(d365, azurite, unique_name, unique_name) | overrides
@@ -210,12 +224,24 @@ def app_factory(
             function_key=function_key,
         )
         host.start()
-        hosts.append(host)
-        return App(unique_name, env, host, d365, inbound, blobs, tables, function_key)
+        running.append(host)
+        # The Bicep's subscription, narrowed to this test's folder; listed when a test delivers.
+        events = EventGridPublisher(
+            inbound,
+            Subscription(
+                name="enqueue-blob",
+                endpoint=host.webhook_url("enqueue_blob"),
+                subject_begins_with=blob_subject(inbound.container_name, f"{unique_name}/"),
+            ),
+            interval=None,
+        )
+        events.start()
+        running.append(events)
+        return App(unique_name, env, host, d365, inbound, blobs, tables, events, function_key)
 
     yield start
-    for host in hosts:
-        host.stop()
+    for service in reversed(running):
+        service.stop()
 
 
 @pytest.fixture
