@@ -11,6 +11,7 @@ Learn, "Azure Blob Storage as an Event Grid source"): ``api``, ``clientRequestId
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -49,10 +50,14 @@ def _event_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_sequence = itertools.count(1)
+
+
 def _sequencer(moment: datetime) -> str:
-    # Ordered per blob, like Event Grid's (an opaque 32-digit hex string).
+    # Ordered per blob, like Event Grid's (32 hex digits): the write's time (a listing gives
+    # whole seconds), then a counter for the writes of one second.
     ticks = _EPOCH_TICKS + int(moment.timestamp() * _TICKS_PER_SECOND)
-    return f"{ticks:032x}"
+    return f"{ticks:016x}{next(_sequence):016x}"
 
 
 def blob_created_event(

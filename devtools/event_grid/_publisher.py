@@ -223,18 +223,24 @@ class EventGridPublisher(Service):
 
 
 def _listing_prefix(container: ContainerClient, subscription: Subscription) -> str:
-    """The blob-name prefix the subject filter implies for this container's listing.
+    """The blob-name prefix to list, so the listing holds every blob the subject filter passes.
+
+    A listing's prefix is case-sensitive: for a case-insensitive filter only its leading part
+    without letters is used.
 
     :raises ValueError: the filter names another container.
     """
     own = container_subject(container.container_name)
     wanted = subscription.subject_begins_with
-    if not wanted or own.startswith(wanted) or wanted.casefold() == own.casefold():
-        return ""
-    if not wanted.casefold().startswith(own.casefold()):
+    if own.casefold().startswith(wanted.casefold()):
+        return ""  # the whole container, or more
+    if not wanted.casefold().startswith(own.casefold() + "blobs/"):
         raise ValueError(
-            f"the subscription's subject filter {wanted!r} is not about container "
+            f"the subscription's subject filter {wanted!r} is not about the blobs of container "
             f"{container.container_name!r}, the one this publisher lists"
         )
-    blobs = wanted[len(own) :]
-    return blobs[len("blobs/") :] if blobs.casefold().startswith("blobs/") else ""
+    blobs = wanted[len(own) + len("blobs/") :]
+    if subscription.subject_case_sensitive:
+        return blobs
+    uncased = next((i for i, c in enumerate(blobs) if c.lower() != c.upper()), len(blobs))
+    return blobs[:uncased]

@@ -5,7 +5,7 @@ Event Grid's rules (Microsoft Learn, "Event Grid message delivery and retry"): 2
 is dead-lettered); anything else, a timeout (30 s) or no connection is retried after 10 s,
 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h, then every 12 h, until
 ``maxDeliveryAttempts`` (1-30) or ``eventTimeToLiveInMinutes`` (1-1440) runs out. The
-subject filter is case-insensitive unless the subscription says otherwise.
+subject filter is case-insensitive unless ``isSubjectCaseSensitive`` is set.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Subscription:
     :param name: the subscription's name (sent upper-case in ``aeg-subscription-name``).
     :param endpoint: the webhook URL, with its ``code`` when the host checks keys.
     :param subject_begins_with: ``filter.subjectBeginsWith``.
+    :param subject_case_sensitive: ``filter.isSubjectCaseSensitive``.
     :param included_event_types: ``filter.includedEventTypes``.
     :param max_events_per_batch: events per delivery (the Bicep's 1).
     :param max_delivery_attempts: ``retryPolicy.maxDeliveryAttempts``.
@@ -41,6 +42,7 @@ class Subscription:
     name: str
     endpoint: str
     subject_begins_with: str = ""
+    subject_case_sensitive: bool = False
     included_event_types: tuple[str, ...] = (BLOB_CREATED,)
     max_events_per_batch: int = 1
     max_delivery_attempts: int = 30

@@ -232,6 +232,7 @@ def app_factory(
                 name="enqueue-blob",
                 endpoint=host.webhook_url("enqueue_blob"),
                 subject_begins_with=blob_subject(inbound.container_name, f"{unique_name}/"),
+                subject_case_sensitive=True,
             ),
             interval=None,
         )
