@@ -120,25 +120,27 @@ class BlobWebhook:
                 "?functionName=Host.Functions.<function>"
             )
         events = _events(body)
-        for index, event in enumerate(events):
-            message = _trigger_message(index, event, function_name)
-            try:
-                self._queue.send(message)
-            except AzureError as error:
-                _LOGGER.warning(
-                    "blob trigger queue write failed queue=%s error=%s",
-                    self._queue.name,
-                    type(error).__name__,
+        try:
+            for index, event in enumerate(events):
+                message = _trigger_message(index, event, function_name)
+                try:
+                    self._queue.send(message)
+                except AzureError as error:
+                    _LOGGER.warning(
+                        "blob trigger queue write failed queue=%s error=%s",
+                        self._queue.name,
+                        type(error).__name__,
+                    )
+                    return json_reply(500, {"error": "the blob trigger queue could not be written"})
+                _LOGGER.info(
+                    "blob event queued function=%s blob=%s/%s etag=%s",
+                    function_name,
+                    message.container_name,
+                    message.blob_name,
+                    message.etag,
                 )
-                return json_reply(500, {"error": "the blob trigger queue could not be written"})
-            _LOGGER.info(
-                "blob event queued function=%s blob=%s/%s etag=%s",
-                function_name,
-                message.container_name,
-                message.blob_name,
-                message.etag,
-            )
-        self._notify()
+        finally:
+            self._notify()  # what was queued before a failure runs all the same
         return HttpReply(202, (), b"")
 
 
