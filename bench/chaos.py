@@ -632,7 +632,7 @@ class HostProcess:
         log = self._log_dir / f"host-{self.starts:02d}.log"
         command = [
             sys.executable, "-m", "devtools.host_process", "--http-port", str(self.port),
-            "--blob-scan-interval", "0.5", "--fire-existing", "--max-parallel", "4",
+            "--poll-blobs", "--blob-scan-interval", "0.5", "--fire-existing", "--max-parallel", "4",
         ]  # fmt: skip
         with log.open("wb") as handle:
             self._process = subprocess.Popen(

@@ -3,9 +3,12 @@ of their own, until SIGTERM (or SIGINT).
 
 For harnesses that kill the host (SIGKILL) and start it again, as a crash would: the chaos
 benchmark (``bench/chaos.py``). Settings come from the environment, as in Azure: the storage
-of the blob trigger, the poison queue and the app is ``IntegrationStorage``. With
-``--fire-existing`` a fresh host fires for every blob already in the inbound container, as
-Event Grid re-delivers the events a dead host never acknowledged.
+of the blob trigger queue, the poison queue and the app is ``IntegrationStorage``. Blob events
+arrive at ``/runtime/webhooks/blobs`` (``devtools.event_grid`` posts them); ``--host-id`` names
+the blob trigger queue, so a host started again with the same id runs what a killed one left.
+``--poll-blobs`` is the fallback that lists the containers instead; with ``--fire-existing`` a
+fresh host then fires for every blob already in the inbound container, as Event Grid
+re-delivers the events a dead host never acknowledged.
 
 One line goes to stdout once the host serves: ``ready http=<url>``; logs go to stderr.
 """
@@ -32,6 +35,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--http-port", type=int, default=7071, help="port of /api (0: any free one)")
+    add("--host-id", default=None, help="names the blob trigger queue (default: a new one)")
+    add(
+        "--poll-blobs",
+        action="store_true",
+        help="fallback: list the blob containers instead of receiving Event Grid events",
+    )
     add("--blob-scan-interval", type=float, default=1.0, help="seconds between listings")
     add(
         "--timer-interval",
@@ -39,12 +48,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="fixed seconds between timer runs (default: each timer's NCRONTAB schedule)",
     )
-    add("--fire-existing", action="store_true", help="fire for blobs present at start too")
+    add(
+        "--fire-existing",
+        action="store_true",
+        help="with --poll-blobs: fire for blobs present at start too",
+    )
     add("--max-parallel", type=int, default=4, help="blob invocations at once")
     add("--poison-threshold", type=int, default=5, help="tries of a blob before the poison queue")
     add("--function-key", default=None, help="enforce this function key on /api")
     add("--log-level", default="INFO")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fire_existing and not args.poll_blobs:
+        parser.error("--fire-existing is an option of the polling fallback: add --poll-blobs")
+    return args
 
 
 def _stop(signum: int, frame: FrameType | None) -> NoReturn:
@@ -75,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app,
         storage_connection_string=connection,
         http_port=args.http_port,
+        host_id=args.host_id,
+        poll_blobs=args.poll_blobs,
         blob_scan_interval=args.blob_scan_interval,
         timer_interval=args.timer_interval,
         function_key=args.function_key,

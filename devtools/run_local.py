@@ -10,9 +10,14 @@
    URL, with a job per route of ``D365_ROUTES`` and the app of ``D365_CLIENT_ID`` /
    ``D365_CLIENT_SECRET``; trusts its CA in this process.
 4. Creates the inbound container (``INBOUND_CONTAINER``), starts the local Functions host
-   (``devtools.local_host``) on 127.0.0.1:7071, uploads the files of ``samples/`` under their
-   relative paths (plus one file no route matches) with a suffix unique to the run, and prints
-   each file's state changes, read from the app's own HTTP API, until all are terminal.
+   (``devtools.local_host``) on 127.0.0.1:7071 and, as Azure's Event Grid subscription does,
+   a publisher (``devtools.event_grid``) that posts a ``Microsoft.Storage.BlobCreated`` event
+   for each blob written to that container to the host's blob webhook
+   (``/runtime/webhooks/blobs?functionName=Host.Functions.enqueue_blob``). ``--poll-blobs`` is
+   the fallback: no events, the host lists the container itself. Then it uploads the files of
+   ``samples/`` under their relative paths (plus one file no route matches) with a suffix
+   unique to the run, and prints each file's state changes, read from the app's own HTTP API,
+   until all are terminal.
 5. Keeps serving until Ctrl-C, or exits with ``--exit-when-done`` (non-zero on ``--timeout``).
 
 With ``--services-only`` it stops after steps 1-3 and the container: no local host, no
@@ -50,9 +55,10 @@ from urllib.parse import quote, urlsplit
 import certifi
 import requests
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
+from devtools.event_grid import EventGridError, EventGridPublisher, Subscription, container_subject
 from devtools.local_host import LocalHost
 from shared.config import Settings, SettingsError
 from shared.tracking import TrackingState
@@ -69,6 +75,9 @@ LOG_DIR = REPO_ROOT / ".local" / "logs"
 # A fixed path, so `func start` and .vscode/tasks.json can name it before the services start.
 CA_BUNDLE = REPO_ROOT / ".local" / "d365-ca-bundle.pem"
 SERVICES_READY = "services ready"
+# Names the host's blob trigger queue: a run started again takes what the last one left, as a
+# restarted app does in Azure.
+HOST_ID = "make-run"
 _REQUEST_TIMEOUT = (5.0, 30.0)
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s %(message)s"
 
@@ -448,7 +457,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=3.0,
         help="seconds the emulator keeps a message in each non-terminal state (default 3)",
     )
-    parser.add_argument("--function-key", help="enforce this function key, as Azure does")
+    parser.add_argument(
+        "--function-key",
+        help="enforce this key on /api and on the blob webhook (one key for all), as Azure does",
+    )
+    parser.add_argument(
+        "--poll-blobs",
+        action="store_true",
+        help="fallback: the host lists the inbound container instead of receiving Event Grid "
+        "events at its blob webhook",
+    )
     parser.add_argument("--azurite-location", type=Path, default=REPO_ROOT / ".local" / "azurite")
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
     parser.add_argument("--no-samples", action="store_true", help="upload nothing; just serve")
@@ -510,6 +528,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             host = stack.enter_context(_local_host(args, connection_string))
             _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
+            if args.poll_blobs:
+                _say("blob events: none; the host polls the containers (--poll-blobs fallback)")
+            else:
+                _start_event_grid(stack, host, connection_string)
             if not args.no_samples:
                 done = _demo(args, connection_string, settings.inbound_container, host.http_url)
                 if args.exit_when_done:
@@ -559,11 +581,34 @@ def _local_host(args: argparse.Namespace, connection_string: str) -> LocalHost:
             app,
             storage_connection_string=connection_string,
             http_port=args.port,
+            host_id=HOST_ID,
+            poll_blobs=args.poll_blobs,
             timer_interval=args.timer_interval or None,
             function_key=args.function_key,
         )
     except ValueError as error:  # a missing %SETTING%, a bad schedule, an unknown binding
         raise LocalRunError(f"the local Functions host cannot run the app: {error}") from None
+
+
+def _start_event_grid(stack: ExitStack, host: LocalHost, connection_string: str) -> None:
+    """One Event Grid subscription per blob function, as ``infra/app/eventsubscription.bicep``
+    makes for ``enqueue_blob``: BlobCreated of its container, to its webhook."""
+    for function in host.blob_functions:
+        subscription = Subscription(
+            name=function.name.replace("_", "-"),
+            endpoint=host.webhook_url(function.name),
+            subject_begins_with=container_subject(function.container),
+        )
+        container = ContainerClient.from_connection_string(connection_string, function.container)
+        stack.callback(container.close)
+        try:
+            stack.enter_context(EventGridPublisher(container, subscription))
+        except EventGridError as error:
+            raise LocalRunError(f"the local Event Grid subscription failed: {error}") from None
+        _say(
+            f"blob events: Event Grid (local) posts BlobCreated of {function.container}/ to "
+            f"{host.http_url}/runtime/webhooks/blobs?functionName=Host.Functions.{function.name}"
+        )
 
 
 def _demo(args: argparse.Namespace, connection_string: str, container: str, url: str) -> bool:

@@ -18,6 +18,9 @@ from shared.config.ncrontab import parse_ncrontab
 
 _BLOB_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 TRIGGER_TYPES = ("blobTrigger", "timerTrigger", "httpTrigger")
+# The blob trigger's sources, as the binding's "source" names them (absent: the scan).
+EVENT_GRID = "EventGrid"
+LOGS_AND_CONTAINER_SCAN = "LogsAndContainerScan"
 
 
 class UnsupportedBindingError(ValueError):
@@ -35,6 +38,7 @@ class BlobFunction:
     name_pattern: re.Pattern[str]
     prefix: str  # the literal start of the blob names, for the listing
     connection: str  # the binding's connection name (app settings prefix)
+    source: str = LOGS_AND_CONTAINER_SCAN  # the binding's source: EventGrid or the scan
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,7 @@ def _blob_function(
         name_pattern=re.compile(regex, re.DOTALL),
         prefix=pieces[0],
         connection=trigger.get("connection") or "AzureWebJobsStorage",
+        source=trigger.get("source") or LOGS_AND_CONTAINER_SCAN,
     )
 
 

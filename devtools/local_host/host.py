@@ -1,50 +1,82 @@
-"""The orchestrator: the HTTP server, the blob scan loop and the timer loops of one app."""
+"""The orchestrator: the HTTP server (routes and the blob webhook), the blob trigger queue's
+listener, the timer loops, and the polling fallback of one app."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient
 
+from devtools.blob_listing import ContainerListing
 from devtools.lifecycle import Service
 from devtools.local_host.bindings import BlobFunction, read_functions
-from devtools.local_host.blob_binding import convert_blob_client, has_connection_setting
-from devtools.local_host.blob_watcher import BlobVersion, BlobWatcher
-from devtools.local_host.http_server import HttpDispatcher, HttpServer
-from devtools.local_host.invocation import invoke
-from devtools.local_host.poison_queue import send_to_poison_queue
+from devtools.local_host.blob_binding import has_connection_setting
+from devtools.local_host.blob_listener import BlobQueueListener
+from devtools.local_host.blob_queue import (
+    BlobTriggerMessage,
+    BlobTriggerQueue,
+    function_id,
+    queue_name,
+)
+from devtools.local_host.blob_webhook import EXTENSION_NAME, BlobWebhook
+from devtools.local_host.http_server import (
+    WEBHOOK_PREFIX,
+    HttpDispatcher,
+    HttpServer,
+    WebhookHandler,
+)
 from devtools.local_host.timer_runner import TimerRunner
 
 _LOGGER = logging.getLogger(__name__)
 
 _TIMER_PAST_DUE_AFTER = timedelta(seconds=1)
+# How often the blob trigger queue is read besides the webhook's wake-up: messages a previous
+# host left, and tries a failure released.
+_QUEUE_POLL_SECONDS = 1.0
 
 
 class LocalHost(Service):
     """Drives an ``azure.functions.FunctionApp``'s functions from their trigger bindings.
 
+    Blob functions run from the host's blob trigger queue (:mod:`.blob_queue`), fed by the
+    blob extension's webhook ``/runtime/webhooks/blobs`` (:mod:`.blob_webhook`), where Event
+    Grid's events arrive in Azure and ``devtools.event_grid``'s locally. Polling the
+    containers is a fallback (``poll_blobs``), for runs without an Event Grid publisher.
+
     :param app: the app whose ``get_functions()`` are hosted.
-    :keyword storage_connection_string: the storage account of the blob trigger and poison queue.
-    :keyword http_host/http_port: where ``/api/<route>`` is served; port 0 picks a free one.
-    :keyword blob_scan_interval: seconds between container listings.
+    :keyword storage_connection_string: the host's storage: the blob trigger queue, the poison
+        queue, the listings of the polling fallback.
+    :keyword http_host/http_port: where ``/api/<route>`` and the webhook are served; port 0
+        picks a free one.
+    :keyword host_id: names the blob trigger queue (``azure-webjobs-blobtrigger-<host id>``),
+        as the app's name does in Azure; a host started again with the same id runs the
+        messages its predecessor left. None: a new id, so hosts sharing a storage account never
+        take each other's messages.
+    :keyword poll_blobs: the fallback: list the trigger containers every
+        ``blob_scan_interval`` seconds and queue each new blob version (as the
+        ``LogsAndContainerScan`` source does), instead of waiting for events.
     :keyword timer_interval: a fixed timer interval in seconds; None follows each timer's
         NCRONTAB schedule.
-    :keyword function_key: when set, FUNCTION/ADMIN routes need it (``x-functions-key`` or
-        ``?code=``); None enforces no keys, as Core Tools does locally.
-    :keyword poison_threshold: tries of one blob version before it goes to the poison queue.
+    :keyword function_key: when set, FUNCTION/ADMIN routes and the webhook need it
+        (``x-functions-key`` or ``?code=``); None enforces no keys, as Core Tools does locally.
+    :keyword poison_threshold: tries of one blob trigger message before the poison queue (the
+        host's ``maxDequeueCount``, 5).
     :keyword max_degree_of_parallelism: blob invocations running at once.
-    :keyword fire_existing: also fire for the blobs present at start.
+    :keyword fire_existing: with ``poll_blobs``, also queue the blobs present at start.
     :raises UnsupportedBindingError: a function has a binding this host cannot drive.
-    :raises ValueError: a ``%SETTING%`` is missing from ``os.environ`` (the text names it), or a
-        schedule does not parse.
+    :raises ValueError: a ``%SETTING%`` is missing from ``os.environ`` (the text names it), a
+        schedule does not parse, ``host_id`` is not valid, or ``fire_existing`` without
+        ``poll_blobs``.
     """
 
     def __init__(
@@ -54,6 +86,8 @@ class LocalHost(Service):
         storage_connection_string: str,
         http_host: str = "127.0.0.1",
         http_port: int = 7071,
+        host_id: str | None = None,
+        poll_blobs: bool = False,
         blob_scan_interval: float = 1.0,
         timer_interval: float | None = None,
         function_key: str | None = None,
@@ -63,22 +97,44 @@ class LocalHost(Service):
     ) -> None:
         if poison_threshold < 1:
             raise ValueError("poison_threshold must be at least 1")
+        if fire_existing and not poll_blobs:
+            raise ValueError("fire_existing is an option of the polling fallback (poll_blobs)")
+        self.host_id = host_id or f"local-{uuid.uuid4().hex[:12]}"
+        blob_queue_name = queue_name(self.host_id)
         self._functions = read_functions(app, os.environ, timer_interval=timer_interval)
         self._provide_connection_settings(storage_connection_string)
-        self._connection_string = storage_connection_string
         self._http_address = (http_host, http_port)
+        self._function_key = function_key
         self._blob_scan_interval = blob_scan_interval
-        self._poison_threshold = poison_threshold
         self._fire_existing = fire_existing
-        self._dispatcher = HttpDispatcher(self._functions.https, function_key)
-        self._watchers = [
-            BlobWatcher(
-                f, ContainerClient.from_connection_string(storage_connection_string, f.container)
+        self._blob_pool = ThreadPoolExecutor(max_degree_of_parallelism, "local-host-blob")
+        self._queue_wakeup = threading.Event()
+        self._queue: BlobTriggerQueue | None = None
+        self._listener: BlobQueueListener | None = None
+        webhooks: dict[str, WebhookHandler] = {}
+        if self._functions.blobs:
+            self._queue = BlobTriggerQueue(storage_connection_string, blob_queue_name)
+            self._listener = BlobQueueListener(
+                self._queue,
+                self._functions.blobs,
+                poison_connection_string=storage_connection_string,
+                max_dequeue_count=poison_threshold,
+                pool=self._blob_pool,
             )
-            for f in self._functions.blobs
+            webhooks[EXTENSION_NAME] = BlobWebhook(self._queue, self._queue_wakeup.set)
+        self._dispatcher = HttpDispatcher(self._functions.https, function_key, webhooks=webhooks)
+        self._listings = [
+            (
+                f,
+                ContainerListing(
+                    ContainerClient.from_connection_string(storage_connection_string, f.container),
+                    f.prefix,
+                    f.name_pattern.fullmatch,
+                ),
+            )
+            for f in (self._functions.blobs if poll_blobs else ())
         ]
         self._timers = [TimerRunner(f) for f in self._functions.timers]
-        self._blob_pool = ThreadPoolExecutor(max_degree_of_parallelism, "local-host-blob")
         self._timer_pool = ThreadPoolExecutor(max(1, len(self._timers)), "local-host-timer")
         self._scan_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -93,6 +149,23 @@ class LocalHost(Service):
         return self._functions.names
 
     @property
+    def blob_functions(self) -> tuple[BlobFunction, ...]:
+        """The blob-triggered functions, with their containers and binding sources."""
+        return self._functions.blobs
+
+    def webhook_url(self, function_name: str) -> str:
+        """The URL an Event Grid subscription of ``function_name`` posts to, as in Azure:
+        ``/runtime/webhooks/blobs?functionName=Host.Functions.<name>&code=<key>`` (no ``code``
+        when the host checks no key).
+
+        :raises RuntimeError: the server is not running.
+        """
+        query = {"functionName": function_id(function_name)}
+        if self._function_key is not None:
+            query["code"] = self._function_key
+        return f"{self.http_url}{WEBHOOK_PREFIX}{EXTENSION_NAME}?{urlencode(query)}"
+
+    @property
     def http_url(self) -> str:
         """The server's root, e.g. ``http://127.0.0.1:7071``.
 
@@ -103,23 +176,27 @@ class LocalHost(Service):
         return self._server.base_url
 
     def start(self) -> None:
-        """Take the blob baseline, start the HTTP server and the scan and timer loops."""
+        """Start the HTTP server, the blob trigger queue's listener, the timer loops, and with
+        ``poll_blobs`` take the blob baseline and start the scan loop."""
         if self._started:
             raise RuntimeError("a LocalHost starts once")
         self._started = True
-        if self._functions.https:
+        if self._functions.https or self._functions.blobs:
             self._server = HttpServer(self._http_address, self._dispatcher)
             self._spawn("local-host-http", self._server.serve_forever, 0.2)
-        if self._watchers:
+        if self._listener is not None:
+            self._spawn("local-host-blob-queue", self._queue_loop, self._listener)
+        if self._listings:
             self._take_baseline()
             self._spawn("local-host-blob-scan", self._scan_loop)
         for runner in self._timers:
             self._spawn(f"local-host-timer-{runner.function.name}", self._timer_loop, runner)
         _LOGGER.info(
-            "local host started functions=%s http=%s containers=%s",
+            "local host started functions=%s http=%s blob_queue=%s blob_polling=%s",
             ",".join(self.function_names),
             self._server.base_url if self._server else "-",
-            ",".join(w.function.container for w in self._watchers) or "-",
+            self._queue.name if self._queue else "-",
+            ",".join(f.container for f, _ in self._listings) or "off",
         )
 
     def stop(self) -> None:
@@ -127,6 +204,7 @@ class LocalHost(Service):
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._queue_wakeup.set()
         if self._server is not None:
             self._server.shutdown()
         for thread in self._threads:
@@ -137,20 +215,32 @@ class LocalHost(Service):
         if self._server is not None:
             self._server.server_close()
             self._server = None
-        for watcher in self._watchers:
-            watcher.container.close()
+        for _, listing in self._listings:
+            listing.container.close()
+        if self._queue is not None:
+            self._queue.close()
         _LOGGER.info("local host stopped")
 
-    def scan_blobs_once(self) -> int:
-        """List the blob containers now and run the blob functions for every new blob version.
+    def process_blob_queue(self) -> int:
+        """Run the blob trigger queue's visible messages now (those a failure released too),
+        and wait until they are done.
 
-        Waits until those invocations (with their retries) have finished.
-
-        :returns: how many blob versions were run.
+        :returns: how many messages were handled.
         """
-        futures = self._scan()
-        wait(futures)
-        return len(futures)
+        return self._listener.run_visible() if self._listener is not None else 0
+
+    def scan_blobs_once(self) -> int:
+        """The polling fallback, now: list the blob containers, queue every new blob version,
+        and run the queue.
+
+        :returns: how many blob versions were new.
+        :raises RuntimeError: the host was not started with ``poll_blobs``.
+        """
+        if not self._listings:
+            raise RuntimeError("blob polling is a fallback: start the host with poll_blobs=True")
+        found = self._scan()
+        self.process_blob_queue()
+        return found
 
     def run_timer_once(self) -> int:
         """Run every timer function once now, in this thread; a timer still running is skipped.
@@ -175,21 +265,49 @@ class LocalHost(Service):
                 return
             self._baseline_taken = True
             if not self._fire_existing:
-                for watcher in self._watchers:
-                    watcher.take_baseline()
+                for _, listing in self._listings:
+                    listing.take_baseline()
 
-    def _scan(self) -> list[Future[None]]:
+    def _scan(self) -> int:
         self._take_baseline()
+        if self._queue is None:  # no blob function, nothing listed
+            return 0
+        found = 0
         with self._scan_lock:
-            return [
-                self._blob_pool.submit(self._run_blob, watcher.function, version)
-                for watcher in self._watchers
-                for version in watcher.take_new()
-            ]
+            for function, listing in self._listings:
+                for version in listing.take_new():
+                    message = BlobTriggerMessage(
+                        function_id=function_id(function.name),
+                        blob_type=version.blob_type,
+                        container_name=function.container,
+                        blob_name=version.name,
+                        etag=version.etag,
+                    )
+                    try:
+                        self._queue.send(message)
+                    except AzureError as error:
+                        listing.seen.pop(version.name, None)  # new again at the next scan
+                        _LOGGER.warning(
+                            "blob trigger queue write failed blob=%s/%s error=%s",
+                            function.container,
+                            version.name,
+                            type(error).__name__,
+                        )
+                        continue
+                    found += 1
+        if found:
+            self._queue_wakeup.set()
+        return found
 
     def _scan_loop(self) -> None:
         while not self._stopping.wait(self._blob_scan_interval):
             self._scan()
+
+    def _queue_loop(self, listener: BlobQueueListener) -> None:
+        while not self._stopping.is_set():
+            listener.run_visible()
+            self._queue_wakeup.wait(_QUEUE_POLL_SECONDS)
+            self._queue_wakeup.clear()
 
     def _provide_connection_settings(self, storage_connection_string: str) -> None:
         # The blob converter builds the client from the binding's connection settings, as in
@@ -202,35 +320,6 @@ class LocalHost(Service):
                     "local host app setting connection=%s set to the host's storage",
                     function.connection,
                 )
-
-    def _run_blob(self, function: BlobFunction, version: BlobVersion) -> None:
-        # The host's blob retries are immediate by default; the last failure poisons the blob.
-        for attempt in range(1, self._poison_threshold + 1):
-            # Built by the blob extension's converter from model binding data, as the worker
-            # does in Azure (devtools.local_host.blob_binding).
-            with convert_blob_client(
-                function.connection, function.container, version.name
-            ) as client:
-                detail = (
-                    f"trigger=blob blob={function.container}/{version.name} "
-                    f"etag={version.etag} attempt={attempt}"
-                )
-                outcome = invoke(
-                    function.name, function.user_function, detail, **{function.binding_name: client}
-                )
-            if outcome.succeeded:
-                return
-        try:
-            send_to_poison_queue(
-                self._connection_string, function, version, tries=self._poison_threshold
-            )
-        except AzureError:
-            _LOGGER.exception(
-                "poison queue write failed function=%s blob=%s/%s",
-                function.name,
-                function.container,
-                version.name,
-            )
 
     def _timer_loop(self, runner: TimerRunner) -> None:
         schedule = runner.function.schedule

@@ -1,39 +1,38 @@
-"""The loopback HTTP server for ``/api/<route>``: methods, function keys, and replies."""
+"""The loopback HTTP server: ``/api/<route>`` (methods, function keys, replies) and the
+extensions' webhooks under ``/runtime/webhooks/<extension>`` (see :mod:`.blob_webhook`)."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
 from devtools.local_host.bindings import HttpFunction
+from devtools.local_host.http_reply import HttpReply, json_reply
 from devtools.local_host.invocation import invoke
 
 _LOGGER = logging.getLogger(__name__)
 
 ROUTE_PREFIX = "/api/"
+WEBHOOK_PREFIX = "/runtime/webhooks/"
+# The verbs the Functions host's ExtensionWebHookHandler accepts.
+WEBHOOK_METHODS = ("DELETE", "GET", "OPTIONS", "POST")
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
-@dataclass(frozen=True)
-class HttpReply:
-    """What goes back to the client."""
+class WebhookHandler(Protocol):
+    """An extension's webhook (the blob extension's: :class:`.blob_webhook.BlobWebhook`)."""
 
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-def _json_reply(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> HttpReply:
-    data = json.dumps(body).encode()
-    return HttpReply(status, (("Content-Type", "application/json; charset=utf-8"), *extra), data)
+    def handle(
+        self, method: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> HttpReply:
+        """Answer one request."""
+        ...
 
 
 def _reply_from(response: Any) -> HttpReply:
@@ -48,42 +47,68 @@ def _reply_from(response: Any) -> HttpReply:
 
 
 class HttpDispatcher:
-    """Routes one request to its function, enforcing methods and function keys.
+    """Routes one request to its function or webhook, enforcing methods and function keys.
 
     :param functions: in matching order (more literal segments first).
-    :param function_key: when set, FUNCTION/ADMIN routes need it; None enforces no keys.
+    :param function_key: when set, FUNCTION/ADMIN routes and the webhooks need it (locally one
+        key stands for the function keys, the master key and the extensions' system keys);
+        None enforces no keys.
+    :keyword webhooks: the extensions' webhooks by extension name (``blobs``).
     """
 
-    def __init__(self, functions: Iterable[HttpFunction], function_key: str | None) -> None:
+    def __init__(
+        self,
+        functions: Iterable[HttpFunction],
+        function_key: str | None,
+        *,
+        webhooks: Mapping[str, WebhookHandler] | None = None,
+    ) -> None:
         self._functions = tuple(functions)
         self._function_key = function_key
+        self._webhooks = dict(webhooks or {})
 
     def dispatch(
         self, method: str, base_url: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> HttpReply:
         """Run the function whose route matches ``target`` and turn its response into a reply."""
         parts = urlsplit(target)
-        if not parts.path.lower().startswith(ROUTE_PREFIX):
-            return _json_reply(404, {"error": "not found", "path": parts.path})
-        path = "/" + parts.path[len(ROUTE_PREFIX) :]
-        matches = [(f, m) for f in self._functions if (m := f.compiled.pattern.fullmatch(path))]
+        params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
+        if parts.path.lower().startswith(WEBHOOK_PREFIX):
+            return self._webhook(method, parts.path, params, headers, body)
+        return self._function(
+            method, base_url + target, path=parts.path, params=params, headers=headers, body=body
+        )
+
+    def _function(
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> HttpReply:
+        if not path.lower().startswith(ROUTE_PREFIX):
+            return json_reply(404, {"error": "not found", "path": path})
+        route = "/" + path[len(ROUTE_PREFIX) :]
+        matches = [(f, m) for f in self._functions if (m := f.compiled.pattern.fullmatch(route))]
         if not matches:
-            return _json_reply(404, {"error": "not found", "path": parts.path})
+            return json_reply(404, {"error": "not found", "path": path})
         allowed = [(f, m) for f, m in matches if f.methods is None or method in f.methods]
         if not allowed:
             methods = sorted({m for f, _ in matches for m in f.methods or ()})
-            return _json_reply(
+            return json_reply(
                 405, {"error": f"method {method} not allowed"}, ("Allow", ", ".join(methods))
             )
         function, match = allowed[0]
-        params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
-        if not self._authorized(function, headers, params):
-            return _json_reply(401, {"error": "a function key is required (x-functions-key)"})
+        if function.auth_level != "ANONYMOUS" and not self._key_given(headers, params):
+            return json_reply(401, {"error": "a function key is required (x-functions-key)"})
         request = func.HttpRequest(
             method,
-            base_url + target,
+            url,
             headers=headers,
-            params=params,
+            params=dict(params),
             route_params={
                 name: unquote(value)
                 for group, name in function.compiled.parameters.items()
@@ -91,7 +116,7 @@ class HttpDispatcher:
             },
             body=body,
         )
-        detail = f"trigger=http method={method} path={parts.path}"
+        detail = f"trigger=http method={method} path={path}"
         outcome = invoke(
             function.name, function.user_function, detail, **{function.binding_name: request}
         )
@@ -100,12 +125,40 @@ class HttpDispatcher:
                 return _reply_from(outcome.value)
             except TypeError:
                 _LOGGER.exception("invalid HTTP response function=%s", function.name)
-        return _json_reply(500, {"error": "internal server error"})
+        return json_reply(500, {"error": "internal server error"})
 
-    def _authorized(
-        self, function: HttpFunction, headers: Mapping[str, str], params: Mapping[str, str]
-    ) -> bool:
-        if self._function_key is None or function.auth_level == "ANONYMOUS":
+    def _webhook(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> HttpReply:
+        # The host's ExtensionWebHookHandler: the key first (its authorization policy), then
+        # the extension by name; the path after the name is the extension's own.
+        if method not in WEBHOOK_METHODS:
+            return json_reply(
+                405,
+                {"error": f"method {method} not allowed"},
+                ("Allow", ", ".join(WEBHOOK_METHODS)),
+            )
+        if not self._key_given(headers, params):
+            return json_reply(
+                401,
+                {
+                    "error": "a key is required (?code= or x-functions-key): in Azure the "
+                    "blobs_extension system key or the master key"
+                },
+            )
+        name = path[len(WEBHOOK_PREFIX) :].split("/", 1)[0].lower()
+        handler = self._webhooks.get(name)
+        if handler is None:
+            return json_reply(404, {"error": "no extension webhook of that name", "path": path})
+        return handler.handle(method, params, headers, body)
+
+    def _key_given(self, headers: Mapping[str, str], params: Mapping[str, str]) -> bool:
+        if self._function_key is None:
             return True
         given = next((v for k, v in headers.items() if k.lower() == "x-functions-key"), None)
         given = given or params.get("code", "")
@@ -131,7 +184,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            reply = _json_reply(411, {"error": "send a Content-Length"})
+            reply = json_reply(411, {"error": "send a Content-Length"})
         else:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             reply = self.server.dispatcher.dispatch(

@@ -11,18 +11,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import azure.functions as func
 import pytest
 import requests
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
-from azurefunctions.extensions.bindings import blob
 
 from devtools import run_local
 from devtools.azurite import Azurite, connection_string, free_port
@@ -34,145 +31,25 @@ from devtools.local_host import (
     resolve_app_settings,
 )
 from shared.config.ncrontab import parse_ncrontab
+from tests.devtools.probe_app import FUNCTION_KEY, TIMEOUT, Probe, build_app, wait_for
 
-FUNCTION_KEY = "fake-function-key-not-real"
 EXAMPLE_SECRET = json.loads(
     (run_local.REPO_ROOT / "local.settings.example.json").read_text(encoding="utf-8")
 )["Values"]["D365_CLIENT_SECRET"]
-TIMEOUT = 5.0
 
 
-@dataclass
-class Probe:
-    """What the throwaway app's functions saw."""
-
-    blobs: list[tuple[str, bytes]] = field(default_factory=list)
-    timer_calls: list[bool] = field(default_factory=list)
-    timer_started: threading.Event = field(default_factory=threading.Event)
-    timer_gate: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self.timer_gate.set()
-
-
-def build_app(container: str, probe: Probe) -> func.FunctionApp:
-    """A blob trigger, a timer and HTTP routes, like the real app's kinds of function."""
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-
-    @app.function_name("on_blob")
-    @app.blob_trigger(
-        arg_name="client",
-        path=container + "/{name}",
-        connection="TestStorage",
-        source=func.BlobSource.EVENT_GRID,
-    )
-    def on_blob(client: blob.BlobClient) -> None:
-        probe.blobs.append((client.blob_name, client.download_blob().readall()))
-        if client.blob_name.startswith("fail/"):
-            raise RuntimeError("cannot take this blob")
-
-    @app.function_name("tick")
-    @app.timer_trigger(arg_name="timer", schedule="%TEST_SCHEDULE%")
-    def tick(timer: func.TimerRequest) -> None:
-        probe.timer_started.set()
-        probe.timer_gate.wait(TIMEOUT)
-        probe.timer_calls.append(timer.past_due)
-
-    @app.function_name("items")
-    @app.route(route="items/{item_id?}", methods=["GET", "POST"])
-    def items(req: func.HttpRequest) -> func.HttpResponse:
-        echo = {
-            "method": req.method,
-            "url": req.url,
-            "route_params": dict(req.route_params),
-            "params": dict(req.params),
-            "body": req.get_body().decode(),
-            "header": req.headers.get("x-test"),
-        }
-        return func.HttpResponse(
-            json.dumps(echo), status_code=201, mimetype="application/json", headers={"X-Echo": "1"}
-        )
-
-    @app.function_name("health")
-    @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-    def health(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("healthy")
-
-    @app.function_name("order_lines")
-    @app.route(route="orders/{order_id:int}/lines", auth_level=func.AuthLevel.ANONYMOUS)
-    def order_lines(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse(json.dumps(dict(req.route_params)), mimetype="application/json")
-
-    @app.function_name("crash")
-    @app.route(route="crash", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-    def crash(req: func.HttpRequest) -> func.HttpResponse:
-        raise RuntimeError("internal detail that must stay in the log")
-
-    return app
+# --- blob trigger: the polling fallback (the webhook: test_blob_webhook.py) -----------------
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_SCHEDULE", "*/1 * * * * *")
+def polling(make_host: Callable[..., tuple[LocalHost, Probe]]) -> tuple[LocalHost, Probe]:
+    return make_host(poll_blobs=True)
 
 
-@pytest.fixture
-def container(azurite: Azurite, unique_name: str) -> Iterator[ContainerClient]:
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    with service.create_container(unique_name) as client:
-        yield client
-        client.delete_container()
-
-
-@pytest.fixture
-def make_host(
-    azurite: Azurite, container: ContainerClient, env: None
-) -> Iterator[Callable[..., tuple[LocalHost, Probe]]]:
-    """Builds and starts hosts of the throwaway app; stops them after the test."""
-    started: list[LocalHost] = []
-
-    def _make(**options: object) -> tuple[LocalHost, Probe]:
-        probe = Probe()
-        defaults: dict[str, object] = {
-            "http_port": 0,
-            "blob_scan_interval": 3600,
-            "timer_interval": 3600,
-            "function_key": FUNCTION_KEY,
-            "poison_threshold": 3,
-        }
-        host = LocalHost(
-            build_app(container.container_name, probe),
-            storage_connection_string=azurite.connection_string,
-            **{**defaults, **options},  # type: ignore[arg-type]
-        )
-        host.start()
-        started.append(host)
-        return host, probe
-
-    yield _make
-    for host in started:
-        host.stop()
-
-
-@pytest.fixture
-def hosted(make_host: Callable[..., tuple[LocalHost, Probe]]) -> tuple[LocalHost, Probe]:
-    return make_host()
-
-
-def _wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-# --- blob trigger ---------------------------------------------------------------------------
-
-
-def test_upload_fires_once_with_a_working_blob_client(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient, caplog: pytest.LogCaptureFixture
+def test_polling_fires_once_with_a_working_blob_client(
+    polling: tuple[LocalHost, Probe], container: ContainerClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     caplog.set_level(logging.INFO, logger="devtools.local_host")
     container.upload_blob("customers/USMF/a.xml", b"<Document/>")
 
@@ -186,10 +63,10 @@ def test_upload_fires_once_with_a_working_blob_client(
     assert "duration_ms=" in line
 
 
-def test_overwrite_fires_again_but_a_metadata_write_does_not(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient
+def test_polling_fires_again_for_an_overwrite_but_not_for_a_metadata_write(
+    polling: tuple[LocalHost, Probe], container: ContainerClient
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     blob_client = container.upload_blob("x.csv", b"v1")
     assert host.scan_blobs_once() == 1
 
@@ -205,19 +82,19 @@ def test_blobs_present_at_start_fire_only_with_fire_existing(
     make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
 ) -> None:
     container.upload_blob("old.xml", b"old")
-    host, probe = make_host()
+    host, probe = make_host(poll_blobs=True)
     assert host.scan_blobs_once() == 0
     assert probe.blobs == []
 
-    host, probe = make_host(fire_existing=True, http_port=0)
+    host, probe = make_host(poll_blobs=True, fire_existing=True, http_port=0)
     assert host.scan_blobs_once() == 1
     assert probe.blobs == [("old.xml", b"old")]
 
 
 def test_failing_blob_goes_to_the_poison_queue_after_the_threshold(
-    hosted: tuple[LocalHost, Probe], container: ContainerClient, azurite: Azurite
+    polling: tuple[LocalHost, Probe], container: ContainerClient, azurite: Azurite
 ) -> None:
-    host, probe = hosted
+    host, probe = polling
     blob_client = container.upload_blob("fail/bad.xml", b"bad")
     etag = blob_client.get_blob_properties().etag
 
@@ -244,9 +121,9 @@ def test_failing_blob_goes_to_the_poison_queue_after_the_threshold(
 def test_the_scan_loop_fires_new_blobs(
     make_host: Callable[..., tuple[LocalHost, Probe]], container: ContainerClient
 ) -> None:
-    _, probe = make_host(blob_scan_interval=0.1)
+    _, probe = make_host(poll_blobs=True, blob_scan_interval=0.1)
     container.upload_blob("loop.xml", b"loop")
-    _wait_for(lambda: probe.blobs == [("loop.xml", b"loop")])
+    wait_for(lambda: probe.blobs == [("loop.xml", b"loop")])
 
 
 # --- timer trigger --------------------------------------------------------------------------
@@ -281,7 +158,7 @@ def test_timer_follows_the_ncrontab_schedule_from_the_setting(
 ) -> None:
     monkeypatch.setenv("TEST_SCHEDULE", schedule)
     _, probe = make_host(timer_interval=None)
-    _wait_for(lambda: len(probe.timer_calls) >= 2)
+    wait_for(lambda: len(probe.timer_calls) >= 2)
     assert set(probe.timer_calls) == {False}
 
 
@@ -391,7 +268,7 @@ def test_http_function_exception_is_a_generic_500(
 
 
 def test_stop_joins_everything(make_host: Callable[..., tuple[LocalHost, Probe]]) -> None:
-    host, _ = make_host(blob_scan_interval=0.1, timer_interval=0.1)
+    host, _ = make_host(poll_blobs=True, blob_scan_interval=0.1, timer_interval=0.1)
     url = host.http_url
     assert requests.get(f"{url}/api/health", timeout=5).status_code == 200
     host.stop()
@@ -593,7 +470,12 @@ def test_run_local_refuses_a_busy_port() -> None:
     assert f"port(s) {port} (local Functions host) already in use" in result.stderr
 
 
-def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: Path) -> None:
+# By default the uploads reach the host as Event Grid events at its blob webhook; --poll-blobs
+# is the fallback that lists the container instead.
+@pytest.mark.parametrize("delivery", ["event-grid", "--poll-blobs"])
+def test_run_local_uploads_samples_and_follows_them_until_the_timeout(
+    tmp_path: Path, delivery: str
+) -> None:
     samples = tmp_path / "samples"
     (samples / "customers" / "USMF").mkdir(parents=True)
     (samples / "customers" / "USMF" / "c.xml").write_bytes(b"<Document/>")
@@ -608,6 +490,7 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     options = ["--port", "0", "--azurite-location", str(tmp_path / "azurite")]
     options += ["--samples", str(samples), "--state-seconds", "10"]
     options += ["--log-dir", str(tmp_path / "logs")]
+    options += [delivery] if delivery.startswith("--") else []
     result = _run_local([*options, "--exit-when-done", "--timeout", "4"], environ)
 
     assert result.returncode == 1, result.stderr[-2000:]
@@ -625,6 +508,21 @@ def test_run_local_uploads_samples_and_follows_them_until_the_timeout(tmp_path: 
     assert "local host stopped" in log
     assert "timed out after 4 s" in log
     assert EXAMPLE_SECRET not in log
+    delivered = re.search(
+        r"event grid delivery subscription=enqueue-blob events=1 attempt=1 status=202 "
+        r"subjects=/blobServices/default/containers/d365-inbound/blobs/customers/USMF/"
+        r"c-\d{14}\.xml",
+        log,
+    )
+    if delivery == "event-grid":
+        assert "blob events: Event Grid (local) posts BlobCreated of d365-inbound/" in out
+        assert delivered
+        assert "event grid subscription validated name=enqueue-blob" in log
+        assert "blob event queued function=Host.Functions.enqueue_blob" in log
+    else:
+        assert "the host polls the containers (--poll-blobs fallback)" in out
+        assert not delivered
+        assert "blob_polling=d365-inbound" in log
 
 
 def test_the_console_shows_warnings_as_one_line_and_the_file_keeps_everything(

@@ -1,7 +1,9 @@
 """The whole app through the local host, on Azurite and the D365 emulator.
 
 Each test gets its own status table, archive and errors containers, and routes under its own
-top-level folder of the (shared) inbound container, so tests never see each other.
+top-level folder of the (shared) inbound container, so tests never see each other. Uploads
+reach ``enqueue_blob`` as in Azure: a local Event Grid subscription (``devtools.event_grid``,
+filtered to the test's folder) posts their ``BlobCreated`` events to the host's blob webhook.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
+from devtools.event_grid import EventGridPublisher, Subscription, blob_subject
 from devtools.local_host import LocalHost
 from tests import fakes
 
@@ -108,6 +111,7 @@ class App:
     inbound: ContainerClient
     blobs: BlobServiceClient
     tables: TableServiceClient
+    events: EventGridPublisher
     function_key: str | None = None
 
     def upload(self, path: str, data: bytes) -> str:
@@ -133,9 +137,24 @@ class App:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def stop(self) -> None:
+        """Stop the local Event Grid, then the host."""
+        self.events.stop()
+        self.host.stop()
+
+    def deliver(self) -> int:
+        """Post the ``BlobCreated`` events of this test's new blob versions to the webhook, as
+        Event Grid does, and wait until the host has run them.
+
+        :returns: how many events the webhook acknowledged.
+        """
+        delivered = self.events.publish_new()
+        self.host.process_blob_queue()
+        return delivered
+
     def run_until_terminal(self, blobs: list[str], *, timeout: float = 30.0) -> dict[str, dict]:
         """Deliver new blobs and tick the poller until every blob's record is terminal."""
-        self.host.scan_blobs_once()
+        self.deliver()
         deadline = time.monotonic() + timeout
         while True:
             records = {blob: self.record(blob) for blob in blobs}
@@ -213,7 +232,19 @@ def start_app(
         function_key=function_key,
     )
     host.start()
-    return App(name, env, host, d365, inbound, blobs, tables, function_key)
+    # The Bicep's subscription, narrowed to this test's folder; listed when a test delivers.
+    events = EventGridPublisher(
+        inbound,
+        Subscription(
+            name="enqueue-blob",
+            endpoint=host.webhook_url("enqueue_blob"),
+            subject_begins_with=blob_subject(inbound.container_name, f"{name}/"),
+            subject_case_sensitive=True,
+        ),
+        interval=None,
+    )
+    events.start()
+    return App(name, env, host, d365, inbound, blobs, tables, events, function_key)
 
 
 @pytest.fixture
@@ -221,18 +252,18 @@ def app_factory(
     d365: Emulator, azurite: Azurite, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., App]]:
     """Start the app (settings overridable); stopped after the test."""
-    hosts: list[LocalHost] = []
+    apps: list[App] = []
 
     def start(*, function_key: str | None = None, **overrides: str) -> App:
         app = start_app(
             d365, azurite, unique_name, monkeypatch, function_key=function_key, **overrides
         )
-        hosts.append(app.host)
+        apps.append(app)
         return app
 
     yield start
-    for host in hosts:
-        host.stop()
+    for app in apps:
+        app.stop()
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def test_resubmit_refusals_say_why(app: App) -> None:
 
     app.d365.knobs.enqueued_seconds = 600
     pending = app.upload("customers/USMF/pending.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     record = app.record(pending)
     assert record["state"] == "Enqueued"
     not_final = _post(app, f"messages/{record['record_key']}/resubmit", key="k")

@@ -266,7 +266,7 @@ def test_a_blob_named_with_html_renders_as_text(
 
 def test_the_list_pages_by_continuation(keyed_app: App, console: Callable[[], Page]) -> None:
     blobs = [keyed_app.upload(f"unrouted/page-{i:02d}.txt", b"x") for i in range(55)]
-    keyed_app.host.scan_blobs_once()
+    keyed_app.deliver()
     assert len(keyed_app.records()) == len(blobs)
 
     page = console()
@@ -283,7 +283,7 @@ def test_errors_that_did_not_fit_point_to_their_blob(
     keyed_app: App, console: Callable[[], Page]
 ) -> None:
     blob = keyed_app.upload("customers/USMF/many-errors.xml", VALID)
-    keyed_app.host.scan_blobs_once()
+    keyed_app.deliver()
     errors = [
         {"RecordId": str(i), "Field": "CUSTOMERGROUPID", "ErrorMessage": f"Group {i} " + "x" * 80}
         for i in range(1500)

@@ -52,7 +52,7 @@ def test_a_rejected_blob_is_never_sent_stays_put_and_says_why(
 
 def test_duplicate_deliveries_enqueue_once(app: App) -> None:
     blob = app.upload("customers/USMF/dup.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     # Event Grid delivers at least once: the same version arrives again, twice.
     enqueue_blob(_client(app, blob))
     enqueue_blob(_client(app, blob))
@@ -89,7 +89,7 @@ def test_our_metadata_stamp_does_not_enqueue_again_and_an_overwrite_does(app: Ap
     blob = app.upload("customers/USMF/versions.xml", VALID)
     first = app.run_until_terminal([blob])[blob]
     assert first["state"] == "Processed"
-    app.host.scan_blobs_once()
+    app.deliver()
     assert len(enqueue_requests(app.d365)) == 1
 
     app.upload("customers/USMF/versions.xml", VALID.replace(b"US-7001", b"US-7002"))
@@ -122,7 +122,7 @@ def test_metadata_archive_mode_leaves_the_blob_with_its_outcome(app_factory) -> 
     assert record["archived_to"] is None
     properties = _client(app, blob).get_blob_properties()
     assert properties.metadata["d365_state"] == "Processed"
-    app.host.scan_blobs_once()
+    app.deliver()
     assert len(enqueue_requests(app.d365)) == 1
 
 

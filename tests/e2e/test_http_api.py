@@ -87,7 +87,7 @@ def test_bad_parameters_get_a_message_saying_what_is_accepted(
 
 def test_health_reports_settings_storage_token_and_pending(app: App) -> None:
     blob = app.upload("customers/USMF/pending.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
 
     response = app.get("health")
 

@@ -95,7 +95,7 @@ def api_url(d365_emulator: Emulator, azurite: Azurite) -> Iterator[str]:
             known_ids[:] = [record["record_key"], record["message_id"], export_id]
             yield f"{app.host.http_url}/api"
         finally:
-            app.host.stop()
+            app.stop()
 
 
 @pytest.mark.fuzz

@@ -122,7 +122,8 @@ def test_a_client_timeout_during_import_is_recovered_by_its_execution_id(
 def _host(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "devtools.host_process", "--http-port", "0",
-        "--blob-scan-interval", "0.3", "--timer-interval", "0.5", "--max-parallel", "4",
+        "--poll-blobs", "--blob-scan-interval", "0.3", "--timer-interval", "0.5",
+        "--max-parallel", "4",
     ]  # fmt: skip
     with log.open("wb") as handle:
         process = subprocess.Popen(

@@ -27,7 +27,7 @@ def _wait_until_due() -> None:
 
 def test_two_concurrent_ticks_never_process_a_message_twice(app: App) -> None:
     blobs = _upload_many(app, 6)
-    app.host.scan_blobs_once()
+    app.deliver()
     _wait_until_due()
     poller = get_context().poller
     barrier = threading.Barrier(2)
@@ -66,7 +66,7 @@ def test_5xx_bursts_while_polling_and_503_on_enqueue_lose_nothing(app: App) -> N
     app.d365.knobs.error_burst = 2
     app.d365.knobs.error_status = 503
     blobs = _upload_many(app, 3)
-    app.host.scan_blobs_once()
+    app.deliver()
     # A 503 proves F&O did not take the file: it is sent again from the poll schedule.
     assert len(enqueue_requests(app.d365)) == 1
     waiting = [app.record(b) for b in blobs if app.record(b)["state"] == "Received"]
@@ -86,7 +86,7 @@ def test_5xx_bursts_while_polling_and_503_on_enqueue_lose_nothing(app: App) -> N
 def test_one_message_failing_does_not_stop_the_others(app_factory) -> None:
     app = app_factory(POLL_CONCURRENCY="1")
     blobs = _upload_many(app, 3)
-    app.host.scan_blobs_once()
+    app.deliver()
     _wait_until_due()
     app.d365.knobs.operations = frozenset({"GetExecutionErrors"})
     app.d365.knobs.error_burst = 1
@@ -116,7 +116,7 @@ def test_a_message_that_never_finishes_times_out_and_is_archived(app_factory) ->
 
 def test_unknown_status_values_are_recorded_and_polled_on(app: App) -> None:
     blob = app.upload("customers/USMF/odd.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     app.d365.set_outcome(app.record(blob)["message_id"], status="Archived")
     _wait_until_due()
     app.host.run_timer_once()
@@ -130,7 +130,7 @@ def test_unknown_status_values_are_recorded_and_polled_on(app: App) -> None:
 def test_status_name_variants_map_to_our_states(app: App) -> None:
     app.d365.knobs.status_variants = True
     blob = app.upload("customers/USMF/variant.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     app.d365.set_outcome(app.record(blob)["message_id"], status="PostProcessingFailed")
 
     record = app.run_until_terminal([blob])[blob]
@@ -141,7 +141,7 @@ def test_status_name_variants_map_to_our_states(app: App) -> None:
 
 def test_errors_too_large_for_a_row_go_to_a_blob(app: App) -> None:
     blob = app.upload("customers/USMF/many-errors.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     errors = [
         {"RecordId": str(i), "Field": "CUSTOMERGROUPID", "ErrorMessage": f"Group {i} " + "x" * 80}
         for i in range(1500)
@@ -160,7 +160,7 @@ def test_errors_too_large_for_a_row_go_to_a_blob(app: App) -> None:
 
 def test_a_tick_past_its_budget_starts_no_work_and_leaves_it_due(app: App) -> None:
     blobs = _upload_many(app, 2)
-    app.host.scan_blobs_once()
+    app.deliver()
     _wait_until_due()
     context = get_context()
     poller = Poller(
@@ -180,7 +180,7 @@ def test_a_tick_past_its_budget_starts_no_work_and_leaves_it_due(app: App) -> No
 
 def test_an_archive_that_fails_is_retried_and_nothing_is_lost(app: App) -> None:
     blob = app.upload("customers/USMF/archive-later.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     archive = app.blobs.get_container_client(app.env["ARCHIVE_CONTAINER"])
     archive.delete_container()
     _wait_until_due()

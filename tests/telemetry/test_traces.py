@@ -90,7 +90,7 @@ def test_a_429_is_a_failed_dependency_then_its_retry(app: App, exported: Exporte
     """A poll's call retries within the call (an enqueue makes one attempt per send and is
     retried from the schedule instead, see tests/shared/test_enqueuer.py)."""
     blob = app.upload("customers/USMF/throttled.xml", VALID)
-    app.host.scan_blobs_once()
+    app.deliver()
     message_id = app.record(blob)["message_id"]
     app.d365.knobs.operations = frozenset({"GetMessageStatus"})
     app.d365.knobs.throttle_burst = 1
