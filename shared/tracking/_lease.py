@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import (
@@ -22,7 +22,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from ._codec import lease_key, parse_time
+from ._codec import lease_entity, lease_key, parse_time
 from ._model import utcnow
 from ._table import StatusTable
 
@@ -89,9 +89,4 @@ class Lease:
         return (parse_time(row.get("until")) or self._clock()) > self._clock()
 
     def _entity(self, holder: str, until: datetime) -> dict[str, Any]:
-        return {
-            "PartitionKey": self._table.partition,
-            "RowKey": lease_key(self._name),
-            "holder": holder,
-            "until": until.astimezone(UTC),
-        }
+        return lease_entity(self._table.partition, self._name, holder, until)

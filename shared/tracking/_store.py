@@ -9,7 +9,6 @@ raises a connection error), reading the row back tells whether the write landed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +19,6 @@ from typing import Any
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
-    ResourceExistsError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -30,7 +28,10 @@ from azure.storage.blob import ContainerClient
 from shared.d365 import ExecutionError
 
 from ._codec import (
+    ERROR_FILES,
+    PACKAGE_ENTITIES,
     PARTITION,
+    RECORD_LISTS,
     RECORDS_END,
     blob_index_key,
     blob_index_prefix,
@@ -40,6 +41,7 @@ from ._codec import (
     encode_continuation,
     encode_errors,
     from_entity,
+    index_entity,
     message_key,
     pending_entity,
     record_id_for,
@@ -48,9 +50,9 @@ from ._codec import (
     since_bound,
     to_entity,
     until_bound,
-    utf16_bytes,
     with_history,
 )
+from ._fit import ERRORS_UNITS, keep, units
 from ._lease import IMPORT_LEASE, Lease
 from ._model import (
     ClaimResult,
@@ -59,9 +61,10 @@ from ._model import (
     PendingEntry,
     TrackedFile,
     TrackingState,
-    TrackingStoreError,
+    error_to_dict,
     utcnow,
 )
+from ._overflow import Overflow
 from ._schedule import Backoff, Schedule
 from ._table import Operation, StatusTable, if_match
 
@@ -69,11 +72,6 @@ __all__ = ["TrackingStore"]
 
 _LOGGER = logging.getLogger(__name__)
 
-INLINE_ERRORS_BYTES = 60_000
-"""Execution errors stay on the row while their JSON and F&O's raw text together fit this
-(UTF-16 bytes), well inside a property's 64 KiB."""
-_TEXT_LIMIT = 4_000
-"""Characters kept of a free-text field (last_error), so a row always fits."""
 _WRITE_ATTEMPTS = 3
 
 
@@ -108,17 +106,12 @@ def _read_back_needed(exc: Exception, conflicts: frozenset[int]) -> bool:
     return _uncertain(exc)
 
 
-def _bounded(text: str | None) -> str | None:
-    if text is None or len(text) <= _TEXT_LIMIT:
-        return text
-    return text[: _TEXT_LIMIT - 1] + "…"
-
-
 class TrackingStore:
     """Reads and writes tracked files in one table.
 
     :param table: the status table's client.
-    :keyword errors_container: where execution errors too large for a row are written.
+    :keyword errors_container: where execution errors and lists too large for a row are
+        written.
     :keyword backoff: the poll back-off, to project a record's next poll time (without it,
         readers see the anchor as the next poll).
     :keyword clock: the time source (UTC) of ``updated_at`` and schedule anchors.
@@ -133,7 +126,7 @@ class TrackingStore:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._table = StatusTable(table)
-        self._errors = errors_container
+        self._overflow = Overflow(errors_container)
         self._clock = clock
         self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
@@ -147,9 +140,7 @@ class TrackingStore:
     def ensure_ready(self) -> None:
         """Create the table (and errors container) when missing; a clear error when we cannot."""
         self._table.create()
-        if self._errors is not None:
-            with contextlib.suppress(ResourceExistsError):
-                self._errors.create_container()
+        self._overflow.ensure_ready()
 
     # -- claims -------------------------------------------------------------------------------
 
@@ -191,11 +182,12 @@ class TrackingStore:
             history=((state.value, now.isoformat()),),
             next_poll_at=schedule_at,
             write_id=uuid.uuid4().hex,
-            **{**fields, "last_error": _bounded(fields.get("last_error"))},
+            **self._with_lists(record_id, fields),
         )
+        entity = to_entity(record)
         operations: list[Operation] = [
-            ("create", to_entity(record), {}),
-            ("upsert", _index_entity(blob_index_key(blob, record.row_key), record), {}),
+            ("create", entity, {}),
+            ("upsert", index_entity(blob_index_key(blob, record.row_key), record.row_key), {}),
         ]
         if schedule_at is not None:
             operations.append(("upsert", pending_entity(_entry(record, schedule_at)), {}))
@@ -203,7 +195,7 @@ class TrackingStore:
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 etags = self._table.transact(operations)
-                return ClaimResult(replace(record, etag=etags[0]), created=True)
+                return ClaimResult(replace(from_entity(entity), etag=etags[0]), created=True)
             except AzureError as exc:
                 if not _read_back_needed(exc, _CREATE_CONFLICTS):
                     raise
@@ -362,8 +354,7 @@ class TrackingStore:
             changes["history"] = with_history(record, state, now)
             if state.is_terminal and "completed_at" not in changes:
                 changes["completed_at"] = now
-        if "last_error" in changes:
-            changes["last_error"] = _bounded(changes["last_error"])
+        changes = self._with_lists(record.record_id, changes)
         if isinstance(schedule_at, datetime):
             changes["next_poll_at"] = schedule_at
         elif schedule_at is UNSCHEDULE:
@@ -374,7 +365,7 @@ class TrackingStore:
             if not updated.message_id:
                 raise ValueError("record has no message_id to index")
             companions.append(
-                ("upsert", _index_entity(message_key(updated.message_id), updated), {})
+                ("upsert", index_entity(message_key(updated.message_id), updated.row_key), {})
             )
         if isinstance(schedule_at, datetime):
             companions.append(("upsert", pending_entity(_entry(updated, schedule_at)), {}))
@@ -386,16 +377,17 @@ class TrackingStore:
         self, before: TrackedFile, after: TrackedFile, companions: list[Operation]
     ) -> TrackedFile:
         entity = to_entity(after)
+        stored = from_entity(entity)  # as the row holds it: texts cut, the newest history
         failure: Exception | None = None
         for _ in range(_WRITE_ATTEMPTS):
             try:
                 if not companions:
-                    return replace(after, etag=self._table.replace(entity, etag=before.etag))
+                    return replace(stored, etag=self._table.replace(entity, etag=before.etag))
                 operations: list[Operation] = [
                     ("update", entity, {"mode": UpdateMode.REPLACE, **if_match(before.etag)}),
                     *companions,
                 ]
-                return replace(after, etag=self._table.transact(operations)[0])
+                return replace(stored, etag=self._table.transact(operations)[0])
             except AzureError as exc:
                 if isinstance(exc, TableTransactionError) and exc.index > 0 and _status(exc) == 404:
                     # A companion delete of a row already gone: the rest still has to land.
@@ -405,7 +397,7 @@ class TrackingStore:
                     raise
                 failure = exc
             current = self.get(after.row_key)
-            if current is not None and current.write_id == after.write_id:
+            if current is not None and current.write_id == stored.write_id:
                 _LOGGER.info("write landed though its answer was lost blob=%s", after.blob)
                 return current
             if current is None or current.etag != before.etag:
@@ -413,7 +405,26 @@ class TrackingStore:
         assert failure is not None
         raise failure
 
-    # -- execution errors ---------------------------------------------------------------------
+    # -- what did not fit a row -------------------------------------------------------------
+
+    def _with_lists(self, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with each list of a record given in them as the row keeps it: a list too
+        long for the row is written to a blob first (see :mod:`._overflow`)."""
+        for spec in RECORD_LISTS:
+            if spec.name in fields:
+                listed = self._overflow.list_fields(spec, fields[spec.name], folder=record_id)
+                fields = {**fields, **listed}
+        return fields
+
+    def list_package_entities(self, record: TrackedFile) -> tuple[str, ...]:
+        """All entity names of a package's manifest (from the blob when they did not fit)."""
+        return self._overflow.read_list(
+            record.package_entities, getattr(record, PACKAGE_ENTITIES.blob)
+        )
+
+    def list_error_files(self, record: TrackedFile) -> tuple[str, ...]:
+        """All error files of a record (from the blob when they did not fit the row)."""
+        return self._overflow.read_list(record.error_files, getattr(record, ERROR_FILES.blob))
 
     def store_errors(
         self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
@@ -424,39 +435,36 @@ class TrackingStore:
         Sizes are counted in UTF-16, as Table Storage counts them.
         """
         encoded = encode_errors(errors)
-        if utf16_bytes(encoded) + utf16_bytes(raw) <= INLINE_ERRORS_BYTES:
+        if units(encoded) + units(raw) <= ERRORS_UNITS:
             return {
                 "errors": tuple(errors),
                 "error_count": len(errors),
                 "errors_raw": raw,
                 "errors_blob": None,
             }
-        if self._errors is None:
-            raise TrackingStoreError("execution errors too large for a row and no errors container")
         base = f"{record.message_id or record.record_id}"
-        self._errors.upload_blob(
-            f"{base}/errors.json", encoded.encode(), overwrite=True, encoding="utf-8"
-        )
-        self._errors.upload_blob(f"{base}/errors.raw.txt", raw.encode(), overwrite=True)
+        what = "execution errors"
+        pointer = self._overflow.write(f"{base}/errors.json", encoded.encode(), what=what)
+        self._overflow.write(f"{base}/errors.raw.txt", raw.encode(), what=what)
         _LOGGER.info(
             "execution errors stored in blob blob=%s message_id=%s count=%d",
             record.blob,
             record.message_id,
             len(errors),
         )
+        preview = keep([error_to_dict(e) for e in errors], limit=ERRORS_UNITS // 2)
         return {
-            "errors": _preview(errors),
+            "errors": tuple(errors[: len(preview)]),
             "error_count": len(errors),
             "errors_raw": None,
-            "errors_blob": f"{self._errors.container_name}/{base}/errors.json",
+            "errors_blob": pointer,
         }
 
     def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
         """All errors of a record, reading the errors blob when they did not fit the row."""
-        if not record.errors_blob or self._errors is None:
+        if not record.errors_blob:
             return record.errors
-        name = record.errors_blob.split("/", 1)[1]
-        return decode_errors(self._errors.download_blob(name, encoding="utf-8").readall())
+        return decode_errors(self._overflow.read(record.errors_blob))
 
 
 def _period_clauses(
@@ -491,18 +499,3 @@ def _entry(record: TrackedFile, due_at: datetime) -> PendingEntry:
 
 def _schedule_row(record: TrackedFile) -> dict[str, Any]:
     return {"PartitionKey": PARTITION, "RowKey": schedule_key(record.record_id)}
-
-
-def _index_entity(row_key: str, record: TrackedFile) -> dict[str, Any]:
-    return {"PartitionKey": PARTITION, "RowKey": row_key, "record_row_key": record.row_key}
-
-
-def _preview(errors: Sequence[ExecutionError]) -> tuple[ExecutionError, ...]:
-    kept: list[ExecutionError] = []
-    size = 4
-    for error in errors:
-        size += utf16_bytes(encode_errors([error])) + 2
-        if size > INLINE_ERRORS_BYTES // 2:
-            break
-        kept.append(error)
-    return tuple(kept)
