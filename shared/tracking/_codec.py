@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,7 +58,6 @@ __all__ = [
     "PARTITION",
     "RECORD_LISTS",
     "ListField",
-    "as_stored",
     "blob_index_key",
     "blob_index_prefix",
     "clean_etag",
@@ -389,11 +388,6 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         **times,
         **counts,
     )
-
-
-def as_stored(record: TrackedFile) -> TrackedFile:
-    """``record`` as its row holds it (texts cut, the newest history...), ETag kept."""
-    return replace(from_entity(to_entity(record)), etag=record.etag)
 
 
 def pending_entity(entry: PendingEntry) -> dict[str, Any]:

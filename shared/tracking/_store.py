@@ -28,8 +28,6 @@ from azure.storage.blob import ContainerClient
 from shared.d365 import ExecutionError
 
 from ._codec import (
-    ERROR_FILES,
-    PACKAGE_ENTITIES,
     PARTITION,
     RECORD_LISTS,
     RECORDS_END,
@@ -418,13 +416,11 @@ class TrackingStore:
 
     def list_package_entities(self, record: TrackedFile) -> tuple[str, ...]:
         """All entity names of a package's manifest (from the blob when they did not fit)."""
-        return self._overflow.read_list(
-            record.package_entities, getattr(record, PACKAGE_ENTITIES.blob)
-        )
+        return self._overflow.read_list(record.package_entities, record.package_entities_blob)
 
     def list_error_files(self, record: TrackedFile) -> tuple[str, ...]:
         """All error files of a record (from the blob when they did not fit the row)."""
-        return self._overflow.read_list(record.error_files, getattr(record, ERROR_FILES.blob))
+        return self._overflow.read_list(record.error_files, record.error_files_blob)
 
     def store_errors(
         self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
