@@ -18,7 +18,7 @@ from shared.d365 import D365Client, RetryPolicy
 from shared.export_view import list_exports
 from shared.exporter import Exporter, ExportPolicy
 from shared.tracking import ExportState
-from tests import fakes
+from tests import fakes, package_files
 from tests.shared.conftest import Domain
 
 REDELIVERY = 1801
@@ -291,22 +291,15 @@ def test_an_export_failing_for_many_deliveries_with_long_localized_errors_is_ack
     assert [entry[0] for entry in record.history[-3:]] == ["Dequeued", "Downloaded", "Acked"]
 
 
-def _package_of_many_members(count: int) -> bytes:
-    """An export package with ``count`` members whose names are long (and not ASCII)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for i in range(count):
-            archive.writestr(f"Kunden-Übersicht {i:03d} " + "ä" * 180 + ".xml", customers_export())
-    return buffer.getvalue()
-
-
 def test_an_unzip_of_many_members_with_long_names_is_recorded_and_acked(
     domain: Domain, exporter: Exporter, route: ExportRoute
 ) -> None:
     """Finding 2: the blob names of a 150-member unzip were too large for the row, so the
     Downloaded write failed, nothing was acked and every member was written again for ever."""
     unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
-    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, _package_of_many_members(150))
+    message_id = domain.d365.add_export(
+        fakes.EXPORT_ACTIVITY_ID, package_files.many_members(150, customers_export())
+    )
 
     exporter.run_route(unzip)
 
@@ -331,7 +324,9 @@ def test_a_downloaded_write_that_fails_is_recorded_and_the_tick_goes_on(
     """Finding 2: the Downloaded write failed outside the code that records failures, so the
     record stayed Dequeued with no reason and the route's tick ended there."""
     unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
-    large = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, _package_of_many_members(150))
+    large = domain.d365.add_export(
+        fakes.EXPORT_ACTIVITY_ID, package_files.many_members(150, customers_export())
+    )
     small = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
     # The list of the large one's blobs cannot be stored: its Downloaded write fails.
     domain.faults.fail("reset", "PUT", f"/exports/{large}/blobs-", times=1000)
