@@ -70,9 +70,10 @@ def build_context(
     blob_service = blob_service_client(settings.storage, **options)
     tables = table_service_client(settings.storage, **options)
     backoff = Backoff(settings.poll_interval_min, settings.poll_interval_max)
+    errors_container = blob_service.get_container_client(settings.errors_container)
     store = TrackingStore(
         tables.get_table_client(settings.status_table),
-        errors_container=blob_service.get_container_client(settings.errors_container),
+        errors_container=errors_container,
         backoff=backoff,
         clock=clock,
     )
@@ -137,7 +138,11 @@ def build_context(
         packages=packages,
     )
     exporter = Exporter(
-        ExportStore(tables.get_table_client(settings.status_table), clock=clock),
+        ExportStore(
+            tables.get_table_client(settings.status_table),
+            errors_container=errors_container,
+            clock=clock,
+        ),
         client,
         blob_service,
         settings.exports,

@@ -25,15 +25,18 @@ def _time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
-def export_json(record: ExportRecord) -> dict[str, Any]:
-    """The public JSON form of an export record."""
+def export_json(record: ExportRecord, blobs: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The public JSON form of an export record; ``blobs``: all of them, when the row keeps
+    only the first (a listing shows those, ``blob_count`` and ``blobs_blob``)."""
     return {
         "direction": DIRECTION,
         "message_id": record.message_id,
         "route": record.route,
         "activity_id": record.activity_id,
         "container": record.container,
-        "blobs": list(record.blobs),
+        "blobs": list(record.blobs if blobs is None else blobs),
+        "blob_count": record.blob_count,
+        "blobs_blob": record.blobs_blob,
         "target": record.target,
         "size": record.size,
         "state": record.state.value,
@@ -46,6 +49,7 @@ def export_json(record: ExportRecord) -> dict[str, Any]:
         "history": [
             {"state": state, "at": at, "reason": reason} for state, at, reason in record.history
         ],
+        "history_dropped": record.history_dropped,
     }
 
 
@@ -67,7 +71,7 @@ def list_exports(
         record = store.get(key)
         if record is None:
             return 404, {"error": f"no export record has message id {key}"}
-        return 200, export_json(record)
+        return 200, export_json(record, store.list_blobs(record))
     try:
         page = store.list_records(**_query(context, params))
     except ValueError as exc:

@@ -31,8 +31,10 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    kept, as their commit finds them with this message id); the record says ExportFailed
    and why; the message is not acked, so F&O offers it again in 30 minutes and the download
    is retried.
-4. **Record Downloaded** with the blob names. *Fails*: the message comes back; step 2 finds
-   the blob by its metadata (for an unzip, the members are downloaded again and kept).
+4. **Record Downloaded** with the blob names (a list too long for the row goes to a blob of
+   the errors container first, and the row keeps its count and that blob's name). *Fails*:
+   recorded ExportFailed when storage lets us, not acked; the message comes back and step 2
+   finds the blob by its metadata (for an unzip, the members are downloaded again and kept).
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
    record says ExportFailed with the ack's error; the message comes back after 30 minutes
    and step 2 acks it without writing. An ack whose answer was lost is sent again by the
@@ -383,14 +385,14 @@ class Exporter:
         """The record with its blobs committed, writing them unless already there; None when
         the write failed (recorded)."""
         if record.is_written:
-            return self._store.downloaded(
-                record, record.blobs, record.size or 0, reason="already written; not again"
+            return self._record_written(
+                record, None, record.size or 0, reason="already written; not again"
             )
         if not route.unzip:
             existing = _committed_size(container.get_blob_client(record.target), record)
             if existing is not None:
-                return self._store.downloaded(
-                    record, (record.target,), existing, reason="found committed; not again"
+                return self._record_written(
+                    record, [record.target], existing, reason="found committed; not again"
                 )
         if message.is_download_file_exist is False:
             # Nothing to write (e.g. "Prevent upload when zero records"); left unacked it would
@@ -406,7 +408,7 @@ class Exporter:
                 reason,
                 extra=_log_ids(record, record.state),
             )
-            return self._store.downloaded(record, (), 0, reason=reason)
+            return self._record_written(record, [], 0, reason=reason)
         metadata = _metadata(route, message, record)
         try:
             if route.unzip:
@@ -426,7 +428,27 @@ class Exporter:
             len(blobs),
             size,
         )
-        return self._store.downloaded(record, blobs, size)
+        return self._record_written(record, blobs, size)
+
+    def _record_written(
+        self,
+        record: ExportRecord,
+        blobs: list[str] | None,
+        size: int,
+        *,
+        reason: str | None = None,
+    ) -> ExportRecord | None:
+        """Record Downloaded; None when storage refused it (recorded as a failure, so the
+        message is not acked: its blobs are found or written again when F&O offers it again)."""
+        try:
+            return self._store.downloaded(record, blobs, size, reason=reason)
+        except AzureError as exc:
+            self._fail(
+                record,
+                f"blobs written, but the record of them was not: {_reason(exc)}; "
+                "retried when F&O offers it again",
+            )
+            return None
 
     def _write_blob(
         self, blob: BlobClient, message: DequeuedMessage, metadata: Mapping[str, str]

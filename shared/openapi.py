@@ -29,6 +29,7 @@ _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _INT = {"type": "integer"}
 _STATES = [state.value for state in TrackingState]
 _STRINGS = {"type": "array", "items": _STRING}
+_DROPPED = "older history entries the record no longer keeps (it keeps the newest)"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -112,6 +113,7 @@ _RECORD = {
                 "properties": {"state": _STRING, "at": {"type": "string", "format": "date-time"}},
             },
         },
+        "history_dropped": {**_INT, "description": _DROPPED},
         "api": {**_NULLABLE_STRING, "description": '"package": the DMF package API; null: enqueue'},
         "definition_group": {
             **_NULLABLE_STRING,
@@ -123,7 +125,13 @@ _RECORD = {
         },
         "error_files": {
             **_STRINGS,
-            "description": "<container>/<path> of the error files F&O produced (package API)",
+            "description": "<container>/<path> of the error files F&O produced (package API); "
+            "in a listing, the first ones when they did not fit the record",
+        },
+        "error_file_count": _INT,
+        "error_files_blob": {
+            **_NULLABLE_STRING,
+            "description": "<container>/<path> of the whole list when it did not fit the record",
         },
         "location": {**_STRING, "description": "<container>/<path> where the file is now"},
         "resubmit_of": {**_NULLABLE_STRING, "description": "record_key it was resubmitted from"},
@@ -158,7 +166,16 @@ _EXPORT_RECORD = {
         "route": {**_STRING, "description": "the export route's name"},
         "activity_id": _STRING,
         "container": {**_STRING, "description": "the container the blobs are written to"},
-        "blobs": {**_STRINGS, "description": "the blobs written (several when unzipped)"},
+        "blobs": {
+            **_STRINGS,
+            "description": "the blobs written (several when unzipped); in a listing, the first "
+            "ones when they did not fit the record",
+        },
+        "blob_count": _INT,
+        "blobs_blob": {
+            **_NULLABLE_STRING,
+            "description": "<container>/<path> of the whole list when it did not fit the record",
+        },
         "target": {**_STRING, "description": "the planned blob name (folder when unzipping)"},
         "size": {"type": "integer", "nullable": True},
         "state": {"type": "string", "enum": [state.value for state in ExportState]},
@@ -180,6 +197,7 @@ _EXPORT_RECORD = {
                 "required": ["state", "at"],
             },
         },
+        "history_dropped": {**_INT, "description": _DROPPED},
     },
     "required": ["direction", "message_id", "route", "state", "blobs", "history"],
 }

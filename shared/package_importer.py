@@ -375,7 +375,7 @@ class PackageImporter:
     def _error_files(self, record: TrackedFile, execution_id: str) -> tuple[tuple[str, ...], list]:
         stored: list[str] = []
         notes: list[str] = []
-        for entity in record.package_entities:
+        for entity in self._store.list_package_entities(record):
             staging = self._client.get_import_staging_error_file_url(execution_id, entity)
             if staging:
                 stored.append(self._copy(record, entity, "staging-errors", staging))

@@ -118,11 +118,13 @@ class _View:
 def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
     """The public JSON form of a tracked file.
 
-    A single record carries its errors (read from the errors blob when they did not fit the
-    row); a listing carries the preview kept on the row, so a page costs no blob reads.
+    A single record carries its errors and error files (read from the errors container when
+    they did not fit the row); a listing carries what the row keeps, so a page costs no blob
+    reads.
     """
     store = view.context.store
     errors = store.load_errors(record) if view.full_errors else record.errors
+    error_files = store.list_error_files(record) if view.full_errors else record.error_files
     poll_count, next_poll_at = store.next_poll(record, view.now)
     inbound = view.context.settings.inbound_container
     return {
@@ -156,11 +158,14 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "enqueue_attempts": record.enqueue_attempts,
         "last_error": record.last_error,
         "history": [{"state": state, "at": at} for state, at in record.history],
+        "history_dropped": record.history_dropped,
         # The package API (None / [] for enqueued files).
         "api": record.api,
         "definition_group": record.definition_group,
         "api_note": record.api_note,
-        "error_files": list(record.error_files),
+        "error_files": list(error_files),
+        "error_file_count": record.error_file_count,
+        "error_files_blob": record.error_files_blob,
         "location": record.archived_to or f"{inbound}/{record.blob}",
         "resubmit_of": record.resubmit_of,
         "resubmitted_as": record.resubmitted_as,

@@ -70,3 +70,12 @@ def template(entity: str = "Customers V3", input_file: str = "Customers V3.xml")
         archive.writestr("Manifest.xml", manifest("CustomersPackage", [(entity, input_file)]))
         archive.writestr("PackageHeader.xml", HEADER)
     return buffer.getvalue()
+
+
+def many_members(count: int, data: bytes) -> bytes:
+    """An export package of ``count`` members with long, non-ASCII names, each holding ``data``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(count):
+            archive.writestr(f"Kunden-Übersicht {i:03d} " + "ä" * 180 + ".xml", data)
+    return buffer.getvalue()

@@ -266,7 +266,8 @@
     fact("Resubmitted from", record.resubmit_of ? recordLink(record.resubmit_of) : "");
     fact("Resubmitted as", record.resubmitted_as ? recordLink(record.resubmitted_as) : "");
     box.append(facts.node);
-    box.append(el("h3", {}, "History"), historyTable(record.history, "history"));
+    box.append(el("h3", {}, "History"), historyTable(record.history, "history"),
+      droppedNote(record.history_dropped));
     box.append(errorsSection(record));
   }
 
@@ -298,12 +299,25 @@
     return table;
   }
 
+  // The record keeps the newest history entries; older ones are only counted.
+  function droppedNote(count) {
+    return count ? el("p", { className: "muted history-dropped" },
+      `${count} older ${count === 1 ? "entry is" : "entries are"} not kept`) : "";
+  }
+
+  // A list the record could not hold whole: the first entries, and where the rest is.
+  function moreNote(shown, count, blob) {
+    return count > shown ? el("p", { className: "muted list-more" },
+      `showing ${shown} of ${count}; the whole list is in `, el("code", {}, blob || "")) : "";
+  }
+
   function errorsSection(record) {
     const section = el("div", { id: "errors" });
     section.append(el("h3", {}, `Row errors (${record.error_count})`));
     if (record.error_files.length) {
-      section.append(el("p", {}, `F&O's error files (${record.error_files.length}), in the errors container:`),
-        codeList("error-files", record.error_files));
+      section.append(el("p", {}, `F&O's error files (${record.error_file_count}), in the errors container:`),
+        codeList("error-files", record.error_files),
+        moreNote(record.error_files.length, record.error_file_count, record.error_files_blob));
     }
     if (record.errors_blob) {
       const download = el("a", { download: "errors.json", href: "#" }, "download the errors shown");
@@ -383,7 +397,8 @@
       el("td", { className: "blob" }, record.message_id),
       el("td", {}, record.route),
       el("td", {}, badge(record.state)),
-      el("td", { className: "blob" }, record.blobs.join(", ")),
+      el("td", { className: "blob" }, record.blobs.join(", ") +
+        (record.blob_count > record.blobs.length ? ` and ${record.blob_count - record.blobs.length} more` : "")),
       el("td", {}, sizeText(record.size)));
     tr.dataset.key = record.message_id;
     return clickable(tr, () => showExport(record.message_id));
@@ -413,9 +428,11 @@
     facts.add("Updated", time(record.updated_at));
     facts.add("Error", record.last_error);
     box.append(facts.node);
-    box.append(el("h3", {}, `Blobs (${record.blobs.length}) in ${record.container}`),
-      codeList("export-blobs", record.blobs.map((blob) => `${record.container}/${blob}`)));
-    box.append(el("h3", {}, "History"), historyTable(record.history, "export-history"));
+    box.append(el("h3", {}, `Blobs (${record.blob_count}) in ${record.container}`),
+      codeList("export-blobs", record.blobs.map((blob) => `${record.container}/${blob}`)),
+      moreNote(record.blobs.length, record.blob_count, record.blobs_blob));
+    box.append(el("h3", {}, "History"), historyTable(record.history, "export-history"),
+      droppedNote(record.history_dropped));
   }
 
   function showView(name) {

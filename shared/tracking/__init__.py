@@ -2,6 +2,8 @@
 
 - :mod:`._model`: value types and states;
 - :mod:`._codec`: the row layout, (de)serialisation and continuation tokens;
+- :mod:`._fit`: what a row of Azure Tables holds at most, and how a value is made to fit;
+- :mod:`._overflow`: what did not fit a row, kept whole in blobs of the errors container;
 - :mod:`._table`: the table client behind one error translator;
 - :mod:`._schedule`: the poll schedule's back-off, entries and lease;
 - :mod:`._lease`: named lease rows (one ImportFromPackage at a time, one tick per export route);

@@ -15,7 +15,10 @@ row key                            row
 ``~lease-package-import``          the package-import lease: one ImportFromPackage in flight
 =================================  ===========================================================
 
-Sizes are measured as the service measures them: a string property holds 64 KiB of UTF-16.
+Every row of every kind (these, and the export records and leases of :mod:`._exports`) is
+finished by :func:`finish`, which cuts its texts and checks it against Azure Tables' limits:
+what a row holds at most, and how a longer value is made to fit, is decided in
+:mod:`._fit`; a list too long for a row is kept whole in a blob (:mod:`._overflow`).
 """
 
 from __future__ import annotations
@@ -26,25 +29,51 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.d365 import ExecutionError
 
+from ._fit import (
+    ERRORS_UNITS,
+    HISTORY_ENTRIES,
+    HISTORY_UNITS,
+    LIST_UNITS,
+    REASON_UNITS,
+    TEXT_UNITS,
+    Bounded,
+    check,
+    cut,
+    dumps,
+    keep,
+    units,
+)
 from ._model import PendingEntry, TrackedFile, TrackingState, error_to_dict
 
 __all__ = [
-    "MAX_PROPERTY_BYTES",
+    "ERROR_FILES",
+    "EXPORT_BLOBS",
+    "PACKAGE_ENTITIES",
     "PARTITION",
+    "RECORD_LISTS",
+    "ListField",
     "blob_index_key",
     "blob_index_prefix",
     "clean_etag",
     "decode_continuation",
     "decode_errors",
+    "decode_history",
+    "decode_list",
     "encode_continuation",
     "encode_errors",
+    "encode_history",
+    "encode_list",
+    "finish",
     "from_entity",
+    "index_entity",
     "is_record_key",
+    "lease_entity",
     "lease_key",
     "message_key",
     "pending_entity",
@@ -56,7 +85,6 @@ __all__ = [
     "since_bound",
     "to_entity",
     "until_bound",
-    "utf16_bytes",
 ]
 
 PARTITION = "files"
@@ -68,14 +96,6 @@ _BLOB_PREFIX = "~b-"
 _LEASE_PREFIX = "~lease-"
 _INVERT_BASE = 10**13 - 1
 _RECORD_KEY = re.compile(r"^\d{13}-[0-9a-f]{32}$")
-MAX_PROPERTY_BYTES = 64 * 1024
-"""A string property holds 64 KiB, counted in UTF-16."""
-_HISTORY_LIMIT = 50
-
-
-def utf16_bytes(text: str) -> int:
-    """Bytes ``text`` takes in a table property (UTF-16: 4 bytes for a non-BMP character)."""
-    return len(text.encode("utf-16-le", "surrogatepass"))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -166,7 +186,7 @@ def lease_key(name: str) -> str:
 
 def encode_errors(errors: Sequence[ExecutionError]) -> str:
     """Execution errors as the JSON text the row and the errors blob hold."""
-    return json.dumps([error_to_dict(e) for e in errors], ensure_ascii=False)
+    return dumps([error_to_dict(e) for e in errors])
 
 
 def decode_errors(text: str | None) -> tuple[ExecutionError, ...]:
@@ -177,6 +197,86 @@ def decode_errors(text: str | None) -> tuple[ExecutionError, ...]:
         ExecutionError(str(e["record_id"]), str(e["field"]), str(e["message"]))
         for e in json.loads(text)
     )
+
+
+def finish(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as it is written: empty values left out, every text cut to its cap (a value the
+    codec bounded itself, :class:`._fit.Bounded`, is kept), then checked against the limits.
+
+    :raises RowTooLargeError: the row would still not fit (a property added without a cap).
+    """
+    row = {name: _finished(name, value) for name, value in entity.items() if value is not None}
+    check(row)
+    return row
+
+
+def _finished(name: str, value: Any) -> Any:
+    if isinstance(value, Bounded):
+        return str(value)
+    if isinstance(value, str) and name not in ("PartitionKey", "RowKey"):
+        return cut(value, TEXT_UNITS)
+    return value
+
+
+def encode_history(history: Sequence[Sequence[str | None]], dropped: int) -> dict[str, Any]:
+    """The ``history`` and ``history_dropped`` properties: the newest entries that fit (each
+    text cut to :data:`._fit.REASON_UNITS`), and how many were dropped before them."""
+    newest = history[-HISTORY_ENTRIES:]
+    entries = [[part if part is None else cut(part, REASON_UNITS) for part in e] for e in newest]
+    kept = keep(entries, limit=HISTORY_UNITS, newest=True)
+    return {
+        "history": Bounded(dumps(kept)),
+        "history_dropped": dropped + len(history) - len(kept),
+    }
+
+
+def decode_history(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_history`: entries as tuples."""
+    entries = json.loads(row.get("history") or "[]")
+    return {
+        "history": tuple(tuple(entry) for entry in entries),
+        "history_dropped": int(row.get("history_dropped") or 0),
+    }
+
+
+@dataclass(frozen=True)
+class ListField:
+    """A list a row keeps whole while it fits :data:`._fit.LIST_UNITS`: beyond, the row keeps its
+    first entries, ``count`` says how many there are and ``blob`` names the blob holding all
+    of them (``<container>/<name>``, written by :mod:`._overflow` before the row)."""
+
+    name: str
+    count: str
+    blob: str
+
+
+PACKAGE_ENTITIES = ListField("package_entities", "package_entity_count", "package_entities_blob")
+ERROR_FILES = ListField("error_files", "error_file_count", "error_files_blob")
+EXPORT_BLOBS = ListField("blobs", "blob_count", "blobs_blob")
+RECORD_LISTS = (PACKAGE_ENTITIES, ERROR_FILES)
+"""The lists of a tracked file's record."""
+
+
+def encode_list(
+    spec: ListField, items: Sequence[str], count: int, blob: str | None
+) -> dict[str, Any]:
+    """The properties of a list: its first entries that fit, its count and its blob."""
+    kept = keep(items, limit=LIST_UNITS)
+    return {
+        spec.name: Bounded(dumps(kept)) if kept else None,
+        spec.count: max(count, len(items)) or None,
+        spec.blob: blob,
+    }
+
+
+def decode_list(spec: ListField, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_list` (a row written before the count counts its entries)."""
+    items = tuple(json.loads(row.get(spec.name) or "[]"))
+    return {
+        spec.name: items,
+        spec.count: int(row.get(spec.count) or len(items)),
+        spec.blob: row.get(spec.blob),
+    }
 
 
 _TIME_FIELDS = (
@@ -200,7 +300,6 @@ _TEXT_FIELDS = (
     "d365_status",
     "execution_id",
     "errors_blob",
-    "errors_raw",
     "last_error",
     "reject_reason",
     "archived_to",
@@ -214,15 +313,27 @@ _TEXT_FIELDS = (
     "resubmitted_as",
     "resubmit_request",
 )
-_LIST_FIELDS = ("package_entities", "error_files")
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
 
 
 def with_history(record: TrackedFile, state: TrackingState, at: datetime) -> tuple:
-    """The record's history with ``state`` appended (unless it is the last entry)."""
+    """The record's history with ``state`` appended (unless it is the last entry); the row
+    keeps the newest entries (see :func:`encode_history`)."""
     if record.history and record.history[-1][0] == state.value:
         return record.history
-    return (*record.history, (state.value, _iso(at)))[-_HISTORY_LIMIT:]
+    return (*record.history, (state.value, _iso(at)))
+
+
+def _errors_properties(record: TrackedFile) -> dict[str, Any]:
+    """The errors the row keeps (the first that fit) and F&O's raw text in what is left of
+    :data:`._fit.ERRORS_UNITS`; all of them are in the errors blob when they did not fit."""
+    kept = keep([error_to_dict(e) for e in record.errors], limit=ERRORS_UNITS)
+    errors = dumps(kept)
+    raw = record.errors_raw
+    return {
+        "errors": Bounded(errors),
+        "errors_raw": None if raw is None else Bounded(cut(raw, ERRORS_UNITS - units(errors))),
+    }
 
 
 def to_entity(record: TrackedFile) -> dict[str, Any]:
@@ -233,8 +344,7 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         "record_id": record.record_id,
         "state": record.state.value,
         "archive_pending": record.archive_pending,
-        "errors": encode_errors(record.errors),
-        "history": json.dumps(record.history),
+        **encode_history(record.history, record.history_dropped),
     }
     for name in _COUNT_FIELDS:
         entity[name] = getattr(record, name)
@@ -242,26 +352,37 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         entity[name] = getattr(record, name)
     for name in _TIME_FIELDS:
         entity[name] = _iso(getattr(record, name))
-    for name in _LIST_FIELDS:
-        entity[name] = json.dumps(getattr(record, name)) if getattr(record, name) else None
-    return {k: v for k, v in entity.items() if v is not None}
+    for spec in RECORD_LISTS:
+        entity.update(
+            encode_list(
+                spec,
+                getattr(record, spec.name),
+                getattr(record, spec.count),
+                getattr(record, spec.blob),
+            )
+        )
+    entity.update(_errors_properties(record))
+    return finish(entity)
 
 
 def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
     """The record of a table entity."""
-    texts = {name: entity.get(name) for name in _TEXT_FIELDS}
+    texts = {name: entity.get(name) for name in (*_TEXT_FIELDS, "errors_raw")}
     texts["write_id"] = texts["write_id"] or ""
     times = {name: parse_time(entity.get(name)) for name in _TIME_FIELDS}
     counts = {name: int(entity.get(name) or 0) for name in _COUNT_FIELDS}
     counts["size"] = entity.get("size")  # type: ignore[assignment] - None stays unknown
+    lists: dict[str, Any] = {}
+    for spec in RECORD_LISTS:
+        lists.update(decode_list(spec, entity))
     return TrackedFile(
         record_id=entity["record_id"],
         row_key=entity["RowKey"],
         state=TrackingState.parse(entity["state"]),
         archive_pending=bool(entity.get("archive_pending", False)),
         errors=decode_errors(entity.get("errors")),
-        history=tuple(tuple(item) for item in json.loads(entity.get("history") or "[]")),
-        **{name: tuple(json.loads(entity.get(name) or "[]")) for name in _LIST_FIELDS},
+        **decode_history(entity),
+        **lists,
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",
         **texts,
         **times,
@@ -271,21 +392,22 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
 
 def pending_entity(entry: PendingEntry) -> dict[str, Any]:
     """The table entity of a poll-schedule entry."""
-    entity: dict[str, Any] = {
-        "PartitionKey": PARTITION,
-        "RowKey": schedule_key(entry.record_id),
-        "record_row_key": entry.record_row_key,
-        "due": entry.due_at.astimezone(UTC),
-        "state": entry.state.value,
-        "since": entry.since.astimezone(UTC),
-        "blob": entry.blob,
-        "poll_count": entry.poll_count,
-        "message_id": entry.message_id,
-        "d365_status": entry.d365_status,
-        # Every write of an entry is a new anchor of its schedule: the poller reads it so.
-        "written_at": (entry.written_at or entry.due_at).astimezone(UTC),
-    }
-    return {k: v for k, v in entity.items() if v is not None}
+    return finish(
+        {
+            "PartitionKey": PARTITION,
+            "RowKey": schedule_key(entry.record_id),
+            "record_row_key": entry.record_row_key,
+            "due": entry.due_at.astimezone(UTC),
+            "state": entry.state.value,
+            "since": entry.since.astimezone(UTC),
+            "blob": entry.blob,
+            "poll_count": entry.poll_count,
+            "message_id": entry.message_id,
+            "d365_status": entry.d365_status,
+            # Every write of an entry is a new anchor of its schedule: the poller reads it so.
+            "written_at": (entry.written_at or entry.due_at).astimezone(UTC),
+        }
+    )
 
 
 def pending_from(row: Any) -> PendingEntry:
@@ -302,6 +424,27 @@ def pending_from(row: Any) -> PendingEntry:
         d365_status=row.get("d365_status"),
         written_at=parse_time(row.get("written_at")),
         etag=row.metadata["etag"],
+    )
+
+
+def index_entity(row_key: str, record_row_key: str) -> dict[str, Any]:
+    """An index row (blob path or message id): a pointer to the record's row."""
+    return finish({"PartitionKey": PARTITION, "RowKey": row_key, "record_row_key": record_row_key})
+
+
+def lease_entity(
+    partition: str, name: str, holder: str, until: datetime, *, watermark: datetime | None = None
+) -> dict[str, Any]:
+    """The lease row ``name`` of ``partition``: its holder until ``until`` (and the poll
+    lease's watermark)."""
+    return finish(
+        {
+            "PartitionKey": partition,
+            "RowKey": lease_key(name),
+            "holder": holder,
+            "until": until.astimezone(UTC),
+            "watermark": watermark and watermark.astimezone(UTC),
+        }
     )
 
 

@@ -14,13 +14,16 @@ Every write after the first is conditional on the ETag read: a second writer (a 
 overran its lease) gets :class:`ConcurrencyError` and leaves the message to the other. A write
 whose answer was lost is recognised as ours by its ``write_id`` (:mod:`._writes`), never taken
 for another writer's.
+
+The rows are built with the codec's pieces (:func:`._codec.finish`, the history and list
+encoders), so they fit Azure Tables whatever a record holds: the newest history entries with a
+count of the dropped ones, and the blobs of a large unzip in a blob of the errors container.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,10 +32,20 @@ from enum import StrEnum
 from typing import Any
 
 from azure.data.tables import EdmType, EntityProperty, TableClient
+from azure.storage.blob import ContainerClient
 
-from ._codec import parse_time
+from ._codec import (
+    EXPORT_BLOBS,
+    decode_history,
+    decode_list,
+    encode_history,
+    encode_list,
+    finish,
+    parse_time,
+)
 from ._lease import Lease, LeaseHeld
 from ._model import ConcurrencyError, utcnow
+from ._overflow import Overflow
 from ._table import StatusTable
 from ._writes import insert_own, replace_own
 
@@ -45,9 +58,6 @@ __all__ = [
 ]
 
 EXPORTS_PARTITION = "exports"
-# A message re-delivered every 30 minutes for days would grow its history without end.
-_HISTORY_LIMIT = 50
-_REASON_CHARS = 2000
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -81,7 +91,11 @@ class ExportRecord:
     dequeued_at: datetime
     updated_at: datetime
     blobs: tuple[str, ...] = ()
-    """The blobs written: one, or the files of the package when the route unzips."""
+    """The blobs written: one, or the files of the package when the route unzips; the first
+    ones when they did not fit the row (all: :meth:`ExportStore.list_blobs`)."""
+    blob_count: int = 0
+    blobs_blob: str | None = None
+    """``<container>/<blob>`` of the whole list of blobs when it did not fit the row."""
     target: str = ""
     """The planned blob name (or folder, when unzipping), fixed at the first dequeue."""
     size: int | None = None
@@ -90,6 +104,8 @@ class ExportRecord:
     acked_at: datetime | None = None
     error: str | None = None
     history: tuple[tuple[str, str, str | None], ...] = ()
+    history_dropped: int = 0
+    """Entries older than ``history`` that the row no longer keeps."""
     etag: str = field(default="", compare=False, repr=False)
 
     @property
@@ -116,16 +132,25 @@ class ExportStore:
     """Export records and export leases of one status table.
 
     :param client: the status table's client (the table is the files' too).
+    :keyword errors_container: where a list of blobs too long for a row is written.
     :keyword clock: the time source (UTC).
     """
 
-    def __init__(self, client: TableClient, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        client: TableClient,
+        *,
+        errors_container: ContainerClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._table = StatusTable(client, partition=EXPORTS_PARTITION)
+        self._overflow = Overflow(errors_container)
         self._clock = clock
 
     def ensure_ready(self) -> None:
-        """Create the status table when missing."""
+        """Create the status table (and errors container) when missing."""
         self._table.create()
+        self._overflow.ensure_ready()
 
     # -- records ----------------------------------------------------------------------------
 
@@ -133,6 +158,10 @@ class ExportStore:
         """The record of a message, or None."""
         row = self._table.get(message_id.lower())
         return None if row is None else _from_entity(row)
+
+    def list_blobs(self, record: ExportRecord) -> tuple[str, ...]:
+        """All blobs of a record (from the errors container when they did not fit the row)."""
+        return self._overflow.read_list(record.blobs, record.blobs_blob)
 
     def dequeued(
         self, *, message_id: str, route: str, activity_id: str, container: str, target: str
@@ -155,9 +184,10 @@ class ExportStore:
                 target=target,
                 history=((ExportState.DEQUEUED.value, now.isoformat(), None),),
             )
-            written = insert_own(self._table, _to_entity(record))
+            entity = _to_entity(record)
+            written = insert_own(self._table, entity)
             if written.ours:
-                return replace(record, etag=written.etag)
+                return replace(_from_entity(entity), etag=written.etag)
             existing = _from_entity(written.row)
         return self._change(
             existing,
@@ -167,17 +197,34 @@ class ExportStore:
         )
 
     def downloaded(
-        self, record: ExportRecord, blobs: Sequence[str], size: int, *, reason: str | None = None
+        self,
+        record: ExportRecord,
+        blobs: Sequence[str] | None,
+        size: int,
+        *,
+        reason: str | None = None,
     ) -> ExportRecord:
-        """Record that the message's blobs are committed."""
+        """Record that the message's blobs are committed.
+
+        :param blobs: the blobs written; None: those the record names already (a message
+            written before). A list too long for the row is written to a blob first.
+        :raises AzureError: storage failed (the list's blob, or the row).
+        """
+        listed = (
+            {}
+            if blobs is None
+            else self._overflow.list_fields(
+                EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
+            )
+        )
         return self._change(
             record,
             ExportState.DOWNLOADED,
             reason=reason,
-            blobs=tuple(blobs),
             size=size,
             downloaded_at=record.downloaded_at or self._clock(),
             error=None,
+            **listed,
         )
 
     def acked(self, record: ExportRecord) -> ExportRecord:
@@ -186,8 +233,7 @@ class ExportStore:
 
     def failed(self, record: ExportRecord, reason: str) -> ExportRecord:
         """Record why a download or an ack failed; F&O offers the message again later."""
-        text = reason[:_REASON_CHARS]
-        return self._change(record, ExportState.EXPORT_FAILED, reason=text, error=text)
+        return self._change(record, ExportState.EXPORT_FAILED, reason=reason, error=reason)
 
     def list_records(
         self, *, route: str | None = None, limit: int = 50, continuation: str | None = None
@@ -217,14 +263,15 @@ class ExportStore:
         **changes: Any,
     ) -> ExportRecord:
         now = self._clock()
-        history = (*record.history, (state.value, now.isoformat(), reason))[-_HISTORY_LIMIT:]
+        history = (*record.history, (state.value, now.isoformat(), reason))
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        written = replace_own(self._table, _to_entity(changed), etag=record.etag)
+        entity = _to_entity(changed)
+        written = replace_own(self._table, entity, etag=record.etag)
         if not written.ours:
             raise ConcurrencyError(
                 f"export record {record.message_id} was changed by another writer"
             )
-        return replace(changed, etag=written.etag)
+        return replace(_from_entity(entity), etag=written.etag)
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -251,21 +298,18 @@ def _to_entity(record: ExportRecord) -> dict[str, Any]:
         "container": record.container,
         "target": record.target,
         "state": record.state.value,
-        "blobs": json.dumps(list(record.blobs)),
+        **encode_list(EXPORT_BLOBS, record.blobs, record.blob_count, record.blobs_blob),
         "dequeue_count": record.dequeue_count,
         "dequeued_at": record.dequeued_at.astimezone(UTC),
         "updated_at": record.updated_at.astimezone(UTC),
-        "history": json.dumps([list(entry) for entry in record.history]),
-    }
-    optional = {
+        **encode_history(record.history, record.history_dropped),
         # Int64: an export may pass 2 GiB (an Int32 property would refuse it).
         "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
         "error": record.error,
     }
-    entity.update({key: value for key, value in optional.items() if value is not None})
-    return entity
+    return finish(entity)
 
 
 def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
@@ -277,14 +321,14 @@ def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
         state=ExportState.parse(row.get("state", "Dequeued")),
         dequeued_at=parse_time(row.get("dequeued_at")) or utcnow(),
         updated_at=parse_time(row.get("updated_at")) or utcnow(),
-        blobs=tuple(json.loads(row.get("blobs") or "[]")),
+        **decode_list(EXPORT_BLOBS, row),
         target=row.get("target", ""),
         size=getattr(row.get("size"), "value", row.get("size")),  # Int64: an EntityProperty
         dequeue_count=int(row.get("dequeue_count") or 1),
         downloaded_at=parse_time(row.get("downloaded_at")),
         acked_at=parse_time(row.get("acked_at")),
         error=row.get("error"),
-        history=tuple(tuple(entry) for entry in json.loads(row.get("history") or "[]")),
+        **decode_history(row),
         etag=getattr(row, "metadata", {}).get("etag", ""),
     )
 

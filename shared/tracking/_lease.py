@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ._codec import lease_key, parse_time
+from ._codec import lease_entity, lease_key, parse_time
 from ._model import utcnow
 from ._table import StatusTable
 from ._writes import insert_own, replace_own
@@ -79,9 +79,4 @@ class Lease:
         return (parse_time(row.get("until")) or self._clock()) > self._clock()
 
     def _entity(self, holder: str, until: datetime) -> dict[str, Any]:
-        return {
-            "PartitionKey": self._table.partition,
-            "RowKey": lease_key(self._name),
-            "holder": holder,
-            "until": until.astimezone(UTC),
-        }
+        return lease_entity(self._table.partition, self._name, holder, until)

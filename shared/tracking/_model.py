@@ -133,6 +133,8 @@ class TrackedFile:
     archive_error: str | None = None
     """Why the file was not archived (it stays in the inbound container)."""
     history: tuple[tuple[str, str], ...] = ()
+    history_dropped: int = 0
+    """Entries older than ``history`` that the row no longer keeps."""
     resubmit_of: str | None = None
     """Row key of the record this version was resubmitted from (see :mod:`shared.resubmit`)."""
     resubmitted_as: str | None = None
@@ -149,9 +151,17 @@ class TrackedFile:
     api_note: str | None = None
     """Why the package API was used for a file of an enqueue route (on_too_large)."""
     package_entities: tuple[str, ...] = ()
-    """The entity names of the imported package's manifest (for the error files)."""
+    """The entity names of the imported package's manifest (for the error files); the first
+    ones when they did not fit the row (all: :meth:`TrackingStore.list_package_entities`)."""
+    package_entity_count: int = 0
+    package_entities_blob: str | None = None
+    """``<container>/<blob>`` of all the entity names when they did not fit the row."""
     error_files: tuple[str, ...] = ()
-    """``<container>/<blob>`` of the error files F&O produced (in the errors container)."""
+    """``<container>/<blob>`` of the error files F&O produced (in the errors container); the
+    first ones when they did not fit the row (all: :meth:`TrackingStore.list_error_files`)."""
+    error_file_count: int = 0
+    error_files_blob: str | None = None
+    """``<container>/<blob>`` of the whole list of error files when it did not fit the row."""
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from ._codec import (
     PARTITION,
     SCHEDULE_PREFIX,
+    lease_entity,
     lease_key,
     parse_time,
     pending_entity,
@@ -216,15 +217,7 @@ class Schedule:
 
 
 def _lease_entity(holder: str, until: datetime, watermark: datetime | None) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": PARTITION,
-        "RowKey": lease_key(_POLL_LEASE),
-        "holder": holder,
-        "until": until.astimezone(UTC),
-    }
-    if watermark is not None:
-        entity["watermark"] = watermark.astimezone(UTC)
-    return entity
+    return lease_entity(PARTITION, _POLL_LEASE, holder, until, watermark=watermark)
 
 
 def _poll_fields(entry: PendingEntry) -> dict[str, Any]:

@@ -9,14 +9,12 @@ raises a connection error), reading the row back tells whether the write landed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
@@ -24,6 +22,7 @@ from shared.d365 import ExecutionError
 
 from ._codec import (
     PARTITION,
+    RECORD_LISTS,
     RECORDS_END,
     blob_index_key,
     blob_index_prefix,
@@ -33,6 +32,7 @@ from ._codec import (
     encode_continuation,
     encode_errors,
     from_entity,
+    index_entity,
     message_key,
     pending_entity,
     record_id_for,
@@ -41,9 +41,9 @@ from ._codec import (
     since_bound,
     to_entity,
     until_bound,
-    utf16_bytes,
     with_history,
 )
+from ._fit import ERRORS_UNITS, keep, units
 from ._lease import IMPORT_LEASE, Lease
 from ._model import (
     ClaimResult,
@@ -52,9 +52,10 @@ from ._model import (
     PendingEntry,
     TrackedFile,
     TrackingState,
-    TrackingStoreError,
+    error_to_dict,
     utcnow,
 )
+from ._overflow import Overflow
 from ._schedule import Backoff, Schedule
 from ._table import Operation, StatusTable, if_match
 from ._writes import new_write_id, status_of, write_own
@@ -62,12 +63,6 @@ from ._writes import new_write_id, status_of, write_own
 __all__ = ["TrackingStore"]
 
 _LOGGER = logging.getLogger(__name__)
-
-INLINE_ERRORS_BYTES = 60_000
-"""Execution errors stay on the row while their JSON and F&O's raw text together fit this
-(UTF-16 bytes), well inside a property's 64 KiB."""
-_TEXT_LIMIT = 4_000
-"""Characters kept of a free-text field (last_error), so a row always fits."""
 
 
 @dataclass(frozen=True)
@@ -78,17 +73,12 @@ class _Unschedule:
 UNSCHEDULE = _Unschedule()
 
 
-def _bounded(text: str | None) -> str | None:
-    if text is None or len(text) <= _TEXT_LIMIT:
-        return text
-    return text[: _TEXT_LIMIT - 1] + "…"
-
-
 class TrackingStore:
     """Reads and writes tracked files in one table.
 
     :param table: the status table's client.
-    :keyword errors_container: where execution errors too large for a row are written.
+    :keyword errors_container: where execution errors and lists too large for a row are
+        written.
     :keyword backoff: the poll back-off, to project a record's next poll time (without it,
         readers see the anchor as the next poll).
     :keyword clock: the time source (UTC) of ``updated_at`` and schedule anchors.
@@ -103,7 +93,7 @@ class TrackingStore:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._table = StatusTable(table)
-        self._errors = errors_container
+        self._overflow = Overflow(errors_container)
         self._clock = clock
         self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
@@ -117,9 +107,7 @@ class TrackingStore:
     def ensure_ready(self) -> None:
         """Create the table (and errors container) when missing; a clear error when we cannot."""
         self._table.create()
-        if self._errors is not None:
-            with contextlib.suppress(ResourceExistsError):
-                self._errors.create_container()
+        self._overflow.ensure_ready()
 
     # -- claims -------------------------------------------------------------------------------
 
@@ -161,11 +149,12 @@ class TrackingStore:
             history=((state.value, now.isoformat()),),
             next_poll_at=schedule_at,
             write_id=new_write_id(),
-            **{**fields, "last_error": _bounded(fields.get("last_error"))},
+            **self._with_lists(record_id, fields),
         )
+        entity = to_entity(record)
         operations: list[Operation] = [
-            ("create", to_entity(record), {}),
-            ("upsert", _index_entity(blob_index_key(blob, record.row_key), record), {}),
+            ("create", entity, {}),
+            ("upsert", index_entity(blob_index_key(blob, record.row_key), record.row_key), {}),
         ]
         if schedule_at is not None:
             operations.append(("upsert", pending_entity(_entry(record, schedule_at)), {}))
@@ -177,7 +166,7 @@ class TrackingStore:
             if_match=None,
         )
         if written.row is None:
-            return ClaimResult(replace(record, etag=written.etag), created=True)
+            return ClaimResult(replace(from_entity(entity), etag=written.etag), created=True)
         # Ours when the answer of our own create was lost; else another delivery's.
         return ClaimResult(from_entity(written.row), created=written.ours)
 
@@ -328,8 +317,7 @@ class TrackingStore:
             changes["history"] = with_history(record, state, now)
             if state.is_terminal and "completed_at" not in changes:
                 changes["completed_at"] = now
-        if "last_error" in changes:
-            changes["last_error"] = _bounded(changes["last_error"])
+        changes = self._with_lists(record.record_id, changes)
         if isinstance(schedule_at, datetime):
             changes["next_poll_at"] = schedule_at
         elif schedule_at is UNSCHEDULE:
@@ -340,7 +328,7 @@ class TrackingStore:
             if not updated.message_id:
                 raise ValueError("record has no message_id to index")
             companions.append(
-                ("upsert", _index_entity(message_key(updated.message_id), updated), {})
+                ("upsert", index_entity(message_key(updated.message_id), updated.row_key), {})
             )
         if isinstance(schedule_at, datetime):
             companions.append(("upsert", pending_entity(_entry(updated, schedule_at)), {}))
@@ -352,6 +340,7 @@ class TrackingStore:
         self, before: TrackedFile, after: TrackedFile, companions: list[Operation]
     ) -> TrackedFile:
         entity = to_entity(after)
+        stored = from_entity(entity)  # as the row holds it: texts cut, the newest history
 
         def send() -> str:
             nonlocal companions
@@ -369,14 +358,31 @@ class TrackingStore:
                     companions = [op for i, op in enumerate(companions) if i != exc.index - 1]
             return self._table.replace(entity, etag=before.etag)
 
-        written = write_own(self._table, after.row_key, after.write_id, send, if_match=before.etag)
+        written = write_own(self._table, after.row_key, stored.write_id, send, if_match=before.etag)
         if not written.ours:
             raise ConcurrencyError(f"record {after.record_id} changed meanwhile")
         if written.row is not None:
             return from_entity(written.row)
-        return replace(after, etag=written.etag)
+        return replace(stored, etag=written.etag)
 
-    # -- execution errors ---------------------------------------------------------------------
+    # -- what did not fit a row -------------------------------------------------------------
+
+    def _with_lists(self, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with each list of a record given in them as the row keeps it: a list too
+        long for the row is written to a blob first (see :mod:`._overflow`)."""
+        for spec in RECORD_LISTS:
+            if spec.name in fields:
+                listed = self._overflow.list_fields(spec, fields[spec.name], folder=record_id)
+                fields = {**fields, **listed}
+        return fields
+
+    def list_package_entities(self, record: TrackedFile) -> tuple[str, ...]:
+        """All entity names of a package's manifest (from the blob when they did not fit)."""
+        return self._overflow.read_list(record.package_entities, record.package_entities_blob)
+
+    def list_error_files(self, record: TrackedFile) -> tuple[str, ...]:
+        """All error files of a record (from the blob when they did not fit the row)."""
+        return self._overflow.read_list(record.error_files, record.error_files_blob)
 
     def store_errors(
         self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
@@ -387,39 +393,36 @@ class TrackingStore:
         Sizes are counted in UTF-16, as Table Storage counts them.
         """
         encoded = encode_errors(errors)
-        if utf16_bytes(encoded) + utf16_bytes(raw) <= INLINE_ERRORS_BYTES:
+        if units(encoded) + units(raw) <= ERRORS_UNITS:
             return {
                 "errors": tuple(errors),
                 "error_count": len(errors),
                 "errors_raw": raw,
                 "errors_blob": None,
             }
-        if self._errors is None:
-            raise TrackingStoreError("execution errors too large for a row and no errors container")
         base = f"{record.message_id or record.record_id}"
-        self._errors.upload_blob(
-            f"{base}/errors.json", encoded.encode(), overwrite=True, encoding="utf-8"
-        )
-        self._errors.upload_blob(f"{base}/errors.raw.txt", raw.encode(), overwrite=True)
+        what = "execution errors"
+        pointer = self._overflow.write(f"{base}/errors.json", encoded.encode(), what=what)
+        self._overflow.write(f"{base}/errors.raw.txt", raw.encode(), what=what)
         _LOGGER.info(
             "execution errors stored in blob blob=%s message_id=%s count=%d",
             record.blob,
             record.message_id,
             len(errors),
         )
+        preview = keep([error_to_dict(e) for e in errors], limit=ERRORS_UNITS // 2)
         return {
-            "errors": _preview(errors),
+            "errors": tuple(errors[: len(preview)]),
             "error_count": len(errors),
             "errors_raw": None,
-            "errors_blob": f"{self._errors.container_name}/{base}/errors.json",
+            "errors_blob": pointer,
         }
 
     def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
         """All errors of a record, reading the errors blob when they did not fit the row."""
-        if not record.errors_blob or self._errors is None:
+        if not record.errors_blob:
             return record.errors
-        name = record.errors_blob.split("/", 1)[1]
-        return decode_errors(self._errors.download_blob(name, encoding="utf-8").readall())
+        return decode_errors(self._overflow.read(record.errors_blob))
 
 
 def _period_clauses(
@@ -454,18 +457,3 @@ def _entry(record: TrackedFile, due_at: datetime) -> PendingEntry:
 
 def _schedule_row(record: TrackedFile) -> dict[str, Any]:
     return {"PartitionKey": PARTITION, "RowKey": schedule_key(record.record_id)}
-
-
-def _index_entity(row_key: str, record: TrackedFile) -> dict[str, Any]:
-    return {"PartitionKey": PARTITION, "RowKey": row_key, "record_row_key": record.row_key}
-
-
-def _preview(errors: Sequence[ExecutionError]) -> tuple[ExecutionError, ...]:
-    kept: list[ExecutionError] = []
-    size = 4
-    for error in errors:
-        size += utf16_bytes(encode_errors([error])) + 2
-        if size > INLINE_ERRORS_BYTES // 2:
-            break
-        kept.append(error)
-    return tuple(kept)

@@ -367,6 +367,32 @@ def test_the_exports_view_lists_an_export_the_timer_wrote(
     expect(page.locator("#exports-view")).to_be_hidden()
 
 
+def test_an_unzip_too_long_for_its_record_shows_every_blob_in_its_detail(
+    app_factory: Callable[..., App], console_for: Callable[[App], Page], unique_name: str
+) -> None:
+    route = export_route(unique_name, prefix="pkg/{message_id}/", unzip=True, extension=None)
+    app = app_factory(function_key=KEY, EXPORT_ROUTES=json.dumps([route]))
+    data = package_files.many_members(150, b"<Document/>")
+    message_id = app.d365.add_export(fakes.EXPORT_ACTIVITY_ID, data)
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+    [record] = app.get("messages", direction="export").json()["items"]
+    assert (record["state"], record["blob_count"]) == ("Acked", 150)
+    more = 150 - len(record["blobs"])
+    assert more > 0
+
+    page = console_for(app)
+    page.locator("#view-exports").click()
+    row = page.locator("#exports tbody tr").first
+    expect(row).to_contain_text(f" and {more} more")
+    row.click()
+
+    detail = page.locator("#export-detail")
+    expect(detail.locator("#export-message")).to_have_text(message_id)
+    expect(detail).to_contain_text(f"Blobs (150) in {record['container']}")
+    expect(detail.locator("#export-blobs li")).to_have_count(150)
+    expect(detail.locator(".list-more")).to_have_count(0)
+
+
 def test_the_exports_view_pages_by_continuation(
     app_factory: Callable[..., App], console_for: Callable[[App], Page], unique_name: str
 ) -> None:

@@ -16,9 +16,10 @@ from azure.storage.blob import BlobServiceClient
 from devtools.d365_emulator._exports import customers_export
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, RetryPolicy
+from shared.export_view import list_exports
 from shared.exporter import Exporter, ExportPolicy
 from shared.tracking import ExportState
-from tests import fakes
+from tests import fakes, package_files
 from tests.shared.conftest import Domain
 
 REDELIVERY = 1801
@@ -416,3 +417,97 @@ def test_a_target_another_writer_committed_is_a_clear_failure_left_in_place(
         "when F&O offers it again"
     )
     assert domain.d365.messages[message_id].state != "Acked"
+
+
+# F&O's service-protection text, localized: every character non-ASCII (six characters each
+# in JSON that escapes it), about 1,900 of them.
+LOCALIZED = "要求の数が時間枠内の上限を超えました。しばらくしてから再試行してください。" * 50
+
+
+def test_an_export_failing_for_many_deliveries_with_long_localized_errors_is_acked_later(
+    domain: Domain, exporter: Exporter
+) -> None:
+    """Finding 1: the history of a message that fails at every delivery kept growing until its
+    row passed 32K characters; then every write, the Dequeued one included, was refused."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    knobs = domain.d365.knobs
+    knobs.operations = frozenset({"download"})
+    knobs.throttle_message = LOCALIZED
+    knobs.retry_after = None
+    knobs.throttle_burst = 1_000_000
+
+    for delivery in range(1, 16):
+        result = exporter.tick()
+        record = exporter.store.get(message_id)
+        assert (record.state, record.dequeue_count) == (ExportState.EXPORT_FAILED, delivery)
+        assert result.errors == []
+        domain.d365.clock.advance(REDELIVERY)
+    assert LOCALIZED[:100] in (record.error or "")
+
+    knobs.throttle_burst = 0
+    exporter.tick()
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.ACKED
+    assert domain.d365.messages[message_id].state == "Acked"
+    assert record.dequeue_count == 16
+    assert record.history_dropped > 0
+    assert len(record.history) + record.history_dropped == 1 + 15 * 2 + 2
+    assert [entry[0] for entry in record.history[-3:]] == ["Dequeued", "Downloaded", "Acked"]
+
+
+def test_an_unzip_of_many_members_with_long_names_is_recorded_and_acked(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """Finding 2: the blob names of a 150-member unzip were too large for the row, so the
+    Downloaded write failed, nothing was acked and every member was written again for ever."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    message_id = domain.d365.add_export(
+        fakes.EXPORT_ACTIVITY_ID, package_files.many_members(150, customers_export())
+    )
+
+    exporter.run_route(unzip)
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.ACKED
+    assert domain.d365.messages[message_id].state == "Acked"
+    written = sorted(name for name in _blobs(domain, route) if name.startswith("pkg/"))
+    assert len(written) == 150
+    assert record.blob_count == 150
+    assert 0 < len(record.blobs) < 150
+    assert sorted(exporter.store.list_blobs(record)) == written
+    container, _, name = (record.blobs_blob or "").partition("/")
+    assert container == domain.context.settings.errors_container
+    assert name.startswith(f"exports/{message_id}/blobs-")
+    status, body = list_exports(domain.context, message_id, {"direction": "export"})
+    assert (status, sorted(body["blobs"]), body["blob_count"]) == (200, written, 150)
+
+
+def test_a_downloaded_write_that_fails_is_recorded_and_the_tick_goes_on(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """Finding 2: the Downloaded write failed outside the code that records failures, so the
+    record stayed Dequeued with no reason and the route's tick ended there."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    large = domain.d365.add_export(
+        fakes.EXPORT_ACTIVITY_ID, package_files.many_members(150, customers_export())
+    )
+    small = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
+    # The list of the large one's blobs cannot be stored: its Downloaded write fails.
+    domain.faults.fail("reset", "PUT", f"/exports/{large}/blobs-", times=1000)
+
+    exporter.run_route(unzip)
+
+    record = exporter.store.get(large)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert (record.error or "").startswith("blobs written, but the record of them was not: ")
+    assert domain.d365.messages[large].state != "Acked"
+    assert exporter.store.get(small).state is ExportState.ACKED
+
+    domain.faults.clear()
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.run_route(unzip)
+
+    record = exporter.store.get(large)
+    assert record.state is ExportState.ACKED
+    assert record.blob_count == 150

@@ -650,3 +650,40 @@ def test_an_import_lease_write_whose_answer_was_lost_is_still_ours(
     later = packaged.send("pkg/USMF/later.zip", package_files.customers_package())
     assert later.state is TrackingState.IMPORTING, later.last_error
     assert _imports(packaged) == (3 if row else 2)
+
+
+def _package_of_many_entities(count: int) -> tuple[bytes, list[str]]:
+    """A package whose manifest names ``count`` entities (one file serves them all)."""
+    names = [f"CustCustomerV3Entity{' ' * (i % 7)}" for i in range(count)]
+    manifest = package_files.manifest("CustomersPackage", [(n, "Customers V3.xml") for n in names])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Manifest.xml", manifest)
+        archive.writestr("PackageHeader.xml", package_files.HEADER)
+        archive.writestr("Customers V3.xml", package_files.CUSTOMERS_VALID.read_bytes())
+    return buffer.getvalue(), [n.strip() for n in names]
+
+
+def test_a_manifest_of_2000_entities_is_uploaded_once_and_imported(packaged: Packaged) -> None:
+    """Finding 3: the entity names of a 2,000-entity manifest were too large for the row, so
+    the Importing write failed after the upload, and the file was uploaded again at every
+    claim lease until it ended EnqueueFailed "last error: none"."""
+    data, names = _package_of_many_entities(2_000)
+
+    record = packaged.send("pkg/USMF/many-entities.zip", data)
+
+    assert record.state is TrackingState.IMPORTING
+    assert record.package_entity_count == 2_000
+    assert record.package_entities_blob is not None
+    assert packaged.domain.context.store.list_package_entities(record) == tuple(names)
+    execution = packaged.domain.d365.packages.executions[record.execution_id or ""]
+    for _ in range(600):  # the emulator imports the 2,000 entities in the background
+        if execution.entities:
+            break
+        time.sleep(0.1)
+    final = packaged.until_final(record)
+    assert final.state is TrackingState.PROCESSED
+    assert _puts(packaged) == [201]
+    writes = [r for r in packaged.domain.d365.requests if r.operation == "GetAzureWriteUrl"]
+    assert len(writes) == 1
+    assert _imports(packaged) == 1

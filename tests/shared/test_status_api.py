@@ -261,3 +261,24 @@ def test_a_storage_failure_reading_the_record_to_resubmit_is_a_503_not_a_500(
     domain.faults.clear()
     assert response.status == 503
     assert response.body["error"].startswith("storage failed or changed while answering")
+
+
+def test_error_files_that_did_not_fit_the_record_are_all_in_its_view(domain: Domain) -> None:
+    message_id = _enqueued(domain)
+    store = domain.context.store
+    record = store.get_by_message_id(message_id)
+    assert record is not None
+    files = [
+        f"d365-errors/{record.record_id}/Entity-{i:04d}-staging-errors.txt" for i in range(500)
+    ]
+    store.update(record, error_files=files)
+
+    one = status_api.get_message(domain.context, message_id).body
+    listed = status_api.list_messages(domain.context, {}).body["items"][0]
+
+    assert one["error_files"] == files
+    assert (one["error_file_count"], listed["error_file_count"]) == (500, 500)
+    assert 0 < len(listed["error_files"]) < 500
+    assert listed["error_files"] == files[: len(listed["error_files"])]
+    assert listed["error_files_blob"] == one["error_files_blob"]
+    assert one["error_files_blob"].startswith(f"{domain.context.settings.errors_container}/")

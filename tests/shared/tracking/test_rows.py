@@ -1,0 +1,233 @@
+"""Rows that always fit: worst-case records of every row kind written to Azurite (Hypothesis),
+and the limits module's cuts, lists and refusals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from devtools.azurite import Azurite
+from shared.d365 import ExecutionError
+from shared.tracking import (
+    ExportStore,
+    Lease,
+    TrackedFile,
+    TrackingState,
+    TrackingStore,
+)
+from shared.tracking._codec import to_entity
+from shared.tracking._fit import (
+    MAX_ENTITY_BYTES,
+    MAX_STRING_UNITS,
+    TEXT_UNITS,
+    RowTooLargeError,
+    check,
+    cut,
+    keep,
+    request_bytes,
+    service_bytes,
+    units,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ROWS = settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+# The characters that cost most: six bytes escaped on the wire (a BMP letter beyond ASCII, a
+# control character), two code units (beyond the BMP), or an escape in JSON.
+WIDE = ("é", "中", "\U0001f600", "\x01", '"', "\\", "\n", "\u2028", "a")
+# A text of up to 50,000 characters, built by repeating a drawn piece (cheap to generate).
+TEXTS = st.builds(
+    lambda piece, times: (piece * times)[: times * 2],
+    st.text(st.sampled_from(WIDE), min_size=1, max_size=6),
+    st.integers(0, 25_000),
+)
+MANY = st.integers(0, 3_000)
+WORST = "\U0001f600中" * 25_000
+"""50,000 characters, 75,000 UTF-16 code units: every text at its worst."""
+
+
+@dataclass
+class Stores:
+    files: TrackingStore
+    exports: ExportStore
+
+
+@pytest.fixture(scope="module")
+def stores(azurite: Azurite) -> Iterator[Stores]:
+    """One table and errors container for the whole module (each example uses new keys)."""
+    name = "r" + uuid.uuid4().hex[:20]
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    errors = blobs.get_container_client(name)
+    built = Stores(
+        TrackingStore(tables.get_table_client(name), errors_container=errors),
+        ExportStore(tables.get_table_client(name), errors_container=errors),
+    )
+    built.files.ensure_ready()
+    yield built
+    tables.delete_table(name)
+    errors.delete_container()
+
+
+_RECORD_TEXTS = [
+    f.name
+    for f in fields(TrackedFile)
+    if f.type in ("str | None", "str")
+    and f.name
+    not in ("record_id", "row_key", "blob", "blob_etag", "message_id", "etag", "write_id")
+]
+
+
+@ROWS
+@given(text=TEXTS, many=MANY)
+@example(text=WORST, many=3_000)
+def test_a_file_record_of_any_texts_and_lists_is_written(
+    stores: Stores, text: str, many: int
+) -> None:
+    store = stores.files
+    blob = f"rows/{uuid.uuid4().hex}/{text[:900]}"
+    claimed = store.claim(blob, "e1", modified_at=T0, schedule_at=T0, last_error=text).record
+    changes = dict.fromkeys(_RECORD_TEXTS, text)
+    lists = [f"{i}-{text[:300]}" for i in range(many)]
+    errors = [ExecutionError(str(i), text[:50], text[:2_000]) for i in range(many)]
+    message_id = str(uuid.uuid4())
+    history = tuple((text[:30], T0.isoformat()) for _ in range(many))
+    record = store.update(claimed, state=TrackingState.ENQUEUED, d365_status=text)
+    record = store.update(
+        replace(record, history=(*record.history, *history)),
+        **changes,
+        state=TrackingState.PROCESSING,
+        message_id=message_id,
+        errors=tuple(errors),
+        error_count=many,
+        package_entities=lists,
+        error_files=lists,
+        index_message=True,
+        schedule_at=T0 + timedelta(minutes=1),
+    )
+
+    assert store.get(record.row_key) == record
+    assert store.get_by_message_id(message_id) == record
+    assert len(record.history) + record.history_dropped == many + 3
+    assert record.history[-1][0] == TrackingState.PROCESSING.value
+    assert store.list_package_entities(record) == tuple(lists)
+    assert store.list_error_files(record) == tuple(lists)
+    assert record.package_entity_count == record.error_file_count == many
+    assert store.schedule.get(record.record_id) is not None
+    if units(text) > TEXT_UNITS:
+        assert record.last_error is not None and record.last_error.endswith(" characters cut]")
+    errors_fields = store.store_errors(record, errors, raw=text)
+    finished = store.update(record, **errors_fields, state=TrackingState.PROCESSED_WITH_ERRORS)
+    assert store.load_errors(store.get(finished.row_key)) == tuple(errors)
+
+
+@ROWS
+@given(text=TEXTS, many=MANY, deliveries=st.integers(1, 3))
+@example(text=WORST, many=3_000, deliveries=3)
+def test_an_export_record_of_any_texts_and_lists_is_written(
+    stores: Stores, text: str, many: int, deliveries: int
+) -> None:
+    store = stores.exports
+    message_id = str(uuid.uuid4())
+    record = store.dequeued(
+        message_id=message_id, route=text, activity_id=text, container=text, target=text
+    )
+    # A message re-delivered ``many`` times before: as long a history as a record can hold.
+    history = tuple(("ExportFailed", T0.isoformat(), text) for _ in range(many))
+    record = replace(record, history=(*record.history, *history))
+    for _ in range(deliveries):
+        record = store.failed(record, text)
+        record = store.dequeued(
+            message_id=message_id, route=text, activity_id=text, container=text, target=text
+        )
+    blobs = [f"{text[:200]}/{i}" for i in range(many)]
+    record = store.acked(store.downloaded(record, blobs, 1))
+
+    assert store.get(message_id) == record
+    assert record.dequeue_count == deliveries + 1
+    assert len(record.history) + record.history_dropped == many + 2 * deliveries + 3
+    assert record.history[-1][0] == "Acked"
+    assert len(record.history) <= 50
+    assert store.list_blobs(record) == tuple(blobs)
+    assert record.blob_count == many
+
+
+@ROWS
+@given(text=TEXTS)
+@example(text=WORST)
+def test_leases_of_any_holder_are_written(stores: Stores, text: str) -> None:
+    route = uuid.uuid4().hex
+    held = stores.exports.acquire_lease(route, text, until=T0 + timedelta(days=9_000))
+    assert held is not None
+    assert stores.exports.lease(route).holder() == cut(text)
+    poll = stores.files.schedule
+    lease = poll.acquire_lease(text, until=T0)
+    if lease is not None:  # another example's lease may run still: it is the same row
+        poll.finish_lease(lease, watermark=T0)
+        assert poll.watermark() == T0
+    package = Lease(stores.files._table, f"test-{route}")
+    assert package.acquire(text, until=T0 + timedelta(days=9_000)) is not None
+
+
+def test_a_text_is_cut_with_a_marker_and_never_in_a_character() -> None:
+    text = "é\U0001f600" * 10_000
+    short = cut(text, 1_000)
+    assert units(short) <= 1_000
+    assert short.endswith(f"… [{len(text) - short.index('…'):,} characters cut]")
+    assert short[: short.index("…")] == text[: short.index("…")]
+    assert cut(short, 1_000) == short
+    assert cut("short", 1_000) == "short"
+
+
+def test_keep_takes_the_newest_entries_that_fit() -> None:
+    entries = [["Dequeued", str(i), "é" * 100] for i in range(100)]
+    kept = keep(entries, limit=1_000, newest=True)
+    assert kept == entries[-len(kept) :]
+    assert 0 < len(kept) < 10
+    assert keep(entries, limit=1_000) == entries[: len(kept)]
+
+
+def test_the_largest_record_the_codec_can_make_fits_both_measures() -> None:
+    record = TrackedFile(
+        record_id="0" * 32,
+        row_key="0" * 46,
+        blob=WORST,
+        blob_etag=WORST,
+        state=TrackingState.RECEIVED,
+        received_at=T0,
+        updated_at=T0,
+        **dict.fromkeys(_RECORD_TEXTS, WORST),
+        errors=tuple(ExecutionError(WORST, WORST, WORST) for _ in range(10)),
+        history=tuple((WORST, WORST) for _ in range(100)),
+        package_entities=(WORST,) * 100,
+        error_files=(WORST,) * 100,
+    )
+    entity = to_entity(record)
+    assert max(service_bytes(entity), request_bytes(entity)) < MAX_ENTITY_BYTES
+    assert all(units(v) <= MAX_STRING_UNITS for v in entity.values() if isinstance(v, str))
+
+
+def test_a_row_that_would_not_fit_is_refused_naming_the_property() -> None:
+    with pytest.raises(RowTooLargeError, match=r"property 'notes' holds 40,000 UTF-16"):
+        check({"PartitionKey": "files", "RowKey": "k", "notes": "x" * 40_000})
+    with pytest.raises(RowTooLargeError, match=r"is [\d,]+ bytes; an entity takes 1,048,576"):
+        check({"PartitionKey": "files", "RowKey": "k", **{f"p{i}": "é" * 30_000 for i in range(8)}})
+    with pytest.raises(RowTooLargeError, match="has 253 properties"):
+        check({"PartitionKey": "files", "RowKey": "k", **{f"p{i}": 1 for i in range(253)}})
