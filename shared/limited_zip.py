@@ -47,6 +47,7 @@ __all__ = [
     "READ_CHUNK",
     "TOTAL_BYTES_SETTING",
     "LimitedZip",
+    "MemberReader",
     "ZipLimits",
     "ZipRefusedError",
 ]
@@ -192,7 +193,7 @@ class LimitedZip:
             raise self._over_total(f"declares {total:,} bytes in all")
 
     @contextlib.contextmanager
-    def open(self, member: zipfile.ZipInfo) -> Iterator[_MemberReader]:
+    def open(self, member: zipfile.ZipInfo) -> Iterator[MemberReader]:
         """A reader of one member whose every read is counted against the limits.
 
         :raises ZipRefusedError: the member cannot be read, or passes a limit (then or later,
@@ -219,12 +220,12 @@ class LimitedZip:
     # -- inside ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _open(self, member: zipfile.ZipInfo, limit: int, setting: str) -> Iterator[_MemberReader]:
+    def _open(self, member: zipfile.ZipInfo, limit: int, setting: str) -> Iterator[MemberReader]:
         self._check_declared(member, limit, setting)
         with self._reading(member):
             stream = self._zip.open(member)
         try:
-            yield _MemberReader(self, member, stream, limit, setting)
+            yield MemberReader(self, member, stream, limit, setting)
         finally:
             with contextlib.suppress(*_DEFECTS):
                 stream.close()
@@ -309,7 +310,7 @@ class LimitedZip:
         if member.file_size > limit:
             raise self._over(member, f"declares {member.file_size:,} bytes", limit, setting)
         if member.file_size > RATIO_GRACE_BYTES and member.file_size > self._ratio_bound(member):
-            raise self._over_ratio(member, member.file_size)
+            raise self._over_ratio(member, f"declares {member.file_size:,} bytes")
 
     def _counted(self, member: zipfile.ZipInfo, inflated: int, read: int) -> None:
         """After a read of ``read`` bytes that took the member to ``inflated``."""
@@ -317,7 +318,7 @@ class LimitedZip:
         if self._inflated > self.limits.max_total_bytes:
             raise self._over_total(f"inflates past {self.limits.max_total_bytes:,} bytes")
         if inflated > RATIO_GRACE_BYTES and inflated > self._ratio_bound(member):
-            raise self._over_ratio(member, inflated)
+            raise self._over_ratio(member, f"inflates past {inflated:,} bytes")
 
     def _ratio_bound(self, member: zipfile.ZipInfo) -> int:
         return self.limits.max_ratio * max(member.compress_size, 1)
@@ -336,12 +337,12 @@ class LimitedZip:
             setting=setting,
         )
 
-    def _over_ratio(self, member: zipfile.ZipInfo, inflated: int) -> ZipRefusedError:
+    def _over_ratio(self, member: zipfile.ZipInfo, what: str) -> ZipRefusedError:
         return ZipRefusedError(
             self.source,
-            f"holds member {member.filename[:_TEXT_CHARS]!r}, which inflates {inflated:,} "
-            f"bytes from {member.compress_size:,}, over the ratio of {self.limits.max_ratio} "
-            f"to 1 of {RATIO_SETTING} (a zip bomb, or data that compresses unusually well)",
+            f"holds member {member.filename[:_TEXT_CHARS]!r}, which {what} from "
+            f"{member.compress_size:,} compressed, over the ratio of {self.limits.max_ratio} to "
+            f"1 of {RATIO_SETTING} (a zip bomb, or data that compresses unusually well)",
             setting=RATIO_SETTING,
         )
 
@@ -361,7 +362,7 @@ class LimitedZip:
         )
 
 
-class _MemberReader:
+class MemberReader:
     """``read(n)`` over one member: at most :data:`READ_CHUNK` inflated per call, counted."""
 
     def __init__(

@@ -472,9 +472,10 @@ class PackageImporter:
         """
         reader = io.BufferedReader(_BlobRangeReader(blob, etag), 256 * 1024)
         with LimitedZip(reader, source=source, limits=self.policy.zip_limits) as archive:
-            found = [archive.find(name) for name in (_HEADER, _MANIFEST)]
-            header, manifest = (None if m is None else archive.read(m) for m in found)
-        return header, manifest
+            manifest, header = (archive.find(name) for name in (_MANIFEST, _HEADER))
+            manifest_xml = None if manifest is None else archive.read(manifest)
+            header_xml = None if header is None else archive.read(header)
+        return header_xml, manifest_xml
 
 
 def _lease_held() -> LeaseHeldError:

@@ -104,22 +104,37 @@ def break_member(data: bytes, member: str, defect: str) -> bytes:
 
 def manifest_bomb(inflated: int) -> bytes:
     """A package whose Manifest.xml is valid XML padded with spaces to ``inflated`` bytes:
-    deflate packs it about 1,000 to 1 (written in 1 MiB pieces, never whole in memory)."""
-    buffer = io.BytesIO()
+    deflate packs it about 1,000 to 1."""
     opening = manifest("CustomersPackage", [("Customers V3", "Customers V3.xml")]).encode()
     closing = b"</DataManagementPackageManifest>\n"
-    opening = opening[: opening.rindex(closing)]
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        info = zipfile.ZipInfo("Manifest.xml", (2026, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with archive.open(info, "w") as entry:
-            entry.write(opening)
-            padding = inflated - len(opening) - len(closing)
-            piece = b" " * (1024 * 1024)
-            while padding > 0:
-                entry.write(piece[: min(padding, len(piece))])
-                padding -= len(piece)
-            entry.write(closing)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        _padded(archive, "Manifest.xml", opening[: opening.rindex(closing)], inflated, closing)
         archive.writestr("PackageHeader.xml", HEADER)
         archive.writestr("Customers V3.xml", CUSTOMERS_VALID.read_bytes())
     return buffer.getvalue()
+
+
+def member_bomb(name: str, inflated: int) -> bytes:
+    """A zip of one member, ``inflated`` spaces: 64 MiB deflate to about 65 KB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        _padded(archive, name, b"", inflated, b"")
+    return buffer.getvalue()
+
+
+def _padded(
+    archive: zipfile.ZipFile, name: str, opening: bytes, inflated: int, closing: bytes
+) -> None:
+    """A deflated member of ``inflated`` bytes: ``opening``, spaces, ``closing``, written in
+    1 MiB pieces (never whole in memory)."""
+    info = zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    piece = b" " * (1024 * 1024)
+    with archive.open(info, "w") as entry:
+        entry.write(opening)
+        padding = inflated - len(opening) - len(closing)
+        while padding > 0:
+            entry.write(piece[: min(padding, len(piece))])
+            padding -= len(piece)
+        entry.write(closing)

@@ -88,6 +88,9 @@ class ExportRecord:
     acked_at: datetime | None = None
     error: str | None = None
     history: tuple[tuple[str, str, str | None], ...] = ()
+    gave_up_at: datetime | None = None
+    """When the app gave the message up (``EXPORT_MAX_ATTEMPTS``, or a refused package): it
+    stays ``ExportFailed``, is acknowledged, and is never written again."""
     etag: str = field(default="", compare=False, repr=False)
 
     @property
@@ -161,7 +164,8 @@ class ExportStore:
                     raise ConcurrencyError(f"export record {message_id} vanished") from None
         return self._change(
             existing,
-            ExportState.DEQUEUED,
+            # Given up: only its acknowledgement is left to do, and it stays failed.
+            ExportState.EXPORT_FAILED if existing.gave_up_at else ExportState.DEQUEUED,
             reason=f"delivered again (dequeue {existing.dequeue_count + 1})",
             dequeue_count=existing.dequeue_count + 1,
         )
@@ -181,13 +185,37 @@ class ExportStore:
         )
 
     def acked(self, record: ExportRecord) -> ExportRecord:
-        """Record F&O's 200 to the ack: the message will not come back."""
+        """Record F&O's 200 to the ack: the message will not come back. A message given up
+        stays ``ExportFailed`` with its reason."""
+        if record.gave_up_at is not None:
+            return self._change(
+                record,
+                ExportState.EXPORT_FAILED,
+                reason="acknowledged: F&O will not offer it again",
+                acked_at=self._clock(),
+            )
         return self._change(record, ExportState.ACKED, acked_at=self._clock(), error=None)
 
     def failed(self, record: ExportRecord, reason: str) -> ExportRecord:
         """Record why a download or an ack failed; F&O offers the message again later."""
         text = reason[:_REASON_CHARS]
         return self._change(record, ExportState.EXPORT_FAILED, reason=text, error=text)
+
+    def gave_up(
+        self, record: ExportRecord, reason: str, *, blobs: Sequence[str] = (), size: int | None
+    ) -> ExportRecord:
+        """Record that the message is given up for good (``blobs``: what was kept of it); it
+        is acknowledged next, and never written again."""
+        text = reason[:_REASON_CHARS]
+        return self._change(
+            record,
+            ExportState.EXPORT_FAILED,
+            reason=text,
+            error=text,
+            blobs=tuple(blobs),
+            size=size,
+            gave_up_at=self._clock(),
+        )
 
     def list_records(
         self, *, route: str | None = None, limit: int = 50, continuation: str | None = None
@@ -263,6 +291,7 @@ def _to_entity(record: ExportRecord) -> dict[str, Any]:
         "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
+        "gave_up_at": record.gave_up_at and record.gave_up_at.astimezone(UTC),
         "error": record.error,
     }
     entity.update({key: value for key, value in optional.items() if value is not None})
@@ -286,6 +315,7 @@ def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
         acked_at=parse_time(row.get("acked_at")),
         error=row.get("error"),
         history=tuple(tuple(entry) for entry in json.loads(row.get("history") or "[]")),
+        gave_up_at=parse_time(row.get("gave_up_at")),
         etag=getattr(row, "metadata", {}).get("etag", ""),
     )
 
