@@ -722,3 +722,36 @@ def test_a_package_route_over_its_own_max_bytes_is_rejected_naming_it(domain: Do
         record.last_error or ""
     )
     assert "raise max_bytes on the route" in (record.last_error or "")
+
+
+def test_a_package_route_with_an_entity_and_no_template_refuses_a_plain_file_unsent(
+    domain: Domain,
+) -> None:
+    """Finding 9: an .xml went through GetAzureWriteUrl, the PUT and ImportFromPackage before
+    F&O refused it; it is Rejected at admission, like any other extension."""
+    raw = [
+        *routes_for(domain.folder),
+        {
+            "name": "pkg-entity",
+            "prefix": f"{domain.folder}/pkg-entity/{{company}}/",
+            "api": "package",
+            "definition_group": "CustomersPackage",
+            "entity": "Customers V3",
+        },
+    ]
+    packaged = _build(domain, routes=RouteTable.from_json(json.dumps(raw)))
+    packaged.domain.d365.knobs.package_run_seconds = 1
+
+    plain = packaged.send(
+        "pkg-entity/USMF/customers.xml", package_files.CUSTOMERS_VALID.read_bytes()
+    )
+
+    assert (plain.state, plain.reject_reason) == (TrackingState.REJECTED, "ExtensionNotAllowed")
+    assert plain.last_error == (
+        f"{plain.blob!r} does not end with .zip, which package route 'pkg-entity' requires: "
+        "without a template it imports data packages only; upload the data package (.zip), or "
+        "give the route a template in D365_ROUTES to wrap other files into one"
+    )
+    assert _nothing_sent(packaged)
+    zipped = packaged.send("pkg-entity/USMF/customers.zip", package_files.customers_package())
+    assert packaged.until_final(zipped).state is TrackingState.PROCESSED

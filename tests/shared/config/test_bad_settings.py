@@ -1287,6 +1287,14 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
+        "package API route with entity, no template, and .xml",
+        second(activity_id=..., api="package", definition_group="Customers", extensions=[".xml"]),
+        (
+            "D365_ROUTES[1].extensions: ['.xml'] on a package route without template; it takes "
+            'only .zip packages: use [".zip"], or set template to wrap other files into a package'
+        ),
+    ),
+    Setting(
         "enabled a string",
         second(enabled="yes"),
         "D365_ROUTES[1].enabled: 'yes' is not true or false",
