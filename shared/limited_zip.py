@@ -157,10 +157,15 @@ class LimitedZip:
             self._check_start()
             self._check_end_record()
             self._zip = zipfile.ZipFile(self._file)  # type: ignore[arg-type]
-            entries = self._zip.infolist()
+        entries = self._zip.infolist()
+        problem = None
         if len(entries) > limits.max_members:
+            problem = self._too_many(len(entries))
+        elif any(not entry.filename for entry in entries):
+            problem = self._defect("a member has no name")
+        if problem is not None:
             self._zip.close()
-            raise self._too_many(len(entries))
+            raise problem
         self.members: tuple[zipfile.ZipInfo, ...] = tuple(e for e in entries if not e.is_dir())
         """The files of the zip (folders left out), in directory order."""
 
