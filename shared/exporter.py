@@ -22,11 +22,21 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    commit or after a week. With ``unzip``, the package is first streamed into a local
    temporary file (a zip's directory is at its end, so reading its members needs random
    access; the file is unlinked on creation and so removed however the process ends), then
-   each member is streamed from it into its own blob the same way.
-   *Fails* part way (connection lost, F&O error, storage error, not a zip): no blob under the
-   final name (an unzip may have committed some members whole: they are written again, same
-   names, same bytes); the record says ExportFailed and why; the message is not acked, so
-   F&O offers it again in 30 minutes and the download is retried.
+   opened by :mod:`shared.limited_zip`: what its directory declares is checked against the
+   ``ZIP_*`` limits before any member is written, then each member is streamed from it into
+   its own blob the same way, every inflated byte counted.
+   *Fails* part way (connection lost, F&O error, storage error): no blob under the final
+   name (an unzip may have committed some members whole: they are written again, same names,
+   same bytes); the record says ExportFailed and why, with the attempt ("2 of 10"); the
+   message is not acked, so F&O offers it again in 30 minutes and the download is retried.
+   *Given up*: the attempt that makes ``EXPORT_MAX_ATTEMPTS`` (counted by ``dequeue_count``)
+   fails too, or the package is refused by the zip limits or is not a readable zip (the same
+   bytes come back at every offer: retrying cannot help). The refused package is first
+   written unopened as ``<folder><message id>.zip``; then the record says ExportFailed for
+   good (``gave_up_at``, the reason, what was kept), the ``export_failed`` event carries
+   ``gave_up``, and the message is acked (step 5) so that F&O stops offering it. *Stop
+   before the record write*: F&O offers it again, and it is tried and given up again;
+   *after it*: the next offer only acks (no download, nothing written).
 4. **Record Downloaded** with the blob names. *Fails*: the message comes back; step 2 finds
    the blob by its metadata (for an unzip, the members are written again).
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
@@ -35,8 +45,8 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    client (F&O answers 200 to a repeated ack); if every attempt's answer is lost, F&O does not
    offer the message again and its record stays ExportFailed, naming the ack, the blob in
    place.
-6. **Record Acked**. *Fails*: the blob is in place and F&O is done; the record keeps saying
-   Downloaded.
+6. **Record Acked** (a message given up stays ExportFailed, with ``acked_at``). *Fails*:
+   the blob is in place and F&O is done; the record keeps saying Downloaded.
 
 A record write refused because another writer changed it (a tick that overran its lease)
 leaves the message to that writer. A dequeue that fails ends the route's tick; the next tick
