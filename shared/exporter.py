@@ -451,7 +451,8 @@ class Exporter:
             )
             return None
         reason = (
-            f"given up after {attempts} attempts (EXPORT_MAX_ATTEMPTS) and acknowledged, so "
+            f"given up after {attempts} attempt{'s' if attempts != 1 else ''} "
+            "(EXPORT_MAX_ATTEMPTS) and acknowledged, so "
             "that F&O stops offering it; nothing was kept: F&O still has the export in the "
             "job's history (Data management > Job history), or run the export job again. The "
             f"last attempt: download not written: {_reason(exc)}"
