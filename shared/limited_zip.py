@@ -156,7 +156,7 @@ class LimitedZip:
         with self._reading():
             self._check_start()
             self._check_end_record()
-            self._zip = zipfile.ZipFile(self._file)  # type: ignore[arg-type]
+            self._zip = zipfile.ZipFile(self._file)
         entries = self._zip.infolist()
         problem = None
         if len(entries) > limits.max_members:
