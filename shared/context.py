@@ -102,6 +102,7 @@ def build_context(
         policy=PackagePolicy(
             lease_span=settings.d365.http_timeout + timedelta(seconds=30),
             first_poll_delay=settings.poll_interval_min,
+            zip_limits=settings.zip_limits,
         ),
         clock=clock,
     )
@@ -150,6 +151,8 @@ def build_context(
             # A download in flight at the end of the budget may take a whole read timeout.
             lease=settings.poll_tick_budget + settings.d365.http_timeout + timedelta(seconds=30),
             time_budget=settings.poll_tick_budget,
+            max_attempts=settings.export_max_attempts,
+            zip_limits=settings.zip_limits,
         ),
         clock=clock,
     )

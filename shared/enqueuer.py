@@ -57,6 +57,7 @@ from shared.d365 import (
     external_id_header,
 )
 from shared.errors import AppError
+from shared.limited_zip import ZipRefusedError
 from shared.package_importer import (
     PACKAGE_MAX_BYTES,
     ImportVerdict,
@@ -665,6 +666,7 @@ class Enqueuer:
             AzureError,
             D365Error,
             TemplateError,
+            ZipRefusedError,
             LeaseHeldError,
             SendDeadlineError,
             ValueError,
@@ -712,11 +714,12 @@ class Enqueuer:
             exc,
             extra=telemetry.record_ids(record),
         )
-        cause = (
-            f"{exc}"
-            if isinstance(exc, TemplateError)
-            else f"the package upload was refused, so F&O imported nothing: {exc} Fix the cause"
-        )
+        if isinstance(exc, ZipRefusedError):
+            cause = f"{exc}; F&O imported nothing: {exc.fix}"
+        elif isinstance(exc, TemplateError):
+            cause = f"{exc}"
+        else:
+            cause = f"the package upload was refused, so F&O imported nothing: {exc} Fix the cause"
         return self._finish(
             record,
             state=TrackingState.ENQUEUE_FAILED,
@@ -843,10 +846,10 @@ def _ambiguous(exc: Exception) -> bool:
 
 
 def _upload_refused(exc: Exception) -> bool:
-    """A package upload-stage failure that waiting will not cure: the template, or a 4xx
-    of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl (but for the enqueue's
-    not-taken statuses: credentials and permissions get fixed)."""
-    if isinstance(exc, TemplateError):
+    """A package upload-stage failure that waiting will not cure: the template, a zip the
+    limits refuse, or a 4xx of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl (but for
+    the enqueue's not-taken statuses: credentials and permissions get fixed)."""
+    if isinstance(exc, TemplateError | ZipRefusedError):
         return True
     if not isinstance(exc, D365HttpError) or exc.status_code >= 500:
         return False

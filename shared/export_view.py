@@ -44,6 +44,7 @@ def export_json(record: ExportRecord, blobs: tuple[str, ...] | None = None) -> d
         "dequeued_at": _time(record.dequeued_at),
         "downloaded_at": _time(record.downloaded_at),
         "acked_at": _time(record.acked_at),
+        "gave_up_at": _time(record.gave_up_at),
         "updated_at": _time(record.updated_at),
         "last_error": record.error,
         "history": [

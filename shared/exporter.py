@@ -24,13 +24,23 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    blocks are invisible and discarded by the next commit or after a week. With ``unzip``,
    the package is first streamed into a local temporary file (a zip's directory is at its
    end, so reading its members needs random access; the file is unlinked on creation and so
-   removed however the process ends), then each member is streamed from it into its own
-   blob the same way.
-   *Fails* part way (connection lost, F&O error, storage error, not a zip): no blob under the
-   final name (an unzip may have committed some members whole: they are downloaded again and
-   kept, as their commit finds them with this message id); the record says ExportFailed
-   and why; the message is not acked, so F&O offers it again in 30 minutes and the download
-   is retried.
+   removed however the process ends), then opened by :mod:`shared.limited_zip`: what its
+   directory declares is checked against the ``ZIP_*`` limits before any member is written,
+   then each member is streamed from it into its own blob the same way, every inflated byte
+   counted.
+   *Fails* part way (connection lost, F&O error, storage error): no blob under the final
+   name (an unzip may have committed some members whole: they are downloaded again and
+   kept, as their commit finds them with this message id); the record says ExportFailed and
+   why, with the attempt ("2 of 10"); the message is not acked, so F&O offers it again in 30
+   minutes and the download is retried.
+   *Given up*: the attempt that makes ``EXPORT_MAX_ATTEMPTS`` (counted by ``dequeue_count``)
+   fails too, or the package is refused by the zip limits or is not a readable zip (the same
+   bytes come back at every offer: retrying cannot help). The refused package is first
+   written unopened as ``<folder><message id>.zip``; then the record says ExportFailed for
+   good (``gave_up_at``, the reason, what was kept), the ``export_failed`` event carries
+   ``gave_up``, and the message is acked (step 5) so that F&O stops offering it. *Stop
+   before the record write*: F&O offers it again, and it is tried and given up again;
+   *after it*: the next offer only acks (no download, nothing written).
 4. **Record Downloaded** with the blob names (a list too long for the row goes to a blob of
    the errors container first, and the row keeps its count and that blob's name). *Fails*:
    recorded ExportFailed when storage lets us, not acked; the message comes back and step 2
@@ -41,8 +51,8 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    client (F&O answers 200 to a repeated ack); if every attempt's answer is lost, F&O does not
    offer the message again and its record stays ExportFailed, naming the ack, the blob in
    place.
-6. **Record Acked**. *Fails*: the blob is in place and F&O is done; the record keeps saying
-   Downloaded.
+6. **Record Acked** (a message given up stays ExportFailed, with ``acked_at``). *Fails*:
+   the blob is in place and F&O is done; the record keeps saying Downloaded.
 
 A record write refused because another writer changed it (a tick that overran its lease)
 leaves the message to that writer; one whose answer was lost is recognised as ours (its
@@ -60,8 +70,7 @@ import tempfile
 import threading
 import time
 import uuid
-import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,9 +86,11 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient
 
 from shared import telemetry
+from shared.config import Settings
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, D365Error, DequeuedMessage, normalize_guid
 from shared.errors import AppError, safe_text
+from shared.limited_zip import LimitedZip, MemberReader, ZipLimits, ZipRefusedError
 from shared.tracking import (
     ConcurrencyError,
     ExportRecord,
@@ -93,7 +104,6 @@ __all__ = ["BlobTakenError", "BlockWriter", "ExportPolicy", "ExportTickResult", 
 
 _LOGGER = logging.getLogger(__name__)
 META_MESSAGE_ID = "d365_message_id"
-_ZIP_MAGIC_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -104,12 +114,37 @@ class ExportPolicy:
     :param time_budget: no new message is dequeued after this.
     :param block_size: bytes per staged block.
     :param blocks_in_flight: blocks staged at once while the download goes on.
+    :param max_attempts: tries of one message (one per time F&O offers it) before it is given
+        up (``EXPORT_MAX_ATTEMPTS``).
+    :param zip_limits: what an unzip route's package may hold (the ``ZIP_*`` settings).
     """
 
     lease: timedelta = timedelta(minutes=10)
     time_budget: timedelta = timedelta(minutes=4)
     block_size: int = 4 * 1024 * 1024
     blocks_in_flight: int = 4
+    max_attempts: int = Settings.export_max_attempts
+    zip_limits: ZipLimits = field(default_factory=ZipLimits)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a write left in the container: the blobs, the download's size, and the zip
+    refusal when the package was kept unopened instead of unzipped."""
+
+    blobs: tuple[str, ...]
+    size: int
+    refused: ZipRefusedError | None = None
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A message to record as written without writing it: its blobs (None: those its record
+    names already), their size, and why."""
+
+    blobs: tuple[str, ...] | None
+    size: int
+    reason: str
 
 
 @dataclass
@@ -382,18 +417,51 @@ class Exporter:
         record: ExportRecord,
         result: ExportTickResult,
     ) -> ExportRecord | None:
-        """The record with its blobs committed, writing them unless already there; None when
-        the write failed (recorded)."""
+        """The record with its blobs committed, or given up, writing them unless already
+        there or given up; None when the write failed (recorded, retried when F&O offers the
+        message again)."""
+        if record.gave_up_at is not None:
+            return record  # only its acknowledgement is left
+        found = self._found(route, container, message, record)
+        if found is not None:
+            return self._record_written(record, found.blobs, found.size, reason=found.reason)
+        metadata = _metadata(route, message, record)
+        try:
+            if route.unzip:
+                written = self._write_package(container, message, record, metadata)
+            else:
+                blob = container.get_blob_client(record.target)
+                written = _Written((record.target,), self._write_blob(blob, message, metadata))
+        except Exception as exc:  # any (a storage, F&O or disk error...): recorded, never acked
+            return self._write_failed(record, exc, result)
+        if written.refused is not None:
+            reason = _kept_reason(written.refused, f"{route.container}/{written.blobs[0]}")
+            return self._give_up(record, reason, result, blobs=written.blobs, size=written.size)
+        result.written += 1
+        _LOGGER.info(
+            "exported message_id=%s route=%s blobs=%d bytes=%d",
+            record.message_id,
+            route.name,
+            len(written.blobs),
+            written.size,
+        )
+        return self._record_written(record, written.blobs, written.size)
+
+    def _found(
+        self,
+        route: ExportRoute,
+        container: ContainerClient,
+        message: DequeuedMessage,
+        record: ExportRecord,
+    ) -> _Found | None:
+        """What is to be recorded without writing (written before, or no file from F&O);
+        None when the message is to be written."""
         if record.is_written:
-            return self._record_written(
-                record, None, record.size or 0, reason="already written; not again"
-            )
+            return _Found(None, record.size or 0, "already written; not again")
         if not route.unzip:
             existing = _committed_size(container.get_blob_client(record.target), record)
             if existing is not None:
-                return self._record_written(
-                    record, [record.target], existing, reason="found committed; not again"
-                )
+                return _Found((record.target,), existing, "found committed; not again")
         if message.is_download_file_exist is False:
             # Nothing to write (e.g. "Prevent upload when zero records"); left unacked it would
             # come back every 30 minutes for ever.
@@ -408,32 +476,65 @@ class Exporter:
                 reason,
                 extra=_log_ids(record, record.state),
             )
-            return self._record_written(record, [], 0, reason=reason)
-        metadata = _metadata(route, message, record)
-        try:
-            if route.unzip:
-                blobs, size = self._write_package(container, message, record, metadata)
-            else:
-                size = self._write_blob(container.get_blob_client(record.target), message, metadata)
-                blobs = [record.target]
-        except Exception as exc:  # any (zlib.error, EOFError...): recorded, never acked
-            reason = f"download not written: {_reason(exc)}; retried when F&O offers it again"
-            self._fail(record, reason)
+            return _Found((), 0, reason)
+        return None
+
+    def _write_failed(
+        self, record: ExportRecord, exc: Exception, result: ExportTickResult
+    ) -> ExportRecord | None:
+        """Record a failed write: retried when F&O offers the message again, or given up
+        (None, or the given-up record to acknowledge) once EXPORT_MAX_ATTEMPTS are spent."""
+        attempts, most = record.dequeue_count, self._policy.max_attempts
+        if attempts < most:
+            self._fail(
+                record,
+                f"download not written: {_reason(exc)}; retried when F&O offers it again "
+                f"(attempt {attempts} of {most}, EXPORT_MAX_ATTEMPTS)",
+            )
             return None
-        result.written += 1
-        _LOGGER.info(
-            "exported message_id=%s route=%s blobs=%d bytes=%d",
-            record.message_id,
-            route.name,
-            len(blobs),
-            size,
+        reason = (
+            f"given up after {attempts} attempt{'s' if attempts != 1 else ''} "
+            "(EXPORT_MAX_ATTEMPTS) and acknowledged, so "
+            "that F&O stops offering it; nothing was kept: F&O still has the export in the "
+            "job's history (Data management > Job history), or run the export job again. The "
+            f"last attempt: download not written: {_reason(exc)}"
         )
-        return self._record_written(record, blobs, size)
+        return self._give_up(record, reason, result)
+
+    def _give_up(
+        self,
+        record: ExportRecord,
+        reason: str,
+        result: ExportTickResult,
+        *,
+        blobs: tuple[str, ...] = (),
+        size: int | None = None,
+    ) -> ExportRecord:
+        """Record the message as given up for good (its acknowledgement follows), and log it
+        as the ``export_failed`` event the alert reads."""
+        _LOGGER.error(
+            "export given up message_id=%s route=%s: %s",
+            record.message_id,
+            record.route,
+            reason,
+            extra=telemetry.log_ids(
+                route=record.route,
+                activity_id=record.activity_id,
+                message_id=record.message_id,
+                state=ExportState.EXPORT_FAILED.value,
+                event="export_failed",
+                reason=reason,
+                gave_up=True,
+            ),
+        )
+        telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
+        result.failed += 1
+        return self._store.gave_up(record, reason, blobs=blobs, size=size)
 
     def _record_written(
         self,
         record: ExportRecord,
-        blobs: list[str] | None,
+        blobs: Sequence[str] | None,
         size: int,
         *,
         reason: str | None = None,
@@ -468,22 +569,40 @@ class Exporter:
         message: DequeuedMessage,
         record: ExportRecord,
         metadata: Mapping[str, str],
-    ) -> tuple[list[str], int]:
+    ) -> _Written:
+        """Download the package to a temporary file, then write each member as a blob; a
+        package the zip limits refuse is written unopened as one blob instead."""
         with tempfile.TemporaryFile(dir=self._temp_dir) as package:
             size = self._client.download(message.download_location, package)
-            package.seek(0)
-            if package.read(_ZIP_MAGIC_SIZE) != b"PK\x03\x04":
-                raise ValueError("the exported file is not a zip package, so it cannot be unzipped")
-            package.seek(0)
-            with zipfile.ZipFile(package) as archive:
-                members = [info for info in archive.infolist() if not info.is_dir()]
-                names = [record.target + _member_name(info.filename) for info in members]
-                for info, name in zip(members, names, strict=True):
-                    with archive.open(info) as source:
-                        self._copy(source, container.get_blob_client(name), metadata)
-        return names, size
+            try:
+                return _Written(self._unzip(package, container, record, metadata), size)
+            except ZipRefusedError as exc:
+                package.seek(0)
+                kept = f"{record.target}{record.message_id}.zip"
+                self._copy(package, container.get_blob_client(kept), metadata)
+                return _Written((kept,), size, refused=exc)
 
-    def _copy(self, source: BinaryIO, blob: BlobClient, metadata: Mapping[str, str]) -> None:
+    def _unzip(
+        self,
+        package: BinaryIO,
+        container: ContainerClient,
+        record: ExportRecord,
+        metadata: Mapping[str, str],
+    ) -> tuple[str, ...]:
+        """Each member of the package as a blob under the record's target folder, after
+        what the zip declares passed the limits (nothing is written otherwise)."""
+        source = f"the exported package of message {record.message_id}"
+        with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
+            archive.check()
+            names = [record.target + _member_name(m.filename, source) for m in archive.members]
+            for member, name in zip(archive.members, names, strict=True):
+                with archive.open(member) as stream:
+                    self._copy(stream, container.get_blob_client(name), metadata)
+        return tuple(names)
+
+    def _copy(
+        self, source: BinaryIO | MemberReader, blob: BlobClient, metadata: Mapping[str, str]
+    ) -> None:
         with self._writer(blob) as writer:
             shutil.copyfileobj(source, writer, self._policy.block_size)
             writer.commit(metadata)
@@ -503,14 +622,23 @@ class Exporter:
         try:
             self._client.ack(route.activity_id, message)
         except D365Error as exc:
+            done = "it was given up" if record.gave_up_at else "the blob is committed"
             reason = (
-                f"ack failed: {_reason(exc)}; the blob is committed, the ack is retried when "
-                "F&O offers the message again"
+                f"ack failed: {_reason(exc)}; {done}, the ack is retried when F&O offers the "
+                "message again"
             )
             self._fail(record, reason)
             result.failed += 1
             return
         self._store.acked(record)
+        if record.gave_up_at is not None:
+            _LOGGER.info(
+                "export given up and acked message_id=%s route=%s",
+                record.message_id,
+                record.route,
+                extra=_log_ids(record, ExportState.EXPORT_FAILED),
+            )
+            return
         result.acked += 1
         _LOGGER.info(
             "export acked message_id=%s route=%s",
@@ -570,12 +698,26 @@ def _committed_size(blob: BlobClient, record: ExportRecord) -> int | None:
     return int(properties.size)
 
 
-def _member_name(name: str) -> str:
+def _member_name(name: str, source: str) -> str:
     """A package member's path as a blob name; a path that could escape the folder is refused."""
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"the package holds the unsafe path {name[:200]!r}")
+        raise ZipRefusedError(source, f"holds the unsafe path {name[:200]!r}")
     return "/".join(parts)
+
+
+def _kept_reason(refused: ZipRefusedError, kept: str) -> str:
+    """Why a package was given up, where it is, and what to do."""
+    reason = (
+        f"{refused}. Given up: the package is kept unopened as {kept!r}, and acknowledged so "
+        "that F&O stops offering it"
+    )
+    if refused.setting:
+        reason += (
+            f"; if it is genuine, unzip it from there, and raise {refused.setting} for the "
+            "next ones"
+        )
+    return reason
 
 
 def _reason(exc: BaseException) -> str:
@@ -583,8 +725,6 @@ def _reason(exc: BaseException) -> str:
         code = getattr(exc, "error_code", None)
         suffix = f" ({code})" if code else ""
         return f"{type(exc).__name__}: {exc.status_code} {exc.reason}{suffix}"
-    if isinstance(exc, ValueError | zipfile.BadZipFile | OSError) and not isinstance(
-        exc, AzureError
-    ):
+    if isinstance(exc, ValueError | OSError) and not isinstance(exc, AzureError):
         return f"{type(exc).__name__}: {str(exc)[:300]}"
     return safe_text(exc)

@@ -183,6 +183,11 @@ _EXPORT_RECORD = {
         "dequeued_at": _TIME,
         "downloaded_at": _TIME,
         "acked_at": _TIME,
+        "gave_up_at": {
+            **_TIME,
+            "description": "when it was given up (EXPORT_MAX_ATTEMPTS, or a package the zip "
+            "limits refuse): it stays ExportFailed, acknowledged, never written again",
+        },
         "updated_at": _TIME,
         "last_error": _NULLABLE_STRING,
         "history": {

@@ -21,11 +21,13 @@ with what happens when it is the last line that runs:
    sets for "how long may one send take", and a cut upload says to raise it. The client may
    repeat a failed PUT (it is idempotent) within that deadline. *Stop here*: as 1; a PUT is
    repeated to a new URL, F&O has imported nothing. A failure: the blob changed or went ->
-   ``Rejected``; one that waiting will not cure (the template is missing or broken, the SAS
-   PUT refused with 400 / 403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than
-   401 / 403 / 404 / 408 / 429) -> ``EnqueueFailed`` naming the cause and the fix (F&O never
-   saw an import); anything else (5xx, 408, 429, no connection, no token, the deadline) ->
-   retried later from the schedule.
+   ``Rejected``; one that waiting will not cure (the template is missing or broken, the
+   package or the template refused by :mod:`shared.limited_zip`, the SAS PUT refused with
+   400 / 403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than 401 / 403 / 404 /
+   408 / 429) -> ``EnqueueFailed`` at once, naming the cause and the fix (F&O never saw an
+   import); anything else (5xx, 408, 429, no connection, no token, the deadline) -> retried
+   later from the schedule. Both zips are read by ranges of the blob, within the ``ZIP_*``
+   limits: ``Manifest.xml`` and ``PackageHeader.xml`` only, never the data files.
 4. :meth:`PackageImporter.acquire_lease`: the package-import lease row, one try. Taken
    meanwhile: as 2. *Stop here*: the lease ends at its ``until``; the file is resumed as in 1.
 5. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
@@ -68,7 +70,7 @@ import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,6 +89,7 @@ from shared.d365 import (
     RetryPolicy,
 )
 from shared.errors import AppError
+from shared.limited_zip import LimitedZip, ZipLimits
 from shared.routing import Route
 from shared.storage import STREAM_CHUNK
 from shared.tracking import (
@@ -152,12 +155,14 @@ class PackagePolicy:
         plus a margin (a timed-out call keeps it that long).
     :ivar error_file_tries: reads of GetImportTargetErrorKeysFileUrl while it is "still
         generating", ``error_file_pause`` apart.
+    :ivar zip_limits: what a template or an uploaded package may hold (the ``ZIP_*`` settings).
     """
 
     lease_span: timedelta = D365Settings.http_timeout + timedelta(seconds=30)
     error_file_tries: int = 10
     error_file_pause: float = 1.0
     first_poll_delay: timedelta = Settings.poll_interval_min
+    zip_limits: ZipLimits = field(default_factory=ZipLimits)
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,8 @@ class PackageImporter:
         :keyword guard: wraps each stream of the blob (the enqueuer's send deadline).
 
         :raises TemplateError: the template is missing or unusable.
+        :raises ZipRefusedError: the package or the template is refused by the zip limits, or
+            is not a readable zip.
         :raises AzureError: the blob or template could not be read.
         :raises D365Error: (a subclass of it) F&O or the SAS endpoint failed.
         """
@@ -284,7 +291,7 @@ class PackageImporter:
             def open_package() -> Any:
                 return builder.stream(wrap(_download(blob, etag)))
         else:
-            entities = self._zip_entities(blob, etag)
+            entities = self._zip_entities(blob, etag, f"package {record.blob!r}")
             length = size
 
             def open_package() -> Any:
@@ -427,22 +434,19 @@ class PackageImporter:
         """(PackageHeader.xml, Manifest.xml, the manifest's one InputFilePath) of a template."""
         container, _, path = location.partition("/")
         try:
-            data = self._blobs.get_blob_client(container, path).download_blob().readall()
+            header, manifest = self._package_xml(
+                self._blobs.get_blob_client(container, path), None, f"template package {location!r}"
+            )
         except ResourceNotFoundError:
             raise TemplateError(
                 f"template package {location!r} was not found; upload the data project's "
                 "exported package (Manifest.xml and PackageHeader.xml) there"
             ) from None
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = {info.filename.lower(): info.filename for info in archive.infolist()}
-                header = archive.read(names[_HEADER])
-                manifest = archive.read(names[_MANIFEST])
-        except (zipfile.BadZipFile, KeyError):
+        if header is None or manifest is None:
             raise TemplateError(
                 f"template package {location!r} is not a zip holding Manifest.xml and "
                 "PackageHeader.xml; export the data project's package from F&O and upload it"
-            ) from None
+            )
         inputs = _manifest_inputs(manifest)
         if len(inputs) != 1:
             raise TemplateError(
@@ -451,16 +455,27 @@ class PackageImporter:
             )
         return header, manifest, inputs[0]
 
-    def _zip_entities(self, blob: BlobClient, etag: str) -> tuple[str, ...]:
-        """The entity names of a package blob's manifest (a few range reads); () when it
-        cannot be read (F&O judges the package, and answers why)."""
-        try:
-            reader = io.BufferedReader(_BlobRangeReader(blob, etag), 256 * 1024)
-            with zipfile.ZipFile(reader) as archive:
-                names = {info.filename.lower(): info.filename for info in archive.infolist()}
-                return _manifest_entities(archive.read(names[_MANIFEST]))
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError):
-            return ()
+    def _zip_entities(self, blob: BlobClient, etag: str, source: str) -> tuple[str, ...]:
+        """The entity names of a package blob's manifest; () without a manifest (F&O judges
+        the package, and answers why)."""
+        _, manifest = self._package_xml(blob, etag, source)
+        return () if manifest is None else _manifest_entities(manifest)
+
+    def _package_xml(
+        self, blob: BlobClient, etag: str | None, source: str
+    ) -> tuple[bytes | None, bytes | None]:
+        """(PackageHeader.xml, Manifest.xml) of a package blob, None for one it lacks: a few
+        range reads of the version ``etag`` (None: the current one), within the zip limits.
+
+        :raises ZipRefusedError: the zip is refused (a limit, or not a readable zip).
+        :raises AzureError: the blob could not be read.
+        """
+        reader = io.BufferedReader(_BlobRangeReader(blob, etag), 256 * 1024)
+        with LimitedZip(reader, source=source, limits=self.policy.zip_limits) as archive:
+            manifest, header = (archive.find(name) for name in (_MANIFEST, _HEADER))
+            manifest_xml = None if manifest is None else archive.read(manifest)
+            header_xml = None if header is None else archive.read(header)
+        return header_xml, manifest_xml
 
 
 def _lease_held() -> LeaseHeldError:
@@ -524,14 +539,19 @@ def _manifest_inputs(manifest: bytes) -> list[str]:
 
 
 class _BlobRangeReader(io.RawIOBase):
-    """A seekable reader of one blob version by range reads (zipfile reads the end first)."""
+    """A seekable reader of one blob version by range reads (zipfile reads the end first);
+    without ``etag``, of the version current when it is made."""
 
-    def __init__(self, blob: BlobClient, etag: str) -> None:
+    def __init__(self, blob: BlobClient, etag: str | None) -> None:
         self._blob = blob
-        self._etag = etag
-        self._size = blob.get_blob_properties(
-            etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
-        ).size
+        if etag is None:
+            properties = blob.get_blob_properties()
+        else:
+            properties = blob.get_blob_properties(
+                etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
+            )
+        self._etag = etag or properties.etag
+        self._size = properties.size
         self._position = 0
 
     def readable(self) -> bool:

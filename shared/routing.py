@@ -25,7 +25,8 @@ Keys:
                  package path's own limit (package routes, ``on_too_large`` files: see
                  :data:`shared.package_importer.PACKAGE_MAX_BYTES`).
 ``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
-                 omitted: any (data package routes: ``[".zip"]``).
+                 omitted: any (data package routes, and package routes without
+                 ``template``: ``[".zip"]``, the only files they take).
 ``enabled``      ``false`` parks the route: its files are rejected, not sent. Default true.
 ``api``          ``"enqueue"`` (default): the recurring data job of ``activity_id``;
                  ``"package"``: the DMF package API into the data project
@@ -379,12 +380,17 @@ def _cross_field_problems(
         )
     problems += _package_problems(values, raw)
     extensions = values.get("extensions") or ()
-    plain_files = values.get("template") is not None
-    if (
-        values.get("entity") is None
-        and not plain_files
-        and set(extensions) - set(PACKAGE_EXTENSIONS)
-    ):
+    if values.get("template") is not None or not set(extensions) - set(PACKAGE_EXTENSIONS):
+        return problems
+    if values.get("api", API_ENQUEUE) == API_PACKAGE:
+        problems.append(
+            (
+                "extensions",
+                f"{shown(list(extensions))} on a package route without template; it takes only "
+                '.zip packages: use [".zip"], or set template to wrap other files into a package',
+            )
+        )
+    elif values.get("entity") is None:
         problems.append(
             (
                 "extensions",
@@ -443,6 +449,14 @@ def _package_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) -> list
     return problems
 
 
+def _takes_only_packages(values: Mapping[str, Any]) -> bool:
+    """A data package job (no entity), or the package API with no template to wrap a plain
+    file in: only ``.zip`` packages, refused otherwise before anything reaches F&O."""
+    if values.get("template") is not None:
+        return False
+    return values.get("entity") is None or values.get("api", API_ENQUEUE) == API_PACKAGE
+
+
 @dataclass(frozen=True)
 class Route:
     """One recurring data job fed from a folder of the inbound container.
@@ -473,7 +487,7 @@ class Route:
         values, problems = _parse_fields(raw)
         if problems:
             raise RouteConfigError([f"route {self.name!r}.{key}: {text}" for key, text in problems])
-        if values["entity"] is None and not values["extensions"] and values["template"] is None:
+        if _takes_only_packages(values) and not values["extensions"]:
             values["extensions"] = PACKAGE_EXTENSIONS
         for key, value in values.items():
             object.__setattr__(self, key, value)
@@ -849,6 +863,15 @@ def _check_path_company(route: Route, blob_path: str, company: str) -> None:
 def _check_extension(route: Route, blob_path: str, file_name: str) -> None:
     if not route.extensions or file_name.lower().endswith(route.extensions):
         return
+    if route.uses_package_api and route.template is None:
+        raise RoutingError(
+            RejectReason.EXTENSION_NOT_ALLOWED,
+            blob_path,
+            f"{shown(blob_path)} does not end with .zip, which package route {route.name!r} "
+            "requires: without a template it imports data packages only; upload the data "
+            f"package (.zip), or give the route a template in {ROUTES_SETTING} to wrap other "
+            "files into one",
+        )
     kind = "data package route" if route.is_package else "route"
     raise RoutingError(
         RejectReason.EXTENSION_NOT_ALLOWED,

@@ -238,6 +238,11 @@ class Emulator(Service):
             handle.write(data)
         return self.add_export_file(activity_id, Path(handle.name))
 
+    def lose_export_file(self, message_id: str) -> None:
+        """Make an export's download answer 404 from now on (its file gone in F&O), while it
+        is still offered on dequeue: an export that fails the same way every time."""
+        self.store.lose_export_file(message_id)
+
     def add_export_file(self, activity_id: str, path: Path) -> str:
         """Queue a file already on disk as an export; `reset()` deletes it, as it does the
         copies `add_export` makes."""

@@ -38,6 +38,7 @@ class _Stored:
     last_dequeued_at: datetime | None = None
     downloaded: bool = False
     acked: bool = False
+    file_lost: bool = False
 
     def phase_ends(self) -> tuple[datetime, datetime, datetime] | None:
         """When Enqueued, Preprocessing and Processing end; None while the job is disabled."""
@@ -203,13 +204,20 @@ class MessageStore:
         return None
 
     def export_file(self, correlation_id: str) -> Path | None:
-        """The file of an export and mark it downloaded; None for an unknown id."""
+        """The file of an export and mark it downloaded; None for an unknown id, or one whose
+        file was lost."""
         with self._lock:
             stored = self._messages.get(correlation_id)
-            if stored is None or not stored.is_export:
+            if stored is None or not stored.is_export or stored.file_lost:
                 return None
             stored.downloaded = True
             return stored.body_path
+
+    def lose_export_file(self, correlation_id: str) -> None:
+        """From now on the export's download answers 404, as when F&O cleaned its file up;
+        the message is still dequeued."""
+        with self._lock:
+            self._messages[correlation_id].file_lost = True
 
     def ack(self, activity_id: str, correlation_id: str, pop_receipt: str) -> AckResult:
         """Acknowledge an export; a stale pop receipt (re-delivered since) is refused."""

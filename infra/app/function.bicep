@@ -166,6 +166,13 @@ var integrationSettings = {
   // The export timer binds %EXPORT_SCHEDULE%, so the setting exists even with no exports.
   EXPORT_ROUTES: exportRoutes
   EXPORT_SCHEDULE: exportSchedule
+  EXPORT_MAX_ATTEMPTS: '10'
+  // Limits of every zip the app reads (templates, uploaded packages, unzipped exports).
+  ZIP_MAX_MEMBERS: '10000'
+  ZIP_MAX_MEMBER_BYTES: '4GiB'
+  ZIP_MAX_TOTAL_BYTES: '8GiB'
+  ZIP_MAX_RATIO: '200'
+  ZIP_MAX_MANIFEST_BYTES: '4MiB'
 }
 
 var appSettings = union(storageSettings, monitoringSettings, authSettings, integrationSettings)

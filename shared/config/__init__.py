@@ -79,6 +79,23 @@ Exports (recurring export jobs to blob storage, :mod:`shared.exporter`):
                                     absent or ``[]``: no exports.
 ``EXPORT_SCHEDULE``                 NCRONTAB of the export timer, default ``0 */5 * * * *``;
                                     the host binds it, so it must exist even without exports.
+``EXPORT_MAX_ATTEMPTS``             tries of one exported message (one per time F&O offers it,
+                                    every 30 minutes) before it is given up: recorded
+                                    ``ExportFailed`` for good, alerted and acknowledged; default
+                                    10, 1 to 1000.
+
+Zips (templates, uploaded packages and unzipped exports, read by :mod:`shared.limited_zip`;
+a zip over a limit is refused naming it):
+
+``ZIP_MAX_MEMBERS``                 entries in one zip's directory, default 10000, 1 to 100000.
+``ZIP_MAX_MEMBER_BYTES``            bytes one member inflates to, default ``4GiB``, at most
+                                    ``1TiB``, and at most ``ZIP_MAX_TOTAL_BYTES``.
+``ZIP_MAX_TOTAL_BYTES``             bytes inflated from one zip in all, default ``8GiB``, at most
+                                    ``1TiB``.
+``ZIP_MAX_RATIO``                   inflated bytes per compressed byte of a member past its
+                                    first MiB, default 200, 2 to 100000.
+``ZIP_MAX_MANIFEST_BYTES``          a package's ``Manifest.xml`` or ``PackageHeader.xml``, read
+                                    whole into memory, default ``4MiB``, at most ``256MiB``.
 
 Durations accept ``90s``, ``30m``, ``24h``, ``1d``, ISO 8601 ``PT24H``, ``hh:mm:ss`` (also
 ``d.hh:mm:ss``) or plain seconds. A setting whose name is a near miss of one of these (say

@@ -21,6 +21,7 @@ __all__ = [
     "LONGEST_DURATION",
     "MAX_BYTE_SIZE",
     "InvalidValueError",
+    "format_byte_size",
     "format_duration",
     "parse_byte_size",
     "parse_container_name",
@@ -54,15 +55,17 @@ _CLOCK_DURATION = re.compile(
     r"^(?:(?P<d>\d{1,30})\.)?(?P<h>\d{1,2}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d{1,9})?)$",
     re.ASCII,
 )
-_SIZE = re.compile(r"^\s*(\d{1,20})\s*([KMG]i?B|B)?\s*$", re.IGNORECASE | re.ASCII)
+_SIZE = re.compile(r"^\s*(\d{1,20})\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {
     "B": 1,
     "KB": 1000,
     "MB": 1000**2,
     "GB": 1000**3,
+    "TB": 1000**4,
     "KIB": 1024,
     "MIB": 1024**2,
     "GIB": 1024**3,
+    "TIB": 1024**4,
 }
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.ASCII)
 _CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", re.ASCII)
@@ -149,10 +152,19 @@ def parse_guid(value: object) -> str:
     return guid
 
 
-def parse_byte_size(value: str | int) -> int:
+def format_byte_size(size: int) -> str:
+    """A size in the largest binary unit that divides it: ``1GiB``, ``48MiB``, ``1000B``."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def parse_byte_size(value: str | int, *, maximum: int = MAX_BYTE_SIZE) -> int:
     """Parse a size in bytes: an integer or a text like ``"48MiB"``, ``"50MB"``, ``"512KiB"``.
 
-    :raises InvalidValueError: not a size, not positive, or larger than :data:`MAX_BYTE_SIZE`.
+    :keyword maximum: the largest accepted; default :data:`MAX_BYTE_SIZE`.
+    :raises InvalidValueError: not a size, not positive, or larger than ``maximum``.
     """
     if isinstance(value, bool):
         raise InvalidValueError(value, "is not a size")
@@ -165,8 +177,8 @@ def parse_byte_size(value: str | int) -> int:
         size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "B").upper()]
     if size <= 0:
         raise InvalidValueError(value, "is not a positive size")
-    if size > MAX_BYTE_SIZE:
-        raise InvalidValueError(value, "is larger than 1GiB")
+    if size > maximum:
+        raise InvalidValueError(value, f"is larger than {format_byte_size(maximum)}")
     return size
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 # The module, not its names: shared.routing imports shared.config.parsers, and a module
 # reference resolves whichever of the two is imported first.
-from shared import routing
+from shared import limited_zip, routing
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
@@ -21,6 +21,7 @@ from shared.config.ncrontab import parse_ncrontab
 from shared.config.parsers import (
     EXAMPLE_GUID,
     InvalidValueError,
+    format_byte_size,
     format_duration,
     parse_byte_size,
     parse_container_name,
@@ -59,10 +60,17 @@ SETTING_NAMES = (
     "CLAIM_LEASE",
     "EXPORT_ROUTES",
     "EXPORT_SCHEDULE",
+    "EXPORT_MAX_ATTEMPTS",
+    limited_zip.MEMBERS_SETTING,
+    limited_zip.MEMBER_BYTES_SETTING,
+    limited_zip.TOTAL_BYTES_SETTING,
+    limited_zip.RATIO_SETTING,
+    limited_zip.MANIFEST_BYTES_SETTING,
 )
 """The app's own settings (the storage connection aside), as the README lists them."""
 
 _SECOND = timedelta(seconds=1)
+_MAX_EXPORT_ATTEMPTS = 1000
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 # RetryPolicy().total_timeout of the F&O client: how long one call may keep retrying.
@@ -101,6 +109,8 @@ class Settings:
     max_file_bytes: int = 48 * 1024 * 1024
     exports: ExportRoutes = field(default_factory=ExportRoutes)
     export_schedule: str = "0 */5 * * * *"
+    export_max_attempts: int = 10
+    zip_limits: limited_zip.ZipLimits = field(default_factory=limited_zip.ZipLimits)
 
     @classmethod
     def from_env(
@@ -124,6 +134,7 @@ class Settings:
             storage=storage,
             routes=routes,
             exports=_read_exports(reader),
+            zip_limits=_read_zip_limits(reader),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
         _check_together(reader, settings, function_timeout(app_root))
@@ -196,7 +207,62 @@ _SCALARS: dict[str, _Read] = {
         _parse_schedule,
         "e.g. '0 */5 * * * *' runs every five minutes",
     ),
+    # F&O offers an unacknowledged message again every 30 minutes: 10 tries span 4.5 hours.
+    "export_max_attempts": _parsed(
+        "EXPORT_MAX_ATTEMPTS",
+        lambda raw: parse_whole_number(raw, minimum=1, maximum=_MAX_EXPORT_ATTEMPTS),
+        f"expected the tries of one export before it is given up, 1 to {_MAX_EXPORT_ATTEMPTS}, "
+        "e.g. 10",
+    ),
 }
+
+
+def _byte_limit(setting: str, maximum: int, example: str) -> Callable[[SettingsReader, int], int]:
+    return lambda reader, default: reader.parsed(
+        setting,
+        default,
+        lambda raw: parse_byte_size(raw, maximum=maximum),
+        f"expected a positive byte count up to {format_byte_size(maximum)}, e.g. {example}",
+    )
+
+
+def _count_limit(
+    setting: str, minimum: int, maximum: int, example: str
+) -> Callable[[SettingsReader, int], int]:
+    return lambda reader, default: reader.parsed(
+        setting,
+        default,
+        lambda raw: parse_whole_number(raw, minimum=minimum, maximum=maximum),
+        f"expected e.g. {example}",
+    )
+
+
+# ZipLimits field -> how it is read (its default is the field's).
+_ZIP_LIMITS: dict[str, Callable[[SettingsReader, int], int]] = {
+    # zipfile holds the whole directory in memory: about 1 KB a member.
+    "max_members": _count_limit(limited_zip.MEMBERS_SETTING, 1, 100_000, "10000"),
+    "max_member_bytes": _byte_limit(limited_zip.MEMBER_BYTES_SETTING, 1024**4, "4GiB"),
+    "max_total_bytes": _byte_limit(limited_zip.TOTAL_BYTES_SETTING, 1024**4, "8GiB"),
+    # A ratio of 1 would refuse every deflated member past the grace size.
+    "max_ratio": _count_limit(limited_zip.RATIO_SETTING, 2, 100_000, "200"),
+    # Read whole into memory and parsed: kept well below a worker's memory.
+    "max_manifest_bytes": _byte_limit(limited_zip.MANIFEST_BYTES_SETTING, 256 * 1024**2, "4MiB"),
+}
+
+
+def _read_zip_limits(reader: SettingsReader) -> limited_zip.ZipLimits:
+    defaults = limited_zip.ZipLimits()
+    limits = limited_zip.ZipLimits(
+        **{name: read(reader, getattr(defaults, name)) for name, read in _ZIP_LIMITS.items()}
+    )
+    if limits.max_member_bytes > limits.max_total_bytes:
+        reader.problem(
+            limited_zip.MEMBER_BYTES_SETTING,
+            f"{format_byte_size(limits.max_member_bytes)} is more than "
+            f"{limited_zip.TOTAL_BYTES_SETTING} ({format_byte_size(limits.max_total_bytes)}), "
+            "the limit of all members together; expected MEMBER_BYTES <= TOTAL_BYTES",
+        )
+    return limits
 
 
 def _read_exports(reader: SettingsReader) -> ExportRoutes:

@@ -396,7 +396,7 @@
       el("td", { className: "time" }, time(record.updated_at)),
       el("td", { className: "blob" }, record.message_id),
       el("td", {}, record.route),
-      el("td", {}, badge(record.state)),
+      el("td", {}, badge(record.state), record.gave_up_at ? " given up" : null),
       el("td", { className: "blob" }, record.blobs.join(", ") +
         (record.blob_count > record.blobs.length ? ` and ${record.blob_count - record.blobs.length} more` : "")),
       el("td", {}, sizeText(record.size)));
@@ -425,6 +425,7 @@
     facts.add("Dequeued", time(record.dequeued_at));
     facts.add("Downloaded", time(record.downloaded_at));
     facts.add("Acknowledged", time(record.acked_at));
+    facts.add("Given up", time(record.gave_up_at));
     facts.add("Updated", time(record.updated_at));
     facts.add("Error", record.last_error);
     box.append(facts.node);

@@ -106,6 +106,9 @@ class ExportRecord:
     history: tuple[tuple[str, str, str | None], ...] = ()
     history_dropped: int = 0
     """Entries older than ``history`` that the row no longer keeps."""
+    gave_up_at: datetime | None = None
+    """When the app gave the message up (``EXPORT_MAX_ATTEMPTS``, or a refused package): it
+    stays ``ExportFailed``, is acknowledged, and is never written again."""
     etag: str = field(default="", compare=False, repr=False)
 
     @property
@@ -191,7 +194,8 @@ class ExportStore:
             existing = _from_entity(written.row)
         return self._change(
             existing,
-            ExportState.DEQUEUED,
+            # Given up: only its acknowledgement is left to do, and it stays failed.
+            ExportState.EXPORT_FAILED if existing.gave_up_at else ExportState.DEQUEUED,
             reason=f"delivered again (dequeue {existing.dequeue_count + 1})",
             dequeue_count=existing.dequeue_count + 1,
         )
@@ -228,12 +232,38 @@ class ExportStore:
         )
 
     def acked(self, record: ExportRecord) -> ExportRecord:
-        """Record F&O's 200 to the ack: the message will not come back."""
+        """Record F&O's 200 to the ack: the message will not come back. A message given up
+        stays ``ExportFailed`` with its reason."""
+        if record.gave_up_at is not None:
+            return self._change(
+                record,
+                ExportState.EXPORT_FAILED,
+                reason="acknowledged: F&O will not offer it again",
+                acked_at=self._clock(),
+            )
         return self._change(record, ExportState.ACKED, acked_at=self._clock(), error=None)
 
     def failed(self, record: ExportRecord, reason: str) -> ExportRecord:
         """Record why a download or an ack failed; F&O offers the message again later."""
         return self._change(record, ExportState.EXPORT_FAILED, reason=reason, error=reason)
+
+    def gave_up(
+        self, record: ExportRecord, reason: str, *, blobs: Sequence[str] = (), size: int | None
+    ) -> ExportRecord:
+        """Record that the message is given up for good (``blobs``: what was kept of it); it
+        is acknowledged next, and never written again."""
+        listed = self._overflow.list_fields(
+            EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
+        )
+        return self._change(
+            record,
+            ExportState.EXPORT_FAILED,
+            reason=reason,
+            error=reason,
+            size=size,
+            gave_up_at=self._clock(),
+            **listed,
+        )
 
     def list_records(
         self, *, route: str | None = None, limit: int = 50, continuation: str | None = None
@@ -307,6 +337,7 @@ def _to_entity(record: ExportRecord) -> dict[str, Any]:
         "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
+        "gave_up_at": record.gave_up_at and record.gave_up_at.astimezone(UTC),
         "error": record.error,
     }
     return finish(entity)
@@ -329,6 +360,7 @@ def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
         acked_at=parse_time(row.get("acked_at")),
         error=row.get("error"),
         **decode_history(row),
+        gave_up_at=parse_time(row.get("gave_up_at")),
         etag=getattr(row, "metadata", {}).get("etag", ""),
     )
 

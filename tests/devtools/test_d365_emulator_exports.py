@@ -81,6 +81,22 @@ def test_a_download_breaks_part_way_with_the_knob(d365: Emulator, auth: dict[str
     assert requests.get(location, headers=auth, timeout=10).content == data
 
 
+def test_a_lost_export_file_answers_404_while_the_message_is_still_offered(
+    d365: Emulator, auth: dict[str, str]
+) -> None:
+    message_id = d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    d365.lose_export_file(message_id)
+    message = _dequeue(d365, auth)
+    assert message["CorrelationId"] == message_id
+
+    download = requests.get(message["DownloadLocation"], headers=auth, timeout=10)
+
+    assert download.status_code == 404
+    assert f"No file was found for '{message_id}'." in download.text
+    d365.clock.advance(1801)
+    assert _dequeue(d365, auth)["CorrelationId"] == message_id
+
+
 def test_the_cli_queues_exports(tmp_path: Path) -> None:
     payload = tmp_path / "export.xml"
     payload.write_bytes(customers_export())

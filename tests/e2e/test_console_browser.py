@@ -393,6 +393,34 @@ def test_an_unzip_too_long_for_its_record_shows_every_blob_in_its_detail(
     expect(detail.locator(".list-more")).to_have_count(0)
 
 
+def test_an_export_given_up_shows_as_failed_given_up_with_its_reason(
+    app_factory: Callable[..., App],
+    console_for: Callable[[App], Page],
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    """Finding 12: the console tells an operator the export will never be written."""
+    routes = [export_route(unique_name)]
+    app = app_factory(function_key=KEY, EXPORT_ROUTES=json.dumps(routes), EXPORT_MAX_ATTEMPTS="1")
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    app.d365.lose_export_file(message_id)
+    assert app.host.run_timer_once() >= 2  # poll_status and export_jobs
+    [record] = app.get("messages", direction="export").json()["items"]
+    assert record["state"] == "ExportFailed" and record["gave_up_at"]
+
+    page = console_for(app)
+    page.locator("#view-exports").click()
+    row = page.locator("#exports tbody tr").first
+    expect(row.locator(".badge.failed")).to_have_text("ExportFailed")
+    expect(row).to_contain_text("given up")
+    row.click()
+
+    facts = page.locator("#export-detail #export-facts")
+    expect(facts).to_contain_text("Given up")
+    expect(facts).to_contain_text("given up after 1 attempt (EXPORT_MAX_ATTEMPTS)")
+    page.screenshot(path=tmp_path / "console-export-given-up.png", full_page=True)
+
+
 def test_the_exports_view_pages_by_continuation(
     app_factory: Callable[..., App], console_for: Callable[[App], Page], unique_name: str
 ) -> None:

@@ -273,3 +273,61 @@ def test_an_ack_whose_answer_is_lost_is_sent_again(export_app) -> None:
     assert len(_calls(app, "ack")) == 2
     assert len(_blobs(app)) == 1
     assert app.d365.messages[message_id].state == "Acked"
+
+
+def test_an_export_failing_every_time_is_given_up_shown_and_acked(
+    app_factory: Callable[..., App], unique_name: str
+) -> None:
+    """Finding 12 through the host: EXPORT_MAX_ATTEMPTS counts, the record says why."""
+    app = app_factory(
+        EXPORT_ROUTES=json.dumps([export_route(unique_name)]), EXPORT_MAX_ATTEMPTS="2"
+    )
+    lost = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    app.d365.lose_export_file(lost)
+
+    for _ in range(3):
+        _tick(app)
+        app.d365.clock.advance(REDELIVERY)
+
+    (record,) = _exports(app)
+    assert record["message_id"] == lost
+    assert record["state"] == "ExportFailed"
+    assert record["gave_up_at"] and record["acked_at"]
+    assert record["last_error"].startswith(
+        "given up after 2 attempts (EXPORT_MAX_ATTEMPTS) and acknowledged, so that F&O stops "
+        "offering it; nothing was kept"
+    )
+    assert "HTTP 404 Not Found" in record["last_error"]
+    assert [h["state"] for h in record["history"]] == [
+        "Dequeued",
+        "ExportFailed",
+        "Dequeued",
+        "ExportFailed",
+        "ExportFailed",
+    ]
+    assert app.d365.messages[lost].state == "Acked"
+    assert len([r for r in _calls(app, "dequeue") if r.status == 200]) == 2
+    assert _blobs(app) == {}
+
+
+def test_an_unzip_over_zip_max_members_is_kept_unopened_given_up_and_acked(
+    app_factory: Callable[..., App], unique_name: str
+) -> None:
+    """Finding 7 through the host: the ZIP_* settings reach the export route."""
+    route = export_route(unique_name, prefix="packages/{message_id}/", unzip=True, extension=None)
+    app = app_factory(EXPORT_ROUTES=json.dumps([route]), ZIP_MAX_MEMBERS="2")
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
+
+    _tick(app)
+
+    kept = f"packages/{message_id}/{message_id}.zip"
+    assert _blobs(app) == {kept: export_package()}
+    (record,) = _exports(app)
+    assert (record["state"], record["blobs"]) == ("ExportFailed", [kept])
+    assert record["last_error"] == (
+        f"the exported package of message {message_id} holds 3 members, over the limit of 2 of "
+        f"ZIP_MAX_MEMBERS. Given up: the package is kept unopened as '{unique_name}-exports/"
+        f"{kept}', and acknowledged so that F&O stops offering it; if it is genuine, unzip it "
+        "from there, and raise ZIP_MAX_MEMBERS for the next ones"
+    )
+    assert app.d365.messages[message_id].state == "Acked"

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,24 @@ def _template(app: App, input_file: str) -> None:
 def _quick_executions(d365: Emulator) -> None:
     d365.knobs.package_run_seconds = 0.3
     d365.knobs.error_keys_seconds = 0.2
+
+
+def test_a_package_over_zip_max_manifest_bytes_ends_enqueue_failed_naming_it(
+    app_factory: Callable[..., App],
+) -> None:
+    """The ZIP_* settings reach the package route: nothing goes to F&O."""
+    app = app_factory(ZIP_MAX_MANIFEST_BYTES="256")
+    blob = app.upload("pkg/USMF/customers.zip", package_files.customers_package())
+
+    record = app.run_until_terminal([blob])[blob]
+
+    assert record["state"] == "EnqueueFailed"
+    assert record["last_error"] == (
+        f"package {blob!r} holds member 'Manifest.xml', which declares 510 bytes, over the "
+        "256-byte limit of ZIP_MAX_MANIFEST_BYTES; F&O imported nothing: if the zip is genuine, "
+        "raise ZIP_MAX_MANIFEST_BYTES; then resubmit the file (or upload it again)."
+    )
+    assert not [r for r in app.d365.requests if r.operation == "GetAzureWriteUrl"]
 
 
 def test_a_valid_package_ends_processed(app: App) -> None:

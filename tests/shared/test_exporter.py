@@ -3,21 +3,24 @@ docstring names injected at exactly that step."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from devtools.d365_emulator._exports import customers_export
+from devtools.d365_emulator._exports import customers_export, export_package
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, RetryPolicy
 from shared.export_view import list_exports
 from shared.exporter import Exporter, ExportPolicy
+from shared.limited_zip import ZipLimits
 from shared.tracking import ExportState
 from tests import fakes, package_files
 from tests.shared.conftest import Domain
@@ -39,6 +42,13 @@ def route(unique_name: str) -> ExportRoute:
 
 @pytest.fixture
 def exporter(domain: Domain, route: ExportRoute) -> Iterator[Exporter]:
+    with _exporter(domain, route) as built:
+        yield built
+
+
+@contextlib.contextmanager
+def _exporter(domain: Domain, route: ExportRoute, **policy: Any) -> Iterator[Exporter]:
+    """An exporter of ``route`` on the domain; ``policy``: ExportPolicy fields to change."""
     client = D365Client(
         domain.context.settings.d365.base_url,
         domain.context.credential,
@@ -49,7 +59,7 @@ def exporter(domain: Domain, route: ExportRoute) -> Iterator[Exporter]:
         client,
         domain.context.blob_service,
         ExportRoutes((route,)),
-        policy=ExportPolicy(block_size=BLOCK, blocks_in_flight=2),
+        policy=ExportPolicy(block_size=BLOCK, blocks_in_flight=2, **policy),
         clock=domain.clock,
     )
     client.close()
@@ -169,7 +179,35 @@ def test_the_per_tick_budget_bounds_the_dequeues(
     assert len(_blobs(domain, route)) == 3
 
 
-def test_an_export_that_is_not_a_zip_fails_an_unzip_route_and_is_not_acked(
+def _kept(route: ExportRoute, message_id: str) -> str:
+    """Where an unzip route keeps a package it gave up, unopened."""
+    return f"pkg/{message_id}/{message_id}.zip"
+
+
+def _given_up_text(route: ExportRoute, message_id: str) -> str:
+    return (
+        f"Given up: the package is kept unopened as '{route.container}/"
+        f"{_kept(route, message_id)}', and acknowledged so that F&O stops offering it"
+    )
+
+
+def _assert_given_up_and_acked(
+    domain: Domain, exporter: Exporter, route: ExportRoute, message_id: str, data: bytes
+) -> str:
+    """The message is ExportFailed for good, its package kept whole, F&O acknowledged; the
+    record's error is returned."""
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert record.gave_up_at is not None and record.acked_at is not None
+    assert record.blobs == (_kept(route, message_id),) and record.size == len(data)
+    assert [entry[0] for entry in record.history] == ["Dequeued", "ExportFailed", "ExportFailed"]
+    assert domain.d365.messages[message_id].state == "Acked"
+    mine = {k: v for k, v in _blobs(domain, route).items() if k.startswith(f"pkg/{message_id}/")}
+    assert mine == {_kept(route, message_id): data}
+    return record.error or ""
+
+
+def test_an_export_that_is_not_a_zip_is_kept_given_up_and_acked_on_an_unzip_route(
     domain: Domain, exporter: Exporter, route: ExportRoute
 ) -> None:
     unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
@@ -177,10 +215,11 @@ def test_an_export_that_is_not_a_zip_fails_an_unzip_route_and_is_not_acked(
 
     exporter.run_route(unzip)
 
-    record = exporter.store.get(message_id)
-    assert record.state is ExportState.EXPORT_FAILED
-    assert "not a zip package" in (record.error or "")
-    assert domain.d365.messages[message_id].state != "Acked"
+    error = _assert_given_up_and_acked(domain, exporter, route, message_id, customers_export())
+    assert error == (
+        f"the exported package of message {message_id} is not a zip file: it does not start "
+        f"with a zip entry (PK\\x03\\x04). {_given_up_text(route, message_id)}"
+    )
 
 
 def test_a_message_without_a_file_is_acked_with_nothing_written(
@@ -238,21 +277,27 @@ def _corrupt_deflate_package() -> bytes:
     return bytes(data)
 
 
-def test_a_corrupt_package_member_is_recorded_and_the_tick_goes_on(
+def test_a_corrupt_package_member_is_given_up_once_and_the_tick_goes_on(
     domain: Domain, exporter: Exporter, route: ExportRoute
 ) -> None:
     unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
-    corrupt = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, _corrupt_deflate_package())
+    package = _corrupt_deflate_package()
+    corrupt = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, package)
     valid = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
 
     exporter.run_route(unzip)
 
-    failed = exporter.store.get(corrupt)
-    assert failed.state is ExportState.EXPORT_FAILED
-    assert failed.error.startswith("download not written: ")
-    assert domain.d365.messages[corrupt].state != "Acked"
     assert exporter.store.get(valid).state is ExportState.ACKED
-    assert any(name.startswith(f"pkg/{valid}/") for name in _blobs(domain, route))
+    assert len([name for name in _blobs(domain, route) if name.startswith(f"pkg/{valid}/")]) == 3
+    error = _assert_given_up_and_acked(domain, exporter, route, corrupt, package)
+    assert error == (
+        f"the exported package of message {corrupt} is not a readable zip: member 'Customers "
+        "V3.xml': its deflate data is broken (Error -3 while decompressing data: invalid block "
+        f"type). {_given_up_text(route, corrupt)}"
+    )
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.run_route(unzip)
+    assert _downloads(domain) == 2  # F&O offers neither again
 
 
 # -- writes whose answer was lost (issue 17, findings 18 and 19) ----------------------------------
@@ -511,3 +556,134 @@ def test_a_downloaded_write_that_fails_is_recorded_and_the_tick_goes_on(
     record = exporter.store.get(large)
     assert record.state is ExportState.ACKED
     assert record.blob_count == 150
+
+
+def test_a_package_that_inflates_a_thousandfold_is_kept_unopened_naming_the_ratio(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """Finding 7: a 65 KB package wrote 64 MiB; no limit of size, ratio, total or count."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    bomb = package_files.member_bomb("Customers V3.xml", 64 * 1024 * 1024)
+    assert len(bomb) < 66_000
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, bomb)
+
+    exporter.run_route(unzip)
+
+    error = _assert_given_up_and_acked(domain, exporter, route, message_id, bomb)
+    compressed = zipfile.ZipFile(io.BytesIO(bomb)).getinfo("Customers V3.xml").compress_size
+    assert error == (
+        f"the exported package of message {message_id} holds member 'Customers V3.xml', which "
+        f"declares 67,108,864 bytes from {compressed:,} compressed, over the ratio of 200 to 1 "
+        "of ZIP_MAX_RATIO (a zip bomb, or data that compresses unusually well). "
+        f"{_given_up_text(route, message_id)}; if it is genuine, unzip it from there, and raise "
+        "ZIP_MAX_RATIO for the next ones"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limits", "problem"),
+    [
+        (
+            ZipLimits(max_members=2),
+            "holds 3 members, over the limit of 2 of ZIP_MAX_MEMBERS",
+        ),
+        (
+            ZipLimits(max_member_bytes=1000, max_total_bytes=10_000),
+            "holds member 'Customers V3.xml', which declares 1,282 bytes, over the 1,000-byte "
+            "limit of ZIP_MAX_MEMBER_BYTES",
+        ),
+        (
+            ZipLimits(max_total_bytes=2000),
+            "declares 2,230 bytes in all, over the 2,000-byte limit of ZIP_MAX_TOTAL_BYTES",
+        ),
+    ],
+)
+def test_a_package_over_a_limit_writes_no_member(
+    domain: Domain, route: ExportRoute, limits: ZipLimits, problem: str
+) -> None:
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    package = export_package()
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, package)
+
+    with _exporter(domain, unzip, zip_limits=limits) as exporter:
+        exporter.run_route(unzip)
+
+    error = _assert_given_up_and_acked(domain, exporter, route, message_id, package)
+    assert error.startswith(f"the exported package of message {message_id} {problem}. Given up")
+
+
+def test_an_export_failing_every_time_is_given_up_after_max_attempts_and_acked(
+    domain: Domain, route: ExportRoute
+) -> None:
+    """Finding 12: it was retried every 30 minutes for ever, and nothing told an operator."""
+    lost = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.d365.lose_export_file(lost)
+
+    with _exporter(domain, route, max_attempts=3) as exporter:
+        errors = []
+        for _ in range(3):
+            exporter.tick()
+            errors.append(exporter.store.get(lost).error)
+            domain.d365.clock.advance(REDELIVERY)
+        later = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+        for _ in range(2):
+            exporter.tick()
+            domain.d365.clock.advance(REDELIVERY)
+
+    not_found = (
+        "D365NotFoundError: download (GET "
+        f"{domain.context.settings.d365.base_url}/api/connector/download/{lost}) failed: HTTP "
+        f"404 Not Found. F&O says: No file was found for '{lost}'."
+    )
+    for attempt in (1, 2):
+        assert errors[attempt - 1].startswith(f"download not written: {not_found}")
+        assert errors[attempt - 1].endswith(
+            f"; retried when F&O offers it again (attempt {attempt} of 3, EXPORT_MAX_ATTEMPTS)"
+        )
+    assert errors[2].startswith(
+        "given up after 3 attempts (EXPORT_MAX_ATTEMPTS) and acknowledged, so that F&O stops "
+        "offering it; nothing was kept: F&O still has the export in the job's history (Data "
+        "management > Job history), or run the export job again. The last attempt: download "
+        f"not written: {not_found}"
+    )
+    record = exporter.store.get(lost)
+    assert (record.state, record.error, record.dequeue_count) == (
+        ExportState.EXPORT_FAILED,
+        errors[2],
+        3,
+    )
+    assert record.gave_up_at is not None and record.acked_at is not None
+    assert domain.d365.messages[lost].state == "Acked"
+    downloads = [r for r in domain.d365.requests if r.operation == "download"]
+    assert len([r for r in downloads if lost in r.path]) == 3  # not a fourth time
+    assert exporter.store.get(later).state is ExportState.ACKED
+    assert list(_blobs(domain, route).values()) == [customers_export()]
+
+
+def test_a_given_up_message_whose_ack_failed_is_only_acked_when_offered_again(
+    domain: Domain, route: ExportRoute
+) -> None:
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    bomb = package_files.member_bomb("Customers V3.xml", 64 * 1024 * 1024)
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, bomb)
+    knobs = domain.d365.knobs
+    knobs.operations, knobs.error_status, knobs.error_burst = frozenset({"ack"}), 500, 5
+
+    with _exporter(domain, unzip) as exporter:
+        exporter.run_route(unzip)
+        failed = exporter.store.get(message_id)
+        domain.d365.clock.advance(REDELIVERY)
+        exporter.run_route(unzip)
+
+    assert failed.state is ExportState.EXPORT_FAILED and failed.gave_up_at is not None
+    assert failed.error.startswith("ack failed: ")
+    assert failed.error.endswith(
+        "; it was given up, the ack is retried when F&O offers the message again"
+    )
+    assert domain.d365.messages[message_id].state == "Acked"
+    record = exporter.store.get(message_id)
+    assert (record.state, record.blobs) == (ExportState.EXPORT_FAILED, (_kept(route, message_id),))
+    assert record.acked_at is not None and record.gave_up_at == failed.gave_up_at
+    assert [entry[0] for entry in record.history][-2:] == ["ExportFailed", "ExportFailed"]
+    assert record.history[-1][2] == "acknowledged: F&O will not offer it again"
+    assert _downloads(domain) == 1

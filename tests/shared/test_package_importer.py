@@ -8,7 +8,9 @@ import contextlib
 import io
 import json
 import os
+import struct
 import time
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from tests import package_files
 from tests.e2e.conftest import TEMPLATES, routes_for
 from tests.shared.conftest import FAST, Domain
 
+_MANIFEST = "Manifest.xml"
+
 
 @dataclass
 class Packaged:
@@ -39,12 +43,14 @@ class Packaged:
     poller: Poller
     importer: PackageImporter
 
-    def upload_template(self) -> None:
+    def upload_template(self, data: bytes | None = None) -> None:
         container = self.domain.context.blob_service.get_container_client(TEMPLATES)
         with contextlib.suppress(ResourceExistsError):
             container.create_container()
         container.upload_blob(
-            f"{self.domain.folder}/customers.zip", package_files.template(), overwrite=True
+            f"{self.domain.folder}/customers.zip",
+            package_files.template() if data is None else data,
+            overwrite=True,
         )
 
     def send(self, path: str, data: bytes) -> TrackedFile:
@@ -217,6 +223,106 @@ def test_a_missing_template_ends_the_file_naming_it_and_the_fix(packaged: Packag
     packaged.upload_template()
     final = packaged.until_final(_resubmit(packaged, record))
     assert final.state is TrackingState.PROCESSED
+
+
+_DEFECT_TEXTS = {
+    "bad-deflate": (
+        "its deflate data is broken (Error -3 while decompressing data: invalid block type)"
+    ),
+    "encrypted": "it is encrypted (password-protected zips are not read)",
+    "method-99": "it uses compression method 99 (AES); only deflate and no compression are read",
+}
+
+
+def _nothing_sent(packaged: Packaged) -> bool:
+    """No GetAzureWriteUrl, no PUT, no ImportFromPackage reached the emulator."""
+    operations = {r.operation for r in packaged.domain.d365.requests}
+    return not operations & {"GetAzureWriteUrl", "blob_put", "ImportFromPackage"}
+
+
+@pytest.mark.parametrize("defect", package_files.DEFECTS)
+def test_a_broken_template_ends_the_file_at_once_naming_the_template_and_the_defect(
+    packaged: Packaged, defect: str
+) -> None:
+    """Finding 4: zlib.error, RuntimeError and NotImplementedError escaped; the file sat
+    Received and ended "last error: none"."""
+    template = f"{TEMPLATES}/{packaged.domain.folder}/customers.zip"
+    packaged.upload_template(
+        package_files.break_member(package_files.template(), _MANIFEST, defect)
+    )
+
+    record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"template package {template!r} is not a readable zip: member 'Manifest.xml': "
+        f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
+        "compression, no password); then resubmit the file (or upload it again)."
+    )
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert _nothing_sent(packaged)
+
+
+@pytest.mark.parametrize("defect", package_files.DEFECTS)
+def test_a_package_whose_manifest_is_broken_ends_at_once_naming_the_defect(
+    packaged: Packaged, defect: str
+) -> None:
+    """Finding 5: the same for an uploaded .zip whose Manifest.xml is broken."""
+    data = package_files.break_member(package_files.customers_package(), _MANIFEST, defect)
+
+    record = packaged.send("pkg/USMF/broken.zip", data)
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"package {record.blob!r} is not a readable zip: member 'Manifest.xml': "
+        f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
+        "compression, no password); then resubmit the file (or upload it again)."
+    )
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert _nothing_sent(packaged)
+
+
+def test_a_manifest_zip_bomb_is_refused_before_it_inflates(packaged: Packaged) -> None:
+    """Finding 6: a 127 KB upload whose Manifest.xml inflates to 130 MB peaked at 270 MiB
+    in the worker; now it is refused from the directory, naming the limit."""
+    blob = packaged.domain.upload("pkg/USMF/bomb.zip", package_files.manifest_bomb(130_000_000))
+    client = packaged.domain.context.blob_service.get_blob_client("d365-inbound", blob)
+
+    tracemalloc.start()
+    try:
+        record = packaged.enqueuer.handle(client)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert record is not None and record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"package {blob!r} holds member 'Manifest.xml', which declares 130,000,000 bytes, over "
+        "the 4,194,304-byte limit of ZIP_MAX_MANIFEST_BYTES; F&O imported nothing: if the zip "
+        "is genuine, raise ZIP_MAX_MANIFEST_BYTES; then resubmit the file (or upload it again)."
+    )
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1024 / 1024:.1f} MiB"
+    assert _nothing_sent(packaged)
+
+
+def test_a_lying_manifest_header_is_caught_by_what_is_inflated(packaged: Packaged) -> None:
+    """A directory that declares a small Manifest.xml over 30 MB of deflate: zipfile stops
+    at the declared size, and the check of the data's CRC refuses it."""
+    bomb = bytearray(package_files.manifest_bomb(30_000_000))
+    central = bytes(bomb).index(b"PK\x01\x02")
+    struct.pack_into("<L", bomb, central + 24, 1_000_000)  # its uncompressed size
+
+    tracemalloc.start()
+    try:
+        record = packaged.send("pkg/USMF/liar.zip", bytes(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert "is not a readable zip: member 'Manifest.xml': Bad CRC-32" in (record.last_error or "")
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1024 / 1024:.1f} MiB"
+    assert _nothing_sent(packaged)
 
 
 def test_a_client_timeout_during_import_is_followed_by_its_execution_id(domain: Domain) -> None:
@@ -687,3 +793,36 @@ def test_a_manifest_of_2000_entities_is_uploaded_once_and_imported(packaged: Pac
     writes = [r for r in packaged.domain.d365.requests if r.operation == "GetAzureWriteUrl"]
     assert len(writes) == 1
     assert _imports(packaged) == 1
+
+
+def test_a_package_route_with_an_entity_and_no_template_refuses_a_plain_file_unsent(
+    domain: Domain,
+) -> None:
+    """Finding 9: an .xml went through GetAzureWriteUrl, the PUT and ImportFromPackage before
+    F&O refused it; it is Rejected at admission, like any other extension."""
+    raw = [
+        *routes_for(domain.folder),
+        {
+            "name": "pkg-entity",
+            "prefix": f"{domain.folder}/pkg-entity/{{company}}/",
+            "api": "package",
+            "definition_group": "CustomersPackage",
+            "entity": "Customers V3",
+        },
+    ]
+    packaged = _build(domain, routes=RouteTable.from_json(json.dumps(raw)))
+    packaged.domain.d365.knobs.package_run_seconds = 1
+
+    plain = packaged.send(
+        "pkg-entity/USMF/customers.xml", package_files.CUSTOMERS_VALID.read_bytes()
+    )
+
+    assert (plain.state, plain.reject_reason) == (TrackingState.REJECTED, "ExtensionNotAllowed")
+    assert plain.last_error == (
+        f"{plain.blob!r} does not end with .zip, which package route 'pkg-entity' requires: "
+        "without a template it imports data packages only; upload the data package (.zip), or "
+        "give the route a template in D365_ROUTES to wrap other files into one"
+    )
+    assert _nothing_sent(packaged)
+    zipped = packaged.send("pkg-entity/USMF/customers.zip", package_files.customers_package())
+    assert packaged.until_final(zipped).state is TrackingState.PROCESSED

@@ -394,6 +394,31 @@ def test_a_package_route_needs_no_activity_id_and_takes_plain_files_with_a_templ
     assert (plain.extensions, plain.overwrite, plain.execute) == ((), False, False)
 
 
+def test_a_package_route_with_an_entity_and_no_template_takes_only_zip_packages() -> None:
+    """Finding 9: it took any file, which reached F&O before F&O refused it."""
+    table = _table(
+        _route(
+            name="pkg",
+            prefix="pkg/{company}/",
+            activity_id=None,
+            api="package",
+            definition_group="CustomersPackage",
+        )
+    )
+    route = table.routes[0]
+    assert (route.entity, route.template, route.extensions) == ("CustomersV3", None, (".zip",))
+    assert table.resolve("pkg/USMF/a.ZIP").route is route
+
+    error = _rejected(table, "pkg/USMF/customers.xml")
+
+    assert error.reason is RejectReason.EXTENSION_NOT_ALLOWED
+    assert str(error) == (
+        "'pkg/USMF/customers.xml' does not end with .zip, which package route 'pkg' requires: "
+        "without a template it imports data packages only; upload the data package (.zip), or "
+        "give the route a template in D365_ROUTES to wrap other files into one"
+    )
+
+
 def test_every_problem_of_a_package_route_is_listed_at_once() -> None:
     with pytest.raises(RouteConfigError) as caught:
         RouteTable.from_json(

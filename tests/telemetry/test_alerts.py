@@ -136,7 +136,16 @@ def test_metric_names_in_the_queries_are_the_codes() -> None:
 
 def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
     used = set().union(*map(_dimensions, _queries()))
-    assert used == {"event", "state", "blob", "route", "message_id", "reason", "d365.operation"}
+    assert used == {
+        "event",
+        "state",
+        "blob",
+        "route",
+        "message_id",
+        "reason",
+        "gave_up",
+        "d365.operation",
+    }
     queries = _queries() + _workbook_queries()
     for query in queries:
         unknown = _dimensions(query) - _emitted(_table(query))

@@ -95,3 +95,40 @@ def test_an_export_that_fails_then_is_acked_is_logged_and_counted(
     assert failed["state"] == "ExportFailed"
     assert failed["reason"].startswith("ack failed: ")
     assert "500" in failed["reason"]
+
+
+def test_an_export_given_up_fires_the_failure_alert_event_marked_as_given_up(
+    app_factory: Callable[..., App], exported: Exported, unique_name: str
+) -> None:
+    """Finding 12: the operator is told through the export_failed event the alert reads."""
+    app = app_factory(
+        EXPORT_ROUTES=json.dumps([export_route(unique_name)]), EXPORT_MAX_ATTEMPTS="2"
+    )
+    message_id = app.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    app.d365.lose_export_file(message_id)
+
+    app.host.run_timer_once()
+    app.d365.clock.advance(REDELIVERY)
+    app.host.run_timer_once()
+    app.d365.clock.advance(REDELIVERY)
+    app.host.run_timer_once()
+
+    exports = _by(exported.collect_metrics()["d365ri.exports"], "state", "route")
+    assert exports == {("ExportFailed", "customers-out"): 2}
+    events = [
+        dict(record.attributes)
+        for record in exported.logs()
+        if record.attributes.get("event") in {"export_failed", "export_acked"}
+    ]
+    assert [(e["event"], e.get("gave_up")) for e in events] == [
+        ("export_failed", None),
+        ("export_failed", True),
+    ]
+    final = events[1]
+    assert (final["message_id"], final["route"], final["state"]) == (
+        message_id,
+        "customers-out",
+        "ExportFailed",
+    )
+    assert final["reason"].startswith("given up after 2 attempts (EXPORT_MAX_ATTEMPTS)")
+    assert app.d365.messages[message_id].state == "Acked"

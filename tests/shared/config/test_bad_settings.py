@@ -799,6 +799,56 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
+        "ZIP_MAX_MEMBERS zero",
+        {"ZIP_MAX_MEMBERS": "0"},
+        "ZIP_MAX_MEMBERS: '0' is not a whole number from 1 to 100000; expected e.g. 10000",
+    ),
+    Setting(
+        "ZIP_MAX_MEMBER_BYTES not a size",
+        {"ZIP_MAX_MEMBER_BYTES": "4 gigs"},
+        (
+            "ZIP_MAX_MEMBER_BYTES: '4 gigs' is not a size; expected a positive byte count up to "
+            "1TiB, e.g. 4GiB"
+        ),
+    ),
+    Setting(
+        "ZIP_MAX_MEMBER_BYTES over ZIP_MAX_TOTAL_BYTES",
+        {"ZIP_MAX_MEMBER_BYTES": "16GiB"},
+        (
+            "ZIP_MAX_MEMBER_BYTES: 16GiB is more than ZIP_MAX_TOTAL_BYTES (8GiB), the limit of "
+            "all members together; expected MEMBER_BYTES <= TOTAL_BYTES"
+        ),
+    ),
+    Setting(
+        "ZIP_MAX_TOTAL_BYTES over 1TiB",
+        {"ZIP_MAX_TOTAL_BYTES": "2TiB"},
+        (
+            "ZIP_MAX_TOTAL_BYTES: '2TiB' is larger than 1TiB; expected a positive byte count up "
+            "to 1TiB, e.g. 8GiB"
+        ),
+    ),
+    Setting(
+        "ZIP_MAX_RATIO of 1",
+        {"ZIP_MAX_RATIO": "1"},
+        "ZIP_MAX_RATIO: '1' is not a whole number from 2 to 100000; expected e.g. 200",
+    ),
+    Setting(
+        "ZIP_MAX_MANIFEST_BYTES over 256MiB",
+        {"ZIP_MAX_MANIFEST_BYTES": "1GiB"},
+        (
+            "ZIP_MAX_MANIFEST_BYTES: '1GiB' is larger than 256MiB; expected a positive byte "
+            "count up to 256MiB, e.g. 4MiB"
+        ),
+    ),
+    Setting(
+        "EXPORT_MAX_ATTEMPTS zero",
+        {"EXPORT_MAX_ATTEMPTS": "0"},
+        (
+            "EXPORT_MAX_ATTEMPTS: '0' is not a whole number from 1 to 1000; expected the tries of "
+            "one export before it is given up, 1 to 1000, e.g. 10"
+        ),
+    ),
+    Setting(
         "a misspelled setting",
         {"POLL_SHEDULE": "0 */5 * * * *"},
         (
@@ -1234,6 +1284,14 @@ CATALOGUE: list[Setting | Blob] = [
         (
             "D365_ROUTES[1].extensions: ['.xml'] on a data package route (no entity); a data "
             'package job takes only .zip packages: use [".zip"], or set entity for a file job'
+        ),
+    ),
+    Setting(
+        "package API route with entity, no template, and .xml",
+        second(activity_id=..., api="package", definition_group="Customers", extensions=[".xml"]),
+        (
+            "D365_ROUTES[1].extensions: ['.xml'] on a package route without template; it takes "
+            'only .zip packages: use [".zip"], or set template to wrap other files into a package'
         ),
     ),
     Setting(

@@ -148,6 +148,13 @@ def test_parse_byte_size_rejects(text: str | int, problem: str) -> None:
     assert caught.value.problem == problem
 
 
+def test_a_byte_size_may_have_a_larger_maximum_named_in_the_problem() -> None:
+    assert parse_byte_size("1TiB", maximum=1024**4) == 1024**4
+    with pytest.raises(InvalidValueError) as caught:
+        parse_byte_size("2TB", maximum=1024**4)
+    assert caught.value.problem == "is larger than 1TiB"
+
+
 @pytest.mark.parametrize("text", ["0", "65", "-1", "²", "٣", "1e1", " 5", ""])
 def test_whole_numbers_are_ascii_digits_in_range(text: str) -> None:
     with pytest.raises(InvalidValueError, match="is not a whole number from 1 to 64"):

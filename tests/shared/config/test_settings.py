@@ -23,6 +23,7 @@ from shared.config import (
     SettingsError,
     StorageSettings,
 )
+from shared.limited_zip import ZipLimits
 from shared.status_api import health_summary
 from tests import fakes
 
@@ -94,6 +95,29 @@ def test_minimal_settings_get_the_documented_defaults() -> None:
     assert settings.max_pending_age == timedelta(hours=24)
     assert settings.claim_lease == timedelta(minutes=10)
     assert settings.max_file_bytes == 48 * 1024 * 1024
+    assert settings.export_max_attempts == 10
+    assert settings.zip_limits == ZipLimits(
+        max_members=10_000,
+        max_member_bytes=4 * 1024**3,
+        max_total_bytes=8 * 1024**3,
+        max_ratio=200,
+        max_manifest_bytes=4 * 1024**2,
+    )
+
+
+def test_the_zip_limits_and_export_attempts_are_read_in_their_forms() -> None:
+    settings = Settings.from_env(
+        _env(
+            ZIP_MAX_MEMBERS="500",
+            ZIP_MAX_MEMBER_BYTES="1TiB",
+            ZIP_MAX_TOTAL_BYTES="1TiB",
+            ZIP_MAX_RATIO="1000",
+            ZIP_MAX_MANIFEST_BYTES="512KiB",
+            EXPORT_MAX_ATTEMPTS="3",
+        )
+    )
+    assert settings.zip_limits == ZipLimits(500, 1024**4, 1024**4, 1000, 512 * 1024)
+    assert settings.export_max_attempts == 3
 
 
 def test_every_setting_given() -> None:
