@@ -459,7 +459,7 @@ def test_a_target_another_writer_committed_is_a_clear_failure_left_in_place(
         f"download not written: BlobTakenError: the export blob {target!r} in container "
         f"{route.container!r} already exists and was not written for this message (its "
         "d365_message_id is 'someone-else'); it was left as it is: move or delete it; retried "
-        "when F&O offers it again"
+        "when F&O offers it again (attempt 1 of 10, EXPORT_MAX_ATTEMPTS)"
     )
     assert domain.d365.messages[message_id].state != "Acked"
 
@@ -470,10 +470,16 @@ LOCALIZED = "要求の数が時間枠内の上限を超えました。しばら�
 
 
 def test_an_export_failing_for_many_deliveries_with_long_localized_errors_is_acked_later(
-    domain: Domain, exporter: Exporter
+    domain: Domain, route: ExportRoute
 ) -> None:
     """Finding 1: the history of a message that fails at every delivery kept growing until its
-    row passed 32K characters; then every write, the Dequeued one included, was refused."""
+    row passed 32K characters; then every write, the Dequeued one included, was refused.
+    (EXPORT_MAX_ATTEMPTS raised past the 15 deliveries, so it is not given up first.)"""
+    with _exporter(domain, route, max_attempts=20) as exporter:
+        _fail_15_times_then_ack(domain, exporter)
+
+
+def _fail_15_times_then_ack(domain: Domain, exporter: Exporter) -> None:
     message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
     knobs = domain.d365.knobs
     knobs.operations = frozenset({"download"})
