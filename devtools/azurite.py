@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -28,8 +29,10 @@ def free_port() -> int:
 
 
 def azurite_executable() -> str:
-    """The Azurite binary installed by `npm ci` (package.json pins 3.35.0)."""
-    local = _REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    """The Azurite binary installed by `npm ci` (package.json pins 3.35.0); on Windows npm
+    links it as ``azurite.cmd``, which subprocess runs only when named in full."""
+    name = "azurite.cmd" if os.name == "nt" else "azurite"
+    local = _REPO_ROOT / "node_modules" / ".bin" / name
     if local.exists():
         return str(local)
     found = shutil.which("azurite")

@@ -1,7 +1,12 @@
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from devtools.azurite import Azurite
+from devtools import azurite as azurite_module
+from devtools.azurite import Azurite, azurite_executable
 
 
 def test_blob_and_table_round_trip(azurite: Azurite, unique_name: str) -> None:
@@ -14,3 +19,18 @@ def test_blob_and_table_round_trip(azurite: Azurite, unique_name: str) -> None:
     table = tables.create_table(unique_name)
     table.create_entity({"PartitionKey": "p", "RowKey": "r", "value": 1})
     assert table.get_entity("p", "r")["value"] == 1
+
+
+def test_windows_runs_the_cmd_shim_npm_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """npm links ``azurite`` (a sh script) and ``azurite.cmd`` on Windows; only the latter runs
+    there."""
+    bin_dir = tmp_path / "node_modules" / ".bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("azurite", "azurite.cmd"):
+        (bin_dir / name).write_text("")
+    monkeypatch.setattr(azurite_module, "_REPO_ROOT", tmp_path)
+    assert azurite_executable() == str(bin_dir / "azurite")
+    monkeypatch.setattr(azurite_module, "os", SimpleNamespace(name="nt"))
+    assert azurite_executable() == str(bin_dir / "azurite.cmd")
