@@ -180,7 +180,8 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "company": "USMF",
         "max_bytes": "1GiB",
     }
-    return app_settings(job, [route], "package")
+    # The emulator's blob endpoint (GetAzureWriteUrl's SAS URLs) is on its own loopback host.
+    return app_settings(job, [route], "package", D365_SAS_HOSTS="127.0.0.1")
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:

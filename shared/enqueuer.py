@@ -52,6 +52,7 @@ from shared.d365 import (
     D365HttpError,
     D365PayloadTooLargeError,
     D365ResponseError,
+    D365UntrustedUrlError,
     EnqueueResult,
     RetryPolicy,
     external_id_header,
@@ -843,10 +844,10 @@ def _ambiguous(exc: Exception) -> bool:
 
 
 def _upload_refused(exc: Exception) -> bool:
-    """A package upload-stage failure that waiting will not cure: the template, or a 4xx
-    of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl (but for the enqueue's
-    not-taken statuses: credentials and permissions get fixed)."""
-    if isinstance(exc, TemplateError):
+    """A package upload-stage failure that waiting will not cure: the template, a BlobUrl the
+    client refused to call, or a 4xx of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl
+    (but for the enqueue's not-taken statuses: credentials and permissions get fixed)."""
+    if isinstance(exc, TemplateError | D365UntrustedUrlError):
         return True
     if not isinstance(exc, D365HttpError) or exc.status_code >= 500:
         return False

@@ -202,6 +202,8 @@ class Knobs:
     and `download_break_after_bytes` of the file, then drop the connection: an export
     download that breaks part way. `download_mib_per_s`: downloads are sent no faster than
     this (0: as fast as loopback goes), like an environment reached over a WAN link.
+    `download_location_origin`: the ``scheme://host:port`` the dequeue's `DownloadLocation`
+    names instead of the emulator's own (an F&O that hands out a location elsewhere).
     `dequeue_without_file`: dequeue answers
     `IsDownLoadFileExist` false with a `FileDownLoadErrorMessage` (the spec's "no file
     uploaded to the blob" case, e.g. with Prevent upload when zero records; shape UNCONFIRMED).
@@ -241,6 +243,7 @@ class Knobs:
     message_id_format: MessageIdFormat = MessageIdFormat.QUOTED
     execution_errors_raw: bool = False
     download_location_http: bool = False
+    download_location_origin: str | None = None
     download_break_burst: int = 0
     dequeue_without_file: bool = False
     download_mib_per_s: float = 0.0

@@ -6,6 +6,7 @@ See docs/architecture.md ("The F&O client") for the contract other modules code 
 from ._body import Body, Readable
 from ._client import D365Client
 from ._errors import (
+    NOT_TAKEN_STATUSES,
     D365AuthenticationError,
     D365ConnectionError,
     D365CredentialError,
@@ -17,6 +18,7 @@ from ._errors import (
     D365ResponseError,
     D365ServerError,
     D365ThrottledError,
+    D365UntrustedUrlError,
 )
 from ._external_id import external_id_from_header, external_id_header
 from ._models import (
@@ -32,8 +34,10 @@ from ._models import (
 )
 from ._parsing import normalize_guid, normalize_message_id
 from ._retry import RetryPolicy
+from ._urls import normalize_sas_host
 
 __all__ = [
+    "NOT_TAKEN_STATUSES",
     "AzureWriteUrl",
     "Body",
     "D365AuthenticationError",
@@ -48,6 +52,7 @@ __all__ = [
     "D365ResponseError",
     "D365ServerError",
     "D365ThrottledError",
+    "D365UntrustedUrlError",
     "DequeuedMessage",
     "EnqueueResult",
     "ExecutionError",
@@ -62,4 +67,5 @@ __all__ = [
     "external_id_header",
     "normalize_guid",
     "normalize_message_id",
+    "normalize_sas_host",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -64,6 +64,7 @@ from ._parsing import (
 )
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
 from ._transport import Timeouts, new_session, validate_pool_maxsize
+from ._urls import UrlPolicy
 
 __all__ = ["D365Client"]
 
@@ -125,8 +126,12 @@ class D365Client:
     :keyword user_agent: the User-Agent header.
     :keyword chunk_size: bytes per read when streaming a body in or out.
     :keyword sleep: the function that waits between retries (tests pass a recorder).
+    :keyword sas_hosts: hosts (any port) that SAS URLs handed out by F&O may point at besides
+        the blob endpoints of F&O's cloud, e.g. a storage emulator's; see
+        :mod:`shared.d365._urls` for the rules every URL from F&O is checked against.
     :raises ValueError: when `base_url` is not an http(s) URL without query string, a
-        timeout is not a positive number, or `pool_maxsize` is not a positive int.
+        timeout is not a positive number, `pool_maxsize` is not a positive int, or a host of
+        `sas_hosts` is not a host name or IP address.
     """
 
     def __init__(
@@ -143,8 +148,10 @@ class D365Client:
         user_agent: str = _USER_AGENT,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         sleep: Callable[[float], object] = time.sleep,
+        sas_hosts: Iterable[str] = (),
     ) -> None:
         self._base_url = _validate_base_url(base_url)
+        self._urls = UrlPolicy.of(self._base_url, sas_hosts)
         self._scope = f"{self._base_url.lower()}/.default"
         self._credential = credential
         self._retry = retry or RetryPolicy()
@@ -384,20 +391,22 @@ class D365Client:
         """Stream a dequeued message's file into `destination`; returns the bytes written.
 
         `http://` locations are fetched over https (F&O's load balancer reports plain http).
+        A location on F&O's exact origin (scheme, host, port) is fetched with the access
+        token; a SAS URL (see :mod:`shared.d365._urls`) without it; anything else is refused.
         A retry after a partial download rewinds `destination` when it is seekable.
 
-        :raises ValueError: when `location` is not an http(s) URL on the environment's host.
+        :raises D365UntrustedUrlError: the location is neither, before anything is sent.
         :raises D365Error: (a subclass of it) when the download fails.
         """
-        url = https_download_url(location)
-        host = urlsplit(url).hostname
-        if host != urlsplit(self._base_url).hostname:
-            raise ValueError(
-                f"location host {host!r} is not the environment's host; the access token is "
-                "sent only to the environment"
-            )
+        try:
+            rewritten = https_download_url(location)
+        except ValueError:
+            rewritten = location  # the policy names what is wrong with it
+        url, authorize = self._urls.check_download(
+            rewritten, operation="download", what="DownloadLocation"
+        )
         context = self._context("download", "GET", url)
-        total = self._stream_to(context, destination, chunk_size=chunk_size)
+        total = self._stream_to(context, destination, chunk_size=chunk_size, authorize=authorize)
         _LOGGER.info("downloaded url=%s bytes=%d", url_without_query(url), total)
         return total
 
@@ -502,12 +511,12 @@ class D365Client:
         :param url: the BlobUrl, SAS query string included.
         :param stream_factory: opens a fresh binary stream of the package per attempt.
         :keyword length: the package's size in bytes.
-        :raises ValueError: when `url` is not an http(s) URL, or the stream ends early.
+        :raises D365UntrustedUrlError: `url` is not a SAS URL the client may call (see
+            :mod:`shared.d365._urls`), before anything is sent.
+        :raises ValueError: when the stream ends early.
         :raises D365Error: (a subclass of it) when the upload fails.
         """
-        parts = urlsplit(url if isinstance(url, str) else "")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be the http(s) BlobUrl from get_azure_write_url")
+        url = self._urls.check_sas(url, operation="upload_package", what="BlobUrl")
         upload = UploadBody(stream_factory, length, self._chunk_size)
         context = self._context("upload_package", "PUT", url, body_length=length)
         started = time.monotonic()
@@ -625,12 +634,11 @@ class D365Client:
         """Stream a file F&O handed out as a SAS URL (an error file) into `destination`, with
         no Authorization header; returns the bytes written.
 
-        :raises ValueError: when `url` is not an http(s) URL.
+        :raises D365UntrustedUrlError: `url` is not a SAS URL the client may call (see
+            :mod:`shared.d365._urls`), before anything is sent.
         :raises D365Error: (a subclass of it) when the download fails.
         """
-        parts = urlsplit(url if isinstance(url, str) else "")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an http(s) URL F&O handed out")
+        url = self._urls.check_sas(url, operation="download_sas_file", what="error file URL")
         return self._stream_to(
             self._context("download_sas_file", "GET", url), destination, authorize=False
         )

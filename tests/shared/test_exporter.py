@@ -4,6 +4,7 @@ docstring names injected at exactly that step."""
 from __future__ import annotations
 
 import io
+import socket
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -251,3 +252,26 @@ def test_a_corrupt_package_member_is_recorded_and_the_tick_goes_on(
     assert domain.d365.messages[corrupt].state != "Acked"
     assert exporter.store.get(valid).state is ExportState.ACKED
     assert any(name.startswith(f"pkg/{valid}/") for name in _blobs(domain, route))
+
+
+def test_a_download_location_on_another_port_of_f_and_os_host_is_refused_unsent(
+    domain: Domain, exporter: Exporter
+) -> None:
+    """Finding 8: the bearer token goes only to F&O's exact origin, not the same host on
+    another port (a bound port that takes no connection: nothing may even try)."""
+    with socket.socket() as elsewhere:
+        elsewhere.bind(("127.0.0.1", 0))
+        port = elsewhere.getsockname()[1]
+        domain.d365.knobs.download_location_origin = f"https://127.0.0.1:{port}"
+        message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+
+        exporter.tick()
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert (
+        f"refused the DownloadLocation F&O handed out, https://127.0.0.1:{port}/api/connector/"
+        in (record.error or "")
+    )
+    assert f"not F&O's own origin https://127.0.0.1:{domain.d365.port}" in (record.error or "")
+    assert domain.d365.messages[message_id].state != "Acked"

@@ -82,6 +82,7 @@ def _build(
         context.credential,
         read_timeout=read_timeout,
         retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
+        sas_hosts=settings.d365.sas_hosts,
     )
     importer = PackageImporter(
         context.store,
@@ -616,3 +617,27 @@ def test_a_package_route_over_its_own_max_bytes_is_rejected_naming_it(domain: Do
         record.last_error or ""
     )
     assert "raise max_bytes on the route" in (record.last_error or "")
+
+
+def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
+    packaged: Packaged,
+) -> None:
+    """Finding 8: GetAzureWriteUrl's BlobUrl over plain http is refused before a byte is sent."""
+    d365 = packaged.domain.d365
+    plain = d365.packages.write_url("customers.zip").replace("https://", "http://", 1)
+    d365.knobs.odata_values = {
+        "GetAzureWriteUrl": json.dumps(
+            {"BlobId": "{00000000-0000-0000-0000-0000000000b1}", "BlobUrl": plain}
+        )
+    }
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    text = record.last_error or ""
+    assert f"refused the BlobUrl F&O handed out, http://127.0.0.1:{d365.port}/dmf/" in text
+    assert "its scheme is 'http', not https" in text
+    assert "Nothing was sent to it" in text and "then resubmit the file" in text
+    assert "sig=" not in text
+    assert _puts(packaged) == []
+    assert _imports(packaged) == 0
