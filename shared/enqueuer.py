@@ -290,7 +290,7 @@ class Enqueuer:
 
         An enqueue route's limit is ``max_bytes`` (else MAX_FILE_BYTES); a file over it of an
         ``on_too_large`` route, and any file of a package route, has the package path's own
-        limit: a package route's ``max_bytes``, else ``package_max_bytes`` (one Put Blob).
+        limit: a package route's ``max_bytes``, else ``package_max_bytes`` (50,000 blocks).
         """
         enqueue_limit = route.max_bytes or self._policy.default_max_bytes
         if not route.uses_package_api:
@@ -310,8 +310,8 @@ class Enqueuer:
         why = (
             "its max_bytes; raise max_bytes on the route, or split the data into smaller packages"
             if own_limit
-            else "a package goes to F&O in one Put Blob request, which takes at most 5000 MiB; "
-            "split the data into smaller packages"
+            else "a package goes to F&O's storage in at most 50,000 blocks of 4 MiB; split the "
+            "data into smaller packages"
         )
         return (
             f"{name!r} is {size:,} bytes, over the {limit:,}-byte limit of the data management "

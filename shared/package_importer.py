@@ -12,20 +12,24 @@ with what happens when it is the last line that runs:
    back to the schedule (``Received``, retried later) *before* anything is uploaded, so a
    busy environment does not cost a full upload per try. Nothing waits for the lease in a
    worker thread: the schedule is the wait.
-3. :meth:`PackageImporter.upload`: GetAzureWriteUrl and a streamed PUT of the package (the
-   blob as it is, or a zip built on the fly from the template). The PUT has the enqueue
-   send's deadline (the enqueuer's ``_DeadlineStream``): the body stops being read once the
-   upload would outlive the claim's lease less the wait for its answer, so recovery never
-   resumes a claim whose upload still runs (two uploads in parallel, a late ``Importing``
-   write). The lease is not extended instead: CLAIM_LEASE is already the bound an operator
-   sets for "how long may one send take", and a cut upload says to raise it. The client may
-   repeat a failed PUT (it is idempotent) within that deadline. *Stop here*: as 1; a PUT is
-   repeated to a new URL, F&O has imported nothing. A failure: the blob changed or went ->
-   ``Rejected``; one that waiting will not cure (the template is missing or broken, the SAS
-   PUT refused with 400 / 403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than
-   401 / 403 / 404 / 408 / 429) -> ``EnqueueFailed`` naming the cause and the fix (F&O never
-   saw an import); anything else (5xx, 408, 429, no connection, no token, the deadline) ->
-   retried later from the schedule.
+3. :meth:`PackageImporter.upload`: GetAzureWriteUrl, then the package (the blob as it is,
+   or a zip built on the fly from the template) streamed to the BlobUrl in 4 MiB blocks and
+   committed by Put Block List (see :mod:`shared.d365._blocks`: every storage version takes
+   such blocks, whatever F&O's SAS version). The BlobUrl must be a SAS URL of F&O's storage
+   (:mod:`shared.d365._urls`). The upload has the enqueue send's deadline (the enqueuer's
+   ``_DeadlineStream``): the package stops being read once the upload would outlive the
+   claim's lease less the wait for its answer, so recovery never resumes a claim whose
+   upload still runs (two uploads in parallel, a late ``Importing`` write). The lease is not
+   extended instead: CLAIM_LEASE is already the bound an operator sets for "how long may one
+   send take", and a cut upload says to raise it. The client repeats a failed block or block
+   list (each is idempotent) within that deadline. *Stop here*: as 1; blocks no list
+   committed are invisible, the upload is repeated to a new URL, F&O has imported nothing.
+   A failure: the blob changed or went -> ``Rejected``; one that waiting will not cure (the
+   template is missing or broken, a BlobUrl the client refuses, a block refused with 400 /
+   403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than 401 / 403 / 404 / 408 /
+   429) -> ``EnqueueFailed`` naming the cause and the fix (F&O never saw an import);
+   anything else (5xx, 408, 429, no connection, no token, the deadline) -> retried later
+   from the schedule.
 4. :meth:`PackageImporter.acquire_lease`: the package-import lease row, one try. Taken
    meanwhile: as 2. *Stop here*: the lease ends at its ``until``; the file is resumed as in 1.
 5. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
@@ -79,6 +83,8 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 from shared import telemetry
 from shared.config import D365Settings, Settings
 from shared.d365 import (
+    BLOCK_SIZE,
+    MAX_BLOCKS,
     D365Client,
     D365ConnectionError,
     D365CredentialError,
@@ -130,9 +136,9 @@ _MANIFEST = "manifest.xml"
 _HEADER = "packageheader.xml"
 _SPOOL_BYTES = 8 * 1024 * 1024
 _MIB = 1024 * 1024
-PACKAGE_MAX_BYTES = 5000 * _MIB - _MIB
-"""The largest file the package path takes: the package goes up in one Put Blob request,
-which Azure Storage limits to 5000 MiB; 1 MiB is left for what a template adds (its
+PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - _MIB
+"""The largest file the package path takes: the package goes up in 4 MiB blocks, and a block
+blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template adds (its
 Manifest.xml, PackageHeader.xml and the zip's headers)."""
 
 

@@ -18,6 +18,7 @@ import trustme
 
 from devtools.lifecycle import Service
 
+from ._blobs import BlobStore
 from ._clock import Clock
 from ._entities import evaluate
 from ._entra import Entra
@@ -83,8 +84,9 @@ class Emulator(Service):
         self.faults = FaultInjector(self.knobs.seed)
         self.entra = Entra(tenant_id, apps)
         self.store = MessageStore(_evaluate)
+        self.blobs = BlobStore(self.knobs, lambda: self.base_url, lambda: self.spool_dir)
         self.packages = PackageApi(
-            self._jobs, self.clock, self.knobs, lambda: self.base_url, lambda: self.spool_dir
+            self._jobs, self.clock, self.knobs, lambda: self.base_url, self.blobs
         )
         self.fno = FnoApi(
             Environment(
@@ -281,7 +283,8 @@ class Emulator(Service):
             setattr(self.knobs, field.name, getattr(self._defaults, field.name))
         self.faults.reseed(self.knobs.seed)
         self.clock.speed = 1.0
-        for path in [*self.store.clear(), *self.packages.clear()]:
+        self.packages.clear()
+        for path in [*self.store.clear(), *self.blobs.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:
             self._requests.clear()

@@ -218,6 +218,10 @@ class Knobs:
     `package_run_seconds` is how long an execution stays Executing (emulator clock);
     `execution_not_found_seconds` answers 400 "were not found" for that long after the call;
     `error_keys_seconds` is how long a target error keys file is "still generating".
+
+    Blob endpoint (see `_blobs`): `sas_version` is the storage version (``sv``) of the SAS
+    URLs handed out, whose Put Blob and Put Block limits the endpoint enforces;
+    `put_blob_max_bytes` lowers the Put Blob limit (None: the version's, as Azure's).
     """
 
     latency_ms: int = 0
@@ -257,6 +261,8 @@ class Knobs:
     package_run_seconds: float = 2.0
     execution_not_found_seconds: float = 0.0
     error_keys_seconds: float = 1.0
+    sas_version: str = "2020-10-02"
+    put_blob_max_bytes: int | None = None
 
     def copy(self) -> Knobs:
         """An independent copy."""
@@ -281,6 +287,8 @@ OPERATIONS: frozenset[str] = frozenset(
         "GenerateImportTargetErrorKeysFile",
         "GetImportTargetErrorKeysFileUrl",
         "blob_put",
+        "blob_block",
+        "blob_block_list",
         "blob_get",
     }
 )

@@ -3,6 +3,7 @@
 See docs/architecture.md ("The F&O client") for the contract other modules code against.
 """
 
+from ._blocks import BLOCK_SIZE, MAX_BLOCKS
 from ._body import Body, Readable
 from ._client import D365Client
 from ._errors import (
@@ -37,6 +38,8 @@ from ._retry import RetryPolicy
 from ._urls import normalize_sas_host
 
 __all__ = [
+    "BLOCK_SIZE",
+    "MAX_BLOCKS",
     "NOT_TAKEN_STATUSES",
     "AzureWriteUrl",
     "Body",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -17,6 +19,15 @@ from urllib3.exceptions import NewConnectionError
 
 from shared import telemetry
 
+from ._blocks import (
+    BLOCK_SIZE,
+    MAX_BLOCKS,
+    block_id,
+    block_list_xml,
+    block_query,
+    read_block,
+    with_query,
+)
 from ._body import (
     DEFAULT_CHUNK_SIZE,
     Body,
@@ -88,6 +99,10 @@ logging.getLogger("urllib3.connectionpool").addFilter(_SasRedactingFilter())
 
 _ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 _JSON = "application/json; charset=utf-8"
+_ZIP = "application/zip"
+# Put Blocks of one package upload at once: loopback and a WAN link alike are kept busy while
+# memory stays at a few blocks.
+_BLOCKS_IN_FLIGHT = 4
 _USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
 # Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
 _NOT_TAKEN_STATUSES = frozenset({429, 503})
@@ -501,39 +516,97 @@ class D365Client:
         length: int,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """PUT a package to the SAS URL of `get_azure_write_url` as a block blob.
+        """Upload a package to the SAS URL of `get_azure_write_url` as a block blob: Put Block
+        of 4 MiB blocks, which every storage version takes (see :mod:`shared.d365._blocks`), a
+        few in flight, then Put Block List, which makes the blob exist.
 
-        The body is streamed in fixed chunks with a Content-Length (constant memory); no
-        Authorization header is sent (the SAS authorises the call, and the token must not
-        leave for the storage host). A PUT of the whole blob is idempotent, so it is retried
-        like a read, with a fresh stream from `stream_factory` each attempt.
+        Memory stays near ``BLOCK_SIZE * (blocks in flight + 1)`` whatever the package's size.
+        No Authorization header is sent (the SAS authorises the calls, and the token must not
+        leave for the storage host). A Put Block and the Put Block List are idempotent: each is
+        retried like a read with its own bytes, and the stream is read once.
 
         :param url: the BlobUrl, SAS query string included.
-        :param stream_factory: opens a fresh binary stream of the package per attempt.
+        :param stream_factory: opens the package's binary stream (read once, then closed).
         :keyword length: the package's size in bytes.
+        :keyword retry: each call's retry policy instead of the client's.
         :raises D365UntrustedUrlError: `url` is not a SAS URL the client may call (see
             :mod:`shared.d365._urls`), before anything is sent.
-        :raises ValueError: when the stream ends early.
+        :raises ValueError: when the stream ends early, or the package would need more than
+            50,000 blocks.
         :raises D365Error: (a subclass of it) when the upload fails.
         """
         url = self._urls.check_sas(url, operation="upload_package", what="BlobUrl")
-        upload = UploadBody(stream_factory, length, self._chunk_size)
-        context = self._context("upload_package", "PUT", url, body_length=length)
+        if length > MAX_BLOCKS * BLOCK_SIZE:
+            raise ValueError(
+                f"upload_package: {length:,} bytes is more than a block blob holds in "
+                f"{MAX_BLOCKS:,} blocks of {BLOCK_SIZE:,} bytes"
+            )
         started = time.monotonic()
-        _, attempts = self._call(
-            context,
+        stream = stream_factory()
+        try:
+            ids = self._put_blocks(url, stream, length, retry)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        commit = with_query(url, "comp=blocklist")
+        self._call(
+            self._context("upload_package", "PUT", commit, body_length=length),
             lambda response: None,
-            headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/zip"},
-            upload=upload,
+            headers={"Content-Type": "application/xml", "x-ms-blob-content-type": _ZIP},
+            data=block_list_xml(ids),
             retry=retry,
             authorize=False,
         )
         _LOGGER.info(
-            "package uploaded url=%s bytes=%d seconds=%.3f attempts=%d",
+            "package uploaded url=%s bytes=%d blocks=%d seconds=%.3f",
             url_without_query(url),
             length,
+            len(ids),
             time.monotonic() - started,
-            attempts,
+        )
+
+    def _put_blocks(
+        self, url: str, stream: Readable, length: int, retry: RetryPolicy | None
+    ) -> list[str]:
+        """Stage `length` bytes of `stream` as blocks, `_BLOCKS_IN_FLIGHT` at most at once;
+        returns their ids in order.
+
+        A failure (a block refused, the stream's deadline) stops the reading and is raised at
+        once: blocks still in flight end on their own, and staged blocks no list commits are
+        invisible and discarded by the storage service.
+        """
+        ids: list[str] = []
+        in_flight: deque[Future[None]] = deque()
+        pool = ThreadPoolExecutor(_BLOCKS_IN_FLIGHT, thread_name_prefix="put-block")
+        try:
+            remaining = length
+            while remaining > 0:
+                if len(in_flight) == _BLOCKS_IN_FLIGHT:
+                    in_flight.popleft().result()
+                data = read_block(stream, min(BLOCK_SIZE, remaining))
+                if not data:
+                    raise ValueError(
+                        f"upload_package: the package stream ended after "
+                        f"{length - remaining} of the {length} bytes given as length"
+                    )
+                ids.append(block_id(len(ids)))
+                in_flight.append(pool.submit(self._put_block, url, ids[-1], data, retry))
+                remaining -= len(data)
+            while in_flight:
+                in_flight.popleft().result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return ids
+
+    def _put_block(self, url: str, identifier: str, data: bytes, retry: RetryPolicy | None) -> None:
+        block_url = with_query(url, block_query(identifier))
+        self._call(
+            self._context("upload_package", "PUT", block_url, body_length=len(data)),
+            lambda response: None,
+            data=data,
+            retry=retry,
+            authorize=False,
         )
 
     def import_from_package(

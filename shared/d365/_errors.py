@@ -377,8 +377,9 @@ def _too_large_hint(context: OperationContext) -> str:
         size = f" ({context.body_length} bytes, {context.body_length / _MIB:.1f} MiB)"
     if context.operation == "upload_package":
         return (
-            f"The package{size} is larger than one Put Blob to F&O's storage accepts. Split "
-            "the data into smaller packages."
+            f"F&O's storage refused a part of the package{size} as too large, although every "
+            "storage version takes blocks of 4 MiB: check that the BlobUrl F&O handed out is "
+            "an Azure blob endpoint."
         )
     return (
         f"The file{size} is larger than F&O accepts through enqueue. Split it, or import it "

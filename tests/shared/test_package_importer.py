@@ -141,9 +141,12 @@ def _imports(packaged: Packaged) -> int:
     return packaged.domain.d365.packages.import_calls
 
 
+_UPLOADS = frozenset({"blob_put", "blob_block", "blob_block_list"})
+
+
 def _puts(packaged: Packaged) -> list[int | None]:
-    """The statuses of the package PUTs the emulator answered."""
-    return [r.status for r in packaged.domain.d365.requests if r.operation == "blob_put"]
+    """The statuses of the package upload's PUTs (blocks, block list) the emulator answered."""
+    return [r.status for r in packaged.domain.d365.requests if r.operation in _UPLOADS]
 
 
 def test_a_valid_package_is_imported_and_ends_processed(packaged: Packaged) -> None:
@@ -199,7 +202,7 @@ def test_a_plain_file_is_wrapped_from_the_template(packaged: Packaged) -> None:
     record = packaged.send("pkg-plain/USMF/customers.xml", source)
     final = packaged.until_final(record)
     assert final.state is TrackingState.PROCESSED
-    [put] = [r for r in packaged.domain.d365.requests if r.operation == "blob_put"]
+    [put] = [r for r in packaged.domain.d365.requests if r.operation == "blob_block"]
     assert put.body is not None
     with zipfile.ZipFile(io.BytesIO(put.body)) as archive:
         assert archive.read("Customers V3.xml") == source
@@ -508,14 +511,15 @@ def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
     """Recovery never resumes a claim whose upload still runs (no second upload in parallel,
     no late Importing write): the PUT stops before its end, the file waits on the schedule."""
     packaged = _build(domain, claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=1))
-    domain.d365.knobs.operations = frozenset({"blob_put"})
+    domain.d365.knobs.operations = frozenset({"blob_block"})
     domain.d365.knobs.body_read_pause_seconds = 3
 
     record = packaged.send("pkg/USMF/big.zip", _slow_big_package())
 
     assert record.state is TrackingState.RECEIVED
     assert "outlived the claim's lease (CLAIM_LEASE)" in (record.last_error or "")
-    assert 201 not in _puts(packaged)
+    # Blocks staged meanwhile stay invisible: nothing commits them.
+    assert [r for r in domain.d365.requests if r.operation == "blob_block_list"] == []
     assert _imports(packaged) == 0
     assert domain.context.store.schedule.get(record.record_id) is not None
 
@@ -546,7 +550,7 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     packaged: Packaged, status: int
 ) -> None:
     knobs = packaged.domain.d365.knobs
-    knobs.operations = frozenset({"blob_put"})
+    knobs.operations = frozenset({"blob_block"})
     knobs.error_burst, knobs.error_status = 1, status
 
     record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
@@ -559,14 +563,14 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     assert _imports(packaged) == 0
     assert packaged.domain.context.store.schedule.get(record.record_id) is None
     if status == 413:
-        assert "larger than one Put Blob" in (record.last_error or "")
+        assert "refused a part of the package" in (record.last_error or "")
         assert "through enqueue" not in (record.last_error or "")
 
 
 @pytest.mark.parametrize("status", [408, 429, 503])
 def test_a_put_that_fails_for_now_is_retried_later(packaged: Packaged, status: int) -> None:
     knobs = packaged.domain.d365.knobs
-    knobs.operations = frozenset({"blob_put"})
+    knobs.operations = frozenset({"blob_block"})
     knobs.error_burst, knobs.error_status = 50, status
 
     record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
@@ -589,7 +593,7 @@ def test_a_package_route_takes_files_over_the_enqueue_limit(domain: Domain) -> N
 def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
     domain: Domain, path: str
 ) -> None:
-    """A package route's file, or an on_too_large file, over one Put Blob's limit."""
+    """A package route's file, or an on_too_large file, over the package path's limit."""
     # Over the big route's 1 MiB enqueue limit too.
     packaged = _build(domain, default_max_bytes=100, package_max_bytes=1_500_000)
     data = package_files.customers_package() + b" " * (2 << 20)
@@ -598,7 +602,7 @@ def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
 
     assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
     assert "1,500,000-byte limit of the data management package API" in (record.last_error or "")
-    assert "one Put Blob request" in (record.last_error or "")
+    assert "at most 50,000 blocks of 4 MiB" in (record.last_error or "")
     assert "import it through the data management package API" not in (record.last_error or "")
     assert _puts(packaged) == []
 
@@ -624,7 +628,7 @@ def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
 ) -> None:
     """Finding 8: GetAzureWriteUrl's BlobUrl over plain http is refused before a byte is sent."""
     d365 = packaged.domain.d365
-    plain = d365.packages.write_url("customers.zip").replace("https://", "http://", 1)
+    plain = d365.blobs.write_url("customers.zip").replace("https://", "http://", 1)
     d365.knobs.odata_values = {
         "GetAzureWriteUrl": json.dumps(
             {"BlobId": "{00000000-0000-0000-0000-0000000000b1}", "BlobUrl": plain}

@@ -139,7 +139,7 @@ def test_an_error_file_url_on_a_host_not_allowed_is_not_fetched(
     make_client: ClientFactory, d365: Emulator
 ) -> None:
     client = make_client(sas_hosts=())
-    url = d365.packages.write_url("errors.txt")
+    url = d365.blobs.write_url("errors.txt")
 
     with pytest.raises(
         D365UntrustedUrlError, match=r"its host '127\.0\.0\.1' is not a blob endpoint"
