@@ -45,6 +45,7 @@ from azure.storage.blob import BlobClient, BlobProperties
 from shared import telemetry
 from shared.config import D365Settings, Settings
 from shared.d365 import (
+    NOT_TAKEN_STATUSES,
     D365Client,
     D365ConnectionError,
     D365CredentialError,
@@ -99,8 +100,6 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 SUPERSEDED = "Superseded"
 DELETED = "Deleted"
-# Statuses that prove F&O did not take the file: it is worth sending again later.
-_NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
 _GATEWAY_STATUSES = frozenset({502, 504})
 # The SAS PUT of a package: only these (and 5xx) may pass; a 400 / 403 / 413 will not.
 _UPLOAD_TRANSIENT_STATUSES = frozenset({408, 429})
@@ -853,7 +852,7 @@ def _upload_refused(exc: Exception) -> bool:
         return False
     if exc.operation == _UPLOAD_OPERATION:
         return exc.status_code not in _UPLOAD_TRANSIENT_STATUSES
-    return exc.status_code not in _NOT_TAKEN_STATUSES
+    return exc.status_code not in NOT_TAKEN_STATUSES
 
 
 def _not_taken(exc: Exception) -> bool:
@@ -862,4 +861,4 @@ def _not_taken(exc: Exception) -> bool:
         return True
     if isinstance(exc, D365ConnectionError):
         return not exc.sent_body
-    return isinstance(exc, D365HttpError) and exc.status_code in _NOT_TAKEN_STATUSES
+    return isinstance(exc, D365HttpError) and exc.status_code in NOT_TAKEN_STATUSES

@@ -44,10 +44,12 @@ with what happens when it is the last line that runs:
    - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
      without an answer the lease is kept until its ``until`` (F&O may still be in that call);
-   - refused in a way that proves F&O did not take it (429, 503, no connection, the
-     parallel-call refusal): back to ``Received``, retried later. Before calling again, the
-     retry asks GetExecutionSummaryStatus about the same execution id: when F&O knows it (a
-     gateway's 503 can hide a call F&O took), the file is followed, never sent twice.
+   - refused in a way that proves F&O did not take it (401, 403, 404, 408, 429, 503 as for
+     the enqueue and GetAzureWriteUrl; no connection; the parallel-call refusal): back to
+     ``Received``, retried later, until ``MAX_PENDING_AGE`` (``EnqueueFailed``). Before
+     calling again, the retry asks GetExecutionSummaryStatus about the same execution id:
+     when F&O knows it (a gateway's 503 can hide a call F&O took), the file is followed,
+     never sent twice.
      *Stop before that write*: as 5, ``TimedOut`` at the age limit (never imported twice);
    - "already exists": F&O has that execution id: followed as above;
    - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
@@ -85,6 +87,7 @@ from shared.config import D365Settings, Settings
 from shared.d365 import (
     BLOCK_SIZE,
     MAX_BLOCKS,
+    NOT_TAKEN_STATUSES,
     D365Client,
     D365ConnectionError,
     D365CredentialError,
@@ -118,7 +121,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 _ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-_NOT_TAKEN_STATUSES = frozenset({429, 503})
 # F&O's refusal of a second ImportFromPackage while one runs (text UNCONFIRMED: the docs say
 # only that it fails; the emulator's names it "in parallel").
 _PARALLEL_TEXT = "in parallel"
@@ -194,14 +196,25 @@ def execution_id_for(record: TrackedFile) -> str:
 
 
 def classify_import_failure(exc: Exception) -> str:
-    """The :class:`ImportVerdict` of an ImportFromPackage failure."""
+    """The :class:`ImportVerdict` of an ImportFromPackage failure.
+
+    The statuses that prove F&O did not take the call are the enqueue's and GetAzureWriteUrl's
+    (:data:`shared.d365.NOT_TAKEN_STATUSES`): 401 (the token was refused), 403 (the app may
+    not import), 404 (no such action or environment), 408 (the request did not arrive whole),
+    429 and 503 (not let in). F&O answers them before it starts an import, so the file is
+    sent again later (RETRY) as on the other two paths: an operator fixing the app's
+    registration or rights meanwhile does not have to resubmit, and a retry cannot import
+    twice (it first asks GetExecutionSummaryStatus whether F&O knows the execution). It is
+    bounded like every retry of a file F&O did not take: ``MAX_PENDING_AGE`` ends it
+    ``EnqueueFailed`` with the last error.
+    """
     if isinstance(exc, D365CredentialError):
         return ImportVerdict.RETRY
     if isinstance(exc, D365ConnectionError):
         return ImportVerdict.FOLLOW if exc.sent_body else ImportVerdict.RETRY
     if isinstance(exc, D365HttpError):
         text = (exc.fno_message or "").lower()
-        if exc.status_code in _NOT_TAKEN_STATUSES or _PARALLEL_TEXT in text:
+        if exc.status_code in NOT_TAKEN_STATUSES or _PARALLEL_TEXT in text:
             return ImportVerdict.RETRY
         if _EXISTS_TEXT in text or exc.status_code >= 500:
             return ImportVerdict.FOLLOW

@@ -37,6 +37,7 @@ from ._body import (
     UploadBody,
 )
 from ._errors import (
+    NOT_TAKEN_STATUSES,
     D365CredentialError,
     D365HttpError,
     D365ResponseError,
@@ -104,8 +105,9 @@ _ZIP = "application/zip"
 # memory stays at a few blocks.
 _BLOCKS_IN_FLIGHT = 4
 _USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
-# Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
-_NOT_TAKEN_STATUSES = frozenset({429, 503})
+# The not-taken statuses (NOT_TAKEN_STATUSES) that waiting Retry-After may cure within the
+# call, so even an enqueue is re-sent at once; the others need a fix and wait for the caller.
+_RETRIED_IN_CALL = NOT_TAKEN_STATUSES & {429, 503}
 # GetExecutionSummaryStatus soon after ImportFromPackage: the execution is not created yet.
 _NOT_YET_CREATED = "were not found"
 _TRANSIENT_EXCEPTIONS = (
@@ -623,10 +625,12 @@ class D365Client:
         """ImportFromPackage: import an uploaded package into a data project; returns the
         execution id (ours, as F&O echoes it).
 
-        Like an enqueue it is never re-sent blindly: only a failure that proves F&O did not
-        take the call (429, 503, no connection) is retried. The synchronous call may outlive
-        the read timeout while F&O goes on; the caller then follows `execution_id` with
-        `get_execution_summary_status` instead of calling again.
+        Like an enqueue it is never re-sent blindly: within the call only 429, 503 and no
+        connection are retried; the other statuses of `NOT_TAKEN_STATUSES` (401, 403, 404,
+        408) also prove F&O did not take it, and are the caller's to send again later, as
+        for an enqueue. The synchronous call may outlive the read timeout while F&O goes on;
+        the caller then follows `execution_id` with `get_execution_summary_status` instead of
+        calling again.
 
         :param package_url: the BlobUrl the package was uploaded to.
         :param definition_group_id: the data project's name.
@@ -887,7 +891,7 @@ class D365Client:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         policy = budget.policy
-        if status in _NOT_TAKEN_STATUSES:
+        if status in _RETRIED_IN_CALL:
             wait = policy.default_retry_after if retry_after is None else retry_after
         elif status >= 500 and context.resend_safe:
             wait = policy.backoff(attempt) if retry_after is None else retry_after

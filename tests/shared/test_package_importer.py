@@ -645,3 +645,40 @@ def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
     assert "sig=" not in text
     assert _puts(packaged) == []
     assert _imports(packaged) == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 408])
+def test_an_import_refused_before_f_and_o_took_it_is_retried_like_an_enqueue(
+    packaged: Packaged, status: int
+) -> None:
+    """Finding 13: 401/403/404/408 from ImportFromPackage mean what they mean for the enqueue
+    and GetAzureWriteUrl (F&O did not take it): sent again later, never ImportFailed."""
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"ImportFromPackage"})
+    knobs.error_burst, knobs.error_status = 1, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert "not taken by F&O yet, retried at" in (record.last_error or "")
+    assert f"HTTP {status}" in (record.last_error or "")
+    final = packaged.until_final(record)
+    assert final.state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
+
+
+def test_an_import_refused_for_ever_ends_enqueue_failed_at_the_age_limit(
+    packaged: Packaged,
+) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"ImportFromPackage"})
+    knobs.error_burst, knobs.error_status = 1000, 403
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.clock.advance(timedelta(hours=2))
+    final = packaged.until_final(record)
+
+    assert final.state is TrackingState.ENQUEUE_FAILED
+    assert "F&O did not take the file within 1:00:00 (MAX_PENDING_AGE)" in (final.last_error or "")
+    assert "HTTP 403" in (final.last_error or "")
+    assert _imports(packaged) == 0
