@@ -58,10 +58,12 @@ with what happens when it is the last line that runs:
    final: Succeeded -> ``Processed``, PartiallySucceeded -> ``ProcessedWithErrors``,
    Failed -> ``ImportFailed``, Canceled -> ``ImportCanceled``; ``Unknown`` and everything else
    keep polling until ``MAX_PENDING_AGE`` (``TimedOut``). F&O's text is kept in
-   ``d365_status``. On PartiallySucceeded / Failed the row errors (GetExecutionErrors) and,
+   ``d365_status``. The row errors (GetExecutionErrors) and, on PartiallySucceeded / Failed,
    per manifest entity, the staging error file and the target error keys file are copied into
-   the errors container and linked from the record. *Stop before the final write*: the next
-   tick does it all again (the copies are overwritten, nothing is lost).
+   the errors container and linked from the record, best effort: what cannot be had (a call
+   that keeps failing, a URL refused or answering 404, a file still generating) is noted in
+   ``last_error``, and F&O's outcome is written all the same. *Stop before the final write*:
+   the next tick does it all again (the copies are overwritten, nothing is lost).
 """
 
 from __future__ import annotations
@@ -91,11 +93,12 @@ from shared.d365 import (
     D365Client,
     D365ConnectionError,
     D365CredentialError,
+    D365Error,
     D365HttpError,
     ExecutionSummaryStatus,
     RetryPolicy,
 )
-from shared.errors import AppError
+from shared.errors import AppError, safe_text
 from shared.routing import Route
 from shared.storage import STREAM_CHUNK
 from shared.tracking import (
@@ -370,55 +373,69 @@ class PackageImporter:
     def follow(self, record: TrackedFile) -> FollowResult:
         """Read the execution's status; at its end, gather row errors and error files.
 
-        :raises D365Error: (a subclass of it) a call failed: poll again later.
-        :raises AzureError: an error file could not be stored: poll again later.
+        F&O's outcome is final whatever happens to the details: the row errors and the error
+        files are fetched best effort, and what could not be had is noted in ``last_error``
+        (so a file whose error file answers 404 ends with F&O's outcome, not ``TimedOut``).
+
+        :raises D365Error: (a subclass of it) the status could not be read: poll again later.
+        :raises AzureError: the row errors could not be stored: poll again later.
         """
         execution_id = record.execution_id or execution_id_for(record)
         result = self._client.get_execution_summary_status(execution_id)
         status = result.status
         if status is None or status not in _FINAL_STATES:
             return FollowResult(result.raw or ("not found yet" if result.not_found else ""))
-        errors = self._client.get_execution_errors(execution_id)
-        final: dict[str, Any] = {
-            "state": _FINAL_STATES[status],
-            "d365_status": result.raw,
-            **self._store.store_errors(record, errors.errors, errors.raw),
-        }
+        final: dict[str, Any] = {"state": _FINAL_STATES[status], "d365_status": result.raw}
+        notes: list[str] = []
+        try:
+            errors = self._client.get_execution_errors(execution_id)
+        except D365Error as exc:
+            notes.append(_missing("the row errors (GetExecutionErrors)", execution_id, exc))
+        else:
+            final.update(self._store.store_errors(record, errors.errors, errors.raw))
         if status in _WITH_ERROR_FILES:
-            files, notes = self._error_files(record, execution_id)
-            final["error_files"] = files
-            if notes:
-                final["last_error"] = "; ".join(notes)
+            final["error_files"] = self._error_files(record, execution_id, notes)
+        if notes:
+            final["last_error"] = "; ".join(notes)
         return FollowResult(result.raw, final)
 
-    def _error_files(self, record: TrackedFile, execution_id: str) -> tuple[tuple[str, ...], list]:
+    def _error_files(
+        self, record: TrackedFile, execution_id: str, notes: list[str]
+    ) -> tuple[str, ...]:
+        """Copy each manifest entity's staging error file and target error keys file, best
+        effort: one that cannot be had (a call failing, its URL refused or answering 404,
+        still generating) is noted in `notes`, never a reason to poll again."""
         stored: list[str] = []
-        notes: list[str] = []
         for entity in record.package_entities:
-            staging = self._client.get_import_staging_error_file_url(execution_id, entity)
-            if staging:
-                stored.append(self._copy(record, entity, "staging-errors", staging))
-            if not self._client.generate_import_target_error_keys_file(execution_id, entity):
-                continue
-            keys = self._keys_file_url(execution_id, entity)
-            if keys:
-                stored.append(self._copy(record, entity, "target-error-keys", keys))
-            else:
-                notes.append(
-                    f"the target error keys file of {entity!r} was still being generated after "
-                    f"{self.policy.error_file_tries} tries; get it in F&O (execution "
-                    f"{execution_id})"
-                )
-        return tuple(stored), notes
+            for kind, locate in (
+                ("staging-errors", self._client.get_import_staging_error_file_url),
+                ("target-error-keys", self._keys_file_url),
+            ):
+                what = f"the {_FILE_KINDS[kind]} of {entity!r}"
+                try:
+                    url = locate(execution_id, entity)
+                    if url:
+                        stored.append(self._copy(record, entity, kind, url))
+                except (AppError, AzureError) as exc:
+                    notes.append(_missing(what, execution_id, exc))
+        return tuple(stored)
 
     def _keys_file_url(self, execution_id: str, entity: str) -> str | None:
+        """The target error keys file's URL; None when F&O has no such file.
+
+        :raises _StillGeneratingError: F&O was still writing it after ``error_file_tries`` reads.
+        """
+        if not self._client.generate_import_target_error_keys_file(execution_id, entity):
+            return None
         for attempt in range(self.policy.error_file_tries):
             url = self._client.get_import_target_error_keys_file_url(execution_id, entity)
             if url:
                 return url
             if attempt + 1 < self.policy.error_file_tries:
                 self._sleep(self.policy.error_file_pause)
-        return None
+        raise _StillGeneratingError(
+            f"it was still being generated after {self.policy.error_file_tries} tries"
+        )
 
     def _copy(self, record: TrackedFile, entity: str, kind: str, url: str) -> str:
         """Download a SAS file (no Authorization header) into the errors container."""
@@ -480,6 +497,25 @@ class PackageImporter:
                 return _manifest_entities(archive.read(names[_MANIFEST]))
         except (zipfile.BadZipFile, KeyError, ValueError, OSError):
             return ()
+
+
+class _StillGeneratingError(AppError):
+    """F&O was still writing a target error keys file when the importer stopped asking."""
+
+
+_FILE_KINDS = {
+    "staging-errors": "staging error file",
+    "target-error-keys": "target error keys file",
+}
+_NOTE_CAUSE_CHARS = 400
+
+
+def _missing(what: str, execution_id: str, exc: Exception) -> str:
+    """The note for a detail of a finished execution that could not be had."""
+    cause = str(exc) if isinstance(exc, _StillGeneratingError) else safe_text(exc)
+    if len(cause) > _NOTE_CAUSE_CHARS:
+        cause = cause[: _NOTE_CAUSE_CHARS - 3] + "..."
+    return f"{what}: not fetched ({cause}); get it in F&O (execution {execution_id})"
 
 
 def _lease_held() -> LeaseHeldError:

@@ -682,3 +682,49 @@ def test_an_import_refused_for_ever_ends_enqueue_failed_at_the_age_limit(
     assert "F&O did not take the file within 1:00:00 (MAX_PENDING_AGE)" in (final.last_error or "")
     assert "HTTP 403" in (final.last_error or "")
     assert _imports(packaged) == 0
+
+
+def test_a_staging_error_file_that_answers_404_is_noted_and_the_outcome_written(
+    packaged: Packaged,
+) -> None:
+    """Finding 15: F&O's outcome is final whatever happens to an error file."""
+    d365 = packaged.domain.d365
+    d365.knobs.odata_values = {"GetImportStagingErrorFileUrl": d365.blobs.write_url("gone.txt")}
+    record = packaged.send(
+        "pkg/USMF/customers.zip", package_files.customers_package(with_errors=True)
+    )
+
+    final = packaged.until_final(record, ticks=10)
+
+    assert (final.state, final.d365_status) == (
+        TrackingState.PROCESSED_WITH_ERRORS,
+        "PartiallySucceeded",
+    )
+    assert final.error_count > 0
+    [keys] = final.error_files
+    assert keys.endswith("/Customers-V3-target-error-keys.txt")
+    text = final.last_error or ""
+    assert "the staging error file of 'Customers V3': not fetched (D365NotFoundError: " in text
+    assert "HTTP 404" in text and f"get it in F&O (execution {final.execution_id})" in text
+    assert "sig=" not in text
+
+
+def test_row_errors_that_cannot_be_read_are_noted_and_the_outcome_written(
+    packaged: Packaged,
+) -> None:
+    """Finding 15: GetExecutionErrors failing every time does not hold F&O's outcome back."""
+    knobs = packaged.domain.d365.knobs
+    record = packaged.send(
+        "pkg/USMF/customers.zip", package_files.customers_package(with_errors=True)
+    )
+    knobs.operations = frozenset({"GetExecutionErrors"})
+    knobs.error_burst, knobs.error_status = 1000, 503
+
+    final = packaged.until_final(record, ticks=10)
+
+    assert final.state is TrackingState.PROCESSED_WITH_ERRORS
+    assert (final.errors, final.error_count) == ((), 0)
+    assert len(final.error_files) == 1
+    text = final.last_error or ""
+    assert "the row errors (GetExecutionErrors): not fetched (D365ServerError: " in text
+    assert "HTTP 503" in text
