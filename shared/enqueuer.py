@@ -744,13 +744,15 @@ class Enqueuer:
                 )
                 return record
         try:
-            self._packages.import_package(upload, record, route)
+            answered = self._packages.import_package(upload, record, route)
         except D365Error as exc:
             # Without an answer F&O may still be in that call: its lease runs out on its own.
             if not isinstance(exc, D365ConnectionError):
                 self._packages.release_lease(lease)
             return self._import_failed(record, exc, classify_import_failure(exc))
         self._packages.release_lease(lease)
+        if answered != record.execution_id:
+            record = self._follow_answered_execution(record, answered)
         _LOGGER.info(
             "package import started blob=%s execution_id=%s project=%s",
             record.blob,
@@ -760,6 +762,23 @@ class Enqueuer:
         )
         telemetry.record_outcome(TrackingState.IMPORTING.value, record.route)
         return record
+
+    def _follow_answered_execution(self, record: TrackedFile, answered: str) -> TrackedFile:
+        """F&O answered ImportFromPackage with another execution id than the one sent: the
+        import runs under F&O's, so that is the one followed; ours is kept beside it. If this
+        write never lands, the record follows ours, which F&O does not know, and ends
+        ``TimedOut`` at the age limit saying the import may not have started (never twice)."""
+        sent = record.execution_id
+        _LOGGER.warning(
+            "ImportFromPackage answered execution_id=%s for sent %s; following F&O's blob=%s",
+            answered,
+            sent,
+            record.blob,
+            extra=telemetry.record_ids(record, execution_id=answered),
+        )
+        return self._persist(
+            record, over_final=False, execution_id=answered, sent_execution_id=sent
+        )
 
     def _import_failed(self, record: TrackedFile, exc: D365Error, verdict: str) -> TrackedFile:
         if verdict == ImportVerdict.FOLLOW:

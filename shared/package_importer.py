@@ -40,7 +40,9 @@ with what happens when it is the last line that runs:
    conditional on the claim as read: a recovery that took the file over meanwhile wins, and
    this worker stops (lease released) before calling F&O.
 6. :meth:`PackageImporter.import_package`: ImportFromPackage, one attempt.
-   - answered: the lease is released; the poller follows the execution;
+   - answered: the lease is released; the poller follows the execution, under the id F&O
+     answered (when it is not ours, the record's ``execution_id`` becomes F&O's and ours is
+     kept in ``sent_execution_id``);
    - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
      without an answer the lease is kept until its ``until`` (F&O may still be in that call);
@@ -344,12 +346,14 @@ class PackageImporter:
         except AzureError as exc:
             _LOGGER.warning("package-import lease not released (it expires): %s", exc)
 
-    def import_package(self, upload: PackageUpload, record: TrackedFile, route: Route) -> None:
-        """ImportFromPackage for the record's execution id, one attempt (never re-sent here).
+    def import_package(self, upload: PackageUpload, record: TrackedFile, route: Route) -> str:
+        """ImportFromPackage for the record's execution id, one attempt (never re-sent here);
+        returns the execution id F&O answered, which is the one to follow (it may differ from
+        the one sent).
 
         :raises D365Error: (a subclass of it); :func:`classify_import_failure` says what next.
         """
-        self._client.import_from_package(
+        return self._client.import_from_package(
             upload.url,
             route.definition_group or "",
             record.execution_id or execution_id_for(record),

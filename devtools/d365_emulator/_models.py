@@ -215,6 +215,8 @@ class Knobs:
     Package API (see `_packages`): `import_call_seconds` makes ImportFromPackage answer that
     much later (real time; the import goes on if the client gives up);
     `import_refuse_burst` refuses the next N ImportFromPackage calls as parallel ones;
+    `import_own_execution_id`: ImportFromPackage ignores the execution id sent and answers one
+    of its own (``<project>-<time>-<32 HEX>``), as when the caller sends none;
     `package_run_seconds` is how long an execution stays Executing (emulator clock);
     `execution_not_found_seconds` answers 400 "were not found" for that long after the call;
     `error_keys_seconds` is how long a target error keys file is "still generating".
@@ -258,6 +260,7 @@ class Knobs:
     seed: int = 0
     import_call_seconds: float = 0.0
     import_refuse_burst: int = 0
+    import_own_execution_id: bool = False
     package_run_seconds: float = 2.0
     execution_not_found_seconds: float = 0.0
     error_keys_seconds: float = 1.0

@@ -189,7 +189,8 @@ class PackageApi:
         company = str(payload.get("legalEntityId") or "USMF").upper()
         if company_data(company) is None:
             raise PackageError(f"Company '{company}' does not exist.")
-        execution_id = str(payload.get("executionId") or "").strip() or (
+        sent = "" if self._knobs.import_own_execution_id else str(payload.get("executionId") or "")
+        execution_id = sent.strip() or (
             f"{project}-{self._clock.now():%Y-%m-%dT%H:%M:%S}-{uuid.uuid4().hex.upper()}"
         )
         if execution_id in self.executions:

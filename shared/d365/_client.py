@@ -623,7 +623,8 @@ class D365Client:
         retry: RetryPolicy | None = None,
     ) -> str:
         """ImportFromPackage: import an uploaded package into a data project; returns the
-        execution id (ours, as F&O echoes it).
+        execution id F&O answered (`execution_id` when it answers none). F&O may answer
+        another id than the one sent: the caller follows F&O's.
 
         Like an enqueue it is never re-sent blindly: within the call only 429, 503 and no
         connection are retried; the other statuses of `NOT_TAKEN_STATUSES` (401, 403, 404,

@@ -126,6 +126,20 @@ def test_a_package_over_an_old_sas_versions_put_blob_limit_goes_up_in_blocks(
     assert [r for r in d365.requests if r.operation == "blob_put"] == []
 
 
+def test_the_execution_id_f_and_o_answers_is_followed_and_shown_with_ours(
+    app: App, d365: Emulator
+) -> None:
+    """Finding 17, over the HTTP API: F&O's execution id is followed, ours kept beside it."""
+    d365.knobs.import_own_execution_id = True
+    blob = app.upload("pkg/USMF/customers.zip", package_files.customers_package())
+
+    record = app.run_until_terminal([blob])[blob]
+
+    [fnos] = d365.packages.executions
+    assert (record["state"], record["execution_id"]) == ("Processed", fnos)
+    assert record["sent_execution_id"] == f"pkg-{record['record_id']}" != fnos
+
+
 def test_a_client_timeout_during_import_is_recovered_by_its_execution_id(
     app_factory: object, d365: Emulator
 ) -> None:

@@ -728,3 +728,25 @@ def test_row_errors_that_cannot_be_read_are_noted_and_the_outcome_written(
     text = final.last_error or ""
     assert "the row errors (GetExecutionErrors): not fetched (D365ServerError: " in text
     assert "HTTP 503" in text
+
+
+def test_an_execution_id_f_and_o_answers_instead_of_ours_is_followed_and_both_kept(
+    packaged: Packaged,
+) -> None:
+    """Finding 17: ImportFromPackage's answer names the execution; F&O's is followed."""
+    packaged.domain.d365.knobs.import_own_execution_id = True
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    ours = f"pkg-{record.record_id}"
+    [fnos] = packaged.domain.d365.packages.executions
+    assert fnos != ours and fnos.startswith("CustomersPackage-")
+    assert (record.state, record.execution_id, record.sent_execution_id) == (
+        TrackingState.IMPORTING,
+        fnos,
+        ours,
+    )
+    final = packaged.until_final(record)
+    assert (final.state, final.d365_status) == (TrackingState.PROCESSED, "Succeeded")
+    assert (final.execution_id, final.sent_execution_id) == (fnos, ours)
+    assert _imports(packaged) == 1
