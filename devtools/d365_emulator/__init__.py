@@ -10,6 +10,7 @@ One loopback HTTP(S) server plays both the F&O environment and its Microsoft Ent
   `iat`, `nbf`, `exp`; their expiry uses real time (MSAL caches by it), not the emulator
   clock. A wrong secret and an unknown client both answer 401 `invalid_client`
   (AADSTS7000215 / AADSTS700016), an unknown tenant 400 AADSTS90002.
+  `knobs.token_delay_seconds` makes the token endpoint hang that long (a reset ends it).
 - F&O: `/api/connector/enqueue|dequeue|ack|download|jobstatus` and the DMF actions
   GetMessageStatus, GetExecutionIdByMessageId, GetExecutionErrors, GetExecutionSummaryStatus;
   the package API (GetAzureWriteUrl with a SAS blob endpoint `/dmf/<name>` of its own: Put

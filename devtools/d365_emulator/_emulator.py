@@ -9,6 +9,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -305,7 +306,11 @@ class Emulator(Service):
         return self.entra.keys(call.params["tenant"])
 
     def serve_token(self, call: Call) -> Reply:
-        """POST /{tenant}/oauth2[/v2.0]/token (form-encoded client credentials)."""
+        """POST /{tenant}/oauth2[/v2.0]/token (form-encoded client credentials); answered
+        `knobs.token_delay_seconds` late (a reset ends the wait)."""
+        until = time.monotonic() + self.knobs.token_delay_seconds
+        while self.knobs.token_delay_seconds > 0 and time.monotonic() < until:
+            time.sleep(0.05)
         text = (call.body.data or b"").decode("utf-8", errors="replace")
         form = dict(parse_qsl(text, keep_blank_values=True))
         endpoint = f"{self.authority_host}{call.path}"

@@ -208,6 +208,9 @@ class Knobs:
     `IsDownLoadFileExist` false with a `FileDownLoadErrorMessage` (the spec's "no file
     uploaded to the blob" case, e.g. with Prevent upload when zero records; shape UNCONFIRMED).
 
+    `token_delay_seconds`: the Entra token endpoint answers that much later (a hung Entra);
+    `reset()` ends a wait under way.
+
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
     to test clients against answers F&O's docs do not promise. Assign a new mapping.
@@ -257,6 +260,7 @@ class Knobs:
     unknown_ids_not_found: bool = False
     redelivery_seconds: float = 1800.0
     token_lifetime_seconds: int = 3600
+    token_delay_seconds: float = 0.0
     seed: int = 0
     import_call_seconds: float = 0.0
     import_refuse_burst: int = 0

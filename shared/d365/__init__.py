@@ -35,10 +35,12 @@ from ._models import (
 )
 from ._parsing import normalize_guid, normalize_message_id
 from ._retry import RetryPolicy
+from ._transport import DEFAULT_CONNECT_TIMEOUT
 from ._urls import normalize_sas_host
 
 __all__ = [
     "BLOCK_SIZE",
+    "DEFAULT_CONNECT_TIMEOUT",
     "MAX_BLOCKS",
     "NOT_TAKEN_STATUSES",
     "AzureWriteUrl",

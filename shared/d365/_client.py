@@ -75,7 +75,7 @@ from ._parsing import (
     url_without_query,
 )
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
-from ._transport import Timeouts, new_session, validate_pool_maxsize
+from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy
 
 __all__ = ["D365Client"]
@@ -157,7 +157,7 @@ class D365Client:
         credential: TokenCredential,
         *,
         retry: RetryPolicy | None = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = 300.0,
         write_timeout: float = 300.0,
         pool_maxsize: int = 16,
