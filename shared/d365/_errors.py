@@ -359,6 +359,11 @@ def _redirect_hint(response: requests.Response) -> str:
 
 
 def _not_found_hint(context: OperationContext) -> str:
+    if context.operation == "download_sas_file":
+        return (
+            "F&O's storage has no file at this URL any more: its SAS URL may have expired, or "
+            "the file was removed; get the file in F&O."
+        )
     if context.activity_id:
         return (
             f"No enabled recurring data job answers to activity id {context.activity_id}: copy "

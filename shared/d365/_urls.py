@@ -125,7 +125,8 @@ class UrlPolicy:
         if problem is None:
             assert isinstance(url, str)
             return url.strip()
-        raise self._refusal(url, operation, what, f"{problem}. {self._sas_rule()}")
+        hint = f"if F&O's storage really is on that host, add the host to {_SETTING}"
+        raise self._refusal(url, operation, what, f"{problem}. {self._sas_rule()}", hint)
 
     def check_download(self, url: object, *, operation: str, what: str) -> tuple[str, bool]:
         """(`url`, whether our token goes with it): F&O's exact origin gets the token, a SAS
@@ -144,7 +145,11 @@ class UrlPolicy:
             f"it is not F&O's own origin {self._origin_text()}, the only one the access token "
             f"goes to (same scheme, host and port), nor a SAS URL: {problem}. {self._sas_rule()}"
         )
-        raise self._refusal(url, operation, what, rule)
+        hint = (
+            f"if F&O really hands out SAS downloads from that host, add the host to {_SETTING} "
+            "(they are fetched without the access token)"
+        )
+        raise self._refusal(url, operation, what, rule, hint)
 
     def is_fno_origin(self, url: object) -> bool:
         """True when `url` has exactly F&O's scheme, host and port (and no user name)."""
@@ -182,12 +187,13 @@ class UrlPolicy:
         scheme, host, port = self._origin()
         return f"{scheme}://{host}:{port}"
 
-    def _refusal(self, url: object, operation: str, what: str, rule: str) -> D365UntrustedUrlError:
+    def _refusal(
+        self, url: object, operation: str, what: str, rule: str, hint: str
+    ) -> D365UntrustedUrlError:
         shown = _shown(url)
         return D365UntrustedUrlError(
             f"{operation}: refused the {what} F&O handed out, {shorten(shown, 300)} (query "
-            f"string not shown): {rule}. Nothing was sent to it; if F&O's storage really is on "
-            f"that host, add the host to {_SETTING}.",
+            f"string not shown): {rule}. Nothing was sent to it; {hint}.",
             url=shown,
             rule=rule,
             operation=operation,
