@@ -4,8 +4,8 @@ Azure's size limits for the SAS version it issues.
 
 The signature covers name and expiry; a request with an ``Authorization`` header is refused (a
 SAS call carries none, and a token must not leak to a storage host). Bodies are spooled to
-disk as they arrive; a committed block list keeps its blocks' files as they are (as Azure
-commits without copying), read back as one stream.
+disk as they arrive; Put Block List joins the staged blocks it names (``Latest`` or
+``Uncommitted``; ``Committed`` ones are not kept) into the blob's file.
 
 Limits, by the request's version, which for a SAS request is the SAS's ``sv`` (an
 ``x-ms-version`` header is ignored), as Azure documents them:
@@ -27,20 +27,18 @@ over it with small files (the default is Azure's). Refusals carry Azure's error 
 from __future__ import annotations
 
 import binascii
-import bisect
 import hashlib
 import hmac
-import io
 import secrets
+import shutil
 import tempfile
 import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ._body import Body
@@ -71,20 +69,6 @@ def put_block_limit(version: str) -> int:
     return next(block for since, _, block in _LIMITS if version >= since)
 
 
-@dataclass(frozen=True)
-class Blob:
-    """A committed blob: its files in order, and the block ids they were committed as."""
-
-    parts: tuple[Path, ...]
-    block_ids: tuple[str, ...] = ()
-
-    def open(self) -> BinaryIO:
-        """The blob's bytes as one seekable binary stream."""
-        if len(self.parts) == 1:
-            return self.parts[0].open("rb")
-        return io.BufferedReader(_Concatenation(self.parts), 256 * 1024)
-
-
 class BlobStore:
     """The blobs and staged blocks behind the SAS URLs; thread-safe."""
 
@@ -96,18 +80,13 @@ class BlobStore:
         self._spool_dir = spool_dir
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._blobs: dict[str, Blob] = {}
+        self._blobs: dict[str, Path] = {}
         self._staged: dict[str, dict[str, Path]] = {}
-
-    @property
-    def spool_dir(self) -> Path:
-        """Where bodies and blobs are kept."""
-        return self._spool_dir()
 
     def clear(self) -> list[Path]:
         """Forget every blob and staged block; answer the files to delete."""
         with self._lock:
-            paths = [path for blob in self._blobs.values() for path in blob.parts]
+            paths = list(self._blobs.values())
             paths += [path for blocks in self._staged.values() for path in blocks.values()]
             self._blobs.clear()
             self._staged.clear()
@@ -138,10 +117,10 @@ class BlobStore:
             dir=self._spool_dir(), prefix="dmf-", delete=False
         ) as handle:
             handle.write(data)
-        self._commit(name, Blob((Path(handle.name),)))
+        self._commit(name, Path(handle.name))
         return self.write_url(name)
 
-    def own_blob(self, url: str) -> Blob | None:
+    def own_blob(self, url: str) -> Path | None:
         """The blob a SAS URL of ours names, None for any other URL or a bad signature."""
         parts = urlsplit(url)
         if parts.netloc != urlsplit(self._base_url()).netloc:
@@ -177,17 +156,15 @@ class BlobStore:
         return reply
 
     def get(self, name: str, query: Mapping[str, str], headers: Any) -> Reply:
-        """Get Blob: the blob's bytes (a committed block list is joined into one file once)."""
+        """Get Blob: the blob's bytes."""
         refusal = self._authorized(name, query, headers)
         if refusal is not None:
             return refusal
         with self._lock:
-            blob = self._blobs.get(name)
-        if blob is None:
+            path = self._blobs.get(name)
+        if path is None:
             return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        if len(blob.parts) != 1:
-            blob = self._joined(name, blob)
-        return Reply(200, content_type="application/octet-stream", file=blob.parts[0])
+        return Reply(200, content_type="application/octet-stream", file=path)
 
     def _put_blob(self, name: str, query: Any, headers: Any, path: Path) -> tuple[Reply, bool]:
         if headers.get("x-ms-blob-type", "") != "BlockBlob":
@@ -197,7 +174,7 @@ class BlobStore:
                 "An HTTP header that's mandatory for this request is not specified: "
                 "x-ms-blob-type.",
             ), False
-        self._commit(name, Blob((path,)))
+        self._commit(name, path)
         return _created(), True
 
     def _put_block(self, name: str, query: Any, headers: Any, path: Path) -> tuple[Reply, bool]:
@@ -242,47 +219,25 @@ class BlobStore:
             ), False
         with self._lock:
             staged = self._staged.get(name, {})
-            old = self._blobs.get(name, Blob(()))
-            committed = dict(zip(old.block_ids, old.parts, strict=False))
-            chosen = [_choose(kind, identifier, staged, committed) for kind, identifier in wanted]
-            if any(part is None for part in chosen):
+            blocks = [staged.get(i) for kind, i in wanted if kind in ("Latest", "Uncommitted")]
+            if len(blocks) != len(wanted) or None in blocks:
                 return storage_error(
                     400, "InvalidBlockList", "The specified block list is invalid."
                 ), False
-            parts = tuple(part for part in chosen if part is not None)
-            self._blobs[name] = Blob(parts, tuple(identifier for _, identifier in wanted))
-            leftovers = [*staged.values(), *old.parts]
             self._staged.pop(name, None)
-        for leftover in set(leftovers) - set(parts):
-            leftover.unlink(missing_ok=True)
+        self._commit(name, _joined([block for block in blocks if block], self._spool_dir()))
+        for block in staged.values():
+            block.unlink(missing_ok=True)
         return _created(), False
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _commit(self, name: str, blob: Blob) -> None:
+    def _commit(self, name: str, path: Path) -> None:
         with self._lock:
             old = self._blobs.get(name)
-            self._blobs[name] = blob
-        for path in old.parts if old is not None else ():
-            if path not in blob.parts:
-                path.unlink(missing_ok=True)
-
-    def _joined(self, name: str, blob: Blob) -> Blob:
-        with (
-            blob.open() as source,
-            tempfile.NamedTemporaryFile(dir=self._spool_dir(), prefix="dmf-", delete=False) as out,
-        ):
-            while chunk := source.read(_MIB):
-                out.write(chunk)
-        joined = Blob((Path(out.name),))
-        with self._lock:
-            current = self._blobs.get(name)
-            if current is blob:
-                self._blobs[name] = joined
-        if current is blob:
-            for path in blob.parts:
-                path.unlink(missing_ok=True)
-        return joined
+            self._blobs[name] = path
+        if old is not None and old != path:
+            old.unlink(missing_ok=True)
 
     def _sign(self, name: str, expiry: str) -> str:
         return hmac.new(self._key, f"{name}\n{expiry}".encode(), hashlib.sha256).hexdigest()
@@ -353,65 +308,10 @@ def _block_list(data: bytes) -> list[tuple[str, str]]:
     return [(child.tag, (child.text or "").strip()) for child in root]
 
 
-def _choose(
-    kind: str, identifier: str, staged: Mapping[str, Path], committed: Mapping[str, Path]
-) -> Path | None:
-    if kind == "Uncommitted":
-        return staged.get(identifier)
-    if kind == "Committed":
-        return committed.get(identifier)
-    if kind == "Latest":
-        return staged.get(identifier) or committed.get(identifier)
-    return None
-
-
-class _Concatenation(io.RawIOBase):
-    """Files read as one seekable stream (a committed block list, as zipfile needs it)."""
-
-    def __init__(self, parts: tuple[Path, ...]) -> None:
-        self._parts = parts
-        self._starts: list[int] = []
-        total = 0
-        for part in parts:
-            self._starts.append(total)
-            total += part.stat().st_size
-        self._size = total
-        self._position = 0
-        self._open: tuple[int, BinaryIO] | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        if self._position >= self._size:
-            return 0
-        index = bisect.bisect_right(self._starts, self._position) - 1
-        handle = self._handle(index)
-        handle.seek(self._position - self._starts[index])
-        count = handle.readinto(buffer)
-        self._position += count
-        return count
-
-    def _handle(self, index: int) -> BinaryIO:
-        if self._open is None or self._open[0] != index:
-            if self._open is not None:
-                self._open[1].close()
-            self._open = (index, self._parts[index].open("rb"))
-        return self._open[1]
-
-    def close(self) -> None:
-        if self._open is not None:
-            self._open[1].close()
-            self._open = None
-        super().close()
+def _joined(blocks: list[Path], folder: Path) -> Path:
+    """One new file of `blocks` in order."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix="dmf-", delete=False) as out:
+        for block in blocks:
+            with block.open("rb") as source:
+                shutil.copyfileobj(source, out, _MIB)
+    return Path(out.name)
