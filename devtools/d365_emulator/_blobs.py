@@ -4,8 +4,9 @@ Azure's size limits for the SAS version it issues.
 
 The signature covers name and expiry; a request with an ``Authorization`` header is refused (a
 SAS call carries none, and a token must not leak to a storage host). Bodies are spooled to
-disk as they arrive; Put Block List joins the staged blocks it names (``Latest`` or
-``Uncommitted``; ``Committed`` ones are not kept) into the blob's file.
+disk as they arrive; Put Block List makes the staged blocks it names (``Latest`` or
+``Uncommitted``; ``Committed`` ones are not kept) the blob's files, read back as one stream,
+so a commit costs no copy (as Azure's does not).
 
 Limits, by the request's version, which for a SAS request is the SAS's ``sv`` (an
 ``x-ms-version`` header is ignored), as Azure documents them:
@@ -27,8 +28,11 @@ over it with small files (the default is Azure's). Refusals carry Azure's error 
 from __future__ import annotations
 
 import binascii
+import bisect
 import hashlib
 import hmac
+import itertools
+import os
 import secrets
 import shutil
 import tempfile
@@ -37,8 +41,9 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ._body import Body
@@ -69,6 +74,17 @@ def put_block_limit(version: str) -> int:
     return next(block for since, _, block in _LIMITS if version >= since)
 
 
+@dataclass(frozen=True)
+class Blob:
+    """A committed blob: its files in order (one for Put Blob, the blocks for a block list)."""
+
+    parts: tuple[Path, ...]
+
+    def open(self) -> BinaryIO | _Parts:
+        """The blob's bytes as one seekable stream (what zipfile needs); close it after use."""
+        return self.parts[0].open("rb") if len(self.parts) == 1 else _Parts(self.parts)
+
+
 class BlobStore:
     """The blobs and staged blocks behind the SAS URLs; thread-safe."""
 
@@ -80,13 +96,13 @@ class BlobStore:
         self._spool_dir = spool_dir
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._blobs: dict[str, Path] = {}
+        self._blobs: dict[str, Blob] = {}
         self._staged: dict[str, dict[str, Path]] = {}
 
     def clear(self) -> list[Path]:
         """Forget every blob and staged block; answer the files to delete."""
         with self._lock:
-            paths = list(self._blobs.values())
+            paths = [path for blob in self._blobs.values() for path in blob.parts]
             paths += [path for blocks in self._staged.values() for path in blocks.values()]
             self._blobs.clear()
             self._staged.clear()
@@ -117,10 +133,10 @@ class BlobStore:
             dir=self._spool_dir(), prefix="dmf-", delete=False
         ) as handle:
             handle.write(data)
-        self._commit(name, Path(handle.name))
+        self._commit(name, Blob((Path(handle.name),)))
         return self.write_url(name)
 
-    def own_blob(self, url: str) -> Path | None:
+    def own_blob(self, url: str) -> Blob | None:
         """The blob a SAS URL of ours names, None for any other URL or a bad signature."""
         parts = urlsplit(url)
         if parts.netloc != urlsplit(self._base_url()).netloc:
@@ -156,15 +172,18 @@ class BlobStore:
         return reply
 
     def get(self, name: str, query: Mapping[str, str], headers: Any) -> Reply:
-        """Get Blob: the blob's bytes."""
+        """Get Blob: the blob's bytes (a block list's files are joined into one at the first
+        read: the reply streams one file)."""
         refusal = self._authorized(name, query, headers)
         if refusal is not None:
             return refusal
         with self._lock:
-            path = self._blobs.get(name)
-        if path is None:
+            blob = self._blobs.get(name)
+        if blob is None:
             return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        return Reply(200, content_type="application/octet-stream", file=path)
+        if len(blob.parts) > 1:
+            blob = self._join(name, blob)
+        return Reply(200, content_type="application/octet-stream", file=blob.parts[0])
 
     def _put_blob(self, name: str, query: Any, headers: Any, path: Path) -> tuple[Reply, bool]:
         if headers.get("x-ms-blob-type", "") != "BlockBlob":
@@ -174,7 +193,7 @@ class BlobStore:
                 "An HTTP header that's mandatory for this request is not specified: "
                 "x-ms-blob-type.",
             ), False
-        self._commit(name, path)
+        self._commit(name, Blob((path,)))
         return _created(), True
 
     def _put_block(self, name: str, query: Any, headers: Any, path: Path) -> tuple[Reply, bool]:
@@ -225,19 +244,33 @@ class BlobStore:
                     400, "InvalidBlockList", "The specified block list is invalid."
                 ), False
             self._staged.pop(name, None)
-        self._commit(name, _joined([block for block in blocks if block], self._spool_dir()))
-        for block in staged.values():
+        kept = tuple(block for block in blocks if block)
+        self._commit(name, Blob(kept))
+        for block in set(staged.values()) - set(kept):
             block.unlink(missing_ok=True)
         return _created(), False
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _commit(self, name: str, path: Path) -> None:
+    def _commit(self, name: str, blob: Blob) -> None:
         with self._lock:
             old = self._blobs.get(name)
-            self._blobs[name] = path
-        if old is not None and old != path:
-            old.unlink(missing_ok=True)
+            self._blobs[name] = blob
+        for path in set(old.parts if old else ()) - set(blob.parts):
+            path.unlink(missing_ok=True)
+
+    def _join(self, name: str, blob: Blob) -> Blob:
+        with (
+            blob.open() as source,
+            tempfile.NamedTemporaryFile(dir=self._spool_dir(), prefix="dmf-", delete=False) as out,
+        ):
+            shutil.copyfileobj(source, out, _MIB)
+        joined = Blob((Path(out.name),))
+        with self._lock:
+            replace = self._blobs.get(name) is blob
+        if replace:
+            self._commit(name, joined)
+        return joined
 
     def _sign(self, name: str, expiry: str) -> str:
         return hmac.new(self._key, f"{name}\n{expiry}".encode(), hashlib.sha256).hexdigest()
@@ -308,10 +341,54 @@ def _block_list(data: bytes) -> list[tuple[str, str]]:
     return [(child.tag, (child.text or "").strip()) for child in root]
 
 
-def _joined(blocks: list[Path], folder: Path) -> Path:
-    """One new file of `blocks` in order."""
-    with tempfile.NamedTemporaryFile(dir=folder, prefix="dmf-", delete=False) as out:
-        for block in blocks:
-            with block.open("rb") as source:
-                shutil.copyfileobj(source, out, _MIB)
-    return Path(out.name)
+class _Parts:
+    """Files read as one stream with ``read``, ``seek`` and ``tell``, all zipfile uses."""
+
+    def __init__(self, parts: tuple[Path, ...]) -> None:
+        self._parts = parts
+        self._ends = list(itertools.accumulate(part.stat().st_size for part in parts))
+        self._size = self._ends[-1] if self._ends else 0
+        self._position = 0
+        self._current: tuple[int, BinaryIO] | None = None
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._position = max(0, offset + (0, self._position, self._size)[whence])
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._size - self._position if size < 0 else size
+        pieces = []
+        while wanted > 0 and self._position < self._size:
+            index = bisect.bisect_right(self._ends, self._position)
+            handle = self._handle(index)
+            handle.seek(self._position - (self._ends[index - 1] if index else 0))
+            piece = handle.read(min(wanted, self._ends[index] - self._position))
+            if not piece:
+                break  # the file was cut meanwhile
+            pieces.append(piece)
+            self._position += len(piece)
+            wanted -= len(piece)
+        return b"".join(pieces)
+
+    def _handle(self, index: int) -> BinaryIO:
+        if self._current is None or self._current[0] != index:
+            self.close()
+            self._current = (index, self._parts[index].open("rb"))
+        return self._current[1]
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current[1].close()
+            self._current = None
+
+    def __enter__(self) -> _Parts:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

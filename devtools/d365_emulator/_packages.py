@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._blobs import BlobStore
+from ._blobs import Blob, BlobStore
 from ._clock import Clock
 from ._entities import evaluate, is_modelled, same_entity
 from ._models import ExecutionErrorRecord, Job, Knobs, Outcome
@@ -184,7 +184,7 @@ class PackageApi:
         package_url = payload.get("packageUrl")
         if not isinstance(project, str) or not project.strip():
             raise PackageError("The parameter 'definitionGroupId' is required.")
-        if not isinstance(package_url, str) or (path := self._blobs.own_blob(package_url)) is None:
+        if not isinstance(package_url, str) or (blob := self._blobs.own_blob(package_url)) is None:
             raise PackageError("The package URL is not valid, or the package was not found.")
         company = str(payload.get("legalEntityId") or "USMF").upper()
         if company_data(company) is None:
@@ -195,7 +195,7 @@ class PackageApi:
         )
         if execution_id in self.executions:
             raise PackageError(f"Execution ID '{execution_id}' already exists.")
-        members = _check_package(path, self._known_entity)
+        members = _check_package(blob, self._known_entity)
         execution = PackageExecution(
             execution_id, project, company, self._clock.now(), time.monotonic()
         )
@@ -209,13 +209,13 @@ class PackageApi:
         if self._knobs.import_call_seconds:
             time.sleep(self._knobs.import_call_seconds)
         threading.Thread(
-            target=self._run, args=(execution, path, members), name="dmf-import", daemon=True
+            target=self._run, args=(execution, blob, members), name="dmf-import", daemon=True
         ).start()
         return execution
 
-    def _run(self, execution: PackageExecution, path: Path, members: list[tuple[str, str]]) -> None:
+    def _run(self, execution: PackageExecution, blob: Blob, members: list[tuple[str, str]]) -> None:
         entities = [
-            self._run_entity(execution, name, data) for name, data in _extract(path, members)
+            self._run_entity(execution, name, data) for name, data in _extract(blob, members)
         ]
         with self._lock:
             execution.entities = entities
@@ -299,13 +299,18 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _check_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, str]]:
+def _check_package(blob: Blob, known: Callable[[str], bool]) -> list[tuple[str, str]]:
     """(entity name, zip member) per manifest entity, in manifest order.
 
     :raises PackageError: with F&O-like texts for what makes the package unusable.
     """
+    with blob.open() as package:
+        return _check_zip(package, known)
+
+
+def _check_zip(package: Any, known: Callable[[str], bool]) -> list[tuple[str, str]]:
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(package)
     except (zipfile.BadZipFile, OSError):
         raise PackageError("The package is not a valid zip file.") from None
     with archive:
@@ -333,13 +338,14 @@ def _check_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, 
         return members
 
 
-def _extract(path: Path, members: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
+def _extract(blob: Blob, members: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
     """Each entity's file unpacked to a file of its own (deleted by the caller)."""
-    with zipfile.ZipFile(path) as archive:
+    folder = blob.parts[0].parent
+    with blob.open() as package, zipfile.ZipFile(package) as archive:
         for entity, member in members:
             with (
                 archive.open(member) as source,
-                tempfile.NamedTemporaryFile(dir=path.parent, prefix="dmf-", delete=False) as out,
+                tempfile.NamedTemporaryFile(dir=folder, prefix="dmf-", delete=False) as out,
             ):
                 while chunk := source.read(1024 * 1024):
                     out.write(chunk)
