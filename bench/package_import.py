@@ -12,8 +12,8 @@ entity file) in Azurite:
 - ``app``: the whole package path, a blob-trigger delivery to ``context.enqueuer.handle`` on
   a package route: properties, claim, the manifest read by range, GetAzureWriteUrl, the
   upload in 4 MiB blocks and its block list, the import lease, the ``Importing`` write and
-  ImportFromPackage, with a status
-  table and a route name of its own per run (so each run is a new claim and execution id).
+  ImportFromPackage, with a status table and a route name of its own per run (so each run is
+  a new claim and execution id).
 
     python bench/package_import.py [--size-mib 512] [--repeat 3]
 
