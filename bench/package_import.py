@@ -11,8 +11,9 @@ entity file) in Azurite:
   emulator's (GetAzureWriteUrl called before measuring), ``x-ms-blob-type: BlockBlob``;
 - ``app``: the whole package path, a blob-trigger delivery to ``context.enqueuer.handle`` on
   a package route: properties, claim, the manifest read by range, GetAzureWriteUrl, the
-  streamed PUT, the import lease, the ``Importing`` write and ImportFromPackage, with a status
-  table and a route name of its own per run (so each run is a new claim and execution id).
+  upload in 4 MiB blocks and its block list, the import lease, the ``Importing`` write and
+  ImportFromPackage, with a status table and a route name of its own per run (so each run is
+  a new claim and execution id).
 
     python bench/package_import.py [--size-mib 512] [--repeat 3]
 
@@ -180,7 +181,8 @@ def _app_settings(job: dict[str, Any]) -> dict[str, str]:
         "company": "USMF",
         "max_bytes": "1GiB",
     }
-    return app_settings(job, [route], "package")
+    # The emulator's blob endpoint (GetAzureWriteUrl's SAS URLs) is on its own loopback host.
+    return app_settings(job, [route], "package", D365_SAS_HOSTS="127.0.0.1")
 
 
 def _measure(mode: str, job: dict[str, Any], emulator_pid: str, ca_file: str) -> Run:

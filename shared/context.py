@@ -93,6 +93,7 @@ def build_context(
         write_timeout=settings.d365.write_timeout.total_seconds(),
         # One connection per poll in flight: a smaller pool discards and re-handshakes.
         pool_maxsize=settings.poll_concurrency,
+        sas_hosts=settings.d365.sas_hosts,
     )
     packages = PackageImporter(
         store,

@@ -19,6 +19,7 @@ from azure.identity import (
 )
 
 from shared.config import AuthMode, D365Settings, Settings
+from shared.d365 import DEFAULT_CONNECT_TIMEOUT, RetryPolicy
 
 __all__ = ["build_credential", "is_microsoft_authority"]
 
@@ -48,6 +49,12 @@ def build_credential(settings: Settings | D365Settings) -> TokenCredential:
     For an authority host that is not a Microsoft cloud's, instance discovery is turned off:
     otherwise MSAL first asks the public cloud about that host and fails offline.
 
+    The token requests get the F&O client's bounds: connect ``DEFAULT_CONNECT_TIMEOUT``, read
+    ``D365_HTTP_TIMEOUT`` (azure-core's transport options ``connection_timeout`` and
+    ``read_timeout``, 300 s each by default) and no retry after the client's retry budget
+    (``RetryPolicy().total_timeout``; azure-core's ``timeout``, 7 days by default), so a hung
+    Entra cannot hold a poll tick or an upload for long.
+
     :param settings: the app settings, or just their ``d365`` part.
     :raises ValueError: a secret or certificate without tenant or client id.
     :raises OSError: the certificate file cannot be read (azure-identity reads it here).
@@ -61,8 +68,14 @@ def build_credential(settings: Settings | D365Settings) -> TokenCredential:
         d365.tenant_id,
         d365.authority_host,
     )
+    timeouts = {
+        "connection_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "read_timeout": d365.http_timeout.total_seconds(),
+        # azure-core's RetryPolicy: no retry starts after this many seconds (default 7 days).
+        "timeout": RetryPolicy().total_timeout,
+    }
     if mode is AuthMode.MANAGED_IDENTITY:
-        return ManagedIdentityCredential(client_id=d365.managed_identity_client_id)
+        return ManagedIdentityCredential(client_id=d365.managed_identity_client_id, **timeouts)
     if not d365.tenant_id or not d365.client_id:
         raise ValueError(
             f"D365_TENANT_ID and D365_CLIENT_ID are required with {mode.value}; "
@@ -71,6 +84,7 @@ def build_credential(settings: Settings | D365Settings) -> TokenCredential:
     options = {
         "authority": d365.authority_host,
         "disable_instance_discovery": not is_microsoft_authority(d365.authority_host),
+        **timeouts,
     }
     if mode is AuthMode.CLIENT_SECRET:
         return ClientSecretCredential(

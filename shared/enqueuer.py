@@ -45,6 +45,7 @@ from azure.storage.blob import BlobClient, BlobProperties
 from shared import telemetry
 from shared.config import D365Settings, Settings
 from shared.d365 import (
+    NOT_TAKEN_STATUSES,
     D365Client,
     D365ConnectionError,
     D365CredentialError,
@@ -52,6 +53,7 @@ from shared.d365 import (
     D365HttpError,
     D365PayloadTooLargeError,
     D365ResponseError,
+    D365UntrustedUrlError,
     EnqueueResult,
     RetryPolicy,
     external_id_header,
@@ -99,8 +101,6 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 SUPERSEDED = "Superseded"
 DELETED = "Deleted"
-# Statuses that prove F&O did not take the file: it is worth sending again later.
-_NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
 _GATEWAY_STATUSES = frozenset({502, 504})
 # The SAS PUT of a package: only these (and 5xx) may pass; a 400 / 403 / 413 will not.
 _UPLOAD_TRANSIENT_STATUSES = frozenset({408, 429})
@@ -290,7 +290,7 @@ class Enqueuer:
 
         An enqueue route's limit is ``max_bytes`` (else MAX_FILE_BYTES); a file over it of an
         ``on_too_large`` route, and any file of a package route, has the package path's own
-        limit: a package route's ``max_bytes``, else ``package_max_bytes`` (one Put Blob).
+        limit: a package route's ``max_bytes``, else ``package_max_bytes`` (50,000 blocks).
         """
         enqueue_limit = route.max_bytes or self._policy.default_max_bytes
         if not route.uses_package_api:
@@ -310,8 +310,8 @@ class Enqueuer:
         why = (
             "its max_bytes; raise max_bytes on the route, or split the data into smaller packages"
             if own_limit
-            else "a package goes to F&O in one Put Blob request, which takes at most 5000 MiB; "
-            "split the data into smaller packages"
+            else "a package goes to F&O's storage in at most 50,000 blocks of 4 MiB; split the "
+            "data into smaller packages"
         )
         return (
             f"{name!r} is {size:,} bytes, over the {limit:,}-byte limit of the data management "
@@ -747,13 +747,15 @@ class Enqueuer:
                 )
                 return record
         try:
-            self._packages.import_package(upload, record, route)
+            answered = self._packages.import_package(upload, record, route)
         except D365Error as exc:
             # Without an answer F&O may still be in that call: its lease runs out on its own.
             if not isinstance(exc, D365ConnectionError):
                 self._packages.release_lease(lease)
             return self._import_failed(record, exc, classify_import_failure(exc))
         self._packages.release_lease(lease)
+        if answered != record.execution_id:
+            record = self._follow_answered_execution(record, answered)
         _LOGGER.info(
             "package import started blob=%s execution_id=%s project=%s",
             record.blob,
@@ -763,6 +765,23 @@ class Enqueuer:
         )
         telemetry.record_outcome(TrackingState.IMPORTING.value, record.route)
         return record
+
+    def _follow_answered_execution(self, record: TrackedFile, answered: str) -> TrackedFile:
+        """F&O answered ImportFromPackage with another execution id than the one sent: the
+        import runs under F&O's, so that is the one followed; ours is kept beside it. If this
+        write never lands, the record follows ours, which F&O does not know, and ends
+        ``TimedOut`` at the age limit saying the import may not have started (never twice)."""
+        sent = record.execution_id
+        _LOGGER.warning(
+            "ImportFromPackage answered execution_id=%s for sent %s; following F&O's blob=%s",
+            answered,
+            sent,
+            record.blob,
+            extra=telemetry.record_ids(record, execution_id=answered),
+        )
+        return self._persist(
+            record, over_final=False, execution_id=answered, sent_execution_id=sent
+        )
 
     def _import_failed(self, record: TrackedFile, exc: D365Error, verdict: str) -> TrackedFile:
         if verdict == ImportVerdict.FOLLOW:
@@ -847,15 +866,16 @@ def _ambiguous(exc: Exception) -> bool:
 
 def _upload_refused(exc: Exception) -> bool:
     """A package upload-stage failure that waiting will not cure: the template, a zip the
-    limits refuse, or a 4xx of the SAS PUT (400, 403, 413...) or of GetAzureWriteUrl (but for
-    the enqueue's not-taken statuses: credentials and permissions get fixed)."""
-    if isinstance(exc, TemplateError | ZipRefusedError):
+    limits refuse, a BlobUrl the client refused to call, or a 4xx of the SAS PUT (400, 403,
+    413...) or of GetAzureWriteUrl (but for the enqueue's not-taken statuses: credentials and
+    permissions get fixed)."""
+    if isinstance(exc, TemplateError | ZipRefusedError | D365UntrustedUrlError):
         return True
     if not isinstance(exc, D365HttpError) or exc.status_code >= 500:
         return False
     if exc.operation == _UPLOAD_OPERATION:
         return exc.status_code not in _UPLOAD_TRANSIENT_STATUSES
-    return exc.status_code not in _NOT_TAKEN_STATUSES
+    return exc.status_code not in NOT_TAKEN_STATUSES
 
 
 def _not_taken(exc: Exception) -> bool:
@@ -864,4 +884,4 @@ def _not_taken(exc: Exception) -> bool:
         return True
     if isinstance(exc, D365ConnectionError):
         return not exc.sent_body
-    return isinstance(exc, D365HttpError) and exc.status_code in _NOT_TAKEN_STATUSES
+    return isinstance(exc, D365HttpError) and exc.status_code in NOT_TAKEN_STATUSES

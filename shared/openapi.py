@@ -91,6 +91,11 @@ _RECORD = {
         "terminal": {"type": "boolean"},
         "d365_status": _NULLABLE_STRING,
         "execution_id": _NULLABLE_STRING,
+        "sent_execution_id": {
+            **_NULLABLE_STRING,
+            "description": "the execution id sent with ImportFromPackage when F&O answered "
+            "another one (execution_id is F&O's)",
+        },
         "errors": {"type": "array", "items": _ref("ExecutionError")},
         "errors_truncated": {"type": "boolean"},
         "error_count": _INT,

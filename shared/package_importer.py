@@ -12,22 +12,26 @@ with what happens when it is the last line that runs:
    back to the schedule (``Received``, retried later) *before* anything is uploaded, so a
    busy environment does not cost a full upload per try. Nothing waits for the lease in a
    worker thread: the schedule is the wait.
-3. :meth:`PackageImporter.upload`: GetAzureWriteUrl and a streamed PUT of the package (the
-   blob as it is, or a zip built on the fly from the template). The PUT has the enqueue
-   send's deadline (the enqueuer's ``_DeadlineStream``): the body stops being read once the
-   upload would outlive the claim's lease less the wait for its answer, so recovery never
-   resumes a claim whose upload still runs (two uploads in parallel, a late ``Importing``
-   write). The lease is not extended instead: CLAIM_LEASE is already the bound an operator
-   sets for "how long may one send take", and a cut upload says to raise it. The client may
-   repeat a failed PUT (it is idempotent) within that deadline. *Stop here*: as 1; a PUT is
-   repeated to a new URL, F&O has imported nothing. A failure: the blob changed or went ->
-   ``Rejected``; one that waiting will not cure (the template is missing or broken, the
-   package or the template refused by :mod:`shared.limited_zip`, the SAS PUT refused with
-   400 / 403 / 413, F&O refused GetAzureWriteUrl with a 4xx other than 401 / 403 / 404 /
-   408 / 429) -> ``EnqueueFailed`` at once, naming the cause and the fix (F&O never saw an
-   import); anything else (5xx, 408, 429, no connection, no token, the deadline) -> retried
-   later from the schedule. Both zips are read by ranges of the blob, within the ``ZIP_*``
-   limits: ``Manifest.xml`` and ``PackageHeader.xml`` only, never the data files.
+3. :meth:`PackageImporter.upload`: GetAzureWriteUrl, then the package (the blob as it is,
+   or a zip built on the fly from the template) streamed to the BlobUrl in 4 MiB blocks and
+   committed by Put Block List (see :mod:`shared.d365._blocks`: every storage version takes
+   such blocks, whatever F&O's SAS version). The BlobUrl must be a SAS URL of F&O's storage
+   (:mod:`shared.d365._urls`). The upload has the enqueue send's deadline (the enqueuer's
+   ``_DeadlineStream``): the package stops being read once the upload would outlive the
+   claim's lease less the wait for its answer, so recovery never resumes a claim whose
+   upload still runs (two uploads in parallel, a late ``Importing`` write). The lease is not
+   extended instead: CLAIM_LEASE is already the bound an operator sets for "how long may one
+   send take", and a cut upload says to raise it. The client repeats a failed block or block
+   list (each is idempotent) within that deadline. *Stop here*: as 1; blocks no list
+   committed are invisible, the upload is repeated to a new URL, F&O has imported nothing.
+   A failure: the blob changed or went -> ``Rejected``; one that waiting will not cure (the
+   template is missing or broken, the package or the template refused by
+   :mod:`shared.limited_zip`, a BlobUrl the client refuses, a block refused with 400 / 403 /
+   413, F&O refused GetAzureWriteUrl with a 4xx other than 401 / 403 / 404 / 408 / 429) ->
+   ``EnqueueFailed`` at once, naming the cause and the fix (F&O never saw an import);
+   anything else (5xx, 408, 429, no connection, no token, the deadline) -> retried later
+   from the schedule. Both zips are read by ranges of the blob, within the ``ZIP_*`` limits:
+   ``Manifest.xml`` and ``PackageHeader.xml`` only, never the data files.
 4. :meth:`PackageImporter.acquire_lease`: the package-import lease row, one try. Taken
    meanwhile: as 2. *Stop here*: the lease ends at its ``until``; the file is resumed as in 1.
 5. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
@@ -38,14 +42,18 @@ with what happens when it is the last line that runs:
    conditional on the claim as read: a recovery that took the file over meanwhile wins, and
    this worker stops (lease released) before calling F&O.
 6. :meth:`PackageImporter.import_package`: ImportFromPackage, one attempt.
-   - answered: the lease is released; the poller follows the execution;
+   - answered: the lease is released; the poller follows the execution, under the id F&O
+     answered (when it is not ours, the record's ``execution_id`` becomes F&O's and ours is
+     kept in ``sent_execution_id``);
    - no answer after the body left (a client timeout: F&O goes on), a 5xx, a 2xx we cannot
      read: the record stays ``Importing`` and is followed by its execution id, never re-sent;
      without an answer the lease is kept until its ``until`` (F&O may still be in that call);
-   - refused in a way that proves F&O did not take it (429, 503, no connection, the
-     parallel-call refusal): back to ``Received``, retried later. Before calling again, the
-     retry asks GetExecutionSummaryStatus about the same execution id: when F&O knows it (a
-     gateway's 503 can hide a call F&O took), the file is followed, never sent twice.
+   - refused in a way that proves F&O did not take it (401, 403, 404, 408, 429, 503 as for
+     the enqueue and GetAzureWriteUrl; no connection; the parallel-call refusal): back to
+     ``Received``, retried later, until ``MAX_PENDING_AGE`` (``EnqueueFailed``). Before
+     calling again, the retry asks GetExecutionSummaryStatus about the same execution id:
+     when F&O knows it (a gateway's 503 can hide a call F&O took), the file is followed,
+     never sent twice.
      *Stop before that write*: as 5, ``TimedOut`` at the age limit (never imported twice);
    - "already exists": F&O has that execution id: followed as above;
    - any other refusal (400: the manifest, an entity, the company): ``ImportFailed`` with
@@ -54,10 +62,12 @@ with what happens when it is the last line that runs:
    final: Succeeded -> ``Processed``, PartiallySucceeded -> ``ProcessedWithErrors``,
    Failed -> ``ImportFailed``, Canceled -> ``ImportCanceled``; ``Unknown`` and everything else
    keep polling until ``MAX_PENDING_AGE`` (``TimedOut``). F&O's text is kept in
-   ``d365_status``. On PartiallySucceeded / Failed the row errors (GetExecutionErrors) and,
+   ``d365_status``. The row errors (GetExecutionErrors) and, on PartiallySucceeded / Failed,
    per manifest entity, the staging error file and the target error keys file are copied into
-   the errors container and linked from the record. *Stop before the final write*: the next
-   tick does it all again (the copies are overwritten, nothing is lost).
+   the errors container and linked from the record, best effort: what cannot be had (a call
+   that keeps failing, a URL refused or answering 404, a file still generating) is noted in
+   ``last_error``, and F&O's outcome is written all the same. *Stop before the final write*:
+   the next tick does it all again (the copies are overwritten, nothing is lost).
 """
 
 from __future__ import annotations
@@ -81,14 +91,18 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 from shared import telemetry
 from shared.config import D365Settings, Settings
 from shared.d365 import (
+    BLOCK_SIZE,
+    MAX_BLOCKS,
+    NOT_TAKEN_STATUSES,
     D365Client,
     D365ConnectionError,
     D365CredentialError,
+    D365Error,
     D365HttpError,
     ExecutionSummaryStatus,
     RetryPolicy,
 )
-from shared.errors import AppError
+from shared.errors import AppError, safe_text
 from shared.limited_zip import LimitedZip, ZipLimits
 from shared.routing import Route
 from shared.storage import STREAM_CHUNK
@@ -115,7 +129,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 _ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-_NOT_TAKEN_STATUSES = frozenset({429, 503})
 # F&O's refusal of a second ImportFromPackage while one runs (text UNCONFIRMED: the docs say
 # only that it fails; the emulator's names it "in parallel").
 _PARALLEL_TEXT = "in parallel"
@@ -133,9 +146,9 @@ _MANIFEST = "manifest.xml"
 _HEADER = "packageheader.xml"
 _SPOOL_BYTES = 8 * 1024 * 1024
 _MIB = 1024 * 1024
-PACKAGE_MAX_BYTES = 5000 * _MIB - _MIB
-"""The largest file the package path takes: the package goes up in one Put Blob request,
-which Azure Storage limits to 5000 MiB; 1 MiB is left for what a template adds (its
+PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - _MIB
+"""The largest file the package path takes: the package goes up in 4 MiB blocks, and a block
+blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template adds (its
 Manifest.xml, PackageHeader.xml and the zip's headers)."""
 
 
@@ -193,14 +206,25 @@ def execution_id_for(record: TrackedFile) -> str:
 
 
 def classify_import_failure(exc: Exception) -> str:
-    """The :class:`ImportVerdict` of an ImportFromPackage failure."""
+    """The :class:`ImportVerdict` of an ImportFromPackage failure.
+
+    The statuses that prove F&O did not take the call are the enqueue's and GetAzureWriteUrl's
+    (:data:`shared.d365.NOT_TAKEN_STATUSES`): 401 (the token was refused), 403 (the app may
+    not import), 404 (no such action or environment), 408 (the request did not arrive whole),
+    429 and 503 (not let in). F&O answers them before it starts an import, so the file is
+    sent again later (RETRY) as on the other two paths: an operator fixing the app's
+    registration or rights meanwhile does not have to resubmit, and a retry cannot import
+    twice (it first asks GetExecutionSummaryStatus whether F&O knows the execution). It is
+    bounded like every retry of a file F&O did not take: ``MAX_PENDING_AGE`` ends it
+    ``EnqueueFailed`` with the last error.
+    """
     if isinstance(exc, D365CredentialError):
         return ImportVerdict.RETRY
     if isinstance(exc, D365ConnectionError):
         return ImportVerdict.FOLLOW if exc.sent_body else ImportVerdict.RETRY
     if isinstance(exc, D365HttpError):
         text = (exc.fno_message or "").lower()
-        if exc.status_code in _NOT_TAKEN_STATUSES or _PARALLEL_TEXT in text:
+        if exc.status_code in NOT_TAKEN_STATUSES or _PARALLEL_TEXT in text:
             return ImportVerdict.RETRY
         if _EXISTS_TEXT in text or exc.status_code >= 500:
             return ImportVerdict.FOLLOW
@@ -329,12 +353,14 @@ class PackageImporter:
         except AzureError as exc:
             _LOGGER.warning("package-import lease not released (it expires): %s", exc)
 
-    def import_package(self, upload: PackageUpload, record: TrackedFile, route: Route) -> None:
-        """ImportFromPackage for the record's execution id, one attempt (never re-sent here).
+    def import_package(self, upload: PackageUpload, record: TrackedFile, route: Route) -> str:
+        """ImportFromPackage for the record's execution id, one attempt (never re-sent here);
+        returns the execution id F&O answered, which is the one to follow (it may differ from
+        the one sent).
 
         :raises D365Error: (a subclass of it); :func:`classify_import_failure` says what next.
         """
-        self._client.import_from_package(
+        return self._client.import_from_package(
             upload.url,
             route.definition_group or "",
             record.execution_id or execution_id_for(record),
@@ -358,55 +384,69 @@ class PackageImporter:
     def follow(self, record: TrackedFile) -> FollowResult:
         """Read the execution's status; at its end, gather row errors and error files.
 
-        :raises D365Error: (a subclass of it) a call failed: poll again later.
-        :raises AzureError: an error file could not be stored: poll again later.
+        F&O's outcome is final whatever happens to the details: the row errors and the error
+        files are fetched best effort, and what could not be had is noted in ``last_error``
+        (so a file whose error file answers 404 ends with F&O's outcome, not ``TimedOut``).
+
+        :raises D365Error: (a subclass of it) the status could not be read: poll again later.
+        :raises AzureError: the row errors could not be stored: poll again later.
         """
         execution_id = record.execution_id or execution_id_for(record)
         result = self._client.get_execution_summary_status(execution_id)
         status = result.status
         if status is None or status not in _FINAL_STATES:
             return FollowResult(result.raw or ("not found yet" if result.not_found else ""))
-        errors = self._client.get_execution_errors(execution_id)
-        final: dict[str, Any] = {
-            "state": _FINAL_STATES[status],
-            "d365_status": result.raw,
-            **self._store.store_errors(record, errors.errors, errors.raw),
-        }
+        final: dict[str, Any] = {"state": _FINAL_STATES[status], "d365_status": result.raw}
+        notes: list[str] = []
+        try:
+            errors = self._client.get_execution_errors(execution_id)
+        except D365Error as exc:
+            notes.append(_missing("the row errors (GetExecutionErrors)", execution_id, exc))
+        else:
+            final.update(self._store.store_errors(record, errors.errors, errors.raw))
         if status in _WITH_ERROR_FILES:
-            files, notes = self._error_files(record, execution_id)
-            final["error_files"] = files
-            if notes:
-                final["last_error"] = "; ".join(notes)
+            final["error_files"] = self._error_files(record, execution_id, notes)
+        if notes:
+            final["last_error"] = "; ".join(notes)
         return FollowResult(result.raw, final)
 
-    def _error_files(self, record: TrackedFile, execution_id: str) -> tuple[tuple[str, ...], list]:
+    def _error_files(
+        self, record: TrackedFile, execution_id: str, notes: list[str]
+    ) -> tuple[str, ...]:
+        """Copy each manifest entity's staging error file and target error keys file, best
+        effort: one that cannot be had (a call failing, its URL refused or answering 404,
+        still generating) is noted in `notes`, never a reason to poll again."""
         stored: list[str] = []
-        notes: list[str] = []
         for entity in self._store.list_package_entities(record):
-            staging = self._client.get_import_staging_error_file_url(execution_id, entity)
-            if staging:
-                stored.append(self._copy(record, entity, "staging-errors", staging))
-            if not self._client.generate_import_target_error_keys_file(execution_id, entity):
-                continue
-            keys = self._keys_file_url(execution_id, entity)
-            if keys:
-                stored.append(self._copy(record, entity, "target-error-keys", keys))
-            else:
-                notes.append(
-                    f"the target error keys file of {entity!r} was still being generated after "
-                    f"{self.policy.error_file_tries} tries; get it in F&O (execution "
-                    f"{execution_id})"
-                )
-        return tuple(stored), notes
+            for kind, locate in (
+                ("staging-errors", self._client.get_import_staging_error_file_url),
+                ("target-error-keys", self._keys_file_url),
+            ):
+                what = f"the {_FILE_KINDS[kind]} of {entity!r}"
+                try:
+                    url = locate(execution_id, entity)
+                    if url:
+                        stored.append(self._copy(record, entity, kind, url))
+                except (AppError, AzureError) as exc:
+                    notes.append(_missing(what, execution_id, exc))
+        return tuple(stored)
 
     def _keys_file_url(self, execution_id: str, entity: str) -> str | None:
+        """The target error keys file's URL; None when F&O has no such file.
+
+        :raises _StillGeneratingError: F&O was still writing it after ``error_file_tries`` reads.
+        """
+        if not self._client.generate_import_target_error_keys_file(execution_id, entity):
+            return None
         for attempt in range(self.policy.error_file_tries):
             url = self._client.get_import_target_error_keys_file_url(execution_id, entity)
             if url:
                 return url
             if attempt + 1 < self.policy.error_file_tries:
                 self._sleep(self.policy.error_file_pause)
-        return None
+        raise _StillGeneratingError(
+            f"it was still being generated after {self.policy.error_file_tries} tries"
+        )
 
     def _copy(self, record: TrackedFile, entity: str, kind: str, url: str) -> str:
         """Download a SAS file (no Authorization header) into the errors container."""
@@ -476,6 +516,25 @@ class PackageImporter:
             manifest_xml = None if manifest is None else archive.read(manifest)
             header_xml = None if header is None else archive.read(header)
         return header_xml, manifest_xml
+
+
+class _StillGeneratingError(AppError):
+    """F&O was still writing a target error keys file when the importer stopped asking."""
+
+
+_FILE_KINDS = {
+    "staging-errors": "staging error file",
+    "target-error-keys": "target error keys file",
+}
+_NOTE_CAUSE_CHARS = 400
+
+
+def _missing(what: str, execution_id: str, exc: Exception) -> str:
+    """The note for a detail of a finished execution that could not be had."""
+    cause = str(exc) if isinstance(exc, _StillGeneratingError) else safe_text(exc)
+    if len(cause) > _NOTE_CAUSE_CHARS:
+        cause = cause[: _NOTE_CAUSE_CHARS - 3] + "..."
+    return f"{what}: not fetched ({cause}); get it in F&O (execution {execution_id})"
 
 
 def _lease_held() -> LeaseHeldError:

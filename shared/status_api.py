@@ -142,6 +142,7 @@ def record_json(record: TrackedFile, view: _View) -> dict[str, Any]:
         "terminal": record.state.is_terminal,
         "d365_status": record.d365_status,
         "execution_id": record.execution_id,
+        "sent_execution_id": record.sent_execution_id,
         "errors": [error_to_dict(e) for e in errors[:ERRORS_IN_RESPONSE]],
         "errors_truncated": len(errors) < record.error_count or len(errors) > ERRORS_IN_RESPONSE,
         "error_count": record.error_count,

@@ -10,11 +10,15 @@ One loopback HTTP(S) server plays both the F&O environment and its Microsoft Ent
   `iat`, `nbf`, `exp`; their expiry uses real time (MSAL caches by it), not the emulator
   clock. A wrong secret and an unknown client both answer 401 `invalid_client`
   (AADSTS7000215 / AADSTS700016), an unknown tenant 400 AADSTS90002.
+  `knobs.token_delay_seconds` makes the token endpoint hang that long (a reset ends it).
 - F&O: `/api/connector/enqueue|dequeue|ack|download|jobstatus` and the DMF actions
   GetMessageStatus, GetExecutionIdByMessageId, GetExecutionErrors, GetExecutionSummaryStatus;
-  the package API (GetAzureWriteUrl with a SAS-like blob endpoint `/dmf/<name>` of its own,
-  ImportFromPackage one at a time, the error-file actions): see `_packages`; `emu.packages`
-  counts the import calls and the most in flight at once.
+  the package API (GetAzureWriteUrl with a SAS blob endpoint `/dmf/<name>` of its own: Put
+  Blob, Put Block, Put Block List and Get Blob with Azure's size limits of the SAS version it
+  issues, `knobs.sas_version`; see `_blobs`, `emu.blobs`), ImportFromPackage one at a time,
+  the error-file actions: see `_packages`; `emu.packages` counts the import calls and the
+  most in flight at once. Recorded operations: `blob_put`, `blob_block`, `blob_block_list`,
+  `blob_get`.
   Every call needs a bearer token for `aud` == base URL (lower case, no trailing slash) of this
   tenant with an `oid`; otherwise 401 `{"Message": "Authorization has been denied for this
   request. Reason: ..."}`. Connector calls also need the client id on the job's allow-list.
@@ -51,7 +55,8 @@ Choices where the spec is UNCONFIRMED (documented here so tests can rely on them
 - Exports: `emu.add_export(id, bytes)` queues any file; `emu.add_customers_export(id,
   file_format="xml"|"csv"|"package")` what a CustomersV3 export job produces (the package:
   Manifest.xml, PackageHeader.xml, Customers V3.xml). Faults: `knobs.download_break_burst`
-  (a download cut after `download_break_after_bytes`), `knobs.download_location_http`, and
+  (a download cut after `download_break_after_bytes`), `knobs.download_location_http`,
+  `knobs.download_location_origin` (a location on another scheme, host or port), and
   for a failing ack `knobs.error_burst` with `knobs.operations = frozenset({"ack"})`
   (`drop_after_body_burst` for an ack applied whose answer is lost). An unacked message is
   offered again `knobs.redelivery_seconds` (1800) after its dequeue, on the emulator clock.

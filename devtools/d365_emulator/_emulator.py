@@ -9,6 +9,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import trustme
 
 from devtools.lifecycle import Service
 
+from ._blobs import BlobStore
 from ._clock import Clock
 from ._entities import evaluate
 from ._entra import Entra
@@ -83,8 +85,9 @@ class Emulator(Service):
         self.faults = FaultInjector(self.knobs.seed)
         self.entra = Entra(tenant_id, apps)
         self.store = MessageStore(_evaluate)
+        self.blobs = BlobStore(self.knobs, lambda: self.base_url, lambda: self.spool_dir)
         self.packages = PackageApi(
-            self._jobs, self.clock, self.knobs, lambda: self.base_url, lambda: self.spool_dir
+            self._jobs, self.clock, self.knobs, lambda: self.base_url, self.blobs
         )
         self.fno = FnoApi(
             Environment(
@@ -286,7 +289,8 @@ class Emulator(Service):
             setattr(self.knobs, field.name, getattr(self._defaults, field.name))
         self.faults.reseed(self.knobs.seed)
         self.clock.speed = 1.0
-        for path in [*self.store.clear(), *self.packages.clear()]:
+        self.packages.clear()
+        for path in [*self.store.clear(), *self.blobs.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:
             self._requests.clear()
@@ -307,7 +311,11 @@ class Emulator(Service):
         return self.entra.keys(call.params["tenant"])
 
     def serve_token(self, call: Call) -> Reply:
-        """POST /{tenant}/oauth2[/v2.0]/token (form-encoded client credentials)."""
+        """POST /{tenant}/oauth2[/v2.0]/token (form-encoded client credentials); answered
+        `knobs.token_delay_seconds` late (a reset ends the wait)."""
+        until = time.monotonic() + self.knobs.token_delay_seconds
+        while self.knobs.token_delay_seconds > 0 and time.monotonic() < until:
+            time.sleep(0.05)
         text = (call.body.data or b"").decode("utf-8", errors="replace")
         form = dict(parse_qsl(text, keep_blank_values=True))
         endpoint = f"{self.authority_host}{call.path}"

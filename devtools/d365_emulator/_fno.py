@@ -198,7 +198,8 @@ class FnoApi:
         if found is None:
             return Reply(204)
         message, pop_receipt, previous = found
-        location = f"{self._env.base_url()}/api/connector/download/{message.message_id}"
+        origin = knobs.download_location_origin or self._env.base_url()
+        location = f"{origin}/api/connector/download/{message.message_id}"
         if knobs.download_location_http:
             location = "http://" + location.split("://", 1)[1]
         return json_reply(

@@ -54,7 +54,9 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
 
 
 # Bodies written to disk as they arrive (a file, not a small JSON body).
-_SPOOLED = frozenset({"enqueue", "blob_put"})
+_SPOOLED = frozenset({"enqueue", "blob_put", "blob_block", "blob_block_list"})
+# The blob endpoint's PUTs, told apart by their ``comp`` parameter as Azure does.
+_BLOB_PUTS = {"block": "blob_block", "blocklist": "blob_block_list"}
 
 
 def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -148,6 +150,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         routed = route(self.command, split.path)
         operation, params = routed if routed else ("unknown", {})
+        if operation == "blob_put":
+            operation = _BLOB_PUTS.get(query.get("comp", ""), operation)
         is_fno = operation in OPERATIONS
         pause = emulator.faults.body_pause(emulator.knobs, operation) if is_fno else 0.0
         if is_fno:
@@ -161,7 +165,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.rfile,
                 self.headers,
                 spool_dir=emulator.spool_dir if operation in _SPOOLED else None,
-                limit=emulator.knobs.max_enqueue_bytes if operation == "enqueue" else None,
+                limit=emulator.knobs.max_enqueue_bytes
+                if operation == "enqueue"
+                else emulator.blobs.body_limit(operation, query),
                 pause=pause,
             )
         except BodyError as exc:
@@ -193,13 +199,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         handler = handlers.get(call.operation)
         if handler is not None:
             return handler(call)
-        if call.operation == "blob_put":
-            assert call.body.path is not None  # blob bodies are always spooled
-            return emulator.packages.put_blob(
-                call.params["blob"], call.query, call.headers, call.body.path
+        if call.operation in _SPOOLED - {"enqueue"}:
+            return emulator.blobs.put(
+                call.operation, call.params["blob"], call.query, call.headers, call.body
             )
         if call.operation == "blob_get":
-            return emulator.packages.get_blob(call.params["blob"], call.query, call.headers)
+            return emulator.blobs.get(call.params["blob"], call.query, call.headers)
         if call.operation in ODATA_ACTIONS:
             return emulator.fno.odata_action(call)
         if call.path.lower().startswith("/data/"):

@@ -202,9 +202,14 @@ class Knobs:
     and `download_break_after_bytes` of the file, then drop the connection: an export
     download that breaks part way. `download_mib_per_s`: downloads are sent no faster than
     this (0: as fast as loopback goes), like an environment reached over a WAN link.
+    `download_location_origin`: the ``scheme://host:port`` the dequeue's `DownloadLocation`
+    names instead of the emulator's own (an F&O that hands out a location elsewhere).
     `dequeue_without_file`: dequeue answers
     `IsDownLoadFileExist` false with a `FileDownLoadErrorMessage` (the spec's "no file
     uploaded to the blob" case, e.g. with Prevent upload when zero records; shape UNCONFIRMED).
+
+    `token_delay_seconds`: the Entra token endpoint answers that much later (a hung Entra);
+    `reset()` ends a wait under way.
 
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
@@ -213,9 +218,15 @@ class Knobs:
     Package API (see `_packages`): `import_call_seconds` makes ImportFromPackage answer that
     much later (real time; the import goes on if the client gives up);
     `import_refuse_burst` refuses the next N ImportFromPackage calls as parallel ones;
+    `import_own_execution_id`: ImportFromPackage ignores the execution id sent and answers one
+    of its own (``<project>-<time>-<32 HEX>``), as when the caller sends none;
     `package_run_seconds` is how long an execution stays Executing (emulator clock);
     `execution_not_found_seconds` answers 400 "were not found" for that long after the call;
     `error_keys_seconds` is how long a target error keys file is "still generating".
+
+    Blob endpoint (see `_blobs`): `sas_version` is the storage version (``sv``) of the SAS
+    URLs handed out, whose Put Blob and Put Block limits the endpoint enforces;
+    `put_blob_max_bytes` lowers the Put Blob limit (None: the version's, as Azure's).
     """
 
     latency_ms: int = 0
@@ -241,6 +252,7 @@ class Knobs:
     message_id_format: MessageIdFormat = MessageIdFormat.QUOTED
     execution_errors_raw: bool = False
     download_location_http: bool = False
+    download_location_origin: str | None = None
     download_break_burst: int = 0
     dequeue_without_file: bool = False
     download_mib_per_s: float = 0.0
@@ -248,12 +260,16 @@ class Knobs:
     unknown_ids_not_found: bool = False
     redelivery_seconds: float = 1800.0
     token_lifetime_seconds: int = 3600
+    token_delay_seconds: float = 0.0
     seed: int = 0
     import_call_seconds: float = 0.0
     import_refuse_burst: int = 0
+    import_own_execution_id: bool = False
     package_run_seconds: float = 2.0
     execution_not_found_seconds: float = 0.0
     error_keys_seconds: float = 1.0
+    sas_version: str = "2020-10-02"
+    put_blob_max_bytes: int | None = None
 
     def copy(self) -> Knobs:
         """An independent copy."""
@@ -278,6 +294,8 @@ OPERATIONS: frozenset[str] = frozenset(
         "GenerateImportTargetErrorKeysFile",
         "GetImportTargetErrorKeysFileUrl",
         "blob_put",
+        "blob_block",
+        "blob_block_list",
         "blob_get",
     }
 )

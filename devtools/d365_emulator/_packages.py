@@ -1,11 +1,5 @@
-"""The DMF package API: a SAS-like blob endpoint on the emulator's own server, and the
-ImportFromPackage / error-file actions, with F&O's one-import-at-a-time rule.
-
-Blob endpoint: ``PUT {base}/dmf/<name>?se=<expiry>&sig=<hmac>`` stores the body (streamed to
-the spool folder; ``x-ms-blob-type: BlockBlob`` required, 201 like Azure's Put Blob) and
-``GET`` the same URL streams it back. The signature covers name and expiry; a request with an
-``Authorization`` header is refused (a SAS call carries none, and a token must not leak to a
-storage host).
+"""The DMF package API: GetAzureWriteUrl (a SAS URL of the blob endpoint in :mod:`._blobs`)
+and the ImportFromPackage / error-file actions, with F&O's one-import-at-a-time rule.
 
 Choices where the spec is UNCONFIRMED (tests rely on them):
 
@@ -30,9 +24,6 @@ Choices where the spec is UNCONFIRMED (tests rely on them):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import tempfile
 import threading
 import time
@@ -44,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from ._blobs import Blob, BlobStore
 from ._clock import Clock
 from ._entities import evaluate, is_modelled, same_entity
 from ._models import ExecutionErrorRecord, Job, Knobs, Outcome
@@ -65,8 +56,6 @@ PACKAGE_ACTIONS = frozenset(
         "GetImportTargetErrorKeysFileUrl",
     }
 )
-BLOB_PATH = "/dmf/"
-_SAS_LIFETIME_SECONDS = 3600
 _SUMMARY_OF = {"Processed": "Succeeded", "ProcessedWithErrors": "PartiallySucceeded"}
 
 
@@ -121,16 +110,14 @@ class PackageApi:
         clock: Clock,
         knobs: Knobs,
         base_url: Callable[[], str],
-        spool_dir: Callable[[], Path],
+        blobs: BlobStore,
     ) -> None:
         self._jobs = jobs
         self._clock = clock
         self._knobs = knobs
         self._base_url = base_url
-        self._spool_dir = spool_dir
-        self._key = secrets.token_bytes(32)
+        self._blobs = blobs
         self._lock = threading.Lock()
-        self._blobs: dict[str, Path] = {}
         self.executions: dict[str, PackageExecution] = {}
         self.import_calls = 0
         """ImportFromPackage calls that started an import (refusals not counted)."""
@@ -138,98 +125,11 @@ class PackageApi:
         self.max_in_flight = 0
         """The most ImportFromPackage calls that ran at once (refused ones included)."""
 
-    def clear(self) -> list[Path]:
-        """Forget blobs and executions; answer the files to delete."""
+    def clear(self) -> None:
+        """Forget executions and counts."""
         with self._lock:
-            paths = list(self._blobs.values())
-            self._blobs.clear()
             self.executions.clear()
             self.import_calls = self.in_flight = self.max_in_flight = 0
-        return paths
-
-    # -- blob endpoint ----------------------------------------------------------------------
-
-    def write_url(self, name: str) -> str:
-        """A writable (and readable) SAS-like URL for blob `name`."""
-        expiry = str(int(time.time()) + _SAS_LIFETIME_SECONDS)
-        return (
-            f"{self._base_url()}{BLOB_PATH}{quote(name, safe='')}"
-            f"?sv=2020-10-02&sr=b&sp=rcw&se={expiry}&sig={self._sign(name, expiry)}"
-        )
-
-    def _sign(self, name: str, expiry: str) -> str:
-        return hmac.new(self._key, f"{name}\n{expiry}".encode(), hashlib.sha256).hexdigest()
-
-    def _authorized(self, name: str, query: Mapping[str, str], headers: Any) -> Reply | None:
-        if headers.get("Authorization"):
-            return _storage_error(
-                400,
-                "InvalidAuthenticationInfo",
-                "Authentication information is not given in the correct format: a SAS request "
-                "carries no Authorization header.",
-            )
-        expiry, signature = query.get("se", ""), query.get("sig", "")
-        valid = hmac.compare_digest(self._sign(name, expiry), signature)
-        if not valid or not expiry.isdigit() or int(expiry) < time.time():
-            return _storage_error(
-                403,
-                "AuthenticationFailed",
-                "Server failed to authenticate the request. Make sure the value of "
-                "Authorization header is formed correctly including the signature.",
-            )
-        return None
-
-    def put_blob(self, name: str, query: Mapping[str, str], headers: Any, path: Path) -> Reply:
-        """PUT: keep the spooled body as blob `name` (the spool file is taken over)."""
-        refusal = self._authorized(name, query, headers)
-        if refusal is None and headers.get("x-ms-blob-type", "") != "BlockBlob":
-            refusal = _storage_error(
-                400,
-                "MissingRequiredHeader",
-                "An HTTP header that's mandatory for this request is not specified: "
-                "x-ms-blob-type.",
-            )
-        if refusal is not None:
-            path.unlink(missing_ok=True)
-            return refusal
-        with self._lock:
-            previous = self._blobs.get(name)
-            self._blobs[name] = path
-        if previous is not None:
-            previous.unlink(missing_ok=True)
-        return Reply(201, headers={"ETag": f'"0x{uuid.uuid4().hex[:16].upper()}"'})
-
-    def get_blob(self, name: str, query: Mapping[str, str], headers: Any) -> Reply:
-        """GET: stream blob `name`."""
-        refusal = self._authorized(name, query, headers)
-        if refusal is not None:
-            return refusal
-        with self._lock:
-            path = self._blobs.get(name)
-        if path is None:
-            return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        return Reply(200, content_type="application/octet-stream", file=path)
-
-    def _own_blob(self, url: str) -> Path | None:
-        parts = urlsplit(url)
-        base = urlsplit(self._base_url())
-        if parts.netloc != base.netloc or not parts.path.startswith(BLOB_PATH):
-            return None
-        name = unquote(parts.path[len(BLOB_PATH) :])
-        query = dict(parse_qsl(parts.query))
-        if self._authorized(name, query, {}) is not None:
-            return None
-        with self._lock:
-            return self._blobs.get(name)
-
-    def _store_file(self, name: str, data: bytes) -> str:
-        with tempfile.NamedTemporaryFile(
-            dir=self._spool_dir(), prefix="dmf-", delete=False
-        ) as handle:
-            handle.write(data)
-        with self._lock:
-            self._blobs[name] = Path(handle.name)
-        return self.write_url(name)
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -257,7 +157,7 @@ class PackageApi:
         if not isinstance(name, str) or not name.strip():
             return odata_error(400, "The parameter 'uniqueFileName' is missing or not a string.")
         blob_id = "{" + str(uuid.uuid4()).upper() + "}"
-        value = json_reply(200, {"BlobId": blob_id, "BlobUrl": self.write_url(name.strip())})
+        value = json_reply(200, {"BlobId": blob_id, "BlobUrl": self._blobs.write_url(name.strip())})
         return odata_value(self._base_url(), value.body.decode())
 
     def _import(self, payload: Mapping[str, Any]) -> Reply:
@@ -284,17 +184,18 @@ class PackageApi:
         package_url = payload.get("packageUrl")
         if not isinstance(project, str) or not project.strip():
             raise PackageError("The parameter 'definitionGroupId' is required.")
-        if not isinstance(package_url, str) or (path := self._own_blob(package_url)) is None:
+        if not isinstance(package_url, str) or (blob := self._blobs.own_blob(package_url)) is None:
             raise PackageError("The package URL is not valid, or the package was not found.")
         company = str(payload.get("legalEntityId") or "USMF").upper()
         if company_data(company) is None:
             raise PackageError(f"Company '{company}' does not exist.")
-        execution_id = str(payload.get("executionId") or "").strip() or (
+        sent = "" if self._knobs.import_own_execution_id else str(payload.get("executionId") or "")
+        execution_id = sent.strip() or (
             f"{project}-{self._clock.now():%Y-%m-%dT%H:%M:%S}-{uuid.uuid4().hex.upper()}"
         )
         if execution_id in self.executions:
             raise PackageError(f"Execution ID '{execution_id}' already exists.")
-        members = _check_package(path, self._known_entity)
+        members = _check_package(blob, self._known_entity)
         execution = PackageExecution(
             execution_id, project, company, self._clock.now(), time.monotonic()
         )
@@ -308,13 +209,13 @@ class PackageApi:
         if self._knobs.import_call_seconds:
             time.sleep(self._knobs.import_call_seconds)
         threading.Thread(
-            target=self._run, args=(execution, path, members), name="dmf-import", daemon=True
+            target=self._run, args=(execution, blob, members), name="dmf-import", daemon=True
         ).start()
         return execution
 
-    def _run(self, execution: PackageExecution, path: Path, members: list[tuple[str, str]]) -> None:
+    def _run(self, execution: PackageExecution, blob: Blob, members: list[tuple[str, str]]) -> None:
         entities = [
-            self._run_entity(execution, name, data) for name, data in _extract(path, members)
+            self._run_entity(execution, name, data) for name, data in _extract(blob, members)
         ]
         with self._lock:
             execution.entities = entities
@@ -338,11 +239,13 @@ class PackageApi:
         stem = f"{execution.execution_id}-{''.join(name.split())}"
         if outcome.status == "PreProcessingError":
             text = "\n".join(error.message for error in outcome.errors) + "\n"
-            entity.staging_file = self._store_file(f"{stem}-staging-errors.txt", text.encode())
+            entity.staging_file = self._blobs.store_file(
+                f"{stem}-staging-errors.txt", text.encode()
+            )
         elif outcome.errors:
             keys = sorted({error.record_id for error in outcome.errors})
             text = "RECID\n" + "\n".join(keys) + "\n"
-            entity.keys_file = self._store_file(f"{stem}-error-keys.csv", text.encode())
+            entity.keys_file = self._blobs.store_file(f"{stem}-error-keys.csv", text.encode())
         return entity
 
     def _entity(self, execution_id: str, entity_name: str) -> PackageEntity | Reply:
@@ -392,25 +295,22 @@ class PackageApi:
         return execution.errors
 
 
-def _storage_error(status: int, code: str, message: str) -> Reply:
-    body = (
-        '<?xml version="1.0" encoding="utf-8"?><Error>'
-        f"<Code>{code}</Code><Message>{message}</Message></Error>"
-    ).encode()
-    return Reply(status, body, "application/xml", {"x-ms-error-code": code})
-
-
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _check_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, str]]:
+def _check_package(blob: Blob, known: Callable[[str], bool]) -> list[tuple[str, str]]:
     """(entity name, zip member) per manifest entity, in manifest order.
 
     :raises PackageError: with F&O-like texts for what makes the package unusable.
     """
+    with blob.open() as package:
+        return _check_zip(package, known)
+
+
+def _check_zip(package: Any, known: Callable[[str], bool]) -> list[tuple[str, str]]:
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(package)
     except (zipfile.BadZipFile, OSError):
         raise PackageError("The package is not a valid zip file.") from None
     with archive:
@@ -438,13 +338,14 @@ def _check_package(path: Path, known: Callable[[str], bool]) -> list[tuple[str, 
         return members
 
 
-def _extract(path: Path, members: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
+def _extract(blob: Blob, members: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
     """Each entity's file unpacked to a file of its own (deleted by the caller)."""
-    with zipfile.ZipFile(path) as archive:
+    folder = blob.parts[0].parent
+    with blob.open() as package, zipfile.ZipFile(package) as archive:
         for entity, member in members:
             with (
                 archive.open(member) as source,
-                tempfile.NamedTemporaryFile(dir=path.parent, prefix="dmf-", delete=False) as out,
+                tempfile.NamedTemporaryFile(dir=folder, prefix="dmf-", delete=False) as out,
             ):
                 while chunk := source.read(1024 * 1024):
                     out.write(chunk)

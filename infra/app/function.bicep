@@ -150,6 +150,8 @@ var integrationSettings = {
   D365_ROUTES: d365Routes
   D365_HTTP_TIMEOUT: '300s'
   D365_WRITE_TIMEOUT: '300s'
+  // Why empty: in Azure, F&O's SAS URLs are on its cloud's blob endpoints, which need no entry.
+  D365_SAS_HOSTS: ''
   INBOUND_CONTAINER: inboundContainerName
   ARCHIVE_CONTAINER: archiveContainerName
   ERRORS_CONTAINER: errorsContainerName

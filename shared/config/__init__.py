@@ -34,6 +34,10 @@ F&O connection and identity:
 ``D365_HTTP_TIMEOUT``               read timeout of one F&O call, default ``300s``, 1s to 1h.
 ``D365_WRITE_TIMEOUT``              time allowed for each socket send while a file is uploaded
                                     to F&O, default ``300s``, 1s to 1h.
+``D365_SAS_HOSTS``                  hosts that SAS URLs handed out by F&O (package upload, error
+                                    files) may point at besides the blob endpoints of F&O's
+                                    cloud, comma-separated; default none. The local emulator
+                                    needs ``127.0.0.1``.
 
 Routing and storage:
 

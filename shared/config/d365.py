@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_guid, parse_url
 from shared.config.reader import SettingsReader
+from shared.d365 import normalize_sas_host
 
 __all__ = ["DEFAULT_AUTHORITY_HOST", "AuthMode", "D365Settings", "read_d365"]
 
@@ -50,6 +51,8 @@ class D365Settings:
     managed_identity_client_id: str | None = None
     http_timeout: timedelta = _DEFAULT_TIMEOUT
     write_timeout: timedelta = _DEFAULT_TIMEOUT
+    sas_hosts: tuple[str, ...] = ()
+    """Hosts SAS URLs from F&O may point at besides its cloud's blob endpoints."""
 
     @property
     def auth_mode(self) -> AuthMode:
@@ -118,6 +121,13 @@ def read_d365(reader: SettingsReader) -> D365Settings:
         ),
         http_timeout=_timeout(reader, "D365_HTTP_TIMEOUT"),
         write_timeout=_timeout(reader, "D365_WRITE_TIMEOUT"),
+        sas_hosts=reader.parsed(
+            "D365_SAS_HOSTS",
+            (),
+            _parse_hosts,
+            "expected host names or IP addresses separated by commas, e.g. 127.0.0.1 for the "
+            "local emulator",
+        ),
     )
     _check_identity(reader, settings)
     return settings
@@ -127,6 +137,10 @@ def _timeout(reader: SettingsReader, name: str) -> timedelta:
     return reader.duration(
         name, _DEFAULT_TIMEOUT, minimum=_SHORTEST_TIMEOUT, maximum=_LONGEST_TIMEOUT
     )
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    return tuple(normalize_sas_host(host) for host in re.split(r"[,\s]+", raw) if host)
 
 
 def _parse_tenant(raw: str) -> str:

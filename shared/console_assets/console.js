@@ -249,6 +249,7 @@
     fact("F&O status", record.d365_status);
     fact("Message id", record.message_id);
     fact("Execution id", record.execution_id);
+    fact("Execution id sent", record.sent_execution_id);
     fact("Route", record.route);
     fact("Company", record.company);
     fact("API", record.api);

@@ -3,9 +3,11 @@
 See docs/architecture.md ("The F&O client") for the contract other modules code against.
 """
 
+from ._blocks import BLOCK_SIZE, MAX_BLOCKS
 from ._body import Body, Readable
 from ._client import D365Client
 from ._errors import (
+    NOT_TAKEN_STATUSES,
     D365AuthenticationError,
     D365ConnectionError,
     D365CredentialError,
@@ -17,6 +19,7 @@ from ._errors import (
     D365ResponseError,
     D365ServerError,
     D365ThrottledError,
+    D365UntrustedUrlError,
 )
 from ._external_id import external_id_from_header, external_id_header
 from ._models import (
@@ -32,8 +35,14 @@ from ._models import (
 )
 from ._parsing import normalize_guid, normalize_message_id
 from ._retry import RetryPolicy
+from ._transport import DEFAULT_CONNECT_TIMEOUT
+from ._urls import normalize_sas_host
 
 __all__ = [
+    "BLOCK_SIZE",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "MAX_BLOCKS",
+    "NOT_TAKEN_STATUSES",
     "AzureWriteUrl",
     "Body",
     "D365AuthenticationError",
@@ -48,6 +57,7 @@ __all__ = [
     "D365ResponseError",
     "D365ServerError",
     "D365ThrottledError",
+    "D365UntrustedUrlError",
     "DequeuedMessage",
     "EnqueueResult",
     "ExecutionError",
@@ -62,4 +72,5 @@ __all__ = [
     "external_id_header",
     "normalize_guid",
     "normalize_message_id",
+    "normalize_sas_host",
 ]

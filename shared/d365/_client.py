@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -17,6 +19,15 @@ from urllib3.exceptions import NewConnectionError
 
 from shared import telemetry
 
+from ._blocks import (
+    BLOCK_SIZE,
+    MAX_BLOCKS,
+    block_id,
+    block_list_xml,
+    block_query,
+    read_block,
+    with_query,
+)
 from ._body import (
     DEFAULT_CHUNK_SIZE,
     Body,
@@ -26,6 +37,7 @@ from ._body import (
     UploadBody,
 )
 from ._errors import (
+    NOT_TAKEN_STATUSES,
     D365CredentialError,
     D365HttpError,
     D365ResponseError,
@@ -63,7 +75,8 @@ from ._parsing import (
     url_without_query,
 )
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
-from ._transport import Timeouts, new_session, validate_pool_maxsize
+from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
+from ._urls import UrlPolicy
 
 __all__ = ["D365Client"]
 
@@ -87,9 +100,14 @@ logging.getLogger("urllib3.connectionpool").addFilter(_SasRedactingFilter())
 
 _ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 _JSON = "application/json; charset=utf-8"
+_ZIP = "application/zip"
+# Put Blocks of one package upload at once: loopback and a WAN link alike are kept busy while
+# memory stays at a few blocks.
+_BLOCKS_IN_FLIGHT = 4
 _USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
-# Statuses that prove F&O did not act on the request, so even an enqueue may be re-sent.
-_NOT_TAKEN_STATUSES = frozenset({429, 503})
+# The not-taken statuses (NOT_TAKEN_STATUSES) that waiting Retry-After may cure within the
+# call, so even an enqueue is re-sent at once; the others need a fix and wait for the caller.
+_RETRIED_IN_CALL = NOT_TAKEN_STATUSES & {429, 503}
 # GetExecutionSummaryStatus soon after ImportFromPackage: the execution is not created yet.
 _NOT_YET_CREATED = "were not found"
 _TRANSIENT_EXCEPTIONS = (
@@ -125,8 +143,12 @@ class D365Client:
     :keyword user_agent: the User-Agent header.
     :keyword chunk_size: bytes per read when streaming a body in or out.
     :keyword sleep: the function that waits between retries (tests pass a recorder).
+    :keyword sas_hosts: hosts (any port) that SAS URLs handed out by F&O may point at besides
+        the blob endpoints of F&O's cloud, e.g. a storage emulator's; see
+        :mod:`shared.d365._urls` for the rules every URL from F&O is checked against.
     :raises ValueError: when `base_url` is not an http(s) URL without query string, a
-        timeout is not a positive number, or `pool_maxsize` is not a positive int.
+        timeout is not a positive number, `pool_maxsize` is not a positive int, or a host of
+        `sas_hosts` is not a host name or IP address.
     """
 
     def __init__(
@@ -135,7 +157,7 @@ class D365Client:
         credential: TokenCredential,
         *,
         retry: RetryPolicy | None = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = 300.0,
         write_timeout: float = 300.0,
         pool_maxsize: int = 16,
@@ -143,8 +165,10 @@ class D365Client:
         user_agent: str = _USER_AGENT,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         sleep: Callable[[float], object] = time.sleep,
+        sas_hosts: Iterable[str] = (),
     ) -> None:
         self._base_url = _validate_base_url(base_url)
+        self._urls = UrlPolicy.of(self._base_url, sas_hosts)
         self._scope = f"{self._base_url.lower()}/.default"
         self._credential = credential
         self._retry = retry or RetryPolicy()
@@ -389,20 +413,22 @@ class D365Client:
         """Stream a dequeued message's file into `destination`; returns the bytes written.
 
         `http://` locations are fetched over https (F&O's load balancer reports plain http).
+        A location on F&O's exact origin (scheme, host, port) is fetched with the access
+        token; a SAS URL (see :mod:`shared.d365._urls`) without it; anything else is refused.
         A retry after a partial download rewinds `destination` when it is seekable.
 
-        :raises ValueError: when `location` is not an http(s) URL on the environment's host.
+        :raises D365UntrustedUrlError: the location is neither, before anything is sent.
         :raises D365Error: (a subclass of it) when the download fails.
         """
-        url = https_download_url(location)
-        host = urlsplit(url).hostname
-        if host != urlsplit(self._base_url).hostname:
-            raise ValueError(
-                f"location host {host!r} is not the environment's host; the access token is "
-                "sent only to the environment"
-            )
+        try:
+            rewritten = https_download_url(location)
+        except ValueError:
+            rewritten = location  # the policy names what is wrong with it
+        url, authorize = self._urls.check_download(
+            rewritten, operation="download", what="DownloadLocation"
+        )
         context = self._context("download", "GET", url)
-        total = self._stream_to(context, destination, chunk_size=chunk_size)
+        total = self._stream_to(context, destination, chunk_size=chunk_size, authorize=authorize)
         _LOGGER.info("downloaded url=%s bytes=%d", url_without_query(url), total)
         return total
 
@@ -497,39 +523,97 @@ class D365Client:
         length: int,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """PUT a package to the SAS URL of `get_azure_write_url` as a block blob.
+        """Upload a package to the SAS URL of `get_azure_write_url` as a block blob: Put Block
+        of 4 MiB blocks, which every storage version takes (see :mod:`shared.d365._blocks`), a
+        few in flight, then Put Block List, which makes the blob exist.
 
-        The body is streamed in fixed chunks with a Content-Length (constant memory); no
-        Authorization header is sent (the SAS authorises the call, and the token must not
-        leave for the storage host). A PUT of the whole blob is idempotent, so it is retried
-        like a read, with a fresh stream from `stream_factory` each attempt.
+        Memory stays near ``BLOCK_SIZE * (blocks in flight + 1)`` whatever the package's size.
+        No Authorization header is sent (the SAS authorises the calls, and the token must not
+        leave for the storage host). A Put Block and the Put Block List are idempotent: each is
+        retried like a read with its own bytes, and the stream is read once.
 
         :param url: the BlobUrl, SAS query string included.
-        :param stream_factory: opens a fresh binary stream of the package per attempt.
+        :param stream_factory: opens the package's binary stream (read once, then closed).
         :keyword length: the package's size in bytes.
-        :raises ValueError: when `url` is not an http(s) URL, or the stream ends early.
+        :keyword retry: each call's retry policy instead of the client's.
+        :raises D365UntrustedUrlError: `url` is not a SAS URL the client may call (see
+            :mod:`shared.d365._urls`), before anything is sent.
+        :raises ValueError: when the stream ends early, or the package would need more than
+            50,000 blocks.
         :raises D365Error: (a subclass of it) when the upload fails.
         """
-        parts = urlsplit(url if isinstance(url, str) else "")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be the http(s) BlobUrl from get_azure_write_url")
-        upload = UploadBody(stream_factory, length, self._chunk_size)
-        context = self._context("upload_package", "PUT", url, body_length=length)
+        url = self._urls.check_sas(url, operation="upload_package", what="BlobUrl")
+        if length > MAX_BLOCKS * BLOCK_SIZE:
+            raise ValueError(
+                f"upload_package: {length:,} bytes is more than a block blob holds in "
+                f"{MAX_BLOCKS:,} blocks of {BLOCK_SIZE:,} bytes"
+            )
         started = time.monotonic()
-        _, attempts = self._call(
-            context,
+        stream = stream_factory()
+        try:
+            ids = self._put_blocks(url, stream, length, retry)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        commit = with_query(url, "comp=blocklist")
+        self._call(
+            self._context("upload_package", "PUT", commit, body_length=length),
             lambda response: None,
-            headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/zip"},
-            upload=upload,
+            headers={"Content-Type": "application/xml", "x-ms-blob-content-type": _ZIP},
+            data=block_list_xml(ids),
             retry=retry,
             authorize=False,
         )
         _LOGGER.info(
-            "package uploaded url=%s bytes=%d seconds=%.3f attempts=%d",
+            "package uploaded url=%s bytes=%d blocks=%d seconds=%.3f",
             url_without_query(url),
             length,
+            len(ids),
             time.monotonic() - started,
-            attempts,
+        )
+
+    def _put_blocks(
+        self, url: str, stream: Readable, length: int, retry: RetryPolicy | None
+    ) -> list[str]:
+        """Stage `length` bytes of `stream` as blocks, `_BLOCKS_IN_FLIGHT` at most at once;
+        returns their ids in order.
+
+        A failure (a block refused, the stream's deadline) stops the reading and is raised at
+        once: blocks still in flight end on their own, and staged blocks no list commits are
+        invisible and discarded by the storage service.
+        """
+        ids: list[str] = []
+        in_flight: deque[Future[None]] = deque()
+        pool = ThreadPoolExecutor(_BLOCKS_IN_FLIGHT, thread_name_prefix="put-block")
+        try:
+            remaining = length
+            while remaining > 0:
+                if len(in_flight) == _BLOCKS_IN_FLIGHT:
+                    in_flight.popleft().result()
+                data = read_block(stream, min(BLOCK_SIZE, remaining))
+                if not data:
+                    raise ValueError(
+                        f"upload_package: the package stream ended after "
+                        f"{length - remaining} of the {length} bytes given as length"
+                    )
+                ids.append(block_id(len(ids)))
+                in_flight.append(pool.submit(self._put_block, url, ids[-1], data, retry))
+                remaining -= len(data)
+            while in_flight:
+                in_flight.popleft().result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return ids
+
+    def _put_block(self, url: str, identifier: str, data: bytes, retry: RetryPolicy | None) -> None:
+        block_url = with_query(url, block_query(identifier))
+        self._call(
+            self._context("upload_package", "PUT", block_url, body_length=len(data)),
+            lambda response: None,
+            data=data,
+            retry=retry,
+            authorize=False,
         )
 
     def import_from_package(
@@ -544,12 +628,15 @@ class D365Client:
         retry: RetryPolicy | None = None,
     ) -> str:
         """ImportFromPackage: import an uploaded package into a data project; returns the
-        execution id (ours, as F&O echoes it).
+        execution id F&O answered (`execution_id` when it answers none). F&O may answer
+        another id than the one sent: the caller follows F&O's.
 
-        Like an enqueue it is never re-sent blindly: only a failure that proves F&O did not
-        take the call (429, 503, no connection) is retried. The synchronous call may outlive
-        the read timeout while F&O goes on; the caller then follows `execution_id` with
-        `get_execution_summary_status` instead of calling again.
+        Like an enqueue it is never re-sent blindly: within the call only 429, 503 and no
+        connection are retried; the other statuses of `NOT_TAKEN_STATUSES` (401, 403, 404,
+        408) also prove F&O did not take it, and are the caller's to send again later, as
+        for an enqueue. The synchronous call may outlive the read timeout while F&O goes on;
+        the caller then follows `execution_id` with `get_execution_summary_status` instead of
+        calling again.
 
         :param package_url: the BlobUrl the package was uploaded to.
         :param definition_group_id: the data project's name.
@@ -630,12 +717,11 @@ class D365Client:
         """Stream a file F&O handed out as a SAS URL (an error file) into `destination`, with
         no Authorization header; returns the bytes written.
 
-        :raises ValueError: when `url` is not an http(s) URL.
+        :raises D365UntrustedUrlError: `url` is not a SAS URL the client may call (see
+            :mod:`shared.d365._urls`), before anything is sent.
         :raises D365Error: (a subclass of it) when the download fails.
         """
-        parts = urlsplit(url if isinstance(url, str) else "")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an http(s) URL F&O handed out")
+        url = self._urls.check_sas(url, operation="download_sas_file", what="error file URL")
         return self._stream_to(
             self._context("download_sas_file", "GET", url), destination, authorize=False
         )
@@ -811,7 +897,7 @@ class D365Client:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         policy = budget.policy
-        if status in _NOT_TAKEN_STATUSES:
+        if status in _RETRIED_IN_CALL:
             wait = policy.default_retry_after if retry_after is None else retry_after
         elif status >= 500 and context.resend_safe:
             wait = policy.backoff(attempt) if retry_after is None else retry_after

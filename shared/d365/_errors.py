@@ -7,6 +7,8 @@
      +-- D365ConnectionError          no response (connect/read/write timeout, refused, reset);
      |                                .sent_body
      +-- D365ResponseError            2xx whose body does not parse (shortened body in the text)
+     +-- D365UntrustedUrlError        a URL F&O handed out that the client will not call: .url
+     |                                (no query string) .rule; nothing was sent to it
      +-- D365HttpError                F&O answered non-2xx: .status_code .fno_message .operation
           |                           .activity_id .message_id .request_id .retry_after
           +-- D365AuthenticationError     401
@@ -34,6 +36,7 @@ from ._parsing import fno_error_text, redact_sas, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
 __all__ = [
+    "NOT_TAKEN_STATUSES",
     "D365AuthenticationError",
     "D365ConnectionError",
     "D365CredentialError",
@@ -45,6 +48,7 @@ __all__ = [
     "D365ResponseError",
     "D365ServerError",
     "D365ThrottledError",
+    "D365UntrustedUrlError",
     "OperationContext",
     "connection_error",
     "describe_exception",
@@ -52,6 +56,12 @@ __all__ = [
     "request_id_of",
 ]
 
+
+NOT_TAKEN_STATUSES = frozenset({401, 403, 404, 408, 429, 503})
+"""Statuses with which F&O refuses a request before acting on it: the token was not accepted
+(401), the app may not do it (403), the job or action is not there (404), the request did not
+arrive whole (408), or F&O did not let it in (429, 503). Sending it again cannot make F&O act
+twice, so a file refused so is sent again later (a person may fix the cause meanwhile)."""
 
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "request-id", "x-ms-correlation-id", "x-request-id")
 _MIB = 1024 * 1024
@@ -164,6 +174,16 @@ class D365ResponseError(D365Error):
         self.status_code = status_code
         self.body = body
         self.request_id = request_id
+
+
+class D365UntrustedUrlError(D365Error):
+    """F&O handed out a URL that breaks the rules of :mod:`shared.d365._urls`; nothing was
+    sent to it. `url` is without its query string; `rule` says which rule it broke."""
+
+    def __init__(self, message: str, *, url: str, rule: str, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)
+        self.url = url
+        self.rule = rule
 
 
 class D365HttpError(D365Error):
@@ -339,6 +359,11 @@ def _redirect_hint(response: requests.Response) -> str:
 
 
 def _not_found_hint(context: OperationContext) -> str:
+    if context.operation == "download_sas_file":
+        return (
+            "F&O's storage has no file at this URL any more: its SAS URL may have expired, or "
+            "the file was removed; get the file in F&O."
+        )
     if context.activity_id:
         return (
             f"No enabled recurring data job answers to activity id {context.activity_id}: copy "
@@ -357,8 +382,9 @@ def _too_large_hint(context: OperationContext) -> str:
         size = f" ({context.body_length} bytes, {context.body_length / _MIB:.1f} MiB)"
     if context.operation == "upload_package":
         return (
-            f"The package{size} is larger than one Put Blob to F&O's storage accepts. Split "
-            "the data into smaller packages."
+            f"F&O's storage refused a part of the package{size} as too large, although every "
+            "storage version takes blocks of 4 MiB: check that the BlobUrl F&O handed out is "
+            "an Azure blob endpoint."
         )
     return (
         f"The file{size} is larger than F&O accepts through enqueue. Split it, or import it "

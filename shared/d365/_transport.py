@@ -21,7 +21,17 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-__all__ = ["D365Adapter", "Timeouts", "WriteTimeout", "new_session", "validate_pool_maxsize"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "D365Adapter",
+    "Timeouts",
+    "WriteTimeout",
+    "new_session",
+    "validate_pool_maxsize",
+]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds to establish a connection (TCP and TLS) to F&O or its Entra tenant."""
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,7 @@ _TEXT_FIELDS = (
     "raw_message_id",
     "d365_status",
     "execution_id",
+    "sent_execution_id",
     "errors_blob",
     "last_error",
     "reject_reason",

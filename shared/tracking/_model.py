@@ -113,6 +113,9 @@ class TrackedFile:
     raw_message_id: str | None = None
     d365_status: str | None = None
     execution_id: str | None = None
+    sent_execution_id: str | None = None
+    """Package API: the execution id ImportFromPackage was sent with, when F&O answered
+    another one (then ``execution_id`` is F&O's, the one followed)."""
     errors: tuple[ExecutionError, ...] = ()
     error_count: int = 0
     errors_blob: str | None = None

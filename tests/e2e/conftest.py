@@ -184,6 +184,8 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "D365_TENANT_ID": fakes.TENANT_ID,
         "D365_CLIENT_ID": fakes.CLIENT_ID,
         "D365_CLIENT_SECRET": fakes.CLIENT_SECRET,
+        # The emulator's blob endpoint (SAS URLs of the package API) is on its own host.
+        "D365_SAS_HOSTS": d365.host,
         "D365_ROUTES": json.dumps(routes_for(folder)),
         "IntegrationStorage": azurite.connection_string,
         "AzureWebJobsStorage": azurite.connection_string,

@@ -118,6 +118,7 @@ def domain(
         settings.d365.base_url,
         context.credential,
         retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
+        sas_hosts=settings.d365.sas_hosts,
     )
     marker = request.node.get_closest_marker("policy")
     overrides = dict(marker.kwargs) if marker else {}

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import jwt
@@ -17,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from devtools.d365_emulator import App, Emulator
 from shared.config import D365Settings, Settings
 from shared.credentials import build_credential, is_microsoft_authority
+from shared.d365 import D365Client, D365CredentialError
 from tests import fakes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +130,39 @@ def test_settings_from_the_local_example_get_a_token(d365: Emulator) -> None:
     settings = Settings.from_env(values)
     token = build_credential(settings).get_token(settings.d365.scope).token
     assert _claims(token)["aud"] == d365.base_url
+
+
+def test_a_hung_token_endpoint_fails_within_the_read_timeout(d365: Emulator) -> None:
+    """Finding 14: the credential's token request is bounded like every F&O call
+    (D365_HTTP_TIMEOUT), not by azure-core's 300 s default."""
+    settings = replace(
+        _d365(d365, client_id=fakes.CLIENT_ID, client_secret=fakes.CLIENT_SECRET),
+        http_timeout=timedelta(seconds=2),
+    )
+    d365.knobs.token_delay_seconds = 120
+    outcome: list[BaseException | str] = []
+
+    def ask() -> None:
+        with D365Client(d365.base_url, build_credential(settings)) as client:
+            try:
+                client.get_message_status(fakes.CUSTOMERS_ACTIVITY_ID)
+                outcome.append("answered")
+            except Exception as exc:
+                outcome.append(exc)
+
+    started = time.monotonic()
+    caller = threading.Thread(target=ask, daemon=True)
+    caller.start()
+    caller.join(timeout=40)
+    waited = time.monotonic() - started
+    d365.knobs.token_delay_seconds = 0  # lets a hung request (the bug) end
+
+    assert not caller.is_alive(), "the token request was still waiting after 40 s"
+    [error] = outcome
+    assert isinstance(error, D365CredentialError)
+    assert "could not get a token for scope" in str(error)
+    assert "timed out" in str(error).lower()
+    assert waited < 25  # four tries of 2 s and their back-off
 
 
 def test_missing_certificate_file_fails_at_construction(tmp_path: Path) -> None:

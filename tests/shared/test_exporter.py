@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -693,3 +694,26 @@ def test_a_given_up_message_whose_ack_failed_is_only_acked_when_offered_again(
     assert [entry[0] for entry in record.history][-2:] == ["ExportFailed", "ExportFailed"]
     assert record.history[-1][2] == "acknowledged: F&O will not offer it again"
     assert _downloads(domain) == 1
+
+
+def test_a_download_location_on_another_port_of_f_and_os_host_is_refused_unsent(
+    domain: Domain, exporter: Exporter
+) -> None:
+    """Finding 8: the bearer token goes only to F&O's exact origin, not the same host on
+    another port (a bound port that takes no connection: nothing may even try)."""
+    with socket.socket() as elsewhere:
+        elsewhere.bind(("127.0.0.1", 0))
+        port = elsewhere.getsockname()[1]
+        domain.d365.knobs.download_location_origin = f"https://127.0.0.1:{port}"
+        message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+
+        exporter.tick()
+
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED
+    assert (
+        f"refused the DownloadLocation F&O handed out, https://127.0.0.1:{port}/api/connector/"
+        in (record.error or "")
+    )
+    assert f"not F&O's own origin https://127.0.0.1:{domain.d365.port}" in (record.error or "")
+    assert domain.d365.messages[message_id].state != "Acked"

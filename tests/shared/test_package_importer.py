@@ -88,6 +88,7 @@ def _build(
         context.credential,
         read_timeout=read_timeout,
         retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
+        sas_hosts=settings.d365.sas_hosts,
     )
     importer = PackageImporter(
         context.store,
@@ -146,9 +147,12 @@ def _imports(packaged: Packaged) -> int:
     return packaged.domain.d365.packages.import_calls
 
 
+_UPLOADS = frozenset({"blob_put", "blob_block", "blob_block_list"})
+
+
 def _puts(packaged: Packaged) -> list[int | None]:
-    """The statuses of the package PUTs the emulator answered."""
-    return [r.status for r in packaged.domain.d365.requests if r.operation == "blob_put"]
+    """The statuses of the package upload's PUTs (blocks, block list) the emulator answered."""
+    return [r.status for r in packaged.domain.d365.requests if r.operation in _UPLOADS]
 
 
 def test_a_valid_package_is_imported_and_ends_processed(packaged: Packaged) -> None:
@@ -204,7 +208,7 @@ def test_a_plain_file_is_wrapped_from_the_template(packaged: Packaged) -> None:
     record = packaged.send("pkg-plain/USMF/customers.xml", source)
     final = packaged.until_final(record)
     assert final.state is TrackingState.PROCESSED
-    [put] = [r for r in packaged.domain.d365.requests if r.operation == "blob_put"]
+    [put] = [r for r in packaged.domain.d365.requests if r.operation == "blob_block"]
     assert put.body is not None
     with zipfile.ZipFile(io.BytesIO(put.body)) as archive:
         assert archive.read("Customers V3.xml") == source
@@ -613,14 +617,15 @@ def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
     """Recovery never resumes a claim whose upload still runs (no second upload in parallel,
     no late Importing write): the PUT stops before its end, the file waits on the schedule."""
     packaged = _build(domain, claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=1))
-    domain.d365.knobs.operations = frozenset({"blob_put"})
+    domain.d365.knobs.operations = frozenset({"blob_block"})
     domain.d365.knobs.body_read_pause_seconds = 3
 
     record = packaged.send("pkg/USMF/big.zip", _slow_big_package())
 
     assert record.state is TrackingState.RECEIVED
     assert "outlived the claim's lease (CLAIM_LEASE)" in (record.last_error or "")
-    assert 201 not in _puts(packaged)
+    # Blocks staged meanwhile stay invisible: nothing commits them.
+    assert [r for r in domain.d365.requests if r.operation == "blob_block_list"] == []
     assert _imports(packaged) == 0
     assert domain.context.store.schedule.get(record.record_id) is not None
 
@@ -651,7 +656,7 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     packaged: Packaged, status: int
 ) -> None:
     knobs = packaged.domain.d365.knobs
-    knobs.operations = frozenset({"blob_put"})
+    knobs.operations = frozenset({"blob_block"})
     knobs.error_burst, knobs.error_status = 1, status
 
     record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
@@ -664,14 +669,14 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     assert _imports(packaged) == 0
     assert packaged.domain.context.store.schedule.get(record.record_id) is None
     if status == 413:
-        assert "larger than one Put Blob" in (record.last_error or "")
+        assert "refused a part of the package" in (record.last_error or "")
         assert "through enqueue" not in (record.last_error or "")
 
 
 @pytest.mark.parametrize("status", [408, 429, 503])
 def test_a_put_that_fails_for_now_is_retried_later(packaged: Packaged, status: int) -> None:
     knobs = packaged.domain.d365.knobs
-    knobs.operations = frozenset({"blob_put"})
+    knobs.operations = frozenset({"blob_block"})
     knobs.error_burst, knobs.error_status = 50, status
 
     record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
@@ -694,7 +699,7 @@ def test_a_package_route_takes_files_over_the_enqueue_limit(domain: Domain) -> N
 def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
     domain: Domain, path: str
 ) -> None:
-    """A package route's file, or an on_too_large file, over one Put Blob's limit."""
+    """A package route's file, or an on_too_large file, over the package path's limit."""
     # Over the big route's 1 MiB enqueue limit too.
     packaged = _build(domain, default_max_bytes=100, package_max_bytes=1_500_000)
     data = package_files.customers_package() + b" " * (2 << 20)
@@ -703,7 +708,7 @@ def test_a_file_over_the_package_limit_is_rejected_in_package_terms(
 
     assert (record.state, record.reject_reason) == (TrackingState.REJECTED, "TooLarge")
     assert "1,500,000-byte limit of the data management package API" in (record.last_error or "")
-    assert "one Put Blob request" in (record.last_error or "")
+    assert "at most 50,000 blocks of 4 MiB" in (record.last_error or "")
     assert "import it through the data management package API" not in (record.last_error or "")
     assert _puts(packaged) == []
 
@@ -826,3 +831,132 @@ def test_a_package_route_with_an_entity_and_no_template_refuses_a_plain_file_uns
     assert _nothing_sent(packaged)
     zipped = packaged.send("pkg-entity/USMF/customers.zip", package_files.customers_package())
     assert packaged.until_final(zipped).state is TrackingState.PROCESSED
+
+
+def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
+    packaged: Packaged,
+) -> None:
+    """Finding 8: GetAzureWriteUrl's BlobUrl over plain http is refused before a byte is sent."""
+    d365 = packaged.domain.d365
+    plain = d365.blobs.write_url("customers.zip").replace("https://", "http://", 1)
+    d365.knobs.odata_values = {
+        "GetAzureWriteUrl": json.dumps(
+            {"BlobId": "{00000000-0000-0000-0000-0000000000b1}", "BlobUrl": plain}
+        )
+    }
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    text = record.last_error or ""
+    assert f"refused the BlobUrl F&O handed out, http://127.0.0.1:{d365.port}/dmf/" in text
+    assert "its scheme is 'http', not https" in text
+    assert "Nothing was sent to it" in text and "then resubmit the file" in text
+    assert "sig=" not in text
+    assert _puts(packaged) == []
+    assert _imports(packaged) == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 408])
+def test_an_import_refused_before_f_and_o_took_it_is_retried_like_an_enqueue(
+    packaged: Packaged, status: int
+) -> None:
+    """Finding 13: 401/403/404/408 from ImportFromPackage mean what they mean for the enqueue
+    and GetAzureWriteUrl (F&O did not take it): sent again later, never ImportFailed."""
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"ImportFromPackage"})
+    knobs.error_burst, knobs.error_status = 1, status
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    assert record.state is TrackingState.RECEIVED
+    assert "not taken by F&O yet, retried at" in (record.last_error or "")
+    assert f"HTTP {status}" in (record.last_error or "")
+    final = packaged.until_final(record)
+    assert final.state is TrackingState.PROCESSED
+    assert _imports(packaged) == 1
+
+
+def test_an_import_refused_for_ever_ends_enqueue_failed_at_the_age_limit(
+    packaged: Packaged,
+) -> None:
+    knobs = packaged.domain.d365.knobs
+    knobs.operations = frozenset({"ImportFromPackage"})
+    knobs.error_burst, knobs.error_status = 1000, 403
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+    packaged.domain.clock.advance(timedelta(hours=2))
+    final = packaged.until_final(record)
+
+    assert final.state is TrackingState.ENQUEUE_FAILED
+    assert "F&O did not take the file within 1:00:00 (MAX_PENDING_AGE)" in (final.last_error or "")
+    assert "HTTP 403" in (final.last_error or "")
+    assert _imports(packaged) == 0
+
+
+def test_a_staging_error_file_that_answers_404_is_noted_and_the_outcome_written(
+    packaged: Packaged,
+) -> None:
+    """Finding 15: F&O's outcome is final whatever happens to an error file."""
+    d365 = packaged.domain.d365
+    d365.knobs.odata_values = {"GetImportStagingErrorFileUrl": d365.blobs.write_url("gone.txt")}
+    record = packaged.send(
+        "pkg/USMF/customers.zip", package_files.customers_package(with_errors=True)
+    )
+
+    final = packaged.until_final(record, ticks=10)
+
+    assert (final.state, final.d365_status) == (
+        TrackingState.PROCESSED_WITH_ERRORS,
+        "PartiallySucceeded",
+    )
+    assert final.error_count > 0
+    [keys] = final.error_files
+    assert keys.endswith("/Customers-V3-target-error-keys.txt")
+    text = final.last_error or ""
+    assert "the staging error file of 'Customers V3': not fetched (D365NotFoundError: " in text
+    assert "HTTP 404" in text and f"get it in F&O (execution {final.execution_id})" in text
+    assert "sig=" not in text
+
+
+def test_row_errors_that_cannot_be_read_are_noted_and_the_outcome_written(
+    packaged: Packaged,
+) -> None:
+    """Finding 15: GetExecutionErrors failing every time does not hold F&O's outcome back."""
+    knobs = packaged.domain.d365.knobs
+    record = packaged.send(
+        "pkg/USMF/customers.zip", package_files.customers_package(with_errors=True)
+    )
+    knobs.operations = frozenset({"GetExecutionErrors"})
+    knobs.error_burst, knobs.error_status = 1000, 503
+
+    final = packaged.until_final(record, ticks=10)
+
+    assert final.state is TrackingState.PROCESSED_WITH_ERRORS
+    assert (final.errors, final.error_count) == ((), 0)
+    assert len(final.error_files) == 1
+    text = final.last_error or ""
+    assert "the row errors (GetExecutionErrors): not fetched (D365ServerError: " in text
+    assert "HTTP 503" in text
+
+
+def test_an_execution_id_f_and_o_answers_instead_of_ours_is_followed_and_both_kept(
+    packaged: Packaged,
+) -> None:
+    """Finding 17: ImportFromPackage's answer names the execution; F&O's is followed."""
+    packaged.domain.d365.knobs.import_own_execution_id = True
+
+    record = packaged.send("pkg/USMF/customers.zip", package_files.customers_package())
+
+    ours = f"pkg-{record.record_id}"
+    [fnos] = packaged.domain.d365.packages.executions
+    assert fnos != ours and fnos.startswith("CustomersPackage-")
+    assert (record.state, record.execution_id, record.sent_execution_id) == (
+        TrackingState.IMPORTING,
+        fnos,
+        ours,
+    )
+    final = packaged.until_final(record)
+    assert (final.state, final.d365_status) == (TrackingState.PROCESSED, "Succeeded")
+    assert (final.execution_id, final.sent_execution_id) == (fnos, ours)
+    assert _imports(packaged) == 1

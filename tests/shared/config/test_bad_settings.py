@@ -218,6 +218,15 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
+        "D365_SAS_HOSTS with a scheme",
+        {"D365_SAS_HOSTS": "127.0.0.1, https://mystorage.blob.core.windows.net"},
+        (
+            "D365_SAS_HOSTS: 'https://mystorage.blob.core.windows.net' is not a host name or IP "
+            "address (write the host alone, without scheme, port or path); expected host names "
+            "or IP addresses separated by commas, e.g. 127.0.0.1 for the local emulator"
+        ),
+    ),
+    Setting(
         "D365_TENANT_ID multi-tenant",
         {"D365_TENANT_ID": "common"},
         (

@@ -129,6 +129,7 @@ def test_every_setting_given() -> None:
             D365_CLIENT_ID="{BBBBBBBB-0000-4000-8000-000000000001}",
             D365_HTTP_TIMEOUT="PT2M",
             D365_WRITE_TIMEOUT="90s",
+            D365_SAS_HOSTS="127.0.0.1, LocalHost. [::1]",
             INBOUND_CONTAINER="in-box",
             ARCHIVE_CONTAINER="done-box",
             ERRORS_CONTAINER="errors-box",
@@ -150,6 +151,7 @@ def test_every_setting_given() -> None:
     assert settings.d365.client_id == CLIENT_ID
     assert settings.d365.http_timeout == timedelta(minutes=2)
     assert settings.d365.write_timeout == timedelta(seconds=90)
+    assert settings.d365.sas_hosts == ("127.0.0.1", "localhost", "::1")
     assert (settings.inbound_container, settings.archive_container) == ("in-box", "done-box")
     assert settings.errors_container == "errors-box"
     assert settings.archive_mode is ArchiveMode.METADATA

@@ -33,6 +33,8 @@ def make_client(
         options.setdefault("sleep", sleeps.append)
         options.setdefault("connect_timeout", 2.0)
         options.setdefault("read_timeout", 10.0)
+        # The emulator's blob endpoint (SAS URLs of the package API) is on its own host.
+        options.setdefault("sas_hosts", (d365.host,))
         client = D365Client(base_url, credential, **options)
         clients.append(client)
         return client

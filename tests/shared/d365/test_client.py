@@ -14,6 +14,7 @@ from azure.storage.blob import BlobServiceClient, StorageStreamDownloader
 from devtools.d365_emulator import Emulator, MessageIdFormat
 from shared.d365 import (
     D365Client,
+    D365UntrustedUrlError,
     ExecutionError,
     ExecutionSummaryStatus,
     MessageStatus,
@@ -296,7 +297,7 @@ def test_download_rewinds_a_seekable_destination_on_retry(
 
 
 def test_download_refuses_another_host(client: D365Client) -> None:
-    with pytest.raises(ValueError, match="not the environment's host"):
+    with pytest.raises(D365UntrustedUrlError, match="not F&O's own origin"):
         client.download("https://elsewhere.example/api/connector/download/x", io.BytesIO())
 
 

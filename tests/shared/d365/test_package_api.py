@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from devtools.d365_emulator import Emulator
 from shared.d365 import (
@@ -20,6 +21,9 @@ from shared.d365 import (
 )
 from tests import package_files
 from tests.shared.d365.support import ClientFactory, received
+
+MIB = 1024 * 1024
+BLOCK = 4 * MIB
 
 
 def _final(client: D365Client, d365: Emulator, execution_id: str) -> ExecutionSummaryStatus:
@@ -65,26 +69,63 @@ def test_write_url_without_a_url_is_a_response_error_that_shows_no_sas(
     assert "sig=s" not in str(caught.value).split("got", 1)[0]
 
 
-def test_upload_streams_a_block_blob_without_authorization(
-    d365: Emulator, make_client: ClientFactory
+def test_upload_stages_4_mib_blocks_and_commits_them_without_authorization(
+    d365: Emulator, client: D365Client
 ) -> None:
-    client = make_client(chunk_size=64 * 1024)
-    data = b"PK" + bytes(range(256)) * 4096
-    _upload(client, data)
-    [put] = received(d365, "blob_put")
-    assert put.status == 201
-    assert put.headers["x-ms-blob-type"] == "BlockBlob"
-    assert "Authorization" not in put.headers
-    assert put.body_size == len(data)
+    data = b"PK" + bytes(range(256)) * (9 * 4096)  # 9 MiB + 2 bytes: three blocks
+    url = _upload(client, data)
+
+    blocks = sorted(received(d365, "blob_block"), key=lambda r: r.query["blockid"])
+    assert [(r.status, r.body_size) for r in blocks] == [
+        (201, BLOCK),
+        (201, BLOCK),
+        (201, len(data) - 2 * BLOCK),
+    ]
+    assert len({len(r.query["blockid"]) for r in blocks}) == 1
+    [commit] = received(d365, "blob_block_list")
+    assert commit.status == 201
+    assert commit.headers["x-ms-blob-content-type"] == "application/zip"
+    assert all("Authorization" not in r.headers for r in [*blocks, commit])
+    assert received(d365, "blob_put") == []
+    stored = io.BytesIO()
+    client.download_sas_file(url, stored)
+    assert stored.getvalue() == data
 
 
-def test_upload_is_retried_after_a_dropped_connection(
+def test_a_block_is_retried_after_a_dropped_connection(
     d365: Emulator, client: D365Client, sleeps: list[float]
 ) -> None:
-    d365.knobs.operations = frozenset({"blob_put"})
+    d365.knobs.operations = frozenset({"blob_block"})
     d365.knobs.drop_after_body_burst = 1
     _upload(client, b"PK package")
-    assert [r.status for r in received(d365, "blob_put")] == [None, 201]
+    assert [r.status for r in received(d365, "blob_block")] == [None, 201]
+    assert [r.status for r in received(d365, "blob_block_list")] == [201]
+
+
+def test_a_package_over_an_old_sas_versions_put_blob_limit_goes_up_in_blocks(
+    d365: Emulator, client: D365Client
+) -> None:
+    """Finding 16: an SAS of version 2015-12-11 takes one Put Blob of at most 64 MiB (here
+    lowered to 6 MiB) and Put Blocks of 4 MiB: a 9 MiB package goes through in blocks."""
+    d365.knobs.sas_version = "2015-12-11"
+    d365.knobs.put_blob_max_bytes = 6 * MIB
+    data = bytes(9 * MIB)
+    write = client.get_azure_write_url("old-version.zip")
+    assert "sv=2015-12-11" in write.url
+
+    refused = requests.put(
+        write.url, data=data, headers={"x-ms-blob-type": "BlockBlob"}, timeout=30
+    )
+    client.upload_package(write.url, lambda: io.BytesIO(data), length=len(data))
+
+    assert (refused.status_code, refused.headers["x-ms-error-code"]) == (
+        413,
+        "RequestBodyTooLarge",
+    )
+    assert [r.status for r in received(d365, "blob_block")] == [201, 201, 201]
+    stored = io.BytesIO()
+    client.download_sas_file(write.url, stored)
+    assert stored.getvalue() == data
 
 
 def test_import_of_a_valid_package_succeeds_with_our_execution_id(
