@@ -79,9 +79,16 @@ def export_package(company: str = "USMF", rows: int = 3) -> bytes:
         f"<PackageVersion>2</PackageVersion><LegalEntity>{company}</LegalEntity>"
         "</DataManagementPackageHeader>\r\n"
     )
+    members = {
+        "Manifest.xml": manifest.encode(),
+        "PackageHeader.xml": header.encode(),
+        f"{_ENTITY_FILE}.xml": customers_export(company, rows),
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("Manifest.xml", manifest)
-        archive.writestr("PackageHeader.xml", header)
-        archive.writestr(f"{_ENTITY_FILE}.xml", customers_export(company, rows))
+        for name, data in members.items():
+            # A fixed time, not the clock's: the same export is the same bytes (tests compare).
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
     return buffer.getvalue()
