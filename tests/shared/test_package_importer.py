@@ -794,7 +794,7 @@ def test_a_manifest_of_2000_entities_is_uploaded_once_and_imported(packaged: Pac
         time.sleep(0.1)
     final = packaged.until_final(record)
     assert final.state is TrackingState.PROCESSED
-    assert _puts(packaged) == [201]
+    assert _puts(packaged) == [201, 201]  # one Put Block, one Put Block List: uploaded once
     writes = [r for r in packaged.domain.d365.requests if r.operation == "GetAzureWriteUrl"]
     assert len(writes) == 1
     assert _imports(packaged) == 1
