@@ -36,6 +36,13 @@ _FIX = (
 )
 
 
+def _refused_only_the_id(status: int | None) -> bool:
+    """True for an answer that shows F&O ran the call: a 4xx about the request, not 401/403
+    (the app refused), 408 (the request did not arrive whole) or 429 (F&O did not let it in).
+    A 5xx says nothing about the app: F&O failed or is down."""
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429)
+
+
 def check_access(client: D365Client) -> dict[str, Any]:
     """The ``d365_access`` check: ``ok``, F&O's ``status``, and on failure the error and fix."""
     try:
@@ -43,8 +50,14 @@ def check_access(client: D365Client) -> dict[str, Any]:
     except (D365AuthenticationError, D365PermissionError) as exc:
         return {"ok": False, "status": exc.status_code, "error": safe_text(exc), "fix": _FIX}
     except D365HttpError as exc:
-        # F&O ran the authorized call and refused only the made-up id: it accepts the app.
-        return {"ok": True, "status": exc.status_code}
+        if _refused_only_the_id(exc.status_code):
+            # F&O ran the authorized call and refused only the made-up id: it accepts the app.
+            return {"ok": True, "status": exc.status_code}
+        return {
+            "ok": False,
+            "status": exc.status_code,
+            "error": f"F&O did not answer the probe: {safe_text(exc)}",
+        }
     except D365ResponseError:
         return {"ok": True, "status": 200}
     except D365Error as exc:

@@ -31,22 +31,31 @@ lease (one tick at a time per route, across instances), then dequeues until F&O 
    *Fails* part way (connection lost, F&O error, storage error): no blob under the final
    name (an unzip may have committed some members whole: they are downloaded again and
    kept, as their commit finds them with this message id); the record says ExportFailed and
-   why, with the attempt ("2 of 10"); the message is not acked, so F&O offers it again in 30
-   minutes and the download is retried.
-   *Given up*: the attempt that makes ``EXPORT_MAX_ATTEMPTS`` (counted by ``dequeue_count``)
-   fails too, or the package is refused by the zip limits or is not a readable zip (the same
-   bytes come back at every offer: retrying cannot help). The refused package is first
-   written unopened as ``<folder><message id>.zip``; then the record says ExportFailed for
-   good (``gave_up_at``, the reason, what was kept), the ``export_failed`` event carries
-   ``gave_up``, and the message is acked (step 5) so that F&O stops offering it. *Stop
-   before the record write*: F&O offers it again, and it is tried and given up again;
-   *after it*: the next offer only acks (no download, nothing written).
+   why; the message is not acked, so F&O offers it again in 30 minutes and the download is
+   retried. A failure of the message's own (F&O's download, the package, a target name
+   taken, an untrusted DownloadLocation) counts toward ``EXPORT_MAX_ATTEMPTS``
+   (``failed_attempts``, "attempt 2 of 10"); one of our own storage (``AzureError``) does
+   not: an outage or a lost permission must not give up, and ack, every message it meets.
+   *Given up*: the failure that makes ``EXPORT_MAX_ATTEMPTS`` counted, or the package is
+   refused by the zip limits or is not a readable zip (the same bytes come back at every
+   offer: retrying cannot help). The refused package is first written unopened as
+   ``<folder><message id>.zip``; then the record says ExportFailed for good (``gave_up_at``,
+   the reason, what was kept: that blob, and the members committed before the failure),
+   then the ``export_failed`` event carries ``gave_up``, and the message is acked (step 5)
+   so that F&O stops offering it. *Stop before the record write, or storage refuses it*:
+   recorded as a failure when storage lets us, not acked, the route's next message goes on;
+   F&O offers it again, and it is tried and given up again; *after it*: the next offer only
+   acks (no download, nothing written).
 4. **Record Downloaded** with the blob names (a list too long for the row goes to a blob of
    the errors container first, and the row keeps its count and that blob's name). *Fails*:
    recorded ExportFailed when storage lets us, not acked; the message comes back and step 2
    finds the blob by its metadata (for an unzip, the members are downloaded again and kept).
+   This is our own storage: retried at every offer without a cap (giving up would ack a
+   message whose blobs no record names), each failure an ``export_failed`` event with
+   ``cause`` ``storage``, so the alert fires while it lasts.
 5. **Ack** with the dequeue body exactly as received. *Fails* (or its answer is lost): the
-   record says ExportFailed with the ack's error; the message comes back after 30 minutes
+   record says ExportFailed with the ack's error (a message given up keeps its reason as the
+   error, the ack's in its history); the message comes back after 30 minutes
    and step 2 acks it without writing. An ack whose answer was lost is sent again by the
    client (F&O answers 200 to a repeated ack); if every attempt's answer is lost, F&O does not
    offer the message again and its record stays ExportFailed, naming the ack, the blob in
@@ -104,6 +113,13 @@ __all__ = ["BlobTakenError", "BlockWriter", "ExportPolicy", "ExportTickResult", 
 
 _LOGGER = logging.getLogger(__name__)
 META_MESSAGE_ID = "d365_message_id"
+# The cause of a failed attempt, as the export_failed event's ``cause`` says it.
+_MESSAGE = "message"
+"""The message's own (F&O's download, the package, the target name): counts toward giving up."""
+_STORAGE = "storage"
+"""Our own storage refused a write: retried at every offer, never given up for it."""
+_ACK = "ack"
+"""F&O did not take the ack: retried at the next offer (which only acks)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,9 @@ class _Found:
 
 @dataclass
 class ExportTickResult:
-    """What one tick did, per outcome (counts of messages)."""
+    """What one tick did, per outcome (counts of messages): each message dequeued is counted
+    once, ``acked`` or ``failed`` (not written, not acked, or given up), unless it was left
+    to another writer."""
 
     routes: int = 0
     skipped_leased: int = 0
@@ -402,10 +420,11 @@ class Exporter:
                 target=_target(route, message_id, now),
             )
             record = self._write_once(route, container, message, record, result)
-            if record is None:
+            # Each message is counted once: acked, or failed (not written, not acked, or given up).
+            if record is not None and self._ack(route, message, record) and not record.gave_up_at:
+                result.acked += 1
+            else:
                 result.failed += 1
-                return
-            self._ack(route, message, record, result)
         except ConcurrencyError as exc:
             _LOGGER.warning("export message_id=%s left to another writer: %s", message_id, exc)
 
@@ -426,17 +445,18 @@ class Exporter:
         if found is not None:
             return self._record_written(record, found.blobs, found.size, reason=found.reason)
         metadata = _metadata(route, message, record)
+        committed: list[str] = []  # an unzip's members committed so far
         try:
             if route.unzip:
-                written = self._write_package(container, message, record, metadata)
+                written = self._write_package(container, message, record, metadata, committed)
             else:
                 blob = container.get_blob_client(record.target)
                 written = _Written((record.target,), self._write_blob(blob, message, metadata))
         except Exception as exc:  # any (a storage, F&O or disk error...): recorded, never acked
-            return self._write_failed(record, exc, result)
+            return self._write_failed(record, exc, tuple(committed))
         if written.refused is not None:
-            reason = _kept_reason(written.refused, f"{route.container}/{written.blobs[0]}")
-            return self._give_up(record, reason, result, blobs=written.blobs, size=written.size)
+            reason = _kept_reason(written.refused, record.container, written.blobs)
+            return self._give_up(record, reason, blobs=written.blobs, size=written.size)
         result.written += 1
         _LOGGER.info(
             "exported message_id=%s route=%s blobs=%d bytes=%d",
@@ -480,38 +500,65 @@ class Exporter:
         return None
 
     def _write_failed(
-        self, record: ExportRecord, exc: Exception, result: ExportTickResult
+        self, record: ExportRecord, exc: Exception, committed: tuple[str, ...]
     ) -> ExportRecord | None:
         """Record a failed write: retried when F&O offers the message again, or given up
-        (None, or the given-up record to acknowledge) once EXPORT_MAX_ATTEMPTS are spent."""
-        attempts, most = record.dequeue_count, self._policy.max_attempts
+        (None, or the given-up record to acknowledge) once EXPORT_MAX_ATTEMPTS failures of
+        the message's own are spent. ``committed``: the members an unzip committed before.
+
+        A failure of our own storage (:class:`AzureError`) is retried without counting: an
+        outage or a lost permission would otherwise give up, and ack, every message it met.
+        """
+        most = self._policy.max_attempts
+        if isinstance(exc, AzureError):
+            self._fail(
+                record,
+                f"download not written: {_reason(exc)}; our storage failed, which does not count "
+                f"toward EXPORT_MAX_ATTEMPTS ({record.failed_attempts} of {most} so far): "
+                "retried when F&O offers it again",
+                cause=_STORAGE,
+            )
+            return None
+        attempts = record.failed_attempts + 1
         if attempts < most:
             self._fail(
                 record,
                 f"download not written: {_reason(exc)}; retried when F&O offers it again "
                 f"(attempt {attempts} of {most}, EXPORT_MAX_ATTEMPTS)",
+                cause=_MESSAGE,
             )
             return None
         reason = (
             f"given up after {attempts} attempt{'s' if attempts != 1 else ''} "
-            "(EXPORT_MAX_ATTEMPTS) and acknowledged, so "
-            "that F&O stops offering it; nothing was kept: F&O still has the export in the "
+            f"(EXPORT_MAX_ATTEMPTS) and acknowledged, so that F&O stops offering it; "
+            f"{_what_was_kept(record.container, committed)}: F&O still has the export in the "
             "job's history (Data management > Job history), or run the export job again. The "
             f"last attempt: download not written: {_reason(exc)}"
         )
-        return self._give_up(record, reason, result)
+        return self._give_up(record, reason, blobs=committed)
 
     def _give_up(
         self,
         record: ExportRecord,
         reason: str,
-        result: ExportTickResult,
         *,
         blobs: tuple[str, ...] = (),
         size: int | None = None,
-    ) -> ExportRecord:
-        """Record the message as given up for good (its acknowledgement follows), and log it
-        as the ``export_failed`` event the alert reads."""
+    ) -> ExportRecord | None:
+        """Record the message as given up for good (its acknowledgement follows), then log it
+        as the ``export_failed`` event the alert reads; None when storage refused the record
+        (recorded as a failure, not acked: it is tried, and given up, again at the next offer).
+        """
+        try:
+            given_up = self._store.gave_up(record, reason, blobs=blobs, size=size)
+        except AzureError as exc:
+            self._fail(
+                record,
+                f"to be given up, but the record of it was not written: {_reason(exc)}; "
+                f"retried when F&O offers it again. Why: {reason}",
+                cause=_STORAGE,
+            )
+            return None
         _LOGGER.error(
             "export given up message_id=%s route=%s: %s",
             record.message_id,
@@ -528,8 +575,7 @@ class Exporter:
             ),
         )
         telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
-        result.failed += 1
-        return self._store.gave_up(record, reason, blobs=blobs, size=size)
+        return given_up
 
     def _record_written(
         self,
@@ -544,10 +590,13 @@ class Exporter:
         try:
             return self._store.downloaded(record, blobs, size, reason=reason)
         except AzureError as exc:
+            # Our storage: retried at every offer without a cap (giving up would ack a message
+            # no record describes); each failure is an export_failed event (cause storage).
             self._fail(
                 record,
                 f"blobs written, but the record of them was not: {_reason(exc)}; "
                 "retried when F&O offers it again",
+                cause=_STORAGE,
             )
             return None
 
@@ -569,18 +618,21 @@ class Exporter:
         message: DequeuedMessage,
         record: ExportRecord,
         metadata: Mapping[str, str],
+        committed: list[str],
     ) -> _Written:
         """Download the package to a temporary file, then write each member as a blob; a
-        package the zip limits refuse is written unopened as one blob instead."""
+        package the zip limits refuse is written unopened as one blob instead (after the
+        members committed before the refusal, in ``committed`` too)."""
         with tempfile.TemporaryFile(dir=self._temp_dir) as package:
             size = self._client.download(message.download_location, package)
             try:
-                return _Written(self._unzip(package, container, record, metadata), size)
+                self._unzip(package, container, record, metadata, committed)
             except ZipRefusedError as exc:
                 package.seek(0)
                 kept = f"{record.target}{record.message_id}.zip"
                 self._copy(package, container.get_blob_client(kept), metadata)
-                return _Written((kept,), size, refused=exc)
+                return _Written((*committed, kept), size, refused=exc)
+            return _Written(tuple(committed), size)
 
     def _unzip(
         self,
@@ -588,9 +640,11 @@ class Exporter:
         container: ContainerClient,
         record: ExportRecord,
         metadata: Mapping[str, str],
-    ) -> tuple[str, ...]:
+        committed: list[str],
+    ) -> None:
         """Each member of the package as a blob under the record's target folder, after
-        what the zip declares passed the limits (nothing is written otherwise)."""
+        what the zip declares passed the limits (nothing is written otherwise); each one
+        committed is added to ``committed`` at once, so a failure later on can name it."""
         source = f"the exported package of message {record.message_id}"
         with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
             archive.check()
@@ -598,7 +652,7 @@ class Exporter:
             for member, name in zip(archive.members, names, strict=True):
                 with archive.open(member) as stream:
                     self._copy(stream, container.get_blob_client(name), metadata)
-        return tuple(names)
+                committed.append(name)
 
     def _copy(
         self, source: BinaryIO | MemberReader, blob: BlobClient, metadata: Mapping[str, str]
@@ -612,13 +666,9 @@ class Exporter:
             blob, block_size=self._policy.block_size, in_flight=self._policy.blocks_in_flight
         )
 
-    def _ack(
-        self,
-        route: ExportRoute,
-        message: DequeuedMessage,
-        record: ExportRecord,
-        result: ExportTickResult,
-    ) -> None:
+    def _ack(self, route: ExportRoute, message: DequeuedMessage, record: ExportRecord) -> bool:
+        """Acknowledge the message and record it; False when F&O did not take the ack
+        (recorded: the ack is retried when F&O offers the message again)."""
         try:
             self._client.ack(route.activity_id, message)
         except D365Error as exc:
@@ -627,9 +677,8 @@ class Exporter:
                 f"ack failed: {_reason(exc)}; {done}, the ack is retried when F&O offers the "
                 "message again"
             )
-            self._fail(record, reason)
-            result.failed += 1
-            return
+            self._fail(record, reason, cause=_ACK)
+            return False
         self._store.acked(record)
         if record.gave_up_at is not None:
             _LOGGER.info(
@@ -638,8 +687,7 @@ class Exporter:
                 record.route,
                 extra=_log_ids(record, ExportState.EXPORT_FAILED),
             )
-            return
-        result.acked += 1
+            return True
         _LOGGER.info(
             "export acked message_id=%s route=%s",
             record.message_id,
@@ -647,19 +695,31 @@ class Exporter:
             extra=_log_ids(record, ExportState.ACKED, event="export_acked"),
         )
         telemetry.record_export(ExportState.ACKED.value, record.route)
+        return True
 
-    def _fail(self, record: ExportRecord, reason: str) -> None:
+    def _fail(self, record: ExportRecord, reason: str, *, cause: str) -> None:
         """Record ``reason`` (the message is retried when F&O offers it again), log it as the
-        ``export_failed`` event the alert reads, and count it."""
+        ``export_failed`` event the alert reads, and count it.
+
+        :keyword cause: :data:`_MESSAGE` (counts toward ``EXPORT_MAX_ATTEMPTS``),
+            :data:`_STORAGE` (our own storage: retried without a cap) or :data:`_ACK`; the
+            event's ``cause``.
+        """
         _LOGGER.warning(
             "export failed message_id=%s route=%s: %s",
             record.message_id,
             record.route,
             reason,
-            extra=_log_ids(record, ExportState.EXPORT_FAILED, event="export_failed", reason=reason),
+            extra=_log_ids(
+                record,
+                ExportState.EXPORT_FAILED,
+                event="export_failed",
+                reason=reason,
+                cause=cause,
+            ),
         )
         telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
-        self._store.failed(record, reason)
+        self._store.failed(record, reason, counted=cause == _MESSAGE)
 
 
 def _log_ids(record: ExportRecord, state: ExportState, **more: str) -> dict[str, object]:
@@ -706,12 +766,38 @@ def _member_name(name: str, source: str) -> str:
     return "/".join(parts)
 
 
-def _kept_reason(refused: ZipRefusedError, kept: str) -> str:
-    """Why a package was given up, where it is, and what to do."""
+def _names(container: str, blobs: Sequence[str], *, at_most: int = 5) -> str:
+    """``blobs`` as ``'<container>/<blob>'``, the first ``at_most`` of them and a count."""
+    named = ", ".join(repr(f"{container}/{blob}") for blob in blobs[:at_most])
+    more = len(blobs) - at_most
+    return named + (f" and {more:,} more" if more > 0 else "")
+
+
+def _what_was_kept(container: str, committed: Sequence[str]) -> str:
+    """What a message given up after failed attempts left in its container."""
+    if not committed:
+        return "nothing was kept"
+    count = len(committed)
+    return (
+        f"the package is incomplete: {count} member{'s' if count != 1 else ''} written before "
+        f"the failure stay{'s' if count == 1 else ''} ({_names(container, committed)})"
+    )
+
+
+def _kept_reason(refused: ZipRefusedError, container: str, blobs: Sequence[str]) -> str:
+    """Why a package was given up, where it is (its last blob; before it the members written
+    before the refusal), and what to do."""
+    kept, members = f"{container}/{blobs[-1]}", blobs[:-1]
     reason = (
         f"{refused}. Given up: the package is kept unopened as {kept!r}, and acknowledged so "
         "that F&O stops offering it"
     )
+    if members:
+        reason += (
+            f"; {len(members)} member{'s' if len(members) != 1 else ''} written before the "
+            f"refusal stay{'s' if len(members) == 1 else ''} beside it "
+            f"({_names(container, members)})"
+        )
     if refused.setting:
         reason += (
             f"; if it is genuine, unzip it from there, and raise {refused.setting} for the "

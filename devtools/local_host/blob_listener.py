@@ -145,8 +145,25 @@ class BlobQueueListener:
                     return handled
                 if not batch:
                     return handled
-                wait([self._pool.submit(self._handle, message) for message in batch])
+                wait([self._pool.submit(self._handle_logged, message) for message in batch])
                 handled += len(batch)
+
+    def _handle_logged(self, queue_message: QueueMessage) -> None:
+        """:meth:`_handle`, whose exceptions (the pool would keep them unread) are logged with
+        their traceback; the message then takes the failure path (tried again, or poisoned)."""
+        try:
+            self._handle(queue_message)
+        except Exception:
+            _LOGGER.exception(
+                "blob trigger message failed in the local host queue=%s id=%s",
+                self._queue.name,
+                queue_message.id,
+            )
+            try:
+                message = BlobTriggerMessage.from_json(queue_message.content)
+            except BlobTriggerMessageError:
+                return  # logged by _handle; back after its visibility timeout
+            self._failed(message, queue_message)
 
     def _handle(self, queue_message: QueueMessage) -> None:
         try:

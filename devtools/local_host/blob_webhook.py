@@ -205,10 +205,14 @@ def blob_location(url: str) -> tuple[str, str]:
     ``http://127.0.0.1:10000/<account>/<container>/<blob>``) has the account first in the
     path. The blob name is percent-decoded.
 
-    :raises EventError: the URL names no container and blob.
+    :raises EventError: the URL is not one, or names no container and blob.
     """
-    parts = urlsplit(url)
-    labels = (parts.hostname or "").split(".")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket: "http://[x/c/b"
+        raise EventError(f"data.url {url[:200]!r} is not a URL: {error}") from None
+    labels = (hostname or "").split(".")
     segments = parts.path.lstrip("/").split("/")
     if not (len(labels) > 2 and labels[1] == _BLOB_HOST_LABEL):
         segments = segments[1:]  # the account

@@ -70,14 +70,28 @@ class HttpDispatcher:
     def dispatch(
         self, method: str, base_url: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> HttpReply:
-        """Run the function whose route matches ``target`` and turn its response into a reply."""
-        parts = urlsplit(target)
-        params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
-        if parts.path.lower().startswith(WEBHOOK_PREFIX):
-            return self._webhook(method, parts.path, params, headers, body)
-        return self._function(
-            method, base_url + target, path=parts.path, params=params, headers=headers, body=body
-        )
+        """Run the function whose route matches ``target`` and turn its response into a reply;
+        a defect of the local host itself answers a JSON 500 (as the Functions host does) and
+        logs its traceback, instead of dropping the connection."""
+        try:
+            parts = urlsplit(target)
+            params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
+            if parts.path.lower().startswith(WEBHOOK_PREFIX):
+                return self._webhook(method, parts.path, params, headers, body)
+            return self._function(
+                method,
+                base_url + target,
+                path=parts.path,
+                params=params,
+                headers=headers,
+                body=body,
+            )
+        except Exception:
+            # The path only: the query string may carry a function key (?code=).
+            _LOGGER.exception(
+                "local host request failed method=%s path=%s", method, target.split("?", 1)[0]
+            )
+            return json_reply(500, {"error": "internal server error"})
 
     def _function(
         self,

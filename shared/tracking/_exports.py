@@ -109,6 +109,10 @@ class ExportRecord:
     gave_up_at: datetime | None = None
     """When the app gave the message up (``EXPORT_MAX_ATTEMPTS``, or a refused package): it
     stays ``ExportFailed``, is acknowledged, and is never written again."""
+    failed_attempts: int = 0
+    """Attempts that failed for a cause of the message's own (F&O's download, the package,
+    the target name): what ``EXPORT_MAX_ATTEMPTS`` counts. A failure of our own storage is
+    not counted: an outage must not give up every message it meets."""
     etag: str = field(default="", compare=False, repr=False)
 
     @property
@@ -243,9 +247,22 @@ class ExportStore:
             )
         return self._change(record, ExportState.ACKED, acked_at=self._clock(), error=None)
 
-    def failed(self, record: ExportRecord, reason: str) -> ExportRecord:
-        """Record why a download or an ack failed; F&O offers the message again later."""
-        return self._change(record, ExportState.EXPORT_FAILED, reason=reason, error=reason)
+    def failed(self, record: ExportRecord, reason: str, *, counted: bool = False) -> ExportRecord:
+        """Record why a download or an ack failed; F&O offers the message again later.
+
+        :keyword counted: the failure counts toward ``EXPORT_MAX_ATTEMPTS``
+            (``failed_attempts``).
+
+        A message given up keeps the reason it was given up as its ``error``: a later failure
+        (of its ack) is in ``history`` only.
+        """
+        return self._change(
+            record,
+            ExportState.EXPORT_FAILED,
+            reason=reason,
+            error=record.error if record.gave_up_at is not None else reason,
+            failed_attempts=record.failed_attempts + counted,
+        )
 
     def gave_up(
         self, record: ExportRecord, reason: str, *, blobs: Sequence[str] = (), size: int | None
@@ -338,6 +355,7 @@ def _to_entity(record: ExportRecord) -> dict[str, Any]:
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
         "gave_up_at": record.gave_up_at and record.gave_up_at.astimezone(UTC),
+        "failed_attempts": record.failed_attempts,
         "error": record.error,
     }
     return finish(entity)
@@ -361,6 +379,7 @@ def _from_entity(row: Mapping[str, Any]) -> ExportRecord:
         error=row.get("error"),
         **decode_history(row),
         gave_up_at=parse_time(row.get("gave_up_at")),
+        failed_attempts=int(row.get("failed_attempts") or 0),
         etag=getattr(row, "metadata", {}).get("etag", ""),
     )
 

@@ -55,6 +55,7 @@ __all__ = [
     "cut",
     "dumps",
     "keep",
+    "keeps_all",
     "request_bytes",
     "service_bytes",
     "units",
@@ -143,16 +144,26 @@ def cut(text: str, limit: int = TEXT_UNITS) -> str:
 
 
 def keep(entries: Sequence[_T], *, limit: int, newest: bool = False) -> list[_T]:
-    """The first entries (or the newest, in their order) whose JSON list fits ``limit`` units."""
+    """The first entries (or the newest, in their order) whose JSON list fits ``limit`` units.
+
+    Exact: the entries are all kept exactly when ``units(dumps(list(entries))) <= limit``.
+    """
     kept: list[_T] = []
     used = 2  # the brackets
     for entry in reversed(entries) if newest else entries:
-        size = units(dumps(entry)) + 2  # the entry and its separator
+        # The entry, and the ", " that separates it from the one before (none for the first).
+        size = units(dumps(entry)) + (2 if kept else 0)
         if used + size > limit:
             break
         kept.append(entry)
         used += size
     return kept[::-1] if newest else kept
+
+
+def keeps_all(entries: Sequence[Any], *, limit: int) -> bool:
+    """True when :func:`keep` keeps every entry: the one test of "the whole list fits the
+    row", so that a list the row cannot hold whole always goes to a blob."""
+    return limit >= 2 and len(keep(entries, limit=limit)) == len(entries)  # 2: the brackets
 
 
 def _raw(value: Any) -> Any:

@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 
 from ._codec import ListField
-from ._fit import LIST_UNITS, dumps, keep, units
+from ._fit import LIST_UNITS, dumps, keep, keeps_all
 from ._model import TrackingStoreError
 
 __all__ = ["Overflow"]
@@ -75,9 +75,9 @@ class Overflow:
         :raises AzureError: the blob could not be written.
         """
         items = tuple(items)
-        text = dumps(list(items))
-        if units(text) <= LIST_UNITS:
+        if keeps_all(items, limit=LIST_UNITS):  # what the codec keeps on the row: all of it
             return {spec.name: items, spec.count: len(items), spec.blob: None}
+        text = dumps(list(items))
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         pointer = self.write(
             f"{folder}/{spec.name}-{digest}.json", text.encode(), what=f"the {spec.name} list"

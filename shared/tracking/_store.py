@@ -43,7 +43,7 @@ from ._codec import (
     until_bound,
     with_history,
 )
-from ._fit import ERRORS_UNITS, keep, units
+from ._fit import ERRORS_UNITS, keep, keeps_all, units
 from ._lease import IMPORT_LEASE, Lease
 from ._model import (
     ClaimResult,
@@ -393,7 +393,8 @@ class TrackingStore:
         Sizes are counted in UTF-16, as Table Storage counts them.
         """
         encoded = encode_errors(errors)
-        if units(encoded) + units(raw) <= ERRORS_UNITS:
+        # The codec keeps the errors that fit ERRORS_UNITS and F&O's text in what is left.
+        if keeps_all([error_to_dict(e) for e in errors], limit=ERRORS_UNITS - units(raw)):
             return {
                 "errors": tuple(errors),
                 "error_count": len(errors),

@@ -45,6 +45,23 @@ def test_health_is_red_when_f_and_o_refuses_the_app(app: App, status: int) -> No
     assert len(_probes(app)) == 1
 
 
+@pytest.mark.parametrize("status", [500, 503, 408, 429])
+def test_health_is_red_when_f_and_o_fails_or_throttles_the_probe(app: App, status: int) -> None:
+    """A 5xx, 408 or 429 was taken for "F&O ran the call and refused only the id": green."""
+    app.d365.knobs.operations = frozenset({"GetMessageStatus"})
+    app.d365.knobs.error_status = status
+    app.d365.knobs.error_burst = 1
+
+    response = app.get("health")
+
+    assert response.status_code == 503
+    access = response.json()["checks"]["d365_access"]
+    assert (access["ok"], access["status"]) == (False, status)
+    assert access["error"].startswith("F&O did not answer the probe: ")
+    assert f"HTTP {status} " in access["error"]
+    assert len(_probes(app)) == 1
+
+
 def test_an_unknown_id_refused_by_f_and_o_still_shows_the_app_accepted(app: App) -> None:
     app.d365.knobs.unknown_ids_not_found = True
 

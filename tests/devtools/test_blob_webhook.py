@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ from devtools.event_grid import blob_created_event, storage_topic
 from devtools.local_host import POISON_QUEUE, BlobTriggerMessage, LocalHost, queue_name
 from devtools.local_host.blob_queue import BlobTriggerQueue
 from devtools.local_host.blob_webhook import EventError, blob_location
+from devtools.local_host.http_reply import HttpReply
+from devtools.local_host.http_server import HttpDispatcher, HttpServer
 from tests.devtools.probe_app import FUNCTION_KEY, Probe, build_app, wait_for
 
 TOPIC = storage_topic("devstoreaccount1")
@@ -284,6 +287,11 @@ def test_other_event_types_are_queued_like_blob_created(
         (b"not json", "the body is not JSON"),
         (b'"a string"', "the body should be a JSON object or array"),
         (json.dumps([{"data": {"blobType": "BlockBlob"}}]).encode(), "event 0 has no data.url"),
+        # urlsplit's own ValueError escaped the handler: the connection dropped, no answer.
+        (
+            json.dumps([{"data": {"url": "http://[x/c/b", "blobType": "BlockBlob"}}]).encode(),
+            "data.url 'http://[x/c/b' is not a URL: Invalid IPv6 URL",
+        ),
     ],
 )
 def test_a_body_the_extension_cannot_read_is_500(
@@ -420,6 +428,63 @@ def test_blob_urls_are_read_as_the_blob_uri_builder_reads_them(
 def test_a_blob_url_without_a_blob_is_refused(url: str) -> None:
     with pytest.raises(EventError, match="names no container and blob"):
         blob_location(url)
+
+
+def test_a_malformed_blob_url_is_an_event_error() -> None:
+    with pytest.raises(EventError, match=r"data.url 'http://\[x/c/b' is not a URL"):
+        blob_location("http://[x/c/b")
+
+
+class _Broken:
+    """A webhook with a defect: whatever it is asked, it raises."""
+
+    def handle(self, *args: object) -> HttpReply:
+        raise RuntimeError("a defect of the local host")
+
+
+def test_a_defect_in_the_local_host_answers_a_json_500_and_logs_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The dispatcher had no catch-all: the connection dropped with no answer and no log."""
+    dispatcher = HttpDispatcher((), None, webhooks={"blobs": _Broken()})
+    server = HttpServer(("127.0.0.1", 0), dispatcher)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        response = requests.post(f"{server.base_url}{WEBHOOK}?code=secret", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    assert (response.status_code, response.json()) == (500, {"error": "internal server error"})
+    [failed] = [r for r in caplog.records if r.getMessage().startswith("local host request")]
+    assert failed.getMessage() == f"local host request failed method=POST path={WEBHOOK}"
+    assert failed.exc_info is not None and "a defect of the local host" in caplog.text
+    assert "secret" not in caplog.text
+
+
+def test_a_message_whose_run_raises_in_the_host_is_logged_and_poisoned(
+    webhook_host: tuple[LocalHost, Probe],
+    container: ContainerClient,
+    azurite: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The listener's pool kept the exception unread: no log, and the message stayed hidden
+    for its visibility timeout instead of being tried again and poisoned."""
+    host, probe = webhook_host
+    blob = container.upload_blob("no-connection.xml", b"<x/>")
+    assert _post(host, [_event(blob)]).status_code == 202
+    monkeypatch.delenv("TestStorage")  # the converter cannot build the function's client
+
+    host.process_blob_queue()
+
+    assert probe.blobs == []
+    failures = [r for r in caplog.records if "failed in the local host" in r.getMessage()]
+    assert len(failures) == 3 and all(r.exc_info is not None for r in failures)
+    [message] = _poisoned(azurite, container.container_name)
+    assert message["BlobName"] == "no-connection.xml"
 
 
 @pytest.mark.parametrize("host_id", ["Upper", "-start", "end-", "two--dashes", "a" * 33, "a_b"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import socket
 import zipfile
 from collections.abc import Iterator
@@ -20,13 +21,16 @@ from devtools.d365_emulator._exports import customers_export, export_package
 from shared.config.exports import ExportRoute, ExportRoutes
 from shared.d365 import D365Client, RetryPolicy
 from shared.export_view import list_exports
-from shared.exporter import Exporter, ExportPolicy
+from shared.exporter import Exporter, ExportPolicy, ExportTickResult
 from shared.limited_zip import ZipLimits
 from shared.tracking import ExportState
 from tests import fakes, package_files
 from tests.shared.conftest import Domain
 
 REDELIVERY = 1801
+WRITE_TRIES = 3 * 4
+"""Tries of one record write: 3 conditional writes (a lost answer is read back), each the
+SDK's call with its 3 retries. Failing them all fails the write; the next write goes through."""
 BLOCK = 256 * 1024
 
 
@@ -667,9 +671,11 @@ def test_an_export_failing_every_time_is_given_up_after_max_attempts_and_acked(
     assert list(_blobs(domain, route).values()) == [customers_export()]
 
 
-def test_a_given_up_message_whose_ack_failed_is_only_acked_when_offered_again(
+def test_a_given_up_message_whose_ack_failed_keeps_its_reason_and_is_counted_once(
     domain: Domain, route: ExportRoute
 ) -> None:
+    """The ack's failure replaced the reason the message was given up (now in history only),
+    and the message was counted twice in ``failed``; the next offer only acks it."""
     unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
     bomb = package_files.member_bomb("Customers V3.xml", 64 * 1024 * 1024)
     message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, bomb)
@@ -677,23 +683,213 @@ def test_a_given_up_message_whose_ack_failed_is_only_acked_when_offered_again(
     knobs.operations, knobs.error_status, knobs.error_burst = frozenset({"ack"}), 500, 5
 
     with _exporter(domain, unzip) as exporter:
-        exporter.run_route(unzip)
+        result = ExportTickResult()
+        exporter.run_route(unzip, result)
         failed = exporter.store.get(message_id)
         domain.d365.clock.advance(REDELIVERY)
         exporter.run_route(unzip)
 
     assert failed.state is ExportState.EXPORT_FAILED and failed.gave_up_at is not None
-    assert failed.error.startswith("ack failed: ")
-    assert failed.error.endswith(
+    assert failed.error.startswith(f"the exported package of message {message_id} holds member")
+    assert failed.error.endswith("raise ZIP_MAX_RATIO for the next ones")
+    ack_failure = failed.history[-1][2]
+    assert ack_failure.startswith("ack failed: ")
+    assert ack_failure.endswith(
         "; it was given up, the ack is retried when F&O offers the message again"
     )
     assert domain.d365.messages[message_id].state == "Acked"
     record = exporter.store.get(message_id)
     assert (record.state, record.blobs) == (ExportState.EXPORT_FAILED, (_kept(route, message_id),))
     assert record.acked_at is not None and record.gave_up_at == failed.gave_up_at
+    assert record.error == failed.error
     assert [entry[0] for entry in record.history][-2:] == ["ExportFailed", "ExportFailed"]
     assert record.history[-1][2] == "acknowledged: F&O will not offer it again"
     assert _downloads(domain) == 1
+    assert (result.dequeued, result.failed, result.acked) == (1, 1, 0)
+
+
+def _gave_up_events(caplog: pytest.LogCaptureFixture, message_id: str) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if getattr(r, "gave_up", False) and getattr(r, "message_id", None) == message_id
+    ]
+
+
+def test_the_given_up_alert_follows_its_record_and_a_failed_write_lets_the_tick_go_on(
+    domain: Domain, exporter: Exporter, route: ExportRoute, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ``export_failed`` event with ``gave_up`` was logged before the record was written,
+    and storage refusing that write ended the route's tick."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    refused = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)  # not a zip
+    later = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID, file_format="package")
+    domain.faults.fail("reset", "PUT", f"RowKey='{refused}'", times=WRITE_TRIES)
+
+    result = ExportTickResult()
+    exporter.run_route(unzip, result)
+
+    assert domain.faults.injected["reset"] == WRITE_TRIES
+    assert (result.errors, result.failed, result.acked) == ([], 1, 1)
+    assert _gave_up_events(caplog, refused) == []
+    record = exporter.store.get(refused)
+    assert (record.state, record.gave_up_at) == (ExportState.EXPORT_FAILED, None)
+    assert (record.error or "").startswith("to be given up, but the record of it was not written: ")
+    assert domain.d365.messages[refused].state != "Acked"
+    assert exporter.store.get(later).state is ExportState.ACKED
+
+    domain.d365.clock.advance(REDELIVERY)
+    exporter.run_route(unzip)
+
+    record = exporter.store.get(refused)
+    assert record.gave_up_at is not None and record.acked_at is not None
+    assert (record.error or "").endswith(_given_up_text(route, refused))
+    assert domain.d365.messages[refused].state == "Acked"
+    assert len(_gave_up_events(caplog, refused)) == 1
+
+
+def test_members_committed_before_a_refusal_are_named_and_listed(
+    domain: Domain, exporter: Exporter, route: ExportRoute
+) -> None:
+    """A member refused part way, after others were committed: the record named only the
+    package kept unopened, hiding the members already written."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    package = package_files.break_member(export_package(), "Customers V3.xml", "bad-deflate")
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, package)
+
+    exporter.run_route(unzip)
+
+    folder = f"pkg/{message_id}/"
+    members = (f"{folder}Manifest.xml", f"{folder}PackageHeader.xml")
+    record = exporter.store.get(message_id)
+    assert record.state is ExportState.EXPORT_FAILED and record.acked_at is not None
+    assert record.blobs == (*members, _kept(route, message_id))
+    assert sorted(n for n in _blobs(domain, route) if n.startswith(folder)) == sorted(record.blobs)
+    assert (record.error or "").endswith(
+        f"{_given_up_text(route, message_id)}; 2 members written before the refusal stay beside "
+        f"it ('{route.container}/{members[0]}', '{route.container}/{members[1]}')"
+    )
+
+
+def test_members_committed_before_the_last_failed_attempt_are_named_and_listed(
+    domain: Domain, route: ExportRoute
+) -> None:
+    """Given up "nothing was kept" while the members written before the failure stayed."""
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, export_package())
+    folder = f"pkg/{message_id}/"
+    container = domain.context.blob_service.get_container_client(route.container)
+    container.create_container()
+    taken = f"{folder}PackageHeader.xml"
+    container.upload_blob(taken, b"theirs", metadata={"d365_message_id": "someone-else"})
+
+    with _exporter(domain, unzip, max_attempts=1) as exporter:
+        exporter.run_route(unzip)
+
+    record = exporter.store.get(message_id)
+    assert record.gave_up_at is not None and record.acked_at is not None
+    assert record.blobs == (f"{folder}Manifest.xml",)
+    assert (record.error or "").startswith(
+        "given up after 1 attempt (EXPORT_MAX_ATTEMPTS) and acknowledged, so that F&O stops "
+        "offering it; the package is incomplete: 1 member written before the failure stays "
+        f"('{route.container}/{folder}Manifest.xml'): F&O still has the export"
+    )
+    assert "BlobTakenError" in (record.error or "")
+    assert container.download_blob(taken).readall() == b"theirs"
+
+
+def test_our_storage_failing_at_every_offer_never_gives_a_message_up(
+    domain: Domain, route: ExportRoute, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A storage outage counted toward EXPORT_MAX_ATTEMPTS: every message it met was given up
+    and acked with nothing kept."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.faults.fail("reset", "PUT", "comp=block&", times=1000)
+
+    with _exporter(domain, route, max_attempts=1) as exporter:
+        errors = []
+        for _ in range(3):
+            exporter.tick()
+            errors.append(exporter.store.get(message_id).error or "")
+            domain.d365.clock.advance(REDELIVERY)
+        assert domain.d365.messages[message_id].state != "Acked"
+        domain.faults.clear()
+        assert exporter.tick().acked == 1
+
+    for error in errors:
+        assert error.startswith("download not written: ServiceRequestError")
+        assert error.endswith(
+            "; our storage failed, which does not count toward EXPORT_MAX_ATTEMPTS (0 of 1 so "
+            "far): retried when F&O offers it again"
+        )
+    record = exporter.store.get(message_id)
+    assert (record.state, record.gave_up_at, record.failed_attempts) == (
+        ExportState.ACKED,
+        None,
+        0,
+    )
+    assert list(_blobs(domain, route).values()) == [customers_export()]
+    events = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert [getattr(r, "cause", None) for r in events] == ["storage"] * 3
+
+
+def test_a_commit_that_landed_with_every_answer_lost_is_not_given_up_as_nothing_kept(
+    domain: Domain, route: ExportRoute
+) -> None:
+    """The commit landed, its answer lost and the SDK's retries refused: on the last attempt
+    it was given up as "nothing was kept" and acked, beside its blob. Now it is retried, and
+    the next offer finds the blob and acks it."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    domain.faults.fail("reset", "PUT", "comp=blocklist", skip=1, times=1000)
+    domain.faults.fail("lost", "PUT", "comp=blocklist")
+
+    with _exporter(domain, route, max_attempts=1) as exporter:
+        exporter.tick()
+        first = exporter.store.get(message_id)
+        domain.faults.clear()
+        domain.d365.clock.advance(REDELIVERY)
+        assert exporter.tick().acked == 1
+
+    assert domain.faults.injected["lost"] == 1
+    assert (first.state, first.gave_up_at) == (ExportState.EXPORT_FAILED, None)
+    assert "our storage failed" in (first.error or "")
+    record = exporter.store.get(message_id)
+    assert (record.state, record.gave_up_at) == (ExportState.ACKED, None)
+    assert record.history[-2][2] == "found committed; not again"
+    assert list(_blobs(domain, route).values()) == [customers_export()]
+    assert _downloads(domain) == 1
+
+
+def test_a_downloaded_write_failing_past_max_attempts_is_retried_and_alerted(
+    domain: Domain, route: ExportRoute, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our own storage refusing the Downloaded write: retried at every offer, never given up
+    (the blob is committed; only its record is missing), each time an ``export_failed`` event
+    whose ``cause`` says it is our storage."""
+    message_id = domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
+    row = f"RowKey='{message_id}'"
+    with _exporter(domain, route, max_attempts=1) as exporter:
+        errors = []
+        for offer in range(3):
+            # Every try of the Downloaded write (after the re-delivery's Dequeued replace).
+            domain.faults.fail("reset", "PUT", row, skip=min(offer, 1), times=WRITE_TRIES)
+            result = exporter.tick()
+            assert (result.failed, result.errors) == (1, [])
+            errors.append(exporter.store.get(message_id).error or "")
+            domain.d365.clock.advance(REDELIVERY)
+        assert domain.d365.messages[message_id].state != "Acked"
+        assert exporter.tick().acked == 1
+
+    assert domain.faults.injected["reset"] == 3 * WRITE_TRIES
+    for error in errors:
+        assert error.startswith("blobs written, but the record of them was not: ")
+    record = exporter.store.get(message_id)
+    assert (record.state, record.gave_up_at) == (ExportState.ACKED, None)
+    assert _downloads(domain) == 1  # later offers found the blob by its metadata
+    events = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert [(r.levelname, getattr(r, "cause", None)) for r in events] == [
+        ("WARNING", "storage")
+    ] * 3
 
 
 def test_a_download_location_on_another_port_of_f_and_os_host_is_refused_unsent(

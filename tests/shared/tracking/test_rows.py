@@ -23,15 +23,19 @@ from shared.tracking import (
     TrackingState,
     TrackingStore,
 )
-from shared.tracking._codec import to_entity
+from shared.tracking._codec import ERROR_FILES, PACKAGE_ENTITIES, encode_errors, to_entity
 from shared.tracking._fit import (
+    ERRORS_UNITS,
+    LIST_UNITS,
     MAX_ENTITY_BYTES,
     MAX_STRING_UNITS,
     TEXT_UNITS,
     RowTooLargeError,
     check,
     cut,
+    dumps,
     keep,
+    keeps_all,
     request_bytes,
     service_bytes,
     units,
@@ -231,3 +235,85 @@ def test_a_row_that_would_not_fit_is_refused_naming_the_property() -> None:
         check({"PartitionKey": "files", "RowKey": "k", **{f"p{i}": "é" * 30_000 for i in range(8)}})
     with pytest.raises(RowTooLargeError, match="has 253 properties"):
         check({"PartitionKey": "files", "RowKey": "k", **{f"p{i}": 1 for i in range(253)}})
+
+
+# -- a list at the edge of what the row keeps whole ------------------------------------------------
+
+SHORT = st.text(st.sampled_from(WIDE), max_size=20)
+
+
+def _json_of_units(entries: list[str], total: int) -> list[str]:
+    """``entries`` with the last one padded so that their JSON list is ``total`` units."""
+    padding = total - units(dumps(entries))
+    assert padding >= 0
+    return [*entries[:-1], entries[-1] + "a" * padding]
+
+
+@ROWS
+@given(
+    entries=st.lists(SHORT, min_size=1, max_size=60),
+    delta=st.integers(-4, 4),
+)
+@example(entries=[f"out/{i:03d}.xml" for i in range(79)], delta=0)
+@example(entries=[f"out/{i:03d}.xml" for i in range(79)], delta=-1)
+def test_a_list_at_the_edge_of_the_row_is_kept_whole_or_in_a_blob(
+    stores: Stores, entries: list[str], delta: int
+) -> None:
+    """The row kept the whole list when its JSON fit, but ``keep`` counted a separator after
+    the last entry: at 7,999-8,000 units the row held one entry fewer than its count, and no
+    blob held the rest."""
+    items = _json_of_units(entries, LIST_UNITS + delta)
+    assert keeps_all(items, limit=LIST_UNITS) is (delta <= 0)
+    assert keep(items, limit=units(dumps(items))) == items
+    assert keep(items, limit=units(dumps(items)) - 1) == items[:-1]
+
+    exports = stores.exports
+    message_id = str(uuid.uuid4())
+    record = exports.dequeued(
+        message_id=message_id, route="r", activity_id="a", container="c", target="t"
+    )
+    record = exports.get(exports.downloaded(record, items, 1).message_id)
+    assert record.blob_count == len(items)
+    assert (record.blobs_blob is None) is (delta <= 0)
+    if record.blobs_blob is None:
+        assert record.blobs == tuple(items)
+    assert exports.list_blobs(record) == tuple(items)
+
+    files = stores.files
+    claimed = files.claim(f"rows/{message_id}", "e1", modified_at=T0, schedule_at=T0).record
+    record = files.get(files.update(claimed, package_entities=items, error_files=items).row_key)
+    for spec, whole in (
+        (PACKAGE_ENTITIES, files.list_package_entities(record)),
+        (ERROR_FILES, files.list_error_files(record)),
+    ):
+        assert getattr(record, spec.count) == len(items)
+        assert (getattr(record, spec.blob) is None) is (delta <= 0)
+        if getattr(record, spec.blob) is None:
+            assert getattr(record, spec.name) == tuple(items)
+        assert whole == tuple(items)
+
+
+@ROWS
+@given(
+    messages=st.lists(SHORT, min_size=1, max_size=60),
+    raw=SHORT,
+    delta=st.integers(-4, 4),
+)
+def test_errors_at_the_edge_of_the_row_are_kept_whole_or_in_a_blob(
+    stores: Stores, messages: list[str], raw: str, delta: int
+) -> None:
+    """The same edge for execution errors and F&O's raw text, which share ERRORS_UNITS."""
+    errors = [ExecutionError(str(i), "f", message) for i, message in enumerate(messages)]
+    padding = ERRORS_UNITS + delta - units(raw) - units(encode_errors(errors))
+    last = errors[-1]
+    errors[-1] = ExecutionError(last.record_id, last.field, last.message + "a" * padding)
+    files = stores.files
+    claimed = files.claim(f"rows/{uuid.uuid4()}", "e1", modified_at=T0, schedule_at=T0).record
+
+    record = files.get(files.update(claimed, **files.store_errors(claimed, errors, raw)).row_key)
+
+    assert record.error_count == len(errors)
+    assert (record.errors_blob is None) is (delta <= 0)
+    if record.errors_blob is None:
+        assert (record.errors, record.errors_raw) == (tuple(errors), raw)
+    assert files.load_errors(record) == tuple(errors)
