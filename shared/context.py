@@ -103,6 +103,7 @@ def build_context(
         policy=PackagePolicy(
             lease_span=settings.d365.http_timeout + timedelta(seconds=30),
             first_poll_delay=settings.poll_interval_min,
+            poll_tick_budget=settings.poll_tick_budget,
             zip_limits=settings.zip_limits,
         ),
         clock=clock,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -58,13 +59,15 @@ from shared.d365 import (
     RetryPolicy,
     external_id_header,
 )
-from shared.errors import AppError
+from shared.errors import AppError, safe_text
 from shared.limited_zip import ZipRefusedError
 from shared.package_importer import (
     PACKAGE_MAX_BYTES,
     ImportVerdict,
     LeaseHeldError,
+    PackageError,
     PackageImporter,
+    TemplateChangedError,
     TemplateError,
     classify_import_failure,
     execution_id_for,
@@ -113,6 +116,27 @@ _WRITE_PAUSE_SECONDS = 0.5
 class SendDeadlineError(AppError):
     """The upload would have outlived the claim's lease; it was cut short before its end,
     so F&O cannot have taken the file."""
+
+
+class _UnexpectedError(AppError):
+    """An error no step foresaw, before F&O was asked to import: shown by its type (and its
+    text only when it is one of ours), never by a text that may hold a URL or a value."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.shown = _shown_error(cause)
+        super().__init__(
+            f"the package upload failed unexpectedly ({self.shown}); F&O imported nothing. If "
+            "it happens again, report it with the app's log of this file"
+        )
+
+
+def _shown_error(exc: Exception) -> str:
+    """:func:`shared.errors.safe_text`, with the module of a type that is not a builtin
+    (``struct.error`` says more than ``error``)."""
+    kind = type(exc)
+    if isinstance(exc, AppError) or kind.__module__ == "builtins":
+        return safe_text(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _outcome_unknown(record: TrackedFile, why: str) -> str:
@@ -666,12 +690,30 @@ class Enqueuer:
             AzureError,
             D365Error,
             TemplateError,
+            TemplateChangedError,
+            PackageError,
             ZipRefusedError,
             LeaseHeldError,
             SendDeadlineError,
+            # Left after the importer's own checks: a package stream that ended early.
             ValueError,
         ) as exc:
             return self._upload_failed(record, exc)
+        except Exception as exc:
+            # Last resort, before F&O was asked to import: a defect nobody foresaw must not
+            # leave the file Received without a cause and end "last error: none".
+            unexpected = _UnexpectedError(exc)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            _LOGGER.error(
+                "package upload failed unexpectedly blob=%s record=%s: %s at %s:%s",
+                record.blob,
+                record.record_id,
+                unexpected.shown,
+                where.filename,
+                where.lineno,
+                extra=telemetry.record_ids(record),
+            )
+            return self._retry_later(record, unexpected)
         try:
             # Conditional on the claim as read: a recovery that took the file over meanwhile
             # wins, and this worker stops before calling F&O.
@@ -716,7 +758,7 @@ class Enqueuer:
         )
         if isinstance(exc, ZipRefusedError):
             cause = f"{exc}; F&O imported nothing: {exc.fix}"
-        elif isinstance(exc, TemplateError):
+        elif isinstance(exc, TemplateError | PackageError):
             cause = f"{exc}"
         else:
             cause = f"the package upload was refused, so F&O imported nothing: {exc} Fix the cause"
@@ -865,11 +907,12 @@ def _ambiguous(exc: Exception) -> bool:
 
 
 def _upload_refused(exc: Exception) -> bool:
-    """A package upload-stage failure that waiting will not cure: the template, a zip the
-    limits refuse, a BlobUrl the client refused to call, or a 4xx of the SAS PUT (400, 403,
-    413...) or of GetAzureWriteUrl (but for the enqueue's not-taken statuses: credentials and
-    permissions get fixed)."""
-    if isinstance(exc, TemplateError | ZipRefusedError | D365UntrustedUrlError):
+    """A package upload-stage failure that waiting will not cure: the template, the package
+    (an unreadable manifest, too large for a block blob), a zip the limits refuse, a BlobUrl
+    the client refused to call, or a 4xx of the SAS PUT (400, 403, 413...) or of
+    GetAzureWriteUrl (but for the enqueue's not-taken statuses: credentials and permissions
+    get fixed)."""
+    if isinstance(exc, TemplateError | PackageError | ZipRefusedError | D365UntrustedUrlError):
         return True
     if not isinstance(exc, D365HttpError) or exc.status_code >= 500:
         return False

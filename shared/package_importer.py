@@ -21,17 +21,23 @@ with what happens when it is the last line that runs:
    claim's lease less the wait for its answer, so recovery never resumes a claim whose
    upload still runs (two uploads in parallel, a late ``Importing`` write). The lease is not
    extended instead: CLAIM_LEASE is already the bound an operator sets for "how long may one
-   send take", and a cut upload says to raise it. The client repeats a failed block or block
-   list (each is idempotent) within that deadline. *Stop here*: as 1; blocks no list
-   committed are invisible, the upload is repeated to a new URL, F&O has imported nothing.
+   send take", and a cut upload says to raise it. The deadline guards the reading of the
+   package only: the blocks still in flight when it passes, and the Put Block List, are
+   retried (each is idempotent) under the client's RetryPolicy after it, each call within
+   the client's timeouts; that is what the answer time the deadline leaves in the lease is
+   for. *Stop here*: as 1; blocks no list committed are invisible, the upload is repeated to
+   a new URL, F&O has imported nothing.
    A failure: the blob changed or went -> ``Rejected``; one that waiting will not cure (the
-   template is missing or broken, the package or the template refused by
+   template is missing or broken, a manifest that is not XML the app reads, a package over
+   what a block blob holds, the package or the template refused by
    :mod:`shared.limited_zip`, a BlobUrl the client refuses, a block refused with 400 / 403 /
    413, F&O refused GetAzureWriteUrl with a 4xx other than 401 / 403 / 404 / 408 / 429) ->
    ``EnqueueFailed`` at once, naming the cause and the fix (F&O never saw an import);
-   anything else (5xx, 408, 429, no connection, no token, the deadline) -> retried later
-   from the schedule. Both zips are read by ranges of the blob, within the ``ZIP_*`` limits:
-   ``Manifest.xml`` and ``PackageHeader.xml`` only, never the data files.
+   anything else (5xx, 408, 429, no connection, no token, the deadline, the template replaced
+   while it was read, and any error nobody foresaw, recorded by its type) -> retried later
+   from the schedule, until ``MAX_PENDING_AGE``. Both zips are read by ranges of the blob,
+   within the ``ZIP_*`` limits: ``Manifest.xml`` and ``PackageHeader.xml`` only, never the
+   data files.
 4. :meth:`PackageImporter.acquire_lease`: the package-import lease row, one try. Taken
    meanwhile: as 2. *Stop here*: the lease ends at its ``until``; the file is resumed as in 1.
 5. The record becomes ``Importing`` with our execution id (``<route>-<record id>``, the same
@@ -65,13 +71,16 @@ with what happens when it is the last line that runs:
    ``d365_status``. The row errors (GetExecutionErrors) and, on PartiallySucceeded / Failed,
    per manifest entity, the staging error file and the target error keys file are copied into
    the errors container and linked from the record, best effort: what cannot be had (a call
-   that keeps failing, a URL refused or answering 404, a file still generating) is noted in
-   ``last_error``, and F&O's outcome is written all the same. *Stop before the final write*:
+   that keeps failing, a URL refused or answering 404, a file still generating, a temporary
+   file that cannot be written, the entities left when the follow's time for error files,
+   ``PackagePolicy.error_files_time``, ran out) is noted in ``last_error``, and F&O's outcome
+   is written all the same, within the poll's lease. *Stop before the final write*:
    the next tick does it all again (the copies are overwritten, nothing is lost).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import tempfile
@@ -85,7 +94,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from shared import telemetry
@@ -119,9 +128,11 @@ __all__ = [
     "PACKAGE_MAX_BYTES",
     "ImportVerdict",
     "LeaseHeldError",
+    "PackageError",
     "PackageImporter",
     "PackagePolicy",
     "PackageUpload",
+    "TemplateChangedError",
     "TemplateError",
     "classify_import_failure",
     "execution_id_for",
@@ -146,6 +157,8 @@ _MANIFEST = "manifest.xml"
 _HEADER = "packageheader.xml"
 _SPOOL_BYTES = 8 * 1024 * 1024
 _MIB = 1024 * 1024
+_MAX_MEMBER_NAME_BYTES = 0xFFFF  # a zip header's 16-bit name length
+_NOT_REACHED_NAMES = 5
 PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - _MIB
 """The largest file the package path takes: the package goes up in 4 MiB blocks, and a block
 blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template adds (its
@@ -154,6 +167,15 @@ Manifest.xml, PackageHeader.xml and the zip's headers)."""
 
 class TemplateError(AppError):
     """The route's template package cannot be used; the text names it and the fix."""
+
+
+class TemplateChangedError(AppError):
+    """The template was replaced while it was read, twice: read again at the file's next try."""
+
+
+class PackageError(AppError):
+    """The package cannot go to F&O as it is (its manifest is not XML the app reads, or it
+    is larger than a block blob holds); the text names it and the fix."""
 
 
 class LeaseHeldError(AppError):
@@ -168,6 +190,8 @@ class PackagePolicy:
         plus a margin (a timed-out call keeps it that long).
     :ivar error_file_tries: reads of GetImportTargetErrorKeysFileUrl while it is "still
         generating", ``error_file_pause`` apart.
+    :ivar poll_tick_budget: the poller's ``POLL_TICK_BUDGET``, which bounds the error files
+        (:attr:`error_files_time`).
     :ivar zip_limits: what a template or an uploaded package may hold (the ``ZIP_*`` settings).
     """
 
@@ -176,6 +200,15 @@ class PackagePolicy:
     error_file_pause: float = 1.0
     first_poll_delay: timedelta = Settings.poll_interval_min
     zip_limits: ZipLimits = field(default_factory=ZipLimits)
+    poll_tick_budget: timedelta = Settings.poll_tick_budget
+
+    @property
+    def error_files_time(self) -> timedelta:
+        """The longest one follow spends fetching error files: a quarter of the tick budget.
+        F&O takes 2 or more calls per manifest entity, so thousands of entities would outlive
+        the poll's lease and ``functionTimeout``, and the final write would never happen; the
+        entities not reached are noted in ``last_error`` instead."""
+        return self.poll_tick_budget / 4
 
 
 @dataclass(frozen=True)
@@ -298,6 +331,9 @@ class PackageImporter:
         :keyword guard: wraps each stream of the blob (the enqueuer's send deadline).
 
         :raises TemplateError: the template is missing or unusable.
+        :raises TemplateChangedError: the template was replaced while it was read (twice).
+        :raises PackageError: the package's manifest is not XML the app reads, or the package
+            is larger than a block blob holds (before GetAzureWriteUrl).
         :raises ZipRefusedError: the package or the template is refused by the zip limits, or
             is not a readable zip.
         :raises AzureError: the blob or template could not be read.
@@ -307,8 +343,7 @@ class PackageImporter:
         size = record.size or 0
         wrap = guard or (lambda stream: stream)
         if route.template and not record.blob.lower().endswith(".zip"):
-            header, manifest, input_file = self._template(route.template)
-            entities = _manifest_entities(manifest)
+            header, manifest, entities, input_file = self._template(route.template)
             builder = _PackageBuilder(header, manifest, input_file, size)
             length = builder.length()
 
@@ -321,6 +356,7 @@ class PackageImporter:
             def open_package() -> Any:
                 return wrap(_download(blob, etag))
 
+        _check_length(record, length)
         write = self._client.get_azure_write_url(f"{record.record_id}-{uuid.uuid4().hex}.zip")
         self._client.upload_package(write.url, open_package, length=length)
         _LOGGER.info(
@@ -376,6 +412,10 @@ class PackageImporter:
         """True when F&O has an execution under the file's execution id (an earlier call it
         took), so ImportFromPackage must not be called again.
 
+        It asks only about our execution id (``<route>-<record id>``): the API looks an
+        execution up by its id and nothing else, so an earlier call that F&O answered with an
+        id of its own, and whose answer was lost, cannot be found here.
+
         :raises D365Error: the status could not be read: try again later.
         """
         result = self._client.get_execution_summary_status(execution_id_for(record))
@@ -387,9 +427,12 @@ class PackageImporter:
         F&O's outcome is final whatever happens to the details: the row errors and the error
         files are fetched best effort, and what could not be had is noted in ``last_error``
         (so a file whose error file answers 404 ends with F&O's outcome, not ``TimedOut``).
+        The error files get ``policy.error_files_time`` at most: the entities left then are
+        noted too.
 
         :raises D365Error: (a subclass of it) the status could not be read: poll again later.
-        :raises AzureError: the row errors could not be stored: poll again later.
+        :raises AzureError: the row errors could not be stored, or the manifest's entity names
+            could not be read (the blob they overflowed to): poll again later.
         """
         execution_id = record.execution_id or execution_id_for(record)
         result = self._client.get_execution_summary_status(execution_id)
@@ -415,38 +458,51 @@ class PackageImporter:
     ) -> tuple[str, ...]:
         """Copy each manifest entity's staging error file and target error keys file, best
         effort: one that cannot be had (a call failing, its URL refused or answering 404,
-        still generating) is noted in `notes`, never a reason to poll again."""
+        still generating, its temporary copy failing) is noted in `notes`, never a reason to
+        poll again; so are the entities left when ``policy.error_files_time`` has passed.
+
+        :raises AzureError: the entity names could not be read.
+        """
+        spent = self.policy.error_files_time
+        deadline = time.monotonic() + spent.total_seconds()
+        locators = (
+            ("staging-errors", self._client.get_import_staging_error_file_url),
+            ("target-error-keys", functools.partial(self._keys_file_url, deadline=deadline)),
+        )
         stored: list[str] = []
-        for entity in self._store.list_package_entities(record):
-            for kind, locate in (
-                ("staging-errors", self._client.get_import_staging_error_file_url),
-                ("target-error-keys", self._keys_file_url),
-            ):
+        entities = self._store.list_package_entities(record)
+        for index, entity in enumerate(entities):
+            if time.monotonic() > deadline:
+                notes.append(_not_reached(entities[index:], spent, execution_id))
+                break
+            for kind, locate in locators:
                 what = f"the {_FILE_KINDS[kind]} of {entity!r}"
                 try:
                     url = locate(execution_id, entity)
                     if url:
                         stored.append(self._copy(record, entity, kind, url))
-                except (AppError, AzureError) as exc:
+                except (AppError, AzureError, OSError) as exc:
                     notes.append(_missing(what, execution_id, exc))
         return tuple(stored)
 
-    def _keys_file_url(self, execution_id: str, entity: str) -> str | None:
+    def _keys_file_url(self, execution_id: str, entity: str, *, deadline: float) -> str | None:
         """The target error keys file's URL; None when F&O has no such file.
 
-        :raises _StillGeneratingError: F&O was still writing it after ``error_file_tries`` reads.
+        :raises _StillGeneratingError: F&O was still writing it after ``error_file_tries``
+            reads, or when the follow's time for error files (`deadline`) ran out.
         """
         if not self._client.generate_import_target_error_keys_file(execution_id, entity):
             return None
-        for attempt in range(self.policy.error_file_tries):
+        tries = 0
+        while True:
             url = self._client.get_import_target_error_keys_file_url(execution_id, entity)
+            tries += 1
             if url:
                 return url
-            if attempt + 1 < self.policy.error_file_tries:
-                self._sleep(self.policy.error_file_pause)
-        raise _StillGeneratingError(
-            f"it was still being generated after {self.policy.error_file_tries} tries"
-        )
+            if tries >= self.policy.error_file_tries or time.monotonic() > deadline:
+                break
+            self._sleep(self.policy.error_file_pause)
+        raise _StillGeneratingError(f"it was still being generated after {tries} tries")
 
     def _copy(self, record: TrackedFile, entity: str, kind: str, url: str) -> str:
         """Download a SAS file (no Authorization header) into the errors container."""
@@ -470,36 +526,78 @@ class PackageImporter:
 
     # -- packages -----------------------------------------------------------------------------
 
-    def _template(self, location: str) -> tuple[bytes, bytes, str]:
-        """(PackageHeader.xml, Manifest.xml, the manifest's one InputFilePath) of a template."""
-        container, _, path = location.partition("/")
-        try:
-            header, manifest = self._package_xml(
-                self._blobs.get_blob_client(container, path), None, f"template package {location!r}"
-            )
-        except ResourceNotFoundError:
-            raise TemplateError(
-                f"template package {location!r} was not found; upload the data project's "
-                "exported package (Manifest.xml and PackageHeader.xml) there"
-            ) from None
+    def _template(self, location: str) -> tuple[bytes, bytes, tuple[str, ...], str]:
+        """(PackageHeader.xml, Manifest.xml, its entity names, its one InputFilePath) of a
+        template."""
+        header, manifest = self._template_xml(location)
         if header is None or manifest is None:
             raise TemplateError(
                 f"template package {location!r} is not a zip holding Manifest.xml and "
                 "PackageHeader.xml; export the data project's package from F&O and upload it"
             )
-        inputs = _manifest_inputs(manifest)
+        try:
+            pairs = _manifest_pairs(manifest)
+        except _ManifestUnreadableError as exc:
+            raise TemplateError(
+                f"template package {location!r} has a Manifest.xml that {exc}; export the data "
+                "project's package from F&O again and upload it"
+            ) from None
+        inputs = [input_file for _, input_file in pairs if input_file]
         if len(inputs) != 1:
             raise TemplateError(
                 f"template package {location!r} names {len(inputs)} entities; a template "
                 "for plain files needs exactly one (the file takes its InputFilePath)"
             )
-        return header, manifest, inputs[0]
+        name_bytes = len(inputs[0].encode("utf-8"))
+        if name_bytes > _MAX_MEMBER_NAME_BYTES:
+            raise TemplateError(
+                f"template package {location!r} names an InputFilePath of {name_bytes:,} bytes, "
+                f"and a zip member's name holds at most {_MAX_MEMBER_NAME_BYTES:,}; set "
+                "InputFilePath in its Manifest.xml to the data file's name (e.g. 'Customers "
+                "V3.xml') and upload it again"
+            )
+        return header, manifest, tuple(entity for entity, _ in pairs), inputs[0]
+
+    def _template_xml(self, location: str) -> tuple[bytes | None, bytes | None]:
+        """(PackageHeader.xml, Manifest.xml) of a template, read again once when it is
+        replaced while it is read (its ranges are read of one version)."""
+        container, _, path = location.partition("/")
+        blob = self._blobs.get_blob_client(container, path)
+        source = f"template package {location!r}"
+        try:
+            try:
+                return self._package_xml(blob, None, source)
+            except ResourceModifiedError:
+                return self._package_xml(blob, None, source)
+        except ResourceNotFoundError:
+            raise TemplateError(
+                f"template package {location!r} was not found; upload the data project's "
+                "exported package (Manifest.xml and PackageHeader.xml) there"
+            ) from None
+        except ResourceModifiedError:
+            # Not the inbound file's fault: it is sent again at its next try.
+            raise TemplateChangedError(
+                f"template package {location!r} was replaced while it was read, twice; the "
+                "file is sent again later with the template as it is then"
+            ) from None
 
     def _zip_entities(self, blob: BlobClient, etag: str, source: str) -> tuple[str, ...]:
         """The entity names of a package blob's manifest; () without a manifest (F&O judges
-        the package, and answers why)."""
+        the package, and answers why).
+
+        :raises PackageError: the manifest is not XML the app reads (F&O would not read it
+            either).
+        """
         _, manifest = self._package_xml(blob, etag, source)
-        return () if manifest is None else _manifest_entities(manifest)
+        if manifest is None:
+            return ()
+        try:
+            return tuple(entity for entity, _ in _manifest_pairs(manifest))
+        except _ManifestUnreadableError as exc:
+            raise PackageError(
+                f"{source} has a Manifest.xml that {exc}; F&O imported nothing: export the "
+                "package from F&O again, or save its Manifest.xml as well-formed UTF-8 XML"
+            ) from None
 
     def _package_xml(
         self, blob: BlobClient, etag: str | None, source: str
@@ -522,6 +620,10 @@ class _StillGeneratingError(AppError):
     """F&O was still writing a target error keys file when the importer stopped asking."""
 
 
+class _ManifestUnreadableError(AppError):
+    """A Manifest.xml the XML parser does not read; the text completes "a Manifest.xml that"."""
+
+
 _FILE_KINDS = {
     "staging-errors": "staging error file",
     "target-error-keys": "target error keys file",
@@ -529,12 +631,49 @@ _FILE_KINDS = {
 _NOTE_CAUSE_CHARS = 400
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _missing(what: str, execution_id: str, exc: Exception) -> str:
     """The note for a detail of a finished execution that could not be had."""
-    cause = str(exc) if isinstance(exc, _StillGeneratingError) else safe_text(exc)
-    if len(cause) > _NOTE_CAUSE_CHARS:
-        cause = cause[: _NOTE_CAUSE_CHARS - 3] + "..."
+    if isinstance(exc, _StillGeneratingError):
+        cause = str(exc)
+    elif isinstance(exc, OSError) and not isinstance(exc, AppError) and exc.strerror:
+        # The spool file's own failure (a full disk): its system text names no path.
+        cause = f"{type(exc).__name__} writing its temporary copy: {exc.strerror}"
+    else:
+        cause = safe_text(exc)
+    cause = _cut(cause, _NOTE_CAUSE_CHARS)
     return f"{what}: not fetched ({cause}); get it in F&O (execution {execution_id})"
+
+
+def _not_reached(entities: tuple[str, ...], spent: timedelta, execution_id: str) -> str:
+    """The note for the entities whose error files a follow had no time left for."""
+    names = ", ".join(repr(entity) for entity in entities[:_NOT_REACHED_NAMES])
+    more = (
+        f" and {len(entities) - _NOT_REACHED_NAMES:,} more"
+        if len(entities) > _NOT_REACHED_NAMES
+        else ""
+    )
+    return (
+        f"the error files of {len(entities):,} entities ({names}{more}): not fetched (the "
+        f"{spent.total_seconds():g} seconds one poll spends on error files ran out); get them "
+        f"in F&O (execution {execution_id})"
+    )
+
+
+def _check_length(record: TrackedFile, length: int) -> None:
+    """Refuse, before GetAzureWriteUrl, a package larger than a block blob holds (a file
+    near the package path's limit with a template's large Manifest.xml)."""
+    limit = MAX_BLOCKS * BLOCK_SIZE
+    if length > limit:
+        raise PackageError(
+            f"the package for {record.blob!r} would be {length:,} bytes, over the {limit:,} "
+            f"bytes a block blob holds ({MAX_BLOCKS:,} blocks of {BLOCK_SIZE // _MIB} MiB); "
+            "F&O imported nothing: split the data into smaller files, or make the template's "
+            "Manifest.xml and PackageHeader.xml smaller"
+        )
 
 
 def _lease_held() -> LeaseHeldError:
@@ -576,10 +715,24 @@ def _local(tag: str) -> str:
 
 
 def _manifest_pairs(manifest: bytes) -> list[tuple[str, str]]:
+    """(entity name, InputFilePath) of each entity a Manifest.xml names.
+
+    :raises _ManifestUnreadableError: it is not XML the parser reads: not well-formed
+        (ParseError), an encoding Python does not know (LookupError), or a multi-byte one
+        such as UTF-32 or Shift JIS, which expat does not read (ValueError).
+    """
     try:
         root = ET.fromstring(manifest)  # noqa: S314 - the operator's own template/package
-    except ET.ParseError:
-        return []
+    except ET.ParseError as exc:
+        raise _ManifestUnreadableError(f"is not well-formed XML ({_cut(str(exc), 200)})") from None
+    except LookupError as exc:
+        raise _ManifestUnreadableError(
+            f"declares an encoding Python does not know ({_cut(str(exc), 200)})"
+        ) from None
+    except ValueError as exc:
+        raise _ManifestUnreadableError(
+            f"declares an encoding the XML parser does not read ({_cut(str(exc), 200)})"
+        ) from None
     pairs = []
     for element in root.iter():
         if _local(element.tag) == "DataManagementPackageEntityData":
@@ -587,14 +740,6 @@ def _manifest_pairs(manifest: bytes) -> list[tuple[str, str]]:
             if fields.get("EntityName"):
                 pairs.append((fields["EntityName"], fields.get("InputFilePath", "")))
     return pairs
-
-
-def _manifest_entities(manifest: bytes) -> tuple[str, ...]:
-    return tuple(entity for entity, _ in _manifest_pairs(manifest))
-
-
-def _manifest_inputs(manifest: bytes) -> list[str]:
-    return [input_file for _, input_file in _manifest_pairs(manifest) if input_file]
 
 
 class _BlobRangeReader(io.RawIOBase):

@@ -428,7 +428,11 @@ def parse_azure_write_url(value: Any) -> AzureWriteUrl:
     ...}``, parsed again (an object sent as JSON itself is read the same way). The BlobId may
     come braced; a BlobId that is not a GUID is kept as sent, unwrapped.
 
-    :raises ValueError: when no http(s) BlobUrl can be read (the URL is never shown).
+    Whether the BlobUrl may be called (scheme, host, port) is the URL guard's to judge
+    (:mod:`shared.d365._urls`, before the upload), so that every unfit URL gets the same
+    refusal; here it need only be text.
+
+    :raises ValueError: when no BlobUrl can be read (the URL is never shown).
     """
     document = value
     if isinstance(value, str):
@@ -442,9 +446,9 @@ def parse_azure_write_url(value: Any) -> AzureWriteUrl:
     if not isinstance(document, Mapping):
         raise ValueError(f"expected BlobId and BlobUrl, got {_json_type(document)}")
     url = get_ci(document, "BlobUrl")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected BlobUrl to be an http(s) URL")
+    if not isinstance(url, str) or not url.strip():
+        got = "none" if url is None else "empty text" if isinstance(url, str) else _json_type(url)
+        raise ValueError(f"expected BlobUrl to be a URL, got {got}")
     raw_id = get_ci(document, "BlobId")
     blob_id = str(raw_id).strip(_WRAPPING) if raw_id is not None else ""
     with contextlib.suppress(ValueError):

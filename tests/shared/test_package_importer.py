@@ -9,18 +9,22 @@ import io
 import json
 import os
 import struct
+import tempfile
 import time
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from shared import package_importer
 from shared.d365 import D365Client, D365ServerError, RetryPolicy
+from shared.d365 import _client as d365_client
 from shared.enqueuer import EnqueuePolicy, Enqueuer
 from shared.package_importer import PackageImporter, PackagePolicy
 from shared.poller import Poller, PollPolicy
@@ -833,15 +837,28 @@ def test_a_package_route_with_an_entity_and_no_template_refuses_a_plain_file_uns
     assert packaged.until_final(zipped).state is TrackingState.PROCESSED
 
 
+_UNFIT_BLOB_URLS = {
+    "http": ("http://", "http://127.0.0.1:{port}/dmf/", "its scheme is 'http', not https"),
+    "ftp": ("ftp://", "ftp://127.0.0.1:{port}/dmf/", "its scheme is 'ftp', not https"),
+    "relative": ("/", "/dmf/", "it is not an absolute URL"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_UNFIT_BLOB_URLS))
 def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
-    packaged: Packaged,
+    packaged: Packaged, kind: str
 ) -> None:
-    """Finding 8: GetAzureWriteUrl's BlobUrl over plain http is refused before a byte is sent."""
+    """Finding 8: GetAzureWriteUrl's BlobUrl over plain http is refused before a byte is sent.
+    One of another scheme, or relative, was a D365ResponseError retried for a day: the URL
+    guard refuses all three the same way."""
+    start, shown, problem = _UNFIT_BLOB_URLS[kind]
     d365 = packaged.domain.d365
-    plain = d365.blobs.write_url("customers.zip").replace("https://", "http://", 1)
+    url = d365.blobs.write_url("customers.zip")
+    unfit = start + url.split("://", 1)[1].split("/", 1)[1] if kind == "relative" else url
+    unfit = unfit.replace("https://", start, 1)
     d365.knobs.odata_values = {
         "GetAzureWriteUrl": json.dumps(
-            {"BlobId": "{00000000-0000-0000-0000-0000000000b1}", "BlobUrl": plain}
+            {"BlobId": "{00000000-0000-0000-0000-0000000000b1}", "BlobUrl": unfit}
         )
     }
 
@@ -849,8 +866,8 @@ def test_a_blob_url_that_is_no_sas_url_of_f_and_o_storage_ends_the_file_unsent(
 
     assert record.state is TrackingState.ENQUEUE_FAILED
     text = record.last_error or ""
-    assert f"refused the BlobUrl F&O handed out, http://127.0.0.1:{d365.port}/dmf/" in text
-    assert "its scheme is 'http', not https" in text
+    assert f"refused the BlobUrl F&O handed out, {shown.format(port=d365.port)}" in text
+    assert problem in text
     assert "Nothing was sent to it" in text and "then resubmit the file" in text
     assert "sig=" not in text
     assert _puts(packaged) == []
@@ -960,3 +977,272 @@ def test_an_execution_id_f_and_o_answers_instead_of_ours_is_followed_and_both_ke
     assert (final.state, final.d365_status) == (TrackingState.PROCESSED, "Succeeded")
     assert (final.execution_id, final.sent_execution_id) == (fnos, ours)
     assert _imports(packaged) == 1
+
+
+def _zip_of(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _manifest_declaring(encoding: str) -> bytes:
+    text = package_files.manifest("CustomersPackage", [("Customers V3", "Customers V3.xml")])
+    return text.replace('encoding="utf-8"', f'encoding="{encoding}"', 1).encode()
+
+
+_UNREADABLE_MANIFESTS = {
+    "unknown-encoding": (
+        _manifest_declaring("bogus"),
+        "declares an encoding Python does not know (unknown encoding: bogus)",
+    ),
+    "multi-byte-encoding": (
+        _manifest_declaring("utf-32"),
+        "declares an encoding the XML parser does not read (multi-byte encodings are not "
+        "supported)",
+    ),
+    "not-well-formed": (
+        b"<DataManagementPackageManifest><PackageEntityList>",
+        "is not well-formed XML (no element found: line 1, column 50)",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_UNREADABLE_MANIFESTS))
+def test_a_package_whose_manifest_is_not_readable_xml_ends_at_once_naming_it(
+    packaged: Packaged, kind: str
+) -> None:
+    """An encoding="bogus" manifest raised LookupError out of the upload: the file sat
+    Received with no last_error and ended "last error: none"; utf-32 raised ValueError and
+    was retried for a day."""
+    manifest, problem = _UNREADABLE_MANIFESTS[kind]
+    data = _zip_of(
+        {
+            "Manifest.xml": manifest,
+            "PackageHeader.xml": package_files.HEADER.encode(),
+            "Customers V3.xml": package_files.CUSTOMERS_VALID.read_bytes(),
+        }
+    )
+
+    record = packaged.send("pkg/USMF/unreadable.zip", data)
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"package {record.blob!r} has a Manifest.xml that {problem}; F&O imported nothing: "
+        "export the package from F&O again, or save its Manifest.xml as well-formed UTF-8 "
+        "XML; then resubmit the file (or upload it again)."
+    )
+    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert _nothing_sent(packaged)
+
+
+def _template_of(manifest: bytes) -> bytes:
+    return _zip_of({"Manifest.xml": manifest, "PackageHeader.xml": package_files.HEADER.encode()})
+
+
+@pytest.mark.parametrize("kind", sorted(_UNREADABLE_MANIFESTS))
+def test_a_template_whose_manifest_is_not_readable_xml_ends_the_file_naming_it(
+    packaged: Packaged, kind: str
+) -> None:
+    """The same for a template; one not well-formed was reported as "names 0 entities"."""
+    manifest, problem = _UNREADABLE_MANIFESTS[kind]
+    packaged.upload_template(_template_of(manifest))
+    template = f"{TEMPLATES}/{packaged.domain.folder}/customers.zip"
+
+    record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"template package {template!r} has a Manifest.xml that {problem}; export the data "
+        "project's package from F&O again and upload it; then resubmit the file (or upload it "
+        "again)."
+    )
+    assert _nothing_sent(packaged)
+
+
+def test_a_template_input_file_path_too_long_for_a_zip_ends_the_file_naming_it(
+    packaged: Packaged,
+) -> None:
+    """An InputFilePath over 65,535 bytes made the zip writer raise struct.error out of the
+    upload (the file sat Received and ended "last error: none")."""
+    name = "C" * 65_532 + ".xml"
+    packaged.upload_template(package_files.template(input_file=name))
+    template = f"{TEMPLATES}/{packaged.domain.folder}/customers.zip"
+
+    record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    assert record.last_error == (
+        f"template package {template!r} names an InputFilePath of 65,536 bytes, and a zip "
+        "member's name holds at most 65,535; set InputFilePath in its Manifest.xml to the "
+        "data file's name (e.g. 'Customers V3.xml') and upload it again; then resubmit the "
+        "file (or upload it again)."
+    )
+    assert _nothing_sent(packaged)
+
+
+def test_an_error_nobody_foresaw_in_the_upload_is_recorded_by_its_type_and_retried(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last resort: whatever escapes the upload stage is recorded and retried, so the
+    file never ends "last error: none"."""
+    packaged.upload_template()
+
+    def broken(self: object) -> int:
+        raise struct.error("ushort format requires 0 <= number <= 65535 (https://x/?sig=s)")
+
+    monkeypatch.setattr(package_importer._PackageBuilder, "length", broken)
+    record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
+
+    assert record.state is TrackingState.RECEIVED
+    cause = (
+        "the package upload failed unexpectedly (struct.error); F&O imported nothing. If it "
+        "happens again, report it with the app's log of this file"
+    )
+    assert cause in (record.last_error or "")
+    assert "sig=" not in (record.last_error or "")
+    assert _nothing_sent(packaged)
+    packaged.domain.clock.advance(timedelta(hours=2))
+    final = packaged.until_final(record)
+    assert final.state is TrackingState.ENQUEUE_FAILED
+    assert "last error: not taken by F&O yet, retried at" in (final.last_error or "")
+    assert cause in (final.last_error or "")
+
+
+@pytest.mark.parametrize("replacements", [1, 2])
+def test_a_template_replaced_while_it_is_read_never_rejects_the_file(
+    packaged: Packaged, replacements: int
+) -> None:
+    """The template's ranged reads are conditional on its ETag: a new template meanwhile
+    (412) ended the inbound file Rejected "Superseded", a false reason. It is read again
+    once; replaced again, the file is retried later."""
+    packaged.upload_template()
+    template = f"{TEMPLATES}/{packaged.domain.folder}/customers.zip"
+    for _ in range(replacements):
+        packaged.domain.faults.meanwhile("GET", template, packaged.upload_template)
+    source = package_files.CUSTOMERS_VALID.read_bytes()
+
+    record = packaged.send("pkg-plain/USMF/customers.xml", source)
+
+    assert packaged.domain.faults.injected["meanwhile"] == replacements
+    if replacements == 1:
+        assert record.state is TrackingState.IMPORTING, record.last_error
+    else:
+        assert record.state is TrackingState.RECEIVED
+        assert f"template package {template!r} was replaced while it was read, twice" in (
+            record.last_error or ""
+        )
+        assert _nothing_sent(packaged)
+    final = packaged.until_final(record)
+    assert (final.state, final.reject_reason) == (TrackingState.PROCESSED, None)
+    assert _imports(packaged) == 1
+
+
+def _package_of_entities_with_errors(count: int) -> bytes:
+    """A package whose manifest names ``count`` entities, each with bad rows."""
+    names = [f"CustCustomerV3Entity{' ' * i}" for i in range(count)]
+    manifest = package_files.manifest("CustomersPackage", [(n, "Customers V3.xml") for n in names])
+    return _zip_of(
+        {
+            "Manifest.xml": manifest.encode(),
+            "PackageHeader.xml": package_files.HEADER.encode(),
+            "Customers V3.xml": package_files.CUSTOMERS_WITH_ERRORS.read_bytes(),
+        }
+    )
+
+
+def test_error_files_of_many_entities_stop_at_their_time_and_the_outcome_is_written(
+    packaged: Packaged,
+) -> None:
+    """Each entity costs 2 or more F&O calls, plus 10 reads of a keys file still generating:
+    with thousands of entities a follow outlived the poll's lease and functionTimeout, and
+    the file ended TimedOut. The error files get a quarter of the tick budget."""
+    # 0.5 s for error files; the first keys file's reads, 0.2 s apart, outlast it.
+    packaged.importer.policy = replace(
+        packaged.importer.policy, poll_tick_budget=timedelta(seconds=2), error_file_pause=0.2
+    )
+    packaged.domain.d365.knobs.error_keys_seconds = 3600
+    record = packaged.send("pkg/USMF/many.zip", _package_of_entities_with_errors(12))
+    assert record.state is TrackingState.IMPORTING, record.last_error
+
+    started = time.monotonic()
+    final = packaged.until_final(record)
+
+    assert time.monotonic() - started < 5
+    assert (final.state, final.d365_status) == (
+        TrackingState.PROCESSED_WITH_ERRORS,
+        "PartiallySucceeded",
+    )
+    assert final.error_count > 0
+    text = final.last_error or ""
+    first = "the target error keys file of 'CustCustomerV3Entity': not fetched (it was still"
+    assert text.startswith(first)
+    assert text.count("the target error keys file") == 1
+    assert "the error files of 11 entities ('CustCustomerV3Entity', " in text, text
+    assert (
+        " and 6 more): not fetched (the 0.5 seconds one poll spends on error files ran out); "
+        f"get them in F&O (execution {final.execution_id})"
+    ) in text
+
+
+def test_an_error_file_whose_temporary_copy_fails_is_noted_and_the_outcome_written(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An OSError from the spool file (a full disk) escaped both the importer and the poller:
+    the file was polled until it ended TimedOut."""
+    d365 = packaged.domain.d365
+    large = d365.blobs.store_file("large-staging-errors.txt", b"x" * (9 << 20))
+    d365.knobs.odata_values = {"GetImportStagingErrorFileUrl": large}
+    record = packaged.send(
+        "pkg/USMF/customers.zip", package_files.customers_package(with_errors=True)
+    )
+    assert record.state is TrackingState.IMPORTING
+    # Beyond 8 MiB the spool moves to a file in the temporary directory, which is gone.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+
+    final = packaged.until_final(record, ticks=10)
+
+    assert final.state is TrackingState.PROCESSED_WITH_ERRORS
+    [keys] = final.error_files
+    assert keys.endswith("/Customers-V3-target-error-keys.txt")
+    assert (
+        "the staging error file of 'Customers V3': not fetched (FileNotFoundError writing its "
+        "temporary copy: No such file or directory); get it in F&O (execution "
+        f"{final.execution_id})"
+    ) in (final.last_error or "")
+
+
+def _stored_template(manifest_bytes: int) -> bytes:
+    """A template (stored, not deflated) whose Manifest.xml is padded to about
+    ``manifest_bytes`` with a comment of random hex."""
+    manifest = package_files.manifest("CustomersPackage", [("Customers V3", "Customers V3.xml")])
+    padding = os.urandom(manifest_bytes // 2).hex()
+    return _zip_of(
+        {
+            "Manifest.xml": f"{manifest}<!-- {padding} -->\n".encode(),
+            "PackageHeader.xml": package_files.HEADER.encode(),
+        },
+        zipfile.ZIP_STORED,
+    )
+
+
+def test_a_package_over_what_a_block_blob_holds_is_refused_before_get_azure_write_url(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package path keeps 1 MiB for what a template adds, but Manifest.xml may be 4 MiB:
+    a file near the limit made upload_package raise ValueError after GetAzureWriteUrl,
+    retried for a day. Scaled down: a block blob of 1 block of 4 MiB."""
+    monkeypatch.setattr(package_importer, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(d365_client, "MAX_BLOCKS", 1)
+    packaged = _build(domain, package_max_bytes=3 << 20)
+    packaged.upload_template(_stored_template(3 << 19))
+
+    record = packaged.send("pkg-plain/USMF/customers.xml", b"x" * (3 << 20))
+
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    text = record.last_error or ""
+    assert f"the package for {record.blob!r} would be 4,7" in text
+    assert "bytes, over the 4,194,304 bytes a block blob holds (1 blocks of 4 MiB)" in text
+    assert "F&O imported nothing: split the data into smaller files" in text
+    assert _nothing_sent(packaged)

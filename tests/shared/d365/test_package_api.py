@@ -17,6 +17,7 @@ from shared.d365 import (
     D365ConnectionError,
     D365HttpError,
     D365ResponseError,
+    D365UntrustedUrlError,
     ExecutionSummaryStatus,
 )
 from tests import package_files
@@ -60,13 +61,38 @@ def test_write_url_as_a_json_object_is_read_too(d365: Emulator, client: D365Clie
     assert (write.blob_id, write.url) == ("ABC", "https://fno.localhost/dmf/x?sig=1")
 
 
-def test_write_url_without_a_url_is_a_response_error_that_shows_no_sas(
-    d365: Emulator, client: D365Client
+@pytest.mark.parametrize("value", ['{"BlobId": "{1}"}', '{"BlobId": "{1}", "BlobUrl": 7}'])
+def test_write_url_without_a_url_is_a_response_error(
+    d365: Emulator, client: D365Client, value: str
 ) -> None:
-    d365.knobs.odata_values = {"GetAzureWriteUrl": '{"BlobId": "{1}", "BlobUrl": "ftp://x?sig=s"}'}
-    with pytest.raises(D365ResponseError, match="BlobUrl to be an http") as caught:
+    d365.knobs.odata_values = {"GetAzureWriteUrl": value}
+    with pytest.raises(
+        D365ResponseError, match=r"expected BlobUrl to be a URL, got (none|a number)"
+    ):
         client.get_azure_write_url("x")
-    assert "sig=s" not in str(caught.value).split("got", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("blob_url", "problem"),
+    [
+        ("ftp://x/dmf/a.zip?sig=s", "its scheme is 'ftp', not https"),
+        ("/dmf/a.zip?sig=s", "it is not an absolute URL"),
+        ("http://x/dmf/a.zip?sig=s", "its scheme is 'http', not https"),
+    ],
+)
+def test_a_blob_url_of_any_unfit_scheme_is_refused_by_the_url_guard_unsent(
+    d365: Emulator, client: D365Client, blob_url: str, problem: str
+) -> None:
+    """An ftp or relative BlobUrl was a ValueError (a D365ResponseError, retried for a day)
+    while an http one was refused as untrusted; all three now meet the URL guard."""
+    d365.knobs.odata_values = {
+        "GetAzureWriteUrl": f'{{"BlobId": "{{1}}", "BlobUrl": "{blob_url}"}}'
+    }
+    write = client.get_azure_write_url("x")
+    with pytest.raises(D365UntrustedUrlError, match=problem) as caught:
+        client.upload_package(write.url, lambda: io.BytesIO(b"PK"), length=2)
+    assert "sig=s" not in str(caught.value)
+    assert received(d365, "blob_block") == received(d365, "blob_put") == []
 
 
 def test_upload_stages_4_mib_blocks_and_commits_them_without_authorization(
