@@ -99,6 +99,9 @@ CUSTOMERS_ID = "00000000-0000-0000-0000-00000000a001"
 JOURNAL_ID = "00000000-0000-0000-0000-00000000a002"
 PACKAGE_ID = "00000000-0000-0000-0000-00000000a003"
 INBOUND = "d365-inbound"
+# FaultPlan's longest latency spike (1.0 s) and a margin: after it, nothing a dead host sent
+# is still on its way.
+_IN_FLIGHT_SECONDS = 1.5
 COMPANY = "USMF"
 ROUTES = [
     {
@@ -1311,6 +1314,10 @@ class ChaosRun:
             time.sleep(max(0.0, start + at - now, host.ready_at + 0.3 - now))
             host.kill()
             kills.append(Kill(time.monotonic()))
+            # A request the host sent before it died may still land (the proxy holds one for up
+            # to its longest latency spike, as a network may): audit what it left behind once
+            # that has passed, or the audit's two reads can straddle one transaction.
+            time.sleep(_IN_FLIGHT_SECONDS)
             # What a dead host left behind: a record and its schedule entry must agree.
             self._audit(services)
             time.sleep(self._rng.uniform(0.2, 1.5))
