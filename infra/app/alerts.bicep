@@ -89,9 +89,9 @@ var logAlerts = [
   {
     key: 'export-failed'
     displayName: 'D365: an export could not be written or acknowledged'
-    description: 'A recurring export job\'s message could not be downloaded, written to its container or acknowledged, or the export route\'s dequeue failed. The message is retried when F&O offers it again (30 minutes after its dequeue), up to EXPORT_MAX_ATTEMPTS times; gave_up true marks a message given up for good (those tries spent, or a package the zip limits refuse): it stays ExportFailed and is acknowledged, and its reason says what was kept and where. Open GET /api/messages?direction=export&route=<route> for the reason; check the export job in F&O (Data management > Recurring data jobs), its authorization policy, and the target container.'
+    description: 'A recurring export job\'s message could not be downloaded, written to its container or acknowledged, or the export route\'s dequeue failed. The message is retried when F&O offers it again (30 minutes after its dequeue). cause says whose failure it was: message (F&O\'s download, the package, the target name; these count toward EXPORT_MAX_ATTEMPTS), storage (our own storage: retried without limit, never given up) or ack; gave_up true marks a message given up for good (those tries spent, or a package the zip limits refuse): it stays ExportFailed and is acknowledged, and its reason says what was kept and where. Open GET /api/messages?direction=export&route=<route> for the reason; check the export job in F&O (Data management > Recurring data jobs), its authorization policy, and the target container.'
     severity: 2
-    query: 'traces | where tostring(customDimensions.event) == "export_failed" | project timestamp, route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id), gave_up = tobool(customDimensions.gave_up), reason = tostring(customDimensions.reason)'
+    query: 'traces | where tostring(customDimensions.event) == "export_failed" | project timestamp, route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id), gave_up = tobool(customDimensions.gave_up), cause = tostring(customDimensions.cause), reason = tostring(customDimensions.reason)'
     window: 'PT15M'
     frequency: 'PT5M'
     operator: 'GreaterThan'

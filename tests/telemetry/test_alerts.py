@@ -144,6 +144,7 @@ def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
         "message_id",
         "reason",
         "gave_up",
+        "cause",
         "d365.operation",
     }
     queries = _queries() + _workbook_queries()
