@@ -564,11 +564,9 @@ class Exporter:
             record.message_id,
             record.route,
             reason,
-            extra=telemetry.log_ids(
-                route=record.route,
-                activity_id=record.activity_id,
-                message_id=record.message_id,
-                state=ExportState.EXPORT_FAILED.value,
+            extra=_log_ids(
+                record,
+                ExportState.EXPORT_FAILED,
                 event="export_failed",
                 reason=reason,
                 gave_up=True,
@@ -722,7 +720,7 @@ class Exporter:
         self._store.failed(record, reason, counted=cause == _MESSAGE)
 
 
-def _log_ids(record: ExportRecord, state: ExportState, **more: str) -> dict[str, object]:
+def _log_ids(record: ExportRecord, state: ExportState, **more: object) -> dict[str, object]:
     return telemetry.log_ids(
         route=record.route,
         activity_id=record.activity_id,

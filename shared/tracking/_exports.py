@@ -218,13 +218,7 @@ class ExportStore:
             written before). A list too long for the row is written to a blob first.
         :raises AzureError: storage failed (the list's blob, or the row).
         """
-        listed = (
-            {}
-            if blobs is None
-            else self._overflow.list_fields(
-                EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
-            )
-        )
+        listed = {} if blobs is None else self._blobs_fields(record, blobs)
         return self._change(
             record,
             ExportState.DOWNLOADED,
@@ -269,9 +263,7 @@ class ExportStore:
     ) -> ExportRecord:
         """Record that the message is given up for good (``blobs``: what was kept of it); it
         is acknowledged next, and never written again."""
-        listed = self._overflow.list_fields(
-            EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
-        )
+        listed = self._blobs_fields(record, blobs)
         return self._change(
             record,
             ExportState.EXPORT_FAILED,
@@ -280,6 +272,12 @@ class ExportStore:
             size=size,
             gave_up_at=self._clock(),
             **listed,
+        )
+
+    def _blobs_fields(self, record: ExportRecord, blobs: Sequence[str]) -> dict[str, Any]:
+        """The row's fields of ``blobs``: a list too long for the row goes to a blob first."""
+        return self._overflow.list_fields(
+            EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
         )
 
     def list_records(
