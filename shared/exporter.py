@@ -559,20 +559,7 @@ class Exporter:
                 cause=_STORAGE,
             )
             return None
-        _LOGGER.error(
-            "export given up message_id=%s route=%s: %s",
-            record.message_id,
-            record.route,
-            reason,
-            extra=_log_ids(
-                record,
-                ExportState.EXPORT_FAILED,
-                event="export_failed",
-                reason=reason,
-                gave_up=True,
-            ),
-        )
-        telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
+        _tell_failed(record, reason, gave_up=True)
         return given_up
 
     def _record_written(
@@ -703,21 +690,32 @@ class Exporter:
             :data:`_STORAGE` (our own storage: retried without a cap) or :data:`_ACK`; the
             event's ``cause``.
         """
-        _LOGGER.warning(
-            "export failed message_id=%s route=%s: %s",
-            record.message_id,
-            record.route,
-            reason,
-            extra=_log_ids(
-                record,
-                ExportState.EXPORT_FAILED,
-                event="export_failed",
-                reason=reason,
-                cause=cause,
-            ),
-        )
-        telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
+        _tell_failed(record, reason, cause=cause)
         self._store.failed(record, reason, counted=cause == _MESSAGE)
+
+
+def _tell_failed(
+    record: ExportRecord, reason: str, *, cause: str | None = None, gave_up: bool = False
+) -> None:
+    """Log the ``export_failed`` event the alert reads (``cause``, or ``gave_up``), and count
+    it."""
+    _LOGGER.log(
+        logging.ERROR if gave_up else logging.WARNING,
+        "export %s message_id=%s route=%s: %s",
+        "given up" if gave_up else "failed",
+        record.message_id,
+        record.route,
+        reason,
+        extra=_log_ids(
+            record,
+            ExportState.EXPORT_FAILED,
+            event="export_failed",
+            reason=reason,
+            cause=cause,
+            gave_up=gave_up or None,  # None is left out: only a given-up event carries it
+        ),
+    )
+    telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
 
 
 def _log_ids(record: ExportRecord, state: ExportState, **more: object) -> dict[str, object]:
