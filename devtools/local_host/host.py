@@ -23,6 +23,7 @@ from devtools.local_host.bindings import BlobFunction, read_functions
 from devtools.local_host.blob_binding import has_connection_setting
 from devtools.local_host.blob_listener import BlobQueueListener
 from devtools.local_host.blob_queue import (
+    STORAGE_TIMEOUTS,
     BlobTriggerMessage,
     BlobTriggerQueue,
     function_id,
@@ -127,7 +128,9 @@ class LocalHost(Service):
             (
                 f,
                 ContainerListing(
-                    ContainerClient.from_connection_string(storage_connection_string, f.container),
+                    ContainerClient.from_connection_string(
+                        storage_connection_string, f.container, **STORAGE_TIMEOUTS
+                    ),
                     f.prefix,
                     f.name_pattern.fullmatch,
                 ),
@@ -301,11 +304,20 @@ class LocalHost(Service):
 
     def _scan_loop(self) -> None:
         while not self._stopping.wait(self._blob_scan_interval):
-            self._scan()
+            # A listing that fails (storage busy, a reset) is tried again at the next scan: an
+            # exception left to end this thread would stop every later delivery, unseen.
+            try:
+                self._scan()
+            except AzureError as error:
+                _LOGGER.warning("blob scan failed, retried error=%s", type(error).__name__)
 
     def _queue_loop(self, listener: BlobQueueListener) -> None:
         while not self._stopping.is_set():
-            listener.run_visible()
+            # As the host's queue listener: a failed receive is retried, never the end of it.
+            try:
+                listener.run_visible()
+            except AzureError as error:
+                _LOGGER.warning("blob queue read failed, retried error=%s", type(error).__name__)
             self._queue_wakeup.wait(_QUEUE_POLL_SECONDS)
             self._queue_wakeup.clear()
 

@@ -8,7 +8,7 @@ import logging
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from devtools.local_host.blob_queue import BlobTriggerMessage
+from devtools.local_host.blob_queue import STORAGE_TIMEOUTS, BlobTriggerMessage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,7 +24,10 @@ def send_to_poison_queue(
     :raises azure.core.exceptions.AzureError: the queue could not be written.
     """
     with QueueClient.from_connection_string(
-        connection_string, POISON_QUEUE, message_encode_policy=TextBase64EncodePolicy()
+        connection_string,
+        POISON_QUEUE,
+        message_encode_policy=TextBase64EncodePolicy(),
+        **STORAGE_TIMEOUTS,
     ) as queue:
         with contextlib.suppress(ResourceExistsError):
             queue.create_queue()
