@@ -27,10 +27,10 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-STORAGE_TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
-"""The local host's own storage calls (trigger queue, poison queue, blob listing): a connect
-that hangs fails in seconds and is retried, not after azure-core's 20 s default, which held
-a fresh host's first deliveries back that long."""
+STORAGE_TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 5}
+"""The local host's own storage calls (trigger queue, poison queue, blob listing), all small
+and on loopback: one that hangs fails in seconds and is retried, instead of holding the scan or
+the queue listener (and every delivery behind it) for azure-core's default timeouts."""
 QUEUE_PREFIX = "azure-webjobs-blobtrigger-"
 FUNCTION_ID_PREFIX = "Host.Functions."
 # What the extension's HostIdValidator accepts (the Functions host uses the app's name).
