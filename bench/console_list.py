@@ -10,7 +10,7 @@ Prints, measured in this run against Azurite (the same table, the same process):
 3. the table queries each of them made (their ``$filter``, ``$select`` and pages), to show
    that every one is bounded by row key: none reads the table from end to end.
 
-Both go through :mod:`shared.status_api`, the function the HTTP route calls, so they include
+Both go through :mod:`shared.views.status`, the function the HTTP route calls, so they include
 building each record's JSON. The records are spread over 30 days (one every 52 s), 2 % of
 them failed, on three routes and companies; they are written 100 to a transaction.
 
@@ -40,7 +40,6 @@ from azure.core.exceptions import ServiceResponseError  # noqa: E402
 from azure.data.tables import TableClient, TableTransactionError  # noqa: E402
 
 from devtools.azurite import Azurite  # noqa: E402
-from shared import status_api  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.context import AppContext, build_context  # noqa: E402
 from shared.tracking import (  # noqa: E402
@@ -51,6 +50,7 @@ from shared.tracking import (  # noqa: E402
     utcnow,
 )
 from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
+from shared.views import status  # noqa: E402
 
 RATIO_TARGET = 1.5
 SPREAD = timedelta(days=30)
@@ -153,9 +153,7 @@ class Queries:
             self.seen.append(text)
 
 
-def timed(
-    call: Callable[[], status_api.ApiResponse], repeat: int
-) -> tuple[float, status_api.ApiResponse]:
+def timed(call: Callable[[], status.ApiResponse], repeat: int) -> tuple[float, status.ApiResponse]:
     """Median seconds of ``repeat`` calls, and the last answer."""
     times = []
     answer = call()  # warm: connections, caches
@@ -188,12 +186,12 @@ def main() -> int:
         now = utcnow()
         day_ago = (now - timedelta(hours=24)).isoformat()
 
-        def listing(**params: str) -> Callable[[], status_api.ApiResponse]:
-            return lambda: status_api.list_messages(context, {"limit": "50", **params})
+        def listing(**params: str) -> Callable[[], status.ApiResponse]:
+            return lambda: status.list_messages(context, {"limit": "50", **params})
 
-        def counting(period: timedelta) -> Callable[[], status_api.ApiResponse]:
+        def counting(period: timedelta) -> Callable[[], status.ApiResponse]:
             since = (now - period).isoformat()
-            return lambda: status_api.counts(lambda: context, {"since": since})
+            return lambda: status.counts(lambda: context, {"since": since})
 
         cases = [
             ("plain GET /api/messages?limit=50", listing()),

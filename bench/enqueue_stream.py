@@ -54,7 +54,7 @@ ACTIVITY_ID = "00000000-0000-0000-0000-0000000000b3"
 WRITE_BLOCK = 4 * MIB
 PIPE_CHUNK = 4 * MIB
 """Bytes per ranged GET of the pipe's download: what the app's blob client uses too
-(shared.storage.STREAM_CHUNK), so both hold the same few MiB."""
+(shared.clients.storage.STREAM_CHUNK), so both hold the same few MiB."""
 INBOUND = "stream-inbound"
 BLOB_NAME = "bench/payload.zip"
 MODES = ("baseline", "client", "pipe", "app")
@@ -135,7 +135,7 @@ def _prepare_baseline(job: dict[str, Any]) -> Callable[[], str]:
 
 
 def _prepare_client(job: dict[str, Any]) -> Callable[[], str]:
-    from shared.d365 import D365Client
+    from shared.clients.d365 import D365Client
 
     path = Path(job["path"])
 

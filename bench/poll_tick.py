@@ -41,17 +41,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from azure.core.exceptions import AzureError  # noqa: E402
 from azure.data.tables import TableClient, TableServiceClient  # noqa: E402
 from azure.identity import ClientSecretCredential  # noqa: E402
 from azure.storage.blob import BlobServiceClient  # noqa: E402
 
 from bench._loopback import JOBS, start_emulator  # noqa: E402
 from devtools.azurite import Azurite  # noqa: E402
-from shared.d365 import D365Client  # noqa: E402
-from shared.enqueuer import Enqueuer  # noqa: E402
-from shared.poller import Poller, PollPolicy  # noqa: E402
-from shared.routing import RouteTable  # noqa: E402
-from shared.source_blob import Archiver  # noqa: E402
+from shared.clients.d365 import D365Client  # noqa: E402
+from shared.config.routes import ImportRoutes  # noqa: E402
+from shared.flows.enqueue import Enqueuer  # noqa: E402
+from shared.flows.poll import Poller, PollPolicy  # noqa: E402
+from shared.flows.source_blob import Archiver  # noqa: E402
 from shared.tracking import (  # noqa: E402
     BATCH_SIZE,
     TrackedFile,
@@ -66,6 +67,7 @@ ACTIVITY_ID = "00000000-0000-0000-0000-00000000a001"
 SPEEDUP_TARGET = 8.0
 HISTORY_TARGET = 1.2
 _SEED_THREADS = 16
+_SEED_ATTEMPTS = 5
 
 
 def new_store(tables: TableServiceClient, blobs: BlobServiceClient) -> TrackingStore:
@@ -129,7 +131,17 @@ def seed_finished(table: TableClient, count: int) -> None:
 
     def batch(start: int) -> None:
         stop = min(start + BATCH_SIZE, count)
-        table.submit_transaction([("create", record(i)) for i in range(start, stop)])
+        # Upserts, so a batch whose answer was lost (Azurite resets a connection now and then
+        # under this load) is simply sent again: the set-up must finish, never die.
+        operations = [("upsert", record(i)) for i in range(start, stop)]
+        for attempt in range(_SEED_ATTEMPTS):
+            try:
+                table.submit_transaction(operations)
+                return
+            except AzureError:
+                if attempt == _SEED_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     with ThreadPoolExecutor(_SEED_THREADS) as pool:
         list(pool.map(batch, range(0, count, BATCH_SIZE)))
@@ -140,7 +152,7 @@ def timed_tick(
 ) -> float:
     """Seconds of one tick over everything due."""
     archiver = Archiver(blobs, inbound_container="bench-inbound", archive_container="bench-archive")
-    enqueuer = Enqueuer(store, client, RouteTable(()), archiver)
+    enqueuer = Enqueuer(store, client, ImportRoutes(()), archiver)
     poller = Poller(
         store,
         client,

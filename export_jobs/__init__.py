@@ -16,7 +16,7 @@ _LOGGER = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="%EXPORT_SCHEDULE%", run_on_startup=False)
 @telemetry.invocation("export_jobs", trigger="timer")
 def export_jobs(timer: func.TimerRequest) -> None:
-    """Run every enabled export route once; see shared.exporter."""
+    """Run every enabled export route once; see shared.flows.export."""
     if timer.past_due:
         _LOGGER.warning("export_jobs is running late")
     result = get_context().exporter.tick()

@@ -5,13 +5,14 @@ import json
 
 import azure.functions as func
 
-from shared import console, openapi, status_api, telemetry
+from shared import telemetry
 from shared.context import get_context
+from shared.views import console, openapi, status
 
 bp = func.Blueprint()
 
 
-def _json(response: status_api.ApiResponse) -> func.HttpResponse:
+def _json(response: status.ApiResponse) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(response.body, ensure_ascii=False),
         status_code=response.status,
@@ -26,7 +27,7 @@ def _json(response: status_api.ApiResponse) -> func.HttpResponse:
 def http_status(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/messages/{message_id} and GET /api/messages?blob=|state=&route=&since=..."""
     message_id = req.route_params.get("message_id")
-    return _json(status_api.messages(get_context, message_id, dict(req.params)))
+    return _json(status.messages(get_context, message_id, dict(req.params)))
 
 
 @bp.function_name("health")
@@ -34,7 +35,7 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
 @telemetry.invocation("health", trigger="http")
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
-    return _json(status_api.health(get_context))
+    return _json(status.health(get_context))
 
 
 @bp.function_name("resubmit")
@@ -46,7 +47,7 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/messages/{id}/resubmit: copy a final file back into the inbound path, once
     per request id (Idempotency-Key header or request_id); confirm=true for a risky one."""
     message_id = req.route_params.get("message_id", "")
-    return _json(status_api.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
+    return _json(status.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
 
 
 @bp.function_name("counts")
@@ -54,7 +55,7 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
 @telemetry.invocation("counts", trigger="http")
 def counts(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/counts?since=&until=: files by state and route over a period."""
-    return _json(status_api.counts(get_context, dict(req.params)))
+    return _json(status.counts(get_context, dict(req.params)))
 
 
 @bp.function_name("console")
@@ -74,4 +75,4 @@ def console_page(req: func.HttpRequest) -> func.HttpResponse:
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/openapi.json: the OpenAPI 3 description of this API, its server URL this
     request's own."""
-    return _json(status_api.ApiResponse(200, openapi.served(req.url)))
+    return _json(status.ApiResponse(200, openapi.served(req.url)))

@@ -16,7 +16,7 @@ _LOGGER = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False)
 @telemetry.invocation("poll_status", trigger="timer")
 def poll_status(timer: func.TimerRequest) -> None:
-    """Poll every due message once; see shared.poller."""
+    """Poll every due message once; see shared.flows.poll."""
     if timer.past_due:
         _LOGGER.warning("poll_status is running late")
     get_context().poller.tick()

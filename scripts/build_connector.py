@@ -5,8 +5,9 @@ Usage::
     python scripts/build_connector.py [--output connector]
 
 Writes ``apiDefinition.swagger.json`` and ``apiProperties.json``, the two files of a custom
-connector (``paconn create --api-def ... --api-prop ...``), from ``shared.openapi.document()``,
-the document ``GET /api/openapi.json`` serves. Never edit them by hand:
+connector (``paconn create --api-def ... --api-prop ...``), from
+``shared.views.openapi.document()``, the document ``GET /api/openapi.json`` serves. Never edit
+them by hand:
 ``tests/deploy/test_connector.py`` regenerates both and fails when the committed files differ.
 
 Power Platform imports only OpenAPI 2.0, so the OpenAPI 3 document is converted, and the
@@ -44,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from shared import openapi  # noqa: E402 - needs the repository root on the path
+from shared.views import openapi  # noqa: E402 - needs the repository root on the path
 
 DEFAULT_OUTPUT = REPO_ROOT / "connector"
 API_DEFINITION = "apiDefinition.swagger.json"

@@ -18,15 +18,15 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
 
+from shared.clients.credentials import build_credential
+from shared.clients.d365 import D365Client
+from shared.clients.storage import blob_service_client, table_service_client
 from shared.config import Settings
-from shared.credentials import build_credential
-from shared.d365 import D365Client
-from shared.enqueuer import EnqueuePolicy, Enqueuer
-from shared.exporter import Exporter, ExportPolicy
-from shared.package_importer import PackageImporter, PackagePolicy
-from shared.poller import Poller, PollPolicy
-from shared.source_blob import Archiver
-from shared.storage import blob_service_client, table_service_client
+from shared.flows.enqueue import EnqueuePolicy, Enqueuer
+from shared.flows.export import Exporter, ExportPolicy
+from shared.flows.package import PackageImporter, PackagePolicy
+from shared.flows.poll import Poller, PollPolicy
+from shared.flows.source_blob import Archiver
 from shared.tracking import Backoff, ExportStore, TrackingStore, utcnow
 
 __all__ = ["AppContext", "build_context", "get_context"]

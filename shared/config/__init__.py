@@ -12,7 +12,7 @@ Modules: :mod:`~shared.config.parsers` (durations, URLs, GUIDs, byte sizes, name
 :mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.host_json` (the
 host's ``functionTimeout``) and :mod:`~shared.config.reader` (reading the environment, and
 :class:`SettingsError`). What the health endpoint shows is the HTTP view's
-(:func:`shared.status_api.health_summary`).
+(:func:`shared.views.status.health_summary`).
 
 F&O connection and identity:
 
@@ -41,7 +41,7 @@ F&O connection and identity:
 
 Routing and storage:
 
-``D365_ROUTES``                     required; JSON list of routes (see :mod:`shared.routing`).
+``D365_ROUTES``                     required; JSON list of routes (see :mod:`shared.config.routes`).
 ``MAX_FILE_BYTES``                  limit for routes without ``max_bytes``, default ``48MiB``, at
                                     most ``1GiB``: F&O answered 413 to a 50 MB file (RIS issue
                                     #135), so the default stays below that.
@@ -77,7 +77,7 @@ Polling:
 ``CLAIM_LEASE``                     a claimed file not enqueued after this is recovered, ``10m``,
                                     1s to 1d, and longer than one enqueue may take.
 
-Exports (recurring export jobs to blob storage, :mod:`shared.exporter`):
+Exports (recurring export jobs to blob storage, :mod:`shared.flows.export`):
 
 ``EXPORT_ROUTES``                   JSON list of export routes (see :mod:`shared.config.exports`);
                                     absent or ``[]``: no exports.
@@ -88,7 +88,7 @@ Exports (recurring export jobs to blob storage, :mod:`shared.exporter`):
                                     ``ExportFailed`` for good, alerted and acknowledged; default
                                     10, 1 to 1000.
 
-Zips (templates, uploaded packages and unzipped exports, read by :mod:`shared.limited_zip`;
+Zips (templates, uploaded packages and unzipped exports, read by :mod:`shared.zips`;
 a zip over a limit is refused naming it):
 
 ``ZIP_MAX_MEMBERS``                 entries in one zip's directory, default 10000, 1 to 100000.

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shared.clients.d365 import normalize_sas_host
 from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_guid, parse_url
 from shared.config.reader import SettingsReader
-from shared.d365 import normalize_sas_host
 
 __all__ = ["DEFAULT_AUTHORITY_HOST", "AuthMode", "D365Settings", "read_d365"]
 

@@ -27,7 +27,7 @@ Keys:
 ``max_messages``  messages taken per timer tick, 1-1000, default 100.
 ``enabled``       ``false`` leaves the job's queue alone. Default true.
 
-:meth:`ExportRoutes.from_json` raises :class:`~shared.routing.RouteConfigError` listing every
+:meth:`ExportRoutes.from_json` raises :class:`~shared.config.routes.RouteConfigError` listing every
 problem, each naming ``EXPORT_ROUTES[index].key`` and the fix. An absent or empty setting
 means no exports.
 """
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared import routing
+from shared.config import routes as import_routes
 from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_container_name, shown
 
 __all__ = ["EXPORT_ROUTES_SETTING", "ExportRoute", "ExportRoutes"]
@@ -78,7 +78,7 @@ def _parse_prefix(value: object) -> str:
     segments = value.split("/")
     unknown = sorted(set(_PLACEHOLDER.findall(value)) - set(PLACEHOLDERS))
     problem = None
-    if routing._CONTROL.search(value):
+    if import_routes._CONTROL.search(value):
         problem = "holds a control character"
     elif value.startswith("/") or not value.endswith("/"):
         problem = "does not end with '/' or starts with '/'"
@@ -96,7 +96,7 @@ def _parse_prefix(value: object) -> str:
 
 
 def _parse_company(value: object) -> str:
-    problem = routing._company_problem(value) if isinstance(value, str) else "is not text"
+    problem = import_routes._company_problem(value) if isinstance(value, str) else "is not text"
     if problem:
         raise _FieldProblemError(problem if isinstance(value, str) else f"{shown(value)} {problem}")
     return str(value).upper()
@@ -121,12 +121,12 @@ def _parse_max_messages(value: object) -> int:
 
 
 def _routing_field(name: str) -> Any:
-    """A parser of shared.routing (looked up when called: the two modules import each other
+    """A parser of shared.config.routes (looked up when called: the two modules import each other
     in either order), its problem re-raised as this module's."""
 
     def parse_field(value: object) -> Any:
         try:
-            return getattr(routing, name)(value)
+            return getattr(import_routes, name)(value)
         except ValueError as exc:
             raise _FieldProblemError(str(exc)) from None
 
@@ -191,7 +191,7 @@ class ExportRoute:
 
         :raises RouteConfigError: every problem of this route.
         """
-        problems = routing.key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
+        problems = import_routes.key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
         assert isinstance(raw, Mapping)  # key_problems raised otherwise
         values: dict[str, Any] = {}
         for key, value in raw.items():
@@ -204,7 +204,7 @@ class ExportRoute:
         seen = {**values, "prefix": values.get("prefix") or str(raw.get("prefix") or "")}
         problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(seen)]
         if problems:
-            raise routing.RouteConfigError(problems)
+            raise import_routes.RouteConfigError(problems)
         return cls(**values)
 
     def folder(self, *, dequeued_at: datetime, message_id: str) -> str:
@@ -245,9 +245,9 @@ class ExportRoutes:
         """
         if text is None or not text.strip():
             return cls()
-        raw = routing._load_json(text, EXPORT_ROUTES_SETTING)
+        raw = import_routes._load_json(text, EXPORT_ROUTES_SETTING)
         if not isinstance(raw, list):
-            raise routing.RouteConfigError(
+            raise import_routes.RouteConfigError(
                 [f"{EXPORT_ROUTES_SETTING}: {shown(raw)} is not a JSON list; expected {_EXAMPLE}"]
             )
         routes: list[ExportRoute] = []
@@ -257,11 +257,11 @@ class ExportRoutes:
                 routes.append(
                     ExportRoute.from_dict(item, label=f"{EXPORT_ROUTES_SETTING}[{index}]")
                 )
-            except routing.RouteConfigError as exc:
+            except import_routes.RouteConfigError as exc:
                 problems.extend(exc.problems)
         problems += _duplicates(routes)
         if problems:
-            raise routing.RouteConfigError(problems)
+            raise import_routes.RouteConfigError(problems)
         return cls(tuple(routes))
 
     def __iter__(self) -> Iterator[ExportRoute]:

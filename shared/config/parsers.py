@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from urllib.parse import SplitResult, urlsplit
 
-from shared.d365 import normalize_guid
+from shared.clients.d365 import normalize_guid
 
 __all__ = [
     "DURATION_FORMS",

@@ -11,9 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-# The module, not its names: shared.routing imports shared.config.parsers, and a module
-# reference resolves whichever of the two is imported first.
-from shared import limited_zip, routing
+from shared import zips
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
@@ -29,6 +27,7 @@ from shared.config.parsers import (
     parse_whole_number,
 )
 from shared.config.reader import SettingsReader
+from shared.config.routes import ImportRoutes, RouteConfigError
 from shared.config.storage import StorageSettings, read_storage
 
 __all__ = ["SETTING_NAMES", "ArchiveMode", "Settings"]
@@ -62,11 +61,11 @@ SETTING_NAMES = (
     "EXPORT_ROUTES",
     "EXPORT_SCHEDULE",
     "EXPORT_MAX_ATTEMPTS",
-    limited_zip.MEMBERS_SETTING,
-    limited_zip.MEMBER_BYTES_SETTING,
-    limited_zip.TOTAL_BYTES_SETTING,
-    limited_zip.RATIO_SETTING,
-    limited_zip.MANIFEST_BYTES_SETTING,
+    zips.MEMBERS_SETTING,
+    zips.MEMBER_BYTES_SETTING,
+    zips.TOTAL_BYTES_SETTING,
+    zips.RATIO_SETTING,
+    zips.MANIFEST_BYTES_SETTING,
 )
 """The app's own settings (the storage connection aside), as the README lists them."""
 
@@ -94,7 +93,7 @@ class Settings:
 
     d365: D365Settings
     storage: StorageSettings
-    routes: routing.RouteTable
+    routes: ImportRoutes
     inbound_container: str = "d365-inbound"
     archive_container: str = "d365-archive"
     errors_container: str = "d365-execution-errors"
@@ -111,7 +110,7 @@ class Settings:
     exports: ExportRoutes = field(default_factory=ExportRoutes)
     export_schedule: str = "0 */5 * * * *"
     export_max_attempts: int = 10
-    zip_limits: limited_zip.ZipLimits = field(default_factory=limited_zip.ZipLimits)
+    zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
 
     @classmethod
     def from_env(
@@ -241,26 +240,26 @@ def _count_limit(
 # ZipLimits field -> how it is read (its default is the field's).
 _ZIP_LIMITS: dict[str, Callable[[SettingsReader, int], int]] = {
     # zipfile holds the whole directory in memory: about 1 KB a member.
-    "max_members": _count_limit(limited_zip.MEMBERS_SETTING, 1, 100_000, "10000"),
-    "max_member_bytes": _byte_limit(limited_zip.MEMBER_BYTES_SETTING, 1024**4, "4GiB"),
-    "max_total_bytes": _byte_limit(limited_zip.TOTAL_BYTES_SETTING, 1024**4, "8GiB"),
+    "max_members": _count_limit(zips.MEMBERS_SETTING, 1, 100_000, "10000"),
+    "max_member_bytes": _byte_limit(zips.MEMBER_BYTES_SETTING, 1024**4, "4GiB"),
+    "max_total_bytes": _byte_limit(zips.TOTAL_BYTES_SETTING, 1024**4, "8GiB"),
     # A ratio of 1 would refuse every deflated member past the grace size.
-    "max_ratio": _count_limit(limited_zip.RATIO_SETTING, 2, 100_000, "200"),
+    "max_ratio": _count_limit(zips.RATIO_SETTING, 2, 100_000, "200"),
     # Read whole into memory and parsed: kept well below a worker's memory.
-    "max_manifest_bytes": _byte_limit(limited_zip.MANIFEST_BYTES_SETTING, 256 * 1024**2, "4MiB"),
+    "max_manifest_bytes": _byte_limit(zips.MANIFEST_BYTES_SETTING, 256 * 1024**2, "4MiB"),
 }
 
 
-def _read_zip_limits(reader: SettingsReader) -> limited_zip.ZipLimits:
-    defaults = limited_zip.ZipLimits()
-    limits = limited_zip.ZipLimits(
+def _read_zip_limits(reader: SettingsReader) -> zips.ZipLimits:
+    defaults = zips.ZipLimits()
+    limits = zips.ZipLimits(
         **{name: read(reader, getattr(defaults, name)) for name, read in _ZIP_LIMITS.items()}
     )
     if limits.max_member_bytes > limits.max_total_bytes:
         reader.problem(
-            limited_zip.MEMBER_BYTES_SETTING,
+            zips.MEMBER_BYTES_SETTING,
             f"{format_byte_size(limits.max_member_bytes)} is more than "
-            f"{limited_zip.TOTAL_BYTES_SETTING} ({format_byte_size(limits.max_total_bytes)}), "
+            f"{zips.TOTAL_BYTES_SETTING} ({format_byte_size(limits.max_total_bytes)}), "
             "the limit of all members together; expected MEMBER_BYTES <= TOTAL_BYTES",
         )
     return limits
@@ -269,12 +268,12 @@ def _read_zip_limits(reader: SettingsReader) -> limited_zip.ZipLimits:
 def _read_exports(reader: SettingsReader) -> ExportRoutes:
     try:
         return ExportRoutes.from_json(reader.get(EXPORT_ROUTES_SETTING))
-    except routing.RouteConfigError as exc:
+    except RouteConfigError as exc:
         reader.problems.extend(exc.problems)
         return ExportRoutes()
 
 
-def _read_routes(reader: SettingsReader) -> routing.RouteTable:
+def _read_routes(reader: SettingsReader) -> ImportRoutes:
     raw = reader.get("D365_ROUTES")
     if raw is None:
         reader.problem(
@@ -283,12 +282,12 @@ def _read_routes(reader: SettingsReader) -> routing.RouteTable:
             '[{"name": "customers", "prefix": "customers/{company}/", '
             f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]',
         )
-        return routing.RouteTable(())
+        return ImportRoutes(())
     try:
-        return routing.RouteTable.from_json(raw)
-    except routing.RouteConfigError as exc:
+        return ImportRoutes.from_json(raw)
+    except RouteConfigError as exc:
         reader.problems.extend(exc.problems)
-        return routing.RouteTable(())
+        return ImportRoutes(())
 
 
 def _check_together(

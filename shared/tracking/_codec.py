@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.d365 import ExecutionError
+from shared.clients.d365 import ExecutionError
 
 from ._fit import (
     ERRORS_UNITS,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from shared.d365 import ExecutionError
+from shared.clients.d365 import ExecutionError
 from shared.errors import AppError
 
 __all__ = [
@@ -139,7 +139,8 @@ class TrackedFile:
     history_dropped: int = 0
     """Entries older than ``history`` that the row no longer keeps."""
     resubmit_of: str | None = None
-    """Row key of the record this version was resubmitted from (see :mod:`shared.resubmit`)."""
+    """Row key of the record this version was resubmitted from (see
+    :mod:`shared.flows.resubmit`)."""
     resubmitted_as: str | None = None
     """Row key of the record of the version this file was resubmitted as."""
     resubmit_request: str | None = None

@@ -18,7 +18,7 @@ from typing import Any
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.d365 import ExecutionError
+from shared.clients.d365 import ExecutionError
 
 from ._codec import (
     PARTITION,

@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 import requests
 
-from shared import openapi
 from shared.tracking import ExportState, TrackingState
+from shared.views import openapi
 from tests import fakes
 from tests.deploy.conftest import REPO_ROOT, load_script
 from tests.deploy.test_docs import code_blocks
@@ -92,7 +92,7 @@ def test_the_committed_connector_files_are_the_generated_ones(name: str) -> None
     committed = (CONNECTOR / name).read_text(encoding="utf-8")
     assert committed == build.render(openapi.document())[name], (
         f"connector/{name} differs from what scripts/build_connector.py writes from "
-        "shared/openapi.py: run `python scripts/build_connector.py` (never edit it by hand)"
+        "shared/views/openapi.py: run `python scripts/build_connector.py` (never edit it by hand)"
     )
 
 

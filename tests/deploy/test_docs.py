@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.routing import RouteTable
+from shared.config.routes import ImportRoutes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
@@ -69,12 +69,12 @@ def test_bash_blocks_set_every_variable_they_use(block: str) -> None:
 @pytest.mark.parametrize("block", JSON_BLOCKS, ids=_short)
 def test_route_examples_are_valid_routes(block: str) -> None:
     routes = json.loads(block)
-    table = RouteTable.from_json(json.dumps(routes))
+    table = ImportRoutes.from_json(json.dumps(routes))
     assert len(table) == len(routes)
 
 
 def test_route_examples_resolve_as_described() -> None:
-    table = RouteTable.from_json(JSON_BLOCKS[0])
+    table = ImportRoutes.from_json(JSON_BLOCKS[0])
     match = table.resolve("customers/USMF/customers-2026-11-28.xml")
     assert (match.route.name, match.company) == ("customers", "USMF")
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.d365_access import PROBE_MESSAGE_ID
+from shared.flows.access import PROBE_MESSAGE_ID
 from tests.e2e.conftest import App
 
 

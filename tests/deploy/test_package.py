@@ -171,7 +171,7 @@ def test_required_files_are_at_the_zip_root(package: BuiltPackage) -> None:
 def test_the_console_assets_are_in_the_package(package: BuiltPackage) -> None:
     names = set(package.names())
     for asset in ("index.html", "console.css", "console.js"):
-        assert f"shared/console_assets/{asset}" in names
+        assert f"shared/views/console_assets/{asset}" in names
 
 
 def test_development_files_and_caches_are_left_out(package: BuiltPackage) -> None:

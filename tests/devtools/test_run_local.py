@@ -27,8 +27,8 @@ from azure.storage.blob import BlobServiceClient
 
 from devtools import run_local
 from devtools.azurite import connection_string, free_port
+from shared.clients.credentials import build_credential
 from shared.config import Settings
-from shared.credentials import build_credential
 
 EXAMPLE_VALUES: dict[str, str] = json.loads(
     (run_local.REPO_ROOT / "local.settings.example.json").read_text(encoding="utf-8")

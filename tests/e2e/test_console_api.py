@@ -14,7 +14,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from shared import openapi
+from shared.views import openapi
 from tests import fakes, package_files
 from tests.e2e.conftest import App, enqueue_requests, routes_for
 from tests.e2e.test_enqueue import VALID

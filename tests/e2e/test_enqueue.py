@@ -10,7 +10,7 @@ from azure.storage.blob import BlobClient
 
 from enqueue_blob import enqueue_blob
 from shared.context import get_context
-from shared.source_blob import fingerprint
+from shared.flows.source_blob import fingerprint
 from shared.tracking import TrackingState, utcnow
 from tests.e2e.conftest import App, enqueue_requests
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
-from shared import openapi
+from shared.views import openapi
 from tests import fakes
 from tests.e2e.conftest import start_app
 from tests.e2e.test_enqueue import VALID

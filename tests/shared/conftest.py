@@ -12,11 +12,11 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
+from shared.clients.d365 import D365Client, RetryPolicy
 from shared.config import Settings
 from shared.context import AppContext, build_context
-from shared.d365 import D365Client, RetryPolicy
-from shared.enqueuer import EnqueuePolicy, Enqueuer
-from shared.poller import Poller, PollPolicy
+from shared.flows.enqueue import EnqueuePolicy, Enqueuer
+from shared.flows.poll import Poller, PollPolicy
 from shared.tracking import Backoff, TrackedFile, utcnow
 from tests.e2e.conftest import INBOUND, app_environment
 from tests.faults import StorageFaults

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from shared import telemetry
-from shared.status_api import FAILED_STATES
 from shared.tracking import TrackingState
+from shared.views.status import FAILED_STATES
 from tests.deploy.bicep import BicepFile, Resource
 
 ROOT = Path(__file__).resolve().parents[2]

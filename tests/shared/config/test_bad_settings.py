@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.config import Settings, SettingsError
-from shared.routing import RejectReason, RouteTable, RoutingError
+from shared.config.routes import ImportRoutes, RejectReason, RoutingError
 
 SECRET = "fake-secret-Zq8~value"
 ACCOUNT_KEY = "ZmFrZS1rZXktbm90LXJlYWw="
@@ -73,7 +73,7 @@ GOOD = {
     ),
     **routes(route()),
 }
-ROUTE_TABLE = RouteTable.from_json(
+ROUTE_TABLE = ImportRoutes.from_json(
     json.dumps(
         [
             route(extensions=[".xml", ".csv"]),

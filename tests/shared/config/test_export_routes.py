@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import Settings, SettingsError
 from shared.config.exports import ExportRoute, ExportRoutes
-from shared.routing import RouteConfigError
+from shared.config.routes import RouteConfigError
 from tests import fakes
 from tests.shared.config.test_settings import _env
 

@@ -23,8 +23,8 @@ from shared.config import (
     SettingsError,
     StorageSettings,
 )
-from shared.limited_zip import ZipLimits
-from shared.status_api import health_summary
+from shared.views.status import health_summary
+from shared.zips import ZipLimits
 from tests import fakes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -469,10 +469,12 @@ def test_unrelated_names_are_not_taken_for_misspellings(name: str) -> None:
     assert Settings.from_env(_env(**{name: "x"})).poll_concurrency == 16
 
 
-@pytest.mark.parametrize("first", ["shared.routing", "shared.config", "shared.config.ncrontab"])
+@pytest.mark.parametrize(
+    "first", ["shared.config.routes", "shared.config", "shared.config.ncrontab"]
+)
 def test_config_and_routing_import_in_either_order(first: str) -> None:
-    # shared.routing uses shared.config's parsers and Settings holds a RouteTable.
-    code = f"import {first}, shared.config, shared.routing; print(shared.config.Settings)"
+    # shared.config.routes uses shared.config's parsers and Settings holds a ImportRoutes.
+    code = f"import {first}, shared.config, shared.config.routes; print(shared.config.Settings)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )

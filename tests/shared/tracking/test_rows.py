@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devtools.azurite import Azurite
-from shared.d365 import ExecutionError
+from shared.clients.d365 import ExecutionError
 from shared.tracking import (
     ExportStore,
     Lease,

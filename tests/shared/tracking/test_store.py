@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.d365 import ExecutionError
+from shared.clients.d365 import ExecutionError
 from shared.tracking import (
     UNSCHEDULE,
     Backoff,

@@ -1,0 +1,1 @@
+"""The app's clients of the outside world; they import nothing else of shared/."""

@@ -1,0 +1,492 @@
+"""Pure parsers for F&O's answers, tolerant where the API's exact shape is unconfirmed.
+
+Each function takes text and returns a record or raises `ValueError` saying what was wrong;
+the client turns that into a `D365ResponseError` with the operation and ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ._models import (
+    AzureWriteUrl,
+    DequeuedMessage,
+    EnqueueResult,
+    ExecutionError,
+    ExecutionErrors,
+    ExecutionSummaryStatus,
+    ExecutionSummaryStatusResult,
+    MessageStatus,
+    MessageStatusResult,
+)
+
+__all__ = [
+    "SHORT_TEXT_LIMIT",
+    "fno_error_text",
+    "get_ci",
+    "https_download_url",
+    "json_text",
+    "normalize_guid",
+    "normalize_message_id",
+    "odata_value",
+    "parse_azure_write_url",
+    "parse_boolean",
+    "parse_dequeue",
+    "parse_enqueue_response",
+    "parse_execution_errors",
+    "parse_execution_id",
+    "parse_execution_summary_status",
+    "parse_file_url",
+    "parse_import_execution_id",
+    "parse_message_status",
+    "redact_sas",
+    "shorten",
+    "string_value",
+    "url_without_query",
+]
+
+
+SHORT_TEXT_LIMIT = 200
+_WHITESPACE = re.compile(r"\s+")
+_SPACE = " \t\r\n\ufeff"
+_WRAPPING = _SPACE + "\"'{}"
+# A record starts where a `{"RecordId"` follows the previous record's closing brace.
+_RECORD_BOUNDARY = re.compile(r"\}\s*,\s*(?=\{\s*\"RecordId\")", re.IGNORECASE)
+_RECORD_KEY = re.compile(r"\"(RecordId|Field|ErrorMessage)\"\s*:\s*", re.IGNORECASE)
+_RECORD_FIELDS = {"recordid": "record_id", "field": "field", "errormessage": "message"}
+# A SAS token's signature, wherever a URL holding one is quoted (JSON-escaped or not).
+_SAS_SIGNATURE = re.compile(r"(sig=)[^&\s\"'\\]+", re.IGNORECASE)
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
+_JSON_SIMPLE_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+
+
+def shorten(text: str, limit: int = SHORT_TEXT_LIMIT) -> str:
+    """`text` on one line (whitespace runs collapsed), cut to `limit` characters."""
+    flat = _WHITESPACE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def json_text(value: Any) -> str:
+    """`value` as JSON text, keys sorted and non-ASCII kept: how a JSON answer that is not a
+    string is stored and shown (never as a Python repr)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def string_value(value: Any, what: str) -> str | None:
+    """An OData action's `value` that F&O documents as a string: the string, or None for null.
+
+    :raises ValueError: naming `what`, the JSON type and the JSON text (shortened) for an
+        object, array, number or boolean.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(
+        f"expected {what} as a JSON string, got {_json_type(value)}: {shorten(json_text(value))}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def get_ci(mapping: Mapping[str, Any], key: str) -> Any:
+    """`mapping[key]` matched case-insensitively (F&O's JSON casing is not guaranteed), or None."""
+    if key in mapping:
+        return mapping[key]
+    lowered = key.lower()
+    for name, value in mapping.items():
+        if name.lower() == lowered:
+            return value
+    return None
+
+
+def normalize_guid(text: str, name: str) -> str:
+    """`text` as a bare lower-case GUID; accepts braces, quotes, any case.
+
+    :raises ValueError: naming `name` when `text` is not a GUID.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, not {type(text).__name__}")
+    candidate = text.strip(_WRAPPING)
+    try:
+        return str(uuid.UUID(candidate))
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a GUID such as 6d31e09f-0249-459f-94f0-aad9c2c47b64, "
+            f"got {shorten(text, 60)!r}"
+        ) from None
+
+
+def normalize_message_id(text: str) -> str:
+    """A message id as F&O or a person may write it (quoted, braced, upper case, or the
+    `{"value": ...}` object) as the lower-case bare GUID used for keys.
+
+    :raises ValueError: when no GUID can be read from `text`.
+    """
+    candidate = text.strip(_SPACE)
+    try:
+        decoded = json.loads(candidate)
+    except ValueError:
+        decoded = candidate
+    if isinstance(decoded, Mapping):
+        decoded = get_ci(decoded, "value")
+    if not isinstance(decoded, str):
+        raise ValueError(f"no message id in {shorten(text)!r}")
+    return normalize_guid(decoded, "message_id")
+
+
+def parse_enqueue_response(text: str) -> EnqueueResult:
+    """The enqueue response body as an `EnqueueResult` (normalised id and the raw text).
+
+    :raises ValueError: when the body holds no GUID.
+    """
+    try:
+        message_id = normalize_message_id(text)
+    except ValueError:
+        raise ValueError(f"expected a message id (GUID), got {shorten(text)!r}") from None
+    return EnqueueResult(message_id=message_id, raw_message_id=text)
+
+
+def odata_value(text: str) -> Any:
+    """The `value` of an OData action response `{"@odata.context": ..., "value": ...}`.
+
+    :raises ValueError: when the body is not a JSON object with a `value`.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ValueError(f"expected JSON with a 'value', got {shorten(text)!r}") from None
+    if not isinstance(document, Mapping) or not any(k.lower() == "value" for k in document):
+        raise ValueError(f"expected JSON with a 'value', got {shorten(text)!r}")
+    return get_ci(document, "value")
+
+
+def parse_message_status(value: Any) -> MessageStatusResult:
+    """GetMessageStatus' value: the parsed status and F&O's text ("" for null).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    raw = string_value(value, "the message status") or ""
+    return MessageStatusResult(status=MessageStatus.parse(raw), raw=raw)
+
+
+def parse_execution_summary_status(value: Any) -> ExecutionSummaryStatusResult:
+    """GetExecutionSummaryStatus' value: the parsed status and F&O's text ("" for null).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    raw = string_value(value, "the execution summary status") or ""
+    return ExecutionSummaryStatusResult(status=ExecutionSummaryStatus.parse(raw), raw=raw)
+
+
+def parse_execution_id(value: Any) -> str | None:
+    """GetExecutionIdByMessageId's value; None while not assigned yet (null, empty or the
+    all-zero GUID).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the execution id")
+    if text is None:
+        return None
+    execution_id = text.strip()
+    if not execution_id.strip(_WRAPPING):
+        return None
+    try:
+        if uuid.UUID(execution_id.strip(_WRAPPING)).int == 0:
+            return None
+    except ValueError:
+        pass
+    return execution_id
+
+
+def fno_error_text(text: str) -> str | None:
+    """F&O's own error message out of an error body: `error.innererror.message`, then
+    `error.message`, then a top-level `Message`; None when the body has none of them."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(document, str):
+        return document.strip() or None
+    if not isinstance(document, Mapping):
+        return None
+    error = get_ci(document, "error")
+    if isinstance(error, Mapping):
+        inner = get_ci(error, "innererror")
+        for candidate in (
+            get_ci(inner, "message") if isinstance(inner, Mapping) else None,
+            get_ci(error, "message"),
+        ):
+            message = _message_text(candidate)
+            if message:
+                return message
+    return _message_text(get_ci(document, "message"))
+
+
+def _message_text(candidate: Any) -> str | None:
+    # OData v3 wraps the message as {"lang": ..., "value": ...}.
+    if isinstance(candidate, Mapping):
+        candidate = get_ci(candidate, "value")
+    if isinstance(candidate, str) and candidate.strip():
+        return candidate.strip()
+    return None
+
+
+def parse_execution_errors(value: Any) -> ExecutionErrors:
+    """GetExecutionErrors' value (a string holding a JSON array) as `ExecutionErrors`.
+
+    Strict JSON first; when that fails (F&O's messages can carry raw quotes and line breaks)
+    a tolerant parser splits on record boundaries and keeps every piece of text. A value that
+    is JSON itself rather than a string is read as its JSON text (`json_text`): an array or
+    object strictly, a number or boolean by the tolerant parser (one error holding the text);
+    null means no errors.
+    """
+    if isinstance(value, list | Mapping):
+        return ExecutionErrors(errors=_errors_from_json(value), raw=json_text(value), strict=True)
+    if value is None:
+        raw = ""
+    elif isinstance(value, str):
+        raw = value
+    else:
+        raw = json_text(value)
+    if not raw.strip():
+        return ExecutionErrors(errors=(), raw=raw, strict=True)
+    try:
+        return ExecutionErrors(errors=_errors_from_json(json.loads(raw)), raw=raw, strict=True)
+    except ValueError:
+        return ExecutionErrors(errors=_tolerant_errors(raw), raw=raw, strict=False)
+
+
+def _errors_from_json(document: Any) -> tuple[ExecutionError, ...]:
+    if isinstance(document, Mapping):
+        document = [document]
+    if not isinstance(document, list):
+        raise ValueError("execution errors are not a JSON array")
+    return tuple(_error_from_mapping(item) for item in document)
+
+
+def _error_from_mapping(item: Any) -> ExecutionError:
+    known = isinstance(item, Mapping) and any(
+        get_ci(item, key) is not None for key in ("RecordId", "Field", "ErrorMessage")
+    )
+    if not known:
+        # Not an error record: keep its text as the message rather than lose it.
+        return ExecutionError(record_id="", field="", message=_as_text(item))
+    return ExecutionError(
+        record_id=_as_text(get_ci(item, "RecordId")),
+        field=_as_text(get_ci(item, "Field")),
+        message=_as_text(get_ci(item, "ErrorMessage")),
+    )
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json_text(value)
+
+
+def _tolerant_errors(raw: str) -> tuple[ExecutionError, ...]:
+    try:
+        return _errors_from_json(json.loads(raw, strict=False))
+    except ValueError:
+        pass
+    body = raw.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1].strip()
+    return tuple(_tolerant_record(piece) for piece in _RECORD_BOUNDARY.split(body) if piece.strip())
+
+
+def _tolerant_record(piece: str) -> ExecutionError:
+    text = piece.strip()
+    if text.startswith("{"):
+        text = text[1:]
+    if text.endswith("}"):
+        text = text[:-1]
+    keys = _record_keys(text)
+    if not keys:
+        return ExecutionError(record_id="", field="", message=piece.strip())
+    values: dict[str, str] = {}
+    for index, (name, match) in enumerate(keys):
+        end = keys[index + 1][1].start() if index + 1 < len(keys) else len(text)
+        values[_RECORD_FIELDS[name]] = _loose_json_string(text[match.end() : end])
+    return ExecutionError(
+        record_id=values.get("record_id", ""),
+        field=values.get("field", ""),
+        message=values.get("message", ""),
+    )
+
+
+def _record_keys(text: str) -> list[tuple[str, re.Match[str]]]:
+    """The first occurrence of each known key that sits where a key can start."""
+    keys: list[tuple[str, re.Match[str]]] = []
+    seen: set[str] = set()
+    for match in _RECORD_KEY.finditer(text):
+        name = match.group(1).lower()
+        before = text[: match.start()].rstrip()
+        if name in seen or (before and not before.endswith(",")):
+            continue
+        seen.add(name)
+        keys.append((name, match))
+    return keys
+
+
+def _loose_json_string(fragment: str) -> str:
+    """A JSON value as text, stripped of its delimiters; valid escapes decoded, the rest kept."""
+    text = fragment.strip()
+    if text.endswith(","):
+        text = text[:-1].rstrip()
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        return _unescape(text[1:-1])
+    return "" if text == "null" else text
+
+
+def _unescape(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return chr(int(match.group(1), 16))
+        return _JSON_SIMPLE_ESCAPES[match.group(2)]
+
+    decoded = _JSON_ESCAPE.sub(replace, text)
+    # \uXXXX pairs decode to lone surrogates; join them into the real characters.
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def parse_dequeue(text: str) -> DequeuedMessage:
+    """The dequeue response body as a `DequeuedMessage` (field names matched case-insensitively).
+
+    :raises ValueError: when the body is not a JSON object with the required fields
+        (``DownloadLocation`` may be missing or null when ``IsDownLoadFileExist`` is false).
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ValueError(f"expected a JSON object, got {shorten(text)!r}") from None
+    if not isinstance(document, Mapping):
+        raise ValueError(f"expected a JSON object, got {shorten(text)!r}")
+    exists = get_ci(document, "IsDownLoadFileExist")
+    names = ["CorrelationId", "PopReceipt"]
+    if exists is not False or get_ci(document, "DownloadLocation") is not None:
+        names.append("DownloadLocation")
+    required = {name: get_ci(document, name) for name in names}
+    missing = [name for name, found in required.items() if not isinstance(found, str)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)} in {shorten(text)!r}")
+    error_message = get_ci(document, "FileDownLoadErrorMessage")
+    last_dequeue = get_ci(document, "LastDequeueDateTime")
+    return DequeuedMessage(
+        correlation_id=required["CorrelationId"],
+        pop_receipt=required["PopReceipt"],
+        download_location=required.get("DownloadLocation") or "",
+        is_download_file_exist=exists if isinstance(exists, bool) else None,
+        file_download_error_message=None if error_message is None else str(error_message),
+        last_dequeue_date_time=None if last_dequeue is None else str(last_dequeue),
+        raw=text,
+    )
+
+
+def https_download_url(location: str) -> str:
+    """The dequeue `DownloadLocation` with `http://` made `https://` and `:80` dropped: behind
+    F&O's load balancer the location comes back as plain http."""
+    parts = urlsplit(location.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"location must be an http(s) URL, got {shorten(location, 80)!r}")
+    netloc = parts.netloc
+    if parts.scheme.lower() == "http":
+        netloc = netloc[: -len(":80")] if netloc.endswith(":80") else netloc
+    return urlunsplit(("https", netloc, parts.path, parts.query, parts.fragment))
+
+
+def url_without_query(url: str) -> str:
+    """`url` without query string or fragment, for messages and logs."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def parse_azure_write_url(value: Any) -> AzureWriteUrl:
+    """GetAzureWriteUrl's value: a JSON *string* holding ``{"BlobId": "{GUID}", "BlobUrl":
+    ...}``, parsed again (an object sent as JSON itself is read the same way). The BlobId may
+    come braced; a BlobId that is not a GUID is kept as sent, unwrapped.
+
+    Whether the BlobUrl may be called (scheme, host, port) is the URL guard's to judge
+    (:mod:`shared.clients.d365._urls`, before the upload), so that every unfit URL gets the same
+    refusal; here it need only be text.
+
+    :raises ValueError: when no BlobUrl can be read (the URL is never shown).
+    """
+    document = value
+    if isinstance(value, str):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise ValueError(
+                "expected the write URL as a JSON string of BlobId and BlobUrl, got "
+                f"text of {len(value)} characters that is not JSON"
+            ) from None
+    if not isinstance(document, Mapping):
+        raise ValueError(f"expected BlobId and BlobUrl, got {_json_type(document)}")
+    url = get_ci(document, "BlobUrl")
+    if not isinstance(url, str) or not url.strip():
+        got = "none" if url is None else "empty text" if isinstance(url, str) else _json_type(url)
+        raise ValueError(f"expected BlobUrl to be a URL, got {got}")
+    raw_id = get_ci(document, "BlobId")
+    blob_id = str(raw_id).strip(_WRAPPING) if raw_id is not None else ""
+    with contextlib.suppress(ValueError):
+        blob_id = str(uuid.UUID(blob_id))
+    return AzureWriteUrl(blob_id=blob_id, url=url.strip())
+
+
+def parse_import_execution_id(value: Any) -> str | None:
+    """ImportFromPackage's value: the execution id, or None when F&O answered none.
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the execution id")
+    return text.strip() or None if text is not None else None
+
+
+def parse_file_url(value: Any) -> str | None:
+    """An error-file URL action's value: the URL, or None for "" / null (no file, or still
+    generating).
+
+    :raises ValueError: when the value is neither a string nor null.
+    """
+    text = string_value(value, "the file URL")
+    return (text or "").strip() or None
+
+
+def parse_boolean(value: Any) -> bool:
+    """An ``Edm.Boolean`` value; ``"true"``/``"false"`` text accepted too (any case).
+
+    :raises ValueError: for anything else.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"expected a boolean, got {_json_type(value)}: {shorten(json_text(value))}")
+
+
+def redact_sas(text: str) -> str:
+    """`text` with every SAS signature (``sig=...``) replaced, for logs and error texts."""
+    return _SAS_SIGNATURE.sub(r"\1REDACTED", text)

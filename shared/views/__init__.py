@@ -1,0 +1,1 @@
+"""The HTTP answers: what the routes show and accept."""

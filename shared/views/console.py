@@ -1,0 +1,90 @@
+"""The operator console: one HTML page with its style and script inline.
+
+The files are plain HTML, CSS and JavaScript in ``shared/views/console_assets/`` (shipped in the
+package, no build step, no CDN). They are put together into one response so the page costs
+one keyed request: a ``<script src>`` cannot send the ``x-functions-key`` header, and a key
+in asset URLs would be logged. The Content-Security-Policy allows exactly the inline style
+and script by their hashes, API calls to this origin, and nothing else; no Referer leaves the
+page (its first URL carries ``?code=`` until the script removes it).
+
+The state vocabulary (every :class:`TrackingState`, the failed and the pending ones) comes from
+the status model, put into the page as a JSON data block (``<script type="application/json">``)
+that the script reads: a data block is never executed, so the policy need not allow it, and the
+console has no list of states of its own to fall behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.tracking import ExportState, TrackingState
+from shared.views.status import FAILED_STATES
+
+__all__ = ["ASSETS", "Page", "page", "vocabulary"]
+
+ASSETS = Path(__file__).resolve().parent / "console_assets"
+
+
+@dataclass(frozen=True)
+class Page:
+    """The console's HTML and the headers it must be served with."""
+
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+def _hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def vocabulary() -> dict[str, Any]:
+    """The states the console shows, in the status model's order: all, failed, pending; and
+    the export records' failed and pending states."""
+    return {
+        "states": [state.value for state in TrackingState],
+        "failed": [state.value for state in TrackingState if state in FAILED_STATES],
+        "pending": [state.value for state in TrackingState if not state.is_terminal],
+        "export_failed": [ExportState.EXPORT_FAILED.value],
+        # Taken from F&O but not acknowledged yet: the next export tick goes on with it.
+        "export_pending": [ExportState.DEQUEUED.value, ExportState.DOWNLOADED.value],
+    }
+
+
+def _data_block(data: dict[str, Any]) -> str:
+    # "<" escaped so that no value can close the <script> element it sits in.
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
+@functools.cache
+def page() -> Page:
+    """The console page (built once per process from the asset files)."""
+    style = (ASSETS / "console.css").read_text(encoding="utf-8")
+    script = (ASSETS / "console.js").read_text(encoding="utf-8")
+    html = (ASSETS / "index.html").read_text(encoding="utf-8")
+    html = html.replace("{{style}}", style).replace("{{script}}", script)
+    html = html.replace("{{vocabulary}}", _data_block(vocabulary()))
+    policy = "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src {_hash(script)}",
+            f"style-src {_hash(style)}",
+            "connect-src 'self'",
+            "img-src 'self' blob: data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+    headers = (
+        ("Content-Security-Policy", policy),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+    )
+    return Page(html.encode("utf-8"), headers)

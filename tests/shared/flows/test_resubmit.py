@@ -1,0 +1,240 @@
+"""Resubmit: a final file copied back into the inbound path as a new version, once per request.
+
+Real Azurite and the emulator; the crashes are storage failures injected at the exact step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import AzureError
+
+from shared.flows.resubmit import ResubmitError, Resubmitter
+from shared.flows.source_blob import RECORD_KEY
+from shared.tracking import TrackedFile, TrackingState
+from tests.e2e.test_enqueue import VALID
+from tests.shared.conftest import Domain
+
+PATH = "customers/USMF/resubmit.xml"
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+def _resubmitter(domain: Domain) -> Resubmitter:
+    context = domain.context
+    return Resubmitter(context.store, domain.enqueuer, context.archiver, context.blob_service)
+
+
+def _refused_by_fo(domain: Domain) -> TrackedFile:
+    """A file F&O refused (413): EnqueueFailed, still in the inbound container."""
+    domain.d365.knobs.max_enqueue_bytes = 16
+    blob = domain.upload(PATH, VALID)
+    record = domain.deliver(blob)
+    assert record is not None
+    assert record.state is TrackingState.ENQUEUE_FAILED
+    domain.d365.knobs.max_enqueue_bytes = None  # the cause is fixed
+    return record
+
+
+def test_a_refused_file_resubmitted_is_processed_and_both_records_link(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+
+    result = _resubmitter(domain).resubmit(old.row_key, request_id="req-1")
+
+    assert result.resubmitted is not None
+    new = domain.tick_until_final(old.blob)
+    assert new.row_key == result.resubmitted.row_key != old.row_key
+    assert new.state is TrackingState.PROCESSED
+    assert new.resubmit_of == old.row_key
+    assert new.resubmit_request == "req-1"
+    linked = domain.context.store.get(old.row_key)
+    assert linked is not None
+    assert linked.resubmitted_as == new.row_key
+    assert linked.resubmit_request == "req-1"
+    assert linked.state is TrackingState.ENQUEUE_FAILED
+    assert domain.enqueues() == 1
+
+
+def test_the_same_request_twice_enqueues_once_and_answers_alike(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+
+    first = resubmitter.resubmit(old.row_key, request_id="double-click")
+    second = resubmitter.resubmit(old.row_key, request_id="double-click")
+
+    assert first.resubmitted is not None and second.resubmitted is not None
+    assert first.resubmitted.row_key == second.resubmitted.row_key
+    assert domain.enqueues() == 1
+
+
+def test_another_request_on_a_resubmitted_file_is_refused_naming_the_new_record(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+    first = resubmitter.resubmit(old.row_key, request_id="a")
+
+    with pytest.raises(ResubmitError) as refused:
+        resubmitter.resubmit(old.row_key, request_id="b")
+
+    assert refused.value.status == 409
+    assert first.resubmitted is not None
+    assert f"already resubmitted as record {first.resubmitted.row_key}" in str(refused.value)
+    assert domain.enqueues() == 1
+
+
+def test_a_crash_between_copy_and_claim_is_finished_by_the_retry(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+    domain.faults.fail("reset", "POST", "$batch", times=50)  # the new version's claim
+
+    with pytest.raises(AzureError):
+        resubmitter.resubmit(old.row_key, request_id="r")
+    domain.faults.clear()
+    assert domain.enqueues() == 0
+    result = resubmitter.resubmit(old.row_key, request_id="r")
+
+    assert result.resubmitted is not None
+    assert result.original.resubmitted_as == result.resubmitted.row_key
+    assert domain.tick_until_final(old.blob).state is TrackingState.PROCESSED
+    assert domain.enqueues() == 1
+
+
+def test_a_crash_before_the_link_is_finished_by_the_retry(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+    domain.faults.fail("reset", "PUT", old.row_key, times=50)  # the old record's link
+
+    with pytest.raises(AzureError):
+        resubmitter.resubmit(old.row_key, request_id="r")
+    domain.faults.clear()
+    assert domain.enqueues() == 1
+    result = resubmitter.resubmit(old.row_key, request_id="r")
+
+    assert result.resubmitted is not None
+    assert result.original.resubmitted_as == result.resubmitted.row_key
+    assert domain.enqueues() == 1
+
+
+def test_a_retry_after_the_new_version_was_archived_finds_it_in_the_index(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    resubmitter = _resubmitter(domain)
+    domain.faults.fail("reset", "PUT", old.row_key, times=50)
+    with pytest.raises(AzureError):
+        resubmitter.resubmit(old.row_key, request_id="r")
+    domain.faults.clear()
+    new = domain.tick_until_final(old.blob)
+    assert new.archived_to is not None
+    assert not domain.inbound.get_blob_client(old.blob).exists()
+
+    result = resubmitter.resubmit(old.row_key, request_id="r")
+
+    assert result.original.resubmitted_as == new.row_key
+    assert domain.enqueues() == 1
+
+
+def test_an_archived_file_is_copied_back_from_the_archive(domain: Domain) -> None:
+    blob = domain.upload(PATH, (SAMPLES / "customers/USMF/customers-with-errors.xml").read_bytes())
+    domain.deliver(blob)
+    old = domain.tick_until_final(blob)
+    assert old.state is TrackingState.PROCESSED_WITH_ERRORS
+    assert old.archived_to is not None
+    assert not domain.inbound.get_blob_client(blob).exists()
+
+    result = _resubmitter(domain).resubmit(old.row_key, request_id="fix-1")
+
+    assert result.resubmitted is not None
+    assert result.resubmitted.resubmit_of == old.row_key
+    new = domain.tick_until_final(blob)
+    assert new.row_key == result.resubmitted.row_key
+    assert new.state is TrackingState.PROCESSED_WITH_ERRORS
+    assert domain.enqueues() == 2
+    # The archived copy of the old version is still there, with its own stamp.
+    archived = domain.context.blob_service.get_blob_client(*old.archived_to.split("/", 1))
+    assert archived.get_blob_properties().metadata[RECORD_KEY] == old.row_key
+
+
+def test_a_file_not_final_is_refused(domain: Domain) -> None:
+    blob = domain.upload(PATH, VALID)
+    record = domain.deliver(blob)
+    assert record is not None and record.state is TrackingState.ENQUEUED
+
+    with pytest.raises(ResubmitError) as refused:
+        _resubmitter(domain).resubmit(record.row_key, request_id="r")
+
+    assert refused.value.status == 409
+    assert "the file is Enqueued, not final" in str(refused.value)
+    assert domain.enqueues() == 1
+
+
+def test_an_outcome_unknown_file_needs_a_confirmation_that_names_the_risk(
+    domain: Domain,
+) -> None:
+    blob = domain.upload(PATH, VALID)
+    domain.d365.knobs.drop_after_body_burst = 1
+    old = domain.deliver(blob)
+    assert old is not None and old.last_error.startswith("outcome unknown")
+    resubmitter = _resubmitter(domain)
+
+    with pytest.raises(ResubmitError) as refused:
+        resubmitter.resubmit(old.row_key, request_id="r")
+    assert refused.value.status == 409
+    assert "F&O may already have this file" in str(refused.value)
+    assert "import it twice" in str(refused.value)
+    assert "confirm=true" in str(refused.value)
+
+    result = resubmitter.resubmit(old.row_key, request_id="r", confirm=True)
+    assert result.resubmitted is not None
+    assert domain.tick_until_final(blob).state is TrackingState.PROCESSED
+
+
+def test_a_file_overwritten_since_is_refused(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    domain.upload(PATH, VALID + b" ")
+
+    with pytest.raises(ResubmitError) as refused:
+        _resubmitter(domain).resubmit(old.row_key, request_id="r")
+
+    assert refused.value.status == 409
+    assert "overwritten by a newer version" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("request_id", "text"),
+    [("", "a request id is required"), ("a b", "is not accepted"), ("x" * 101, "not accepted")],
+)
+def test_a_bad_request_id_is_refused(domain: Domain, request_id: str, text: str) -> None:
+    old = _refused_by_fo(domain)
+
+    with pytest.raises(ResubmitError) as refused:
+        _resubmitter(domain).resubmit(old.row_key, request_id=request_id)
+
+    assert refused.value.status == 400
+    assert text in str(refused.value)
+
+
+def test_an_unknown_record_is_404(domain: Domain) -> None:
+    with pytest.raises(ResubmitError) as refused:
+        _resubmitter(domain).resubmit("9" * 13 + "-" + "0" * 32, request_id="r")
+    assert refused.value.status == 404
+
+
+def test_a_concurrent_request_whose_copy_lands_first_is_answered_alike(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    other: list[object] = []
+    # The other request (the same click, sent twice) copies and links just after this one
+    # looked for a copy and found none, before it reads the inbound path to copy from it.
+    domain.faults.meanwhile(
+        "HEAD",
+        PATH,
+        lambda: other.append(_resubmitter(domain).resubmit(old.row_key, request_id="click")),
+        skip=1,
+    )
+
+    result = _resubmitter(domain).resubmit(old.row_key, request_id="click")
+
+    assert len(other) == 1
+    assert result.original.resubmitted_as == other[0].original.resubmitted_as  # type: ignore[attr-defined]
+    assert domain.enqueues() == 1

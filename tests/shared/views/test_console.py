@@ -1,0 +1,41 @@
+"""The console page's state vocabulary is the status model's, not a list of its own."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from shared.tracking import TrackingState
+from shared.views import console
+from shared.views.status import FAILED_STATES
+
+_BLOCK = re.compile(rb'<script type="application/json" id="vocabulary">(.*?)</script>', re.S)
+
+
+def _vocabulary() -> dict[str, list[str]]:
+    found = _BLOCK.search(console.page().body)
+    assert found, "the page has no vocabulary data block"
+    return json.loads(found.group(1))
+
+
+def test_the_console_s_states_are_the_tracking_states() -> None:
+    vocabulary = _vocabulary()
+    assert vocabulary["states"] == [state.value for state in TrackingState]
+    assert set(vocabulary["failed"]) == {state.value for state in FAILED_STATES}
+    assert set(vocabulary["pending"]) == {s.value for s in TrackingState if not s.is_terminal}
+    assert {"ImportFailed", "ImportCanceled"} <= set(vocabulary["failed"])
+    assert "Importing" in vocabulary["pending"]
+
+
+def test_the_script_names_no_state_of_its_own() -> None:
+    script = (console.ASSETS / "console.js").read_text(encoding="utf-8")
+    script = re.sub(r'fact\("[^"]*"', "fact(", script)  # labels of the detail ("Received")
+    named = [state.value for state in TrackingState if f'"{state.value}"' in script]
+    assert named == []
+
+
+def test_the_data_block_is_not_allowed_as_a_script_and_cannot_close_its_element() -> None:
+    page = console.page()
+    policy = dict(page.headers)["Content-Security-Policy"]
+    assert len(re.findall(r"'sha256-", policy)) == 2  # the script and the style, no more
+    assert "<" not in console._data_block({"x": "</script><b>"})
