@@ -2,7 +2,7 @@
 counted, and a failure of the file underneath told apart from a bad zip.
 
 The flows that use the module (templates, uploaded packages, unzipped exports) are tested on
-Azurite and the emulator in test_package_importer.py and test_exporter.py; here the module
+Azurite and the emulator in tests/shared/flows (test_package.py, test_export.py); here the module
 itself, on zips built in memory.
 """
 

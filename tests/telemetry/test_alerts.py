@@ -16,13 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALERTS = BicepFile(ROOT / "infra" / "app" / "alerts.bicep")
 ALERTS_TEXT = (ROOT / "infra" / "app" / "alerts.bicep").read_text(encoding="utf-8")
 WORKBOOK = BicepFile(ROOT / "infra" / "app" / "workbook.bicep")
-SOURCES = [
-    ROOT / "shared" / "telemetry.py",
-    ROOT / "shared" / "enqueuer.py",
-    ROOT / "shared" / "poller.py",
-    ROOT / "shared" / "exporter.py",
-    ROOT / "shared" / "d365" / "_client.py",
-]
+# Every module of the app: an event or metric an alert reads may be emitted from any room.
+SOURCES = sorted((ROOT / "shared").rglob("*.py"))
 CODE = "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
 
 

@@ -88,7 +88,7 @@ def test_a_files_journey_is_a_tree_of_spans_with_its_ids(app: App, exported: Exp
 
 def test_a_429_is_a_failed_dependency_then_its_retry(app: App, exported: Exported) -> None:
     """A poll's call retries within the call (an enqueue makes one attempt per send and is
-    retried from the schedule instead, see tests/shared/test_enqueuer.py)."""
+    retried from the schedule instead, see tests/shared/flows/test_enqueue.py)."""
     blob = app.upload("customers/USMF/throttled.xml", VALID)
     app.deliver()
     message_id = app.record(blob)["message_id"]
