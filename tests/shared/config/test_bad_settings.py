@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings, SettingsError
-from shared.config.routes import ImportRoutes, RejectReason, RoutingError
+from shared.config import ImportRoutes, RejectReason, RoutingError, Settings, SettingsError
 
 SECRET = "fake-secret-Zq8~value"
 ACCOUNT_KEY = "ZmFrZS1rZXktbm90LXJlYWw="
