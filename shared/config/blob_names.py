@@ -1,4 +1,4 @@
-"""The blob names an inbound file may have, so F&O can take it and the archive can keep it.
+"""Which blob names an inbound file may have, so its archive name still fits Azure's limits.
 
 Blob names are accepted up to :data:`MAX_BLOB_NAME_CHARS` characters and
 :data:`MAX_BLOB_NAME_SEGMENTS` segments, so that the archive's name for the file,

@@ -1,4 +1,4 @@
-"""Export routes: which recurring export jobs are dequeued, with where their files land.
+"""Export routes: which recurring export jobs are dequeued, with the folder their files land in.
 
 An export route is one entry of the ``EXPORT_ROUTES`` app setting (a JSON list)::
 

@@ -1,4 +1,4 @@
-"""Routes: which recurring data job a blob in the inbound container goes to.
+"""Import routes: which recurring data job a blob in the inbound container goes to.
 
 A route is one entry of the ``D365_ROUTES`` app setting (a JSON list)::
 
@@ -66,7 +66,13 @@ from shared.config.rejections import RejectReason, RoutingError
 from shared.config.route_fields import RouteConfigError, company_problem
 from shared.config.route_json import build_each, load_route_json
 
-__all__ = ["ImportRoutes", "RouteMatch"]
+__all__ = ["ROUTES_EXAMPLE", "ImportRoutes", "RouteMatch"]
+
+ROUTES_EXAMPLE = (
+    '[{"name": "customers", "prefix": "customers/{company}/", '
+    f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]'
+)
+"""A one-route ``D365_ROUTES`` value, for error texts."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,6 @@ class RouteMatch:
 
     route: ImportRoute
     company: str | None
-    blob_path: str
-    file_name: str
 
 
 class ImportRoutes:
@@ -111,21 +115,12 @@ class ImportRoutes:
             )
         if not isinstance(raw, list) or not raw:
             raise RouteConfigError(
-                [
-                    f"{setting}: expected a non-empty JSON list of routes, e.g. "
-                    f'[{{"name": "customers", "prefix": "customers/{{company}}/", '
-                    f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]'
-                ]
+                [f"{setting}: expected a non-empty JSON list of routes, e.g. {ROUTES_EXAMPLE}"]
             )
         routes, problems = build_each(raw, setting, ImportRoute.from_dict)
         if problems:
             raise RouteConfigError(problems)
         return cls(routes)
-
-    @property
-    def routes(self) -> tuple[ImportRoute, ...]:
-        """The routes in configuration order."""
-        return self._routes
 
     def __iter__(self) -> Iterator[ImportRoute]:
         return iter(self._routes)
@@ -150,7 +145,6 @@ class ImportRoutes:
         segments = checked_segments(blob_path)
         route = self._longest_match(blob_path, segments)
         company = route.company_for(segments)
-        file_name = segments[-1]
         if not route.enabled:
             raise RoutingError(
                 RejectReason.ROUTE_DISABLED,
@@ -160,8 +154,8 @@ class ImportRoutes:
             )
         if route.takes_company_from_path:
             _check_path_company(route, blob_path, company or "")
-        _check_extension(route, blob_path, file_name)
-        return RouteMatch(route=route, company=company, blob_path=blob_path, file_name=file_name)
+        _check_extension(route, blob_path, segments[-1])
+        return RouteMatch(route=route, company=company)
 
     def _longest_match(self, blob_path: str, segments: Sequence[str]) -> ImportRoute:
         route = next((r for r in self._by_specificity if r.matches(segments)), None)

@@ -17,7 +17,6 @@ from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.parsers import (
-    EXAMPLE_GUID,
     MAX_BYTE_SIZE,
     InvalidValueError,
     container_name_form,
@@ -27,7 +26,7 @@ from shared.config.parsers import (
 )
 from shared.config.reader import SettingsReader
 from shared.config.route_fields import RouteConfigError
-from shared.config.routes import ImportRoutes
+from shared.config.routes import ROUTES_EXAMPLE, ImportRoutes
 from shared.config.storage import StorageSettings, read_storage
 from shared.config.zip_limits import read_zip_limits
 
@@ -235,9 +234,7 @@ def _read_routes(reader: SettingsReader) -> ImportRoutes:
     if raw is None:
         reader.problem(
             "D365_ROUTES",
-            "missing; expected a JSON list of routes, e.g. "
-            '[{"name": "customers", "prefix": "customers/{company}/", '
-            f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]',
+            f"missing; expected a JSON list of routes, e.g. {ROUTES_EXAMPLE}",
         )
         return ImportRoutes(())
     try:
