@@ -81,15 +81,21 @@ def _parse_prefix(value: object) -> str:
     return value
 
 
-def _parse_entity(value: object) -> str | None:
+def _shown_name(value: object, problem: str) -> str | None:
+    """A name F&O shows (an entity, a data project), stripped; None stays None."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or has_control_character(value):
-        raise RouteFieldError(
-            f"{shown(value)} is not an entity name; expected the data entity as the job's "
-            "data project shows it, e.g. CustomersV3, or omit it for a data package job"
-        )
+        raise RouteFieldError(f"{shown(value)} {problem}")
     return value.strip()
+
+
+def _parse_entity(value: object) -> str | None:
+    return _shown_name(
+        value,
+        "is not an entity name; expected the data entity as the job's data project shows it, "
+        "e.g. CustomersV3, or omit it for a data package job",
+    )
 
 
 def _parse_company(value: object) -> str | None:
@@ -130,14 +136,11 @@ def _parse_api(value: object) -> str:
 
 
 def _parse_definition_group(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or has_control_character(value):
-        raise RouteFieldError(
-            f"{shown(value)} is not a data project name; expected the project's name as "
-            "Data management shows it, e.g. CustomersPackage"
-        )
-    return value.strip()
+    return _shown_name(
+        value,
+        "is not a data project name; expected the project's name as Data management shows "
+        "it, e.g. CustomersPackage",
+    )
 
 
 def _parse_template(value: object) -> str | None:
