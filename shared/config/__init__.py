@@ -118,7 +118,7 @@ from __future__ import annotations
 from shared.config.blob_names import MAX_BLOB_NAME_CHARS, MAX_BLOB_NAME_SEGMENTS
 from shared.config.d365 import DEFAULT_AUTHORITY_HOST, AuthMode, D365Settings
 from shared.config.exports import ExportRoute, ExportRoutes
-from shared.config.import_fields import API_ENQUEUE, API_PACKAGE
+from shared.config.import_fields import API_PACKAGE
 from shared.config.import_route import ImportRoute
 from shared.config.ncrontab import NcrontabSchedule, parse_ncrontab
 from shared.config.parsers import (
@@ -136,7 +136,6 @@ from shared.config.settings import SETTING_NAMES, ArchiveMode, Settings
 from shared.config.storage import STORAGE_CONNECTION, StorageSettings
 
 __all__ = [
-    "API_ENQUEUE",
     "API_PACKAGE",
     "DEFAULT_AUTHORITY_HOST",
     "MAX_BLOB_NAME_CHARS",
