@@ -1,4 +1,4 @@
-"""Every app setting of the function app, read once and validated as a whole.
+"""Every app setting of the function app, read once, validated as a whole.
 
 :meth:`Settings.from_env` reads the environment (app settings in Azure, ``Values`` of
 ``local.settings.json`` locally) and raises one :class:`SettingsError` that lists every
@@ -9,10 +9,17 @@ error, nor do the values of the identity settings (tenant, client ids, certifica
 Modules: :mod:`~shared.config.parsers` (durations, URLs, GUIDs, byte sizes, names),
 :mod:`~shared.config.ncrontab` (the schedule grammar and its evaluator),
 :mod:`~shared.config.d365` and :mod:`~shared.config.storage` (the connection settings),
-:mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.host_json` (the
-host's ``functionTimeout``) and :mod:`~shared.config.reader` (reading the environment, and
-:class:`SettingsError`). What the health endpoint shows is the HTTP view's
-(:func:`shared.views.status.health_summary`).
+:mod:`~shared.config.settings` (:class:`Settings`), :mod:`~shared.config.zip_limits` (the
+``ZIP_*`` settings), :mod:`~shared.config.host_json` (the host's ``functionTimeout``) and
+:mod:`~shared.config.reader` (reading the environment, and :class:`SettingsError`).
+Import routes: :mod:`~shared.config.routes` (:class:`ImportRoutes`, the ``D365_ROUTES``
+keys), :mod:`~shared.config.import_route` (:class:`ImportRoute`),
+:mod:`~shared.config.import_fields` (its keys' validators), :mod:`~shared.config.blob_names`
+(the blob names accepted) and :mod:`~shared.config.rejections` (:class:`RejectReason`).
+Export routes: :mod:`~shared.config.exports`. Both kinds share
+:mod:`~shared.config.route_fields` (field validators, :class:`RouteConfigError`) and
+:mod:`~shared.config.route_json` (reading the JSON list). What the health endpoint shows
+is the HTTP view's (:func:`shared.views.status.health_summary`).
 
 F&O connection and identity:
 
@@ -108,7 +115,11 @@ POLL_SHEDULE) is an error, not silently ignored.
 
 from __future__ import annotations
 
+from shared.config.blob_names import MAX_BLOB_NAME_CHARS, MAX_BLOB_NAME_SEGMENTS
 from shared.config.d365 import DEFAULT_AUTHORITY_HOST, AuthMode, D365Settings
+from shared.config.exports import ExportRoute, ExportRoutes
+from shared.config.import_fields import API_PACKAGE
+from shared.config.import_route import ImportRoute
 from shared.config.ncrontab import NcrontabSchedule, parse_ncrontab
 from shared.config.parsers import (
     InvalidValueError,
@@ -118,18 +129,32 @@ from shared.config.parsers import (
     parse_guid,
 )
 from shared.config.reader import SettingsError
+from shared.config.rejections import RejectReason, RoutingError
+from shared.config.route_fields import RouteConfigError
+from shared.config.routes import ImportRoutes, RouteMatch
 from shared.config.settings import SETTING_NAMES, ArchiveMode, Settings
 from shared.config.storage import STORAGE_CONNECTION, StorageSettings
 
 __all__ = [
+    "API_PACKAGE",
     "DEFAULT_AUTHORITY_HOST",
+    "MAX_BLOB_NAME_CHARS",
+    "MAX_BLOB_NAME_SEGMENTS",
     "SETTING_NAMES",
     "STORAGE_CONNECTION",
     "ArchiveMode",
     "AuthMode",
     "D365Settings",
+    "ExportRoute",
+    "ExportRoutes",
+    "ImportRoute",
+    "ImportRoutes",
     "InvalidValueError",
     "NcrontabSchedule",
+    "RejectReason",
+    "RouteConfigError",
+    "RouteMatch",
+    "RoutingError",
     "Settings",
     "SettingsError",
     "StorageSettings",

@@ -1,4 +1,4 @@
-"""The ``D365_*`` settings: where F&O is, how the app gets its token, and its timeouts.
+"""The ``D365_*`` settings: where F&O is, how the app gets its token, its timeouts.
 
 The values of identity settings (tenant, client ids, secret, certificate) are never repeated
 in a problem: a secret pasted into the wrong setting must not reach a log or a response.
@@ -7,9 +7,7 @@ in a problem: a secret pasted into the wrong setting must not reach a log or a r
 from __future__ import annotations
 
 import enum
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -67,17 +65,6 @@ class D365Settings:
     def scope(self) -> str:
         """The token scope: the base URL, lower case, no trailing slash, plus ``/.default``."""
         return f"{self.base_url.lower().rstrip('/')}/.default"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> D365Settings:
-        """Read and validate the ``D365_*`` connection and identity settings.
-
-        :raises SettingsError: every problem found.
-        """
-        reader = SettingsReader(environ)
-        settings = read_d365(reader)
-        reader.raise_problems()
-        return settings
 
 
 def read_d365(reader: SettingsReader) -> D365Settings:

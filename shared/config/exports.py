@@ -1,4 +1,4 @@
-"""Export routes: which recurring export jobs are dequeued, and where their files land.
+"""Export routes: which recurring export jobs are dequeued, with the folder their files land in.
 
 An export route is one entry of the ``EXPORT_ROUTES`` app setting (a JSON list)::
 
@@ -27,9 +27,9 @@ Keys:
 ``max_messages``  messages taken per timer tick, 1-1000, default 100.
 ``enabled``       ``false`` leaves the job's queue alone. Default true.
 
-:meth:`ExportRoutes.from_json` raises :class:`~shared.config.routes.RouteConfigError` listing every
-problem, each naming ``EXPORT_ROUTES[index].key`` and the fix. An absent or empty setting
-means no exports.
+:meth:`ExportRoutes.from_json` raises :class:`~shared.config.route_fields.RouteConfigError`
+listing every problem, each naming ``EXPORT_ROUTES[index].key`` and the fix. An absent or
+empty setting means no exports.
 """
 
 from __future__ import annotations
@@ -40,8 +40,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.config import routes as import_routes
-from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_container_name, shown
+from shared.config.parsers import (
+    EXAMPLE_GUID,
+    InvalidValueError,
+    container_name_form,
+    parse_container_name,
+    shown,
+)
+from shared.config.route_fields import (
+    RouteConfigError,
+    RouteFieldError,
+    company_problem,
+    has_control_character,
+    is_file_suffix,
+    key_problems,
+    parse_activity_id,
+    parse_bool,
+    parse_name,
+)
+from shared.config.route_json import build_each, load_route_json
 
 __all__ = ["EXPORT_ROUTES_SETTING", "ExportRoute", "ExportRoutes"]
 
@@ -49,7 +66,6 @@ EXPORT_ROUTES_SETTING = "EXPORT_ROUTES"
 PLACEHOLDERS = ("{company}", "{date}", "{message_id}")
 DEFAULT_MAX_MESSAGES = 100
 _MAX_MESSAGES = 1000
-_EXTENSION = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _EXAMPLE = (
     f'[{{"name": "customers-out", "activity_id": "{EXAMPLE_GUID}", '
@@ -57,28 +73,23 @@ _EXAMPLE = (
 )
 
 
-class _FieldProblemError(ValueError):
-    """One key's problem, before it is labelled with its route."""
-
-
 def _parse_container(value: object) -> str:
     try:
         return parse_container_name(value if isinstance(value, str) else "")
     except InvalidValueError:
-        raise _FieldProblemError(
-            f"{shown(value)} is not a valid container name; expected 3-63 lower-case letters, "
-            "digits and single hyphens, e.g. d365-exports"
+        raise RouteFieldError(
+            f"{shown(value)} is not a valid container name; {container_name_form('d365-exports')}"
         ) from None
 
 
 def _parse_prefix(value: object) -> str:
     expected = "expected a folder path ending in '/', e.g. customers/{company}/{date}/"
     if not isinstance(value, str) or not value:
-        raise _FieldProblemError(f"{shown(value)} is empty; {expected}")
+        raise RouteFieldError(f"{shown(value)} is empty; {expected}")
     segments = value.split("/")
     unknown = sorted(set(_PLACEHOLDER.findall(value)) - set(PLACEHOLDERS))
     problem = None
-    if import_routes._CONTROL.search(value):
+    if has_control_character(value):
         problem = "holds a control character"
     elif value.startswith("/") or not value.endswith("/"):
         problem = "does not end with '/' or starts with '/'"
@@ -89,60 +100,41 @@ def _parse_prefix(value: object) -> str:
     elif "{" in _PLACEHOLDER.sub("", value) or "}" in _PLACEHOLDER.sub("", value):
         problem = "holds an unpaired brace"
     if problem:
-        raise _FieldProblemError(
+        raise RouteFieldError(
             f"{shown(value)} {problem}; {expected} (placeholders: {', '.join(PLACEHOLDERS)})"
         )
     return value
 
 
 def _parse_company(value: object) -> str:
-    problem = import_routes._company_problem(value) if isinstance(value, str) else "is not text"
+    problem = company_problem(value) if isinstance(value, str) else "is not text"
     if problem:
-        raise _FieldProblemError(problem if isinstance(value, str) else f"{shown(value)} {problem}")
+        raise RouteFieldError(problem if isinstance(value, str) else f"{shown(value)} {problem}")
     return str(value).upper()
 
 
-def _parse_bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _FieldProblemError(f"{shown(value)} is not true or false")
-    return value
-
-
 def _parse_extension(value: object) -> str:
-    if not isinstance(value, str) or not _EXTENSION.match(value):
-        raise _FieldProblemError(f"{shown(value)} is not a file suffix; expected e.g. .zip or .xml")
+    if not is_file_suffix(value):
+        raise RouteFieldError(f"{shown(value)} is not a file suffix; expected e.g. .zip or .xml")
     return value.lower()
 
 
 def _parse_max_messages(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_MESSAGES:
-        raise _FieldProblemError(f"{shown(value)} is not a whole number from 1 to {_MAX_MESSAGES}")
+        raise RouteFieldError(f"{shown(value)} is not a whole number from 1 to {_MAX_MESSAGES}")
     return value
 
 
-def _routing_field(name: str) -> Any:
-    """A parser of shared.config.routes (looked up when called: the two modules import each other
-    in either order), its problem re-raised as this module's."""
-
-    def parse_field(value: object) -> Any:
-        try:
-            return getattr(import_routes, name)(value)
-        except ValueError as exc:
-            raise _FieldProblemError(str(exc)) from None
-
-    return parse_field
-
-
 _FIELD_PARSERS = {
-    "name": _routing_field("_parse_name"),
-    "activity_id": _routing_field("_parse_activity_id"),
+    "name": parse_name,
+    "activity_id": parse_activity_id,
     "container": _parse_container,
     "prefix": _parse_prefix,
     "company": _parse_company,
-    "unzip": _parse_bool,
+    "unzip": parse_bool,
     "extension": _parse_extension,
     "max_messages": _parse_max_messages,
-    "enabled": _parse_bool,
+    "enabled": parse_bool,
 }
 _REQUIRED = ("name", "activity_id", "container", "prefix")
 
@@ -191,20 +183,20 @@ class ExportRoute:
 
         :raises RouteConfigError: every problem of this route.
         """
-        problems = import_routes.key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
+        problems = key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
         assert isinstance(raw, Mapping)  # key_problems raised otherwise
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key in _FIELD_PARSERS:
                 try:
                     values[key] = _FIELD_PARSERS[key](value)
-                except _FieldProblemError as exc:
+                except RouteFieldError as exc:
                     problems.append(f"{label}.{key}: {exc}")
         # An invalid prefix still tells whether it uses {company} or {message_id}.
         seen = {**values, "prefix": values.get("prefix") or str(raw.get("prefix") or "")}
         problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(seen)]
         if problems:
-            raise import_routes.RouteConfigError(problems)
+            raise RouteConfigError(problems)
         return cls(**values)
 
     def folder(self, *, dequeued_at: datetime, message_id: str) -> str:
@@ -245,23 +237,15 @@ class ExportRoutes:
         """
         if text is None or not text.strip():
             return cls()
-        raw = import_routes._load_json(text, EXPORT_ROUTES_SETTING)
+        raw = load_route_json(text, EXPORT_ROUTES_SETTING)
         if not isinstance(raw, list):
-            raise import_routes.RouteConfigError(
+            raise RouteConfigError(
                 [f"{EXPORT_ROUTES_SETTING}: {shown(raw)} is not a JSON list; expected {_EXAMPLE}"]
             )
-        routes: list[ExportRoute] = []
-        problems: list[str] = []
-        for index, item in enumerate(raw):
-            try:
-                routes.append(
-                    ExportRoute.from_dict(item, label=f"{EXPORT_ROUTES_SETTING}[{index}]")
-                )
-            except import_routes.RouteConfigError as exc:
-                problems.extend(exc.problems)
+        routes, problems = build_each(raw, EXPORT_ROUTES_SETTING, ExportRoute.from_dict)
         problems += _duplicates(routes)
         if problems:
-            raise import_routes.RouteConfigError(problems)
+            raise RouteConfigError(problems)
         return cls(tuple(routes))
 
     def __iter__(self) -> Iterator[ExportRoute]:
@@ -269,10 +253,6 @@ class ExportRoutes:
 
     def __len__(self) -> int:
         return len(self.routes)
-
-    def get(self, name: str) -> ExportRoute | None:
-        """The route called ``name`` (case-insensitive), or None."""
-        return next((r for r in self.routes if r.name.lower() == name.lower()), None)
 
 
 def _duplicates(routes: list[ExportRoute]) -> list[str]:

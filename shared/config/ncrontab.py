@@ -1,4 +1,4 @@
-"""NCRONTAB schedules, read as the Azure Functions timer trigger reads them, and evaluated.
+"""NCRONTAB schedules, read as the Azure Functions timer trigger reads them, then evaluated.
 
 One grammar for the app's validation and the local host's timer: what :func:`parse_ncrontab`
 accepts, :meth:`NcrontabSchedule.next_after` can run.

@@ -1,4 +1,4 @@
-"""Parsers of setting values: durations, URLs, GUIDs, byte sizes, counts and storage names.
+"""Parsers of setting values: durations, URLs, GUIDs, byte sizes, counts, storage names.
 
 Each takes the text as typed and returns the normalised value, or raises
 :class:`InvalidValueError`, a ``ValueError`` whose ``problem`` says what is wrong without repeating
@@ -21,8 +21,11 @@ __all__ = [
     "LONGEST_DURATION",
     "MAX_BYTE_SIZE",
     "InvalidValueError",
+    "byte_size_form",
+    "container_name_form",
     "format_byte_size",
     "format_duration",
+    "is_container_name",
     "parse_byte_size",
     "parse_container_name",
     "parse_duration",
@@ -182,6 +185,11 @@ def parse_byte_size(value: str | int, *, maximum: int = MAX_BYTE_SIZE) -> int:
     return size
 
 
+def byte_size_form(maximum: int, example: str) -> str:
+    """The expected form of a byte size up to ``maximum``, for an error text."""
+    return f"expected a positive byte count up to {format_byte_size(maximum)}, e.g. {example}"
+
+
 def parse_whole_number(text: str, *, minimum: int, maximum: int) -> int:
     """Parse a whole number written in ASCII digits, from ``minimum`` to ``maximum``.
 
@@ -192,12 +200,22 @@ def parse_whole_number(text: str, *, minimum: int, maximum: int) -> int:
     return int(text)
 
 
+def is_container_name(text: str) -> bool:
+    """True for a blob container name by Azure's rules (see :func:`parse_container_name`)."""
+    return _CONTAINER.match(text) is not None
+
+
+def container_name_form(example: str) -> str:
+    """The expected form of a blob container name, for an error text."""
+    return f"expected 3-63 lower-case letters, digits and single hyphens, e.g. {example}"
+
+
 def parse_container_name(text: str) -> str:
     """A blob container name by Azure's rules: 3-63 lower-case letters, digits, single hyphens.
 
     :raises InvalidValueError: any other name.
     """
-    if not _CONTAINER.match(text):
+    if not is_container_name(text):
         raise InvalidValueError(text, "is not a valid container name")
     return text
 

@@ -6,10 +6,18 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TypeVar
 
-from shared.config.parsers import DURATION_FORMS, InvalidValueError, format_duration, parse_duration
+from shared.config.parsers import (
+    DURATION_FORMS,
+    InvalidValueError,
+    byte_size_form,
+    format_duration,
+    parse_byte_size,
+    parse_duration,
+    parse_whole_number,
+)
 from shared.errors import AppError
 
-__all__ = ["SettingsError", "SettingsReader"]
+__all__ = ["SettingsError", "SettingsReader", "quotes_problem"]
 
 _T = TypeVar("_T")
 _KEY_VAULT_REFERENCE = "@microsoft.keyvault("
@@ -64,11 +72,9 @@ class SettingsReader:
         raw = self.get(name)
         if raw is None:
             return default
-        if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"":
-            self.problem(
-                name,
-                "is wrapped in quotes; app settings are taken as typed: remove the quotes",
-            )
+        quoted = quotes_problem(raw)
+        if quoted:
+            self.problem(name, quoted)
             return default
         try:
             return parse(raw)
@@ -88,6 +94,26 @@ class SettingsReader:
             f"{format_duration(maximum)}, {DURATION_FORMS}",
         )
 
+    def byte_size(self, name: str, default: int, *, maximum: int, example: str) -> int:
+        """A byte size setting up to ``maximum``; ``example`` shows the form in a problem."""
+        return self.parsed(
+            name,
+            default,
+            lambda raw: parse_byte_size(raw, maximum=maximum),
+            byte_size_form(maximum, example),
+        )
+
+    def whole_number(
+        self, name: str, default: int, *, minimum: int, maximum: int, expected: str
+    ) -> int:
+        """A whole number setting from ``minimum`` to ``maximum``; ``expected`` ends a problem."""
+        return self.parsed(
+            name,
+            default,
+            lambda raw: parse_whole_number(raw, minimum=minimum, maximum=maximum),
+            expected,
+        )
+
     def unresolved_key_vault_reference(self, name: str) -> bool:
         """Note, and return True, when ``name`` holds a Key Vault reference left unresolved."""
         value = self.get(name)
@@ -105,6 +131,13 @@ class SettingsReader:
         """:raises SettingsError: listing every problem noted, when there is any."""
         if self.problems:
             raise SettingsError(self.problems)
+
+
+def quotes_problem(raw: str) -> str | None:
+    """The problem of a value wrapped in quotes (app settings are taken as typed), or None."""
+    if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return "is wrapped in quotes; app settings are taken as typed: remove the quotes"
+    return None
 
 
 def _reason(exc: ValueError, *, confidential: bool) -> str:

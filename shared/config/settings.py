@@ -1,4 +1,4 @@
-"""``Settings``: every app setting of the function app, read once and validated as a whole."""
+"""``Settings``: every app setting of the function app, read once, validated as a whole."""
 
 from __future__ import annotations
 
@@ -17,18 +17,18 @@ from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.parsers import (
-    EXAMPLE_GUID,
+    MAX_BYTE_SIZE,
     InvalidValueError,
-    format_byte_size,
+    container_name_form,
     format_duration,
-    parse_byte_size,
     parse_container_name,
     parse_table_name,
-    parse_whole_number,
 )
 from shared.config.reader import SettingsReader
-from shared.config.routes import ImportRoutes, RouteConfigError
+from shared.config.route_fields import RouteConfigError
+from shared.config.routes import ROUTES_EXAMPLE, ImportRoutes
 from shared.config.storage import StorageSettings, read_storage
+from shared.config.zip_limits import read_zip_limits
 
 __all__ = ["SETTING_NAMES", "ArchiveMode", "Settings"]
 
@@ -134,7 +134,7 @@ class Settings:
             storage=storage,
             routes=routes,
             exports=_read_exports(reader),
-            zip_limits=_read_zip_limits(reader),
+            zip_limits=read_zip_limits(reader),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
         _check_together(reader, settings, function_timeout(app_root))
@@ -156,6 +156,18 @@ def _duration(setting: str, *, minimum: timedelta, maximum: timedelta) -> _Read:
     )
 
 
+def _byte_size(setting: str, example: str) -> _Read:
+    return lambda reader, default: reader.byte_size(
+        setting, default, maximum=MAX_BYTE_SIZE, example=example
+    )
+
+
+def _whole_number(setting: str, maximum: int, expected: str) -> _Read:
+    return lambda reader, default: reader.whole_number(
+        setting, default, minimum=1, maximum=maximum, expected=expected
+    )
+
+
 def _parse_schedule(raw: str) -> str:
     return parse_ncrontab(raw).expression
 
@@ -167,7 +179,7 @@ def _parse_archive_mode(raw: str) -> ArchiveMode:
         raise InvalidValueError(raw, "is not an archive mode") from None
 
 
-_CONTAINER_FORM = "expected 3-63 lower-case letters, digits and single hyphens, e.g. d365-archive"
+_CONTAINER_FORM = container_name_form("d365-archive")
 
 # Settings field -> how it is read (its default is the field's).
 _SCALARS: dict[str, _Read] = {
@@ -185,11 +197,7 @@ _SCALARS: dict[str, _Read] = {
         _parse_schedule,
         "e.g. '0 */5 * * * *' runs every five minutes",
     ),
-    "poll_concurrency": _parsed(
-        "POLL_CONCURRENCY",
-        lambda raw: parse_whole_number(raw, minimum=1, maximum=64),
-        "expected e.g. 16",
-    ),
+    "poll_concurrency": _whole_number("POLL_CONCURRENCY", 64, "expected e.g. 16"),
     # A tick must end well inside functionTimeout (checked against host.json below).
     "poll_tick_budget": _duration("POLL_TICK_BUDGET", minimum=_SECOND, maximum=_HOUR),
     "poll_interval_min": _duration("POLL_INTERVAL_MIN", minimum=_SECOND, maximum=_DAY),
@@ -197,72 +205,20 @@ _SCALARS: dict[str, _Read] = {
     # F&O's own message history is cleaned up after weeks; longer would poll a gone message.
     "max_pending_age": _duration("MAX_PENDING_AGE", minimum=_SECOND, maximum=30 * _DAY),
     "claim_lease": _duration("CLAIM_LEASE", minimum=_SECOND, maximum=_DAY),
-    "max_file_bytes": _parsed(
-        "MAX_FILE_BYTES",
-        parse_byte_size,
-        "expected a positive byte count up to 1GiB, e.g. 50331648 or 48MiB",
-    ),
+    "max_file_bytes": _byte_size("MAX_FILE_BYTES", "50331648 or 48MiB"),
     "export_schedule": _parsed(
         "EXPORT_SCHEDULE",
         _parse_schedule,
         "e.g. '0 */5 * * * *' runs every five minutes",
     ),
     # F&O offers an unacknowledged message again every 30 minutes: 10 tries span 4.5 hours.
-    "export_max_attempts": _parsed(
+    "export_max_attempts": _whole_number(
         "EXPORT_MAX_ATTEMPTS",
-        lambda raw: parse_whole_number(raw, minimum=1, maximum=_MAX_EXPORT_ATTEMPTS),
+        _MAX_EXPORT_ATTEMPTS,
         f"expected the tries of one export before it is given up, 1 to {_MAX_EXPORT_ATTEMPTS}, "
         "e.g. 10",
     ),
 }
-
-
-def _byte_limit(setting: str, maximum: int, example: str) -> Callable[[SettingsReader, int], int]:
-    return lambda reader, default: reader.parsed(
-        setting,
-        default,
-        lambda raw: parse_byte_size(raw, maximum=maximum),
-        f"expected a positive byte count up to {format_byte_size(maximum)}, e.g. {example}",
-    )
-
-
-def _count_limit(
-    setting: str, minimum: int, maximum: int, example: str
-) -> Callable[[SettingsReader, int], int]:
-    return lambda reader, default: reader.parsed(
-        setting,
-        default,
-        lambda raw: parse_whole_number(raw, minimum=minimum, maximum=maximum),
-        f"expected e.g. {example}",
-    )
-
-
-# ZipLimits field -> how it is read (its default is the field's).
-_ZIP_LIMITS: dict[str, Callable[[SettingsReader, int], int]] = {
-    # zipfile holds the whole directory in memory: about 1 KB a member.
-    "max_members": _count_limit(zips.MEMBERS_SETTING, 1, 100_000, "10000"),
-    "max_member_bytes": _byte_limit(zips.MEMBER_BYTES_SETTING, 1024**4, "4GiB"),
-    "max_total_bytes": _byte_limit(zips.TOTAL_BYTES_SETTING, 1024**4, "8GiB"),
-    # A ratio of 1 would refuse every deflated member past the grace size.
-    "max_ratio": _count_limit(zips.RATIO_SETTING, 2, 100_000, "200"),
-    # Read whole into memory and parsed: kept well below a worker's memory.
-    "max_manifest_bytes": _byte_limit(zips.MANIFEST_BYTES_SETTING, 256 * 1024**2, "4MiB"),
-}
-
-
-def _read_zip_limits(reader: SettingsReader) -> zips.ZipLimits:
-    defaults = zips.ZipLimits()
-    limits = zips.ZipLimits(
-        **{name: read(reader, getattr(defaults, name)) for name, read in _ZIP_LIMITS.items()}
-    )
-    if limits.max_member_bytes > limits.max_total_bytes:
-        reader.problem(
-            zips.MEMBER_BYTES_SETTING,
-            f"{format_byte_size(limits.max_member_bytes)} is more than "
-            f"{zips.TOTAL_BYTES_SETTING} ({format_byte_size(limits.max_total_bytes)}), "
-            "the limit of all members together; expected MEMBER_BYTES <= TOTAL_BYTES",
-        )
-    return limits
 
 
 def _read_exports(reader: SettingsReader) -> ExportRoutes:
@@ -278,9 +234,7 @@ def _read_routes(reader: SettingsReader) -> ImportRoutes:
     if raw is None:
         reader.problem(
             "D365_ROUTES",
-            "missing; expected a JSON list of routes, e.g. "
-            '[{"name": "customers", "prefix": "customers/{company}/", '
-            f'"activity_id": "{EXAMPLE_GUID}", "entity": "CustomersV3"}}]',
+            f"missing; expected a JSON list of routes, e.g. {ROUTES_EXAMPLE}",
         )
         return ImportRoutes(())
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared.config.parsers import parse_guid, parse_url
-from shared.config.reader import SettingsReader
+from shared.config.reader import SettingsReader, quotes_problem
 
 __all__ = ["MANAGED_IDENTITY", "STORAGE_CONNECTION", "StorageSettings", "read_storage"]
 
@@ -104,8 +104,9 @@ def _connection_string_parts(text: str) -> dict[str, str]:
 
 
 def _connection_string_problem(text: str) -> str | None:
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
-        return "is wrapped in quotes; app settings are taken as typed: remove the quotes"
+    quoted = quotes_problem(text)
+    if quoted:
+        return quoted
     if "://" in text and "=" not in text:
         return (
             "looks like a URL, not a connection string (value not shown); for an "

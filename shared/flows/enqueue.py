@@ -58,14 +58,15 @@ from shared.clients.d365 import (
     RetryPolicy,
     external_id_header,
 )
-from shared.config import D365Settings, Settings
-from shared.config.routes import (
+from shared.config import (
     API_PACKAGE,
+    D365Settings,
     ImportRoute,
     ImportRoutes,
     RejectReason,
     RouteMatch,
     RoutingError,
+    Settings,
 )
 from shared.errors import AppError, safe_text
 from shared.flows.package import (

@@ -111,8 +111,7 @@ from shared.clients.d365 import (
     RetryPolicy,
 )
 from shared.clients.storage import STREAM_CHUNK
-from shared.config import D365Settings, Settings
-from shared.config.routes import ImportRoute
+from shared.config import D365Settings, ImportRoute, Settings
 from shared.errors import AppError, safe_text
 from shared.tracking import (
     LeaseHeld,

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings, SettingsError
-from shared.config.routes import ImportRoutes, RejectReason, RoutingError
+from shared.config import ImportRoutes, RejectReason, RoutingError, Settings, SettingsError
+from tests.shared.config.route_samples import CUSTOMERS_ID
+from tests.shared.config.route_samples import route_dict as route
 
 SECRET = "fake-secret-Zq8~value"
 ACCOUNT_KEY = "ZmFrZS1rZXktbm90LXJlYWw="
 CLIENT_ID = "bbbbbbbb-0000-4000-8000-000000000001"
-ACTIVITY = "aaaaaaaa-0000-4000-8000-000000000001"
+ACTIVITY = CUSTOMERS_ID
 IDENTITY_URIS = {
     "IntegrationStorage": None,
     "IntegrationStorage__blobServiceUri": "https://acct.blob.core.windows.net",
@@ -39,17 +40,6 @@ CONFIDENTIAL = (
     "IntegrationStorage",
     "IntegrationStorage__clientId",
 )
-
-
-def route(**changes: Any) -> dict[str, Any]:
-    """A good route with ``changes`` (``...`` removes a key)."""
-    good = {
-        "name": "customers",
-        "prefix": "customers/{company}/",
-        "activity_id": ACTIVITY,
-        "entity": "CustomersV3",
-    }
-    return {key: value for key, value in {**good, **changes}.items() if value is not ...}
 
 
 def routes(*items: object) -> dict[str, str]:

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.config import Settings, SettingsError
+from shared.config import RouteConfigError, Settings, SettingsError
 from shared.config.exports import ExportRoute, ExportRoutes
-from shared.config.routes import RouteConfigError
 from tests import fakes
 from tests.shared.config.test_settings import _env
 

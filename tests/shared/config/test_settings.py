@@ -18,7 +18,6 @@ from shared.config import (
     SETTING_NAMES,
     ArchiveMode,
     AuthMode,
-    D365Settings,
     Settings,
     SettingsError,
     StorageSettings,
@@ -185,8 +184,8 @@ def test_route_limit_and_max_file_bytes_are_read() -> None:
     ]
     settings = Settings.from_env(_env(D365_ROUTES=json.dumps(routes), MAX_FILE_BYTES="5000"))
     assert settings.max_file_bytes == 5000
-    assert settings.routes.routes[0].max_bytes is None
-    assert settings.routes.routes[1].max_bytes == 1000
+    assert settings.routes.get("customers").max_bytes is None
+    assert settings.routes.get("small").max_bytes == 1000
 
 
 @pytest.mark.parametrize(
@@ -198,13 +197,13 @@ def test_http_is_allowed_for_loopback_hosts(url: str) -> None:
 
 
 def test_certificate_identity() -> None:
-    d365 = D365Settings.from_env(
+    d365 = Settings.from_env(
         _env(
             D365_CLIENT_SECRET=None,
             D365_CLIENT_CERTIFICATE_PATH="/home/site/cert.pfx",
             D365_CLIENT_CERTIFICATE_PASSWORD=CERT_PASSWORD,
         )
-    )
+    ).d365
     assert d365.auth_mode is AuthMode.CLIENT_CERTIFICATE
     assert d365.client_certificate_path == "/home/site/cert.pfx"
     assert d365.client_certificate_password == CERT_PASSWORD
@@ -218,7 +217,7 @@ def test_managed_identity(mi_client_id: str | None) -> None:
         D365_CLIENT_SECRET=None,
         D365_MANAGED_IDENTITY_CLIENT_ID=mi_client_id,
     )
-    d365 = D365Settings.from_env(env)
+    d365 = Settings.from_env(env).d365
     assert d365.auth_mode is AuthMode.MANAGED_IDENTITY
     assert d365.managed_identity_client_id == (MI_CLIENT_ID if mi_client_id else None)
 
@@ -337,13 +336,13 @@ def test_metadata_mode_may_share_the_archive_name_with_inbound() -> None:
 
 def test_secrets_never_appear_in_repr_str_or_summary() -> None:
     settings = Settings.from_env(_env())
-    cert = D365Settings.from_env(
+    cert = Settings.from_env(
         _env(
             D365_CLIENT_SECRET=None,
             D365_CLIENT_CERTIFICATE_PATH="/c.pem",
             D365_CLIENT_CERTIFICATE_PASSWORD=CERT_PASSWORD,
         )
-    )
+    ).d365
     texts = [
         repr(settings),
         str(settings),

@@ -1,0 +1,96 @@
+"""Reading a route list's JSON text within the limits a route list needs.
+
+Both ``D365_ROUTES`` and ``EXPORT_ROUTES`` are read here: JSON nested deeper, with longer
+numbers or with a key repeated in one object is refused before it can cost much.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from shared.config.parsers import shown
+from shared.config.route_fields import RouteConfigError
+
+__all__ = ["build_each", "load_route_json"]
+
+_T = TypeVar("_T")
+# Deeper JSON than a route list needs is refused before parsing (it could exhaust the stack).
+_MAX_ROUTES_DEPTH = 10
+_MAX_JSON_INT_DIGITS = 20
+
+
+class _JsonLimitError(ValueError):
+    """A route list holds JSON this module refuses to read (text says why)."""
+
+
+def load_route_json(text: str, setting: str) -> object:
+    """Parse ``text``, refusing what a route list never holds before it can cost much.
+
+    :raises RouteConfigError: invalid JSON, or JSON beyond the limits, naming ``setting``.
+    """
+    problem = None
+    if _nesting_depth(text) > _MAX_ROUTES_DEPTH:
+        problem = f"is nested deeper than {_MAX_ROUTES_DEPTH} levels"
+    else:
+        try:
+            return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_short_int)
+        except _JsonLimitError as exc:
+            problem = str(exc)
+        except json.JSONDecodeError as exc:
+            problem = f"is not valid JSON ({exc})"
+    raise RouteConfigError([f"{setting}: {problem}; expected a JSON list of route objects"])
+
+
+def build_each(
+    items: Sequence[object], setting: str, build: Callable[..., _T]
+) -> tuple[list[_T], list[str]]:
+    """Build a route from each JSON item by ``build(item, label=...)``, labelled
+    ``setting[index]``; return the routes built and every problem of the others."""
+    routes: list[_T] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        try:
+            routes.append(build(item, label=f"{setting}[{index}]"))
+        except RouteConfigError as exc:
+            problems.extend(exc.problems)
+    return routes, problems
+
+
+def _nesting_depth(text: str) -> int:
+    """How deeply JSON arrays and objects nest in ``text`` (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise _JsonLimitError(
+            f"an object repeats the key {shown(repeated)}, and only one would count"
+        )
+    return dict(pairs)
+
+
+def _short_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_JSON_INT_DIGITS:
+        raise _JsonLimitError(f"holds a number of more than {_MAX_JSON_INT_DIGITS} digits")
+    return int(digits)
