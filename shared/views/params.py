@@ -1,4 +1,4 @@
-"""The query parameters of the HTTP views: one parser for their names, times and page sizes.
+"""The one parser of the views' query parameters: their names, times, page sizes.
 
 Every view reads its parameters through these functions, so a time or a page size is accepted,
 or refused with the same text, alike on every route. Each refusal is a ``ValueError`` whose
@@ -16,8 +16,10 @@ __all__ = [
     "LATEST",
     "MAX_LIMIT",
     "check_names",
+    "limit_param",
     "parse_limit",
     "parse_time",
+    "time_param",
 ]
 
 EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
@@ -65,6 +67,23 @@ def parse_time(name: str, text: str) -> datetime:
             f"{_iso(EARLIEST)} to {_iso(LATEST)}"
         )
     return value
+
+
+def time_param(params: Mapping[str, str], name: str) -> datetime | None:
+    """The time ``params`` give as ``name``; None when absent or empty.
+
+    :raises ValueError: as :func:`parse_time`.
+    """
+    text = params.get(name)
+    return parse_time(name, text) if text else None
+
+
+def limit_param(params: Mapping[str, str]) -> int:
+    """The page size ``params`` give as ``limit``, as :func:`parse_limit` reads it.
+
+    :raises ValueError: as :func:`parse_limit`.
+    """
+    return parse_limit(params.get("limit"))
 
 
 def parse_limit(text: str | None) -> int:
