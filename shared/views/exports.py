@@ -8,17 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.clients.d365 import normalize_message_id
 from shared.context import AppContext
 from shared.tracking import ExportRecord, ExportStore
 from shared.views import pages
-from shared.views.params import check_names, limit_param
+from shared.views.params import check_names, limit_param, parse_message_id
 from shared.views.response import ApiResponse, json_time, problem
 
 __all__ = ["DIRECTION", "export_json", "list_exports"]
 
 DIRECTION = "export"
 _PARAMS = ("direction", "route", "limit", pages.PARAM)
+_EXPECTED_ID = "the message id F&O gave the export, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a"
 
 
 def export_json(record: ExportRecord, blobs: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -58,14 +58,9 @@ def list_exports(
     store: ExportStore = context.exporter.store
     if message_id:
         try:
-            key = normalize_message_id(message_id)
-        except ValueError:
-            # Checked before the read: a key with '/', '#' or '?' cannot be a row key at all.
-            return problem(
-                400,
-                f"message_id {message_id[:80]!r} is not a GUID; expected the message "
-                "id F&O gave the export, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a",
-            )
+            key = parse_message_id(message_id, expected=_EXPECTED_ID)
+        except ValueError as exc:
+            return problem(400, str(exc))
         record = store.get(key)
         if record is None:
             return problem(404, f"no export record has message id {key}")

@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.clients.d365 import normalize_message_id
 from shared.context import AppContext
 from shared.tracking import TrackedFile, TrackingState, is_record_key
 from shared.views import exports, pages
 from shared.views.guard import with_context
-from shared.views.params import check_names, limit_param, time_param
+from shared.views.params import check_names, limit_param, parse_message_id, time_param
 from shared.views.records import RecordView, record_json
 from shared.views.response import ApiResponse, problem
 
@@ -31,6 +30,10 @@ _LIST_PARAMS = (
     "until",
     "limit",
     pages.PARAM,
+)
+_EXPECTED_ID = (
+    "the message id F&O returned on enqueue, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a "
+    "(or a record_key from a listing)"
 )
 
 
@@ -63,14 +66,9 @@ def find_record(context: AppContext, key: str) -> TrackedFile | ApiResponse:
         record = context.store.get(key)
         return record or problem(404, f"no tracked file has record key {key}")
     try:
-        message_id = normalize_message_id(key)
-    except ValueError:
-        return problem(
-            400,
-            f"message_id {key[:80]!r} is not a GUID; expected the message id F&O "
-            "returned on enqueue, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a (or a "
-            "record_key from a listing)",
-        )
+        message_id = parse_message_id(key, expected=_EXPECTED_ID)
+    except ValueError as exc:
+        return problem(400, str(exc))
     record = context.store.get_by_message_id(message_id)
     return record or problem(404, f"no tracked file has message id {message_id}")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from shared.clients.d365 import normalize_message_id
+
 __all__ = [
     "DEFAULT_LIMIT",
     "EARLIEST",
@@ -18,6 +20,7 @@ __all__ = [
     "check_names",
     "limit_param",
     "parse_limit",
+    "parse_message_id",
     "parse_time",
     "time_param",
 ]
@@ -44,6 +47,19 @@ def check_names(params: Mapping[str, str], accepted: Iterable[str]) -> None:
         raise ValueError(
             f"unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}"
         )
+
+
+def parse_message_id(text: str, *, expected: str) -> str:
+    """``text`` (a GUID in any case, braced or quoted) as the F&O message id used for keys.
+
+    :param expected: what the refusal says is expected instead.
+    :raises ValueError: not a GUID; checked before any read, so a key with '/', '#' or '?'
+        never reaches the table.
+    """
+    try:
+        return normalize_message_id(text)
+    except ValueError:
+        raise ValueError(f"message_id {text[:80]!r} is not a GUID; expected {expected}") from None
 
 
 def parse_time(name: str, text: str) -> datetime:
