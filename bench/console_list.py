@@ -10,9 +10,10 @@ Prints, measured in this run against Azurite (the same table, the same process):
 3. the table queries each of them made (their ``$filter``, ``$select`` and pages), to show
    that every one is bounded by row key: none reads the table from end to end.
 
-Both go through :mod:`shared.views.status`, the function the HTTP route calls, so they include
-building each record's JSON. The records are spread over 30 days (one every 52 s), 2 % of
-them failed, on three routes and companies; they are written 100 to a transaction.
+Both go through :mod:`shared.views.files` and :mod:`shared.views.counts`, the functions the HTTP
+routes call, so they include building each record's JSON. The records are spread over 30 days
+(one every 52 s), 2 % of them failed, on three routes and companies; they are written 100 to a
+transaction.
 
 Usage: ``python bench/console_list.py [--records 50000] [--repeat 15]``
 """
@@ -50,7 +51,9 @@ from shared.tracking import (  # noqa: E402
     utcnow,
 )
 from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
-from shared.views import status  # noqa: E402
+from shared.views.counts import counts  # noqa: E402
+from shared.views.files import list_messages  # noqa: E402
+from shared.views.response import ApiResponse  # noqa: E402
 
 RATIO_TARGET = 1.5
 SPREAD = timedelta(days=30)
@@ -153,7 +156,7 @@ class Queries:
             self.seen.append(text)
 
 
-def timed(call: Callable[[], status.ApiResponse], repeat: int) -> tuple[float, status.ApiResponse]:
+def timed(call: Callable[[], ApiResponse], repeat: int) -> tuple[float, ApiResponse]:
     """Median seconds of ``repeat`` calls, and the last answer."""
     times = []
     answer = call()  # warm: connections, caches
@@ -186,12 +189,12 @@ def main() -> int:
         now = utcnow()
         day_ago = (now - timedelta(hours=24)).isoformat()
 
-        def listing(**params: str) -> Callable[[], status.ApiResponse]:
-            return lambda: status.list_messages(context, {"limit": "50", **params})
+        def listing(**params: str) -> Callable[[], ApiResponse]:
+            return lambda: list_messages(context, {"limit": "50", **params})
 
-        def counting(period: timedelta) -> Callable[[], status.ApiResponse]:
+        def counting(period: timedelta) -> Callable[[], ApiResponse]:
             since = (now - period).isoformat()
-            return lambda: status.counts(lambda: context, {"since": since})
+            return lambda: counts(lambda: context, {"since": since})
 
         cases = [
             ("plain GET /api/messages?limit=50", listing()),

@@ -14,7 +14,7 @@ the file it names (blob path, or record id in a table key or body).
    transaction counts once), table reads, blob calls.
 4. **Rest of life**: one poll tick that brings every file to its final state and archives it;
    per file the same counts, and the tick's shared calls (lease, schedule query).
-5. ``GET /api/messages/{id}`` through ``shared.views.status.get_message``, for every file, while
+5. ``GET /api/messages/{id}`` through ``shared.views.files.get_message``, for every file, while
    ``Enqueued`` and once final: table reads and blob calls per request.
 
 Targets: per accepted file at most 4 table writes and 3 blob calls; time to all ``Enqueued`` at
@@ -64,7 +64,7 @@ from shared.clients.d365 import D365Client  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.context import AppContext, build_context  # noqa: E402
 from shared.tracking import TrackedFile, TrackingState, record_id_for, utcnow  # noqa: E402
-from shared.views.status import get_message  # noqa: E402
+from shared.views.files import get_message  # noqa: E402
 
 PACKAGE_ACTIVITY_ID = "00000000-0000-0000-0000-00000000a003"
 INBOUND = "burst-inbound"

@@ -1,5 +1,8 @@
-"""HTTP API: status of tracked files, counts, resubmit, the health check, the operator console
-and the OpenAPI document."""
+"""The HTTP routes: a thin adapter from Azure Functions requests to :mod:`shared.views`.
+
+Routes: tracked files (and export records), counts, resubmit, the health check, the operator
+console, the OpenAPI document.
+"""
 
 import json
 
@@ -7,12 +10,16 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.context import get_context
-from shared.views import console, openapi, status
+from shared.views import console, files, openapi
+from shared.views import counts as counts_view
+from shared.views import health as health_view
+from shared.views import resubmit as resubmit_view
+from shared.views.response import ApiResponse
 
 bp = func.Blueprint()
 
 
-def _json(response: status.ApiResponse) -> func.HttpResponse:
+def _json(response: ApiResponse) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(response.body, ensure_ascii=False),
         status_code=response.status,
@@ -27,7 +34,7 @@ def _json(response: status.ApiResponse) -> func.HttpResponse:
 def http_status(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/messages/{message_id} and GET /api/messages?blob=|state=&route=&since=..."""
     message_id = req.route_params.get("message_id")
-    return _json(status.messages(get_context, message_id, dict(req.params)))
+    return _json(files.messages(get_context, message_id, dict(req.params)))
 
 
 @bp.function_name("health")
@@ -35,7 +42,7 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
 @telemetry.invocation("health", trigger="http")
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings valid, storage reachable, token obtainable, pending count."""
-    return _json(status.health(get_context))
+    return _json(health_view.health(get_context))
 
 
 @bp.function_name("resubmit")
@@ -47,7 +54,7 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/messages/{id}/resubmit: copy a final file back into the inbound path, once
     per request id (Idempotency-Key header or request_id); confirm=true for a risky one."""
     message_id = req.route_params.get("message_id", "")
-    return _json(status.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
+    return _json(resubmit_view.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
 
 
 @bp.function_name("counts")
@@ -55,7 +62,7 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
 @telemetry.invocation("counts", trigger="http")
 def counts(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/counts?since=&until=: files by state and route over a period."""
-    return _json(status.counts(get_context, dict(req.params)))
+    return _json(counts_view.counts(get_context, dict(req.params)))
 
 
 @bp.function_name("console")
@@ -75,4 +82,4 @@ def console_page(req: func.HttpRequest) -> func.HttpResponse:
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/openapi.json: the OpenAPI 3 description of this API, its server URL this
     request's own."""
-    return _json(status.ApiResponse(200, openapi.served(req.url)))
+    return _json(ApiResponse(200, openapi.served(req.url)))

@@ -1,1 +1,1 @@
-"""The HTTP answers: what the routes show and accept."""
+"""The HTTP answers: what each route shows or accepts."""

@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP views: capped in size, and any failure to parse one a clear 400.
+"""The one reader of the views' request bodies: capped in size, any failure to parse a 400.
 
 Every view that reads a body reads it through :func:`json_object`, so none parses megabytes,
 and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``RecursionError``).

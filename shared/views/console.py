@@ -1,4 +1,4 @@
-"""The operator console: one HTML page with its style and script inline.
+"""The operator console: one HTML page that carries its own style, its own script.
 
 The files are plain HTML, CSS and JavaScript in ``shared/views/console_assets/`` (shipped in the
 package, no build step, no CDN). They are put together into one response so the page costs
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.tracking import ExportState, TrackingState
-from shared.views.status import FAILED_STATES
+from shared.views.counts import FAILED_STATES
 
-__all__ = ["ASSETS", "Page", "page", "vocabulary"]
+__all__ = ["ASSETS", "Page", "data_block", "page", "vocabulary"]
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 
@@ -56,7 +56,8 @@ def vocabulary() -> dict[str, Any]:
     }
 
 
-def _data_block(data: dict[str, Any]) -> str:
+def data_block(data: dict[str, Any]) -> str:
+    """``data`` as the JSON of a ``<script type="application/json">`` block in the page."""
     # "<" escaped so that no value can close the <script> element it sits in.
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
@@ -68,7 +69,7 @@ def page() -> Page:
     script = (ASSETS / "console.js").read_text(encoding="utf-8")
     html = (ASSETS / "index.html").read_text(encoding="utf-8")
     html = html.replace("{{style}}", style).replace("{{script}}", script)
-    html = html.replace("{{vocabulary}}", _data_block(vocabulary()))
+    html = html.replace("{{vocabulary}}", data_block(vocabulary()))
     policy = "; ".join(
         (
             "default-src 'none'",

@@ -1,4 +1,4 @@
-"""The query parameters of the HTTP views: one parser for their names, times and page sizes.
+"""The one parser of the views' request parameters: names, times, page sizes, message ids.
 
 Every view reads its parameters through these functions, so a time or a page size is accepted,
 or refused with the same text, alike on every route. Each refusal is a ``ValueError`` whose
@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from shared.clients.d365 import normalize_message_id
+
 __all__ = [
     "DEFAULT_LIMIT",
     "EARLIEST",
     "LATEST",
     "MAX_LIMIT",
     "check_names",
-    "parse_limit",
-    "parse_time",
+    "limit_param",
+    "parse_message_id",
+    "time_param",
 ]
 
 EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
@@ -44,11 +47,46 @@ def check_names(params: Mapping[str, str], accepted: Iterable[str]) -> None:
         )
 
 
-def parse_time(name: str, text: str) -> datetime:
-    """``text`` (ISO 8601; without an offset it is UTC) as a date-time in UTC.
+def parse_message_id(text: str, *, expected: str) -> str:
+    """``text`` (a GUID in any case, braced or quoted) as the F&O message id used for keys.
+
+    :param expected: what the refusal says is expected instead.
+    :raises ValueError: not a GUID; checked before any read, so a key with '/', '#' or '?'
+        never reaches the table.
+    """
+    try:
+        return normalize_message_id(text)
+    except ValueError:
+        raise ValueError(f"message_id {text[:80]!r} is not a GUID; expected {expected}") from None
+
+
+def time_param(params: Mapping[str, str], name: str) -> datetime | None:
+    """The time ``params`` give as ``name`` (ISO 8601; without an offset it is UTC), in UTC;
+    None when absent or empty.
 
     :raises ValueError: not a date-time, or outside :data:`EARLIEST` to :data:`LATEST`.
     """
+    text = params.get(name)
+    return _parse_time(name, text) if text else None
+
+
+def limit_param(params: Mapping[str, str]) -> int:
+    """The page size ``params`` give as ``limit``: :data:`DEFAULT_LIMIT` when absent or empty.
+
+    :raises ValueError: not a whole number from 1 to :data:`MAX_LIMIT`.
+    """
+    text = params.get("limit")
+    if not text:
+        return DEFAULT_LIMIT
+    # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few of
+    # them: int() refuses over 4,300 digits with a text of its own.
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _parse_time(name: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -65,21 +103,6 @@ def parse_time(name: str, text: str) -> datetime:
             f"{_iso(EARLIEST)} to {_iso(LATEST)}"
         )
     return value
-
-
-def parse_limit(text: str | None) -> int:
-    """A page size: :data:`DEFAULT_LIMIT` when absent or empty.
-
-    :raises ValueError: not a whole number from 1 to :data:`MAX_LIMIT`.
-    """
-    if not text:
-        return DEFAULT_LIMIT
-    # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few of
-    # them: int() refuses over 4,300 digits with a text of its own.
-    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_LIMIT))
-    if not digits or not 1 <= int(text) <= MAX_LIMIT:
-        raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
-    return int(text)
 
 
 def _iso(value: datetime) -> str:

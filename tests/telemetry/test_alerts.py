@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared import telemetry
 from shared.tracking import TrackingState
-from shared.views.status import FAILED_STATES
+from shared.views.counts import FAILED_STATES
 from tests.deploy.bicep import BicepFile, Resource
 
 ROOT = Path(__file__).resolve().parents[2]

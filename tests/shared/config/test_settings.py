@@ -22,7 +22,7 @@ from shared.config import (
     SettingsError,
     StorageSettings,
 )
-from shared.views.status import health_summary
+from shared.views.health import health_summary
 from shared.zips import ZipLimits
 from tests import fakes
 

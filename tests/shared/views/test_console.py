@@ -7,7 +7,7 @@ import re
 
 from shared.tracking import TrackingState
 from shared.views import console
-from shared.views.status import FAILED_STATES
+from shared.views.counts import FAILED_STATES
 
 _BLOCK = re.compile(rb'<script type="application/json" id="vocabulary">(.*?)</script>', re.S)
 
@@ -38,4 +38,4 @@ def test_the_data_block_is_not_allowed_as_a_script_and_cannot_close_its_element(
     page = console.page()
     policy = dict(page.headers)["Content-Security-Policy"]
     assert len(re.findall(r"'sha256-", policy)) == 2  # the script and the style, no more
-    assert "<" not in console._data_block({"x": "</script><b>"})
+    assert "<" not in console.data_block({"x": "</script><b>"})

@@ -1,0 +1,235 @@
+"""The schemas of the OpenAPI document: the JSON shapes the HTTP API answers with.
+
+:mod:`shared.views.openapi_paths` refers to them by :func:`ref`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.tracking import ExportState, TrackingState
+from shared.views import exports
+
+__all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
+
+STRING = {"type": "string"}
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_INT = {"type": "integer"}
+STATES = [state.value for state in TrackingState]
+_STRINGS = {"type": "array", "items": STRING}
+_DROPPED = "older history entries the record no longer keeps (it keeps the newest)"
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the schema ``name``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RECORD = {
+    "type": "object",
+    "description": "One blob version and everything that happened to it.",
+    "properties": {
+        "record_key": {**STRING, "description": "the record's key: addresses it in this API"},
+        "record_id": STRING,
+        "message_id": _NULLABLE_STRING,
+        "blob": {**STRING, "description": "path inside the inbound container"},
+        "blob_etag": STRING,
+        "route": _NULLABLE_STRING,
+        "activity_id": _NULLABLE_STRING,
+        "entity": _NULLABLE_STRING,
+        "company": _NULLABLE_STRING,
+        "size": {"type": "integer", "nullable": True},
+        "state": {"type": "string", "enum": STATES},
+        "terminal": {"type": "boolean"},
+        "d365_status": _NULLABLE_STRING,
+        "execution_id": _NULLABLE_STRING,
+        "sent_execution_id": {
+            **_NULLABLE_STRING,
+            "description": "the execution id sent with ImportFromPackage when F&O answered "
+            "another one (execution_id is F&O's)",
+        },
+        "errors": {"type": "array", "items": ref("ExecutionError")},
+        "errors_truncated": {"type": "boolean"},
+        "error_count": _INT,
+        "errors_blob": {**_NULLABLE_STRING, "description": "<container>/<path> of all errors"},
+        "reject_reason": _NULLABLE_STRING,
+        "archived_to": _NULLABLE_STRING,
+        "archive_error": _NULLABLE_STRING,
+        "received_at": _TIME,
+        "enqueued_at": _TIME,
+        "updated_at": _TIME,
+        "completed_at": _TIME,
+        "next_poll_at": _TIME,
+        "poll_count": _INT,
+        "enqueue_attempts": _INT,
+        "last_error": _NULLABLE_STRING,
+        "history": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"state": STRING, "at": {"type": "string", "format": "date-time"}},
+            },
+        },
+        "history_dropped": {**_INT, "description": _DROPPED},
+        "api": {**_NULLABLE_STRING, "description": '"package": the DMF package API; null: enqueue'},
+        "definition_group": {
+            **_NULLABLE_STRING,
+            "description": "the data project a package import goes to",
+        },
+        "api_note": {
+            **_NULLABLE_STRING,
+            "description": "why the package API took a file of an enqueue route",
+        },
+        "error_files": {
+            **_STRINGS,
+            "description": "<container>/<path> of the error files F&O produced (package API); "
+            "in a listing, the first ones when they did not fit the record",
+        },
+        "error_file_count": _INT,
+        "error_files_blob": {
+            **_NULLABLE_STRING,
+            "description": "<container>/<path> of the whole list when it did not fit the record",
+        },
+        "location": {**STRING, "description": "<container>/<path> where the file is now"},
+        "resubmit_of": {**_NULLABLE_STRING, "description": "record_key it was resubmitted from"},
+        "resubmitted_as": {**_NULLABLE_STRING, "description": "record_key of its resubmit"},
+        "resubmit_risk": {
+            **_NULLABLE_STRING,
+            "description": "why a resubmit may import it twice (then confirm is required)",
+        },
+    },
+    "required": ["record_key", "blob", "state", "terminal", "history"],
+}
+
+
+def _page(item: str) -> dict[str, Any]:
+    """A page of a listing: its items, and the continuation of the next page."""
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": ref(item)},
+            "continuation": {**_NULLABLE_STRING, "description": "pass it for the next page"},
+        },
+        "required": ["items", "continuation"],
+    }
+
+
+_EXPORT_RECORD = {
+    "type": "object",
+    "description": "One message of a recurring export job and what happened to it.",
+    "properties": {
+        "direction": {"type": "string", "enum": [exports.DIRECTION]},
+        "message_id": {**STRING, "description": "F&O's message id: addresses it in this API"},
+        "route": {**STRING, "description": "the export route's name"},
+        "activity_id": STRING,
+        "container": {**STRING, "description": "the container the blobs are written to"},
+        "blobs": {
+            **_STRINGS,
+            "description": "the blobs written (several when unzipped); in a listing, the first "
+            "ones when they did not fit the record",
+        },
+        "blob_count": _INT,
+        "blobs_blob": {
+            **_NULLABLE_STRING,
+            "description": "<container>/<path> of the whole list when it did not fit the record",
+        },
+        "target": {**STRING, "description": "the planned blob name (folder when unzipping)"},
+        "size": {"type": "integer", "nullable": True},
+        "state": {"type": "string", "enum": [state.value for state in ExportState]},
+        "dequeue_count": _INT,
+        "dequeued_at": _TIME,
+        "downloaded_at": _TIME,
+        "acked_at": _TIME,
+        "gave_up_at": {
+            **_TIME,
+            "description": "when it was given up (EXPORT_MAX_ATTEMPTS, or a package the zip "
+            "limits refuse): it stays ExportFailed, acknowledged, never written again",
+        },
+        "updated_at": _TIME,
+        "last_error": _NULLABLE_STRING,
+        "history": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "state": STRING,
+                    "at": {"type": "string", "format": "date-time"},
+                    "reason": _NULLABLE_STRING,
+                },
+                "required": ["state", "at"],
+            },
+        },
+        "history_dropped": {**_INT, "description": _DROPPED},
+    },
+    "required": ["direction", "message_id", "route", "state", "blobs", "history"],
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "properties": {
+            "error": {**STRING, "description": "what is wrong and what to do"},
+            "problems": {"type": "array", "items": STRING},
+        },
+        "required": ["error"],
+    },
+    "ExecutionError": {
+        "type": "object",
+        "properties": {"record_id": STRING, "field": STRING, "message": STRING},
+    },
+    "Record": _RECORD,
+    "Page": _page("Record"),
+    "ExportRecord": _EXPORT_RECORD,
+    "ExportPage": _page("ExportRecord"),
+    "Counts": {
+        "type": "object",
+        "properties": {
+            "since": _TIME,
+            "until": _TIME,
+            "total": _INT,
+            "failed": _INT,
+            "stuck": _INT,
+            "stuck_after_seconds": {"type": "number"},
+            "by_state": {"type": "object", "additionalProperties": _INT},
+            "by_route": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"total": _INT, "failed": _INT, "stuck": _INT},
+                },
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "properties": {
+            "healthy": {"type": "boolean"},
+            "checks": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+        "required": ["healthy", "checks"],
+    },
+    "ResubmitRequest": {
+        "type": "object",
+        "properties": {
+            "request_id": {
+                **STRING,
+                "description": "instead of the Idempotency-Key header",
+                "pattern": "^[A-Za-z0-9._:-]{1,100}$",
+            },
+            "confirm": {
+                "type": "boolean",
+                "description": "required when the record has a resubmit_risk",
+            },
+        },
+    },
+    "ResubmitResult": {
+        "type": "object",
+        "properties": {
+            "resubmitted_as": STRING,
+            "request_id": STRING,
+            "original": ref("Record"),
+            "resubmitted": {**ref("Record"), "nullable": True},
+        },
+    },
+}

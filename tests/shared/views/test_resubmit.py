@@ -1,0 +1,95 @@
+"""The resubmit view: a bad or hostile request is a 400 or 413 that says why, a storage failure
+a 503 whose retry finishes the resubmit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.tracking import TrackingState
+from shared.views import resubmit
+from shared.views.response import ApiResponse
+from tests.e2e.test_enqueue import VALID
+from tests.shared.conftest import Domain
+from tests.shared.views.support import enqueued
+
+README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "code", "text"),
+    [
+        (b"{", {"Idempotency-Key": "k"}, 400, "the body is not a JSON object: Expecting property"),
+        (b"{}", {}, 400, "a request id is required: send an Idempotency-Key header"),
+        (b'{"request_id": "a b"}', {}, 400, "request id 'a b' is not accepted"),
+    ],
+)
+def test_a_bad_resubmit_request_gets_a_400_that_says_why(
+    domain: Domain, body: bytes, headers: dict[str, str], code: int, text: str
+) -> None:
+    message_id = enqueued(domain)
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+    assert response.status == code
+    assert text in response.body["error"]
+
+
+def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
+    domain: Domain,
+) -> None:
+    domain.d365.knobs.max_enqueue_bytes = 16
+    refused = domain.deliver(domain.upload("customers/USMF/retry.xml", VALID))
+    assert refused is not None and refused.state is TrackingState.ENQUEUE_FAILED
+    domain.d365.knobs.max_enqueue_bytes = None
+    domain.faults.fail("reset", "POST", "$batch", times=50)  # the new version's claim
+
+    def again() -> ApiResponse:
+        headers = {"Idempotency-Key": "k"}
+        return resubmit.resubmit(lambda: domain.context, refused.row_key, headers, b"{}")
+
+    failed = again()
+    domain.faults.clear()
+    done = again()
+
+    assert failed.status == 503
+    assert "send it again with the same request id" in failed.body["error"]
+    assert done.status == 200, done.body
+    assert done.body["resubmitted"]["resubmit_of"] == refused.row_key
+    assert domain.enqueues() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "text"),
+    [
+        (b"[" * 100_000, 413, "the body is 100,000 bytes; at most 65,536 bytes (64 KiB) are"),
+        (b"[" * 60_000, 400, "the body is not a JSON object: it is nested too deeply"),
+        (b'{"confirm": "\xff"}', 400, "the body is not a JSON object: it is not UTF-8 text"),
+        (b"1" * 5000, 400, "the body is not a JSON object: it holds a number of over 4,300"),
+        (b'["confirm"]', 400, "the body is not a JSON object: it is an array; expected e.g. {"),
+        (b'{"confirm": "true"}', 400, "confirm in the body is not true or false; expected e.g."),
+        (b'{"request_id": 7}', 400, "request_id in the body is not a string; expected e.g. {"),
+    ],
+)
+def test_a_hostile_resubmit_body_is_refused_with_what_is_wrong_not_a_500(
+    domain: Domain, body: bytes, code: int, text: str
+) -> None:
+    message_id = enqueued(domain)
+    headers = {"Idempotency-Key": "k"}
+
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+
+    assert (response.status, response.body["error"][: len(text)]) == (code, text)
+    assert f'| {code} "{response.body["error"]}" |' in README  # its row, word for word
+
+
+def test_a_storage_failure_reading_the_record_to_resubmit_is_a_503_not_a_500(
+    domain: Domain,
+) -> None:
+    message_id = enqueued(domain)
+    domain.faults.fail("reset", "GET", "PartitionKey", times=50)
+
+    response = resubmit.resubmit(lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b"")
+
+    domain.faults.clear()
+    assert response.status == 503
+    assert response.body["error"].startswith("storage failed or changed while answering")
