@@ -1,70 +1,26 @@
-"""Zips opened with limits: every zip the app reads goes through :class:`LimitedZip`.
-
-The app reads three kinds of zip, each of which may be broken or hostile: a package route's
-template (its ``Manifest.xml`` and ``PackageHeader.xml``, read whole), an uploaded ``.zip``
-package (its ``Manifest.xml``, for the entity names) and an exported package that an unzip
-route writes member by member. This module is the one place that opens them, so that:
-
-- the limits of :class:`ZipLimits` (the ``ZIP_*`` settings) hold for what is *inflated*: the
-  number of members, each member's size, the total inflated from one zip, the compression
-  ratio, and the members read whole into memory. What the directory declares is checked
-  before a byte is inflated (an honest bomb costs nothing), and every read is counted, so a
-  header that lies is caught too: nothing inflates past a limit by more than one read
-  (:data:`READ_CHUNK`);
-- the directory is sized from the zip's end record before :mod:`zipfile` reads it, as
-  zipfile reads the whole directory into memory at the size the end record states;
-- only stored and deflated members are read: zipfile inflates bzip2 and LZMA without a bound
-  per read, and F&O writes deflate;
-- every exception zipfile and zlib raise over a bad zip (``BadZipFile``, ``zlib.error``,
-  ``RuntimeError`` for encryption, ``NotImplementedError`` for a method, ``EOFError``,
-  ``OSError``, ``ValueError``, ``struct.error``, ``KeyError``, ``LargeZipFile``...) becomes
-  :class:`ZipRefusedError`, whose text names the zip and the limit's setting or the defect.
-
-A failure of the file underneath (a blob range read, a temporary file) is not the zip's
-fault: it is raised as it came, so that the caller tries again rather than refusing the zip.
-"""
+"""LimitedZip: a zip read within :class:`~shared.zips.limits.ZipLimits`, every read counted."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import struct
 import zipfile
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from shared.errors import AppError
-
-__all__ = [
-    "MANIFEST_BYTES_SETTING",
-    "MEMBERS_SETTING",
-    "MEMBER_BYTES_SETTING",
-    "RATIO_GRACE_BYTES",
-    "RATIO_SETTING",
-    "READ_CHUNK",
-    "TOTAL_BYTES_SETTING",
-    "LimitedZip",
-    "MemberReader",
-    "ZipLimits",
-    "ZipRefusedError",
-]
-
-MEMBERS_SETTING = "ZIP_MAX_MEMBERS"
-MEMBER_BYTES_SETTING = "ZIP_MAX_MEMBER_BYTES"
-TOTAL_BYTES_SETTING = "ZIP_MAX_TOTAL_BYTES"
-RATIO_SETTING = "ZIP_MAX_RATIO"
-MANIFEST_BYTES_SETTING = "ZIP_MAX_MANIFEST_BYTES"
-
-_MIB = 1024 * 1024
-_GIB = 1024 * _MIB
-READ_CHUNK = 1 * _MIB
-"""The most one read inflates: a limit is never passed by more than this."""
-RATIO_GRACE_BYTES = 1 * _MIB
-"""A member is held to the ratio once it has inflated this much: a small file of repeated
-text (a manifest) deflates far better than data, and harms nobody."""
+from shared.zips.limits import (
+    MANIFEST_BYTES_SETTING,
+    MEMBER_BYTES_SETTING,
+    MEMBERS_SETTING,
+    RATIO_GRACE_BYTES,
+    RATIO_SETTING,
+    READ_CHUNK,
+    TOTAL_BYTES_SETTING,
+    ZipLimits,
+    ZipRefusedError,
+)
+from shared.zips.source import DEFECTS, TEXT_CHARS, SourceFile, describe
 
 _METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 _METHOD_NAMES = {9: "Deflate64", 12: "bzip2", 14: "LZMA", 93: "Zstandard", 95: "XZ", 99: "AES"}
@@ -83,59 +39,6 @@ _MAX_COMMENT = 0xFFFF
 _DIRECTORY_BYTES_PER_MEMBER = 512
 _DIRECTORY_FLOOR = 64 * 1024
 # What zipfile and zlib raise over a bad zip (RecursionError and EOFError included).
-_DEFECTS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    zlib.error,
-    RuntimeError,
-    NotImplementedError,
-    EOFError,
-    OSError,
-    ValueError,
-    struct.error,
-    KeyError,
-    IndexError,
-    OverflowError,
-)
-_TEXT_CHARS = 200
-
-
-@dataclass(frozen=True)
-class ZipLimits:
-    """What one zip may hold; the settings named below set them (README, Settings).
-
-    :ivar max_members: entries in its directory (``ZIP_MAX_MEMBERS``).
-    :ivar max_member_bytes: bytes one member inflates to (``ZIP_MAX_MEMBER_BYTES``).
-    :ivar max_total_bytes: bytes inflated from one zip in all (``ZIP_MAX_TOTAL_BYTES``).
-    :ivar max_ratio: inflated bytes per compressed byte of a member, once it is past
-        :data:`RATIO_GRACE_BYTES` (``ZIP_MAX_RATIO``).
-    :ivar max_manifest_bytes: a member read whole into memory, a package's ``Manifest.xml``
-        or ``PackageHeader.xml`` (``ZIP_MAX_MANIFEST_BYTES``).
-    """
-
-    max_members: int = 10_000
-    max_member_bytes: int = 4 * _GIB
-    max_total_bytes: int = 8 * _GIB
-    max_ratio: int = 200
-    max_manifest_bytes: int = 4 * _MIB
-
-
-class ZipRefusedError(AppError):
-    """A zip the app does not read. The text names the zip (``source``) and what is wrong;
-    ``setting`` names the limit it passed, None for a defect of the zip itself."""
-
-    def __init__(self, source: str, problem: str, *, setting: str | None = None) -> None:
-        self.source = source
-        self.problem = problem
-        self.setting = setting
-        super().__init__(f"{source} {problem}")
-
-    @property
-    def fix(self) -> str:
-        """What to do about it, as a clause: raise the setting, or build the zip again."""
-        if self.setting:
-            return f"if the zip is genuine, raise {self.setting}"
-        return "build the zip again (deflate or no compression, no password)"
 
 
 class LimitedZip:
@@ -151,7 +54,7 @@ class LimitedZip:
     def __init__(self, file: BinaryIO, *, source: str, limits: ZipLimits) -> None:
         self.source = source
         self.limits = limits
-        self._file = _Source(file)
+        self._file = SourceFile(file)
         self._inflated = 0
         with self._reading():
             self._check_start()
@@ -232,7 +135,7 @@ class LimitedZip:
         try:
             yield MemberReader(self, member, stream, limit, setting)
         finally:
-            with contextlib.suppress(*_DEFECTS):
+            with contextlib.suppress(*DEFECTS):
                 stream.close()
 
     @contextlib.contextmanager
@@ -247,9 +150,9 @@ class LimitedZip:
             failure = self._file.failure
             if failure is not None:
                 raise failure from None
-            if not isinstance(exc, _DEFECTS):
+            if not isinstance(exc, DEFECTS):
                 raise
-            raise self._defect(_describe(exc), member) from exc
+            raise self._defect(describe(exc), member) from exc
 
     def _check_start(self) -> None:
         self._file.seek(0)
@@ -329,7 +232,7 @@ class LimitedZip:
         return self.limits.max_ratio * max(member.compress_size, 1)
 
     def _defect(self, problem: str, member: zipfile.ZipInfo | None = None) -> ZipRefusedError:
-        where = f"member {member.filename[:_TEXT_CHARS]!r}: " if member else ""
+        where = f"member {member.filename[:TEXT_CHARS]!r}: " if member else ""
         return ZipRefusedError(self.source, f"is not a readable zip: {where}{problem}")
 
     def _over(
@@ -337,7 +240,7 @@ class LimitedZip:
     ) -> ZipRefusedError:
         return ZipRefusedError(
             self.source,
-            f"holds member {member.filename[:_TEXT_CHARS]!r}, which {what}, over the "
+            f"holds member {member.filename[:TEXT_CHARS]!r}, which {what}, over the "
             f"{limit:,}-byte limit of {setting}",
             setting=setting,
         )
@@ -345,7 +248,7 @@ class LimitedZip:
     def _over_ratio(self, member: zipfile.ZipInfo, what: str) -> ZipRefusedError:
         return ZipRefusedError(
             self.source,
-            f"holds member {member.filename[:_TEXT_CHARS]!r}, which {what} from "
+            f"holds member {member.filename[:TEXT_CHARS]!r}, which {what} from "
             f"{member.compress_size:,} compressed, over the ratio of {self.limits.max_ratio} to "
             f"1 of {RATIO_SETTING} (a zip bomb, or data that compresses unusually well)",
             setting=RATIO_SETTING,
@@ -403,59 +306,3 @@ class MemberReader:
             )
         self._owner._counted(self._member, self.inflated, len(data))
         return data
-
-
-class _Source:
-    """The file under the zip, for zipfile. It remembers a failure of the file itself, so
-    that a storage or disk error is not taken for a defect of the zip (zipfile turns some
-    into "not a zip"). A seek to a place the zip's own numbers point before its start is
-    the zip's defect, as with a plain file."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self.failure: BaseException | None = None
-
-    def seekable(self) -> bool:
-        """True: zipfile reads the end first."""
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        """Seek the file; the zip's defect when it lands before the start."""
-        try:
-            return self._file.seek(offset, whence)
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ValueError) or exc.errno == errno.EINVAL:
-                raise
-            self.failure = exc
-            raise
-        except Exception as exc:
-            self.failure = exc
-            raise
-
-    def tell(self) -> int:
-        """Where the file is."""
-        return self._call(self._file.tell)
-
-    def read(self, size: int = -1) -> bytes:
-        """Read the file."""
-        data: bytes = self._call(self._file.read, size)
-        return data
-
-    def _call(self, method: Any, *args: Any) -> Any:
-        try:
-            return method(*args)
-        except Exception as exc:
-            self.failure = exc
-            raise
-
-
-def _describe(exc: BaseException) -> str:
-    """What a zipfile or zlib exception says about the zip."""
-    text = str(exc)[:_TEXT_CHARS]
-    if isinstance(exc, zlib.error):
-        return f"its deflate data is broken ({text})"
-    if isinstance(exc, EOFError):
-        return "it ends inside a member's data (the zip is cut short)"
-    if isinstance(exc, zipfile.BadZipFile):
-        return text or "it is broken"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
