@@ -1,0 +1,114 @@
+"""The unzip of an exported package: each member of it streamed into a blob of its own.
+
+The package is first streamed into a local temporary file (a zip's directory is at its end,
+so reading its members needs random access; the file is unlinked on creation and so removed
+however the process ends), then opened by :mod:`shared.zips`: what its directory declares is
+checked against the ``ZIP_*`` limits before any member is written, then each member is
+streamed from it into its own blob in staged blocks, every inflated byte counted. A package
+the limits refuse is written unopened as ``<folder><message id>.zip`` instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from azure.storage.blob import BlobClient, ContainerClient
+
+from shared.clients.d365 import D365Client, DequeuedMessage
+from shared.flows.export.models import ExportPolicy
+from shared.tracking import ExportRecord
+from shared.zips import LimitedZip, MemberReader, ZipRefusedError
+
+__all__ = ["PackageWriter", "Written"]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write left in the container: the blobs, the download's size, and the zip
+    refusal when the package was kept unopened instead of unzipped."""
+
+    blobs: tuple[str, ...]
+    size: int
+    refused: ZipRefusedError | None = None
+
+
+class PackageWriter:
+    """Writes the members of exported packages as blobs.
+
+    :param client: the F&O client (the download).
+    :param policy: block sizes and zip limits.
+    :keyword temp_dir: where the package is kept while it is read.
+    """
+
+    def __init__(
+        self, client: D365Client, policy: ExportPolicy, *, temp_dir: str | None = None
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._temp_dir = temp_dir
+
+    def write(
+        self,
+        container: ContainerClient,
+        message: DequeuedMessage,
+        record: ExportRecord,
+        metadata: Mapping[str, str],
+        committed: list[str],
+    ) -> Written:
+        """Download the package to a temporary file, then write each member as a blob; a
+        package the zip limits refuse is written unopened as one blob instead (after the
+        members committed before the refusal, in ``committed`` too)."""
+        with tempfile.TemporaryFile(dir=self._temp_dir) as package:
+            size = self._client.download(message.download_location, package)
+            try:
+                self._unzip(package, container, record, metadata, committed)
+            except ZipRefusedError as exc:
+                package.seek(0)
+                kept = f"{record.target}{record.message_id}.zip"
+                _copy(package, container.get_blob_client(kept), metadata, self._policy)
+                return Written((*committed, kept), size, refused=exc)
+            return Written(tuple(committed), size)
+
+    def _unzip(
+        self,
+        package: BinaryIO,
+        container: ContainerClient,
+        record: ExportRecord,
+        metadata: Mapping[str, str],
+        committed: list[str],
+    ) -> None:
+        """Each member of the package as a blob under the record's target folder, after
+        what the zip declares passed the limits (nothing is written otherwise); each one
+        committed is added to ``committed`` at once, so a failure later on can name it."""
+        source = f"the exported package of message {record.message_id}"
+        with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
+            archive.check()
+            names = [record.target + _member_name(m.filename, source) for m in archive.members]
+            for member, name in zip(archive.members, names, strict=True):
+                with archive.open(member) as stream:
+                    _copy(stream, container.get_blob_client(name), metadata, self._policy)
+                committed.append(name)
+
+
+def _copy(
+    source: BinaryIO | MemberReader,
+    blob: BlobClient,
+    metadata: Mapping[str, str],
+    policy: ExportPolicy,
+) -> None:
+    """Stream ``source`` into ``blob`` in staged blocks, then commit it with ``metadata``."""
+    with policy.block_writer(blob) as writer:
+        shutil.copyfileobj(source, writer, policy.block_size)
+        writer.commit(metadata)
+
+
+def _member_name(name: str, source: str) -> str:
+    """A package member's path as a blob name; a path that could escape the folder is refused."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
+        raise ZipRefusedError(source, f"holds the unsafe path {name[:200]!r}")
+    return "/".join(parts)
