@@ -1,6 +1,6 @@
 """The package path of the enqueuer and the poller, on Azurite and the emulator: a package,
 a plain file wrapped from the template, the execution followed to its end, the import lease,
-and the faults at each step (see shared/flows/package.py's docstring)."""
+and the faults at each step (see shared/flows/package/__init__.py's docstring)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ from azure.core.exceptions import ResourceExistsError
 from shared.clients.d365 import D365Client, D365ServerError, RetryPolicy
 from shared.clients.d365 import _client as d365_client
 from shared.config.routes import ImportRoutes
-from shared.flows import package
-from shared.flows.enqueue import EnqueuePolicy, Enqueuer
-from shared.flows.package import PackageImporter, PackagePolicy
-from shared.flows.poll import Poller, PollPolicy
+from shared.flows.enqueue import Enqueuer
+from shared.flows.package import importer as package_importer
+from shared.flows.package.build import PackageBuilder
+from shared.flows.package.follow import ImportFollower
+from shared.flows.package.importer import PackageImporter
+from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
+from shared.flows.poll import Poller
 from shared.flows.resubmit import ResubmitError, Resubmitter
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
@@ -46,6 +49,7 @@ class Packaged:
     enqueuer: Enqueuer
     poller: Poller
     importer: PackageImporter
+    follower: ImportFollower
 
     def upload_template(self, data: bytes | None = None) -> None:
         container = self.domain.context.blob_service.get_container_client(TEMPLATES)
@@ -94,17 +98,19 @@ def _build(
         retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
         sas_hosts=settings.d365.sas_hosts,
     )
+    package_policy = PackagePolicy(
+        lease_span=timedelta(seconds=read_timeout + 5),
+        error_file_pause=0.05,
+        first_poll_delay=timedelta(seconds=1),
+    )
     importer = PackageImporter(
+        context.store, client, context.blob_service, policy=package_policy, clock=domain.clock
+    )
+    follower = ImportFollower(
         context.store,
         client,
-        context.blob_service,
         errors_container=context.blob_service.get_container_client(settings.errors_container),
-        policy=PackagePolicy(
-            lease_span=timedelta(seconds=read_timeout + 5),
-            error_file_pause=0.05,
-            first_poll_delay=timedelta(seconds=1),
-        ),
-        clock=domain.clock,
+        policy=package_policy,
     )
     enqueuer = Enqueuer(
         context.store,
@@ -133,9 +139,9 @@ def _build(
             backoff=FAST, lease_margin=timedelta(seconds=5), max_pending_age=timedelta(hours=1)
         ),
         clock=domain.clock,
-        packages=importer,
+        packages=follower,
     )
-    return Packaged(domain, enqueuer, poller, importer)
+    return Packaged(domain, enqueuer, poller, importer, follower)
 
 
 @pytest.fixture
@@ -1092,7 +1098,7 @@ def test_an_error_nobody_foresaw_in_the_upload_is_recorded_by_its_type_and_retri
     def broken(self: object) -> int:
         raise struct.error("ushort format requires 0 <= number <= 65535 (https://x/?sig=s)")
 
-    monkeypatch.setattr(package._PackageBuilder, "length", broken)
+    monkeypatch.setattr(PackageBuilder, "length", broken)
     record = packaged.send("pkg-plain/USMF/customers.xml", b"<Document/>")
 
     assert record.state is TrackingState.RECEIVED
@@ -1159,8 +1165,8 @@ def test_error_files_of_many_entities_stop_at_their_time_and_the_outcome_is_writ
     with thousands of entities a follow outlived the poll's lease and functionTimeout, and
     the file ended TimedOut. The error files get a quarter of the tick budget."""
     # 0.5 s for error files; the first keys file's reads, 0.2 s apart, outlast it.
-    packaged.importer.policy = replace(
-        packaged.importer.policy, poll_tick_budget=timedelta(seconds=2), error_file_pause=0.2
+    packaged.follower.policy = replace(
+        packaged.follower.policy, poll_tick_budget=timedelta(seconds=2), error_file_pause=0.2
     )
     packaged.domain.d365.knobs.error_keys_seconds = 3600
     record = packaged.send("pkg/USMF/many.zip", _package_of_entities_with_errors(12))
@@ -1233,7 +1239,7 @@ def test_a_package_over_what_a_block_blob_holds_is_refused_before_get_azure_writ
     """The package path keeps 1 MiB for what a template adds, but Manifest.xml may be 4 MiB:
     a file near the limit made upload_package raise ValueError after GetAzureWriteUrl,
     retried for a day. Scaled down: a block blob of 1 block of 4 MiB."""
-    monkeypatch.setattr(package, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(package_importer, "MAX_BLOCKS", 1)
     monkeypatch.setattr(d365_client, "MAX_BLOCKS", 1)
     packaged = _build(domain, package_max_bytes=3 << 20)
     packaged.upload_template(_stored_template(3 << 19))
