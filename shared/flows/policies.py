@@ -16,7 +16,6 @@ __all__ = [
     "EnqueuePolicy",
     "PackagePolicy",
     "PollPolicy",
-    "default_backoff",
 ]
 
 _MIB = 1024 * 1024
@@ -29,7 +28,7 @@ blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template add
 Manifest.xml, PackageHeader.xml and the zip's headers)."""
 
 
-def default_backoff() -> Backoff:
+def _default_backoff() -> Backoff:
     """The poll and retry back-off of the default settings."""
     return Backoff(Settings.poll_interval_min, Settings.poll_interval_max)
 
@@ -53,7 +52,7 @@ class EnqueuePolicy:
     answer_timeout: timedelta = D365Settings.http_timeout
     first_poll_delay: timedelta = Settings.poll_interval_min
     default_max_bytes: int = Settings.max_file_bytes
-    retry: Backoff = field(default_factory=default_backoff)
+    retry: Backoff = field(default_factory=_default_backoff)
     max_pending_age: timedelta = Settings.max_pending_age
     package_max_bytes: int = PACKAGE_MAX_BYTES
 
@@ -96,7 +95,7 @@ class PollPolicy:
 
     concurrency: int = Settings.poll_concurrency
     tick_budget: timedelta = Settings.poll_tick_budget
-    backoff: Backoff = field(default_factory=default_backoff)
+    backoff: Backoff = field(default_factory=_default_backoff)
     max_pending_age: timedelta = Settings.max_pending_age
     lease_margin: timedelta = timedelta(minutes=2)
     archive_attempts: int = 8

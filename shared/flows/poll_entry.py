@@ -31,7 +31,7 @@ from shared.tracking import (
     TrackingStore,
 )
 
-__all__ = ["EntryPoller", "EntryResult", "Outcome", "entry_ids"]
+__all__ = ["EntryPoller", "EntryResult", "Outcome"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class EntryPoller:
             return self._poll(entry)
         except ConcurrencyError:
             _LOGGER.info(
-                "record changed by another worker blob=%s", entry.blob, extra=entry_ids(entry)
+                "record changed by another worker blob=%s", entry.blob, extra=_entry_ids(entry)
             )
             return EntryResult(Outcome.SKIPPED)
         except Exception:
@@ -111,7 +111,7 @@ class EntryPoller:
                 "poll failed blob=%s message_id=%s",
                 entry.blob,
                 entry.message_id,
-                extra=entry_ids(entry),
+                extra=_entry_ids(entry),
             )
             polls = entry.poll_count + 1
             due = self._clock() + self._policy.backoff.next_interval(polls)
@@ -130,7 +130,7 @@ class EntryPoller:
         if record is None or record.state.is_terminal:
             if record is None:
                 _LOGGER.error(
-                    "schedule entry without a record blob=%s", entry.blob, extra=entry_ids(entry)
+                    "schedule entry without a record blob=%s", entry.blob, extra=_entry_ids(entry)
                 )
             # Only if unchanged: a writer that scheduled it again meanwhile wins.
             self._store.schedule.remove(entry)
@@ -164,7 +164,7 @@ class EntryPoller:
                 result.raw,
                 entry.blob,
                 entry.message_id,
-                extra=entry_ids(entry, d365_status=result.raw),
+                extra=_entry_ids(entry, d365_status=result.raw),
             )
         elif status.is_terminal:
             return self._when_tracked(
@@ -186,7 +186,7 @@ class EntryPoller:
             entry.blob,
             entry.message_id,
             raw,
-            extra=entry_ids(entry, state=state.value, d365_status=raw),
+            extra=_entry_ids(entry, state=state.value, d365_status=raw),
         )
         return EntryResult(Outcome.POLLED)
 
@@ -252,7 +252,7 @@ class EntryPoller:
                 "final status without execution id yet blob=%s message_id=%s",
                 record.blob,
                 message_id,
-                extra=entry_ids(entry, d365_status=raw),
+                extra=_entry_ids(entry, d365_status=raw),
             )
             self._reanchor(record, entry, d365_status=raw)
             return EntryResult(Outcome.POLLED)
@@ -319,7 +319,7 @@ class EntryPoller:
             entry.blob,
             entry.message_id,
             exc,
-            extra=entry_ids(entry),
+            extra=_entry_ids(entry),
         )
         record = self._record(entry)
         if record is None:
@@ -328,7 +328,7 @@ class EntryPoller:
         return EntryResult(Outcome.FAILED)
 
 
-def entry_ids(entry: PendingEntry, **more: Any) -> dict[str, Any]:
+def _entry_ids(entry: PendingEntry, **more: Any) -> dict[str, Any]:
     """A schedule entry's correlation ids as log-record attributes."""
     return telemetry.log_ids(
         **{
