@@ -1,4 +1,4 @@
-"""The writes that settle a file's fate, each made to land when only this worker knows it."""
+"""The writes that settle a file's fate: its final state, or its return to the schedule."""
 
 from __future__ import annotations
 
