@@ -51,7 +51,8 @@ from devtools.azurite import Azurite  # noqa: E402
 from shared.clients.d365 import D365Client  # noqa: E402
 from shared.config.routes import ImportRoutes  # noqa: E402
 from shared.flows.enqueue import Enqueuer  # noqa: E402
-from shared.flows.poll import Poller, PollPolicy  # noqa: E402
+from shared.flows.policies import PollPolicy  # noqa: E402
+from shared.flows.poll import Poller  # noqa: E402
 from shared.flows.source_blob import Archiver  # noqa: E402
 from shared.tracking import (  # noqa: E402
     BATCH_SIZE,

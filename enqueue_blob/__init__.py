@@ -24,7 +24,7 @@ TRIGGER_PATH = "%INBOUND_CONTAINER%/{name}"
 )
 @telemetry.invocation("enqueue_blob", trigger="datasource")
 def enqueue_blob(client: blob.BlobClient) -> None:
-    """ImportRoute, claim and enqueue one uploaded blob version; see shared.flows.enqueue."""
+    """Route, claim and enqueue one uploaded blob version; see shared.flows.enqueue."""
     record = get_context().enqueuer.handle(client)
     if record is not None:
         _LOGGER.info(

@@ -22,10 +22,12 @@ from shared.clients.credentials import build_credential
 from shared.clients.d365 import D365Client
 from shared.clients.storage import blob_service_client, table_service_client
 from shared.config import Settings
-from shared.flows.enqueue import EnqueuePolicy, Enqueuer
+from shared.flows.enqueue import Enqueuer
 from shared.flows.export import Exporter, ExportPolicy
-from shared.flows.package import PackageImporter, PackagePolicy
-from shared.flows.poll import Poller, PollPolicy
+from shared.flows.package.follow import ImportFollower
+from shared.flows.package.importer import PackageImporter
+from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
+from shared.flows.poll import Poller
 from shared.flows.source_blob import Archiver
 from shared.tracking import Backoff, ExportStore, TrackingStore, utcnow
 
@@ -95,19 +97,13 @@ def build_context(
         pool_maxsize=settings.poll_concurrency,
         sas_hosts=settings.d365.sas_hosts,
     )
-    packages = PackageImporter(
-        store,
-        client,
-        blob_service,
-        errors_container=blob_service.get_container_client(settings.errors_container),
-        policy=PackagePolicy(
-            lease_span=settings.d365.http_timeout + timedelta(seconds=30),
-            first_poll_delay=settings.poll_interval_min,
-            poll_tick_budget=settings.poll_tick_budget,
-            zip_limits=settings.zip_limits,
-        ),
-        clock=clock,
+    package_policy = PackagePolicy(
+        lease_span=settings.d365.http_timeout + timedelta(seconds=30),
+        first_poll_delay=settings.poll_interval_min,
+        poll_tick_budget=settings.poll_tick_budget,
+        zip_limits=settings.zip_limits,
     )
+    packages = PackageImporter(store, client, blob_service, policy=package_policy, clock=clock)
     enqueuer = Enqueuer(
         store,
         client,
@@ -138,7 +134,12 @@ def build_context(
             lease_margin=settings.d365.http_timeout + timedelta(seconds=30),
         ),
         clock=clock,
-        packages=packages,
+        packages=ImportFollower(
+            store,
+            client,
+            errors_container=blob_service.get_container_client(settings.errors_container),
+            policy=package_policy,
+        ),
     )
     exporter = Exporter(
         ExportStore(

@@ -23,7 +23,7 @@ Keys:
 ``max_bytes``    largest file sent, in bytes (an integer, or a text such as ``"20MiB"``), at
                  most 1 GiB; default: the ``MAX_FILE_BYTES`` setting (enqueue routes), the
                  package path's own limit (package routes, ``on_too_large`` files: see
-                 :data:`shared.flows.package.PACKAGE_MAX_BYTES`).
+                 :data:`shared.flows.policies.PACKAGE_MAX_BYTES`).
 ``extensions``   allowed file suffixes, e.g. ``[".xml"]``, compared case-insensitively;
                  omitted: any (data package routes, and package routes without
                  ``template``: ``[".zip"]``, the only files they take).

@@ -42,7 +42,7 @@ from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared import telemetry
 from shared.errors import AppError
-from shared.flows.enqueue import Enqueuer
+from shared.flows.intake import Intake
 from shared.flows.source_blob import (
     RECORD_KEY,
     REQUEST_ID_LIMIT,
@@ -155,7 +155,7 @@ class Resubmitter:
     def __init__(
         self,
         store: TrackingStore,
-        enqueuer: Enqueuer,
+        enqueuer: Intake,
         archiver: Archiver,
         service: BlobServiceClient,
     ) -> None:

@@ -7,7 +7,8 @@ import time
 from datetime import timedelta
 
 from shared.context import get_context
-from shared.flows.poll import Poller, PollPolicy
+from shared.flows.policies import PollPolicy
+from shared.flows.poll import Poller
 from tests.e2e.conftest import App, enqueue_requests
 from tests.e2e.test_enqueue import VALID
 

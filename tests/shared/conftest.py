@@ -15,8 +15,9 @@ from devtools.d365_emulator import Emulator
 from shared.clients.d365 import D365Client, RetryPolicy
 from shared.config import Settings
 from shared.context import AppContext, build_context
-from shared.flows.enqueue import EnqueuePolicy, Enqueuer
-from shared.flows.poll import Poller, PollPolicy
+from shared.flows.enqueue import Enqueuer
+from shared.flows.policies import EnqueuePolicy, PollPolicy
+from shared.flows.poll import Poller
 from shared.tracking import Backoff, TrackedFile, utcnow
 from tests.e2e.conftest import INBOUND, app_environment
 from tests.faults import StorageFaults
@@ -50,6 +51,7 @@ class Domain:
     inbound: ContainerClient
     folder: str
     d365: Emulator
+    poll_policy: PollPolicy
 
     def upload(self, path: str, data: bytes, **kwargs: object) -> str:
         """Upload under this test's folder; returns the blob path."""
@@ -136,14 +138,10 @@ def domain(
         ),
         clock=clock,
     )
+    poll_policy = PollPolicy(backoff=FAST, lease_margin=timedelta(seconds=5), **overrides)
     poller = Poller(
-        context.store,
-        client,
-        enqueuer,
-        context.archiver,
-        policy=PollPolicy(backoff=FAST, lease_margin=timedelta(seconds=5), **overrides),
-        clock=clock,
+        context.store, client, enqueuer, context.archiver, policy=poll_policy, clock=clock
     )
-    yield Domain(context, enqueuer, poller, faults, clock, inbound, unique_name, d365)
+    yield Domain(context, enqueuer, poller, faults, clock, inbound, unique_name, d365, poll_policy)
     client.close()
     context.close()

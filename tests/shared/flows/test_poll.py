@@ -23,11 +23,11 @@ def _enqueued(domain: Domain, **upload: object) -> str:
 def test_a_poll_that_changes_nothing_writes_nothing(domain: Domain) -> None:
     domain.d365.knobs.enqueued_seconds = 3600
     blob = _enqueued(domain)
-    domain.clock.advance(domain.poller.policy.backoff.interval_max)
+    domain.clock.advance(domain.poll_policy.backoff.interval_max)
     domain.poller.tick()  # Enqueued -> Enqueued
     before = len(domain.faults.calls)
 
-    domain.clock.advance(domain.poller.policy.backoff.interval_max * 2)
+    domain.clock.advance(domain.poll_policy.backoff.interval_max * 2)
     report = domain.poller.tick()
 
     calls = domain.faults.calls[before:]
@@ -100,7 +100,7 @@ def test_an_archive_that_keeps_failing_ends_with_its_reason(domain: Domain) -> N
     assert final.archived_to is None
     assert "404 ContainerNotFound" in final.archive_error
     assert f"it stays in d365-inbound/{blob}" in final.archive_error
-    assert final.archive_attempts == domain.poller.policy.archive_attempts
+    assert final.archive_attempts == domain.poll_policy.archive_attempts
     assert domain.inbound.get_blob_client(blob).exists()
 
 
@@ -120,7 +120,7 @@ def test_a_stop_at_any_step_of_finishing_is_finished_by_the_next_tick(
     blob = _enqueued(domain)
     domain.faults.fail("reset", method, contains, skip=skip, times=1000)
     for _ in range(3):
-        domain.clock.advance(domain.poller.policy.backoff.interval_max)
+        domain.clock.advance(domain.poll_policy.backoff.interval_max)
         domain.poller.tick()
     domain.faults.clear()
 
@@ -156,7 +156,7 @@ def test_a_poll_lease_write_whose_answer_was_lost_is_still_ours(
     schedule = domain.context.store.schedule
     if row:
         domain.poller.tick()  # the lease row exists, finished
-    domain.clock.advance(domain.poller.policy.backoff.interval_max)
+    domain.clock.advance(domain.poll_policy.backoff.interval_max)
     domain.faults.fail("lost", method, row or domain.context.store.table_name, skip=skip)
 
     report = domain.poller.tick()
@@ -166,5 +166,5 @@ def test_a_poll_lease_write_whose_answer_was_lost_is_still_ours(
     assert report.due == 1
     assert schedule.watermark() is not None
     assert schedule.last_tick() <= domain.clock()
-    domain.clock.advance(domain.poller.policy.backoff.interval_max * 2)
+    domain.clock.advance(domain.poll_policy.backoff.interval_max * 2)
     assert "lease_held_elsewhere" not in domain.poller.tick().counts
