@@ -67,7 +67,7 @@ from shared.config.routes import (
     RouteMatch,
     RoutingError,
 )
-from shared.errors import AppError, safe_text
+from shared.errors import AppError, is_safe, safe_text
 from shared.flows.package import (
     PACKAGE_MAX_BYTES,
     ImportVerdict,
@@ -141,7 +141,7 @@ def _shown_error(exc: Exception) -> str:
     """:func:`shared.errors.safe_text`, with the module of a type that is not a builtin
     (``struct.error`` says more than ``error``)."""
     kind = type(exc)
-    if isinstance(exc, AppError) or kind.__module__ == "builtins":
+    if is_safe(exc) or kind.__module__ == "builtins":
         return safe_text(exc)
     return f"{kind.__module__}.{kind.__qualname__}"
 

@@ -481,7 +481,7 @@ class PackageImporter:
                     url = locate(execution_id, entity)
                     if url:
                         stored.append(self._copy(record, entity, kind, url))
-                except (AppError, AzureError, OSError) as exc:
+                except (AppError, D365Error, AzureError, OSError) as exc:
                     notes.append(_missing(what, execution_id, exc))
         return tuple(stored)
 

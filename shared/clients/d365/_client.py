@@ -17,8 +17,6 @@ import requests
 from azure.core.credentials import TokenCredential
 from urllib3.exceptions import NewConnectionError
 
-from shared import telemetry
-
 from ._blocks import (
     BLOCK_SIZE,
     MAX_BLOCKS,
@@ -75,6 +73,7 @@ from ._parsing import (
     url_without_query,
 )
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
+from ._tracing import d365_call, log_ids, record_retry
 from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy
 
@@ -280,7 +279,7 @@ class D365Client:
             upload.length,
             time.monotonic() - started,
             attempts,
-            extra=telemetry.log_ids(activity_id=activity, message_id=result.message_id),
+            extra=log_ids(activity_id=activity, message_id=result.message_id),
         )
         return result
 
@@ -403,7 +402,7 @@ class D365Client:
                 "dequeued activity=%s correlation_id=%s",
                 activity,
                 message.correlation_id,
-                extra=telemetry.log_ids(activity_id=activity),
+                extra=log_ids(activity_id=activity),
             )
         return message
 
@@ -493,7 +492,7 @@ class D365Client:
             "acked activity=%s correlation_id=%s",
             activity,
             message.correlation_id,
-            extra=telemetry.log_ids(activity_id=activity),
+            extra=log_ids(activity_id=activity),
         )
 
     # -- DMF package API --------------------------------------------------------------------
@@ -675,7 +674,7 @@ class D365Client:
             project,
             answered or execution,
             legal_entity_id,
-            extra=telemetry.log_ids(execution_id=answered or execution),
+            extra=log_ids(execution_id=answered or execution),
         )
         return answered or execution
 
@@ -797,7 +796,7 @@ class D365Client:
                 request_headers["Authorization"] = self._authorization(context)
             with self._payload(upload, data) as payload:
                 try:
-                    with telemetry.d365_call(
+                    with d365_call(
                         context.operation,
                         context.method,
                         url_without_query(context.url),
@@ -931,7 +930,7 @@ class D365Client:
             context.message_id,
             context.execution_id,
             request_id,
-            extra=telemetry.log_ids(
+            extra=log_ids(
                 activity_id=context.activity_id,
                 message_id=context.message_id,
                 execution_id=context.execution_id,
@@ -940,7 +939,7 @@ class D365Client:
                 d365_status=cause,
             ),
         )
-        telemetry.record_retry(context.operation, cause=cause, wait=wait)
+        record_retry(context.operation, cause=cause, wait=wait)
 
     def _authorization(self, context: OperationContext) -> str:
         try:

@@ -30,8 +30,6 @@ from http import HTTPStatus
 
 import requests
 
-from shared.errors import AppError
-
 from ._parsing import fno_error_text, redact_sas, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
@@ -109,8 +107,9 @@ class OperationContext:
         return f"{self.operation} ({where}{'; ' if ids else ''}{', '.join(ids)})"
 
 
-class D365Error(AppError):
-    """Base of every error the F&O client raises."""
+class D365Error(Exception):
+    """Base of every error the F&O client raises; its text names no secret, token or SAS
+    signature."""
 
     def __init__(
         self,
