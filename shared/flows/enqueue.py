@@ -68,6 +68,7 @@ from shared.config.routes import (
     RoutingError,
 )
 from shared.errors import AppError, is_safe, safe_text
+from shared.flows.archive import InboundContainer
 from shared.flows.package import (
     PACKAGE_MAX_BYTES,
     ImportVerdict,
@@ -80,7 +81,6 @@ from shared.flows.package import (
     execution_id_for,
 )
 from shared.flows.source_blob import (
-    Archiver,
     fingerprint,
     is_own_stamp,
     resubmit_fields,
@@ -220,7 +220,7 @@ class Enqueuer:
         store: TrackingStore,
         client: D365Client,
         routes: ImportRoutes,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         policy: EnqueuePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,

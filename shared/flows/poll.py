@@ -31,10 +31,11 @@ from opentelemetry import context as otel_context
 
 from shared import telemetry
 from shared.clients.d365 import D365Client, D365Error, D365HttpError, MessageStatus
+from shared.clients.storage import is_permanent
 from shared.config import Settings
+from shared.flows.archive import InboundContainer
 from shared.flows.enqueue import Enqueuer, default_backoff
 from shared.flows.package import PackageImporter
-from shared.flows.source_blob import Archiver, is_permanent
 from shared.tracking import (
     BATCH_SIZE,
     UNSCHEDULE,
@@ -126,7 +127,7 @@ class Poller:
         store: TrackingStore,
         client: D365Client,
         enqueuer: Enqueuer,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         policy: PollPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,

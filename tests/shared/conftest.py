@@ -126,7 +126,7 @@ def domain(
         context.store,
         client,
         settings.routes,
-        context.archiver,
+        context.inbound,
         policy=EnqueuePolicy(
             claim_lease=overrides.pop("claim_lease", timedelta(minutes=10)),
             answer_timeout=overrides.pop("answer_timeout", timedelta(seconds=30)),
@@ -140,7 +140,7 @@ def domain(
         context.store,
         client,
         enqueuer,
-        context.archiver,
+        context.inbound,
         policy=PollPolicy(backoff=FAST, lease_margin=timedelta(seconds=5), **overrides),
         clock=clock,
     )

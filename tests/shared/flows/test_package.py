@@ -110,7 +110,7 @@ def _build(
         context.store,
         client,
         routes or settings.routes,
-        context.archiver,
+        context.inbound,
         policy=EnqueuePolicy(
             **{
                 "claim_lease": timedelta(minutes=10),
@@ -128,7 +128,7 @@ def _build(
         context.store,
         client,
         enqueuer,
-        context.archiver,
+        context.inbound,
         policy=PollPolicy(
             backoff=FAST, lease_margin=timedelta(seconds=5), max_pending_age=timedelta(hours=1)
         ),
@@ -491,7 +491,7 @@ def test_a_lost_answer_of_the_importing_write_still_imports_once(packaged: Packa
 def _resubmit(packaged: Packaged, record: TrackedFile, *, confirm: bool = False) -> TrackedFile:
     context = packaged.domain.context
     resubmitter = Resubmitter(
-        context.store, packaged.enqueuer, context.archiver, context.blob_service
+        context.store, packaged.enqueuer, context.inbound, context.blob_service
     )
     result = resubmitter.resubmit(record.row_key, request_id="again", confirm=confirm)
     assert result.resubmitted is not None
