@@ -1,4 +1,4 @@
-"""Client for the Dynamics 365 Finance and Operations recurring-integrations API.
+"""The client of F&O's recurring-integrations API (Dynamics 365 Finance & Operations).
 
 See docs/architecture.md ("The F&O client") for the contract other modules code against.
 """
