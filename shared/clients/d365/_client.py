@@ -10,9 +10,7 @@ from typing import Self
 import requests
 from azure.core.credentials import TokenCredential
 
-from ._body import (
-    DEFAULT_CHUNK_SIZE,
-)
+from ._body import DEFAULT_CHUNK_SIZE
 from ._engine import USER_AGENT, Engine
 from ._exports import ExportCalls
 from ._messages import MessageCalls

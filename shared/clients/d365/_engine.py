@@ -13,16 +13,8 @@ import requests
 from azure.core.credentials import TokenCredential
 from urllib3.exceptions import NewConnectionError
 
-from ._body import (
-    DEFAULT_CHUNK_SIZE,
-    BodyLengthError,
-    ChunkedUpload,
-    UploadBody,
-)
-from ._errors import (
-    NOT_TAKEN_STATUSES,
-    D365CredentialError,
-)
+from ._body import DEFAULT_CHUNK_SIZE, BodyLengthError, ChunkedUpload, UploadBody
+from ._errors import NOT_TAKEN_STATUSES, D365CredentialError
 from ._failures import (
     connection_error,
     describe_exception,
@@ -31,15 +23,9 @@ from ._failures import (
     request_id_of,
 )
 from ._operation import OperationContext
-from ._parsing import (
-    odata_value,
-)
+from ._parsing import odata_value
 from ._retry import RetryBudget, RetryPolicy, retry_after_of
-from ._text import (
-    redact_sas,
-    shorten,
-    url_without_query,
-)
+from ._text import redact_sas, shorten, url_without_query
 from ._tracing import d365_call, log_ids, record_retry
 from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy, validate_base_url

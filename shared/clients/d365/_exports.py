@@ -10,17 +10,9 @@ import requests
 
 from ._engine import JSON, Calls
 from ._failures import parser
-from ._models import (
-    DequeuedMessage,
-)
-from ._parsing import (
-    https_download_url,
-    normalize_guid,
-    parse_dequeue,
-)
-from ._text import (
-    url_without_query,
-)
+from ._models import DequeuedMessage
+from ._parsing import https_download_url, normalize_guid, parse_dequeue
+from ._text import url_without_query
 from ._tracing import log_ids
 
 __all__ = ["ExportCalls"]

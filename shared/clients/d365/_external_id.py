@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-from ._text import (
-    shorten,
-)
+from ._text import shorten
 
 __all__ = ["external_id_from_header", "external_id_header"]
 

@@ -21,14 +21,8 @@ from ._errors import (
     D365ThrottledError,
 )
 from ._operation import OperationContext
-from ._parsing import (
-    fno_error_text,
-)
-from ._text import (
-    redact_sas,
-    shorten,
-    url_without_query,
-)
+from ._parsing import fno_error_text
+from ._text import redact_sas, shorten, url_without_query
 from ._transport import Timeouts, WriteTimeout
 
 __all__ = [

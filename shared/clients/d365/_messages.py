@@ -6,14 +6,9 @@ import logging
 import time
 from urllib.parse import quote, urlencode
 
-from ._body import (
-    Body,
-    UploadBody,
-)
+from ._body import Body, UploadBody
 from ._engine import Calls
-from ._errors import (
-    D365HttpError,
-)
+from ._errors import D365HttpError
 from ._execution_errors import parse_execution_errors
 from ._external_id import external_id_header
 from ._failures import parser
@@ -31,9 +26,7 @@ from ._parsing import (
     parse_message_status,
 )
 from ._retry import RetryPolicy
-from ._text import (
-    require_text,
-)
+from ._text import require_text
 from ._tracing import log_ids
 
 __all__ = ["MessageCalls"]

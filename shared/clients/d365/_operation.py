@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._text import (
-    url_without_query,
-)
+from ._text import url_without_query
 
 __all__ = ["OperationContext"]
 

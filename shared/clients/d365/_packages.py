@@ -18,13 +18,9 @@ from ._blocks import (
     read_block,
     with_query,
 )
-from ._body import (
-    Readable,
-)
+from ._body import Readable
 from ._engine import Calls
-from ._models import (
-    AzureWriteUrl,
-)
+from ._models import AzureWriteUrl
 from ._parsing import (
     parse_azure_write_url,
     parse_boolean,
@@ -32,10 +28,7 @@ from ._parsing import (
     parse_import_execution_id,
 )
 from ._retry import RetryPolicy
-from ._text import (
-    require_text,
-    url_without_query,
-)
+from ._text import require_text, url_without_query
 from ._tracing import log_ids
 
 __all__ = ["PackageCalls"]

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from ._errors import D365UntrustedUrlError
-from ._text import (
-    shorten,
-    url_without_query,
-)
+from ._text import shorten, url_without_query
 
 __all__ = ["UrlPolicy", "blob_endpoint_rule", "normalize_sas_host"]
 
