@@ -23,7 +23,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from shared.clients.d365 import D365Client, D365ServerError, RetryPolicy
-from shared.clients.d365 import _client as d365_client
+from shared.clients.d365 import _packages as d365_packages
 from shared.config.routes import ImportRoutes
 from shared.flows import package
 from shared.flows.enqueue import EnqueuePolicy, Enqueuer
@@ -1234,7 +1234,7 @@ def test_a_package_over_what_a_block_blob_holds_is_refused_before_get_azure_writ
     a file near the limit made upload_package raise ValueError after GetAzureWriteUrl,
     retried for a day. Scaled down: a block blob of 1 block of 4 MiB."""
     monkeypatch.setattr(package, "MAX_BLOCKS", 1)
-    monkeypatch.setattr(d365_client, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(d365_packages, "MAX_BLOCKS", 1)
     packaged = _build(domain, package_max_bytes=3 << 20)
     packaged.upload_template(_stored_template(3 << 19))
 
