@@ -59,10 +59,13 @@ from bench._loopback import (  # noqa: E402
     start_emulator,
 )
 from devtools.azurite import Azurite  # noqa: E402
-from shared.clients.credentials import build_credential  # noqa: E402
 from shared.clients.d365 import D365Client  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.context import AppContext, build_context  # noqa: E402
+from shared.context import (  # noqa: E402
+    AppContext,
+    build_context,
+    d365_credential,
+)
 from shared.tracking import TrackedFile, TrackingState, record_id_for, utcnow  # noqa: E402
 from shared.views.files import get_message  # noqa: E402
 
@@ -302,7 +305,7 @@ def run(options: Options) -> bool:
             counter = StorageCalls(blob_port=azurite.blob_port, table_port=azurite.table_port)
             context = build_context(settings, storage_options=counter.options())
             raw_client = D365Client(
-                settings.d365.base_url, build_credential(settings.d365), pool_maxsize=workers
+                settings.d365.base_url, d365_credential(settings.d365), pool_maxsize=workers
             )
             pids: dict[str, int | str] = {"bench": "self", "emulator": emulator.pid}
             azurite_pid = child_pid("node")

@@ -50,10 +50,10 @@ from bench._loopback import JOBS, start_emulator  # noqa: E402
 from devtools.azurite import Azurite  # noqa: E402
 from shared.clients.d365 import D365Client  # noqa: E402
 from shared.config.routes import ImportRoutes  # noqa: E402
+from shared.flows.archive import InboundContainer  # noqa: E402
 from shared.flows.enqueue import Enqueuer  # noqa: E402
 from shared.flows.policies import PollPolicy  # noqa: E402
 from shared.flows.poll import Poller  # noqa: E402
-from shared.flows.source_blob import Archiver  # noqa: E402
 from shared.tracking import (  # noqa: E402
     BATCH_SIZE,
     TrackedFile,
@@ -152,7 +152,9 @@ def timed_tick(
     store: TrackingStore, client: D365Client, blobs: BlobServiceClient, concurrency: int
 ) -> float:
     """Seconds of one tick over everything due."""
-    archiver = Archiver(blobs, inbound_container="bench-inbound", archive_container="bench-archive")
+    archiver = InboundContainer(
+        blobs, inbound_container="bench-inbound", archive_container="bench-archive"
+    )
     enqueuer = Enqueuer(store, client, ImportRoutes(()), archiver)
     poller = Poller(
         store,

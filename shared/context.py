@@ -1,4 +1,4 @@
-"""The objects one worker process builds from its settings, built once and reused.
+"""The wiring of one worker process: its objects, built once from its settings, then reused.
 
 Function invocations share them (one HTTP session to F&O, one table client), and a change
 of the app settings (tests; a restart in Azure) builds a fresh set.
@@ -16,22 +16,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from shared.clients import storage
 from shared.clients.credentials import build_credential
 from shared.clients.d365 import D365Client
-from shared.clients.storage import blob_service_client, table_service_client
-from shared.config import Settings
+from shared.config import D365Settings, Settings, StorageSettings
+from shared.flows.archive import InboundContainer
 from shared.flows.enqueue import Enqueuer
 from shared.flows.export import Exporter, ExportPolicy
 from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.flows.source_blob import Archiver
 from shared.tracking import Backoff, ExportStore, TrackingStore, utcnow
 
-__all__ = ["AppContext", "build_context", "get_context"]
+__all__ = [
+    "AppContext",
+    "blob_service_client",
+    "build_context",
+    "d365_credential",
+    "get_context",
+    "storage_credential",
+    "table_service_client",
+]
 
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,7 +55,7 @@ class AppContext:
     blob_service: BlobServiceClient
     store: TrackingStore
     client: D365Client
-    archiver: Archiver
+    inbound: InboundContainer
     enqueuer: Enqueuer
     poller: Poller
     exporter: Exporter
@@ -79,15 +88,15 @@ def build_context(
         backoff=backoff,
         clock=clock,
     )
-    archiver = Archiver(
+    inbound = InboundContainer(
         blob_service,
         inbound_container=settings.inbound_container,
         archive_container=settings.archive_container,
         mode=settings.archive_mode,
     )
     store.ensure_ready()
-    archiver.ensure_ready()
-    credential = build_credential(settings.d365)
+    inbound.ensure_ready()
+    credential = d365_credential(settings.d365)
     client = D365Client(
         settings.d365.base_url,
         credential,
@@ -108,7 +117,7 @@ def build_context(
         store,
         client,
         settings.routes,
-        archiver,
+        inbound,
         policy=EnqueuePolicy(
             claim_lease=settings.claim_lease,
             answer_timeout=settings.d365.http_timeout,
@@ -124,7 +133,7 @@ def build_context(
         store,
         client,
         enqueuer,
-        archiver,
+        inbound,
         policy=PollPolicy(
             concurrency=settings.poll_concurrency,
             tick_budget=settings.poll_tick_budget,
@@ -160,8 +169,87 @@ def build_context(
         clock=clock,
     )
     return AppContext(
-        settings, credential, blob_service, store, client, archiver, enqueuer, poller, exporter
+        settings, credential, blob_service, store, client, inbound, enqueuer, poller, exporter
     )
+
+
+def d365_credential(settings: Settings | D365Settings) -> TokenCredential:
+    """The F&O credential of the ``D365_*`` settings (see
+    :func:`shared.clients.credentials.build_credential`).
+
+    :param settings: the app settings, or just their ``d365`` part.
+    :raises ValueError: a secret or certificate without tenant or client id.
+    :raises OSError: the certificate file cannot be read.
+    """
+    d365 = settings.d365 if isinstance(settings, Settings) else settings
+    return build_credential(
+        mode=d365.auth_mode.value,
+        tenant_id=d365.tenant_id,
+        client_id=d365.client_id,
+        client_secret=d365.client_secret,
+        client_certificate_path=d365.client_certificate_path,
+        client_certificate_password=d365.client_certificate_password,
+        managed_identity_client_id=d365.managed_identity_client_id,
+        authority_host=d365.authority_host,
+        read_timeout=d365.http_timeout.total_seconds(),
+    )
+
+
+def storage_credential(settings: StorageSettings) -> TokenCredential:
+    """The Entra credential of the identity-based ``IntegrationStorage`` form.
+
+    :raises ValueError: ``settings`` is the connection-string form.
+    """
+    if settings.uses_connection_string:
+        raise ValueError("IntegrationStorage is a connection string; no token credential needed")
+    return storage.storage_credential(
+        managed_identity=settings.uses_managed_identity, client_id=settings.client_id
+    )
+
+
+def _endpoint(settings: StorageSettings, endpoint: str | None, setting: str) -> dict[str, Any]:
+    """The connection keywords of a storage service client for ``settings``."""
+    if settings.connection_string is not None:
+        return {"connection_string": settings.connection_string}
+    if not endpoint:
+        raise ValueError(f"{setting} is not set")
+    return {"endpoint": endpoint}
+
+
+def blob_service_client(
+    settings: StorageSettings, *, credential: TokenCredential | None = None, **options: Any
+) -> BlobServiceClient:
+    """A blob service client on the ``IntegrationStorage`` connection.
+
+    :param credential: for the identity form, a credential to share between clients;
+        default :func:`storage_credential`.
+    :keyword options: those of :func:`shared.clients.storage.blob_service_client`.
+    :raises ValueError: no blob endpoint in ``settings``.
+    """
+    where = _endpoint(
+        settings,
+        settings.blob_service_uri,
+        "IntegrationStorage__blobServiceUri (or __serviceUri)",
+    )
+    if "endpoint" in where:
+        where["credential"] = credential or storage_credential(settings)
+    return storage.blob_service_client(**where, **options)
+
+
+def table_service_client(
+    settings: StorageSettings, *, credential: TokenCredential | None = None, **options: Any
+) -> TableServiceClient:
+    """A table service client on the ``IntegrationStorage`` connection.
+
+    :param credential: for the identity form, a credential to share between clients;
+        default :func:`storage_credential`.
+    :keyword options: those of :func:`shared.clients.storage.table_service_client`.
+    :raises ValueError: no table endpoint in ``settings``.
+    """
+    where = _endpoint(settings, settings.table_service_uri, "IntegrationStorage__tableServiceUri")
+    if "endpoint" in where:
+        where["credential"] = credential or storage_credential(settings)
+    return storage.table_service_client(**where, **options)
 
 
 _lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""Traces, metrics and structured log records, through OpenTelemetry.
+"""The app's own telemetry through OpenTelemetry: metrics, log ids, invocation spans.
 
 The domain records through the OpenTelemetry *API* only: with no SDK configured every call
 is a no-op, so tests and ``make run`` pay nearly nothing. :func:`configure` (called once per
@@ -12,7 +12,8 @@ process by ``function_app.py``) picks where telemetry goes:
 
 Names here are read by the alert and workbook queries in ``infra/app/alerts.bicep`` and
 ``infra/app/workbook.bicep``
-(``tests/telemetry`` checks that they agree). Nothing here imports ``azure.functions``.
+(``tests/telemetry`` checks that they agree). Nothing here imports ``azure.functions`` or the
+rest of the app; the F&O client traces its own calls (``shared.clients.d365``).
 """
 
 from __future__ import annotations
@@ -23,22 +24,18 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit
+from enum import Enum
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-
-if TYPE_CHECKING:
-    from shared.tracking import TrackedFile
+from opentelemetry.trace import Span, SpanKind
 
 __all__ = [
     "EXPORTER_SETTING",
     "LOG_KEYS",
-    "D365Call",
+    "Tracked",
     "annotate",
     "configure",
-    "d365_call",
     "enable_azure_sdk_tracing",
     "enabled",
     "invocation",
@@ -48,9 +45,7 @@ __all__ = [
     "record_export",
     "record_ids",
     "record_outcome",
-    "record_retry",
     "record_tick",
-    "set_enabled",
     "span",
 ]
 
@@ -64,8 +59,6 @@ _WORKER_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 _CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 # The correlation ids every log record of a file carries as attributes (custom dimensions).
 LOG_KEYS = ("blob", "record_id", "route", "activity_id", "message_id", "execution_id", "state")
-# Span events and metrics of the F&O client, prefixed so a query can tell them from others.
-D365_PREFIX = "d365."
 
 _tracer = trace.get_tracer(SCOPE)
 _meter = metrics.get_meter(SCOPE)
@@ -96,17 +89,8 @@ EXPORTS = _meter.create_counter(
     unit="{message}",
     description="Exported messages acked or failed (retried on re-delivery), by state and route.",
 )
-D365_CALLS = _meter.create_counter(
-    "d365ri.d365.calls",
-    unit="{call}",
-    description="HTTP attempts to F&O, by operation and status code (0: no answer).",
-)
-D365_RETRIES = _meter.create_counter(
-    "d365ri.d365.retries", unit="{retry}", description="F&O calls repeated, by operation."
-)
-
 _lock = threading.Lock()
-_state = {"configured": False, "enabled": False}
+_state = {"configured": False}
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -139,20 +123,15 @@ def configure(environ: Mapping[str, str]) -> str:
             mode = exporter
         else:
             return "off"
-        _state["enabled"] = True
     _LOGGER.info("telemetry configured exporter=%s", mode)
     return mode
 
 
 def enabled() -> bool:
-    """True when telemetry goes somewhere, so work done only for it is worth doing."""
-    return _state["enabled"]
-
-
-def set_enabled(value: bool) -> None:
-    """Mark telemetry on or off for a process whose providers were set up by other means
-    (the tests' in-memory exporters)."""
-    _state["enabled"] = value
+    """True when telemetry goes somewhere, so work done only for it is worth doing: a metrics
+    SDK is set up (by :func:`configure`, the Functions worker, or a test's in-memory one)."""
+    # The API's own providers (no-op, or the proxy waiting for an SDK) record nothing.
+    return not type(metrics.get_meter_provider()).__module__.startswith("opentelemetry.metrics")
 
 
 def _configure_azure_monitor() -> None:
@@ -222,7 +201,26 @@ def enable_azure_sdk_tracing() -> None:
 # -- log records -------------------------------------------------------------------------------
 
 
-def record_ids(record: TrackedFile, **more: Any) -> dict[str, Any]:
+class Tracked(Protocol):
+    """What :func:`record_ids` reads of a tracked file (``shared.tracking.TrackedFile``)."""
+
+    @property
+    def blob(self) -> str: ...
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def route(self) -> str | None: ...
+    @property
+    def activity_id(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def execution_id(self) -> str | None: ...
+    @property
+    def state(self) -> Enum: ...
+
+
+def record_ids(record: Tracked, **more: Any) -> dict[str, Any]:
     """A tracked file's correlation ids as log-record attributes (``more`` adds or overrides)."""
     return log_ids(
         **{
@@ -292,77 +290,6 @@ def span(name: str, **values: Any) -> Iterator[Span]:
     """A span of our own work (one poll of one message), with ids as attributes."""
     with _tracer.start_as_current_span(name, attributes=log_ids(**values)) as current:
         yield current
-
-
-class D365Call:
-    """The span of one HTTP attempt to F&O; :meth:`answered` records F&O's answer."""
-
-    def __init__(self, current: Span, operation: str) -> None:
-        self._span = current
-        self._operation = operation
-        self.status_code = 0
-
-    def answered(
-        self, status_code: int, *, retry_after: float | None, request_id: str | None
-    ) -> None:
-        """Record the status code, and Retry-After and F&O's request id when present."""
-        self.status_code = status_code
-        current = self._span
-        if current.is_recording():
-            current.set_attribute("http.response.status_code", status_code)
-            current.set_attributes(
-                log_ids(**{"d365.retry_after": retry_after, "d365.request_id": request_id})
-            )
-            if status_code >= 400:
-                current.set_status(Status(StatusCode.ERROR, f"HTTP {status_code}"))
-
-
-@contextmanager
-def d365_call(
-    operation: str, method: str, url: str, *, attempt: int, **ids: str | None
-) -> Iterator[D365Call]:
-    """A dependency span for one attempt of an F&O call. ``url`` must hold no secret (the
-    client passes it without its query string); no header is recorded.
-
-    :param ids: ``activity_id``, ``message_id``, ``execution_id`` when known.
-    """
-    parts = urlsplit(url)
-    attributes = {
-        "http.request.method": method,
-        "url.full": f"{parts.scheme}://{parts.netloc}{parts.path}",
-        "server.address": parts.hostname or "",
-        "d365.operation": operation,
-        "d365.attempt": attempt,
-        **log_ids(**{f"d365.{key}": value for key, value in ids.items()}),
-    }
-    # Exceptions are recorded by type only: a connection error's text may quote the URL
-    # with its query string (a SAS on a download location).
-    with _tracer.start_as_current_span(
-        f"F&O {operation}",
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as current:
-        call = D365Call(current, operation)
-        try:
-            yield call
-        except Exception as exc:
-            current.set_attribute("error.type", type(exc).__name__)
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
-        finally:
-            D365_CALLS.add(1, {"operation": operation, "status_code": call.status_code})
-
-
-def record_retry(operation: str, *, cause: str, wait: float) -> None:
-    """Count a retry of an F&O call and mark it on the caller's span."""
-    D365_RETRIES.add(1, {"operation": operation})
-    current = trace.get_current_span()
-    if current.is_recording():
-        current.add_event(
-            "d365.retry", {"d365.operation": operation, "d365.cause": cause, "d365.wait": wait}
-        )
 
 
 # -- metrics -----------------------------------------------------------------------------------

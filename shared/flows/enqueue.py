@@ -44,13 +44,14 @@ from shared import telemetry
 from shared.clients.d365 import D365Client
 from shared.config import API_PACKAGE, ImportRoutes, RoutingError
 from shared.flows.admission import Admission
+from shared.flows.archive import InboundContainer
 from shared.flows.intake import Claims
 from shared.flows.outcomes import Outcomes
 from shared.flows.package.importer import PackageImporter
 from shared.flows.package.send import PackageSender
 from shared.flows.policies import EnqueuePolicy
 from shared.flows.send import Sender
-from shared.flows.source_blob import Archiver, is_own_stamp, stamped_record_key
+from shared.flows.source_blob import is_own_stamp, stamped_record_key
 from shared.tracking import TrackedFile, TrackingState, TrackingStore, utcnow
 
 __all__ = ["Enqueuer"]
@@ -76,7 +77,7 @@ class Enqueuer:
         store: TrackingStore,
         client: D365Client,
         routes: ImportRoutes,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         policy: EnqueuePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,

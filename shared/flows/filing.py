@@ -9,8 +9,9 @@ from datetime import datetime
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import telemetry
+from shared.clients.storage import is_permanent
+from shared.flows.archive import InboundContainer
 from shared.flows.policies import PollPolicy
-from shared.flows.source_blob import Archiver, is_permanent
 from shared.tracking import UNSCHEDULE, TrackedFile, TrackingStore
 
 __all__ = ["Filing", "storage_reason"]
@@ -30,7 +31,7 @@ class Filing:
     def __init__(
         self,
         store: TrackingStore,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         policy: PollPolicy,
         clock: Callable[[], datetime],

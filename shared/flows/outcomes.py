@@ -12,7 +12,8 @@ from azure.core.exceptions import AzureError
 
 from shared import telemetry
 from shared.clients.d365 import external_id_header
-from shared.flows.source_blob import Archiver, stamp
+from shared.flows.archive import InboundContainer
+from shared.flows.source_blob import stamp
 from shared.tracking import (
     UNSCHEDULE,
     Backoff,
@@ -53,7 +54,7 @@ class Outcomes:
     def __init__(
         self,
         store: TrackingStore,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         retry: Backoff,
         clock: Callable[[], datetime],

@@ -28,12 +28,12 @@ from opentelemetry import context as otel_context
 
 from shared import telemetry
 from shared.clients.d365 import D365Client
+from shared.flows.archive import InboundContainer
 from shared.flows.filing import Filing, storage_reason
 from shared.flows.intake import Intake
 from shared.flows.package.follow import ImportFollower
 from shared.flows.policies import PollPolicy
 from shared.flows.poll_entry import EntryPoller, EntryResult, Outcome
-from shared.flows.source_blob import Archiver
 from shared.tracking import BATCH_SIZE, PendingEntry, TrackingStore, utcnow
 
 __all__ = ["Poller", "TickReport"]
@@ -71,7 +71,7 @@ class Poller:
         store: TrackingStore,
         client: D365Client,
         enqueuer: Intake,
-        archiver: Archiver,
+        archiver: InboundContainer,
         *,
         policy: PollPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,

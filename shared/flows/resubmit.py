@@ -41,7 +41,9 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared import telemetry
+from shared.clients.storage import wait_for_copy
 from shared.errors import AppError
+from shared.flows.archive import InboundContainer
 from shared.flows.intake import Intake
 from shared.flows.source_blob import (
     RECORD_KEY,
@@ -49,10 +51,8 @@ from shared.flows.source_blob import (
     RESUBMIT_OF_KEY,
     RESUBMIT_REQUEST_KEY,
     STAMP_KEYS,
-    Archiver,
     fingerprint,
     resubmit_fields,
-    wait_for_copy,
 )
 from shared.tracking import ConcurrencyError, TrackedFile, TrackingState, TrackingStore
 
@@ -156,7 +156,7 @@ class Resubmitter:
         self,
         store: TrackingStore,
         enqueuer: Intake,
-        archiver: Archiver,
+        archiver: InboundContainer,
         service: BlobServiceClient,
     ) -> None:
         self._store = store

@@ -47,7 +47,7 @@ def resubmit(
         lowered = {name.lower(): value for name, value in headers.items()}
         request_id = lowered.get("idempotency-key") or body_request_id
         resubmitter = Resubmitter(
-            context.store, context.enqueuer, context.archiver, context.blob_service
+            context.store, context.enqueuer, context.inbound, context.blob_service
         )
         try:
             result = resubmitter.resubmit(

@@ -27,8 +27,8 @@ from azure.storage.blob import BlobServiceClient
 
 from devtools import run_local
 from devtools.azurite import connection_string, free_port
-from shared.clients.credentials import build_credential
 from shared.config import Settings
+from shared.context import d365_credential
 
 EXAMPLE_VALUES: dict[str, str] = json.loads(
     (run_local.REPO_ROOT / "local.settings.example.json").read_text(encoding="utf-8")
@@ -147,7 +147,7 @@ def test_the_printed_ca_bundle_gets_a_token_with_the_example_settings(
     # What `func start` hands the worker: the printed bundle in both variables.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(services.ca_bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(services.ca_bundle))
-    credential = build_credential(settings)
+    credential = d365_credential(settings)
     with credential:
         token = credential.get_token(scope)
     payload = token.token.split(".")[1]
@@ -158,7 +158,7 @@ def test_the_printed_ca_bundle_gets_a_token_with_the_example_settings(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
     with (
-        build_credential(settings) as untrusting,
+        d365_credential(settings) as untrusting,
         pytest.raises(ClientAuthenticationError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         untrusting.get_token(scope)

@@ -168,7 +168,7 @@ def test_a_tick_past_its_budget_starts_no_work_and_leaves_it_due(app: App) -> No
         context.store,
         context.client,
         context.enqueuer,
-        context.archiver,
+        context.inbound,
         policy=PollPolicy(tick_budget=timedelta(0)),
     )
 

@@ -128,7 +128,7 @@ def domain(
         context.store,
         client,
         settings.routes,
-        context.archiver,
+        context.inbound,
         policy=EnqueuePolicy(
             claim_lease=overrides.pop("claim_lease", timedelta(minutes=10)),
             answer_timeout=overrides.pop("answer_timeout", timedelta(seconds=30)),
@@ -140,7 +140,7 @@ def domain(
     )
     poll_policy = PollPolicy(backoff=FAST, lease_margin=timedelta(seconds=5), **overrides)
     poller = Poller(
-        context.store, client, enqueuer, context.archiver, policy=poll_policy, clock=clock
+        context.store, client, enqueuer, context.inbound, policy=poll_policy, clock=clock
     )
     yield Domain(context, enqueuer, poller, faults, clock, inbound, unique_name, d365, poll_policy)
     client.close()

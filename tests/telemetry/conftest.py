@@ -87,11 +87,9 @@ def _providers() -> Iterator[Exported]:
     shared_logger.setLevel(logging.INFO)
     shared_logger.addHandler(handler)
     telemetry.enable_azure_sdk_tracing()
-    telemetry.set_enabled(True)
     try:
         yield Exported(span_exporter, log_exporter, reader)
     finally:
-        telemetry.set_enabled(False)
         azure_settings.tracing_implementation = None
         shared_logger.removeHandler(handler)
         shared_logger.setLevel(level)

@@ -18,6 +18,11 @@ ALERTS_TEXT = (ROOT / "infra" / "app" / "alerts.bicep").read_text(encoding="utf-
 WORKBOOK = BicepFile(ROOT / "infra" / "app" / "workbook.bicep")
 # Every module of the app: an event or metric an alert reads may be emitted from any room.
 SOURCES = sorted((ROOT / "shared").rglob("*.py"))
+# The modules that record metrics: the app's own, the F&O client's.
+METRIC_SOURCES = [
+    ROOT / "shared" / "telemetry.py",
+    ROOT / "shared" / "clients" / "d365" / "_tracing.py",
+]
 CODE = "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
 
 
@@ -77,11 +82,12 @@ def _log_attributes() -> set[str]:
 
 
 def _metric_attributes() -> set[str]:
-    """Keys of the attribute dicts telemetry.py passes to its instruments (a literal, or a
-    name bound to one in the same function)."""
+    """Keys of the attribute dicts the metric sources pass to their instruments (a literal, or
+    a name bound to one in the same function)."""
     found: set[str] = set()
-    tree = ast.parse((ROOT / "shared" / "telemetry.py").read_text(encoding="utf-8"))
-    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in METRIC_SOURCES]
+    functions = (n for tree in trees for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+    for function in functions:
         bound = {
             target.id: node.value
             for node in ast.walk(function)

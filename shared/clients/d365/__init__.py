@@ -1,4 +1,4 @@
-"""Client for the Dynamics 365 Finance and Operations recurring-integrations API.
+"""The client of F&O's recurring-integrations API (Dynamics 365 Finance & Operations).
 
 See docs/architecture.md ("The F&O client") for the contract other modules code against.
 """
@@ -34,7 +34,7 @@ from ._models import (
     MessageStatusResult,
 )
 from ._parsing import normalize_guid, normalize_message_id
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, honour_retry_after
 from ._transport import DEFAULT_CONNECT_TIMEOUT
 from ._urls import normalize_sas_host
 
@@ -70,6 +70,7 @@ __all__ = [
     "RetryPolicy",
     "external_id_from_header",
     "external_id_header",
+    "honour_retry_after",
     "normalize_guid",
     "normalize_message_id",
     "normalize_sas_host",

@@ -1,4 +1,4 @@
-"""A package as Azure block-blob blocks: their size, ids and the block list that commits them.
+"""A package as Azure block-blob blocks: their size, their ids, the block list committing them.
 
 Why blocks: the largest body one Put Blob takes depends on the version of the SAS F&O hands
 out (``sv``): 64 MiB before 2016-05-31, 256 MiB before 2019-12-12, 5000 MiB after, and F&O's

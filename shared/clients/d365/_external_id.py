@@ -1,5 +1,5 @@
-"""The `x-ms-dyn-externalidentifier` header: a name (usually a file name) as an HTTP header value
-and back, exactly.
+"""The `x-ms-dyn-externalidentifier` header: a name (usually a file name) as an HTTP header
+value, reversibly.
 
 A header value must be printable ASCII, and HTTP drops spaces around it. So the name is sent
 with every byte outside printable ASCII percent-encoded (UTF-8), spaces at either end as
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-from ._parsing import shorten
+from ._text import shorten
 
 __all__ = ["external_id_from_header", "external_id_header"]
 

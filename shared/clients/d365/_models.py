@@ -1,4 +1,4 @@
-"""Records and states returned by the F&O client."""
+"""The values the F&O client returns: its records, with their states."""
 
 from __future__ import annotations
 

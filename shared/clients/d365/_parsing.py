@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -18,20 +17,16 @@ from ._models import (
     AzureWriteUrl,
     DequeuedMessage,
     EnqueueResult,
-    ExecutionError,
-    ExecutionErrors,
     ExecutionSummaryStatus,
     ExecutionSummaryStatusResult,
     MessageStatus,
     MessageStatusResult,
 )
+from ._text import get_ci, json_text, json_type, shorten, string_value
 
 __all__ = [
-    "SHORT_TEXT_LIMIT",
     "fno_error_text",
-    "get_ci",
     "https_download_url",
-    "json_text",
     "normalize_guid",
     "normalize_message_id",
     "odata_value",
@@ -39,86 +34,16 @@ __all__ = [
     "parse_boolean",
     "parse_dequeue",
     "parse_enqueue_response",
-    "parse_execution_errors",
     "parse_execution_id",
     "parse_execution_summary_status",
     "parse_file_url",
     "parse_import_execution_id",
     "parse_message_status",
-    "redact_sas",
-    "shorten",
-    "string_value",
-    "url_without_query",
 ]
 
 
-SHORT_TEXT_LIMIT = 200
-_WHITESPACE = re.compile(r"\s+")
 _SPACE = " \t\r\n\ufeff"
 _WRAPPING = _SPACE + "\"'{}"
-# A record starts where a `{"RecordId"` follows the previous record's closing brace.
-_RECORD_BOUNDARY = re.compile(r"\}\s*,\s*(?=\{\s*\"RecordId\")", re.IGNORECASE)
-_RECORD_KEY = re.compile(r"\"(RecordId|Field|ErrorMessage)\"\s*:\s*", re.IGNORECASE)
-_RECORD_FIELDS = {"recordid": "record_id", "field": "field", "errormessage": "message"}
-# A SAS token's signature, wherever a URL holding one is quoted (JSON-escaped or not).
-_SAS_SIGNATURE = re.compile(r"(sig=)[^&\s\"'\\]+", re.IGNORECASE)
-_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
-_JSON_SIMPLE_ESCAPES = {
-    '"': '"',
-    "\\": "\\",
-    "/": "/",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-}
-
-
-def shorten(text: str, limit: int = SHORT_TEXT_LIMIT) -> str:
-    """`text` on one line (whitespace runs collapsed), cut to `limit` characters."""
-    flat = _WHITESPACE.sub(" ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def json_text(value: Any) -> str:
-    """`value` as JSON text, keys sorted and non-ASCII kept: how a JSON answer that is not a
-    string is stored and shown (never as a Python repr)."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def string_value(value: Any, what: str) -> str | None:
-    """An OData action's `value` that F&O documents as a string: the string, or None for null.
-
-    :raises ValueError: naming `what`, the JSON type and the JSON text (shortened) for an
-        object, array, number or boolean.
-    """
-    if value is None or isinstance(value, str):
-        return value
-    raise ValueError(
-        f"expected {what} as a JSON string, got {_json_type(value)}: {shorten(json_text(value))}"
-    )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number" if isinstance(value, int | float) else type(value).__name__
-
-
-def get_ci(mapping: Mapping[str, Any], key: str) -> Any:
-    """`mapping[key]` matched case-insensitively (F&O's JSON casing is not guaranteed), or None."""
-    if key in mapping:
-        return mapping[key]
-    lowered = key.lower()
-    for name, value in mapping.items():
-        if name.lower() == lowered:
-            return value
-    return None
 
 
 def normalize_guid(text: str, name: str) -> str:
@@ -253,125 +178,6 @@ def _message_text(candidate: Any) -> str | None:
     return None
 
 
-def parse_execution_errors(value: Any) -> ExecutionErrors:
-    """GetExecutionErrors' value (a string holding a JSON array) as `ExecutionErrors`.
-
-    Strict JSON first; when that fails (F&O's messages can carry raw quotes and line breaks)
-    a tolerant parser splits on record boundaries and keeps every piece of text. A value that
-    is JSON itself rather than a string is read as its JSON text (`json_text`): an array or
-    object strictly, a number or boolean by the tolerant parser (one error holding the text);
-    null means no errors.
-    """
-    if isinstance(value, list | Mapping):
-        return ExecutionErrors(errors=_errors_from_json(value), raw=json_text(value), strict=True)
-    if value is None:
-        raw = ""
-    elif isinstance(value, str):
-        raw = value
-    else:
-        raw = json_text(value)
-    if not raw.strip():
-        return ExecutionErrors(errors=(), raw=raw, strict=True)
-    try:
-        return ExecutionErrors(errors=_errors_from_json(json.loads(raw)), raw=raw, strict=True)
-    except ValueError:
-        return ExecutionErrors(errors=_tolerant_errors(raw), raw=raw, strict=False)
-
-
-def _errors_from_json(document: Any) -> tuple[ExecutionError, ...]:
-    if isinstance(document, Mapping):
-        document = [document]
-    if not isinstance(document, list):
-        raise ValueError("execution errors are not a JSON array")
-    return tuple(_error_from_mapping(item) for item in document)
-
-
-def _error_from_mapping(item: Any) -> ExecutionError:
-    known = isinstance(item, Mapping) and any(
-        get_ci(item, key) is not None for key in ("RecordId", "Field", "ErrorMessage")
-    )
-    if not known:
-        # Not an error record: keep its text as the message rather than lose it.
-        return ExecutionError(record_id="", field="", message=_as_text(item))
-    return ExecutionError(
-        record_id=_as_text(get_ci(item, "RecordId")),
-        field=_as_text(get_ci(item, "Field")),
-        message=_as_text(get_ci(item, "ErrorMessage")),
-    )
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json_text(value)
-
-
-def _tolerant_errors(raw: str) -> tuple[ExecutionError, ...]:
-    try:
-        return _errors_from_json(json.loads(raw, strict=False))
-    except ValueError:
-        pass
-    body = raw.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1].strip()
-    return tuple(_tolerant_record(piece) for piece in _RECORD_BOUNDARY.split(body) if piece.strip())
-
-
-def _tolerant_record(piece: str) -> ExecutionError:
-    text = piece.strip()
-    if text.startswith("{"):
-        text = text[1:]
-    if text.endswith("}"):
-        text = text[:-1]
-    keys = _record_keys(text)
-    if not keys:
-        return ExecutionError(record_id="", field="", message=piece.strip())
-    values: dict[str, str] = {}
-    for index, (name, match) in enumerate(keys):
-        end = keys[index + 1][1].start() if index + 1 < len(keys) else len(text)
-        values[_RECORD_FIELDS[name]] = _loose_json_string(text[match.end() : end])
-    return ExecutionError(
-        record_id=values.get("record_id", ""),
-        field=values.get("field", ""),
-        message=values.get("message", ""),
-    )
-
-
-def _record_keys(text: str) -> list[tuple[str, re.Match[str]]]:
-    """The first occurrence of each known key that sits where a key can start."""
-    keys: list[tuple[str, re.Match[str]]] = []
-    seen: set[str] = set()
-    for match in _RECORD_KEY.finditer(text):
-        name = match.group(1).lower()
-        before = text[: match.start()].rstrip()
-        if name in seen or (before and not before.endswith(",")):
-            continue
-        seen.add(name)
-        keys.append((name, match))
-    return keys
-
-
-def _loose_json_string(fragment: str) -> str:
-    """A JSON value as text, stripped of its delimiters; valid escapes decoded, the rest kept."""
-    text = fragment.strip()
-    if text.endswith(","):
-        text = text[:-1].rstrip()
-    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
-        return _unescape(text[1:-1])
-    return "" if text == "null" else text
-
-
-def _unescape(text: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group(1):
-            return chr(int(match.group(1), 16))
-        return _JSON_SIMPLE_ESCAPES[match.group(2)]
-
-    decoded = _JSON_ESCAPE.sub(replace, text)
-    # \uXXXX pairs decode to lone surrogates; join them into the real characters.
-    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
 def parse_dequeue(text: str) -> DequeuedMessage:
     """The dequeue response body as a `DequeuedMessage` (field names matched case-insensitively).
 
@@ -417,12 +223,6 @@ def https_download_url(location: str) -> str:
     return urlunsplit(("https", netloc, parts.path, parts.query, parts.fragment))
 
 
-def url_without_query(url: str) -> str:
-    """`url` without query string or fragment, for messages and logs."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
 def parse_azure_write_url(value: Any) -> AzureWriteUrl:
     """GetAzureWriteUrl's value: a JSON *string* holding ``{"BlobId": "{GUID}", "BlobUrl":
     ...}``, parsed again (an object sent as JSON itself is read the same way). The BlobId may
@@ -444,10 +244,10 @@ def parse_azure_write_url(value: Any) -> AzureWriteUrl:
                 f"text of {len(value)} characters that is not JSON"
             ) from None
     if not isinstance(document, Mapping):
-        raise ValueError(f"expected BlobId and BlobUrl, got {_json_type(document)}")
+        raise ValueError(f"expected BlobId and BlobUrl, got {json_type(document)}")
     url = get_ci(document, "BlobUrl")
     if not isinstance(url, str) or not url.strip():
-        got = "none" if url is None else "empty text" if isinstance(url, str) else _json_type(url)
+        got = "none" if url is None else "empty text" if isinstance(url, str) else json_type(url)
         raise ValueError(f"expected BlobUrl to be a URL, got {got}")
     raw_id = get_ci(document, "BlobId")
     blob_id = str(raw_id).strip(_WRAPPING) if raw_id is not None else ""
@@ -484,9 +284,4 @@ def parse_boolean(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(f"expected a boolean, got {_json_type(value)}: {shorten(json_text(value))}")
-
-
-def redact_sas(text: str) -> str:
-    """`text` with every SAS signature (``sig=...``) replaced, for logs and error texts."""
-    return _SAS_SIGNATURE.sub(r"\1REDACTED", text)
+    raise ValueError(f"expected a boolean, got {json_type(value)}: {shorten(json_text(value))}")

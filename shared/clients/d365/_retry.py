@@ -1,4 +1,4 @@
-"""Retry policy and the bookkeeping of one call's retry budget."""
+"""How long to wait before a call to F&O is made again (the policy, the budget, Retry-After)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after"]
+import requests
+
+from ._errors import D365HttpError
+
+__all__ = [
+    "RetryBudget",
+    "RetryPolicy",
+    "honour_retry_after",
+    "parse_retry_after",
+    "retry_after_of",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,20 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     current = time.time() if now is None else now
     return max(0.0, moment.timestamp() - current)
+
+
+def retry_after_of(response: requests.Response) -> float | None:
+    """The `Retry-After` of `response` in seconds from now (see :func:`parse_retry_after`)."""
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def honour_retry_after(wait: timedelta, exc: BaseException) -> timedelta:
+    """`wait`, or longer when `exc` is an F&O refusal whose Retry-After asked for more: how a
+    caller that tries again later (a back-off) keeps to what F&O asked."""
+    retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
+    if retry_after:
+        return max(wait, timedelta(seconds=retry_after))
+    return wait
 
 
 class RetryBudget:

@@ -1,4 +1,4 @@
-"""The client's HTTP session: a write timeout for request bodies and a pool sized to the
+"""The client's HTTP session: a write timeout for request bodies, a pool sized to the
 caller's concurrency.
 
 Why a write timeout needs its own connection class: urllib3 2.x sends a request under the

@@ -1,4 +1,4 @@
-"""Which URLs handed out by F&O the client calls, and whether our token goes with them.
+"""Which URLs handed out by F&O the client calls, with our token or without it.
 
 F&O's answers are input too: the client follows GetAzureWriteUrl's ``BlobUrl`` (the package
 upload), the error-file URLs and a dequeued message's ``DownloadLocation``. Two rules, checked
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from ._errors import D365UntrustedUrlError
-from ._parsing import shorten, url_without_query
+from ._text import shorten, url_without_query
 
 __all__ = ["UrlPolicy", "blob_endpoint_rule", "normalize_sas_host"]
 
@@ -242,3 +242,15 @@ def _origin(parts: SplitResult) -> tuple[str, str, int]:
 
 def _has_user(parts: SplitResult) -> bool:
     return parts.username is not None or parts.password is not None
+
+
+def validate_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url.strip() if isinstance(base_url, str) else "")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"base_url must be the environment root such as "
+            f"https://contoso.operations.dynamics.com, got {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("base_url must not have a query string or fragment")
+    return base_url.strip().rstrip("/")

@@ -72,7 +72,7 @@ The rooms: :mod:`.tick` (the lease, the dequeue loop, one message's steps in ord
 :mod:`.download` (steps 2 to 4), :mod:`.unzip` (a package's members), :mod:`.ack` (steps 5
 and 6), :mod:`.failures` (attempts counted, giving up), :mod:`.events` (log ids, error texts,
 the ``export_failed`` event), :mod:`.models` (the policy, the tick's counts); the staged-block
-writer is :mod:`shared.clients.blocks`.
+writer is :mod:`shared.clients.storage.blocks`.
 """
 
 from shared.flows.export.models import ExportPolicy, ExportTickResult

@@ -1,7 +1,7 @@
 """One message's download, streamed into staged blocks of its target blob, then recorded.
 
 Each chunk of F&O's answer fills a block; full blocks are staged a few at a time in the
-background (:class:`~shared.clients.blocks.BlockWriter`), so memory stays at
+background (:class:`~shared.clients.storage.blocks.BlockWriter`), so memory stays at
 ``block_size * (blocks_in_flight + 1)`` whatever the file's size. Only the commit (with
 metadata: message id, activity id, correlation id, dequeue time, route) makes the blob exist,
 and only if it does not exist yet. A message whose blobs are committed already, or for which
@@ -18,8 +18,8 @@ from datetime import UTC
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from shared.clients.blocks import META_MESSAGE_ID
 from shared.clients.d365 import D365Client, DequeuedMessage
+from shared.clients.storage import MESSAGE_ID_METADATA
 from shared.config.exports import ExportRoute
 from shared.flows.export.events import CAUSE_STORAGE, error_text, export_ids
 from shared.flows.export.failures import Failures, kept_reason
@@ -176,7 +176,7 @@ class MessageWriter:
 
 def _metadata(route: ExportRoute, message: DequeuedMessage, record: ExportRecord) -> dict[str, str]:
     return {
-        META_MESSAGE_ID: record.message_id,
+        MESSAGE_ID_METADATA: record.message_id,
         "d365_activity_id": route.activity_id,
         "d365_correlation_id": message.correlation_id,
         "d365_dequeued_at": record.dequeued_at.astimezone(UTC).isoformat(),
@@ -190,6 +190,6 @@ def _committed_size(blob: BlobClient, record: ExportRecord) -> int | None:
         properties = blob.get_blob_properties()
     except ResourceNotFoundError:
         return None
-    if (properties.metadata or {}).get(META_MESSAGE_ID) != record.message_id:
+    if (properties.metadata or {}).get(MESSAGE_ID_METADATA) != record.message_id:
         return None
     return int(properties.size)

@@ -7,7 +7,7 @@ import logging
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import telemetry
-from shared.clients.blocks import BlobTakenError
+from shared.clients.storage.blocks import BlobTakenError
 from shared.errors import safe_text
 from shared.tracking import ExportRecord, ExportState
 

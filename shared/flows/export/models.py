@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from azure.storage.blob import BlobClient
 
-from shared.clients.blocks import BlockWriter
+from shared.clients.storage.blocks import BlockWriter
 from shared.config import Settings
 from shared.zips import ZipLimits
 

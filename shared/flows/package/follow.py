@@ -16,7 +16,7 @@ from azure.storage.blob import ContainerClient
 
 from shared import telemetry
 from shared.clients.d365 import D365Client, D365Error, ExecutionSummaryStatus
-from shared.errors import AppError, safe_text
+from shared.errors import AppError, is_safe, safe_text
 from shared.flows.package.importer import execution_id_for
 from shared.flows.package.manifest import ellipsize
 from shared.flows.policies import PackagePolicy
@@ -132,7 +132,7 @@ class ImportFollower:
                     url = locate(execution_id, entity)
                     if url:
                         stored.append(self._copy(record, entity, kind, url))
-                except (AppError, AzureError, OSError) as exc:
+                except (AppError, D365Error, AzureError, OSError) as exc:
                     notes.append(_missing(what, execution_id, exc))
         return tuple(stored)
 
@@ -191,7 +191,7 @@ def _missing(what: str, execution_id: str, exc: Exception) -> str:
     """The note for a detail of a finished execution that could not be had."""
     if isinstance(exc, _StillGeneratingError):
         cause = str(exc)
-    elif isinstance(exc, OSError) and not isinstance(exc, AppError) and exc.strerror:
+    elif isinstance(exc, OSError) and not is_safe(exc) and exc.strerror:
         # The spool file's own failure (a full disk): its system text names no path.
         cause = f"{type(exc).__name__} writing its temporary copy: {exc.strerror}"
     else:

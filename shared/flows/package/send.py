@@ -14,7 +14,8 @@ from azure.storage.blob import BlobClient
 from shared import telemetry
 from shared.clients.d365 import D365ConnectionError, D365Error, D365HttpError
 from shared.config import API_PACKAGE, ImportRoute, ImportRoutes
-from shared.errors import AppError, safe_text
+from shared.errors import AppError, is_safe, safe_text
+from shared.flows.archive import InboundContainer
 from shared.flows.deadline import DeadlineStream, SendDeadlineError, send_deadline
 from shared.flows.failures import ImportVerdict, classify_import_failure, upload_refused
 from shared.flows.outcomes import Outcomes
@@ -25,7 +26,6 @@ from shared.flows.package.importer import (
 )
 from shared.flows.package.manifest import PackageError, TemplateChangedError, TemplateError
 from shared.flows.policies import EnqueuePolicy
-from shared.flows.source_blob import Archiver
 from shared.tracking import ConcurrencyError, TrackedFile, TrackingState, TrackingStore
 from shared.zips import ZipRefusedError
 
@@ -50,7 +50,7 @@ def _shown_error(exc: Exception) -> str:
     """:func:`shared.errors.safe_text`, with the module of a type that is not a builtin
     (``struct.error`` says more than ``error``)."""
     kind = type(exc)
-    if isinstance(exc, AppError) or kind.__module__ == "builtins":
+    if is_safe(exc) or kind.__module__ == "builtins":
         return safe_text(exc)
     return f"{kind.__module__}.{kind.__qualname__}"
 
@@ -72,7 +72,7 @@ class PackageSender:
         self,
         store: TrackingStore,
         routes: ImportRoutes,
-        archiver: Archiver,
+        archiver: InboundContainer,
         outcomes: Outcomes,
         packages: PackageImporter | None,
         *,

@@ -19,9 +19,10 @@ from azure.identity import CertificateCredential, ClientSecretCredential, Manage
 from cryptography.hazmat.primitives import serialization
 
 from devtools.d365_emulator import App, Emulator
-from shared.clients.credentials import build_credential, is_microsoft_authority
+from shared.clients.credentials import is_microsoft_authority
 from shared.clients.d365 import D365Client, D365CredentialError
 from shared.config import D365Settings, Settings
+from shared.context import d365_credential
 from tests import fakes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -69,7 +70,7 @@ def test_client_secret_gets_a_token_for_the_environment(
 ) -> None:
     settings = _d365(d365, client_id=fakes.CLIENT_ID, client_secret=fakes.CLIENT_SECRET)
     caplog.set_level(logging.DEBUG)
-    credential = build_credential(settings)
+    credential = d365_credential(settings)
     assert isinstance(credential, ClientSecretCredential)
     claims = _claims(credential.get_token(settings.scope).token)
     assert claims["aud"] == d365.base_url
@@ -105,7 +106,7 @@ def test_client_certificate_gets_a_token(
         client_certificate_path=str(path),
         client_certificate_password=password,
     )
-    credential = build_credential(d365)
+    credential = d365_credential(d365)
     assert isinstance(credential, CertificateCredential)
     claims = _claims(credential.get_token(d365.scope).token)
     assert (claims["aud"], claims["appid"]) == (trust_certificate_tenant.base_url, CERT_CLIENT)
@@ -115,7 +116,7 @@ def test_wrong_secret_is_refused_without_echoing_it(d365: Emulator) -> None:
     wrong = "wrong-secret-value-123"
     settings = _d365(d365, client_id=fakes.CLIENT_ID, client_secret=wrong)
     with pytest.raises(ClientAuthenticationError) as caught:
-        build_credential(settings).get_token(settings.scope)
+        d365_credential(settings).get_token(settings.scope)
     assert "AADSTS7000215: Invalid client secret provided" in str(caught.value)
     assert wrong not in str(caught.value)
 
@@ -128,7 +129,7 @@ def test_settings_from_the_local_example_get_a_token(d365: Emulator) -> None:
         "D365_AUTHORITY_HOST": d365.authority_host,
     }
     settings = Settings.from_env(values)
-    token = build_credential(settings).get_token(settings.d365.scope).token
+    token = d365_credential(settings).get_token(settings.d365.scope).token
     assert _claims(token)["aud"] == d365.base_url
 
 
@@ -143,7 +144,7 @@ def test_a_hung_token_endpoint_fails_within_the_read_timeout(d365: Emulator) -> 
     outcome: list[BaseException | str] = []
 
     def ask() -> None:
-        with D365Client(d365.base_url, build_credential(settings)) as client:
+        with D365Client(d365.base_url, d365_credential(settings)) as client:
             try:
                 client.get_message_status(fakes.CUSTOMERS_ACTIVITY_ID)
                 outcome.append("answered")
@@ -174,7 +175,7 @@ def test_missing_certificate_file_fails_at_construction(tmp_path: Path) -> None:
         client_certificate_path=str(tmp_path / "missing.pem"),
     )
     with pytest.raises(OSError, match=r"missing\.pem"):
-        build_credential(d365)
+        d365_credential(d365)
 
 
 def test_secret_without_tenant_is_refused_before_any_request() -> None:
@@ -186,14 +187,14 @@ def test_secret_without_tenant_is_refused_before_any_request() -> None:
     with pytest.raises(
         ValueError, match="D365_TENANT_ID and D365_CLIENT_ID are required"
     ) as caught:
-        build_credential(d365)
+        d365_credential(d365)
     assert fakes.CLIENT_SECRET not in str(caught.value)
 
 
 @pytest.mark.parametrize("client_id", [None, "cccccccc-0000-4000-8000-000000000001"])
 def test_managed_identity_without_secret_or_certificate(client_id: str | None) -> None:
     d365 = D365Settings(base_url="https://fno.localhost", managed_identity_client_id=client_id)
-    assert isinstance(build_credential(d365), ManagedIdentityCredential)
+    assert isinstance(d365_credential(d365), ManagedIdentityCredential)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 
 def _resubmitter(domain: Domain) -> Resubmitter:
     context = domain.context
-    return Resubmitter(context.store, domain.enqueuer, context.archiver, context.blob_service)
+    return Resubmitter(context.store, domain.enqueuer, context.inbound, context.blob_service)
 
 
 def _refused_by_fo(domain: Domain) -> TrackedFile:

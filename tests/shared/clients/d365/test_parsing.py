@@ -11,20 +11,21 @@ from shared.clients.d365 import (
     ExecutionSummaryStatus,
     MessageStatus,
     MessageStatusResult,
+    RetryPolicy,
+    normalize_guid,
     normalize_message_id,
 )
+from shared.clients.d365._execution_errors import parse_execution_errors
 from shared.clients.d365._parsing import (
     fno_error_text,
     https_download_url,
-    normalize_guid,
     odata_value,
     parse_dequeue,
     parse_enqueue_response,
-    parse_execution_errors,
     parse_execution_id,
-    shorten,
 )
-from shared.clients.d365._retry import RetryPolicy, parse_retry_after
+from shared.clients.d365._retry import parse_retry_after
+from shared.clients.d365._text import shorten
 
 GUID = "84a383c8-336d-45e4-9933-0c3e8bfb734a"
 

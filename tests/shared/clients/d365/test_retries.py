@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -19,6 +20,7 @@ from shared.clients.d365 import (
     D365ThrottledError,
     MessageStatus,
     RetryPolicy,
+    honour_retry_after,
 )
 from tests import fakes
 from tests.shared.clients.d365.support import ClientFactory, received, sha256, stored_bytes
@@ -311,3 +313,14 @@ def test_connection_refused_is_retried_even_for_enqueue(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3
     assert warnings[0].startswith("retrying operation=enqueue attempt=1/4 cause=connection failed")
+
+
+def test_a_back_off_keeps_to_what_retry_after_asked() -> None:
+    throttled = D365ThrottledError(
+        "throttled", status_code=429, url="https://fno/api", retry_after=90.0
+    )
+    assert honour_retry_after(timedelta(seconds=30), throttled) == timedelta(seconds=90)
+    assert honour_retry_after(timedelta(seconds=120), throttled) == timedelta(seconds=120)
+    unasked = D365ThrottledError("throttled", status_code=429, url="https://fno/api")
+    assert honour_retry_after(timedelta(seconds=30), unasked) == timedelta(seconds=30)
+    assert honour_retry_after(timedelta(seconds=30), OSError("no answer")) == timedelta(seconds=30)

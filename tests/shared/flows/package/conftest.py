@@ -103,7 +103,7 @@ def build_packaged(
         context.store,
         client,
         routes or settings.routes,
-        context.archiver,
+        context.inbound,
         policy=EnqueuePolicy(
             **{
                 "claim_lease": timedelta(minutes=10),
@@ -121,7 +121,7 @@ def build_packaged(
         context.store,
         client,
         enqueuer,
-        context.archiver,
+        context.inbound,
         policy=PollPolicy(
             backoff=FAST, lease_margin=timedelta(seconds=5), max_pending_age=timedelta(hours=1)
         ),
@@ -170,7 +170,7 @@ def resubmit(packaged: Packaged, record: TrackedFile, *, confirm: bool = False) 
     """Resubmit ``record`` (confirmed or not); the new version's record."""
     context = packaged.domain.context
     resubmitter = Resubmitter(
-        context.store, packaged.enqueuer, context.archiver, context.blob_service
+        context.store, packaged.enqueuer, context.inbound, context.blob_service
     )
     result = resubmitter.resubmit(record.row_key, request_id="again", confirm=confirm)
     assert result.resubmitted is not None

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.clients.d365 import _client as d365_client
+from shared.clients.d365 import _packages as d365_packages
 from shared.flows.package import importer as package_importer
 from shared.tracking import TrackingState
 from tests import package_files
@@ -212,7 +212,7 @@ def test_a_package_over_what_a_block_blob_holds_is_refused_before_get_azure_writ
     a file near the limit made upload_package raise ValueError after GetAzureWriteUrl,
     retried for a day. Scaled down: a block blob of 1 block of 4 MiB."""
     monkeypatch.setattr(package_importer, "MAX_BLOCKS", 1)
-    monkeypatch.setattr(d365_client, "MAX_BLOCKS", 1)
+    monkeypatch.setattr(d365_packages, "MAX_BLOCKS", 1)
     packaged = build_packaged(domain, package_max_bytes=3 << 20)
     packaged.upload_template(_stored_template(3 << 19))
 

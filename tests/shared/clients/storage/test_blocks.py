@@ -9,10 +9,11 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from shared.clients.blocks import META_MESSAGE_ID, BlobTakenError, BlockWriter
+from shared.clients.storage import MESSAGE_ID_METADATA
+from shared.clients.storage.blocks import BlobTakenError, BlockWriter
 
 BLOCK = 1024
-MINE = {META_MESSAGE_ID: "00000000-0000-0000-0000-0000000000e1"}
+MINE = {MESSAGE_ID_METADATA: "00000000-0000-0000-0000-0000000000e1"}
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_a_blob_this_message_committed_before_is_not_committed_again(
 
 def test_a_blob_of_another_message_is_left_alone_naming_it(container: ContainerClient) -> None:
     blob = container.get_blob_client("out/a.xml")
-    blob.upload_blob(b"theirs", metadata={META_MESSAGE_ID: "someone-else"})
+    blob.upload_blob(b"theirs", metadata={MESSAGE_ID_METADATA: "someone-else"})
 
     with BlockWriter(blob, block_size=BLOCK, in_flight=2) as writer:
         writer.write(b"mine")

@@ -3,18 +3,23 @@ bounded timeouts and retries."""
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ServiceResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from devtools.azurite import Azurite, connection_string
-from shared.clients.storage import blob_service_client, storage_credential, table_service_client
+from shared.clients.storage import STREAM_CHUNK
 from shared.config import StorageSettings
+from shared.context import blob_service_client, storage_credential, table_service_client
 
 MI_CLIENT_ID = "cccccccc-0000-4000-8000-000000000001"
 BLOB_URI = "https://fakeaccount.blob.core.windows.net"
@@ -154,3 +159,38 @@ def test_sixteen_calls_at_once_keep_their_connections(
         for thread in threads:
             thread.join()
     assert "Connection pool is full" not in caplog.text
+
+
+def _status_mib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) // 1024
+    raise AssertionError(f"{field} not in /proc/self/status")
+
+
+def test_a_large_blob_is_streamed_without_holding_it_in_memory(
+    storage_connection_string: str, unique_name: str
+) -> None:
+    service = blob_service_client(
+        StorageSettings.from_env({"IntegrationStorage": storage_connection_string})
+    )
+    container = service.create_container(unique_name)
+    data = os.urandom(40 * 1024 * 1024)
+    container.upload_blob("big.bin", data)
+    digest = hashlib.sha256(data).hexdigest()
+    del data
+    source = service.get_blob_client(unique_name, "big.bin")
+    source.get_blob_properties()
+    gc.collect()
+
+    before = _status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to now
+    stream = source.download_blob()
+    received = hashlib.sha256()
+    while chunk := stream.read(1024 * 1024):
+        received.update(chunk)
+    growth = _status_mib("VmHWM") - before
+
+    assert received.hexdigest() == digest
+    # The SDK's default first GET alone would hold 32 MiB of this 40 MiB blob.
+    assert growth < 4 * STREAM_CHUNK // (1024 * 1024), growth

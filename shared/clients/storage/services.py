@@ -1,9 +1,9 @@
-"""Blob and table service clients on the ``IntegrationStorage`` connection.
+"""The storage service clients (blob, table), each with bounded timeouts, retries, pool size.
 
-The same connection the blob trigger uses: a connection string (Azurite locally), or the
-identity-based service URIs with the function app's managed identity
-(``__credential`` = ``managedidentity``, ``__clientId`` for a user-assigned one) or, without
-``__credential``, ``DefaultAzureCredential`` (e.g. a developer's Azure CLI login).
+Each takes a connection string (Azurite locally), or a service endpoint with an Entra
+credential: the managed identity (a user-assigned one by its client id) or
+``DefaultAzureCredential`` (e.g. a developer's Azure CLI login). ``shared.context`` maps the
+``IntegrationStorage`` settings to these values.
 
 Every client gets explicit connect/read timeouts and a bounded retry count: the SDK
 defaults are 10 retries, too many for a timer tick with a time budget.
@@ -20,8 +20,6 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
-
-from shared.config import StorageSettings
 
 __all__ = [
     "CONNECTION_TIMEOUT",
@@ -50,16 +48,12 @@ STREAM_CHUNK = 4 * 1024 * 1024
 32 MiB in memory, so files go to F&O as a stream with a few MiB in memory whatever their size."""
 
 
-def storage_credential(storage: StorageSettings) -> TokenCredential:
-    """The Entra credential for the identity-based form.
-
-    :raises ValueError: ``storage`` is the connection-string form.
-    """
-    if storage.uses_connection_string:
-        raise ValueError("IntegrationStorage is a connection string; no token credential needed")
-    if storage.uses_managed_identity:
-        return ManagedIdentityCredential(client_id=storage.client_id)
-    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+def storage_credential(*, managed_identity: bool, client_id: str | None) -> TokenCredential:
+    """The Entra credential for a service endpoint: the managed identity (``client_id`` for a
+    user-assigned one), else ``DefaultAzureCredential`` preferring that managed identity."""
+    if managed_identity:
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
 POOL_SIZE = 16
@@ -107,24 +101,26 @@ _ServiceClient = TypeVar("_ServiceClient", BlobServiceClient, TableServiceClient
 
 def _service_client(
     kind: type[_ServiceClient],
-    endpoint: str | None,
-    setting: str,
-    storage: StorageSettings,
     *,
+    connection_string: str | None,
+    endpoint: str | None,
     credential: TokenCredential | None,
     options: dict[str, Any],
 ) -> _ServiceClient:
-    if storage.connection_string is not None:
-        return kind.from_connection_string(storage.connection_string, **options)
-    if not endpoint:
-        raise ValueError(f"{setting} is not set")
+    if connection_string is not None:
+        return kind.from_connection_string(connection_string, **options)
+    if not endpoint or credential is None:
+        raise ValueError(
+            f"{kind.__name__} needs a connection string, or an endpoint and a credential"
+        )
     _LOGGER.debug("%s: endpoint=%s", kind.__name__, endpoint)
-    return kind(endpoint, credential=credential or storage_credential(storage), **options)
+    return kind(endpoint, credential=credential, **options)
 
 
 def blob_service_client(
-    storage: StorageSettings,
     *,
+    connection_string: str | None = None,
+    endpoint: str | None = None,
     credential: TokenCredential | None = None,
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
@@ -132,20 +128,19 @@ def blob_service_client(
     pool_maxsize: int = POOL_SIZE,
     **client_options: Any,
 ) -> BlobServiceClient:
-    """A blob service client on ``storage``, with bounded timeouts and retries.
+    """A blob service client with bounded timeouts and retries.
 
-    :param credential: for the identity form, a credential to share between clients;
-        default :func:`storage_credential`.
+    :keyword connection_string: the account's connection string; else `endpoint` with
+        `credential` (see :func:`storage_credential`).
     :keyword pool_maxsize: connections kept open (calls in flight at once).
     :keyword client_options: further azure-core client options (``raw_request_hook``,
         ``raw_response_hook``, ``transport``...).
-    :raises ValueError: no blob endpoint in ``storage``.
+    :raises ValueError: neither a connection string nor an endpoint with a credential.
     """
     return _service_client(
         BlobServiceClient,
-        storage.blob_service_uri,
-        "IntegrationStorage__blobServiceUri (or __serviceUri)",
-        storage,
+        connection_string=connection_string,
+        endpoint=endpoint,
         credential=credential,
         options=_options(
             connection_timeout,
@@ -160,8 +155,9 @@ def blob_service_client(
 
 
 def table_service_client(
-    storage: StorageSettings,
     *,
+    connection_string: str | None = None,
+    endpoint: str | None = None,
     credential: TokenCredential | None = None,
     connection_timeout: float = CONNECTION_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
@@ -169,20 +165,19 @@ def table_service_client(
     pool_maxsize: int = POOL_SIZE,
     **client_options: Any,
 ) -> TableServiceClient:
-    """A table service client on ``storage``, with bounded timeouts and retries.
+    """A table service client with bounded timeouts and retries.
 
-    :param credential: for the identity form, a credential to share between clients;
-        default :func:`storage_credential`.
+    :keyword connection_string: the account's connection string; else `endpoint` with
+        `credential` (see :func:`storage_credential`).
     :keyword pool_maxsize: connections kept open (calls in flight at once).
     :keyword client_options: further azure-core client options (``raw_request_hook``,
         ``raw_response_hook``, ``transport``...).
-    :raises ValueError: no table endpoint in ``storage``.
+    :raises ValueError: neither a connection string nor an endpoint with a credential.
     """
     return _service_client(
         TableServiceClient,
-        storage.table_service_uri,
-        "IntegrationStorage__tableServiceUri",
-        storage,
+        connection_string=connection_string,
+        endpoint=endpoint,
         credential=credential,
         options=_options(
             connection_timeout, read_timeout, retry_total, pool_maxsize, client_options

@@ -2,7 +2,7 @@
 
 Nothing exists under the blob's name until :meth:`BlockWriter.commit`; staged blocks are
 invisible, discarded by the next commit or after a week. The commit names its message in the
-blob's metadata (:data:`META_MESSAGE_ID`), so that a commit whose answer was lost is
+blob's metadata (:data:`MESSAGE_ID_METADATA`), so that a commit whose answer was lost is
 recognised when it is tried again.
 """
 
@@ -19,10 +19,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock, BlobClient
 
-__all__ = ["META_MESSAGE_ID", "BlobTakenError", "BlockWriter"]
+from .blobs import MESSAGE_ID_METADATA
+
+__all__ = ["BlobTakenError", "BlockWriter"]
 
 _LOGGER = logging.getLogger(__name__)
-META_MESSAGE_ID = "d365_message_id"
 
 
 class BlobTakenError(Exception):
@@ -95,12 +96,12 @@ class BlockWriter:
                 match_condition=MatchConditions.IfMissing,
             )
         except ResourceExistsError:
-            self._check_ours(metadata[META_MESSAGE_ID])
+            self._check_ours(metadata[MESSAGE_ID_METADATA])
 
     def _check_ours(self, message_id: str) -> None:
-        found = (self._blob.get_blob_properties().metadata or {}).get(META_MESSAGE_ID)
+        found = (self._blob.get_blob_properties().metadata or {}).get(MESSAGE_ID_METADATA)
         if found != message_id:
-            owner = f"its {META_MESSAGE_ID} is {found[:100]!r}" if found else "no message id"
+            owner = f"its {MESSAGE_ID_METADATA} is {found[:100]!r}" if found else "no message id"
             raise BlobTakenError(
                 f"the export blob {self._blob.blob_name!r} in container "
                 f"{self._blob.container_name!r} already exists and was not written for this "
