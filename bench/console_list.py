@@ -47,9 +47,10 @@ from shared.tracking import (  # noqa: E402
     TrackedFile,
     TrackingState,
     record_id_for,
+    record_row_key,
+    to_entity,
     utcnow,
 )
-from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
 from shared.views import status  # noqa: E402
 
 RATIO_TARGET = 1.5

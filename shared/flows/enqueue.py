@@ -71,7 +71,6 @@ from shared.errors import AppError, safe_text
 from shared.flows.package import (
     PACKAGE_MAX_BYTES,
     ImportVerdict,
-    LeaseHeldError,
     PackageError,
     PackageImporter,
     TemplateChangedError,
@@ -91,6 +90,8 @@ from shared.tracking import (
     UNSCHEDULE,
     Backoff,
     ConcurrencyError,
+    FailureKind,
+    LeaseHeldError,
     TrackedFile,
     TrackingState,
     TrackingStore,
@@ -100,8 +101,6 @@ from shared.tracking import (
 from shared.zips import ZipRefusedError
 
 __all__ = [
-    "DELETED",
-    "SUPERSEDED",
     "EnqueuePolicy",
     "Enqueuer",
     "SendDeadlineError",
@@ -109,8 +108,6 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-SUPERSEDED = "Superseded"
-DELETED = "Deleted"
 _GATEWAY_STATUSES = frozenset({502, 504})
 # The SAS PUT of a package: only these (and 5xx) may pass; a 400 / 403 / 413 will not.
 _UPLOAD_TRANSIENT_STATUSES = frozenset({408, 429})
@@ -403,6 +400,7 @@ class Enqueuer:
                 record,
                 state=TrackingState.ENQUEUE_FAILED,
                 last_error=_outcome_unknown(record, "the worker stopped while sending it"),
+                failure=FailureKind.OUTCOME_UNKNOWN,
             )
         if now - record.received_at > self._policy.max_pending_age:
             return self._finish(
@@ -513,7 +511,9 @@ class Enqueuer:
             return self._finish(
                 record,
                 state=TrackingState.REJECTED,
-                reject_reason=SUPERSEDED if overwritten else DELETED,
+                reject_reason=(
+                    RejectReason.SUPERSEDED if overwritten else RejectReason.DELETED
+                ).value,
                 last_error="the blob was overwritten before it was sent; the new version is "
                 "tracked on its own"
                 if overwritten
@@ -531,6 +531,7 @@ class Enqueuer:
                 record,
                 state=TrackingState.ENQUEUE_FAILED,
                 last_error=_outcome_unknown(record, f"the call ended with: {exc}"),
+                failure=FailureKind.OUTCOME_UNKNOWN,
             )
         if _not_taken(exc):
             return self._retry_later(record, exc)

@@ -116,9 +116,11 @@ from shared.config.routes import ImportRoute
 from shared.errors import AppError, safe_text
 from shared.tracking import (
     LeaseHeld,
+    LeaseHeldError,
     TrackedFile,
     TrackingState,
     TrackingStore,
+    lease_for_call,
     quoted_etag,
     utcnow,
 )
@@ -127,7 +129,6 @@ from shared.zips import LimitedZip, ZipLimits
 __all__ = [
     "PACKAGE_MAX_BYTES",
     "ImportVerdict",
-    "LeaseHeldError",
     "PackageError",
     "PackageImporter",
     "PackagePolicy",
@@ -159,6 +160,7 @@ _SPOOL_BYTES = 8 * 1024 * 1024
 _MIB = 1024 * 1024
 _MAX_MEMBER_NAME_BYTES = 0xFFFF  # a zip header's 16-bit name length
 _NOT_REACHED_NAMES = 5
+_LEASE_SPAN = lease_for_call(D365Settings.http_timeout)
 PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - _MIB
 """The largest file the package path takes: the package goes up in 4 MiB blocks, and a block
 blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template adds (its
@@ -178,10 +180,6 @@ class PackageError(AppError):
     is larger than a block blob holds); the text names it and the fix."""
 
 
-class LeaseHeldError(AppError):
-    """Another ImportFromPackage is in flight in this environment; the file waits its turn."""
-
-
 @dataclass(frozen=True)
 class PackagePolicy:
     """Timing of the package path.
@@ -195,7 +193,7 @@ class PackagePolicy:
     :ivar zip_limits: what a template or an uploaded package may hold (the ``ZIP_*`` settings).
     """
 
-    lease_span: timedelta = D365Settings.http_timeout + timedelta(seconds=30)
+    lease_span: timedelta = _LEASE_SPAN
     error_file_tries: int = 10
     error_file_pause: float = 1.0
     first_poll_delay: timedelta = Settings.poll_interval_min

@@ -33,7 +33,7 @@ from shared.flows.resubmit import ResubmitError, Resubmitter
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
 from tests.e2e.conftest import TEMPLATES, routes_for
-from tests.shared.conftest import FAST, Domain
+from tests.shared.conftest import FAST, Domain, scheduled
 
 _MANIFEST = "Manifest.xml"
 
@@ -226,7 +226,7 @@ def test_a_missing_template_ends_the_file_naming_it_and_the_fix(packaged: Packag
     assert "customers.zip' was not found" in (record.last_error or "")
     assert "upload the data project's exported package" in (record.last_error or "")
     assert "then resubmit the file" in (record.last_error or "")
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert _puts(packaged) == []
     packaged.upload_template()
     final = packaged.until_final(_resubmit(packaged, record))
@@ -267,7 +267,7 @@ def test_a_broken_template_ends_the_file_at_once_naming_the_template_and_the_def
         f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
         "compression, no password); then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert _nothing_sent(packaged)
 
 
@@ -286,7 +286,7 @@ def test_a_package_whose_manifest_is_broken_ends_at_once_naming_the_defect(
         f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
         "compression, no password); then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert _nothing_sent(packaged)
 
 
@@ -631,7 +631,7 @@ def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
     # Blocks staged meanwhile stay invisible: nothing commits them.
     assert [r for r in domain.d365.requests if r.operation == "blob_block_list"] == []
     assert _imports(packaged) == 0
-    assert domain.context.store.schedule.get(record.record_id) is not None
+    assert scheduled(domain.context.store, record.record_id) is not None
 
 
 def test_a_claim_taken_over_during_the_upload_stops_before_importing(
@@ -671,7 +671,7 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     assert "then resubmit the file" in (record.last_error or "")
     assert _puts(packaged) == [status]
     assert _imports(packaged) == 0
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     if status == 413:
         assert "refused a part of the package" in (record.last_error or "")
         assert "through enqueue" not in (record.last_error or "")
@@ -1033,7 +1033,7 @@ def test_a_package_whose_manifest_is_not_readable_xml_ends_at_once_naming_it(
         "export the package from F&O again, or save its Manifest.xml as well-formed UTF-8 "
         "XML; then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert _nothing_sent(packaged)
 
 
