@@ -30,7 +30,6 @@ from ._codec import (
     with_history,
 )
 from ._keys import (
-    RECORDS_END,
     blob_index_key,
     blob_index_prefix,
     clean_etag,
@@ -38,10 +37,9 @@ from ._keys import (
     message_key,
     record_id_for,
     record_row_key,
-    since_bound,
-    until_bound,
 )
 from ._lease import IMPORT_LEASE, Lease
+from ._listing import listing_clauses, period_clauses
 from ._model import ClaimResult, ConcurrencyError, TrackedFile, TrackingState, utcnow
 from ._overflow import Overflow
 from ._page import Page, decode_continuation, encode_continuation
@@ -225,23 +223,13 @@ class TrackingStore:
         :keyword continuation: a token from the previous page.
         :raises ValueError: a continuation token this store did not issue.
         """
-        clauses, params = _period_clauses(since, until)
-        if continuation:
-            clauses.append("RowKey gt @after")
-            params["after"] = decode_continuation(continuation, accepts=is_record_key)
-        if state:
-            clauses.append("state eq @state")
-            params["state"] = state.value
-        if route:
-            clauses.append("route eq @route")
-            params["route"] = route
-        if company:
-            clauses.append("company eq @company")
-            params["company"] = company
-        if blob_prefix:
-            clauses.append("blob ge @prefix and blob lt @prefix_end")
-            params["prefix"] = blob_prefix
-            params["prefix_end"] = blob_prefix + "\uffff"  # the highest UTF-16 code unit
+        clauses, params = listing_clauses(
+            since=since,
+            until=until,
+            continuation=continuation and decode_continuation(continuation, accepts=is_record_key),
+            equal={"state": state and state.value, "route": route, "company": company},
+            blob_prefix=blob_prefix,
+        )
         rows = self._table.query(clauses, params, per_page=min(limit + 1, 1000))
         found: list[TrackedFile] = []
         more = False
@@ -260,7 +248,7 @@ class TrackingStore:
 
         Bounded by the row keys of the period: rows outside it are never read.
         """
-        clauses, params = _period_clauses(since, until)
+        clauses, params = period_clauses(since, until)
         for row in self._table.query(clauses, params, select=fields):
             yield {name: row.get(name) for name in fields}
 
@@ -378,18 +366,3 @@ class TrackingStore:
     def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
         """All errors of a record, reading the errors blob when they did not fit the row."""
         return self._overflow.read_errors(record)
-
-
-def _period_clauses(
-    since: datetime | None, until: datetime | None
-) -> tuple[list[str], dict[str, Any]]:
-    """Row-key bounds of the records modified within a period (newest-first keys)."""
-    clauses = ["RowKey lt @end"]
-    params: dict[str, Any] = {"end": RECORDS_END}
-    if since:
-        clauses.append("RowKey le @since")
-        params["since"] = since_bound(since)
-    if until:
-        clauses.append("RowKey ge @until")
-        params["until"] = until_bound(until)
-    return clauses, params
