@@ -13,6 +13,7 @@
 - :mod:`._page`: :class:`Page`, one page of a listing, and the one continuation-token codec;
 - :mod:`._backoff`: the poll back-off;
 - :mod:`._schedule`: the poll schedule's entries;
+- :mod:`._listing`: the table query of a records listing (its period, its filters);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
