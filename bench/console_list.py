@@ -48,9 +48,10 @@ from shared.tracking import (  # noqa: E402
     TrackedFile,
     TrackingState,
     record_id_for,
+    record_row_key,
+    to_entity,
     utcnow,
 )
-from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
 from shared.views.counts import counts  # noqa: E402
 from shared.views.files import list_messages  # noqa: E402
 from shared.views.response import ApiResponse  # noqa: E402

@@ -60,9 +60,10 @@ from shared.tracking import (  # noqa: E402
     TrackingState,
     TrackingStore,
     record_id_for,
+    record_row_key,
+    to_entity,
     utcnow,
 )
-from shared.tracking._codec import record_row_key, to_entity  # noqa: E402
 
 ACTIVITY_ID = "00000000-0000-0000-0000-00000000a001"
 SPEEDUP_TARGET = 8.0

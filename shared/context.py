@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -30,7 +30,7 @@ from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.tracking import Backoff, ExportStore, TrackingStore, utcnow
+from shared.tracking import Backoff, ExportStore, TrackingStore, lease_for_call, utcnow
 
 __all__ = [
     "AppContext",
@@ -107,7 +107,7 @@ def build_context(
         sas_hosts=settings.d365.sas_hosts,
     )
     package_policy = PackagePolicy(
-        lease_span=settings.d365.http_timeout + timedelta(seconds=30),
+        lease_span=lease_for_call(settings.d365.http_timeout),
         first_poll_delay=settings.poll_interval_min,
         poll_tick_budget=settings.poll_tick_budget,
         zip_limits=settings.zip_limits,
@@ -140,7 +140,7 @@ def build_context(
             backoff=backoff,
             max_pending_age=settings.max_pending_age,
             # A call in flight at the end of the budget may take a whole read timeout.
-            lease_margin=settings.d365.http_timeout + timedelta(seconds=30),
+            lease_margin=lease_for_call(settings.d365.http_timeout),
         ),
         clock=clock,
         packages=ImportFollower(
@@ -161,7 +161,7 @@ def build_context(
         settings.exports,
         policy=ExportPolicy(
             # A download in flight at the end of the budget may take a whole read timeout.
-            lease=settings.poll_tick_budget + settings.d365.http_timeout + timedelta(seconds=30),
+            lease=settings.poll_tick_budget + lease_for_call(settings.d365.http_timeout),
             time_budget=settings.poll_tick_budget,
             max_attempts=settings.export_max_attempts,
             zip_limits=settings.zip_limits,

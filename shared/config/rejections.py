@@ -20,6 +20,10 @@ class RejectReason(enum.StrEnum):
     EMPTY_FILE = "EmptyFile"
     TOO_LARGE = "TooLarge"
     NAME_TOO_LONG = "NameTooLong"
+    SUPERSEDED = "Superseded"
+    """The blob was overwritten before it was sent; the new version is tracked on its own."""
+    DELETED = "Deleted"
+    """The blob was deleted before it was sent."""
 
 
 class RoutingError(AppError, ValueError):

@@ -18,7 +18,7 @@ from azure.storage.blob import BlobClient, BlobProperties
 
 from shared import telemetry
 from shared.config import API_PACKAGE, RouteMatch
-from shared.flows.outcomes import Outcomes, outcome_unknown_error
+from shared.flows.outcomes import Outcomes, outcome_unknown
 from shared.flows.policies import EnqueuePolicy
 from shared.flows.source_blob import fingerprint, resubmit_fields
 from shared.tracking import (
@@ -134,9 +134,7 @@ class Claims:
             return record
         if record.send_started_at is not None and record.api != API_PACKAGE:
             return self._outcomes.finish(
-                record,
-                state=TrackingState.ENQUEUE_FAILED,
-                last_error=outcome_unknown_error(record, "the worker stopped while sending it"),
+                record, **outcome_unknown(record, "the worker stopped while sending it")
             )
         if now - record.received_at > self._policy.max_pending_age:
             return self._outcomes.finish(

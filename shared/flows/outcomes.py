@@ -12,34 +12,39 @@ from azure.core.exceptions import AzureError
 
 from shared import telemetry
 from shared.clients.d365 import external_id_header
+from shared.config import RejectReason
 from shared.flows.archive import InboundContainer
 from shared.flows.source_blob import stamp
 from shared.tracking import (
     UNSCHEDULE,
     Backoff,
     ConcurrencyError,
+    FailureKind,
     TrackedFile,
     TrackingState,
     TrackingStore,
 )
 
-__all__ = ["DELETED", "SUPERSEDED", "Outcomes", "outcome_unknown_error"]
+__all__ = ["Outcomes", "outcome_unknown"]
 
 _LOGGER = logging.getLogger(__name__)
-SUPERSEDED = "Superseded"
-DELETED = "Deleted"
 _WRITE_TRIES = 5
 _WRITE_PAUSE_SECONDS = 0.5
 
 
-def outcome_unknown_error(record: TrackedFile, why: str) -> str:
-    """The ``last_error`` of a file F&O may or may not have (never re-sent)."""
-    return (
-        f"outcome unknown: F&O may or may not have the file, as {why}. It was not re-sent, to "
-        "avoid importing it twice. Look in F&O (Data management > the recurring job's message "
-        f"list) for external identifier {external_id_header(record.blob)!r}; upload the file "
-        "again to re-send it."
-    )
+def outcome_unknown(record: TrackedFile, why: str) -> dict[str, Any]:
+    """The final fields of a file F&O may or may not have (never re-sent): ``EnqueueFailed``
+    with the failure kind ``OutcomeUnknown``, and a text that says where to look in F&O."""
+    return {
+        "state": TrackingState.ENQUEUE_FAILED,
+        "failure": FailureKind.OUTCOME_UNKNOWN,
+        "last_error": (
+            f"outcome unknown: F&O may or may not have the file, as {why}. It was not re-sent, "
+            "to avoid importing it twice. Look in F&O (Data management > the recurring job's "
+            f"message list) for external identifier {external_id_header(record.blob)!r}; "
+            "upload the file again to re-send it."
+        ),
+    }
 
 
 class Outcomes:
@@ -104,7 +109,7 @@ class Outcomes:
         return self.finish(
             record,
             state=TrackingState.REJECTED,
-            reject_reason=SUPERSEDED if overwritten else DELETED,
+            reject_reason=(RejectReason.SUPERSEDED if overwritten else RejectReason.DELETED).value,
             last_error="the blob was overwritten before it was sent; the new version is "
             "tracked on its own"
             if overwritten

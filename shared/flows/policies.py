@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from shared.clients.d365 import BLOCK_SIZE, MAX_BLOCKS, RetryPolicy
 from shared.config import D365Settings, Settings
-from shared.tracking import Backoff
+from shared.tracking import Backoff, lease_for_call
 from shared.zips import ZipLimits
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 _MIB = 1024 * 1024
+_LEASE_SPAN = lease_for_call(D365Settings.http_timeout)
 # One attempt per call that must be bracketed by the record's writes (a send, an import):
 # a worker that dies while waiting to retry never leaves "outcome unknown".
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
@@ -70,7 +71,7 @@ class PackagePolicy:
     :ivar zip_limits: what a template or an uploaded package may hold (the ``ZIP_*`` settings).
     """
 
-    lease_span: timedelta = D365Settings.http_timeout + timedelta(seconds=30)
+    lease_span: timedelta = _LEASE_SPAN
     error_file_tries: int = 10
     error_file_pause: float = 1.0
     first_poll_delay: timedelta = Settings.poll_interval_min

@@ -102,7 +102,7 @@ class Poller:
         """
         started = time.monotonic()
         budget = self._policy.tick_budget
-        lease = self._store.schedule.acquire_lease(
+        lease = self._store.schedule.lease.acquire(
             # One holder per tick: two ticks of one process exclude each other too.
             f"{self._process}:{uuid.uuid4().hex[:12]}",
             until=self._clock() + budget + self._policy.lease_margin,
@@ -122,7 +122,7 @@ class Poller:
             # Every due entry was polled, or anchored again (deferred, failed).
             watermark = now
         finally:
-            self._store.schedule.finish_lease(lease, watermark=watermark)
+            self._store.schedule.lease.release(lease, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info(
             "poll tick %s",

@@ -54,7 +54,13 @@ from shared.flows.source_blob import (
     fingerprint,
     resubmit_fields,
 )
-from shared.tracking import ConcurrencyError, TrackedFile, TrackingState, TrackingStore
+from shared.tracking import (
+    ConcurrencyError,
+    FailureKind,
+    TrackedFile,
+    TrackingState,
+    TrackingStore,
+)
 
 __all__ = [
     "ResubmitError",
@@ -96,8 +102,9 @@ class _Successor:
 
 def outcome_unknown(record: TrackedFile) -> bool:
     """True when F&O may hold the file though we never learnt its message id."""
-    return record.state is TrackingState.ENQUEUE_FAILED and (record.last_error or "").startswith(
-        "outcome unknown"
+    return (
+        record.state is TrackingState.ENQUEUE_FAILED
+        and record.failure is FailureKind.OUTCOME_UNKNOWN
     )
 
 

@@ -28,7 +28,7 @@ from shared.clients.d365 import (
 from shared.config import ImportRoutes
 from shared.flows.deadline import DeadlineStream, SendDeadlineError, send_deadline
 from shared.flows.failures import ambiguous, not_taken
-from shared.flows.outcomes import Outcomes, outcome_unknown_error
+from shared.flows.outcomes import Outcomes, outcome_unknown
 from shared.flows.package.send import PackageSender
 from shared.flows.policies import ONE_ATTEMPT, EnqueuePolicy
 from shared.flows.source_blob import stamp
@@ -148,9 +148,7 @@ class Sender:
                 extra=telemetry.record_ids(record),
             )
             return self._outcomes.finish(
-                record,
-                state=TrackingState.ENQUEUE_FAILED,
-                last_error=outcome_unknown_error(record, f"the call ended with: {exc}"),
+                record, **outcome_unknown(record, f"the call ended with: {exc}")
             )
         if not_taken(exc):
             return self._outcomes.retry_later(record, exc)

@@ -1,4 +1,6 @@
-"""What one row of Azure Tables can hold, and how a value is made to fit.
+"""How a value is made to fit one row of Azure Tables.
+
+What one row can hold at most, and how a longer value is cut, is decided here.
 
 Azure Tables refuses a write with 400 when its entity is over 1 MiB, a property over 64 KiB
 (a string property: 32K UTF-16 code units), or when it has more than 255 properties

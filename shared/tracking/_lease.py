@@ -1,11 +1,18 @@
 """A named lease row: one holder at a time of something, across instances sharing the table.
 
-Used for the package-import lease (F&O fails ImportFromPackage calls made in parallel, so
-every instance takes it before the call) and for each export route's tick. The row is
-written with its ETag: of two instances taking it at once, one wins (the other meets 409 or
-412 and is told the lease is held). A write whose answer was lost is recognised as ours by
-its ``write_id`` (:mod:`._writes`), never taken for another holder's. A holder that dies
-keeps the lease only until ``until``; a package import whose call timed out keeps it too
+Every lease of the app is one of these rows (``~lease-<name>`` in the partition of its
+table), read and written the same way:
+
+- ``poller``: one poll tick at a time walks the schedule; the row also keeps the watermark of
+  the last tick that polled everything due;
+- ``package-import``: F&O fails ImportFromPackage calls made in parallel, so every instance
+  takes it before the call;
+- each export route's name (in the exports partition): one tick at a time per route.
+
+The row is written with its ETag: of two instances taking it at once, one wins (the other
+meets 409 or 412 and is told the lease is held). A write whose answer was lost is recognised
+as ours by its ``write_id`` (:mod:`._writes`), never taken for another holder's. A holder that
+dies keeps the lease only until ``until``; a package import whose call timed out keeps it too
 (F&O may still be working on that call), so the next import waits out the same bound.
 """
 
@@ -13,18 +20,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._codec import lease_entity, lease_key, parse_time
+from shared.errors import AppError
+
+from ._keys import lease_key
 from ._model import utcnow
+from ._properties import finish, parse_time
 from ._table import StatusTable
 from ._writes import insert_own, replace_own
 
-__all__ = ["IMPORT_LEASE", "Lease", "LeaseHeld"]
+__all__ = [
+    "IMPORT_LEASE",
+    "LEASE_MARGIN",
+    "POLL_LEASE",
+    "Lease",
+    "LeaseHeld",
+    "LeaseHeldError",
+    "lease_for_call",
+]
 
 IMPORT_LEASE = "package-import"
 """The name of the package-import lease (row ``~lease-package-import`` of the files)."""
+POLL_LEASE = "poller"
+"""The name of the poll lease (row ``~lease-poller`` of the files)."""
+LEASE_MARGIN = timedelta(seconds=30)
+"""What a lease covering an outbound call adds to the call's read timeout."""
+
+
+def lease_for_call(call_timeout: timedelta) -> timedelta:
+    """How long a lease must outlast the start of a call that may take ``call_timeout``: the
+    timeout plus :data:`LEASE_MARGIN` (a timed-out call keeps the lease that long)."""
+    return call_timeout + LEASE_MARGIN
+
+
+class LeaseHeldError(AppError):
+    """Another holder's lease runs; the work waits its turn (the text says whose)."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +66,17 @@ class LeaseHeld:
     name: str
     holder: str
     until: datetime
-    etag: str = field(compare=False, repr=False)
+    watermark: datetime | None = None
+    """The poll lease's: start of the last tick that polled everything due; None before the
+    first (and for every other lease)."""
+    etag: str = field(default="", compare=False, repr=False)
 
 
 class Lease:
     """The lease row ``~lease-<name>`` in the partition of ``table``.
 
     :param table: the status table's partition the row lives in.
-    :param name: what the lease is of (``package-import``, an export route's name...).
+    :param name: what the lease is of (``poller``, ``package-import``, an export route...).
     :keyword clock: the time source (UTC).
     """
 
@@ -52,21 +87,40 @@ class Lease:
         self._name = name
         self._clock = clock
 
+    @property
+    def name(self) -> str:
+        """What the lease is of."""
+        return self._name
+
     def acquire(self, holder: str, *, until: datetime) -> LeaseHeld | None:
-        """Take the lease until ``until``; None while another holder's lease runs."""
-        entity = self._entity(holder, until)
-        current = self._table.get(entity["RowKey"])
+        """Take the lease until ``until``, one try; None while a lease (any holder's) runs.
+
+        The row's watermark is kept, and handed to the new holder.
+        """
+        current = self._table.get(lease_key(self._name))
         if current is None:
-            written = insert_own(self._table, entity)
+            watermark = None
+            written = insert_own(self._table, self._entity(holder, until, None))
         elif self._running(current):
             return None
         else:
-            written = replace_own(self._table, entity, etag=current.metadata["etag"])
-        return LeaseHeld(self._name, holder, until, written.etag) if written.ours else None
+            watermark = parse_time(current.get("watermark"))
+            written = replace_own(
+                self._table,
+                self._entity(holder, until, watermark),
+                etag=current.metadata["etag"],
+            )
+        if not written.ours:
+            return None
+        return LeaseHeld(self._name, holder, until, watermark, written.etag)
 
-    def release(self, lease: LeaseHeld) -> None:
-        """End the lease now, unless another holder took it meanwhile."""
-        replace_own(self._table, self._entity(lease.holder, self._clock()), etag=lease.etag)
+    def release(self, lease: LeaseHeld, *, watermark: datetime | None = None) -> None:
+        """End the lease now, recording ``watermark`` (None keeps the lease's).
+
+        A lease another holder took meanwhile (this one overran) is left alone.
+        """
+        entity = self._entity(lease.holder, self._clock(), watermark or lease.watermark)
+        replace_own(self._table, entity, etag=lease.etag)
 
     def holder(self) -> str | None:
         """Who holds the lease now, None when nobody does."""
@@ -75,8 +129,30 @@ class Lease:
             return None
         return str(row.get("holder"))
 
+    def last(self) -> LeaseHeld | None:
+        """The lease as last written, running or ended (its ``until`` is then when it ended);
+        None before the first."""
+        row = self._table.get(lease_key(self._name))
+        if row is None:
+            return None
+        return LeaseHeld(
+            self._name,
+            str(row.get("holder")),
+            parse_time(row.get("until")) or self._clock(),
+            parse_time(row.get("watermark")),
+            row.metadata["etag"],
+        )
+
     def _running(self, row: Any) -> bool:
         return (parse_time(row.get("until")) or self._clock()) > self._clock()
 
-    def _entity(self, holder: str, until: datetime) -> dict[str, Any]:
-        return lease_entity(self._table.partition, self._name, holder, until)
+    def _entity(self, holder: str, until: datetime, watermark: datetime | None) -> dict[str, Any]:
+        return finish(
+            {
+                "PartitionKey": self._table.partition,
+                "RowKey": lease_key(self._name),
+                "holder": holder,
+                "until": until.astimezone(UTC),
+                "watermark": watermark and watermark.astimezone(UTC),
+            }
+        )

@@ -1,4 +1,4 @@
-"""Value types and states of the status model."""
+"""The value types of the status model: records, their states, schedule entries."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from shared.errors import AppError
 __all__ = [
     "ClaimResult",
     "ConcurrencyError",
-    "Page",
+    "FailureKind",
     "PendingEntry",
-    "PollLease",
     "TrackedFile",
     "TrackingState",
     "TrackingStoreError",
@@ -68,6 +67,19 @@ _NON_TERMINAL = frozenset(
         TrackingState.IMPORTING,
     }
 )
+
+
+class FailureKind(StrEnum):
+    """What kind of failure ``last_error`` tells of, when the app acts on the kind."""
+
+    OUTCOME_UNKNOWN = "OutcomeUnknown"
+    """F&O may or may not have the file (its answer was lost): never re-sent by the app, and
+    resubmitted only with a confirmation."""
+
+
+OUTCOME_UNKNOWN_TEXT = "outcome unknown"
+"""How the ``last_error`` of an outcome unknown starts: a row written before ``failure`` was
+stored is read by it."""
 
 
 class TrackingStoreError(AppError, RuntimeError):
@@ -130,6 +142,8 @@ class TrackedFile:
     enqueue_attempts: int = 0
     archive_attempts: int = 0
     last_error: str | None = None
+    failure: FailureKind | None = None
+    """The kind of ``last_error`` when the app acts on it (see :class:`FailureKind`)."""
     reject_reason: str | None = None
     archived_to: str | None = None
     archive_pending: bool = False
@@ -193,27 +207,8 @@ class PendingEntry:
 
 
 @dataclass(frozen=True)
-class PollLease:
-    """The right to walk the poll schedule until ``until``."""
-
-    holder: str
-    until: datetime
-    watermark: datetime | None
-    """Start of the last tick that polled everything due; None before the first."""
-    etag: str = field(compare=False, repr=False)
-
-
-@dataclass(frozen=True)
 class ClaimResult:
     """Outcome of :meth:`TrackingStore.claim`: the record, and whether this call created it."""
 
     record: TrackedFile
     created: bool
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing; ``continuation`` is opaque, None on the last page."""
-
-    records: tuple[TrackedFile, ...]
-    continuation: str | None

@@ -17,15 +17,17 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 
-from ._codec import ListField
-from ._fit import LIST_UNITS, dumps, keep, keeps_all
-from ._model import TrackingStoreError
+from shared.clients.d365 import ExecutionError
+
+from ._fit import ERRORS_UNITS, LIST_UNITS, dumps, keep, keeps_all, units
+from ._model import TrackedFile, TrackingStoreError, error_to_dict
+from ._properties import RECORD_LISTS, ListField, decode_errors, encode_errors
 
 __all__ = ["Overflow"]
 
@@ -91,3 +93,52 @@ class Overflow:
         if not pointer or self._container is None:
             return items
         return tuple(json.loads(self.read(pointer)))
+
+    def record_lists(self, record_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``fields`` with each list of a record given in them as the row keeps it: a list too
+        long for the row is written to a blob first."""
+        listed = dict(fields)
+        for spec in RECORD_LISTS:
+            if spec.name in fields:
+                listed.update(self.list_fields(spec, fields[spec.name], folder=record_id))
+        return listed
+
+    def errors_fields(
+        self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
+    ) -> dict[str, Any]:
+        """Fields for a record holding these errors: inline when they fit, else in a blob.
+
+        The raw text F&O sent is always kept, inline or beside the parsed list in the blob.
+        Sizes are counted in UTF-16, as Table Storage counts them.
+        """
+        # The codec keeps the errors that fit ERRORS_UNITS and F&O's text in what is left.
+        if keeps_all([error_to_dict(e) for e in errors], limit=ERRORS_UNITS - units(raw)):
+            return {
+                "errors": tuple(errors),
+                "error_count": len(errors),
+                "errors_raw": raw,
+                "errors_blob": None,
+            }
+        base = f"{record.message_id or record.record_id}"
+        what = "execution errors"
+        pointer = self.write(f"{base}/errors.json", encode_errors(errors).encode(), what=what)
+        self.write(f"{base}/errors.raw.txt", raw.encode(), what=what)
+        _LOGGER.info(
+            "execution errors stored in blob blob=%s message_id=%s count=%d",
+            record.blob,
+            record.message_id,
+            len(errors),
+        )
+        preview = keep([error_to_dict(e) for e in errors], limit=ERRORS_UNITS // 2)
+        return {
+            "errors": tuple(errors[: len(preview)]),
+            "error_count": len(errors),
+            "errors_raw": None,
+            "errors_blob": pointer,
+        }
+
+    def read_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
+        """All errors of a record, reading the errors blob when they did not fit the row."""
+        if not record.errors_blob:
+            return record.errors
+        return decode_errors(self.read(record.errors_blob))

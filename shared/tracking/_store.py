@@ -9,7 +9,6 @@ raises a connection error), reading the row back tells whether the write landed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,49 +19,35 @@ from azure.storage.blob import ContainerClient
 
 from shared.clients.d365 import ExecutionError
 
+from ._backoff import Backoff
 from ._codec import (
-    PARTITION,
-    RECORD_LISTS,
-    RECORDS_END,
+    entry_for,
+    from_entity,
+    index_entity,
+    pending_entity,
+    schedule_row,
+    to_entity,
+    with_history,
+)
+from ._keys import (
     blob_index_key,
     blob_index_prefix,
     clean_etag,
-    decode_continuation,
-    decode_errors,
-    encode_continuation,
-    encode_errors,
-    from_entity,
-    index_entity,
+    is_record_key,
     message_key,
-    pending_entity,
     record_id_for,
     record_row_key,
-    schedule_key,
-    since_bound,
-    to_entity,
-    until_bound,
-    with_history,
 )
-from ._fit import ERRORS_UNITS, keep, keeps_all, units
 from ._lease import IMPORT_LEASE, Lease
-from ._model import (
-    ClaimResult,
-    ConcurrencyError,
-    Page,
-    PendingEntry,
-    TrackedFile,
-    TrackingState,
-    error_to_dict,
-    utcnow,
-)
+from ._listing import listing_clauses, period_clauses
+from ._model import ClaimResult, ConcurrencyError, TrackedFile, TrackingState, utcnow
 from ._overflow import Overflow
-from ._schedule import Backoff, Schedule
+from ._page import Page, decode_continuation, encode_continuation
+from ._schedule import Schedule
 from ._table import Operation, StatusTable, if_match
 from ._writes import new_write_id, status_of, write_own
 
-__all__ = ["TrackingStore"]
-
-_LOGGER = logging.getLogger(__name__)
+__all__ = ["UNSCHEDULE", "TrackingStore"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +67,9 @@ class TrackingStore:
     :keyword backoff: the poll back-off, to project a record's next poll time (without it,
         readers see the anchor as the next poll).
     :keyword clock: the time source (UTC) of ``updated_at`` and schedule anchors.
+
+    :ivar schedule: the poll schedule (with the poll lease).
+    :ivar import_lease: the package-import lease: one ImportFromPackage in flight.
     """
 
     def __init__(
@@ -149,7 +137,7 @@ class TrackingStore:
             history=((state.value, now.isoformat()),),
             next_poll_at=schedule_at,
             write_id=new_write_id(),
-            **self._with_lists(record_id, fields),
+            **self._overflow.record_lists(record_id, fields),
         )
         entity = to_entity(record)
         operations: list[Operation] = [
@@ -157,7 +145,7 @@ class TrackingStore:
             ("upsert", index_entity(blob_index_key(blob, record.row_key), record.row_key), {}),
         ]
         if schedule_at is not None:
-            operations.append(("upsert", pending_entity(_entry(record, schedule_at)), {}))
+            operations.append(("upsert", pending_entity(entry_for(record, schedule_at)), {}))
         written = write_own(
             self._table,
             record.row_key,
@@ -222,7 +210,7 @@ class TrackingStore:
         blob_prefix: str | None = None,
         limit: int = 50,
         continuation: str | None = None,
-    ) -> Page:
+    ) -> Page[TrackedFile]:
         """Records newest first, filtered, one page at a time.
 
         The time range bounds the row keys (inverted times), so the service reads only the
@@ -235,23 +223,13 @@ class TrackingStore:
         :keyword continuation: a token from the previous page.
         :raises ValueError: a continuation token this store did not issue.
         """
-        clauses, params = _period_clauses(since, until)
-        if continuation:
-            clauses.append("RowKey gt @after")
-            params["after"] = decode_continuation(continuation)
-        if state:
-            clauses.append("state eq @state")
-            params["state"] = state.value
-        if route:
-            clauses.append("route eq @route")
-            params["route"] = route
-        if company:
-            clauses.append("company eq @company")
-            params["company"] = company
-        if blob_prefix:
-            clauses.append("blob ge @prefix and blob lt @prefix_end")
-            params["prefix"] = blob_prefix
-            params["prefix_end"] = blob_prefix + "\uffff"  # the highest UTF-16 code unit
+        clauses, params = listing_clauses(
+            since=since,
+            until=until,
+            continuation=continuation and decode_continuation(continuation, accepts=is_record_key),
+            equal={"state": state and state.value, "route": route, "company": company},
+            blob_prefix=blob_prefix,
+        )
         rows = self._table.query(clauses, params, per_page=min(limit + 1, 1000))
         found: list[TrackedFile] = []
         more = False
@@ -270,7 +248,7 @@ class TrackingStore:
 
         Bounded by the row keys of the period: rows outside it are never read.
         """
-        clauses, params = _period_clauses(since, until)
+        clauses, params = period_clauses(since, until)
         for row in self._table.query(clauses, params, select=fields):
             yield {name: row.get(name) for name in fields}
 
@@ -303,7 +281,8 @@ class TrackingStore:
     ) -> TrackedFile:
         """Write changes to a record if nobody changed it since it was read.
 
-        A change of ``state`` appends to the history; ``updated_at`` is set to now.
+        A change of ``state`` appends to the history; ``updated_at`` is set to now. A new
+        ``last_error`` without a ``failure`` clears the kind the old one had.
 
         :keyword schedule_at: a time: the record's schedule entry is written with this anchor
             (``poll_count`` and state as the record now has them); :data:`UNSCHEDULE`: the
@@ -317,7 +296,9 @@ class TrackingStore:
             changes["history"] = with_history(record, state, now)
             if state.is_terminal and "completed_at" not in changes:
                 changes["completed_at"] = now
-        changes = self._with_lists(record.record_id, changes)
+        if "last_error" in changes:
+            changes.setdefault("failure", None)
+        changes = self._overflow.record_lists(record.record_id, changes)
         if isinstance(schedule_at, datetime):
             changes["next_poll_at"] = schedule_at
         elif schedule_at is UNSCHEDULE:
@@ -331,9 +312,9 @@ class TrackingStore:
                 ("upsert", index_entity(message_key(updated.message_id), updated.row_key), {})
             )
         if isinstance(schedule_at, datetime):
-            companions.append(("upsert", pending_entity(_entry(updated, schedule_at)), {}))
+            companions.append(("upsert", pending_entity(entry_for(updated, schedule_at)), {}))
         elif schedule_at is UNSCHEDULE:
-            companions.append(("delete", _schedule_row(updated), {}))
+            companions.append(("delete", schedule_row(updated), {}))
         return self._commit(record, updated, companions)
 
     def _commit(
@@ -367,15 +348,6 @@ class TrackingStore:
 
     # -- what did not fit a row -------------------------------------------------------------
 
-    def _with_lists(self, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """``fields`` with each list of a record given in them as the row keeps it: a list too
-        long for the row is written to a blob first (see :mod:`._overflow`)."""
-        for spec in RECORD_LISTS:
-            if spec.name in fields:
-                listed = self._overflow.list_fields(spec, fields[spec.name], folder=record_id)
-                fields = {**fields, **listed}
-        return fields
-
     def list_package_entities(self, record: TrackedFile) -> tuple[str, ...]:
         """All entity names of a package's manifest (from the blob when they did not fit)."""
         return self._overflow.read_list(record.package_entities, record.package_entities_blob)
@@ -387,74 +359,10 @@ class TrackingStore:
     def store_errors(
         self, record: TrackedFile, errors: Sequence[ExecutionError], raw: str
     ) -> dict[str, Any]:
-        """Fields for a record holding these errors: inline when they fit, else in a blob.
-
-        The raw text F&O sent is always kept, inline or beside the parsed list in the blob.
-        Sizes are counted in UTF-16, as Table Storage counts them.
-        """
-        encoded = encode_errors(errors)
-        # The codec keeps the errors that fit ERRORS_UNITS and F&O's text in what is left.
-        if keeps_all([error_to_dict(e) for e in errors], limit=ERRORS_UNITS - units(raw)):
-            return {
-                "errors": tuple(errors),
-                "error_count": len(errors),
-                "errors_raw": raw,
-                "errors_blob": None,
-            }
-        base = f"{record.message_id or record.record_id}"
-        what = "execution errors"
-        pointer = self._overflow.write(f"{base}/errors.json", encoded.encode(), what=what)
-        self._overflow.write(f"{base}/errors.raw.txt", raw.encode(), what=what)
-        _LOGGER.info(
-            "execution errors stored in blob blob=%s message_id=%s count=%d",
-            record.blob,
-            record.message_id,
-            len(errors),
-        )
-        preview = keep([error_to_dict(e) for e in errors], limit=ERRORS_UNITS // 2)
-        return {
-            "errors": tuple(errors[: len(preview)]),
-            "error_count": len(errors),
-            "errors_raw": None,
-            "errors_blob": pointer,
-        }
+        """Fields for a record holding these errors: inline when they fit, else in a blob
+        (F&O's raw text is always kept, inline or beside the parsed list in the blob)."""
+        return self._overflow.errors_fields(record, errors, raw)
 
     def load_errors(self, record: TrackedFile) -> tuple[ExecutionError, ...]:
         """All errors of a record, reading the errors blob when they did not fit the row."""
-        if not record.errors_blob:
-            return record.errors
-        return decode_errors(self._overflow.read(record.errors_blob))
-
-
-def _period_clauses(
-    since: datetime | None, until: datetime | None
-) -> tuple[list[str], dict[str, Any]]:
-    """Row-key bounds of the records modified within a period (newest-first keys)."""
-    clauses = ["RowKey lt @end"]
-    params: dict[str, Any] = {"end": RECORDS_END}
-    if since:
-        clauses.append("RowKey le @since")
-        params["since"] = since_bound(since)
-    if until:
-        clauses.append("RowKey ge @until")
-        params["until"] = until_bound(until)
-    return clauses, params
-
-
-def _entry(record: TrackedFile, due_at: datetime) -> PendingEntry:
-    return PendingEntry(
-        record_id=record.record_id,
-        record_row_key=record.row_key,
-        due_at=due_at,
-        state=record.state,
-        since=record.enqueued_at or record.received_at,
-        blob=record.blob,
-        message_id=record.message_id,
-        poll_count=record.poll_count,
-        d365_status=record.d365_status,
-        written_at=record.updated_at,
-    )
-
-
-def _schedule_row(record: TrackedFile) -> dict[str, Any]:
-    return {"PartitionKey": PARTITION, "RowKey": schedule_key(record.record_id)}
+        return self._overflow.read_errors(record)

@@ -14,10 +14,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from ._codec import PARTITION
+from ._keys import PARTITION
 from ._model import TrackingStoreError
 
-__all__ = ["Operation", "StatusTable"]
+__all__ = ["Operation", "StatusTable", "if_match"]
 
 _T = TypeVar("_T")
 Operation = tuple[str, Mapping[str, Any], dict[str, Any]]
@@ -105,10 +105,6 @@ class StatusTable:
             self._client.update_entity, entity, mode=UpdateMode.MERGE, **if_match(etag)
         )
         return metadata["etag"]
-
-    def upsert(self, entity: Mapping[str, Any]) -> str:
-        """Write a row whatever was there."""
-        return self._call(self._client.upsert_entity, entity, mode=UpdateMode.REPLACE)["etag"]
 
     def delete(self, row_key: str, *, etag: str | None = None) -> None:
         """Delete a row (if unchanged since ``etag`` when given); a missing row is fine."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -18,11 +18,18 @@ from shared.context import AppContext, build_context
 from shared.flows.enqueue import Enqueuer
 from shared.flows.policies import EnqueuePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.tracking import Backoff, TrackedFile, utcnow
+from shared.tracking import Backoff, PendingEntry, TrackedFile, TrackingStore, utcnow
 from tests.e2e.conftest import INBOUND, app_environment
 from tests.faults import StorageFaults
 
 FAST = Backoff(timedelta(seconds=1), timedelta(seconds=2))
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def scheduled(store: TrackingStore, record_id: str) -> PendingEntry | None:
+    """The record's poll-schedule entry, read as the poller reads them (every entry due by
+    the end of time); None when the record is not on the schedule."""
+    return next((e for e in store.schedule.due(_END_OF_TIME) if e.record_id == record_id), None)
 
 
 @dataclass

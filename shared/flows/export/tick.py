@@ -95,8 +95,8 @@ class Exporter:
     def run_route(self, route: ExportRoute, result: ExportTickResult | None = None) -> None:
         """Dequeue and export the messages of one route under its lease."""
         result = result or ExportTickResult()
-        lease = self._store.acquire_lease(
-            route.name, self._holder, until=self._clock() + self._policy.lease
+        lease = self._store.lease(route.name).acquire(
+            self._holder, until=self._clock() + self._policy.lease
         )
         if lease is None:
             result.skipped_leased += 1
@@ -134,7 +134,7 @@ class Exporter:
     def _release(self, lease: LeaseHeld) -> None:
         """End the route's lease; if storage fails, it runs out at its ``until``."""
         try:
-            self._store.release_lease(lease)
+            self._store.lease(lease.name).release(lease)
         except AzureError as exc:
             _LOGGER.warning("export lease %s not released: %s", lease.name, error_text(exc))
 

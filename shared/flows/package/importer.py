@@ -21,26 +21,22 @@ from shared.clients.d365 import (
     ExecutionSummaryStatus,
 )
 from shared.config import ImportRoute
-from shared.errors import AppError
 from shared.flows.package.build import PackageBuilder
 from shared.flows.package.manifest import ManifestReader, PackageError
 from shared.flows.policies import ONE_ATTEMPT, PackagePolicy
 from shared.tracking import (
     LeaseHeld,
+    LeaseHeldError,
     TrackedFile,
     TrackingStore,
     quoted_etag,
     utcnow,
 )
 
-__all__ = ["LeaseHeldError", "PackageImporter", "PackageUpload", "execution_id_for"]
+__all__ = ["PackageImporter", "PackageUpload", "execution_id_for"]
 
 _LOGGER = logging.getLogger(__name__)
 _MIB = 1024 * 1024
-
-
-class LeaseHeldError(AppError):
-    """Another ImportFromPackage is in flight in this environment; the file waits its turn."""
 
 
 @dataclass(frozen=True)

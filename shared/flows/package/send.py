@@ -19,14 +19,16 @@ from shared.flows.archive import InboundContainer
 from shared.flows.deadline import DeadlineStream, SendDeadlineError, send_deadline
 from shared.flows.failures import ImportVerdict, classify_import_failure, upload_refused
 from shared.flows.outcomes import Outcomes
-from shared.flows.package.importer import (
-    LeaseHeldError,
-    PackageImporter,
-    execution_id_for,
-)
+from shared.flows.package.importer import PackageImporter, execution_id_for
 from shared.flows.package.manifest import PackageError, TemplateChangedError, TemplateError
 from shared.flows.policies import EnqueuePolicy
-from shared.tracking import ConcurrencyError, TrackedFile, TrackingState, TrackingStore
+from shared.tracking import (
+    ConcurrencyError,
+    LeaseHeldError,
+    TrackedFile,
+    TrackingState,
+    TrackingStore,
+)
 from shared.zips import ZipRefusedError
 
 __all__ = ["PackageSender"]

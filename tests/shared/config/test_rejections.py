@@ -15,6 +15,8 @@ def test_reject_reasons_cover_the_enqueuer_too() -> None:
         "EMPTY_FILE",
         "TOO_LARGE",
         "NAME_TOO_LONG",
+        "SUPERSEDED",
+        "DELETED",
     }
     assert RejectReason("NoRoute") is RejectReason.NO_ROUTE
     assert isinstance(RejectReason.TOO_LARGE, str)

@@ -11,7 +11,7 @@ import pytest
 
 from shared.tracking import UNSCHEDULE, TrackingState
 from tests.e2e.test_enqueue import VALID
-from tests.shared.conftest import Domain
+from tests.shared.conftest import Domain, scheduled
 
 PATH = "customers/USMF/file.xml"
 
@@ -100,7 +100,7 @@ def test_a_worker_that_dies_while_sending_ends_outcome_unknown_never_resent(
     assert record.state is TrackingState.ENQUEUE_FAILED
     assert record.last_error.startswith("outcome unknown")
     assert blob in record.last_error
-    assert domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(domain.context.store, record.record_id) is None
 
 
 @pytest.mark.policy(claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=3))
@@ -115,7 +115,7 @@ def test_a_send_that_would_outlive_its_lease_is_cut_short_and_retried(domain: Do
     assert "CLAIM_LEASE" in record.last_error
     assert record.send_started_at is None
     assert domain.enqueues() == 0
-    assert domain.context.store.schedule.get(record.record_id) is not None
+    assert scheduled(domain.context.store, record.record_id) is not None
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def test_a_final_outcome_written_meanwhile_is_not_reopened_by_a_late_release(
     assert record is not None
     assert record.state is TrackingState.ENQUEUE_FAILED
     assert record.last_error.startswith("outcome unknown")
-    assert store.schedule.get(record.record_id) is None
+    assert scheduled(store, record.record_id) is None
     assert domain.enqueues() == 0
 
 

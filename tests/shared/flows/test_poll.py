@@ -7,7 +7,7 @@ import pytest
 
 from shared.tracking import TrackingState
 from tests.e2e.test_enqueue import VALID
-from tests.shared.conftest import Domain
+from tests.shared.conftest import Domain, scheduled
 
 PATH = "customers/USMF/file.xml"
 
@@ -47,7 +47,7 @@ def test_a_file_is_archived_with_its_stamp_once_final(domain: Domain) -> None:
     assert final.archived_to == f"{final.archived_to.split('/')[0]}/Processed/{blob}"
     assert final.archive_error is None
     assert not domain.inbound.get_blob_client(blob).exists()
-    assert domain.context.store.schedule.get(final.record_id) is None
+    assert scheduled(domain.context.store, final.record_id) is None
 
 
 def test_a_file_whose_metadata_someone_changed_is_still_archived(domain: Domain) -> None:
@@ -130,7 +130,7 @@ def test_a_stop_at_any_step_of_finishing_is_finished_by_the_next_tick(
     assert final.archived_to is not None
     assert not domain.inbound.get_blob_client(blob).exists()
     assert domain.enqueues() == 1
-    assert domain.context.store.schedule.get(final.record_id) is None
+    assert scheduled(domain.context.store, final.record_id) is None
 
 
 _POLL_LEASE = "RowKey='~lease-poller'"
@@ -164,7 +164,7 @@ def test_a_poll_lease_write_whose_answer_was_lost_is_still_ours(
     assert domain.faults.injected["lost"] == 1
     assert "lease_held_elsewhere" not in report.counts
     assert report.due == 1
-    assert schedule.watermark() is not None
+    assert schedule.lease.last().watermark is not None
     assert schedule.last_tick() <= domain.clock()
     domain.clock.advance(domain.poll_policy.backoff.interval_max * 2)
     assert "lease_held_elsewhere" not in domain.poller.tick().counts

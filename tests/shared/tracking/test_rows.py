@@ -22,8 +22,8 @@ from shared.tracking import (
     TrackedFile,
     TrackingState,
     TrackingStore,
+    to_entity,
 )
-from shared.tracking._codec import ERROR_FILES, PACKAGE_ENTITIES, encode_errors, to_entity
 from shared.tracking._fit import (
     ERRORS_UNITS,
     LIST_UNITS,
@@ -40,6 +40,8 @@ from shared.tracking._fit import (
     service_bytes,
     units,
 )
+from shared.tracking._properties import ERROR_FILES, PACKAGE_ENTITIES, encode_errors
+from tests.shared.conftest import scheduled
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROWS = settings(
@@ -134,7 +136,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     assert store.list_package_entities(record) == tuple(lists)
     assert store.list_error_files(record) == tuple(lists)
     assert record.package_entity_count == record.error_file_count == many
-    assert store.schedule.get(record.record_id) is not None
+    assert scheduled(store, record.record_id) is not None
     if units(text) > TEXT_UNITS:
         assert record.last_error is not None and record.last_error.endswith(" characters cut]")
     errors_fields = store.store_errors(record, errors, raw=text)
@@ -178,14 +180,14 @@ def test_an_export_record_of_any_texts_and_lists_is_written(
 @example(text=WORST)
 def test_leases_of_any_holder_are_written(stores: Stores, text: str) -> None:
     route = uuid.uuid4().hex
-    held = stores.exports.acquire_lease(route, text, until=T0 + timedelta(days=9_000))
+    held = stores.exports.lease(route).acquire(text, until=T0 + timedelta(days=9_000))
     assert held is not None
     assert stores.exports.lease(route).holder() == cut(text)
     poll = stores.files.schedule
-    lease = poll.acquire_lease(text, until=T0)
+    lease = poll.lease.acquire(text, until=T0)
     if lease is not None:  # another example's lease may run still: it is the same row
-        poll.finish_lease(lease, watermark=T0)
-        assert poll.watermark() == T0
+        poll.lease.release(lease, watermark=T0)
+        assert poll.lease.last().watermark == T0
     package = Lease(stores.files._table, f"test-{route}")
     assert package.acquire(text, until=T0 + timedelta(days=9_000)) is not None
 

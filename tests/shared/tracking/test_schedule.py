@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.tracking import Backoff, PollLease, TrackingStore, utcnow
+from shared.tracking import Backoff, LeaseHeld, TrackingStore, utcnow
 from tests.faults import StorageFaults
+from tests.shared.conftest import scheduled
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -20,7 +21,7 @@ def test_due_entries_are_read_and_rewritten_in_batches(store: TrackingStore) -> 
     store.claim("later.xml", "e", modified_at=T0, schedule_at=T0 + timedelta(hours=1))
     due = store.schedule.due(T0)
     assert len(due) == 130
-    assert store.schedule.count() == 131
+    assert store.schedule.backlog()[0] == 131
     # One entry changed by someone else: the rest of its batch is still written.
     store.schedule.reschedule([replace(due[0], poll_count=9)])
     moved = store.schedule.reschedule([replace(d, due_at=T0 + timedelta(minutes=1)) for d in due])
@@ -30,36 +31,36 @@ def test_due_entries_are_read_and_rewritten_in_batches(store: TrackingStore) -> 
 
 def test_an_entry_is_removed_only_if_unchanged(store: TrackingStore) -> None:
     record = store.claim("a.xml", "e", modified_at=T0, schedule_at=T0).record
-    stale = store.schedule.get(record.record_id)
+    stale = scheduled(store, record.record_id)
     assert stale is not None
     store.update(record, schedule_at=T0 + timedelta(minutes=1))
     store.schedule.remove(stale)
-    assert store.schedule.get(record.record_id) is not None
-    store.schedule.remove(store.schedule.get(record.record_id))
-    assert store.schedule.get(record.record_id) is None
+    assert scheduled(store, record.record_id) is not None
+    store.schedule.remove(scheduled(store, record.record_id))
+    assert scheduled(store, record.record_id) is None
 
 
 def test_one_poll_lease_at_a_time(store: TrackingStore) -> None:
     now = utcnow()
     schedule = store.schedule
-    lease = schedule.acquire_lease("a", until=now + timedelta(minutes=1))
+    lease = schedule.lease.acquire("a", until=now + timedelta(minutes=1))
     assert lease is not None
-    assert schedule.acquire_lease("b", until=now + timedelta(minutes=1)) is None
-    schedule.finish_lease(lease, watermark=now)
-    assert schedule.watermark() == now
-    second = schedule.acquire_lease("b", until=now + timedelta(minutes=1))
+    assert schedule.lease.acquire("b", until=now + timedelta(minutes=1)) is None
+    schedule.lease.release(lease, watermark=now)
+    assert schedule.lease.last().watermark == now
+    second = schedule.lease.acquire("b", until=now + timedelta(minutes=1))
     assert second is not None
     assert second.watermark == now
-    assert schedule.acquire_lease("a", until=now + timedelta(minutes=1)) is None
+    assert schedule.lease.acquire("a", until=now + timedelta(minutes=1)) is None
 
 
 def test_an_expired_lease_can_be_taken_over(store: TrackingStore) -> None:
     now = utcnow()
-    stale = store.schedule.acquire_lease("dead", until=now - timedelta(seconds=1))
+    stale = store.schedule.lease.acquire("dead", until=now - timedelta(seconds=1))
     assert stale is not None
-    assert store.schedule.acquire_lease("alive", until=now + timedelta(minutes=1)) is not None
-    store.schedule.finish_lease(stale, watermark=now)  # the dead holder's late finish: no-op
-    assert store.schedule.watermark() is None
+    assert store.schedule.lease.acquire("alive", until=now + timedelta(minutes=1)) is not None
+    store.schedule.lease.release(stale, watermark=now)  # the dead holder's late finish: no-op
+    assert store.schedule.lease.last().watermark is None
 
 
 def test_concurrent_lease_requests_have_one_winner(store: TrackingStore) -> None:
@@ -68,7 +69,7 @@ def test_concurrent_lease_requests_have_one_winner(store: TrackingStore) -> None
 
     def acquire(name: str) -> None:
         barrier.wait()
-        wins.append(store.schedule.acquire_lease(name, until=utcnow() + timedelta(minutes=1)))
+        wins.append(store.schedule.lease.acquire(name, until=utcnow() + timedelta(minutes=1)))
 
     threads = [threading.Thread(target=acquire, args=(f"h{i}",)) for i in range(4)]
     for thread in threads:
@@ -85,14 +86,14 @@ def test_concurrent_lease_requests_whose_answers_are_lost_have_one_winner(
     """Issue 17, finding 18: every answer lost, each requester reads the row back; only the
     one whose write_id it holds is the holder, and its lease can be finished."""
     if takeover:
-        store.schedule.acquire_lease("dead", until=utcnow() - timedelta(seconds=1))
+        store.schedule.lease.acquire("dead", until=utcnow() - timedelta(seconds=1))
     faults.fail("lost", "PUT" if takeover else "POST", store.table_name, times=4)
     barrier = threading.Barrier(4)
-    wins: list[PollLease | None] = []
+    wins: list[LeaseHeld | None] = []
 
     def acquire(name: str) -> None:
         barrier.wait()
-        wins.append(store.schedule.acquire_lease(name, until=utcnow() + timedelta(minutes=1)))
+        wins.append(store.schedule.lease.acquire(name, until=utcnow() + timedelta(minutes=1)))
 
     threads = [threading.Thread(target=acquire, args=(f"h{i}",)) for i in range(4)]
     for thread in threads:
@@ -103,8 +104,8 @@ def test_concurrent_lease_requests_whose_answers_are_lost_have_one_winner(
     [winner] = [lease for lease in wins if lease is not None]
     assert len(wins) == 4
     faults.clear()
-    store.schedule.finish_lease(winner, watermark=T0)
-    assert store.schedule.watermark() == T0
+    store.schedule.lease.release(winner, watermark=T0)
+    assert store.schedule.lease.last().watermark == T0
 
 
 def test_backoff_doubles_up_to_its_cap_and_projects() -> None:

@@ -20,6 +20,7 @@ from shared.tracking import (
     utcnow,
 )
 from tests.faults import StorageFaults
+from tests.shared.conftest import scheduled
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MESSAGE = "84a383c8-336d-45e4-9933-0c3e8bfb734a"
@@ -63,7 +64,7 @@ def test_a_claim_puts_the_record_on_the_schedule_in_the_same_write(
     record = _claim(store, schedule_at=T0 + timedelta(minutes=10)).record
     assert [call.split(" ")[0] for call in faults.calls[before:]] == ["POST"]
     assert faults.count("POST", "$batch") == 1
-    entry = store.schedule.get(record.record_id)
+    entry = scheduled(store, record.record_id)
     assert entry is not None
     assert entry.due_at == T0 + timedelta(minutes=10)
     assert entry.state is TrackingState.RECEIVED
@@ -75,7 +76,7 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(
     faults.fail("lost", "POST", "$batch")
     result = _claim(store, schedule_at=T0)
     assert result.created is True
-    assert store.schedule.get(result.record.record_id) is not None
+    assert scheduled(store, result.record.record_id) is not None
     assert faults.injected["lost"] == 1
 
 
@@ -131,7 +132,7 @@ def test_a_transaction_that_never_reached_storage_is_sent_again(
         record, message_id=MESSAGE, index_message=True, schedule_at=T0 + timedelta(minutes=1)
     )
     assert store.get_by_message_id(MESSAGE) == updated
-    entry = store.schedule.get(record.record_id)
+    entry = scheduled(store, record.record_id)
     assert entry is not None
     assert entry.due_at == T0 + timedelta(minutes=1)
 
@@ -145,12 +146,12 @@ def test_record_index_and_schedule_are_written_together(store: TrackingStore) ->
         index_message=True,
         schedule_at=T0 + timedelta(seconds=30),
     )
-    entry = store.schedule.get(record.record_id)
+    entry = scheduled(store, record.record_id)
     assert entry is not None
     assert (entry.state, entry.message_id) == (TrackingState.ENQUEUED, MESSAGE)
     assert enqueued.next_poll_at == T0 + timedelta(seconds=30)
     done = store.update(enqueued, state=TrackingState.PROCESSED, schedule_at=UNSCHEDULE)
-    assert store.schedule.get(record.record_id) is None
+    assert scheduled(store, record.record_id) is None
     assert done.next_poll_at is None
     # Taking it off the schedule again (the entry is gone already) still writes the record.
     again = store.update(done, last_error="x", schedule_at=UNSCHEDULE)
@@ -172,7 +173,7 @@ def test_a_late_unschedule_cannot_drop_a_newer_schedule(store: TrackingStore) ->
     sender = store.update(
         recovery, state=TrackingState.ENQUEUED, message_id=MESSAGE, schedule_at=T0
     )
-    assert store.schedule.get(record.record_id) is not None
+    assert scheduled(store, record.record_id) is not None
     assert sender.state is TrackingState.ENQUEUED
 
 

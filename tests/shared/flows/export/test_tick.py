@@ -45,8 +45,8 @@ def test_a_route_leased_by_another_tick_is_skipped(
     domain: Domain, exporter: Exporter, route: ExportRoute
 ) -> None:
     domain.d365.add_customers_export(fakes.EXPORT_ACTIVITY_ID)
-    lease = exporter.store.acquire_lease(
-        route.name, "someone-else", until=domain.clock() + timedelta(minutes=5)
+    lease = exporter.store.lease(route.name).acquire(
+        "someone-else", until=domain.clock() + timedelta(minutes=5)
     )
     assert lease is not None
 
@@ -55,7 +55,7 @@ def test_a_route_leased_by_another_tick_is_skipped(
     assert result.skipped_leased == 1
     assert not any(r.operation == "dequeue" for r in domain.d365.requests)
 
-    exporter.store.release_lease(lease)
+    exporter.store.lease(route.name).release(lease)
     assert exporter.tick().acked == 1
 
 

@@ -16,7 +16,7 @@ from shared.clients.d365 import _packages as d365_packages
 from shared.flows.package import importer as package_importer
 from shared.tracking import TrackingState
 from tests import package_files
-from tests.shared.conftest import Domain
+from tests.shared.conftest import Domain, scheduled
 from tests.shared.flows.package.conftest import (
     Packaged,
     build_packaged,
@@ -62,7 +62,7 @@ def test_a_put_the_storage_refuses_ends_the_file_with_the_fix(
     assert "then resubmit the file" in (record.last_error or "")
     assert puts(packaged) == [status]
     assert imports(packaged) == 0
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     if status == 413:
         assert "refused a part of the package" in (record.last_error or "")
         assert "through enqueue" not in (record.last_error or "")

@@ -11,6 +11,7 @@ import pytest
 from shared.tracking import TrackingState
 from tests import package_files
 from tests.e2e.conftest import TEMPLATES
+from tests.shared.conftest import scheduled
 from tests.shared.flows.package.conftest import (
     Packaged,
     imports,
@@ -29,7 +30,7 @@ def test_a_missing_template_ends_the_file_naming_it_and_the_fix(packaged: Packag
     assert "customers.zip' was not found" in (record.last_error or "")
     assert "upload the data project's exported package" in (record.last_error or "")
     assert "then resubmit the file" in (record.last_error or "")
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert puts(packaged) == []
     packaged.upload_template()
     final = packaged.until_final(resubmit(packaged, record))
@@ -64,7 +65,7 @@ def test_a_broken_template_ends_the_file_at_once_naming_the_template_and_the_def
         f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
         "compression, no password); then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert nothing_sent(packaged)
 
 
@@ -83,7 +84,7 @@ def test_a_package_whose_manifest_is_broken_ends_at_once_naming_the_defect(
         f"{_DEFECT_TEXTS[defect]}; F&O imported nothing: build the zip again (deflate or no "
         "compression, no password); then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert nothing_sent(packaged)
 
 
@@ -176,7 +177,7 @@ def test_a_package_whose_manifest_is_not_readable_xml_ends_at_once_naming_it(
         "export the package from F&O again, or save its Manifest.xml as well-formed UTF-8 "
         "XML; then resubmit the file (or upload it again)."
     )
-    assert packaged.domain.context.store.schedule.get(record.record_id) is None
+    assert scheduled(packaged.domain.context.store, record.record_id) is None
     assert nothing_sent(packaged)
 
 

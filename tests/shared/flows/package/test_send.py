@@ -15,7 +15,7 @@ from shared.flows.package.build import PackageBuilder
 from shared.flows.resubmit import ResubmitError
 from shared.tracking import TrackedFile, TrackingState
 from tests import package_files
-from tests.shared.conftest import Domain
+from tests.shared.conftest import Domain, scheduled
 from tests.shared.flows.package.conftest import (
     Packaged,
     build_packaged,
@@ -276,7 +276,7 @@ def test_an_upload_that_would_outlive_its_lease_is_cut_short_and_retried(
     # Blocks staged meanwhile stay invisible: nothing commits them.
     assert [r for r in domain.d365.requests if r.operation == "blob_block_list"] == []
     assert imports(packaged) == 0
-    assert domain.context.store.schedule.get(record.record_id) is not None
+    assert scheduled(domain.context.store, record.record_id) is not None
 
 
 def test_a_claim_taken_over_during_the_upload_stops_before_importing(

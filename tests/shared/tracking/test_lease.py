@@ -1,0 +1,72 @@
+"""One lease: the poll, package-import and export leases are one row layout and one API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from azure.data.tables import TableServiceClient
+
+from shared.tracking import (
+    LEASE_MARGIN,
+    ExportStore,
+    LeaseHeld,
+    TrackingStore,
+    lease_for_call,
+    utcnow,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_call_lease_outlasts_the_call_by_the_margin() -> None:
+    assert timedelta(seconds=30) == LEASE_MARGIN
+    assert lease_for_call(timedelta(seconds=90)) == timedelta(seconds=120)
+
+
+def test_every_lease_is_the_same_row(store: TrackingStore, storage_connection_string: str) -> None:
+    now = utcnow()
+    exports = ExportStore(
+        TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+            store.table_name
+        )
+    )
+    held = [
+        store.schedule.lease.acquire("tick", until=now + timedelta(minutes=1)),
+        store.import_lease.acquire("importer", until=now + timedelta(minutes=1)),
+        exports.lease("Customers").acquire("exporter", until=now + timedelta(minutes=1)),
+    ]
+    assert all(isinstance(lease, LeaseHeld) for lease in held)
+    assert [lease.name for lease in held if lease] == ["poller", "package-import", "customers"]
+    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        store.table_name
+    )
+    rows = {
+        (row["PartitionKey"], row["RowKey"]): row
+        for row in table.query_entities("RowKey ge '~lease-' and RowKey lt '~lease.'")
+    }
+    assert set(rows) == {
+        ("files", "~lease-poller"),
+        ("files", "~lease-package-import"),
+        ("exports", "~lease-customers"),
+    }
+    for row in rows.values():
+        assert set(row) == {"PartitionKey", "RowKey", "holder", "until", "write_id"}
+
+
+def test_a_release_keeps_or_records_the_watermark_for_the_next_holder(
+    store: TrackingStore,
+) -> None:
+    lease = store.import_lease
+    first = lease.acquire("a", until=utcnow() + timedelta(minutes=1))
+    assert first is not None and first.watermark is None
+    assert lease.holder() == "a"
+    assert lease.acquire("b", until=utcnow() + timedelta(minutes=1)) is None
+    lease.release(first, watermark=T0)
+    assert lease.holder() is None
+    second = lease.acquire("b", until=utcnow() + timedelta(minutes=1))
+    assert second is not None and second.watermark == T0
+    lease.release(second)  # no new watermark: the last one is kept
+    last = lease.last()
+    assert last is not None
+    assert (last.holder, last.watermark) == ("b", T0)
+    assert last.until <= utcnow()
