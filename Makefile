@@ -31,9 +31,11 @@ test: install lint browser
 	$(PY) -m pytest -n 2 -m "not chaos"
 	$(PY) -m pytest -m chaos
 
+# ruff, then the layers of shared/ (import-linter contracts in pyproject.toml).
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(PY) -m ruff format .

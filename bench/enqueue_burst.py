@@ -501,7 +501,7 @@ def _report_api(
     reads = enqueued[0] + final[0]
     statuses = enqueued[2] | final[2]
     print(
-        f"GET /api/messages/{{id}} (status_api.get_message) for {count} ids: while Enqueued "
+        f"GET /api/messages/{{id}} (views.files.get_message) for {count} ids: while Enqueued "
         f"table reads mean {statistics.fmean(enqueued[0]):.2f} max {max(enqueued[0])}; once "
         f"final mean {statistics.fmean(final[0]):.2f} max {max(final[0])}; other storage "
         f"calls {sum(enqueued[1]) + sum(final[1])}; statuses {sorted(statuses)}"

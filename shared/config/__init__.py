@@ -19,7 +19,7 @@ keys), :mod:`~shared.config.import_route` (:class:`ImportRoute`),
 Export routes: :mod:`~shared.config.exports`. Both kinds share
 :mod:`~shared.config.route_fields` (field validators, :class:`RouteConfigError`) and
 :mod:`~shared.config.route_json` (reading the JSON list). What the health endpoint shows
-is the HTTP view's (:func:`shared.views.status.health_summary`).
+is the HTTP view's (:func:`shared.views.health.health_summary`).
 
 F&O connection and identity:
 
