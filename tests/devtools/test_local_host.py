@@ -23,6 +23,7 @@ from azure.storage.queue import QueueClient
 
 from devtools import run_local
 from devtools.azurite import Azurite, connection_string, free_port
+from devtools.fault_proxy import FaultKind, FaultPlan, FaultProxy, StorageService
 from devtools.local_host import (
     POISON_QUEUE,
     LocalHost,
@@ -127,6 +128,35 @@ def test_the_scan_loop_fires_new_blobs(
 
 
 # --- timer trigger --------------------------------------------------------------------------
+
+
+def test_a_busy_trigger_queue_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
+    azurite: Azurite,
+    container: ContainerClient,
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The function's own blob client reaches Azurite directly; the host's own calls (the
+    # listing, the trigger queue) go through a proxy that answers the queue 503 for a while.
+    monkeypatch.setenv("TestStorage", azurite.connection_string)
+    plan = FaultPlan(server_busy=1.0, services=frozenset({StorageService.QUEUE}))
+    with FaultProxy.for_azurite(azurite, plan=plan, seed=1, enabled=False) as proxy:
+        probe = Probe()
+        host = LocalHost(
+            build_app(container.container_name, probe),
+            storage_connection_string=proxy.connection_string,
+            http_port=0,
+            poll_blobs=True,
+            blob_scan_interval=0.2,
+            timer_interval=3600,
+        )
+        with host:
+            container.upload_blob("busy/a.xml", b"<Document/>")
+            proxy.enabled = True
+            threading.Timer(0.5, lambda: setattr(proxy, "enabled", False)).start()
+            wait_for(lambda: probe.blobs == [("busy/a.xml", b"<Document/>")])
+        busy = proxy.counts().faults_by_service
+    assert busy[(StorageService.QUEUE, FaultKind.SERVER_BUSY)] >= 1
 
 
 def test_timer_is_a_singleton(
