@@ -150,6 +150,10 @@ ANSWER_WINDOW = 30.0
 ERROR_ANSWER_GRACE = 15.0
 # A record write just before a kill may be the mark that a send begins, before the blob read.
 WRITE_WINDOW = 5.0
+# F&O calls the chaos must contain: faults stay on past the planned window until F&O saw
+# this many under them (for at most one more window). 30 % faults over 20 calls leave none
+# with a chance of 0.08 %.
+MIN_FNO_CALLS = 20
 
 
 def _say(text: str = "") -> None:
@@ -471,7 +475,8 @@ class EnqueueLog:
 
 class FnoFaults(FaultInjector):
     """The emulator's fault draws for this run: one seeded roll per F&O call picks a drop
-    before the body, a drop after it (the file is stored), a 429, a 5xx, or nothing."""
+    before the body, a drop after it (the file is stored), a 429, a 5xx, or nothing. Only the
+    calls made while ``enabled`` are counted: those of the chaos."""
 
     ERROR_STATUSES = (500, 502, 503, 504)
 
@@ -490,12 +495,14 @@ class FnoFaults(FaultInjector):
         """Draw this call's fault; a drop before the body happens now."""
         if operation == "enqueue":
             self._enqueues.started()
+        enabled = self.enabled
         with self._chaos_lock:
-            self.calls[operation] += 1
+            if enabled:
+                self.calls[operation] += 1
             roll = self._chaos_random.random()
             status = self._chaos_random.choice(self.ERROR_STATUSES)
         fault, label = None, ""
-        if self.enabled:
+        if enabled:
             share = self._rate / 6
             if roll < share:
                 fault, label = Fault.DROP_BEFORE_BODY, "dropped before the body"
@@ -510,6 +517,11 @@ class FnoFaults(FaultInjector):
                 self.faults[label] += 1
         self._decided.fault, self._decided.status = fault, status
         return fault if fault is Fault.DROP_BEFORE_BODY else None
+
+    def calls_seen(self) -> int:
+        """F&O calls made while the faults were on."""
+        with self._chaos_lock:
+            return sum(self.calls.values())
 
     def after_body(self, knobs: Knobs, operation: str) -> Fault | None:
         """The fault drawn before the body, when it acts after it."""
@@ -1326,6 +1338,7 @@ class ChaosRun:
         if uploader.error is not None:
             raise RuntimeError(f"upload failed: {uploader.error!r}") from uploader.error
         time.sleep(max(0.0, start + chaos - time.monotonic()))
+        self._await_fno_calls(services, deadline=start + 2 * chaos)
         services.proxy.enabled = services.emulator.chaos_faults.enabled = False
         self._fault_counts(services)
         latest: dict[str, UploadedVersion] = {}
@@ -1335,6 +1348,22 @@ class ChaosRun:
             latest[version.upload.path] = version
         self.report.kill_times = tuple(k.at - start for k in kills)
         return uploader.versions, kills
+
+    def _await_fno_calls(self, services: _Services, *, deadline: float) -> None:
+        """Keep the faults on past the planned chaos until F&O has seen ``MIN_FNO_CALLS``
+        calls under them, or until ``deadline``. Hosts slowed by a loaded machine (each start
+        takes seconds, a killed worker's claim waits for its lease) may deliver little while
+        the planned window lasts: the chaos would then not have tested F&O's faults at all."""
+        faults = services.emulator.chaos_faults
+        began = time.monotonic()
+        while faults.calls_seen() < MIN_FNO_CALLS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        held = time.monotonic() - began
+        if held >= 0.2:
+            self.report.notes.append(
+                f"faults kept on {held:.0f} s past the planned chaos, until F&O had seen "
+                f"{faults.calls_seen()} calls under them (at least {MIN_FNO_CALLS} wanted)"
+            )
 
     def _audit(self, services: _Services) -> None:
         """Count records and schedule entries that disagree, read straight from Azurite."""

@@ -5,13 +5,19 @@ ambiguous."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from bench.chaos import (
+    MIN_FNO_CALLS,
     ChaosOptions,
+    ChaosRun,
     EnqueueCall,
     EnqueueLog,
     FileKind,
@@ -254,3 +260,45 @@ def test_f_and_o_faults_follow_the_rate_and_the_seed() -> None:
     assert mixed == draws(1, 0.3)
     assert 0.2 < sum(d != "-" for d in mixed) / len(mixed) < 0.4
     assert {"drop-before-body", "drop-after-body", "throttle", "error"} <= set(mixed)
+
+
+def test_only_the_calls_made_while_the_faults_are_on_are_counted() -> None:
+    faults = FnoFaults(1, 0.3, EnqueueLog())
+    faults.enabled = False
+    for _ in range(5):
+        faults.before_body(Knobs(), "GetMessageStatus")
+    assert (faults.calls_seen(), sum(faults.faults.values())) == (0, 0)
+    faults.enabled = True
+    for _ in range(7):
+        faults.before_body(Knobs(), "GetMessageStatus")
+    assert faults.calls_seen() == 7
+
+
+def test_the_chaos_lasts_until_f_and_o_has_seen_calls_under_its_faults() -> None:
+    faults = FnoFaults(1, 0.3, EnqueueLog())
+    services: Any = SimpleNamespace(emulator=SimpleNamespace(chaos_faults=faults))
+    chaos = ChaosRun(ChaosOptions.small())
+
+    def late_calls() -> None:
+        time.sleep(0.6)
+        for _ in range(MIN_FNO_CALLS):
+            faults.before_body(Knobs(), "GetMessageStatus")
+
+    caller = threading.Thread(target=late_calls)
+    caller.start()
+    chaos._await_fno_calls(services, deadline=time.monotonic() + 30)
+    caller.join()
+    assert faults.calls_seen() == MIN_FNO_CALLS
+    (note,) = chaos.report.notes
+    assert note.startswith("faults kept on ")
+    assert note.endswith(
+        f"s past the planned chaos, until F&O had seen {MIN_FNO_CALLS} calls under them "
+        f"(at least {MIN_FNO_CALLS} wanted)"
+    )
+
+    idle = FnoFaults(1, 0.3, EnqueueLog())
+    services.emulator.chaos_faults = idle
+    began = time.monotonic()
+    chaos._await_fno_calls(services, deadline=began + 0.5)
+    assert 0.5 <= time.monotonic() - began < 5
+    assert idle.calls_seen() == 0
