@@ -5,7 +5,8 @@ Exactly once, and what happens when a worker dies on the way:
 1. The version (path + ETag) is *claimed*: its record, its blob-path index and its
    poll-schedule entry (due when the claim's lease ends) are created in one transaction.
    Duplicate and concurrent deliveries find the record and stop.
-2. Before the first byte goes to F&O the record gets ``send_started_at``.
+2. Before the first byte goes to F&O the record gets ``send_started_at``. When that write
+   fails, nothing was sent: a mark that landed all the same (its answer lost) is cleared.
 3. F&O's message id is written to the record together with its message-id index and its new
    schedule entry (one transaction).
 
@@ -440,11 +441,14 @@ class Enqueuer:
     ) -> TrackedFile:
         """Send the claimed version. ``blob`` is our own client on it (streamed in small
         ranges, see shared.clients.storage.STREAM_CHUNK); ``metadata`` its metadata when known."""
-        record = self._store.update(
-            record,
-            send_started_at=self._clock(),
-            enqueue_attempts=record.enqueue_attempts + 1,
-        )
+        try:
+            record = self._store.update(
+                record,
+                send_started_at=self._clock(),
+                enqueue_attempts=record.enqueue_attempts + 1,
+            )
+        except AzureError as exc:
+            return self._unmark(record, exc)
         etag = record.blob_etag
         deadline = self._send_deadline(record)
 
@@ -492,6 +496,23 @@ class Enqueuer:
         record = self._record_enqueued(record, result)
         stamp(blob, record, etag=etag, metadata=metadata)
         return record
+
+    def _unmark(self, record: TrackedFile, exc: AzureError) -> TrackedFile:
+        """The mark that a send begins failed, so nothing was sent; yet it may have landed
+        with its answer lost, and a mark left behind is judged a send cut short ("outcome
+        unknown", never re-sent). Clear it and retry later, while the claim is still this
+        worker's (a recovery that took it over has written its own lease).
+
+        :raises AzureError: the record could not be read back.
+        """
+        current = self._store.get(record.row_key)
+        if (
+            current is None
+            or current.state is not TrackingState.RECEIVED
+            or current.lease_until != record.lease_until
+        ):
+            return current or record
+        return self._retry_later(current, exc)
 
     def _send_deadline(self, record: TrackedFile) -> float:
         """When (``time.monotonic``) an upload must stop for its answer to come within the
