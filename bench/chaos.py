@@ -579,9 +579,11 @@ class StorageLog:
 
     - ``reads``: a worker reads an inbound blob's content only to send it, so a GET of one
       starts a send;
-    - ``writes``: table writes Azurite applied (lost acknowledgements included) that mention a
-      watched path (a record of it: the claim, the mark that a send begins, its outcome);
-    - ``first_written``: when a message id first reached a table in such a write.
+    - ``writes``: table write attempts that mention a watched path (a record of it: the claim,
+      the mark that a send begins, its outcome), whatever their answer: a worker retrying the
+      mark, which may have landed with its answer lost, is still on its way to the send;
+    - ``first_written``: when a message id first reached a table in such a write (one Azurite
+      applied, lost acknowledgements included).
     """
 
     def __init__(self) -> None:
@@ -606,11 +608,13 @@ class StorageLog:
             return
         if exchange.service is not StorageService.TABLE or exchange.method not in WRITE_METHODS:
             return
-        if exchange.status is None or not 200 <= exchange.status < 300:
-            return
         body = exchange.request_body
         mentioned = [p for p in self._paths if p.encode() in body]
-        guids = [m.group().decode().lower() for m in GUID.finditer(exchange.target.encode() + body)]
+        applied = exchange.status is not None and 200 <= exchange.status < 300
+        target = exchange.target.encode()
+        guids = (
+            [m.group().decode().lower() for m in GUID.finditer(target + body)] if applied else []
+        )
         with self._lock:
             self.writes += [(exchange.finished_at, p) for p in mentioned]
             for guid in guids:
@@ -843,10 +847,11 @@ def sends_hit_by_kills(
     kills: Sequence[Kill], storage: StorageLog, calls: Sequence[EnqueueCall]
 ) -> SendHits:
     """The sends each kill cut short. A kill ends the host that ran since the kill before it.
-    That host was sending a path if it wrote the path's record, read its blob or called
-    enqueue with it; the send was over at the kill if F&O's answer had been recorded (its
-    message id reached a table before the kill), else it was still open if its latest step
-    came shortly before the kill: a record write within ``WRITE_WINDOW`` (it may be the mark
+    That host was sending a path if it wrote (or tried to write) the path's record, read its
+    blob or called enqueue with it; the send was over at the kill if F&O's answer had been
+    recorded (its message id reached a table before the kill), else it was still open if its
+    latest step came shortly before the kill: a record write (or an attempt at one: the mark
+    may have landed, its answer lost) within ``WRITE_WINDOW`` (it may be the mark
     that the send begins), a blob read or a message id answer within ``ANSWER_WINDOW``, an
     error or a drop within ``ERROR_ANSWER_GRACE``, or a call not answered yet."""
     hits: set[tuple[int, str]] = set()
@@ -908,7 +913,7 @@ class SendTimeline:
         calls = [self._call(c) for c in self.calls if c.path == path]
         kills = [f"{k.at - self.start:.1f}" for k in self.kills]
         return (
-            f"record writes at {', '.join(writes) or '-'} s; blob reads at "
+            f"record write attempts at {', '.join(writes) or '-'} s; blob reads at "
             f"{', '.join(reads) or '-'} s; enqueue calls {'; '.join(calls) or '-'}; "
             f"kills at {', '.join(kills) or '-'} s"
         )

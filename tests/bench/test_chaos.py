@@ -237,10 +237,14 @@ def test_the_storage_log_reads_sends_out_of_the_traffic() -> None:
     see(blob, "HEAD", f"/devstoreaccount1/d365-inbound/{path}")
     record = f'{{"blob": "{path}", "message_id": "{message_id.upper()}"}}'.encode()
     see(table, "PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r')", record)
-    see(table, "POST", "/devstoreaccount1/t", record, status=None)  # never applied
+    other_id = "9972247b-195a-4f35-aeb2-500b503b2b98"
+    retried = f'{{"blob": "{path}", "message_id": "{other_id}"}}'.encode()
+    see(table, "POST", "/devstoreaccount1/t", retried, status=None)  # never applied
+    see(table, "PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r')", retried, status=412)
     see(table, "GET", "/devstoreaccount1/t()", record)
     assert log.reads == [(1.0, path)]
-    assert log.writes == [(2.0, path)]
+    # Every attempt tells the worker was at it; only an applied one puts an id in a table.
+    assert log.writes == [(2.0, path)] * 3
     assert log.first_written == {message_id: 2.0}
 
 
