@@ -10,7 +10,8 @@ Setup, all on loopback:
 - The D365 emulator, processing fast, answering a share of F&O calls with 429, a 5xx, or a
   dropped connection (before or after it read the body; after, it has stored the file).
 - The app's local host as a subprocess (``devtools.host_process``), killed with SIGKILL at
-  random moments and started again; each new host fires for every blob still in the inbound
+  random moments (each host once it has begun work on a file, or after its warm-up) and
+  started again; each new host fires for every blob still in the inbound
   container, as Event Grid re-delivers events a dead host never acknowledged.
 
 Load: valid files on three routes; invalid ones (no route, empty, wrong extension); and
@@ -154,6 +155,8 @@ WRITE_WINDOW = 5.0
 # this many under them (for at most one more window). 30 % faults over 20 calls leave none
 # with a chance of 0.08 %.
 MIN_FNO_CALLS = 20
+# A host is killed once it has begun work on a file, or this long after it was ready.
+HOST_WARM_UP = 10.0
 
 
 def _say(text: str = "") -> None:
@@ -596,6 +599,11 @@ class StorageLog:
     def watch(self, paths: Sequence[str]) -> None:
         """Note the writes that mention these paths from now on."""
         self._paths = tuple(paths)
+
+    def wrote_since(self, moment: float) -> bool:
+        """Whether a write attempt on a watched path's record came after ``moment``."""
+        with self._lock:
+            return any(at > moment for at, _ in self.writes)
 
     def __call__(self, exchange: Exchange) -> None:
         if exchange.service is StorageService.BLOB and exchange.method == "GET":
@@ -1329,6 +1337,7 @@ class ChaosRun:
             # Each host gets a moment to work before it dies.
             now = time.monotonic()
             time.sleep(max(0.0, start + at - now, host.ready_at + 0.3 - now))
+            self._await_work(services)
             host.kill()
             kills.append(Kill(time.monotonic()))
             # A request the host sent before it died may still land (the proxy holds one for up
@@ -1353,6 +1362,15 @@ class ChaosRun:
             latest[version.upload.path] = version
         self.report.kill_times = tuple(k.at - start for k in kills)
         return uploader.versions, kills
+
+    def _await_work(self, services: _Services) -> None:
+        """Wait until the running host has begun work on a file (a record write), at most
+        ``HOST_WARM_UP`` seconds after it was ready. On a loaded machine a new host needs
+        seconds to deliver its first file: a kill before that hits nothing but a start."""
+        ready_at = services.host.ready_at
+        deadline = ready_at + HOST_WARM_UP
+        while not services.storage.wrote_since(ready_at) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _await_fno_calls(self, services: _Services, *, deadline: float) -> None:
         """Keep the faults on past the planned chaos until F&O has seen ``MIN_FNO_CALLS``

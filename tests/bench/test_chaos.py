@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bench.chaos import (
+    HOST_WARM_UP,
     MIN_FNO_CALLS,
     ChaosOptions,
     ChaosRun,
@@ -306,3 +307,35 @@ def test_the_chaos_lasts_until_f_and_o_has_seen_calls_under_its_faults() -> None
     chaos._await_fno_calls(services, deadline=began + 0.5)
     assert 0.5 <= time.monotonic() - began < 5
     assert idle.calls_seen() == 0
+
+
+def test_a_host_is_killed_once_it_has_begun_work_or_after_its_warm_up() -> None:
+    path = "customers/USMF/a.xml"
+    storage = StorageLog()
+    storage.watch([path])
+    ready_at = time.monotonic()
+    host = SimpleNamespace(ready_at=ready_at)
+    services: Any = SimpleNamespace(storage=storage, host=host)
+    chaos = ChaosRun(ChaosOptions.small())
+
+    def claim() -> None:
+        time.sleep(0.5)
+        body = f'{{"blob": "{path}"}}'.encode()
+        at = time.monotonic()
+        storage(
+            Exchange(StorageService.TABLE, "POST", "/devstoreaccount1/t", body, 202, None, at, at)
+        )
+
+    writer = threading.Thread(target=claim)
+    writer.start()
+    chaos._await_work(services)
+    writer.join()
+    assert 0.5 <= time.monotonic() - ready_at < HOST_WARM_UP
+    assert storage.wrote_since(ready_at)
+
+    services.storage = idle = StorageLog()  # a host with nothing to do...
+    host.ready_at = time.monotonic() - HOST_WARM_UP + 0.3  # ...nearly warmed up
+    began = time.monotonic()
+    chaos._await_work(services)
+    assert 0.3 <= time.monotonic() - began < 5
+    assert not idle.wrote_since(host.ready_at)
