@@ -500,8 +500,9 @@ class Enqueuer:
     def _unmark(self, record: TrackedFile, exc: AzureError) -> TrackedFile:
         """The mark that a send begins failed, so nothing was sent; yet it may have landed
         with its answer lost, and a mark left behind is judged a send cut short ("outcome
-        unknown", never re-sent). Clear it and retry later, while the claim is still this
-        worker's (a recovery that took it over has written its own lease).
+        unknown", never re-sent). Clear it and retry later, only while the claim is still this
+        worker's: its lease, still running (a recovery that took it over wrote its own lease,
+        and one may take it over once it ends).
 
         :raises AzureError: the record could not be read back.
         """
@@ -510,6 +511,8 @@ class Enqueuer:
             current is None
             or current.state is not TrackingState.RECEIVED
             or current.lease_until != record.lease_until
+            or current.lease_until is None
+            or current.lease_until <= self._clock()
         ):
             return current or record
         return self._retry_later(current, exc)

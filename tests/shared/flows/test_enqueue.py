@@ -128,6 +128,26 @@ def test_a_sending_mark_that_landed_but_failed_is_not_taken_for_a_send(domain: D
     assert domain.enqueues() == 1
 
 
+def test_a_failed_sending_mark_stays_once_the_lease_has_ended(domain: Domain) -> None:
+    """As above, but the claim's lease ended before the worker read its record back: a
+    recovery may be sending by now, so the mark stays (at most "outcome unknown", never
+    twice)."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("lost", "PUT", "files")
+    domain.faults.fail("reset", "PUT", "files", times=3)
+    domain.faults.fail("reset", "GET", "files", times=4)
+    domain.faults.meanwhile(
+        "GET", "files", lambda: domain.clock.advance(timedelta(minutes=11)), skip=4
+    )
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert record.send_started_at is not None
+    assert domain.enqueues() == 0
+
+
 def test_a_failed_sending_mark_leaves_a_claim_taken_over_meanwhile_alone(domain: Domain) -> None:
     """The mark never lands (every attempt reset) and, before the worker reads the record
     back, a recovery takes the claim over and begins its own send: its mark stays."""
