@@ -1,7 +1,8 @@
 """The client options of devtools' own storage calls (the local host's and Event Grid's).
 
-The trigger queue, the poison queue, the container listings of the polling fallback and of the
-Event Grid stand-in are small calls on loopback, made in loops that try again on their own.
+The trigger queue, the poison queue, the check of a triggering blob's ETag, the container
+listings of the polling fallback and of the Event Grid stand-in: small calls on loopback, made in
+loops that try again on their own.
 The Storage SDK's default ``ExponentialRetry`` waits 15 s (then 18 s, 24 s, with 3 s of jitter)
 before its first retry: behind the fault proxy, one 503 or reset held the scan or the queue
 listener, and every delivery behind it, for 15-20 s. Here a hung call fails in seconds and a

@@ -159,6 +159,37 @@ def test_a_busy_trigger_queue_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
     assert busy[(StorageService.QUEUE, FaultKind.SERVER_BUSY)] >= 1
 
 
+def test_a_busy_blob_check_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
+    azurite: Azurite,
+    container: ContainerClient,
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The host reads the blob's ETag (a HEAD) before it runs the function: that read answers
+    # 503 for a while. The function's own download is a GET, never failed.
+    plan = FaultPlan(
+        server_busy=1.0, services=frozenset({StorageService.BLOB}), methods=frozenset({"HEAD"})
+    )
+    with FaultProxy.for_azurite(azurite, plan=plan, seed=1, enabled=False) as proxy:
+        monkeypatch.setenv("TestStorage", proxy.connection_string)
+        probe = Probe()
+        host = LocalHost(
+            build_app(container.container_name, probe),
+            storage_connection_string=proxy.connection_string,
+            http_port=0,
+            poll_blobs=True,
+            blob_scan_interval=0.2,
+            timer_interval=3600,
+        )
+        with host:
+            proxy.enabled = True
+            container.upload_blob("busy/b.xml", b"<Document/>")
+            threading.Timer(0.5, lambda: setattr(proxy, "enabled", False)).start()
+            wait_for(lambda: probe.blobs == [("busy/b.xml", b"<Document/>")])
+        busy = proxy.counts().faults_by_service
+    assert busy[(StorageService.BLOB, FaultKind.SERVER_BUSY)] >= 1
+
+
 def test_timer_is_a_singleton(
     hosted: tuple[LocalHost, Probe], caplog: pytest.LogCaptureFixture
 ) -> None:
