@@ -155,8 +155,9 @@ WRITE_WINDOW = 5.0
 # this many under them (for at most one more window). 30 % faults over 20 calls leave none
 # with a chance of 0.08 %.
 MIN_FNO_CALLS = 20
-# A host is killed once it has begun work on a file, or this long after it was ready.
-HOST_WARM_UP = 10.0
+# A host is killed once it has begun work on a file, or this long after it was ready: under
+# load and storage faults a new host took 8-10 s to build its app context and claim a file.
+HOST_WARM_UP = 20.0
 
 
 def _say(text: str = "") -> None:
