@@ -130,46 +130,25 @@ def test_the_scan_loop_fires_new_blobs(
 # --- timer trigger --------------------------------------------------------------------------
 
 
-def test_a_busy_trigger_queue_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
+@pytest.mark.parametrize(
+    "plan",
+    [
+        FaultPlan(server_busy=1.0, services=frozenset({StorageService.QUEUE})),
+        # The host reads the blob's ETag (a HEAD) before it runs the function; the function's
+        # own download is a GET, never failed.
+        FaultPlan(
+            server_busy=1.0, services=frozenset({StorageService.BLOB}), methods=frozenset({"HEAD"})
+        ),
+    ],
+    ids=["trigger queue", "blob ETag check"],
+)
+def test_a_busy_storage_call_of_the_host_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
     azurite: Azurite,
     container: ContainerClient,
     env: None,
     monkeypatch: pytest.MonkeyPatch,
+    plan: FaultPlan,
 ) -> None:
-    # The function's own blob client reaches Azurite directly; the host's own calls (the
-    # listing, the trigger queue) go through a proxy that answers the queue 503 for a while.
-    monkeypatch.setenv("TestStorage", azurite.connection_string)
-    plan = FaultPlan(server_busy=1.0, services=frozenset({StorageService.QUEUE}))
-    with FaultProxy.for_azurite(azurite, plan=plan, seed=1, enabled=False) as proxy:
-        probe = Probe()
-        host = LocalHost(
-            build_app(container.container_name, probe),
-            storage_connection_string=proxy.connection_string,
-            http_port=0,
-            poll_blobs=True,
-            blob_scan_interval=0.2,
-            timer_interval=3600,
-        )
-        with host:
-            container.upload_blob("busy/a.xml", b"<Document/>")
-            proxy.enabled = True
-            threading.Timer(0.5, lambda: setattr(proxy, "enabled", False)).start()
-            wait_for(lambda: probe.blobs == [("busy/a.xml", b"<Document/>")])
-        busy = proxy.counts().faults_by_service
-    assert busy[(StorageService.QUEUE, FaultKind.SERVER_BUSY)] >= 1
-
-
-def test_a_busy_blob_check_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
-    azurite: Azurite,
-    container: ContainerClient,
-    env: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The host reads the blob's ETag (a HEAD) before it runs the function: that read answers
-    # 503 for a while. The function's own download is a GET, never failed.
-    plan = FaultPlan(
-        server_busy=1.0, services=frozenset({StorageService.BLOB}), methods=frozenset({"HEAD"})
-    )
     with FaultProxy.for_azurite(azurite, plan=plan, seed=1, enabled=False) as proxy:
         monkeypatch.setenv("TestStorage", proxy.connection_string)
         probe = Probe()
@@ -183,11 +162,13 @@ def test_a_busy_blob_check_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
         )
         with host:
             proxy.enabled = True
-            container.upload_blob("busy/b.xml", b"<Document/>")
+            container.upload_blob("busy/a.xml", b"<Document/>")
             threading.Timer(0.5, lambda: setattr(proxy, "enabled", False)).start()
-            wait_for(lambda: probe.blobs == [("busy/b.xml", b"<Document/>")])
+            wait_for(lambda: probe.blobs == [("busy/a.xml", b"<Document/>")])
         busy = proxy.counts().faults_by_service
-    assert busy[(StorageService.BLOB, FaultKind.SERVER_BUSY)] >= 1
+    assert plan.services is not None
+    (service,) = plan.services
+    assert busy[(service, FaultKind.SERVER_BUSY)] >= 1
 
 
 def test_timer_is_a_singleton(
