@@ -41,7 +41,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared import telemetry
-from shared.clients.storage import wait_for_copy
+from shared.clients.storage import copy_succeeded
 from shared.errors import AppError
 from shared.flows.archive import InboundContainer
 from shared.flows.intake import Intake
@@ -242,7 +242,7 @@ class Resubmitter:
         except (ResourceModifiedError, ResourceExistsError):
             # The next attempt reads again: another request's copy, or another version.
             return False
-        if started.get("copy_status") != "success" and not wait_for_copy(target):
+        if not copy_succeeded(target, started):
             raise ResubmitError(
                 503, f"the copy into {record.blob} has not finished; retry with the same request id"
             )

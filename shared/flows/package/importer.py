@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobClient, BlobServiceClient
 
@@ -20,6 +19,7 @@ from shared.clients.d365 import (
     D365Client,
     ExecutionSummaryStatus,
 )
+from shared.clients.storage import download_version
 from shared.config import ImportRoute
 from shared.flows.package.build import PackageBuilder
 from shared.flows.package.manifest import ManifestReader, PackageError
@@ -29,7 +29,6 @@ from shared.tracking import (
     LeaseHeldError,
     TrackedFile,
     TrackingStore,
-    quoted_etag,
     utcnow,
 )
 
@@ -221,9 +220,7 @@ def _lease_held() -> LeaseHeldError:
 
 def _download(blob: BlobClient, etag: str) -> _ChunkStream:
     # The claimed version only: an overwrite meanwhile is its own delivery.
-    downloader = blob.download_blob(
-        etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
-    )
+    downloader = download_version(blob, etag)
     return _ChunkStream(downloader.chunks())
 
 
