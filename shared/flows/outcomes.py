@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError
 
 from shared import telemetry
-from shared.clients.d365 import external_id_header
+from shared.clients.d365 import external_id_header, honour_retry_after
 from shared.config import RejectReason
 from shared.flows.archive import InboundContainer
 from shared.flows.source_blob import stamp
@@ -123,10 +123,7 @@ class Outcomes:
         This write is the proof that nothing reached F&O, so it is retried on its own.
         ``more``: further changes (the package path's return to ``Received``).
         """
-        wait = self._retry.next_interval(record.enqueue_attempts - 1)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            wait = max(wait, timedelta(seconds=retry_after))
+        wait = honour_retry_after(self._retry.next_interval(record.enqueue_attempts - 1), exc)
         retry_at = self._clock() + wait
         _LOGGER.warning(
             "enqueue not accepted, retry at %s blob=%s record=%s: %s",
