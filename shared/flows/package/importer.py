@@ -23,7 +23,7 @@ from shared.clients.storage import download_version
 from shared.config import ImportRoute
 from shared.flows.package.build import PackageBuilder
 from shared.flows.package.manifest import ManifestReader, PackageError
-from shared.flows.policies import ONE_ATTEMPT, PackagePolicy
+from shared.flows.policies import MIB, ONE_ATTEMPT, PackagePolicy
 from shared.tracking import (
     LeaseHeld,
     LeaseHeldError,
@@ -35,7 +35,6 @@ from shared.tracking import (
 __all__ = ["PackageImporter", "PackageUpload", "execution_id_for"]
 
 _LOGGER = logging.getLogger(__name__)
-_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ def _check_length(record: TrackedFile, length: int) -> None:
     if length > limit:
         raise PackageError(
             f"the package for {record.blob!r} would be {length:,} bytes, over the {limit:,} "
-            f"bytes a block blob holds ({MAX_BLOCKS:,} blocks of {BLOCK_SIZE // _MIB} MiB); "
+            f"bytes a block blob holds ({MAX_BLOCKS:,} blocks of {BLOCK_SIZE // MIB} MiB); "
             "F&O imported nothing: split the data into smaller files, or make the template's "
             "Manifest.xml and PackageHeader.xml smaller"
         )
