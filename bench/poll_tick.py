@@ -153,15 +153,15 @@ def timed_tick(
     store: TrackingStore, client: D365Client, blobs: BlobServiceClient, concurrency: int
 ) -> float:
     """Seconds of one tick over everything due."""
-    archiver = InboundContainer(
+    inbound = InboundContainer(
         blobs, inbound_container="bench-inbound", archive_container="bench-archive"
     )
-    enqueuer = Enqueuer(store, client, ImportRoutes(()), archiver)
+    enqueuer = Enqueuer(store, client, ImportRoutes(()), inbound)
     poller = Poller(
         store,
         client,
         enqueuer,
-        archiver,
+        inbound,
         policy=PollPolicy(concurrency=concurrency, tick_budget=timedelta(minutes=30)),
     )
     started = time.perf_counter()

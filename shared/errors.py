@@ -8,6 +8,7 @@ standard library) is shown by its type only, as its text may echo URLs or values
 from __future__ import annotations
 
 from shared.clients.d365 import D365Error
+from shared.clients.storage.blocks import BlobTakenError
 
 __all__ = ["AppError", "is_safe", "safe_text"]
 
@@ -17,8 +18,9 @@ class AppError(Exception):
 
 
 def is_safe(exc: BaseException) -> bool:
-    """True when the text of ``exc`` may be shown: an error of this app or of its F&O client."""
-    return isinstance(exc, AppError | D365Error)
+    """True when the text of ``exc`` may be shown: an error of this app or of its clients that
+    name no secret (the F&O client's, the block writer's refusal of a taken blob)."""
+    return isinstance(exc, AppError | D365Error | BlobTakenError)
 
 
 def safe_text(exc: BaseException) -> str:

@@ -8,9 +8,7 @@ never repeated in a problem.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -62,19 +60,6 @@ class StorageSettings:
         if parts.get("usedevelopmentstorage", "").lower() == "true":
             return "development storage"
         return parts.get("accountname") or "unnamed"
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] = os.environ, *, connection: str = STORAGE_CONNECTION
-    ) -> StorageSettings:
-        """Read the ``connection`` setting and its ``__`` forms, in the trigger's precedence.
-
-        :raises SettingsError: every problem found (connection strings are never repeated).
-        """
-        reader = SettingsReader(environ)
-        settings = read_storage(reader, connection)
-        reader.raise_problems()
-        return settings
 
 
 def read_storage(reader: SettingsReader, connection: str = STORAGE_CONNECTION) -> StorageSettings:

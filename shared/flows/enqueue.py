@@ -66,7 +66,7 @@ class Enqueuer:
     :param store: the tracking store.
     :param client: the F&O client.
     :param routes: the route table.
-    :param archiver: gives access to the inbound container (for recovery by the poller).
+    :param inbound: gives access to the inbound container (for recovery by the poller).
     :keyword policy: leases, first poll delay, size limit, retries.
     :keyword clock: the time source (UTC).
     :keyword packages: the package path, for package routes and ``on_too_large``; without
@@ -78,20 +78,20 @@ class Enqueuer:
         store: TrackingStore,
         client: D365Client,
         routes: ImportRoutes,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         *,
         policy: EnqueuePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         packages: PackageImporter | None = None,
     ) -> None:
         self._store = store
-        self._archiver = archiver
+        self._inbound = inbound
         policy = policy or EnqueuePolicy()
-        outcomes = Outcomes(store, archiver, retry=policy.retry, clock=clock)
+        outcomes = Outcomes(store, inbound, retry=policy.retry, clock=clock)
         self._admission = Admission(store, routes, policy=policy, clock=clock)
         self._claims = Claims(store, outcomes, policy=policy, clock=clock, dispatch=self._dispatch)
         self._packages = PackageSender(
-            store, routes, archiver, outcomes, packages, policy=policy, clock=clock
+            store, routes, inbound, outcomes, packages, policy=policy, clock=clock
         )
         self._sender = Sender(
             store, client, routes, outcomes, self._packages, policy=policy, clock=clock
@@ -105,7 +105,7 @@ class Enqueuer:
         """
         # Our own client on the same blob (the trigger watches INBOUND_CONTAINER): our
         # retries, timeouts and connection pool rather than the binding's defaults.
-        blob = self._archiver.source(blob.blob_name)
+        blob = self._inbound.source(blob.blob_name)
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
@@ -136,7 +136,7 @@ class Enqueuer:
         """Go on with a file whose claim lease ended before F&O took it (called by the poller)."""
         if record.state is not TrackingState.RECEIVED:
             return record
-        return self._claims.resume(self._archiver.source(record.blob), record) or record
+        return self._claims.resume(self._inbound.source(record.blob), record) or record
 
     def _dispatch(
         self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None

@@ -23,7 +23,7 @@ class Filing:
     """Files final records' blobs away, retrying with back-off up to ``archive_attempts``.
 
     :param store: the tracking store.
-    :param archiver: files finished blobs away.
+    :param inbound: the inbound container, which files finished blobs away.
     :keyword policy: the back-off and ``archive_attempts``.
     :keyword clock: the time source (UTC).
     """
@@ -31,13 +31,13 @@ class Filing:
     def __init__(
         self,
         store: TrackingStore,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         *,
         policy: PollPolicy,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
-        self._archiver = archiver
+        self._inbound = inbound
         self._policy = policy
         self._clock = clock
 
@@ -49,7 +49,7 @@ class Filing:
         """
         attempts = record.archive_attempts + 1
         try:
-            result = self._archiver.finish(record)
+            result = self._inbound.finish(record)
         except AzureError as exc:
             permanent = isinstance(exc, HttpResponseError) and is_permanent(exc)
             why = storage_reason(exc)
@@ -59,7 +59,7 @@ class Filing:
                     attempts,
                     None,
                     f"not archived: {why}; it stays in "
-                    f"{self._archiver.inbound_container}/{record.blob}",
+                    f"{self._inbound.inbound_container}/{record.blob}",
                 )
                 return
             self._archive_later(record, attempts, f"not archived yet ({why}); retried")
@@ -71,7 +71,7 @@ class Filing:
                     attempts,
                     None,
                     "not archived: the copy did not "
-                    f"complete; it stays in {self._archiver.inbound_container}/"
+                    f"complete; it stays in {self._inbound.inbound_container}/"
                     f"{record.blob}",
                 )
             else:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError
 
 from shared import telemetry
-from shared.clients.d365 import external_id_header
+from shared.clients.d365 import external_id_header, honour_retry_after
 from shared.config import RejectReason
 from shared.flows.archive import InboundContainer
 from shared.flows.source_blob import stamp
@@ -51,7 +51,7 @@ class Outcomes:
     """Writes a file's final state, or its return to the schedule when F&O did not take it.
 
     :param store: the tracking store.
-    :param archiver: gives the inbound container (the final state is stamped on the blob).
+    :param inbound: gives the inbound container (the final state is stamped on the blob).
     :keyword retry: back-off between sends F&O did not take.
     :keyword clock: the time source (UTC).
     """
@@ -59,13 +59,13 @@ class Outcomes:
     def __init__(
         self,
         store: TrackingStore,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         *,
         retry: Backoff,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
-        self._archiver = archiver
+        self._inbound = inbound
         self._retry = retry
         self._clock = clock
 
@@ -99,13 +99,13 @@ class Outcomes:
         )
         telemetry.record_outcome(record.state.value, record.route)
         if stamp_blob:
-            stamp(self._archiver.source(record.blob), record, etag=record.blob_etag)
+            stamp(self._inbound.source(record.blob), record, etag=record.blob_etag)
         return record
 
     def blob_changed(self, record: TrackedFile) -> TrackedFile:
         """The claimed version was overwritten or deleted before it was sent: ``Rejected``."""
         # A conditional read of a deleted blob may answer 412 as well as 404.
-        overwritten = self._archiver.source(record.blob).exists()
+        overwritten = self._inbound.source(record.blob).exists()
         return self.finish(
             record,
             state=TrackingState.REJECTED,
@@ -123,10 +123,7 @@ class Outcomes:
         This write is the proof that nothing reached F&O, so it is retried on its own.
         ``more``: further changes (the package path's return to ``Received``).
         """
-        wait = self._retry.next_interval(record.enqueue_attempts - 1)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            wait = max(wait, timedelta(seconds=retry_after))
+        wait = honour_retry_after(self._retry.next_interval(record.enqueue_attempts - 1), exc)
         retry_at = self._clock() + wait
         _LOGGER.warning(
             "enqueue not accepted, retry at %s blob=%s record=%s: %s",

@@ -11,6 +11,7 @@ from shared.tracking import Backoff, lease_for_call
 from shared.zips import ZipLimits
 
 __all__ = [
+    "MIB",
     "ONE_ATTEMPT",
     "PACKAGE_MAX_BYTES",
     "EnqueuePolicy",
@@ -18,12 +19,13 @@ __all__ = [
     "PollPolicy",
 ]
 
-_MIB = 1024 * 1024
+MIB = 1024 * 1024
+"""One mebibyte: the unit of the flows' byte limits and of their texts."""
 _LEASE_SPAN = lease_for_call(D365Settings.http_timeout)
 # One attempt per call that must be bracketed by the record's writes (a send, an import):
 # a worker that dies while waiting to retry never leaves "outcome unknown".
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - _MIB
+PACKAGE_MAX_BYTES = MAX_BLOCKS * BLOCK_SIZE - MIB
 """The largest file the package path takes: the package goes up in 4 MiB blocks, and a block
 blob holds at most 50,000 (about 195 GiB); 1 MiB is left for what a template adds (its
 Manifest.xml, PackageHeader.xml and the zip's headers)."""

@@ -60,7 +60,7 @@ class Poller:
     :param store: the tracking store.
     :param client: the F&O client.
     :param enqueuer: finishes abandoned claims that come due.
-    :param archiver: files finished blobs away.
+    :param inbound: the inbound container, which files finished blobs away.
     :keyword policy: concurrency, budget and back-off.
     :keyword clock: the time source (UTC).
     :keyword packages: follows package imports (``Importing`` records) by execution id.
@@ -71,7 +71,7 @@ class Poller:
         store: TrackingStore,
         client: D365Client,
         enqueuer: Intake,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         *,
         policy: PollPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -81,7 +81,7 @@ class Poller:
         self._policy = policy or PollPolicy()
         self._clock = clock
         self._process = f"{socket.gethostname()}:{os.getpid()}"
-        filing = Filing(store, archiver, policy=self._policy, clock=clock)
+        filing = Filing(store, inbound, policy=self._policy, clock=clock)
         self._entries = EntryPoller(
             store,
             client,

@@ -18,7 +18,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from shared import telemetry
-from shared.clients.d365 import D365Client, D365Error, D365HttpError, MessageStatus
+from shared.clients.d365 import D365Client, D365Error, MessageStatus, honour_retry_after
 from shared.flows.filing import Filing
 from shared.flows.intake import Intake
 from shared.flows.package.follow import ImportFollower
@@ -309,10 +309,7 @@ class EntryPoller:
         self._filing.file_away(record)
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error | AzureError) -> EntryResult:
-        retry_after = exc.retry_after if isinstance(exc, D365HttpError) else None
-        delay = self._policy.backoff.next_interval(entry.poll_count + 1)
-        if retry_after:
-            delay = max(delay, timedelta(seconds=retry_after))
+        delay = honour_retry_after(self._policy.backoff.next_interval(entry.poll_count + 1), exc)
         _LOGGER.warning(
             "poll failed, retry in %ss blob=%s message_id=%s: %s",
             int(delay.total_seconds()),

@@ -41,7 +41,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared import telemetry
-from shared.clients.storage import wait_for_copy
+from shared.clients.storage import copy_succeeded
 from shared.errors import AppError
 from shared.flows.archive import InboundContainer
 from shared.flows.intake import Intake
@@ -155,7 +155,7 @@ class Resubmitter:
 
     :param store: the tracking store.
     :param enqueuer: takes the new version (as the blob trigger would).
-    :param archiver: gives the inbound container.
+    :param inbound: gives the inbound container.
     :param service: the blob service holding the inbound and archive containers.
     """
 
@@ -163,12 +163,12 @@ class Resubmitter:
         self,
         store: TrackingStore,
         enqueuer: Intake,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         service: BlobServiceClient,
     ) -> None:
         self._store = store
         self._enqueuer = enqueuer
-        self._archiver = archiver
+        self._inbound = inbound
         self._service = service
 
     def resubmit(
@@ -204,7 +204,7 @@ class Resubmitter:
     def _find_successor(self, record: TrackedFile) -> _Successor | None:
         """The version already resubmitted from ``record``: in the inbound path (handed to the
         enqueuer, which tracks it once), or already tracked among the path's newer versions."""
-        inbound = self._archiver.source(record.blob)
+        inbound = self._inbound.source(record.blob)
         props = _properties(inbound)
         if _is_copy_of(props, record):
             tracked = self._enqueuer.handle(inbound)
@@ -222,7 +222,7 @@ class Resubmitter:
         if found is None:
             return False  # another request's copy landed meanwhile: the next attempt finds it
         source, props = found
-        target = self._archiver.source(record.blob)
+        target = self._inbound.source(record.blob)
         if source.url == target.url:
             # Copy Blob onto the same name replaces the blob and its metadata: a new version
             # (new ETag) of the same content, which is what the enqueuer must see.
@@ -242,7 +242,7 @@ class Resubmitter:
         except (ResourceModifiedError, ResourceExistsError):
             # The next attempt reads again: another request's copy, or another version.
             return False
-        if started.get("copy_status") != "success" and not wait_for_copy(target):
+        if not copy_succeeded(target, started):
             raise ResubmitError(
                 503, f"the copy into {record.blob} has not finished; retry with the same request id"
             )
@@ -267,22 +267,22 @@ class Resubmitter:
                 raise ResubmitError(
                     409, f"the archived copy {record.archived_to} is gone or holds another file"
                 )
-            inbound = _properties(self._archiver.source(record.blob))
+            inbound = _properties(self._inbound.source(record.blob))
             if _is_copy_of(inbound, record):
                 return None
             if inbound is not None:
                 raise ResubmitError(
                     409,
-                    f"{self._archiver.inbound_container}/{record.blob} holds another version "
+                    f"{self._inbound.inbound_container}/{record.blob} holds another version "
                     "now (tracked on its own); resubmit that version's record instead",
                 )
             return source, props
-        source = self._archiver.source(record.blob)
+        source = self._inbound.source(record.blob)
         props = _properties(source)
         if props is None:
             raise ResubmitError(
                 409,
-                f"{self._archiver.inbound_container}/{record.blob} was deleted and the file "
+                f"{self._inbound.inbound_container}/{record.blob} was deleted and the file "
                 "was never archived: nothing is left to resubmit; upload it again",
             )
         if _is_copy_of(props, record):
@@ -290,7 +290,7 @@ class Resubmitter:
         if fingerprint(props) != record.fingerprint:
             raise ResubmitError(
                 409,
-                f"{self._archiver.inbound_container}/{record.blob} was overwritten by a newer "
+                f"{self._inbound.inbound_container}/{record.blob} was overwritten by a newer "
                 "version (tracked on its own); resubmit that version's record instead",
             )
         return source, props

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
@@ -25,6 +24,7 @@ from shared.clients.d365 import (
     D365PayloadTooLargeError,
     EnqueueResult,
 )
+from shared.clients.storage import download_version
 from shared.config import ImportRoutes
 from shared.flows.deadline import DeadlineStream, SendDeadlineError, send_deadline
 from shared.flows.failures import ambiguous, not_taken
@@ -32,7 +32,7 @@ from shared.flows.outcomes import Outcomes, outcome_unknown
 from shared.flows.package.send import PackageSender
 from shared.flows.policies import ONE_ATTEMPT, EnqueuePolicy
 from shared.flows.source_blob import stamp
-from shared.tracking import TrackedFile, TrackingState, TrackingStore, quoted_etag
+from shared.tracking import TrackedFile, TrackingState, TrackingStore
 
 __all__ = ["Sender"]
 
@@ -90,9 +90,7 @@ class Sender:
 
         def open_body() -> BinaryIO:
             # The claimed version only: an overwrite meanwhile is its own delivery.
-            downloader: Any = blob.download_blob(
-                etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
-            )
+            downloader: Any = download_version(blob, etag)
             stream: Any = DeadlineStream(downloader, deadline)
             return stream
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.clients.d365 import D365NotFoundError
+from shared.clients.storage.blocks import BlobTakenError
 from shared.errors import AppError, is_safe, safe_text
 
 
@@ -19,3 +20,10 @@ def test_our_errors_show_their_text_any_other_only_its_type() -> None:
     assert safe_text(AppError("the route is unknown")) == "AppError: the route is unknown"
     assert safe_text(RuntimeError("https://x/?sig=secret")) == "RuntimeError"
     assert not is_safe(RuntimeError("https://x/?sig=secret"))
+
+
+def test_the_block_writers_refusal_of_a_taken_blob_is_shown_with_its_text() -> None:
+    taken = BlobTakenError("the export blob 'a.csv' exists for another message")
+    assert not isinstance(taken, AppError)
+    assert is_safe(taken)
+    assert safe_text(taken) == "BlobTakenError: the export blob 'a.csv' exists for another message"

@@ -7,7 +7,6 @@ import logging
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import telemetry
-from shared.clients.storage.blocks import BlobTakenError
 from shared.errors import safe_text
 from shared.tracking import ExportRecord, ExportState
 
@@ -66,7 +65,4 @@ def error_text(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc.status_code} {exc.reason}{suffix}"
     if isinstance(exc, ValueError | OSError) and not isinstance(exc, AzureError):
         return f"{type(exc).__name__}: {str(exc)[:300]}"
-    if isinstance(exc, BlobTakenError):
-        # A client's error (clients import nothing of shared.errors) whose text is safe.
-        return f"{type(exc).__name__}: {exc}"
     return safe_text(exc)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobClient, BlobServiceClient
 
@@ -20,23 +19,22 @@ from shared.clients.d365 import (
     D365Client,
     ExecutionSummaryStatus,
 )
+from shared.clients.storage import download_version
 from shared.config import ImportRoute
 from shared.flows.package.build import PackageBuilder
 from shared.flows.package.manifest import ManifestReader, PackageError
-from shared.flows.policies import ONE_ATTEMPT, PackagePolicy
+from shared.flows.policies import MIB, ONE_ATTEMPT, PackagePolicy
 from shared.tracking import (
     LeaseHeld,
     LeaseHeldError,
     TrackedFile,
     TrackingStore,
-    quoted_etag,
     utcnow,
 )
 
 __all__ = ["PackageImporter", "PackageUpload", "execution_id_for"]
 
 _LOGGER = logging.getLogger(__name__)
-_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -206,7 +204,7 @@ def _check_length(record: TrackedFile, length: int) -> None:
     if length > limit:
         raise PackageError(
             f"the package for {record.blob!r} would be {length:,} bytes, over the {limit:,} "
-            f"bytes a block blob holds ({MAX_BLOCKS:,} blocks of {BLOCK_SIZE // _MIB} MiB); "
+            f"bytes a block blob holds ({MAX_BLOCKS:,} blocks of {BLOCK_SIZE // MIB} MiB); "
             "F&O imported nothing: split the data into smaller files, or make the template's "
             "Manifest.xml and PackageHeader.xml smaller"
         )
@@ -221,9 +219,7 @@ def _lease_held() -> LeaseHeldError:
 
 def _download(blob: BlobClient, etag: str) -> _ChunkStream:
     # The claimed version only: an overwrite meanwhile is its own delivery.
-    downloader = blob.download_blob(
-        etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
-    )
+    downloader = download_version(blob, etag)
     return _ChunkStream(downloader.chunks())
 
 

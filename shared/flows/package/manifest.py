@@ -6,12 +6,11 @@ import io
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
 
+from shared.clients.storage import download_version, version_properties
 from shared.errors import AppError
-from shared.tracking import quoted_etag
 from shared.zips import LimitedZip, ZipLimits
 
 __all__ = [
@@ -190,12 +189,7 @@ class _BlobRangeReader(io.RawIOBase):
 
     def __init__(self, blob: BlobClient, etag: str | None) -> None:
         self._blob = blob
-        if etag is None:
-            properties = blob.get_blob_properties()
-        else:
-            properties = blob.get_blob_properties(
-                etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified
-            )
+        properties = blob.get_blob_properties() if etag is None else version_properties(blob, etag)
         self._etag = etag or properties.etag
         self._size = properties.size
         self._position = 0
@@ -225,11 +219,6 @@ class _BlobRangeReader(io.RawIOBase):
 
 
 def _download_range(blob: BlobClient, etag: str, offset: int, length: int) -> bytes:
-    downloader = blob.download_blob(
-        offset=offset,
-        length=length,
-        etag=quoted_etag(etag),
-        match_condition=MatchConditions.IfNotModified,
-    )
+    downloader = download_version(blob, etag, offset=offset, length=length)
     data: bytes = downloader.readall()
     return data

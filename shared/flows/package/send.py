@@ -62,7 +62,7 @@ class PackageSender:
 
     :param store: the tracking store.
     :param routes: the route table.
-    :param archiver: gives the inbound container.
+    :param inbound: gives the inbound container.
     :param outcomes: the final writes.
     :param packages: the package path; without it such files end ``EnqueueFailed`` saying the
         package path is not set up.
@@ -74,7 +74,7 @@ class PackageSender:
         self,
         store: TrackingStore,
         routes: ImportRoutes,
-        archiver: InboundContainer,
+        inbound: InboundContainer,
         outcomes: Outcomes,
         packages: PackageImporter | None,
         *,
@@ -83,7 +83,7 @@ class PackageSender:
     ) -> None:
         self._store = store
         self._routes = routes
-        self._archiver = archiver
+        self._inbound = inbound
         self._outcomes = outcomes
         self._packages = packages
         self._policy = policy
@@ -106,7 +106,7 @@ class PackageSender:
         )
         if record.state.is_terminal:
             return record
-        return self.send(self._archiver.source(record.blob), record)
+        return self.send(self._inbound.source(record.blob), record)
 
     def send(self, blob: BlobClient, record: TrackedFile) -> TrackedFile:
         """Check the import lease is free, upload (cut short like the enqueue send when it would

@@ -254,7 +254,8 @@ IDENTITY_URIS = {
 
 
 def _storage(**values: str) -> StorageSettings:
-    return StorageSettings.from_env(values)
+    """The storage settings of an environment whose IntegrationStorage forms are ``values``."""
+    return Settings.from_env(_env(**{"IntegrationStorage": None, **values})).storage
 
 
 def test_storage_connection_string_wins_over_uris() -> None:

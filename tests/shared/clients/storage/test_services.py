@@ -19,6 +19,7 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from devtools.azurite import Azurite, connection_string
 from shared.clients.storage import STREAM_CHUNK
 from shared.config import StorageSettings
+from shared.config.storage import MANAGED_IDENTITY
 from shared.context import blob_service_client, storage_credential, table_service_client
 
 MI_CLIENT_ID = "cccccccc-0000-4000-8000-000000000001"
@@ -29,7 +30,7 @@ TABLE_URI = "https://fakeaccount.table.core.windows.net"
 def test_connection_string_form_round_trips_blobs_and_tables(
     azurite: Azurite, unique_name: str
 ) -> None:
-    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    storage = StorageSettings(connection_string=azurite.connection_string)
 
     blobs = blob_service_client(storage)
     container = blobs.create_container(unique_name)
@@ -43,14 +44,14 @@ def test_connection_string_form_round_trips_blobs_and_tables(
 
 
 def test_identity_form_with_managed_identity() -> None:
-    storage = StorageSettings.from_env(
-        {
-            "IntegrationStorage__blobServiceUri": BLOB_URI,
-            "IntegrationStorage__queueServiceUri": "https://fakeaccount.queue.core.windows.net",
-            "IntegrationStorage__tableServiceUri": TABLE_URI,
-            "IntegrationStorage__credential": "managedidentity",
-            "IntegrationStorage__clientId": MI_CLIENT_ID,
-        }
+    # What IntegrationStorage__credential=managedidentity and __clientId read as
+    # (tests/shared/config/test_settings.py, the storage forms).
+    storage = StorageSettings(
+        blob_service_uri=BLOB_URI,
+        queue_service_uri="https://fakeaccount.queue.core.windows.net",
+        table_service_uri=TABLE_URI,
+        credential=MANAGED_IDENTITY,
+        client_id=MI_CLIENT_ID,
     )
     blobs = blob_service_client(storage)
     tables = table_service_client(storage)
@@ -142,7 +143,7 @@ def test_sixteen_calls_at_once_keep_their_connections(
     azurite: Azurite, unique_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A poll tick runs 16 calls at once: none of their connections is discarded."""
-    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    storage = StorageSettings(connection_string=azurite.connection_string)
     table = table_service_client(storage).create_table(unique_name)
     table.create_entity({"PartitionKey": "p", "RowKey": "1"})
     barrier = threading.Barrier(16)
@@ -171,9 +172,7 @@ def _status_mib(field: str) -> int:
 def test_a_large_blob_is_streamed_without_holding_it_in_memory(
     storage_connection_string: str, unique_name: str
 ) -> None:
-    service = blob_service_client(
-        StorageSettings.from_env({"IntegrationStorage": storage_connection_string})
-    )
+    service = blob_service_client(StorageSettings(connection_string=storage_connection_string))
     container = service.create_container(unique_name)
     data = os.urandom(40 * 1024 * 1024)
     container.upload_blob("big.bin", data)
