@@ -1,4 +1,4 @@
-"""The environment's proxy settings and CA bundle, read once into a `requests.Session`.
+"""The environment's network settings (proxies, CA bundle), read once into a `requests.Session`.
 
 requests re-reads them from ``os.environ`` on every request it sends (proxies, ``NO_PROXY``,
 ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``) and looks for ``~/.netrc``: about 0.4 ms of CPU a
