@@ -267,10 +267,10 @@ def invocation(
         def traced(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             host_span = trace.get_current_span().get_span_context().is_valid
             with _tracer.start_as_current_span(
-                function_name,
-                kind=SpanKind.INTERNAL if host_span else SpanKind.SERVER,
-                attributes={"faas.name": function_name, "faas.trigger": trigger},
-            ):
+                function_name, kind=SpanKind.INTERNAL if host_span else SpanKind.SERVER
+            ) as current:
+                if current.is_recording():
+                    current.set_attributes({"faas.name": function_name, "faas.trigger": trigger})
                 return function(*args, **kwargs)
 
         return traced
@@ -288,7 +288,10 @@ def annotate(**values: Any) -> None:
 @contextmanager
 def span(name: str, **values: Any) -> Iterator[Span]:
     """A span of our own work (one poll of one message), with ids as attributes."""
-    with _tracer.start_as_current_span(name, attributes=log_ids(**values)) as current:
+    with _tracer.start_as_current_span(name) as current:
+        # Built only for a span that records (telemetry on and sampled).
+        if current.is_recording():
+            current.set_attributes(log_ids(**values))
         yield current
 
 

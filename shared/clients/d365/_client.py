@@ -26,7 +26,9 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls):
 
     :param base_url: the environment root, e.g. ``https://contoso.operations.dynamics.com``.
     :param credential: an azure-identity credential; tokens are requested for
-        ``<base_url lower case>/.default`` on every call (the credential caches them).
+        ``<base_url lower case>/.default``. The client holds a token until it expires within
+        5 minutes or passes its ``refresh_on``; a 401 from F&O drops it, so the next call asks
+        the credential again.
     :keyword retry: the retry policy; `RetryPolicy()` when None.
     :keyword connect_timeout: seconds to establish a connection (TCP and TLS).
     :keyword read_timeout: seconds to wait for the response: for its first byte once the

@@ -26,6 +26,7 @@ from ._operation import OperationContext
 from ._parsing import odata_value
 from ._retry import RetryBudget, RetryPolicy, retry_after_of
 from ._text import redact_sas, shorten, url_without_query
+from ._token import HeldToken
 from ._tracing import d365_call, log_ids, record_retry
 from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy, validate_base_url
@@ -87,6 +88,7 @@ class Engine:
         self.scope = f"{self.base_url.lower()}/.default"
         self.chunk_size = chunk_size
         self._credential = credential
+        self._token = HeldToken(credential, self.scope)
         self._retry = retry or RetryPolicy()
         self._timeouts = Timeouts(connect=connect_timeout, read=read_timeout, write=write_timeout)
         validate_pool_maxsize(pool_maxsize)
@@ -188,8 +190,9 @@ class Engine:
         while True:
             attempt = budget.begin_attempt()
             request_headers = {"User-Agent": self._user_agent, **(headers or {})}
-            if authorize:
-                request_headers["Authorization"] = self._authorization(context)
+            token = self._authorization(context) if authorize else None
+            if token is not None:
+                request_headers["Authorization"] = f"Bearer {token}"
             with self._payload(upload, data) as payload:
                 try:
                     with d365_call(
@@ -243,6 +246,9 @@ class Engine:
                             attempts=attempt,
                             timeouts=self._timeouts,
                         ) from exc
+                if response.status_code == 401 and token is not None:
+                    # The next attempt, of this call or the caller's next, asks anew.
+                    self._token.drop(token)
                 if self._may_retry_response(context, response, attempt, budget):
                     continue
                 raise error_from_response(
@@ -341,7 +347,7 @@ class Engine:
 
     def _authorization(self, context: OperationContext) -> str:
         try:
-            token = self._credential.get_token(self.scope)
+            return self._token.get()
         except Exception as exc:
             # Any failure of the credential (azure-identity raises several types) is ours
             # to explain; its own text names the cause and never the secret.
@@ -353,7 +359,6 @@ class Engine:
                 scope=self.scope,
                 **context.error_ids(),
             ) from exc
-        return f"Bearer {token.token}"
 
 
 def _is_transient(exc: requests.RequestException) -> bool:

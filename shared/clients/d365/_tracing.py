@@ -69,24 +69,18 @@ def d365_call(
 
     :param ids: ``activity_id``, ``message_id``, ``execution_id`` when known.
     """
-    parts = urlsplit(url)
-    attributes = {
-        "http.request.method": method,
-        "url.full": f"{parts.scheme}://{parts.netloc}{parts.path}",
-        "server.address": parts.hostname or "",
-        "d365.operation": operation,
-        "d365.attempt": attempt,
-        **log_ids(**{f"d365.{key}": value for key, value in ids.items()}),
-    }
     # Exceptions are recorded by type only: a connection error's text may quote the URL
     # with its query string (a SAS on a download location).
     with _tracer.start_as_current_span(
         f"F&O {operation}",
         kind=SpanKind.CLIENT,
-        attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as current:
+        # Built only for a span that records: with telemetry off (no SDK, or not sampled) the
+        # span is a no-op and the attributes, a `urlsplit` among them, would be thrown away.
+        if current.is_recording():
+            current.set_attributes(_call_attributes(operation, method, url, attempt, ids))
         call = D365Call(current, operation)
         try:
             yield call
@@ -96,6 +90,20 @@ def d365_call(
             raise
         finally:
             D365_CALLS.add(1, {"operation": operation, "status_code": call.status_code})
+
+
+def _call_attributes(
+    operation: str, method: str, url: str, attempt: int, ids: dict[str, str | None]
+) -> dict[str, Any]:
+    parts = urlsplit(url)
+    return {
+        "http.request.method": method,
+        "url.full": f"{parts.scheme}://{parts.netloc}{parts.path}",
+        "server.address": parts.hostname or "",
+        "d365.operation": operation,
+        "d365.attempt": attempt,
+        **log_ids(**{f"d365.{key}": value for key, value in ids.items()}),
+    }
 
 
 def record_retry(operation: str, *, cause: str, wait: float) -> None:

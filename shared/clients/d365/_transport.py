@@ -21,6 +21,9 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from ..sessions import Verify, pin_environment
+from ._trust import TrustStore
+
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "D365Adapter",
@@ -120,15 +123,36 @@ class D365Adapter(HTTPAdapter):
     More concurrent calls than `pool_maxsize` still run, each on an extra connection that is
     closed afterwards (urllib3 logs "Connection pool is full, discarding connection").
     A send that exceeds the write timeout raises `WriteTimeout`.
+
+    `verify` (the session's) is checked once, here: requests would look the CA bundle up on
+    disk for every request (a few ``stat`` calls each). A request with another ``verify`` or a
+    client certificate is checked as requests does.
     """
 
     # Pickling keeps these; `__setstate__` rebuilds the pool manager from them.
-    __attrs__: ClassVar[list[str]] = [*HTTPAdapter.__attrs__, "_write_timeout"]
+    __attrs__: ClassVar[list[str]] = [*HTTPAdapter.__attrs__, "_write_timeout", "_trust"]
 
-    def __init__(self, *, write_timeout: float, pool_maxsize: int) -> None:
+    def __init__(self, *, write_timeout: float, pool_maxsize: int, verify: Verify = True) -> None:
         # Set before HTTPAdapter.__init__, which builds the pool manager.
         self._write_timeout = write_timeout
+        self._trust = TrustStore.check(verify)
         super().__init__(pool_maxsize=validate_pool_maxsize(pool_maxsize))
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Verify, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pool key as requests builds it, without looking the checked bundle up again."""
+        if not self._trust.covers(verify, cert):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host, pool = super().build_connection_pool_key_attributes(request, bool(verify), cert)
+        return host, pool | self._trust.pool_key()
+
+    def cert_verify(self, conn: Any, url: str, verify: Verify, cert: Any) -> None:
+        """Set the connection pool's TLS checks as requests does, from the bundle checked once."""
+        if not self._trust.covers(verify, cert):
+            super().cert_verify(conn, url, verify, cert)
+            return
+        self._trust.apply(conn, https=url.lower().startswith("https"))
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
@@ -180,19 +204,13 @@ def validate_pool_maxsize(value: int) -> int:
 
 def new_session(base_url: str, *, write_timeout: float, pool_maxsize: int) -> requests.Session:
     """A session with a `D365Adapter` for http and https that reads proxy and CA-bundle
-    settings from the environment once.
-
-    requests re-reads them from ``os.environ`` on every request (about 0.4 ms of CPU each),
-    which a poller making thousands of calls a tick pays for in full.
-    """
+    settings from the environment once (:func:`pin_environment`), and checks the CA bundle
+    once."""
     session = requests.Session()
-    adapter = D365Adapter(write_timeout=write_timeout, pool_maxsize=pool_maxsize)
+    verify = pin_environment(session, base_url)
+    adapter = D365Adapter(write_timeout=write_timeout, pool_maxsize=pool_maxsize, verify=verify)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    settings = session.merge_environment_settings(base_url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    session.trust_env = False
     return session
 
 

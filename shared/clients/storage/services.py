@@ -21,6 +21,8 @@ from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
+from ..sessions import pin_environment
+
 __all__ = [
     "CONNECTION_TIMEOUT",
     "POOL_SIZE",
@@ -108,13 +110,23 @@ def _service_client(
     options: dict[str, Any],
 ) -> _ServiceClient:
     if connection_string is not None:
-        return kind.from_connection_string(connection_string, **options)
-    if not endpoint or credential is None:
+        client = kind.from_connection_string(connection_string, **options)
+    elif not endpoint or credential is None:
         raise ValueError(
             f"{kind.__name__} needs a connection string, or an endpoint and a credential"
         )
-    _LOGGER.debug("%s: endpoint=%s", kind.__name__, endpoint)
-    return kind(endpoint, credential=credential, **options)
+    else:
+        _LOGGER.debug("%s: endpoint=%s", kind.__name__, endpoint)
+        client = kind(endpoint, credential=credential, **options)
+    _pin_environment(options["transport"], client.url)
+    return client
+
+
+def _pin_environment(transport: object, url: str) -> None:
+    # The client's URL (a connection string names it only once parsed) decides NO_PROXY.
+    # azure-core passes its own `verify` with every request, which overrides the session's.
+    if isinstance(transport, RequestsTransport) and transport.session is not None:
+        transport.connection_config.verify = pin_environment(transport.session, url)
 
 
 def blob_service_client(

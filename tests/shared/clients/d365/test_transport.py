@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from azure.identity import ClientSecretCredential
 
 from devtools.d365_emulator import Emulator, Job
 from shared.clients.d365 import D365Client, D365ConnectionError, RetryPolicy
@@ -203,3 +207,61 @@ def test_requests_default_pool_of_ten_discards_connections_under_sixteen_calls(
 
     assert _pool_full_warnings(caplog)
     assert d365.connections - before > opened  # thrown away, then opened again
+
+
+# -- CA bundle ----------------------------------------------------------------------------------
+
+
+def _bundle_lookups(monkeypatch: pytest.MonkeyPatch, bundle: str) -> list[str]:
+    """Record each `os.path` look-up of `bundle` (requests' per-request checks) from now on."""
+    seen: list[str] = []
+
+    def spy(name: str) -> Callable[[Any], bool]:
+        real: Callable[[Any], bool] = getattr(os.path, name)
+
+        def look_up(path: Any) -> bool:
+            if os.fspath(path) == bundle:
+                seen.append(name)
+            return real(path)
+
+        return look_up
+
+    for name in ("exists", "isdir", "isfile"):
+        monkeypatch.setattr(os.path, name, spy(name))
+    return seen
+
+
+def test_the_ca_bundle_is_looked_up_when_the_client_is_built_not_per_call(
+    make_client: ClientFactory, d365: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client()
+    client.get_message_status(UNKNOWN_MESSAGE)  # the token, and one pooled connection
+    lookups = _bundle_lookups(monkeypatch, os.environ["REQUESTS_CA_BUNDLE"])
+
+    for _ in range(5):
+        assert client.get_message_status(UNKNOWN_MESSAGE).raw == "Enqueued"
+
+    assert lookups == []
+    assert len(received(d365, "GetMessageStatus")) == 6
+
+
+def test_a_missing_ca_bundle_fails_every_call_with_requests_error_naming_it(
+    make_client: ClientFactory,
+    d365: Emulator,
+    d365_credential: ClientSecretCredential,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # The credential's token is cached first: only the F&O session meets the missing bundle.
+    d365_credential.get_token(f"{d365.base_url.lower()}/.default")
+    missing = tmp_path / "gone.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(missing))
+    client = make_client()
+
+    for _ in range(2):
+        with pytest.raises(
+            OSError,
+            match=f"^Could not find a suitable TLS CA certificate bundle, invalid path: {missing}$",
+        ):
+            client.get_message_status(UNKNOWN_MESSAGE)
+    assert received(d365, "GetMessageStatus") == []

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.core.exceptions import ServiceResponseError
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from devtools.azurite import Azurite, connection_string
@@ -193,3 +193,65 @@ def test_a_large_blob_is_streamed_without_holding_it_in_memory(
     assert received.hexdigest() == digest
     # The SDK's default first GET alone would hold 32 MiB of this 40 MiB blob.
     assert growth < 4 * STREAM_CHUNK // (1024 * 1024), growth
+
+
+# -- the environment, read once ----------------------------------------------------------------
+
+
+def _refusing_proxy() -> str:
+    """A proxy URL on a loopback port nobody listens on: a request through it is refused."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.mark.parametrize("kind", ["blob", "table"])
+def test_a_proxy_set_after_the_client_is_built_is_not_read(
+    azurite: Azurite, unique_name: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_proxy_settings(monkeypatch)
+    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    if kind == "blob":
+        container = blob_service_client(storage, retry_total=0).get_container_client(unique_name)
+        monkeypatch.setenv("HTTP_PROXY", _refusing_proxy())
+        container.create_container()
+        container.upload_blob("a.xml", b"<Document/>")
+        assert container.download_blob("a.xml").readall() == b"<Document/>"
+    else:
+        table = table_service_client(storage, retry_total=0).get_table_client(unique_name)
+        monkeypatch.setenv("HTTP_PROXY", _refusing_proxy())
+        table.create_table()
+        table.create_entity({"PartitionKey": "p", "RowKey": "1", "State": "Received"})
+        assert table.get_entity("p", "1")["State"] == "Received"
+
+
+def test_a_proxy_set_when_the_client_is_built_is_used(
+    azurite: Azurite, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_proxy_settings(monkeypatch)
+    proxy = _refusing_proxy()
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    blobs = blob_service_client(storage, retry_total=0)
+    _no_proxy_settings(monkeypatch)
+
+    with pytest.raises(ServiceRequestError, match="Unable to connect to proxy"):
+        blobs.create_container(unique_name)
+
+
+def test_no_proxy_when_the_client_is_built_exempts_its_endpoint(
+    azurite: Azurite, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_proxy_settings(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", _refusing_proxy())
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    tables = table_service_client(storage, retry_total=0)
+
+    assert tables.create_table(unique_name).table_name == unique_name
