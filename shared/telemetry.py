@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind
@@ -33,7 +33,6 @@ from opentelemetry.trace import Span, SpanKind
 __all__ = [
     "EXPORTER_SETTING",
     "LOG_KEYS",
-    "Tracked",
     "annotate",
     "configure",
     "enable_azure_sdk_tracing",
@@ -201,39 +200,14 @@ def enable_azure_sdk_tracing() -> None:
 # -- log records -------------------------------------------------------------------------------
 
 
-class Tracked(Protocol):
-    """What :func:`record_ids` reads of a tracked file (``shared.tracking.TrackedFile``)."""
-
-    @property
-    def blob(self) -> str: ...
-    @property
-    def record_id(self) -> str: ...
-    @property
-    def route(self) -> str | None: ...
-    @property
-    def activity_id(self) -> str | None: ...
-    @property
-    def message_id(self) -> str | None: ...
-    @property
-    def execution_id(self) -> str | None: ...
-    @property
-    def state(self) -> Enum: ...
-
-
-def record_ids(record: Tracked, **more: Any) -> dict[str, Any]:
-    """A tracked file's correlation ids as log-record attributes (``more`` adds or overrides)."""
-    return log_ids(
-        **{
-            "blob": record.blob,
-            "record_id": record.record_id,
-            "route": record.route,
-            "activity_id": record.activity_id,
-            "message_id": record.message_id,
-            "execution_id": record.execution_id,
-            "state": record.state.value,
-            **more,
-        }
-    )
+def record_ids(item: object, **more: Any) -> dict[str, Any]:
+    """The correlation ids an item of the app carries (a tracked file, a schedule entry, an
+    export record: each :data:`LOG_KEYS` it has) as log-record attributes; ``more`` adds or
+    overrides."""
+    ids = {key: getattr(item, key, None) for key in LOG_KEYS}
+    if isinstance(ids["state"], Enum):
+        ids["state"] = ids["state"].value
+    return log_ids(**{**ids, **more})
 
 
 def log_ids(**values: Any) -> dict[str, Any]:

@@ -102,7 +102,9 @@ class EntryPoller:
             return self._poll(entry)
         except ConcurrencyError:
             _LOGGER.info(
-                "record changed by another worker blob=%s", entry.blob, extra=_entry_ids(entry)
+                "record changed by another worker blob=%s",
+                entry.blob,
+                extra=telemetry.record_ids(entry),
             )
             return EntryResult(Outcome.SKIPPED)
         except Exception:
@@ -111,7 +113,7 @@ class EntryPoller:
                 "poll failed blob=%s message_id=%s",
                 entry.blob,
                 entry.message_id,
-                extra=_entry_ids(entry),
+                extra=telemetry.record_ids(entry),
             )
             polls = entry.poll_count + 1
             due = self._clock() + self._policy.backoff.next_interval(polls)
@@ -130,7 +132,9 @@ class EntryPoller:
         if record is None or record.state.is_terminal:
             if record is None:
                 _LOGGER.error(
-                    "schedule entry without a record blob=%s", entry.blob, extra=_entry_ids(entry)
+                    "schedule entry without a record blob=%s",
+                    entry.blob,
+                    extra=telemetry.record_ids(entry),
                 )
             # Only if unchanged: a writer that scheduled it again meanwhile wins.
             self._store.schedule.remove(entry)
@@ -164,7 +168,7 @@ class EntryPoller:
                 result.raw,
                 entry.blob,
                 entry.message_id,
-                extra=_entry_ids(entry, d365_status=result.raw),
+                extra=telemetry.record_ids(entry, d365_status=result.raw),
             )
         elif status.is_terminal:
             return self._when_tracked(
@@ -186,7 +190,7 @@ class EntryPoller:
             entry.blob,
             entry.message_id,
             raw,
-            extra=_entry_ids(entry, state=state.value, d365_status=raw),
+            extra=telemetry.record_ids(entry, state=state.value, d365_status=raw),
         )
         return EntryResult(Outcome.POLLED)
 
@@ -252,7 +256,7 @@ class EntryPoller:
                 "final status without execution id yet blob=%s message_id=%s",
                 record.blob,
                 message_id,
-                extra=_entry_ids(entry, d365_status=raw),
+                extra=telemetry.record_ids(entry, d365_status=raw),
             )
             self._reanchor(record, entry, d365_status=raw)
             return EntryResult(Outcome.POLLED)
@@ -316,23 +320,10 @@ class EntryPoller:
             entry.blob,
             entry.message_id,
             exc,
-            extra=_entry_ids(entry),
+            extra=telemetry.record_ids(entry),
         )
         record = self._record(entry)
         if record is None:
             return EntryResult(Outcome.SKIPPED)
         self._reanchor(record, entry, delay=delay, last_error=str(exc))
         return EntryResult(Outcome.FAILED)
-
-
-def _entry_ids(entry: PendingEntry, **more: Any) -> dict[str, Any]:
-    """A schedule entry's correlation ids as log-record attributes."""
-    return telemetry.log_ids(
-        **{
-            "blob": entry.blob,
-            "record_id": entry.record_id,
-            "message_id": entry.message_id,
-            "state": entry.state.value,
-            **more,
-        }
-    )

@@ -69,11 +69,10 @@ def _literal_keys(node: ast.AST) -> set[str]:
 
 
 def _log_attributes() -> set[str]:
-    """Every attribute a log record gets through ``record_ids`` / ``log_ids`` (or the
-    export flow's ``export_ids`` around it): keyword arguments and the keys of a ``**{...}``
-    literal."""
+    """Every attribute a log record gets through ``record_ids`` or ``log_ids``: keyword
+    arguments and the keys of a ``**{...}`` literal."""
     found = set(telemetry.LOG_KEYS)
-    wrappers = {"record_ids", "log_ids", "export_ids"}
+    wrappers = {"record_ids", "log_ids"}
     for path in SOURCES:
         for call in _calls(ast.parse(path.read_text(encoding="utf-8")), wrappers):
             for keyword in call.keywords:

@@ -13,7 +13,7 @@ import logging
 from shared import telemetry
 from shared.clients.d365 import D365Client, D365Error, DequeuedMessage
 from shared.config.exports import ExportRoute
-from shared.flows.export.events import CAUSE_ACK, error_text, export_ids
+from shared.flows.export.events import CAUSE_ACK, error_text
 from shared.flows.export.failures import Failures
 from shared.tracking import ExportRecord, ExportState, ExportStore
 
@@ -54,14 +54,14 @@ class Acker:
                 "export given up and acked message_id=%s route=%s",
                 record.message_id,
                 record.route,
-                extra=export_ids(record, ExportState.EXPORT_FAILED),
+                extra=telemetry.record_ids(record, state=ExportState.EXPORT_FAILED.value),
             )
             return True
         _LOGGER.info(
             "export acked message_id=%s route=%s",
             record.message_id,
             record.route,
-            extra=export_ids(record, ExportState.ACKED, event="export_acked"),
+            extra=telemetry.record_ids(record, state=ExportState.ACKED.value, event="export_acked"),
         )
         telemetry.record_export(ExportState.ACKED.value, record.route)
         return True

@@ -18,10 +18,11 @@ from datetime import UTC
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
+from shared import telemetry
 from shared.clients.d365 import D365Client, DequeuedMessage
 from shared.clients.storage import MESSAGE_ID_METADATA
 from shared.config.exports import ExportRoute
-from shared.flows.export.events import CAUSE_STORAGE, error_text, export_ids
+from shared.flows.export.events import CAUSE_STORAGE, error_text
 from shared.flows.export.failures import Failures, kept_reason
 from shared.flows.export.models import ExportPolicy, ExportTickResult
 from shared.flows.export.unzip import PackageWriter, Written
@@ -133,7 +134,7 @@ class MessageWriter:
                 record.message_id,
                 record.route,
                 reason,
-                extra=export_ids(record, record.state),
+                extra=telemetry.record_ids(record),
             )
             return _Found((), 0, reason)
         return None

@@ -10,7 +10,7 @@ from shared import telemetry
 from shared.errors import safe_text
 from shared.tracking import ExportRecord, ExportState
 
-__all__ = ["CAUSE_ACK", "CAUSE_MESSAGE", "CAUSE_STORAGE", "error_text", "export_ids", "tell_failed"]
+__all__ = ["CAUSE_ACK", "CAUSE_MESSAGE", "CAUSE_STORAGE", "error_text", "tell_failed"]
 
 _LOGGER = logging.getLogger(__name__)
 # The cause of a failed attempt, as the export_failed event's ``cause`` says it.
@@ -34,9 +34,9 @@ def tell_failed(
         record.message_id,
         record.route,
         reason,
-        extra=export_ids(
+        extra=telemetry.record_ids(
             record,
-            ExportState.EXPORT_FAILED,
+            state=ExportState.EXPORT_FAILED.value,
             event="export_failed",
             reason=reason,
             cause=cause,
@@ -44,17 +44,6 @@ def tell_failed(
         ),
     )
     telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
-
-
-def export_ids(record: ExportRecord, state: ExportState, **more: object) -> dict[str, object]:
-    """An export record's correlation ids as log-record attributes (``more`` adds to them)."""
-    return telemetry.log_ids(
-        route=record.route,
-        activity_id=record.activity_id,
-        message_id=record.message_id,
-        state=state.value,
-        **more,
-    )
 
 
 def error_text(exc: BaseException) -> str:
