@@ -14,6 +14,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.clients.storage import transactions
+
 from ._keys import PARTITION
 from ._model import TrackingStoreError
 
@@ -117,8 +119,7 @@ class StatusTable:
 
         :raises azure.data.tables.TableTransactionError: one operation failed (its ``index``).
         """
-        results = self._call(self._client.submit_transaction, operations)
-        return [result.get("etag", "") for result in results]
+        return self._call(transactions.submit, self._client, operations)
 
     def _call(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
