@@ -11,7 +11,6 @@ exactly what ``submit_transaction`` raises.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from http.client import HTTPResponse
@@ -24,7 +23,8 @@ from azure.core.rest import HttpRequest, HttpResponse
 from azure.core.rest._http_response_impl import RestHttpClientTransportResponse
 from azure.data.tables import RequestTooLargeError, TableClient, TableTransactionError, UpdateMode
 from azure.data.tables._error import _decode_error, _validate_tablename_error
-from azure.data.tables._serialize import _add_entity_properties
+
+from .entities import endpoint, entity_url, payload, send
 
 __all__ = ["Operation", "submit"]
 
@@ -50,8 +50,7 @@ def submit(table: TableClient, operations: Sequence[Operation]) -> list[str]:
     """
     if not operations:
         return []
-    # The endpoint the SDK's own batch uses (a private attribute: azure-data-tables is pinned).
-    base = f"{table.scheme}://{table._primary_hostname}"
+    base = endpoint(table)
     changeset = f"changeset_{uuid.uuid4()}"
     batch = f"batch_{uuid.uuid4()}"
     parts = [_part(base, table.table_name, changeset, operation) for operation in operations]
@@ -72,10 +71,7 @@ def submit(table: TableClient, operations: Sequence[Operation]) -> list[str]:
         },
         content=body.encode("utf-8"),
     )
-    # The generated client's send_request runs the table client's whole pipeline.
-    response = table._client.send_request(request, stream=True)
-    response.read()
-    return _etags(table, base, response)
+    return _etags(table, base, send(table, request))
 
 
 def _same_partition(operations: Sequence[Operation]) -> None:
@@ -87,16 +83,14 @@ def _same_partition(operations: Sequence[Operation]) -> None:
 def _part(base: str, table: str, boundary: str, operation: Operation) -> str:
     kind, entity, options = operation
     method, headers = _method(kind, options)
-    url = f"{base}/{quote(table, safe='')}"
-    if kind != "create":
-        url += f"({_key('PartitionKey', entity)},{_key('RowKey', entity)})"
+    url = f"{base}/{quote(table, safe='')}" if kind == "create" else entity_url(base, table, entity)
     head = _PART_HEAD.format(boundary=boundary, method=method, url=url, headers=headers)
     if kind == "delete":
         return head + "\r\n"
-    payload = json.dumps(_add_entity_properties(entity)).encode("utf-8")
+    body = payload(entity)
     return (
-        f"{head}Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-        f"{payload.decode('utf-8')}\r\n"
+        f"{head}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"{body.decode('utf-8')}\r\n"
     )
 
 
@@ -131,13 +125,6 @@ def _if_match(options: Mapping[str, Any]) -> str:
     if condition == MatchConditions.Unconditionally and not etag:
         return "*"
     raise ValueError(f"Unsupported match condition {condition} with etag {etag!r}")
-
-
-def _key(name: str, entity: Mapping[str, Any]) -> str:
-    value = entity[name]
-    if not isinstance(value, str):
-        raise TypeError("PartitionKey or RowKey must be of type string.")
-    return f"{name}='{quote(value.replace(chr(39), chr(39) * 2), safe='')}'"
 
 
 def _etags(table: TableClient, base: str, response: HttpResponse) -> list[str]:
