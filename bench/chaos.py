@@ -10,7 +10,8 @@ Setup, all on loopback:
 - The D365 emulator, processing fast, answering a share of F&O calls with 429, a 5xx, or a
   dropped connection (before or after it read the body; after, it has stored the file).
 - The app's local host as a subprocess (``devtools.host_process``), killed with SIGKILL at
-  random moments and started again; each new host fires for every blob still in the inbound
+  random moments (each host once it has begun work on a file, or after its warm-up) and
+  started again; each new host fires for every blob still in the inbound
   container, as Event Grid re-delivers events a dead host never acknowledged.
 
 Load: valid files on three routes; invalid ones (no route, empty, wrong extension); and
@@ -150,6 +151,13 @@ ANSWER_WINDOW = 30.0
 ERROR_ANSWER_GRACE = 15.0
 # A record write just before a kill may be the mark that a send begins, before the blob read.
 WRITE_WINDOW = 5.0
+# F&O calls the chaos must contain: faults stay on past the planned window until F&O saw
+# this many under them (for at most one more window). 30 % faults over 20 calls leave none
+# with a chance of 0.08 %.
+MIN_FNO_CALLS = 20
+# A host is killed once it has begun work on a file, or this long after it was ready: under
+# load and storage faults a new host took 8-10 s to build its app context and claim a file.
+HOST_WARM_UP = 20.0
 
 
 def _say(text: str = "") -> None:
@@ -471,7 +479,8 @@ class EnqueueLog:
 
 class FnoFaults(FaultInjector):
     """The emulator's fault draws for this run: one seeded roll per F&O call picks a drop
-    before the body, a drop after it (the file is stored), a 429, a 5xx, or nothing."""
+    before the body, a drop after it (the file is stored), a 429, a 5xx, or nothing. Only the
+    calls made while ``enabled`` are counted: those of the chaos."""
 
     ERROR_STATUSES = (500, 502, 503, 504)
 
@@ -490,12 +499,14 @@ class FnoFaults(FaultInjector):
         """Draw this call's fault; a drop before the body happens now."""
         if operation == "enqueue":
             self._enqueues.started()
+        enabled = self.enabled
         with self._chaos_lock:
-            self.calls[operation] += 1
+            if enabled:
+                self.calls[operation] += 1
             roll = self._chaos_random.random()
             status = self._chaos_random.choice(self.ERROR_STATUSES)
         fault, label = None, ""
-        if self.enabled:
+        if enabled:
             share = self._rate / 6
             if roll < share:
                 fault, label = Fault.DROP_BEFORE_BODY, "dropped before the body"
@@ -510,6 +521,11 @@ class FnoFaults(FaultInjector):
                 self.faults[label] += 1
         self._decided.fault, self._decided.status = fault, status
         return fault if fault is Fault.DROP_BEFORE_BODY else None
+
+    def calls_seen(self) -> int:
+        """F&O calls made while the faults were on."""
+        with self._chaos_lock:
+            return sum(self.calls.values())
 
     def after_body(self, knobs: Knobs, operation: str) -> Fault | None:
         """The fault drawn before the body, when it acts after it."""
@@ -567,9 +583,11 @@ class StorageLog:
 
     - ``reads``: a worker reads an inbound blob's content only to send it, so a GET of one
       starts a send;
-    - ``writes``: table writes Azurite applied (lost acknowledgements included) that mention a
-      watched path (a record of it: the claim, the mark that a send begins, its outcome);
-    - ``first_written``: when a message id first reached a table in such a write.
+    - ``writes``: table write attempts that mention a watched path (a record of it: the claim,
+      the mark that a send begins, its outcome), whatever their answer: a worker retrying the
+      mark, which may have landed with its answer lost, is still on its way to the send;
+    - ``first_written``: when a message id first reached a table in such a write (one Azurite
+      applied, lost acknowledgements included).
     """
 
     def __init__(self) -> None:
@@ -583,6 +601,11 @@ class StorageLog:
         """Note the writes that mention these paths from now on."""
         self._paths = tuple(paths)
 
+    def wrote_since(self, moment: float) -> bool:
+        """Whether a write attempt on a watched path's record came after ``moment``."""
+        with self._lock:
+            return any(at > moment for at, _ in self.writes)
+
     def __call__(self, exchange: Exchange) -> None:
         if exchange.service is StorageService.BLOB and exchange.method == "GET":
             target = urlsplit(exchange.target)
@@ -594,11 +617,13 @@ class StorageLog:
             return
         if exchange.service is not StorageService.TABLE or exchange.method not in WRITE_METHODS:
             return
-        if exchange.status is None or not 200 <= exchange.status < 300:
-            return
         body = exchange.request_body
         mentioned = [p for p in self._paths if p.encode() in body]
-        guids = [m.group().decode().lower() for m in GUID.finditer(exchange.target.encode() + body)]
+        applied = exchange.status is not None and 200 <= exchange.status < 300
+        target = exchange.target.encode()
+        guids = (
+            [m.group().decode().lower() for m in GUID.finditer(target + body)] if applied else []
+        )
         with self._lock:
             self.writes += [(exchange.finished_at, p) for p in mentioned]
             for guid in guids:
@@ -831,10 +856,11 @@ def sends_hit_by_kills(
     kills: Sequence[Kill], storage: StorageLog, calls: Sequence[EnqueueCall]
 ) -> SendHits:
     """The sends each kill cut short. A kill ends the host that ran since the kill before it.
-    That host was sending a path if it wrote the path's record, read its blob or called
-    enqueue with it; the send was over at the kill if F&O's answer had been recorded (its
-    message id reached a table before the kill), else it was still open if its latest step
-    came shortly before the kill: a record write within ``WRITE_WINDOW`` (it may be the mark
+    That host was sending a path if it wrote (or tried to write) the path's record, read its
+    blob or called enqueue with it; the send was over at the kill if F&O's answer had been
+    recorded (its message id reached a table before the kill), else it was still open if its
+    latest step came shortly before the kill: a record write (or an attempt at one: the mark
+    may have landed, its answer lost) within ``WRITE_WINDOW`` (it may be the mark
     that the send begins), a blob read or a message id answer within ``ANSWER_WINDOW``, an
     error or a drop within ``ERROR_ANSWER_GRACE``, or a call not answered yet."""
     hits: set[tuple[int, str]] = set()
@@ -896,7 +922,7 @@ class SendTimeline:
         calls = [self._call(c) for c in self.calls if c.path == path]
         kills = [f"{k.at - self.start:.1f}" for k in self.kills]
         return (
-            f"record writes at {', '.join(writes) or '-'} s; blob reads at "
+            f"record write attempts at {', '.join(writes) or '-'} s; blob reads at "
             f"{', '.join(reads) or '-'} s; enqueue calls {'; '.join(calls) or '-'}; "
             f"kills at {', '.join(kills) or '-'} s"
         )
@@ -1312,6 +1338,7 @@ class ChaosRun:
             # Each host gets a moment to work before it dies.
             now = time.monotonic()
             time.sleep(max(0.0, start + at - now, host.ready_at + 0.3 - now))
+            self._await_work(services)
             host.kill()
             kills.append(Kill(time.monotonic()))
             # A request the host sent before it died may still land (the proxy holds one for up
@@ -1326,6 +1353,7 @@ class ChaosRun:
         if uploader.error is not None:
             raise RuntimeError(f"upload failed: {uploader.error!r}") from uploader.error
         time.sleep(max(0.0, start + chaos - time.monotonic()))
+        self._await_fno_calls(services, deadline=start + 2 * chaos)
         services.proxy.enabled = services.emulator.chaos_faults.enabled = False
         self._fault_counts(services)
         latest: dict[str, UploadedVersion] = {}
@@ -1335,6 +1363,31 @@ class ChaosRun:
             latest[version.upload.path] = version
         self.report.kill_times = tuple(k.at - start for k in kills)
         return uploader.versions, kills
+
+    def _await_work(self, services: _Services) -> None:
+        """Wait until the running host has begun work on a file (a record write), at most
+        ``HOST_WARM_UP`` seconds after it was ready. On a loaded machine a new host needs
+        seconds to deliver its first file: a kill before that hits nothing but a start."""
+        ready_at = services.host.ready_at
+        deadline = ready_at + HOST_WARM_UP
+        while not services.storage.wrote_since(ready_at) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _await_fno_calls(self, services: _Services, *, deadline: float) -> None:
+        """Keep the faults on past the planned chaos until F&O has seen ``MIN_FNO_CALLS``
+        calls under them, or until ``deadline``. Hosts slowed by a loaded machine (each start
+        takes seconds, a killed worker's claim waits for its lease) may deliver little while
+        the planned window lasts: the chaos would then not have tested F&O's faults at all."""
+        faults = services.emulator.chaos_faults
+        began = time.monotonic()
+        while faults.calls_seen() < MIN_FNO_CALLS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        held = time.monotonic() - began
+        if held >= 0.2:
+            self.report.notes.append(
+                f"faults kept on {held:.0f} s past the planned chaos, until F&O had seen "
+                f"{faults.calls_seen()} calls under them (at least {MIN_FNO_CALLS} wanted)"
+            )
 
     def _audit(self, services: _Services) -> None:
         """Count records and schedule entries that disagree, read straight from Azurite."""

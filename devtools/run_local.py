@@ -60,6 +60,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from devtools.azurite import Azurite
 from devtools.event_grid import EventGridError, EventGridPublisher, Subscription, container_subject
 from devtools.local_host import LocalHost
+from devtools.storage_options import STORAGE_OPTIONS
 from shared.config import Settings, SettingsError
 from shared.tracking import TrackingState
 
@@ -599,7 +600,9 @@ def _start_event_grid(stack: ExitStack, host: LocalHost, connection_string: str)
             endpoint=host.webhook_url(function.name),
             subject_begins_with=container_subject(function.container),
         )
-        container = ContainerClient.from_connection_string(connection_string, function.container)
+        container = ContainerClient.from_connection_string(
+            connection_string, function.container, **STORAGE_OPTIONS
+        )
         stack.callback(container.close)
         try:
             stack.enter_context(EventGridPublisher(container, subscription))

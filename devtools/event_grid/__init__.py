@@ -9,6 +9,9 @@ container, builds the events a write would raise (:func:`blob_created_event`), f
 like the subscription, validates the webhook first, and retries as Event Grid does.
 
 ```python
+container_client = ContainerClient.from_connection_string(
+    connection_string, "d365-inbound", **STORAGE_OPTIONS  # devtools.storage_options
+)
 with EventGridPublisher(
     container_client,
     Subscription(

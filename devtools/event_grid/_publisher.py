@@ -58,7 +58,9 @@ class EventGridPublisher(Service):
     rules (:mod:`._subscription`). ``start()`` makes the validation handshake first, as creating
     the subscription does.
 
-    :param container: the container whose blobs the topic reports.
+    :param container: the container whose blobs the topic reports; create it with
+        :data:`devtools.storage_options.STORAGE_OPTIONS`, so a failed listing is retried in
+        seconds, not after the SDK's 15 s.
     :param subscription: the webhook subscription.
     :keyword interval: seconds between listings; None: only :meth:`publish_new` publishes.
     :keyword fire_existing: also publish the blobs present at start.

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
 from azure.storage.queue import QueueMessage
 
 from devtools.local_host.bindings import EVENT_GRID, BlobFunction
@@ -52,6 +53,7 @@ from devtools.local_host.blob_queue import (
 )
 from devtools.local_host.invocation import invoke
 from devtools.local_host.poison_queue import send_to_poison_queue
+from devtools.storage_options import STORAGE_OPTIONS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -220,7 +222,7 @@ class BlobQueueListener:
             function.connection, message.container_name, message.blob_name
         ) as client:
             try:
-                etag = client.get_blob_properties().etag
+                etag = _blob_etag(client)
             except ResourceNotFoundError:
                 _LOGGER.info(
                     "Blob '%s' will not be processed because the blob cannot be found. "
@@ -275,3 +277,16 @@ class BlobQueueListener:
                 queue_message.id,
                 type(error).__name__,
             )
+
+
+def _blob_etag(client: BlobClient) -> str:
+    """The blob's current ETag, read by the host with its own client (its own timeouts and
+    retries, as the extension's check is the host's call in Azure): the function's client has
+    the SDK's defaults, whose first retry waits 15 s, with every message of the batch behind it.
+
+    :raises AzureError: the blob could not be read.
+    """
+    with BlobClient.from_blob_url(
+        client.url, credential=client.credential, **STORAGE_OPTIONS
+    ) as own:
+        return str(own.get_blob_properties().etag)

@@ -27,10 +27,8 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-STORAGE_TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 5}
-"""The local host's own storage calls (trigger queue, poison queue, blob listing), all small
-and on loopback: one that hangs fails in seconds and is retried, instead of holding the scan or
-the queue listener (and every delivery behind it) for azure-core's default timeouts."""
+from devtools.storage_options import STORAGE_OPTIONS
+
 QUEUE_PREFIX = "azure-webjobs-blobtrigger-"
 FUNCTION_ID_PREFIX = "Host.Functions."
 # What the extension's HostIdValidator accepts (the Functions host uses the app's name).
@@ -129,7 +127,7 @@ class BlobTriggerQueue:
             name,
             message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy(),
-            **STORAGE_TIMEOUTS,
+            **STORAGE_OPTIONS,
         )
 
     @property

@@ -23,7 +23,6 @@ from devtools.local_host.bindings import BlobFunction, read_functions
 from devtools.local_host.blob_binding import has_connection_setting
 from devtools.local_host.blob_listener import BlobQueueListener
 from devtools.local_host.blob_queue import (
-    STORAGE_TIMEOUTS,
     BlobTriggerMessage,
     BlobTriggerQueue,
     function_id,
@@ -37,6 +36,7 @@ from devtools.local_host.http_server import (
     WebhookHandler,
 )
 from devtools.local_host.timer_runner import TimerRunner
+from devtools.storage_options import STORAGE_OPTIONS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class LocalHost(Service):
                 f,
                 ContainerListing(
                     ContainerClient.from_connection_string(
-                        storage_connection_string, f.container, **STORAGE_TIMEOUTS
+                        storage_connection_string, f.container, **STORAGE_OPTIONS
                     ),
                     f.prefix,
                     f.name_pattern.fullmatch,

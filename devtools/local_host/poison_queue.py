@@ -8,7 +8,8 @@ import logging
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from devtools.local_host.blob_queue import STORAGE_TIMEOUTS, BlobTriggerMessage
+from devtools.local_host.blob_queue import BlobTriggerMessage
+from devtools.storage_options import STORAGE_OPTIONS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def send_to_poison_queue(
         connection_string,
         POISON_QUEUE,
         message_encode_policy=TextBase64EncodePolicy(),
-        **STORAGE_TIMEOUTS,
+        **STORAGE_OPTIONS,
     ) as queue:
         with contextlib.suppress(ResourceExistsError):
             queue.create_queue()

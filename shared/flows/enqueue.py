@@ -5,7 +5,8 @@ Exactly once, and what happens when a worker dies on the way:
 1. The version (path + ETag) is *claimed*: its record, its blob-path index and its
    poll-schedule entry (due when the claim's lease ends) are created in one transaction.
    Duplicate and concurrent deliveries find the record and stop.
-2. Before the first byte goes to F&O the record gets ``send_started_at``.
+2. Before the first byte goes to F&O the record gets ``send_started_at``. When that write
+   fails, nothing was sent: a mark that landed all the same (its answer lost) is cleared.
 3. F&O's message id is written to the record together with its message-id index and its new
    schedule entry (one transaction).
 

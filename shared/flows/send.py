@@ -75,11 +75,14 @@ class Sender:
     ) -> TrackedFile:
         """Send the claimed version. ``blob`` is our own client on it (streamed in small
         ranges, see shared.clients.storage.STREAM_CHUNK); ``metadata`` its metadata when known."""
-        record = self._store.update(
-            record,
-            send_started_at=self._clock(),
-            enqueue_attempts=record.enqueue_attempts + 1,
-        )
+        try:
+            record = self._store.update(
+                record,
+                send_started_at=self._clock(),
+                enqueue_attempts=record.enqueue_attempts + 1,
+            )
+        except AzureError as exc:
+            return self._unmark(record, exc)
         etag = record.blob_etag
         deadline = send_deadline(
             record, answer_timeout=self._policy.answer_timeout, clock=self._clock
@@ -129,6 +132,26 @@ class Sender:
         record = self._record_enqueued(record, result)
         stamp(blob, record, etag=etag, metadata=metadata)
         return record
+
+    def _unmark(self, record: TrackedFile, exc: AzureError) -> TrackedFile:
+        """The mark that a send begins failed, so nothing was sent; yet it may have landed
+        with its answer lost, and a mark left behind is judged a send cut short ("outcome
+        unknown", never re-sent). Clear it and retry later, only while the claim is still this
+        worker's: its lease, still running (a recovery that took it over wrote its own lease,
+        and one may take it over once it ends).
+
+        :raises AzureError: the record could not be read back.
+        """
+        current = self._store.get(record.row_key)
+        if (
+            current is None
+            or current.state is not TrackingState.RECEIVED
+            or current.lease_until != record.lease_until
+            or current.lease_until is None
+            or current.lease_until <= self._clock()
+        ):
+            return current or record
+        return self._outcomes.retry_later(current, exc)
 
     def _send_failed(
         self, record: TrackedFile, exc: AzureError | D365Error | SendDeadlineError

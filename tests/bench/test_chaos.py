@@ -5,13 +5,20 @@ ambiguous."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from bench.chaos import (
+    HOST_WARM_UP,
+    MIN_FNO_CALLS,
     ChaosOptions,
+    ChaosRun,
     EnqueueCall,
     EnqueueLog,
     FileKind,
@@ -231,10 +238,14 @@ def test_the_storage_log_reads_sends_out_of_the_traffic() -> None:
     see(blob, "HEAD", f"/devstoreaccount1/d365-inbound/{path}")
     record = f'{{"blob": "{path}", "message_id": "{message_id.upper()}"}}'.encode()
     see(table, "PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r')", record)
-    see(table, "POST", "/devstoreaccount1/t", record, status=None)  # never applied
+    other_id = "9972247b-195a-4f35-aeb2-500b503b2b98"
+    retried = f'{{"blob": "{path}", "message_id": "{other_id}"}}'.encode()
+    see(table, "POST", "/devstoreaccount1/t", retried, status=None)  # never applied
+    see(table, "PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r')", retried, status=412)
     see(table, "GET", "/devstoreaccount1/t()", record)
     assert log.reads == [(1.0, path)]
-    assert log.writes == [(2.0, path)]
+    # Every attempt tells the worker was at it; only an applied one puts an id in a table.
+    assert log.writes == [(2.0, path)] * 3
     assert log.first_written == {message_id: 2.0}
 
 
@@ -254,3 +265,77 @@ def test_f_and_o_faults_follow_the_rate_and_the_seed() -> None:
     assert mixed == draws(1, 0.3)
     assert 0.2 < sum(d != "-" for d in mixed) / len(mixed) < 0.4
     assert {"drop-before-body", "drop-after-body", "throttle", "error"} <= set(mixed)
+
+
+def test_only_the_calls_made_while_the_faults_are_on_are_counted() -> None:
+    faults = FnoFaults(1, 0.3, EnqueueLog())
+    faults.enabled = False
+    for _ in range(5):
+        faults.before_body(Knobs(), "GetMessageStatus")
+    assert (faults.calls_seen(), sum(faults.faults.values())) == (0, 0)
+    faults.enabled = True
+    for _ in range(7):
+        faults.before_body(Knobs(), "GetMessageStatus")
+    assert faults.calls_seen() == 7
+
+
+def test_the_chaos_lasts_until_f_and_o_has_seen_calls_under_its_faults() -> None:
+    faults = FnoFaults(1, 0.3, EnqueueLog())
+    services: Any = SimpleNamespace(emulator=SimpleNamespace(chaos_faults=faults))
+    chaos = ChaosRun(ChaosOptions.small())
+
+    def late_calls() -> None:
+        time.sleep(0.6)
+        for _ in range(MIN_FNO_CALLS):
+            faults.before_body(Knobs(), "GetMessageStatus")
+
+    caller = threading.Thread(target=late_calls)
+    caller.start()
+    chaos._await_fno_calls(services, deadline=time.monotonic() + 30)
+    caller.join()
+    assert faults.calls_seen() == MIN_FNO_CALLS
+    (note,) = chaos.report.notes
+    assert note.startswith("faults kept on ")
+    assert note.endswith(
+        f"s past the planned chaos, until F&O had seen {MIN_FNO_CALLS} calls under them "
+        f"(at least {MIN_FNO_CALLS} wanted)"
+    )
+
+    idle = FnoFaults(1, 0.3, EnqueueLog())
+    services.emulator.chaos_faults = idle
+    began = time.monotonic()
+    chaos._await_fno_calls(services, deadline=began + 0.5)
+    assert 0.5 <= time.monotonic() - began < 5
+    assert idle.calls_seen() == 0
+
+
+def test_a_host_is_killed_once_it_has_begun_work_or_after_its_warm_up() -> None:
+    path = "customers/USMF/a.xml"
+    storage = StorageLog()
+    storage.watch([path])
+    ready_at = time.monotonic()
+    host = SimpleNamespace(ready_at=ready_at)
+    services: Any = SimpleNamespace(storage=storage, host=host)
+    chaos = ChaosRun(ChaosOptions.small())
+
+    def claim() -> None:
+        time.sleep(0.5)
+        body = f'{{"blob": "{path}"}}'.encode()
+        at = time.monotonic()
+        storage(
+            Exchange(StorageService.TABLE, "POST", "/devstoreaccount1/t", body, 202, None, at, at)
+        )
+
+    writer = threading.Thread(target=claim)
+    writer.start()
+    chaos._await_work(services)
+    writer.join()
+    assert 0.5 <= time.monotonic() - ready_at < HOST_WARM_UP
+    assert storage.wrote_since(ready_at)
+
+    services.storage = idle = StorageLog()  # a host with nothing to do...
+    host.ready_at = time.monotonic() - HOST_WARM_UP + 0.3  # ...nearly warmed up
+    began = time.monotonic()
+    chaos._await_work(services)
+    assert 0.3 <= time.monotonic() - began < 5
+    assert not idle.wrote_since(host.ready_at)

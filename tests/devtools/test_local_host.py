@@ -23,6 +23,7 @@ from azure.storage.queue import QueueClient
 
 from devtools import run_local
 from devtools.azurite import Azurite, connection_string, free_port
+from devtools.fault_proxy import FaultKind, FaultPlan, FaultProxy, StorageService
 from devtools.local_host import (
     POISON_QUEUE,
     LocalHost,
@@ -127,6 +128,47 @@ def test_the_scan_loop_fires_new_blobs(
 
 
 # --- timer trigger --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        FaultPlan(server_busy=1.0, services=frozenset({StorageService.QUEUE})),
+        # The host reads the blob's ETag (a HEAD) before it runs the function; the function's
+        # own download is a GET, never failed.
+        FaultPlan(
+            server_busy=1.0, services=frozenset({StorageService.BLOB}), methods=frozenset({"HEAD"})
+        ),
+    ],
+    ids=["trigger queue", "blob ETag check"],
+)
+def test_a_busy_storage_call_of_the_host_delays_a_delivery_by_seconds_not_by_the_sdks_15_s(
+    azurite: Azurite,
+    container: ContainerClient,
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    plan: FaultPlan,
+) -> None:
+    with FaultProxy.for_azurite(azurite, plan=plan, seed=1, enabled=False) as proxy:
+        monkeypatch.setenv("TestStorage", proxy.connection_string)
+        probe = Probe()
+        host = LocalHost(
+            build_app(container.container_name, probe),
+            storage_connection_string=proxy.connection_string,
+            http_port=0,
+            poll_blobs=True,
+            blob_scan_interval=0.2,
+            timer_interval=3600,
+        )
+        with host:
+            proxy.enabled = True
+            container.upload_blob("busy/a.xml", b"<Document/>")
+            threading.Timer(0.5, lambda: setattr(proxy, "enabled", False)).start()
+            wait_for(lambda: probe.blobs == [("busy/a.xml", b"<Document/>")])
+        busy = proxy.counts().faults_by_service
+    assert plan.services is not None
+    (service,) = plan.services
+    assert busy[(service, FaultKind.SERVER_BUSY)] >= 1
 
 
 def test_timer_is_a_singleton(

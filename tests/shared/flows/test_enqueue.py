@@ -70,9 +70,11 @@ def test_a_failed_enqueued_write_is_retried_until_it_lands(domain: Domain) -> No
 
 
 def test_a_worker_that_dies_after_its_claim_is_finished_by_the_poller(domain: Domain) -> None:
-    """Finding 1: the claim landed, the worker never went on (every later write failed)."""
+    """Finding 1: the claim landed, the worker never went on (every later write and read of
+    its record failed)."""
     blob = domain.upload(PATH, VALID)
     domain.faults.fail("reset", "PUT", "files", times=1000)
+    domain.faults.fail("reset", "GET", "files", times=1000)
     with pytest.raises(Exception, match="injected"):
         domain.deliver(blob)
     domain.faults.clear()
@@ -101,6 +103,72 @@ def test_a_worker_that_dies_while_sending_ends_outcome_unknown_never_resent(
     assert record.last_error.startswith("outcome unknown")
     assert blob in record.last_error
     assert scheduled(domain.context.store, record.record_id) is None
+
+
+def test_a_sending_mark_that_landed_but_failed_is_not_taken_for_a_send(domain: Domain) -> None:
+    """The mark that a send begins lands, its answer is lost, and the write then fails (its
+    retries reset, the read-back too): the worker never sent, so the mark must not stay to
+    be taken for a send cut short ("outcome unknown", never sent again)."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("lost", "PUT", "files")  # the mark lands; the SDK retries it...
+    domain.faults.fail("reset", "PUT", "files", times=3)  # ...until its retries are spent
+    domain.faults.fail("reset", "GET", "files", times=4)  # the read-back fails as well
+
+    record = domain.deliver(blob)
+
+    assert domain.faults.injected == {"lost": 1, "reset": 7}
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert record.send_started_at is None
+    assert "not taken by F&O yet" in record.last_error
+    assert domain.enqueues() == 0
+    domain.clock.advance(timedelta(minutes=11))  # past the claim's lease
+    final = domain.tick_until_final(blob)
+    assert final.state is TrackingState.PROCESSED, final.last_error
+    assert domain.enqueues() == 1
+
+
+def test_a_failed_sending_mark_stays_once_the_lease_has_ended(domain: Domain) -> None:
+    """As above, but the claim's lease ended before the worker read its record back: a
+    recovery may be sending by now, so the mark stays (at most "outcome unknown", never
+    twice)."""
+    blob = domain.upload(PATH, VALID)
+    domain.faults.fail("lost", "PUT", "files")
+    domain.faults.fail("reset", "PUT", "files", times=3)
+    domain.faults.fail("reset", "GET", "files", times=4)
+    domain.faults.meanwhile(
+        "GET", "files", lambda: domain.clock.advance(timedelta(minutes=11)), skip=4
+    )
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert record.state is TrackingState.RECEIVED
+    assert record.send_started_at is not None
+    assert domain.enqueues() == 0
+
+
+def test_a_failed_sending_mark_leaves_a_claim_taken_over_meanwhile_alone(domain: Domain) -> None:
+    """The mark never lands (every attempt reset) and, before the worker reads the record
+    back, a recovery takes the claim over and begins its own send: its mark stays."""
+    blob = domain.upload(PATH, VALID)
+    store = domain.context.store
+    taken_at = domain.clock() + timedelta(minutes=20)
+
+    def recovery() -> None:
+        record = domain.latest(blob)
+        store.update(record, lease_until=taken_at, send_started_at=domain.clock())
+
+    domain.faults.fail("reset", "PUT", "files", times=12)  # 3 writes of 4 attempts each
+    domain.faults.meanwhile("GET", "files", recovery, skip=3)  # before the 4th read
+
+    record = domain.deliver(blob)
+
+    assert record is not None
+    assert (record.state, record.lease_until) == (TrackingState.RECEIVED, taken_at)
+    assert record.send_started_at is not None
+    assert domain.latest(blob) == record
+    assert domain.enqueues() == 0
 
 
 @pytest.mark.policy(claim_lease=timedelta(seconds=2), answer_timeout=timedelta(seconds=3))
