@@ -33,7 +33,8 @@ Operation = tuple[str, Mapping[str, Any], Mapping[str, Any]]
 
 _TOO_LARGE = "The transaction request was too large"
 _PART_HEAD = (
-    "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+    "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+    "Content-ID: {index}\r\n\r\n"
     "{method} {url} HTTP/1.1\r\nAccept: application/json;odata=minimalmetadata\r\n"
     "DataServiceVersion: 3.0\r\n{headers}"
 )
@@ -53,7 +54,10 @@ def submit(table: TableClient, operations: Sequence[Operation]) -> list[str]:
     base = endpoint(table)
     changeset = f"changeset_{uuid.uuid4()}"
     batch = f"batch_{uuid.uuid4()}"
-    parts = [_part(base, table.table_name, changeset, operation) for operation in operations]
+    parts = [
+        _part(base, table.table_name, changeset, index, operation)
+        for index, operation in enumerate(operations)
+    ]
     _same_partition(operations)
     body = (
         f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
@@ -80,11 +84,13 @@ def _same_partition(operations: Sequence[Operation]) -> None:
         raise ValueError("Partition Keys in the batch must all be the same.")
 
 
-def _part(base: str, table: str, boundary: str, operation: Operation) -> str:
+def _part(base: str, table: str, boundary: str, index: int, operation: Operation) -> str:
     kind, entity, options = operation
     method, headers = _method(kind, options)
     url = f"{base}/{quote(table, safe='')}" if kind == "create" else entity_url(base, table, entity)
-    head = _PART_HEAD.format(boundary=boundary, method=method, url=url, headers=headers)
+    head = _PART_HEAD.format(
+        boundary=boundary, index=index, method=method, url=url, headers=headers
+    )
     if kind == "delete":
         return head + "\r\n"
     body = payload(entity)
