@@ -108,15 +108,15 @@ def _method(kind: str, options: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "create":
         # The ETag header is in the answer either way: the entity need not come back.
         return "POST", "Prefer: return-no-content\r\n"
+    if kind == "delete":
+        return "DELETE", f"If-Match: {_if_match(options)}\r\n"
     mode = options.get("mode", UpdateMode.MERGE)
     if mode not in (UpdateMode.MERGE, UpdateMode.REPLACE):
         raise ValueError(f"Mode type '{mode}' is not supported.")
     method = "PUT" if mode == UpdateMode.REPLACE else "PATCH"
     if kind == "upsert":
         return method, ""
-    if kind in ("update", "delete"):
-        if kind == "delete":
-            method = "DELETE"
+    if kind == "update":
         return method, f"If-Match: {_if_match(options)}\r\n"
     raise ValueError(f"Unexpected operation type '{kind}' in a transaction")
 

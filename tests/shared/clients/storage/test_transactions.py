@@ -187,3 +187,23 @@ def test_a_lost_answer_raises_the_transport_error(
         submit(table, [("create", _row("z"), {})])
 
     assert [row["RowKey"] for row in table.list_entities()] == ["z"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "error", "text"),
+    [
+        (("insert", _row("a"), {}), ValueError, "Unexpected operation type 'insert'"),
+        (("upsert", _row("a"), {"timeout": 5}), TypeError, r"unsupported options \['timeout'\]"),
+        (("upsert", {"PartitionKey": PK, "RowKey": 1}, {}), TypeError, "must be of type string"),
+    ],
+)
+def test_a_bad_operation_is_refused_before_any_request(
+    table: TableClient, faults: StorageFaults, operation: tuple, error: type, text: str
+) -> None:
+    sent = len(faults.calls)
+
+    with pytest.raises(error, match=text):
+        submit(table, [("create", _row("b"), {}), operation])
+
+    assert len(faults.calls) == sent
+    assert list(table.list_entities()) == []
