@@ -14,6 +14,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.clients.storage import entities, transactions
+
 from ._keys import PARTITION
 from ._model import TrackingStoreError
 
@@ -94,17 +96,11 @@ class StatusTable:
 
     def replace(self, entity: Mapping[str, Any], *, etag: str) -> str:
         """Replace a row if unchanged since ``etag``; ResourceModifiedError otherwise."""
-        metadata = self._call(
-            self._client.update_entity, entity, mode=UpdateMode.REPLACE, **if_match(etag)
-        )
-        return metadata["etag"]
+        return self._call(entities.update, self._client, entity, mode=UpdateMode.REPLACE, etag=etag)
 
     def merge(self, entity: Mapping[str, Any], *, etag: str) -> str:
         """Merge fields into a row if unchanged since ``etag``."""
-        metadata = self._call(
-            self._client.update_entity, entity, mode=UpdateMode.MERGE, **if_match(etag)
-        )
-        return metadata["etag"]
+        return self._call(entities.update, self._client, entity, mode=UpdateMode.MERGE, etag=etag)
 
     def delete(self, row_key: str, *, etag: str | None = None) -> None:
         """Delete a row (if unchanged since ``etag`` when given); a missing row is fine."""
@@ -117,8 +113,7 @@ class StatusTable:
 
         :raises azure.data.tables.TableTransactionError: one operation failed (its ``index``).
         """
-        results = self._call(self._client.submit_transaction, operations)
-        return [result.get("etag", "") for result in results]
+        return self._call(transactions.submit, self._client, operations)
 
     def _call(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
