@@ -9,12 +9,12 @@ from datetime import datetime
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import telemetry
-from shared.clients.storage import is_permanent
+from shared.clients.storage import is_permanent, storage_reason
 from shared.flows.archive import InboundContainer
 from shared.flows.policies import PollPolicy
 from shared.tracking import UNSCHEDULE, TrackedFile, TrackingStore
 
-__all__ = ["Filing", "storage_reason"]
+__all__ = ["Filing"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -107,11 +107,3 @@ class Filing:
             note,
             extra=telemetry.record_ids(record),
         )
-
-
-def storage_reason(exc: AzureError) -> str:
-    """Why a storage call failed, in words that hold no URL: its status and code."""
-    if isinstance(exc, HttpResponseError):
-        code = getattr(exc, "error_code", None) or exc.reason
-        return f"storage answered {exc.status_code} {code}"
-    return f"storage unreachable ({type(exc).__name__})"

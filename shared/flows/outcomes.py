@@ -12,6 +12,7 @@ from azure.core.exceptions import AzureError
 
 from shared import telemetry
 from shared.clients.d365 import external_id_header, honour_retry_after
+from shared.clients.storage import storage_reason
 from shared.config import RejectReason
 from shared.flows.archive import InboundContainer
 from shared.flows.source_blob import stamp
@@ -123,7 +124,9 @@ class Outcomes:
         This write is the proof that nothing reached F&O, so it is retried on its own.
         ``more``: further changes (the package path's return to ``Received``).
         """
-        wait = honour_retry_after(self._retry.next_interval(record.enqueue_attempts - 1), exc)
+        # A file whose first sending mark failed has 0 attempts: its wait is the first one.
+        attempt = max(record.enqueue_attempts - 1, 0)
+        wait = honour_retry_after(self._retry.next_interval(attempt), exc)
         retry_at = self._clock() + wait
         _LOGGER.warning(
             "enqueue not accepted, retry at %s blob=%s record=%s: %s",
@@ -138,7 +141,7 @@ class Outcomes:
             over_final=False,
             send_started_at=None,
             lease_until=retry_at,
-            last_error=f"not taken by F&O yet, retried at {retry_at:%H:%M:%S}Z: {exc}",
+            last_error=f"not taken by F&O yet, retried at {retry_at:%H:%M:%S}Z: {_reason(exc)}",
             schedule_at=retry_at,
             **more,
         )
@@ -179,3 +182,9 @@ class Outcomes:
         )
         assert failure is not None
         raise failure
+
+
+def _reason(exc: Exception) -> str:
+    """What a record may say of a failure: a storage error's status and code, never its URL
+    (a SAS connection string puts its signature in every request's URL)."""
+    return storage_reason(exc) if isinstance(exc, AzureError) else str(exc)

@@ -28,8 +28,9 @@ from opentelemetry import context as otel_context
 
 from shared import telemetry
 from shared.clients.d365 import D365Client
+from shared.clients.storage import storage_reason
 from shared.flows.archive import InboundContainer
-from shared.flows.filing import Filing, storage_reason
+from shared.flows.filing import Filing
 from shared.flows.intake import Intake
 from shared.flows.package.follow import ImportFollower
 from shared.flows.policies import PollPolicy

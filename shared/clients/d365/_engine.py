@@ -94,7 +94,7 @@ class Engine:
         validate_pool_maxsize(pool_maxsize)
         self._owns_session = session is None
         self._session = session or new_session(
-            self.base_url, write_timeout=write_timeout, pool_maxsize=pool_maxsize
+            write_timeout=write_timeout, pool_maxsize=pool_maxsize
         )
         self._user_agent = user_agent
         self._sleep = sleep

@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from ..sessions import Verify, pin_environment
+from ..sessions import PinnedSession, Verify
 from ._trust import TrustStore
 
 __all__ = [
@@ -202,13 +202,15 @@ def validate_pool_maxsize(value: int) -> int:
     return value
 
 
-def new_session(base_url: str, *, write_timeout: float, pool_maxsize: int) -> requests.Session:
+def new_session(*, write_timeout: float, pool_maxsize: int) -> requests.Session:
     """A session with a `D365Adapter` for http and https that reads proxy and CA-bundle
-    settings from the environment once (:func:`pin_environment`), and checks the CA bundle
+    settings from the environment once (:class:`~shared.clients.sessions.PinnedSession`: the
+    proxies decided per host, for F&O's and the SAS URLs' alike), and checks the CA bundle
     once."""
-    session = requests.Session()
-    verify = pin_environment(session, base_url)
-    adapter = D365Adapter(write_timeout=write_timeout, pool_maxsize=pool_maxsize, verify=verify)
+    session = PinnedSession()
+    adapter = D365Adapter(
+        write_timeout=write_timeout, pool_maxsize=pool_maxsize, verify=session.verify
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

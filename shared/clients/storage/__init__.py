@@ -5,6 +5,7 @@ from .blobs import (
     copy_succeeded,
     download_version,
     is_permanent,
+    storage_reason,
     version_properties,
     wait_for_copy,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "download_version",
     "is_permanent",
     "storage_credential",
+    "storage_reason",
     "table_service_client",
     "version_properties",
     "wait_for_copy",

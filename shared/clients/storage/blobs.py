@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobClient, BlobProperties, StorageStreamDownloader
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "copy_succeeded",
     "download_version",
     "is_permanent",
+    "storage_reason",
     "version_properties",
     "wait_for_copy",
 ]
@@ -62,6 +63,14 @@ def is_permanent(exc: HttpResponseError) -> bool:
     large, an invalid request). A missing container or a missing permission is not: an
     operator can fix those while the retries last."""
     return exc.status_code in _PERMANENT_STATUSES
+
+
+def storage_reason(exc: AzureError) -> str:
+    """Why a storage call failed, in words that hold no URL: its status and code."""
+    if isinstance(exc, HttpResponseError):
+        code = getattr(exc, "error_code", None) or exc.reason
+        return f"storage answered {exc.status_code} {code}"
+    return f"storage unreachable ({type(exc).__name__})"
 
 
 def wait_for_copy(target: BlobClient) -> bool:

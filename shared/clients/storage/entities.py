@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from azure.core.rest import HttpRequest, HttpResponse
+from azure.core.tracing.decorator import distributed_trace
 from azure.data.tables import TableClient, UpdateMode
 from azure.data.tables._error import _decode_error, _validate_tablename_error
 from azure.data.tables._serialize import _add_entity_properties
@@ -22,6 +23,7 @@ from azure.data.tables._serialize import _add_entity_properties
 __all__ = ["endpoint", "entity_url", "payload", "send", "update"]
 
 
+@distributed_trace(name_of_span="TableClient.update_entity")
 def update(table: TableClient, entity: Mapping[str, Any], *, mode: UpdateMode, etag: str) -> str:
     """Replace (``PUT``) or merge (``PATCH``) a row if unchanged since ``etag``; its new ETag.
 

@@ -21,7 +21,7 @@ from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
-from ..sessions import pin_environment
+from ..sessions import PinnedSession
 
 __all__ = [
     "CONNECTION_TIMEOUT",
@@ -64,7 +64,8 @@ POOL_SIZE = 16
 
 
 def _transport(pool_maxsize: int, **timeouts: float) -> RequestsTransport:
-    session = requests.Session()
+    # The environment's proxies and CA bundle, read once (requests reads them per request).
+    session = PinnedSession()
     adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -72,12 +73,15 @@ def _transport(pool_maxsize: int, **timeouts: float) -> RequestsTransport:
     # So does the read size of a streamed download: azure-core's default is 4 KiB (the
     # storage SDK sets 4 MiB only on a transport it builds itself), which costs a Python
     # call per 4 KiB of every file streamed to F&O.
-    return RequestsTransport(
+    transport = RequestsTransport(
         session=session,
         session_owner=True,
         connection_data_block_size=STREAM_CHUNK,
         **timeouts,
     )
+    # azure-core passes its own `verify` with every request, which overrides the session's.
+    transport.connection_config.verify = session.verify
+    return transport
 
 
 def _options(
@@ -118,15 +122,7 @@ def _service_client(
     else:
         _LOGGER.debug("%s: endpoint=%s", kind.__name__, endpoint)
         client = kind(endpoint, credential=credential, **options)
-    _pin_environment(options["transport"], client.url)
     return client
-
-
-def _pin_environment(transport: object, url: str) -> None:
-    # The client's URL (a connection string names it only once parsed) decides NO_PROXY.
-    # azure-core passes its own `verify` with every request, which overrides the session's.
-    if isinstance(transport, RequestsTransport) and transport.session is not None:
-        transport.connection_config.verify = pin_environment(transport.session, url)
 
 
 def blob_service_client(

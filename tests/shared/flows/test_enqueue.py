@@ -120,7 +120,14 @@ def test_a_sending_mark_that_landed_but_failed_is_not_taken_for_a_send(domain: D
     assert record is not None
     assert record.state is TrackingState.RECEIVED
     assert record.send_started_at is None
-    assert "not taken by F&O yet" in record.last_error
+    # The storage failure by its kind only: its text names the URL (a SAS one holds a key).
+    assert record.last_error.endswith(": storage unreachable (ServiceRequestError)")
+    assert "devstoreaccount1" not in record.last_error
+    # The first wait of the back-off, though the failed mark left 0 attempts counted.
+    first_wait = domain.poll_policy.backoff.next_interval(0)
+    assert record.lease_until is not None and record.updated_at is not None
+    waited = record.lease_until - record.updated_at
+    assert first_wait - timedelta(milliseconds=100) <= waited <= first_wait, waited
     assert domain.enqueues() == 0
     domain.clock.advance(timedelta(minutes=11))  # past the claim's lease
     final = domain.tick_until_final(blob)

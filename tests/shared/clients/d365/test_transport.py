@@ -145,7 +145,7 @@ def test_plain_http_connections_connect_then_send_under_the_write_timeout(
 ) -> None:
     plain_http.reset()
     url = f"{plain_http.base_url}/api/connector/enqueue/{fakes.PACKAGE_ACTIVITY_ID}"
-    with new_session(plain_http.base_url, write_timeout=0.5, pool_maxsize=2) as session:
+    with new_session(write_timeout=0.5, pool_maxsize=2) as session:
         # No token: the emulator reads the whole body, then answers 401.
         answer = session.post(url, data=b"x" * MIB, timeout=(0.5, 5.0))
         assert answer.status_code == 401

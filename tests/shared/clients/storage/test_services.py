@@ -216,7 +216,7 @@ def test_a_proxy_set_after_the_client_is_built_is_not_read(
     azurite: Azurite, unique_name: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_proxy_settings(monkeypatch)
-    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    storage = StorageSettings(connection_string=azurite.connection_string)
     if kind == "blob":
         container = blob_service_client(storage, retry_total=0).get_container_client(unique_name)
         monkeypatch.setenv("HTTP_PROXY", _refusing_proxy())
@@ -237,7 +237,7 @@ def test_a_proxy_set_when_the_client_is_built_is_used(
     _no_proxy_settings(monkeypatch)
     proxy = _refusing_proxy()
     monkeypatch.setenv("HTTP_PROXY", proxy)
-    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    storage = StorageSettings(connection_string=azurite.connection_string)
     blobs = blob_service_client(storage, retry_total=0)
     _no_proxy_settings(monkeypatch)
 
@@ -251,7 +251,7 @@ def test_no_proxy_when_the_client_is_built_exempts_its_endpoint(
     _no_proxy_settings(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", _refusing_proxy())
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    storage = StorageSettings.from_env({"IntegrationStorage": azurite.connection_string})
+    storage = StorageSettings(connection_string=azurite.connection_string)
     tables = table_service_client(storage, retry_total=0)
 
     assert tables.create_table(unique_name).table_name == unique_name

@@ -195,6 +195,8 @@ def test_a_lost_answer_raises_the_transport_error(
         (("insert", _row("a"), {}), ValueError, "Unexpected operation type 'insert'"),
         (("upsert", _row("a"), {"timeout": 5}), TypeError, r"unsupported options \['timeout'\]"),
         (("upsert", {"PartitionKey": PK, "RowKey": 1}, {}), TypeError, "must be of type string"),
+        # The SDK would send it with If-Match: never written unconditionally here.
+        (("upsert", _row("a"), {"etag": 'W/"x"'}), TypeError, "a conditional upsert"),
     ],
 )
 def test_a_bad_operation_is_refused_before_any_request(
