@@ -29,7 +29,10 @@ from .entities import endpoint, failure, send
 __all__ = ["query"]
 
 _NEXT = ("NextPartitionKey", "NextRowKey")
-_AS_IS = (EdmType.STRING, EdmType.INT32)
+_TYPE = "@odata.type"
+_KNOWN = frozenset({"PartitionKey", "RowKey", "Timestamp"})
+_INT32, _INT64 = EdmType.INT32.value, EdmType.INT64.value
+_AS_IS = frozenset({EdmType.STRING.value, _INT32})
 
 
 def query(
@@ -85,14 +88,18 @@ def _entity(row: dict[str, Any]) -> TableEntity:
     for key in ("PartitionKey", "RowKey"):
         if key in row:
             entity[key] = row[key]
-    timestamp = row.get("Timestamp")
     for name, value in row.items():
+        if name in _KNOWN or name.endswith(_TYPE):
+            continue
         if name.startswith("odata."):
             odata[name[6:]] = value
-        elif not name.endswith("@odata.type") and name not in _KNOWN:
-            entity[name] = _value(value, row.get(f"{name}@odata.type"))
+            continue
+        edm = row.get(name + _TYPE)
+        # Most values are untyped strings, kept as they are: the one test on the hot path.
+        entity[name] = value if edm is None and type(value) is not int else _value(value, edm)
     etag = odata.pop("etag", None)
     odata.pop("metadata", None)
+    timestamp = row.get("Timestamp")
     if timestamp:
         etag = etag or "W/\"datetime'" + url_quote(timestamp) + "'\""
         timestamp = _datetime(timestamp)
@@ -101,13 +108,11 @@ def _entity(row: dict[str, Any]) -> TableEntity:
     return entity
 
 
-_KNOWN = frozenset({"PartitionKey", "RowKey", "Timestamp"})
-
-
 def _value(value: Any, edm: str | None) -> Any:
-    if edm is None and isinstance(value, int):
-        edm = EdmType.INT64 if not -(2**31) <= value < 2**31 else EdmType.INT32
-    if edm is None or edm in _AS_IS:
+    if edm is None:
+        # An untyped int is Int32 when it fits, else Int64 (an EntityProperty), as in the SDK.
+        edm = _INT32 if -(2**31) <= value < 2**31 else _INT64
+    if edm in _AS_IS:
         return value
     convert = _CONVERSIONS.get(edm)
     return EntityProperty(edm, value) if convert is None else convert(value)
