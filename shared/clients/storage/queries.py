@@ -31,8 +31,7 @@ __all__ = ["query"]
 _NEXT = ("NextPartitionKey", "NextRowKey")
 _TYPE = "@odata.type"
 _KNOWN = frozenset({"PartitionKey", "RowKey", "Timestamp"})
-_INT32, _INT64 = EdmType.INT32.value, EdmType.INT64.value
-_AS_IS = frozenset({EdmType.STRING.value, _INT32})
+_AS_IS = frozenset({EdmType.STRING.value, EdmType.INT32.value})
 
 
 def query(
@@ -95,8 +94,9 @@ def _entity(row: dict[str, Any]) -> TableEntity:
             odata[name[6:]] = value
             continue
         edm = row.get(name + _TYPE)
-        # Most values are untyped strings, kept as they are: the one test on the hot path.
-        entity[name] = value if edm is None and type(value) is not int else _value(value, edm)
+        # Untyped values (strings, Int32, booleans, plain doubles) stay as JSON reads them; the
+        # service always annotates Int64, so the SDK's guess for a large untyped int never runs.
+        entity[name] = value if edm is None else _value(value, edm)
     etag = odata.pop("etag", None)
     odata.pop("metadata", None)
     timestamp = row.get("Timestamp")
@@ -108,10 +108,7 @@ def _entity(row: dict[str, Any]) -> TableEntity:
     return entity
 
 
-def _value(value: Any, edm: str | None) -> Any:
-    if edm is None:
-        # An untyped int is Int32 when it fits, else Int64 (an EntityProperty), as in the SDK.
-        edm = _INT32 if -(2**31) <= value < 2**31 else _INT64
+def _value(value: Any, edm: str) -> Any:
     if edm in _AS_IS:
         return value
     convert = _CONVERSIONS.get(edm)
