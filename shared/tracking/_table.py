@@ -14,7 +14,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.clients.storage import entities, transactions
+from shared.clients.storage import entities, queries, transactions
 
 from ._keys import PARTITION
 from ._model import TrackingStoreError
@@ -81,8 +81,8 @@ class StatusTable:
         per_page: int = 1000,
     ) -> Iterator[Any]:
         """Rows of the partition matching every clause (parameters, never formatting)."""
-        rows = self._call(
-            self._client.query_entities,
+        rows = queries.query(
+            self._client,
             " and ".join(["PartitionKey eq @pk", *clauses]),
             parameters={"pk": self._partition, **parameters},
             select=select,

@@ -20,7 +20,7 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.data.tables._error import _decode_error, _validate_tablename_error
 from azure.data.tables._serialize import _add_entity_properties
 
-__all__ = ["endpoint", "entity_url", "payload", "send", "update"]
+__all__ = ["endpoint", "entity_url", "failure", "payload", "send", "update"]
 
 
 @distributed_trace(name_of_span="TableClient.update_entity")
@@ -48,9 +48,7 @@ def update(table: TableClient, entity: Mapping[str, Any], *, mode: UpdateMode, e
     )
     response = send(table, request)
     if not 200 <= response.status_code < 300:
-        decoded = _decode_error(response)
-        _validate_tablename_error(decoded, table.table_name)
-        raise decoded
+        raise failure(table, response)
     return response.headers.get("ETag", "")
 
 
@@ -78,6 +76,13 @@ def send(table: TableClient, request: HttpRequest) -> HttpResponse:
     response = table._client.send_request(request, stream=True)
     response.read()
     return response
+
+
+def failure(table: TableClient, response: HttpResponse) -> Exception:
+    """The SDK's exception for a failed answer about ``table``, as its own decoder builds it."""
+    decoded = _decode_error(response)
+    _validate_tablename_error(decoded, table.table_name)
+    return decoded
 
 
 def _key(name: str, entity: Mapping[str, Any]) -> str:

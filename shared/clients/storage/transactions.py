@@ -26,7 +26,7 @@ from azure.core.tracing.decorator import distributed_trace
 from azure.data.tables import RequestTooLargeError, TableClient, TableTransactionError, UpdateMode
 from azure.data.tables._error import _decode_error, _validate_tablename_error
 
-from .entities import endpoint, entity_url, payload, send
+from .entities import endpoint, entity_url, failure, payload, send
 
 __all__ = ["Operation", "submit"]
 
@@ -145,9 +145,7 @@ def _etags(table: TableClient, base: str, response: HttpResponse, count: int) ->
     if response.status_code == 413:
         raise _decode_error(response, error_message=_TOO_LARGE, error_type=RequestTooLargeError)
     if response.status_code != 202:
-        decoded = _decode_error(response)
-        _validate_tablename_error(decoded, table.table_name)
-        raise decoded
+        raise failure(table, response)
     answers = _split(response.content)
     for answer in answers:
         if not 200 <= _status(answer) < 300:
