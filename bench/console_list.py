@@ -27,7 +27,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,14 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from azure.core.exceptions import ServiceResponseError  # noqa: E402
-from azure.data.tables import TableClient, TableTransactionError  # noqa: E402
+from azure.data.tables import TableClient  # noqa: E402
 
+from bench._seeding import create_rows  # noqa: E402
 from devtools.azurite import Azurite  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.context import AppContext, build_context  # noqa: E402
 from shared.tracking import (  # noqa: E402
-    BATCH_SIZE,
     TrackedFile,
     TrackingState,
     record_id_for,
@@ -59,8 +57,6 @@ from shared.views.response import ApiResponse  # noqa: E402
 RATIO_TARGET = 1.5
 SPREAD = timedelta(days=30)
 ROUTES = (("customers", "USMF"), ("journal", "DEMF"), ("vendors", "GBSI"))
-_SEED_THREADS = 16
-_SEED_TRIES = 5
 _ACTIVITY_ID = "00000000-0000-0000-0000-00000000a001"
 
 
@@ -119,24 +115,7 @@ def seed(table: TableClient, count: int) -> None:
             )
         )
 
-    def batch(start: int) -> None:
-        stop = min(start + BATCH_SIZE, count)
-        operations = [("create", record(i)) for i in range(start, stop)]
-        for attempt in range(_SEED_TRIES):
-            try:
-                table.submit_transaction(operations)
-                return
-            except TableTransactionError as exc:
-                # A batch sent again after a reset may have landed the first time.
-                if exc.status_code == 409 and attempt:
-                    return
-                raise
-            except ServiceResponseError:
-                if attempt == _SEED_TRIES - 1:
-                    raise
-
-    with ThreadPoolExecutor(_SEED_THREADS) as pool:
-        list(pool.map(batch, range(0, count, BATCH_SIZE)))
+    create_rows(table, record, count)
 
 
 class Queries:

@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from azure.core.exceptions import AzureError  # noqa: E402
 from azure.data.tables import TableClient, TableServiceClient  # noqa: E402
 from azure.identity import ClientSecretCredential  # noqa: E402
 from azure.storage.blob import BlobServiceClient  # noqa: E402
 
 from bench._loopback import JOBS, start_emulator  # noqa: E402
+from bench._seeding import create_rows  # noqa: E402
 from devtools.azurite import Azurite  # noqa: E402
 from shared.clients.d365 import D365Client  # noqa: E402
 from shared.config.routes import ImportRoutes  # noqa: E402
@@ -55,7 +55,6 @@ from shared.flows.enqueue import Enqueuer  # noqa: E402
 from shared.flows.policies import PollPolicy  # noqa: E402
 from shared.flows.poll import Poller  # noqa: E402
 from shared.tracking import (  # noqa: E402
-    BATCH_SIZE,
     TrackedFile,
     TrackingState,
     TrackingStore,
@@ -69,7 +68,6 @@ ACTIVITY_ID = "00000000-0000-0000-0000-00000000a001"
 SPEEDUP_TARGET = 8.0
 HISTORY_TARGET = 1.2
 _SEED_THREADS = 16
-_SEED_ATTEMPTS = 5
 
 
 def new_store(tables: TableServiceClient, blobs: BlobServiceClient) -> TrackingStore:
@@ -131,22 +129,7 @@ def seed_finished(table: TableClient, count: int) -> None:
             )
         )
 
-    def batch(start: int) -> None:
-        stop = min(start + BATCH_SIZE, count)
-        # Upserts, so a batch whose answer was lost (Azurite resets a connection now and then
-        # under this load) is simply sent again: the set-up must finish, never die.
-        operations = [("upsert", record(i)) for i in range(start, stop)]
-        for attempt in range(_SEED_ATTEMPTS):
-            try:
-                table.submit_transaction(operations)
-                return
-            except AzureError:
-                if attempt == _SEED_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-
-    with ThreadPoolExecutor(_SEED_THREADS) as pool:
-        list(pool.map(batch, range(0, count, BATCH_SIZE)))
+    create_rows(table, record, count)
 
 
 def timed_tick(
