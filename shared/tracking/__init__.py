@@ -1,5 +1,6 @@
 """The status model: what happened to every file, in one partition of one Azure table.
 
+- :mod:`._actor`: :class:`Actor`, who asked for an operator action;
 - :mod:`._model`: value types and states of the files' records;
 - :mod:`._keys`: the row keys of the files' partition;
 - :mod:`._properties`: how a value becomes a row property (times, errors, histories, lists);
@@ -20,6 +21,7 @@
   export records, in a partition of their own.
 """
 
+from ._actor import Actor, ActorKind
 from ._backoff import Backoff
 from ._codec import to_entity
 from ._export_model import ExportRecord, ExportState
@@ -47,6 +49,8 @@ __all__ = [
     "EXPORTS_PARTITION",
     "LEASE_MARGIN",
     "UNSCHEDULE",
+    "Actor",
+    "ActorKind",
     "Backoff",
     "ClaimResult",
     "ConcurrencyError",
