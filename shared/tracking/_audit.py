@@ -265,7 +265,8 @@ class AuditStore:
             blob_prefix=None,
         )
         if person and person_key(person):
-            clauses.append("(actor_object_id_key eq @person or actor_name_key eq @person)")
+            # The SDK substitutes parameters between spaces: none may touch a parenthesis.
+            clauses.append("( actor_object_id_key eq @person or actor_name_key eq @person )")
             params["person"] = person_key(person)
         found: list[AuditEntry] = []
         for row in self._table.query(clauses, params, per_page=min(limit + 1, 1000)):
