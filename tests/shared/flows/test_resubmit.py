@@ -12,7 +12,14 @@ from azure.core.exceptions import AzureError
 
 from shared.flows.resubmit import ResubmitError, Resubmitter
 from shared.flows.source_blob import RECORD_KEY
-from shared.tracking import Actor, ActorKind, AuditOutcome, TrackedFile, TrackingState
+from shared.tracking import (
+    Actor,
+    ActorKind,
+    AuditEntry,
+    AuditOutcome,
+    TrackedFile,
+    TrackingState,
+)
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
 
@@ -253,3 +260,131 @@ def test_a_concurrent_request_whose_copy_lands_first_is_answered_alike(domain: D
     assert len(other) == 1
     assert result.original.resubmitted_as == other[0].original.resubmitted_as  # type: ignore[attr-defined]
     assert domain.enqueues() == 1
+    (entry,) = domain.context.audit.list_entries().records
+    assert (entry.request_id, entry.outcome) == ("click", AuditOutcome.DONE)
+
+
+# -- the audit trail ---------------------------------------------------------------------------
+
+GRACE = Actor(ActorKind.USER, "Grace Hopper", object_id="0d6f2a9b-3c4e-4b5a-8d7c-1e2f3a4b5c6d")
+
+
+def _trail(domain: Domain) -> list[AuditEntry]:
+    return list(domain.context.audit.list_entries().records)
+
+
+def test_a_crash_after_the_audit_row_before_the_copy_is_finished_by_the_retry(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    domain.faults.fail("reset", "PUT", PATH, times=50)  # the copy into the inbound path
+
+    with pytest.raises(AzureError):
+        _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=ADA)
+    (begun,) = _trail(domain)
+    assert (begun.outcome, begun.actor, begun.targets) == (
+        AuditOutcome.REQUESTED,
+        ADA,
+        (old.row_key,),
+    )
+    assert domain.context.store.get(old.row_key).resubmitted_as is None  # type: ignore[union-attr]
+    domain.faults.clear()
+
+    # The retry comes from someone else's session with the same request id: who asked stays.
+    result = _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=GRACE)
+
+    assert result.resubmitted is not None
+    (entry,) = _trail(domain)
+    assert entry.row_key == begun.row_key
+    assert (entry.outcome, entry.actor, entry.at) == (AuditOutcome.DONE, ADA, begun.at)
+    assert result.original.resubmitted_by == result.resubmitted.resubmit_by == ADA
+    assert result.original.resubmitted_at == result.resubmitted.resubmit_at == begun.at
+    assert domain.enqueues() == 1
+
+
+def test_a_crash_after_the_link_leaves_the_row_requested_until_the_retry_marks_it_done(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    domain.faults.fail("reset", "PUT", "audit", times=50)  # the audit row's outcome
+
+    with pytest.raises(AzureError):
+        _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=ADA)
+    domain.faults.clear()
+    linked = domain.context.store.get(old.row_key)
+    assert linked is not None and linked.resubmitted_as is not None
+    new = domain.context.store.get(linked.resubmitted_as)
+    assert new is not None
+    (begun,) = _trail(domain)
+    # The action took effect: its row is there, both records say who asked.
+    assert begun.outcome is AuditOutcome.REQUESTED
+    assert linked.resubmitted_by == new.resubmit_by == ADA
+
+    _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=GRACE)
+
+    (entry,) = _trail(domain)
+    assert (entry.outcome, entry.actor, entry.targets) == (
+        AuditOutcome.DONE,
+        ADA,
+        (old.row_key, new.row_key),
+    )
+    assert domain.context.store.get(old.row_key).resubmitted_by == ADA  # type: ignore[union-attr]
+    assert domain.enqueues() == 1
+
+
+def test_a_refusal_after_the_row_is_its_outcome_one_before_writes_none(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    domain.upload(PATH, VALID + b" ")  # overwritten: found only once the request has begun
+    not_final = domain.deliver(domain.upload("customers/USMF/other.xml", VALID))
+    assert not_final is not None
+
+    with pytest.raises(ResubmitError):
+        _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=ADA)
+    with pytest.raises(ResubmitError):
+        _resubmitter(domain).resubmit(not_final.row_key, request_id="r", actor=ADA)
+
+    (entry,) = _trail(domain)
+    assert entry.targets == (old.row_key,)
+    assert entry.outcome is AuditOutcome.REFUSED
+    assert entry.detail is not None and "overwritten by a newer version" in entry.detail
+
+
+def test_another_request_on_a_resubmitted_file_writes_no_row_and_changes_no_one(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    _resubmitter(domain).resubmit(old.row_key, request_id="a", actor=ADA)
+
+    with pytest.raises(ResubmitError):
+        _resubmitter(domain).resubmit(old.row_key, request_id="b", actor=GRACE)
+
+    (entry,) = _trail(domain)
+    assert (entry.request_id, entry.actor) == ("a", ADA)
+    assert domain.context.store.get(old.row_key).resubmitted_by == ADA  # type: ignore[union-attr]
+
+
+def test_a_resubmitted_version_resubmitted_again_keeps_where_it_came_from(domain: Domain) -> None:
+    old = _refused_by_fo(domain)
+    first = _resubmitter(domain).resubmit(old.row_key, request_id="first", actor=ADA)
+    assert first.resubmitted is not None
+    middle = domain.tick_until_final(old.blob)
+    assert middle.row_key == first.resubmitted.row_key
+
+    second = _resubmitter(domain).resubmit(
+        middle.row_key, request_id="second", actor=GRACE, confirm=True
+    )
+
+    linked = second.original
+    # Where it came from (ADA's request) and what it became (GRACE's), side by side.
+    assert (linked.resubmit_of, linked.resubmit_request, linked.resubmit_by) == (
+        old.row_key,
+        "first",
+        ADA,
+    )
+    assert second.resubmitted is not None
+    assert (linked.resubmitted_as, linked.resubmitted_request, linked.resubmitted_by) == (
+        second.resubmitted.row_key,
+        "second",
+        GRACE,
+    )
+    assert [(e.request_id, e.actor) for e in _trail(domain)] == [("second", GRACE), ("first", ADA)]
