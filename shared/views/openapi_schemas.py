@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.tracking import ExportState, TrackingState
+from shared.tracking import ActorKind, AuditOutcome, ExportState, TrackingState
 from shared.views import exports
 
 __all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
@@ -93,7 +93,19 @@ _RECORD = {
         },
         "location": {**STRING, "description": "<container>/<path> where the file is now"},
         "resubmit_of": {**_NULLABLE_STRING, "description": "record_key it was resubmitted from"},
+        "resubmit_request": {
+            **_NULLABLE_STRING,
+            "description": "request id of the resubmit that made this version",
+        },
+        "resubmit_by": {**ref("Actor"), "nullable": True},
+        "resubmit_at": {**_TIME, "description": "when the resubmit that made it was asked for"},
         "resubmitted_as": {**_NULLABLE_STRING, "description": "record_key of its resubmit"},
+        "resubmitted_request": {
+            **_NULLABLE_STRING,
+            "description": "request id of the resubmit that made resubmitted_as",
+        },
+        "resubmitted_by": {**ref("Actor"), "nullable": True},
+        "resubmitted_at": {**_TIME, "description": "when its resubmit was asked for"},
         "resubmit_risk": {
             **_NULLABLE_STRING,
             "description": "why a resubmit may import it twice (then confirm is required)",
@@ -209,6 +221,41 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["healthy", "checks"],
     },
+    "Actor": {
+        "type": "object",
+        "description": "Who asked for an operator action.",
+        "properties": {
+            "kind": {"type": "string", "enum": [kind.value for kind in ActorKind]},
+            "name": {**STRING, "description": "display name, or function key"},
+            "object_id": {**STRING, "description": "Entra object id; empty for a key"},
+            "provider": {**STRING, "description": "identity provider; empty for a key"},
+        },
+        "required": ["kind", "name"],
+    },
+    "AuditEntry": {
+        "type": "object",
+        "description": "One operator action: who, when, what, and how it ended.",
+        "properties": {
+            "audit_key": STRING,
+            "action": {**STRING, "description": "what was asked, e.g. resubmit"},
+            "actor": ref("Actor"),
+            "at": {"type": "string", "format": "date-time"},
+            "request_id": STRING,
+            "targets": {
+                **_STRINGS,
+                "description": "what it was asked on (a record_key first), then what it made",
+            },
+            "outcome": {
+                "type": "string",
+                "enum": [outcome.value for outcome in AuditOutcome],
+                "description": "requested: begun, its end not recorded (see its records)",
+            },
+            "detail": {**_NULLABLE_STRING, "description": "why it was refused"},
+            "completed_at": _TIME,
+        },
+        "required": ["audit_key", "action", "actor", "at", "request_id", "targets", "outcome"],
+    },
+    "AuditPage": _page("AuditEntry"),
     "ResubmitRequest": {
         "type": "object",
         "properties": {
