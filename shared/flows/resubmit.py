@@ -202,6 +202,7 @@ class Resubmitter:
             actor=request.actor,
             request_id=request.request_id,
             targets=(record.row_key,),
+            subject=record.blob,
         )
 
     def _done(self, result: ResubmitResult, request: _Request) -> ResubmitResult:

@@ -79,6 +79,7 @@ class AuditStore:
         actor: Actor,
         request_id: str,
         targets: Sequence[str],
+        subject: str | None = None,
         outcome: AuditOutcome = AuditOutcome.REQUESTED,
         detail: str | None = None,
     ) -> AuditEntry:
@@ -93,6 +94,7 @@ class AuditStore:
         :keyword actor: who asked.
         :keyword request_id: the caller's id of the request, the same on every retry.
         :keyword targets: what the action is asked on (record keys, a line's name); at least one.
+        :keyword subject: what it is asked on, for people to read (a file's blob path).
         :raises ValueError: no target.
         :raises AzureError: storage failed; nothing is recorded, or the retry finds it.
         """
@@ -113,6 +115,7 @@ class AuditStore:
                 at=now,
                 request_id=request_id,
                 targets=tuple(targets),
+                subject=subject,
                 outcome=outcome,
                 detail=detail,
                 completed_at=None if outcome is AuditOutcome.REQUESTED else now,

@@ -46,6 +46,8 @@ class AuditEntry:
     request_id: str
     targets: tuple[str, ...]
     """What the action was asked on (a record key, a line), then what it made."""
+    subject: str | None = None
+    """What it was asked on, for people to read (a file's blob path)."""
     outcome: AuditOutcome = AuditOutcome.REQUESTED
     detail: str | None = None
     """A refusal's text, or a note on the outcome."""

@@ -32,6 +32,7 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
         "at": json_time(entry.at),
         "request_id": entry.request_id,
         "targets": list(entry.targets),
+        "subject": entry.subject,
         "outcome": entry.outcome.value,
         "detail": entry.detail,
         "completed_at": json_time(entry.completed_at),

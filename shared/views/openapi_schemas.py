@@ -245,6 +245,7 @@ SCHEMAS: dict[str, Any] = {
                 **_STRINGS,
                 "description": "what it was asked on (a record_key first), then what it made",
             },
+            "subject": {**_NULLABLE_STRING, "description": "what it was asked on (a blob path)"},
             "outcome": {
                 "type": "string",
                 "enum": [outcome.value for outcome in AuditOutcome],

@@ -47,6 +47,7 @@ def test_the_trail_lists_who_resubmitted_what_newest_first_and_by_person(domain:
     assert items[0]["action"] == "resubmit"
     assert items[0]["outcome"] == "done"
     assert items[0]["targets"][0] == by_ada
+    assert items[0]["subject"] == f"{domain.folder}/customers/USMF/b.xml"
     assert items[0]["at"].endswith("+00:00")
     assert everything.body["continuation"] is None
     assert adas.body["items"] == by_id.body["items"] == items[:1]
