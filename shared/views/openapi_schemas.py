@@ -20,6 +20,19 @@ STATES = [state.value for state in TrackingState]
 _STRINGS = {"type": "array", "items": STRING}
 _DROPPED = "older history entries the record no longer keeps (it keeps the newest)"
 
+# Inline, not a component: OpenAPI 3.0 ignores "nullable" beside a $ref.
+_ACTOR = {
+    "type": "object",
+    "description": "Who asked for an operator action.",
+    "properties": {
+        "kind": {"type": "string", "enum": [kind.value for kind in ActorKind]},
+        "name": {**STRING, "description": "display name, or function key"},
+        "object_id": {**STRING, "description": "Entra object id; empty for a key"},
+        "provider": {**STRING, "description": "identity provider; empty for a key"},
+    },
+    "required": ["kind", "name"],
+}
+
 
 def ref(name: str) -> dict[str, str]:
     """A reference to the schema ``name``."""
@@ -97,14 +110,14 @@ _RECORD = {
             **_NULLABLE_STRING,
             "description": "request id of the resubmit that made this version",
         },
-        "resubmit_by": {**ref("Actor"), "nullable": True},
+        "resubmit_by": {**_ACTOR, "nullable": True},
         "resubmit_at": {**_TIME, "description": "when the resubmit that made it was asked for"},
         "resubmitted_as": {**_NULLABLE_STRING, "description": "record_key of its resubmit"},
         "resubmitted_request": {
             **_NULLABLE_STRING,
             "description": "request id of the resubmit that made resubmitted_as",
         },
-        "resubmitted_by": {**ref("Actor"), "nullable": True},
+        "resubmitted_by": {**_ACTOR, "nullable": True},
         "resubmitted_at": {**_TIME, "description": "when its resubmit was asked for"},
         "resubmit_risk": {
             **_NULLABLE_STRING,
@@ -221,24 +234,13 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["healthy", "checks"],
     },
-    "Actor": {
-        "type": "object",
-        "description": "Who asked for an operator action.",
-        "properties": {
-            "kind": {"type": "string", "enum": [kind.value for kind in ActorKind]},
-            "name": {**STRING, "description": "display name, or function key"},
-            "object_id": {**STRING, "description": "Entra object id; empty for a key"},
-            "provider": {**STRING, "description": "identity provider; empty for a key"},
-        },
-        "required": ["kind", "name"],
-    },
     "AuditEntry": {
         "type": "object",
         "description": "One operator action: who, when, what, and how it ended.",
         "properties": {
             "audit_key": STRING,
             "action": {**STRING, "description": "what was asked, e.g. resubmit"},
-            "actor": ref("Actor"),
+            "actor": _ACTOR,
             "at": {"type": "string", "format": "date-time"},
             "request_id": STRING,
             "targets": {
