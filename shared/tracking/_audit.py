@@ -163,9 +163,11 @@ class AuditStore:
                 completed_at=self._clock(),
                 targets=(*entry.targets, *(t for t in made if t not in entry.targets)),
             )
-            written = replace_own(self._table, audit_entity(changed), etag=entry.etag)
+            entity = audit_entity(changed)
+            written = replace_own(self._table, entity, etag=entry.etag)
             if written.ours:
-                return replace(changed, etag=written.etag)
+                # As the row holds it: texts cut, the targets that fit.
+                return replace(audit_from(entity), etag=written.etag)
             if written.row is None:
                 _LOGGER.warning("audit row gone before its outcome row=%s", entry.row_key)
                 return entry

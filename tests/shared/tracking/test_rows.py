@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 from devtools.azurite import Azurite
 from shared.clients.d365 import ExecutionError
 from shared.tracking import (
+    Actor,
+    ActorKind,
+    AuditOutcome,
+    AuditStore,
     ExportStore,
     Lease,
     TrackedFile,
@@ -73,6 +77,7 @@ WORST = "\U0001f600中" * 25_000
 class Stores:
     files: TrackingStore
     exports: ExportStore
+    audit: AuditStore
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +90,7 @@ def stores(azurite: Azurite) -> Iterator[Stores]:
     built = Stores(
         TrackingStore(tables.get_table_client(name), errors_container=errors),
         ExportStore(tables.get_table_client(name), errors_container=errors),
+        AuditStore(tables.get_table_client(name)),
     )
     built.files.ensure_ready()
     yield built
@@ -111,6 +117,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     blob = f"rows/{uuid.uuid4().hex}/{text[:900]}"
     claimed = store.claim(blob, "e1", modified_at=T0, schedule_at=T0, last_error=text).record
     changes = dict.fromkeys(_RECORD_TEXTS, text)
+    actor = Actor(ActorKind.USER, text, object_id=text, provider=text)
     lists = [f"{i}-{text[:300]}" for i in range(many)]
     errors = [ExecutionError(str(i), text[:50], text[:2_000]) for i in range(many)]
     message_id = str(uuid.uuid4())
@@ -119,6 +126,8 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     record = store.update(
         replace(record, history=(*record.history, *history)),
         **changes,
+        resubmit_by=actor,
+        resubmitted_by=actor,
         state=TrackingState.PROCESSING,
         message_id=message_id,
         errors=tuple(errors),
@@ -131,6 +140,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
 
     assert store.get(record.row_key) == record
     assert store.get_by_message_id(message_id) == record
+    assert record.resubmit_by is not None and record.resubmit_by.kind is ActorKind.USER
     assert len(record.history) + record.history_dropped == many + 3
     assert record.history[-1][0] == TrackingState.PROCESSING.value
     assert store.list_package_entities(record) == tuple(lists)
@@ -142,6 +152,27 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     errors_fields = store.store_errors(record, errors, raw=text)
     finished = store.update(record, **errors_fields, state=TrackingState.PROCESSED_WITH_ERRORS)
     assert store.load_errors(store.get(finished.row_key)) == tuple(errors)
+
+
+@ROWS
+@given(text=TEXTS, many=MANY)
+@example(text=WORST, many=3_000)
+def test_an_audit_entry_of_any_texts_is_written_and_found_again(
+    stores: Stores, text: str, many: int
+) -> None:
+    actor = Actor(ActorKind.USER, text, object_id=text, provider=text)
+    targets = [f"{i}-{text[:300]}" for i in range(max(many, 1))]
+    request_id = uuid.uuid4().hex
+
+    entry = stores.audit.record(
+        text, actor=actor, request_id=request_id, targets=targets, subject=text
+    )
+    done = stores.audit.complete(entry, AuditOutcome.REFUSED, detail=text, made=[text])
+
+    assert stores.audit.get(entry.row_key) == done
+    again = stores.audit.record(text, actor=actor, request_id=request_id, targets=targets)
+    assert again == done
+    assert done.request_id == request_id
 
 
 @ROWS
@@ -224,6 +255,8 @@ def test_the_largest_record_the_codec_can_make_fits_both_measures() -> None:
         history=tuple((WORST, WORST) for _ in range(100)),
         package_entities=(WORST,) * 100,
         error_files=(WORST,) * 100,
+        resubmit_by=Actor(ActorKind.USER, WORST, object_id=WORST, provider=WORST),
+        resubmitted_by=Actor(ActorKind.APPLICATION, WORST, object_id=WORST, provider=WORST),
     )
     entity = to_entity(record)
     assert max(service_bytes(entity), request_bytes(entity)) < MAX_ENTITY_BYTES
