@@ -41,7 +41,7 @@ __all__ = [
 
 AUDIT_PARTITION = "audit"
 _INDEX_PREFIX = "~r-"
-ACTOR_NAME_UNITS = 256
+_ACTOR_NAME_UNITS = 256
 """A display name kept on a row: longer ones are cut (the object id tells people apart)."""
 
 
@@ -79,7 +79,7 @@ def index_entity(digest: str, row_key: str) -> dict[str, Any]:
 def audit_entity(entry: AuditEntry) -> dict[str, Any]:
     """The table entity of an audit entry."""
     actor = entry.actor
-    name = actor.name[:ACTOR_NAME_UNITS]
+    name = actor.name[:_ACTOR_NAME_UNITS]
     return finish(
         {
             "PartitionKey": AUDIT_PARTITION,

@@ -154,8 +154,9 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
     texts = {name: entity.get(name) for name in (*_TEXT_FIELDS, "errors_raw")}
     texts["write_id"] = texts["write_id"] or ""
     if texts["resubmitted_as"] and not texts["resubmitted_request"]:
-        # Linked before the outgoing resubmit had a request id of its own.
+        # Linked before the outgoing resubmit had a request id of its own: it was this one.
         texts["resubmitted_request"] = texts["resubmit_request"]
+        texts["resubmit_request"] = texts["resubmit_request"] if texts["resubmit_of"] else None
     times = {name: parse_time(entity.get(name)) for name in _TIME_FIELDS}
     counts = {name: int(entity.get(name) or 0) for name in _COUNT_FIELDS}
     counts["size"] = entity.get("size")  # type: ignore[assignment] - None stays unknown

@@ -28,6 +28,7 @@ from shared.tracking import (
     TrackingStore,
     to_entity,
 )
+from shared.tracking._codec import from_entity
 from shared.tracking._fit import (
     ERRORS_UNITS,
     LIST_UNITS,
@@ -352,3 +353,23 @@ def test_errors_at_the_edge_of_the_row_are_kept_whole_or_in_a_blob(
     if record.errors_blob is None:
         assert (record.errors, record.errors_raw) == (tuple(errors), raw)
     assert files.load_errors(record) == tuple(errors)
+
+
+def test_a_record_linked_before_the_outgoing_request_id_had_its_own_column_is_read_so() -> None:
+    record = TrackedFile(
+        record_id="0" * 32,
+        row_key="1" * 13 + "-" + "0" * 32,
+        blob="a.xml",
+        blob_etag="e",
+        state=TrackingState.ENQUEUE_FAILED,
+        received_at=T0,
+        updated_at=T0,
+        resubmitted_as="2" * 13 + "-" + "0" * 32,
+        resubmit_request="click-1",  # where the link kept its request id before
+    )
+
+    read = from_entity(to_entity(record))
+
+    assert (read.resubmitted_request, read.resubmit_request) == ("click-1", None)
+    came_from = from_entity(to_entity(replace(record, resubmit_of="3" * 13 + "-" + "0" * 32)))
+    assert (came_from.resubmitted_request, came_from.resubmit_request) == ("click-1", "click-1")
