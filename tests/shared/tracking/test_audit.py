@@ -17,6 +17,7 @@ from shared.tracking import (
     AUDIT_PARTITION,
     Actor,
     ActorKind,
+    AuditEntry,
     AuditOutcome,
     AuditStore,
 )
@@ -122,6 +123,20 @@ def test_a_create_whose_answer_was_lost_is_recognised_not_written_twice(trail: T
     assert trail.faults.injected["lost"] == 1
     assert len(trail.rows()) == 2
     assert trail.store.get(entry.row_key) == entry
+
+
+def test_two_attempts_of_one_request_at_once_make_one_row_the_first_to_land(
+    trail: Trail,
+) -> None:
+    other: list[AuditEntry] = []
+    # The same request from another worker lands just before this one's transaction goes out.
+    trail.faults.meanwhile("POST", "$batch", lambda: other.append(_resubmit(trail, actor=GRACE)))
+
+    entry = _resubmit(trail, actor=ADA)
+
+    assert entry == other[0]
+    assert entry.actor == GRACE  # the first to land is who the trail keeps
+    assert len(trail.rows()) == 2
 
 
 def test_a_create_that_never_reached_storage_is_sent_again(trail: Trail) -> None:
@@ -238,6 +253,25 @@ def test_a_deletion_stops_at_its_deadline(trail: Trail) -> None:
 
     assert trail.store.delete_older_than(T0 + timedelta(days=1), deadline=time.monotonic()) == 0
     assert len(trail.rows()) == 6
+
+
+def test_a_deletion_past_its_deadline_ends_after_the_transaction_in_flight(trail: Trail) -> None:
+    for i in range(60):
+        trail.clock.now = T0 + timedelta(seconds=i)
+        _resubmit(trail, request_id=f"old-{i}")
+    deadline = time.monotonic() + 0.5
+    # The first transaction takes the budget: the next one is never started.
+    trail.faults.meanwhile(
+        "POST", "$batch", lambda: time.sleep(max(deadline - time.monotonic(), 0))
+    )
+
+    deleted = trail.store.delete_older_than(T0 + timedelta(days=1), deadline=deadline)
+
+    assert deleted == 50
+    assert len(trail.store.list_entries(limit=100).records) == 10
+    assert (
+        trail.store.delete_older_than(T0 + timedelta(days=1), deadline=time.monotonic() + 60) == 10
+    )
 
 
 def test_a_row_another_run_deleted_first_does_not_stop_the_batch(trail: Trail) -> None:
