@@ -134,6 +134,7 @@ class AuditStore:
                     raise
                 failure = exc
                 continue
+            _log("recorded", entry)
             return replace(audit_from(entity), etag=etag)
         assert failure is not None
         raise failure
@@ -166,6 +167,7 @@ class AuditStore:
             entity = audit_entity(changed)
             written = replace_own(self._table, entity, etag=entry.etag)
             if written.ours:
+                _log("completed", changed)
                 # As the row holds it: texts cut, the targets that fit.
                 return replace(audit_from(entity), etag=written.etag)
             if written.row is None:
@@ -280,6 +282,21 @@ class AuditStore:
                 return Page(tuple(found), encode_continuation(found[-1].row_key))
             found.append(audit_from(row))
         return Page(tuple(found), None)
+
+
+def _log(event: str, entry: AuditEntry) -> None:
+    """One log line per audit write, with the ids an operator searches by."""
+    _LOGGER.info(
+        "audit %s action=%s outcome=%s request=%s actor=%s actor_id=%s targets=%s row=%s",
+        event,
+        entry.action,
+        entry.outcome.value,
+        entry.request_id,
+        entry.actor.name,
+        entry.actor.object_id,
+        ",".join(entry.targets),
+        entry.row_key,
+    )
 
 
 def _same_request(found: AuditEntry, actor: Actor) -> None:

@@ -290,3 +290,20 @@ def test_a_row_another_run_deleted_first_does_not_stop_the_batch(trail: Trail) -
 
     assert deleted == 3
     assert trail.rows() == []
+
+
+def test_each_audit_write_is_one_log_line_with_its_ids(
+    trail: Trail, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="shared.tracking._audit")
+
+    entry = _resubmit(trail)
+    trail.store.complete(entry, AuditOutcome.DONE, made=(NEW,))
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.tracking._audit"]
+    assert lines == [
+        f"audit recorded action=resubmit outcome=requested request=req-1 actor=Ada Lovelace "
+        f"actor_id={ADA.object_id} targets={OLD} row={entry.row_key}",
+        f"audit completed action=resubmit outcome=done request=req-1 actor=Ada Lovelace "
+        f"actor_id={ADA.object_id} targets={OLD},{NEW} row={entry.row_key}",
+    ]
