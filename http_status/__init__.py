@@ -1,7 +1,7 @@
 """The HTTP routes: a thin adapter from Azure Functions requests to :mod:`shared.views`.
 
-Routes: tracked files (and export records), counts, resubmit, the health check, the operator
-console, the OpenAPI document.
+Routes: tracked files (and export records), counts, resubmit, the audit trail, the health
+check, the operator console, the OpenAPI document.
 """
 
 import json
@@ -10,6 +10,8 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.context import get_context
+from shared.tracking import Actor
+from shared.views import audit as audit_view
 from shared.views import console, files, openapi
 from shared.views import counts as counts_view
 from shared.views import health as health_view
@@ -54,7 +56,20 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/messages/{id}/resubmit: copy a final file back into the inbound path, once
     per request id (Idempotency-Key header or request_id); confirm=true for a risky one."""
     message_id = req.route_params.get("message_id", "")
-    return _json(resubmit_view.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
+    # Key mode: the caller is whoever holds the key (sign-in hands the signed-in actor here).
+    return _json(
+        resubmit_view.resubmit(
+            get_context, message_id, dict(req.headers), req.get_body(), actor=Actor.function_key()
+        )
+    )
+
+
+@bp.function_name("audit")
+@bp.route(route="audit", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@telemetry.invocation("audit", trigger="http")
+def audit(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/audit?since=&until=&person=&action=: operator actions, newest first."""
+    return _json(audit_view.audit(get_context, dict(req.params)))
 
 
 @bp.function_name("counts")

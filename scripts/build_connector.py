@@ -65,6 +65,7 @@ ACTION_NAMES = {
     "getMessage": "Get a tracked file with its row errors",
     "resubmitMessage": "Resubmit a final file",
     "countMessages": "Count files by state and route",
+    "listAudit": "List operator actions by time and person",
     "health": "Check the health of the integration",
     "console": "Open the operator console",
     "openapi": "Get the OpenAPI document",

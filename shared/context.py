@@ -30,7 +30,14 @@ from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.tracking import Backoff, ExportStore, TrackingStore, lease_for_call, utcnow
+from shared.tracking import (
+    AuditStore,
+    Backoff,
+    ExportStore,
+    TrackingStore,
+    lease_for_call,
+    utcnow,
+)
 
 __all__ = [
     "AppContext",
@@ -59,6 +66,8 @@ class AppContext:
     enqueuer: Enqueuer
     poller: Poller
     exporter: Exporter
+    audit: AuditStore
+    """The audit trail of operator actions (resubmit, ...)."""
 
     def close(self) -> None:
         """Close network sessions."""
@@ -169,7 +178,16 @@ def build_context(
         clock=clock,
     )
     return AppContext(
-        settings, credential, blob_service, store, client, inbound, enqueuer, poller, exporter
+        settings,
+        credential,
+        blob_service,
+        store,
+        client,
+        inbound,
+        enqueuer,
+        poller,
+        exporter,
+        audit=AuditStore(tables.get_table_client(settings.status_table), clock=clock),
     )
 
 

@@ -40,6 +40,7 @@ def test_the_functions_are_indexed_with_host_valid_names() -> None:
         "health",
         "resubmit",
         "counts",
+        "audit",
         "console",
         "openapi",
         "export_jobs",

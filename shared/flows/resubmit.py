@@ -4,22 +4,36 @@ The new version is an ordinary delivery for the enqueuer (claimed once by its pa
 so a resubmit can never send one version twice. What makes it idempotent per request is that
 at most one new version is ever made from a record, and that it can always be found again:
 
-1. The copy into the inbound path carries ``d365_resubmit_of`` (the old record's key) and
-   ``d365_resubmit_request`` (the request id), and none of our stamp: the enqueuer takes it
-   for a new version, and its record gets ``resubmit_of`` and ``resubmit_request`` from them.
-   The copy is conditional on the destination as it was read (absent, or the old version
-   itself), so of two concurrent requests one copies and the other meets 412.
+0. The audit row of the request (:class:`shared.tracking.AuditStore`, outcome ``requested``):
+   who asked, when, the request id, the old record's key. A retry of the request finds it
+   and keeps its who and when; everything below takes them from it.
+1. The copy into the inbound path carries ``d365_resubmit_of`` (the old record's key),
+   ``d365_resubmit_request`` (the request id), ``d365_resubmit_by`` and ``d365_resubmit_at``
+   (who asked, when), and none of our stamp: the enqueuer takes it for a new version, and
+   its record gets ``resubmit_of``, ``resubmit_request``, ``resubmit_by`` and ``resubmit_at``
+   from them. The copy is conditional on the destination as it was read (absent, or the old
+   version itself), so of two concurrent requests one copies and the other meets 412.
 2. :meth:`Enqueuer.handle` is called on the new version at once (the blob trigger may deliver
    it too; the claim makes one of them the sender).
-3. The old record gets ``resubmitted_as`` and ``resubmit_request`` (ETag-conditional).
+3. The old record gets ``resubmitted_as``, ``resubmitted_request``, ``resubmitted_by`` and
+   ``resubmitted_at`` (ETag-conditional), those of the request that made the copy.
+4. The audit row's outcome: ``done`` with the new record's key (``refused`` with the reason
+   when the request is refused after step 0).
 
 What happens when a step is the last one that runs:
 
-- died before 1: nothing happened; a retry starts again.
+- died before 0: nothing happened; a retry starts again.
+- died between 0 and 1: the audit row says ``requested`` and nothing else happened; a retry
+  of the same request goes on from it, another request records its own row.
 - died between 1 and 2: the copy sits in the inbound path; the blob trigger delivers it (in
   Azure), and a retry finds it by its metadata, hands it to the enqueuer and links it.
 - died between 2 and 3: the new record exists; a retry finds it (the copy's metadata, or,
   once it was archived, the path's newer versions in the blob-path index) and links it.
+- died between 3 and 4: both records name who asked; the audit row says ``requested`` (the
+  action was begun, its records show how it ended) until a retry of the request marks it done.
+
+So an action that took effect always has its audit row, and a retry never writes a second
+one nor changes who is recorded.
 
 A retry with the same request id answers as the first call did; another request id meets
 409 "already resubmitted as ...". A file whose outcome is unknown (F&O may have it), or that
@@ -29,8 +43,8 @@ F&O already has, is resubmitted only with ``confirm``, and the refusal names the
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -42,27 +56,38 @@ from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared import telemetry
 from shared.clients.storage import copy_succeeded
-from shared.errors import AppError
 from shared.flows.archive import InboundContainer
 from shared.flows.intake import Intake
+from shared.flows.resubmit_rules import (
+    ResubmitError,
+    check_request_id,
+    check_resubmittable,
+    outcome_unknown,
+    risk_of,
+)
 from shared.flows.source_blob import (
     RECORD_KEY,
-    REQUEST_ID_LIMIT,
+    RESUBMIT_AT_KEY,
+    RESUBMIT_BY_KEY,
     RESUBMIT_OF_KEY,
     RESUBMIT_REQUEST_KEY,
     STAMP_KEYS,
     fingerprint,
     resubmit_fields,
+    resubmit_metadata,
 )
 from shared.tracking import (
+    Actor,
+    AuditEntry,
+    AuditOutcome,
+    AuditStore,
     ConcurrencyError,
-    FailureKind,
     TrackedFile,
-    TrackingState,
     TrackingStore,
 )
 
 __all__ = [
+    "RESUBMIT_ACTION",
     "ResubmitError",
     "ResubmitResult",
     "Resubmitter",
@@ -72,17 +97,10 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{REQUEST_ID_LIMIT}}}")
 _ATTEMPTS = 4
-_OUR_KEYS = STAMP_KEYS | {RESUBMIT_OF_KEY, RESUBMIT_REQUEST_KEY}
-
-
-class ResubmitError(AppError):
-    """A resubmit that cannot be done (now); ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+_OUR_KEYS = STAMP_KEYS | {RESUBMIT_OF_KEY, RESUBMIT_REQUEST_KEY, RESUBMIT_BY_KEY, RESUBMIT_AT_KEY}
+RESUBMIT_ACTION = "resubmit"
+"""The audit trail's name of this action."""
 
 
 @dataclass(frozen=True)
@@ -93,61 +111,23 @@ class ResubmitResult:
     resubmitted: TrackedFile | None
 
 
+@dataclass
+class _Request:
+    """One call of :meth:`Resubmitter.resubmit`, with its audit entry once written."""
+
+    request_id: str
+    actor: Actor
+    confirm: bool
+    entry: AuditEntry | None = None
+
+
 @dataclass(frozen=True)
 class _Successor:
     row_key: str
     request_id: str
     record: TrackedFile | None
-
-
-def outcome_unknown(record: TrackedFile) -> bool:
-    """True when F&O may hold the file though we never learnt its message id."""
-    return (
-        record.state is TrackingState.ENQUEUE_FAILED
-        and record.failure is FailureKind.OUTCOME_UNKNOWN
-    )
-
-
-def risk_of(record: TrackedFile) -> str | None:
-    """Why resubmitting ``record`` may import the file twice; None when it cannot."""
-    if outcome_unknown(record):
-        return (
-            "the outcome of its enqueue is unknown: F&O may already have this file, and "
-            "resubmitting it may import it twice. Look in F&O (Data management > the "
-            "recurring job's message list) for its external identifier first"
-        )
-    if record.state is TrackingState.PROCESSED:
-        return "F&O has already imported this file without errors; resubmitting imports it again"
-    if record.state is TrackingState.TIMED_OUT and record.message_id:
-        return (
-            f"F&O has this file (message {record.message_id}) and may still process it; "
-            "resubmitting may import it twice"
-        )
-    if record.state is TrackingState.TIMED_OUT and record.execution_id:
-        # ImportFromPackage may have been called: F&O may have run (or still run) the import.
-        return (
-            f"F&O may have imported this package (execution {record.execution_id}) or may "
-            "still be importing it; resubmitting may import it twice. Look in F&O (Data "
-            "management > Job history) for that execution first"
-        )
-    return None
-
-
-def check_request_id(request_id: str | None) -> str:
-    """The request id, validated: it goes into blob metadata (ASCII header text)."""
-    if not request_id:
-        raise ResubmitError(
-            400,
-            "a request id is required: send an Idempotency-Key header (or request_id in the "
-            "JSON body), the same for every retry of one resubmit, e.g. a new UUID",
-        )
-    if not _REQUEST_ID.fullmatch(request_id):
-        raise ResubmitError(
-            400,
-            f"request id {request_id[:40]!r} is not accepted; expected 1-{REQUEST_ID_LIMIT} "
-            "letters, digits, '.', '_', ':' or '-', e.g. a UUID",
-        )
-    return request_id
+    by: Actor | None = None
+    at: datetime | None = None
 
 
 class Resubmitter:
@@ -157,6 +137,7 @@ class Resubmitter:
     :param enqueuer: takes the new version (as the blob trigger would).
     :param inbound: gives the inbound container.
     :param service: the blob service holding the inbound and archive containers.
+    :param audit: where each request is recorded (who asked, when, how it ended).
     """
 
     def __init__(
@@ -165,39 +146,70 @@ class Resubmitter:
         enqueuer: Intake,
         inbound: InboundContainer,
         service: BlobServiceClient,
+        audit: AuditStore,
     ) -> None:
         self._store = store
         self._enqueuer = enqueuer
         self._inbound = inbound
         self._service = service
+        self._audit = audit
 
     def resubmit(
-        self, record_key: str, *, request_id: str, confirm: bool = False
+        self, record_key: str, *, request_id: str, actor: Actor, confirm: bool = False
     ) -> ResubmitResult:
         """Resubmit the file of record ``record_key`` once per ``request_id``.
 
+        :keyword actor: who asks; recorded on both records and in the audit row (a retry
+            of the request keeps the first attempt's).
         :raises ResubmitError: 404 unknown record; 409 not final, being archived, a risk not
             confirmed, already resubmitted by another request, or the file is not where the
-            record says; 400 a bad request id.
+            record says; 400 a bad request id. A refusal before anything was begun writes no
+            audit row; one after is the row's outcome.
         """
-        request_id = check_request_id(request_id)
+        request = _Request(check_request_id(request_id), actor, confirm)
+        try:
+            return self._resubmit(record_key, request)
+        except ResubmitError as exc:
+            if request.entry is not None and exc.status in (404, 409):
+                self._audit.complete(request.entry, AuditOutcome.REFUSED, detail=str(exc))
+            raise
+
+    def _resubmit(self, record_key: str, request: _Request) -> ResubmitResult:
         for _ in range(_ATTEMPTS):
             record = self._store.get(record_key)
             if record is None:
                 raise ResubmitError(404, f"no tracked file has record key {record_key}")
             if record.resubmitted_as:
-                return self._answer(record, request_id)
-            _check_resubmittable(record, confirm=confirm)
+                return self._done(self._answer(record, request.request_id), request)
+            check_resubmittable(record, confirm=request.confirm)
+            entry = request.entry = request.entry or self._entry(record, request)
             successor = self._find_successor(record)
             if successor is None:
-                if not self._copy(record, request_id):
+                if not self._copy(record, entry):
                     continue  # another request copied first: find its copy
                 successor = self._find_successor(record)
             if successor is not None:
-                return self._answer(self._link(record, successor), request_id, successor)
+                linked = self._link(record, successor, entry)
+                return self._done(self._answer(linked, request.request_id, successor), request)
         raise ResubmitError(
             409, f"record {record_key} is being resubmitted by another request; try again"
         )
+
+    def _entry(self, record: TrackedFile, request: _Request) -> AuditEntry:
+        """The request's audit row: written before anything else, found again on a retry."""
+        return self._audit.record(
+            RESUBMIT_ACTION,
+            actor=request.actor,
+            request_id=request.request_id,
+            targets=(record.row_key,),
+            subject=record.blob,
+        )
+
+    def _done(self, result: ResubmitResult, request: _Request) -> ResubmitResult:
+        """The request's audit row marked done, naming the new version's record."""
+        entry = request.entry or self._entry(result.original, request)
+        self._audit.complete(entry, AuditOutcome.DONE, made=(result.original.resubmitted_as or "",))
+        return result
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -210,13 +222,25 @@ class Resubmitter:
             tracked = self._enqueuer.handle(inbound)
             if tracked is not None and tracked.resubmit_of == record.row_key:
                 fields = resubmit_fields(props)
-                return _Successor(tracked.row_key, fields["resubmit_request"], tracked)
+                return _Successor(
+                    tracked.row_key,
+                    fields["resubmit_request"],
+                    tracked,
+                    fields.get("resubmit_by"),
+                    fields.get("resubmit_at"),
+                )
         for version in self._store.newer_versions(record):
             if version.resubmit_of == record.row_key:
-                return _Successor(version.row_key, version.resubmit_request or "", version)
+                return _Successor(
+                    version.row_key,
+                    version.resubmit_request or "",
+                    version,
+                    version.resubmit_by,
+                    version.resubmit_at,
+                )
         return None
 
-    def _copy(self, record: TrackedFile, request_id: str) -> bool:
+    def _copy(self, record: TrackedFile, entry: AuditEntry) -> bool:
         """Copy the file into the inbound path; False when another writer changed it first."""
         found = self._source(record)
         if found is None:
@@ -230,7 +254,9 @@ class Resubmitter:
         else:
             condition = {"if_none_match": "*"}
         metadata = {k: v for k, v in props.metadata.items() if k not in _OUR_KEYS}
-        metadata |= {RESUBMIT_OF_KEY: record.row_key, RESUBMIT_REQUEST_KEY: request_id}
+        metadata |= resubmit_metadata(
+            record, request_id=entry.request_id, actor=entry.actor, at=entry.at
+        )
         try:
             started = target.start_copy_from_url(
                 source.url,
@@ -247,11 +273,12 @@ class Resubmitter:
                 503, f"the copy into {record.blob} has not finished; retry with the same request id"
             )
         _LOGGER.info(
-            "resubmitted blob=%s record=%s from=%s request=%s",
+            "resubmitted blob=%s record=%s from=%s request=%s by=%s",
             record.blob,
             record.record_id,
             source.container_name,
-            request_id,
+            entry.request_id,
+            entry.actor.name,
             extra=telemetry.record_ids(record),
         )
         return True
@@ -295,8 +322,12 @@ class Resubmitter:
             )
         return source, props
 
-    def _link(self, record: TrackedFile, successor: _Successor) -> TrackedFile:
-        """Write ``resubmitted_as`` on the old record (re-read when it changed meanwhile)."""
+    def _link(self, record: TrackedFile, successor: _Successor, entry: AuditEntry) -> TrackedFile:
+        """Write ``resubmitted_as`` on the old record (re-read when it changed meanwhile), with
+        who asked for the copy and when (this request's, when the copy names none)."""
+        ours = successor.request_id == entry.request_id
+        by = successor.by or (entry.actor if ours else None)
+        at = successor.at or (entry.at if ours else None)
         for _ in range(_ATTEMPTS):
             if record.resubmitted_as:
                 return record
@@ -304,7 +335,9 @@ class Resubmitter:
                 return self._store.update(
                     record,
                     resubmitted_as=successor.row_key,
-                    resubmit_request=successor.request_id,
+                    resubmitted_request=successor.request_id,
+                    resubmitted_by=by,
+                    resubmitted_at=at,
                 )
             except ConcurrencyError:
                 record = self._store.get(record.row_key) or record
@@ -314,7 +347,7 @@ class Resubmitter:
         self, record: TrackedFile, request_id: str, successor: _Successor | None = None
     ) -> ResubmitResult:
         """The result for the request that made the link; 409 for any other."""
-        if record.resubmit_request != request_id:
+        if record.resubmitted_request != request_id:
             raise ResubmitError(
                 409,
                 f"this file was already resubmitted as record {record.resubmitted_as} by "
@@ -324,20 +357,6 @@ class Resubmitter:
         if new is None and record.resubmitted_as:
             new = self._store.get(record.resubmitted_as)
         return ResubmitResult(record, new)
-
-
-def _check_resubmittable(record: TrackedFile, *, confirm: bool) -> None:
-    if not record.state.is_terminal:
-        raise ResubmitError(
-            409,
-            f"the file is {record.state.value}, not final: it is still on its way through "
-            "F&O; resubmit it once it has reached a final state",
-        )
-    if record.archive_pending:
-        raise ResubmitError(409, "the file is being archived; try again in a minute")
-    risk = risk_of(record)
-    if risk and not confirm:
-        raise ResubmitError(409, f"not resubmitted: {risk}. Resubmit with confirm=true to go on.")
 
 
 def _is_copy_of(props: BlobProperties | None, record: TrackedFile) -> bool:

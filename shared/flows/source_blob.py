@@ -10,8 +10,12 @@ our stamp gave it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -19,18 +23,21 @@ from azure.storage.blob import BlobClient, BlobProperties
 
 from shared import telemetry
 from shared.clients.storage import MESSAGE_ID_METADATA, version_properties
-from shared.tracking import TrackedFile, clean_etag, is_record_key, quoted_etag
+from shared.tracking import Actor, TrackedFile, clean_etag, is_record_key, quoted_etag
 
 __all__ = [
     "FINGERPRINT_KEY",
     "RECORD_KEY",
     "REQUEST_ID_LIMIT",
+    "RESUBMIT_AT_KEY",
+    "RESUBMIT_BY_KEY",
     "RESUBMIT_OF_KEY",
     "RESUBMIT_REQUEST_KEY",
     "STAMP_KEYS",
     "fingerprint",
     "is_own_stamp",
     "resubmit_fields",
+    "resubmit_metadata",
     "stamp",
     "stamp_values",
     "stamped_record_key",
@@ -47,6 +54,10 @@ REASON_KEY = "d365_reason"
 # A resubmitted copy carries the record it came from and the request that made it.
 RESUBMIT_OF_KEY = "d365_resubmit_of"
 RESUBMIT_REQUEST_KEY = "d365_resubmit_request"
+# ... and who asked for it, when (the actor as percent-encoded JSON: metadata is ASCII).
+RESUBMIT_BY_KEY = "d365_resubmit_by"
+RESUBMIT_AT_KEY = "d365_resubmit_at"
+_ACTOR_METADATA_LIMIT = 2048
 REQUEST_ID_LIMIT = 100
 # In the order they are kept when the uploader's metadata leaves little room.
 _STAMP_KEYS = (STATE_KEY, RECORD_KEY, FINGERPRINT_KEY, MESSAGE_ID_METADATA, REASON_KEY)
@@ -71,14 +82,38 @@ def stamped_record_key(props: BlobProperties) -> str | None:
     return value if value and is_record_key(value) else None
 
 
-def resubmit_fields(props: BlobProperties) -> dict[str, str]:
-    """The record fields of a resubmitted copy (``resubmit_of``, ``resubmit_request``) from
-    its metadata; empty when it names no record key (an uploader's metadata is input)."""
+def resubmit_metadata(
+    record: TrackedFile, *, request_id: str, actor: Actor, at: datetime
+) -> dict[str, str]:
+    """The metadata of a copy resubmitted from ``record``: where from, which request, who
+    asked and when (read back by :func:`resubmit_fields`)."""
+    by = quote(json.dumps(actor.to_dict(), ensure_ascii=False), safe="")
+    return {
+        RESUBMIT_OF_KEY: record.row_key,
+        RESUBMIT_REQUEST_KEY: request_id,
+        # A name too long for the metadata is left out: the audit row keeps it.
+        **({RESUBMIT_BY_KEY: by} if len(by) <= _ACTOR_METADATA_LIMIT else {}),
+        RESUBMIT_AT_KEY: at.isoformat(),
+    }
+
+
+def resubmit_fields(props: BlobProperties) -> dict[str, Any]:
+    """The record fields of a resubmitted copy (``resubmit_of``, ``resubmit_request``,
+    ``resubmit_by``, ``resubmit_at``) from its metadata; empty when it names no record key,
+    and without who or when where those are not ours (an uploader's metadata is input)."""
     origin = props.metadata.get(RESUBMIT_OF_KEY)
     if not origin or not is_record_key(origin):
         return {}
     request = props.metadata.get(RESUBMIT_REQUEST_KEY, "")[:REQUEST_ID_LIMIT]
-    return {"resubmit_of": origin, "resubmit_request": request}
+    fields: dict[str, Any] = {"resubmit_of": origin, "resubmit_request": request}
+    try:
+        by = props.metadata.get(RESUBMIT_BY_KEY)
+        fields["resubmit_by"] = Actor.from_dict(json.loads(unquote(by))) if by else None
+        at = datetime.fromisoformat(props.metadata.get(RESUBMIT_AT_KEY, ""))
+        fields["resubmit_at"] = at if at.tzinfo else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        _LOGGER.warning("resubmitted copy with unreadable metadata blob=%s", props.name)
+    return fields
 
 
 def is_own_stamp(props: BlobProperties, record: TrackedFile | None) -> bool:

@@ -18,10 +18,15 @@
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
-  export records, in a partition of their own.
+  export records, in a partition of their own;
+- :mod:`._audit_model`, :mod:`._audit_rows`, :mod:`._audit`: :class:`AuditStore`, the audit
+  trail of operator actions, in a partition of its own.
 """
 
 from ._actor import Actor, ActorKind
+from ._audit import AuditStore
+from ._audit_model import AuditEntry, AuditOutcome
+from ._audit_rows import AUDIT_PARTITION
 from ._backoff import Backoff
 from ._codec import to_entity
 from ._export_model import ExportRecord, ExportState
@@ -45,12 +50,16 @@ from ._schedule import BATCH_SIZE, Schedule
 from ._store import UNSCHEDULE, TrackingStore
 
 __all__ = [
+    "AUDIT_PARTITION",
     "BATCH_SIZE",
     "EXPORTS_PARTITION",
     "LEASE_MARGIN",
     "UNSCHEDULE",
     "Actor",
     "ActorKind",
+    "AuditEntry",
+    "AuditOutcome",
+    "AuditStore",
     "Backoff",
     "ClaimResult",
     "ConcurrencyError",

@@ -22,9 +22,11 @@ from ._model import (
 )
 from ._properties import (
     RECORD_LISTS,
+    decode_actor,
     decode_errors,
     decode_history,
     decode_list,
+    encode_actor,
     encode_history,
     encode_list,
     finish,
@@ -51,6 +53,8 @@ _TIME_FIELDS = (
     "send_started_at",
     "lease_until",
     "next_poll_at",
+    "resubmit_at",
+    "resubmitted_at",
 )
 _TEXT_FIELDS = (
     "blob",
@@ -77,7 +81,9 @@ _TEXT_FIELDS = (
     "resubmit_of",
     "resubmitted_as",
     "resubmit_request",
+    "resubmitted_request",
 )
+_ACTOR_FIELDS = ("resubmit_by", "resubmitted_by")
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
 
 
@@ -128,6 +134,8 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         entity[name] = getattr(record, name)
     for name in _TIME_FIELDS:
         entity[name] = iso(getattr(record, name))
+    for name in _ACTOR_FIELDS:
+        entity[name] = encode_actor(getattr(record, name))
     for spec in RECORD_LISTS:
         entity.update(
             encode_list(
@@ -145,6 +153,10 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
     """The record of a table entity."""
     texts = {name: entity.get(name) for name in (*_TEXT_FIELDS, "errors_raw")}
     texts["write_id"] = texts["write_id"] or ""
+    if texts["resubmitted_as"] and not texts["resubmitted_request"]:
+        # Linked before the outgoing resubmit had a request id of its own: it was this one.
+        texts["resubmitted_request"] = texts["resubmit_request"]
+        texts["resubmit_request"] = texts["resubmit_request"] if texts["resubmit_of"] else None
     times = {name: parse_time(entity.get(name)) for name in _TIME_FIELDS}
     counts = {name: int(entity.get(name) or 0) for name in _COUNT_FIELDS}
     counts["size"] = entity.get("size")  # type: ignore[assignment] - None stays unknown
@@ -158,6 +170,7 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         archive_pending=bool(entity.get("archive_pending", False)),
         failure=_failure(entity),
         errors=decode_errors(entity.get("errors")),
+        **{name: decode_actor(entity.get(name)) for name in _ACTOR_FIELDS},
         **decode_history(entity),
         **lists,
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else "",

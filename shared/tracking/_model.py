@@ -9,6 +9,8 @@ from enum import StrEnum
 from shared.clients.d365 import ExecutionError
 from shared.errors import AppError
 
+from ._actor import Actor
+
 __all__ = [
     "ClaimResult",
     "ConcurrencyError",
@@ -158,7 +160,17 @@ class TrackedFile:
     resubmitted_as: str | None = None
     """Row key of the record of the version this file was resubmitted as."""
     resubmit_request: str | None = None
+    """The request id of the resubmit that made this version (with ``resubmit_of``)."""
+    resubmit_by: Actor | None = None
+    """Who asked for the resubmit that made this version."""
+    resubmit_at: datetime | None = None
+    """When the resubmit that made this version was asked for."""
+    resubmitted_request: str | None = None
     """The request id of the resubmit that made ``resubmitted_as``."""
+    resubmitted_by: Actor | None = None
+    """Who asked for the resubmit that made ``resubmitted_as``."""
+    resubmitted_at: datetime | None = None
+    """When the resubmit that made ``resubmitted_as`` was asked for."""
     write_id: str = field(default="", compare=False, repr=False)
     """Token of the write that produced this row: tells a lost acknowledgement from a race."""
     etag: str = field(default="", compare=False, repr=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.clients.d365 import ExecutionError
 
+from ._actor import Actor
 from ._fit import (
     HISTORY_ENTRIES,
     HISTORY_UNITS,
@@ -36,9 +37,11 @@ __all__ = [
     "PACKAGE_ENTITIES",
     "RECORD_LISTS",
     "ListField",
+    "decode_actor",
     "decode_errors",
     "decode_history",
     "decode_list",
+    "encode_actor",
     "encode_errors",
     "encode_history",
     "encode_list",
@@ -75,6 +78,22 @@ def decode_errors(text: str | None) -> tuple[ExecutionError, ...]:
         ExecutionError(str(e["record_id"]), str(e["field"]), str(e["message"]))
         for e in json.loads(text)
     )
+
+
+_ACTOR_UNITS = 500
+"""Each of an actor's texts on a record (a display name, an object id, a provider)."""
+
+
+def encode_actor(actor: Actor | None) -> Bounded | None:
+    """An actor as the JSON text a record keeps, each of its texts cut to 500 units."""
+    if actor is None:
+        return None
+    return Bounded(dumps({k: cut(v, _ACTOR_UNITS) for k, v in actor.to_dict().items()}))
+
+
+def decode_actor(text: str | None) -> Actor | None:
+    """Inverse of :func:`encode_actor`."""
+    return Actor.from_dict(json.loads(text)) if text else None
 
 
 def finish(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,15 @@ from azure.core.exceptions import (
 
 from ._table import StatusTable
 
-__all__ = ["WRITE_ID", "Written", "insert_own", "new_write_id", "replace_own", "write_own"]
+__all__ = [
+    "WRITE_ID",
+    "Written",
+    "insert_own",
+    "new_write_id",
+    "read_back_needed",
+    "replace_own",
+    "write_own",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,7 +79,7 @@ def _uncertain(exc: Exception) -> bool:
     return isinstance(exc, HttpResponseError) and (status_of(exc) or 0) >= 500
 
 
-def _read_back_needed(exc: Exception, conflicts: frozenset[int]) -> bool:
+def read_back_needed(exc: Exception, conflicts: frozenset[int]) -> bool:
     """The write lost a race, or may have landed with its answer lost: reading the row back
     tells which."""
     if isinstance(exc, HttpResponseError) and status_of(exc) in conflicts:
@@ -100,7 +108,7 @@ def write_own(
         try:
             return Written(ours=True, etag=send())
         except AzureError as exc:
-            if not _read_back_needed(exc, conflicts):
+            if not read_back_needed(exc, conflicts):
                 raise
             failure = exc
         row = table.get(row_key)

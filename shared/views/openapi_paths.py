@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.views import exports, files
+from shared.views import audit, exports, files
 from shared.views.body import MAX_BODY_BYTES
 from shared.views.openapi_schemas import STATES, STRING, ref
 from shared.views.params import DEFAULT_LIMIT, EARLIEST, LATEST, MAX_LIMIT
@@ -137,6 +137,35 @@ def paths() -> dict[str, Any]:
                         "another request, or the file is not where its record says"
                     ),
                     "413": _problem(f"a body larger than {MAX_BODY_BYTES:,} bytes"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/audit": {
+            "get": {
+                "operationId": "listAudit",
+                "summary": "Operator actions newest first: who resubmitted what, and when",
+                "description": "Every operator action (a resubmit, ...) with who asked, when, "
+                "its request id, the records it names and its outcome; rows are never rewritten.",
+                "parameters": [
+                    _time_query("since", "asked at or after"),
+                    _time_query("until", "asked at or before"),
+                    _query(
+                        "person",
+                        f"an Entra object id or a display name, any case (at most "
+                        f"{audit.TEXT_LIMIT} characters); function key: key mode's actions",
+                    ),
+                    _query("action", "one action, e.g. resubmit"),
+                    _query(
+                        "limit",
+                        f"page size (default {DEFAULT_LIMIT})",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                    ),
+                    _query("continuation", "the previous page's continuation"),
+                ],
+                "responses": {
+                    "200": _json(ref("AuditPage"), "a page of operator actions"),
+                    "400": _problem("a bad parameter"),
                     "503": _UNAVAILABLE,
                 },
             }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.tracking import ExportState, TrackingState
+from shared.tracking import ActorKind, AuditOutcome, ExportState, TrackingState
 from shared.views import exports
 
 __all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
@@ -19,6 +19,19 @@ _INT = {"type": "integer"}
 STATES = [state.value for state in TrackingState]
 _STRINGS = {"type": "array", "items": STRING}
 _DROPPED = "older history entries the record no longer keeps (it keeps the newest)"
+
+# Inline, not a component: OpenAPI 3.0 ignores "nullable" beside a $ref.
+_ACTOR = {
+    "type": "object",
+    "description": "Who asked for an operator action.",
+    "properties": {
+        "kind": {"type": "string", "enum": [kind.value for kind in ActorKind]},
+        "name": {**STRING, "description": "display name, or function key"},
+        "object_id": {**STRING, "description": "Entra object id; empty for a key"},
+        "provider": {**STRING, "description": "identity provider; empty for a key"},
+    },
+    "required": ["kind", "name"],
+}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -93,7 +106,19 @@ _RECORD = {
         },
         "location": {**STRING, "description": "<container>/<path> where the file is now"},
         "resubmit_of": {**_NULLABLE_STRING, "description": "record_key it was resubmitted from"},
+        "resubmit_request": {
+            **_NULLABLE_STRING,
+            "description": "request id of the resubmit that made this version",
+        },
+        "resubmit_by": {**_ACTOR, "nullable": True},
+        "resubmit_at": {**_TIME, "description": "when the resubmit that made it was asked for"},
         "resubmitted_as": {**_NULLABLE_STRING, "description": "record_key of its resubmit"},
+        "resubmitted_request": {
+            **_NULLABLE_STRING,
+            "description": "request id of the resubmit that made resubmitted_as",
+        },
+        "resubmitted_by": {**_ACTOR, "nullable": True},
+        "resubmitted_at": {**_TIME, "description": "when its resubmit was asked for"},
         "resubmit_risk": {
             **_NULLABLE_STRING,
             "description": "why a resubmit may import it twice (then confirm is required)",
@@ -209,6 +234,31 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["healthy", "checks"],
     },
+    "AuditEntry": {
+        "type": "object",
+        "description": "One operator action: who, when, what, and how it ended.",
+        "properties": {
+            "audit_key": STRING,
+            "action": {**STRING, "description": "what was asked, e.g. resubmit"},
+            "actor": _ACTOR,
+            "at": {"type": "string", "format": "date-time"},
+            "request_id": STRING,
+            "targets": {
+                **_STRINGS,
+                "description": "what it was asked on (a record_key first), then what it made",
+            },
+            "subject": {**_NULLABLE_STRING, "description": "what it was asked on (a blob path)"},
+            "outcome": {
+                "type": "string",
+                "enum": [outcome.value for outcome in AuditOutcome],
+                "description": "requested: begun, its end not recorded (see its records)",
+            },
+            "detail": {**_NULLABLE_STRING, "description": "why it was refused"},
+            "completed_at": _TIME,
+        },
+        "required": ["audit_key", "action", "actor", "at", "request_id", "targets", "outcome"],
+    },
+    "AuditPage": _page("AuditEntry"),
     "ResubmitRequest": {
         "type": "object",
         "properties": {

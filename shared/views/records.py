@@ -84,6 +84,12 @@ def record_json(record: TrackedFile, view: RecordView) -> dict[str, Any]:
         "error_files_blob": record.error_files_blob,
         "location": record.archived_to or f"{inbound}/{record.blob}",
         "resubmit_of": record.resubmit_of,
+        "resubmit_request": record.resubmit_request,
+        "resubmit_by": record.resubmit_by and record.resubmit_by.to_dict(),
+        "resubmit_at": json_time(record.resubmit_at),
         "resubmitted_as": record.resubmitted_as,
+        "resubmitted_request": record.resubmitted_request,
+        "resubmitted_by": record.resubmitted_by and record.resubmitted_by.to_dict(),
+        "resubmitted_at": json_time(record.resubmitted_at),
         "resubmit_risk": risk_of(record),
     }

@@ -15,6 +15,7 @@ from azure.core.exceptions import AzureError
 from shared.context import AppContext
 from shared.errors import safe_text
 from shared.flows.resubmit import ResubmitError, Resubmitter
+from shared.tracking import Actor
 from shared.views.body import BodyError, json_object
 from shared.views.files import find_record
 from shared.views.guard import with_context
@@ -32,9 +33,14 @@ def resubmit(
     key: str,
     headers: Mapping[str, str],
     body: bytes,
+    *,
+    actor: Actor,
 ) -> ApiResponse:
     """``POST /api/messages/{id}/resubmit``: the request id from the ``Idempotency-Key``
-    header or ``request_id`` in the JSON body; ``confirm`` (JSON true) for a risky file."""
+    header or ``request_id`` in the JSON body; ``confirm`` (JSON true) for a risky file.
+
+    :keyword actor: who asks (recorded on both records and in the audit trail).
+    """
 
     def answer(context: AppContext) -> ApiResponse:
         try:
@@ -47,12 +53,13 @@ def resubmit(
         lowered = {name.lower(): value for name, value in headers.items()}
         request_id = lowered.get("idempotency-key") or body_request_id
         resubmitter = Resubmitter(
-            context.store, context.enqueuer, context.inbound, context.blob_service
+            context.store, context.enqueuer, context.inbound, context.blob_service, context.audit
         )
         try:
             result = resubmitter.resubmit(
                 found.row_key,
                 request_id=request_id or "",
+                actor=actor,
                 confirm=confirm,
             )
         except ResubmitError as exc:
@@ -70,7 +77,7 @@ def resubmit(
             200,
             {
                 "resubmitted_as": result.original.resubmitted_as,
-                "request_id": result.original.resubmit_request,
+                "request_id": result.original.resubmitted_request,
                 "original": record_json(result.original, view),
                 "resubmitted": record_json(new, view) if new else None,
             },

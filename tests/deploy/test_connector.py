@@ -361,6 +361,9 @@ def test_real_answers_fit_the_connectors_types(
         timeout=60,
     )
     _fits("/messages/{message_id}/resubmit", "post", resubmitted)
+    _fits("/messages/{message_id}", "get", app.get(f"messages/{record['record_key']}"))
+    _fits("/audit", "get", app.get("audit"))
+    assert app.get("audit").json()["items"][0]["request_id"] == "connector-1"
     # The strict form bites: a field the connector does not describe fails.
     with pytest.raises(jsonschema.ValidationError, match="'surprise' was unexpected"):
         jsonschema.validate(

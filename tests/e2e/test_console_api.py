@@ -58,6 +58,20 @@ def test_a_double_resubmit_sends_once_and_both_records_link(app: App) -> None:
     again = _post(app, path, key="click-2")
     assert again.status_code == 409
     assert f"already resubmitted as record {new_key}" in again.json()["error"]
+    # One audit row for the request sent twice; none for the refused one.
+    trail = app.get("audit", person="Function Key")
+    _conforms(app.get("openapi.json").json(), "/audit", trail)
+    [entry] = trail.json()["items"]
+    assert (entry["request_id"], entry["outcome"], entry["targets"]) == (
+        "click-1",
+        "done",
+        [old["record_key"], new_key],
+    )
+    assert entry["actor"]["kind"] == "function key"
+    assert new["resubmit_by"] == app.get(f"messages/{old['record_key']}").json()["resubmitted_by"]
+    refused = app.get("audit", since="yesterday")
+    assert refused.status_code == 400
+    assert "since 'yesterday' is not a date-time; expected ISO 8601" in refused.json()["error"]
 
 
 def test_a_rejected_file_resubmitted_after_its_route_was_added_is_processed(

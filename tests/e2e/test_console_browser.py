@@ -231,6 +231,48 @@ def test_resubmitting_a_refused_file_double_clicked_processes_it_once(
     page.screenshot(path=tmp_path / "console-resubmitted.png", full_page=True)
 
 
+def test_the_audit_view_shows_who_resubmitted_which_records_and_links_them(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    app = keyed_app
+    app.d365.knobs.max_enqueue_bytes = 16
+    blob = app.upload("customers/USMF/audited.xml", VALID)
+    old = app.run_until_terminal([blob])[blob]
+    app.d365.knobs.max_enqueue_bytes = None
+    page = console()
+    _row(page, blob).click()
+    page.click("#resubmit")
+    page.click("#confirm-ok")
+    expect(page.locator("#resubmit-result")).to_contain_text("Resubmitted as record")
+    # The record names who resubmitted it (key mode: whoever holds the function key).
+    expect(page.locator("#detail-facts")).to_contain_text("Resubmitted byfunction key")
+    new = app.run_until_terminal([blob])[blob]
+    (entry,) = app.get("audit").json()["items"]
+
+    page.click("#view-audit")
+
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.locator("td.actor")).to_have_text("function key")
+    expect(rows).to_contain_text("resubmit")
+    expect(rows.locator("td.subject")).to_have_text(blob)
+    expect(rows).to_contain_text("done")
+    expect(rows).to_contain_text(entry["request_id"])
+    expect(rows.locator("a.record-link")).to_have_text([old["record_key"], new["record_key"]])
+    expect(page.locator("#imports-view")).to_be_hidden()
+    page.screenshot(path=tmp_path / "console-audit.png", full_page=True)
+    page.fill("#a-person", "Somebody Else")
+    page.click("#a-apply")
+    expect(rows).to_have_count(0)
+    page.fill("#a-person", "FUNCTION KEY")
+    page.click("#a-apply")
+    expect(rows).to_have_count(1)
+    rows.locator("a.record-link").nth(1).click()
+    expect(page.locator("#imports-view")).to_be_visible()
+    expect(page.locator("#detail")).to_have_attribute("data-key", new["record_key"])
+    expect(page.locator("#detail-facts")).to_contain_text("Resubmit asked byfunction key")
+
+
 def test_an_outcome_unknown_file_asks_for_a_confirmation_naming_the_risk(
     keyed_app: App, console: Callable[[], Page]
 ) -> None:

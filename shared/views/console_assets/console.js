@@ -14,6 +14,7 @@
   const functionKey = takeKey();
   let continuation = null;
   let exportContinuation = null;
+  let auditContinuation = null;
 
   function takeKey() {
     const url = new URL(window.location.href);
@@ -265,7 +266,12 @@
     fact("Last error", record.last_error);
     fact("Archive error", record.archive_error);
     fact("Resubmitted from", record.resubmit_of ? recordLink(record.resubmit_of) : "");
+    fact("Resubmit asked by", actorText(record.resubmit_by));
+    fact("Resubmit asked at", time(record.resubmit_at));
     fact("Resubmitted as", record.resubmitted_as ? recordLink(record.resubmitted_as) : "");
+    fact("Resubmitted by", actorText(record.resubmitted_by));
+    fact("Resubmitted at", time(record.resubmitted_at));
+    fact("Resubmit request id", record.resubmitted_request);
     box.append(facts.node);
     box.append(el("h3", {}, "History"), historyTable(record.history, "history"),
       droppedNote(record.history_dropped));
@@ -278,10 +284,15 @@
     return button;
   }
 
-  function recordLink(key) {
+  // A link to a record's detail; ``switchView``: from another view, go to Imports first.
+  function recordLink(key, switchView) {
     const link = el("a", { href: "#", className: "record-link" }, key);
     link.dataset.key = key;
-    link.addEventListener("click", (event) => { event.preventDefault(); showDetail(key); });
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      if (switchView) showView("imports");
+      showDetail(key);
+    });
     return link;
   }
 
@@ -437,13 +448,64 @@
       droppedNote(record.history_dropped));
   }
 
+  // -- audit -----------------------------------------------------------------------------
+
+  // Who asked: a person's or application's name with its object id, or "function key".
+  function actorText(actor) {
+    if (!actor) return "";
+    return actor.object_id ? `${actor.name} (${actor.object_id})` : actor.name;
+  }
+
+  function localTime(id) {
+    const value = $(id).value;
+    return value ? new Date(value).toISOString() : "";
+  }
+
+  async function loadAudit(more) {
+    const params = {
+      person: $("a-person").value.trim(),
+      since: localTime("a-since"),
+      until: localTime("a-until"),
+      limit: "50",
+    };
+    if (more && auditContinuation) params.continuation = auditContinuation;
+    const response = await api("audit", params);
+    auditContinuation = fillPage($("audit"), $("audit-error"), $("audit-more"), response,
+      auditRow, more);
+  }
+
+  // Targets shaped like record keys open the record; others (a line's name) are shown as text.
+  function targetLinks(targets) {
+    const cell = el("td", { className: "blob" });
+    targets.forEach((target, index) => {
+      if (index) cell.append(" → ");
+      cell.append(/^\d{13}-[0-9a-f]{32}$/.test(target) ? recordLink(target, true) : target);
+    });
+    return cell;
+  }
+
+  function auditRow(entry) {
+    const tr = el("tr", {},
+      el("td", { className: "time" }, time(entry.at)),
+      el("td", { className: "actor" }, actorText(entry.actor)),
+      el("td", {}, entry.action),
+      el("td", { className: "blob subject" }, entry.subject || ""),
+      el("td", { title: entry.detail || "" }, entry.outcome, entry.detail ? `: ${entry.detail}` : null),
+      el("td", { className: "blob" }, entry.request_id),
+      targetLinks(entry.targets));
+    tr.dataset.key = entry.audit_key;
+    return tr;
+  }
+
+  const VIEWS = ["imports", "exports", "audit"];
+
   function showView(name) {
-    const exports = name === "exports";
-    $("imports-view").hidden = exports;
-    $("exports-view").hidden = !exports;
-    $("view-imports").setAttribute("aria-pressed", String(!exports));
-    $("view-exports").setAttribute("aria-pressed", String(exports));
-    if (exports) loadExports(false);
+    for (const view of VIEWS) {
+      $(`${view}-view`).hidden = view !== name;
+      $(`view-${view}`).setAttribute("aria-pressed", String(view === name));
+    }
+    if (name === "exports") loadExports(false);
+    if (name === "audit") loadAudit(false);
   }
 
   // -- wiring ----------------------------------------------------------------------------
@@ -462,5 +524,8 @@
   $("view-exports").addEventListener("click", () => showView("exports"));
   $("export-filters").addEventListener("submit", (event) => { event.preventDefault(); loadExports(false); });
   $("exports-more").addEventListener("click", () => loadExports(true));
+  $("view-audit").addEventListener("click", () => showView("audit"));
+  $("audit-filters").addEventListener("submit", (event) => { event.preventDefault(); loadAudit(false); });
+  $("audit-more").addEventListener("click", () => loadAudit(true));
   refreshAll().then(() => { document.body.dataset.ready = "true"; });
 })();

@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 from devtools.azurite import Azurite
 from shared.clients.d365 import ExecutionError
 from shared.tracking import (
+    Actor,
+    ActorKind,
+    AuditOutcome,
+    AuditStore,
     ExportStore,
     Lease,
     TrackedFile,
@@ -24,6 +28,7 @@ from shared.tracking import (
     TrackingStore,
     to_entity,
 )
+from shared.tracking._codec import from_entity
 from shared.tracking._fit import (
     ERRORS_UNITS,
     LIST_UNITS,
@@ -73,6 +78,7 @@ WORST = "\U0001f600中" * 25_000
 class Stores:
     files: TrackingStore
     exports: ExportStore
+    audit: AuditStore
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +91,7 @@ def stores(azurite: Azurite) -> Iterator[Stores]:
     built = Stores(
         TrackingStore(tables.get_table_client(name), errors_container=errors),
         ExportStore(tables.get_table_client(name), errors_container=errors),
+        AuditStore(tables.get_table_client(name)),
     )
     built.files.ensure_ready()
     yield built
@@ -111,6 +118,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     blob = f"rows/{uuid.uuid4().hex}/{text[:900]}"
     claimed = store.claim(blob, "e1", modified_at=T0, schedule_at=T0, last_error=text).record
     changes = dict.fromkeys(_RECORD_TEXTS, text)
+    actor = Actor(ActorKind.USER, text, object_id=text, provider=text)
     lists = [f"{i}-{text[:300]}" for i in range(many)]
     errors = [ExecutionError(str(i), text[:50], text[:2_000]) for i in range(many)]
     message_id = str(uuid.uuid4())
@@ -119,6 +127,8 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     record = store.update(
         replace(record, history=(*record.history, *history)),
         **changes,
+        resubmit_by=actor,
+        resubmitted_by=actor,
         state=TrackingState.PROCESSING,
         message_id=message_id,
         errors=tuple(errors),
@@ -131,6 +141,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
 
     assert store.get(record.row_key) == record
     assert store.get_by_message_id(message_id) == record
+    assert record.resubmit_by is not None and record.resubmit_by.kind is ActorKind.USER
     assert len(record.history) + record.history_dropped == many + 3
     assert record.history[-1][0] == TrackingState.PROCESSING.value
     assert store.list_package_entities(record) == tuple(lists)
@@ -142,6 +153,27 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     errors_fields = store.store_errors(record, errors, raw=text)
     finished = store.update(record, **errors_fields, state=TrackingState.PROCESSED_WITH_ERRORS)
     assert store.load_errors(store.get(finished.row_key)) == tuple(errors)
+
+
+@ROWS
+@given(text=TEXTS, many=MANY)
+@example(text=WORST, many=3_000)
+def test_an_audit_entry_of_any_texts_is_written_and_found_again(
+    stores: Stores, text: str, many: int
+) -> None:
+    actor = Actor(ActorKind.USER, text, object_id=text, provider=text)
+    targets = [f"{i}-{text[:300]}" for i in range(max(many, 1))]
+    request_id = uuid.uuid4().hex
+
+    entry = stores.audit.record(
+        text, actor=actor, request_id=request_id, targets=targets, subject=text
+    )
+    done = stores.audit.complete(entry, AuditOutcome.REFUSED, detail=text, made=[text])
+
+    assert stores.audit.get(entry.row_key) == done
+    again = stores.audit.record(text, actor=actor, request_id=request_id, targets=targets)
+    assert again == done
+    assert done.request_id == request_id
 
 
 @ROWS
@@ -224,6 +256,8 @@ def test_the_largest_record_the_codec_can_make_fits_both_measures() -> None:
         history=tuple((WORST, WORST) for _ in range(100)),
         package_entities=(WORST,) * 100,
         error_files=(WORST,) * 100,
+        resubmit_by=Actor(ActorKind.USER, WORST, object_id=WORST, provider=WORST),
+        resubmitted_by=Actor(ActorKind.APPLICATION, WORST, object_id=WORST, provider=WORST),
     )
     entity = to_entity(record)
     assert max(service_bytes(entity), request_bytes(entity)) < MAX_ENTITY_BYTES
@@ -319,3 +353,23 @@ def test_errors_at_the_edge_of_the_row_are_kept_whole_or_in_a_blob(
     if record.errors_blob is None:
         assert (record.errors, record.errors_raw) == (tuple(errors), raw)
     assert files.load_errors(record) == tuple(errors)
+
+
+def test_a_record_linked_before_the_outgoing_request_id_had_its_own_column_is_read_so() -> None:
+    record = TrackedFile(
+        record_id="0" * 32,
+        row_key="1" * 13 + "-" + "0" * 32,
+        blob="a.xml",
+        blob_etag="e",
+        state=TrackingState.ENQUEUE_FAILED,
+        received_at=T0,
+        updated_at=T0,
+        resubmitted_as="2" * 13 + "-" + "0" * 32,
+        resubmit_request="click-1",  # where the link kept its request id before
+    )
+
+    read = from_entity(to_entity(record))
+
+    assert (read.resubmitted_request, read.resubmit_request) == ("click-1", None)
+    came_from = from_entity(to_entity(replace(record, resubmit_of="3" * 13 + "-" + "0" * 32)))
+    assert (came_from.resubmitted_request, came_from.resubmit_request) == ("click-1", "click-1")

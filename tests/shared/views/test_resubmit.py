@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.tracking import TrackingState
+from shared.tracking import Actor, TrackingState
 from shared.views import resubmit
 from shared.views.response import ApiResponse
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
 from tests.shared.views.support import enqueued
 
+KEY = Actor.function_key()
 README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
 
 
@@ -29,7 +30,7 @@ def test_a_bad_resubmit_request_gets_a_400_that_says_why(
     domain: Domain, body: bytes, headers: dict[str, str], code: int, text: str
 ) -> None:
     message_id = enqueued(domain)
-    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body, actor=KEY)
     assert response.status == code
     assert text in response.body["error"]
 
@@ -41,11 +42,12 @@ def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
     refused = domain.deliver(domain.upload("customers/USMF/retry.xml", VALID))
     assert refused is not None and refused.state is TrackingState.ENQUEUE_FAILED
     domain.d365.knobs.max_enqueue_bytes = None
-    domain.faults.fail("reset", "POST", "$batch", times=50)  # the new version's claim
+    # The new version's claim (the first transaction is the request's audit row).
+    domain.faults.fail("reset", "POST", "$batch", skip=1, times=50)
 
     def again() -> ApiResponse:
         headers = {"Idempotency-Key": "k"}
-        return resubmit.resubmit(lambda: domain.context, refused.row_key, headers, b"{}")
+        return resubmit.resubmit(lambda: domain.context, refused.row_key, headers, b"{}", actor=KEY)
 
     failed = again()
     domain.faults.clear()
@@ -76,7 +78,7 @@ def test_a_hostile_resubmit_body_is_refused_with_what_is_wrong_not_a_500(
     message_id = enqueued(domain)
     headers = {"Idempotency-Key": "k"}
 
-    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body, actor=KEY)
 
     assert (response.status, response.body["error"][: len(text)]) == (code, text)
     assert f'| {code} "{response.body["error"]}" |' in README  # its row, word for word
@@ -88,7 +90,9 @@ def test_a_storage_failure_reading_the_record_to_resubmit_is_a_503_not_a_500(
     message_id = enqueued(domain)
     domain.faults.fail("reset", "GET", "PartitionKey", times=50)
 
-    response = resubmit.resubmit(lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b"")
+    response = resubmit.resubmit(
+        lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b"", actor=KEY
+    )
 
     domain.faults.clear()
     assert response.status == 503

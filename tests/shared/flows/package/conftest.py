@@ -22,7 +22,7 @@ from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
 from shared.flows.resubmit import Resubmitter
-from shared.tracking import TrackedFile
+from shared.tracking import Actor, TrackedFile
 from tests import package_files
 from tests.e2e.conftest import TEMPLATES
 from tests.shared.conftest import FAST, Domain
@@ -170,9 +170,11 @@ def resubmit(packaged: Packaged, record: TrackedFile, *, confirm: bool = False) 
     """Resubmit ``record`` (confirmed or not); the new version's record."""
     context = packaged.domain.context
     resubmitter = Resubmitter(
-        context.store, packaged.enqueuer, context.inbound, context.blob_service
+        context.store, packaged.enqueuer, context.inbound, context.blob_service, context.audit
     )
-    result = resubmitter.resubmit(record.row_key, request_id="again", confirm=confirm)
+    result = resubmitter.resubmit(
+        record.row_key, request_id="again", actor=Actor.function_key(), confirm=confirm
+    )
     assert result.resubmitted is not None
     assert result.original.resubmitted_as == result.resubmitted.row_key
     return result.resubmitted
