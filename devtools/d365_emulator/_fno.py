@@ -296,10 +296,12 @@ class FnoApi:
         forced = self._env.knobs.odata_values
         if call.operation in forced:
             return odata_value(self._env.base_url(), forced[call.operation])
-        if call.operation in PACKAGE_ACTIONS:
-            return self._env.packages.action(call.operation, payload)
-        if call.operation in PACKAGE_EXPORT_ACTIONS:
-            return self._env.package_exports.action(call.operation, payload)
+        package_api = {
+            **dict.fromkeys(PACKAGE_ACTIONS, self._env.packages.action),
+            **dict.fromkeys(PACKAGE_EXPORT_ACTIONS, self._env.package_exports.action),
+        }.get(call.operation)
+        if package_api is not None:
+            return package_api(call.operation, payload)
         action, parameter = _ACTIONS[call.operation]
         value = payload.get(parameter)
         if not isinstance(value, str):

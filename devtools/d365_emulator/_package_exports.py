@@ -157,9 +157,11 @@ class PackageExports:
         given = self._knobs.export_package_path
         if given is None:
             return self._blobs.store_file(name, export_package(execution, self._knobs.export_rows))
-        with tempfile.NamedTemporaryFile(dir=self._blobs.spool_dir(), delete=False) as copy:
-            with Path(given).open("rb") as source:
-                shutil.copyfileobj(source, copy, 4 * 1024 * 1024)
+        with (
+            tempfile.NamedTemporaryFile(dir=self._blobs.spool_dir(), delete=False) as copy,
+            Path(given).open("rb") as source,
+        ):
+            shutil.copyfileobj(source, copy, 4 * 1024 * 1024)
         return self._blobs.store_path(name, Path(copy.name))
 
     # -- execution status (used by GetExecutionSummaryStatus / GetExecutionErrors) ----------

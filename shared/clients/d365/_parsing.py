@@ -36,9 +36,9 @@ __all__ = [
     "parse_enqueue_response",
     "parse_execution_id",
     "parse_execution_summary_status",
+    "parse_export_execution_id",
     "parse_file_url",
     "parse_import_execution_id",
-    "parse_export_execution_id",
     "parse_message_status",
     "parse_package_url",
 ]
