@@ -18,7 +18,9 @@
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
-  export records, in a partition of their own.
+  export records, in a partition of their own;
+- :mod:`._package_export_model`, :mod:`._package_export_rows`, :mod:`._package_exports`:
+  :class:`PackageExportStore`, the scheduled package exports, in the same partition.
 """
 
 from ._actor import Actor, ActorKind
@@ -40,6 +42,8 @@ from ._model import (
     error_to_dict,
     utcnow,
 )
+from ._package_export_model import PACKAGE_KIND, PackageExportRecord, PackageExportState, RouteRun
+from ._package_exports import PackageExportStore
 from ._page import Page
 from ._schedule import BATCH_SIZE, Schedule
 from ._store import UNSCHEDULE, TrackingStore
@@ -48,6 +52,7 @@ __all__ = [
     "BATCH_SIZE",
     "EXPORTS_PARTITION",
     "LEASE_MARGIN",
+    "PACKAGE_KIND",
     "UNSCHEDULE",
     "Actor",
     "ActorKind",
@@ -61,8 +66,12 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
+    "PackageExportRecord",
+    "PackageExportState",
+    "PackageExportStore",
     "Page",
     "PendingEntry",
+    "RouteRun",
     "Schedule",
     "TrackedFile",
     "TrackingState",
