@@ -43,6 +43,7 @@ from ._model import (
     utcnow,
 )
 from ._package_export_model import PACKAGE_KIND, PackageExportRecord, PackageExportState, RouteRun
+from ._package_export_rows import is_package_key
 from ._package_exports import PackageExportStore
 from ._page import Page
 from ._schedule import BATCH_SIZE, Schedule
@@ -79,6 +80,7 @@ __all__ = [
     "TrackingStoreError",
     "clean_etag",
     "error_to_dict",
+    "is_package_key",
     "is_record_key",
     "lease_for_call",
     "quoted_etag",

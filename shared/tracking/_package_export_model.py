@@ -80,6 +80,12 @@ class PackageExportRecord:
     etag: str = field(default="", compare=False, repr=False)
 
     @property
+    def kind(self) -> str:
+        """``package``: a scheduled run of a data project (a recurring export's is
+        ``recurring``)."""
+        return PACKAGE_KIND
+
+    @property
     def followed_id(self) -> str:
         """The execution id F&O knows the run by."""
         return self.fno_execution_id or self.execution_id

@@ -153,10 +153,18 @@ class PackageExportStore:
         return replace(package_from(entity), etag=written.etag)
 
     def downloaded(
-        self, record: PackageExportRecord, blobs: Sequence[str], size: int, *, reason: str
+        self,
+        record: PackageExportRecord,
+        blobs: Sequence[str],
+        size: int,
+        *,
+        reason: str,
+        d365_status: str,
+        fno_errors: str | None,
     ) -> PackageExportRecord:
-        """Record the package committed in its container (final); a list of blobs too long
-        for the row is written to a blob of the errors container first.
+        """Record the package committed in its container (final), with F&O's status and, for
+        a partial export, its errors; a list of blobs too long for the row is written to a blob
+        of the errors container first.
 
         :raises AzureError: storage failed (the list's blob, or the row).
         """
@@ -169,6 +177,8 @@ class PackageExportStore:
             reason=reason,
             size=size,
             downloaded_at=self._clock(),
+            d365_status=d365_status,
+            fno_errors=fno_errors,
             error=None,
             **listed,
         )
