@@ -6,8 +6,8 @@ something changed; each is conditional on the record as read.
 
 - ``NotRun`` / ``Executing``: ``Executing`` (a ``Requested`` run F&O knows is taken).
 - "not found", ``Unknown``, an answer that failed: asked again at the next tick, until
-  ``MAX_PENDING_AGE`` after the slot: then ``ExportFailed`` (a ``Requested`` run F&O never
-  knew: "may not have started; not sent again").
+  ``MAX_PENDING_AGE`` after the slot was claimed: then ``ExportFailed`` (a ``Requested`` run
+  F&O never knew: "may not have started; not sent again").
 - ``Failed`` / ``Canceled``: ``ExportFailed`` with F&O's status and the execution's errors
   (GetExecutionErrors' text, best effort).
 - ``Succeeded`` / ``PartiallySucceeded`` (RIS downloads both; a partial one keeps its
@@ -61,7 +61,8 @@ class PackageFollower:
     :param store: the package export records.
     :param client: the F&O client.
     :param policy: block sizes and zip limits.
-    :keyword max_age: how long after its slot a run may stay unfinished (``MAX_PENDING_AGE``).
+    :keyword max_age: how long after its slot was claimed a run may stay unfinished
+        (``MAX_PENDING_AGE``).
     :keyword clock: the time source (UTC).
     :keyword temp_dir: where an unzip route keeps the package while reading it.
     """
@@ -108,7 +109,7 @@ class PackageFollower:
         error: str | None,
     ) -> PackageExportRecord:
         """Not final yet: written only when something changed; ended at the age limit."""
-        if self._clock() - record.scheduled_for > self._max_age:
+        if self._clock() - record.created_at > self._max_age:
             never = record.state is PackageExportState.REQUESTED and state is record.state
             why = (
                 "F&O never knew execution "

@@ -7,8 +7,9 @@ The record is ``Scheduled`` (written with our execution id before anything is se
    took) the run is followed, never sent again.
 2. **Record Requested**, conditional on the record as read. *Stop here*: the next tick
    follows the execution id (it never sends a ``Requested`` run); F&O never heard of it,
-   so it reads "not found" / ``Unknown`` until ``MAX_PENDING_AGE`` after the slot, and the
-   run ends ``ExportFailed`` saying the export may not have started and was not sent again.
+   so it reads "not found" / ``Unknown`` until ``MAX_PENDING_AGE`` after the slot was
+   claimed, and the run ends ``ExportFailed`` saying the export may not have started and was
+   not sent again.
 3. **ExportToPackage**, one attempt.
    - answered: ``Executing`` (F&O's execution id kept when it is not ours: the one followed);
    - no answer after the body left (a client timeout), a 5xx other than 503, a 2xx we cannot
@@ -58,7 +59,8 @@ class PackageSender:
 
     :param store: the package export records.
     :param client: the F&O client.
-    :keyword max_age: how long after its slot a run may still be sent (``MAX_PENDING_AGE``).
+    :keyword max_age: how long after its slot was claimed a run may still be sent
+        (``MAX_PENDING_AGE``).
     :keyword clock: the time source (UTC).
     """
 
@@ -83,7 +85,7 @@ class PackageSender:
                 PackageExportState.EXECUTING,
                 reason="F&O has the execution of an earlier attempt: followed, not sent again",
             )
-        if self._clock() - record.scheduled_for > self._max_age:
+        if self._clock() - record.created_at > self._max_age:
             return self._fail(
                 record,
                 f"not sent: F&O did not take ExportToPackage within MAX_PENDING_AGE "

@@ -71,7 +71,8 @@ class PackageExporter:
     :param blob_service: the storage account the packages land in.
     :param routes: the package export routes.
     :keyword policy: lease and block sizes, zip limits.
-    :keyword max_age: how long after its slot a run may stay unfinished (``MAX_PENDING_AGE``).
+    :keyword max_age: how long after its slot was claimed a run may stay unfinished
+        (``MAX_PENDING_AGE``).
     :keyword clock: the time source (UTC).
     :keyword temp_dir: where an unzip route keeps the package while reading it.
     """
