@@ -23,15 +23,16 @@ class PackageExportState(StrEnum):
     id, never sent again."""
     EXECUTING = "Executing"
     """F&O took the export: its status is followed until final, then its package landed."""
-    DOWNLOADED = "Downloaded"
-    """The package (or its files) is committed in the target container: final."""
+    DELIVERED = "Delivered"
+    """The package (or its files) is committed in the target container: final. (Not
+    ``Downloaded``, which a recurring export is while its ack is still to come.)"""
     EXPORT_FAILED = "ExportFailed"
     """Final: F&O's status and the execution's errors, or why the app gave up, kept."""
 
     @property
     def is_final(self) -> bool:
         """True for the states a run never leaves."""
-        return self in (PackageExportState.DOWNLOADED, PackageExportState.EXPORT_FAILED)
+        return self in (PackageExportState.DELIVERED, PackageExportState.EXPORT_FAILED)
 
     @classmethod
     def parse(cls, text: str) -> PackageExportState:

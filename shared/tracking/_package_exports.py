@@ -173,7 +173,7 @@ class PackageExportStore:
         )
         return self.change(
             record,
-            PackageExportState.DOWNLOADED,
+            PackageExportState.DELIVERED,
             reason=reason,
             size=size,
             downloaded_at=self._clock(),

@@ -20,6 +20,18 @@ __all__ = ["DIRECTION", "export_json", "list_exports"]
 
 DIRECTION = "export"
 _PARAMS = ("direction", "route", "limit", pages.PARAM)
+# Fields only one kind of export record has (null in the other's JSON).
+_RECURRING_ONLY = ("activity_id", "dequeue_count", "dequeued_at", "acked_at", "gave_up_at")
+_PACKAGE_ONLY = (
+    "execution_id",
+    "fno_execution_id",
+    "definition_group",
+    "legal_entity",
+    "d365_status",
+    "fno_errors",
+    "scheduled_for",
+    "requested_at",
+)
 _EXPECTED_ID = (
     "the message id F&O gave the export, e.g. 84a383c8-336d-45e4-9933-0c3e8bfb734a, or a "
     "package export's execution id, e.g. customers-daily-20260101T020000-a1b2c3"
@@ -34,6 +46,7 @@ def export_json(
     if isinstance(record, PackageExportRecord):
         return package_json(record, blobs)
     return {
+        **dict.fromkeys(_PACKAGE_ONLY),
         "direction": DIRECTION,
         "kind": record.kind,
         "message_id": record.message_id,
@@ -63,8 +76,10 @@ def export_json(
 def package_json(
     record: PackageExportRecord, blobs: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
-    """The public JSON form of a package export record (``message_id`` is its execution id)."""
+    """The public JSON form of a package export record (``message_id`` is its execution id);
+    the fields of a recurring export's are there too, null, so both kinds have one shape."""
     return {
+        **dict.fromkeys(_RECURRING_ONLY),
         "direction": DIRECTION,
         "kind": record.kind,
         "message_id": record.execution_id,

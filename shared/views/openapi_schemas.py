@@ -129,13 +129,19 @@ _EXPORT_RECORD = {
             "addresses it in this API",
         },
         "route": {**STRING, "description": "the export route's or package export route's name"},
-        "execution_id": {**STRING, "description": "package: our execution id, sent to F&O"},
+        "execution_id": {
+            **_NULLABLE_STRING,
+            "description": "package: our execution id, sent to F&O",
+        },
         "fno_execution_id": {
             **_NULLABLE_STRING,
             "description": "package: the execution id F&O answered, when not ours",
         },
-        "definition_group": {**STRING, "description": "package: the export data project"},
-        "legal_entity": {**STRING, "description": "package: the company exported from"},
+        "definition_group": {
+            **_NULLABLE_STRING,
+            "description": "package: the export data project",
+        },
+        "legal_entity": {**_NULLABLE_STRING, "description": "package: the company exported from"},
         "d365_status": {
             **_NULLABLE_STRING,
             "description": "package: F&O's last GetExecutionSummaryStatus, as it came",
@@ -146,7 +152,7 @@ _EXPORT_RECORD = {
         },
         "scheduled_for": {**_TIME, "description": "package: the slot of the schedule it ran for"},
         "requested_at": {**_TIME, "description": "package: when ExportToPackage was sent"},
-        "activity_id": STRING,
+        "activity_id": {**_NULLABLE_STRING, "description": "recurring: the export job's id"},
         "container": {**STRING, "description": "the container the blobs are written to"},
         "blobs": {
             **_STRINGS,
@@ -164,7 +170,7 @@ _EXPORT_RECORD = {
             "type": "string",
             "enum": list(dict.fromkeys(s.value for s in [*ExportState, *PackageExportState])),
         },
-        "dequeue_count": _INT,
+        "dequeue_count": {"type": "integer", "nullable": True, "description": "recurring"},
         "dequeued_at": _TIME,
         "downloaded_at": _TIME,
         "acked_at": _TIME,

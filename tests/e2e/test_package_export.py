@@ -39,21 +39,18 @@ def package_route(folder: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def _store(app_or_env: App | dict[str, str], connection: str) -> PackageExportStore:
-    env = app_or_env.env if isinstance(app_or_env, App) else app_or_env
-    tables = TableServiceClient.from_connection_string(connection)
-    return PackageExportStore(tables.create_table_if_not_exists(env["STATUS_TABLE"]))
-
-
-def _missed(store: PackageExportStore, *, days: int) -> None:
-    """The route's row as if the app had been down ``days`` days: that many slots missed."""
+def missed_slot(app: App, *, days: int) -> None:
+    """The route's row as if the app had been down ``days`` days: that many daily slots
+    missed (the table created as the app's first run would)."""
+    tables = TableServiceClient.from_connection_string(app.env["IntegrationStorage"])
+    store = PackageExportStore(tables.create_table_if_not_exists(app.env["STATUS_TABLE"]))
     run = store.route_run(ROUTE)
     store.claim_slot(run, slot=datetime.now(UTC) - timedelta(days=days), execution_id="")
 
 
 @pytest.fixture
 def package_app(
-    app_factory: Callable[..., App], unique_name: str, azurite: Azurite, d365: Emulator
+    app_factory: Callable[..., App], unique_name: str, d365: Emulator
 ) -> Callable[..., App]:
     """Start the app with one package export route whose daily slot was missed once."""
 
@@ -62,7 +59,7 @@ def package_app(
         d365.knobs.package_url_delay_seconds = 0
         routes = [package_route(unique_name, **route)]
         app = app_factory(PACKAGE_EXPORT_ROUTES=json.dumps(routes), **(settings or {}))
-        _missed(_store(app, azurite.connection_string), days=days_missed)
+        missed_slot(app, days=days_missed)
         return app
 
     return start
@@ -85,7 +82,7 @@ def _until_final(app: App, *, ticks: int = 20) -> dict[str, Any]:
     for _ in range(ticks):
         app.host.run_timer_once()
         records = _records(app)
-        if records and records[0]["state"] in ("Downloaded", "ExportFailed"):
+        if records and records[0]["state"] in ("Delivered", "ExportFailed"):
             return records[0]
         app.d365.clock.advance(5)
     raise AssertionError(_records(app))
@@ -100,7 +97,7 @@ def test_a_scheduled_export_lands_as_its_package(package_app) -> None:
 
     record = _until_final(app)
 
-    assert record["state"] == "Downloaded"
+    assert record["state"] == "Delivered"
     assert record["d365_status"] == "Succeeded"
     assert record["direction"] == "export" and record["kind"] == "package"
     execution_id = record["execution_id"]
@@ -117,9 +114,9 @@ def test_a_scheduled_export_lands_as_its_package(package_app) -> None:
     props = app.blobs.get_container_client(f"{app.folder}-pkgexports").get_blob_client(name)
     assert props.get_blob_properties().metadata["d365_message_id"] == execution_id
     states = [h["state"] for h in record["history"]]
-    assert states[:3] == ["Scheduled", "Requested", "Executing"] and states[-1] == "Downloaded"
+    assert states[:3] == ["Scheduled", "Requested", "Executing"] and states[-1] == "Delivered"
     one = app.get(f"messages/{execution_id}", direction="export").json()
-    assert one["execution_id"] == execution_id and one["state"] == "Downloaded"
+    assert one["execution_id"] == execution_id and one["state"] == "Delivered"
 
 
 def test_with_unzip_the_package_lands_as_its_files(package_app) -> None:
@@ -131,7 +128,7 @@ def test_with_unzip_the_package_lands_as_its_files(package_app) -> None:
 
     record = _until_final(app)
 
-    assert record["state"] == "Downloaded"
+    assert record["state"] == "Delivered"
     folder = record["target"]
     assert folder.endswith(f"/{record['execution_id']}/")
     blobs = _blobs(app)
@@ -152,7 +149,7 @@ def test_a_timeout_on_export_to_package_leads_to_exactly_one_export(package_app)
 
     record = _until_final(app)
 
-    assert record["state"] == "Downloaded"
+    assert record["state"] == "Delivered"
     assert len(_calls(app.d365)) == 1
     assert app.d365.package_exports.export_calls == 1
     reasons = " ".join(h["reason"] or "" for h in record["history"])
@@ -192,7 +189,7 @@ def test_a_schedule_missed_for_days_runs_once(package_app) -> None:
     for _ in range(3):
         app.host.run_timer_once()
 
-    assert record["state"] == "Downloaded"
+    assert record["state"] == "Delivered"
     assert len(_calls(app.d365)) == 1
     assert len(_records(app)) == 1
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -214,7 +211,7 @@ def test_two_host_processes_on_the_same_schedule_run_each_slot_once(
     hosts = [host_process(env, tmp_path / f"host-{index}.log") for index in range(2)]
     try:
         deadline = time.monotonic() + 60
-        while len([r for r in _records(app) if r["state"] == "Downloaded"]) < 3:
+        while len([r for r in _records(app) if r["state"] == "Delivered"]) < 3:
             assert time.monotonic() < deadline, _records(app)
             time.sleep(0.5)
     finally:

@@ -17,7 +17,7 @@ something changed; each is conditional on the record as read.
   not exist (metadata ``d365_message_id`` = the execution id); with ``unzip``, into a
   temporary file first, then each member into its own blob within the ``ZIP_*`` limits (a
   package they refuse is kept unopened as ``<folder><execution id>.zip``: ``ExportFailed``).
-  **Record Downloaded** (final). *Stop before it*: the next tick downloads again and finds
+  **Record Delivered** (final). *Stop before it*: the next tick downloads again and finds
   its own commit by the metadata (an unzip's members likewise); nothing is sent to F&O.
   A download or storage failure is recorded and retried at the next tick, until
   ``MAX_PENDING_AGE``; a URL the client refuses ends the run at once.

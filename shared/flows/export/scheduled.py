@@ -188,7 +188,7 @@ class PackageExporter:
             record = self._follower.follow(route, container, record)
         if not record.state.is_final:
             return run
-        result.written += record.state is PackageExportState.DOWNLOADED
+        result.written += record.state is PackageExportState.DELIVERED
         result.failed += record.state is PackageExportState.EXPORT_FAILED
         return self._store.end_run(run)
 
