@@ -183,6 +183,31 @@ class PackageExportStore:
             **listed,
         )
 
+    def failed(
+        self,
+        record: PackageExportRecord,
+        reason: str,
+        *,
+        blobs: Sequence[str] = (),
+        **changes: Any,
+    ) -> PackageExportRecord:
+        """Record the run failed for good (final), with ``reason`` as its error and
+        ``blobs`` (what was kept of it, e.g. a package the zip limits refused).
+
+        :raises ConcurrencyError: another writer changed the record meanwhile.
+        """
+        listed = self._overflow.list_fields(
+            EXPORT_BLOBS, blobs, folder=f"exports/{record.execution_id}"
+        )
+        return self.change(
+            record,
+            PackageExportState.EXPORT_FAILED,
+            reason=reason,
+            error=reason,
+            **changes,
+            **listed,
+        )
+
     def list_blobs(self, record: PackageExportRecord) -> tuple[str, ...]:
         """All blobs of a record (from the errors container when they did not fit the row)."""
         return self._overflow.read_list(record.blobs, record.blobs_blob)

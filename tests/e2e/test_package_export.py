@@ -152,8 +152,10 @@ def test_a_timeout_on_export_to_package_leads_to_exactly_one_export(package_app)
     assert record["state"] == "Delivered"
     assert len(_calls(app.d365)) == 1
     assert app.d365.package_exports.export_calls == 1
-    reasons = " ".join(h["reason"] or "" for h in record["history"])
-    assert "never sent again" in reasons
+    # Followed by its execution id from the lost answer on: never back to Scheduled.
+    states = [h["state"] for h in record["history"]]
+    assert states.count("Scheduled") == 1 and states[1:3] == ["Requested", "Requested"]
+    assert "no answer F&O can be held to" in record["history"][2]["reason"]
 
 
 def test_a_failed_execution_ends_with_fnos_status_and_text(package_app) -> None:

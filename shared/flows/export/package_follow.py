@@ -174,8 +174,8 @@ class PackageFollower:
             tell_failed(record, text, cause="storage" if isinstance(exc, AzureError) else "message")
             return self._pending(record, PackageExportState.EXECUTING, answer.raw, text)
         if written.refused is not None:
-            reason = kept_reason(written.refused, record.container, written.blobs)
-            return self._fail(record, reason, d365_status=answer.raw)
+            reason = kept_reason(written.refused, record.container, written.blobs, acked=False)
+            return self._fail(record, reason, blobs=written.blobs, d365_status=answer.raw)
         done = self._store.downloaded(
             record,
             written.blobs,
@@ -227,10 +227,13 @@ class PackageFollower:
             return Written((record.target,), writer.size)
 
     def _fail(
-        self, record: PackageExportRecord, reason: str, **changes: str | None
+        self,
+        record: PackageExportRecord,
+        reason: str,
+        *,
+        blobs: tuple[str, ...] = (),
+        **changes: str | None,
     ) -> PackageExportRecord:
-        failed = self._store.change(
-            record, PackageExportState.EXPORT_FAILED, reason=reason, error=reason, **changes
-        )
+        failed = self._store.failed(record, reason, blobs=blobs, **changes)
         tell_failed(failed, reason, gave_up=True)
         return failed

@@ -158,9 +158,7 @@ class PackageSender:
         )
 
     def _fail(self, record: PackageExportRecord, reason: str) -> PackageExportRecord:
-        failed = self._store.change(
-            record, PackageExportState.EXPORT_FAILED, reason=reason, error=reason
-        )
+        failed = self._store.failed(record, reason)
         tell_failed(failed, reason, gave_up=True)
         return failed
 
