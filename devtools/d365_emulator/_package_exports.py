@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
-import tempfile
 import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ._blobs import BlobStore
@@ -157,12 +156,13 @@ class PackageExports:
         given = self._knobs.export_package_path
         if given is None:
             return self._blobs.store_file(name, export_package(execution, self._knobs.export_rows))
-        with (
-            tempfile.NamedTemporaryFile(dir=self._blobs.spool_dir(), delete=False) as copy,
-            Path(given).open("rb") as source,
-        ):
-            shutil.copyfileobj(source, copy, 4 * 1024 * 1024)
-        return self._blobs.store_path(name, Path(copy.name))
+        # A link of its own (the store deletes its files on reset), or a copy across devices.
+        linked = self._blobs.spool_dir() / f"export-{uuid.uuid4().hex}.zip"
+        try:
+            os.link(given, linked)
+        except OSError:
+            shutil.copyfile(given, linked)
+        return self._blobs.store_path(name, linked)
 
     # -- execution status (used by GetExecutionSummaryStatus / GetExecutionErrors) ----------
 
