@@ -183,7 +183,6 @@ class PackageExporter:
         container = self._container(route)
         if record.state is PackageExportState.SCHEDULED:
             record = self._sender.send(route, record)
-            result.dequeued += record.state is not PackageExportState.SCHEDULED
         if record.state in (PackageExportState.REQUESTED, PackageExportState.EXECUTING):
             record = self._follower.follow(route, container, record)
         if not record.state.is_final:
