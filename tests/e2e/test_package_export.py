@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
 import time
 import zipfile
 from collections.abc import Callable
@@ -39,12 +41,12 @@ def package_route(folder: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def missed_slot(app: App, *, days: int) -> None:
+def missed_slot(app: App, *, days: int, route: str = ROUTE) -> None:
     """The route's row as if the app had been down ``days`` days: that many daily slots
     missed (the table created as the app's first run would)."""
     tables = TableServiceClient.from_connection_string(app.env["IntegrationStorage"])
     store = PackageExportStore(tables.create_table_if_not_exists(app.env["STATUS_TABLE"]))
-    run = store.route_run(ROUTE)
+    run = store.route_run(route)
     store.claim_slot(run, slot=datetime.now(UTC) - timedelta(days=days), execution_id="")
 
 
@@ -117,6 +119,23 @@ def test_a_scheduled_export_lands_as_its_package(package_app) -> None:
     assert states[:3] == ["Scheduled", "Requested", "Executing"] and states[-1] == "Delivered"
     one = app.get(f"messages/{execution_id}", direction="export").json()
     assert one["execution_id"] == execution_id and one["state"] == "Delivered"
+
+
+def test_no_sas_signature_of_a_package_url_in_any_log_line_or_answer(
+    package_app, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = package_app()
+
+    record = _until_final(app)
+
+    assert record["state"] == "Delivered"
+    answers = [app.get("messages", direction="export").text]
+    answers.append(app.get(f"messages/{record['execution_id']}", direction="export").text)
+    # The emulator plays F&O and storage: its own log lines are not the app's.
+    texts = answers + [r.getMessage() for r in caplog.records if not r.name.startswith("devtools")]
+    assert not [text[:300] for text in texts if re.search(r"sig=[0-9a-f]{64}", text)]
+    assert any("sig=REDACTED" in text for text in texts)  # the URL was seen, and redacted
 
 
 def test_with_unzip_the_package_lands_as_its_files(package_app) -> None:

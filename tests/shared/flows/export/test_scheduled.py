@@ -242,3 +242,41 @@ def test_a_package_the_zip_limits_refuse_is_kept_unopened_and_the_run_ends(
     assert record.state is PackageExportState.EXPORT_FAILED
     assert "holds 3 members, over the limit of 2" in (record.error or "")
     assert record.blobs == (f"out/{record.execution_id}/{record.execution_id}.zip",)
+
+
+def test_a_partial_export_is_delivered_with_fnos_errors(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute
+) -> None:
+    """RIS downloads a PartiallySucceeded export too; its errors stay on the record."""
+    errors = '[{"RecordId":"5637144576","Field":"","ErrorMessage":"Customer group 99 missing"}]'
+    domain.d365.knobs.odata_values = {
+        "GetExecutionSummaryStatus": "PartiallySucceeded",
+        "GetExecutionErrors": errors,
+    }
+    _missed(exporter.store, route)
+
+    _ticks(exporter)
+
+    record = _only(domain, route)
+    assert record.state is PackageExportState.DELIVERED
+    assert (record.d365_status, record.fno_errors) == (
+        "PartiallySucceeded",
+        "Customer group 99 missing",
+    )
+    assert record.blobs == (record.target,)
+
+
+@pytest.mark.parametrize("status", ["Canceled", "Failed"])
+def test_a_canceled_or_failed_execution_is_final_with_fnos_status(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute, status: str
+) -> None:
+    domain.d365.knobs.odata_values = {"GetExecutionSummaryStatus": status}
+    _missed(exporter.store, route)
+
+    _ticks(exporter, 2)
+
+    record = _only(domain, route)
+    assert (record.state, record.d365_status) == (PackageExportState.EXPORT_FAILED, status)
+    assert (record.error or "").startswith(f"F&O ended the export {status}: ")
+    assert exporter.store.route_run(route.name).current is None
+    assert _calls(domain) == 1
