@@ -1,8 +1,9 @@
 """One package export tick: each enabled route's lease, its run in flight, then its due slot.
 
 Per tick (the ``export_jobs`` timer, ``EXPORT_SCHEDULE``), for each enabled package export
-route (``PACKAGE_EXPORT_ROUTES``), under the route's lease (one tick at a time per route,
-across instances), with the route's row (``last_slot``, ``current``):
+route (``PACKAGE_EXPORT_ROUTES``) while the tick's budget lasts, under the route's lease (one
+tick at a time per route, across instances), with the route's row (``last_slot``,
+``current``):
 
 1. **The run in flight** (``current``): its record is sent (:mod:`.package_send`) or followed
    one step (:mod:`.package_follow`); once final, **the row's ``current`` is cleared**.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -105,11 +107,21 @@ class PackageExporter:
         """The package export records."""
         return self._store
 
-    def tick(self, result: ExportTickResult | None = None) -> ExportTickResult:
-        """Run every enabled route once."""
+    def tick(
+        self, result: ExportTickResult | None = None, *, started: float | None = None
+    ) -> ExportTickResult:
+        """Run every enabled route once; no route is started once the policy's time budget
+        since ``started`` (``time.monotonic()``, default now) is spent: the next tick runs it.
+        """
         result = result or ExportTickResult()
+        deadline = (started or time.monotonic()) + self._policy.time_budget.total_seconds()
         for route in self._routes:
             if not route.enabled:
+                continue
+            if time.monotonic() > deadline:
+                _LOGGER.info(
+                    "package export route=%s left to the next tick: budget spent", route.name
+                )
                 continue
             try:
                 self.run_route(route, result)

@@ -86,6 +86,7 @@ class Exporter:
         """Run every enabled route once: the recurring export routes, then the package
         export routes."""
         result = ExportTickResult()
+        started = time.monotonic()
         for route in self._routes:
             if not route.enabled:
                 continue
@@ -102,7 +103,7 @@ class Exporter:
                     ),
                 )
         if self._packages is not None:
-            self._packages.tick(result)
+            self._packages.tick(result, started=started)
         return result
 
     def run_route(self, route: ExportRoute, result: ExportTickResult | None = None) -> None:

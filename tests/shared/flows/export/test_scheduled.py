@@ -4,6 +4,7 @@ run still reaches a final state with nobody's help, and ExportToPackage goes at 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -279,4 +280,17 @@ def test_a_canceled_or_failed_execution_is_final_with_fnos_status(
     assert (record.state, record.d365_status) == (PackageExportState.EXPORT_FAILED, status)
     assert (record.error or "").startswith(f"F&O ended the export {status}: ")
     assert exporter.store.route_run(route.name).current is None
+    assert _calls(domain) == 1
+
+
+def test_no_route_is_started_once_the_ticks_budget_is_spent(
+    domain: Domain, route: PackageExportRoute
+) -> None:
+    with make_exporter(domain, route, time_budget=timedelta(0)) as exporter:
+        _missed(exporter.store, route)
+        exporter.tick(started=time.monotonic() - 1)
+        assert _calls(domain) == 0
+        assert exporter.store.route_run(route.name).current is None
+    with make_exporter(domain, route, time_budget=timedelta(minutes=1)) as exporter:
+        exporter.tick(started=time.monotonic())
     assert _calls(domain) == 1
