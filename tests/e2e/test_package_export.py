@@ -96,6 +96,7 @@ def _calls(d365: Emulator) -> list:
 
 def test_a_scheduled_export_lands_as_its_package(package_app) -> None:
     app = package_app()
+    app.d365.knobs.package_export_seconds = 12  # followed across ticks, none held by it
 
     record = _until_final(app)
 
@@ -117,6 +118,9 @@ def test_a_scheduled_export_lands_as_its_package(package_app) -> None:
     assert props.get_blob_properties().metadata["d365_message_id"] == execution_id
     states = [h["state"] for h in record["history"]]
     assert states[:3] == ["Scheduled", "Requested", "Executing"] and states[-1] == "Delivered"
+    assert "F&O: Executing" in [h["reason"] for h in record["history"]]
+    statuses = [r for r in app.d365.requests if r.operation == "GetExecutionSummaryStatus"]
+    assert len(statuses) >= 3  # one per tick while it ran
     one = app.get(f"messages/{execution_id}", direction="export").json()
     assert one["execution_id"] == execution_id and one["state"] == "Delivered"
 

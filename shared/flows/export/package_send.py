@@ -32,6 +32,7 @@ from shared.clients.d365 import (
     NOT_TAKEN_STATUSES,
     D365Client,
     D365ConnectionError,
+    D365CredentialError,
     D365Error,
     D365HttpError,
     ExecutionSummaryStatus,
@@ -164,7 +165,9 @@ class PackageSender:
 
 
 def _not_taken(exc: D365Error) -> bool:
-    """True when the failure proves F&O did not take the call."""
+    """True when the failure proves F&O did not take the call (no token: nothing was sent)."""
+    if isinstance(exc, D365CredentialError):
+        return True
     if isinstance(exc, D365ConnectionError):
         return not exc.sent_body
     return isinstance(exc, D365HttpError) and exc.status_code in NOT_TAKEN_STATUSES

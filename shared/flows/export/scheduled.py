@@ -38,7 +38,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared import telemetry
-from shared.clients.d365 import D365Client, D365Error
+from shared.clients.d365 import D365Client
 from shared.config.package_exports import PackageExportRoute, PackageExportRoutes
 from shared.flows.export.events import error_text
 from shared.flows.export.models import ExportPolicy, ExportTickResult
@@ -125,7 +125,9 @@ class PackageExporter:
                 continue
             try:
                 self.run_route(route, result)
-            except (D365Error, AzureError, ConcurrencyError) as exc:
+            except ConcurrencyError as exc:  # another tick's (one that overran its lease)
+                _LOGGER.warning("package export route=%s left to another tick: %s", route.name, exc)
+            except Exception as exc:  # one route's defect must not stop the others
                 result.errors.append(f"{route.name}: {error_text(exc)}")
                 _LOGGER.warning(
                     "package export route=%s tick ended early: %s",

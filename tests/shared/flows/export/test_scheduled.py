@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.core.credentials import TokenCredential
+from azure.identity import ClientSecretCredential
 
 from shared.clients.d365 import D365Client, RetryPolicy
 from shared.config.ncrontab import parse_ncrontab
@@ -39,11 +41,15 @@ def route(unique_name: str) -> PackageExportRoute:
 
 @contextlib.contextmanager
 def make_exporter(
-    domain: Domain, route: PackageExportRoute, **policy: Any
+    domain: Domain,
+    route: PackageExportRoute,
+    *,
+    credential: TokenCredential | None = None,
+    **policy: Any,
 ) -> Iterator[PackageExporter]:
     client = D365Client(
         domain.context.settings.d365.base_url,
-        domain.context.credential,
+        credential or domain.context.credential,
         retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05, default_retry_after=0.01),
         sas_hosts=domain.context.settings.d365.sas_hosts,
     )
@@ -293,4 +299,27 @@ def test_no_route_is_started_once_the_ticks_budget_is_spent(
         assert exporter.store.route_run(route.name).current is None
     with make_exporter(domain, route, time_budget=timedelta(minutes=1)) as exporter:
         exporter.tick(started=time.monotonic())
+    assert _calls(domain) == 1
+
+
+def test_no_token_means_nothing_was_sent_and_the_run_is_sent_later(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute
+) -> None:
+    _missed(exporter.store, route)
+    wrong = ClientSecretCredential(
+        fakes.TENANT_ID,
+        fakes.CLIENT_ID,
+        "not-the-secret",
+        authority=domain.d365.authority_host,
+        disable_instance_discovery=True,
+    )
+    with wrong, make_exporter(domain, route, credential=wrong) as refused:
+        _ticks(refused)
+    waiting = _only(domain, route)
+    assert (waiting.state, waiting.send_attempts) == (PackageExportState.SCHEDULED, 1)
+    assert _calls(domain) == 0
+
+    _ticks(exporter)
+
+    assert _only(domain, route).state is PackageExportState.DELIVERED
     assert _calls(domain) == 1
