@@ -84,6 +84,9 @@ param pollSchedule string = '0 */1 * * * *'
 @description('EXPORT_ROUTES: the export routes as one JSON string (a JSON array), see README; [] for none.')
 param exportRoutes string = '[]'
 
+@description('PACKAGE_EXPORT_ROUTES: the package export routes (data projects exported on a schedule) as one JSON string (a JSON array), see README; [] for none.')
+param packageExportRoutes string = '[]'
+
 @description('EXPORT_SCHEDULE: NCRONTAB of the export timer (UTC).')
 param exportSchedule string = '0 */5 * * * *'
 
@@ -226,6 +229,7 @@ module functionApp 'app/function.bicep' = {
     statusTableName: statusTableName
     pollSchedule: pollSchedule
     exportRoutes: exportRoutes
+    packageExportRoutes: packageExportRoutes
     exportSchedule: exportSchedule
     maxPendingAge: maxPendingAge
     archiveMode: archiveMode

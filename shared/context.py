@@ -25,7 +25,7 @@ from shared.clients.d365 import D365Client
 from shared.config import D365Settings, Settings, StorageSettings
 from shared.flows.archive import InboundContainer
 from shared.flows.enqueue import Enqueuer
-from shared.flows.export import Exporter, ExportPolicy
+from shared.flows.export import Exporter, ExportPolicy, PackageExporter
 from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
@@ -34,6 +34,7 @@ from shared.tracking import (
     AuditStore,
     Backoff,
     ExportStore,
+    PackageExportStore,
     TrackingStore,
     lease_for_call,
     utcnow,
@@ -159,23 +160,30 @@ def build_context(
             policy=package_policy,
         ),
     )
+    export_policy = ExportPolicy(
+        # A download in flight at the end of the budget may take a whole read timeout.
+        lease=settings.poll_tick_budget + lease_for_call(settings.d365.http_timeout),
+        time_budget=settings.poll_tick_budget,
+        max_attempts=settings.export_max_attempts,
+        zip_limits=settings.zip_limits,
+    )
+    exports_table = tables.get_table_client(settings.status_table)
     exporter = Exporter(
-        ExportStore(
-            tables.get_table_client(settings.status_table),
-            errors_container=errors_container,
-            clock=clock,
-        ),
+        ExportStore(exports_table, errors_container=errors_container, clock=clock),
         client,
         blob_service,
         settings.exports,
-        policy=ExportPolicy(
-            # A download in flight at the end of the budget may take a whole read timeout.
-            lease=settings.poll_tick_budget + lease_for_call(settings.d365.http_timeout),
-            time_budget=settings.poll_tick_budget,
-            max_attempts=settings.export_max_attempts,
-            zip_limits=settings.zip_limits,
-        ),
+        policy=export_policy,
         clock=clock,
+        packages=PackageExporter(
+            PackageExportStore(exports_table, errors_container=errors_container, clock=clock),
+            client,
+            blob_service,
+            settings.package_exports,
+            policy=export_policy,
+            max_age=settings.max_pending_age,
+            clock=clock,
+        ),
     )
     return AppContext(
         settings,

@@ -85,8 +85,11 @@ PENDING_OLDEST_AGE = _meter.create_gauge(
 )
 EXPORTS = _meter.create_counter(
     "d365ri.exports",
-    unit="{message}",
-    description="Exported messages acked or failed (retried on re-delivery), by state and route.",
+    unit="{export}",
+    description=(
+        "Exports acked, downloaded or failed (recurring messages are retried on re-delivery), "
+        "by state, route and kind (recurring or package)."
+    ),
 )
 _lock = threading.Lock()
 _state = {"configured": False}
@@ -277,9 +280,11 @@ def record_outcome(state: str, route: str | None) -> None:
     FILES.add(1, {"state": state, "route": route or ""})
 
 
-def record_export(state: str, route: str) -> None:
-    """Count an exported message reaching ``state`` (Acked or ExportFailed)."""
-    EXPORTS.add(1, {"state": state, "route": route})
+def record_export(state: str, route: str, *, kind: str = "recurring") -> None:
+    """Count an export reaching ``state`` (Acked, Downloaded or ExportFailed); ``kind``:
+    ``recurring`` (a recurring export job's message) or ``package`` (a scheduled package
+    export)."""
+    EXPORTS.add(1, {"state": state, "route": route, "kind": kind})
 
 
 def record_enqueue(*, route: str | None, seconds: float, size: int | None, ok: bool) -> None:

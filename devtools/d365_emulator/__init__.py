@@ -17,8 +17,11 @@ One loopback HTTP(S) server plays both the F&O environment and its Microsoft Ent
   Blob, Put Block, Put Block List and Get Blob with Azure's size limits of the SAS version it
   issues, `knobs.sas_version`; see `_blobs`, `emu.blobs`), ImportFromPackage one at a time,
   the error-file actions: see `_packages`; `emu.packages` counts the import calls and the
-  most in flight at once. Recorded operations: `blob_put`, `blob_block`, `blob_block_list`,
-  `blob_get`.
+  most in flight at once; ExportToPackage of the data projects `knobs.export_projects`
+  (CustomersV3, General journal) into packages, GetExportedPackageUrl (empty until the package
+  is written) and the package's SAS download: see `_package_exports`; `emu.package_exports`
+  counts the exports F&O started. Recorded operations: `blob_put`, `blob_block`,
+  `blob_block_list`, `blob_get`.
   Every call needs a bearer token for `aud` == base URL (lower case, no trailing slash) of this
   tenant with an `oid`; otherwise 401 `{"Message": "Authorization has been denied for this
   request. Reason: ..."}`. Connector calls also need the client id on the job's allow-list.

@@ -77,6 +77,24 @@ def _parser() -> argparse.ArgumentParser:
         help="queue FILE as an export of job ACTIVITY for dequeue (repeatable; the file is read "
         "at each download, never copied)",
     )
+    add(
+        "--export-package",
+        default=None,
+        metavar="FILE",
+        help="serve FILE as the package of every ExportToPackage (linked, never read whole)",
+    )
+    add(
+        "--package-export-seconds",
+        type=float,
+        default=2.0,
+        help="emulator seconds an ExportToPackage execution stays Executing",
+    )
+    add(
+        "--package-url-delay-seconds",
+        type=float,
+        default=1.0,
+        help="emulator seconds GetExportedPackageUrl stays empty after success",
+    )
     add("--seed", type=int, default=0, help="seed of the fault fractions")
     return parser
 
@@ -99,6 +117,9 @@ def _knobs(args: argparse.Namespace) -> Knobs:
         execution_errors_raw=args.execution_errors_raw,
         download_location_http=args.download_http,
         download_mib_per_s=args.download_mib_s,
+        export_package_path=args.export_package,
+        package_export_seconds=args.package_export_seconds,
+        package_url_delay_seconds=args.package_url_delay_seconds,
         seed=args.seed,
     )
 

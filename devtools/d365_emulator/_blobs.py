@@ -136,6 +136,16 @@ class BlobStore:
         self._commit(name, Blob((Path(handle.name),)))
         return self.write_url(name)
 
+    def store_path(self, name: str, path: Path) -> str:
+        """Keep the file at `path` (taken over: deleted by `clear`) as blob `name`; answer its
+        SAS URL."""
+        self._commit(name, Blob((path,)))
+        return self.write_url(name)
+
+    def spool_dir(self) -> Path:
+        """Where the blobs' files are kept."""
+        return self._spool_dir()
+
     def own_blob(self, url: str) -> Blob | None:
         """The blob a SAS URL of ours names, None for any other URL or a bad signature."""
         parts = urlsplit(url)

@@ -37,6 +37,7 @@ from ._models import (
     RecordedRequest,
     normalize_guid,
 )
+from ._package_exports import PackageExports
 from ._packages import PackageApi
 from ._replies import Reply
 from ._store import MessageStore
@@ -89,6 +90,9 @@ class Emulator(Service):
         self.packages = PackageApi(
             self._jobs, self.clock, self.knobs, lambda: self.base_url, self.blobs
         )
+        self.package_exports = PackageExports(
+            self.clock, self.knobs, lambda: self.base_url, self.blobs
+        )
         self.fno = FnoApi(
             Environment(
                 self._jobs,
@@ -98,6 +102,7 @@ class Emulator(Service):
                 self.knobs,
                 lambda: self.base_url,
                 self.packages,
+                self.package_exports,
             )
         )
         self._requests: list[RecordedRequest] = []
@@ -290,6 +295,7 @@ class Emulator(Service):
         self.faults.reseed(self.knobs.seed)
         self.clock.speed = 1.0
         self.packages.clear()
+        self.package_exports.clear()
         for path in [*self.store.clear(), *self.blobs.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:

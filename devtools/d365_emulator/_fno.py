@@ -15,6 +15,7 @@ from ._clock import Clock
 from ._entities import same_entity
 from ._entra import Entra, TokenClaims, TokenError
 from ._models import STATUS_VARIANTS, Job, Knobs, MessageIdFormat, normalize_guid
+from ._package_exports import PACKAGE_EXPORT_ACTIONS, PackageExports
 from ._packages import PACKAGE_ACTIONS, PackageApi
 from ._replies import (
     GENERIC_ERROR,
@@ -71,6 +72,7 @@ class Environment:
     knobs: Knobs
     base_url: Callable[[], str]
     packages: PackageApi
+    package_exports: PackageExports
 
 
 def _guid_or_none(text: str) -> str | None:
@@ -294,8 +296,12 @@ class FnoApi:
         forced = self._env.knobs.odata_values
         if call.operation in forced:
             return odata_value(self._env.base_url(), forced[call.operation])
-        if call.operation in PACKAGE_ACTIONS:
-            return self._env.packages.action(call.operation, payload)
+        package_api = {
+            **dict.fromkeys(PACKAGE_ACTIONS, self._env.packages.action),
+            **dict.fromkeys(PACKAGE_EXPORT_ACTIONS, self._env.package_exports.action),
+        }.get(call.operation)
+        if package_api is not None:
+            return package_api(call.operation, payload)
         action, parameter = _ACTIONS[call.operation]
         value = payload.get(parameter)
         if not isinstance(value, str):
@@ -321,6 +327,8 @@ class FnoApi:
 
     def _execution_errors(self, execution_id: str) -> Reply:
         package_errors = self._env.packages.errors(execution_id)
+        if package_errors is None:
+            package_errors = self._env.package_exports.errors(execution_id)
         found = self._env.store.find_execution(execution_id, self._env.clock.now())
         if found is None and package_errors is None and self._env.knobs.unknown_ids_not_found:
             return odata_error(404, f"Execution '{execution_id}' was not found.")
@@ -334,6 +342,9 @@ class FnoApi:
         return odata_value(self._env.base_url(), text)
 
     def _execution_summary(self, execution_id: str) -> Reply:
+        exported = self._env.package_exports.summary(execution_id)
+        if exported is not None:
+            return exported
         package = self._env.packages.summary(execution_id)
         if isinstance(package, Reply):
             return package
@@ -367,7 +378,7 @@ _ACTIONS: dict[str, tuple[Callable[[FnoApi, str], Reply], str]] = {
     "GetExecutionErrors": (FnoApi._execution_errors, "executionId"),
     "GetExecutionSummaryStatus": (FnoApi._execution_summary, "executionId"),
 }
-ODATA_ACTIONS = frozenset(_ACTIONS) | PACKAGE_ACTIONS
+ODATA_ACTIONS = frozenset(_ACTIONS) | PACKAGE_ACTIONS | PACKAGE_EXPORT_ACTIONS
 
 
 def _unauthorized(reason: str, *, invalid_token: bool) -> Reply:

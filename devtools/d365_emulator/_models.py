@@ -227,6 +227,14 @@ class Knobs:
     Blob endpoint (see `_blobs`): `sas_version` is the storage version (``sv``) of the SAS
     URLs handed out, whose Put Blob and Put Block limits the endpoint enforces;
     `put_blob_max_bytes` lowers the Put Blob limit (None: the version's, as Azure's).
+
+    Package export (see `_package_exports`): `export_projects` maps an export data project
+    to its entity; `export_nested_values` answers ExportToPackage and GetExportedPackageUrl
+    nested, as the docs show; `package_export_seconds` is how long an export stays Executing
+    (emulator clock); `package_export_fail` makes the next exports end Failed;
+    `package_url_delay_seconds` keeps the package URL empty that long after success;
+    `export_rows` is the rows of the package's file; `export_package_path` serves that file
+    as every package instead.
     """
 
     latency_ms: int = 0
@@ -270,6 +278,17 @@ class Knobs:
     error_keys_seconds: float = 1.0
     sas_version: str = "2020-10-02"
     put_blob_max_bytes: int | None = None
+    export_projects: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType(
+            {"CustomersExport": "CustomersV3", "GeneralJournalExport": "General journal"}
+        )
+    )
+    export_nested_values: bool = False
+    package_export_seconds: float = 2.0
+    package_export_fail: bool = False
+    package_url_delay_seconds: float = 1.0
+    export_rows: int = 3
+    export_package_path: str | None = None
 
     def copy(self) -> Knobs:
         """An independent copy."""
@@ -293,6 +312,8 @@ OPERATIONS: frozenset[str] = frozenset(
         "GetImportStagingErrorFileUrl",
         "GenerateImportTargetErrorKeysFile",
         "GetImportTargetErrorKeysFileUrl",
+        "ExportToPackage",
+        "GetExportedPackageUrl",
         "blob_put",
         "blob_block",
         "blob_block_list",

@@ -79,6 +79,9 @@ param pollSchedule string
 @description('EXPORT_ROUTES (a JSON array as a string; [] for no exports).')
 param exportRoutes string = '[]'
 
+@description('PACKAGE_EXPORT_ROUTES (a JSON array as a string; [] for no package exports).')
+param packageExportRoutes string = '[]'
+
 @description('EXPORT_SCHEDULE.')
 param exportSchedule string = '0 */5 * * * *'
 
@@ -169,6 +172,8 @@ var integrationSettings = {
   EXPORT_ROUTES: exportRoutes
   EXPORT_SCHEDULE: exportSchedule
   EXPORT_MAX_ATTEMPTS: '10'
+  // Run by the export timer too: a slot runs at the first tick of EXPORT_SCHEDULE after it.
+  PACKAGE_EXPORT_ROUTES: packageExportRoutes
   // Limits of every zip the app reads (templates, uploaded packages, unzipped exports).
   ZIP_MAX_MEMBERS: '10000'
   ZIP_MAX_MEMBER_BYTES: '4GiB'

@@ -94,6 +94,10 @@ Exports (recurring export jobs to blob storage, :mod:`shared.flows.export`):
                                     every 30 minutes) before it is given up: recorded
                                     ``ExportFailed`` for good, alerted and acknowledged; default
                                     10, 1 to 1000.
+``PACKAGE_EXPORT_ROUTES``           JSON list of package export routes: data projects exported
+                                    on a schedule through the DMF package API (see
+                                    :mod:`shared.config.package_exports`), run by the export
+                                    timer; absent or ``[]``: none.
 
 Zips (templates, uploaded packages and unzipped exports, read by :mod:`shared.zips`;
 a zip over a limit is refused naming it):

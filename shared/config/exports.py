@@ -60,7 +60,16 @@ from shared.config.route_fields import (
 )
 from shared.config.route_json import build_each, load_route_json
 
-__all__ = ["EXPORT_ROUTES_SETTING", "ExportRoute", "ExportRoutes"]
+__all__ = [
+    "EXPORT_ROUTES_SETTING",
+    "PLACEHOLDERS",
+    "ExportRoute",
+    "ExportRoutes",
+    "fill_prefix",
+    "parse_company",
+    "parse_container",
+    "parse_prefix",
+]
 
 EXPORT_ROUTES_SETTING = "EXPORT_ROUTES"
 PLACEHOLDERS = ("{company}", "{date}", "{message_id}")
@@ -73,7 +82,8 @@ _EXAMPLE = (
 )
 
 
-def _parse_container(value: object) -> str:
+def parse_container(value: object) -> str:
+    """A route's target container name."""
     try:
         return parse_container_name(value if isinstance(value, str) else "")
     except InvalidValueError:
@@ -82,7 +92,8 @@ def _parse_container(value: object) -> str:
         ) from None
 
 
-def _parse_prefix(value: object) -> str:
+def parse_prefix(value: object) -> str:
+    """A route's folder: relative, ending in ``/``, only the known placeholders."""
     expected = "expected a folder path ending in '/', e.g. customers/{company}/{date}/"
     if not isinstance(value, str) or not value:
         raise RouteFieldError(f"{shown(value)} is empty; {expected}")
@@ -106,7 +117,8 @@ def _parse_prefix(value: object) -> str:
     return value
 
 
-def _parse_company(value: object) -> str:
+def parse_company(value: object) -> str:
+    """A legal entity id (1-4 letters or digits), upper case."""
     problem = company_problem(value) if isinstance(value, str) else "is not text"
     if problem:
         raise RouteFieldError(problem if isinstance(value, str) else f"{shown(value)} {problem}")
@@ -128,9 +140,9 @@ def _parse_max_messages(value: object) -> int:
 _FIELD_PARSERS = {
     "name": parse_name,
     "activity_id": parse_activity_id,
-    "container": _parse_container,
-    "prefix": _parse_prefix,
-    "company": _parse_company,
+    "container": parse_container,
+    "prefix": parse_prefix,
+    "company": parse_company,
     "unzip": parse_bool,
     "extension": _parse_extension,
     "max_messages": _parse_max_messages,
@@ -161,6 +173,17 @@ def _cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     if values.get("unzip") and "extension" in values:
         problems.append(("extension", "is set while unzip is true; the package's names count"))
     return problems
+
+
+def fill_prefix(prefix: str, *, company: str | None, at: datetime, message_id: str) -> str:
+    """``prefix`` with its placeholders filled in: ``{company}``, ``{date}`` (``at``'s
+    ``yyyy-mm-dd``) and ``{message_id}``."""
+    values = {
+        "{company}": company or "",
+        "{date}": at.strftime("%Y-%m-%d"),
+        "{message_id}": message_id,
+    }
+    return _PLACEHOLDER.sub(lambda match: values[match.group(0)], prefix)
 
 
 @dataclass(frozen=True)
@@ -201,12 +224,7 @@ class ExportRoute:
 
     def folder(self, *, dequeued_at: datetime, message_id: str) -> str:
         """The prefix with its placeholders filled in for one message."""
-        values = {
-            "{company}": self.company or "",
-            "{date}": dequeued_at.strftime("%Y-%m-%d"),
-            "{message_id}": message_id,
-        }
-        return _PLACEHOLDER.sub(lambda match: values[match.group(0)], self.prefix)
+        return fill_prefix(self.prefix, company=self.company, at=dequeued_at, message_id=message_id)
 
     def as_dict(self) -> dict[str, Any]:
         """The route as JSON-ready values (nothing secret in a route)."""

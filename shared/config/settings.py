@@ -16,6 +16,7 @@ from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
 from shared.config.ncrontab import parse_ncrontab
+from shared.config.package_exports import PACKAGE_EXPORT_ROUTES_SETTING, PackageExportRoutes
 from shared.config.parsers import (
     MAX_BYTE_SIZE,
     InvalidValueError,
@@ -61,6 +62,7 @@ SETTING_NAMES = (
     "EXPORT_ROUTES",
     "EXPORT_SCHEDULE",
     "EXPORT_MAX_ATTEMPTS",
+    "PACKAGE_EXPORT_ROUTES",
     zips.MEMBERS_SETTING,
     zips.MEMBER_BYTES_SETTING,
     zips.TOTAL_BYTES_SETTING,
@@ -110,6 +112,7 @@ class Settings:
     exports: ExportRoutes = field(default_factory=ExportRoutes)
     export_schedule: str = "0 */5 * * * *"
     export_max_attempts: int = 10
+    package_exports: PackageExportRoutes = field(default_factory=PackageExportRoutes)
     zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
 
     @classmethod
@@ -134,6 +137,7 @@ class Settings:
             storage=storage,
             routes=routes,
             exports=_read_exports(reader),
+            package_exports=_read_package_exports(reader),
             zip_limits=read_zip_limits(reader),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
@@ -229,6 +233,14 @@ def _read_exports(reader: SettingsReader) -> ExportRoutes:
         return ExportRoutes()
 
 
+def _read_package_exports(reader: SettingsReader) -> PackageExportRoutes:
+    try:
+        return PackageExportRoutes.from_json(reader.get(PACKAGE_EXPORT_ROUTES_SETTING))
+    except RouteConfigError as exc:
+        reader.problems.extend(exc.problems)
+        return PackageExportRoutes()
+
+
 def _read_routes(reader: SettingsReader) -> ImportRoutes:
     raw = reader.get("D365_ROUTES")
     if raw is None:
@@ -251,6 +263,7 @@ def _check_together(
     _check_containers(reader, settings)
     _check_route_prefixes(reader, settings)
     _check_export_containers(reader, settings)
+    _check_package_exports(reader, settings)
     _check_durations(reader, settings)
     if function_limit is not None:
         _check_function_timeout(reader, settings, function_limit)
@@ -298,6 +311,25 @@ def _check_export_containers(reader: SettingsReader, settings: Settings) -> None
                 f"export route {route.name!r}: container {route.container!r} is one of the "
                 "app's import containers (inbound, archive, errors); exported files there "
                 "would be enqueued or archived: use a container of its own, e.g. d365-exports",
+            )
+
+
+def _check_package_exports(reader: SettingsReader, settings: Settings) -> None:
+    ours = {settings.inbound_container, settings.archive_container, settings.errors_container}
+    names = {route.name.lower() for route in settings.exports}
+    for route in settings.package_exports:
+        if route.name.lower() in names:
+            reader.problem(
+                PACKAGE_EXPORT_ROUTES_SETTING,
+                f"package export route {route.name!r}: the name is an export route's in "
+                "EXPORT_ROUTES too; the records list both by route name: rename one",
+            )
+        if route.container in ours:
+            reader.problem(
+                PACKAGE_EXPORT_ROUTES_SETTING,
+                f"package export route {route.name!r}: container {route.container!r} is one of "
+                "the app's import containers (inbound, archive, errors); packages there would "
+                "be enqueued or archived: use a container of its own, e.g. d365-exports",
             )
 
 

@@ -19,6 +19,8 @@
   schedule entries, written together, and the errors blob;
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
   export records, in a partition of their own;
+- :mod:`._package_export_model`, :mod:`._package_export_rows`, :mod:`._package_exports`:
+  :class:`PackageExportStore`, the scheduled package exports, in the same partition;
 - :mod:`._audit_model`, :mod:`._audit_rows`, :mod:`._audit`: :class:`AuditStore`, the audit
   trail of operator actions, in a partition of its own.
 """
@@ -45,6 +47,9 @@ from ._model import (
     error_to_dict,
     utcnow,
 )
+from ._package_export_model import PACKAGE_KIND, PackageExportRecord, PackageExportState, RouteRun
+from ._package_export_rows import is_package_key
+from ._package_exports import PackageExportStore
 from ._page import Page
 from ._schedule import BATCH_SIZE, Schedule
 from ._store import UNSCHEDULE, TrackingStore
@@ -54,6 +59,7 @@ __all__ = [
     "BATCH_SIZE",
     "EXPORTS_PARTITION",
     "LEASE_MARGIN",
+    "PACKAGE_KIND",
     "UNSCHEDULE",
     "Actor",
     "ActorKind",
@@ -70,8 +76,12 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
+    "PackageExportRecord",
+    "PackageExportState",
+    "PackageExportStore",
     "Page",
     "PendingEntry",
+    "RouteRun",
     "Schedule",
     "TrackedFile",
     "TrackingState",
@@ -79,6 +89,7 @@ __all__ = [
     "TrackingStoreError",
     "clean_etag",
     "error_to_dict",
+    "is_package_key",
     "is_record_key",
     "lease_for_call",
     "quoted_etag",

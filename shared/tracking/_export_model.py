@@ -64,6 +64,12 @@ class ExportRecord:
     etag: str = field(default="", compare=False, repr=False)
 
     @property
+    def kind(self) -> str:
+        """``recurring``: a message of a recurring export job (a package export's is
+        ``package``)."""
+        return "recurring"
+
+    @property
     def is_written(self) -> bool:
         """True once the message's blobs are committed."""
         return self.downloaded_at is not None

@@ -22,6 +22,8 @@ from ._export_rows import EXPORTS_PARTITION, export_entity, export_from, is_expo
 from ._lease import Lease
 from ._model import ConcurrencyError, utcnow
 from ._overflow import Overflow
+from ._package_export_model import PACKAGE_KIND, PackageExportRecord
+from ._package_export_rows import is_package_key, package_from
 from ._page import Page, decode_continuation, encode_continuation
 from ._properties import EXPORT_BLOBS
 from ._table import StatusTable
@@ -177,23 +179,26 @@ class ExportStore:
 
     def list_records(
         self, *, route: str | None = None, limit: int = 50, continuation: str | None = None
-    ) -> Page[ExportRecord]:
-        """Records in message-id order, ``limit`` per page.
+    ) -> Page[ExportRecord | PackageExportRecord]:
+        """Records in key order, ``limit`` per page: recurring exports (by message id) and
+        package exports (by execution id, ``kind`` ``package``) alike.
 
         :raises ValueError: a continuation token this store did not issue.
         """
         clauses, parameters = ["RowKey lt @leases"], {"leases": "~"}
         if continuation:
             clauses.append("RowKey gt @after")
-            parameters["after"] = decode_continuation(continuation, accepts=is_export_key)
+            parameters["after"] = decode_continuation(continuation, accepts=_is_record_key)
         if route:
             clauses.append("route eq @route")
             parameters["route"] = route
-        records: list[ExportRecord] = []
+        records: list[ExportRecord | PackageExportRecord] = []
         for row in self._table.query(clauses, parameters, per_page=min(limit + 1, 1000)):
             if len(records) == limit:
                 return Page(tuple(records), encode_continuation(records[-1].message_id))
-            records.append(export_from(row))
+            records.append(
+                package_from(row) if row.get("kind") == PACKAGE_KIND else export_from(row)
+            )
         return Page(tuple(records), None)
 
     def _change(
@@ -220,3 +225,8 @@ class ExportStore:
     def lease(self, route: str) -> Lease:
         """The lease of export route ``route``: one tick at a time per route."""
         return Lease(self._table, route.lower(), clock=self._clock)
+
+
+def _is_record_key(text: str) -> bool:
+    """True for the row key of a recurring or a package export record."""
+    return is_export_key(text) or is_package_key(text)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.tracking import ExportState, TrackingState
+from shared.tracking import ExportState, PackageExportState, TrackingState
 from shared.views.counts import FAILED_STATES
 
 __all__ = ["ASSETS", "Page", "data_block", "page", "vocabulary"]
@@ -51,8 +51,13 @@ def vocabulary() -> dict[str, Any]:
         "failed": [state.value for state in TrackingState if state in FAILED_STATES],
         "pending": [state.value for state in TrackingState if not state.is_terminal],
         "export_failed": [ExportState.EXPORT_FAILED.value],
-        # Taken from F&O but not acknowledged yet: the next export tick goes on with it.
-        "export_pending": [ExportState.DEQUEUED.value, ExportState.DOWNLOADED.value],
+        # Taken from F&O but not acknowledged yet, or a package export not final yet: the
+        # next export tick goes on with it.
+        "export_pending": [
+            ExportState.DEQUEUED.value,
+            ExportState.DOWNLOADED.value,
+            *(state.value for state in PackageExportState if not state.is_final),
+        ],
     }
 
 

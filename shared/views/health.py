@@ -65,7 +65,8 @@ def health_summary(settings: Settings) -> dict[str, Any]:
         "d365": _d365(settings.d365),
         "storage": _storage(settings.storage),
         "routes": [route.as_dict() for route in settings.routes],
-        "export_routes": [route.name for route in settings.exports],
+        "export_routes": [route.name for route in settings.exports]
+        + [route.name for route in settings.package_exports],
         "inbound_container": settings.inbound_container,
         "archive_container": settings.archive_container,
         "errors_container": settings.errors_container,

@@ -35,7 +35,8 @@ _RECORD_ID = {
     "name": "message_id",
     "in": "path",
     "required": True,
-    "description": "F&O's message id (a GUID, any case, braces allowed) or a record_key",
+    "description": "F&O's message id (a GUID, any case, braces allowed) or a record_key; "
+    "with direction=export, a package export's execution id too",
     "schema": STRING,
 }
 
@@ -44,8 +45,8 @@ _DIRECTION = {
     "in": "query",
     "required": False,
     "description": f"{files.DIRECTION} (the default): tracked files dropped into the inbound "
-    f"container; {exports.DIRECTION}: export records (by F&O's message id; with it only "
-    "route, limit and continuation apply)",
+    f"container; {exports.DIRECTION}: export records, recurring and package (by F&O's message "
+    "id or a package export's execution id; with it only route, limit and continuation apply)",
     "schema": {"type": "string", "enum": [files.DIRECTION, exports.DIRECTION]},
 }
 

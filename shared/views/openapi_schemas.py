@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.tracking import ActorKind, AuditOutcome, ExportState, TrackingState
+from shared.tracking import (
+    PACKAGE_KIND,
+    ActorKind,
+    AuditOutcome,
+    ExportState,
+    PackageExportState,
+    TrackingState,
+)
 from shared.views import exports
 
 __all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
@@ -142,12 +149,42 @@ def _page(item: str) -> dict[str, Any]:
 
 _EXPORT_RECORD = {
     "type": "object",
-    "description": "One message of a recurring export job and what happened to it.",
+    "description": "One export and what happened to it: a message of a recurring export job "
+    "(kind recurring), or one scheduled run of a package export route (kind package: "
+    "ExportToPackage of a data project; its message_id is its execution id).",
     "properties": {
         "direction": {"type": "string", "enum": [exports.DIRECTION]},
-        "message_id": {**STRING, "description": "F&O's message id: addresses it in this API"},
-        "route": {**STRING, "description": "the export route's name"},
-        "activity_id": STRING,
+        "kind": {"type": "string", "enum": ["recurring", PACKAGE_KIND]},
+        "message_id": {
+            **STRING,
+            "description": "F&O's message id (recurring), or the execution id (package): "
+            "addresses it in this API",
+        },
+        "route": {**STRING, "description": "the export route's or package export route's name"},
+        "execution_id": {
+            **_NULLABLE_STRING,
+            "description": "package: our execution id, sent to F&O",
+        },
+        "fno_execution_id": {
+            **_NULLABLE_STRING,
+            "description": "package: the execution id F&O answered, when not ours",
+        },
+        "definition_group": {
+            **_NULLABLE_STRING,
+            "description": "package: the export data project",
+        },
+        "legal_entity": {**_NULLABLE_STRING, "description": "package: the company exported from"},
+        "d365_status": {
+            **_NULLABLE_STRING,
+            "description": "package: F&O's last GetExecutionSummaryStatus, as it came",
+        },
+        "fno_errors": {
+            **_NULLABLE_STRING,
+            "description": "package: the execution's errors (failed or partial runs)",
+        },
+        "scheduled_for": {**_TIME, "description": "package: the slot of the schedule it ran for"},
+        "requested_at": {**_TIME, "description": "package: when ExportToPackage was sent"},
+        "activity_id": {**_NULLABLE_STRING, "description": "recurring: the export job's id"},
         "container": {**STRING, "description": "the container the blobs are written to"},
         "blobs": {
             **_STRINGS,
@@ -161,8 +198,11 @@ _EXPORT_RECORD = {
         },
         "target": {**STRING, "description": "the planned blob name (folder when unzipping)"},
         "size": {"type": "integer", "nullable": True},
-        "state": {"type": "string", "enum": [state.value for state in ExportState]},
-        "dequeue_count": _INT,
+        "state": {
+            "type": "string",
+            "enum": list(dict.fromkeys(s.value for s in [*ExportState, *PackageExportState])),
+        },
+        "dequeue_count": {"type": "integer", "nullable": True, "description": "recurring"},
         "dequeued_at": _TIME,
         "downloaded_at": _TIME,
         "acked_at": _TIME,
@@ -187,7 +227,7 @@ _EXPORT_RECORD = {
         },
         "history_dropped": {**_INT, "description": _DROPPED},
     },
-    "required": ["direction", "message_id", "route", "state", "blobs", "history"],
+    "required": ["direction", "kind", "message_id", "route", "state", "blobs", "history"],
 }
 
 SCHEMAS: dict[str, Any] = {

@@ -9,6 +9,8 @@ filtered to the test's folder) posts their ``BlobCreated`` events to the host's 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +29,8 @@ from devtools.local_host import LocalHost
 from tests import fakes
 
 INBOUND = "d365-inbound"
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
 TERMINAL = {
     "Processed",
     "ProcessedWithErrors",
@@ -277,3 +280,22 @@ def app(app_factory: Callable[..., App]) -> App:
 def enqueue_requests(d365: Emulator) -> list:
     """The enqueue calls the emulator answered with 200."""
     return [r for r in d365.requests if r.operation == "enqueue" and r.status == 200]
+
+
+def host_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The app's functions in a host process of their own (``devtools.host_process``), its
+    timers every 0.5 s and blob listings every 0.3 s; the caller terminates it."""
+    command = [
+        sys.executable, "-m", "devtools.host_process", "--http-port", "0",
+        "--poll-blobs", "--blob-scan-interval", "0.3", "--timer-interval", "0.5",
+        "--max-parallel", "4",
+    ]  # fmt: skip
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while b"ready http=" not in log.read_bytes():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    return process

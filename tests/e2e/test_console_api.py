@@ -19,6 +19,7 @@ from tests import fakes, package_files
 from tests.e2e.conftest import App, enqueue_requests, routes_for
 from tests.e2e.test_enqueue import VALID
 from tests.e2e.test_export import export_route
+from tests.e2e.test_package_export import missed_slot, package_route
 from tests.test_function_app import http_operations
 
 
@@ -182,7 +183,10 @@ def _conforms(spec: dict[str, Any], path: str, answer: requests.Response) -> Non
 def test_real_answers_of_both_directions_are_as_the_document_says(
     app_factory: Callable[..., App], unique_name: str
 ) -> None:
-    app = app_factory(EXPORT_ROUTES=json.dumps([export_route(unique_name)]))
+    app = app_factory(
+        EXPORT_ROUTES=json.dumps([export_route(unique_name)]),
+        PACKAGE_EXPORT_ROUTES=json.dumps([package_route(unique_name)]),
+    )
     app.d365.knobs.package_run_seconds = 0.3
     data = package_files.customers_package(with_errors=True)
     blobs = [app.upload_sample("customers/USMF/customers-valid.xml"),
@@ -207,6 +211,16 @@ def test_real_answers_of_both_directions_are_as_the_document_says(
     assert (export["message_id"], export["state"]) == (message_id, "Acked")
     assert set(export) == set(schemas["ExportRecord"]["properties"])
     _conforms(spec, "/messages/{message_id}", app.get(f"messages/{message_id}", direction="export"))
+    # A scheduled package export: the same shape, kind package.
+    app.d365.knobs.package_export_seconds = 0
+    missed_slot(app, days=1)
+    assert app.host.run_timer_once() >= 2
+    [package_export] = [r for r in app.get("messages", direction="export").json()["items"]
+                        if r["kind"] == "package"]  # fmt: skip
+    assert set(package_export) == set(schemas["ExportRecord"]["properties"])
+    one = app.get(f"messages/{package_export['message_id']}", direction="export")
+    _conforms(spec, "/messages/{message_id}", one)
+    assert one.json()["execution_id"] == package_export["message_id"]
     for path in ("/messages", "/messages/{message_id}"):
         [direction] = [
             p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "direction"

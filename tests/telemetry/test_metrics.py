@@ -11,6 +11,7 @@ from shared import telemetry
 from tests import fakes
 from tests.e2e.conftest import App
 from tests.e2e.test_export import REDELIVERY, export_route
+from tests.e2e.test_package_export import missed_slot, package_route
 from tests.telemetry.conftest import Exported
 from tests.telemetry.test_traces import VALID
 
@@ -132,3 +133,39 @@ def test_an_export_given_up_fires_the_failure_alert_event_marked_as_given_up(
     )
     assert final["reason"].startswith("given up after 2 attempts (EXPORT_MAX_ATTEMPTS)")
     assert app.d365.messages[message_id].state == "Acked"
+
+
+def test_package_exports_are_counted_and_their_failure_is_the_alerts_event(
+    app_factory: Callable[..., App], exported: Exported, unique_name: str
+) -> None:
+    routes = [
+        package_route(unique_name),
+        package_route(unique_name, name="journals-daily", definition_group="NoSuchProject"),
+    ]
+    app = app_factory(PACKAGE_EXPORT_ROUTES=json.dumps(routes))
+    app.d365.knobs.package_export_seconds = 0
+    app.d365.knobs.package_url_delay_seconds = 0
+    missed_slot(app, days=1)
+    missed_slot(app, days=1, route="journals-daily")
+
+    app.host.run_timer_once()
+
+    exports = _by(exported.collect_metrics()["d365ri.exports"], "state", "route", "kind")
+    assert exports == {
+        ("Delivered", "customers-daily", "package"): 1,
+        ("ExportFailed", "journals-daily", "package"): 1,
+    }
+    events = {
+        record.attributes["event"]: dict(record.attributes)
+        for record in exported.logs()
+        if record.attributes.get("event") in {"export_failed", "export_downloaded"}
+    }
+    failed = events["export_failed"]
+    assert (failed["kind"], failed["route"], failed["gave_up"]) == (
+        "package",
+        "journals-daily",
+        True,
+    )
+    assert failed["message_id"] == failed["execution_id"]
+    assert "Data project 'NoSuchProject' was not found." in failed["reason"]
+    assert events["export_downloaded"]["kind"] == "package"

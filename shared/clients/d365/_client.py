@@ -14,6 +14,7 @@ from ._body import DEFAULT_CHUNK_SIZE
 from ._engine import USER_AGENT, Engine
 from ._exports import ExportCalls
 from ._messages import MessageCalls
+from ._package_exports import PackageExportCalls
 from ._packages import PackageCalls
 from ._retry import RetryPolicy
 from ._transport import DEFAULT_CONNECT_TIMEOUT
@@ -21,7 +22,7 @@ from ._transport import DEFAULT_CONNECT_TIMEOUT
 __all__ = ["D365Client"]
 
 
-class D365Client(MessageCalls, ExportCalls, PackageCalls):
+class D365Client(MessageCalls, ExportCalls, PackageCalls, PackageExportCalls):
     """Client for one F&O environment's recurring-integrations API.
 
     :param base_url: the environment root, e.g. ``https://contoso.operations.dynamics.com``.

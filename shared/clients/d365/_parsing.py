@@ -36,9 +36,11 @@ __all__ = [
     "parse_enqueue_response",
     "parse_execution_id",
     "parse_execution_summary_status",
+    "parse_export_execution_id",
     "parse_file_url",
     "parse_import_execution_id",
     "parse_message_status",
+    "parse_package_url",
 ]
 
 
@@ -285,3 +287,33 @@ def parse_boolean(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise ValueError(f"expected a boolean, got {json_type(value)}: {shorten(json_text(value))}")
+
+
+def nested_string(value: Any, what: str) -> str | None:
+    """A `value` F&O's docs show nested (``{"value": {"value": "<text>"}}``, D-PKG for
+    ExportToPackage and GetExportedPackageUrl) while Microsoft's own clients read it flat
+    (RIS ``Export.cs``, the DAXI Logic App): either is accepted.
+
+    :raises ValueError: when neither shape holds a string or null.
+    """
+    if isinstance(value, Mapping) and any(key.lower() == "value" for key in value):
+        value = get_ci(value, "value")
+    return string_value(value, what)
+
+
+def parse_export_execution_id(value: Any) -> str | None:
+    """ExportToPackage's value: the execution id, or None for "", null or the all-zero GUID
+    (the DAXI sample's sign that the export did not start).
+
+    :raises ValueError: when the value is neither a string nor null, flat or nested.
+    """
+    return parse_execution_id(nested_string(value, "the execution id"))
+
+
+def parse_package_url(value: Any) -> str | None:
+    """GetExportedPackageUrl's value: the SAS URL, or None while it is empty (the package is
+    not ready yet).
+
+    :raises ValueError: when the value is neither a string nor null, flat or nested.
+    """
+    return (nested_string(value, "the package URL") or "").strip() or None

@@ -73,9 +73,16 @@ The rooms: :mod:`.tick` (the lease, the dequeue loop, one message's steps in ord
 and 6), :mod:`.failures` (attempts counted, giving up), :mod:`.events` (log ids, error texts,
 the ``export_failed`` event), :mod:`.models` (the policy, the tick's counts); the staged-block
 writer is :mod:`shared.clients.storage.blocks`.
+
+Scheduled package exports (``PACKAGE_EXPORT_ROUTES``, the DMF package API) run in the same
+tick, after the recurring routes: :mod:`.scheduled` (the lease, the route's row, the due
+slot), :mod:`.slots` (which slot is due), :mod:`.package_send` (ExportToPackage, at most once
+per slot), :mod:`.package_follow` (F&O's status, then the package into the container); each
+module names the failure at each step and what recovers it.
 """
 
 from shared.flows.export.models import ExportPolicy, ExportTickResult
+from shared.flows.export.scheduled import PackageExporter
 from shared.flows.export.tick import Exporter
 
-__all__ = ["ExportPolicy", "ExportTickResult", "Exporter"]
+__all__ = ["ExportPolicy", "ExportTickResult", "Exporter", "PackageExporter"]

@@ -66,7 +66,7 @@ class MessageWriter:
         self._client = client
         self._policy = policy
         self._failures = failures
-        self._packages = PackageWriter(client, policy, temp_dir=temp_dir)
+        self._packages = PackageWriter(policy, temp_dir=temp_dir)
 
     def write_once(
         self,
@@ -88,7 +88,15 @@ class MessageWriter:
         committed: list[str] = []  # an unzip's members committed so far
         try:
             if route.unzip:
-                written = self._packages.write(container, message, record, metadata, committed)
+                written = self._packages.write(
+                    container,
+                    lambda package: self._client.download(message.download_location, package),
+                    folder=record.target,
+                    key=record.message_id,
+                    source=f"the exported package of message {record.message_id}",
+                    metadata=metadata,
+                    committed=committed,
+                )
             else:
                 blob = container.get_blob_client(record.target)
                 written = Written((record.target,), self._write_blob(blob, message, metadata))

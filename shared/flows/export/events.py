@@ -8,7 +8,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 
 from shared import telemetry
 from shared.errors import safe_text
-from shared.tracking import ExportRecord, ExportState
+from shared.tracking import ExportRecord, ExportState, PackageExportRecord
 
 __all__ = ["CAUSE_ACK", "CAUSE_MESSAGE", "CAUSE_STORAGE", "error_text", "tell_failed"]
 
@@ -23,10 +23,14 @@ CAUSE_ACK = "ack"
 
 
 def tell_failed(
-    record: ExportRecord, reason: str, *, cause: str | None = None, gave_up: bool = False
+    record: ExportRecord | PackageExportRecord,
+    reason: str,
+    *,
+    cause: str | None = None,
+    gave_up: bool = False,
 ) -> None:
-    """Log the ``export_failed`` event the alert reads (``cause``, or ``gave_up``), and count
-    it."""
+    """Log the ``export_failed`` event the alert reads (``cause``, or ``gave_up``: a package
+    export's final failure too), with the record's ``kind``, and count it."""
     _LOGGER.log(
         logging.ERROR if gave_up else logging.WARNING,
         "export %s message_id=%s route=%s: %s",
@@ -38,12 +42,13 @@ def tell_failed(
             record,
             state=ExportState.EXPORT_FAILED.value,
             event="export_failed",
+            kind=record.kind,
             reason=reason,
             cause=cause,
             gave_up=gave_up or None,  # None is left out: only a given-up event carries it
         ),
     )
-    telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route)
+    telemetry.record_export(ExportState.EXPORT_FAILED.value, record.route, kind=record.kind)
 
 
 def error_text(exc: BaseException) -> str:

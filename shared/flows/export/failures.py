@@ -124,14 +124,16 @@ def _what_was_kept(container: str, committed: Sequence[str]) -> str:
     )
 
 
-def kept_reason(refused: ZipRefusedError, container: str, blobs: Sequence[str]) -> str:
+def kept_reason(
+    refused: ZipRefusedError, container: str, blobs: Sequence[str], *, acked: bool = True
+) -> str:
     """Why a package was given up, where it is (its last blob; before it the members written
-    before the refusal), and what to do."""
+    before the refusal), and what to do; ``acked``: a recurring export's message, which is
+    acknowledged (a package export has nothing to acknowledge)."""
     kept, members = f"{container}/{blobs[-1]}", blobs[:-1]
-    reason = (
-        f"{refused}. Given up: the package is kept unopened as {kept!r}, and acknowledged so "
-        "that F&O stops offering it"
-    )
+    reason = f"{refused}. Given up: the package is kept unopened as {kept!r}"
+    if acked:
+        reason += ", and acknowledged so that F&O stops offering it"
     if members:
         reason += (
             f"; {len(members)} member{'s' if len(members) != 1 else ''} written before the "

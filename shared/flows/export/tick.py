@@ -26,6 +26,7 @@ from shared.flows.export.download import MessageWriter
 from shared.flows.export.events import error_text
 from shared.flows.export.failures import Failures
 from shared.flows.export.models import ExportPolicy, ExportTickResult
+from shared.flows.export.scheduled import PackageExporter
 from shared.tracking import ConcurrencyError, ExportStore, LeaseHeld, utcnow
 
 __all__ = ["Exporter"]
@@ -43,6 +44,8 @@ class Exporter:
     :keyword policy: lease, budget and block sizes.
     :keyword clock: the time source (UTC).
     :keyword temp_dir: where an unzip route keeps the package while reading it.
+    :keyword packages: the package export routes' runner, run after the recurring routes by
+        the same tick (None: no package exports).
     """
 
     def __init__(
@@ -55,8 +58,10 @@ class Exporter:
         policy: ExportPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         temp_dir: str | None = None,
+        packages: PackageExporter | None = None,
     ) -> None:
         self._store = store
+        self._packages = packages
         self._client = client
         self._blobs = blob_service
         self._routes = routes
@@ -72,9 +77,16 @@ class Exporter:
         """The export records and leases."""
         return self._store
 
+    @property
+    def packages(self) -> PackageExporter | None:
+        """The package export routes' runner, None when there is none."""
+        return self._packages
+
     def tick(self) -> ExportTickResult:
-        """Run every enabled route once."""
+        """Run every enabled route once: the recurring export routes, then the package
+        export routes."""
         result = ExportTickResult()
+        started = time.monotonic()
         for route in self._routes:
             if not route.enabled:
                 continue
@@ -90,6 +102,8 @@ class Exporter:
                         event="export_failed", route=route.name, reason=error_text(exc)
                     ),
                 )
+        if self._packages is not None:
+            self._packages.tick(result, started=started)
         return result
 
     def run_route(self, route: ExportRoute, result: ExportTickResult | None = None) -> None:

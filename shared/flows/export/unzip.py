@@ -5,25 +5,24 @@ so reading its members needs random access; the file is unlinked on creation and
 however the process ends), then opened by :mod:`shared.zips`: what its directory declares is
 checked against the ``ZIP_*`` limits before any member is written, then each member is
 streamed from it into its own blob in staged blocks, every inflated byte counted. A package
-the limits refuse is written unopened as ``<folder><message id>.zip`` instead.
+the limits refuse is written unopened as ``<folder><message id>.zip`` instead. The download
+is the caller's (a dequeued message's, or a package export's SAS URL).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from azure.storage.blob import BlobClient, ContainerClient
 
-from shared.clients.d365 import D365Client, DequeuedMessage
 from shared.flows.export.models import ExportPolicy
-from shared.tracking import ExportRecord
 from shared.zips import LimitedZip, MemberReader, ZipRefusedError
 
-__all__ = ["PackageWriter", "Written"]
+__all__ = ["PackageWriter", "Written", "copy_into"]
 
 
 @dataclass(frozen=True)
@@ -39,37 +38,45 @@ class Written:
 class PackageWriter:
     """Writes the members of exported packages as blobs.
 
-    :param client: the F&O client (the download).
     :param policy: block sizes and zip limits.
     :keyword temp_dir: where the package is kept while it is read.
     """
 
-    def __init__(
-        self, client: D365Client, policy: ExportPolicy, *, temp_dir: str | None = None
-    ) -> None:
-        self._client = client
+    def __init__(self, policy: ExportPolicy, *, temp_dir: str | None = None) -> None:
         self._policy = policy
         self._temp_dir = temp_dir
 
     def write(
         self,
         container: ContainerClient,
-        message: DequeuedMessage,
-        record: ExportRecord,
+        download: Callable[[BinaryIO], int],
+        *,
+        folder: str,
+        key: str,
+        source: str,
         metadata: Mapping[str, str],
         committed: list[str],
     ) -> Written:
-        """Download the package to a temporary file, then write each member as a blob; a
-        package the zip limits refuse is written unopened as one blob instead (after the
-        members committed before the refusal, in ``committed`` too)."""
+        """Download the package (``download`` writes it into the file it is given, and
+        answers its size) to a temporary file, then write each member as a blob under
+        ``folder``; a package the zip limits refuse is written unopened as
+        ``<folder><key>.zip`` instead (after the members committed before the refusal, in
+        ``committed`` too). ``source`` names the package in a refusal's text."""
         with tempfile.TemporaryFile(dir=self._temp_dir) as package:
-            size = self._client.download(message.download_location, package)
+            size = download(package)
             try:
-                self._unzip(package, container, record, metadata, committed)
+                self._unzip(
+                    package,
+                    container,
+                    folder,
+                    source=source,
+                    metadata=metadata,
+                    committed=committed,
+                )
             except ZipRefusedError as exc:
                 package.seek(0)
-                kept = f"{record.target}{record.message_id}.zip"
-                _copy(package, container.get_blob_client(kept), metadata, self._policy)
+                kept = f"{folder}{key}.zip"
+                copy_into(package, container.get_blob_client(kept), metadata, self._policy)
                 return Written((*committed, kept), size, refused=exc)
             return Written(tuple(committed), size)
 
@@ -77,24 +84,25 @@ class PackageWriter:
         self,
         package: BinaryIO,
         container: ContainerClient,
-        record: ExportRecord,
+        folder: str,
+        *,
+        source: str,
         metadata: Mapping[str, str],
         committed: list[str],
     ) -> None:
-        """Each member of the package as a blob under the record's target folder, after
-        what the zip declares passed the limits (nothing is written otherwise); each one
-        committed is added to ``committed`` at once, so a failure later on can name it."""
-        source = f"the exported package of message {record.message_id}"
+        """Each member of the package as a blob under ``folder``, after what the zip
+        declares passed the limits (nothing is written otherwise); each one committed is
+        added to ``committed`` at once, so a failure later on can name it."""
         with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
             archive.check()
-            names = [record.target + _member_name(m.filename, source) for m in archive.members]
+            names = [folder + _member_name(m.filename, source) for m in archive.members]
             for member, name in zip(archive.members, names, strict=True):
                 with archive.open(member) as stream:
-                    _copy(stream, container.get_blob_client(name), metadata, self._policy)
+                    copy_into(stream, container.get_blob_client(name), metadata, self._policy)
                 committed.append(name)
 
 
-def _copy(
+def copy_into(
     source: BinaryIO | MemberReader,
     blob: BlobClient,
     metadata: Mapping[str, str],

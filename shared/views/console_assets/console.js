@@ -407,6 +407,7 @@
     const tr = el("tr", { tabIndex: 0 },
       el("td", { className: "time" }, time(record.updated_at)),
       el("td", { className: "blob" }, record.message_id),
+      el("td", {}, record.kind),
       el("td", {}, record.route),
       el("td", {}, badge(record.state), record.gave_up_at ? " given up" : null),
       el("td", { className: "blob" }, record.blobs.join(", ") +
@@ -429,8 +430,17 @@
       badge(record.state), refresh));
     const facts = factList("export-facts");
     facts.add("State", record.state);
+    facts.add("Kind", record.kind);
     facts.add("Route", record.route);
     facts.add("Activity id", record.activity_id);
+    // A package export's own facts (absent from a recurring export's record).
+    facts.add("Data project", record.definition_group);
+    facts.add("Legal entity", record.legal_entity);
+    facts.add("Scheduled for", time(record.scheduled_for));
+    facts.add("ExportToPackage sent", time(record.requested_at));
+    facts.add("F&O execution id", record.fno_execution_id);
+    facts.add("F&O status", record.d365_status);
+    facts.add("F&O's errors", record.fno_errors);
     facts.add("Target", `${record.container}/${record.target}`);
     facts.add("Size", sizeText(record.size));
     facts.add("Times taken from F&O", record.dequeue_count);
