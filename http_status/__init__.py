@@ -1,7 +1,7 @@
 """The HTTP routes: a thin adapter from Azure Functions requests to :mod:`shared.views`.
 
-Routes: tracked files (and export records), counts, resubmit, the health check, the operator
-console, the OpenAPI document.
+Routes: tracked files (and export records), counts, resubmit, release of an ordered line, the
+health check, the operator console, the OpenAPI document.
 """
 
 import json
@@ -10,9 +10,11 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.context import get_context
+from shared.tracking import Actor
 from shared.views import console, files, openapi
 from shared.views import counts as counts_view
 from shared.views import health as health_view
+from shared.views import release as release_view
 from shared.views import resubmit as resubmit_view
 from shared.views.response import ApiResponse
 
@@ -55,6 +57,26 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
     per request id (Idempotency-Key header or request_id); confirm=true for a risky one."""
     message_id = req.route_params.get("message_id", "")
     return _json(resubmit_view.resubmit(get_context, message_id, dict(req.headers), req.get_body()))
+
+
+@bp.function_name("release")
+@bp.route(
+    route="messages/{message_id}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+@telemetry.invocation("release", trigger="http")
+def release(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/messages/{id}/release: an ordered line goes on past the failed file that
+    blocks it, once per request id (Idempotency-Key header or request_id)."""
+    message_id = req.route_params.get("message_id", "")
+    return _json(
+        release_view.release(
+            get_context,
+            message_id,
+            dict(req.headers),
+            req.get_body(),
+            actor=Actor.function_key(),
+        )
+    )
 
 
 @bp.function_name("counts")

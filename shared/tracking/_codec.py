@@ -51,6 +51,9 @@ _TIME_FIELDS = (
     "send_started_at",
     "lease_until",
     "next_poll_at",
+    "line_created",
+    "turn_at",
+    "released_at",
 )
 _TEXT_FIELDS = (
     "blob",
@@ -77,6 +80,12 @@ _TEXT_FIELDS = (
     "resubmit_of",
     "resubmitted_as",
     "resubmit_request",
+    "line",
+    "line_mode",
+    "behind",
+    "late_after",
+    "released_by",
+    "release_request",
 )
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
 
@@ -119,6 +128,7 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         "record_id": record.record_id,
         "state": record.state.value,
         "archive_pending": record.archive_pending,
+        "line_stops": record.line_stops or None,
         "failure": record.failure and record.failure.value,
         **encode_history(record.history, record.history_dropped),
     }
@@ -156,6 +166,7 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         row_key=entity["RowKey"],
         state=TrackingState.parse(entity["state"]),
         archive_pending=bool(entity.get("archive_pending", False)),
+        line_stops=bool(entity.get("line_stops", False)),
         failure=_failure(entity),
         errors=decode_errors(entity.get("errors")),
         **decode_history(entity),

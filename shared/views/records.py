@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.context import AppContext
+from shared.flows.line import Verdict, verdict_of
 from shared.flows.resubmit import risk_of
 from shared.tracking import TrackedFile, error_to_dict
 from shared.views.response import json_time
@@ -86,4 +88,24 @@ def record_json(record: TrackedFile, view: RecordView) -> dict[str, Any]:
         "resubmit_of": record.resubmit_of,
         "resubmitted_as": record.resubmitted_as,
         "resubmit_risk": risk_of(record),
+        "line": line_json(record),
+    }
+
+
+def line_json(record: TrackedFile) -> dict[str, Any] | None:
+    """A file's place in its ordered line (None: its route sends in parallel)."""
+    if not record.line:
+        return None
+    return {
+        "name": record.line,
+        "order": record.line_mode,
+        "stops_on_failure": record.line_stops,
+        "created_at": json_time(record.line_created),
+        "behind": record.behind,
+        "turn_at": json_time(record.turn_at),
+        "late_after": record.late_after,
+        "blocks_line": verdict_of(record) is Verdict.BLOCKED,
+        "released_at": json_time(record.released_at),
+        "released_by": json.loads(record.released_by) if record.released_by else None,
+        "release_request": record.release_request,
     }
