@@ -164,8 +164,13 @@ class OrderedLines:
         waiting = self._store.lines.waiting(line)
         candidate = self._candidate(verdict, current, waiting, checking)
         if candidate is None:
-            if checking is not None and checking.state is TrackingState.WAITING:
-                self._note_behind(checking, current, verdict)
+            # A line just blocked tells every waiting file at once; else each as it is looked at.
+            behind = [checking] if checking is not None else []
+            if checking is None and verdict is Verdict.BLOCKED:
+                behind = [self._store.get(waiter.record_row_key) for waiter in waiting]
+            for record in behind:
+                if record is not None and record.state is TrackingState.WAITING:
+                    self._note_behind(record, current, verdict)
             return None
         record = self._store.get(candidate.record_row_key)
         if record is None or record.state is not TrackingState.WAITING:
