@@ -210,10 +210,12 @@ def test_a_resubmitted_blocker_takes_its_place_at_the_head(domain: Domain) -> No
     assert records[0].late_after is None
 
 
+@pytest.mark.policy(order_settle=timedelta(seconds=30))
 def test_on_failure_continue_goes_on_past_a_failed_file(domain: Domain) -> None:
     blobs = _upload_in_order(domain, "ordered-go", ["k1.xml", "k2.xml"], {"k1.xml": BAD})
-    for blob in blobs:
+    for blob in reversed(blobs):
         domain.deliver(blob)
+    domain.clock.advance(timedelta(seconds=31))
 
     records = _tick_until(
         domain, blobs, {TrackingState.PRE_PROCESSING_ERROR, TrackingState.PROCESSED}
@@ -224,20 +226,23 @@ def test_on_failure_continue_goes_on_past_a_failed_file(domain: Domain) -> None:
         TrackingState.PROCESSED,
     ]
     assert _received(domain) == ["k1.xml", "k2.xml"]
+    assert records[0].line_stops is False
 
 
 def test_a_hand_over_whose_answer_was_lost_sends_the_file_once(domain: Domain) -> None:
-    first, second = _upload_in_order(domain, "ordered", ["h1.xml", "h2.xml"])
-    domain.deliver(first)
-    domain.deliver(second)
-    # The poll that sees h1 final hands the turn to h2; that transaction lands, its answer is
-    # lost (the $batch after the final write, the filing's and the archive's).
-    domain.faults.fail("lost", "POST", "$batch", skip=2)
+    """The turn's transaction lands and its answer is lost: the SDK's retry meets our own
+    write, which the read-back recognises; each file is sent once, in order."""
+    first, second = _upload_in_order(domain, "ordered-up", ["h1.xml", "h2.xml"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domain.enqueuer, "_take_turns", lambda *a, **k: None)
+        waiting = [domain.deliver(second), domain.deliver(first)]  # out of order
+    domain.faults.fail("lost", "POST", "$batch")  # the first hand-over's
 
-    _tick_until(domain, [first, second], _FINAL)
+    domain.enqueuer.recover(waiting[0])
 
     assert domain.faults.injected.get("lost") == 1
     assert _received(domain) == ["h1.xml", "h2.xml"]
+    assert [domain.latest(b).state for b in (first, second)] == [TrackingState.ENQUEUED] * 2
 
 
 def test_a_worker_that_dies_right_after_the_hand_over_is_recovered(domain: Domain) -> None:
@@ -288,6 +293,33 @@ def test_a_turn_taken_by_another_worker_meanwhile_is_not_taken_twice(domain: Dom
     assert mine.state is TrackingState.ENQUEUED
     assert _received(domain) == ["r1.xml", "r2.xml"]
     assert [domain.latest(b).state for b in blobs] == [TrackingState.ENQUEUED] * 2
+
+
+def test_a_turn_decided_on_a_stale_head_is_not_taken(domain: Domain) -> None:
+    """Worker A reads the line (no head; p2 the only file waiting) and hands p2 the turn. Just
+    before its transaction goes out, the older p1 arrives and worker B gives p1 the turn and
+    sends it. A's transaction names the head as A read it, so it fails whole: p2 waits
+    behind p1 instead of overtaking it while F&O still processes p1."""
+    first, second = _upload_in_order(domain, "ordered", ["p1.xml", "p2.xml"])
+    domain.d365.knobs.processing_seconds = 3600
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domain.enqueuer, "_take_turns", lambda *a, **k: None)
+        waiting = domain.deliver(second)
+
+    def worker_b() -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(domain.enqueuer, "_take_turns", lambda *a, **k: None)
+            late = domain.deliver(first)
+        domain.enqueuer.recover(late)
+
+    domain.faults.meanwhile("POST", "$batch", worker_b)
+
+    domain.enqueuer.recover(waiting)
+
+    assert _received(domain) == ["p1.xml"]
+    assert domain.latest(first).state is TrackingState.ENQUEUED
+    assert domain.latest(second).state is TrackingState.WAITING
+    assert domain.context.store.lines.head(waiting.line).head == domain.latest(first).row_key
 
 
 def test_two_workers_handing_the_same_line_on_at_once_send_each_file_once_in_order(
