@@ -26,6 +26,28 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_LINE = {
+    "type": "object",
+    "description": 'A file of an ordered route ("order"): one company\'s files go one at a time.',
+    "properties": {
+        "name": {**STRING, "description": "<route>/<company>"},
+        "order": {"type": "string", "enum": ["upload", "final"]},
+        "stops_on_failure": {"type": "boolean"},
+        "created_at": {**_TIME, "description": "the blob's creation time: its place in line"},
+        "behind": {**_NULLABLE_STRING, "description": "record_key of the file it waits behind"},
+        "turn_at": {**_TIME, "description": "when it got its turn (left Waiting)"},
+        "late_after": {
+            **_NULLABLE_STRING,
+            "description": "record_key of a newer file sent before this one arrived",
+        },
+        "blocks_line": {"type": "boolean", "description": "it failed and holds its line"},
+        "released_at": _TIME,
+        "released_by": {"type": "object", "nullable": True, "description": "who released it"},
+        "release_request": _NULLABLE_STRING,
+    },
+}
+
+
 _RECORD = {
     "type": "object",
     "description": "One blob version and everything that happened to it.",
@@ -99,33 +121,13 @@ _RECORD = {
             "description": "why a resubmit may import it twice (then confirm is required)",
         },
         "line": {
-            **ref("Line"),
+            **_LINE,
             "nullable": True,
-            "description": "its place in an ordered line; null: its route sends in parallel",
+            "description": 'its place in an ordered line (route "order"); null: its route '
+            "sends in parallel",
         },
     },
     "required": ["record_key", "blob", "state", "terminal", "history"],
-}
-
-_LINE = {
-    "type": "object",
-    "description": 'A file of an ordered route ("order"): one company\'s files go one at a time.',
-    "properties": {
-        "name": {**STRING, "description": "<route>/<company>"},
-        "order": {"type": "string", "enum": ["upload", "final"]},
-        "stops_on_failure": {"type": "boolean"},
-        "created_at": {**_TIME, "description": "the blob's creation time: its place in line"},
-        "behind": {**_NULLABLE_STRING, "description": "record_key of the file it waits behind"},
-        "turn_at": {**_TIME, "description": "when it got its turn (left Waiting)"},
-        "late_after": {
-            **_NULLABLE_STRING,
-            "description": "record_key of a newer file sent before this one arrived",
-        },
-        "blocks_line": {"type": "boolean", "description": "it failed and holds its line"},
-        "released_at": _TIME,
-        "released_by": {"type": "object", "nullable": True, "description": "who released it"},
-        "release_request": _NULLABLE_STRING,
-    },
 }
 
 
@@ -249,7 +251,6 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "Line": _LINE,
     "ReleaseRequest": {
         "type": "object",
         "properties": {

@@ -391,7 +391,7 @@
     const line = record.line;
     if (!line) return null;
     if (line.blocks_line) return el("span", { className: "line-note error" }, " blocks its line");
-    if (record.state === "Waiting") {
+    if (!record.terminal && !line.turn_at) {  // still waiting for its turn
       const blocked = line.behind && record.last_error;
       return el("span", { className: `line-note ${blocked ? "error" : "muted"}` },
         blocked ? " behind a file that blocks its line" : " in line");
