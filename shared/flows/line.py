@@ -51,7 +51,6 @@ from shared.tracking import (
     TrackedFile,
     TrackingState,
     TrackingStore,
-    Waiter,
     line_id,
     order_of,
 )
@@ -161,43 +160,49 @@ class OrderedLines:
         head = self._store.lines.head(line)
         current = self._store.get(head.head) if head.head else None
         verdict = verdict_of(current)
-        waiting = self._store.lines.waiting(line)
-        candidate = self._candidate(verdict, current, waiting, checking)
-        if candidate is None:
-            # A line just blocked tells every waiting file at once; else each as it is looked at.
-            behind = [checking] if checking is not None else []
-            if checking is None and verdict is Verdict.BLOCKED:
-                behind = [self._store.get(waiter.record_row_key) for waiter in waiting]
-            for record in behind:
-                if record is not None and record.state is TrackingState.WAITING:
-                    self._note_behind(record, current, verdict)
+        if verdict is Verdict.PASSED:
+            return self._first_waiting(head, current)
+        successor = self._successor(current, checking) if verdict is Verdict.BLOCKED else None
+        if successor is not None:
+            return self._take_turn(head, current, successor)
+        # A line just blocked tells every waiting file at once; else each as it is looked at
+        # (a busy or blocked line costs a look no read of its waiting files).
+        behind = [checking] if checking is not None else []
+        if checking is None and verdict is Verdict.BLOCKED:
+            waiting = self._store.lines.waiting(line)
+            behind = [self._store.get(waiter.record_row_key) for waiter in waiting]
+        for record in behind:
+            if record is not None and record.state is TrackingState.WAITING:
+                self._note_behind(record, current, verdict)
+        return None
+
+    def _first_waiting(self, head: LineHead, current: TrackedFile | None) -> TrackedFile | None:
+        """The turn for the first file waiting, once it has settled."""
+        waiting = self._store.lines.waiting(head.line)
+        if not waiting:
             return None
-        record = self._store.get(candidate.record_row_key)
+        record = self._store.get(waiting[0].record_row_key)
         if record is None or record.state is not TrackingState.WAITING:
-            self._store.lines.drop(line, candidate)  # its turn was taken: a stale row
+            self._store.lines.drop(head.line, waiting[0])  # its turn was taken: a stale row
             return None
         created = record.line_created or record.received_at
         if record.resubmit_of is None and self._clock() < created + self._policy.order_settle:
             return None  # its schedule entry comes due once it has settled
         return self._take_turn(head, current, record)
 
-    def _candidate(
-        self,
-        verdict: Verdict,
-        current: TrackedFile | None,
-        waiting: list[Waiter],
-        checking: TrackedFile | None,
-    ) -> Waiter | None:
-        if not waiting or verdict is Verdict.BUSY:
-            return None
-        if verdict is Verdict.PASSED:
-            return waiting[0]
+    def _successor(
+        self, current: TrackedFile | None, checking: TrackedFile | None
+    ) -> TrackedFile | None:
+        """A blocked head's resubmitted copy, waiting in the line: it takes the head's place."""
         assert current is not None
-        # Blocked: only a resubmitted copy of the head may take its place.
-        successors = {current.resubmitted_as}
         if checking is not None and checking.resubmit_of == current.row_key:
-            successors.add(checking.row_key)
-        return next((w for w in waiting if w.record_row_key in successors), None)
+            return checking if checking.state is TrackingState.WAITING else None
+        if not current.resubmitted_as:
+            return None
+        copy = self._store.get(current.resubmitted_as)
+        if copy is None or copy.state is not TrackingState.WAITING or copy.line != current.line:
+            return None
+        return copy
 
     def _take_turn(
         self, head: LineHead, current: TrackedFile | None, record: TrackedFile
