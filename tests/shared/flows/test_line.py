@@ -73,6 +73,22 @@ def test_files_delivered_out_of_order_and_twice_reach_f_and_o_in_blob_order(
     assert domain.enqueues() == 3
 
 
+def test_an_ordered_file_costs_one_table_write_more_than_a_parallel_one(domain: Domain) -> None:
+    """Claim, turn, sending mark, F&O's answer: the turn is the one write an order adds."""
+    costs = {}
+    table = domain.context.store.table_name
+    for route in ("customers", "ordered"):
+        blob = domain.upload(f"{route}/USMF/cost.xml", VALID)
+        before = len(domain.faults.calls)
+        assert domain.deliver(blob).state is TrackingState.ENQUEUED
+        calls = domain.faults.calls[before:]
+        costs[route] = sum(
+            1 for c in calls if "$batch" in c or c.startswith(f"PUT devstoreaccount1/{table}")
+        )
+
+    assert costs == {"customers": 3, "ordered": 4}
+
+
 def test_final_order_sends_the_next_only_once_the_one_before_is_final(domain: Domain) -> None:
     domain.d365.knobs.processing_seconds = 3600  # F&O holds the first file in Processing
     first, second = _upload_in_order(domain, "ordered", ["1.xml", "2.xml"])
@@ -243,6 +259,26 @@ def test_a_hand_over_whose_answer_was_lost_sends_the_file_once(domain: Domain) -
     assert domain.faults.injected.get("lost") == 1
     assert _received(domain) == ["h1.xml", "h2.xml"]
     assert [domain.latest(b).state for b in (first, second)] == [TrackingState.ENQUEUED] * 2
+
+
+def test_a_hand_over_that_never_reached_storage_is_made_by_a_later_tick(domain: Domain) -> None:
+    """The turn's transaction fails before storage took it (every retry reset): nothing was
+    written, the file still waits, and the poller gives it its turn on a later tick."""
+    blobs = _upload_in_order(domain, "ordered", ["n1.xml", "n2.xml"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domain.enqueuer, "_take_turns", lambda *a, **k: None)
+        for blob in reversed(blobs):
+            domain.deliver(blob)
+    domain.faults.fail("reset", "POST", "$batch", times=20)
+
+    domain.clock.advance(timedelta(seconds=3))
+    domain.poller.tick()
+    domain.faults.clear()
+
+    assert [domain.latest(b).state for b in blobs] == [TrackingState.WAITING] * 2
+    assert _received(domain) == []
+    _tick_until(domain, blobs, _FINAL)
+    assert _received(domain) == ["n1.xml", "n2.xml"]
 
 
 def test_a_worker_that_dies_right_after_the_hand_over_is_recovered(domain: Domain) -> None:
