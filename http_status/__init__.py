@@ -1,7 +1,7 @@
 """The HTTP routes: a thin adapter from Azure Functions requests to :mod:`shared.views`.
 
-Routes: tracked files (and export records), counts, resubmit, the audit trail, the health
-check, the operator console, the OpenAPI document.
+Routes: tracked files (and export records), counts, resubmit, release of an ordered line, the
+audit trail, the health check, the operator console, the OpenAPI document.
 """
 
 import json
@@ -15,6 +15,7 @@ from shared.views import audit as audit_view
 from shared.views import console, files, openapi
 from shared.views import counts as counts_view
 from shared.views import health as health_view
+from shared.views import release as release_view
 from shared.views import resubmit as resubmit_view
 from shared.views.response import ApiResponse
 
@@ -70,6 +71,26 @@ def resubmit(req: func.HttpRequest) -> func.HttpResponse:
 def audit(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/audit?since=&until=&person=&action=: operator actions, newest first."""
     return _json(audit_view.audit(get_context, dict(req.params)))
+
+
+@bp.function_name("release")
+@bp.route(
+    route="messages/{message_id}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+@telemetry.invocation("release", trigger="http")
+def release(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/messages/{id}/release: an ordered line goes on past the failed file that
+    blocks it, once per request id (Idempotency-Key header or request_id)."""
+    message_id = req.route_params.get("message_id", "")
+    return _json(
+        release_view.release(
+            get_context,
+            message_id,
+            dict(req.headers),
+            req.get_body(),
+            actor=Actor.function_key(),
+        )
+    )
 
 
 @bp.function_name("counts")

@@ -64,6 +64,7 @@ ACTION_NAMES = {
     "listMessages": "List tracked files or get the latest record of a blob",
     "getMessage": "Get a tracked file with its row errors",
     "resubmitMessage": "Resubmit a final file",
+    "releaseLine": "Release an ordered line",
     "countMessages": "Count files by state and route",
     "listAudit": "List operator actions by time and person",
     "health": "Check the health of the integration",

@@ -135,6 +135,7 @@ def build_context(
             default_max_bytes=settings.max_file_bytes,
             retry=backoff,
             max_pending_age=settings.max_pending_age,
+            order_settle=settings.order_settle,
         ),
         clock=clock,
         packages=packages,

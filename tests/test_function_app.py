@@ -39,6 +39,7 @@ def test_the_functions_are_indexed_with_host_valid_names() -> None:
         "http_status",
         "health",
         "resubmit",
+        "release",
         "counts",
         "audit",
         "console",

@@ -26,6 +26,9 @@ One loopback HTTP(S) server plays both the F&O environment and its Microsoft Ent
   tenant with an `oid`; otherwise 401 `{"Message": "Authorization has been denied for this
   request. Reason: ..."}`. Connector calls also need the client id on the job's allow-list.
 
+`emu.received(activity_id)`: a job's enqueued files in the order F&O received them (what a
+job that processes messages in order follows; `Message.external_id` names each file).
+
 Message lifecycle on the emulator clock (`emu.clock.advance()`, `emu.clock.speed`):
 Enqueued -> Preprocessing -> Processing -> outcome, with durations from the knobs. The outcome
 comes from the file: CustomersV3 and General journal files (DMF XML-Element or XML-Attribute,

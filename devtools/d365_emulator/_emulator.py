@@ -202,6 +202,12 @@ class Emulator(Service):
         """Every message by id, as it is now on the emulator clock."""
         return self.store.snapshot(self.clock.now())
 
+    def received(self, activity_id: str) -> list[Message]:
+        """A job's enqueued files in the order F&O received them (its queue's order, which a
+        job set to process messages in order follows)."""
+        key = normalize_guid(activity_id)
+        return [m for m in self.messages.values() if m.activity_id == key]
+
     def record(self, request: RecordedRequest) -> None:
         """Keep one request (called by the handler)."""
         with self._requests_lock:

@@ -78,9 +78,20 @@ var logAlerts = [
   {
     key: 'file-failed'
     displayName: 'D365: a file ended in a failure state'
-    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed, TimedOut, ImportFailed or ImportCanceled (the package API). Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again.'
+    description: 'A file ended ProcessedWithErrors, PreProcessingError, PostProcessingFailed, EnqueueFailed, TimedOut, ImportFailed or ImportCanceled (the package API). Open GET /api/messages?blob=<blob> for the reason and F&O\'s row errors, fix the data or the job, and upload the file again. line_blocked, when set, says that the file stops its ordered line (route "order") and which: resubmit the file or release the line (POST /api/messages/<id>/release); the files behind it wait until then.'
     severity: 2
-    query: 'traces | where tostring(customDimensions.event) == "file_finished" | extend state = tostring(customDimensions.state) | where state in (${failedStates}) | project timestamp, state, blob = tostring(customDimensions.blob), route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id)'
+    query: 'traces | where tostring(customDimensions.event) == "file_finished" | extend state = tostring(customDimensions.state) | where state in (${failedStates}) | project timestamp, state, blob = tostring(customDimensions.blob), route = tostring(customDimensions.route), message_id = tostring(customDimensions.message_id), line_blocked = tostring(customDimensions.line_blocked)'
+    window: 'PT15M'
+    frequency: 'PT5M'
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    key: 'line-late'
+    displayName: 'D365: a file of an ordered line was sent out of order'
+    description: 'An older file of an ordered route (route "order") arrived after a newer file of its line had been sent (its Event Grid event came later than ORDER_SETTLE). It was sent next, so F&O received it after late_after. Check in F&O whether the job needs the two processed again in order; raise ORDER_SETTLE if the uploader\'s events come late.'
+    severity: 3
+    query: 'traces | where tostring(customDimensions.event) == "line_late" | project timestamp, blob = tostring(customDimensions.blob), line = tostring(customDimensions.line), late_after = tostring(customDimensions.late_after)'
     window: 'PT15M'
     frequency: 'PT5M'
     operator: 'GreaterThan'

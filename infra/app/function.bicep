@@ -167,6 +167,7 @@ var integrationSettings = {
   POLL_INTERVAL_MAX: '10m'
   MAX_PENDING_AGE: maxPendingAge
   CLAIM_LEASE: '10m'
+  ORDER_SETTLE: '60s'
   MAX_FILE_BYTES: '48MiB'
   // The export timer binds %EXPORT_SCHEDULE%, so the setting exists even with no exports.
   EXPORT_ROUTES: exportRoutes

@@ -83,6 +83,9 @@ Polling:
                                     1s to 30d.
 ``CLAIM_LEASE``                     a claimed file not enqueued after this is recovered, ``10m``,
                                     1s to 1d, and longer than one enqueue may take.
+``ORDER_SETTLE``                    a file of an ordered route (``"order"``) is sent no sooner
+                                    than this after its blob was created, so an older file
+                                    Event Grid delivers late still goes first; ``60s``, 1s to 1h.
 
 Exports (recurring export jobs to blob storage, :mod:`shared.flows.export`):
 
@@ -122,7 +125,13 @@ from __future__ import annotations
 from shared.config.blob_names import MAX_BLOB_NAME_CHARS, MAX_BLOB_NAME_SEGMENTS
 from shared.config.d365 import DEFAULT_AUTHORITY_HOST, AuthMode, D365Settings
 from shared.config.exports import ExportRoute, ExportRoutes
-from shared.config.import_fields import API_PACKAGE
+from shared.config.import_fields import (
+    API_PACKAGE,
+    ON_FAILURE_CONTINUE,
+    ON_FAILURE_STOP,
+    ORDER_FINAL,
+    ORDER_UPLOAD,
+)
 from shared.config.import_route import ImportRoute
 from shared.config.ncrontab import NcrontabSchedule, parse_ncrontab
 from shared.config.parsers import (
@@ -144,6 +153,10 @@ __all__ = [
     "DEFAULT_AUTHORITY_HOST",
     "MAX_BLOB_NAME_CHARS",
     "MAX_BLOB_NAME_SEGMENTS",
+    "ON_FAILURE_CONTINUE",
+    "ON_FAILURE_STOP",
+    "ORDER_FINAL",
+    "ORDER_UPLOAD",
     "SETTING_NAMES",
     "STORAGE_CONNECTION",
     "ArchiveMode",

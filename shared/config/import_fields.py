@@ -34,6 +34,10 @@ __all__ = [
     "COMPANY_PLACEHOLDER",
     "EXTENSIONS_FORM",
     "FIELD_PARSERS",
+    "ON_FAILURE_CONTINUE",
+    "ON_FAILURE_STOP",
+    "ORDER_FINAL",
+    "ORDER_UPLOAD",
     "PACKAGE_EXTENSIONS",
     "REQUIRED",
     "ROUTES_SETTING",
@@ -46,6 +50,10 @@ ROUTES_SETTING = "D365_ROUTES"
 PACKAGE_EXTENSIONS = (".zip",)
 API_ENQUEUE = "enqueue"
 API_PACKAGE = "package"
+ORDER_UPLOAD = "upload"
+ORDER_FINAL = "final"
+ON_FAILURE_STOP = "stop"
+ON_FAILURE_CONTINUE = "continue"
 EXTENSIONS_FORM = 'expected a list of suffixes such as [".xml", ".csv"]'
 
 
@@ -167,6 +175,30 @@ def _parse_on_too_large(value: object) -> str | None:
     return value
 
 
+def _parse_order(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in (ORDER_UPLOAD, ORDER_FINAL):
+        raise RouteFieldError(
+            f'{shown(value)} is not an order; expected "upload" (the next file is sent once '
+            'the one before was enqueued) or "final" (once the one before reached a final '
+            "state), or omit it to send files in parallel"
+        )
+    return value.strip().lower()
+
+
+def _parse_on_failure(value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in (
+        ON_FAILURE_STOP,
+        ON_FAILURE_CONTINUE,
+    ):
+        raise RouteFieldError(
+            f'{shown(value)} is not a failure rule; expected "stop" (the line waits for an '
+            'operator) or "continue" (the next file goes on)'
+        )
+    return value.strip().lower()
+
+
 FIELD_PARSERS = {
     "name": parse_name,
     "prefix": _parse_prefix,
@@ -182,6 +214,8 @@ FIELD_PARSERS = {
     "execute": parse_bool,
     "template": _parse_template,
     "on_too_large": _parse_on_too_large,
+    "order": _parse_order,
+    "on_failure": _parse_on_failure,
 }
 REQUIRED = ("name", "prefix")
 
@@ -213,6 +247,10 @@ def _cross_field_problems(
             )
         )
     problems += _package_problems(values, raw)
+    if values.get("on_failure") == ON_FAILURE_CONTINUE and values.get("order") is None:
+        problems.append(
+            ("on_failure", 'is for ordered routes; set "order": "upload" or "final", or remove it')
+        )
     extensions = values.get("extensions") or ()
     if values.get("template") is not None or not set(extensions) - set(PACKAGE_EXTENSIONS):
         return problems

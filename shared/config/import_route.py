@@ -15,6 +15,7 @@ from shared.config.import_fields import (
     COMPANY_PLACEHOLDER,
     EXTENSIONS_FORM,
     FIELD_PARSERS,
+    ON_FAILURE_STOP,
     PACKAGE_EXTENSIONS,
     REQUIRED,
     parse_fields,
@@ -48,6 +49,11 @@ class ImportRoute:
     execute: bool = True
     template: str | None = None
     on_too_large: str | None = None
+    order: str | None = None
+    """``"upload"`` or ``"final"``: the route's files go one at a time per company (see
+    :mod:`shared.flows.line`); None: in parallel."""
+    on_failure: str = ON_FAILURE_STOP
+    """What an ordered line does when a file fails: ``"stop"`` or ``"continue"``."""
     folders: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """The prefix's folders, ``{company}`` as written."""
 
@@ -117,6 +123,8 @@ class ImportRoute:
             "execute": self.execute,
             "template": self.template,
             "on_too_large": self.on_too_large,
+            "order": self.order,
+            "on_failure": self.on_failure,
         }
 
     def matches(self, segments: Sequence[str]) -> bool:

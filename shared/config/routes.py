@@ -43,6 +43,12 @@ Keys:
 ``on_too_large`` ``"package"`` on an enqueue route: a file over ``max_bytes``, or one F&O
                  refused with 413, is imported through the package API (``definition_group``,
                  and ``template`` unless the route feeds ``.zip`` packages).
+``order``        ``"upload"``: the route's files of one company go to F&O one at a time, in
+                 the order of their blobs' creation time (then name): the next is sent once
+                 the one before was enqueued; ``"final"``: once the one before reached a
+                 final state. Omitted: files go in parallel. See :mod:`shared.flows.line`.
+``on_failure``   with ``order``: ``"stop"`` (default) holds the line behind a failed file
+                 until an operator resubmits it or releases the line; ``"continue"`` goes on.
 
 :class:`ImportRoutes` resolves a blob path to a :class:`RouteMatch` by the longest matching
 prefix (a literal segment beats ``{company}``) or raises :class:`RoutingError` with a

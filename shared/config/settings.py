@@ -59,6 +59,7 @@ SETTING_NAMES = (
     "POLL_INTERVAL_MAX",
     "MAX_PENDING_AGE",
     "CLAIM_LEASE",
+    "ORDER_SETTLE",
     "EXPORT_ROUTES",
     "EXPORT_SCHEDULE",
     "EXPORT_MAX_ATTEMPTS",
@@ -108,6 +109,7 @@ class Settings:
     poll_interval_max: timedelta = timedelta(minutes=10)
     max_pending_age: timedelta = timedelta(hours=24)
     claim_lease: timedelta = timedelta(minutes=10)
+    order_settle: timedelta = timedelta(seconds=60)
     max_file_bytes: int = 48 * 1024 * 1024
     exports: ExportRoutes = field(default_factory=ExportRoutes)
     export_schedule: str = "0 */5 * * * *"
@@ -209,6 +211,8 @@ _SCALARS: dict[str, _Read] = {
     # F&O's own message history is cleaned up after weeks; longer would poll a gone message.
     "max_pending_age": _duration("MAX_PENDING_AGE", minimum=_SECOND, maximum=30 * _DAY),
     "claim_lease": _duration("CLAIM_LEASE", minimum=_SECOND, maximum=_DAY),
+    # Event Grid retries a failed delivery after 10 s, 30 s, then 1 min: 60 s covers two.
+    "order_settle": _duration("ORDER_SETTLE", minimum=_SECOND, maximum=_HOUR),
     "max_file_bytes": _byte_size("MAX_FILE_BYTES", "50331648 or 48MiB"),
     "export_schedule": _parsed(
         "EXPORT_SCHEDULE",

@@ -25,7 +25,9 @@ credentials or permissions, an unknown job, no connection, an upload cut short) 
 judges a send that is still running.
 
 Files of a package route (``"api": "package"``, or an enqueue route's ``on_too_large``) take
-the DMF package API instead of step 2-3 (:mod:`shared.flows.package`).
+the DMF package API instead of step 2-3 (:mod:`shared.flows.package`). Files of an ordered
+route (``"order"``) are claimed ``Waiting`` and sent when their line gives them the turn
+(:mod:`shared.flows.line`).
 
 The rooms it composes: :mod:`.admission` (may the file go), :mod:`.intake` (claim, resume),
 :mod:`.send` (the enqueue), :mod:`.package.send` (the package path), :mod:`.outcomes` (the
@@ -38,15 +40,17 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from shared import telemetry
 from shared.clients.d365 import D365Client
+from shared.clients.storage import storage_reason
 from shared.config import API_PACKAGE, ImportRoutes, RoutingError
 from shared.flows.admission import Admission
 from shared.flows.archive import InboundContainer
 from shared.flows.intake import Claims
+from shared.flows.line import OrderedLines
 from shared.flows.outcomes import Outcomes
 from shared.flows.package.importer import PackageImporter
 from shared.flows.package.send import PackageSender
@@ -58,6 +62,8 @@ from shared.tracking import TrackedFile, TrackingState, TrackingStore, utcnow
 __all__ = ["Enqueuer"]
 
 _LOGGER = logging.getLogger(__name__)
+# Turns one call hands on and sends in a row; the poller hands on the rest.
+_TURNS_PER_CALL = 20
 
 
 class Enqueuer:
@@ -89,7 +95,10 @@ class Enqueuer:
         policy = policy or EnqueuePolicy()
         outcomes = Outcomes(store, inbound, retry=policy.retry, clock=clock)
         self._admission = Admission(store, routes, policy=policy, clock=clock)
-        self._claims = Claims(store, outcomes, policy=policy, clock=clock, dispatch=self._dispatch)
+        self._lines = OrderedLines(store, policy=policy, clock=clock)
+        self._claims = Claims(
+            store, outcomes, policy=policy, clock=clock, dispatch=self._dispatch, lines=self._lines
+        )
         self._packages = PackageSender(
             store, routes, inbound, outcomes, packages, policy=policy, clock=clock
         )
@@ -128,20 +137,63 @@ class Enqueuer:
         claim = self._claims.claim(
             props, match, self._admission.claim_fields(match.route, props.size)
         )
+        if claim.created and claim.record.state is TrackingState.WAITING:
+            return self._waiting(claim.record)
         if claim.created:
             return self._dispatch(blob, claim.record, props.metadata)
         return self._claims.resume(blob, claim.record)
 
     def recover(self, record: TrackedFile) -> TrackedFile:
-        """Go on with a file whose claim lease ended before F&O took it (called by the poller)."""
+        """Go on with a file whose claim lease ended before F&O took it, or that waits in an
+        ordered line (called by the poller)."""
+        if record.state is TrackingState.WAITING:
+            return self._waiting(record)
         if record.state is not TrackingState.RECEIVED:
             return record
         return self._claims.resume(self._inbound.source(record.blob), record) or record
 
+    def advance(self, record: TrackedFile) -> None:
+        """Hand the turn of ``record``'s ordered line on (called when ``record`` changed)."""
+        if not record.line:
+            return
+        try:
+            self._take_turns(record.line)
+        except AzureError as exc:
+            # Nothing lost: the waiting files' schedule entries bring the turn on.
+            _LOGGER.warning(
+                "line %s not handed on now: %s",
+                record.line,
+                storage_reason(exc),
+                extra=telemetry.record_ids(record),
+            )
+
+    def _waiting(self, record: TrackedFile) -> TrackedFile:
+        """A waiting file's line, its turn handed on when due; the record as it is then."""
+        self._take_turns(record.line or "", checking=record)
+        return self._store.get(record.row_key) or record
+
+    def _take_turns(self, line: str, *, checking: TrackedFile | None = None) -> None:
+        """Send the files of ``line`` whose turn has come, one after the other (bounded);
+        ``checking``: a waiting file, told what it waits behind."""
+        for _ in range(_TURNS_PER_CALL):
+            taken = self._lines.next_turn(line, checking=checking)
+            checking = None  # what it waits behind is noted once
+            if taken is None:
+                return
+            self._send(self._inbound.source(taken.blob), taken, None)
+
     def _dispatch(
         self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
     ) -> TrackedFile:
-        """Send a claimed file by its route's API."""
+        """Send a claimed file by its route's API; then its line's next files, if any."""
+        sent = self._send(blob, record, metadata)
+        if sent.line:
+            self._take_turns(sent.line)
+        return sent
+
+    def _send(
+        self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
+    ) -> TrackedFile:
         if record.api == API_PACKAGE:
             return self._packages.send(blob, record)
         return self._sender.send(blob, record, metadata)

@@ -18,6 +18,7 @@ from azure.storage.blob import BlobClient, BlobProperties
 
 from shared import telemetry
 from shared.config import API_PACKAGE, RouteMatch
+from shared.flows.line import OrderedLines
 from shared.flows.outcomes import Outcomes, outcome_unknown
 from shared.flows.policies import EnqueuePolicy
 from shared.flows.source_blob import fingerprint, resubmit_fields
@@ -45,7 +46,12 @@ class Intake(Protocol):
         ...
 
     def recover(self, record: TrackedFile) -> TrackedFile:
-        """Go on with a file whose claim lease ended before F&O took it."""
+        """Go on with a file whose claim lease ended before F&O took it, or that waits in an
+        ordered line."""
+        ...
+
+    def advance(self, record: TrackedFile) -> None:
+        """Hand the turn of ``record``'s ordered line on, when ``record`` has passed."""
         ...
 
 
@@ -57,6 +63,7 @@ class Claims:
     :keyword policy: the claim lease and the age limit.
     :keyword clock: the time source (UTC).
     :keyword dispatch: sends a claimed file.
+    :keyword lines: the ordered lines (a file of an ordered route is claimed ``Waiting``).
     """
 
     def __init__(
@@ -67,8 +74,10 @@ class Claims:
         policy: EnqueuePolicy,
         clock: Callable[[], datetime],
         dispatch: Dispatch,
+        lines: OrderedLines,
     ) -> None:
         self._store = store
+        self._lines = lines
         self._outcomes = outcomes
         self._policy = policy
         self._clock = clock
@@ -82,13 +91,17 @@ class Claims:
         :raises AzureError: storage failed; a redelivery retries.
         """
         now = self._clock()
-        lease_end = now + self._policy.claim_lease
+        lease_end: datetime | None = now + self._policy.claim_lease
+        placing: dict[str, Any] = {"schedule_at": lease_end}
+        if match.route.order:
+            resubmit_of = resubmit_fields(props).get("resubmit_of")
+            placing = self._lines.claim_fields(match.route, match.company, props, resubmit_of)
+            lease_end = None
         claim = self._store.claim(
             props.name,
             props.etag,
             modified_at=props.last_modified,
             received_at=now,
-            schedule_at=lease_end,
             route=match.route.name,
             activity_id=match.route.activity_id,
             entity=match.route.entity,
@@ -96,6 +109,7 @@ class Claims:
             size=props.size,
             fingerprint=fingerprint(props),
             lease_until=lease_end,
+            **placing,
             **fields,
             **resubmit_fields(props),
         )
@@ -136,7 +150,8 @@ class Claims:
             return self._outcomes.finish(
                 record, **outcome_unknown(record, "the worker stopped while sending it")
             )
-        if now - record.received_at > self._policy.max_pending_age:
+        # A file of an ordered line counts from its turn: it may have waited long for it.
+        if now - (record.turn_at or record.received_at) > self._policy.max_pending_age:
             return self._outcomes.finish(
                 record,
                 state=TrackingState.ENQUEUE_FAILED,

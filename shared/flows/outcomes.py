@@ -15,6 +15,7 @@ from shared.clients.d365 import external_id_header, honour_retry_after
 from shared.clients.storage import storage_reason
 from shared.config import RejectReason
 from shared.flows.archive import InboundContainer
+from shared.flows.line import blocked_note
 from shared.flows.source_blob import stamp
 from shared.tracking import (
     UNSCHEDULE,
@@ -96,7 +97,9 @@ class Outcomes:
             record.blob,
             record.record_id,
             record.state.value,
-            extra=telemetry.record_ids(record, event="file_finished"),
+            extra=telemetry.record_ids(
+                record, event="file_finished", line_blocked=blocked_note(record)
+            ),
         )
         telemetry.record_outcome(record.state.value, record.route)
         if stamp_blob:

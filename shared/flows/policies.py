@@ -45,6 +45,8 @@ class EnqueuePolicy:
         timeout): an upload must end this long before the lease does.
     :ivar retry: back-off between sends F&O did not take.
     :ivar max_pending_age: a file not taken by F&O by then ends ``EnqueueFailed``.
+    :ivar order_settle: a file of an ordered route waits this long after its blob was created
+        before it may be sent (``ORDER_SETTLE``).
     :ivar package_max_bytes: the largest file of the package path (a package route without
         ``max_bytes``, or an ``on_too_large`` file); see :data:`PACKAGE_MAX_BYTES`.
 
@@ -58,6 +60,7 @@ class EnqueuePolicy:
     retry: Backoff = field(default_factory=_default_backoff)
     max_pending_age: timedelta = Settings.max_pending_age
     package_max_bytes: int = PACKAGE_MAX_BYTES
+    order_settle: timedelta = Settings.order_settle
 
 
 @dataclass(frozen=True)

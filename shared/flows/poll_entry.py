@@ -21,6 +21,7 @@ from shared import telemetry
 from shared.clients.d365 import D365Client, D365Error, MessageStatus, honour_retry_after
 from shared.flows.filing import Filing
 from shared.flows.intake import Intake
+from shared.flows.line import blocked_note
 from shared.flows.package.follow import ImportFollower
 from shared.flows.policies import PollPolicy
 from shared.tracking import (
@@ -307,10 +308,13 @@ class EntryPoller:
                 error_count=record.error_count,
                 # The distinct messages (of the row's preview) for the workbook's top errors.
                 row_errors=json.dumps(sorted({e.message[:200] for e in record.errors})[:20]),
+                line_blocked=blocked_note(record),
             ),
         )
         telemetry.record_outcome(record.state.value, record.route)
         self._filing.file_away(record)
+        # The file's line hands its turn on now, not when the next file's entry comes due.
+        self._intake.advance(record)
 
     def _retry_later(self, entry: PendingEntry, exc: D365Error | AzureError) -> EntryResult:
         delay = honour_retry_after(self._policy.backoff.next_interval(entry.poll_count + 1), exc)

@@ -9,6 +9,7 @@
 - :mod:`._overflow`: what did not fit a row, kept whole in blobs of the errors container;
 - :mod:`._table`: the table client behind one error translator;
 - :mod:`._writes`: conditional writes that recognise their own after a lost answer;
+- :mod:`._line`: the ordered lines' rows (each line's head, its waiting files);
 - :mod:`._lease`: :class:`Lease`, every lease of the app (the poll tick, the package import,
   each export route's tick), one row layout;
 - :mod:`._page`: :class:`Page`, one page of a listing, and the one continuation-token codec;
@@ -36,6 +37,7 @@ from ._export_rows import EXPORTS_PARTITION
 from ._exports import ExportStore
 from ._keys import clean_etag, is_record_key, quoted_etag, record_id_for, record_row_key
 from ._lease import LEASE_MARGIN, Lease, LeaseHeld, LeaseHeldError, lease_for_call
+from ._line import LineHead, Lines, Waiter, line_id, order_of
 from ._model import (
     ClaimResult,
     ConcurrencyError,
@@ -76,6 +78,8 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
+    "LineHead",
+    "Lines",
     "PackageExportRecord",
     "PackageExportState",
     "PackageExportStore",
@@ -87,11 +91,14 @@ __all__ = [
     "TrackingState",
     "TrackingStore",
     "TrackingStoreError",
+    "Waiter",
     "clean_etag",
     "error_to_dict",
     "is_package_key",
     "is_record_key",
     "lease_for_call",
+    "line_id",
+    "order_of",
     "quoted_etag",
     "record_id_for",
     "record_row_key",

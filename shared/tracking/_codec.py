@@ -55,6 +55,9 @@ _TIME_FIELDS = (
     "next_poll_at",
     "resubmit_at",
     "resubmitted_at",
+    "line_created",
+    "turn_at",
+    "released_at",
 )
 _TEXT_FIELDS = (
     "blob",
@@ -82,8 +85,13 @@ _TEXT_FIELDS = (
     "resubmitted_as",
     "resubmit_request",
     "resubmitted_request",
+    "line",
+    "line_mode",
+    "behind",
+    "late_after",
+    "release_request",
 )
-_ACTOR_FIELDS = ("resubmit_by", "resubmitted_by")
+_ACTOR_FIELDS = ("resubmit_by", "resubmitted_by", "released_by")
 _COUNT_FIELDS = ("size", "error_count", "poll_count", "enqueue_attempts", "archive_attempts")
 
 
@@ -125,6 +133,7 @@ def to_entity(record: TrackedFile) -> dict[str, Any]:
         "record_id": record.record_id,
         "state": record.state.value,
         "archive_pending": record.archive_pending,
+        "line_stops": record.line_stops or None,
         "failure": record.failure and record.failure.value,
         **encode_history(record.history, record.history_dropped),
     }
@@ -168,6 +177,7 @@ def from_entity(entity: Mapping[str, Any]) -> TrackedFile:
         row_key=entity["RowKey"],
         state=TrackingState.parse(entity["state"]),
         archive_pending=bool(entity.get("archive_pending", False)),
+        line_stops=bool(entity.get("line_stops", False)),
         failure=_failure(entity),
         errors=decode_errors(entity.get("errors")),
         **{name: decode_actor(entity.get(name)) for name in _ACTOR_FIELDS},

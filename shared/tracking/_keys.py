@@ -13,6 +13,8 @@ row key                            row
 ``~s-<record id>``                 poll-schedule entry, only while the record is not final
 ``~lease-poller``                  the poll lease and the watermark of the last whole tick
 ``~lease-package-import``          the package-import lease: one ImportFromPackage in flight
+``~l-<line hash>``                 an ordered line's head (see :mod:`._line`)
+``~w-<line hash>-<record id>``     a file waiting in an ordered line
 =================================  ===========================================================
 """
 
@@ -32,6 +34,7 @@ __all__ = [
     "is_record_key",
     "lease_key",
     "message_key",
+    "modified_millis",
     "quoted_etag",
     "record_id_for",
     "record_row_key",
@@ -75,6 +78,11 @@ def record_row_key(modified_at: datetime, record_id: str) -> str:
     """
     millis = int(modified_at.timestamp() * 1000)
     return f"{_INVERT_BASE - max(millis, 0):013d}-{record_id}"
+
+
+def modified_millis(row_key: str) -> int:
+    """The Last-Modified (ms) a record's row key was made from."""
+    return _INVERT_BASE - int(row_key[:13])
 
 
 def is_record_key(text: str) -> bool:

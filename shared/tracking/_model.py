@@ -44,6 +44,9 @@ class TrackingState(StrEnum):
     """Package API: F&O refused the import, or its execution ended Failed."""
     IMPORT_CANCELED = "ImportCanceled"
     """Package API: the execution was canceled in F&O."""
+    WAITING = "Waiting"
+    """Ordered route: claimed, waiting for its turn in its line (``behind`` names the file
+    ahead of it); nothing was sent."""
 
     @property
     def is_terminal(self) -> bool:
@@ -67,6 +70,7 @@ _NON_TERMINAL = frozenset(
         TrackingState.PREPROCESSING,
         TrackingState.PROCESSING,
         TrackingState.IMPORTING,
+        TrackingState.WAITING,
     }
 )
 
@@ -192,6 +196,27 @@ class TrackedFile:
     error_file_count: int = 0
     error_files_blob: str | None = None
     """``<container>/<blob>`` of the whole list of error files when it did not fit the row."""
+    line: str | None = None
+    """Ordered route: the line the file belongs to, ``<route>/<company>`` (see
+    :mod:`shared.flows.line`); None: the file goes in parallel."""
+    line_mode: str | None = None
+    """``"upload"`` or ``"final"``: when the next file of the line may go."""
+    line_stops: bool = False
+    """A failure of this file stops its line until an operator acts."""
+    line_created: datetime | None = None
+    """The blob's creation time: with the blob name, its place in the line."""
+    behind: str | None = None
+    """Row key of the file of the line this one waits behind (while ``Waiting``)."""
+    turn_at: datetime | None = None
+    """When the file got its turn in the line (it left ``Waiting``)."""
+    late_after: str | None = None
+    """Row key of a newer file of the line that had its turn before this one arrived."""
+    released_at: datetime | None = None
+    """When an operator released the line past this failed file."""
+    released_by: Actor | None = None
+    """Who released it (recorded on the record and in the audit trail)."""
+    release_request: str | None = None
+    """The request id of that release."""
 
     def __repr__(self) -> str:
         return (

@@ -39,6 +39,7 @@ from ._keys import (
     record_row_key,
 )
 from ._lease import IMPORT_LEASE, Lease
+from ._line import Lines
 from ._listing import listing_clauses, period_clauses
 from ._model import ClaimResult, ConcurrencyError, TrackedFile, TrackingState, utcnow
 from ._overflow import Overflow
@@ -70,6 +71,7 @@ class TrackingStore:
 
     :ivar schedule: the poll schedule (with the poll lease).
     :ivar import_lease: the package-import lease: one ImportFromPackage in flight.
+    :ivar lines: the ordered lines' heads and waiting files.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class TrackingStore:
         self.backoff = backoff
         self.schedule = Schedule(self._table, clock=clock)
         self.import_lease = Lease(self._table, IMPORT_LEASE, clock=clock)
+        self.lines = Lines(self._table, clock=clock)
 
     @property
     def table_name(self) -> str:
@@ -108,6 +111,7 @@ class TrackingStore:
         received_at: datetime | None = None,
         state: TrackingState = TrackingState.RECEIVED,
         schedule_at: datetime | None = None,
+        join_line: bool = False,
         **fields: Any,
     ) -> ClaimResult:
         """Claim one blob version: exactly one caller creates the record, the others get it.
@@ -121,6 +125,8 @@ class TrackingStore:
         :keyword state: the initial state (``Rejected`` records are claimed too, so a duplicate
             delivery of a rejected blob is recognised).
         :keyword schedule_at: when the poller should look at the record (when its lease ends).
+        :keyword join_line: also put the record in its line's waiting files (``line`` and
+            ``line_created`` are among ``fields``).
         :keyword fields: initial :class:`TrackedFile` fields (route, activity_id, size...).
         :raises TrackingStoreError: the table is missing.
         """
@@ -146,6 +152,8 @@ class TrackingStore:
         ]
         if schedule_at is not None:
             operations.append(("upsert", pending_entity(entry_for(record, schedule_at)), {}))
+        if join_line:
+            operations.append(self.lines.join(record))
         written = write_own(
             self._table,
             record.row_key,
@@ -277,6 +285,8 @@ class TrackingStore:
         *,
         schedule_at: datetime | _Unschedule | None = None,
         index_message: bool = False,
+        rows: Sequence[Operation] = (),
+        guard: Operation | None = None,
         **changes: Any,
     ) -> TrackedFile:
         """Write changes to a record if nobody changed it since it was read.
@@ -288,7 +298,11 @@ class TrackingStore:
             (``poll_count`` and state as the record now has them); :data:`UNSCHEDULE`: the
             entry is deleted. Either in the same transaction as the record.
         :keyword index_message: also write the message-id index row (same transaction).
-        :raises ConcurrencyError: the row changed since ``record`` was read.
+        :keyword rows: further writes of the same transaction (a delete of a row already
+            gone is dropped).
+        :keyword guard: a conditional write of another row in the same transaction (an
+            ordered line's head): when it fails, nothing is written.
+        :raises ConcurrencyError: the row (or the guard's) changed since it was read.
         """
         now = self._clock()
         state = changes.get("state", record.state)
@@ -315,24 +329,33 @@ class TrackingStore:
             companions.append(("upsert", pending_entity(entry_for(updated, schedule_at)), {}))
         elif schedule_at is UNSCHEDULE:
             companions.append(("delete", schedule_row(updated), {}))
-        return self._commit(record, updated, companions)
+        companions.extend(rows)
+        return self._commit(record, updated, companions, guard)
 
     def _commit(
-        self, before: TrackedFile, after: TrackedFile, companions: list[Operation]
+        self,
+        before: TrackedFile,
+        after: TrackedFile,
+        companions: list[Operation],
+        guard: Operation | None = None,
     ) -> TrackedFile:
         entity = to_entity(after)
         stored = from_entity(entity)  # as the row holds it: texts cut, the newest history
+        guards = [guard] if guard else []
 
         def send() -> str:
             nonlocal companions
-            while companions:
+            while companions or guards:
                 operations: list[Operation] = [
                     ("update", entity, {"mode": UpdateMode.REPLACE, **if_match(before.etag)}),
                     *companions,
+                    *guards,
                 ]
                 try:
                     return self._table.transact(operations)[0]
                 except TableTransactionError as exc:
+                    if guards and exc.index == len(operations) - 1:
+                        return self._guarded(after.row_key, stored.write_id)
                     if exc.index == 0 or status_of(exc) != 404:
                         raise
                     # A companion delete of a row already gone: the rest still has to land.
@@ -345,6 +368,14 @@ class TrackingStore:
         if written.row is not None:
             return from_entity(written.row)
         return replace(stored, etag=written.etag)
+
+    def _guarded(self, row_key: str, write_id: str) -> str:
+        """The guard's row changed: our write did not land, unless the SDK's retry of a
+        transaction that had landed met our own change (the record then carries our id)."""
+        row = self._table.get(row_key)
+        if row is not None and row.get("write_id") == write_id:
+            return row.metadata["etag"]
+        raise ConcurrencyError(f"the guarded row of record {row_key} changed meanwhile")
 
     # -- what did not fit a row -------------------------------------------------------------
 

@@ -51,6 +51,14 @@ _DIRECTION = {
 }
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "the request id (or request_id in the body)",
+    "schema": STRING,
+}
+
 _UNAVAILABLE = _problem("settings invalid, or the status table cannot be used")
 
 
@@ -112,16 +120,7 @@ def paths() -> dict[str, Any]:
                 "description": "Idempotent per request id: a retry with the same id answers "
                 "alike and sends nothing more. The new record links to the old one "
                 "(resubmit_of) and the old one to it (resubmitted_as).",
-                "parameters": [
-                    _RECORD_ID,
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "description": "the request id (or request_id in the body)",
-                        "schema": STRING,
-                    },
-                ],
+                "parameters": [_RECORD_ID, _IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": False,
                     "content": {"application/json": {"schema": ref("ResubmitRequest")}},
@@ -167,6 +166,31 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json(ref("AuditPage"), "a page of operator actions"),
                     "400": _problem("a bad parameter"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/messages/{message_id}/release": {
+            "post": {
+                "operationId": "releaseLine",
+                "summary": "Release an ordered line past the failed file that blocks it",
+                "description": "The line's next file is sent as if this one had passed; the "
+                "release is recorded on this file (line.released_at, released_by, "
+                "release_request). Idempotent per request id.",
+                "parameters": [_RECORD_ID, _IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("ReleaseRequest")}},
+                },
+                "responses": {
+                    "200": _json(ref("Record"), "released (or the same request again)"),
+                    "400": _problem("no or a bad request id, or a body that is not JSON"),
+                    "404": _problem("unknown record"),
+                    "409": _problem(
+                        "not a file of an ordered route, not the failed head of its line, "
+                        "resubmitted, or released by another request"
+                    ),
+                    "413": _problem(f"a body larger than {MAX_BODY_BYTES:,} bytes"),
                     "503": _UNAVAILABLE,
                 },
             }

@@ -46,6 +46,28 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_LINE = {
+    "type": "object",
+    "description": 'A file of an ordered route ("order"): one company\'s files go one at a time.',
+    "properties": {
+        "name": {**STRING, "description": "<route>/<company>"},
+        "order": {"type": "string", "enum": ["upload", "final"]},
+        "stops_on_failure": {"type": "boolean"},
+        "created_at": {**_TIME, "description": "the blob's creation time: its place in line"},
+        "behind": {**_NULLABLE_STRING, "description": "record_key of the file it waits behind"},
+        "turn_at": {**_TIME, "description": "when it got its turn (left Waiting)"},
+        "late_after": {
+            **_NULLABLE_STRING,
+            "description": "record_key of a newer file sent before this one arrived",
+        },
+        "blocks_line": {"type": "boolean", "description": "it failed and holds its line"},
+        "released_at": _TIME,
+        "released_by": {**_ACTOR, "nullable": True, "description": "who released it"},
+        "release_request": _NULLABLE_STRING,
+    },
+}
+
+
 _RECORD = {
     "type": "object",
     "description": "One blob version and everything that happened to it.",
@@ -129,6 +151,12 @@ _RECORD = {
         "resubmit_risk": {
             **_NULLABLE_STRING,
             "description": "why a resubmit may import it twice (then confirm is required)",
+        },
+        "line": {
+            **_LINE,
+            "nullable": True,
+            "description": 'its place in an ordered line (route "order"); null: its route '
+            "sends in parallel",
         },
     },
     "required": ["record_key", "blob", "state", "terminal", "history"],
@@ -310,6 +338,16 @@ SCHEMAS: dict[str, Any] = {
             "confirm": {
                 "type": "boolean",
                 "description": "required when the record has a resubmit_risk",
+            },
+        },
+    },
+    "ReleaseRequest": {
+        "type": "object",
+        "properties": {
+            "request_id": {
+                **STRING,
+                "description": "instead of the Idempotency-Key header",
+                "pattern": "^[A-Za-z0-9._:-]{1,100}$",
             },
         },
     },

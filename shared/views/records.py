@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.context import AppContext
+from shared.flows.line import Verdict, verdict_of
 from shared.flows.resubmit import risk_of
 from shared.tracking import TrackedFile, error_to_dict
 from shared.views.response import json_time
@@ -92,4 +93,24 @@ def record_json(record: TrackedFile, view: RecordView) -> dict[str, Any]:
         "resubmitted_by": record.resubmitted_by and record.resubmitted_by.to_dict(),
         "resubmitted_at": json_time(record.resubmitted_at),
         "resubmit_risk": risk_of(record),
+        "line": line_json(record),
+    }
+
+
+def line_json(record: TrackedFile) -> dict[str, Any] | None:
+    """A file's place in its ordered line (None: its route sends in parallel)."""
+    if not record.line:
+        return None
+    return {
+        "name": record.line,
+        "order": record.line_mode,
+        "stops_on_failure": record.line_stops,
+        "created_at": json_time(record.line_created),
+        "behind": record.behind,
+        "turn_at": json_time(record.turn_at),
+        "late_after": record.late_after,
+        "blocks_line": verdict_of(record) is Verdict.BLOCKED,
+        "released_at": json_time(record.released_at),
+        "released_by": record.released_by and record.released_by.to_dict(),
+        "release_request": record.release_request,
     }

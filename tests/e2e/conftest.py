@@ -100,6 +100,28 @@ def routes_for(folder: str) -> list[dict[str, Any]]:
             "definition_group": "CustomersPackage",
             "template": f"{TEMPLATES}/{folder}/customers.zip",
         },
+        {
+            "name": "ordered",
+            "prefix": f"{folder}/ordered/{{company}}/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "order": "final",
+        },
+        {
+            "name": "ordered-up",
+            "prefix": f"{folder}/ordered-up/{{company}}/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "order": "upload",
+        },
+        {
+            "name": "ordered-go",
+            "prefix": f"{folder}/ordered-go/{{company}}/",
+            "activity_id": fakes.CUSTOMERS_ACTIVITY_ID,
+            "entity": fakes.CUSTOMERS_ENTITY,
+            "order": "final",
+            "on_failure": "continue",
+        },
     ]
 
 
@@ -201,6 +223,7 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "POLL_INTERVAL_MAX": "2s",
         "MAX_PENDING_AGE": "1h",
         "EXPORT_SCHEDULE": "*/5 * * * * *",
+        "ORDER_SETTLE": "1s",
     }
 
 

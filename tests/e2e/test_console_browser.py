@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -271,6 +272,37 @@ def test_the_audit_view_shows_who_resubmitted_which_records_and_links_them(
     expect(page.locator("#imports-view")).to_be_visible()
     expect(page.locator("#detail")).to_have_attribute("data-key", new["record_key"])
     expect(page.locator("#detail-facts")).to_contain_text("Resubmit asked byfunction key")
+
+
+def test_a_blocked_line_shows_who_waits_behind_whom_and_is_released_from_the_detail(
+    keyed_app: App, console: Callable[[], Page], tmp_path: Path
+) -> None:
+    app = keyed_app
+    blocker = app.upload("ordered/USMF/l1.xml", b"<Document><unclosed")
+    time.sleep(1.05)  # a later creation time: its place in the line
+    waiting = app.upload("ordered/USMF/l2.xml", VALID)
+    time.sleep(1.1)  # ORDER_SETTLE is 1s in the tests
+    first = app.run_until_terminal([blocker])[blocker]
+    assert first["state"] == "PreProcessingError"
+
+    page = console()
+    expect(_row(page, waiting)).to_contain_text("behind a file that blocks its line")
+    expect(_row(page, blocker)).to_contain_text("blocks its line")
+    _row(page, waiting).click()
+    expect(page.locator("#detail-facts")).to_contain_text(f"waiting behind {blocker}")
+    expect(page.locator("#detail-facts")).to_contain_text(first["record_key"])
+    page.click("#detail-facts a.record-link")
+    expect(page.locator("#detail-blob")).to_have_text(blocker)
+    page.click("#release")
+    expect(page.locator("#confirm-title")).to_have_text("Release the line past this file?")
+    page.dblclick("#confirm-ok")
+
+    expect(page.locator("#release-result")).to_contain_text("Line ordered/USMF released")
+    expect(page.locator("#detail-facts")).to_contain_text("by function key")
+    second = app.run_until_terminal([waiting])[waiting]
+    assert second["state"] == "Processed"
+    assert len(enqueue_requests(app.d365)) == 2
+    page.screenshot(path=tmp_path / "console-line-released.png", full_page=True)
 
 
 def test_an_outcome_unknown_file_asks_for_a_confirmation_naming_the_risk(

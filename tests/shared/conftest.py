@@ -142,6 +142,7 @@ def domain(
             first_poll_delay=timedelta(seconds=1),
             retry=FAST,
             max_pending_age=overrides.pop("max_pending_age", timedelta(hours=1)),
+            order_settle=overrides.pop("order_settle", timedelta(0)),
         ),
         clock=clock,
     )

@@ -112,8 +112,8 @@ def _emitted(table: str) -> set[str]:
 
 def test_every_log_alert_has_a_query_a_description_and_the_action_group() -> None:
     queries = _queries()
-    assert len(queries) == 5
-    assert ALERTS_TEXT.count("description: '") >= 6
+    assert len(queries) == 6
+    assert ALERTS_TEXT.count("description: '") >= 7
     rules = _resource("queryAlerts")
     assert "actionGroups: [actionGroup.id]" in rules.body
     assert "scopes: [appInsights.id]" in rules.body
@@ -149,15 +149,19 @@ def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
         "cause",
         "kind",
         "d365.operation",
+        "line_blocked",
+        "line",
+        "late_after",
     }
     queries = _queries() + _workbook_queries()
     for query in queries:
         unknown = _dimensions(query) - _emitted(_table(query))
         assert unknown == set(), f"{_table(query)} rows carry no {unknown}: {query}"
     events = {e for q in queries for e in re.findall(r'customDimensions\.event\) == "(\w+)"', q)}
-    assert events == {"file_finished", "export_failed"}
+    assert events == {"file_finished", "export_failed", "line_late"}
     assert 'event="file_finished"' in CODE
     assert 'event="export_failed"' in CODE
+    assert 'event="line_late"' in CODE
 
 
 def test_the_name_checks_see_what_the_code_emits() -> None:

@@ -225,7 +225,7 @@
       el("td", { className: "blob" }, record.blob),
       el("td", {}, record.route || ""),
       el("td", {}, record.company || ""),
-      el("td", {}, badge(record.state)),
+      el("td", {}, badge(record.state), lineNote(record)),
       el("td", {}, record.d365_status || ""),
       el("td", {}, record.error_count || ""));
     tr.dataset.key = record.record_key;
@@ -242,7 +242,7 @@
     const record = body;
     box.dataset.key = record.record_key;
     box.append(el("div", { className: "bar" }, el("h2", { id: "detail-blob" }, record.blob),
-      badge(record.state), refreshButton(key), resubmitButton(record)));
+      badge(record.state), refreshButton(key), resubmitButton(record), releaseButton(record)));
     if (note) box.append(note);
     const facts = factList("detail-facts");
     const fact = facts.add;
@@ -272,6 +272,7 @@
     fact("Resubmitted by", actorText(record.resubmitted_by));
     fact("Resubmitted at", time(record.resubmitted_at));
     fact("Resubmit request id", record.resubmitted_request);
+    lineFacts(record.line, fact);
     box.append(facts.node);
     box.append(el("h3", {}, "History"), historyTable(record.history, "history"),
       droppedNote(record.history_dropped));
@@ -366,6 +367,7 @@
   function confirmResubmit(record) {
     const dialog = $("confirm");
     const requestId = crypto.randomUUID();
+    $("confirm-title").textContent = "Resubmit this file?";
     $("confirm-text").textContent =
       `A copy of ${record.blob} goes back into the inbound path (from ${record.location}) as a new version, ` +
       "and is sent to F&O as a new message.";
@@ -388,6 +390,67 @@
       const note = done
         ? el("p", { id: "resubmit-result" }, "Resubmitted as record ", recordLink(body.resubmitted_as), ".")
         : el("p", { id: "resubmit-result", className: "error" }, body.error || "resubmit failed");
+      showDetail(record.record_key, note);
+    };
+    dialog.showModal();
+  }
+
+  // -- ordered lines ---------------------------------------------------------------------
+
+  // In the list: a waiting file says what it waits behind; a file that blocks its line says so.
+  function lineNote(record) {
+    const line = record.line;
+    if (!line) return null;
+    if (line.blocks_line) return el("span", { className: "line-note error" }, " blocks its line");
+    if (!record.terminal && !line.turn_at) {  // still waiting for its turn
+      const blocked = line.behind && record.last_error;
+      return el("span", { className: `line-note ${blocked ? "error" : "muted"}` },
+        blocked ? " behind a file that blocks its line" : " in line");
+    }
+    return line.late_after ? el("span", { className: "line-note error" }, " sent late") : null;
+  }
+
+  function lineFacts(line, fact) {
+    if (!line) return;
+    fact("Line", `${line.name} (order: ${line.order}${line.stops_on_failure ? "" : ", goes on past failures"})`);
+    fact("Waiting behind", line.behind ? recordLink(line.behind) : "");
+    fact("Turn at", time(line.turn_at));
+    fact("Blocks its line", line.blocks_line ? "yes: resubmit it, or release the line past it" : "");
+    fact("Sent late, after", line.late_after ? recordLink(line.late_after) : "");
+    fact("Line released", line.released_at
+      ? `${time(line.released_at)} by ${line.released_by ? line.released_by.name : "?"}` : "");
+  }
+
+  function releaseButton(record) {
+    if (!record.line || !record.line.blocks_line || record.resubmitted_as) return null;
+    const button = el("button", { type: "button", id: "release" }, "Release line");
+    button.addEventListener("click", () => confirmRelease(record));
+    return button;
+  }
+
+  function confirmRelease(record) {
+    const dialog = $("confirm");
+    const requestId = crypto.randomUUID();
+    $("confirm-title").textContent = "Release the line past this file?";
+    $("confirm-text").textContent =
+      `The files of line ${record.line.name} waiting behind ${record.blob} are sent without it, ` +
+      "in their order. The file itself is not sent again.";
+    $("confirm-risk").hidden = true;
+    const ok = $("confirm-ok");
+    ok.textContent = "Release line";
+    ok.disabled = false;
+    // One request id per confirmation: a double click releases once.
+    ok.onclick = async () => {
+      ok.disabled = true;
+      const { ok: done, body } = await api(`messages/${encodeURIComponent(record.record_key)}/release`, {}, {
+        method: "POST",
+        headers: { "Idempotency-Key": requestId, "Content-Type": "application/json" },
+        body: "{}",
+      });
+      dialog.close();
+      const note = done
+        ? el("p", { id: "release-result" }, `Line ${record.line.name} released: its next file goes now.`)
+        : el("p", { id: "release-result", className: "error" }, body.error || "release failed");
       showDetail(record.record_key, note);
     };
     dialog.showModal();

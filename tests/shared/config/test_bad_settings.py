@@ -765,6 +765,22 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
+        "ORDER_SETTLE of 0s",
+        {"ORDER_SETTLE": "0s"},
+        (
+            "ORDER_SETTLE: '0s' is not a positive duration; expected a duration from 1s to 1h, "
+            "written as 90s, 30m, 24h, 1d, PT24H, 00:30:00 or seconds"
+        ),
+    ),
+    Setting(
+        "ORDER_SETTLE of 2h",
+        {"ORDER_SETTLE": "2h"},
+        (
+            "ORDER_SETTLE: '2h' is longer than 1h; expected a duration from 1s to 1h, written as "
+            "90s, 30m, 24h, 1d, PT24H, 00:30:00 or seconds"
+        ),
+    ),
+    Setting(
         "CLAIM_LEASE leaving no time to upload",
         {"CLAIM_LEASE": "2m", "D365_HTTP_TIMEOUT": "5m"},
         (
@@ -972,7 +988,32 @@ CATALOGUE: list[Setting | Blob] = [
         (
             "D365_ROUTES[1]: unknown key 'activityId'; expected one of name, prefix, activity_id, "
             "entity, company, max_bytes, extensions, enabled, api, definition_group, overwrite, "
-            "execute, template, on_too_large"
+            "execute, template, on_too_large, order, on_failure"
+        ),
+    ),
+    Setting(
+        "route order unknown",
+        second(order="fifo"),
+        (
+            "D365_ROUTES[1].order: 'fifo' is not an order; expected \"upload\" (the next file "
+            'is sent once the one before was enqueued) or "final" (once the one before '
+            "reached a final state), or omit it to send files in parallel"
+        ),
+    ),
+    Setting(
+        "route on_failure unknown",
+        second(order="final", on_failure="skip"),
+        (
+            "D365_ROUTES[1].on_failure: 'skip' is not a failure rule; expected \"stop\" (the "
+            'line waits for an operator) or "continue" (the next file goes on)'
+        ),
+    ),
+    Setting(
+        "route on_failure without order",
+        second(on_failure="continue"),
+        (
+            'D365_ROUTES[1].on_failure: is for ordered routes; set "order": "upload" or '
+            '"final", or remove it'
         ),
     ),
     Setting(

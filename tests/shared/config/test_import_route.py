@@ -49,3 +49,15 @@ def test_route_constructed_directly_is_validated_too() -> None:
 def test_route_constructed_directly_defaults_to_any_extension() -> None:
     route = ImportRoute(name="x", prefix="x/", activity_id=CUSTOMERS_ID, entity="X")
     assert route.extensions == ()
+
+
+def test_an_ordered_route_is_normalised_and_stops_on_failure_by_default() -> None:
+    route = ImportRoute.from_dict(_route(order=" Final "))
+    go_on = ImportRoute.from_dict(_route(order="upload", on_failure="CONTINUE"))
+    parallel = ImportRoute.from_dict(_route())
+
+    assert (route.order, route.on_failure) == ("final", "stop")
+    assert (go_on.order, go_on.on_failure) == ("upload", "continue")
+    assert parallel.order is None
+    assert route.as_dict()["order"] == "final"
+    assert go_on.as_dict()["on_failure"] == "continue"
