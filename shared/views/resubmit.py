@@ -15,6 +15,7 @@ from azure.core.exceptions import AzureError
 from shared.context import AppContext
 from shared.errors import safe_text
 from shared.flows.resubmit import ResubmitError, Resubmitter
+from shared.tracking import Actor
 from shared.views.body import BodyError, json_object
 from shared.views.files import find_record
 from shared.views.guard import with_context
@@ -32,9 +33,12 @@ def resubmit(
     key: str,
     headers: Mapping[str, str],
     body: bytes,
+    *,
+    actor: Actor,
 ) -> ApiResponse:
     """``POST /api/messages/{id}/resubmit``: the request id from the ``Idempotency-Key``
-    header or ``request_id`` in the JSON body; ``confirm`` (JSON true) for a risky file."""
+    header or ``request_id`` in the JSON body; ``confirm`` (JSON true) for a risky file;
+    ``actor`` is who asked (logged with the request)."""
 
     def answer(context: AppContext) -> ApiResponse:
         try:
@@ -46,6 +50,13 @@ def resubmit(
             return found
         lowered = {name.lower(): value for name, value in headers.items()}
         request_id = lowered.get("idempotency-key") or body_request_id
+        _LOGGER.info(
+            "resubmit requested record=%s request=%s actor_kind=%s actor_object_id=%s",
+            found.record_id,
+            request_id,
+            actor.kind.value,
+            actor.object_id,
+        )
         resubmitter = Resubmitter(
             context.store, context.enqueuer, context.inbound, context.blob_service
         )

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.tracking import TrackingState
+from shared.tracking import Actor, TrackingState
 from shared.views import resubmit
 from shared.views.response import ApiResponse
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
 from tests.shared.views.support import enqueued
 
+KEY = Actor.function_key()
 README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
 
 
@@ -29,7 +30,7 @@ def test_a_bad_resubmit_request_gets_a_400_that_says_why(
     domain: Domain, body: bytes, headers: dict[str, str], code: int, text: str
 ) -> None:
     message_id = enqueued(domain)
-    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body, actor=KEY)
     assert response.status == code
     assert text in response.body["error"]
 
@@ -45,7 +46,7 @@ def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
 
     def again() -> ApiResponse:
         headers = {"Idempotency-Key": "k"}
-        return resubmit.resubmit(lambda: domain.context, refused.row_key, headers, b"{}")
+        return resubmit.resubmit(lambda: domain.context, refused.row_key, headers, b"{}", actor=KEY)
 
     failed = again()
     domain.faults.clear()
@@ -76,7 +77,7 @@ def test_a_hostile_resubmit_body_is_refused_with_what_is_wrong_not_a_500(
     message_id = enqueued(domain)
     headers = {"Idempotency-Key": "k"}
 
-    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body)
+    response = resubmit.resubmit(lambda: domain.context, message_id, headers, body, actor=KEY)
 
     assert (response.status, response.body["error"][: len(text)]) == (code, text)
     assert f'| {code} "{response.body["error"]}" |' in README  # its row, word for word
@@ -88,7 +89,9 @@ def test_a_storage_failure_reading_the_record_to_resubmit_is_a_503_not_a_500(
     message_id = enqueued(domain)
     domain.faults.fail("reset", "GET", "PartitionKey", times=50)
 
-    response = resubmit.resubmit(lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b"")
+    response = resubmit.resubmit(
+        lambda: domain.context, message_id, {"Idempotency-Key": "k"}, b"", actor=KEY
+    )
 
     domain.faults.clear()
     assert response.status == 503
