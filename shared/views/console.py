@@ -26,7 +26,7 @@ from typing import Any
 from shared.config import HttpAuthMode
 from shared.tracking import ExportState, TrackingState
 from shared.views.counts import FAILED_STATES
-from shared.views.signin import LOGIN_PATH, ROUTES, Role
+from shared.views.signin import LOGIN_PATH, ROLE_CLAIM_TYPES, ROUTES, Role
 
 __all__ = ["ASSETS", "Page", "data_block", "page", "signin_data", "vocabulary"]
 
@@ -67,6 +67,7 @@ def signin_data(mode: HttpAuthMode) -> dict[str, Any]:
         "login": LOGIN_PATH,
         "logout": "/.auth/logout",
         "roles": [role.value for role in Role],
+        "role_claims": list(ROLE_CLAIM_TYPES),
         "operator": Role.OPERATOR.value,
         "routes": {
             name: access.role.value if access.role else None for name, access in ROUTES.items()

@@ -9,6 +9,7 @@ filtered to the test's folder) posts their ``BlobCreated`` events to the host's 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from playwright.sync_api import Browser, sync_playwright
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
@@ -298,3 +300,40 @@ def app(app_factory: Callable[..., App]) -> App:
 def enqueue_requests(d365: Emulator) -> list:
     """The enqueue calls the emulator answered with 200."""
     return [r for r in d365.requests if r.operation == "enqueue" and r.status == 200]
+
+
+# -- the browser tests' Chromium (tests/e2e/test_console*_browser.py) -----------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path(default: str = CHROMIUM) -> str:
+    """Debian's Chromium; a test failure (never a skip) that says how to install it."""
+    found = default if Path(default).is_file() else shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
+            "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium through Playwright (its own browser download is not used)."""
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CLAIMS",
     "MAX_PRINCIPAL_CHARS",
     "PRINCIPAL_HEADER",
+    "ROLE_CLAIM_TYPES",
     "Principal",
     "PrincipalError",
     "read_principal",
@@ -41,7 +42,8 @@ MAX_CLAIMS = 1000
 _MAX_CLAIM_CHARS = 8192
 _ENTRA = "aad"
 _OBJECT_ID_TYPES = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
-_ROLES = "roles"
+ROLE_CLAIM_TYPES = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+"""Where app roles are: Entra's ``roles`` claim, or the role claim type .NET maps it to."""
 _ROLE_VALUES = frozenset(role.value for role in Role)
 _GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _USER_NAME_TYPES = ("name", "preferred_username", "upn")
@@ -94,7 +96,7 @@ def read_principal(headers: Mapping[str, str]) -> Principal | None:
     object_id = _first(claims, _OBJECT_ID_TYPES)
     if not object_id or not _GUID.fullmatch(object_id):
         raise PrincipalError("the principal has no object id (oid claim) in GUID form")
-    role_types = {_ROLES, _text(document, "role_typ", required=False)}
+    role_types = {*ROLE_CLAIM_TYPES, _text(document, "role_typ", required=False)}
     roles = frozenset(Role(val) for typ, val in claims if typ in role_types and val in _ROLE_VALUES)
     return Principal(_actor(document, claims, lowered, object_id, provider), roles)
 
