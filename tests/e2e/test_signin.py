@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from devtools.local_host import IDENTITIES, EasyAuth, principal_headers
-from function_app import app as function_app
 from shared.views.signin import ROUTES, Role
 from tests.e2e.conftest import App, enqueue_requests
 from tests.e2e.test_enqueue import VALID
+from tests.test_function_app import FUNCTIONS
 
 pytestmark = pytest.mark.timeout(120)
 KEY = "signin-test-key"
@@ -29,7 +29,7 @@ OPERATOR_FORGED = principal_headers(IDENTITY["omar"])
 def _http_functions() -> dict[str, tuple[str, str]]:
     """Every HTTP function of the app: its route (parameters filled in) and first method."""
     found = {}
-    for function in function_app.get_functions():
+    for function in FUNCTIONS.values():  # get_functions() may run once per app object
         trigger = json.loads(function.get_function_json())["bindings"][0]
         if trigger["type"] == "httpTrigger":
             route = re.sub(
