@@ -171,3 +171,21 @@ def test_forged_headers_are_ignored_in_key_mode(
     expect(page.locator("#resubmit-result")).to_contain_text("Resubmitted as record")
     assert app.run_until_terminal([blob])[blob]["resubmit_of"] == old["record_key"]
     page.screenshot(path=tmp_path / "signin-key-mode-forged.png", full_page=True)
+
+
+def test_signing_out_or_a_lost_session_sends_the_person_to_sign_in_again(
+    app_factory: Callable[..., App], contexts: Callable[..., BrowserContext]
+) -> None:
+    app = _entra_app(app_factory)
+    context = contexts()
+    page = _signed_in(context, app, "omar")
+
+    page.click("#sign-out")
+    expect(page.locator("#identities")).to_be_visible()
+
+    page.click("#signin-riya")
+    expect(page.locator("#who-name")).to_have_text("Riya Reader")
+    context.clear_cookies()  # the session ended (expired, or signed out in another tab)
+    page.click("#refresh")
+    expect(page.locator("#identities")).to_be_visible()
+    assert urlsplit(page.url).path == "/.auth/login/aad"
