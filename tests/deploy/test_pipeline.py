@@ -94,6 +94,9 @@ case "$*" in
   "functionapp keys list "*"!= null"*) echo "${AZ_TRIGGER_KEY:-true}";;
   "functionapp keys list "*functionKeys.default*) echo "$FAKE_FUNCTION_KEY";;
   "account get-access-token "*) echo "$FAKE_TOKEN";;
+  "ad app list "*) echo "${AZ_APP_ID:-}";;
+  "ad app create "*) echo "11111111-2222-4333-8444-555555555555";;
+  "ad sp show "*) if [ -z "${AZ_APP_ID:-}" ]; then exit 3; fi; echo "sp-object-id";;
 esac
 """
 GROUP_ENV = {
@@ -1221,6 +1224,48 @@ def test_smoke_test_with_entra_fails_when_a_forged_principal_gets_through(
         run.result.stdout
     )
     assert server.requests == [("/api/counts", None)]
+
+
+def test_the_sign_in_registration_is_made_once_then_brought_up_to_date(
+    workspace: Workspace,
+) -> None:
+    env = {"SIGNIN_APP_NAME": "d365int-api-dev", "FUNCTION_HOST": "func-fake.azurewebsites.net"}
+    first = workspace.run("signin-app.sh", **env)
+    again = workspace.run("signin-app.sh", **env, AZ_APP_ID="11111111-2222-4333-8444-555555555555")
+
+    for run in (first, again):
+        assert run.result.returncode == 0, run.result.stderr
+        assert "SIGNIN_CLIENT_ID=11111111-2222-4333-8444-555555555555" in run.result.stdout
+        [update] = [call for call in run.az_calls if call.startswith("ad app update ")]
+        assert "--identifier-uris api://11111111-2222-4333-8444-555555555555" in update
+        assert (
+            "--web-redirect-uris https://func-fake.azurewebsites.net/.auth/login/aad/callback"
+            in update
+        )
+        assert (
+            "ad sp update --id 11111111-2222-4333-8444-555555555555 --set "
+            "appRoleAssignmentRequired=true"
+        ) in run.az_calls
+    assert [c for c in first.az_calls if c.startswith(("ad app create", "ad sp create"))] == [
+        "ad app create --display-name d365int-api-dev --sign-in-audience AzureADMyOrg "
+        "--query appId --output tsv",
+        "ad sp create --id 11111111-2222-4333-8444-555555555555 --output none",
+    ]
+    assert not [c for c in again.az_calls if c.startswith(("ad app create", "ad sp create"))]
+    roles = json.loads((SCRIPTS / "signin-app-roles.json").read_text(encoding="utf-8"))
+    assert {role["value"] for role in roles} == {"Integration.Reader", "Integration.Operator"}
+    # The roles file itself went to az (the stand-in keeps each @file it is given).
+    assert all(role["id"] in first.az_files for role in roles)
+
+
+def test_the_app_roles_are_the_roles_the_app_checks() -> None:
+    from shared.views.signin import Role
+
+    roles = json.loads((SCRIPTS / "signin-app-roles.json").read_text(encoding="utf-8"))
+    assert [role["value"] for role in roles] == [role.value for role in Role]
+    for role in roles:
+        assert role["allowedMemberTypes"] == ["User", "Application"]
+        assert role["isEnabled"] is True
 
 
 def test_scripts_pass_shellcheck() -> None:
