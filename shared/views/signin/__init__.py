@@ -6,7 +6,7 @@ table of the role each HTTP function needs (:mod:`._roles`). Pure Python: the ad
 ``http_status/`` hands in the request's headers and the app settings.
 """
 
-from shared.views.signin._admission import LOGIN_PATH, Admission, admit, platform_problem
+from shared.views.signin._admission import LOGIN_PATH, Admission, admit
 from shared.views.signin._principal import (
     MAX_CLAIMS,
     MAX_PRINCIPAL_CHARS,
@@ -31,7 +31,6 @@ __all__ = [
     "Role",
     "RouteAccess",
     "admit",
-    "platform_problem",
     "read_principal",
     "route_access",
 ]

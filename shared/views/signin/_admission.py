@@ -20,7 +20,7 @@ from shared.views.response import ApiResponse
 from shared.views.signin._principal import Principal, PrincipalError, read_principal
 from shared.views.signin._roles import Role, RouteAccess, route_access
 
-__all__ = ["LOGIN_PATH", "Admission", "admit", "platform_problem"]
+__all__ = ["LOGIN_PATH", "Admission", "admit"]
 
 _LOGGER = logging.getLogger(__name__)
 LOGIN_PATH = "/.auth/login/aad"
@@ -36,7 +36,7 @@ class Admission:
     refusal: ApiResponse | None = None
 
 
-def platform_problem(environ: Mapping[str, str]) -> str | None:
+def _platform_problem(environ: Mapping[str, str]) -> str | None:
     """Why ``entra`` mode cannot serve with these app settings, or None when it can."""
     if platform_auth_enabled(environ):
         return None
@@ -60,7 +60,7 @@ def admit(function: str, headers: Mapping[str, str], environ: Mapping[str, str])
         return Admission(None, frozenset(), ApiResponse(503, _unavailable(str(exc))))
     if mode is HttpAuthMode.KEY:
         return Admission(Actor.function_key(), _EVERY_ROLE)
-    problem = platform_problem(environ)
+    problem = _platform_problem(environ)
     if problem is not None:
         return Admission(None, frozenset(), ApiResponse(503, _unavailable(problem)))
     return _signed_in(function, access, headers)
