@@ -35,7 +35,7 @@ comes from its binding's connection setting (given that storage when the setting
 from devtools.local_host.app_settings import MissingAppSettingError, resolve_app_settings
 from devtools.local_host.bindings import UnsupportedBindingError
 from devtools.local_host.blob_queue import BlobTriggerMessage, function_id, queue_name
-from devtools.local_host.easy_auth import IDENTITIES, EasyAuth, TestIdentity, principal_headers
+from devtools.local_host.easy_auth import IDENTITIES, EasyAuth, LocalIdentity, principal_headers
 from devtools.local_host.host import LocalHost
 from devtools.local_host.poison_queue import POISON_QUEUE
 
@@ -45,8 +45,8 @@ __all__ = [
     "BlobTriggerMessage",
     "EasyAuth",
     "LocalHost",
+    "LocalIdentity",
     "MissingAppSettingError",
-    "TestIdentity",
     "UnsupportedBindingError",
     "function_id",
     "principal_headers",

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from devtools.local_host.http_reply import HttpReply, json_reply
 
-__all__ = ["IDENTITIES", "EasyAuth", "TestIdentity", "principal_headers"]
+__all__ = ["IDENTITIES", "EasyAuth", "LocalIdentity", "principal_headers"]
 
 SESSION_COOKIE = "AppServiceAuthSession"
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -48,7 +48,7 @@ EXCLUDED_PATHS = ("/api/console", "/runtime/webhooks/blobs")
 
 
 @dataclass(frozen=True)
-class TestIdentity:
+class LocalIdentity:
     """A person or a program the stand-in signs in, with its app roles."""
 
     key: str
@@ -82,14 +82,14 @@ class TestIdentity:
 
 
 IDENTITIES = (
-    TestIdentity(
+    LocalIdentity(
         "riya", "Riya Reader", "0d6a1c0e-5f4b-4c3e-9e2a-1b7f3c5d8a01", ("Integration.Reader",)
     ),
-    TestIdentity(
+    LocalIdentity(
         "omar", "Omar Operator", "5e2b7d4a-3c1f-4a8e-b6d9-2f0c8e1a7b02", ("Integration.Operator",)
     ),
-    TestIdentity("nina", "Nina No-role", "9a4c2e6f-1b3d-4f5a-8c7e-3d1b9f2a6c03"),
-    TestIdentity(
+    LocalIdentity("nina", "Nina No-role", "9a4c2e6f-1b3d-4f5a-8c7e-3d1b9f2a6c03"),
+    LocalIdentity(
         "logic-app",
         "c7e1f3a5-2b4d-4c6e-9f8a-1d3b5c7e9a04",
         "b3d5f7a9-4c6e-4a8b-9d1f-5e7a9c1b3d05",
@@ -100,7 +100,7 @@ IDENTITIES = (
 """A reader, an operator, a person with no role, and a Logic App's managed identity."""
 
 
-def principal_headers(identity: TestIdentity) -> dict[str, str]:
+def principal_headers(identity: LocalIdentity) -> dict[str, str]:
     """The ``X-MS-CLIENT-PRINCIPAL*`` headers App Service sends for ``identity``."""
     document = {
         "auth_typ": "aad",
@@ -128,7 +128,7 @@ class EasyAuth:
 
     def __init__(
         self,
-        identities: Sequence[TestIdentity] = IDENTITIES,
+        identities: Sequence[LocalIdentity] = IDENTITIES,
         *,
         require_authentication: bool = True,
         excluded_paths: Sequence[str] = EXCLUDED_PATHS,
@@ -137,8 +137,8 @@ class EasyAuth:
         self._require = require_authentication
         self._excluded = tuple(path.lower() for path in excluded_paths)
         self._lock = threading.Lock()
-        self._sessions: dict[str, TestIdentity] = {}
-        self._tokens: dict[str, TestIdentity] = {}
+        self._sessions: dict[str, LocalIdentity] = {}
+        self._tokens: dict[str, LocalIdentity] = {}
 
     def session(self, key: str) -> str:
         """A session cookie value for ``key`` (as if they had signed in)."""
@@ -196,7 +196,7 @@ class EasyAuth:
         lowered = path.lower().rstrip("/")
         return any(lowered == p or lowered.startswith(p + "/") for p in self._excluded)
 
-    def _caller(self, headers: Mapping[str, str]) -> TestIdentity | None:
+    def _caller(self, headers: Mapping[str, str]) -> LocalIdentity | None:
         lowered = {k.lower(): v for k, v in headers.items()}
         scheme, _, token = lowered.get("authorization", "").partition(" ")
         with self._lock:
@@ -215,7 +215,7 @@ class EasyAuth:
         return _redirect(back, cookie)
 
 
-def _me(identity: TestIdentity) -> dict[str, object]:
+def _me(identity: LocalIdentity) -> dict[str, object]:
     return {
         "provider_name": "aad",
         "user_id": identity.username,
@@ -241,7 +241,7 @@ def _redirect(location: str, cookie: str) -> HttpReply:
     return HttpReply(302, (("Location", location), ("Set-Cookie", cookie)), b"")
 
 
-def _chooser(identities: Iterable[TestIdentity], back: str) -> HttpReply:
+def _chooser(identities: Iterable[LocalIdentity], back: str) -> HttpReply:
     rows = "".join(
         f'<li><a id="signin-{html.escape(i.key)}" href="/.auth/login/aad?user='
         f'{quote(i.key)}&amp;post_login_redirect_uri={quote(back)}">'
