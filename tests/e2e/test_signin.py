@@ -44,6 +44,10 @@ HTTP_FUNCTIONS = _http_functions()
 
 def test_every_http_route_of_the_app_has_its_entry_in_the_role_table() -> None:
     assert set(HTTP_FUNCTIONS) == set(ROUTES)
+    # A route that takes anything but GET changes something: it refuses other sites' pages.
+    assert {name: method != "GET" for name, (_, method) in HTTP_FUNCTIONS.items()} == {
+        name: access.writes for name, access in ROUTES.items()
+    }
 
 
 def _call(app: App, function: str, headers: dict[str, str]) -> requests.Response:
@@ -164,3 +168,24 @@ def test_a_reader_reads_but_may_not_resubmit_and_an_operator_program_may(
     assert done.status_code == 200, done.text
     assert app.run_until_terminal([blob])[blob]["state"] == "Processed"
     assert len(enqueue_requests(app.d365)) == 1
+
+
+def test_a_resubmit_posted_by_a_page_of_another_site_is_refused_despite_the_session(
+    app_factory: Callable[..., App],
+) -> None:
+    """Cross-site request forgery: another site's form carries the operator's session cookie."""
+    auth = EasyAuth()
+    app = app_factory(HTTP_AUTH="entra", easy_auth=auth)
+    blob, record = _refused_file(app)
+    operator = {"Cookie": f"AppServiceAuthSession={auth.session('omar')}"}
+
+    forged = _resubmit(
+        app, record, {**operator, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    )
+    assert forged.status_code == 403
+    assert "for a page of another site (Sec-Fetch-Site cross-site)" in forged.json()["error"]
+    assert app.record(blob)["resubmitted_as"] is None
+    assert enqueue_requests(app.d365) == []
+
+    own_page = _resubmit(app, record, {**operator, "Sec-Fetch-Site": "same-origin"})
+    assert own_page.status_code == 200, own_page.text

@@ -5,7 +5,10 @@ the caller is :meth:`Actor.function_key` with every role, and the principal head
 read. ``entra``: App Service authentication signed the caller in; unless the platform says its
 authentication is on (only then are callers' own ``X-MS-CLIENT-PRINCIPAL*`` headers stripped),
 every route answers 503 naming the reason. Then a route needs a principal (401 without one)
-holding the route's role (403 naming it).
+holding the route's role (403 naming it); a route that changes something also refuses a
+browser's request from another site (403): the platform's session cookie would ride along
+with a form another site posts, so the request's own ``Sec-Fetch-Site`` (or, from a browser
+too old to send it, ``Origin``) must say it came from this site. Programs send neither.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from shared.config import HttpAuthMode, SettingsError, http_auth_mode, platform_auth_enabled
 from shared.tracking import Actor
@@ -82,6 +86,18 @@ def _signed_in(function: str, access: RouteAccess, headers: Mapping[str, str]) -
             f"them in); programs send an Entra access token for this app holding the app role "
             f"{access.role.value}",
         )
+    if access.writes and (source := _other_site(headers)) is not None:
+        _LOGGER.warning(
+            "signin refused function=%s status=403 cross_site=%s object_id=%s",
+            function,
+            source,
+            principal.actor.object_id,
+        )
+        return _refused(
+            403,
+            f"refused to {access.action} for a page of another site ({source}): only the "
+            "console's own page, or a program, may; open the console and do it there",
+        )
     if not any(role.grants(access.role) for role in principal.roles):
         actor = principal.actor
         _LOGGER.warning(
@@ -98,6 +114,20 @@ def _signed_in(function: str, access: RouteAccess, headers: Mapping[str, str]) -
             required_role=access.role.value,
         )
     return Admission(principal.actor, principal.roles)
+
+
+def _other_site(headers: Mapping[str, str]) -> str | None:
+    """What shows a browser sent the request from a page of another site, or None."""
+    lowered = {name.lower(): value.strip() for name, value in headers.items()}
+    fetch_site = lowered.get("sec-fetch-site", "").lower()
+    if fetch_site:
+        # "none": typed or bookmarked by the person; "same-origin": the console's own page.
+        return None if fetch_site in ("same-origin", "none") else f"Sec-Fetch-Site {fetch_site}"
+    origin = lowered.get("origin")
+    if origin is None:
+        return None
+    hosts = {lowered.get("host", "").lower(), lowered.get("x-forwarded-host", "").lower()}
+    return None if urlsplit(origin).netloc.lower() in hosts - {""} else f"Origin {origin[:100]}"
 
 
 def _roles(principal: Principal | None) -> frozenset[Role]:

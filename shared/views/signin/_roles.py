@@ -24,11 +24,13 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RouteAccess:
-    """What a route needs: a role (None: anyone may load it, it holds no data) and what the
-    route does, for the text of a 403."""
+    """What a route needs: a role (None: anyone may load it, it holds no data), what the route
+    does (for the text of a 403), and whether it changes anything (then a browser's request
+    from another site is refused: a session cookie would ride along with it)."""
 
     role: Role | None
     action: str
+    writes: bool = False
 
 
 ROUTES: dict[str, RouteAccess] = {
@@ -39,7 +41,7 @@ ROUTES: dict[str, RouteAccess] = {
     # The page holds no data, so it loads without a session; its script signs the person in
     # and every call it makes needs a role.
     "console": RouteAccess(None, "open the console page"),
-    "resubmit": RouteAccess(Role.OPERATOR, "resubmit a file"),
+    "resubmit": RouteAccess(Role.OPERATOR, "resubmit a file", writes=True),
 }
 """Every HTTP function of the app, by function name (a test checks none is missing)."""
 

@@ -95,3 +95,49 @@ def test_the_console_page_loads_for_anyone_it_holds_no_data() -> None:
 def test_a_route_missing_from_the_table_is_an_error_naming_it() -> None:
     with pytest.raises(LookupError, match=r"'release' has no entry in shared\.views\.signin"):
         admit("release", OPERATOR, ENTRA)
+
+
+@pytest.mark.parametrize(
+    ("browser", "source"),
+    [
+        ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site cross-site"),
+        ({"Sec-Fetch-Site": "same-site"}, "Sec-Fetch-Site same-site"),  # another port or subdomain
+        (
+            {"Origin": "https://evil.example", "Host": "func.azurewebsites.net"},
+            "Origin https://evil.example",
+        ),
+    ],
+)
+def test_a_write_a_page_of_another_site_sends_is_refused(
+    browser: dict[str, str], source: str
+) -> None:
+    """A form another site posts carries the platform's session cookie with it."""
+    refusal = admit("resubmit", {**OPERATOR, **browser}, ENTRA).refusal
+
+    assert refusal is not None and refusal.status == 403
+    assert refusal.body["error"] == (
+        f"refused to resubmit a file for a page of another site ({source}): only the console's "
+        "own page, or a program, may; open the console and do it there"
+    )
+
+
+@pytest.mark.parametrize(
+    "browser",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://func.azurewebsites.net"},
+        {"Origin": "https://func.azurewebsites.net", "Host": "func.azurewebsites.net"},
+        {
+            "Origin": "https://contoso-d365.example",
+            "X-Forwarded-Host": "contoso-d365.example",
+            "Host": "func.azurewebsites.net",
+        },
+        {},  # a program: no Origin, no Sec-Fetch-Site
+    ],
+)
+def test_a_write_from_this_site_or_a_program_is_admitted(browser: dict[str, str]) -> None:
+    assert admit("resubmit", {**OPERATOR, **browser}, ENTRA).refusal is None
+
+
+def test_a_read_from_another_site_is_not_refused_for_that() -> None:
+    # Reads change nothing, and the browser keeps their answer from the other site's page.
+    assert admit("counts", {**READER, "Sec-Fetch-Site": "cross-site"}, ENTRA).refusal is None
