@@ -60,7 +60,8 @@ def _with_access(all_paths: dict[str, Any]) -> dict[str, Any]:
     the app role, and 503 (in key mode the host answers 401 without a key, with no body)."""
     for item in all_paths.values():
         for operation in item.values():
-            role = ROUTES[OPERATIONS[operation["operationId"]]].role
+            access = ROUTES[OPERATIONS[operation["operationId"]]]
+            role = access.role
             # The console's page is HTML: its refusals are not part of a JSON contract.
             answer = _problem if role is not None else _bare
             answers = operation["responses"]
@@ -74,8 +75,9 @@ def _with_access(all_paths: dict[str, Any]) -> dict[str, Any]:
                 ),
             )
             if role is not None:
+                cross_site = ", or sent by a page of another site" if access.writes else ""
                 answers["403"] = _problem(
-                    f"HTTP_AUTH=entra: signed in without the app role {role.value}"
+                    f"HTTP_AUTH=entra: signed in without the app role {role.value}{cross_site}"
                 )
     return all_paths
 
