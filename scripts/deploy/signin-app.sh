@@ -17,13 +17,15 @@ else
   echo "App registration $SIGNIN_APP_NAME exists: brought up to date"
 fi
 # The browser's sign-in takes an ID token (no client secret); programs get tokens for the
-# application ID URI; idtyp tells a program's token from a person's.
+# application ID URI, v2.0 ones (the issuer authsettingsV2 names); idtyp tells a program's
+# token from a person's.
 az ad app update --id "$app_id" \
   --app-roles "@$roles" \
   --identifier-uris "api://$app_id" \
   --web-redirect-uris "https://$FUNCTION_HOST/.auth/login/aad/callback" \
   --enable-id-token-issuance true \
-  --optional-claims '{"accessToken": [{"name": "idtyp"}]}'
+  --optional-claims '{"accessToken": [{"name": "idtyp"}]}' \
+  --set api.requestedAccessTokenVersion=2
 if ! az ad sp show --id "$app_id" --query id --output tsv >/dev/null 2>&1; then
   az ad sp create --id "$app_id" --output none
 fi

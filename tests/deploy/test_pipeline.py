@@ -1238,6 +1238,7 @@ def test_the_sign_in_registration_is_made_once_then_brought_up_to_date(
         assert "SIGNIN_CLIENT_ID=11111111-2222-4333-8444-555555555555" in run.result.stdout
         [update] = [call for call in run.az_calls if call.startswith("ad app update ")]
         assert "--identifier-uris api://11111111-2222-4333-8444-555555555555" in update
+        assert "--set api.requestedAccessTokenVersion=2" in update
         assert (
             "--web-redirect-uris https://func-fake.azurewebsites.net/.auth/login/aad/callback"
             in update
