@@ -491,7 +491,7 @@
     box.append("Signed in as ", el("b", { id: "who-name" }, caller.name), " · ",
       el("span", { id: "who-roles" }, caller.roles.join(", ") || "no role"), " · ", logout);
     if (!caller.roles.length) {
-      $("imports-view").hidden = true;
+      for (const id of ["imports-view", "health", "views"]) $(id).hidden = true;
       box.append(el("p", { id: "no-role", className: "error" },
         `${caller.name} holds no role of this app: ask an administrator for the app role ` +
         `${SIGNIN.routes.http_status} (to look) or ${SIGNIN.operator} (also to resubmit).`));
