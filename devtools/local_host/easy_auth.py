@@ -207,10 +207,12 @@ class EasyAuth:
     def _login(self, params: Mapping[str, str]) -> HttpReply:
         back = _local(params.get("post_login_redirect_uri"))
         key = params.get("user")
+        people = [i for i in self.identities.values() if not i.application]
         if key is None:
-            return _chooser(self.identities.values(), back)
-        if key not in self.identities:
-            return json_reply(400, {"error": f"no test identity {key!r}"})
+            return _chooser(people, back)
+        if key not in {person.key for person in people}:
+            # A program signs in with a token (EasyAuth.token), never in a browser.
+            return json_reply(400, {"error": f"no person among the test identities is {key!r}"})
         cookie = f"{SESSION_COOKIE}={self.session(key)}; Path=/; HttpOnly; SameSite=Lax"
         return _redirect(back, cookie)
 

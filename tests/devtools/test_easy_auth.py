@@ -92,3 +92,14 @@ def test_the_principal_is_shaped_as_app_services() -> None:
     assert all(set(claim) == {"typ", "val"} for claim in document["claims"])
     assert headers["X-MS-CLIENT-PRINCIPAL-IDP"] == "aad"
     assert headers["X-MS-CLIENT-PRINCIPAL-ID"] == IDENTITIES[0].object_id
+
+
+def test_only_people_sign_in_in_a_browser_programs_use_tokens() -> None:
+    auth = EasyAuth()
+
+    chooser = auth.own("GET", "/.auth/login/aad", {}).body
+    program = auth.own("GET", "/.auth/login/aad?user=logic-app", {})
+
+    assert b"Riya Reader" in chooser
+    assert b"signin-logic-app" not in chooser
+    assert program.status == 400
