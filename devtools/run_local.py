@@ -59,9 +59,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.event_grid import EventGridError, EventGridPublisher, Subscription, container_subject
-from devtools.local_host import LocalHost
+from devtools.local_host import IDENTITIES, EasyAuth, LocalHost
 from devtools.storage_options import STORAGE_OPTIONS
-from shared.config import Settings, SettingsError
+from shared.config import HttpAuthMode, Settings, SettingsError
 from shared.tracking import TrackingState
 
 # Named, not __name__: under `python -m` that is "__main__", which says nothing in the log file.
@@ -253,11 +253,15 @@ class FileStatus:
 class StatusClient:
     """Reads file states from the app's own HTTP API (``GET /api/messages?blob=``)."""
 
-    def __init__(self, base_url: str, *, function_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, function_key: str | None = None, token: str | None = None
+    ) -> None:
         self.base_url = base_url
         self._session = requests.Session()
         if function_key:
             self._session.headers["x-functions-key"] = function_key
+        if token:  # HTTP_AUTH=entra: a program's bearer token
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, blob_path: str) -> FileStatus:
         """The latest record of ``blob_path``; a 404 means not tracked yet."""
@@ -527,14 +531,24 @@ def run(args: argparse.Namespace) -> int:
         if args.services_only:
             _print_func_recipe(settings_file, args.ca_bundle if emulated else None)
         else:
-            host = stack.enter_context(_local_host(args, connection_string))
+            easy_auth = EasyAuth() if settings.http_auth is HttpAuthMode.ENTRA else None
+            host = stack.enter_context(_local_host(args, connection_string, easy_auth))
             _say(f"local Functions host: {host.http_url} ({', '.join(host.function_names)})")
+            if easy_auth is not None:
+                people = ", ".join(
+                    f"{i.name} ({', '.join(i.roles) or 'no role'})"
+                    for i in IDENTITIES
+                    if not i.application
+                )
+                _say(
+                    f"sign-in: HTTP_AUTH=entra, App Service authentication played locally: {people}"
+                )
             if args.poll_blobs:
                 _say("blob events: none; the host polls the containers (--poll-blobs fallback)")
             else:
                 _start_event_grid(stack, host, connection_string)
             if not args.no_samples:
-                done = _demo(args, connection_string, settings.inbound_container, host.http_url)
+                done = _demo(args, connection_string, settings.inbound_container, host)
                 if args.exit_when_done:
                     return 0 if done else 1
             _say("\nserving; Ctrl-C stops everything")
@@ -574,7 +588,9 @@ def _overridden_settings(settings_file: Path) -> list[str]:
     return [key for key, value in values.items() if os.environ.get(key) != str(value)]
 
 
-def _local_host(args: argparse.Namespace, connection_string: str) -> LocalHost:
+def _local_host(
+    args: argparse.Namespace, connection_string: str, easy_auth: EasyAuth | None
+) -> LocalHost:
     from function_app import app
 
     try:
@@ -586,6 +602,7 @@ def _local_host(args: argparse.Namespace, connection_string: str) -> LocalHost:
             poll_blobs=args.poll_blobs,
             timer_interval=args.timer_interval or None,
             function_key=args.function_key,
+            easy_auth=easy_auth,
         )
     except ValueError as error:  # a missing %SETTING%, a bad schedule, an unknown binding
         raise LocalRunError(f"the local Functions host cannot run the app: {error}") from None
@@ -614,11 +631,16 @@ def _start_event_grid(stack: ExitStack, host: LocalHost, connection_string: str)
         )
 
 
-def _demo(args: argparse.Namespace, connection_string: str, container: str, url: str) -> bool:
+def _demo(
+    args: argparse.Namespace, connection_string: str, container: str, host: LocalHost
+) -> bool:
     """Upload the samples and follow them; True when all reached a final state in time."""
     uploads = sample_uploads(args.samples, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     _upload(connection_string, container, uploads)
-    status_client = StatusClient(url, function_key=args.function_key)
+    url = host.http_url
+    # HTTP_AUTH=entra: the demo reads the API as a program with the operator role would.
+    token = host.easy_auth.token("logic-app") if host.easy_auth else None
+    status_client = StatusClient(url, function_key=args.function_key, token=token)
     try:
         statuses = follow(status_client, [u.blob_path for u in uploads], timeout=args.timeout)
     finally:

@@ -123,6 +123,16 @@ param vnetEnabled bool = false
 @maxLength(63)
 param inboundContainerName string = 'd365-inbound'
 
+@description('HTTP_AUTH: key (a function key guards the API and the console) or entra (App Service authentication with Entra ID and the app roles Integration.Reader and Integration.Operator; docs/auth.md).')
+@allowed(['key', 'entra'])
+param httpAuth string = 'key'
+
+@description('With httpAuth entra: the application (client) id of the app registration holding the two app roles (scripts in docs/auth.md).')
+param signinClientId string = ''
+
+@description('With httpAuth entra: the Entra tenant of that app registration.')
+param signinTenantId string = tenant().tenantId
+
 var archiveContainerName = 'd365-archive'
 var errorsContainerName = 'd365-execution-errors'
 var deploymentContainerName = 'app-package'
@@ -234,7 +244,18 @@ module functionApp 'app/function.bicep' = {
     maxPendingAge: maxPendingAge
     archiveMode: archiveMode
     pollConcurrency: pollConcurrency
+    httpAuth: httpAuth
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
+  }
+}
+
+module signin 'app/signin.bicep' = if (httpAuth == 'entra') {
+  name: 'signin'
+  params: {
+    siteName: functionApp.outputs.name
+    clientId: signinClientId
+    tenantId: signinTenantId
+    loginEndpoint: environment().authentication.loginEndpoint
   }
 }
 

@@ -23,6 +23,9 @@ app setting ``NAME``, read from ``os.environ``; a missing one is an error that n
   (Core Tools does not enforce them locally; Azure does), and then that one key also stands
   for the master key and the ``blobs_extension`` system key the webhook needs in Azure.
 
+``easy_auth`` (:mod:`.easy_auth`) plays App Service authentication in front of it all, for
+``HTTP_AUTH=entra``: ``/.auth/*``, a few test identities, the principal headers.
+
 :mod:`.bindings` reads the functions, :mod:`.invocation` logs one line per call, and
 :class:`LocalHost` (:mod:`.host`) runs it all. The host's own storage (the queues, the
 fallback's listings) is the ``storage_connection_string`` given to it; a blob function's client
@@ -32,16 +35,21 @@ comes from its binding's connection setting (given that storage when the setting
 from devtools.local_host.app_settings import MissingAppSettingError, resolve_app_settings
 from devtools.local_host.bindings import UnsupportedBindingError
 from devtools.local_host.blob_queue import BlobTriggerMessage, function_id, queue_name
+from devtools.local_host.easy_auth import IDENTITIES, EasyAuth, LocalIdentity, principal_headers
 from devtools.local_host.host import LocalHost
 from devtools.local_host.poison_queue import POISON_QUEUE
 
 __all__ = [
+    "IDENTITIES",
     "POISON_QUEUE",
     "BlobTriggerMessage",
+    "EasyAuth",
     "LocalHost",
+    "LocalIdentity",
     "MissingAppSettingError",
     "UnsupportedBindingError",
     "function_id",
+    "principal_headers",
     "queue_name",
     "resolve_app_settings",
 ]

@@ -29,6 +29,7 @@ from devtools.local_host.blob_queue import (
     queue_name,
 )
 from devtools.local_host.blob_webhook import EXTENSION_NAME, BlobWebhook
+from devtools.local_host.easy_auth import EasyAuth
 from devtools.local_host.http_server import (
     WEBHOOK_PREFIX,
     HttpDispatcher,
@@ -41,6 +42,7 @@ from devtools.storage_options import STORAGE_OPTIONS
 _LOGGER = logging.getLogger(__name__)
 
 _TIMER_PAST_DUE_AFTER = timedelta(seconds=1)
+PLATFORM_AUTH_SETTING = "WEBSITE_AUTH_ENABLED"
 # How often the blob trigger queue is read besides the webhook's wake-up: messages a previous
 # host left, and tries a failure released.
 _QUEUE_POLL_SECONDS = 1.0
@@ -74,6 +76,9 @@ class LocalHost(Service):
         host's ``maxDequeueCount``, 5).
     :keyword max_degree_of_parallelism: blob invocations running at once.
     :keyword fire_existing: with ``poll_blobs``, also queue the blobs present at start.
+    :keyword easy_auth: play App Service authentication in front of the app
+        (:mod:`.easy_auth`), and set ``WEBSITE_AUTH_ENABLED=True`` while running, as the
+        platform does; for ``HTTP_AUTH=entra``.
     :raises UnsupportedBindingError: a function has a binding this host cannot drive.
     :raises ValueError: a ``%SETTING%`` is missing from ``os.environ`` (the text names it), a
         schedule does not parse, ``host_id`` is not valid, or ``fire_existing`` without
@@ -95,6 +100,7 @@ class LocalHost(Service):
         poison_threshold: int = 5,
         max_degree_of_parallelism: int = 4,
         fire_existing: bool = False,
+        easy_auth: EasyAuth | None = None,
     ) -> None:
         if poison_threshold < 1:
             raise ValueError("poison_threshold must be at least 1")
@@ -123,7 +129,11 @@ class LocalHost(Service):
                 pool=self._blob_pool,
             )
             webhooks[EXTENSION_NAME] = BlobWebhook(self._queue, self._queue_wakeup.set)
-        self._dispatcher = HttpDispatcher(self._functions.https, function_key, webhooks=webhooks)
+        self.easy_auth = easy_auth
+        self._platform_auth_before: str | None = None
+        self._dispatcher = HttpDispatcher(
+            self._functions.https, function_key, webhooks=webhooks, easy_auth=easy_auth
+        )
         self._listings = [
             (
                 f,
@@ -184,6 +194,9 @@ class LocalHost(Service):
         if self._started:
             raise RuntimeError("a LocalHost starts once")
         self._started = True
+        if self.easy_auth is not None:
+            self._platform_auth_before = os.environ.get(PLATFORM_AUTH_SETTING)
+            os.environ[PLATFORM_AUTH_SETTING] = "True"
         if self._functions.https or self._functions.blobs:
             self._server = HttpServer(self._http_address, self._dispatcher)
             self._spawn("local-host-http", self._server.serve_forever, 0.2)
@@ -222,6 +235,8 @@ class LocalHost(Service):
             listing.container.close()
         if self._queue is not None:
             self._queue.close()
+        if self.easy_auth is not None:
+            _restore(PLATFORM_AUTH_SETTING, self._platform_auth_before)
         _LOGGER.info("local host stopped")
 
     def process_blob_queue(self) -> int:
@@ -344,3 +359,10 @@ class LocalHost(Service):
                 past_due = now - due > _TIMER_PAST_DUE_AFTER
                 self._timer_pool.submit(runner.run_claimed, past_due=past_due)
             due = schedule.next_after(max(due, now))
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import azure.functions as func
 
 from devtools.local_host.bindings import HttpFunction
+from devtools.local_host.easy_auth import EasyAuth
 from devtools.local_host.http_reply import HttpReply, json_reply
 from devtools.local_host.invocation import invoke
 
@@ -54,6 +55,8 @@ class HttpDispatcher:
         key stands for the function keys, the master key and the extensions' system keys);
         None enforces no keys.
     :keyword webhooks: the extensions' webhooks by extension name (``blobs``).
+    :keyword easy_auth: the stand-in for App Service authentication in front of everything
+        (``/.auth/*``, principal headers, 401); None: no authentication layer.
     """
 
     def __init__(
@@ -62,10 +65,12 @@ class HttpDispatcher:
         function_key: str | None,
         *,
         webhooks: Mapping[str, WebhookHandler] | None = None,
+        easy_auth: EasyAuth | None = None,
     ) -> None:
         self._functions = tuple(functions)
         self._function_key = function_key
         self._webhooks = dict(webhooks or {})
+        self._easy_auth = easy_auth
 
     def dispatch(
         self, method: str, base_url: str, target: str, headers: Mapping[str, str], body: bytes
@@ -75,6 +80,14 @@ class HttpDispatcher:
         logs its traceback, instead of dropping the connection."""
         try:
             parts = urlsplit(target)
+            if self._easy_auth is not None:
+                # App Service authentication runs before the Functions host sees a request.
+                reply = self._easy_auth.own(method, target, headers)
+                if reply is not None:
+                    return reply
+                headers, reply = self._easy_auth.authenticate(parts.path, headers)
+                if reply is not None:
+                    return reply
             params = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
             if parts.path.lower().startswith(WEBHOOK_PREFIX):
                 return self._webhook(method, parts.path, params, headers, body)

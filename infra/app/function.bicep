@@ -94,6 +94,9 @@ param archiveMode string
 @description('POLL_CONCURRENCY.')
 param pollConcurrency int
 
+@description('HTTP_AUTH: key or entra.')
+param httpAuth string = 'key'
+
 @description('Subnet of the VNet integration (vnetEnabled), or empty for none.')
 param appSubnetId string
 
@@ -181,6 +184,8 @@ var integrationSettings = {
   ZIP_MAX_TOTAL_BYTES: '8GiB'
   ZIP_MAX_RATIO: '200'
   ZIP_MAX_MANIFEST_BYTES: '4MiB'
+  // Who may call the HTTP API; with entra, app/signin.bicep turns App Service authentication on.
+  HTTP_AUTH: httpAuth
 }
 
 var appSettings = union(storageSettings, monitoringSettings, authSettings, integrationSettings)

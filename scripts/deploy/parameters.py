@@ -60,10 +60,14 @@ PARAMETERS = (
         required=False,
     ),
     Parameter("alertEmail", "ALERT_EMAIL", "alertEmail", required=False),
+    Parameter("httpAuth", "HTTP_AUTH", "httpAuth", required=False),
+    Parameter("signinClientId", "SIGNIN_CLIENT_ID", "signinClientId", required=False),
     Parameter("d365ClientSecret", "D365_CLIENT_SECRET", "d365ClientSecret", False, secure=True),
     Parameter("alertWebhookUrl", "ALERT_WEBHOOK_URL", "alertWebhookUrl", False, secure=True),
 )
 AUTH_MODES = ("secret", "managedIdentity")
+HTTP_AUTH_MODES = ("key", "entra")
+_GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 # Only the secret mode names an app registration; a managed identity needs neither.
 APP_REGISTRATION = frozenset({"D365_TENANT_ID", "D365_CLIENT_ID"})
 _SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
@@ -125,6 +129,13 @@ def _checked(parameter: Parameter, value: str) -> object:
         return parse_expiry(value)
     if parameter.name == "alertEmail" and not _EMAIL.fullmatch(value):
         raise ParameterError(f"alertEmail is {value!r}: give one e-mail address")
+    if parameter.name == "httpAuth" and value not in HTTP_AUTH_MODES:
+        raise ParameterError(f"httpAuth is {value!r}: use key or entra (docs/auth.md)")
+    if parameter.name == "signinClientId" and not _GUID.fullmatch(value):
+        raise ParameterError(
+            f"signinClientId is {value!r}: give the app registration's application (client) id, "
+            "a GUID (docs/auth.md)"
+        )
     if parameter.name == "alertWebhookUrl" and not value.startswith("https://"):
         raise ParameterError("alertWebhookUrl must be an https:// URL (its value is not shown)")
     return value
@@ -175,6 +186,11 @@ def build_documents(environ: Mapping[str, str]) -> Documents:
             "credential's end date (az ad app credential list --id <d365ClientId> --query "
             '"[].{name: displayName, end: endDateTime}"), or remove d365ClientSecret from the '
             "group once the vault holds it"
+        )
+    if public.get("httpAuth") == "entra" and "signinClientId" not in public:
+        problems.append(
+            "signinClientId is not set: httpAuth entra needs the client id of the app "
+            "registration that holds the app roles (docs/auth.md, 'The app registration')"
         )
     if problems:
         raise ParameterError("\n".join(problems))

@@ -115,6 +115,12 @@ a zip over a limit is refused naming it):
 ``ZIP_MAX_MANIFEST_BYTES``          a package's ``Manifest.xml`` or ``PackageHeader.xml``, read
                                     whole into memory, default ``4MiB``, at most ``256MiB``.
 
+HTTP access (:mod:`shared.config.http_auth`):
+
+``HTTP_AUTH``                       ``key`` (default: a function key guards every route) or
+                                    ``entra`` (App Service authentication signs callers in with
+                                    Entra ID; app roles decide what each may do).
+
 Durations accept ``90s``, ``30m``, ``24h``, ``1d``, ISO 8601 ``PT24H``, ``hh:mm:ss`` (also
 ``d.hh:mm:ss``) or plain seconds. A setting whose name is a near miss of one of these (say
 POLL_SHEDULE) is an error, not silently ignored.
@@ -125,6 +131,7 @@ from __future__ import annotations
 from shared.config.blob_names import MAX_BLOB_NAME_CHARS, MAX_BLOB_NAME_SEGMENTS
 from shared.config.d365 import DEFAULT_AUTHORITY_HOST, AuthMode, D365Settings
 from shared.config.exports import ExportRoute, ExportRoutes
+from shared.config.http_auth import HttpAuthMode, http_auth_mode, platform_auth_enabled
 from shared.config.import_fields import (
     API_PACKAGE,
     ON_FAILURE_CONTINUE,
@@ -164,6 +171,7 @@ __all__ = [
     "D365Settings",
     "ExportRoute",
     "ExportRoutes",
+    "HttpAuthMode",
     "ImportRoute",
     "ImportRoutes",
     "InvalidValueError",
@@ -176,8 +184,10 @@ __all__ = [
     "SettingsError",
     "StorageSettings",
     "format_duration",
+    "http_auth_mode",
     "parse_byte_size",
     "parse_duration",
     "parse_guid",
     "parse_ncrontab",
+    "platform_auth_enabled",
 ]

@@ -15,6 +15,8 @@ from shared import zips
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
+from shared.config.http_auth import EXPECTED as HTTP_AUTH_EXPECTED
+from shared.config.http_auth import HTTP_AUTH_SETTING, HttpAuthMode, parse_http_auth
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.package_exports import PACKAGE_EXPORT_ROUTES_SETTING, PackageExportRoutes
 from shared.config.parsers import (
@@ -64,6 +66,7 @@ SETTING_NAMES = (
     "EXPORT_SCHEDULE",
     "EXPORT_MAX_ATTEMPTS",
     "PACKAGE_EXPORT_ROUTES",
+    HTTP_AUTH_SETTING,
     zips.MEMBERS_SETTING,
     zips.MEMBER_BYTES_SETTING,
     zips.TOTAL_BYTES_SETTING,
@@ -116,6 +119,7 @@ class Settings:
     export_max_attempts: int = 10
     package_exports: PackageExportRoutes = field(default_factory=PackageExportRoutes)
     zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
+    http_auth: HttpAuthMode = HttpAuthMode.KEY
 
     @classmethod
     def from_env(
@@ -226,6 +230,7 @@ _SCALARS: dict[str, _Read] = {
         f"expected the tries of one export before it is given up, 1 to {_MAX_EXPORT_ATTEMPTS}, "
         "e.g. 10",
     ),
+    "http_auth": _parsed(HTTP_AUTH_SETTING, parse_http_auth, HTTP_AUTH_EXPECTED),
 }
 
 

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.config import HttpAuthMode
 from shared.tracking import ExportState, PackageExportState, TrackingState
 from shared.views.counts import FAILED_STATES
+from shared.views.signin import LOGIN_PATH, ROLE_CLAIM_TYPES, ROUTES, Role
 
-__all__ = ["ASSETS", "Page", "data_block", "page", "vocabulary"]
+__all__ = ["ASSETS", "Page", "data_block", "page", "signin_data", "vocabulary"]
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 
@@ -61,6 +63,23 @@ def vocabulary() -> dict[str, Any]:
     }
 
 
+def signin_data(mode: HttpAuthMode) -> dict[str, Any]:
+    """What the page's script needs to sign a person in: the mode, the platform's sign-in
+    paths, the app roles and the role each route needs (whether to show the resubmit button)."""
+    return {
+        "mode": mode.value,
+        "me": "/.auth/me",
+        "login": LOGIN_PATH,
+        "logout": "/.auth/logout",
+        "roles": [role.value for role in Role],
+        "role_claims": list(ROLE_CLAIM_TYPES),
+        "operator": Role.OPERATOR.value,
+        "routes": {
+            name: access.role.value if access.role else None for name, access in ROUTES.items()
+        },
+    }
+
+
 def data_block(data: dict[str, Any]) -> str:
     """``data`` as the JSON of a ``<script type="application/json">`` block in the page."""
     # "<" escaped so that no value can close the <script> element it sits in.
@@ -68,13 +87,15 @@ def data_block(data: dict[str, Any]) -> str:
 
 
 @functools.cache
-def page() -> Page:
-    """The console page (built once per process from the asset files)."""
+def page(mode: HttpAuthMode = HttpAuthMode.KEY) -> Page:
+    """The console page for ``HTTP_AUTH`` ``mode`` (built once per process and mode from the
+    asset files)."""
     style = (ASSETS / "console.css").read_text(encoding="utf-8")
     script = (ASSETS / "console.js").read_text(encoding="utf-8")
     html = (ASSETS / "index.html").read_text(encoding="utf-8")
     html = html.replace("{{style}}", style).replace("{{script}}", script)
     html = html.replace("{{vocabulary}}", data_block(vocabulary()))
+    html = html.replace("{{signin}}", data_block(signin_data(mode)))
     policy = "; ".join(
         (
             "default-src 'none'",

@@ -37,6 +37,8 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
             503, {"healthy": False, "checks": {"startup": {"ok": False, "error": safe_text(exc)}}}
         )
     checks["settings"] = {"ok": True, "summary": health_summary(context.settings), "problems": []}
+    # Reached only once the request was admitted: in entra mode the platform's sign-in is on.
+    checks["http_auth"] = {"ok": True, "mode": context.settings.http_auth.value}
     try:
         schedule = context.store.schedule
         pending, oldest = schedule.backlog()

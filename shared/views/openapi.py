@@ -13,12 +13,83 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.views.openapi_paths import paths
-from shared.views.openapi_schemas import SCHEMAS
+from shared.views.openapi_schemas import SCHEMAS, ref
+from shared.views.signin import LOGIN_PATH, ROUTES
 
-__all__ = ["BASE_PATH", "document", "served"]
+__all__ = ["BASE_PATH", "OPERATIONS", "document", "served"]
 
 BASE_PATH = "/api"
 """Where the routes are: host.json's ``extensions.http.routePrefix``."""
+
+
+OPERATIONS = {
+    "listMessages": "http_status",
+    "getMessage": "http_status",
+    "resubmitMessage": "resubmit",
+    "releaseLine": "release",
+    "listAudit": "audit",
+    "countMessages": "counts",
+    "health": "health",
+    "console": "console",
+    "openapi": "openapi",
+}
+"""Each operation's HTTP function, whose entry in the route table says the role it needs."""
+
+_ENTRA_SCHEME = {
+    "type": "oauth2",
+    "description": "HTTP_AUTH=entra: App Service authentication with Microsoft Entra ID. "
+    "Programs (a managed identity, a service principal) use the client credentials flow for "
+    "the app registration's application ID URI; people sign in through "
+    f"{LOGIN_PATH}. The token's roles claim must hold the app role each operation names "
+    "(Integration.Reader, or Integration.Operator which also allows all a reader may). "
+    "Replace <client-id> with the app registration's client id (docs/auth.md).",
+    "flows": {
+        "clientCredentials": {
+            "tokenUrl": "https://login.microsoftonline.com/organizations/oauth2/v2.0/token",
+            "scopes": {"api://<client-id>/.default": "the app roles assigned to the program"},
+        },
+        "authorizationCode": {
+            "authorizationUrl": "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize",
+            "tokenUrl": "https://login.microsoftonline.com/organizations/oauth2/v2.0/token",
+            "scopes": {"api://<client-id>/user_impersonation": "the signed-in person's app roles"},
+        },
+    },
+}
+
+
+def _with_access(all_paths: dict[str, Any]) -> dict[str, Any]:
+    """Each operation with the answers of :func:`shared.views.signin.admit`: 401, 403 naming
+    the app role, and 503 (in key mode the host answers 401 without a key, with no body)."""
+    for item in all_paths.values():
+        for operation in item.values():
+            access = ROUTES[OPERATIONS[operation["operationId"]]]
+            role = access.role
+            # The console's page is HTML: its refusals are not part of a JSON contract.
+            answer = _problem if role is not None else _bare
+            answers = operation["responses"]
+            answers["401"] = answer(
+                "no function key (HTTP_AUTH=key), or nobody signed in (HTTP_AUTH=entra)"
+            )
+            answers.setdefault(
+                "503",
+                answer(
+                    "settings invalid, or HTTP_AUTH=entra without App Service authentication on"
+                ),
+            )
+            if role is not None:
+                cross_site = ", or sent by a page of another site" if access.writes else ""
+                answers["403"] = _problem(
+                    f"HTTP_AUTH=entra: signed in without the app role {role.value}{cross_site}"
+                )
+    return all_paths
+
+
+def _bare(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Problem")}}}
 
 
 @functools.cache
@@ -33,13 +104,14 @@ def document() -> dict[str, Any]:
             "(row errors included), and resubmitting them.",
         },
         "servers": [{"url": BASE_PATH}],
-        "security": [{"functionKey": []}, {"functionKeyQuery": []}],
-        "paths": paths(),
+        "security": [{"functionKey": []}, {"functionKeyQuery": []}, {"entra": []}],
+        "paths": _with_access(paths()),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+                "entra": _ENTRA_SCHEME,
             },
         },
     }

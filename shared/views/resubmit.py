@@ -52,6 +52,13 @@ def resubmit(
             return found
         lowered = {name.lower(): value for name, value in headers.items()}
         request_id = lowered.get("idempotency-key") or body_request_id
+        _LOGGER.info(
+            "resubmit requested record=%s request=%s actor_kind=%s actor_object_id=%s",
+            found.record_id,
+            request_id,
+            actor.kind.value,
+            actor.object_id,
+        )
         resubmitter = Resubmitter(
             context.store, context.enqueuer, context.inbound, context.blob_service, context.audit
         )

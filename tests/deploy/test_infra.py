@@ -643,3 +643,20 @@ def test_template_settings_pass_the_app_validation(auth_mode: str) -> None:
     assert settings.poll_tick_budget.total_seconds() == 240
     assert settings.poll_schedule == "0 */1 * * * *"
     assert settings.routes.get("customers") is not None
+
+
+def test_entra_mode_turns_app_service_authentication_on_with_the_console_page_excluded() -> None:
+    [signin] = [m for m in _file("main.bicep").modules() if m.symbol == "signin"]
+    assert signin.path == "app/signin.bicep"
+    assert signin.condition == "httpAuth == 'entra'"
+    assert _settings_keys()["HTTP_AUTH"] == "httpAuth"
+    [auth] = [r for r in _file("app/signin.bicep").resources() if not r.existing]
+    assert (auth.type, re.search(r"name: '(\w+)'", auth.body).group(1)) == (
+        "Microsoft.Web/sites/config",
+        "authsettingsV2",
+    )
+    body = (INFRA / "app/signin.bicep").read_text(encoding="utf-8")
+    assert "unauthenticatedClientAction: 'Return401'" in body
+    assert re.search(r"excludedPaths: \[\s*'/api/console'\s*'/runtime/webhooks/blobs'\s*\]", body)
+    assert re.search(r"tokenStore: \{\s*enabled: true", body)
+    assert "'api://${clientId}'" in body

@@ -40,6 +40,8 @@ SCHEMA = json.loads(
 )
 ENVIRONMENTS = ("dev", "test", "prod")
 FAKE_FUNCTION_KEY = "fake-function-key-not-real"
+FAKE_TOKEN = "fake-entra-token-not-real"
+SIGNIN_CLIENT_ID = "3f1c0de2-6a58-4d0a-9a53-0c8c5d1f2b7e"
 EXPIRES = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
 ROUTES = json.dumps(
     [
@@ -91,6 +93,10 @@ case "$*" in
     echo '   {"type": "String", "value": "d365-eventgrid-deadletter"}}';;
   "functionapp keys list "*"!= null"*) echo "${AZ_TRIGGER_KEY:-true}";;
   "functionapp keys list "*functionKeys.default*) echo "$FAKE_FUNCTION_KEY";;
+  "account get-access-token "*) echo "$FAKE_TOKEN";;
+  "ad app list "*) echo "${AZ_APP_ID:-}";;
+  "ad app create "*) echo "11111111-2222-4333-8444-555555555555";;
+  "ad sp show "*) if [ -z "${AZ_APP_ID:-}" ]; then exit 3; fi; echo "sp-object-id";;
 esac
 """
 GROUP_ENV = {
@@ -109,6 +115,8 @@ GROUP_ENV = {
     "ALERT_EMAIL": "$(alertEmail)",
     "ALERT_WEBHOOK_URL": "$(alertWebhookUrl)",
     "D365_CLIENT_SECRET_EXPIRES": "$(d365ClientSecretExpires)",
+    "HTTP_AUTH": "$(httpAuth)",
+    "SIGNIN_CLIENT_ID": "$(signinClientId)",
 }
 SECRET_ENV = {"D365_CLIENT_SECRET": fakes.CLIENT_SECRET, "D365_CLIENT_SECRET_EXPIRES": EXPIRES}
 # What phase 1 hands to the later steps of the job (##vso setvariable), as their env maps them.
@@ -148,6 +156,8 @@ GROUP_ENTRIES = {
     "vnetEnabled",
     "alertEmail",
     "alertWebhookUrl",
+    "httpAuth",
+    "signinClientId",
 }
 
 
@@ -259,6 +269,7 @@ class Workspace:
             "AZ_LOG": str(self.log),
             "AZ_FILES": str(self.files),
             "FAKE_FUNCTION_KEY": FAKE_FUNCTION_KEY,
+            "FAKE_TOKEN": FAKE_TOKEN,
             "AGENT_TEMPDIRECTORY": str(self.temp),
             "BUILD_BUILDID": "42",
             "INFRA_DIR": str(REPO_ROOT / "infra"),
@@ -853,6 +864,37 @@ def test_optional_group_entries_reach_the_template(workspace: Workspace) -> None
     assert parameters["parameters"]["vnetEnabled"] == {"value": True}
 
 
+def test_entra_sign_in_reaches_the_template(workspace: Workspace) -> None:
+    env = {**GROUP_ENV, "HTTP_AUTH": "entra", "SIGNIN_CLIENT_ID": SIGNIN_CLIENT_ID}
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 0, run.result.stderr
+    parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
+    assert parameters["parameters"]["httpAuth"] == {"value": "entra"}
+    assert parameters["parameters"]["signinClientId"] == {"value": SIGNIN_CLIENT_ID}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HTTP_AUTH": "aad"}, "httpAuth is 'aad': use key or entra"),
+        ({"HTTP_AUTH": "entra"}, "signinClientId is not set: httpAuth entra needs the client id"),
+        (
+            {"HTTP_AUTH": "entra", "SIGNIN_CLIENT_ID": "my-app"},
+            "signinClientId is 'my-app': give the app registration's application (client) id",
+        ),
+    ],
+)
+def test_a_bad_sign_in_entry_is_named_before_anything_is_deployed(
+    workspace: Workspace, env: dict[str, str], message: str
+) -> None:
+    run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **env})
+
+    assert run.result.returncode == 1
+    assert message in run.result.stdout
+    assert run.az_calls == []
+
+
 @pytest.mark.parametrize("variable", ["D365_TENANT_ID", "D365_BASE_URL", "D365_ROUTES"])
 def test_phase_one_refuses_placeholders(workspace: Workspace, variable: str) -> None:
     env = {**GROUP_ENV, variable: "<set me>"}
@@ -1023,14 +1065,19 @@ def test_phase_two_names_what_azd_has_not_set(
 class _HealthServer:
     """An HTTPS server on loopback answering /api/health like the app does."""
 
-    def __init__(self, ca: trustme.CA, body: dict[str, Any], status: int) -> None:
+    def __init__(
+        self, ca: trustme.CA, body: dict[str, Any], status: int, *, guarded: bool = True
+    ) -> None:
         self.requests: list[tuple[str, str | None]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                outer.requests.append((self.path, self.headers.get("x-functions-key")))
-                authorised = self.headers.get("x-functions-key") == FAKE_FUNCTION_KEY
+                given = self.headers.get("x-functions-key") or self.headers.get("Authorization")
+                outer.requests.append((self.path, given))
+                # guarded=False: a platform that lets a forged principal through.
+                forged = "X-MS-CLIENT-PRINCIPAL" in self.headers and not guarded
+                authorised = given in (FAKE_FUNCTION_KEY, f"Bearer {FAKE_TOKEN}") or forged
                 payload = json.dumps(body if authorised else {"error": "unauthorised"}).encode()
                 self.send_response(status if authorised else 401)
                 self.send_header("Content-Type", "application/json")
@@ -1072,7 +1119,12 @@ def ca(tmp_path: Path) -> Iterator[tuple[trustme.CA, Path]]:
 
 
 def _run_smoke(
-    workspace: Workspace, server: _HealthServer, ca_file: Path, *, pipeline: bool = True
+    workspace: Workspace,
+    server: _HealthServer,
+    ca_file: Path,
+    *,
+    pipeline: bool = True,
+    **env: str,
 ) -> ScriptRun:
     # Azure Pipelines sets TF_BUILD=True on every agent.
     agent = {"TF_BUILD": "True"} if pipeline else {}
@@ -1083,6 +1135,7 @@ def _run_smoke(
         FUNCTION_HOST=server.host,
         CURL_CA_BUNDLE=str(ca_file),
         **agent,
+        **env,
     )
 
 
@@ -1132,6 +1185,88 @@ def test_smoke_test_by_hand_never_prints_the_key(
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert server.requests == [("/api/health", FAKE_FUNCTION_KEY)]
     assert _lines_with_key(run.result.stdout + run.result.stderr) == []
+
+
+def test_smoke_test_with_entra_checks_the_platform_then_reads_health_with_a_token(
+    workspace: Workspace, ca: tuple[trustme.CA, Path]
+) -> None:
+    authority, pem = ca
+    body = {"healthy": True, "checks": {"d365_access": {"ok": True, "status": 200}}}
+    with _HealthServer(authority, body, 200) as server:
+        run = _run_smoke(
+            workspace, server, pem, HTTP_AUTH="entra", SIGNIN_CLIENT_ID=SIGNIN_CLIENT_ID
+        )
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert server.requests == [("/api/counts", None), ("/api/health", f"Bearer {FAKE_TOKEN}")]
+    assert f"account get-access-token --resource api://{SIGNIN_CLIENT_ID}" in "\n".join(
+        run.az_calls
+    )
+    assert "functionapp keys list" not in "\n".join(run.az_calls)
+    assert "Forged principal without a token: HTTP 401" in run.result.stdout
+    assert [line for line in run.result.stdout.splitlines() if FAKE_TOKEN in line] == [
+        f"##vso[task.setsecret]{FAKE_TOKEN}"
+    ]
+
+
+def test_smoke_test_with_entra_fails_when_a_forged_principal_gets_through(
+    workspace: Workspace, ca: tuple[trustme.CA, Path]
+) -> None:
+    authority, pem = ca
+    body = {"healthy": True, "checks": {}}
+    with _HealthServer(authority, body, 200, guarded=False) as server:
+        run = _run_smoke(
+            workspace, server, pem, HTTP_AUTH="entra", SIGNIN_CLIENT_ID=SIGNIN_CLIENT_ID
+        )
+
+    assert run.result.returncode == 1
+    assert "got HTTP 200, not 401: App Service authentication is not guarding" in (
+        run.result.stdout
+    )
+    assert server.requests == [("/api/counts", None)]
+
+
+def test_the_sign_in_registration_is_made_once_then_brought_up_to_date(
+    workspace: Workspace,
+) -> None:
+    env = {"SIGNIN_APP_NAME": "d365int-api-dev", "FUNCTION_HOST": "func-fake.azurewebsites.net"}
+    first = workspace.run("signin-app.sh", **env)
+    again = workspace.run("signin-app.sh", **env, AZ_APP_ID="11111111-2222-4333-8444-555555555555")
+
+    for run in (first, again):
+        assert run.result.returncode == 0, run.result.stderr
+        assert "SIGNIN_CLIENT_ID=11111111-2222-4333-8444-555555555555" in run.result.stdout
+        [update] = [call for call in run.az_calls if call.startswith("ad app update ")]
+        assert "--identifier-uris api://11111111-2222-4333-8444-555555555555" in update
+        assert "--set api.requestedAccessTokenVersion=2" in update
+        assert (
+            "--web-redirect-uris https://func-fake.azurewebsites.net/.auth/login/aad/callback"
+            in update
+        )
+        assert (
+            "ad sp update --id 11111111-2222-4333-8444-555555555555 --set "
+            "appRoleAssignmentRequired=true"
+        ) in run.az_calls
+    assert [c for c in first.az_calls if c.startswith(("ad app create", "ad sp create"))] == [
+        "ad app create --display-name d365int-api-dev --sign-in-audience AzureADMyOrg "
+        "--query appId --output tsv",
+        "ad sp create --id 11111111-2222-4333-8444-555555555555 --output none",
+    ]
+    assert not [c for c in again.az_calls if c.startswith(("ad app create", "ad sp create"))]
+    roles = json.loads((SCRIPTS / "signin-app-roles.json").read_text(encoding="utf-8"))
+    assert {role["value"] for role in roles} == {"Integration.Reader", "Integration.Operator"}
+    # The roles file itself went to az (the stand-in keeps each @file it is given).
+    assert all(role["id"] in first.az_files for role in roles)
+
+
+def test_the_app_roles_are_the_roles_the_app_checks() -> None:
+    from shared.views.signin import Role
+
+    roles = json.loads((SCRIPTS / "signin-app-roles.json").read_text(encoding="utf-8"))
+    assert [role["value"] for role in roles] == [role.value for role in Role]
+    for role in roles:
+        assert role["allowedMemberTypes"] == ["User", "Application"]
+        assert role["isEnabled"] is True
 
 
 def test_scripts_pass_shellcheck() -> None:

@@ -211,3 +211,41 @@ def test_vscode_tasks_and_readme_follow_the_same_recipe() -> None:
     assert "python -m devtools.run_local --services-only" in readme
     relative = run_local.CA_BUNDLE.relative_to(run_local.REPO_ROOT)
     assert run_local.func_start_command(relative) in readme
+
+
+def test_make_run_plays_app_service_authentication_with_http_auth_entra(tmp_path: Path) -> None:
+    """The demo runs to the end behind the local sign-in: Event Grid reaches the excluded
+    webhook, the status reads go as a program with the operator role."""
+    storage = connection_string(free_port(), free_port(), free_port())
+    d365 = f"https://127.0.0.1:{free_port()}"
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+    }
+    environ |= {
+        "IntegrationStorage": storage,
+        "AzureWebJobsStorage": storage,
+        "D365_BASE_URL": d365,
+        "D365_AUTHORITY_HOST": d365,
+        "HTTP_AUTH": "entra",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devtools.run_local",
+            *("--exit-when-done", "--timeout", "120", "--port", "0"),
+            *("--azurite-location", str(tmp_path / "azurite"), "--log-dir", str(tmp_path)),
+            *("--ca-bundle", str(tmp_path / "ca-bundle.pem")),
+        ],
+        cwd=run_local.REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "sign-in: HTTP_AUTH=entra, App Service authentication played locally" in done.stdout
+    assert "Riya Reader (Integration.Reader)" in done.stdout
+    assert "ProcessedWithErrors" in done.stdout

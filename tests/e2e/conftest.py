@@ -9,6 +9,7 @@ filtered to the test's folder) posts their ``BlobCreated`` events to the host's 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -21,11 +22,12 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from playwright.sync_api import Browser, sync_playwright
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
 from devtools.event_grid import EventGridPublisher, Subscription, blob_subject
-from devtools.local_host import LocalHost
+from devtools.local_host import EasyAuth, LocalHost
 from tests import fakes
 
 INBOUND = "d365-inbound"
@@ -138,6 +140,16 @@ class App:
     tables: TableServiceClient
     events: EventGridPublisher
     function_key: str | None = None
+    token: str | None = None
+    """With App Service authentication (``HTTP_AUTH=entra``): a bearer token of an operator
+    program, which :meth:`get` sends."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What proves a test's own API calls: the function key, or the operator's token."""
+        if self.token:
+            return {"Authorization": f"Bearer {self.token}"}
+        return {"x-functions-key": self.function_key} if self.function_key else {}
 
     def upload(self, path: str, data: bytes) -> str:
         """Upload under this test's folder; returns the blob path."""
@@ -151,9 +163,8 @@ class App:
 
     def get(self, path: str, **params: str) -> requests.Response:
         """GET an /api route of the local host."""
-        headers = {"x-functions-key": self.function_key} if self.function_key else {}
         return requests.get(
-            f"{self.host.http_url}/api/{path}", params=params, headers=headers, timeout=30
+            f"{self.host.http_url}/api/{path}", params=params, headers=self.headers, timeout=30
         )
 
     def record(self, blob: str) -> dict[str, Any]:
@@ -234,10 +245,12 @@ def start_app(
     patch: pytest.MonkeyPatch,
     *,
     function_key: str | None = None,
+    easy_auth: EasyAuth | None = None,
     **overrides: str,
 ) -> App:
     """Start the app of test ``name`` (settings overridable, set through ``patch``) on an
-    emulator whose messages move on at once; the caller stops ``host``."""
+    emulator whose messages move on at once, behind ``easy_auth`` when given; the caller
+    stops ``host``."""
     from function_app import app as function_app
 
     d365.knobs.enqueued_seconds = 0
@@ -258,6 +271,7 @@ def start_app(
         blob_scan_interval=3600,
         timer_interval=3600,
         function_key=function_key,
+        easy_auth=easy_auth,
     )
     host.start()
     # The Bicep's subscription, narrowed to this test's folder; listed when a test delivers.
@@ -272,7 +286,8 @@ def start_app(
         interval=None,
     )
     events.start()
-    return App(name, env, host, d365, inbound, blobs, tables, events, function_key)
+    token = easy_auth.token("logic-app") if easy_auth else None
+    return App(name, env, host, d365, inbound, blobs, tables, events, function_key, token)
 
 
 @pytest.fixture
@@ -282,9 +297,17 @@ def app_factory(
     """Start the app (settings overridable); stopped after the test."""
     apps: list[App] = []
 
-    def start(*, function_key: str | None = None, **overrides: str) -> App:
+    def start(
+        *, function_key: str | None = None, easy_auth: EasyAuth | None = None, **overrides: str
+    ) -> App:
         app = start_app(
-            d365, azurite, unique_name, monkeypatch, function_key=function_key, **overrides
+            d365,
+            azurite,
+            unique_name,
+            monkeypatch,
+            function_key=function_key,
+            easy_auth=easy_auth,
+            **overrides,
         )
         apps.append(app)
         return app
@@ -322,3 +345,40 @@ def host_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
         time.sleep(0.05)
     return process
+
+
+# -- the browser tests' Chromium (tests/e2e/test_console*_browser.py) -----------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path(default: str = CHROMIUM) -> str:
+    """Debian's Chromium; a test failure (never a skip) that says how to install it."""
+    found = default if Path(default).is_file() else shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
+            "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium through Playwright (its own browser download is not used)."""
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -8,58 +8,24 @@ of the list and the detail view go to each test's output folder (``tmp_path``).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
 from shared.tracking import TrackingState
 from tests import fakes, package_files
-from tests.e2e.conftest import App, enqueue_requests
+from tests.e2e.conftest import App, chromium_path, enqueue_requests
 from tests.e2e.test_enqueue import VALID
 from tests.e2e.test_export import export_route
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KEY = "console-browser-test-key"
 HTML_NAME = "<img src=x onerror=alert(1)>.xml"
-
-
-def chromium_path(default: str = CHROMIUM) -> str:
-    """Debian's Chromium; a test failure (never a skip) that says how to install it."""
-    found = default if Path(default).is_file() else shutil.which("chromium")
-    if not found:
-        pytest.fail(
-            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
-            "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
-            pytrace=False,
-        )
-    return found
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium through Playwright (its own browser download is not used)."""
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_a_missing_browser_fails_saying_how_to_install_it(

@@ -1,8 +1,10 @@
 "use strict";
 // The operator console. Every value from the API is put into the page as text (textContent,
-// createTextNode), never as HTML. The function key comes in as ?code= (as Azure opens
-// keyed URLs), is taken out of the address bar at once, and goes only into the
-// x-functions-key header of the API calls, never into a URL.
+// createTextNode), never as HTML. HTTP_AUTH=key: the function key comes in as ?code= (as
+// Azure opens keyed URLs), is taken out of the address bar at once, and goes only into the
+// x-functions-key header of the API calls, never into a URL. HTTP_AUTH=entra: the platform's
+// session cookie proves who calls; /.auth/me says who is signed in, nobody is sent to sign in,
+// and what the roles do not allow is hidden (the server refuses it anyway).
 (function () {
   const KEY_STORE = "d365-console-key";
   // The states come from the status model, in a JSON data block of the page (never executed).
@@ -11,7 +13,11 @@
   const FAILED = new Set([...VOCABULARY.failed, ...VOCABULARY.export_failed]);
   const PENDING = new Set([...VOCABULARY.pending, ...VOCABULARY.export_pending]);
 
-  const functionKey = takeKey();
+  // The mode, the sign-in paths and the role each route needs, from a JSON data block.
+  const SIGNIN = JSON.parse(document.getElementById("signin").textContent);
+  const ENTRA = SIGNIN.mode === "entra";
+  const functionKey = ENTRA ? "" : takeKey();
+  let caller = null;
   let continuation = null;
   let exportContinuation = null;
   let auditContinuation = null;
@@ -84,8 +90,9 @@
       if (value !== "" && value !== null && value !== undefined) url.searchParams.set(name, value);
     }
     const init = Object.assign({ headers: {} }, options || {});
-    init.headers = Object.assign({ "x-functions-key": functionKey }, init.headers);
+    if (!ENTRA) init.headers = Object.assign({ "x-functions-key": functionKey }, init.headers);
     const response = await fetch(url, init);
+    if (ENTRA && response.status === 401) signIn();  // the session ended
     let body = null;
     try { body = await response.json(); } catch (_) { body = { error: response.statusText }; }
     return { status: response.status, ok: response.ok, body: body || {} };
@@ -358,7 +365,7 @@
   // -- resubmit --------------------------------------------------------------------------
 
   function resubmitButton(record) {
-    if (!record.terminal || record.resubmitted_as) return null;
+    if (!record.terminal || record.resubmitted_as || !may("resubmit")) return null;
     const button = el("button", { type: "button", id: "resubmit" }, "Resubmit");
     button.addEventListener("click", () => confirmResubmit(record));
     return button;
@@ -422,7 +429,7 @@
   }
 
   function releaseButton(record) {
-    if (!record.line || !record.line.blocks_line || record.resubmitted_as) return null;
+    if (!record.line || !record.line.blocks_line || record.resubmitted_as || !may("release")) return null;
     const button = el("button", { type: "button", id: "release" }, "Release line");
     button.addEventListener("click", () => confirmRelease(record));
     return button;
@@ -581,6 +588,51 @@
     if (name === "audit") loadAudit(false);
   }
 
+  // -- sign-in (HTTP_AUTH=entra) ---------------------------------------------------------
+
+  function signIn() {
+    const back = window.location.pathname + window.location.search;
+    window.location.assign(`${SIGNIN.login}?post_login_redirect_uri=${encodeURIComponent(back)}`);
+  }
+
+  // Whether the caller holds a role that allows the route (an operator may all a reader may).
+  function may(route) {
+    if (!ENTRA) return true;
+    const needed = SIGNIN.routes[route];
+    return !needed || caller.roles.some((role) => role === needed || role === SIGNIN.operator);
+  }
+
+  // Who is signed in, from the platform: "signing-in", "no-role" or "ok".
+  async function whoAmI() {
+    let entries = [];
+    const response = await fetch(SIGNIN.me, { credentials: "same-origin" });
+    if (response.ok) { try { entries = await response.json(); } catch (_) { entries = []; } }
+    if (!Array.isArray(entries) || !entries.length) { signIn(); return "signing-in"; }
+    const claims = entries[0].user_claims || [];
+    const claim = (typ) => (claims.find((c) => c.typ === typ) || {}).val;
+    const roles = claims.filter((c) => SIGNIN.role_claims.includes(c.typ) && SIGNIN.roles.includes(c.val))
+      .map((c) => c.val);
+    caller = { name: claim("name") || entries[0].user_id || "", roles: [...new Set(roles)] };
+    showCaller();
+    return caller.roles.length ? "ok" : "no-role";
+  }
+
+  function showCaller() {
+    const box = clear($("who"));
+    box.hidden = false;
+    const logout = el("a", { id: "sign-out",
+      href: `${SIGNIN.logout}?post_logout_redirect_uri=${encodeURIComponent(window.location.pathname)}` },
+    "Sign out");
+    box.append("Signed in as ", el("b", { id: "who-name" }, caller.name), " · ",
+      el("span", { id: "who-roles" }, caller.roles.join(", ") || "no role"), " · ", logout);
+    if (!caller.roles.length) {
+      for (const id of ["imports-view", "health", "views"]) $(id).hidden = true;
+      box.append(el("p", { id: "no-role", className: "error" },
+        `${caller.name} holds no role of this app: ask an administrator for the app role ` +
+        `${SIGNIN.routes.http_status} (to look) or ${SIGNIN.operator} (also to resubmit).`));
+    }
+  }
+
   // -- wiring ----------------------------------------------------------------------------
 
   function refreshAll() {
@@ -600,5 +652,11 @@
   $("view-audit").addEventListener("click", () => showView("audit"));
   $("audit-filters").addEventListener("submit", (event) => { event.preventDefault(); loadAudit(false); });
   $("audit-more").addEventListener("click", () => loadAudit(true));
-  refreshAll().then(() => { document.body.dataset.ready = "true"; });
+  async function start() {
+    const state = ENTRA ? await whoAmI() : "ok";
+    if (state === "signing-in") return;
+    if (state === "ok") await refreshAll();
+    document.body.dataset.ready = "true";
+  }
+  start();
 })();

@@ -479,3 +479,24 @@ def test_config_and_routing_import_in_either_order(first: str) -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- HTTP_AUTH ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "mode"), [(None, "key"), ("key", "key"), ("ENTRA", "entra")])
+def test_http_auth_is_key_by_default_or_entra(raw: str | None, mode: str) -> None:
+    assert Settings.from_env(_env(HTTP_AUTH=raw)).http_auth.value == mode
+
+
+def test_a_bad_http_auth_names_the_setting_and_the_two_modes() -> None:
+    problems = _problems(_env(HTTP_AUTH="aad"))
+
+    assert problems == (
+        "HTTP_AUTH: 'aad' is not an HTTP_AUTH mode; expected key (a function key guards every "
+        "route) or entra (Entra ID sign-in)",
+    )
+
+
+def test_a_misspelled_http_auth_is_caught() -> None:
+    assert any("did you mean HTTP_AUTH?" in p for p in _problems(_env(HTTP_AUTHH="entra")))
