@@ -93,10 +93,8 @@ def test_the_console_page_loads_for_anyone_it_holds_no_data() -> None:
 
 
 def test_a_route_missing_from_the_table_is_an_error_naming_it() -> None:
-    with pytest.raises(
-        LookupError, match=r"'sweep' has no entry in shared\.views\.signin"
-    ):
-        admit("retention_sweep", OPERATOR, ENTRA)
+    with pytest.raises(LookupError, match=r"'sweep' has no entry in shared\.views\.signin"):
+        admit("sweep", OPERATOR, ENTRA)
 
 
 @pytest.mark.parametrize(
