@@ -221,6 +221,28 @@ def test_a_release_that_died_after_its_audit_row_is_finished_by_the_retry(
     assert _received(domain) == ["j1.xml", "j2.xml", "j3.xml"]
 
 
+def test_a_release_begun_then_overtaken_by_another_is_refused_on_its_retry(
+    domain: Domain,
+) -> None:
+    blocker, _, _ = _blocked_line(domain)
+    key = domain.latest(blocker).row_key
+    audit = domain.context.audit
+    ada = Actor(ActorKind.USER, "Ada", object_id="0a", provider="aad")
+    # Ada's request died after its audit row; another request released the line meanwhile.
+    audit.record(RELEASE_ACTION, actor=ada, request_id="req-1", targets=(key,), subject=blocker)
+    releaser = Releaser(domain.context.store, domain.enqueuer, audit, clock=domain.clock)
+    releaser.release(key, request_id="req-2", actor=Actor.function_key())
+
+    with pytest.raises(ReleaseError, match="already released past") as refused:
+        releaser.release(key, request_id="req-1", actor=ada)
+
+    rows = {entry.request_id: entry for entry in audit.list_entries().records}
+    assert rows["req-2"].outcome is AuditOutcome.DONE
+    assert (rows["req-1"].actor, rows["req-1"].outcome) == (ada, AuditOutcome.REFUSED)
+    assert rows["req-1"].detail == str(refused.value)
+    assert domain.latest(blocker).release_request == "req-2"
+
+
 def test_only_the_failed_head_of_a_line_can_be_released(domain: Domain) -> None:
     blocker, second, _ = _blocked_line(domain)
     releaser = Releaser(
