@@ -168,7 +168,7 @@ def _release(app: App, key: str, request_id: str) -> requests.Response:
     )
 
 
-def _blocked_line(app: App) -> tuple[list[str], dict[str, Any]]:
+def blocked_line(app: App) -> tuple[list[str], dict[str, Any]]:
     """Line ordered/USMF blocked by its first file (F&O refused it), its second waiting."""
     blobs = []
     for index, name in enumerate(["b1.xml", "b2.xml"]):
@@ -185,7 +185,7 @@ def _blocked_line(app: App) -> tuple[list[str], dict[str, Any]]:
 
 
 def test_a_blocked_line_over_http_its_waiting_files_and_its_release(app: App) -> None:
-    blobs, first = _blocked_line(app)
+    blobs, first = blocked_line(app)
     waiting = app.record(blobs[1])
 
     assert waiting["state"] == "Waiting"
@@ -230,7 +230,7 @@ def test_a_reader_may_not_release_a_line_and_an_operators_release_is_audited_by_
 ) -> None:
     auth = EasyAuth()
     app = app_factory(HTTP_AUTH="entra", easy_auth=auth)
-    blobs, first = _blocked_line(app)
+    blobs, first = blocked_line(app)
     reader = {"Cookie": f"AppServiceAuthSession={auth.session('riya')}"}
     operator = {"Cookie": f"AppServiceAuthSession={auth.session('omar')}"}
     omar = next(identity for identity in IDENTITIES if identity.key == "omar")
