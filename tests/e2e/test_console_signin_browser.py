@@ -181,6 +181,9 @@ def test_a_person_without_a_role_is_told_which_role_to_ask_for(
 
     expect(page.locator("#no-role")).to_contain_text("ask an administrator for the app role")
     expect(page.locator("#no-role")).to_contain_text("Integration.Reader")
+    expect(page.locator("#no-role")).to_contain_text(
+        "Integration.Operator (also to resubmit a file or release a line)"
+    )
     expect(page.locator("#imports-view")).to_be_hidden()
     expect(page.locator("#health")).to_be_hidden()  # it would only say the API refused
     page.screenshot(path=tmp_path / "signin-no-role.png", full_page=True)
