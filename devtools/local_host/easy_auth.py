@@ -233,10 +233,19 @@ def _cookie(headers: Mapping[str, str]) -> str | None:
 
 def _local(uri: str | None) -> str:
     # As the platform: redirects stay on this site (allowedExternalRedirectUrls is empty).
-    parts = urlsplit(uri or "/")
-    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+    # A browser reads a backslash as a slash ("/\\host" is "//host"), and a control
+    # character would end the Location header: neither is a path of this site.
+    text = uri or "/"
+    parts = urlsplit(text)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not parts.path.startswith("/")
+        or "\\" in text
+        or any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
+    ):
         return "/"
-    return uri or "/"
+    return text
 
 
 def _redirect(location: str, cookie: str) -> HttpReply:

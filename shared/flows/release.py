@@ -82,8 +82,9 @@ class Releaser:
         :keyword actor: who asks; recorded on the record and in the audit row.
         :returns: the record, with the release written on it.
         :raises ReleaseError: 404 unknown record; 409 not a line's blocking head, or
-            released by another request. A refusal once the audit row was written is that
-            row's outcome; one before writes no row.
+            released by another request. A refusal once the audit row was written (by this
+            call or an earlier attempt of the request) is that row's outcome; one before
+            writes no row.
         """
         entry: AuditEntry | None = None
         try:
@@ -111,6 +112,11 @@ class Releaser:
                 return released
             raise ReleaseError(409, f"record {record_key} kept changing; retry the request")
         except ReleaseError as exc:
+            # An earlier attempt of this request may have written its row, then died: a
+            # refusal now (another request released the line meanwhile) is that row's end.
+            entry = entry or self._audit.find(
+                RELEASE_ACTION, targets=(record_key,), request_id=request_id
+            )
             if entry is not None:
                 self._audit.complete(entry, AuditOutcome.REFUSED, detail=str(exc))
             raise

@@ -164,14 +164,22 @@ class Resubmitter:
         :raises ResubmitError: 404 unknown record; 409 not final, being archived, a risk not
             confirmed, already resubmitted by another request, or the file is not where the
             record says; 400 a bad request id. A refusal before anything was begun writes no
-            audit row; one after is the row's outcome.
+            audit row; one after (in this call or an earlier attempt of the request) is the
+            row's outcome.
         """
         request = _Request(check_request_id(request_id), actor, confirm)
         try:
             return self._resubmit(record_key, request)
         except ResubmitError as exc:
-            if request.entry is not None and exc.status in (404, 409):
-                self._audit.complete(request.entry, AuditOutcome.REFUSED, detail=str(exc))
+            if exc.status not in (404, 409):
+                raise
+            # An earlier attempt of this request may have written its row, then died: a
+            # refusal now (another request resubmitted the file meanwhile) is that row's end.
+            entry = request.entry or self._audit.find(
+                RESUBMIT_ACTION, targets=(record_key,), request_id=request.request_id
+            )
+            if entry is not None:
+                self._audit.complete(entry, AuditOutcome.REFUSED, detail=str(exc))
             raise
 
     def _resubmit(self, record_key: str, request: _Request) -> ResubmitResult:

@@ -65,7 +65,8 @@ def vocabulary() -> dict[str, Any]:
 
 def signin_data(mode: HttpAuthMode) -> dict[str, Any]:
     """What the page's script needs to sign a person in: the mode, the platform's sign-in
-    paths, the app roles and the role each route needs (whether to show the resubmit button)."""
+    paths, the app roles and the role each route needs (whether to show the resubmit and
+    release buttons)."""
     return {
         "mode": mode.value,
         "me": "/.auth/me",

@@ -14,7 +14,7 @@ from azure.core.exceptions import AzureError
 
 from shared.context import AppContext
 from shared.errors import safe_text
-from shared.flows.resubmit import ResubmitError, Resubmitter
+from shared.flows.resubmit import ResubmitError, Resubmitter, check_request_id
 from shared.tracking import Actor
 from shared.views.body import BodyError, json_object
 from shared.views.files import find_record
@@ -51,7 +51,11 @@ def resubmit(
         if isinstance(found, ApiResponse):
             return found
         lowered = {name.lower(): value for name, value in headers.items()}
-        request_id = lowered.get("idempotency-key") or body_request_id
+        try:
+            # Checked before it is logged: one event, one log line.
+            request_id = check_request_id(lowered.get("idempotency-key") or body_request_id)
+        except ResubmitError as exc:
+            return problem(exc.status, str(exc))
         _LOGGER.info(
             "resubmit requested record=%s request=%s actor_kind=%s actor_object_id=%s",
             found.record_id,
@@ -65,7 +69,7 @@ def resubmit(
         try:
             result = resubmitter.resubmit(
                 found.row_key,
-                request_id=request_id or "",
+                request_id=request_id,
                 actor=actor,
                 confirm=confirm,
             )

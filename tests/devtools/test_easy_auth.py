@@ -40,6 +40,12 @@ def test_sign_in_redirects_only_within_the_site() -> None:
 
     assert (inside.status, dict(inside.headers)["Location"]) == (302, "/api/console")
     assert dict(outside.headers)["Location"] == "/"
+    # A browser reads "/\\host" as "//host", another site; a CR LF would write a header.
+    for sneaky in ("/%5Cevil.example/x", "%2F%2Fevil.example", "/api%0D%0ASet-Cookie:%20x=1"):
+        reply = auth.own("GET", f"/.auth/login/aad?user=omar&post_login_redirect_uri={sneaky}", {})
+        assert dict(reply.headers)["Location"] == "/", sneaky
+        logout = auth.own("GET", f"/.auth/logout?post_logout_redirect_uri={sneaky}", {})
+        assert dict(logout.headers)["Location"] == "/", sneaky
     assert dict(inside.headers)["Set-Cookie"].startswith("AppServiceAuthSession=")
     assert "HttpOnly" in dict(inside.headers)["Set-Cookie"]
 

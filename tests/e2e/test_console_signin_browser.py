@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from devtools.local_host import IDENTITIES, EasyAuth, principal_headers
 from tests.e2e.conftest import App, enqueue_requests
 from tests.e2e.test_enqueue import VALID
+from tests.e2e.test_ordered_lines import blocked_line
 
 pytestmark = pytest.mark.browser
 IDENTITY = {identity.key: identity for identity in IDENTITIES}
@@ -124,9 +125,51 @@ def test_an_operator_resubmits_from_the_console(
     page.click("#confirm-ok")
 
     expect(page.locator("#resubmit-result")).to_contain_text("Resubmitted as record")
+    expect(page.locator("#detail-facts")).to_contain_text("Resubmitted byOmar Operator")
     assert app.run_until_terminal([blob])[blob]["resubmit_of"] == old["record_key"]
     assert len(enqueue_requests(app.d365)) == 1
     page.screenshot(path=tmp_path / "signin-operator.png", full_page=True)
+
+    # The audit view names the operator, for them and for a reader alike.
+    for person in (page, _signed_in(contexts(), app, "riya")):
+        person.click("#view-audit")
+        rows = person.locator("#audit tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.locator("td.actor")).to_have_text(
+            f"Omar Operator ({IDENTITY['omar'].object_id})"
+        )
+        expect(rows).to_contain_text("resubmit")
+        expect(rows).to_contain_text("done")
+    page.screenshot(path=tmp_path / "signin-audit.png", full_page=True)
+
+
+def test_a_reader_sees_the_blocked_line_but_no_release_button_an_operator_releases_it(
+    app_factory: Callable[..., App], contexts: Callable[..., BrowserContext], tmp_path: Path
+) -> None:
+    app = _entra_app(app_factory)
+    blobs, first = blocked_line(app)
+
+    reader = _signed_in(contexts(), app, "riya")
+    _row(reader, blobs[0]).click()
+    expect(reader.locator("#detail-facts")).to_contain_text("Blocks its line")
+    expect(reader.locator("#release")).to_have_count(0)
+    expect(reader.locator("#resubmit")).to_have_count(0)
+    reader.screenshot(path=tmp_path / "signin-reader-blocked-line.png", full_page=True)
+
+    operator = _signed_in(contexts(), app, "omar")
+    _row(operator, blobs[0]).click()
+    operator.click("#release")
+    operator.click("#confirm-ok")
+
+    expect(operator.locator("#release-result")).to_contain_text("released")
+    expect(operator.locator("#detail-facts")).to_contain_text("by Omar Operator")
+    assert app.record(blobs[0])["line"]["released_by"]["name"] == "Omar Operator"
+    reader.click("#view-audit")
+    rows = reader.locator("#audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.locator("td.actor")).to_contain_text("Omar Operator")
+    expect(rows).to_contain_text("release")
+    assert first["record_key"] in rows.inner_text()
 
 
 def test_a_person_without_a_role_is_told_which_role_to_ask_for(
@@ -138,6 +181,9 @@ def test_a_person_without_a_role_is_told_which_role_to_ask_for(
 
     expect(page.locator("#no-role")).to_contain_text("ask an administrator for the app role")
     expect(page.locator("#no-role")).to_contain_text("Integration.Reader")
+    expect(page.locator("#no-role")).to_contain_text(
+        "Integration.Operator (also to resubmit a file or release a line)"
+    )
     expect(page.locator("#imports-view")).to_be_hidden()
     expect(page.locator("#health")).to_be_hidden()  # it would only say the API refused
     page.screenshot(path=tmp_path / "signin-no-role.png", full_page=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from azure.storage.blob import BlobServiceClient
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
 from devtools.event_grid import EventGridPublisher, Subscription, blob_subject
+from devtools.local_host import IDENTITIES, EasyAuth
 from shared.clients.d365 import external_id_from_header
 from tests import fakes
 from tests.e2e.conftest import INBOUND, App, app_environment
@@ -167,7 +168,8 @@ def _release(app: App, key: str, request_id: str) -> requests.Response:
     )
 
 
-def test_a_blocked_line_over_http_its_waiting_files_and_its_release(app: App) -> None:
+def blocked_line(app: App) -> tuple[list[str], dict[str, Any]]:
+    """Line ordered/USMF blocked by its first file (F&O refused it), its second waiting."""
     blobs = []
     for index, name in enumerate(["b1.xml", "b2.xml"]):
         if index:
@@ -179,6 +181,11 @@ def test_a_blocked_line_over_http_its_waiting_files_and_its_release(app: App) ->
     first = app.run_until_terminal(blobs[:1])[blobs[0]]
     assert first["state"] == "PreProcessingError"
     app.host.run_timer_once()
+    return blobs, first
+
+
+def test_a_blocked_line_over_http_its_waiting_files_and_its_release(app: App) -> None:
+    blobs, first = blocked_line(app)
     waiting = app.record(blobs[1])
 
     assert waiting["state"] == "Waiting"
@@ -216,6 +223,39 @@ def test_a_blocked_line_over_http_its_waiting_files_and_its_release(app: App) ->
     assert second["state"] == "Processed"
     assert second["line"]["turn_at"] is not None
     assert _received(app.d365) == ["b1.xml", "b2.xml"]
+
+
+def test_a_reader_may_not_release_a_line_and_an_operators_release_is_audited_by_name(
+    app_factory: Callable[..., App],
+) -> None:
+    auth = EasyAuth()
+    app = app_factory(HTTP_AUTH="entra", easy_auth=auth)
+    blobs, first = blocked_line(app)
+    reader = {"Cookie": f"AppServiceAuthSession={auth.session('riya')}"}
+    operator = {"Cookie": f"AppServiceAuthSession={auth.session('omar')}"}
+    omar = next(identity for identity in IDENTITIES if identity.key == "omar")
+    url = f"{app.host.http_url}/api/messages/{first['record_key']}/release"
+
+    refused = requests.post(url, headers={**reader, "Idempotency-Key": "r-1"}, timeout=60)
+    assert refused.status_code == 403
+    assert refused.json()["required_role"] == "Integration.Operator"
+    assert "Riya Reader (user) may not release an ordered line" in refused.json()["error"]
+    assert app.record(blobs[0])["line"]["released_at"] is None
+
+    released = requests.post(
+        url, headers={**operator, "Idempotency-Key": "r-1", "Sec-Fetch-Site": "same-origin"},
+        timeout=60,
+    )  # fmt: skip
+    assert released.status_code == 200, released.text
+    who = {"kind": "user", "name": "Omar Operator", "object_id": omar.object_id, "provider": "aad"}
+    assert released.json()["line"]["released_by"] == who
+    assert app.run_until_terminal(blobs[1:])[blobs[1]]["state"] == "Processed"
+    trail = requests.get(f"{app.host.http_url}/api/audit", headers=reader, timeout=30)
+    assert trail.status_code == 200, trail.text
+    (entry,) = trail.json()["items"]  # the reader's refused try is no operator action
+    assert (entry["action"], entry["actor"], entry["outcome"]) == ("release", who, "done")
+    assert (entry["request_id"], entry["targets"]) == ("r-1", [first["record_key"]])
+    assert entry["subject"] == blobs[0]
 
 
 def _conforms(spec: dict[str, Any], path: str, body: dict[str, Any]) -> None:

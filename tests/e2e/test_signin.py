@@ -189,3 +189,35 @@ def test_a_resubmit_posted_by_a_page_of_another_site_is_refused_despite_the_sess
 
     own_page = _resubmit(app, record, {**operator, "Sec-Fetch-Site": "same-origin"})
     assert own_page.status_code == 200, own_page.text
+
+
+def test_an_operators_resubmit_is_in_the_audit_trail_under_their_name(
+    app_factory: Callable[..., App],
+) -> None:
+    auth = EasyAuth()
+    app = app_factory(HTTP_AUTH="entra", easy_auth=auth)
+    blob, record = _refused_file(app)
+    operator = {"Cookie": f"AppServiceAuthSession={auth.session('omar')}"}
+    reader = {"Cookie": f"AppServiceAuthSession={auth.session('riya')}"}
+    omar = IDENTITY["omar"]
+
+    done = _resubmit(app, record, {**operator, "Sec-Fetch-Site": "same-origin"})
+    again = _resubmit(app, record, {**operator, "Sec-Fetch-Site": "same-origin"})
+
+    assert (done.status_code, again.status_code) == (200, 200), done.text
+    who = {"kind": "user", "name": "Omar Operator", "object_id": omar.object_id, "provider": "aad"}
+    assert done.json()["original"]["resubmitted_by"] == who
+    assert app.run_until_terminal([blob])[blob]["resubmit_by"] == who
+    # A reader reads the trail; the request sent twice is one row, done, naming the new record.
+    trail = requests.get(
+        f"{app.host.http_url}/api/audit",
+        params={"person": "omar operator"},
+        headers=reader,
+        timeout=30,
+    )
+    assert trail.status_code == 200, trail.text
+    (entry,) = trail.json()["items"]
+    assert (entry["action"], entry["actor"], entry["outcome"]) == ("resubmit", who, "done")
+    assert entry["request_id"] == "signin-1"
+    assert entry["targets"] == [record["record_key"], done.json()["resubmitted_as"]]
+    assert "X-MS-CLIENT-PRINCIPAL" not in trail.text and omar.username not in trail.text

@@ -629,7 +629,7 @@
       for (const id of ["imports-view", "health", "views"]) $(id).hidden = true;
       box.append(el("p", { id: "no-role", className: "error" },
         `${caller.name} holds no role of this app: ask an administrator for the app role ` +
-        `${SIGNIN.routes.http_status} (to look) or ${SIGNIN.operator} (also to resubmit).`));
+        `${SIGNIN.routes.http_status} (to look) or ${SIGNIN.operator} (also to resubmit a file or release a line).`));
     }
   }
 

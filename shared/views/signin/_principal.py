@@ -110,7 +110,8 @@ def _decode(encoded: str) -> dict[str, Any]:
     try:
         raw = base64.b64decode(encoded.strip(), validate=True)
         document = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nested deeper than the parser goes, a 401 like any garbage, not a 500.
         raise PrincipalError("X-MS-CLIENT-PRINCIPAL is not base64-encoded JSON") from None
     if not isinstance(document, dict):
         raise PrincipalError("X-MS-CLIENT-PRINCIPAL is not a JSON object")

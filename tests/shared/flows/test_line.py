@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from azure.core.exceptions import AzureError
 
 from shared.clients.d365 import external_id_from_header
 from shared.flows.release import RELEASE_ACTION, ReleaseError, Releaser
@@ -219,6 +220,56 @@ def test_a_release_that_died_after_its_audit_row_is_finished_by_the_retry(
     assert (entry.actor, entry.outcome) == (ada, AuditOutcome.DONE)
     assert released.released_by == ada  # who first asked, not the retry's caller
     assert _received(domain) == ["j1.xml", "j2.xml", "j3.xml"]
+
+
+def test_a_release_that_died_before_its_audit_row_was_marked_done_is_finished_by_the_retry(
+    domain: Domain,
+) -> None:
+    blocker, second, third = _blocked_line(domain)
+    key = domain.latest(blocker).row_key
+    ada = Actor(ActorKind.USER, "Ada", object_id="0a", provider="aad")
+    releaser = Releaser(
+        domain.context.store, domain.enqueuer, domain.context.audit, clock=domain.clock
+    )
+    domain.faults.fail("reset", "PUT", "audit", times=50)  # the audit row's outcome
+
+    with pytest.raises(AzureError):
+        releaser.release(key, request_id="req-1", actor=ada)
+    domain.faults.clear()
+    # The release took effect: the record says who asked, the row that it was begun.
+    assert domain.latest(blocker).released_by == ada
+    (begun,) = domain.context.audit.list_entries().records
+    assert (begun.actor, begun.outcome) == (ada, AuditOutcome.REQUESTED)
+    _tick_until(domain, [second, third], _FINAL)  # the line goes on meanwhile
+
+    again = releaser.release(key, request_id="req-1", actor=Actor.function_key())
+
+    (entry,) = domain.context.audit.list_entries().records
+    assert (entry.row_key, entry.actor, entry.outcome) == (begun.row_key, ada, AuditOutcome.DONE)
+    assert again.released_by == ada
+    assert _received(domain) == ["j1.xml", "j2.xml", "j3.xml"]
+
+
+def test_a_release_begun_then_overtaken_by_another_is_refused_on_its_retry(
+    domain: Domain,
+) -> None:
+    blocker, _, _ = _blocked_line(domain)
+    key = domain.latest(blocker).row_key
+    audit = domain.context.audit
+    ada = Actor(ActorKind.USER, "Ada", object_id="0a", provider="aad")
+    # Ada's request died after its audit row; another request released the line meanwhile.
+    audit.record(RELEASE_ACTION, actor=ada, request_id="req-1", targets=(key,), subject=blocker)
+    releaser = Releaser(domain.context.store, domain.enqueuer, audit, clock=domain.clock)
+    releaser.release(key, request_id="req-2", actor=Actor.function_key())
+
+    with pytest.raises(ReleaseError, match="already released past") as refused:
+        releaser.release(key, request_id="req-1", actor=ada)
+
+    rows = {entry.request_id: entry for entry in audit.list_entries().records}
+    assert rows["req-2"].outcome is AuditOutcome.DONE
+    assert (rows["req-1"].actor, rows["req-1"].outcome) == (ada, AuditOutcome.REFUSED)
+    assert rows["req-1"].detail == str(refused.value)
+    assert domain.latest(blocker).release_request == "req-2"
 
 
 def test_only_the_failed_head_of_a_line_can_be_released(domain: Domain) -> None:

@@ -363,6 +363,28 @@ def test_another_request_on_a_resubmitted_file_writes_no_row_and_changes_no_one(
     assert domain.context.store.get(old.row_key).resubmitted_by == ADA  # type: ignore[union-attr]
 
 
+def test_a_request_begun_then_overtaken_by_another_is_refused_on_its_retry(
+    domain: Domain,
+) -> None:
+    old = _refused_by_fo(domain)
+    domain.faults.fail("reset", "PUT", PATH, times=50)  # Ada's copy: her row, nothing else
+    with pytest.raises(AzureError):
+        _resubmitter(domain).resubmit(old.row_key, request_id="a", actor=ADA)
+    domain.faults.clear()
+    _resubmitter(domain).resubmit(old.row_key, request_id="b", actor=GRACE)
+
+    with pytest.raises(ResubmitError, match="already resubmitted") as refused:
+        _resubmitter(domain).resubmit(old.row_key, request_id="a", actor=ADA)
+
+    assert refused.value.status == 409
+    rows = {entry.request_id: entry for entry in _trail(domain)}
+    assert (rows["b"].actor, rows["b"].outcome) == (GRACE, AuditOutcome.DONE)
+    # Ada's row no longer says her request is under way: it was refused, and why.
+    assert (rows["a"].actor, rows["a"].outcome) == (ADA, AuditOutcome.REFUSED)
+    assert rows["a"].detail == str(refused.value)
+    assert domain.enqueues() == 1
+
+
 def test_a_resubmitted_version_resubmitted_again_keeps_where_it_came_from(domain: Domain) -> None:
     old = _refused_by_fo(domain)
     first = _resubmitter(domain).resubmit(old.row_key, request_id="first", actor=ADA)

@@ -55,7 +55,9 @@ def test_the_refusals_of_entra_mode_fit_the_document() -> None:
     reader = principal_headers(next(i for i in IDENTITIES if i.key == "riya"))
     answers = {
         ("/messages/{message_id}/resubmit", "post", "403"): admit("resubmit", reader, environ),
+        ("/messages/{message_id}/release", "post", "403"): admit("release", reader, environ),
         ("/counts", "get", "401"): admit("counts", {}, environ),
+        ("/audit", "get", "401"): admit("audit", {}, environ),
         ("/health", "get", "503"): admit("health", {}, {"HTTP_AUTH": "entra"}),
     }
     for (path, method, status), admission in answers.items():

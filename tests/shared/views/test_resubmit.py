@@ -35,6 +35,22 @@ def test_a_bad_resubmit_request_gets_a_400_that_says_why(
     assert text in response.body["error"]
 
 
+def test_a_request_id_with_a_line_break_is_refused_before_it_reaches_a_log_line(
+    domain: Domain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One log line per event: a request id is checked before it is logged."""
+    message_id = enqueued(domain)
+    body = b'{"request_id": "k\\nresubmit requested record=forged"}'
+
+    with caplog.at_level("INFO"):
+        response = resubmit.resubmit(lambda: domain.context, message_id, {}, body, actor=KEY)
+
+    assert response.status == 400
+    assert "is not accepted" in response.body["error"]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("shared.")]
+    assert not [message for message in ours if "\n" in message or "forged" in message]
+
+
 def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
     domain: Domain,
 ) -> None:

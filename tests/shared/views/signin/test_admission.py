@@ -75,6 +75,18 @@ def test_a_reader_may_read_but_not_resubmit_and_is_told_which_role_to_ask_for() 
     )
 
 
+def test_a_reader_may_not_release_a_line_and_is_told_which_role_to_ask_for() -> None:
+    refusal = admit("release", READER, ENTRA).refusal
+
+    assert refusal is not None
+    assert refusal.status == 403
+    assert refusal.body["required_role"] == "Integration.Operator"
+    assert refusal.body["error"].startswith(
+        "Riya Reader (user) may not release an ordered line: that needs the app role "
+        "Integration.Operator"
+    )
+
+
 def test_nobody_signed_in_is_a_401_and_a_malformed_principal_too() -> None:
     nobody = admit("counts", {}, ENTRA).refusal
     malformed = admit("counts", {"X-MS-CLIENT-PRINCIPAL": "%%%"}, ENTRA).refusal
@@ -93,8 +105,8 @@ def test_the_console_page_loads_for_anyone_it_holds_no_data() -> None:
 
 
 def test_a_route_missing_from_the_table_is_an_error_naming_it() -> None:
-    with pytest.raises(LookupError, match=r"'sweep' has no entry in shared\.views\.signin"):
-        admit("sweep", OPERATOR, ENTRA)
+    with pytest.raises(LookupError, match=r"'purge' has no entry in shared\.views\.signin"):
+        admit("purge", OPERATOR, ENTRA)
 
 
 @pytest.mark.parametrize(
@@ -112,13 +124,14 @@ def test_a_write_a_page_of_another_site_sends_is_refused(
     browser: dict[str, str], source: str
 ) -> None:
     """A form another site posts carries the platform's session cookie with it."""
-    refusal = admit("resubmit", {**OPERATOR, **browser}, ENTRA).refusal
+    for function in ("resubmit", "release"):
+        refusal = admit(function, {**OPERATOR, **browser}, ENTRA).refusal
 
-    assert refusal is not None and refusal.status == 403
-    assert refusal.body["error"] == (
-        f"refused to resubmit a file for a page of another site ({source}): only the console's "
-        "own page, or a program, may; open the console and do it there"
-    )
+        assert refusal is not None and refusal.status == 403
+        assert refusal.body["error"] == (
+            f"refused to {ROUTES[function].action} for a page of another site ({source}): only "
+            "the console's own page, or a program, may; open the console and do it there"
+        )
 
 
 @pytest.mark.parametrize(
@@ -136,6 +149,7 @@ def test_a_write_a_page_of_another_site_sends_is_refused(
 )
 def test_a_write_from_this_site_or_a_program_is_admitted(browser: dict[str, str]) -> None:
     assert admit("resubmit", {**OPERATOR, **browser}, ENTRA).refusal is None
+    assert admit("release", {**OPERATOR, **browser}, ENTRA).refusal is None
 
 
 def test_a_read_from_another_site_is_not_refused_for_that() -> None:

@@ -112,6 +112,8 @@ def test_no_principal_header_is_nobody_signed_in() -> None:
             "not base64-encoded JSON",
         ),
         ({"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"{oops").decode()}, "not base64-encoded JSON"),
+        # Nested deeper than the JSON parser recurses, within the size limit.
+        ({"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[" * 40000).decode()}, "not base64-encoded"),
         (headers([REAL_USER]), "is not a JSON object"),
         (headers({**REAL_USER, "claims": "roles"}), "claims are missing or not a list"),
         (headers({**REAL_USER, "auth_typ": 7}), "auth_typ is missing or not a string"),
