@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from azure.storage.blob import BlobClient, ContainerClient
 
+from shared.flows.export.kept import KeptWriter, no_keep
 from shared.flows.export.models import ExportPolicy
 from shared.zips import LimitedZip, MemberReader, ZipRefusedError
 
@@ -56,12 +57,14 @@ class PackageWriter:
         source: str,
         metadata: Mapping[str, str],
         committed: list[str],
+        keep: Callable[[], None] = no_keep,
     ) -> Written:
         """Download the package (``download`` writes it into the file it is given, and
         answers its size) to a temporary file, then write each member as a blob under
         ``folder``; a package the zip limits refuse is written unopened as
         ``<folder><key>.zip`` instead (after the members committed before the refusal, in
-        ``committed`` too). ``source`` names the package in a refusal's text."""
+        ``committed`` too). ``source`` names the package in a refusal's text; ``keep`` is
+        called as the members' bytes are written (it keeps a lease running)."""
         with tempfile.TemporaryFile(dir=self._temp_dir) as package:
             size = download(package)
             try:
@@ -72,11 +75,13 @@ class PackageWriter:
                     source=source,
                     metadata=metadata,
                     committed=committed,
+                    keep=keep,
                 )
             except ZipRefusedError as exc:
                 package.seek(0)
                 kept = f"{folder}{key}.zip"
-                copy_into(package, container.get_blob_client(kept), metadata, self._policy)
+                blob = container.get_blob_client(kept)
+                copy_into(package, blob, metadata, self._policy, keep=keep)
                 return Written((*committed, kept), size, refused=exc)
             return Written(tuple(committed), size)
 
@@ -89,6 +94,7 @@ class PackageWriter:
         source: str,
         metadata: Mapping[str, str],
         committed: list[str],
+        keep: Callable[[], None],
     ) -> None:
         """Each member of the package as a blob under ``folder``, after what the zip
         declares passed the limits (nothing is written otherwise); each one committed is
@@ -98,7 +104,8 @@ class PackageWriter:
             names = [folder + _member_name(m.filename, source) for m in archive.members]
             for member, name in zip(archive.members, names, strict=True):
                 with archive.open(member) as stream:
-                    copy_into(stream, container.get_blob_client(name), metadata, self._policy)
+                    blob = container.get_blob_client(name)
+                    copy_into(stream, blob, metadata, self._policy, keep=keep)
                 committed.append(name)
 
 
@@ -107,10 +114,13 @@ def copy_into(
     blob: BlobClient,
     metadata: Mapping[str, str],
     policy: ExportPolicy,
+    *,
+    keep: Callable[[], None] = no_keep,
 ) -> None:
-    """Stream ``source`` into ``blob`` in staged blocks, then commit it with ``metadata``."""
+    """Stream ``source`` into ``blob`` in staged blocks, then commit it with ``metadata``;
+    ``keep`` is called before each block's bytes are written."""
     with policy.block_writer(blob) as writer:
-        shutil.copyfileobj(source, writer, policy.block_size)
+        shutil.copyfileobj(source, KeptWriter(writer, keep), policy.block_size)
         writer.commit(metadata)
 
 

@@ -4,10 +4,14 @@ run still reaches a final state with nobody's help, and ExportToPackage goes at 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +327,41 @@ def test_no_token_means_nothing_was_sent_and_the_run_is_sent_later(
 
     assert _only(domain, route).state is PackageExportState.DELIVERED
     assert _calls(domain) == 1
+
+
+@pytest.mark.parametrize("unzip", [False, True], ids=["package", "unzip"])
+def test_a_download_longer_than_the_lease_keeps_it_and_no_other_instance_downloads(
+    domain: Domain, route: PackageExportRoute, tmp_path: Path, unzip: bool
+) -> None:
+    """The route's lease (the tick's budget plus one call) is renewed as the package's bytes
+    arrive: a second instance ticking meanwhile is told the route is held."""
+    package = tmp_path / "package.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("Customers.csv", os.urandom(3 * 1024 * 1024))
+    knobs = domain.d365.knobs
+    knobs.package_export_seconds = 0
+    knobs.package_url_delay_seconds = 0
+    knobs.export_package_path = str(package)
+    knobs.download_mib_per_s = 1  # about 3 s, twice the lease
+    route = replace(route, unzip=unzip)
+    lease = timedelta(seconds=1.5)
+    with (
+        make_exporter(domain, route, lease=lease) as first,
+        make_exporter(domain, route, lease=lease) as second,
+    ):
+        _missed(first.store, route)
+        slow = threading.Thread(target=first.tick)
+        slow.start()
+        others = ExportTickResult()
+        while slow.is_alive():
+            time.sleep(0.2)
+            second.tick(others)
+        slow.join()
+        _ticks(second)
+
+    # (at most the last look, once the first tick was over, found the route free)
+    assert others.skipped_leased > 5 and others.routes <= 1, others
+    assert sum(1 for r in domain.d365.requests if r.operation == "blob_get") == 1
+    record = _only(domain, route)
+    assert record.state is PackageExportState.DELIVERED, record.error
+    assert record.size == package.stat().st_size
