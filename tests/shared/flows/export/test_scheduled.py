@@ -365,3 +365,31 @@ def test_a_download_longer_than_the_lease_keeps_it_and_no_other_instance_downloa
     record = _only(domain, route)
     assert record.state is PackageExportState.DELIVERED, record.error
     assert record.size == package.stat().st_size
+
+
+def test_a_run_not_taken_is_sent_later_even_when_fno_cannot_say_what_it_has(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute
+) -> None:
+    """After a 503 (F&O did not take it), the next tick asks GetExecutionSummaryStatus first;
+    when that fails too, the run is neither sent nor given up: it is asked about again."""
+    _missed(exporter.store, route)
+    knobs = domain.d365.knobs
+    knobs.operations = frozenset({"ExportToPackage"})
+    knobs.error_burst = 1
+    _ticks(exporter)
+    assert _only(domain, route).state is PackageExportState.SCHEDULED
+
+    knobs.operations = frozenset({"GetExecutionSummaryStatus"})
+    knobs.error_burst = 50  # every try of this tick's status call
+    _ticks(exporter)
+    unsure = _only(domain, route)
+    assert unsure.state is PackageExportState.SCHEDULED, unsure.history
+    assert "asked again at the next tick" in (unsure.error or "")
+    assert _calls(domain) == 1
+
+    knobs.error_burst = 0
+    _ticks(exporter, 2)
+
+    record = _only(domain, route)
+    assert record.state is PackageExportState.DELIVERED, record.history
+    assert domain.d365.package_exports.export_calls == 1
