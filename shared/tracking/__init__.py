@@ -47,6 +47,7 @@ from ._lease import (
 )
 from ._line import LineHead, Lines, Waiter, line_id, order_of
 from ._model import (
+    IMPORT_CALL_STATUS,
     ClaimResult,
     ConcurrencyError,
     FailureKind,
@@ -68,6 +69,7 @@ __all__ = [
     "AUDIT_PARTITION",
     "BATCH_SIZE",
     "EXPORTS_PARTITION",
+    "IMPORT_CALL_STATUS",
     "LEASE_MARGIN",
     "PACKAGE_KIND",
     "UNSCHEDULE",

@@ -9,14 +9,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from shared.clients.d365 import external_id_from_header
+from shared.config import API_PACKAGE
+from shared.flows.line import Verdict, verdict_of
 from shared.flows.release import RELEASE_ACTION, ReleaseError, Releaser
 from shared.flows.resubmit import Resubmitter
-from shared.tracking import Actor, ActorKind, AuditOutcome, TrackedFile, TrackingState
+from shared.tracking import (
+    IMPORT_CALL_STATUS,
+    Actor,
+    ActorKind,
+    AuditOutcome,
+    TrackedFile,
+    TrackingState,
+)
 from tests import fakes
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain, scheduled
@@ -421,3 +431,26 @@ def test_two_workers_handing_the_same_line_on_at_once_send_each_file_once_in_ord
     assert errors == []
     assert _received(domain) == ["p1.xml", "p2.xml", "p3.xml", "p4.xml"]
     assert all(scheduled(domain.context.store, domain.latest(b).record_id) for b in blobs)
+
+
+def test_upload_order_passes_a_package_import_only_once_fno_answered_about_it(
+    domain: Domain,
+) -> None:
+    """A package import's execution id is written before ImportFromPackage is called, and
+    cleared when F&O refuses the call (429, 503): the next file must not go meanwhile."""
+    blob = domain.upload("ordered-up/USMF/p.xml", VALID)
+    sent = domain.deliver(blob)
+    assert sent is not None and verdict_of(sent) is Verdict.PASSED
+    calling = replace(
+        sent,
+        api=API_PACKAGE,
+        state=TrackingState.IMPORTING,
+        message_id=None,
+        execution_id=f"ordered-up-{sent.record_id}",
+        d365_status=IMPORT_CALL_STATUS,
+    )
+
+    assert verdict_of(calling) is Verdict.BUSY
+    assert verdict_of(replace(calling, d365_status="Executing")) is Verdict.PASSED
+    refused = replace(calling, state=TrackingState.RECEIVED, execution_id=None)
+    assert verdict_of(refused) is Verdict.BUSY
