@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
+from zipfile import ZipInfo
 
 from azure.storage.blob import BlobClient, ContainerClient
 
@@ -102,6 +103,7 @@ class PackageWriter:
         with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
             archive.check()
             names = [folder + _member_name(m.filename, source) for m in archive.members]
+            _check_distinct(archive.members, names, source)
             for member, name in zip(archive.members, names, strict=True):
                 with archive.open(member) as stream:
                     blob = container.get_blob_client(name)
@@ -122,6 +124,19 @@ def copy_into(
     with policy.block_writer(blob) as writer:
         shutil.copyfileobj(source, KeptWriter(writer, keep), policy.block_size)
         writer.commit(metadata)
+
+
+def _check_distinct(members: Sequence[ZipInfo], names: Sequence[str], source: str) -> None:
+    """Refuse a package two of whose members would be one blob (a name given twice, or
+    spelt with ``\\`` once and ``/`` once): the second commit would meet the first's blob,
+    ours by its metadata, and be taken for a retry's, losing its bytes."""
+    seen: set[str] = set()
+    for member, name in zip(members, names, strict=True):
+        if name in seen:
+            raise ZipRefusedError(
+                source, f"holds two members written to one blob ({member.filename[:200]!r})"
+            )
+        seen.add(name)
 
 
 def _member_name(name: str, source: str) -> str:
