@@ -57,7 +57,7 @@ from shared.tracking import (
     order_of,
 )
 
-__all__ = ["OrderedLines", "Verdict", "blocked_note", "verdict_of"]
+__all__ = ["OrderedLines", "Verdict", "blocked_note", "blocks_line", "verdict_of"]
 
 _LOGGER = logging.getLogger(__name__)
 _HANDED_TO_FNO = frozenset(
@@ -102,9 +102,15 @@ def _taken_by_fno(head: TrackedFile) -> bool:
     return bool(head.message_id or head.execution_id or head.state in _HANDED_TO_FNO)
 
 
+def blocks_line(record: TrackedFile) -> bool:
+    """True while ``record`` holds its line: a failed file the line stops for, not released,
+    and not resubmitted (its copy takes its place)."""
+    return bool(record.line) and not record.resubmitted_as and verdict_of(record) is Verdict.BLOCKED
+
+
 def blocked_note(record: TrackedFile) -> str | None:
     """What a final file's ``file_finished`` event says when it blocks its line; else None."""
-    if not record.line or not record.state.is_terminal or verdict_of(record) is not Verdict.BLOCKED:
+    if not record.state.is_terminal or not blocks_line(record):
         return None
     return (
         f"line {record.line} is blocked by {record.blob} ({record.state.value}); resubmit it "

@@ -27,6 +27,7 @@ from shared.tracking import (
     TrackedFile,
     TrackingState,
 )
+from shared.views.records import line_json
 from tests import fakes
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain, scheduled
@@ -268,6 +269,10 @@ def test_a_resubmitted_blocker_takes_its_place_at_the_head(domain: Domain) -> No
     assert _received(domain) == ["j1.xml", "j1.xml", "j2.xml", "j3.xml"]
     assert records[0].resubmit_of == result.original.row_key
     assert records[0].late_after is None
+    # The original no longer holds the line: its copy took its place (and passed).
+    original = domain.context.store.get(result.original.row_key)
+    assert original is not None and original.resubmitted_as == records[0].row_key
+    assert line_json(original)["blocks_line"] is False
 
 
 @pytest.mark.policy(order_settle=timedelta(seconds=30))
