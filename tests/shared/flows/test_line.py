@@ -459,3 +459,29 @@ def test_upload_order_passes_a_package_import_only_once_fno_answered_about_it(
     assert verdict_of(replace(calling, d365_status="Executing")) is Verdict.PASSED
     refused = replace(calling, state=TrackingState.RECEIVED, execution_id=None)
     assert verdict_of(refused) is Verdict.BUSY
+
+
+def test_a_waiting_file_deleted_or_overwritten_does_not_block_its_line(domain: Domain) -> None:
+    """Found when its turn comes: ``Rejected`` (deleted, or superseded by the new version,
+    which waits in the line on its own), and the line goes on."""
+    domain.d365.knobs.processing_seconds = 3600
+    first, gone, changed = _upload_in_order(domain, "ordered", ["w1.xml", "w2.xml", "w3.xml"])
+    for blob in (first, gone, changed):
+        domain.deliver(blob)
+    old = domain.latest(changed)
+    assert old.state is TrackingState.WAITING
+    domain.inbound.get_blob_client(gone).delete_blob()
+    time.sleep(1.05)  # a new Last-Modified: a new version
+    domain.upload("ordered/USMF/w3.xml", VALID + b"\n")
+    assert domain.deliver(changed).state is TrackingState.WAITING
+    domain.d365.knobs.processing_seconds = 0
+    domain.d365.clock.advance(7200)
+
+    new = _tick_until(domain, [first, changed], _FINAL)[1]
+
+    assert _received(domain) == ["w1.xml", "w3.xml"]
+    assert new.row_key != old.row_key
+    deleted, superseded = domain.latest(gone), domain.context.store.get(old.row_key)
+    assert (deleted.state, deleted.reject_reason) == (TrackingState.REJECTED, "Deleted")
+    assert superseded is not None
+    assert (superseded.state, superseded.reject_reason) == (TrackingState.REJECTED, "Superseded")
