@@ -393,3 +393,47 @@ def test_a_run_not_taken_is_sent_later_even_when_fno_cannot_say_what_it_has(
     record = _only(domain, route)
     assert record.state is PackageExportState.DELIVERED, record.history
     assert domain.d365.package_exports.export_calls == 1
+
+
+def test_a_download_whose_lease_was_taken_stops_and_leaves_the_run_to_the_holder(
+    domain: Domain, route: PackageExportRoute, tmp_path: Path
+) -> None:
+    """Its renewals failed until the lease ran out and another tick took it: the download
+    stops at its next block, writes nothing, and the other holder's tick delivers it."""
+    package = tmp_path / "package.zip"
+    package.write_bytes(os.urandom(2 * 1024 * 1024))
+    knobs = domain.d365.knobs
+    knobs.package_export_seconds = 0
+    knobs.package_url_delay_seconds = 0
+    knobs.export_package_path = str(package)
+    knobs.download_mib_per_s = 1
+    with make_exporter(domain, route, lease=timedelta(seconds=1.5)) as first:
+        store = first.store
+        _missed(store, route)
+        result = ExportTickResult()
+        slow = threading.Thread(target=first.tick, args=(result,))
+        slow.start()
+        while not any(r.operation == "blob_get" for r in domain.d365.requests):
+            time.sleep(0.05)
+        # Another tick takes the lease (as once it ran out): the row rewritten as it is read.
+        taken = store.lease(route.name)
+        until = datetime.now(UTC) + timedelta(hours=1)
+        for _ in range(10):
+            held = taken.last()
+            assert held is not None and held.until > datetime.now(UTC)
+            if taken.renew(replace(held, holder="another tick"), until=until) is not None:
+                break
+        assert taken.holder() == "another tick"
+        slow.join()
+
+        record = _only(domain, route)
+        assert record.state is PackageExportState.EXECUTING, record.history
+        assert record.error is None and result.errors == []
+        assert not domain.context.blob_service.get_blob_client(
+            route.container, record.target
+        ).exists()
+        taken.release(taken.last())  # the other holder's tick ends (it ran nothing here)
+        _ticks(first)
+
+    assert _only(domain, route).state is PackageExportState.DELIVERED
+    assert _calls(domain) == 1
