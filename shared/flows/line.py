@@ -174,6 +174,14 @@ class OrderedLines:
         """
         head = self._store.lines.head(line)
         current = self._store.get(head.head) if head.head else None
+        if head.head and current is None:
+            # Deleted by hand (or by a retention that reached it): nothing left to wait for.
+            _LOGGER.warning(
+                "line head lost line=%s: the record of %s is gone; the line goes on past it",
+                line,
+                head.head_blob,
+                extra=telemetry.log_ids(event="line_head_lost", line=line, blob=head.head_blob),
+            )
         verdict = verdict_of(current)
         if verdict is Verdict.PASSED:
             return self._first_waiting(head, current)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from shared.clients.d365 import external_id_from_header
 from shared.config import API_PACKAGE
@@ -485,3 +486,21 @@ def test_a_waiting_file_deleted_or_overwritten_does_not_block_its_line(domain: D
     assert (deleted.state, deleted.reject_reason) == (TrackingState.REJECTED, "Deleted")
     assert superseded is not None
     assert (superseded.state, superseded.reject_reason) == (TrackingState.REJECTED, "Superseded")
+
+
+def test_a_line_whose_head_record_is_lost_goes_on_and_says_so(
+    domain: Domain, caplog: pytest.LogCaptureFixture, storage_connection_string: str
+) -> None:
+    blocker, second, third = _blocked_line(domain)
+    lost = domain.latest(blocker)
+    table = TableServiceClient.from_connection_string(storage_connection_string)
+    table.get_table_client(domain.context.store.table_name).delete_entity("files", lost.row_key)
+
+    with caplog.at_level(logging.WARNING, logger="shared.flows.line"):
+        _tick_until(domain, [second, third], _FINAL)
+
+    assert _received(domain) == ["j1.xml", "j2.xml", "j3.xml"]
+    assert any(
+        getattr(r, "event", None) == "line_head_lost" and blocker in r.getMessage()
+        for r in caplog.records
+    )
