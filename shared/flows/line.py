@@ -6,8 +6,9 @@ claimed ``Waiting`` (its record, its schedule entry due when it has settled, and
 among the line's waiting files, in one transaction) and is sent only when it gets its *turn*:
 
 - the line's head (the file that had the last turn) has *passed*: ``"upload"``: F&O took it
-  (it has a message id or an execution id); ``"final"``: it ended ``Processed``. A file that
-  never reached F&O because its blob was overwritten or deleted (``Rejected``) passes too;
+  (it has a message id, or an execution id F&O answered about); ``"final"``: it ended
+  ``Processed``. A file that never reached F&O because its blob was overwritten or deleted
+  (``Rejected``) passes too;
 - it is the first waiting file, and ``ORDER_SETTLE`` has passed since its blob was created
   (so an older file Event Grid delivers a little late still goes first).
 
@@ -43,9 +44,10 @@ from typing import Any
 from azure.storage.blob import BlobProperties
 
 from shared import telemetry
-from shared.config import ON_FAILURE_STOP, ORDER_UPLOAD, ImportRoute
+from shared.config import API_PACKAGE, ON_FAILURE_STOP, ORDER_UPLOAD, ImportRoute
 from shared.flows.policies import EnqueuePolicy
 from shared.tracking import (
+    IMPORT_CALL_STATUS,
     ConcurrencyError,
     LineHead,
     TrackedFile,
@@ -55,7 +57,7 @@ from shared.tracking import (
     order_of,
 )
 
-__all__ = ["OrderedLines", "Verdict", "blocked_note", "verdict_of"]
+__all__ = ["OrderedLines", "Verdict", "blocked_note", "blocks_line", "verdict_of"]
 
 _LOGGER = logging.getLogger(__name__)
 _HANDED_TO_FNO = frozenset(
@@ -82,9 +84,7 @@ def verdict_of(head: TrackedFile | None) -> Verdict:
         return Verdict.PASSED
     if head.state in (TrackingState.WAITING, TrackingState.RECEIVED):
         return Verdict.BUSY
-    if head.line_mode == ORDER_UPLOAD and (
-        head.message_id or head.execution_id or head.state in _HANDED_TO_FNO
-    ):
+    if head.line_mode == ORDER_UPLOAD and _taken_by_fno(head):
         return Verdict.PASSED
     if not head.state.is_terminal:
         return Verdict.BUSY
@@ -93,9 +93,24 @@ def verdict_of(head: TrackedFile | None) -> Verdict:
     return Verdict.BLOCKED
 
 
+def _taken_by_fno(head: TrackedFile) -> bool:
+    """True once F&O took the file (``"upload"`` order): it has a message id or an execution
+    id. A package import's execution id is written before ImportFromPackage is called (and
+    cleared if F&O refuses the call): it counts once a poll saw F&O answer about it."""
+    if head.api == API_PACKAGE and head.state is TrackingState.IMPORTING:
+        return head.d365_status != IMPORT_CALL_STATUS
+    return bool(head.message_id or head.execution_id or head.state in _HANDED_TO_FNO)
+
+
+def blocks_line(record: TrackedFile) -> bool:
+    """True while ``record`` holds its line: a failed file the line stops for, not released,
+    and not resubmitted (its copy takes its place)."""
+    return bool(record.line) and not record.resubmitted_as and verdict_of(record) is Verdict.BLOCKED
+
+
 def blocked_note(record: TrackedFile) -> str | None:
     """What a final file's ``file_finished`` event says when it blocks its line; else None."""
-    if not record.line or not record.state.is_terminal or verdict_of(record) is not Verdict.BLOCKED:
+    if not record.state.is_terminal or not blocks_line(record):
         return None
     return (
         f"line {record.line} is blocked by {record.blob} ({record.state.value}); resubmit it "
@@ -159,6 +174,14 @@ class OrderedLines:
         """
         head = self._store.lines.head(line)
         current = self._store.get(head.head) if head.head else None
+        if head.head and current is None:
+            # Deleted by hand (or by a retention that reached it): nothing left to wait for.
+            _LOGGER.warning(
+                "line head lost line=%s: the record of %s is gone; the line goes on past it",
+                line,
+                head.head_blob,
+                extra=telemetry.log_ids(event="line_head_lost", line=line, blob=head.head_blob),
+            )
         verdict = verdict_of(current)
         if verdict is Verdict.PASSED:
             return self._first_waiting(head, current)

@@ -25,6 +25,7 @@ from shared.flows.line import blocked_note
 from shared.flows.package.follow import ImportFollower
 from shared.flows.policies import PollPolicy
 from shared.tracking import (
+    IMPORT_CALL_STATUS,
     ConcurrencyError,
     PendingEntry,
     TrackedFile,
@@ -210,6 +211,9 @@ class EntryPoller:
             return EntryResult(Outcome.FINISHED)
         if result.raw != record.d365_status:
             self._reanchor(record, entry, d365_status=result.raw)
+            if record.line and record.d365_status == IMPORT_CALL_STATUS:
+                # F&O answered about the import: an "upload" line's next file may go now.
+                self._intake.advance(record)
         return EntryResult(Outcome.POLLED)
 
     def _recover(self, record: TrackedFile) -> EntryResult:

@@ -36,9 +36,18 @@ from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
 from ._exports import ExportStore
 from ._keys import clean_etag, is_record_key, quoted_etag, record_id_for, record_row_key
-from ._lease import LEASE_MARGIN, Lease, LeaseHeld, LeaseHeldError, lease_for_call
+from ._lease import (
+    LEASE_MARGIN,
+    Lease,
+    LeaseHeld,
+    LeaseHeldError,
+    LeaseKeeper,
+    LeaseLostError,
+    lease_for_call,
+)
 from ._line import LineHead, Lines, Waiter, line_id, order_of
 from ._model import (
+    IMPORT_CALL_STATUS,
     ClaimResult,
     ConcurrencyError,
     FailureKind,
@@ -60,6 +69,7 @@ __all__ = [
     "AUDIT_PARTITION",
     "BATCH_SIZE",
     "EXPORTS_PARTITION",
+    "IMPORT_CALL_STATUS",
     "LEASE_MARGIN",
     "PACKAGE_KIND",
     "UNSCHEDULE",
@@ -78,6 +88,8 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
+    "LeaseKeeper",
+    "LeaseLostError",
     "LineHead",
     "Lines",
     "PackageExportRecord",

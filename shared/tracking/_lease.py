@@ -13,20 +13,25 @@ The row is written with its ETag: of two instances taking it at once, one wins (
 meets 409 or 412 and is told the lease is held). A write whose answer was lost is recognised
 as ours by its ``write_id`` (:mod:`._writes`), never taken for another holder's. A holder that
 dies keeps the lease only until ``until``; a package import whose call timed out keeps it too
-(F&O may still be working on that call), so the next import waits out the same bound.
+(F&O may still be working on that call), so the next import waits out the same bound. Work
+that may outlast its lease (a package export's download) keeps it with :class:`LeaseKeeper`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import AzureError
+
+from shared.clients.storage import storage_reason
 from shared.errors import AppError
 
 from ._keys import lease_key
-from ._model import utcnow
+from ._model import ConcurrencyError, utcnow
 from ._properties import finish, parse_time
 from ._table import StatusTable
 from ._writes import insert_own, replace_own
@@ -38,6 +43,8 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
+    "LeaseKeeper",
+    "LeaseLostError",
     "lease_for_call",
 ]
 
@@ -45,6 +52,7 @@ IMPORT_LEASE = "package-import"
 """The name of the package-import lease (row ``~lease-package-import`` of the files)."""
 POLL_LEASE = "poller"
 """The name of the poll lease (row ``~lease-poller`` of the files)."""
+_LOGGER = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
 """What a lease covering an outbound call adds to the call's read timeout."""
 
@@ -57,6 +65,10 @@ def lease_for_call(call_timeout: timedelta) -> timedelta:
 
 class LeaseHeldError(AppError):
     """Another holder's lease runs; the work waits its turn (the text says whose)."""
+
+
+class LeaseLostError(ConcurrencyError):
+    """The lease ran out and another holder took it: the work is left to that holder."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,18 @@ class Lease:
         entity = self._entity(lease.holder, self._clock(), watermark or lease.watermark)
         replace_own(self._table, entity, etag=lease.etag)
 
+    def renew(self, lease: LeaseHeld, *, until: datetime) -> LeaseHeld | None:
+        """Extend ``lease`` to ``until``, conditional on its ETag; None when another holder
+        took the lease meanwhile (this one ran out).
+
+        :raises AzureError: storage failed (the lease still runs until its ``until``).
+        """
+        entity = self._entity(lease.holder, until, lease.watermark)
+        written = replace_own(self._table, entity, etag=lease.etag)
+        if not written.ours:
+            return None
+        return LeaseHeld(self._name, lease.holder, until, lease.watermark, written.etag)
+
     def holder(self) -> str | None:
         """Who holds the lease now, None when nobody does."""
         row = self._table.get(lease_key(self._name))
@@ -156,3 +180,55 @@ class Lease:
                 "watermark": watermark and watermark.astimezone(UTC),
             }
         )
+
+
+class LeaseKeeper:
+    """Keeps a held lease running through work that may outlast it (a long download).
+
+    :meth:`keep`, called as the work goes on, renews the lease for another ``length`` once
+    less than half of it is left. Cheap to call often: it writes only when a renewal is due.
+
+    :param lease: the lease row.
+    :param held: the lease as taken.
+    :keyword length: how long each renewal lasts.
+    :keyword clock: the time source (UTC).
+    """
+
+    def __init__(
+        self,
+        lease: Lease,
+        held: LeaseHeld,
+        *,
+        length: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._lease = lease
+        self._held = held
+        self._length = length
+        self._clock = clock
+
+    @property
+    def held(self) -> LeaseHeld:
+        """The lease as last written (release this one: its ETag is the row's)."""
+        return self._held
+
+    def keep(self) -> None:
+        """Renew the lease when less than half of ``length`` is left; a storage failure is
+        logged and the renewal tried again at the next call (the lease runs until its end).
+
+        :raises LeaseLostError: another holder took the lease: stop, the work is theirs.
+        """
+        now = self._clock()
+        if self._held.until - now > self._length / 2:
+            return
+        try:
+            renewed = self._lease.renew(self._held, until=now + self._length)
+        except AzureError as exc:
+            _LOGGER.warning("lease %s not renewed now: %s", self._lease.name, storage_reason(exc))
+            return
+        if renewed is None:
+            raise LeaseLostError(
+                f"the lease {self._lease.name} ran out and another holder took it; "
+                "the work is left to it"
+            )
+        self._held = renewed

@@ -12,6 +12,7 @@ from shared.errors import AppError
 from ._actor import Actor
 
 __all__ = [
+    "IMPORT_CALL_STATUS",
     "ClaimResult",
     "ConcurrencyError",
     "FailureKind",
@@ -82,6 +83,10 @@ class FailureKind(StrEnum):
     """F&O may or may not have the file (its answer was lost): never re-sent by the app, and
     resubmitted only with a confirmation."""
 
+
+IMPORT_CALL_STATUS = "ImportFromPackage"
+"""The ``d365_status`` of a package import written just before ImportFromPackage is called:
+F&O has said nothing of the execution yet (the first poll writes what it says)."""
 
 OUTCOME_UNKNOWN_TEXT = "outcome unknown"
 """How the ``last_error`` of an outcome unknown starts: a row written before ``failure`` was

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.context import AppContext
-from shared.flows.line import Verdict, verdict_of
+from shared.flows.line import blocks_line
 from shared.flows.resubmit import risk_of
 from shared.tracking import TrackedFile, error_to_dict
 from shared.views.response import json_time
@@ -109,7 +109,7 @@ def line_json(record: TrackedFile) -> dict[str, Any] | None:
         "behind": record.behind,
         "turn_at": json_time(record.turn_at),
         "late_after": record.late_after,
-        "blocks_line": verdict_of(record) is Verdict.BLOCKED,
+        "blocks_line": blocks_line(record),
         "released_at": json_time(record.released_at),
         "released_by": record.released_by and record.released_by.to_dict(),
         "release_request": record.release_request,

@@ -17,6 +17,9 @@ something changed; each is conditional on the record as read.
   not exist (metadata ``d365_message_id`` = the execution id); with ``unzip``, into a
   temporary file first, then each member into its own blob within the ``ZIP_*`` limits (a
   package they refuse is kept unopened as ``<folder><execution id>.zip``: ``ExportFailed``).
+  The route's lease is renewed as the bytes arrive (:class:`shared.tracking.LeaseKeeper`),
+  so a download longer than the lease is not taken up by a second instance; one that lost
+  the lease (its renewals failed until it ran out) stops and leaves the run to the holder.
   **Record Delivered** (final). *Stop before it*: the next tick downloads again and finds
   its own commit by the metadata (an unzip's members likewise); nothing is sent to F&O.
   A download or storage failure is recorded and retried at the next tick, until
@@ -44,9 +47,15 @@ from shared.clients.storage import MESSAGE_ID_METADATA
 from shared.config.package_exports import PackageExportRoute
 from shared.flows.export.events import error_text, tell_failed
 from shared.flows.export.failures import kept_reason
+from shared.flows.export.kept import KeptWriter, no_keep
 from shared.flows.export.models import ExportPolicy
 from shared.flows.export.unzip import PackageWriter, Written
-from shared.tracking import PackageExportRecord, PackageExportState, PackageExportStore
+from shared.tracking import (
+    ConcurrencyError,
+    PackageExportRecord,
+    PackageExportState,
+    PackageExportStore,
+)
 
 __all__ = ["PackageFollower"]
 
@@ -85,9 +94,20 @@ class PackageFollower:
         self._packages = PackageWriter(policy, temp_dir=temp_dir)
 
     def follow(
-        self, route: PackageExportRoute, container: ContainerClient, record: PackageExportRecord
+        self,
+        route: PackageExportRoute,
+        container: ContainerClient,
+        record: PackageExportRecord,
+        *,
+        keep: Callable[[], None] = no_keep,
     ) -> PackageExportRecord:
-        """One look at a ``Requested`` or ``Executing`` run; the record as it is after."""
+        """One look at a ``Requested`` or ``Executing`` run; the record as it is after.
+        ``keep`` is called as the package's bytes are written: it keeps the route's lease
+        running through a download longer than the lease.
+
+        :raises ConcurrencyError: another tick took the run (its record, or the route's
+            lease while the package was downloading): left to it.
+        """
         try:
             answer = self._client.get_execution_summary_status(record.followed_id)
         except D365Error as exc:
@@ -96,7 +116,7 @@ class PackageFollower:
         if status in _FAILED:
             return self._failed(record, answer)
         if status in _SUCCEEDED:
-            return self._succeeded(route, container, record, answer)
+            return self._succeeded(route, container, record, answer, keep)
         known = status is not None and status is not ExecutionSummaryStatus.UNKNOWN
         state = PackageExportState.EXECUTING if known else record.state
         return self._pending(record, state, answer.raw or None, None)
@@ -149,6 +169,7 @@ class PackageFollower:
         container: ContainerClient,
         record: PackageExportRecord,
         answer: ExecutionSummaryStatusResult,
+        keep: Callable[[], None],
     ) -> PackageExportRecord:
         partial = answer.status is ExecutionSummaryStatus.PARTIALLY_SUCCEEDED
         try:
@@ -166,9 +187,11 @@ class PackageFollower:
             )
         fno_errors = self._errors(record) if partial else None
         try:
-            written = self._write(route, container, record, url)
+            written = self._write(route, container, record, url, keep)
         except D365UntrustedUrlError as exc:
             return self._fail(record, f"package not downloaded: {error_text(exc)}")
+        except ConcurrencyError:
+            raise  # the lease was lost: the run is the other holder's, not a failure
         except Exception as exc:  # any (storage, F&O, disk): retried at the next tick
             text = f"package not written: {error_text(exc)}; tried again at the next tick"
             tell_failed(record, text, cause="storage" if isinstance(exc, AzureError) else "message")
@@ -201,6 +224,7 @@ class PackageFollower:
         container: ContainerClient,
         record: PackageExportRecord,
         url: str,
+        keep: Callable[[], None],
     ) -> Written:
         metadata = {
             MESSAGE_ID_METADATA: record.execution_id,
@@ -214,15 +238,18 @@ class PackageFollower:
         if route.unzip:
             return self._packages.write(
                 container,
-                lambda package: self._client.download_package(url, package, chunk_size=chunk),
+                lambda package: self._client.download_package(
+                    url, KeptWriter(package, keep), chunk_size=chunk
+                ),
                 folder=record.target,
                 key=record.execution_id,
                 source=f"the exported package of execution {record.execution_id}",
                 metadata=metadata,
                 committed=[],
+                keep=keep,
             )
         with self._policy.block_writer(container.get_blob_client(record.target)) as writer:
-            self._client.download_package(url, writer, chunk_size=chunk)
+            self._client.download_package(url, KeptWriter(writer, keep), chunk_size=chunk)
             writer.commit(metadata)
             return Written((record.target,), writer.size)
 

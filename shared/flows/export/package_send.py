@@ -4,7 +4,9 @@ The record is ``Scheduled`` (written with our execution id before anything is se
 
 1. *Sent before and proven not taken* (``send_attempts`` > 0): GetExecutionSummaryStatus asks
    about our execution id first; when F&O knows it (a gateway's 503 can hide a call F&O
-   took) the run is followed, never sent again.
+   took) the run is followed, never sent again; when that call fails, the run stays
+   ``Scheduled``, unsent, and is asked about again at the next tick (until
+   ``MAX_PENDING_AGE``).
 2. **Record Requested**, conditional on the record as read. *Stop here*: the next tick
    follows the execution id (it never sends a ``Requested`` run); F&O never heard of it,
    so it reads "not found" / ``Unknown`` until ``MAX_PENDING_AGE`` after the slot was
@@ -80,13 +82,22 @@ class PackageSender:
 
     def send(self, route: PackageExportRoute, record: PackageExportRecord) -> PackageExportRecord:
         """Send ExportToPackage for a ``Scheduled`` run; the record as written after it."""
-        if record.send_attempts and self._known(record):
+        known, unsure = self._known(record) if record.send_attempts else (False, None)
+        if known:
             return self._store.change(
                 record,
                 PackageExportState.EXECUTING,
                 reason="F&O has the execution of an earlier attempt: followed, not sent again",
             )
-        if self._clock() - record.created_at > self._max_age:
+        aged = self._clock() - record.created_at > self._max_age
+        if unsure is not None and not aged:
+            return self._store.change(
+                record,
+                PackageExportState.SCHEDULED,
+                reason="not sent: F&O could not say whether it has the execution",
+                error=f"{unsure}; asked again at the next tick",
+            )
+        if aged:
             return self._fail(
                 record,
                 f"not sent: F&O did not take ExportToPackage within MAX_PENDING_AGE "
@@ -118,11 +129,15 @@ class PackageSender:
             error=None,
         )
 
-    def _known(self, record: PackageExportRecord) -> bool:
+    def _known(self, record: PackageExportRecord) -> tuple[bool, str | None]:
+        """Whether F&O has the run's execution; when it cannot say, why (neither sent nor
+        followed then: an earlier attempt F&O proved it did not take is no reason to stop
+        sending, and sending blind could export twice)."""
         try:
-            return is_known(self._client.get_execution_summary_status(record.followed_id).status)
-        except D365Error:
-            return True  # unsure: never send twice; the follow step asks again
+            status = self._client.get_execution_summary_status(record.followed_id).status
+        except D365Error as exc:
+            return False, f"status not read: {error_text(exc)}"
+        return is_known(status), None
 
     def _refused(self, record: PackageExportRecord, exc: D365Error) -> PackageExportRecord:
         text = error_text(exc)

@@ -47,6 +47,7 @@ from shared.flows.export.package_send import PackageSender
 from shared.flows.export.slots import due_slot
 from shared.tracking import (
     ConcurrencyError,
+    LeaseKeeper,
     PackageExportRecord,
     PackageExportState,
     PackageExportStore,
@@ -152,18 +153,24 @@ class PackageExporter:
             _LOGGER.info("package export route=%s skipped: another tick holds it", route.name)
             return
         result.routes += 1
+        # Renewed while a package downloads: a download may outlast the lease.
+        keeper = LeaseKeeper(lease, held, length=self._policy.lease, clock=self._clock)
         try:
             run = self._store.route_run(route.name)
             if run.current is not None:
-                run = self._advance(route, run, None, result)
+                run = self._advance(route, run, None, result, keeper)
             if run.current is None:
-                self._claim_due(route, run, result)
+                self._claim_due(route, run, result, keeper)
         finally:
             with contextlib.suppress(AzureError):  # else it runs out at its until
-                lease.release(held)
+                lease.release(keeper.held)
 
     def _claim_due(
-        self, route: PackageExportRoute, run: RouteRun, result: ExportTickResult
+        self,
+        route: PackageExportRoute,
+        run: RouteRun,
+        result: ExportTickResult,
+        keeper: LeaseKeeper,
     ) -> None:
         now = self._clock()
         if run.last_slot is None:
@@ -182,7 +189,7 @@ class PackageExporter:
             execution_id,
             extra=telemetry.log_ids(route=route.name, execution_id=execution_id, kind="package"),
         )
-        self._advance(route, run, slot, result)
+        self._advance(route, run, slot, result, keeper)
 
     def _advance(
         self,
@@ -190,6 +197,7 @@ class PackageExporter:
         run: RouteRun,
         slot: datetime | None,
         result: ExportTickResult,
+        keeper: LeaseKeeper,
     ) -> RouteRun:
         """One step of the run in flight; the row with ``current`` cleared once it is final."""
         assert run.current is not None
@@ -198,7 +206,7 @@ class PackageExporter:
         if record.state is PackageExportState.SCHEDULED:
             record = self._sender.send(route, record)
         if record.state in (PackageExportState.REQUESTED, PackageExportState.EXECUTING):
-            record = self._follower.follow(route, container, record)
+            record = self._follower.follow(route, container, record, keep=keeper.keep)
         if not record.state.is_final:
             return run
         result.written += record.state is PackageExportState.DELIVERED

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
+from zipfile import ZipInfo
 
 from azure.storage.blob import BlobClient, ContainerClient
 
+from shared.flows.export.kept import KeptWriter, no_keep
 from shared.flows.export.models import ExportPolicy
 from shared.zips import LimitedZip, MemberReader, ZipRefusedError
 
@@ -56,12 +58,14 @@ class PackageWriter:
         source: str,
         metadata: Mapping[str, str],
         committed: list[str],
+        keep: Callable[[], None] = no_keep,
     ) -> Written:
         """Download the package (``download`` writes it into the file it is given, and
         answers its size) to a temporary file, then write each member as a blob under
         ``folder``; a package the zip limits refuse is written unopened as
         ``<folder><key>.zip`` instead (after the members committed before the refusal, in
-        ``committed`` too). ``source`` names the package in a refusal's text."""
+        ``committed`` too). ``source`` names the package in a refusal's text; ``keep`` is
+        called as the members' bytes are written (it keeps a lease running)."""
         with tempfile.TemporaryFile(dir=self._temp_dir) as package:
             size = download(package)
             try:
@@ -72,11 +76,13 @@ class PackageWriter:
                     source=source,
                     metadata=metadata,
                     committed=committed,
+                    keep=keep,
                 )
             except ZipRefusedError as exc:
                 package.seek(0)
                 kept = f"{folder}{key}.zip"
-                copy_into(package, container.get_blob_client(kept), metadata, self._policy)
+                blob = container.get_blob_client(kept)
+                copy_into(package, blob, metadata, self._policy, keep=keep)
                 return Written((*committed, kept), size, refused=exc)
             return Written(tuple(committed), size)
 
@@ -89,6 +95,7 @@ class PackageWriter:
         source: str,
         metadata: Mapping[str, str],
         committed: list[str],
+        keep: Callable[[], None],
     ) -> None:
         """Each member of the package as a blob under ``folder``, after what the zip
         declares passed the limits (nothing is written otherwise); each one committed is
@@ -96,9 +103,11 @@ class PackageWriter:
         with LimitedZip(package, source=source, limits=self._policy.zip_limits) as archive:
             archive.check()
             names = [folder + _member_name(m.filename, source) for m in archive.members]
+            _check_distinct(archive.members, names, source)
             for member, name in zip(archive.members, names, strict=True):
                 with archive.open(member) as stream:
-                    copy_into(stream, container.get_blob_client(name), metadata, self._policy)
+                    blob = container.get_blob_client(name)
+                    copy_into(stream, blob, metadata, self._policy, keep=keep)
                 committed.append(name)
 
 
@@ -107,11 +116,27 @@ def copy_into(
     blob: BlobClient,
     metadata: Mapping[str, str],
     policy: ExportPolicy,
+    *,
+    keep: Callable[[], None] = no_keep,
 ) -> None:
-    """Stream ``source`` into ``blob`` in staged blocks, then commit it with ``metadata``."""
+    """Stream ``source`` into ``blob`` in staged blocks, then commit it with ``metadata``;
+    ``keep`` is called before each block's bytes are written."""
     with policy.block_writer(blob) as writer:
-        shutil.copyfileobj(source, writer, policy.block_size)
+        shutil.copyfileobj(source, KeptWriter(writer, keep), policy.block_size)
         writer.commit(metadata)
+
+
+def _check_distinct(members: Sequence[ZipInfo], names: Sequence[str], source: str) -> None:
+    """Refuse a package two of whose members would be one blob (a name given twice, or
+    spelt with ``\\`` once and ``/`` once): the second commit would meet the first's blob,
+    ours by its metadata, and be taken for a retry's, losing its bytes."""
+    seen: set[str] = set()
+    for member, name in zip(members, names, strict=True):
+        if name in seen:
+            raise ZipRefusedError(
+                source, f"holds two members written to one blob ({member.filename[:200]!r})"
+            )
+        seen.add(name)
 
 
 def _member_name(name: str, source: str) -> str:

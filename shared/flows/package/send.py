@@ -23,6 +23,7 @@ from shared.flows.package.importer import PackageImporter, execution_id_for
 from shared.flows.package.manifest import PackageError, TemplateChangedError, TemplateError
 from shared.flows.policies import EnqueuePolicy
 from shared.tracking import (
+    IMPORT_CALL_STATUS,
     ConcurrencyError,
     LeaseHeldError,
     TrackedFile,
@@ -170,7 +171,7 @@ class PackageSender:
                 state=TrackingState.IMPORTING,
                 execution_id=execution_id_for(record),
                 package_entities=upload.entities,
-                d365_status="ImportFromPackage",
+                d365_status=IMPORT_CALL_STATUS,
                 enqueued_at=self._clock(),
                 lease_until=None,
                 last_error=None,

@@ -9,15 +9,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import AzureError
+from azure.data.tables import TableServiceClient
 
 from shared.clients.d365 import external_id_from_header
+from shared.config import API_PACKAGE
+from shared.flows.line import Verdict, verdict_of
 from shared.flows.release import RELEASE_ACTION, ReleaseError, Releaser
 from shared.flows.resubmit import Resubmitter
-from shared.tracking import Actor, ActorKind, AuditOutcome, TrackedFile, TrackingState
+from shared.tracking import (
+    IMPORT_CALL_STATUS,
+    Actor,
+    ActorKind,
+    AuditOutcome,
+    TrackedFile,
+    TrackingState,
+)
+from shared.views.records import line_json
 from tests import fakes
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain, scheduled
@@ -309,6 +321,10 @@ def test_a_resubmitted_blocker_takes_its_place_at_the_head(domain: Domain) -> No
     assert _received(domain) == ["j1.xml", "j1.xml", "j2.xml", "j3.xml"]
     assert records[0].resubmit_of == result.original.row_key
     assert records[0].late_after is None
+    # The original no longer holds the line: its copy took its place (and passed).
+    original = domain.context.store.get(result.original.row_key)
+    assert original is not None and original.resubmitted_as == records[0].row_key
+    assert line_json(original)["blocks_line"] is False
 
 
 @pytest.mark.policy(order_settle=timedelta(seconds=30))
@@ -472,3 +488,70 @@ def test_two_workers_handing_the_same_line_on_at_once_send_each_file_once_in_ord
     assert errors == []
     assert _received(domain) == ["p1.xml", "p2.xml", "p3.xml", "p4.xml"]
     assert all(scheduled(domain.context.store, domain.latest(b).record_id) for b in blobs)
+
+
+def test_upload_order_passes_a_package_import_only_once_fno_answered_about_it(
+    domain: Domain,
+) -> None:
+    """A package import's execution id is written before ImportFromPackage is called, and
+    cleared when F&O refuses the call (429, 503): the next file must not go meanwhile."""
+    blob = domain.upload("ordered-up/USMF/p.xml", VALID)
+    sent = domain.deliver(blob)
+    assert sent is not None and verdict_of(sent) is Verdict.PASSED
+    calling = replace(
+        sent,
+        api=API_PACKAGE,
+        state=TrackingState.IMPORTING,
+        message_id=None,
+        execution_id=f"ordered-up-{sent.record_id}",
+        d365_status=IMPORT_CALL_STATUS,
+    )
+
+    assert verdict_of(calling) is Verdict.BUSY
+    assert verdict_of(replace(calling, d365_status="Executing")) is Verdict.PASSED
+    refused = replace(calling, state=TrackingState.RECEIVED, execution_id=None)
+    assert verdict_of(refused) is Verdict.BUSY
+
+
+def test_a_waiting_file_deleted_or_overwritten_does_not_block_its_line(domain: Domain) -> None:
+    """Found when its turn comes: ``Rejected`` (deleted, or superseded by the new version,
+    which waits in the line on its own), and the line goes on."""
+    domain.d365.knobs.processing_seconds = 3600
+    first, gone, changed = _upload_in_order(domain, "ordered", ["w1.xml", "w2.xml", "w3.xml"])
+    for blob in (first, gone, changed):
+        domain.deliver(blob)
+    old = domain.latest(changed)
+    assert old.state is TrackingState.WAITING
+    domain.inbound.get_blob_client(gone).delete_blob()
+    time.sleep(1.05)  # a new Last-Modified: a new version
+    domain.upload("ordered/USMF/w3.xml", VALID + b"\n")
+    assert domain.deliver(changed).state is TrackingState.WAITING
+    domain.d365.knobs.processing_seconds = 0
+    domain.d365.clock.advance(7200)
+
+    new = _tick_until(domain, [first, changed], _FINAL)[1]
+
+    assert _received(domain) == ["w1.xml", "w3.xml"]
+    assert new.row_key != old.row_key
+    deleted, superseded = domain.latest(gone), domain.context.store.get(old.row_key)
+    assert (deleted.state, deleted.reject_reason) == (TrackingState.REJECTED, "Deleted")
+    assert superseded is not None
+    assert (superseded.state, superseded.reject_reason) == (TrackingState.REJECTED, "Superseded")
+
+
+def test_a_line_whose_head_record_is_lost_goes_on_and_says_so(
+    domain: Domain, caplog: pytest.LogCaptureFixture, storage_connection_string: str
+) -> None:
+    blocker, second, third = _blocked_line(domain)
+    lost = domain.latest(blocker)
+    table = TableServiceClient.from_connection_string(storage_connection_string)
+    table.get_table_client(domain.context.store.table_name).delete_entity("files", lost.row_key)
+
+    with caplog.at_level(logging.WARNING, logger="shared.flows.line"):
+        _tick_until(domain, [second, third], _FINAL)
+
+    assert _received(domain) == ["j1.xml", "j2.xml", "j3.xml"]
+    assert any(
+        getattr(r, "event", None) == "line_head_lost" and blocker in r.getMessage()
+        for r in caplog.records
+    )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.tracking import (
     LEASE_MARGIN,
     ExportStore,
     LeaseHeld,
+    LeaseKeeper,
+    LeaseLostError,
     TrackingStore,
     lease_for_call,
     utcnow,
@@ -70,3 +73,29 @@ def test_a_release_keeps_or_records_the_watermark_for_the_next_holder(
     assert last is not None
     assert (last.holder, last.watermark) == ("b", T0)
     assert last.until <= utcnow()
+
+
+def test_a_kept_lease_is_renewed_when_half_spent_and_stops_once_another_holder_took_it(
+    store: TrackingStore,
+) -> None:
+    now = [utcnow()]
+    lease = store.import_lease
+    held = lease.acquire("a", until=now[0] + timedelta(seconds=10))
+    assert held is not None
+    keeper = LeaseKeeper(lease, held, length=timedelta(seconds=10), clock=lambda: now[0])
+    keeper.keep()  # more than half left: nothing written
+    assert keeper.held is held
+    now[0] += timedelta(seconds=6)
+    keeper.keep()
+    assert keeper.held.until == now[0] + timedelta(seconds=10)
+    assert lease.acquire("b", until=utcnow() + timedelta(minutes=1)) is None
+
+    # The renewals stopped (storage down, a stalled read) and the lease ran out: b took it.
+    lease.release(keeper.held)
+    assert lease.acquire("b", until=utcnow() + timedelta(minutes=1)) is not None
+    now[0] += timedelta(seconds=6)
+    with pytest.raises(LeaseLostError, match="another holder took it"):
+        keeper.keep()
+    assert lease.holder() == "b"
+    lease.release(keeper.held)  # a lost lease's release leaves b's alone
+    assert lease.holder() == "b"

@@ -4,10 +4,14 @@ run still reaches a final state with nobody's help, and ExportToPackage goes at 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -320,6 +324,116 @@ def test_no_token_means_nothing_was_sent_and_the_run_is_sent_later(
     assert _calls(domain) == 0
 
     _ticks(exporter)
+
+    assert _only(domain, route).state is PackageExportState.DELIVERED
+    assert _calls(domain) == 1
+
+
+@pytest.mark.parametrize("unzip", [False, True], ids=["package", "unzip"])
+def test_a_download_longer_than_the_lease_keeps_it_and_no_other_instance_downloads(
+    domain: Domain, route: PackageExportRoute, tmp_path: Path, unzip: bool
+) -> None:
+    """The route's lease (the tick's budget plus one call) is renewed as the package's bytes
+    arrive: a second instance ticking meanwhile is told the route is held."""
+    package = tmp_path / "package.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("Customers.csv", os.urandom(3 * 1024 * 1024))
+    knobs = domain.d365.knobs
+    knobs.package_export_seconds = 0
+    knobs.package_url_delay_seconds = 0
+    knobs.export_package_path = str(package)
+    knobs.download_mib_per_s = 1  # about 3 s, twice the lease
+    route = replace(route, unzip=unzip)
+    lease = timedelta(seconds=1.5)
+    with (
+        make_exporter(domain, route, lease=lease) as first,
+        make_exporter(domain, route, lease=lease) as second,
+    ):
+        _missed(first.store, route)
+        slow = threading.Thread(target=first.tick)
+        slow.start()
+        others = ExportTickResult()
+        while slow.is_alive():
+            time.sleep(0.2)
+            second.tick(others)
+        slow.join()
+        _ticks(second)
+
+    # (at most the last look, once the first tick was over, found the route free)
+    assert others.skipped_leased > 5 and others.routes <= 1, others
+    assert sum(1 for r in domain.d365.requests if r.operation == "blob_get") == 1
+    record = _only(domain, route)
+    assert record.state is PackageExportState.DELIVERED, record.error
+    assert record.size == package.stat().st_size
+
+
+def test_a_run_not_taken_is_sent_later_even_when_fno_cannot_say_what_it_has(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute
+) -> None:
+    """After a 503 (F&O did not take it), the next tick asks GetExecutionSummaryStatus first;
+    when that fails too, the run is neither sent nor given up: it is asked about again."""
+    _missed(exporter.store, route)
+    knobs = domain.d365.knobs
+    knobs.operations = frozenset({"ExportToPackage"})
+    knobs.error_burst = 1
+    _ticks(exporter)
+    assert _only(domain, route).state is PackageExportState.SCHEDULED
+
+    knobs.operations = frozenset({"GetExecutionSummaryStatus"})
+    knobs.error_burst = 50  # every try of this tick's status call
+    _ticks(exporter)
+    unsure = _only(domain, route)
+    assert unsure.state is PackageExportState.SCHEDULED, unsure.history
+    assert "asked again at the next tick" in (unsure.error or "")
+    assert _calls(domain) == 1
+
+    knobs.error_burst = 0
+    _ticks(exporter, 2)
+
+    record = _only(domain, route)
+    assert record.state is PackageExportState.DELIVERED, record.history
+    assert domain.d365.package_exports.export_calls == 1
+
+
+def test_a_download_whose_lease_was_taken_stops_and_leaves_the_run_to_the_holder(
+    domain: Domain, route: PackageExportRoute, tmp_path: Path
+) -> None:
+    """Its renewals failed until the lease ran out and another tick took it: the download
+    stops at its next block, writes nothing, and the other holder's tick delivers it."""
+    package = tmp_path / "package.zip"
+    package.write_bytes(os.urandom(2 * 1024 * 1024))
+    knobs = domain.d365.knobs
+    knobs.package_export_seconds = 0
+    knobs.package_url_delay_seconds = 0
+    knobs.export_package_path = str(package)
+    knobs.download_mib_per_s = 1
+    with make_exporter(domain, route, lease=timedelta(seconds=1.5)) as first:
+        store = first.store
+        _missed(store, route)
+        result = ExportTickResult()
+        slow = threading.Thread(target=first.tick, args=(result,))
+        slow.start()
+        while not any(r.operation == "blob_get" for r in domain.d365.requests):
+            time.sleep(0.05)
+        # Another tick takes the lease (as once it ran out): the row rewritten as it is read.
+        taken = store.lease(route.name)
+        until = datetime.now(UTC) + timedelta(hours=1)
+        for _ in range(10):
+            held = taken.last()
+            assert held is not None and held.until > datetime.now(UTC)
+            if taken.renew(replace(held, holder="another tick"), until=until) is not None:
+                break
+        assert taken.holder() == "another tick"
+        slow.join()
+
+        record = _only(domain, route)
+        assert record.state is PackageExportState.EXECUTING, record.history
+        assert record.error is None and result.errors == []
+        assert not domain.context.blob_service.get_blob_client(
+            route.container, record.target
+        ).exists()
+        taken.release(taken.last())  # the other holder's tick ends (it ran nothing here)
+        _ticks(first)
 
     assert _only(domain, route).state is PackageExportState.DELIVERED
     assert _calls(domain) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import nullcontext
 from dataclasses import replace
 
 import pytest
@@ -178,4 +179,34 @@ def test_members_committed_before_a_refusal_are_named_and_listed(
     assert (record.error or "").endswith(
         f"{given_up_text(route, message_id)}; 2 members written before the refusal stay beside "
         f"it ('{route.container}/{members[0]}', '{route.container}/{members[1]}')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Customers.csv", "Customers.csv"), ("data/Customers.csv", "data\\Customers.csv")],
+    ids=["same-name", "same-blob"],
+)
+def test_a_package_with_two_members_for_one_blob_is_kept_unopened(
+    domain: Domain, exporter: Exporter, route: ExportRoute, first: str, second: str
+) -> None:
+    """The second member's commit met the first's blob (ours, by its metadata) and was taken
+    for a retry's: its bytes were lost while the record said written."""
+    buffer = io.BytesIO()
+    with (
+        pytest.warns(UserWarning, match="Duplicate name") if first == second else nullcontext(),
+        zipfile.ZipFile(buffer, "w") as archive,
+    ):
+        archive.writestr(first, b"first")
+        archive.writestr(second, b"second")
+    package = buffer.getvalue()
+    unzip = replace(route, prefix="pkg/{message_id}/", unzip=True)
+    message_id = domain.d365.add_export(fakes.EXPORT_ACTIVITY_ID, package)
+
+    exporter.run_route(unzip)
+
+    error = assert_given_up_and_acked(domain, exporter, route, message_id, package)
+    assert error.startswith(
+        f"the exported package of message {message_id} holds two members written to one blob "
+        f"({second!r}). Given up"
     )
