@@ -11,6 +11,7 @@ import requests
 from azure.core.credentials import TokenCredential
 
 from ._body import DEFAULT_CHUNK_SIZE
+from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget
 from ._engine import USER_AGENT, Engine
 from ._exports import ExportCalls
 from ._messages import MessageCalls
@@ -52,6 +53,12 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls):
     :keyword sas_hosts: hosts (any port) that SAS URLs handed out by F&O may point at besides
         the blob endpoints of F&O's cloud, e.g. a storage emulator's; see
         :mod:`shared.clients.d365._urls` for the rules every URL from F&O is checked against.
+    :keyword budget: the :class:`CallBudget` asked for a permit before every attempt sent with
+        the F&O token and told of every 429 (default: no limit of its own); a call given no
+        permit within ``budget_wait`` seconds, or while the budget says F&O throttles the app
+        past that, raises `D365ThrottledError` with nothing sent.
+    :keyword budget_wait: seconds a call waits at most for a permit (also bounded by what its
+        retry policy has left).
     :raises ValueError: when `base_url` is not an http(s) URL without query string, a
         timeout is not a positive number, `pool_maxsize` is not a positive int, or a host of
         `sas_hosts` is not a host name or IP address.
@@ -72,6 +79,8 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         sleep: Callable[[float], object] = time.sleep,
         sas_hosts: Iterable[str] = (),
+        budget: CallBudget = UNLIMITED,
+        budget_wait: float = DEFAULT_BUDGET_WAIT,
     ) -> None:
         self._engine = Engine(
             base_url,
@@ -86,6 +95,8 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls):
             chunk_size=chunk_size,
             sleep=sleep,
             sas_hosts=sas_hosts,
+            budget=budget,
+            budget_wait=budget_wait,
         )
 
     @property
