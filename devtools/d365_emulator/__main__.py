@@ -77,6 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         help="queue FILE as an export of job ACTIVITY for dequeue (repeatable; the file is read "
         "at each download, never copied)",
     )
+    add(
+        "--user-max-concurrent",
+        type=int,
+        default=None,
+        help="F&O requests of one user at once before 429 (F&O: 52; default no limit)",
+    )
+    add(
+        "--user-max-requests",
+        type=int,
+        default=None,
+        help="F&O requests of one user per window before 429 (F&O: 6000; default no limit)",
+    )
+    add("--user-window-seconds", type=float, default=300.0, help="the window of the above")
+    add(
+        "--user-retry-after-max",
+        type=int,
+        default=300,
+        help="the most a Retry-After grows to while a user calls before it has passed",
+    )
     add("--seed", type=int, default=0, help="seed of the fault fractions")
     return parser
 
@@ -99,6 +118,10 @@ def _knobs(args: argparse.Namespace) -> Knobs:
         execution_errors_raw=args.execution_errors_raw,
         download_location_http=args.download_http,
         download_mib_per_s=args.download_mib_s,
+        user_max_concurrent=args.user_max_concurrent,
+        user_max_requests=args.user_max_requests,
+        user_window_seconds=args.user_window_seconds,
+        user_retry_after_max=args.user_retry_after_max,
         seed=args.seed,
     )
 

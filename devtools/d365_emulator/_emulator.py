@@ -27,6 +27,7 @@ from ._exports import customers_export, export_package
 from ._faults import FaultInjector
 from ._fno import Call, Environment, FnoApi
 from ._handler import EmulatorServer
+from ._limits import UserLimits
 from ._models import (
     App,
     ExecutionErrorRecord,
@@ -100,6 +101,7 @@ class Emulator(Service):
                 self.packages,
             )
         )
+        self.limits = UserLimits()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._connections = 0
@@ -290,6 +292,7 @@ class Emulator(Service):
         self.faults.reseed(self.knobs.seed)
         self.clock.speed = 1.0
         self.packages.clear()
+        self.limits.clear()
         for path in [*self.store.clear(), *self.blobs.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:

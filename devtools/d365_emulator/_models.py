@@ -227,6 +227,11 @@ class Knobs:
     Blob endpoint (see `_blobs`): `sas_version` is the storage version (``sv``) of the SAS
     URLs handed out, whose Put Blob and Put Block limits the endpoint enforces;
     `put_blob_max_bytes` lowers the Put Blob limit (None: the version's, as Azure's).
+
+    User-based service protection limits (see `_limits`; None: no limit):
+    `user_max_concurrent` F&O requests of one user at once, `user_max_requests` in a sliding
+    window of `user_window_seconds`; 429 past either, with F&O's text and a Retry-After that
+    doubles (up to `user_retry_after_max`) while the user calls before it has passed.
     """
 
     latency_ms: int = 0
@@ -270,6 +275,10 @@ class Knobs:
     error_keys_seconds: float = 1.0
     sas_version: str = "2020-10-02"
     put_blob_max_bytes: int | None = None
+    user_max_concurrent: int | None = None
+    user_max_requests: int | None = None
+    user_window_seconds: float = 300.0
+    user_retry_after_max: int = 300
 
     def copy(self) -> Knobs:
         """An independent copy."""

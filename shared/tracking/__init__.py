@@ -17,12 +17,15 @@
 - :mod:`._listing`: the table query of a records listing (its period, its filters);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
+- :mod:`._budget`: :class:`SharedBudget`, the F&O call budget all instances share (partition
+  ``budget``);
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
   export records, in a partition of their own.
 """
 
 from ._actor import Actor, ActorKind
 from ._backoff import Backoff
+from ._budget import BUDGET_PARTITION, FALLBACK_INSTANCES, BudgetLimits, SharedBudget
 from ._codec import to_entity
 from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
@@ -46,12 +49,15 @@ from ._store import UNSCHEDULE, TrackingStore
 
 __all__ = [
     "BATCH_SIZE",
+    "BUDGET_PARTITION",
     "EXPORTS_PARTITION",
+    "FALLBACK_INSTANCES",
     "LEASE_MARGIN",
     "UNSCHEDULE",
     "Actor",
     "ActorKind",
     "Backoff",
+    "BudgetLimits",
     "ClaimResult",
     "ConcurrencyError",
     "ExportRecord",
@@ -64,6 +70,7 @@ __all__ = [
     "Page",
     "PendingEntry",
     "Schedule",
+    "SharedBudget",
     "TrackedFile",
     "TrackingState",
     "TrackingStore",

@@ -1,0 +1,309 @@
+"""The F&O call budget every instance of the app shares, in the status table's ``budget`` rows.
+
+Two kinds of row, read together by one query of the partition:
+
+- ``throttle``: until when F&O throttles the app (``until``, the ``retry_after`` that asked for
+  it, the instance that got it). Written only on a 429, conditional on its ETag, and only when
+  it ends later than what it holds: the largest Retry-After wins.
+- ``instance-<id>``: one per live instance (worker process), its last heartbeat (``seen``).
+  An instance whose heartbeat is older than three heartbeat intervals is gone (a crash
+  included): its share goes back to the others, so nothing it held leaks for longer.
+
+Each instance takes ``1/n`` of the app's concurrency and rate (``n`` the live instances) and
+enforces it locally (:class:`shared.clients.d365.LocalBudget`). The table is read at most once
+per ``refresh`` and written once per ``heartbeat``, and only while the instance calls F&O. When
+the table cannot be read, the instance keeps the share it last had (at first, that of
+:data:`FALLBACK_INSTANCES` instances), logs it, and goes on: the budget never stops a call
+for its own failure. See docs/architecture.md, "One F&O budget".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+from azure.data.tables import TableClient
+
+from shared.clients.d365 import CallPriority, LocalBudget
+
+from ._model import TrackingStoreError, utcnow
+from ._properties import finish, parse_time
+from ._table import StatusTable
+
+__all__ = ["BUDGET_PARTITION", "FALLBACK_INSTANCES", "BudgetLimits", "SharedBudget"]
+
+_LOGGER = logging.getLogger(__name__)
+
+BUDGET_PARTITION = "budget"
+"""The partition of the status table that holds the budget's rows."""
+FALLBACK_INSTANCES = 4
+"""How many instances an instance assumes before it has read the table once."""
+_THROTTLE_KEY = "throttle"
+_INSTANCE_PREFIX = "instance-"
+# A heartbeat older than this many intervals is an instance gone.
+_LIVE_INTERVALS = 3
+# Rows of instances gone this long are deleted by whoever sees them (a few per refresh).
+_FORGET_AFTER = timedelta(minutes=10)
+_DELETES_PER_REFRESH = 5
+# After a failed read of the table, the next try waits this long (the share stays).
+_RETRY_UNAVAILABLE = 30.0
+_WRITE_TRIES = 3
+_FAILURES = (AzureError, TrackingStoreError)
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    """The whole app's limits, and how often an instance looks at the table."""
+
+    concurrency: int
+    requests_per_5min: int
+    refresh: timedelta = timedelta(seconds=2)
+    heartbeat: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class _View:
+    """What one read of the partition said."""
+
+    live: tuple[str, ...]
+    throttled_until: datetime | None
+    gone: tuple[Any, ...]
+
+
+class SharedBudget:
+    """An instance's share of the app's F&O budget (a :class:`shared.clients.d365.CallBudget`).
+
+    :param table: the status table's client.
+    :param limits: the whole app's limits.
+    :keyword instance_id: this instance's name in the table (default: a new one).
+    :keyword clock: UTC time, shared by every instance (heartbeats, throttled-until).
+    :keyword monotonic: this process's clock for waits.
+    """
+
+    def __init__(
+        self,
+        table: TableClient,
+        limits: BudgetLimits,
+        *,
+        instance_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._table = StatusTable(table, partition=BUDGET_PARTITION)
+        self._limits = limits
+        self.instance_id = instance_id or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._clock = clock
+        self._monotonic = monotonic
+        self._local = LocalBudget(
+            max(1, limits.concurrency // FALLBACK_INSTANCES),
+            limits.requests_per_5min / FALLBACK_INSTANCES,
+            clock=monotonic,
+        )
+        self._refreshing = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._next_refresh = 0.0
+        self._next_heartbeat = 0.0
+        self._live = 0
+        self._available = True
+        self.table_calls = 0
+        """Requests this budget sent to the table (a measure of what it costs)."""
+        self.permits = 0
+        """Permits granted (the F&O calls it let out)."""
+
+    @property
+    def local(self) -> LocalBudget:
+        """This instance's share, as enforced now."""
+        return self._local
+
+    @property
+    def live_instances(self) -> int:
+        """Instances counted at the last read of the table (0 before it)."""
+        return self._live
+
+    # -- CallBudget ---------------------------------------------------------------------------
+
+    def acquire(self, priority: CallPriority, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a permit, looking at the table again every
+        ``refresh`` meanwhile (a share can grow, another instance can be throttled)."""
+        deadline = self._monotonic() + max(0.0, timeout)
+        step = self._limits.refresh.total_seconds()
+        while True:
+            self._refresh_if_due()
+            left = deadline - self._monotonic()
+            if self._local.acquire(priority, timeout=max(0.0, min(left, step))):
+                with self._counts_lock:
+                    self.permits += 1
+                return True
+            if left <= step or self._local.retry_after() > left:
+                return False
+
+    def release(self, priority: CallPriority) -> None:
+        """Give back a permit."""
+        self._local.release(priority)
+
+    def throttled(self, retry_after: float) -> None:
+        """F&O answered 429: this instance stops at once, the others at their next read."""
+        self._local.throttled(retry_after)
+        until = self._clock() + timedelta(seconds=retry_after)
+        _LOGGER.warning(
+            "f&o throttled the app: every instance waits until %s (Retry-After %.0f s) instance=%s",
+            until.isoformat(),
+            retry_after,
+            self.instance_id,
+        )
+        try:
+            self._publish(until, retry_after)
+        except _FAILURES as exc:
+            self._unavailable(exc)
+
+    def retry_after(self) -> float:
+        """Seconds until calls may be made again (0 when not throttled)."""
+        return self._local.retry_after()
+
+    # -- the table ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Read the partition now (heartbeat first when due) and take the share it gives."""
+        now_mono = self._monotonic()
+        try:
+            if now_mono >= self._next_heartbeat:
+                self._heartbeat()
+                self._next_heartbeat = now_mono + self._limits.heartbeat.total_seconds()
+            view = self._read()
+        except _FAILURES as exc:
+            self._next_refresh = now_mono + _RETRY_UNAVAILABLE
+            self._unavailable(exc)
+            return
+        self._next_refresh = now_mono + self._limits.refresh.total_seconds()
+        if not self._available:
+            self._available = True
+            _LOGGER.warning("f&o budget table readable again instance=%s", self.instance_id)
+        self._apply(view)
+        self._forget(view.gone)
+
+    def _refresh_if_due(self) -> None:
+        if self._monotonic() < self._next_refresh:
+            return
+        # One thread reads; the others go on with the share as it is.
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            if self._monotonic() >= self._next_refresh:
+                self.refresh()
+        finally:
+            self._refreshing.release()
+
+    def _heartbeat(self) -> None:
+        self._count()
+        self._table.upsert(
+            finish(
+                {
+                    "PartitionKey": BUDGET_PARTITION,
+                    "RowKey": _INSTANCE_PREFIX + self.instance_id,
+                    "seen": self._clock(),
+                }
+            )
+        )
+
+    def _read(self) -> _View:
+        self._count()
+        now = self._clock()
+        live_after = now - self._limits.heartbeat * _LIVE_INTERVALS
+        live, gone, until = {self.instance_id}, [], None
+        for row in self._table.query([], {}):
+            key = str(row.get("RowKey", ""))
+            if key == _THROTTLE_KEY:
+                until = parse_time(row.get("until"))
+            elif key.startswith(_INSTANCE_PREFIX):
+                seen = parse_time(row.get("seen")) or now
+                if seen > live_after:
+                    live.add(key.removeprefix(_INSTANCE_PREFIX))
+                elif seen < now - _FORGET_AFTER:
+                    gone.append(row)
+        return _View(tuple(sorted(live)), until, tuple(gone[:_DELETES_PER_REFRESH]))
+
+    def _apply(self, view: _View) -> None:
+        """Take this instance's share: 1/n of the rate, and of the concurrency by rank (the
+        first ``concurrency % n`` instances one slot more; with more instances than slots,
+        the last ones none, until one goes)."""
+        count = len(view.live)
+        rank = view.live.index(self.instance_id)
+        total = self._limits.concurrency
+        concurrency = total // count + (1 if rank < total % count else 0)
+        changed = count != self._live
+        self._live = count
+        self._local.set_share(concurrency, self._limits.requests_per_5min / count)
+        if view.throttled_until is not None:
+            left = (view.throttled_until - self._clock()).total_seconds()
+            if left > 0:
+                self._local.throttle_until(self._monotonic() + left)
+        if changed:
+            _LOGGER.info(
+                "f&o budget share instance=%s live_instances=%d concurrency=%d "
+                "requests_per_5min=%.0f permits=%d table_calls=%d",
+                self.instance_id,
+                count,
+                concurrency,
+                self._local.requests_per_5min,
+                self.permits,
+                self.table_calls,
+            )
+
+    def _publish(self, until: datetime, retry_after: float) -> None:
+        """Write ``until`` to the throttle row unless it holds a later end (ETag-conditional;
+        a lost answer is read back as a row that already holds it)."""
+        entity = finish(
+            {
+                "PartitionKey": BUDGET_PARTITION,
+                "RowKey": _THROTTLE_KEY,
+                "until": until,
+                "retry_after": float(retry_after),
+                "instance": self.instance_id,
+            }
+        )
+        for _ in range(_WRITE_TRIES):
+            self._count()
+            row = self._table.get(_THROTTLE_KEY)
+            if row is not None and (parse_time(row.get("until")) or until) >= until:
+                return
+            self._count()
+            try:
+                if row is None:
+                    self._table.insert(entity)
+                else:
+                    self._table.replace(entity, etag=row.metadata["etag"])
+            except (ResourceExistsError, ResourceModifiedError):
+                continue
+            return
+
+    def _forget(self, rows: tuple[Any, ...]) -> None:
+        for row in rows:
+            self._count()
+            try:
+                self._table.delete(str(row["RowKey"]), etag=row.metadata["etag"])
+            except _FAILURES:
+                return
+
+    def _count(self) -> None:
+        with self._counts_lock:
+            self.table_calls += 1
+
+    def _unavailable(self, exc: Exception) -> None:
+        if self._available:
+            self._available = False
+            _LOGGER.warning(
+                "f&o budget table unavailable, going on with this instance's last share "
+                "(concurrency=%d requests_per_5min=%.0f) instance=%s: %s",
+                self._local.concurrency,
+                self._local.requests_per_5min,
+                self.instance_id,
+                type(exc).__name__,
+            )
