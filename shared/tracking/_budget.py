@@ -138,11 +138,17 @@ class SharedBudget:
         while True:
             self._refresh_if_due()
             left = deadline - self._monotonic()
+            throttled = self._local.retry_after()
+            if throttled > left:
+                return False
+            if throttled > 0:
+                time.sleep(min(throttled, step))
+                continue
             if self._local.acquire(priority, timeout=max(0.0, min(left, step))):
                 with self._counts_lock:
                     self.permits += 1
                 return True
-            if left <= step or self._local.retry_after() > left:
+            if deadline <= self._monotonic():
                 return False
 
     def release(self, priority: CallPriority) -> None:
