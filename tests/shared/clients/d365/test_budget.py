@@ -216,9 +216,7 @@ def test_status_polls_keep_moving_while_uploads_hold_the_budget(
     body = b"x" * (200 * 1024)  # past the emulator's first read, so the pause applies
     with ThreadPoolExecutor(6) as pool:
         uploads = [
-            pool.submit(
-                client.enqueue, job.activity_id, body, entity=job.entity, company="USMF"
-            )
+            pool.submit(client.enqueue, job.activity_id, body, entity=job.entity, company="USMF")
             for _ in range(6)
         ]
         time.sleep(0.4)
