@@ -133,9 +133,7 @@ def test_the_token_endpoint_does_not_count(d365: Emulator) -> None:
 
 
 @pytest.mark.parametrize("value", ["Bearer not-a-jwt", "Basic abc", ""])
-def test_a_request_without_a_readable_token_counts_as_anonymous(
-    d365: Emulator, value: str
-) -> None:
+def test_a_request_without_a_readable_token_counts_as_anonymous(d365: Emulator, value: str) -> None:
     d365.knobs.user_max_requests = 1
     d365.knobs.user_window_seconds = 60
     assert _status(d365, {"Authorization": value}).status_code == 401
