@@ -155,20 +155,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         # F&O's own calls count against the user's service protection limits.
         user = user_of(self.headers)
         refusal = emulator.limits.admit(user, emulator.knobs)
-        if refusal is not None:
-            self._serve_call(
-                refusal=throttle_reply(
-                    emulator.knobs,
-                    odata=operation in ODATA_ACTIONS,
-                    message=refusal.message,
-                    retry_after=refusal.retry_after,
-                )
-            )
-            return
         try:
-            self._serve_call()
+            if refusal is None:
+                self._serve_call()
+                return
+            reply = throttle_reply(
+                emulator.knobs,
+                odata=operation in ODATA_ACTIONS,
+                message=refusal.message,
+                retry_after=refusal.retry_after,
+            )
+            self._serve_call(refusal=reply)
         finally:
-            emulator.limits.done(user)
+            emulator.limits.done(user, admitted=refusal is None)
 
     def _serve_call(self, *, refusal: Reply | None = None) -> None:
         emulator = self.server.emulator

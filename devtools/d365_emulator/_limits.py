@@ -76,6 +76,7 @@ class Refusal:
 class _User:
     started: deque[float] = field(default_factory=deque)
     in_flight: int = 0
+    arrived: int = 0
     blocked_until: float = 0.0
     last_retry_after: int = 0
     last_message: str = ""
@@ -93,7 +94,10 @@ class UserLimits:
         self._lock = threading.Lock()
         self._users: dict[str, _User] = {}
         self.max_in_flight = 0
-        """The most F&O requests of one user in flight at once since the last clear."""
+        """The most F&O requests of one user admitted at once since the last clear."""
+        self.max_offered = 0
+        """The most F&O requests of one user under way at once, refused ones included: the
+        concurrency the client pushed."""
         self.refusals = 0
         """Requests refused by the limits since the last clear."""
 
@@ -102,6 +106,7 @@ class UserLimits:
         with self._lock:
             self._users.clear()
             self.max_in_flight = 0
+            self.max_offered = 0
             self.refusals = 0
 
     def in_flight(self, user: str) -> int:
@@ -111,9 +116,11 @@ class UserLimits:
             return found.in_flight if found else 0
 
     def admit(self, user: str, knobs: Knobs) -> Refusal | None:
-        """Admit one request of ``user`` (then :meth:`done` must follow), or refuse it."""
+        """Admit one request of ``user``, or refuse it; :meth:`done` must follow either way."""
         with self._lock:
             state = self._users.setdefault(user, _User())
+            state.arrived += 1
+            self.max_offered = max(self.max_offered, state.arrived)
             now = self._clock()
             if now < state.blocked_until:
                 return self._refuse(
@@ -136,12 +143,14 @@ class UserLimits:
             self.max_in_flight = max(self.max_in_flight, state.in_flight)
             return None
 
-    def done(self, user: str) -> None:
-        """One admitted request of ``user`` has been answered."""
+    def done(self, user: str, *, admitted: bool = True) -> None:
+        """One request of ``user`` has been answered (``admitted``: it was let in)."""
         with self._lock:
             state = self._users.get(user)
             if state is not None:
-                state.in_flight = max(0, state.in_flight - 1)
+                state.arrived = max(0, state.arrived - 1)
+                if admitted:
+                    state.in_flight = max(0, state.in_flight - 1)
 
     def _refuse(self, state: _User, now: float, message: str, wait: int, knobs: Knobs) -> Refusal:
         wait = max(1, min(wait, knobs.user_retry_after_max))

@@ -64,6 +64,7 @@ def test_requests_past_the_concurrency_limit_get_f_and_os_429(d365: Emulator) ->
     assert _text(refusal) == "Number of concurrent requests exceeded the limit of 2."
     assert refusal.headers["Retry-After"] == "1"
     assert d365.limits.max_in_flight == 2
+    assert d365.limits.max_offered == 3
     assert d365.limits.refusals == 1
 
 
