@@ -65,8 +65,8 @@ class BudgetLimits:
 
     concurrency: int
     requests_per_5min: int
-    refresh: timedelta = timedelta(seconds=2)
-    heartbeat: timedelta = timedelta(seconds=10)
+    refresh: timedelta = timedelta(seconds=3)
+    heartbeat: timedelta = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
