@@ -41,7 +41,7 @@ def table(storage_connection_string: str, unique_name: str, faults: StorageFault
 def _budget(
     table: TableClient, name: str, *, rate: int = 600, clock: _Clock | None = None
 ) -> SharedBudget:
-    limits = BudgetLimits(5, rate, refresh=timedelta(seconds=0.2))
+    limits = BudgetLimits(5, rate, refresh=timedelta(seconds=0.2), heartbeat=timedelta(seconds=10))
     if clock is None:
         return SharedBudget(table, limits, instance_id=name)
     return SharedBudget(table, limits, instance_id=name, clock=clock)
