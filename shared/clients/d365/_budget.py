@@ -28,6 +28,7 @@ __all__ = [
     "CallBudget",
     "CallPriority",
     "LocalBudget",
+    "Reservations",
     "permit",
     "priority_of",
 ]
@@ -100,6 +101,36 @@ def permit(budget: CallBudget, context: OperationContext, *, timeout: float) -> 
         yield
     finally:
         budget.release(priority)
+
+
+class Reservations:
+    """Permits a thread took ahead of its next calls of one operation (see
+    :meth:`D365Client.reserved`): those calls use it instead of asking again."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def holds(self, operation: str) -> bool:
+        """True when this thread holds a permit for ``operation``'s calls."""
+        return getattr(self._local, "operation", None) == operation
+
+    @contextmanager
+    def hold(
+        self, budget: CallBudget, context: OperationContext, *, timeout: float
+    ) -> Iterator[None]:
+        """Take a permit for ``context.operation``'s calls on this thread until the block ends.
+
+        :raises D365ThrottledError: no permit within ``timeout`` seconds (nothing was sent).
+        """
+        if self.holds(context.operation):
+            yield
+            return
+        with permit(budget, context, timeout=timeout):
+            self._local.operation = context.operation
+            try:
+                yield
+            finally:
+                self._local.operation = None
 
 
 class _Unlimited:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
 
@@ -108,6 +109,17 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls):
     def scope(self) -> str:
         """The token scope requested from the credential."""
         return self._engine.scope
+
+    def reserved(self, operation: str) -> AbstractContextManager[None]:
+        """Take the budget's permit for this thread's calls of ``operation`` (e.g.
+        ``"enqueue"``) until the block ends, so that what must happen just before the call
+        (recording that a send begins) happens only once the call can go: no wait for a
+        permit sits between the two.
+
+        :raises D365ThrottledError: no permit within ``budget_wait`` seconds, or the app is
+            throttled past it; nothing was sent.
+        """
+        return self._engine.reserved(operation)
 
     def __repr__(self) -> str:
         return f"D365Client(base_url={self._engine.base_url!r})"

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Generic, TypeVar
 
@@ -14,7 +14,7 @@ import requests
 from azure.core.credentials import TokenCredential
 
 from ._body import DEFAULT_CHUNK_SIZE, BodyLengthError, ChunkedUpload, UploadBody
-from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget, permit
+from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget, Reservations, permit
 from ._errors import NOT_TAKEN_STATUSES, D365CredentialError
 from ._failures import (
     connection_error,
@@ -106,6 +106,13 @@ class Engine:
         self._sleep = sleep
         self._budget = budget
         self._max_permit_wait = budget_wait
+        self._reservations = Reservations()
+
+    def reserved(self, operation: str) -> AbstractContextManager[None]:
+        """A permit of the budget for this thread's ``operation`` calls (see
+        :meth:`D365Client.reserved`)."""
+        context = self.context(operation, "POST", self.base_url)
+        return self._reservations.hold(self._budget, context, timeout=self._max_permit_wait)
 
     def close(self) -> None:
         """Close the HTTP session if the engine created it."""
@@ -199,7 +206,8 @@ class Engine:
             attempt = budget.begin_attempt()
             # A SAS call (no token) goes to Azure Storage, not to F&O: it needs no permit.
             wait = min(self._max_permit_wait, budget.policy.total_timeout - budget.elapsed)
-            with permit(self._budget if authorize else UNLIMITED, context, timeout=wait):
+            needs = authorize and not self._reservations.holds(context.operation)
+            with permit(self._budget if needs else UNLIMITED, context, timeout=wait):
                 outcome = self._attempt(
                     context,
                     read,
