@@ -21,7 +21,7 @@ the emulator saw (pushed: refused requests included; and admitted), and the budg
 requests per F&O call. Targets: at most one 429 per 100 F&O calls with the budget, and not
 slower than without it.
 
-Usage: ``python bench/fo_budget.py [--files 240] [--hosts 6] [--fno-concurrency 8]
+Usage: ``python bench/fo_budget.py [--files 120] [--hosts 6] [--fno-concurrency 8]
 [--fno-requests 600] [--fno-window 30] [--app-concurrency 6] [--latency-ms 40]``
 """
 
@@ -76,7 +76,7 @@ def _say(text: str) -> None:
 class BudgetOptions:
     """One run's load and limits."""
 
-    files: int = 240
+    files: int = 120
     hosts: int = 6
     fno_concurrency: int = 8
     fno_requests: int = 600
@@ -85,6 +85,9 @@ class BudgetOptions:
     app_concurrency: int = 6
     latency_ms: int = 40
     timeout: float = 900.0
+    off_timeout: float = 0.0
+    """How long the phase without the budget may take; 0: twice the budget's phase, at
+    least 60 s (without the budget F&O's growing Retry-After may never let it finish)."""
 
     @property
     def app_requests_per_5min(self) -> int:
@@ -224,7 +227,7 @@ class _Services:
     work: Path
 
 
-def _phase(name: str, budget: bool, services: _Services) -> PhaseReport:
+def _phase(name: str, budget: bool, services: _Services, timeout: float) -> PhaseReport:
     options, emulator, azurite = services.options, services.emulator, services.azurite
     counter, host_storage, work = services.counter, services.host_storage, services.work
     phase = f"{name}{uuid.uuid4().hex[:6]}"
@@ -248,7 +251,7 @@ def _phase(name: str, budget: bool, services: _Services) -> PhaseReport:
         began = time.monotonic()
         _upload(inbound, phase, options, data)
         final = 0
-        while time.monotonic() - began < options.timeout:
+        while time.monotonic() - began < timeout:
             final = _final_count(tables, f"fob{phase}")
             if final >= options.files:
                 break
@@ -336,23 +339,23 @@ def run(
             f"{options.app_requests_per_5min} | {options.hosts} hosts, {options.files} files"
         )
         services = _Services(options, emulator, azurite, counter, host_storage, work)
-        reports = []
-        for name, budget in (("budget", True), ("off", False)):
-            report = _phase(name, budget, services)
-            say(report.line())
-            reports.append(report)
-        return reports
+        with_budget = _phase("budget", True, services, options.timeout)
+        say(with_budget.line())
+        off_timeout = options.off_timeout or max(60.0, 2 * with_budget.seconds)
+        without = _phase("off", False, services, off_timeout)
+        say(without.line())
+        return [with_budget, without]
 
 
 def verdict(reports: list[PhaseReport]) -> list[str]:
     """The targets missed (empty: all met)."""
     with_budget, without = reports
     missed = []
-    if with_budget.final < with_budget.files or without.final < without.files:
-        missed.append("not every file reached a final state")
+    if with_budget.final < with_budget.files:
+        missed.append("not every file reached a final state with the budget")
     if with_budget.throttled * 100 > with_budget.fno_calls:
         missed.append("more than one 429 per 100 F&O calls with the budget")
-    if with_budget.seconds > without.seconds:
+    if without.final == without.files and with_budget.seconds > without.seconds:
         missed.append("slower with the budget than without it")
     return missed
 
@@ -371,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--app-concurrency", type=int, default=defaults.app_concurrency)
     add("--latency-ms", type=int, default=defaults.latency_ms)
     add("--timeout", type=float, default=defaults.timeout)
+    add("--off-timeout", type=float, default=defaults.off_timeout)
     args = parser.parse_args(argv)
     options = BudgetOptions(**vars(args))
     reports = run(options)

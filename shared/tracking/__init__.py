@@ -25,7 +25,13 @@
 
 from ._actor import Actor, ActorKind
 from ._backoff import Backoff
-from ._budget import BUDGET_PARTITION, FALLBACK_INSTANCES, BudgetLimits, SharedBudget
+from ._budget import (
+    BUDGET_PARTITION,
+    FALLBACK_INSTANCES,
+    BudgetLimits,
+    SharedBudget,
+    split_concurrency,
+)
 from ._codec import to_entity
 from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
@@ -82,6 +88,7 @@ __all__ = [
     "quoted_etag",
     "record_id_for",
     "record_row_key",
+    "split_concurrency",
     "to_entity",
     "utcnow",
 ]

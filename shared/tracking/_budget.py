@@ -5,13 +5,16 @@ Two kinds of row, read together by one query of the partition:
 - ``throttle``: until when F&O throttles the app (``until``, the ``retry_after`` that asked for
   it, the instance that got it). Written only on a 429, conditional on its ETag, and only when
   it ends later than what it holds: the largest Retry-After wins.
-- ``instance-<id>``: one per live instance (worker process), its last heartbeat (``seen``).
-  An instance whose heartbeat is older than three heartbeat intervals is gone (a crash
-  included): its share goes back to the others, so nothing it held leaks for longer.
+- ``instance-<id>``: one per live instance (worker process), its last heartbeat (``seen``)
+  and its ``demand`` (the most permits it wanted at once since the beat before). An instance
+  whose heartbeat is older than three heartbeat intervals is gone (a crash included): its
+  share goes back to the others, so nothing it held leaks for longer.
 
-Each instance takes ``1/n`` of the app's concurrency and rate (``n`` the live instances) and
-enforces it locally (:class:`shared.clients.d365.LocalBudget`). The table is read at most once
-per ``refresh`` and written once per ``heartbeat``, and only while the instance calls F&O. When
+Each instance takes its part of the app's concurrency by demand (:func:`split_concurrency`),
+and the same fraction of the rate, and enforces it locally
+(:class:`shared.clients.d365.LocalBudget`). The table is read at most once per ``refresh``
+and written once per ``heartbeat`` (sooner when the instance's demand has grown), and only
+while the instance calls F&O. When
 the table cannot be read, the instance keeps the share it last had (at first, that of
 :data:`FALLBACK_INSTANCES` instances), logs it, and goes on: the budget never stops a call
 for its own failure. See docs/architecture.md, "One F&O budget".
@@ -24,7 +27,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +41,13 @@ from ._model import TrackingStoreError, utcnow
 from ._properties import finish, parse_time
 from ._table import StatusTable
 
-__all__ = ["BUDGET_PARTITION", "FALLBACK_INSTANCES", "BudgetLimits", "SharedBudget"]
+__all__ = [
+    "BUDGET_PARTITION",
+    "FALLBACK_INSTANCES",
+    "BudgetLimits",
+    "SharedBudget",
+    "split_concurrency",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,7 +82,8 @@ class BudgetLimits:
 class _View:
     """What one read of the partition said."""
 
-    live: tuple[str, ...]
+    live: tuple[tuple[str, int], ...]
+    """Each live instance and its demand, sorted by id."""
     throttled_until: datetime | None
     gone: tuple[Any, ...]
 
@@ -111,6 +121,9 @@ class SharedBudget:
         self._counts_lock = threading.Lock()
         self._next_refresh = 0.0
         self._next_heartbeat = 0.0
+        self._wanting = 0
+        self._peak = 0
+        self._published = 0
         self._live = 0
         self._available = True
         self.table_calls = 0
@@ -135,21 +148,28 @@ class SharedBudget:
         ``refresh`` meanwhile (a share can grow, another instance can be throttled)."""
         deadline = self._monotonic() + max(0.0, timeout)
         step = self._limits.refresh.total_seconds()
-        while True:
-            self._refresh_if_due()
-            left = deadline - self._monotonic()
-            throttled = self._local.retry_after()
-            if throttled > left:
-                return False
-            if throttled > 0:
-                time.sleep(min(throttled, step))
-                continue
-            if self._local.acquire(priority, timeout=max(0.0, min(left, step))):
-                with self._counts_lock:
-                    self.permits += 1
-                return True
-            if deadline <= self._monotonic():
-                return False
+        with self._counts_lock:
+            self._wanting += 1
+            self._peak = max(self._peak, self._wanting + self._local.in_flight)
+        try:
+            while True:
+                self._refresh_if_due()
+                left = deadline - self._monotonic()
+                throttled = self._local.retry_after()
+                if throttled > left:
+                    return False
+                if throttled > 0:
+                    time.sleep(min(throttled, step))
+                    continue
+                if self._local.acquire(priority, timeout=max(0.0, min(left, step))):
+                    with self._counts_lock:
+                        self.permits += 1
+                    return True
+                if deadline <= self._monotonic():
+                    return False
+        finally:
+            with self._counts_lock:
+                self._wanting -= 1
 
     def release(self, priority: CallPriority) -> None:
         """Give back a permit."""
@@ -180,7 +200,8 @@ class SharedBudget:
         """Read the partition now (heartbeat first when due) and take the share it gives."""
         now_mono = self._monotonic()
         try:
-            if now_mono >= self._next_heartbeat:
+            # Due, or this instance wants more than the others were told.
+            if now_mono >= self._next_heartbeat or self._peak > self._published:
                 self._heartbeat()
                 self._next_heartbeat = now_mono + self._limits.heartbeat.total_seconds()
             view = self._read()
@@ -208,6 +229,11 @@ class SharedBudget:
             self._refreshing.release()
 
     def _heartbeat(self) -> None:
+        """Write this instance's row: when it was seen, and its demand (the most permits it
+        wanted at once since the last beat)."""
+        with self._counts_lock:
+            demand = self._peak
+            self._peak = self._wanting + self._local.in_flight
         self._count()
         self._table.upsert(
             finish(
@@ -215,15 +241,17 @@ class SharedBudget:
                     "PartitionKey": BUDGET_PARTITION,
                     "RowKey": _INSTANCE_PREFIX + self.instance_id,
                     "seen": self._clock(),
+                    "demand": demand,
                 }
             )
         )
+        self._published = demand
 
     def _read(self) -> _View:
         self._count()
         now = self._clock()
         live_after = now - self._limits.heartbeat * _LIVE_INTERVALS
-        live, gone, until = {self.instance_id}, [], None
+        live, gone, until = {self.instance_id: self._published}, [], None
         for row in self._table.query([], {}):
             key = str(row.get("RowKey", ""))
             if key == _THROTTLE_KEY:
@@ -231,22 +259,20 @@ class SharedBudget:
             elif key.startswith(_INSTANCE_PREFIX):
                 seen = parse_time(row.get("seen")) or now
                 if seen > live_after:
-                    live.add(key.removeprefix(_INSTANCE_PREFIX))
+                    name = key.removeprefix(_INSTANCE_PREFIX)
+                    live[name] = int(row.get("demand") or 0)
                 elif seen < now - _FORGET_AFTER:
                     gone.append(row)
-        return _View(tuple(sorted(live)), until, tuple(gone[:_DELETES_PER_REFRESH]))
+        return _View(tuple(sorted(live.items())), until, tuple(gone[:_DELETES_PER_REFRESH]))
 
     def _apply(self, view: _View) -> None:
-        """Take this instance's share: 1/n of the rate, and of the concurrency by rank (the
-        first ``concurrency % n`` instances one slot more; with more instances than slots,
-        the last ones none, until one goes)."""
-        count = len(view.live)
-        rank = view.live.index(self.instance_id)
+        """Take this instance's share (:func:`split_concurrency`) of the concurrency, and the same
+        fraction of the rate."""
         total = self._limits.concurrency
-        concurrency = total // count + (1 if rank < total % count else 0)
-        changed = count != self._live
-        self._live = count
-        self._local.set_share(concurrency, self._limits.requests_per_5min / count)
+        concurrency = split_concurrency(total, view.live)[self.instance_id]
+        changed = len(view.live) != self._live
+        self._live = len(view.live)
+        self._local.set_share(concurrency, self._limits.requests_per_5min * concurrency / total)
         if view.throttled_until is not None:
             left = (view.throttled_until - self._clock()).total_seconds()
             if left > 0:
@@ -256,7 +282,7 @@ class SharedBudget:
                 "f&o budget share instance=%s live_instances=%d concurrency=%d "
                 "requests_per_5min=%.0f permits=%d table_calls=%d",
                 self.instance_id,
-                count,
+                self._live,
                 concurrency,
                 self._local.requests_per_5min,
                 self.permits,
@@ -313,3 +339,35 @@ class SharedBudget:
                 self.instance_id,
                 type(exc).__name__,
             )
+
+
+def split_concurrency(total: int, demands: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """The concurrency of each instance: one slot each for those that want any (by rank,
+    while slots last), then the rest of their demand in proportion, then what is left
+    evenly. Every instance computes the same split from the same rows; it sums to
+    ``total``.
+
+    :param demands: (instance id, the most permits it wanted at once lately), sorted by id.
+    """
+    ids = [name for name, _ in demands]
+    want = dict(demands)
+    share = dict.fromkeys(ids, 0)
+    left = total
+    for name in ids:
+        if want[name] > 0 and left > 0:
+            share[name], left = 1, left - 1
+    short = {name: max(0, want[name] - share[name]) for name in ids}
+    wanted = sum(short.values())
+    if wanted and left:
+        give = min(left, wanted)
+        for name in ids:
+            grant = give * short[name] // wanted
+            share[name] += grant
+            left -= grant
+        for name in ids:
+            if left and share[name] < want[name]:
+                share[name], left = share[name] + 1, left - 1
+    base, rest = divmod(left, len(ids))
+    for rank, name in enumerate(ids):
+        share[name] += base + (1 if rank < rest else 0)
+    return share

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables import TableClient, TableServiceClient
 
 from shared.clients.d365 import CallPriority
-from shared.tracking import BUDGET_PARTITION, BudgetLimits, SharedBudget
+from shared.tracking import BUDGET_PARTITION, BudgetLimits, SharedBudget, split_concurrency
 from tests.faults import StorageFaults
 
 STATUS = CallPriority.STATUS
@@ -47,16 +48,50 @@ def _budget(
     return SharedBudget(table, limits, instance_id=name, clock=clock)
 
 
-def test_instances_split_the_apps_limits_by_rank(table: TableClient) -> None:
+def test_idle_instances_split_the_apps_limits_evenly_by_rank(table: TableClient) -> None:
     first, second = _budget(table, "a"), _budget(table, "b")
     first.refresh()
     second.refresh()
     first.refresh()
     assert (first.live_instances, second.live_instances) == (2, 2)
     assert (first.local.concurrency, second.local.concurrency) == (3, 2)
-    assert first.local.requests_per_5min == second.local.requests_per_5min == 300
+    # The rate follows the concurrency: 600 per 5 minutes in all.
+    assert (first.local.requests_per_5min, second.local.requests_per_5min) == (360, 240)
     rows = {row["RowKey"] for row in table.query_entities(f"PartitionKey eq '{BUDGET_PARTITION}'")}
     assert rows == {"instance-a", "instance-b"}
+
+
+def test_a_busy_instance_gets_the_slots_it_wants_from_an_idle_one(table: TableClient) -> None:
+    busy, idle = _budget(table, "b-busy"), _budget(table, "a-idle")
+    idle.refresh()
+    assert busy.acquire(STATUS, timeout=1)  # holds the one slot of its first share
+    with ThreadPoolExecutor(3) as pool:
+        waiting = [pool.submit(busy.acquire, STATUS, timeout=3) for _ in range(3)]
+        assert all(done.result() for done in waiting)
+    idle.refresh()
+    assert busy.local.concurrency >= 4
+    assert idle.local.concurrency <= 1
+    row = table.get_entity(BUDGET_PARTITION, "instance-b-busy")
+    assert row["demand"] == 4
+
+
+@pytest.mark.parametrize(
+    ("total", "demands", "expected"),
+    [
+        (5, [("a", 0), ("b", 0)], {"a": 3, "b": 2}),
+        (32, [("a", 17), ("b", 4), ("c", 4)], {"a": 20, "b": 6, "c": 6}),
+        (8, [("a", 16), ("b", 4), ("c", 0)], {"a": 6, "b": 2, "c": 0}),
+        (6, [(name, 4) for name in "abcdef"], dict.fromkeys("abcdef", 1)),
+        (2, [("a", 1), ("b", 1), ("c", 1)], {"a": 1, "b": 1, "c": 0}),
+        (32, [("a", 0)], {"a": 32}),
+    ],
+)
+def test_the_concurrency_goes_by_demand_and_sums_to_the_apps(
+    total: int, demands: list[tuple[str, int]], expected: dict[str, int]
+) -> None:
+    shares = split_concurrency(total, demands)
+    assert shares == expected
+    assert sum(shares.values()) == total
 
 
 def test_a_429_one_instance_got_stops_the_others(table: TableClient) -> None:
