@@ -22,7 +22,8 @@ requests per F&O call. Targets: at most one 429 per 100 F&O calls with the budge
 slower than without it.
 
 Usage: ``python bench/fo_budget.py [--files 120] [--hosts 6] [--fno-concurrency 8]
-[--fno-requests 600] [--fno-window 30] [--app-concurrency 6] [--latency-ms 40]``
+[--fno-requests 600] [--fno-window 30] [--app-concurrency 6] [--latency-ms 40] [--no-growth]
+[--off-timeout 0]``
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class BudgetOptions:
     fno_requests: int = 600
     fno_window: float = 30.0
     retry_after_max: int = 5
+    no_growth: bool = False
+    """F&O's Retry-After does not grow (only the limits refuse): the phase without the budget
+    can finish, and the two times compare."""
     app_concurrency: int = 6
     latency_ms: int = 40
     timeout: float = 900.0
@@ -296,6 +300,7 @@ def _prepare(emulator: Emulator, options: BudgetOptions) -> None:
     knobs.user_max_requests = options.fno_requests
     knobs.user_window_seconds = options.fno_window
     knobs.user_retry_after_max = options.retry_after_max
+    knobs.user_retry_after_growth = not options.no_growth
 
 
 def _upload(inbound: ContainerClient, phase: str, options: BudgetOptions, data: bytes) -> None:
@@ -333,7 +338,9 @@ def run(
         emulator = stack.enter_context(_emulator(options))
         say(
             f"F&O limits (emulator): {options.fno_concurrency} at once, {options.fno_requests} "
-            f"per {options.fno_window:g} s, Retry-After growing to {options.retry_after_max} s, "
+            f"per {options.fno_window:g} s, Retry-After "
+            + ("fixed" if options.no_growth else f"growing to {options.retry_after_max} s")
+            + ", "
             f"{options.latency_ms} ms per call | app budget: D365_MAX_CONCURRENCY="
             f"{options.app_concurrency}, D365_MAX_REQUESTS_PER_5MIN="
             f"{options.app_requests_per_5min} | {options.hosts} hosts, {options.files} files"
@@ -371,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--fno-requests", type=int, default=defaults.fno_requests)
     add("--fno-window", type=float, default=defaults.fno_window)
     add("--retry-after-max", type=int, default=defaults.retry_after_max)
+    add("--no-growth", action="store_true", help="F&O's Retry-After does not grow when pushed")
     add("--app-concurrency", type=int, default=defaults.app_concurrency)
     add("--latency-ms", type=int, default=defaults.latency_ms)
     add("--timeout", type=float, default=defaults.timeout)

@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         default=300,
         help="the most a Retry-After grows to while a user calls before it has passed",
     )
+    add(
+        "--no-retry-after-growth",
+        action="store_true",
+        help="a user calling before its Retry-After has passed is refused only by the limits",
+    )
     add("--seed", type=int, default=0, help="seed of the fault fractions")
     return parser
 
@@ -122,6 +127,7 @@ def _knobs(args: argparse.Namespace) -> Knobs:
         user_max_requests=args.user_max_requests,
         user_window_seconds=args.user_window_seconds,
         user_retry_after_max=args.user_retry_after_max,
+        user_retry_after_growth=not args.no_retry_after_growth,
         seed=args.seed,
     )
 

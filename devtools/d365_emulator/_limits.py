@@ -13,7 +13,8 @@ Retry-After grows. The emulator does the same when the knobs set a limit:
   it; for concurrency, ``knobs.retry_after`` (1 s by default).
 - a user calling again before that Retry-After has passed is refused whatever the limits
   say, with twice the previous Retry-After (at most ``user_retry_after_max``); its first
-  request admitted after it resets the growth.
+  request admitted after it resets the growth. ``user_retry_after_growth=False`` turns this
+  off (only the limits refuse).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class UserLimits:
             state.arrived += 1
             self.max_offered = max(self.max_offered, state.arrived)
             now = self._clock()
-            if now < state.blocked_until:
+            if knobs.user_retry_after_growth and now < state.blocked_until:
                 return self._refuse(
                     state, now, state.last_message, state.last_retry_after * 2, knobs
                 )

@@ -140,3 +140,15 @@ def test_a_request_without_a_readable_token_counts_as_anonymous(d365: Emulator, 
     assert _status(d365, {"Authorization": value}).status_code == 401
     assert _status(d365, {"Authorization": value}).status_code == 429
     assert _status(d365, _headers(d365)).status_code == 200
+
+
+def test_without_growth_only_the_limits_refuse(d365: Emulator) -> None:
+    d365.knobs.user_max_requests = 1
+    d365.knobs.user_window_seconds = 1
+    d365.knobs.user_retry_after_growth = False
+    headers = _headers(d365)
+    assert _status(d365, headers).status_code == 200
+    pushed = [_status(d365, headers) for _ in range(3)]
+    assert [p.headers["Retry-After"] for p in pushed] == ["1", "1", "1"]
+    time.sleep(1.1)
+    assert _status(d365, headers).status_code == 200
