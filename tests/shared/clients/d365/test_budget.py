@@ -231,3 +231,33 @@ def test_status_polls_keep_moving_while_uploads_hold_the_budget(
     assert max(poll_seconds) < 0.5, poll_seconds
     assert len({result.message_id for result in results}) == 6
     assert d365.limits.max_in_flight <= 4
+
+
+def test_a_reserved_permit_serves_its_threads_calls_of_that_operation(
+    d365: Emulator, make_client: ClientFactory
+) -> None:
+    budget = LocalBudget(1, PLENTY)
+    client = make_client(budget=budget, budget_wait=0.3)
+    job = _job(d365)
+    with client.reserved("enqueue"):
+        assert budget.in_flight == 1
+        # The one slot is this thread's: the enqueue uses it instead of waiting for another.
+        client.enqueue(job.activity_id, b"<Document/>", entity=job.entity, company="USMF")
+        assert budget.in_flight == 1
+        # Another operation asks as usual, and finds no slot.
+        with pytest.raises(D365ThrottledError, match="no permit"):
+            client.get_message_status(MESSAGE_ID)
+    assert budget.in_flight == 0
+    assert [r.status for r in received(d365, "enqueue")] == [200]
+
+
+def test_no_reserved_permit_while_throttled_and_nothing_sent(
+    d365: Emulator, make_client: ClientFactory
+) -> None:
+    budget = LocalBudget(4, PLENTY)
+    budget.throttled(30)
+    client = make_client(budget=budget)
+    with pytest.raises(D365ThrottledError, match="was not sent"), client.reserved("enqueue"):
+        pytest.fail("the block must not run without a permit")
+    assert budget.in_flight == 0
+    assert received(d365, "enqueue") == []
