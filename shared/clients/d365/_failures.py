@@ -359,17 +359,16 @@ def sent_body(exc: requests.RequestException, payload: ChunkedUpload | bytes | N
 def not_admitted(
     context: OperationContext, retry_after: float, waited: float
 ) -> D365ThrottledError:
-    """The 429 of a call the app's own F&O budget did not let out: nothing was sent, so F&O
-    did not take it, and the caller waits ``retry_after`` (at least a second) as for F&O's."""
+    """The 429 of a call its call budget did not let out: nothing was sent, so F&O did not
+    take it, and the caller waits ``retry_after`` (at least a second) as for F&O's own."""
     wait = max(1.0, retry_after)
     cause = (
-        f"the app is throttled by F&O for {retry_after:.0f} s more"
+        f"F&O throttles the client's call budget for {retry_after:.0f} s more"
         if retry_after > 0
-        else f"no permit of the app's F&O budget came within {waited:.0f} s"
+        else f"no permit of the client's call budget came within {waited:.1f} s"
     )
     return D365ThrottledError(
-        f"{context.describe()} was not sent: {cause} (D365_MAX_CONCURRENCY, "
-        f"D365_MAX_REQUESTS_PER_5MIN). It is tried again after {wait:.0f} s.",
+        f"{context.describe()} was not sent: {cause}. Try again after {wait:.0f} s.",
         status_code=429,
         url=url_without_query(context.url),
         fno_message=None,

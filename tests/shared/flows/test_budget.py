@@ -81,7 +81,7 @@ def test_a_file_given_no_permit_goes_back_to_the_schedule_unsent(domain: Domain)
     assert record.state is TrackingState.RECEIVED
     assert record.send_started_at is None
     assert record.last_error is not None
-    assert "was not sent: the app is throttled by F&O" in record.last_error
+    assert "was not sent: F&O throttles the client's call budget" in record.last_error
     assert record.lease_until is not None
     # honour_retry_after: not before F&O's Retry-After, whatever the back-off says.
     assert record.lease_until - domain.clock() > timedelta(seconds=35)
