@@ -10,7 +10,8 @@ Two kinds of row, read together by one query of the partition:
   whose heartbeat is older than three heartbeat intervals is gone (a crash included): its
   share goes back to the others, so nothing it held leaks for longer.
 
-Each instance takes its part of the app's concurrency by demand (:func:`split_concurrency`),
+Each instance takes its part of the app's concurrency by demand (:func:`split_concurrency`;
+a status call counts twice, so the instance that polls is served first),
 and the same fraction of the rate, and enforces it locally
 (:class:`shared.clients.d365.LocalBudget`). The table is read at most once per ``refresh``
 and written once per ``heartbeat`` (sooner when the instance's demand has grown), and only
@@ -122,6 +123,7 @@ class SharedBudget:
         self._next_refresh = 0.0
         self._next_heartbeat = 0.0
         self._wanting = 0
+        self._held = 0
         self._peak = 0
         self._published = 0
         self._live = 0
@@ -148,9 +150,10 @@ class SharedBudget:
         ``refresh`` meanwhile (a share can grow, another instance can be throttled)."""
         deadline = self._monotonic() + max(0.0, timeout)
         step = self._limits.refresh.total_seconds()
+        weight = _weight(priority)
         with self._counts_lock:
-            self._wanting += 1
-            self._peak = max(self._peak, self._wanting + self._local.in_flight)
+            self._wanting += weight
+            self._peak = max(self._peak, self._wanting + self._held)
         try:
             while True:
                 self._refresh_if_due()
@@ -164,15 +167,18 @@ class SharedBudget:
                 if self._local.acquire(priority, timeout=max(0.0, min(left, step))):
                     with self._counts_lock:
                         self.permits += 1
+                        self._held += weight
                     return True
                 if deadline <= self._monotonic():
                     return False
         finally:
             with self._counts_lock:
-                self._wanting -= 1
+                self._wanting -= weight
 
     def release(self, priority: CallPriority) -> None:
         """Give back a permit."""
+        with self._counts_lock:
+            self._held = max(0, self._held - _weight(priority))
         self._local.release(priority)
 
     def throttled(self, retry_after: float) -> None:
@@ -230,10 +236,10 @@ class SharedBudget:
 
     def _heartbeat(self) -> None:
         """Write this instance's row: when it was seen, and its demand (the most permits it
-        wanted at once since the last beat)."""
+        wanted at once since the last beat, a status call's counting twice: polls first)."""
         with self._counts_lock:
             demand = self._peak
-            self._peak = self._wanting + self._local.in_flight
+            self._peak = self._wanting + self._held
         self._count()
         self._table.upsert(
             finish(
@@ -342,32 +348,26 @@ class SharedBudget:
 
 
 def split_concurrency(total: int, demands: Sequence[tuple[str, int]]) -> dict[str, int]:
-    """The concurrency of each instance: one slot each for those that want any (by rank,
-    while slots last), then the rest of their demand in proportion, then what is left
-    evenly. Every instance computes the same split from the same rows; it sums to
-    ``total``.
+    """The concurrency of each instance: ``total`` in proportion to the demands (the largest
+    remainders, then the first by id, get the odd slots), what no one wants evenly. Every
+    instance computes the same split from the same rows; it sums to ``total``.
 
     :param demands: (instance id, the most permits it wanted at once lately), sorted by id.
     """
     ids = [name for name, _ in demands]
     want = dict(demands)
-    share = dict.fromkeys(ids, 0)
-    left = total
-    for name in ids:
-        if want[name] > 0 and left > 0:
-            share[name], left = 1, left - 1
-    short = {name: max(0, want[name] - share[name]) for name in ids}
-    wanted = sum(short.values())
-    if wanted and left:
-        give = min(left, wanted)
-        for name in ids:
-            grant = give * short[name] // wanted
-            share[name] += grant
-            left -= grant
-        for name in ids:
-            if left and share[name] < want[name]:
-                share[name], left = share[name] + 1, left - 1
-    base, rest = divmod(left, len(ids))
+    wanted = sum(want.values())
+    give = min(total, wanted)
+    share = {name: give * want[name] // wanted if wanted else 0 for name in ids}
+    left = give - sum(share.values())
+    remainders = sorted(ids, key=lambda name: (-(give * want[name] % max(1, wanted)), name))
+    for name in remainders[:left]:
+        share[name] += 1
+    base, rest = divmod(total - give, len(ids))
     for rank, name in enumerate(ids):
         share[name] += base + (1 if rank < rest else 0)
     return share
+
+
+def _weight(priority: CallPriority) -> int:
+    return 2 if priority is CallPriority.STATUS else 1

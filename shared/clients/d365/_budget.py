@@ -49,6 +49,8 @@ _STATUS_OPERATIONS = frozenset(
         "GetImportTargetErrorKeysFileUrl",
     }
 )
+# The bucket holds this many seconds of the rate (at least the concurrency): a burst.
+_BURST_SECONDS = 10.0
 # The share of an instance's concurrency kept for status calls when it has 2 slots or more.
 _STATUS_RESERVE = 0.25
 
@@ -161,8 +163,9 @@ class LocalBudget:
 
     Transfer calls may hold at most ``concurrency`` minus a reserve (a quarter, at least one,
     once there are 2 slots), and wait while a status call waits, so polls keep moving while
-    uploads hold slots. The bucket holds at most ``concurrency`` tokens, so any stretch of
-    ``t`` seconds sees at most ``concurrency + rate * t`` calls start.
+    uploads hold slots. The bucket holds 10 s of the rate (at least ``concurrency`` tokens),
+    so any stretch of ``t`` seconds sees at most that plus ``rate * t`` calls start: 5 minutes
+    at most 1.03 times the rate's 5 minutes.
 
     :param concurrency: calls in flight at once; 0 stops every call (an instance without a
         share).
@@ -207,7 +210,7 @@ class LocalBudget:
 
     @property
     def _capacity(self) -> float:
-        return float(max(1, self._concurrency))
+        return max(1.0, float(self._concurrency), self._rate * _BURST_SECONDS)
 
     def set_share(self, concurrency: int, requests_per_5min: float) -> None:
         """Change the limits (an instance's share changed); waiters look again."""

@@ -72,7 +72,7 @@ def test_a_busy_instance_gets_the_slots_it_wants_from_an_idle_one(table: TableCl
     assert busy.local.concurrency >= 4
     assert idle.local.concurrency <= 1
     row = table.get_entity(BUDGET_PARTITION, "instance-b-busy")
-    assert row["demand"] == 4
+    assert row["demand"] == 8  # 4 status calls at once, each counting twice
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,11 @@ def test_a_busy_instance_gets_the_slots_it_wants_from_an_idle_one(table: TableCl
         (6, [(name, 4) for name in "abcdef"], dict.fromkeys("abcdef", 1)),
         (2, [("a", 1), ("b", 1), ("c", 1)], {"a": 1, "b": 1, "c": 0}),
         (32, [("a", 0)], {"a": 32}),
+        (
+            6,
+            [("a", 32), *((name, 4) for name in "bcdef")],
+            {"a": 4, "b": 1, "c": 1} | dict.fromkeys("def", 0),
+        ),
     ],
 )
 def test_the_concurrency_goes_by_demand_and_sums_to_the_apps(
