@@ -14,7 +14,7 @@ Each instance takes its part of the app's concurrency by demand (:func:`split_co
 a status call counts twice, so the instance that polls is served first),
 and the same fraction of the rate, and enforces it locally
 (:class:`shared.clients.d365.LocalBudget`). The table is read at most once per ``refresh``
-and written once per ``heartbeat`` (sooner when the instance's demand has grown), and only
+and written once per ``heartbeat`` (sooner when the instance's demand has grown by half), and only
 while the instance calls F&O. When
 the table cannot be read, the instance keeps the share it last had (at first, that of
 :data:`FALLBACK_INSTANCES` instances), logs it, and goes on: the budget never stops a call
@@ -206,8 +206,8 @@ class SharedBudget:
         """Read the partition now (heartbeat first when due) and take the share it gives."""
         now_mono = self._monotonic()
         try:
-            # Due, or this instance wants more than the others were told.
-            if now_mono >= self._next_heartbeat or self._peak > self._published:
+            # Due, or this instance wants half as much again as the others were told.
+            if now_mono >= self._next_heartbeat or 2 * self._peak > 3 * self._published:
                 self._heartbeat()
                 self._next_heartbeat = now_mono + self._limits.heartbeat.total_seconds()
             view = self._read()
