@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/poll_tick.py
 	$(PY) bench/export_stream.py
 	$(PY) bench/console_list.py
+	$(PY) bench/fo_budget.py
 
 package: install
 	$(PY) scripts/build_package.py

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from shared.clients import storage
 from shared.clients.credentials import build_credential
-from shared.clients.d365 import D365Client
+from shared.clients.d365 import UNLIMITED, CallBudget, D365Client
 from shared.config import D365Settings, Settings, StorageSettings
+from shared.config.budget import BudgetMode
 from shared.flows.archive import InboundContainer
 from shared.flows.enqueue import Enqueuer
 from shared.flows.export import Exporter, ExportPolicy, PackageExporter
@@ -33,8 +34,10 @@ from shared.flows.poll import Poller
 from shared.tracking import (
     AuditStore,
     Backoff,
+    BudgetLimits,
     ExportStore,
     PackageExportStore,
+    SharedBudget,
     TrackingStore,
     lease_for_call,
     utcnow,
@@ -44,6 +47,7 @@ __all__ = [
     "AppContext",
     "blob_service_client",
     "build_context",
+    "call_budget",
     "d365_credential",
     "get_context",
     "storage_credential",
@@ -115,6 +119,7 @@ def build_context(
         # One connection per poll in flight: a smaller pool discards and re-handshakes.
         pool_maxsize=settings.poll_concurrency,
         sas_hosts=settings.d365.sas_hosts,
+        budget=call_budget(settings, tables.get_table_client(settings.status_table), clock=clock),
     )
     package_policy = PackagePolicy(
         lease_span=lease_for_call(settings.d365.http_timeout),
@@ -198,6 +203,18 @@ def build_context(
         exporter,
         audit=AuditStore(tables.get_table_client(settings.status_table), clock=clock),
     )
+
+
+def call_budget(
+    settings: Settings, table: TableClient, *, clock: Callable[[], datetime] = utcnow
+) -> CallBudget:
+    """The F&O budget of this worker process: its share of the whole app's, kept in the
+    status table (``D365_BUDGET=shared``), or none (``off``)."""
+    budget = settings.budget
+    if budget.mode is BudgetMode.OFF:
+        return UNLIMITED
+    limits = BudgetLimits(budget.max_concurrency, budget.max_requests_per_5min)
+    return SharedBudget(table, limits, clock=clock)
 
 
 def d365_credential(settings: Settings | D365Settings) -> TokenCredential:

@@ -66,6 +66,10 @@ Choices where the spec is UNCONFIRMED (documented here so tests can rely on them
   for a failing ack `knobs.error_burst` with `knobs.operations = frozenset({"ack"})`
   (`drop_after_body_burst` for an ack applied whose answer is lost). An unacked message is
   offered again `knobs.redelivery_seconds` (1800) after its dequeue, on the emulator clock.
+- User-based service protection limits (`knobs.user_max_concurrent`, `user_max_requests` per
+  `user_window_seconds`; see `_limits`): 429 with F&O's texts and a Retry-After that grows
+  while the user keeps calling; `emu.limits.max_in_flight` is the most requests of one user
+  seen at once, `emu.limits.refusals` the 429s they caused.
 - Certificate credentials: an `App` with `certificate_pem` accepts MSAL's RS256/PS256 client
   assertions signed by that certificate's key.
 """

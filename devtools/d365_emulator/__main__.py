@@ -95,6 +95,30 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="emulator seconds GetExportedPackageUrl stays empty after success",
     )
+    add(
+        "--user-max-concurrent",
+        type=int,
+        default=None,
+        help="F&O requests of one user at once before 429 (F&O: 52; default no limit)",
+    )
+    add(
+        "--user-max-requests",
+        type=int,
+        default=None,
+        help="F&O requests of one user per window before 429 (F&O: 6000; default no limit)",
+    )
+    add("--user-window-seconds", type=float, default=300.0, help="the window of the above")
+    add(
+        "--user-retry-after-max",
+        type=int,
+        default=300,
+        help="the most a Retry-After grows to while a user calls before it has passed",
+    )
+    add(
+        "--no-retry-after-growth",
+        action="store_true",
+        help="a user calling before its Retry-After has passed is refused only by the limits",
+    )
     add("--seed", type=int, default=0, help="seed of the fault fractions")
     return parser
 
@@ -120,6 +144,11 @@ def _knobs(args: argparse.Namespace) -> Knobs:
         export_package_path=args.export_package,
         package_export_seconds=args.package_export_seconds,
         package_url_delay_seconds=args.package_url_delay_seconds,
+        user_max_concurrent=args.user_max_concurrent,
+        user_max_requests=args.user_max_requests,
+        user_window_seconds=args.user_window_seconds,
+        user_retry_after_max=args.user_retry_after_max,
+        user_retry_after_growth=not args.no_retry_after_growth,
         seed=args.seed,
     )
 

@@ -27,6 +27,7 @@ from ._exports import customers_export, export_package
 from ._faults import FaultInjector
 from ._fno import Call, Environment, FnoApi
 from ._handler import EmulatorServer
+from ._limits import UserLimits
 from ._models import (
     App,
     ExecutionErrorRecord,
@@ -105,6 +106,7 @@ class Emulator(Service):
                 self.package_exports,
             )
         )
+        self.limits = UserLimits()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._connections = 0
@@ -302,6 +304,7 @@ class Emulator(Service):
         self.clock.speed = 1.0
         self.packages.clear()
         self.package_exports.clear()
+        self.limits.clear()
         for path in [*self.store.clear(), *self.blobs.clear()]:
             path.unlink(missing_ok=True)
         with self._requests_lock:

@@ -81,20 +81,25 @@ def _applies(knobs: Knobs, operation: str) -> bool:
     return knobs.operations is None or operation in knobs.operations
 
 
-def throttle_reply(knobs: Knobs, *, odata: bool) -> Reply:
-    """429 with Retry-After (seconds or an HTTP date) and a service-protection message."""
+def throttle_reply(
+    knobs: Knobs,
+    *,
+    odata: bool,
+    message: str | None = None,
+    retry_after: int | None = None,
+) -> Reply:
+    """429 with Retry-After (seconds or an HTTP date) and a service-protection message
+    (``knobs``' unless given)."""
     headers: dict[str, str] = {}
-    if knobs.retry_after is not None:
+    wait = knobs.retry_after if retry_after is None else retry_after
+    if wait is not None:
         if knobs.retry_after_as_date:
-            when = datetime.now(UTC) + timedelta(seconds=knobs.retry_after)
+            when = datetime.now(UTC) + timedelta(seconds=wait)
             headers["Retry-After"] = format_datetime(when, usegmt=True)
         else:
-            headers["Retry-After"] = str(knobs.retry_after)
-    reply = (
-        odata_error(429, knobs.throttle_message)
-        if odata
-        else connector_error(429, knobs.throttle_message)
-    )
+            headers["Retry-After"] = str(wait)
+    text = message or knobs.throttle_message
+    reply = odata_error(429, text) if odata else connector_error(429, text)
     return Reply(reply.status, reply.body, reply.content_type, headers)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ._body import CHUNK, BodyError, read_body
 from ._faults import Fault, error_reply, throttle_reply
 from ._fno import ODATA_ACTIONS, Call
+from ._limits import user_of
 from ._models import OPERATIONS, RecordedRequest
 from ._replies import Reply, odata_error, text_reply
 
@@ -146,6 +147,30 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         emulator = self.server.emulator
+        routed = route(self.command, urlsplit(self.path).path)
+        operation = routed[0] if routed else "unknown"
+        if operation not in OPERATIONS or operation.startswith("blob_"):
+            self._serve_call()
+            return
+        # F&O's own calls count against the user's service protection limits.
+        user = user_of(self.headers)
+        refusal = emulator.limits.admit(user, emulator.knobs)
+        try:
+            if refusal is None:
+                self._serve_call()
+                return
+            reply = throttle_reply(
+                emulator.knobs,
+                odata=operation in ODATA_ACTIONS,
+                message=refusal.message,
+                retry_after=refusal.retry_after,
+            )
+            self._serve_call(refusal=reply)
+        finally:
+            emulator.limits.done(user, admitted=refusal is None)
+
+    def _serve_call(self, *, refusal: Reply | None = None) -> None:
+        emulator = self.server.emulator
         split = urlsplit(self.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         routed = route(self.command, split.path)
@@ -154,7 +179,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             operation = _BLOB_PUTS.get(query.get("comp", ""), operation)
         is_fno = operation in OPERATIONS
         pause = emulator.faults.body_pause(emulator.knobs, operation) if is_fno else 0.0
-        if is_fno:
+        if is_fno and refusal is None:
             self._delay(emulator.knobs.latency_ms)
             if emulator.faults.before_body(emulator.knobs, operation) is Fault.DROP_BEFORE_BODY:
                 self._record(split.path, query, operation, None, None)
@@ -176,7 +201,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         call = Call(operation, self.command, split.path, query, self.headers, params, body)
         fault = emulator.faults.after_body(emulator.knobs, operation) if is_fno else None
-        reply = self._fault_reply(call, fault) or self._dispatch(call)
+        if refusal is not None:
+            fault = None
+            if call.body.path is not None:
+                call.body.path.unlink(missing_ok=True)
+        reply = refusal or self._fault_reply(call, fault) or self._dispatch(call)
         if fault is Fault.DROP_AFTER_BODY:
             self._record(split.path, query, operation, call, None)
             self._drop()

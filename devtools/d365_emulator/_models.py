@@ -235,6 +235,11 @@ class Knobs:
     `package_url_delay_seconds` keeps the package URL empty that long after success;
     `export_rows` is the rows of the package's file; `export_package_path` serves that file
     as every package instead.
+    User-based service protection limits (see `_limits`; None: no limit):
+    `user_max_concurrent` F&O requests of one user at once, `user_max_requests` in a sliding
+    window of `user_window_seconds`; 429 past either, with F&O's text and a Retry-After that
+    doubles (up to `user_retry_after_max`) while the user calls before it has passed
+    (`user_retry_after_growth=False`: no growth, only the limits refuse).
     """
 
     latency_ms: int = 0
@@ -289,6 +294,11 @@ class Knobs:
     package_url_delay_seconds: float = 1.0
     export_rows: int = 3
     export_package_path: str | None = None
+    user_max_concurrent: int | None = None
+    user_max_requests: int | None = None
+    user_window_seconds: float = 300.0
+    user_retry_after_max: int = 300
+    user_retry_after_growth: bool = True
 
     def copy(self) -> Knobs:
         """An independent copy."""

@@ -46,6 +46,16 @@ F&O connection and identity:
                                     cloud, comma-separated; default none. The local emulator
                                     needs ``127.0.0.1``.
 
+One F&O budget for all instances (:mod:`shared.config.budget`, kept by
+:class:`shared.tracking.SharedBudget`):
+
+``D365_BUDGET``                     ``shared`` (default: one budget in the status table) or
+                                    ``off`` (every call goes at once).
+``D365_MAX_CONCURRENCY``            F&O calls in flight at once for the whole app, default 32,
+                                    1 to 1000 (F&O's user-based limit: 52).
+``D365_MAX_REQUESTS_PER_5MIN``      F&O calls per 5 minutes for the whole app, default 4800, 1
+                                    to 1000000 (F&O's user-based limit: 6000).
+
 Routing and storage:
 
 ``D365_ROUTES``                     required; JSON list of routes (see :mod:`shared.config.routes`).

@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from shared import zips
+from shared.config.budget import (
+    BUDGET_SETTING,
+    CONCURRENCY_SETTING,
+    REQUESTS_SETTING,
+    BudgetSettings,
+    read_budget,
+)
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
@@ -48,6 +55,9 @@ SETTING_NAMES = (
     "D365_WRITE_TIMEOUT",
     "D365_SAS_HOSTS",
     "D365_ROUTES",
+    BUDGET_SETTING,
+    CONCURRENCY_SETTING,
+    REQUESTS_SETTING,
     "MAX_FILE_BYTES",
     "INBOUND_CONTAINER",
     "ARCHIVE_CONTAINER",
@@ -120,6 +130,7 @@ class Settings:
     package_exports: PackageExportRoutes = field(default_factory=PackageExportRoutes)
     zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
     http_auth: HttpAuthMode = HttpAuthMode.KEY
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     @classmethod
     def from_env(
@@ -145,6 +156,7 @@ class Settings:
             exports=_read_exports(reader),
             package_exports=_read_package_exports(reader),
             zip_limits=read_zip_limits(reader),
+            budget=read_budget(reader),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
         _check_together(reader, settings, function_timeout(app_root))

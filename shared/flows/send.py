@@ -74,7 +74,20 @@ class Sender:
         self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
     ) -> TrackedFile:
         """Send the claimed version. ``blob`` is our own client on it (streamed in small
-        ranges, see shared.clients.storage.STREAM_CHUNK); ``metadata`` its metadata when known."""
+        ranges, see shared.clients.storage.STREAM_CHUNK); ``metadata`` its metadata when known.
+
+        The F&O budget's permit comes first: a wait for it between the mark that a send
+        begins and the send would leave a worker dying meanwhile "outcome unknown".
+        """
+        try:
+            with self._client.reserved("enqueue"):
+                return self._send(blob, record, metadata)
+        except D365Error as exc:  # no permit: nothing marked, nothing sent
+            return self._send_failed(record, exc)
+
+    def _send(
+        self, blob: BlobClient, record: TrackedFile, metadata: Mapping[str, str] | None
+    ) -> TrackedFile:
         try:
             record = self._store.update(
                 record,

@@ -18,6 +18,8 @@
 - :mod:`._listing`: the table query of a records listing (its period, its filters);
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
+- :mod:`._budget`: :class:`SharedBudget`, the F&O call budget all instances share (partition
+  ``budget``);
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
   export records, in a partition of their own;
 - :mod:`._package_export_model`, :mod:`._package_export_rows`, :mod:`._package_exports`:
@@ -31,6 +33,13 @@ from ._audit import AuditStore
 from ._audit_model import AuditEntry, AuditOutcome
 from ._audit_rows import AUDIT_PARTITION
 from ._backoff import Backoff
+from ._budget import (
+    BUDGET_PARTITION,
+    FALLBACK_INSTANCES,
+    BudgetLimits,
+    SharedBudget,
+    split_concurrency,
+)
 from ._codec import to_entity
 from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
@@ -68,7 +77,9 @@ from ._store import UNSCHEDULE, TrackingStore
 __all__ = [
     "AUDIT_PARTITION",
     "BATCH_SIZE",
+    "BUDGET_PARTITION",
     "EXPORTS_PARTITION",
+    "FALLBACK_INSTANCES",
     "IMPORT_CALL_STATUS",
     "LEASE_MARGIN",
     "PACKAGE_KIND",
@@ -79,6 +90,7 @@ __all__ = [
     "AuditOutcome",
     "AuditStore",
     "Backoff",
+    "BudgetLimits",
     "ClaimResult",
     "ConcurrencyError",
     "ExportRecord",
@@ -99,6 +111,7 @@ __all__ = [
     "PendingEntry",
     "RouteRun",
     "Schedule",
+    "SharedBudget",
     "TrackedFile",
     "TrackingState",
     "TrackingStore",
@@ -114,6 +127,7 @@ __all__ = [
     "quoted_etag",
     "record_id_for",
     "record_row_key",
+    "split_concurrency",
     "to_entity",
     "utcnow",
 ]

@@ -98,6 +98,10 @@ class StatusTable:
         """Replace a row if unchanged since ``etag``; ResourceModifiedError otherwise."""
         return self._call(entities.update, self._client, entity, mode=UpdateMode.REPLACE, etag=etag)
 
+    def upsert(self, entity: Mapping[str, Any]) -> str:
+        """Create or replace a row whatever it holds (a row one writer alone writes)."""
+        return self._call(self._client.upsert_entity, entity, mode=UpdateMode.REPLACE)["etag"]
+
     def merge(self, entity: Mapping[str, Any], *, etag: str) -> str:
         """Merge fields into a row if unchanged since ``etag``."""
         return self._call(entities.update, self._client, entity, mode=UpdateMode.MERGE, etag=etag)

@@ -5,6 +5,14 @@ See docs/architecture.md ("The F&O client") for the contract other modules code 
 
 from ._blocks import BLOCK_SIZE, MAX_BLOCKS
 from ._body import Body, Readable
+from ._budget import (
+    RATE_WINDOW_SECONDS,
+    UNLIMITED,
+    CallBudget,
+    CallPriority,
+    LocalBudget,
+    priority_of,
+)
 from ._client import D365Client
 from ._errors import (
     NOT_TAKEN_STATUSES,
@@ -43,8 +51,12 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "MAX_BLOCKS",
     "NOT_TAKEN_STATUSES",
+    "RATE_WINDOW_SECONDS",
+    "UNLIMITED",
     "AzureWriteUrl",
     "Body",
+    "CallBudget",
+    "CallPriority",
     "D365AuthenticationError",
     "D365Client",
     "D365ConnectionError",
@@ -64,6 +76,7 @@ __all__ = [
     "ExecutionErrors",
     "ExecutionSummaryStatus",
     "ExecutionSummaryStatusResult",
+    "LocalBudget",
     "MessageStatus",
     "MessageStatusResult",
     "Readable",
@@ -74,4 +87,5 @@ __all__ = [
     "normalize_guid",
     "normalize_message_id",
     "normalize_sas_host",
+    "priority_of",
 ]

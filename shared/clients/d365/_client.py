@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
 
@@ -11,6 +12,7 @@ import requests
 from azure.core.credentials import TokenCredential
 
 from ._body import DEFAULT_CHUNK_SIZE
+from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget
 from ._engine import USER_AGENT, Engine
 from ._exports import ExportCalls
 from ._messages import MessageCalls
@@ -53,6 +55,12 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls, PackageExportCalls):
     :keyword sas_hosts: hosts (any port) that SAS URLs handed out by F&O may point at besides
         the blob endpoints of F&O's cloud, e.g. a storage emulator's; see
         :mod:`shared.clients.d365._urls` for the rules every URL from F&O is checked against.
+    :keyword budget: the :class:`CallBudget` asked for a permit before every attempt sent with
+        the F&O token and told of every 429 (default: no limit of its own); a call given no
+        permit within ``budget_wait`` seconds, or while the budget says F&O throttles the app
+        past that, raises `D365ThrottledError` with nothing sent.
+    :keyword budget_wait: seconds a call waits at most for a permit (also bounded by what its
+        retry policy has left).
     :raises ValueError: when `base_url` is not an http(s) URL without query string, a
         timeout is not a positive number, `pool_maxsize` is not a positive int, or a host of
         `sas_hosts` is not a host name or IP address.
@@ -73,6 +81,8 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls, PackageExportCalls):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         sleep: Callable[[float], object] = time.sleep,
         sas_hosts: Iterable[str] = (),
+        budget: CallBudget = UNLIMITED,
+        budget_wait: float = DEFAULT_BUDGET_WAIT,
     ) -> None:
         self._engine = Engine(
             base_url,
@@ -87,6 +97,8 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls, PackageExportCalls):
             chunk_size=chunk_size,
             sleep=sleep,
             sas_hosts=sas_hosts,
+            budget=budget,
+            budget_wait=budget_wait,
         )
 
     @property
@@ -98,6 +110,17 @@ class D365Client(MessageCalls, ExportCalls, PackageCalls, PackageExportCalls):
     def scope(self) -> str:
         """The token scope requested from the credential."""
         return self._engine.scope
+
+    def reserved(self, operation: str) -> AbstractContextManager[None]:
+        """Take the budget's permit for this thread's calls of ``operation`` (e.g.
+        ``"enqueue"``) until the block ends, so that what must happen just before the call
+        (recording that a send begins) happens only once the call can go: no wait for a
+        permit sits between the two.
+
+        :raises D365ThrottledError: no permit within ``budget_wait`` seconds, or the app is
+            throttled past it; nothing was sent.
+        """
+        return self._engine.reserved(operation)
 
     def __repr__(self) -> str:
         return f"D365Client(base_url={self._engine.base_url!r})"

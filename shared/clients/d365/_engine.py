@@ -6,28 +6,31 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any, BinaryIO, TypeVar
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Generic, TypeVar
 
 import requests
 from azure.core.credentials import TokenCredential
-from urllib3.exceptions import NewConnectionError
 
 from ._body import DEFAULT_CHUNK_SIZE, BodyLengthError, ChunkedUpload, UploadBody
+from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget, Reservations, permit
 from ._errors import NOT_TAKEN_STATUSES, D365CredentialError
 from ._failures import (
     connection_error,
     describe_exception,
     error_from_response,
+    is_transient,
     parser,
     request_id_of,
+    sent_body,
 )
 from ._operation import OperationContext
 from ._parsing import odata_value
 from ._retry import RetryBudget, RetryPolicy, retry_after_of
-from ._text import redact_sas, shorten, url_without_query
+from ._text import shorten, url_without_query
 from ._token import HeldToken
-from ._tracing import d365_call, log_ids, record_retry
+from ._tracing import d365_call, log_retry
 from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy, validate_base_url
 
@@ -37,30 +40,31 @@ _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-class _SasRedactingFilter(logging.Filter):
-    """Removes SAS signatures from urllib3's DEBUG request lines (it logs whole URLs)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(
-                redact_sas(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
-        return True
-
-
-logging.getLogger("urllib3.connectionpool").addFilter(_SasRedactingFilter())
-
 _ACTIONS_PATH = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 JSON = "application/json; charset=utf-8"
 USER_AGENT = f"d365-recurring-integrations/0.1 {requests.utils.default_user_agent()}"
 # The not-taken statuses (NOT_TAKEN_STATUSES) that waiting Retry-After may cure within the
 # call, so even an enqueue is re-sent at once; the others need a fix and wait for the caller.
 _RETRIED_IN_CALL = NOT_TAKEN_STATUSES & {429, 503}
-_TRANSIENT_EXCEPTIONS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one call sends, the same at every attempt."""
+
+    headers: dict[str, str] | None
+    data: bytes | None
+    upload: UploadBody | None
+    stream: bool
+    rewind: Callable[[], bool] | None
+    authorize: bool
+
+
+@dataclass(frozen=True)
+class _Answer(Generic[_T]):
+    """What ``read`` made of F&O's 2xx answer."""
+
+    value: _T
 
 
 class Engine:
@@ -82,6 +86,8 @@ class Engine:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         sleep: Callable[[float], object] = time.sleep,
         sas_hosts: Iterable[str] = (),
+        budget: CallBudget = UNLIMITED,
+        budget_wait: float = DEFAULT_BUDGET_WAIT,
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self.urls = UrlPolicy.of(self.base_url, sas_hosts)
@@ -98,6 +104,15 @@ class Engine:
         )
         self._user_agent = user_agent
         self._sleep = sleep
+        self._budget = budget
+        self._max_permit_wait = budget_wait
+        self._reservations = Reservations()
+
+    def reserved(self, operation: str) -> AbstractContextManager[None]:
+        """A permit of the budget for this thread's ``operation`` calls (see
+        :meth:`D365Client.reserved`)."""
+        context = self.context(operation, "POST", self.base_url)
+        return self._reservations.hold(self._budget, context, timeout=self._max_permit_wait)
 
     def close(self) -> None:
         """Close the HTTP session if the engine created it."""
@@ -189,75 +204,109 @@ class Engine:
         budget = RetryBudget(retry or self._retry, self._sleep)
         while True:
             attempt = budget.begin_attempt()
-            request_headers = {"User-Agent": self._user_agent, **(headers or {})}
-            token = self._authorization(context) if authorize else None
-            if token is not None:
-                request_headers["Authorization"] = f"Bearer {token}"
-            with self._payload(upload, data) as payload:
-                try:
-                    with d365_call(
-                        context.operation,
+            # A SAS call (no token) goes to Azure Storage, not to F&O: it needs no permit.
+            wait = min(self._max_permit_wait, budget.policy.total_timeout - budget.elapsed)
+            needs = authorize and not self._reservations.holds(context.operation)
+            with permit(self._budget if needs else UNLIMITED, context, timeout=wait):
+                outcome = self._attempt(
+                    context,
+                    read,
+                    _Request(headers, data, upload, stream, rewind, authorize),
+                    attempt,
+                    budget,
+                )
+            if isinstance(outcome, _Answer):
+                return outcome.value, attempt
+            budget.sleep(outcome)
+
+    def _attempt(
+        self,
+        context: OperationContext,
+        read: Callable[[requests.Response], _T],
+        request: _Request,
+        attempt: int,
+        budget: RetryBudget,
+    ) -> _Answer[_T] | float:
+        """Send once; F&O's answer read, or the seconds to wait before the next attempt."""
+        request_headers = {"User-Agent": self._user_agent, **(request.headers or {})}
+        token = self._authorization(context) if request.authorize else None
+        if token is not None:
+            request_headers["Authorization"] = f"Bearer {token}"
+        with self._payload(request.upload, request.data) as payload:
+            try:
+                with d365_call(
+                    context.operation,
+                    context.method,
+                    url_without_query(context.url),
+                    attempt=attempt,
+                    activity_id=context.activity_id,
+                    message_id=context.message_id,
+                    execution_id=context.execution_id,
+                ) as call:
+                    response = self._session.request(
                         context.method,
-                        url_without_query(context.url),
-                        attempt=attempt,
-                        activity_id=context.activity_id,
-                        message_id=context.message_id,
-                        execution_id=context.execution_id,
-                    ) as call:
-                        response = self._session.request(
-                            context.method,
-                            context.url,
-                            headers=request_headers,
-                            data=payload,
-                            timeout=(self._timeouts.connect, self._timeouts.read),
-                            allow_redirects=False,
-                            stream=stream,
-                        )
-                        call.answered(
-                            response.status_code,
-                            retry_after=retry_after_of(response),
-                            request_id=request_id_of(response),
-                        )
+                        context.url,
+                        headers=request_headers,
+                        data=payload,
+                        timeout=(self._timeouts.connect, self._timeouts.read),
+                        allow_redirects=False,
+                        stream=request.stream,
+                    )
+                    call.answered(
+                        response.status_code,
+                        retry_after=retry_after_of(response),
+                        request_id=request_id_of(response),
+                    )
+            except requests.RequestException as exc:
+                wait = self._exception_wait(context, exc, payload, attempt, budget)
+                if wait is not None:
+                    return wait
+                raise connection_error(
+                    context,
+                    exc,
+                    sent_body=sent_body(exc, payload),
+                    attempts=attempt,
+                    timeouts=self._timeouts,
+                ) from exc
+            except BodyLengthError as exc:
+                raise ValueError(f"{context.operation}: {exc}") from None
+        with response:
+            if 200 <= response.status_code < 300:
+                try:
+                    return _Answer(read(response))
                 except requests.RequestException as exc:
-                    if self._may_retry_exception(context, exc, payload, attempt, budget):
-                        continue
+                    # The answer broke off while streaming (a download).
+                    again = request.rewind is None or request.rewind()
+                    wait = (
+                        self._exception_wait(context, exc, None, attempt, budget) if again else None
+                    )
+                    if wait is not None:
+                        return wait
                     raise connection_error(
                         context,
                         exc,
-                        sent_body=_sent_body(exc, payload),
+                        sent_body=True,
                         attempts=attempt,
                         timeouts=self._timeouts,
                     ) from exc
-                except BodyLengthError as exc:
-                    raise ValueError(f"{context.operation}: {exc}") from None
-            with response:
-                if 200 <= response.status_code < 300:
-                    try:
-                        return read(response), attempt
-                    except requests.RequestException as exc:
-                        # The answer broke off while streaming (a download).
-                        retry = rewind is None or rewind()
-                        if retry and self._may_retry_exception(context, exc, None, attempt, budget):
-                            continue
-                        raise connection_error(
-                            context,
-                            exc,
-                            sent_body=True,
-                            attempts=attempt,
-                            timeouts=self._timeouts,
-                        ) from exc
-                if response.status_code == 401 and token is not None:
-                    # The next attempt, of this call or the caller's next, asks anew.
-                    self._token.drop(token)
-                if self._may_retry_response(context, response, attempt, budget):
-                    continue
-                raise error_from_response(
-                    response,
-                    context,
-                    attempts=attempt,
-                    retry_after=retry_after_of(response),
-                    budget=budget.policy.describe(),
+            if response.status_code == 401 and token is not None:
+                # The next attempt, of this call or the caller's next, asks anew.
+                self._token.drop(token)
+            if response.status_code == 429 and token is not None:
+                # Every caller of this budget waits, not only this call.
+                self._budget.throttled(
+                    retry_after_of(response) or budget.policy.default_retry_after
                 )
+            wait = self._response_wait(context, response, attempt, budget)
+            if wait is not None:
+                return wait
+            raise error_from_response(
+                response,
+                context,
+                attempts=attempt,
+                retry_after=retry_after_of(response),
+                budget=budget.policy.describe(),
+            )
 
     @contextmanager
     def _payload(
@@ -269,37 +318,42 @@ class Engine:
         with upload.attempt() as payload:
             yield payload
 
-    def _may_retry_exception(
+    def _exception_wait(
         self,
         context: OperationContext,
         exc: requests.RequestException,
         payload: ChunkedUpload | bytes | None,
         attempt: int,
         budget: RetryBudget,
-    ) -> bool:
-        """Wait and return True when the failed attempt may be repeated."""
-        if not _is_transient(exc):
-            return False
-        if not context.resend_safe and _sent_body(exc, payload):
-            return False
+    ) -> float | None:
+        """Seconds to wait before the failed attempt is repeated; None: it may not be."""
+        if not is_transient(exc):
+            return None
+        if not context.resend_safe and sent_body(exc, payload):
+            return None
         wait = budget.policy.backoff(attempt)
         if not budget.allows(wait):
-            return False
-        self._log_retry(context, attempt, describe_exception(exc, self._timeouts), wait, None)
-        budget.sleep(wait)
-        return True
+            return None
+        log_retry(
+            context,
+            attempt,
+            self._retry.max_attempts,
+            cause=describe_exception(exc, self._timeouts),
+            wait=wait,
+        )
+        return wait
 
-    def _may_retry_response(
+    def _response_wait(
         self,
         context: OperationContext,
         response: requests.Response,
         attempt: int,
         budget: RetryBudget,
-    ) -> bool:
-        """Wait and return True when F&O's non-2xx answer says a repeat may succeed."""
+    ) -> float | None:
+        """Seconds to wait before a repeat, when F&O's non-2xx answer says one may succeed."""
         status = response.status_code
         if status not in _RETRIED_IN_CALL and not (status >= 500 and context.resend_safe):
-            return False
+            return None
         wait = retry_after_of(response)
         if wait is None:
             policy = budget.policy
@@ -309,41 +363,16 @@ class Engine:
                 else policy.backoff(attempt)
             )
         if not budget.allows(wait):
-            return False
-        self._log_retry(context, attempt, f"HTTP {status}", wait, request_id_of(response))
-        budget.sleep(wait)
-        return True
-
-    def _log_retry(
-        self,
-        context: OperationContext,
-        attempt: int,
-        cause: str,
-        wait: float,
-        request_id: str | None,
-    ) -> None:
-        _LOGGER.warning(
-            "retrying operation=%s attempt=%d/%d cause=%s wait=%.2fs activity=%s message=%s "
-            "execution=%s request_id=%s",
-            context.operation,
+            return None
+        log_retry(
+            context,
             attempt,
             self._retry.max_attempts,
-            cause,
-            wait,
-            context.activity_id,
-            context.message_id,
-            context.execution_id,
-            request_id,
-            extra=log_ids(
-                activity_id=context.activity_id,
-                message_id=context.message_id,
-                execution_id=context.execution_id,
-                d365_operation=context.operation,
-                d365_attempt=attempt,
-                d365_status=cause,
-            ),
+            cause=f"HTTP {status}",
+            wait=wait,
+            request_id=request_id_of(response),
         )
-        record_retry(context.operation, cause=cause, wait=wait)
+        return wait
 
     def _authorization(self, context: OperationContext) -> str:
         try:
@@ -359,23 +388,6 @@ class Engine:
                 scope=self.scope,
                 **context.error_ids(),
             ) from exc
-
-
-def _is_transient(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.exceptions.SSLError):
-        # A certificate problem is configuration; anything else is a broken connection.
-        return "certificate" not in str(exc).lower()
-    return isinstance(exc, _TRANSIENT_EXCEPTIONS)
-
-
-def _sent_body(exc: requests.RequestException, payload: ChunkedUpload | bytes | None) -> bool:
-    """False only when the failure proves F&O did not get the whole request."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    if isinstance(reason, NewConnectionError):
-        return False
-    return not (isinstance(payload, ChunkedUpload) and not payload.completed)
 
 
 class Calls:

@@ -8,7 +8,9 @@ from http import HTTPStatus
 from typing import TypeVar
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
+from ._body import ChunkedUpload
 from ._errors import (
     D365AuthenticationError,
     D365ConnectionError,
@@ -29,14 +31,23 @@ __all__ = [
     "connection_error",
     "describe_exception",
     "error_from_response",
+    "is_transient",
+    "not_admitted",
     "parser",
     "request_id_of",
+    "sent_body",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "request-id", "x-ms-correlation-id", "x-request-id")
 _MIB = 1024 * 1024
+
+_TRANSIENT_EXCEPTIONS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 _ERROR_TYPES: dict[int, type[D365HttpError]] = {
     401: D365AuthenticationError,
@@ -325,3 +336,43 @@ def parser(
             ) from None
 
     return read
+
+
+def is_transient(exc: requests.RequestException) -> bool:
+    """A failure that another attempt may not meet: a broken or timed-out connection."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        # A certificate problem is configuration; anything else is a broken connection.
+        return "certificate" not in str(exc).lower()
+    return isinstance(exc, _TRANSIENT_EXCEPTIONS)
+
+
+def sent_body(exc: requests.RequestException, payload: ChunkedUpload | bytes | None) -> bool:
+    """False only when the failure proves F&O did not get the whole request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NewConnectionError):
+        return False
+    return not (isinstance(payload, ChunkedUpload) and not payload.completed)
+
+
+def not_admitted(
+    context: OperationContext, retry_after: float, waited: float
+) -> D365ThrottledError:
+    """The 429 of a call its call budget did not let out: nothing was sent, so F&O did not
+    take it, and the caller waits ``retry_after`` (at least a second) as for F&O's own."""
+    wait = max(1.0, retry_after)
+    cause = (
+        f"F&O throttles the client's call budget for {retry_after:.0f} s more"
+        if retry_after > 0
+        else f"no permit of the client's call budget came within {waited:.1f} s"
+    )
+    return D365ThrottledError(
+        f"{context.describe()} was not sent: {cause}. Try again after {wait:.0f} s.",
+        status_code=429,
+        url=url_without_query(context.url),
+        fno_message=None,
+        retry_after=wait,
+        attempts=0,
+        **context.error_ids(),
+    )

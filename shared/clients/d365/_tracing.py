@@ -6,16 +6,21 @@ are read by the alert and workbook queries in ``infra/app`` (``tests/telemetry``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-__all__ = ["D365Call", "d365_call", "log_ids", "record_retry"]
+__all__ = ["D365Call", "d365_call", "log_ids", "log_retry", "record_retry"]
 
+if TYPE_CHECKING:
+    from ._operation import OperationContext
+
+_LOGGER = logging.getLogger("shared.clients.d365._engine")
 # The app's instrumentation scope, so the client's spans and metrics sit beside the app's.
 _SCOPE = "d365-recurring-integrations"
 _tracer = trace.get_tracer(_SCOPE)
@@ -114,3 +119,37 @@ def record_retry(operation: str, *, cause: str, wait: float) -> None:
         current.add_event(
             "d365.retry", {"d365.operation": operation, "d365.cause": cause, "d365.wait": wait}
         )
+
+
+def log_retry(
+    context: OperationContext,
+    attempt: int,
+    max_attempts: int,
+    *,
+    cause: str,
+    wait: float,
+    request_id: str | None = None,
+) -> None:
+    """Log and count one retry of an F&O call (one line, with the call's ids)."""
+    _LOGGER.warning(
+        "retrying operation=%s attempt=%d/%d cause=%s wait=%.2fs activity=%s message=%s "
+        "execution=%s request_id=%s",
+        context.operation,
+        attempt,
+        max_attempts,
+        cause,
+        wait,
+        context.activity_id,
+        context.message_id,
+        context.execution_id,
+        request_id,
+        extra=log_ids(
+            activity_id=context.activity_id,
+            message_id=context.message_id,
+            execution_id=context.execution_id,
+            d365_operation=context.operation,
+            d365_attempt=attempt,
+            d365_status=cause,
+        ),
+    )
+    record_retry(context.operation, cause=cause, wait=wait)

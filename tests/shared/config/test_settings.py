@@ -22,6 +22,7 @@ from shared.config import (
     SettingsError,
     StorageSettings,
 )
+from shared.config.budget import BudgetMode, BudgetSettings
 from shared.views.health import health_summary
 from shared.zips import ZipLimits
 from tests import fakes
@@ -500,3 +501,46 @@ def test_a_bad_http_auth_names_the_setting_and_the_two_modes() -> None:
 
 def test_a_misspelled_http_auth_is_caught() -> None:
     assert any("did you mean HTTP_AUTH?" in p for p in _problems(_env(HTTP_AUTHH="entra")))
+
+
+# -- the F&O budget ------------------------------------------------------------------------
+
+
+def test_the_f_and_o_budget_defaults_below_f_and_os_documented_limits() -> None:
+    budget = Settings.from_env(_env()).budget
+    assert budget == BudgetSettings(BudgetMode.SHARED, 32, 4800)
+    assert budget.max_concurrency < 52
+    assert budget.max_requests_per_5min < 6000
+
+
+def test_the_f_and_o_budget_is_read_in_its_forms() -> None:
+    settings = Settings.from_env(
+        _env(D365_BUDGET=" Off ", D365_MAX_CONCURRENCY="8", D365_MAX_REQUESTS_PER_5MIN="600")
+    )
+    assert settings.budget == BudgetSettings(BudgetMode.OFF, 8, 600)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"D365_BUDGET": "global"},
+            "D365_BUDGET: 'global' is not a budget mode; expected shared (one F&O budget for "
+            "every instance) or off",
+        ),
+        (
+            {"D365_MAX_CONCURRENCY": "0"},
+            "D365_MAX_CONCURRENCY: '0' is not a whole number from 1 to 1000; expected F&O calls "
+            "in flight at once for the whole app, e.g. 32 (F&O allows 52 per user)",
+        ),
+        (
+            {"D365_MAX_REQUESTS_PER_5MIN": "6k"},
+            "D365_MAX_REQUESTS_PER_5MIN: '6k' is not a whole number from 1 to 1000000; expected "
+            "F&O calls per 5 minutes for the whole app, e.g. 4800 (F&O allows 6000 per user)",
+        ),
+    ],
+)
+def test_a_bad_f_and_o_budget_names_the_setting_and_the_fix(
+    env: dict[str, str], problem: str
+) -> None:
+    assert _problems(_env(**env)) == (problem,)
