@@ -1,19 +1,22 @@
-"""The audit store: every operator action as one row that no later write can rewrite.
+"""The audit store: every operator action as rows that are only ever created, never rewritten.
 
 An action's row is created before the action takes effect (outcome ``requested``), together
-with its request's index row in one transaction, and is never replaced: a retry of the same
-request (same action, targets and request id) finds the row by its index and keeps the first
-attempt's facts (who, when). What may change later is only the outcome, forward only
-(requested, refused, done), by a write conditional on the row's ETag. So:
+with its request's index row in one transaction: a retry of the same request (same action,
+targets and request id) finds the row by its index and keeps the first attempt's facts (who,
+when). Each outcome the action reaches later (refused, done) is a row of its own, created once
+(see :mod:`._audit_outcomes`); reads fold an action's row with its outcome rows, the furthest
+outcome winning, so the outcome only moves forward. No write replaces or merges a row. So:
 
 - died before the row: nothing happened, nothing is recorded; a retry starts again.
 - the row's answer lost: the row is read back through its index; ours (or an earlier
   attempt's of the same request) is taken as written, never written twice.
 - died after the row, before the outcome: the row says ``requested``; the records it names
   show what happened, and a retry of the same request records the outcome.
+- an outcome's answer lost: its row is read back; ours (its write id) or another attempt's of
+  the same outcome, it is written once.
 
-Rows are deleted only by :meth:`AuditStore.delete_older_than` (the retention timer), each with
-its index row in the same transaction.
+Rows are deleted only by :meth:`AuditStore.delete_older_than` (the retention timer), an
+action's row with its outcome rows and its index row in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from azure.data.tables import TableClient, TableTransactionError
 
 from ._actor import Actor
 from ._audit_model import AuditEntry, AuditOutcome
+from ._audit_outcomes import entry_rows, fold, outcome_entity, rows_end, with_outcome
 from ._audit_rows import (
     AUDIT_PARTITION,
     audit_entity,
@@ -42,17 +46,18 @@ from ._audit_rows import (
 )
 from ._keys import RECORDS_END, since_bound
 from ._listing import listing_clauses
-from ._model import ConcurrencyError, utcnow
+from ._model import utcnow
 from ._page import Page, decode_continuation, encode_continuation
 from ._table import Operation, StatusTable
-from ._writes import read_back_needed, replace_own, status_of
+from ._writes import insert_own, read_back_needed, status_of
 
 __all__ = ["TRANSACTION_ROWS", "AuditStore"]
 
 _LOGGER = logging.getLogger(__name__)
 _ATTEMPTS = 3
 TRANSACTION_ROWS = 100
-"""Operations in one entity group transaction at most (each action: its row and its index)."""
+"""Operations in one entity group transaction at most (each action: its row, its outcome rows,
+its index)."""
 
 
 class AuditStore:
@@ -147,39 +152,34 @@ class AuditStore:
         detail: str | None = None,
         made: Sequence[str] = (),
     ) -> AuditEntry:
-        """Move an entry's outcome forward (requested, refused, done); an entry already as
-        far is returned unchanged. Who, when and what are never rewritten.
+        """Record that an entry reached ``outcome`` (requested, refused, done), as a row of its
+        own; an entry already as far is returned unchanged. No row is ever rewritten.
 
         :keyword made: targets the action made (the new version's record key), added to its
             targets.
         :raises AzureError: storage failed; the entry keeps its outcome until a retry.
         """
-        for _ in range(_ATTEMPTS):
-            if entry.outcome.rank >= outcome.rank:
-                return entry
-            changed = replace(
-                entry,
-                outcome=outcome,
-                detail=detail,
-                completed_at=self._clock(),
-                targets=(*entry.targets, *(t for t in made if t not in entry.targets)),
-            )
-            entity = audit_entity(changed)
-            written = replace_own(self._table, entity, etag=entry.etag)
-            if written.ours:
-                _log("completed", changed)
-                # As the row holds it: texts cut, the targets that fit.
-                return replace(audit_from(entity), etag=written.etag)
-            if written.row is None:
-                _LOGGER.warning("audit row gone before its outcome row=%s", entry.row_key)
-                return entry
-            entry = audit_from(written.row)  # another attempt moved it: decide again
-        raise ConcurrencyError(f"audit entry {entry.row_key} kept changing")
+        if entry.outcome.rank >= outcome.rank:
+            return entry
+        entity = outcome_entity(entry, outcome, at=self._clock(), detail=detail, made=made)
+        written = insert_own(self._table, entity)
+        if written.ours:
+            # As the row holds it: texts cut, the targets that fit.
+            changed = with_outcome(entry, entity)
+            _log("completed", changed)
+            return changed
+        # Another attempt of the request recorded this outcome first: the trail holds it.
+        stored = self.get(entry.row_key)
+        if stored is None:
+            _LOGGER.warning("audit row gone before its outcome row=%s", entry.row_key)
+            return entry
+        return stored
 
     def delete_older_than(self, cutoff: datetime, *, deadline: float) -> int:
         """Delete the entries written before ``cutoff`` in the table's order (the newest of
         them first), in transactions of up to :data:`TRANSACTION_ROWS` operations (each entry
-        with its index row). About 300 entries a second against Azurite.
+        with its outcome rows and its index row). About 300 entries a second against Azurite
+        (each with one outcome row; twice as many without).
 
         :keyword deadline: a :func:`time.monotonic` instant: no transaction starts after it
             (the rest is left for the next run).
@@ -187,33 +187,39 @@ class AuditStore:
         :raises AzureError: storage failed; what was deleted stays deleted.
         """
         deleted = 0
-        batch: list[str] = []
-        for row_key in self._keys_before(cutoff):
+        batch: list[list[str]] = []
+        for keys in self._keys_before(cutoff):
             if time.monotonic() >= deadline:
                 return deleted
-            batch.append(row_key)
-            if len(batch) * 2 == TRANSACTION_ROWS:
+            if sum(map(len, batch)) + len(keys) > TRANSACTION_ROWS:
                 deleted += self._delete(batch)
                 batch = []
+            batch.append(keys)
         if batch and time.monotonic() < deadline:
             deleted += self._delete(batch)
         return deleted
 
-    def _keys_before(self, cutoff: datetime) -> Iterator[str]:
+    def _keys_before(self, cutoff: datetime) -> Iterator[list[str]]:
+        """The keys to delete per entry written before ``cutoff``: its row, its outcome rows,
+        its index row (none for outcome rows that outlived their entry)."""
         rows = self._table.query(
             ["RowKey gt @bound", "RowKey lt @end"],
             {"bound": since_bound(cutoff), "end": RECORDS_END},
             select=["RowKey"],
-            per_page=TRANSACTION_ROWS // 2,
+            per_page=TRANSACTION_ROWS,
         )
-        return (row["RowKey"] for row in rows)
+        for group in entry_rows(rows):
+            keys = [row["RowKey"] for row in group]
+            if is_audit_key(keys[0]):
+                keys.append(index_key(keys[0].split("-", 1)[1]))
+            yield keys
 
-    def _delete(self, row_keys: list[str]) -> int:
-        operations: list[Operation] = []
-        for row_key in row_keys:
-            digest = row_key.split("-", 1)[1]
-            for key in (row_key, index_key(digest)):
-                operations.append(("delete", {"PartitionKey": AUDIT_PARTITION, "RowKey": key}, {}))
+    def _delete(self, batch: list[list[str]]) -> int:
+        operations: list[Operation] = [
+            ("delete", {"PartitionKey": AUDIT_PARTITION, "RowKey": key}, {})
+            for keys in batch
+            for key in keys
+        ]
         while operations:
             try:
                 self._table.transact(operations)
@@ -223,15 +229,20 @@ class AuditStore:
                     raise
                 # A row already gone (another run deleted it): the rest still has to go.
                 del operations[exc.index]
-        _LOGGER.info("audit rows deleted count=%d", len(row_keys))
-        return len(row_keys)
+        entries = sum(1 for keys in batch if is_audit_key(keys[0]))
+        _LOGGER.info("audit rows deleted entries=%d rows=%d", entries, sum(map(len, batch)))
+        return entries
 
     # -- reads --------------------------------------------------------------------------------
 
     def get(self, row_key: str) -> AuditEntry | None:
-        """An entry by its row key, or None."""
-        row = self._table.get(row_key)
-        return None if row is None else audit_from(row)
+        """An entry by its row key (with its outcome rows, one range query), or None."""
+        if not is_audit_key(row_key):
+            return None
+        rows = self._table.query(
+            ["RowKey ge @key", "RowKey lt @end"], {"key": row_key, "end": rows_end(row_key)}
+        )
+        return fold(list(rows))
 
     def find(self, action: str, *, targets: Sequence[str], request_id: str) -> AuditEntry | None:
         """The entry of a request, or None when it was never recorded."""
@@ -265,10 +276,12 @@ class AuditStore:
         :keyword continuation: a token from the previous page.
         :raises ValueError: a continuation token this store did not issue.
         """
+        after = continuation and decode_continuation(continuation, accepts=is_audit_key)
         clauses, params = listing_clauses(
             since=since,
             until=until,
-            continuation=continuation and decode_continuation(continuation, accepts=is_audit_key),
+            # Past the last entry's outcome rows too: a page never splits an entry.
+            continuation=after and rows_end(after),
             equal={"action": action},
             blob_prefix=None,
         )
@@ -277,10 +290,15 @@ class AuditStore:
             clauses.append("( actor_object_id_key eq @person or actor_name_key eq @person )")
             params["person"] = person_key(person)
         found: list[AuditEntry] = []
-        for row in self._table.query(clauses, params, per_page=min(limit + 1, 1000)):
+        # An entry is up to three rows; a page of entries ends where the next entry starts.
+        rows = self._table.query(clauses, params, per_page=min(3 * limit + 1, 1000))
+        for group in entry_rows(rows):
+            entry = fold(group)
+            if entry is None:
+                continue  # outcome rows that outlived their entry
             if len(found) == limit:
                 return Page(tuple(found), encode_continuation(found[-1].row_key))
-            found.append(audit_from(row))
+            found.append(entry)
         return Page(tuple(found), None)
 
 

@@ -4,13 +4,17 @@
 row key                            row
 =================================  ===========================================================
 ``<inverted ms>-<request hash>``   one operator action; newest first is the table order
+``<action's row key>-<outcome>``   one outcome the action reached (``refused``, ``done``):
+                                   sorts right after its action's row (see
+                                   :mod:`._audit_outcomes`)
 ``~r-<request hash>``              the request's index row: points at its action's row, so a
                                    retry of the same request finds it (written and deleted in
                                    the same transaction as the action's row)
 =================================  ===========================================================
 
 The request hash is that of the action, its first targets and the request id: one request of
-one action on one target makes one row, however often it is sent.
+one action on one target makes one row, however often it is sent. Every row is only ever
+created, then deleted by age: none is replaced or merged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "audit_entity",
     "audit_from",
     "audit_row_key",
+    "filter_fields",
     "index_entity",
     "index_key",
     "is_audit_key",
@@ -76,22 +81,28 @@ def index_entity(digest: str, row_key: str) -> dict[str, Any]:
     return {"PartitionKey": AUDIT_PARTITION, "RowKey": index_key(digest), "audit_key": row_key}
 
 
+def filter_fields(entry: AuditEntry) -> dict[str, Any]:
+    """The columns a listing filters on: the action, the actor's name and object id in lower
+    case (Azure Tables compares exactly)."""
+    return {
+        "action": entry.action,
+        "actor_name_key": person_key(entry.actor.name[:_ACTOR_NAME_UNITS]),
+        "actor_object_id_key": person_key(entry.actor.object_id) or None,
+    }
+
+
 def audit_entity(entry: AuditEntry) -> dict[str, Any]:
     """The table entity of an audit entry."""
     actor = entry.actor
-    name = actor.name[:_ACTOR_NAME_UNITS]
     return finish(
         {
             "PartitionKey": AUDIT_PARTITION,
             "RowKey": entry.row_key,
-            "action": entry.action,
+            **filter_fields(entry),
             "actor_kind": actor.kind.value,
-            "actor_name": name,
+            "actor_name": actor.name[:_ACTOR_NAME_UNITS],
             "actor_object_id": actor.object_id,
             "actor_provider": actor.provider,
-            # Lower case, for the filter by person (Azure Tables compares exactly).
-            "actor_name_key": person_key(name),
-            "actor_object_id_key": person_key(actor.object_id) or None,
             "at": entry.at.astimezone(UTC),
             "request_id": entry.request_id,
             "targets": Bounded(dumps(keep(list(entry.targets), limit=LIST_UNITS))),

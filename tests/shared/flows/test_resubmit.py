@@ -306,7 +306,8 @@ def test_a_crash_after_the_link_leaves_the_row_requested_until_the_retry_marks_i
     domain: Domain,
 ) -> None:
     old = _refused_by_fo(domain)
-    domain.faults.fail("reset", "PUT", "audit", times=50)  # the audit row's outcome
+    # The audit outcome row: the one row of the status table created on its own.
+    domain.faults.fail("reset", "POST", domain.context.settings.status_table, times=50)
 
     with pytest.raises(AzureError):
         _resubmitter(domain).resubmit(old.row_key, request_id="r", actor=ADA)

@@ -6,12 +6,15 @@ Real Azurite; the lost answers and resets are injected into the store's own clie
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.tracking import (
     AUDIT_PARTITION,
@@ -56,11 +59,42 @@ class Trail:
         return list(self.table.query_entities("PartitionKey eq 'audit'"))
 
 
+_OPERATION = re.compile(rb"^([A-Z]+) \S+ HTTP/1\.1\r?$", re.MULTILINE)
+
+
+@dataclass
+class Writes:
+    """The method of every write the store sent: a transaction's operations one by one."""
+
+    methods: list[str] = field(default_factory=list)
+
+    def __call__(self, pipeline_request: Any) -> None:
+        request = pipeline_request.http_request
+        if request.url.endswith("$batch"):
+            self.methods += [m.decode() for m in _OPERATION.findall(request.content)]
+        elif request.method != "GET":
+            self.methods.append(request.method)
+
+
 @pytest.fixture
-def trail(storage_connection_string: str, unique_name: str) -> Trail:
+def writes() -> Writes:
+    return Writes()
+
+
+@pytest.fixture
+def trail(storage_connection_string: str, unique_name: str, writes: Writes) -> Trail:
     faults = StorageFaults()
+    hooks = faults.options()
+    before = hooks["raw_request_hook"]
+
+    def spied(pipeline_request: Any) -> None:
+        before(pipeline_request)  # a reset raises here: the write never went out
+        writes(pipeline_request)
+
     service = TableServiceClient.from_connection_string(
-        storage_connection_string, retry_backoff_factor=0.01, **faults.options()
+        storage_connection_string,
+        retry_backoff_factor=0.01,
+        **{**hooks, "raw_request_hook": spied},
     )
     clock = Clock()
     store = AuditStore(service.get_table_client(unique_name), clock=clock)
@@ -170,14 +204,15 @@ def test_the_outcome_moves_forward_only_and_the_facts_never_change(trail: Trail)
 @pytest.mark.parametrize("kind", ["lost", "reset"])
 def test_an_outcome_whose_answer_was_lost_is_recognised(trail: Trail, kind: str) -> None:
     entry = _resubmit(trail)
-    trail.faults.fail(kind, "PUT", "audit")  # type: ignore[arg-type]
+    trail.faults.fail(kind, "POST", trail.table.table_name)  # type: ignore[arg-type]
 
     done = trail.store.complete(entry, AuditOutcome.DONE, made=(NEW,))
 
     assert trail.faults.injected[kind] == 1
     assert done.outcome is AuditOutcome.DONE
     stored = trail.store.get(entry.row_key)
-    assert stored is not None and stored.outcome is AuditOutcome.DONE
+    assert stored == done
+    assert [row["RowKey"] for row in trail.rows()][:2] == [entry.row_key, entry.row_key + "-done"]
 
 
 def test_an_action_without_a_target_is_refused(trail: Trail) -> None:
@@ -307,3 +342,118 @@ def test_each_audit_write_is_one_log_line_with_its_ids(
         f"audit completed action=resubmit outcome=done request=req-1 actor=Ada Lovelace "
         f"actor_id={ADA.object_id} targets={OLD},{NEW} row={entry.row_key}",
     ]
+
+
+def test_no_write_ever_replaces_or_merges_an_audit_row(trail: Trail, writes: Writes) -> None:
+    seen: dict[str, str] = {}
+
+    def unchanged() -> None:
+        """Every row keeps the ETag it was created with (a rewrite would give it a new one)."""
+        for row in trail.rows():
+            etag = row.metadata["etag"]
+            assert seen.setdefault(row["RowKey"], etag) == etag, f"{row['RowKey']} rewritten"
+
+    trail.faults.fail("lost", "POST", "$batch")
+    entry = _resubmit(trail)
+    unchanged()
+    trail.clock.now = T0 + timedelta(seconds=3)
+    trail.faults.fail("lost", "POST", trail.table.table_name)
+    refused = trail.store.complete(entry, AuditOutcome.REFUSED, detail="overwritten")
+    unchanged()
+    trail.faults.fail("reset", "POST", trail.table.table_name)
+    trail.store.complete(refused, AuditOutcome.DONE, made=(NEW,))
+    unchanged()
+    # Later attempts of the same request, from what they read before: nothing is written again.
+    trail.store.complete(entry, AuditOutcome.REFUSED, detail="an older read")
+    trail.store.complete(entry, AuditOutcome.DONE, made=(NEW,))
+    again = _resubmit(trail, actor=GRACE)
+    unchanged()
+
+    assert again.outcome is AuditOutcome.DONE and again.targets == (OLD, NEW)
+    assert sorted(seen) == sorted(
+        [
+            entry.row_key,
+            f"{entry.row_key}-refused",
+            f"{entry.row_key}-done",
+            trail.rows()[-1]["RowKey"],
+        ]
+    )
+    assert trail.faults.injected == {"lost": 2, "reset": 1}
+    # Creates only: the table, the action's row with its index (once: its lost answer is read
+    # back), each outcome once (a reset never goes out), each once more by the later attempts
+    # (refused by the service as existing).
+    assert writes.methods == ["POST"] * 7
+
+
+def test_an_entry_row_that_holds_its_outcome_reads_as_before(trail: Trail) -> None:
+    entry = _resubmit(trail)
+    row = dict(trail.rows()[0])
+    # As the former store's complete() left it: the outcome on the action's row itself.
+    row.update(
+        outcome="done", completed_at=T0 + timedelta(seconds=3), targets=json.dumps([OLD, NEW])
+    )
+    trail.table.update_entity(row, mode=UpdateMode.REPLACE)
+
+    stored = trail.store.get(entry.row_key)
+
+    assert stored is not None
+    assert (stored.outcome, stored.targets) == (AuditOutcome.DONE, (OLD, NEW))
+    assert stored.completed_at == T0 + timedelta(seconds=3)
+    assert trail.store.find("resubmit", targets=(OLD,), request_id="req-1") == stored
+    assert trail.store.list_entries().records == (stored,)
+    assert trail.store.complete(stored, AuditOutcome.DONE, made=(NEW,)) == stored
+    assert len(trail.rows()) == 2  # nothing written: it is done already
+
+
+def test_a_page_counts_entries_never_splitting_one_from_its_outcomes(trail: Trail) -> None:
+    for minute in range(5):
+        trail.clock.now = T0 + timedelta(minutes=minute)
+        entry = _resubmit(trail, request_id=f"r{minute}", actor=(ADA, GRACE)[minute % 2])
+        refused = trail.store.complete(entry, AuditOutcome.REFUSED, detail="first")
+        trail.store.complete(refused, AuditOutcome.DONE, made=(f"made-{minute}",))
+    assert len(trail.rows()) == 20
+
+    pages = []
+    continuation = None
+    while True:
+        page = trail.store.list_entries(limit=2, continuation=continuation)
+        pages.append([(e.request_id, e.outcome, e.targets[-1], e.detail) for e in page.records])
+        if (continuation := page.continuation) is None:
+            break
+
+    done = AuditOutcome.DONE
+    assert pages == [
+        [("r4", done, "made-4", None), ("r3", done, "made-3", None)],
+        [("r2", done, "made-2", None), ("r1", done, "made-1", None)],
+        [("r0", done, "made-0", None)],
+    ]
+    ada = trail.store.list_entries(person="ada lovelace", limit=1)
+    assert [(e.request_id, e.outcome) for e in ada.records] == [("r4", done)]
+    rest = trail.store.list_entries(person="ada lovelace", continuation=ada.continuation)
+    assert [(e.request_id, e.outcome) for e in rest.records] == [("r2", done), ("r0", done)]
+
+
+def test_outcome_rows_are_deleted_with_their_entry_in_one_transaction(trail: Trail) -> None:
+    for i in range(30):
+        trail.clock.now = T0 + timedelta(seconds=i)
+        entry = _resubmit(trail, request_id=f"old-{i}")
+        refused = trail.store.complete(entry, AuditOutcome.REFUSED, detail="first")
+        trail.store.complete(refused, AuditOutcome.DONE, made=(NEW,))
+    # Outcome rows created just after another run deleted their entry (with its index):
+    # skipped by reads, deleted by age.
+    for key in (entry.row_key, "~r-" + entry.row_key.split("-")[1]):
+        trail.table.delete_entity(AUDIT_PARTITION, key)
+    trail.clock.now = T0 + timedelta(days=1)
+    kept = trail.store.complete(_resubmit(trail, request_id="new"), AuditOutcome.DONE)
+    assert [e.request_id for e in trail.store.list_entries(limit=2).records] == ["new", "old-28"]
+    before = trail.faults.count("POST", "$batch")
+
+    deleted = trail.store.delete_older_than(T0 + timedelta(hours=1), deadline=time.monotonic() + 60)
+
+    assert deleted == 29
+    # 4 rows an entry (its row, two outcomes, its index): 25 entries, then the rest.
+    assert trail.faults.count("POST", "$batch") - before == 2
+    assert sorted(row["RowKey"] for row in trail.rows()) == sorted(
+        [kept.row_key, f"{kept.row_key}-done", "~r-" + kept.row_key.split("-")[1]]
+    )
+    assert trail.store.list_entries().records == (kept,)
