@@ -19,6 +19,12 @@ from shared.config.budget import (
     BudgetSettings,
     read_budget,
 )
+from shared.config.containers import (
+    check_export_targets,
+    check_import_containers,
+    check_package_export_targets,
+    check_route_prefixes,
+)
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
@@ -281,77 +287,18 @@ def _check_together(
     reader: SettingsReader, settings: Settings, function_limit: timedelta | None
 ) -> None:
     """Problems that only show when settings are read side by side."""
-    _check_containers(reader, settings)
-    _check_route_prefixes(reader, settings)
-    _check_export_containers(reader, settings)
-    _check_package_exports(reader, settings)
+    inbound = settings.inbound_container
+    others = {"ERRORS_CONTAINER": settings.errors_container}
+    if settings.archive_mode is ArchiveMode.MOVE:
+        others["ARCHIVE_CONTAINER"] = settings.archive_container
+    check_import_containers(reader, inbound, others)
+    check_route_prefixes(reader, inbound, settings.routes)
+    ours = {inbound, settings.archive_container, settings.errors_container}
+    check_export_targets(reader, ours, settings.routes, settings.exports)
+    check_package_export_targets(reader, ours, settings.exports, settings.package_exports)
     _check_durations(reader, settings)
     if function_limit is not None:
         _check_function_timeout(reader, settings, function_limit)
-
-
-def _check_containers(reader: SettingsReader, settings: Settings) -> None:
-    containers = {"ERRORS_CONTAINER": settings.errors_container}
-    if settings.archive_mode is ArchiveMode.MOVE:
-        containers["ARCHIVE_CONTAINER"] = settings.archive_container
-    for name, container in containers.items():
-        if container == settings.inbound_container:
-            reader.problem(
-                name,
-                f"{container!r} is the inbound container; writing there would enqueue the "
-                "files again: use a container of its own",
-            )
-
-
-def _check_route_prefixes(reader: SettingsReader, settings: Settings) -> None:
-    container = settings.inbound_container
-    for route in settings.routes:
-        first, _, rest = route.prefix.partition("/")
-        if first == container:
-            reader.problem(
-                "D365_ROUTES",
-                f"route {route.name!r}: prefix {route.prefix!r} starts with the inbound "
-                f"container's name; a prefix is a folder inside {container}: use {rest!r}",
-            )
-
-
-def _check_export_containers(reader: SettingsReader, settings: Settings) -> None:
-    ours = {settings.inbound_container, settings.archive_container, settings.errors_container}
-    imports = {route.activity_id: route.name for route in settings.routes}
-    for route in settings.exports:
-        if route.activity_id in imports:
-            reader.problem(
-                EXPORT_ROUTES_SETTING,
-                f"export route {route.name!r}: activity_id {route.activity_id} is the job of "
-                f"import route {imports[route.activity_id]!r} in D365_ROUTES; a recurring data "
-                "job either imports or exports: use the export job's own ID",
-            )
-        if route.container in ours:
-            reader.problem(
-                EXPORT_ROUTES_SETTING,
-                f"export route {route.name!r}: container {route.container!r} is one of the "
-                "app's import containers (inbound, archive, errors); exported files there "
-                "would be enqueued or archived: use a container of its own, e.g. d365-exports",
-            )
-
-
-def _check_package_exports(reader: SettingsReader, settings: Settings) -> None:
-    ours = {settings.inbound_container, settings.archive_container, settings.errors_container}
-    names = {route.name.lower() for route in settings.exports}
-    for route in settings.package_exports:
-        if route.name.lower() in names:
-            reader.problem(
-                PACKAGE_EXPORT_ROUTES_SETTING,
-                f"package export route {route.name!r}: the name is an export route's in "
-                "EXPORT_ROUTES too; the records list both by route name: rename one",
-            )
-        if route.container in ours:
-            reader.problem(
-                PACKAGE_EXPORT_ROUTES_SETTING,
-                f"package export route {route.name!r}: container {route.container!r} is one of "
-                "the app's import containers (inbound, archive, errors); packages there would "
-                "be enqueued or archived: use a container of its own, e.g. d365-exports",
-            )
 
 
 def _check_durations(reader: SettingsReader, settings: Settings) -> None:
