@@ -25,6 +25,7 @@ from shared.config.parsers import (
     parse_table_name,
 )
 from shared.config.reader import SettingsReader
+from shared.config.retention import RetentionSettings, read_retention
 from shared.config.route_fields import RouteConfigError
 from shared.config.routes import ROUTES_EXAMPLE, ImportRoutes
 from shared.config.storage import StorageSettings, read_storage
@@ -61,6 +62,11 @@ SETTING_NAMES = (
     "EXPORT_ROUTES",
     "EXPORT_SCHEDULE",
     "EXPORT_MAX_ATTEMPTS",
+    "RETENTION_RECORDS_DAYS",
+    "RETENTION_EXPORTS_DAYS",
+    "RETENTION_AUDIT_DAYS",
+    "RETENTION_SCHEDULE",
+    "RETENTION_BUDGET",
     zips.MEMBERS_SETTING,
     zips.MEMBER_BYTES_SETTING,
     zips.TOTAL_BYTES_SETTING,
@@ -111,6 +117,7 @@ class Settings:
     export_schedule: str = "0 */5 * * * *"
     export_max_attempts: int = 10
     zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @classmethod
     def from_env(
@@ -129,15 +136,17 @@ class Settings:
         storage = read_storage(reader)
         routes = _read_routes(reader)
         defaults = cls.__dataclass_fields__
+        function_limit = function_timeout(app_root)
         settings = cls(
             d365=d365,
             storage=storage,
             routes=routes,
             exports=_read_exports(reader),
             zip_limits=read_zip_limits(reader),
+            retention=read_retention(reader, function_limit),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
-        _check_together(reader, settings, function_timeout(app_root))
+        _check_together(reader, settings, function_limit)
         _check_misspellings(reader)
         reader.raise_problems()
         return settings
