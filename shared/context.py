@@ -17,7 +17,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared.clients import storage
 from shared.clients.credentials import build_credential
@@ -30,7 +30,16 @@ from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.tracking import Backoff, ExportStore, TrackingStore, lease_for_call, utcnow
+from shared.flows.retention import ROWS_PER_SECOND, Retention, steps_for
+from shared.tracking import (
+    Backoff,
+    ExportRetention,
+    ExportStore,
+    RecordRetention,
+    TrackingStore,
+    lease_for_call,
+    utcnow,
+)
 
 __all__ = [
     "AppContext",
@@ -59,6 +68,7 @@ class AppContext:
     enqueuer: Enqueuer
     poller: Poller
     exporter: Exporter
+    retention: Retention
 
     def close(self) -> None:
         """Close network sessions."""
@@ -169,7 +179,36 @@ def build_context(
         clock=clock,
     )
     return AppContext(
-        settings, credential, blob_service, store, client, inbound, enqueuer, poller, exporter
+        settings,
+        credential,
+        blob_service,
+        store,
+        client,
+        inbound,
+        enqueuer,
+        poller,
+        exporter,
+        _retention(settings, tables, errors_container, clock),
+    )
+
+
+def _retention(
+    settings: Settings,
+    tables: TableServiceClient,
+    errors_container: ContainerClient,
+    clock: Callable[[], datetime],
+) -> Retention:
+    table = tables.get_table_client(settings.status_table)
+    where = {"errors_container": errors_container, "rows_per_second": ROWS_PER_SECOND}
+    records = RecordRetention(table, **where, clock=clock)
+    exports = ExportRetention(table, **where)
+    return Retention(
+        records,
+        exports,
+        steps_for(settings.retention, records, exports),
+        budget=settings.retention.budget,
+        lease_span=settings.retention.lease_span,
+        clock=clock,
     )
 
 

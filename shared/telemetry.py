@@ -44,6 +44,7 @@ __all__ = [
     "record_export",
     "record_ids",
     "record_outcome",
+    "record_retention",
     "record_tick",
     "span",
 ]
@@ -87,6 +88,11 @@ EXPORTS = _meter.create_counter(
     "d365ri.exports",
     unit="{message}",
     description="Exported messages acked or failed (retried on re-delivery), by state and route.",
+)
+RETENTION_ROWS = _meter.create_counter(
+    "d365ri.retention.rows",
+    unit="{row}",
+    description="Rows deleted by retention runs, by kind (records, exports, audit).",
 )
 _lock = threading.Lock()
 _state = {"configured": False}
@@ -302,3 +308,8 @@ def record_backlog(count: int, oldest_since: datetime | None, now: datetime) -> 
     PENDING_COUNT.set(count)
     age = (now - oldest_since).total_seconds() if oldest_since else 0.0
     PENDING_OLDEST_AGE.set(max(0.0, age))
+
+
+def record_retention(*, kind: str, rows: int) -> None:
+    """Count the rows of one kind a retention run deleted."""
+    RETENTION_ROWS.add(rows, {"kind": kind})

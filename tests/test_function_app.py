@@ -43,6 +43,7 @@ def test_the_functions_are_indexed_with_host_valid_names() -> None:
         "console",
         "openapi",
         "export_jobs",
+        "retention",
     }
     for name in FUNCTIONS:
         assert re.fullmatch(r"[a-z][a-z0-9_\-]{0,127}", name, re.IGNORECASE)

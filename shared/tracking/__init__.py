@@ -18,12 +18,16 @@
 - :mod:`._store`: :class:`TrackingStore`, the facade: records with their indexes and
   schedule entries, written together, and the errors blob;
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
-  export records, in a partition of their own.
+  export records, in a partition of their own;
+- :mod:`._deletions`, :mod:`._purge`, :mod:`._record_expiry`, :mod:`._export_expiry`:
+  :class:`RecordRetention` and :class:`ExportRetention`, the rows past their retention
+  deleted in batches, their blobs after them.
 """
 
 from ._actor import Actor, ActorKind
 from ._backoff import Backoff
 from ._codec import to_entity
+from ._export_expiry import ExportRetention
 from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
 from ._exports import ExportStore
@@ -41,6 +45,7 @@ from ._model import (
     utcnow,
 )
 from ._page import Page
+from ._record_expiry import RecordRetention
 from ._schedule import BATCH_SIZE, Schedule
 from ._store import UNSCHEDULE, TrackingStore
 
@@ -55,6 +60,7 @@ __all__ = [
     "ClaimResult",
     "ConcurrencyError",
     "ExportRecord",
+    "ExportRetention",
     "ExportState",
     "ExportStore",
     "FailureKind",
@@ -63,6 +69,7 @@ __all__ = [
     "LeaseHeldError",
     "Page",
     "PendingEntry",
+    "RecordRetention",
     "Schedule",
     "TrackedFile",
     "TrackingState",
