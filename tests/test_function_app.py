@@ -78,7 +78,12 @@ def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "setting"), [("poll_status", "POLL_SCHEDULE"), ("export_jobs", "EXPORT_SCHEDULE")]
+    ("name", "setting"),
+    [
+        ("poll_status", "POLL_SCHEDULE"),
+        ("export_jobs", "EXPORT_SCHEDULE"),
+        ("retention", "RETENTION_SCHEDULE"),
+    ],
 )
 def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup(
     name: str, setting: str

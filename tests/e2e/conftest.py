@@ -198,6 +198,7 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "POLL_INTERVAL_MAX": "2s",
         "MAX_PENDING_AGE": "1h",
         "EXPORT_SCHEDULE": "*/5 * * * * *",
+        "RETENTION_SCHEDULE": "0 30 2 * * *",
     }
 
 
