@@ -9,6 +9,8 @@ filtered to the test's folder) posts their ``BlobCreated`` events to the host's 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +29,8 @@ from devtools.local_host import LocalHost
 from tests import fakes
 
 INBOUND = "d365-inbound"
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
 TERMINAL = {
     "Processed",
     "ProcessedWithErrors",
@@ -200,6 +203,25 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "EXPORT_SCHEDULE": "*/5 * * * * *",
         "RETENTION_SCHEDULE": "0 30 2 * * *",
     }
+
+
+def start_host_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The app in a host process of its own (``devtools.host_process``: blobs found by
+    listing, every timer each 0.5 s), writing to ``log``; returned once it serves."""
+    command = [
+        sys.executable, "-m", "devtools.host_process", "--http-port", "0",
+        "--poll-blobs", "--blob-scan-interval", "0.3", "--timer-interval", "0.5",
+        "--max-parallel", "4",
+    ]  # fmt: skip
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while b"ready http=" not in log.read_bytes():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    return process
 
 
 def start_app(

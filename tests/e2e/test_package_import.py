@@ -8,8 +8,6 @@ import contextlib
 import logging
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from azure.core.exceptions import ResourceExistsError
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
 from tests import package_files
-from tests.e2e.conftest import TEMPLATES, TERMINAL, App, app_environment
+from tests.e2e.conftest import TEMPLATES, TERMINAL, App, app_environment, start_host_process
 
 ROOT = Path(__file__).resolve().parents[2]
 # The emulator's SAS signatures: 64 hex digits after sig=.
@@ -172,30 +170,13 @@ def test_a_client_timeout_during_import_is_recovered_by_its_execution_id(
     assert d365.packages.import_calls == 1
 
 
-def _host(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "devtools.host_process", "--http-port", "0",
-        "--poll-blobs", "--blob-scan-interval", "0.3", "--timer-interval", "0.5",
-        "--max-parallel", "4",
-    ]  # fmt: skip
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + 60
-    while b"ready http=" not in log.read_bytes():
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-        time.sleep(0.05)
-    return process
-
-
 def test_two_instances_never_have_two_imports_in_flight(
     d365: Emulator, azurite: Azurite, unique_name: str, tmp_path: Path, app_factory: object
 ) -> None:
     app = app_factory()  # type: ignore[operator]  # the HTTP API to read the records
     d365.knobs.import_call_seconds = 1.0
     env = {**os.environ, **app_environment(d365, azurite, unique_name, unique_name)}
-    hosts = [_host(env, tmp_path / f"host-{index}.log") for index in range(2)]
+    hosts = [start_host_process(env, tmp_path / f"host-{index}.log") for index in range(2)]
     try:
         blobs = [
             app.upload(f"pkg/USMF/customers-{index}.zip", package_files.customers_package())
