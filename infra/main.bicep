@@ -114,7 +114,7 @@ param archiveRetentionDays int = 180
 
 @description('Lifecycle rule: days after its last change a blob of the errors container is deleted; 0 keeps it for ever. Longer than RETENTION_RECORDS_DAYS plus MAX_PENDING_AGE: a record kept must find its errors.')
 @minValue(0)
-param errorsRetentionDays int = 120
+param errorsRetentionDays int = 180
 
 @description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
 @minValue(0)

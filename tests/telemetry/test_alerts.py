@@ -162,7 +162,7 @@ def test_dimensions_and_events_in_the_queries_are_the_codes() -> None:
 def test_the_name_checks_see_what_the_code_emits() -> None:
     # The readers above find the attributes the workbook relies on, so a rename shows there.
     assert {"error_count", "event", *telemetry.LOG_KEYS} <= _emitted("traces")
-    assert {"state", "route", "operation", "status_code", "ok", "skipped"} == _emitted(
+    assert {"state", "route", "operation", "status_code", "ok", "skipped", "kind"} == _emitted(
         "customMetrics"
     )
     assert {"d365.operation", "d365.attempt"} <= _emitted("dependencies")
