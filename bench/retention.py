@@ -9,9 +9,10 @@ Prints, measured in this run against Azurite and the D365 emulator (its own proc
 2. a poll tick over ``--pending`` messages and the console's first page (the last 24 hours,
    50 records, through :func:`shared.views.files.list_messages`) without any deletion: the
    median of ``--repeat`` of each;
-3. the retention run (:class:`shared.flows.retention.Retention`, at its pace of
-   :data:`ROWS_PER_SECOND` unless ``--rows-per-second`` says otherwise; 0: unpaced): rows
-   deleted, seconds, rows and ``$batch`` requests a second;
+3. the retention run (:class:`shared.flows.retention.Retention`, at its pace of at most
+   :data:`ROWS_PER_SECOND` rows a second and :data:`BUSY_SHARE` of the time with a
+   transaction in flight, unless ``--rows-per-second`` / ``--busy-share`` say otherwise; 0:
+   no bound): rows deleted, seconds, rows and ``$batch`` requests a second;
 4. the same tick and page while the run deletes (medians), and their ratio to 2;
    target: at most 1.2x each.
 
@@ -60,6 +61,7 @@ from shared.flows.enqueue import Enqueuer  # noqa: E402
 from shared.flows.policies import PollPolicy  # noqa: E402
 from shared.flows.poll import Poller  # noqa: E402
 from shared.flows.retention import (  # noqa: E402
+    BUSY_SHARE,
     ROWS_PER_SECOND,
     Retention,
     RetentionReport,
@@ -198,6 +200,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--rows-per-second", type=float, default=ROWS_PER_SECOND)
+    parser.add_argument("--busy-share", type=float, default=BUSY_SHARE)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Azurite() as azurite:
         emulator = start_emulator(Path(tmp), latency_ms=args.latency_ms)
@@ -251,14 +254,14 @@ class Probes:
 
 
 def retention_run(
-    connection_string: str, table_name: str, pace: float | None, requests: Requests
+    connection_string: str, table_name: str, pace: dict[str, float | None], requests: Requests
 ) -> Retention:
     """The retention flow on the benchmark's table, its requests counted, one run for all."""
     tables = TableServiceClient.from_connection_string(
         connection_string, raw_request_hook=requests.hook
     )
-    records = RecordRetention(tables.get_table_client(table_name), rows_per_second=pace)
-    exports = ExportRetention(tables.get_table_client(table_name), rows_per_second=pace)
+    records = RecordRetention(tables.get_table_client(table_name), **pace)
+    exports = ExportRetention(tables.get_table_client(table_name), **pace)
     return Retention(
         records,
         exports,
@@ -312,7 +315,7 @@ def run(args: argparse.Namespace, connection_string: str, emulator_url: str) -> 
     print(f"without deletion: tick {quiet_tick:.3f} s, page {quiet_page * 1000:.0f} ms")
 
     requests = Requests()
-    pace = args.rows_per_second or None
+    pace = {"rows_per_second": args.rows_per_second or None, "busy_share": args.busy_share or None}
     retention = retention_run(connection_string, table_name, pace, requests)
     report, seconds, ticks, pages = beside(retention.run, probes)
     rows = report.deleted["records"]
@@ -321,7 +324,7 @@ def run(args: argparse.Namespace, connection_string: str, emulator_url: str) -> 
         f"retention run: {rows} rows of {expired_rows // 3} expired records deleted in "
         f"{seconds:.1f} s: {rows / seconds:.0f} rows/s, {requests.batches / seconds:.1f} "
         f"$batch/s ({requests.batches} batches, {requests.others} other requests), pace "
-        f"{pace or 'none'}; oldest kept {report.oldest_record}"
+        f"{pace}; oldest kept {report.oldest_record}"
     )
     probes.client.close()
     context.close()

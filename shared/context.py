@@ -30,7 +30,7 @@ from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
-from shared.flows.retention import ROWS_PER_SECOND, Retention, steps_for
+from shared.flows.retention import BUSY_SHARE, ROWS_PER_SECOND, Retention, steps_for
 from shared.tracking import (
     Backoff,
     ExportRetention,
@@ -199,7 +199,11 @@ def _retention(
     clock: Callable[[], datetime],
 ) -> Retention:
     table = tables.get_table_client(settings.status_table)
-    where = {"errors_container": errors_container, "rows_per_second": ROWS_PER_SECOND}
+    where = {
+        "errors_container": errors_container,
+        "rows_per_second": ROWS_PER_SECOND,
+        "busy_share": BUSY_SHARE,
+    }
     records = RecordRetention(table, **where, clock=clock)
     exports = ExportRetention(table, **where)
     return Retention(

@@ -22,13 +22,23 @@ from shared import telemetry
 from shared.config.retention import RetentionSettings
 from shared.tracking import ExportRetention, LeaseHeld, RecordRetention, utcnow
 
-__all__ = ["ROWS_PER_SECOND", "Retention", "RetentionReport", "RetentionStep", "steps_for"]
+__all__ = [
+    "BUSY_SHARE",
+    "ROWS_PER_SECOND",
+    "Retention",
+    "RetentionReport",
+    "RetentionStep",
+    "steps_for",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
 ROWS_PER_SECOND = 500.0
 """The deletions' pace: a quarter of an Azure table partition's 2,000 entities a second, so
 polls, enqueues and the console keep the rest of the one partition everything lives in."""
+BUSY_SHARE = 0.25
+"""The share of the time a run keeps a transaction in flight at most: when the store slows
+down (busy, or slow on a large partition, as Azurite is), the deletions slow down with it."""
 
 
 @dataclass(frozen=True)

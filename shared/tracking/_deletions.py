@@ -42,6 +42,10 @@ class Deletions:
     :param table: the partition the items live in.
     :keyword rows_per_second: the pace the deletions keep at most (None: as fast as they go),
         so that the partition's other traffic keeps its share of the partition's throughput.
+    :keyword busy_share: the share of the time the deletions keep a transaction in flight at
+        most (None: no bound): after a transaction that took ``t``, a pause of
+        ``t * (1 / busy_share - 1)``. A store that slows down (busy, or slow with a large
+        partition) slows the deletions with it, where a fixed pace would take it all.
     :keyword sleep: how the pace waits (tests pass their own).
     """
 
@@ -50,10 +54,12 @@ class Deletions:
         table: StatusTable,
         *,
         rows_per_second: float | None = None,
+        busy_share: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table
         self._rate = rows_per_second
+        self._share = busy_share
         self._sleep = sleep
 
     def delete(self, items: Iterable[Doomed], *, deadline: float) -> int:
@@ -65,9 +71,10 @@ class Deletions:
         size = 0
         for item in items:
             if size + len(item.operations) > BATCH_SIZE:
+                sent = time.monotonic()
                 deleted += self._send(batch)
                 batch, size = [], 0
-                self._pace(deleted, started, deadline)
+                self._pace(deleted, started, time.monotonic() - sent, deadline)
                 if time.monotonic() > deadline:
                     return deleted
             batch.append(item)
@@ -101,9 +108,11 @@ class Deletions:
             return sum(1 for _, op in flat if op[0] == "delete")
         return 0
 
-    def _pace(self, deleted: int, started: float, deadline: float) -> None:
-        if self._rate is None:
-            return
-        ahead = deleted / self._rate - (time.monotonic() - started)
-        if ahead > 0:
-            self._sleep(min(ahead, max(0.0, deadline - time.monotonic())))
+    def _pace(self, deleted: int, started: float, took: float, deadline: float) -> None:
+        pause = 0.0
+        if self._rate is not None:
+            pause = deleted / self._rate - (time.monotonic() - started)
+        if self._share is not None:
+            pause = max(pause, took * (1 / self._share - 1))
+        if pause > 0:
+            self._sleep(min(pause, max(0.0, deadline - time.monotonic())))

@@ -30,6 +30,7 @@ class ExportRetention:
     :param client: the status table's client.
     :keyword errors_container: where the records' list blobs are.
     :keyword rows_per_second: the pace of the deletions (see :class:`._deletions.Deletions`).
+    :keyword busy_share: the share of the time they keep the store busy at most (same).
     """
 
     def __init__(
@@ -38,9 +39,12 @@ class ExportRetention:
         *,
         errors_container: ContainerClient | None = None,
         rows_per_second: float | None = None,
+        busy_share: float | None = None,
     ) -> None:
         self._table = StatusTable(client, partition=EXPORTS_PARTITION)
-        self._deletions = Deletions(self._table, rows_per_second=rows_per_second)
+        self._deletions = Deletions(
+            self._table, rows_per_second=rows_per_second, busy_share=busy_share
+        )
         self.purge = Purge(self._table, errors_container)
 
     def delete_older_than(self, cutoff: datetime, *, deadline: float) -> int:

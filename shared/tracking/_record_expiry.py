@@ -61,6 +61,7 @@ class RecordRetention:
     :param client: the status table's client.
     :keyword errors_container: where the records' overflow blobs are.
     :keyword rows_per_second: the pace of the deletions (see :class:`._deletions.Deletions`).
+    :keyword busy_share: the share of the time they keep the store busy at most (same).
     :keyword clock: the time source (UTC) of the lease.
 
     :ivar lease: the retention lease: one run at a time; its watermark is the oldest record
@@ -73,10 +74,13 @@ class RecordRetention:
         *,
         errors_container: ContainerClient | None = None,
         rows_per_second: float | None = None,
+        busy_share: float | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._table = StatusTable(client, partition=PARTITION)
-        self._deletions = Deletions(self._table, rows_per_second=rows_per_second)
+        self._deletions = Deletions(
+            self._table, rows_per_second=rows_per_second, busy_share=busy_share
+        )
         self.purge = Purge(self._table, errors_container)
         self.lease = Lease(self._table, RETENTION_LEASE, clock=clock)
 

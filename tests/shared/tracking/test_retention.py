@@ -195,6 +195,23 @@ def test_the_deletions_keep_their_pace(store: TrackingStore, retention: RecordRe
     assert 2.0 - (time.monotonic() - started) <= waits[0] <= 2.0
 
 
+def test_the_deletions_keep_the_store_busy_only_their_share_of_the_time(
+    store: TrackingStore, retention: RecordRetention
+) -> None:
+    for index in range(60):
+        _final(store, f"s{index:02d}", modified_at=T0 + timedelta(seconds=index))
+    waits: list[float] = []
+    shared = Deletions(StatusTable(retention._table._client), busy_share=0.2, sleep=waits.append)
+
+    started = time.monotonic()
+    deleted = shared.delete(retention._expired(utcnow() + timedelta(minutes=1)), deadline=LATER)
+    elapsed = time.monotonic() - started
+
+    assert deleted == 120
+    [wait] = waits  # after the first transaction: four times as long as it took
+    assert 0 < wait <= 4 * elapsed
+
+
 def test_the_oldest_record_kept_is_found_by_its_key(
     store: TrackingStore, retention: RecordRetention
 ) -> None:
