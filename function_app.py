@@ -9,6 +9,7 @@ from enqueue_blob import bp as enqueue_bp
 from export_jobs import bp as export_bp
 from http_status import bp as http_bp
 from poll_status import bp as poll_bp
+from retention import bp as retention_bp
 from shared import telemetry
 
 # The Azure SDKs log every HTTP request and response at INFO; host.json cannot reach the
@@ -18,5 +19,5 @@ logging.getLogger("azure").setLevel(logging.WARNING)
 telemetry.configure(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (enqueue_bp, poll_bp, http_bp, export_bp):
+for blueprint in (enqueue_bp, poll_bp, http_bp, export_bp, retention_bp):
     app.register_functions(blueprint)

@@ -1166,6 +1166,7 @@ def app_settings(emulator: Emulator, storage: str, run_id: str, claim_lease: int
         "ERRORS_CONTAINER": f"chaos-{run_id}-errors",
         "POLL_SCHEDULE": POLL_SCHEDULE,
         "EXPORT_SCHEDULE": POLL_SCHEDULE,
+        "RETENTION_SCHEDULE": "0 30 2 * * *",
         "POLL_TICK_BUDGET": f"{POLL_TICK_BUDGET}s",
         "POLL_INTERVAL_MIN": "1s",
         "POLL_INTERVAL_MAX": f"{POLL_INTERVAL_MAX:g}s",

@@ -102,6 +102,27 @@ param archiveMode string = 'move'
 @maxValue(64)
 param pollConcurrency int = 16
 
+@description('RETENTION_RECORDS_DAYS: days a final file record stays in the status table after its last change (1-36500, or never).')
+param retentionRecordsDays string = '90'
+
+@description('RETENTION_EXPORTS_DAYS: days an acknowledged export record stays in the status table (1-36500, or never).')
+param retentionExportsDays string = '90'
+
+@description('RETENTION_AUDIT_DAYS: days an audit row stays in the status table (1-36500, or never).')
+param retentionAuditDays string = '365'
+
+@description('Lifecycle rule: days after its last change a blob of the archive container is deleted; 0 keeps it for ever.')
+@minValue(0)
+param archiveRetentionDays int = 180
+
+@description('Lifecycle rule: days after its last change a blob of the errors container is deleted; 0 keeps it for ever. Longer than RETENTION_RECORDS_DAYS plus MAX_PENDING_AGE: a record kept must find its errors.')
+@minValue(0)
+param errorsRetentionDays int = 180
+
+@description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
+@minValue(0)
+param exportsRetentionDays int = 90
+
 @description('E-mail address the telemetry alerts go to (infra/app/alerts.bicep); empty for none.')
 param alertEmail string = ''
 
@@ -160,6 +181,19 @@ module storage 'app/storage.bicep' = {
       deadLetterContainerName
     ]
     statusTableName: statusTableName
+    // Archive, errors, and every export route's container (a route without one is refused by
+    // the app, so each names it); the same container twice keeps the last day count.
+    lifecycleDays: union(
+      toObject(
+        map(json(exportRoutes), route => route.container),
+        container => container,
+        container => exportsRetentionDays
+      ),
+      {
+        '${archiveContainerName}': archiveRetentionDays
+        '${errorsContainerName}': errorsRetentionDays
+      }
+    )
     vnetEnabled: vnetEnabled
   }
 }
@@ -245,6 +279,9 @@ module functionApp 'app/function.bicep' = {
     archiveMode: archiveMode
     pollConcurrency: pollConcurrency
     httpAuth: httpAuth
+    retentionRecordsDays: retentionRecordsDays
+    retentionExportsDays: retentionExportsDays
+    retentionAuditDays: retentionAuditDays
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_FILES = ("function_app.py", "host.json", "requirements.txt")
-APP_PACKAGES = ("enqueue_blob", "poll_status", "http_status", "export_jobs", "shared")
+APP_PACKAGES = ("enqueue_blob", "poll_status", "http_status", "export_jobs", "retention", "shared")
 SITE_PACKAGES = PurePosixPath(".python_packages/lib/site-packages")
 DEFAULT_OUTPUT = Path("dist/app.zip")
 DEFAULT_PYTHON_VERSION = "3.12"

@@ -17,7 +17,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared.clients import storage
 from shared.clients.credentials import build_credential
@@ -31,12 +31,15 @@ from shared.flows.package.follow import ImportFollower
 from shared.flows.package.importer import PackageImporter
 from shared.flows.policies import EnqueuePolicy, PackagePolicy, PollPolicy
 from shared.flows.poll import Poller
+from shared.flows.retention import BUSY_SHARE, ROWS_PER_SECOND, Retention, steps_for
 from shared.tracking import (
     AuditStore,
     Backoff,
     BudgetLimits,
+    ExportRetention,
     ExportStore,
     PackageExportStore,
+    RecordRetention,
     SharedBudget,
     TrackingStore,
     lease_for_call,
@@ -73,6 +76,7 @@ class AppContext:
     exporter: Exporter
     audit: AuditStore
     """The audit trail of operator actions (resubmit, ...)."""
+    retention: Retention
 
     def close(self) -> None:
         """Close network sessions."""
@@ -191,6 +195,7 @@ def build_context(
             clock=clock,
         ),
     )
+    audit = AuditStore(tables.get_table_client(settings.status_table), clock=clock)
     return AppContext(
         settings,
         credential,
@@ -201,7 +206,33 @@ def build_context(
         enqueuer,
         poller,
         exporter,
-        audit=AuditStore(tables.get_table_client(settings.status_table), clock=clock),
+        audit=audit,
+        retention=_retention(settings, tables, errors_container, audit, clock),
+    )
+
+
+def _retention(
+    settings: Settings,
+    tables: TableServiceClient,
+    errors_container: ContainerClient,
+    audit: AuditStore,
+    clock: Callable[[], datetime],
+) -> Retention:
+    table = tables.get_table_client(settings.status_table)
+    where = {
+        "errors_container": errors_container,
+        "rows_per_second": ROWS_PER_SECOND,
+        "busy_share": BUSY_SHARE,
+    }
+    records = RecordRetention(table, **where, clock=clock)
+    exports = ExportRetention(table, **where)
+    return Retention(
+        records,
+        exports,
+        steps_for(settings.retention, records, exports, audit),
+        budget=settings.retention.budget,
+        lease_span=settings.retention.lease_span,
+        clock=clock,
     )
 
 

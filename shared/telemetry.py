@@ -44,6 +44,7 @@ __all__ = [
     "record_export",
     "record_ids",
     "record_outcome",
+    "record_retention",
     "record_tick",
     "span",
 ]
@@ -90,6 +91,11 @@ EXPORTS = _meter.create_counter(
         "Exports acked, downloaded or failed (recurring messages are retried on re-delivery), "
         "by state, route and kind (recurring or package)."
     ),
+)
+RETENTION_ROWS = _meter.create_counter(
+    "d365ri.retention.rows",
+    unit="{row}",
+    description="Rows deleted by retention runs, by kind (records, exports, audit).",
 )
 _lock = threading.Lock()
 _state = {"configured": False}
@@ -307,3 +313,8 @@ def record_backlog(count: int, oldest_since: datetime | None, now: datetime) -> 
     PENDING_COUNT.set(count)
     age = (now - oldest_since).total_seconds() if oldest_since else 0.0
     PENDING_OLDEST_AGE.set(max(0.0, age))
+
+
+def record_retention(*, kind: str, rows: int) -> None:
+    """Count the rows of one kind a retention run deleted."""
+    RETENTION_ROWS.add(rows, {"kind": kind})

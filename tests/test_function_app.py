@@ -45,6 +45,7 @@ def test_the_functions_are_indexed_with_host_valid_names() -> None:
         "console",
         "openapi",
         "export_jobs",
+        "retention",
     }
     for name in FUNCTIONS:
         assert re.fullmatch(r"[a-z][a-z0-9_\-]{0,127}", name, re.IGNORECASE)
@@ -79,7 +80,12 @@ def test_blob_trigger_parameter_is_the_sdk_blob_client_type() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "setting"), [("poll_status", "POLL_SCHEDULE"), ("export_jobs", "EXPORT_SCHEDULE")]
+    ("name", "setting"),
+    [
+        ("poll_status", "POLL_SCHEDULE"),
+        ("export_jobs", "EXPORT_SCHEDULE"),
+        ("retention", "RETENTION_SCHEDULE"),
+    ],
 )
 def test_timer_reads_its_schedule_from_the_setting_and_does_not_run_on_startup(
     name: str, setting: str

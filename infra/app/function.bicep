@@ -97,6 +97,15 @@ param pollConcurrency int
 @description('HTTP_AUTH: key or entra.')
 param httpAuth string = 'key'
 
+@description('RETENTION_RECORDS_DAYS (days, or never).')
+param retentionRecordsDays string
+
+@description('RETENTION_EXPORTS_DAYS (days, or never).')
+param retentionExportsDays string
+
+@description('RETENTION_AUDIT_DAYS (days, or never).')
+param retentionAuditDays string
+
 @description('Subnet of the VNet integration (vnetEnabled), or empty for none.')
 param appSubnetId string
 
@@ -178,6 +187,12 @@ var integrationSettings = {
   EXPORT_MAX_ATTEMPTS: '10'
   // Run by the export timer too: a slot runs at the first tick of EXPORT_SCHEDULE after it.
   PACKAGE_EXPORT_ROUTES: packageExportRoutes
+  // Retention of the status table's rows (the containers' own: storage.bicep's lifecycle rules).
+  RETENTION_RECORDS_DAYS: retentionRecordsDays
+  RETENTION_EXPORTS_DAYS: retentionExportsDays
+  RETENTION_AUDIT_DAYS: retentionAuditDays
+  RETENTION_SCHEDULE: '0 30 2 * * *'
+  RETENTION_BUDGET: '5m'
   // Limits of every zip the app reads (templates, uploaded packages, unzipped exports).
   ZIP_MAX_MEMBERS: '10000'
   ZIP_MAX_MEMBER_BYTES: '4GiB'

@@ -16,6 +16,9 @@ param containerNames array
 @description('The status table (STATUS_TABLE).')
 param statusTableName string
 
+@description('Lifecycle rules: container name -> days after its last change a blob is deleted (0: kept for ever).')
+param lifecycleDays object
+
 @description('Private endpoints only (app/network.bicep): public network access off.')
 param vnetEnabled bool
 
@@ -80,6 +83,41 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     }
   }
 ]
+
+// Containers with a day count: one lifecycle rule each (0 keeps a container's blobs for ever).
+var lifecycleRules = filter(items(lifecycleDays), rule => rule.value > 0)
+
+// The containers' retention (the status table's rows have the app's retention timer). Why
+// modification time: a blob of these containers is written once and never read to keep it.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(lifecycleRules)) {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        for rule in lifecycleRules: {
+          name: 'delete-${rule.key}'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              // Block blobs only: the app writes no other kind.
+              blobTypes: ['blockBlob']
+              prefixMatch: ['${rule.key}/']
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: rule.value
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage

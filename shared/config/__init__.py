@@ -112,6 +112,18 @@ Exports (recurring export jobs to blob storage, :mod:`shared.flows.export`):
                                     :mod:`shared.config.package_exports`), run by the export
                                     timer; absent or ``[]``: none.
 
+Retention (the daily ``retention`` timer, :mod:`shared.flows.retention`;
+:mod:`shared.config.retention`):
+
+``RETENTION_RECORDS_DAYS``          days a final file record is kept after its last change,
+                                    with its index rows and overflow blobs; default 90, 1 to
+                                    36500, or ``never``.
+``RETENTION_EXPORTS_DAYS``          days an acknowledged export record is kept; default 90.
+``RETENTION_AUDIT_DAYS``            days an audit row is kept; default 365.
+``RETENTION_SCHEDULE``              NCRONTAB of the retention timer, default ``0 30 2 * * *``.
+``RETENTION_BUDGET``                a run starts no new batch after this, default ``5m``, 1s to
+                                    1h; plus 30s shorter than ``host.json``'s ``functionTimeout``.
+
 Zips (templates, uploaded packages and unzipped exports, read by :mod:`shared.zips`;
 a zip over a limit is refused naming it):
 

@@ -41,6 +41,7 @@ from shared.config.parsers import (
     parse_table_name,
 )
 from shared.config.reader import SettingsReader
+from shared.config.retention import RetentionSettings, read_retention
 from shared.config.route_fields import RouteConfigError
 from shared.config.routes import ROUTES_EXAMPLE, ImportRoutes
 from shared.config.storage import StorageSettings, read_storage
@@ -83,6 +84,11 @@ SETTING_NAMES = (
     "EXPORT_MAX_ATTEMPTS",
     "PACKAGE_EXPORT_ROUTES",
     HTTP_AUTH_SETTING,
+    "RETENTION_RECORDS_DAYS",
+    "RETENTION_EXPORTS_DAYS",
+    "RETENTION_AUDIT_DAYS",
+    "RETENTION_SCHEDULE",
+    "RETENTION_BUDGET",
     zips.MEMBERS_SETTING,
     zips.MEMBER_BYTES_SETTING,
     zips.TOTAL_BYTES_SETTING,
@@ -137,6 +143,7 @@ class Settings:
     zip_limits: zips.ZipLimits = field(default_factory=zips.ZipLimits)
     http_auth: HttpAuthMode = HttpAuthMode.KEY
     budget: BudgetSettings = field(default_factory=BudgetSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @classmethod
     def from_env(
@@ -155,6 +162,7 @@ class Settings:
         storage = read_storage(reader)
         routes = _read_routes(reader)
         defaults = cls.__dataclass_fields__
+        function_limit = function_timeout(app_root)
         settings = cls(
             d365=d365,
             storage=storage,
@@ -163,9 +171,10 @@ class Settings:
             package_exports=_read_package_exports(reader),
             zip_limits=read_zip_limits(reader),
             budget=read_budget(reader),
+            retention=read_retention(reader, function_limit),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
         )
-        _check_together(reader, settings, function_timeout(app_root))
+        _check_together(reader, settings, function_limit)
         _check_misspellings(reader)
         reader.raise_problems()
         return settings

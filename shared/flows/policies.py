@@ -104,4 +104,8 @@ class PollPolicy:
     backoff: Backoff = field(default_factory=_default_backoff)
     max_pending_age: timedelta = Settings.max_pending_age
     lease_margin: timedelta = timedelta(minutes=2)
+    lease_span: timedelta = timedelta(seconds=40)
+    """How long the poll lease is held at a time: a dead tick's lease ends within this."""
+    lease_renew_every: timedelta = timedelta(seconds=10)
+    """How often a live tick renews it (never past its budget plus ``lease_margin``)."""
     archive_attempts: int = 8

@@ -1,7 +1,9 @@
 """One timer tick: follow the messages that are due until F&O has processed them.
 
 A tick first takes the poll lease, a row in the status table written with its ETag, so two
-ticks (two instances, or an overrun) never walk the schedule at once; record writes are
+ticks (two instances, or an overrun) never walk the schedule at once; it holds it for a short
+span renewed while it runs (:mod:`shared.flows.lease_renewer`), so a tick that dies stops
+polling for less than a minute; record writes are
 conditional on their ETags as well. It reads only the due part of the schedule (never the
 finished history) and polls with bounded concurrency. Each message's poll times back off from
 ``POLL_INTERVAL_MIN`` to ``POLL_INTERVAL_MAX`` and are derived from its anchor, so a poll that
@@ -32,6 +34,7 @@ from shared.clients.storage import storage_reason
 from shared.flows.archive import InboundContainer
 from shared.flows.filing import Filing
 from shared.flows.intake import Intake
+from shared.flows.lease_renewer import LeaseRenewer
 from shared.flows.package.follow import ImportFollower
 from shared.flows.policies import PollPolicy
 from shared.flows.poll_entry import EntryPoller, EntryResult, Outcome
@@ -103,10 +106,13 @@ class Poller:
         """
         started = time.monotonic()
         budget = self._policy.tick_budget
+        now = self._clock()
+        # The longest a live tick may need: its budget, then a call in flight.
+        limit = now + budget + self._policy.lease_margin
         lease = self._store.schedule.lease.acquire(
             # One holder per tick: two ticks of one process exclude each other too.
             f"{self._process}:{uuid.uuid4().hex[:12]}",
-            until=self._clock() + budget + self._policy.lease_margin,
+            until=min(now + self._policy.lease_span, limit),
         )
         if lease is None:
             _LOGGER.info(
@@ -117,13 +123,25 @@ class Poller:
             telemetry.record_tick(due=0, seconds=seconds, skipped=True)
             return TickReport(0, {"lease_held_elsewhere": 1}, seconds)
         watermark = None
+        keeper = LeaseRenewer(
+            self._store.schedule.lease,
+            lease,
+            span=self._policy.lease_span,
+            every=self._policy.lease_renew_every,
+            limit=limit,
+            clock=self._clock,
+        )
         try:
-            now = self._clock()
-            counts = self._walk(now, lease.watermark, started + budget.total_seconds())
+            with keeper:
+                now = self._clock()
+                deadline = started + budget.total_seconds()
+                counts = self._walk(
+                    now, lease.watermark, lambda: keeper.lost or time.monotonic() > deadline
+                )
             # Every due entry was polled, or anchored again (deferred, failed).
-            watermark = now
+            watermark = None if keeper.lost else now
         finally:
-            self._store.schedule.lease.release(lease, watermark=watermark)
+            self._store.schedule.lease.release(keeper.held, watermark=watermark)
         report = TickReport(sum(counts.values()), dict(counts), time.monotonic() - started)
         _LOGGER.info(
             "poll tick %s",
@@ -145,7 +163,9 @@ class Poller:
             return
         telemetry.record_backlog(count, oldest, self._clock())
 
-    def _walk(self, now: datetime, watermark: datetime | None, deadline: float) -> Counter[str]:
+    def _walk(
+        self, now: datetime, watermark: datetime | None, stop: Callable[[], bool]
+    ) -> Counter[str]:
         backoff = self._policy.backoff
         candidates = self._store.schedule.due(now)
         # Each entry as of this poll: poll_count counts the polls made before it.
@@ -159,7 +179,7 @@ class Poller:
         parent = otel_context.get_current()
 
         def work(entry: PendingEntry) -> EntryResult:
-            if time.monotonic() > deadline:
+            if stop():
                 # Written as a new anchor due now, so the next tick takes it first.
                 return EntryResult(Outcome.DEFERRED, replace(entry, due_at=self._clock()))
             token = otel_context.attach(parent)

@@ -26,6 +26,9 @@
   :class:`PackageExportStore`, the scheduled package exports, in the same partition;
 - :mod:`._audit_model`, :mod:`._audit_rows`, :mod:`._audit`: :class:`AuditStore`, the audit
   trail of operator actions, in a partition of its own.
+- :mod:`._deletions`, :mod:`._purge`, :mod:`._record_expiry`, :mod:`._export_expiry`:
+  :class:`RecordRetention` and :class:`ExportRetention`, the rows past their retention
+  deleted in batches, their blobs after them.
 """
 
 from ._actor import Actor, ActorKind
@@ -41,6 +44,7 @@ from ._budget import (
     split_concurrency,
 )
 from ._codec import to_entity
+from ._export_expiry import ExportRetention
 from ._export_model import ExportRecord, ExportState
 from ._export_rows import EXPORTS_PARTITION
 from ._exports import ExportStore
@@ -71,6 +75,7 @@ from ._package_export_model import PACKAGE_KIND, PackageExportRecord, PackageExp
 from ._package_export_rows import is_package_key
 from ._package_exports import PackageExportStore
 from ._page import Page
+from ._record_expiry import RecordRetention
 from ._schedule import BATCH_SIZE, Schedule
 from ._store import UNSCHEDULE, TrackingStore
 
@@ -94,6 +99,7 @@ __all__ = [
     "ClaimResult",
     "ConcurrencyError",
     "ExportRecord",
+    "ExportRetention",
     "ExportState",
     "ExportStore",
     "FailureKind",
@@ -109,6 +115,7 @@ __all__ = [
     "PackageExportStore",
     "Page",
     "PendingEntry",
+    "RecordRetention",
     "RouteRun",
     "Schedule",
     "SharedBudget",

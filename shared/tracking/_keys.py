@@ -10,11 +10,13 @@ row key                            row
 ``<inverted ms>-<record id>``      a record: one blob version; newest first is the table order
 ``~b-<path hash>-<record key>``    blob-path index: the versions of one path, newest first
 ``~m-<message id>``                message-id index: F&O's message id to the record
+``~p-<record id>``                 purge row: the blob folders of a deleted record, until gone
 ``~s-<record id>``                 poll-schedule entry, only while the record is not final
 ``~lease-poller``                  the poll lease and the watermark of the last whole tick
 ``~lease-package-import``          the package-import lease: one ImportFromPackage in flight
 ``~l-<line hash>``                 an ordered line's head (see :mod:`._line`)
 ``~w-<line hash>-<record id>``     a file waiting in an ordered line
+``~lease-retention``               the retention lease: one run at a time, the oldest record kept
 =================================  ===========================================================
 """
 
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 __all__ = [
     "PARTITION",
+    "PURGE_PREFIX",
     "RECORDS_END",
     "SCHEDULE_PREFIX",
     "blob_index_key",
@@ -35,9 +38,11 @@ __all__ = [
     "lease_key",
     "message_key",
     "modified_millis",
+    "purge_key",
     "quoted_etag",
     "record_id_for",
     "record_row_key",
+    "record_time",
     "schedule_key",
     "since_bound",
     "until_bound",
@@ -47,6 +52,7 @@ PARTITION = "files"
 RECORDS_END = "~"
 """Every record key sorts before this; every other row after it."""
 SCHEDULE_PREFIX = "~s-"
+PURGE_PREFIX = "~p-"
 _MESSAGE_PREFIX = "~m-"
 _BLOB_PREFIX = "~b-"
 _LEASE_PREFIX = "~lease-"
@@ -83,6 +89,12 @@ def record_row_key(modified_at: datetime, record_id: str) -> str:
 def modified_millis(row_key: str) -> int:
     """The Last-Modified (ms) a record's row key was made from."""
     return _INVERT_BASE - int(row_key[:13])
+
+
+def record_time(row_key: str) -> datetime:
+    """The modification time a record's row key holds (to the millisecond)."""
+    millis = _INVERT_BASE - int(row_key[:13])
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def is_record_key(text: str) -> bool:
@@ -130,3 +142,8 @@ def schedule_key(record_id: str) -> str:
 def lease_key(name: str) -> str:
     """Lease row ``name``."""
     return _LEASE_PREFIX + name
+
+
+def purge_key(name: str) -> str:
+    """Purge row of a deleted record (its record id) or export record (its message id)."""
+    return PURGE_PREFIX + name

@@ -7,7 +7,9 @@ table), read and written the same way:
   the last tick that polled everything due;
 - ``package-import``: F&O fails ImportFromPackage calls made in parallel, so every instance
   takes it before the call;
-- each export route's name (in the exports partition): one tick at a time per route.
+- each export route's name (in the exports partition): one tick at a time per route;
+- ``retention``: one retention run at a time; the row also keeps the oldest record kept as of
+  the last run (its watermark).
 
 The row is written with its ETag: of two instances taking it at once, one wins (the other
 meets 409 or 412 and is told the lease is held). A write whose answer was lost is recognised
@@ -40,6 +42,7 @@ __all__ = [
     "IMPORT_LEASE",
     "LEASE_MARGIN",
     "POLL_LEASE",
+    "RETENTION_LEASE",
     "Lease",
     "LeaseHeld",
     "LeaseHeldError",
@@ -52,6 +55,9 @@ IMPORT_LEASE = "package-import"
 """The name of the package-import lease (row ``~lease-package-import`` of the files)."""
 POLL_LEASE = "poller"
 """The name of the poll lease (row ``~lease-poller`` of the files)."""
+RETENTION_LEASE = "retention"
+"""The name of the retention lease (row ``~lease-retention`` of the files)."""
+
 _LOGGER = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
 """What a lease covering an outbound call adds to the call's read timeout."""
@@ -79,7 +85,8 @@ class LeaseHeld:
     holder: str
     until: datetime
     watermark: datetime | None = None
-    """The poll lease's: start of the last tick that polled everything due; None before the
+    """The poll lease's: start of the last tick that polled everything due; the retention
+    lease's: when the oldest record kept was modified, as of the last run. None before the
     first (and for every other lease)."""
     etag: str = field(default="", compare=False, repr=False)
 

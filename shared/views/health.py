@@ -1,7 +1,8 @@
 """What ``GET /api/health`` answers: whether the app can do its work, with no secret shown.
 
-Checks the settings, storage (with the poll schedule's backlog), a token, one authorized F&O
-call (:func:`shared.flows.access.check_access`); 200 when all pass, else 503.
+Checks the settings, storage (with the poll schedule's backlog), the retention in force with
+the oldest record kept, a token, one authorized F&O call
+(:func:`shared.flows.access.check_access`); 200 when all pass, else 503.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
         }
     except Exception as exc:
         checks["storage"] = {"ok": False, "error": safe_text(exc)}
+    checks["retention"] = _retention(context)
     try:
         context.credential.get_token(context.settings.d365.scope)
         checks["d365_token"] = {"ok": True}
@@ -59,6 +61,18 @@ def health(context_factory: Callable[[], AppContext]) -> ApiResponse:
         checks["d365_access"] = check_access(context.client)
     healthy = all(check["ok"] for check in checks.values())
     return ApiResponse(200 if healthy else 503, {"healthy": healthy, "checks": checks})
+
+
+def _retention(context: AppContext) -> dict[str, Any]:
+    """The retention in force, and the oldest record kept as of the last run (one read)."""
+    check: dict[str, Any] = {"ok": True, **context.settings.retention.as_dict()}
+    try:
+        last = context.retention.last_run()
+    except Exception as exc:
+        return {**check, "ok": False, "error": safe_text(exc)}
+    check["last_run"] = json_time(last and last.until)
+    check["oldest_record"] = json_time(last and last.watermark)
+    return check
 
 
 def health_summary(settings: Settings) -> dict[str, Any]:

@@ -660,3 +660,41 @@ def test_entra_mode_turns_app_service_authentication_on_with_the_console_page_ex
     assert re.search(r"excludedPaths: \[\s*'/api/console'\s*'/runtime/webhooks/blobs'\s*\]", body)
     assert re.search(r"tokenStore: \{\s*enabled: true", body)
     assert "'api://${clientId}'" in body
+
+
+def test_lifecycle_rules_delete_the_containers_blobs_after_their_own_day_counts() -> None:
+    main = BicepFile(MAIN)
+    params = main.params()
+    for name in ("archiveRetentionDays", "errorsRetentionDays", "exportsRetentionDays"):
+        assert params[name].type == "int", name
+        assert "@minValue(0)" in params[name].decorators, name
+        assert main.param_uses(name) == 1, name
+    days = re.sub(r"\s+", " ", _main_module("storage").params["lifecycleDays"])
+    assert "map(json(exportRoutes), route => route.container)" in days
+    assert "container => exportsRetentionDays" in days
+    assert "'${archiveContainerName}': archiveRetentionDays" in days
+    assert "'${errorsContainerName}': errorsRetentionDays" in days
+    storage = _file("app/storage.bicep")
+    [policy] = [r for r in storage.resources() if r.type.endswith("/managementPolicies")]
+    assert (policy.api_version, policy.condition) == ("2023-05-01", "!empty(lifecycleRules)")
+    body = re.sub(r"\s+", " ", policy.body)
+    for part in (
+        "name: 'default'",
+        "type: 'Lifecycle'",
+        "blobTypes: ['blockBlob']",
+        "prefixMatch: ['${rule.key}/']",
+        "delete: { daysAfterModificationGreaterThan: rule.value }",
+    ):
+        assert part in body, part
+    # 0 keeps a container's blobs: no rule (a rule of 0 days would delete them all at once).
+    assert "rule.value > 0" in storage.variable("lifecycleRules")
+
+
+def test_errors_outlive_the_records_that_point_at_them() -> None:
+    params = BicepFile(MAIN).params()
+    records_days = int(_unquote(params["retentionRecordsDays"].default or ""))
+    longest_pending = Settings.__dataclass_fields__["max_pending_age"].default
+    errors_days = int(params["errorsRetentionDays"].default or "0")
+    # A record is deleted RETENTION_RECORDS_DAYS after its last change, which comes at most
+    # MAX_PENDING_AGE (30 days at most) after its errors were written.
+    assert errors_days > records_days + 30 >= records_days + longest_pending.days

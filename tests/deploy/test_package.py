@@ -53,6 +53,7 @@ REQUIRED_AT_ROOT = (
     "poll_status/__init__.py",
     "http_status/__init__.py",
     "export_jobs/__init__.py",
+    "retention/__init__.py",
     "shared/__init__.py",
     f"{SITE_PACKAGES}/azure/functions/__init__.py",
     f"{SITE_PACKAGES}/azurefunctions/extensions/bindings/blob/__init__.py",
@@ -190,6 +191,7 @@ def test_development_files_and_caches_are_left_out(package: BuiltPackage) -> Non
         "poll_status",
         "http_status",
         "export_jobs",
+        "retention",
         "shared",
     }
 
@@ -245,6 +247,12 @@ def test_the_packaged_app_indexes_in_a_fresh_interpreter(indexed: dict, unpacked
     assert (timer["type"], timer["schedule"], timer["runOnStartup"]) == (
         "timerTrigger",
         "%EXPORT_SCHEDULE%",
+        False,
+    )
+    timer = functions["retention"][0]
+    assert (timer["type"], timer["schedule"], timer["runOnStartup"]) == (
+        "timerTrigger",
+        "%RETENTION_SCHEDULE%",
         False,
     )
     for name, route in (("http_status", "messages/{message_id?}"), ("health", "health")):

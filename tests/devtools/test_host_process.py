@@ -35,6 +35,7 @@ def _environment(d365: Emulator, azurite: Azurite, name: str) -> dict[str, str]:
         "INBOUND_CONTAINER": "d365-inbound",
         "POLL_SCHEDULE": "0 0 * * * *",
         "EXPORT_SCHEDULE": "0 0 * * * *",
+        "RETENTION_SCHEDULE": "0 0 * * * *",
         "STATUS_TABLE": "s" + name,
         "ARCHIVE_CONTAINER": f"{name}-archive",
         "ERRORS_CONTAINER": f"{name}-errors",

@@ -326,9 +326,12 @@ def test_the_real_app_bindings_are_all_understood(
 
     monkeypatch.setenv("POLL_SCHEDULE", "0 */5 * * * *")
     monkeypatch.setenv("EXPORT_SCHEDULE", "0 */5 * * * *")
+    monkeypatch.setenv("RETENTION_SCHEDULE", "0 30 2 * * *")
     monkeypatch.setenv("INBOUND_CONTAINER", "my-drop-box")
     host = LocalHost(app, storage_connection_string=azurite.connection_string, http_port=0)
-    assert {"enqueue_blob", "poll_status", "http_status", "export_jobs"} <= set(host.function_names)
+    assert {"enqueue_blob", "poll_status", "http_status", "export_jobs", "retention"} <= set(
+        host.function_names
+    )
 
 
 def test_unknown_bindings_and_missing_settings_are_refused(azurite: Azurite) -> None:

@@ -235,6 +235,7 @@ def app_environment(d365: Emulator, azurite: Azurite, name: str, folder: str) ->
         "MAX_PENDING_AGE": "1h",
         "EXPORT_SCHEDULE": "*/5 * * * * *",
         "ORDER_SETTLE": "1s",
+        "RETENTION_SCHEDULE": "0 30 2 * * *",
     }
 
 

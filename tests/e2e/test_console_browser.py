@@ -106,6 +106,10 @@ def test_the_samples_show_with_their_states_and_counts(
 
     assert "code=" not in page.url
     expect(page.locator("#health-state")).to_have_text("Healthy")
+    # run_until_terminal ran the retention timer too: its days and the oldest record kept.
+    expect(page.locator("#health-detail")).to_contain_text(
+        "retention: records 90 days, exports 90 days, audit 365 days; oldest record 20"
+    )
     expect(page.locator("#list tbody tr")).to_have_count(4)
     for blob, record in records.items():
         expect(_row(page, blob).locator(".badge")).to_have_text(record["state"])

@@ -149,9 +149,21 @@
           `last tick ${age(storage.last_tick)}`
         : `storage: ${storage.error}`);
     }
+    const retention = checks.retention;
+    if (retention) parts.push(retentionText(retention));
     const token = checks.d365_token;
     if (token) parts.push(token.ok ? "F&O token ok" : `F&O token: ${token.error}`);
     box.append(" · ", el("span", { id: "health-detail" }, parts.join(" · ")));
+  }
+
+  function retentionText(retention) {
+    if (!retention.ok) return `retention: ${retention.error}`;
+    const days = (value) => (value === null || value === undefined ? "for ever" : `${value} days`);
+    const when = retention.oldest_record;
+    const oldest = when ? `${when.slice(0, 10)} (${age(when)})`
+      : retention.last_run ? "none" : "not measured before the first run";
+    return `retention: records ${days(retention.records_days)}, exports ` +
+      `${days(retention.exports_days)}, audit ${days(retention.audit_days)}; oldest record ${oldest}`;
   }
 
   function fillOptions(select, names) {

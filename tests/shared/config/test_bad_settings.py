@@ -864,6 +864,40 @@ CATALOGUE: list[Setting | Blob] = [
         ),
     ),
     Setting(
+        "RETENTION_RECORDS_DAYS zero",
+        {"RETENTION_RECORDS_DAYS": "0"},
+        (
+            "RETENTION_RECORDS_DAYS: '0' would delete every final row at the next run; write "
+            "never to keep them for ever; expected days from 1 to 36500, e.g. 90, or never"
+        ),
+    ),
+    Setting(
+        "RETENTION_EXPORTS_DAYS as a duration",
+        {"RETENTION_EXPORTS_DAYS": "90d"},
+        (
+            "RETENTION_EXPORTS_DAYS: '90d' is not a whole number from 1 to 36500; expected days "
+            "from 1 to 36500, e.g. 90, or never"
+        ),
+    ),
+    Setting(
+        "RETENTION_SCHEDULE not NCRONTAB",
+        {"RETENTION_SCHEDULE": "daily"},
+        (
+            "RETENTION_SCHEDULE: 'daily' has 1 field; expected 6, '{second} {minute} {hour} "
+            "{day} {month} {day-of-week}', or 5 without {second}; e.g. '0 30 2 * * *' runs "
+            "every day at 02:30 UTC"
+        ),
+    ),
+    Setting(
+        "RETENTION_BUDGET as long as functionTimeout",
+        {"RETENTION_BUDGET": "10m"},
+        (
+            "RETENTION_BUDGET: 10m plus 30s for the last batch is not shorter than "
+            "functionTimeout in host.json (10m): the host would stop a run mid-batch; lower "
+            "RETENTION_BUDGET or raise functionTimeout"
+        ),
+    ),
+    Setting(
         "a misspelled setting",
         {"POLL_SHEDULE": "0 */5 * * * *"},
         (

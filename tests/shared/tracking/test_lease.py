@@ -99,3 +99,31 @@ def test_a_kept_lease_is_renewed_when_half_spent_and_stops_once_another_holder_t
     assert lease.holder() == "b"
     lease.release(keeper.held)  # a lost lease's release leaves b's alone
     assert lease.holder() == "b"
+
+
+def test_a_renewal_extends_the_lease_and_keeps_its_watermark(store: TrackingStore) -> None:
+    lease = store.schedule.lease
+    first = lease.acquire("tick", until=utcnow() + timedelta(minutes=1))
+    assert first is not None
+    lease.release(first, watermark=T0)
+    held = lease.acquire("tick", until=utcnow() + timedelta(seconds=40))
+    assert held is not None
+
+    renewed = lease.renew(held, until=held.until + timedelta(seconds=30))
+
+    assert renewed is not None and renewed.etag != held.etag
+    last = lease.last()
+    assert last is not None
+    assert (last.holder, last.until, last.watermark) == ("tick", renewed.until, T0)
+    assert lease.acquire("other", until=utcnow() + timedelta(minutes=1)) is None
+
+
+def test_a_lease_another_holder_took_is_not_renewed(store: TrackingStore) -> None:
+    lease = store.schedule.lease
+    held = lease.acquire("dead", until=utcnow() - timedelta(seconds=1))  # ran out
+    assert held is not None
+    taker = lease.acquire("next", until=utcnow() + timedelta(minutes=1))
+    assert taker is not None
+
+    assert lease.renew(held, until=utcnow() + timedelta(minutes=5)) is None
+    assert lease.holder() == "next"
