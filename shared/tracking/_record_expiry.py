@@ -51,6 +51,12 @@ _COLUMNS = [
     "package_entities_blob",
     "error_files_blob",
     "error_file_count",
+    # Whether it may hold its ordered line (_may_hold_its_line).
+    "line",
+    "line_mode",
+    "line_stops",
+    "released_at",
+    "resubmitted_as",
 ]
 _POINTERS = ("errors_blob", "package_entities_blob", "error_files_blob")
 
@@ -141,10 +147,23 @@ def _is_expired(row: Any, cutoff: datetime) -> bool:
         state = TrackingState.parse(row.get("state") or "")
     except ValueError:
         return False  # a state this version does not know: never judged final
-    if not state.is_terminal or row.get("archive_pending"):
+    if not state.is_terminal or row.get("archive_pending") or _may_hold_its_line(row, state):
         return False
     updated = parse_time(row.get("updated_at"))
     return updated is not None and updated <= cutoff
+
+
+def _may_hold_its_line(row: Any, state: TrackingState) -> bool:
+    """A failed file its ordered line stops for, neither released nor resubmitted: deleting it
+    would let the files behind it go on with nobody's word (:func:`shared.flows.line.verdict_of`
+    decides; this errs on keeping: an "upload" line's head F&O took is kept too when in doubt)."""
+    if not (row.get("line") and row.get("line_stops")):
+        return False
+    if row.get("released_at") or row.get("resubmitted_as"):
+        return False
+    if state in (TrackingState.PROCESSED, TrackingState.REJECTED):
+        return False
+    return row.get("line_mode") != "upload" or not row.get("message_id")
 
 
 def _operations(row: Any, scheduled: set[str]) -> tuple[Operation, ...]:

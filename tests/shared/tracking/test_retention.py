@@ -128,6 +128,29 @@ def test_a_final_record_goes_with_its_index_rows_schedule_entry_and_blobs(
     assert not any(key.startswith("~p-") for key in _keys(storage_connection_string, store))
 
 
+def test_the_failed_head_of_an_ordered_line_is_kept_until_released(
+    store: TrackingStore, retention: RecordRetention
+) -> None:
+    line = {"line": "ordered/USMF", "line_mode": "final", "line_stops": True}
+    blocker = _final(store, "blocker", state=TrackingState.PRE_PROCESSING_ERROR, **line)
+    released = _final(
+        store, "released", state=TrackingState.PRE_PROCESSING_ERROR, released_at=T0, **line
+    )
+    passed = _final(store, "passed", **line)
+    continuing = _final(
+        store,
+        "continuing",
+        state=TrackingState.PRE_PROCESSING_ERROR,
+        **{**line, "line_stops": False},
+    )
+
+    retention.delete_older_than(utcnow() + timedelta(minutes=1), deadline=LATER)
+
+    # Deleting the blocker would send the files behind it with nobody's word.
+    assert store.get(blocker.row_key) is not None
+    assert [store.get(r.row_key) for r in (released, passed, continuing)] == [None, None, None]
+
+
 def test_a_record_changed_after_it_was_read_is_kept(
     store: TrackingStore, retention: RecordRetention, faults: StorageFaults
 ) -> None:
