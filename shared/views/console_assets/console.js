@@ -727,6 +727,7 @@
   let paused = false;
   let timer = null;
   let running = null;  // the refresh under way: a second one waits for it, never runs beside it
+  let again = false;  // a refresh asked for while one ran
   let live = false;  // signed in with a role (or key mode), the first load done
 
   // What an automatic refresh may redo without taking anything from the person: nothing while
@@ -743,13 +744,20 @@
   }
 
   function refreshNow(auto) {
-    if (!running) {
-      running = (auto ? autoRefresh() : refreshAll()).finally(() => {
-        running = null;
-        $("refresh-state").textContent = refreshText(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
-        schedule();
-      });
+    if (running) {
+      again = again || !auto;  // a click during a refresh: one more after it, not beside it
+      return running;
     }
+    running = (auto ? autoRefresh() : refreshAll()).finally(() => {
+      running = null;
+      $("refresh-state").textContent = refreshText(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
+      if (again) {
+        again = false;
+        refreshNow(false);
+      } else {
+        schedule();
+      }
+    });
     return running;
   }
 
