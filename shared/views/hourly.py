@@ -44,10 +44,10 @@ class HourlyCounts:
     """
 
     def __init__(self, since: datetime, until: datetime) -> None:
-        first, end = _hour_of(since), _hour_of(until)
-        if end < until or end == first:
-            end += _ONE_HOUR  # the hour ``until`` falls in; an ``until`` on the hour ends one
-        hours = max(0, int((end - first) / _ONE_HOUR))
+        first, last = _hour_of(since), _hour_of(until)
+        # The hour ``until`` falls in counts, unless ``until`` is the hour's very start; not
+        # added to ``last``, which may be the last hour of year 9999.
+        hours = max(0, int((last - first) / _ONE_HOUR) + (last < until or last == first))
         if hours > MAX_HOURS:
             raise ValueError(
                 f"interval={HOUR} covers at most {MAX_HOURS} hours ({MAX_HOURS // 24} days); "

@@ -88,6 +88,19 @@ def test_an_until_on_the_hour_closes_the_hour_before_it() -> None:
     assert hours.as_json()[-1]["processed"] == 1
 
 
+def test_the_last_hour_of_the_accepted_range_is_counted_without_overflow(domain: Domain) -> None:
+    response = counts.counts(
+        lambda: domain.context,
+        {"since": "9999-12-31T22:30:00Z", "until": "9999-12-31T23:59:59Z", "interval": "hour"},
+    )
+
+    assert response.status == 200, response.body
+    assert [b["start"] for b in response.body["buckets"]] == [
+        "9999-12-31T22:00:00+00:00",
+        "9999-12-31T23:00:00+00:00",
+    ]
+
+
 def test_a_period_of_one_instant_has_its_hour() -> None:
     assert len(HourlyCounts(T.replace(minute=0), T.replace(minute=0)).as_json()) == 1
 
