@@ -230,7 +230,7 @@ def test_the_chart_shows_files_per_hour_by_outcome_and_pause_stops_the_refresh(
     assert _chart_counts(page) == {"processed": 1, "failed": 4, "pending": 0}
 
 
-def test_the_refresh_stops_while_the_tab_is_hidden_and_spares_an_open_detail(
+def test_the_refresh_stops_while_hidden_spares_an_open_detail_and_the_confirmation(
     keyed_app: App, console_for: Callable[..., Page]
 ) -> None:
     app = keyed_app
@@ -255,12 +255,25 @@ def test_the_refresh_stops_while_the_tab_is_hidden_and_spares_an_open_detail(
     # An open detail keeps the list as it is; the counts still move on.
     _row(page, first).click()
     expect(page.locator("#detail-blob")).to_have_text(first)
+    page.click("#detail-blob")  # the focus leaves the list: the open detail alone keeps it
     third = app.upload("unrouted/third.txt", b"three")
     app.run_until_terminal([third])
     page.clock.run_for("00:31")
     expect(page.locator(".card", has_text="All").locator("b")).to_have_text("3")
     expect(page.locator("#list tbody tr")).to_have_count(2)
     expect(page.locator("#detail-blob")).to_have_text(first)
+
+    # The confirmation open: nothing is refreshed under it.
+    counted: list[str] = []
+    page.on("request", lambda r: counted.append(r.url) if "/api/counts" in r.url else None)
+    page.click("#resubmit")
+    expect(page.locator("#confirm")).to_be_visible()
+    page.clock.run_for("01:01")
+    page.wait_for_timeout(500)
+    assert counted == []
+    page.click("#confirm-cancel")
+    with page.expect_request(lambda r: "/api/counts" in r.url):  # closed: refreshed again
+        page.clock.run_for("00:31")
 
 
 def test_resubmitting_a_refused_file_double_clicked_processes_it_once(
