@@ -211,7 +211,7 @@
 
   const SVG = "http://www.w3.org/2000/svg";
   const OUTCOMES = [["processed", "processed"], ["failed", "failed"], ["pending", "pending"]];
-  const CHART = { width: 720, height: 170, left: 36, right: 8, top: 10, bottom: 22 };
+  const CHART = { width: 720, height: 170, left: 36, right: 34, top: 10, bottom: 22 };  // room for the labels
 
   function svg(tag, attributes, ...children) {
     const node = document.createElementNS(SVG, tag);
