@@ -55,6 +55,7 @@ class HourlyCounts:
                 "ask for a shorter one with since and until"
             )
         self._first = first
+        self._first_second = first.timestamp()
         self._counts = [
             dict.fromkeys((outcome.value for outcome in Outcome), 0) for _ in range(hours)
         ]
@@ -64,7 +65,8 @@ class HourlyCounts:
         modified time bounds the scan, not its received time) counts in the nearest hour."""
         if not self._counts:
             return
-        index = int((_hour_of(received) - self._first) / _ONE_HOUR)
+        # Seconds since the first hour, not datetime arithmetic: this runs once per record.
+        index = int((received.timestamp() - self._first_second) // 3600)
         self._counts[min(max(index, 0), len(self._counts) - 1)][outcome.value] += 1
 
     def as_json(self) -> list[dict[str, Any]]:
