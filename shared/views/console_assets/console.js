@@ -725,6 +725,7 @@
 
   const REFRESH_SECONDS = 30;
   let paused = false;
+  let delay = REFRESH_SECONDS * 1000;  // until the next automatic refresh
   let timer = null;
   let running = null;  // the refresh under way: a second one waits for it, never runs beside it
   let again = false;  // a refresh asked for while one ran
@@ -748,8 +749,11 @@
       again = again || !auto;  // a click during a refresh: one more after it, not beside it
       return running;
     }
+    const started = Date.now();
     running = (auto ? autoRefresh() : refreshAll()).finally(() => {
       running = null;
+      // A slow refresh (counts over a long period read every record of it) comes less often.
+      delay = Math.max(REFRESH_SECONDS * 1000, 10 * (Date.now() - started));
       $("refresh-state").textContent = refreshText(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
       if (again) {
         again = false;
@@ -762,7 +766,7 @@
   }
 
   function refreshText(updated) {
-    return paused ? `${updated}; automatic refresh paused` : `${updated}; refreshes every ${REFRESH_SECONDS} s`;
+    return paused ? `${updated}; automatic refresh paused` : `${updated}; refreshes every ${Math.round(delay / 1000)} s`;
   }
 
   // The next automatic refresh: none while paused or while the tab is hidden.
@@ -770,7 +774,7 @@
     clearTimeout(timer);
     timer = null;
     if (paused || document.visibilityState === "hidden") return;
-    timer = setTimeout(() => refreshNow(true), REFRESH_SECONDS * 1000);
+    timer = setTimeout(() => refreshNow(true), delay);
   }
 
   function togglePause() {
