@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from shared.tracking import TrackingState
 from tests import fakes, package_files
@@ -274,6 +274,36 @@ def test_the_refresh_stops_while_hidden_spares_an_open_detail_and_the_confirmati
     page.click("#confirm-cancel")
     with page.expect_request(lambda r: "/api/counts" in r.url):  # closed: refreshed again
         page.clock.run_for("00:31")
+
+
+def test_one_refresh_runs_at_a_time_and_a_click_meanwhile_runs_once_after_it(
+    keyed_app: App, console_for: Callable[..., Page]
+) -> None:
+    blob = keyed_app.upload("unrouted/one.txt", b"one")
+    keyed_app.run_until_terminal([blob])
+    page = console_for(keyed_app, fake_clock=True)
+    held: list[Route] = []  # the counts requests the test has not let through yet
+
+    def hold(route: Route) -> None:  # a function: Playwright cannot wrap a bound builtin
+        held.append(route)
+
+    page.route("**/api/counts?**", hold)
+
+    def held_after(seconds: float) -> int:
+        page.wait_for_timeout(seconds * 1000)
+        return len(held)
+
+    page.click("#refresh")
+    assert held_after(0.5) == 1
+    page.click("#refresh")
+    page.click("#refresh")
+    page.clock.run_for("05:00")  # the timer's refreshes find one running
+    assert held_after(0.5) == 1
+    held[0].continue_()
+    assert held_after(0.5) == 2  # the clicks: one refresh more, after it
+    held[1].continue_()
+    assert held_after(0.5) == 2
+    expect(page.locator("#refresh-state")).to_contain_text("refreshes every")
 
 
 def test_resubmitting_a_refused_file_double_clicked_processes_it_once(
