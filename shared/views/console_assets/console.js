@@ -210,7 +210,7 @@
   // -- chart: files per hour by outcome (inline SVG drawn here: no library, no CDN) --------
 
   const SVG = "http://www.w3.org/2000/svg";
-  const OUTCOMES = [["processed", "processed"], ["failed", "failed"], ["pending", "pending"]];
+  const OUTCOMES = ["processed", "failed", "pending"];  // bottom to top, as the server names them
   const CHART = { width: 720, height: 170, left: 36, right: 34, top: 10, bottom: 22 };  // room for the labels
 
   function svg(tag, attributes, ...children) {
@@ -237,14 +237,14 @@
     const plot = { w: width - left - right, h: height - top - bottom };
     const highest = Math.max(...buckets.map((b) => b.processed + b.failed + b.pending));
     const step = plot.w / buckets.length;
-    const sums = Object.fromEntries(OUTCOMES.map(([key]) => [key, buckets.reduce((n, b) => n + b[key], 0)]));
+    const sums = Object.fromEntries(OUTCOMES.map((key) => [key, buckets.reduce((n, b) => n + b[key], 0)]));
     const first = time(buckets[0].start);
     const last = time(buckets[buckets.length - 1].start);
     const chart = svg("svg", { id: "chart-svg", viewBox: `0 0 ${width} ${height}`, role: "img",
       "aria-labelledby": "chart-title chart-desc" },
     svg("title", { id: "chart-title" }, "Files per hour by outcome (UTC)"),
     svg("desc", { id: "chart-desc" }, `${files} files in ${buckets.length} hours from ${first} ` +
-      `to the hour of ${last}: ${OUTCOMES.map(([key, label]) => `${sums[key]} ${label}`).join(", ")}; ` +
+      `to the hour of ${last}: ${OUTCOMES.map((key) => `${sums[key]} ${key}`).join(", ")}; ` +
       `at most ${highest} in one hour.`),
     svg("line", { class: "axis", x1: left, y1: top + plot.h, x2: width - right, y2: top + plot.h }),
     svg("line", { class: "grid", x1: left, y1: top, x2: width - right, y2: top }),
@@ -257,12 +257,12 @@
       let y = top + plot.h;
       const group = svg("g", { class: "hour" });
       group.dataset.start = bucket.start;
-      for (const [key, label] of OUTCOMES) {
+      for (const key of OUTCOMES) {
         if (!bucket[key]) continue;
         const h = (bucket[key] / highest) * plot.h;
         y -= h;
         const rect = svg("rect", { class: `seg ${key}`, x: x + step * 0.1, y, width: Math.max(step * 0.8, 1), height: h },
-          svg("title", {}, `${hourLabel(bucket.start, true)} UTC: ${bucket[key]} ${label}`));
+          svg("title", {}, `${hourLabel(bucket.start, true)} UTC: ${bucket[key]} ${key}`));
         rect.dataset.outcome = key;
         rect.dataset.count = bucket[key];
         group.append(rect);
@@ -274,7 +274,7 @@
       }
     });
     const legend = el("ul", { className: "legend", id: "chart-legend" },
-      ...OUTCOMES.map(([key, label]) => el("li", {}, el("span", { className: `swatch ${key}` }), `${label} (${sums[key]})`)));
+      ...OUTCOMES.map((key) => el("li", {}, el("span", { className: `swatch ${key}` }), `${key} (${sums[key]})`)));
     box.append(chart, legend);
   }
 
