@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.views import audit, exports, files
+from shared.views import audit, exports, files, hourly
 from shared.views.body import MAX_BODY_BYTES
 from shared.views.openapi_schemas import STATES, STRING, ref
 from shared.views.params import DEFAULT_LIMIT, EARLIEST, LATEST, MAX_LIMIT
@@ -202,10 +202,18 @@ def paths() -> dict[str, Any]:
                 "parameters": [
                     _time_query("since", "from"),
                     _time_query("until", "to"),
+                    _query(
+                        "interval",
+                        "hour: also the files of each hour (UTC) by outcome, in buckets; "
+                        f"for a period of at most {hourly.MAX_HOURS} hours",
+                        {"type": "string", "enum": [hourly.HOUR]},
+                    ),
                 ],
                 "responses": {
                     "200": _json(ref("Counts"), "the counts"),
-                    "400": _problem("a bad parameter"),
+                    "400": _problem(
+                        f"a bad parameter, or interval=hour over more than {hourly.MAX_HOURS} hours"
+                    ),
                     "503": _UNAVAILABLE,
                 },
             }

@@ -292,7 +292,26 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"total": _INT, "failed": _INT, "stuck": _INT},
                 },
             },
+            "interval": {"type": "string", "description": "with ?interval=hour only"},
+            "buckets": {
+                "type": "array",
+                "description": "with ?interval=hour only: every hour (UTC) of the period, "
+                "oldest first, an hour without files as zeros",
+                "items": ref("HourCounts"),
+            },
         },
+    },
+    "HourCounts": {
+        "type": "object",
+        "description": "The files received in one hour: processed, failed (a final state "
+        "other than Processed), pending (not final yet).",
+        "properties": {
+            "start": {"type": "string", "format": "date-time"},
+            "processed": _INT,
+            "failed": _INT,
+            "pending": _INT,
+        },
+        "required": ["start", "processed", "failed", "pending"],
     },
     "Health": {
         "type": "object",

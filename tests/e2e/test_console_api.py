@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openapi_schema_validator
@@ -168,6 +169,40 @@ def test_the_openapi_document_is_valid_and_names_every_route(app: App) -> None:
     assert spec == json.loads(json.dumps(openapi.served(f"{app.host.http_url}/api/openapi.json")))
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
     assert http_operations() <= documented, http_operations() - documented
+
+
+def test_counts_by_hour_give_every_hour_of_the_period_by_outcome(app: App) -> None:
+    blobs = [
+        app.upload_sample("customers/USMF/customers-valid.xml"),
+        app.upload_sample("customers/USMF/customers-with-errors.xml"),
+        app.upload("unrouted/readme.txt", b"not routed"),
+    ]
+    app.run_until_terminal(blobs)
+    app.d365.knobs.enqueued_seconds = 600
+    app.upload("customers/USMF/pending.xml", VALID)
+    app.deliver()
+    now = datetime.now(UTC)
+    since = (now - timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    answer = app.get("counts", since=since, interval="hour")
+
+    _conforms(app.get("openapi.json").json(), "/counts", answer)
+    body = answer.json()
+    buckets = body["buckets"]
+    assert body["interval"] == "hour" and body["total"] == 4
+    assert len(buckets) in (6, 7)  # 7 when the half hour crossed an hour
+    assert [b["start"][14:] for b in buckets] == ["00:00+00:00"] * len(buckets)
+    assert buckets[-1]["start"][:13] == now.isoformat()[:13]
+    totals = {
+        outcome: sum(bucket[outcome] for bucket in buckets)
+        for outcome in ("processed", "failed", "pending")
+    }
+    assert totals == {"processed": 1, "failed": 2, "pending": 1}
+    assert all(b == {**b, "processed": 0, "failed": 0, "pending": 0} for b in buckets[:-2])
+    month = app.get("counts", since="2026-01-01T00:00:00Z", until="2026-03-01", interval="hour")
+    assert month.status_code == 400
+    assert "interval=hour covers at most 744 hours (31 days)" in month.json()["error"]
+    assert "expected hour" in app.get("counts", interval="minute").json()["error"]
 
 
 def _conforms(spec: dict[str, Any], path: str, answer: requests.Response) -> None:

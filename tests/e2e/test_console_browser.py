@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from shared.tracking import TrackingState
 from tests import fakes, package_files
@@ -44,7 +44,8 @@ def keyed_app(app_factory: Callable[..., App]) -> App:
 
 @pytest.fixture
 def console_for(browser: Browser) -> Iterator[Callable[[App], Page]]:
-    """Open an app's console (``?code=``), recording every request the page makes."""
+    """Open an app's console (``?code=``), recording every request the page makes; with
+    ``fake_clock``, its timers wait for ``page.clock``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     requests: list[Request] = []
     alerts: list[str] = []
@@ -54,8 +55,10 @@ def console_for(browser: Browser) -> Iterator[Callable[[App], Page]]:
         # Playwright wraps handlers with attributes: a bound builtin (list.append) will not do.
         requests.append(request)
 
-    def open_page(app: App) -> Page:
+    def open_page(app: App, *, fake_clock: bool = False) -> Page:
         page = context.new_page()
+        if fake_clock:  # the page's timers run when the test moves the clock on
+            page.clock.install()
         page.on("request", seen)
         page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
         # Chromium reports what the Content-Security-Policy blocks on the console.
@@ -171,6 +174,140 @@ def test_a_filter_narrows_the_list(keyed_app: App, console: Callable[[], Page]) 
     page.click("#apply")
     expect(page.locator("#list tbody tr")).to_have_count(1)
     expect(page.locator("#list td.blob")).to_have_text(blobs[2])
+
+
+def _chart_counts(page: Page) -> dict[str, int]:
+    """The files the chart's bars show, by outcome."""
+    found: dict[str, int] = {"processed": 0, "failed": 0, "pending": 0}
+    for outcome, count in page.locator("#chart-svg rect.seg").evaluate_all(
+        "(rects) => rects.map((r) => [r.dataset.outcome, Number(r.dataset.count)])"
+    ):
+        found[outcome] += count
+    return found
+
+
+def test_the_chart_shows_files_per_hour_by_outcome_and_pause_stops_the_refresh(
+    keyed_app: App, console_for: Callable[..., Page], tmp_path: Path
+) -> None:
+    app = keyed_app
+    blobs = [
+        app.upload_sample("customers/USMF/customers-valid.xml"),
+        app.upload_sample("customers/USMF/customers-with-errors.xml"),
+        app.upload("unrouted/readme.txt", b"no route for this"),
+    ]
+    app.run_until_terminal(blobs)
+    page = console_for(app, fake_clock=True)
+
+    expect(page.locator("#chart-svg")).to_have_attribute("role", "img")
+    expect(page.locator("#chart-title")).to_have_text("Files per hour by outcome (UTC)")
+    # The last 24 hours touch 25 hours of the clock: the one they start in is the first bar.
+    expect(page.locator("#chart-desc")).to_contain_text("3 files in 25 hours")
+    expect(page.locator("#chart-svg g.hour")).to_have_count(25)
+    assert _chart_counts(page) == {"processed": 1, "failed": 2, "pending": 0}
+    expect(page.locator("#chart-legend li")).to_have_text(
+        ["processed (1)", "failed (2)", "pending (0)"]
+    )
+    expect(page.locator("#refresh-state")).to_contain_text("refreshes every 30 s")
+    page.screenshot(path=tmp_path / "console-chart.png", full_page=True)
+
+    # Paused: a new file does not show, however long the page waits.
+    page.click("#auto-refresh")
+    expect(page.locator("#auto-refresh")).to_have_text("Resume auto-refresh")
+    expect(page.locator("#refresh-state")).to_contain_text("automatic refresh paused")
+    late = app.upload("unrouted/late.txt", b"arrived while paused")
+    app.run_until_terminal([late])
+    page.clock.run_for("02:00")
+    page.wait_for_timeout(500)  # a refresh the clock started would have answered by now
+    expect(page.locator("#list tbody tr")).to_have_count(3)
+    assert _chart_counts(page)["failed"] == 2
+    page.screenshot(path=tmp_path / "console-paused.png", full_page=True)
+
+    # Resumed: the page refreshes at once, then every 30 s by itself.
+    page.click("#auto-refresh")
+    expect(page.locator("#auto-refresh")).to_have_text("Pause auto-refresh")
+    expect(page.locator("#list tbody tr")).to_have_count(4)
+    expect(page.locator("#chart-legend li").nth(1)).to_have_text("failed (3)")
+    later = app.upload("unrouted/later.txt", b"arrived while running")
+    app.run_until_terminal([later])
+    page.clock.run_for("00:31")
+    expect(page.locator("#list tbody tr")).to_have_count(5)
+    assert _chart_counts(page) == {"processed": 1, "failed": 4, "pending": 0}
+
+
+def test_the_refresh_stops_while_hidden_spares_an_open_detail_and_the_confirmation(
+    keyed_app: App, console_for: Callable[..., Page]
+) -> None:
+    app = keyed_app
+    first = app.upload("unrouted/first.txt", b"one")
+    app.run_until_terminal([first])
+    page = console_for(app, fake_clock=True)
+    expect(page.locator("#list tbody tr")).to_have_count(1)
+    visibility = """(state) => {
+        Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+
+    page.evaluate(visibility, "hidden")
+    hidden = app.upload("unrouted/hidden.txt", b"two")
+    app.run_until_terminal([hidden])
+    page.clock.run_for("02:00")
+    page.wait_for_timeout(500)
+    expect(page.locator("#list tbody tr")).to_have_count(1)
+    page.evaluate(visibility, "visible")  # back: refreshed at once
+    expect(page.locator("#list tbody tr")).to_have_count(2)
+
+    # An open detail keeps the list as it is; the counts still move on.
+    _row(page, first).click()
+    expect(page.locator("#detail-blob")).to_have_text(first)
+    page.click("#detail-blob")  # the focus leaves the list: the open detail alone keeps it
+    third = app.upload("unrouted/third.txt", b"three")
+    app.run_until_terminal([third])
+    page.clock.run_for("00:31")
+    expect(page.locator(".card", has_text="All").locator("b")).to_have_text("3")
+    expect(page.locator("#list tbody tr")).to_have_count(2)
+    expect(page.locator("#detail-blob")).to_have_text(first)
+
+    # The confirmation open: nothing is refreshed under it.
+    counted: list[str] = []
+    page.on("request", lambda r: counted.append(r.url) if "/api/counts" in r.url else None)
+    page.click("#resubmit")
+    expect(page.locator("#confirm")).to_be_visible()
+    page.clock.run_for("01:01")
+    page.wait_for_timeout(500)
+    assert counted == []
+    page.click("#confirm-cancel")
+    with page.expect_request(lambda r: "/api/counts" in r.url):  # closed: refreshed again
+        page.clock.run_for("00:31")
+
+
+def test_one_refresh_runs_at_a_time_and_a_click_meanwhile_runs_once_after_it(
+    keyed_app: App, console_for: Callable[..., Page]
+) -> None:
+    blob = keyed_app.upload("unrouted/one.txt", b"one")
+    keyed_app.run_until_terminal([blob])
+    page = console_for(keyed_app, fake_clock=True)
+    held: list[Route] = []  # the counts requests the test has not let through yet
+
+    def hold(route: Route) -> None:  # a function: Playwright cannot wrap a bound builtin
+        held.append(route)
+
+    page.route("**/api/counts?**", hold)
+
+    def held_after(seconds: float) -> int:
+        page.wait_for_timeout(seconds * 1000)
+        return len(held)
+
+    page.click("#refresh")
+    assert held_after(0.5) == 1
+    page.click("#refresh")
+    page.click("#refresh")
+    page.clock.run_for("05:00")  # the timer's refreshes find one running
+    assert held_after(0.5) == 1
+    held[0].continue_()
+    assert held_after(0.5) == 2  # the clicks: one refresh more, after it
+    held[1].continue_()
+    assert held_after(0.5) == 2
+    expect(page.locator("#refresh-state")).to_contain_text("refreshes every")
 
 
 def test_resubmitting_a_refused_file_double_clicked_processes_it_once(

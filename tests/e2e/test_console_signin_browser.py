@@ -92,6 +92,9 @@ def test_a_reader_sees_files_but_no_resubmit_button_and_the_api_refuses_them(
 
     page = _signed_in(contexts(), app, "riya")
     expect(_row(page, blob).locator(".badge")).to_have_text("EnqueueFailed")
+    # The chart's hours come with the session's cookie, as every API call does.
+    expect(page.locator("#chart-svg rect.seg.failed")).to_have_attribute("data-count", "1")
+    expect(page.locator("#auto-refresh")).to_have_text("Pause auto-refresh")
     _row(page, blob).click()
     expect(page.locator("#detail-blob")).to_have_text(blob)
 

@@ -19,6 +19,7 @@
   const functionKey = ENTRA ? "" : takeKey();
   let caller = null;
   let continuation = null;
+  let pagedOn = false;  // the list shows more than its first page
   let exportContinuation = null;
   let auditContinuation = null;
 
@@ -184,10 +185,19 @@
   }
 
   async function loadCounts() {
-    const { ok, body } = await api("counts", period());
+    const range = period();
+    let { ok, body } = await api("counts", { ...range, interval: "hour" });
+    // A period too long for the hours (the server names its limit): the counts without chart.
+    const chartProblem = ok ? "" : body.error;
+    if (!ok) ({ ok, body } = await api("counts", range));
     const box = clear($("counts"));
     const routes = clear($("route-counts"));
-    if (!ok) { box.append(el("p", { className: "error" }, body.error || "counts failed")); return; }
+    if (!ok) {
+      box.append(el("p", { className: "error" }, body.error || "counts failed"));
+      clear($("chart"));
+      return;
+    }
+    drawChart(body.buckets || [], chartProblem);
     const cards = el("div", { className: "cards" });
     cards.append(card("All", body.total, "", ""));
     cards.append(card("Failed", body.failed, body.failed ? "failed" : "", ""));
@@ -207,6 +217,77 @@
         el("td", { className: c.stuck ? "error" : "" }, c.stuck)));
     }
     routes.append(tbody);
+  }
+
+  // -- chart: files per hour by outcome (inline SVG drawn here: no library, no CDN) --------
+
+  const SVG = "http://www.w3.org/2000/svg";
+  const OUTCOMES = ["processed", "failed", "pending"];  // bottom to top, as the server names them
+  const CHART = { width: 720, height: 170, left: 36, right: 34, top: 10, bottom: 22 };  // room for the labels
+
+  function svg(tag, attributes, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
+    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    return node;
+  }
+
+  function hourLabel(start, withDay) {
+    const text = time(start);  // "2026-11-28 09:00:00Z"
+    return withDay ? `${text.slice(5, 10)} ${text.slice(11, 16)}` : text.slice(11, 16);
+  }
+
+  // Stacked bars, one per hour (UTC): processed at the foot, then failed, then pending. The
+  // colours come from the page's style sheet by class (no style attribute: the policy allows
+  // no inline style but the page's own).
+  function drawChart(buckets, problem) {
+    const box = clear($("chart"));
+    const files = buckets.reduce((sum, b) => sum + b.processed + b.failed + b.pending, 0);
+    if (problem) { box.append(el("p", { className: "muted", id: "chart-note" }, problem)); return; }
+    if (!files) { box.append(el("p", { className: "muted", id: "chart-note" }, "No files in this period.")); return; }
+    const { width, height, left, right, top, bottom } = CHART;
+    const plot = { w: width - left - right, h: height - top - bottom };
+    const highest = Math.max(...buckets.map((b) => b.processed + b.failed + b.pending));
+    const step = plot.w / buckets.length;
+    const sums = Object.fromEntries(OUTCOMES.map((key) => [key, buckets.reduce((n, b) => n + b[key], 0)]));
+    const first = time(buckets[0].start);
+    const last = time(buckets[buckets.length - 1].start);
+    const chart = svg("svg", { id: "chart-svg", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-labelledby": "chart-title chart-desc" },
+    svg("title", { id: "chart-title" }, "Files per hour by outcome (UTC)"),
+    svg("desc", { id: "chart-desc" }, `${files} files in ${buckets.length} hours from ${first} ` +
+      `to the hour of ${last}: ${OUTCOMES.map((key) => `${sums[key]} ${key}`).join(", ")}; ` +
+      `at most ${highest} in one hour.`),
+    svg("line", { class: "axis", x1: left, y1: top + plot.h, x2: width - right, y2: top + plot.h }),
+    svg("line", { class: "grid", x1: left, y1: top, x2: width - right, y2: top }),
+    svg("text", { class: "tick", x: left - 4, y: top + 4, "text-anchor": "end" }, highest),
+    svg("text", { class: "tick", x: left - 4, y: top + plot.h, "text-anchor": "end" }, 0));
+    const withDay = buckets.length > 24;
+    const every = Math.ceil(buckets.length / 8);  // at most 8 hour labels
+    buckets.forEach((bucket, index) => {
+      const x = left + index * step;
+      let y = top + plot.h;
+      const group = svg("g", { class: "hour" });
+      group.dataset.start = bucket.start;
+      for (const key of OUTCOMES) {
+        if (!bucket[key]) continue;
+        const h = (bucket[key] / highest) * plot.h;
+        y -= h;
+        const rect = svg("rect", { class: `seg ${key}`, x: x + step * 0.1, y, width: Math.max(step * 0.8, 1), height: h },
+          svg("title", {}, `${hourLabel(bucket.start, true)} UTC: ${bucket[key]} ${key}`));
+        rect.dataset.outcome = key;
+        rect.dataset.count = bucket[key];
+        group.append(rect);
+      }
+      chart.append(group);
+      if (index % every === 0) {
+        chart.append(svg("text", { class: "tick", x: x + step / 2, y: height - 6, "text-anchor": "middle" },
+          hourLabel(bucket.start, withDay)));
+      }
+    });
+    const legend = el("ul", { className: "legend", id: "chart-legend" },
+      ...OUTCOMES.map((key) => el("li", {}, el("span", { className: `swatch ${key}` }), `${key} (${sums[key]})`)));
+    box.append(chart, legend);
   }
 
   function card(label, count, cls, state) {
@@ -236,6 +317,7 @@
     if (more && continuation) params.continuation = continuation;
     const response = await api("messages", params);
     continuation = fillPage($("list"), $("list-error"), $("more"), response, row, more);
+    pagedOn = Boolean(more);
   }
 
   function row(record) {
@@ -651,11 +733,81 @@
     return Promise.all([loadHealth(), loadCounts(), loadList(false)]);
   }
 
+  // -- automatic refresh -----------------------------------------------------------------
+
+  const REFRESH_SECONDS = 30;
+  let paused = false;
+  let delay = REFRESH_SECONDS * 1000;  // until the next automatic refresh
+  let timer = null;
+  let running = null;  // the refresh under way: a second one waits for it, never runs beside it
+  let again = false;  // a refresh asked for while one ran
+  let live = false;  // signed in with a role (or key mode), the first load done
+
+  // What an automatic refresh may redo without taking anything from the person: nothing while
+  // the confirmation is open; the list only at its first page, with no detail open and no
+  // focus in it (a click on a row or a page loaded further stays as it was).
+  function autoRefresh() {
+    if ($("confirm").open) return Promise.resolve();
+    const loads = [loadHealth()];
+    if (!$("imports-view").hidden) {
+      loads.push(loadCounts());
+      if (!pagedOn && $("detail").hidden && !$("list").contains(document.activeElement)) loads.push(loadList(false));
+    }
+    return Promise.all(loads);
+  }
+
+  function refreshNow(auto) {
+    if (running) {
+      again = again || !auto;  // a click during a refresh: one more after it, not beside it
+      return running;
+    }
+    const started = Date.now();
+    running = (auto ? autoRefresh() : refreshAll()).finally(() => {
+      running = null;
+      // A slow refresh (counts over a long period read every record of it) comes less often.
+      delay = Math.max(REFRESH_SECONDS * 1000, 10 * (Date.now() - started));
+      $("refresh-state").textContent = refreshText(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
+      if (again) {
+        again = false;
+        refreshNow(false);
+      } else {
+        schedule();
+      }
+    });
+    return running;
+  }
+
+  function refreshText(updated) {
+    return paused ? `${updated}; automatic refresh paused` : `${updated}; refreshes every ${Math.round(delay / 1000)} s`;
+  }
+
+  // The next automatic refresh: none while paused or while the tab is hidden.
+  function schedule() {
+    clearTimeout(timer);
+    timer = null;
+    if (paused || document.visibilityState === "hidden") return;
+    timer = setTimeout(() => refreshNow(true), delay);
+  }
+
+  function togglePause() {
+    paused = !paused;
+    const button = $("auto-refresh");
+    button.textContent = paused ? "Resume auto-refresh" : "Pause auto-refresh";
+    button.setAttribute("aria-pressed", String(paused));
+    $("refresh-state").textContent = refreshText($("refresh-state").textContent.split(";")[0]);
+    if (paused) schedule(); else refreshNow(true);
+  }
+
   for (const state of STATES) $("f-state").append(el("option", { value: state }, state));
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadCounts(); loadList(false); });
-  $("clear").addEventListener("click", () => { $("filters").reset(); refreshAll(); });
+  $("clear").addEventListener("click", () => { $("filters").reset(); refreshNow(false); });
   $("period").addEventListener("change", () => { loadCounts(); loadList(false); });
-  $("refresh").addEventListener("click", refreshAll);
+  $("refresh").addEventListener("click", () => refreshNow(false));
+  $("auto-refresh").addEventListener("click", togglePause);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") schedule();  // stops it
+    else if (!paused && live) refreshNow(true);
+  });
   $("more").addEventListener("click", () => loadList(true));
   $("view-imports").addEventListener("click", () => showView("imports"));
   $("view-exports").addEventListener("click", () => showView("exports"));
@@ -667,7 +819,10 @@
   async function start() {
     const state = ENTRA ? await whoAmI() : "ok";
     if (state === "signing-in") return;
-    if (state === "ok") await refreshAll();
+    if (state === "ok") {
+      await refreshNow(false);  // and schedules the automatic refresh
+      live = true;
+    }
     document.body.dataset.ready = "true";
   }
   start();

@@ -14,7 +14,7 @@ def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
     unknown = counts.counts(lambda: domain.context, {"state": "Processed"})
     bad = counts.counts(lambda: domain.context, {"since": "soon"})
     assert unknown.status == bad.status == 400
-    assert "unknown parameter(s) state; accepted: since, until" in unknown.body["error"]
+    assert "unknown parameter(s) state; accepted: since, until, interval" in unknown.body["error"]
     assert "since 'soon' is not a date-time" in bad.body["error"]
 
 
