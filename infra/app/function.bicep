@@ -193,6 +193,10 @@ var integrationSettings = {
   RETENTION_AUDIT_DAYS: retentionAuditDays
   RETENTION_SCHEDULE: '0 30 2 * * *'
   RETENTION_BUDGET: '5m'
+  // One F&O budget for every instance (F&O allows 52 at once and 6,000 per 5 minutes a user).
+  D365_BUDGET: 'shared'
+  D365_MAX_CONCURRENCY: '32'
+  D365_MAX_REQUESTS_PER_5MIN: '4800'
   // Limits of every zip the app reads (templates, uploaded packages, unzipped exports).
   ZIP_MAX_MEMBERS: '10000'
   ZIP_MAX_MEMBER_BYTES: '4GiB'

@@ -294,8 +294,9 @@ class Engine:
                 self._token.drop(token)
             if response.status_code == 429 and token is not None:
                 # Every caller of this budget waits, not only this call.
+                asked = retry_after_of(response)  # 0 is an answer: "now", not "unsaid"
                 self._budget.throttled(
-                    retry_after_of(response) or budget.policy.default_retry_after
+                    budget.policy.default_retry_after if asked is None else asked
                 )
             wait = self._response_wait(context, response, attempt, budget)
             if wait is not None:

@@ -12,7 +12,14 @@ from azure.data.tables import TableServiceClient
 from devtools.azurite import Azurite
 from shared.config.retention import RetentionSettings
 from shared.flows.retention import Retention, steps_for
-from shared.tracking import ExportRetention, RecordRetention, TrackedFile, TrackingState
+from shared.tracking import (
+    Actor,
+    AuditStore,
+    ExportRetention,
+    RecordRetention,
+    TrackedFile,
+    TrackingState,
+)
 from tests.shared.conftest import Domain
 
 OLD = datetime(2025, 1, 1, tzinfo=UTC)
@@ -29,11 +36,11 @@ def _retention(
     )
     records = RecordRetention(client, errors_container=errors, clock=domain.clock)
     exports = ExportRetention(client, errors_container=errors)
-    settings = settings or RetentionSettings(records_days=30, exports_days=None)
+    settings = settings or RetentionSettings(records_days=30, exports_days=None, audit_days=None)
     run = Retention(
         records,
         exports,
-        steps_for(settings, records, exports),
+        steps_for(settings, records, exports, AuditStore(client, clock=domain.clock)),
         budget=timedelta(minutes=1),
         lease_span=timedelta(minutes=2),
         clock=domain.clock,
@@ -69,6 +76,26 @@ def test_a_run_deletes_what_passed_its_retention_and_writes_down_the_oldest_kept
     assert "records=6" in line.getMessage() and line.rows == 6  # type: ignore[attr-defined]
 
 
+def test_a_run_deletes_the_audit_rows_past_their_retention(
+    domain: Domain, azurite: Azurite
+) -> None:
+    client = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(
+        domain.context.settings.status_table
+    )
+    audit = AuditStore(client, clock=domain.clock)
+    domain.clock.advance(timedelta(days=-40))
+    old = audit.record("resubmit", actor=Actor.function_key(), request_id="r-old", targets=("a",))
+    domain.clock.advance(timedelta(days=40))
+    new = audit.record("resubmit", actor=Actor.function_key(), request_id="r-new", targets=("b",))
+    settings = RetentionSettings(records_days=None, exports_days=None, audit_days=30)
+    run, _ = _retention(domain, azurite, settings)
+
+    report = run.run()
+
+    assert report.deleted == {"audit": 1}
+    assert (audit.get(old.row_key), audit.get(new.row_key)) == (None, new)
+
+
 def test_a_run_that_deleted_nothing_keeps_the_last_answer_without_a_search(
     domain: Domain, azurite: Azurite
 ) -> None:
@@ -93,7 +120,9 @@ def test_a_kind_kept_for_ever_is_not_read(domain: Domain, azurite: Azurite) -> N
     domain.clock.advance(timedelta(days=-100))
     record = _final(domain, "forever", OLD)
     domain.clock.advance(timedelta(days=100))
-    run, _ = _retention(domain, azurite, RetentionSettings(records_days=None, exports_days=None))
+    run, _ = _retention(
+        domain, azurite, RetentionSettings(records_days=None, exports_days=None, audit_days=None)
+    )
 
     assert run.run().deleted == {}
     assert domain.context.store.get(record.row_key) is not None
