@@ -53,10 +53,10 @@ from shared.config.route_fields import (
     company_problem,
     has_control_character,
     is_file_suffix,
-    key_problems,
     parse_activity_id,
     parse_bool,
     parse_name,
+    read_fields,
 )
 from shared.config.route_json import build_each, load_route_json
 
@@ -206,15 +206,8 @@ class ExportRoute:
 
         :raises RouteConfigError: every problem of this route.
         """
-        problems = key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
-        assert isinstance(raw, Mapping)  # key_problems raised otherwise
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in _FIELD_PARSERS:
-                try:
-                    values[key] = _FIELD_PARSERS[key](value)
-                except RouteFieldError as exc:
-                    problems.append(f"{label}.{key}: {exc}")
+        values, problems = read_fields(raw, label, _FIELD_PARSERS, _REQUIRED)
+        assert isinstance(raw, Mapping)  # read_fields raised otherwise
         # An invalid prefix still tells whether it uses {company} or {message_id}.
         seen = {**values, "prefix": values.get("prefix") or str(raw.get("prefix") or "")}
         problems += [f"{label}.{key}: {text}" for key, text in _cross_field_problems(seen)]

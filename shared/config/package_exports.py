@@ -48,9 +48,9 @@ from shared.config.route_fields import (
     RouteConfigError,
     RouteFieldError,
     has_control_character,
-    key_problems,
     parse_bool,
     parse_name,
+    read_fields,
 )
 from shared.config.route_json import build_each, load_route_json
 
@@ -122,15 +122,8 @@ class PackageExportRoute:
 
         :raises RouteConfigError: every problem of this route.
         """
-        problems = key_problems(raw, label, _FIELD_PARSERS, _REQUIRED)
-        assert isinstance(raw, Mapping)  # key_problems raised otherwise
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in _FIELD_PARSERS:
-                try:
-                    values[key] = _FIELD_PARSERS[key](value)
-                except RouteFieldError as exc:
-                    problems.append(f"{label}.{key}: {exc}")
+        values, problems = read_fields(raw, label, _FIELD_PARSERS, _REQUIRED)
+        assert isinstance(raw, Mapping)  # read_fields raised otherwise
         prefix = str(raw.get("prefix") or "")
         if values.get("unzip") and "{message_id}" not in prefix:
             problems.append(

@@ -7,7 +7,8 @@ Each ``parse_*`` takes a value of a parsed JSON object and returns it normalised
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from shared.config.parsers import EXAMPLE_GUID, InvalidValueError, parse_guid, shown
 from shared.errors import AppError
@@ -22,6 +23,7 @@ __all__ = [
     "parse_activity_id",
     "parse_bool",
     "parse_name",
+    "read_fields",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -82,6 +84,29 @@ def key_problems(
         if key not in keys
     ]
     return problems + [f"{label}.{key}: missing" for key in required if key not in raw]
+
+
+def read_fields(
+    raw: object,
+    label: str,
+    parsers: Mapping[str, Callable[[object], Any]],
+    required: Iterable[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """The parsed values of one JSON object of a route list, with every problem found
+    (unknown and missing keys, values the parsers refused), each prefixed with ``label``.
+
+    :raises RouteConfigError: ``raw`` is not an object at all.
+    """
+    problems = key_problems(raw, label, parsers, required)
+    assert isinstance(raw, Mapping)  # key_problems raised otherwise
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in parsers:
+            try:
+                values[key] = parsers[key](value)
+            except RouteFieldError as exc:
+                problems.append(f"{label}.{key}: {exc}")
+    return values, problems
 
 
 def parse_name(value: object) -> str:
