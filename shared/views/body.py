@@ -7,11 +7,12 @@ and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``Recursio
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import AppError
 
-__all__ = ["MAX_BODY_BYTES", "BodyError", "json_object"]
+__all__ = ["MAX_BODY_BYTES", "BodyError", "json_object", "request_id_of"]
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest body parsed. Our bodies hold a few short fields (a resubmit's is under 200
@@ -62,3 +63,18 @@ def json_object(body: bytes, *, example: str) -> dict[str, Any]:
 def _kind(value: object) -> str:
     kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return kinds.get(type(value), "a number")
+
+
+def request_id_of(
+    headers: Mapping[str, str], options: Mapping[str, Any], *, example: str
+) -> str | None:
+    """An operator action's request id as sent, unchecked: the ``Idempotency-Key`` header,
+    else ``request_id`` of the parsed body ``options``.
+
+    :raises BodyError: a ``request_id`` in the body that is not a string.
+    """
+    from_body = options.get("request_id")
+    if from_body is not None and not isinstance(from_body, str):
+        raise BodyError(400, f"request_id in the body is not a string; expected e.g. {example}")
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return lowered.get("idempotency-key") or from_body

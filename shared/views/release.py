@@ -16,7 +16,7 @@ from shared.errors import safe_text
 from shared.flows.release import ReleaseError, Releaser
 from shared.flows.resubmit import ResubmitError, check_request_id
 from shared.tracking import Actor
-from shared.views.body import BodyError, json_object
+from shared.views.body import BodyError, json_object, request_id_of
 from shared.views.files import find_record
 from shared.views.guard import with_context
 from shared.views.records import RecordView, record_json
@@ -71,8 +71,4 @@ def _request_id(headers: Mapping[str, str], body: bytes) -> str:
     :raises ResubmitError: no request id, or one that is not accepted (400).
     """
     options = json_object(body, example=_EXAMPLE)
-    from_body = options.get("request_id")
-    if from_body is not None and not isinstance(from_body, str):
-        raise BodyError(400, f"request_id in the body is not a string; expected {_EXAMPLE}")
-    lowered = {name.lower(): value for name, value in headers.items()}
-    return check_request_id(lowered.get("idempotency-key") or from_body)
+    return check_request_id(request_id_of(headers, options, example=_EXAMPLE))

@@ -16,7 +16,7 @@ from shared.context import AppContext
 from shared.errors import safe_text
 from shared.flows.resubmit import ResubmitError, Resubmitter, check_request_id
 from shared.tracking import Actor
-from shared.views.body import BodyError, json_object
+from shared.views.body import BodyError, json_object, request_id_of
 from shared.views.files import find_record
 from shared.views.guard import with_context
 from shared.views.records import RecordView, record_json
@@ -44,16 +44,15 @@ def resubmit(
 
     def answer(context: AppContext) -> ApiResponse:
         try:
-            body_request_id, confirm = _options(body)
+            sent_request_id, confirm = _options(headers, body)
         except BodyError as exc:
             return problem(exc.status, str(exc))
         found = find_record(context, key)
         if isinstance(found, ApiResponse):
             return found
-        lowered = {name.lower(): value for name, value in headers.items()}
         try:
             # Checked before it is logged: one event, one log line.
-            request_id = check_request_id(lowered.get("idempotency-key") or body_request_id)
+            request_id = check_request_id(sent_request_id)
         except ResubmitError as exc:
             return problem(exc.status, str(exc))
         _LOGGER.info(
@@ -97,17 +96,15 @@ def resubmit(
     return with_context(context_factory, answer)
 
 
-def _options(body: bytes) -> tuple[str | None, bool]:
-    """``request_id`` and ``confirm`` from a resubmit body (both optional).
+def _options(headers: Mapping[str, str], body: bytes) -> tuple[str | None, bool]:
+    """The request id as sent (header or body) and ``confirm`` from a resubmit body.
 
     :raises BodyError: a body that is too large, not a JSON object, or has a field of the
         wrong type (a ``confirm`` of "true" must not be taken for false in silence).
     """
     options = json_object(body, example=_EXAMPLE)
-    request_id = options.get("request_id")
+    request_id = request_id_of(headers, options, example=_EXAMPLE)
     confirm = options.get("confirm", False)
-    if request_id is not None and not isinstance(request_id, str):
-        raise BodyError(400, f"request_id in the body is not a string; expected e.g. {_EXAMPLE}")
     if not isinstance(confirm, bool):
         raise BodyError(400, f"confirm in the body is not true or false; expected e.g. {_EXAMPLE}")
     return request_id, confirm
