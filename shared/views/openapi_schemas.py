@@ -16,6 +16,7 @@ from shared.tracking import (
     TrackingState,
 )
 from shared.views import exports
+from shared.views.signin import Role
 
 __all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
 
@@ -25,6 +26,7 @@ _TIME = {"type": "string", "format": "date-time", "nullable": True}
 _INT = {"type": "integer"}
 STATES = [state.value for state in TrackingState]
 _STRINGS = {"type": "array", "items": STRING}
+_CHECKS = {"type": "object", "additionalProperties": {"type": "object"}}
 _DROPPED = "older history entries the record no longer keeps (it keeps the newest)"
 
 # Inline, not a component: OpenAPI 3.0 ignores "nullable" beside a $ref.
@@ -264,6 +266,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "error": {**STRING, "description": "what is wrong and what to do"},
             "problems": {"type": "array", "items": STRING},
+            "required_role": {
+                "type": "string",
+                "enum": [role.value for role in Role],
+                "description": "HTTP_AUTH=entra, a 403: the app role the route needs",
+            },
+            "healthy": {
+                "type": "boolean",
+                "description": "HTTP_AUTH=entra without App Service authentication, a 503: "
+                "false, the answer shaped as a failed /api/health",
+            },
+            "checks": {**_CHECKS, "description": "with healthy: the check that failed"},
         },
         "required": ["error"],
     },
@@ -317,7 +330,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "healthy": {"type": "boolean"},
-            "checks": {"type": "object", "additionalProperties": {"type": "object"}},
+            "checks": _CHECKS,
         },
         "required": ["healthy", "checks"],
     },

@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 import requests
 
+from devtools.local_host import EasyAuth
 from shared.tracking import ExportState, PackageExportState, TrackingState
 from shared.views import openapi
 from tests import fakes
@@ -331,9 +332,9 @@ def _strict(node: Any) -> Any:
     return strict
 
 
-def _fits(path: str, method: str, answer: requests.Response) -> None:
-    assert answer.status_code == 200, answer.text
-    schema = SWAGGER["paths"][path][method]["responses"]["200"]["schema"]
+def _fits(path: str, method: str, answer: requests.Response, status: int = 200) -> None:
+    assert answer.status_code == status, answer.text
+    schema = SWAGGER["paths"][path][method]["responses"][str(status)]["schema"]
     definitions = {name: _strict(d) for name, d in SWAGGER["definitions"].items()}
     jsonschema.validate(answer.json(), {**_strict(schema), "definitions": definitions})
 
@@ -371,6 +372,22 @@ def test_real_answers_fit_the_connectors_types(
             {"state": "Processed", "history": [], "surprise": 1},
             {**_strict(SWAGGER["definitions"]["RecordOrExportRecord"]), "definitions": {}},
         )
+
+
+def test_the_refusals_of_entra_mode_fit_the_connectors_types(
+    app_factory: Callable[..., App],
+) -> None:
+    # First: the stand-in of App Service authentication sets WEBSITE_AUTH_ENABLED for the test.
+    unprotected = app_factory(HTTP_AUTH="entra")  # App Service authentication not on
+    answer = requests.get(f"{unprotected.host.http_url}/api/counts", timeout=30)
+    _fits("/counts", "get", answer, 503)
+    # The platform lets anonymous requests through: the app's own 401 and 403 show.
+    auth = EasyAuth(require_authentication=False)
+    signed_in = app_factory(HTTP_AUTH="entra", easy_auth=auth)
+    url = f"{signed_in.host.http_url}/api/counts"
+    _fits("/counts", "get", requests.get(url, timeout=30), 401)
+    no_role = {"Authorization": f"Bearer {auth.token('nina')}"}
+    _fits("/counts", "get", requests.get(url, headers=no_role, timeout=30), 403)
 
 
 # --- docs/connector.md ----------------------------------------------------------------------------
