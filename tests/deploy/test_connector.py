@@ -28,6 +28,8 @@ from tests.deploy.conftest import REPO_ROOT, load_script
 from tests.deploy.test_docs import code_blocks
 from tests.e2e.conftest import App
 from tests.e2e.test_export import export_route
+from tests.e2e.test_ordered_lines import blocked_line
+from tests.e2e.test_package_export import missed_slot, package_route
 from tests.test_function_app import http_operations
 
 build = load_script("build_connector")
@@ -372,6 +374,41 @@ def test_real_answers_fit_the_connectors_types(
             {"state": "Processed", "history": [], "surprise": 1},
             {**_strict(SWAGGER["definitions"]["RecordOrExportRecord"]), "definitions": {}},
         )
+
+
+def test_the_answers_of_later_routes_fit_the_connectors_types(
+    app_factory: Callable[..., App], unique_name: str
+) -> None:
+    # Added after the connector: the release of an ordered line, counts by hour, and the
+    # records of package exports (kind package, the execution id as its id).
+    app = app_factory(PACKAGE_EXPORT_ROUTES=json.dumps([package_route(unique_name)]))
+    app.d365.knobs.package_export_seconds = 0
+    app.d365.knobs.package_url_delay_seconds = 0
+    missed_slot(app, days=1)
+    _, first = blocked_line(app)
+    released = requests.post(
+        f"{app.host.http_url}/api/messages/{first['record_key']}/release",
+        headers={"x-functions-key": app.function_key, "Idempotency-Key": "connector-2"},
+        timeout=60,
+    )
+    _fits("/messages/{message_id}/release", "post", released)
+    hourly = app.get("counts", interval="hour")
+    assert hourly.json()["buckets"]
+    _fits("/counts", "get", hourly)
+    for _ in range(20):
+        exports = app.get("messages", direction="export").json()["items"]
+        if exports and exports[0]["state"] == "Delivered":
+            break
+        app.host.run_timer_once()
+    [package] = exports
+    assert (package["kind"], package["state"]) == ("package", "Delivered")
+    _fits("/messages", "get", app.get("messages", direction="export"))
+    _fits(
+        "/messages/{message_id}",
+        "get",
+        app.get(f"messages/{package['message_id']}", direction="export"),
+    )
+    _fits("/audit", "get", app.get("audit", action="release"))
 
 
 def test_the_refusals_of_entra_mode_fit_the_connectors_types(
