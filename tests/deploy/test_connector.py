@@ -465,6 +465,25 @@ def test_the_example_flow_uses_what_the_connector_has() -> None:
         assert field in errors["properties"], field
 
 
+def test_the_guide_lists_every_action_a_flow_can_use() -> None:
+    # A route added after the guide was written must show up in its table of actions.
+    rows = set(re.findall(r"^\| ([A-Z][^|]*?) \| `(?:GET|POST) /api/", GUIDE, re.MULTILINE))
+    visible = {
+        op["summary"] for *_, op in _operations(SWAGGER) if op.get("x-ms-visibility") != "internal"
+    }
+    assert rows == visible
+
+
+def test_the_guide_says_the_connector_takes_a_function_key_only() -> None:
+    # With HTTP_AUTH=entra a function key opens nothing: the guide says so, and what to use.
+    [section] = re.findall(r"^## \d\. With HTTP_AUTH=entra\n(.*?)(?=^## |\Z)", GUIDE, re.M | re.S)
+    assert "a function key opens nothing" in section
+    assert "HTTP_AUTH=key" in section
+    assert '<authentication-managed-identity resource="api://<SIGNIN_CLIENT_ID>"' in section
+    assert "Integration.Reader" in section and "Integration.Operator" in section
+    assert "docs/auth.md" in section
+
+
 def test_the_api_management_policy_sets_the_key_from_a_named_value() -> None:
     [xml] = code_blocks(GUIDE, "xml")
     header = ET.fromstring(xml).find("./inbound/set-header")  # noqa: S314 - our own docs
