@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,10 @@ from devtools.event_grid import (
     container_subject,
     storage_topic,
 )
+from devtools.local_host import function_id
+from tests.deploy.bicep import strip_comments
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_CODE = "fake-webhook-code"
 
 
@@ -338,3 +342,29 @@ def test_a_webhook_that_fails_the_handshake_is_refused_without_showing_its_code(
 def test_a_subscription_event_grid_would_refuse_is_refused(option: str, value: Any) -> None:
     with pytest.raises(ValueError, match=option):
         Subscription("s", "http://127.0.0.1/x", **{option: value})
+
+
+def test_the_local_subscription_is_the_one_the_bicep_makes() -> None:
+    # make run and the e2e tests stand in for infra/app/eventsubscription.bicep: the same
+    # delivery schema (the one devtools.event_grid writes), filter, batch size, retry policy
+    # and webhook query. A change to one of them must reach the other.
+    bicep = strip_comments((ROOT / "infra" / "app" / "eventsubscription.bicep").read_text())
+    [name] = re.findall(r"name: '([\w-]+)'\n  properties:", bicep)
+    local = Subscription(name, "http://127.0.0.1/")
+
+    def value(key: str) -> str:
+        [found] = re.findall(rf"^\s*{key}: (.+)$", bicep, re.MULTILINE)
+        return found.strip()
+
+    assert value("eventDeliverySchema") == "'EventGridSchema'"
+    assert "endpointType: 'WebHook'" in bicep
+    assert name == "enqueue-blob"  # make run's: the function's name with dashes
+    assert f"?functionName={function_id('enqueue_blob')}&code=" in value("endpointUrl")
+    assert int(value("maxEventsPerBatch")) == local.max_events_per_batch
+    assert int(value("maxDeliveryAttempts")) == local.max_delivery_attempts
+    ttl = timedelta(minutes=int(value("eventTimeToLiveInMinutes")))
+    assert ttl == local.event_time_to_live
+    [types] = re.findall(r"includedEventTypes: \[([^\]]*)\]", bicep)
+    assert tuple(re.findall(r"'([\w.]+)'", types)) == local.included_event_types
+    # Not in the Bicep: Event Grid's default, case-insensitive, as the local filter's.
+    assert "isSubjectCaseSensitive" not in bicep and not local.subject_case_sensitive
