@@ -389,7 +389,8 @@ SCHEMAS: dict[str, Any] = {
             "resubmitted_as": STRING,
             "request_id": STRING,
             "original": ref("Record"),
-            "resubmitted": {**ref("Record"), "nullable": True},
+            # Null until the new version is tracked; inline, as 3.0 ignores nullable by a $ref.
+            "resubmitted": {**_RECORD, "nullable": True},
         },
     },
 }
