@@ -23,6 +23,8 @@ from shared.tracking import (
     AuditStore,
     ExportStore,
     Lease,
+    PackageExportState,
+    PackageExportStore,
     TrackedFile,
     TrackingState,
     TrackingStore,
@@ -79,6 +81,7 @@ class Stores:
     files: TrackingStore
     exports: ExportStore
     audit: AuditStore
+    packages: PackageExportStore
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,7 @@ def stores(azurite: Azurite) -> Iterator[Stores]:
         TrackingStore(tables.get_table_client(name), errors_container=errors),
         ExportStore(tables.get_table_client(name), errors_container=errors),
         AuditStore(tables.get_table_client(name)),
+        PackageExportStore(tables.get_table_client(name), errors_container=errors),
     )
     built.files.ensure_ready()
     yield built
@@ -129,6 +133,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
         **changes,
         resubmit_by=actor,
         resubmitted_by=actor,
+        released_by=actor,
         state=TrackingState.PROCESSING,
         message_id=message_id,
         errors=tuple(errors),
@@ -142,6 +147,7 @@ def test_a_file_record_of_any_texts_and_lists_is_written(
     assert store.get(record.row_key) == record
     assert store.get_by_message_id(message_id) == record
     assert record.resubmit_by is not None and record.resubmit_by.kind is ActorKind.USER
+    assert record.released_by is not None and record.released_by.kind is ActorKind.USER
     assert len(record.history) + record.history_dropped == many + 3
     assert record.history[-1][0] == TrackingState.PROCESSING.value
     assert store.list_package_entities(record) == tuple(lists)
@@ -205,6 +211,49 @@ def test_an_export_record_of_any_texts_and_lists_is_written(
     assert len(record.history) <= 50
     assert store.list_blobs(record) == tuple(blobs)
     assert record.blob_count == many
+
+
+@ROWS
+@given(text=TEXTS, many=MANY, changes=st.integers(1, 3))
+@example(text=WORST, many=3_000, changes=3)
+def test_a_package_export_record_of_any_texts_and_lists_is_written(
+    stores: Stores, text: str, many: int, changes: int
+) -> None:
+    store = stores.packages
+    execution_id = f"rows-20260101T000000-{uuid.uuid4().hex[:6]}"
+    record = store.scheduled(
+        execution_id=execution_id,
+        route=text,
+        definition_group=text,
+        legal_entity=text,
+        container=text,
+        target=text,
+        slot=T0,
+    )
+    # A run followed ``many`` times before: as long a history as a record can hold.
+    history = tuple(("Executing", T0.isoformat(), text) for _ in range(many))
+    record = replace(record, history=(*record.history, *history))
+    for attempt in range(changes):
+        record = store.change(
+            record,
+            PackageExportState.EXECUTING,
+            reason=f"{attempt} {text}",
+            fno_execution_id=text,
+            d365_status=text,
+            error=text,
+        )
+    blobs = [f"{text[:200]}/{i}" for i in range(many)]
+    record = store.downloaded(record, blobs, 1, reason=text, d365_status=text, fno_errors=text)
+
+    assert store.get(execution_id) == record
+    assert len(record.history) <= 50
+    assert len(record.history) + record.history_dropped == many + changes + 2
+    assert record.history[-1][0] == PackageExportState.DELIVERED.value
+    assert store.list_blobs(record) == tuple(blobs)
+    assert record.blob_count == many
+    failed = store.failed(record, text, blobs=blobs)
+    assert store.get(execution_id) == failed
+    assert store.list_blobs(failed) == tuple(blobs)
 
 
 @ROWS

@@ -12,7 +12,7 @@ from shared.views import resubmit
 from shared.views.response import ApiResponse
 from tests.e2e.test_enqueue import VALID
 from tests.shared.conftest import Domain
-from tests.shared.views.support import enqueued
+from tests.shared.views.support import HOSTILE_BODIES, enqueued
 
 KEY = Actor.function_key()
 README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
@@ -79,10 +79,7 @@ def test_a_storage_failure_during_a_resubmit_is_a_503_and_its_retry_finishes_it(
 @pytest.mark.parametrize(
     ("body", "code", "text"),
     [
-        (b"[" * 100_000, 413, "the body is 100,000 bytes; at most 65,536 bytes (64 KiB) are"),
-        (b"[" * 60_000, 400, "the body is not a JSON object: it is nested too deeply"),
-        (b'{"confirm": "\xff"}', 400, "the body is not a JSON object: it is not UTF-8 text"),
-        (b"1" * 5000, 400, "the body is not a JSON object: it holds a number of over 4,300"),
+        *HOSTILE_BODIES,
         (b'["confirm"]', 400, "the body is not a JSON object: it is an array; expected e.g. {"),
         (b'{"confirm": "true"}', 400, "confirm in the body is not true or false; expected e.g."),
         (b'{"request_id": 7}', 400, "request_id in the body is not a string; expected e.g. {"),

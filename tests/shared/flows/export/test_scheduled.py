@@ -240,6 +240,34 @@ def test_an_empty_package_url_is_asked_again_at_the_next_tick(
     assert _calls(domain) == 1
 
 
+def test_a_package_url_that_is_no_sas_url_of_fnos_storage_ends_the_run_unsent(
+    domain: Domain, exporter: PackageExporter, route: PackageExportRoute
+) -> None:
+    """Issue 17's URL guard on the package exports: GetExportedPackageUrl answering plain http
+    is refused before a byte is sent, and the run ends: a URL F&O answers the same at every
+    tick is not retried for ever."""
+    port = domain.d365.port
+    domain.d365.knobs.odata_values = {
+        "GetExportedPackageUrl": f"http://127.0.0.1:{port}/dmf/p.zip?sv=2023-11-03&sig=secret"
+    }
+    _missed(exporter.store, route)
+
+    _ticks(exporter, 3)
+
+    record = _only(domain, route)
+    assert record.state is PackageExportState.EXPORT_FAILED
+    assert (record.error or "").startswith(
+        "package not downloaded: D365UntrustedUrlError: download_package: refused the package "
+        f"URL F&O handed out, http://127.0.0.1:{port}/dmf/p.zip (query string not shown): its "
+        "scheme is 'http', not https."
+    )
+    assert "sig=" not in (record.error or "")
+    assert [r for r in domain.d365.requests if r.operation == "blob_get"] == []
+    asked = [r for r in domain.d365.requests if r.operation == "GetExportedPackageUrl"]
+    assert len(asked) == 1
+    assert _calls(domain) == 1
+
+
 def test_a_package_the_zip_limits_refuse_is_kept_unopened_and_the_run_ends(
     domain: Domain, route: PackageExportRoute
 ) -> None:
