@@ -21,13 +21,17 @@ from azure.identity import (
 
 from .d365 import DEFAULT_CONNECT_TIMEOUT, RetryPolicy
 
-__all__ = ["build_credential", "is_microsoft_authority"]
+__all__ = ["TOKEN_READ_TIMEOUT", "build_credential", "is_microsoft_authority"]
 
 _LOGGER = logging.getLogger(__name__)
 
 _CLIENT_SECRET = "client_secret"  # noqa: S105 - a mode name, not a secret
 _MANAGED_IDENTITY = "managed_identity"
 _MODES = (_CLIENT_SECRET, "client_certificate", _MANAGED_IDENTITY)
+
+# Entra answers a token request in well under a second; D365_HTTP_TIMEOUT is sized for F&O
+# reading a large upload, so a token request waits at most this long between bytes.
+TOKEN_READ_TIMEOUT = 30.0
 
 # Entra hosts of Microsoft's clouds; any other host (a test emulator, a proxy) is not one.
 _MICROSOFT_AUTHORITY_HOSTS = frozenset(
@@ -65,10 +69,11 @@ def build_credential(
     otherwise MSAL first asks the public cloud about that host and fails offline.
 
     The token requests get the F&O client's bounds: connect ``DEFAULT_CONNECT_TIMEOUT``, read
-    `read_timeout` (the app's ``D365_HTTP_TIMEOUT``; azure-core's transport options
-    ``connection_timeout`` and ``read_timeout``, 300 s each by default) and no retry after the
-    client's retry budget (``RetryPolicy().total_timeout``; azure-core's ``timeout``, 7 days by
-    default), so a hung Entra cannot hold a poll tick or an upload for long.
+    `read_timeout` (the app's ``D365_HTTP_TIMEOUT``) but at most ``TOKEN_READ_TIMEOUT``, and no
+    retry after the client's retry budget (``RetryPolicy().total_timeout``), so a hung Entra
+    cannot hold a poll tick or an upload for long. azure-core's defaults would be 300 s to
+    connect, 300 s between bytes and retries for 7 days (``connection_timeout``,
+    ``read_timeout``, ``timeout``).
 
     :keyword mode: ``client_secret``, ``client_certificate`` or ``managed_identity``.
     :raises ValueError: a secret or certificate without tenant or client id, or an unknown
@@ -86,7 +91,7 @@ def build_credential(
     )
     timeouts = {
         "connection_timeout": DEFAULT_CONNECT_TIMEOUT,
-        "read_timeout": read_timeout,
+        "read_timeout": min(read_timeout, TOKEN_READ_TIMEOUT),
         # azure-core's RetryPolicy: no retry starts after this many seconds (default 7 days).
         "timeout": RetryPolicy().total_timeout,
     }

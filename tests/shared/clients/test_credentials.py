@@ -19,6 +19,7 @@ from azure.identity import CertificateCredential, ClientSecretCredential, Manage
 from cryptography.hazmat.primitives import serialization
 
 from devtools.d365_emulator import App, Emulator
+from shared.clients import credentials
 from shared.clients.credentials import is_microsoft_authority
 from shared.clients.d365 import D365Client, D365CredentialError
 from shared.config import D365Settings, Settings
@@ -133,13 +134,8 @@ def test_settings_from_the_local_example_get_a_token(d365: Emulator) -> None:
     assert _claims(token)["aud"] == d365.base_url
 
 
-def test_a_hung_token_endpoint_fails_within_the_read_timeout(d365: Emulator) -> None:
-    """Finding 14: the credential's token request is bounded like every F&O call
-    (D365_HTTP_TIMEOUT), not by azure-core's 300 s default."""
-    settings = replace(
-        _d365(d365, client_id=fakes.CLIENT_ID, client_secret=fakes.CLIENT_SECRET),
-        http_timeout=timedelta(seconds=2),
-    )
+def _hung_token_request(d365: Emulator, settings: D365Settings) -> tuple[BaseException, float]:
+    """The error an F&O call meets while the token endpoint hangs for 120 s, and the wait."""
     d365.knobs.token_delay_seconds = 120
     outcome: list[BaseException | str] = []
 
@@ -161,9 +157,33 @@ def test_a_hung_token_endpoint_fails_within_the_read_timeout(d365: Emulator) -> 
     assert not caller.is_alive(), "the token request was still waiting after 40 s"
     [error] = outcome
     assert isinstance(error, D365CredentialError)
+    return error, waited
+
+
+def test_a_hung_token_endpoint_fails_within_the_read_timeout(d365: Emulator) -> None:
+    """Finding 14: the credential's token request is bounded like every F&O call
+    (D365_HTTP_TIMEOUT), not by azure-core's 300 s default."""
+    settings = replace(
+        _d365(d365, client_id=fakes.CLIENT_ID, client_secret=fakes.CLIENT_SECRET),
+        http_timeout=timedelta(seconds=2),
+    )
+    error, waited = _hung_token_request(d365, settings)
     assert "could not get a token for scope" in str(error)
     assert "timed out" in str(error).lower()
     assert waited < 25  # four tries of 2 s and their back-off
+
+
+def test_a_token_request_waits_less_than_a_long_d365_http_timeout(
+    d365: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D365_HTTP_TIMEOUT is sized for F&O reading a large upload (300 s by default): a token
+    request waits at most TOKEN_READ_TIMEOUT between bytes (2 s here, to keep the test short)."""
+    monkeypatch.setattr(credentials, "TOKEN_READ_TIMEOUT", 2.0)
+    settings = _d365(d365, client_id=fakes.CLIENT_ID, client_secret=fakes.CLIENT_SECRET)
+    assert settings.http_timeout >= timedelta(seconds=120)
+    error, waited = _hung_token_request(d365, settings)
+    assert "timed out" in str(error).lower()
+    assert waited < 25
 
 
 def test_missing_certificate_file_fails_at_construction(tmp_path: Path) -> None:
