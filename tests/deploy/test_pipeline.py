@@ -96,7 +96,7 @@ case "$*" in
   "account get-access-token "*) echo "$FAKE_TOKEN";;
   "ad app list "*) echo "${AZ_APP_ID:-}";;
   "ad app create "*) echo "11111111-2222-4333-8444-555555555555";;
-  "ad sp show "*) if [ -z "${AZ_APP_ID:-}" ]; then exit 3; fi; echo "sp-object-id";;
+  "ad sp list "*) if [ -n "${AZ_APP_ID:-}" ]; then echo "sp-object-id"; fi;;
 esac
 """
 GROUP_ENV = {
@@ -1257,6 +1257,36 @@ def test_the_sign_in_registration_is_made_once_then_brought_up_to_date(
     assert {role["value"] for role in roles} == {"Integration.Reader", "Integration.Operator"}
     # The roles file itself went to az (the stand-in keeps each @file it is given).
     assert all(role["id"] in first.az_files for role in roles)
+
+
+def test_the_sign_in_script_stops_with_az_s_error_when_it_cannot_read_the_directory(
+    workspace: Workspace,
+) -> None:
+    error = "ERROR: Insufficient privileges to complete the operation."
+    env = {"SIGNIN_APP_NAME": "d365int-api-dev", "FUNCTION_HOST": "func-fake.azurewebsites.net"}
+    run = workspace.run("signin-app.sh", **env, AZ_FAIL="ad sp list", AZ_ERROR=error)
+
+    assert run.result.returncode != 0
+    assert error in run.result.stderr
+    assert not [c for c in run.az_calls if c.startswith(("ad sp create", "ad sp update"))]
+
+
+# What throws a command's error text or its failure away (issue 19, finding 5).
+_HIDDEN = re.compile(r"2>\s*/dev/null|&>\s*/dev/null|>\s*/dev/null\s+2>&1|\|\|\s*true\b")
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.sh")))
+def test_no_script_hides_az_s_errors(script: str) -> None:
+    text = (SCRIPTS / script).read_text(encoding="utf-8")
+    # One logical line per command, continuations joined.
+    commands = text.replace("\\\n", " ").splitlines()
+    hidden = [line for line in commands if re.search(r"\baz ", line) and _HIDDEN.search(line)]
+    assert hidden == []
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py")))
+def test_no_python_script_hides_az_s_errors(script: str) -> None:
+    assert "DEVNULL" not in (SCRIPTS / script).read_text(encoding="utf-8")
 
 
 def test_the_app_roles_are_the_roles_the_app_checks() -> None:
