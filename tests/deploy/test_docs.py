@@ -190,3 +190,17 @@ def test_alerts_are_deployed_not_built_by_hand() -> None:
     assert "az monitor scheduled-query create" not in GUIDE
     assert "az monitor metrics alert create" not in GUIDE
     assert "`alertEmail`" in _section("Day two")
+
+
+def test_every_app_setting_the_template_writes_is_in_the_credentials_section() -> None:
+    from tests.deploy.bicep import BicepFile, object_literals, top_level_keys
+
+    function = BicepFile(REPO_ROOT / "infra" / "app" / "function.bicep")
+    written = {
+        key
+        for name in ("monitoringSettings", "integrationSettings")
+        for body in object_literals(function.variable(name))
+        for key in top_level_keys(body)
+    }
+    section = _section("Credentials")
+    assert sorted(key for key in written if f"`{key}" not in section) == []

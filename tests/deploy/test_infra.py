@@ -585,7 +585,22 @@ def test_parameters_file_fits_main_and_holds_no_secret() -> None:
     required = {name for name, param in declared.items() if param.default is None}
     assert required <= set(parameters)
     for name, entry in parameters.items():
-        assert re.fullmatch(r"\$\{[A-Z0-9_]+(=[\w-]*)?\}", entry["value"]), name
+        match = re.fullmatch(r"\$\{([A-Z0-9_]+)(?:=([^}]*))?\}", entry["value"])
+        assert match, name
+        # An azd default is the template's own: the two cannot say different things.
+        default = declared[name].default
+        if match.group(2) is not None and default is not None:
+            assert match.group(2) == default.strip("'"), name
+
+
+def test_azd_sets_what_the_pipeline_s_variable_group_sets() -> None:
+    from tests.deploy.conftest import load_script
+
+    parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
+    entries = {p.name for p in load_script("deploy/parameters").PARAMETERS if p.name}
+    # The runtime's Python is azd's service setting; a vault name's default is computed (an
+    # azd default cannot say it), and `azd down --purge` frees the name instead.
+    assert entries - set(parameters) == {"pythonVersion", "keyVaultName"}
 
 
 def _template_environment(auth_mode: str) -> dict[str, str]:
