@@ -182,6 +182,8 @@ def test_the_traps_are_named_with_their_fix() -> None:
         "manual or managed-identity option",
         "only the vault's secrets",
         "build validation branch policy",
+        "each deployment writes every app setting",
+        "holds no app role of the sign-in registration",
     ):
         assert text in traps, text
 
