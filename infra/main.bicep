@@ -119,7 +119,7 @@ param archiveRetentionDays int = 180
 @minValue(0)
 param errorsRetentionDays int = 180
 
-@description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
+@description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES and PACKAGE_EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
 @minValue(0)
 param exportsRetentionDays int = 90
 
@@ -197,11 +197,12 @@ module storage 'app/storage.bicep' = {
       deadLetterContainerName
     ]
     statusTableName: statusTableName
-    // Archive, errors, and every export route's container (a route without one is refused by
-    // the app, so each names it); the same container twice keeps the last day count.
+    // Archive, errors, and the container of every export and package export route (a route
+    // without one is refused by the app, so each names it); the same container twice keeps the
+    // last day count.
     lifecycleDays: union(
       toObject(
-        map(json(exportRoutes), route => route.container),
+        map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container),
         container => container,
         container => exportsRetentionDays
       ),

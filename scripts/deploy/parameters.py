@@ -156,8 +156,8 @@ def _integer(variable: str, value: str, low: int, high: int | None) -> int:
 
 def _route_list(variable: str, value: str) -> str:
     """A JSON array of objects, as the template's json() and the app read it; passed verbatim.
-    Export routes each name their container: the lifecycle rule of exportsRetentionDays reads it
-    while deploying, so one without fails the deployment (the app would refuse it anyway)."""
+    Each route names its container: the lifecycle rule of exportsRetentionDays reads it while
+    deploying, so one without fails the deployment (the app would refuse it anyway)."""
     try:
         routes = json.loads(value)
     except ValueError as error:
@@ -166,16 +166,15 @@ def _route_list(variable: str, value: str) -> str:
         ) from None
     if not isinstance(routes, list) or not all(isinstance(route, dict) for route in routes):
         raise ParameterError(f"{variable} must be a JSON array of route objects (README)")
-    if variable == "exportRoutes":
-        unnamed = [
-            str(route.get("name", index))
-            for index, route in enumerate(routes)
-            if not isinstance(route.get("container"), str) or not route["container"]
-        ]
-        if unnamed:
-            raise ParameterError(
-                f"exportRoutes: the routes {', '.join(unnamed)} name no container (README, Exports)"
-            )
+    unnamed = [
+        str(route.get("name", index))
+        for index, route in enumerate(routes)
+        if not isinstance(route.get("container"), str) or not route["container"]
+    ]
+    if unnamed:
+        raise ParameterError(
+            f"{variable}: the routes {', '.join(unnamed)} name no container (README)"
+        )
     return value
 
 

@@ -685,7 +685,11 @@ def test_lifecycle_rules_delete_the_containers_blobs_after_their_own_day_counts(
         assert "@minValue(0)" in params[name].decorators, name
         assert main.param_uses(name) == 1, name
     days = re.sub(r"\s+", " ", _main_module("storage").params["lifecycleDays"])
-    assert "map(json(exportRoutes), route => route.container)" in days
+    # Package exports write to containers of their own too (issue 23): kept no longer.
+    assert (
+        "map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container)"
+        in days
+    )
     assert "container => exportsRetentionDays" in days
     assert "'${archiveContainerName}': archiveRetentionDays" in days
     assert "'${errorsContainerName}': errorsRetentionDays" in days

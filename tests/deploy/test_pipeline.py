@@ -966,6 +966,7 @@ TYPED = (
         ("EXPORT_ROUTES", '[{"name": "out"}]', "exportRoutes: the routes out name no container"),
         ("EXPORT_ROUTES", "[{name: out}]", "exportRoutes is not JSON"),
         ("PACKAGE_EXPORT_ROUTES", '{"name": "p"}', "packageExportRoutes must be a JSON array"),
+        ("PACKAGE_EXPORT_ROUTES", '[{"name": "p"}]', "packageExportRoutes: the routes p name no"),
         ("EXPORT_SCHEDULE", "*/5 * * * *", "exportSchedule is '*/5 * * * *': an NCRONTAB of six"),
         ("RETENTION_RECORDS_DAYS", "0", "retentionRecordsDays is '0': give a whole number, 1 to"),
         ("ERRORS_RETENTION_DAYS", "-1", "errorsRetentionDays is '-1': give a whole number, 0 or"),
