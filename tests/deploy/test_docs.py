@@ -181,6 +181,9 @@ def test_routes_use_the_entity_name_the_data_project_shows() -> None:
     assert '"entity": "Customers V3"' in GUIDE
     assert "exactly as the data project shows" in GUIDE
     assert "non-production" in GUIDE and "small file of your own" in GUIDE
+    # Not an option Microsoft documents: the guide says to look for it, never to set it.
+    assert "Use company from message" not in GUIDE
+    assert "Microsoft does not document it" in GUIDE
 
 
 def test_the_traps_are_named_with_their_fix() -> None:
