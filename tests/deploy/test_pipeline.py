@@ -790,6 +790,18 @@ def test_the_secret_is_written_only_while_the_vault_has_none(workspace: Workspac
     assert "Key Vault kv-fake already holds d365-client-secret: it is kept" in run.result.stdout
 
 
+def test_the_secret_is_not_written_when_the_vault_cannot_be_found(workspace: Workspace) -> None:
+    # Writing it anyway could undo a rotation: the run stops with az's error instead.
+    error = "ERROR: (AuthorizationFailed) no read on Microsoft.Resources/deployments"
+    env = {**GROUP_ENV, **SECRET_ENV}
+    run = workspace.run("deploy-infra.sh", **env, AZ_FAIL="deployment group list", AZ_ERROR=error)
+
+    assert run.result.returncode == 1
+    assert error in run.result.stderr
+    assert "Could not list the deployments of rg-fake" in run.result.stdout
+    assert not any(call.startswith("deployment group create") for call in run.az_calls)
+
+
 def test_the_secret_is_written_to_a_vault_that_has_none(workspace: Workspace) -> None:
     run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **SECRET_ENV}, AZ_LAST_VAULT="kv-fake")
 
