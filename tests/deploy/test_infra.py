@@ -601,6 +601,13 @@ def test_azd_sets_what_the_pipeline_s_variable_group_sets() -> None:
     # The runtime's Python is azd's service setting; a vault name's default is computed (an
     # azd default cannot say it), and `azd down --purge` frees the name instead.
     assert entries - set(parameters) == {"pythonVersion", "keyVaultName"}
+    # One name per setting: azd's variable is the one the pipeline maps the entry to, but for
+    # the two azd names itself (docs/deploy.md, 4.2).
+    renamed = {"namePrefix": "D365_NAME_PREFIX", "location": "AZURE_LOCATION"}
+    for parameter in load_script("deploy/parameters").PARAMETERS:
+        if parameter.name in parameters:
+            variable = re.match(r"\$\{(\w+)", parameters[parameter.name]["value"]).group(1)
+            assert variable == renamed.get(parameter.name, parameter.env), parameter.name
 
 
 def _template_environment(auth_mode: str) -> dict[str, str]:
