@@ -119,9 +119,25 @@ param archiveRetentionDays int = 180
 @minValue(0)
 param errorsRetentionDays int = 180
 
-@description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
+@description('Lifecycle rule: days after its last change an exported file (the containers of EXPORT_ROUTES and PACKAGE_EXPORT_ROUTES) is deleted; 0 keeps it for ever.')
 @minValue(0)
 param exportsRetentionDays int = 90
+
+@description('D365_BUDGET: shared (every instance keeps to one F&O budget, kept in the status table) or off.')
+@allowed(['shared', 'off'])
+param d365Budget string = 'shared'
+
+// F&O allows 52 calls at once and 6,000 per 5 minutes a user and web server: lower both when
+// other integrations use the same F&O user.
+@description('D365_MAX_CONCURRENCY: F&O calls in flight at once for the whole app.')
+@minValue(1)
+@maxValue(1000)
+param d365MaxConcurrency int = 32
+
+@description('D365_MAX_REQUESTS_PER_5MIN: F&O calls per 5 minutes for the whole app.')
+@minValue(1)
+@maxValue(1000000)
+param d365MaxRequestsPer5Min int = 4800
 
 @description('E-mail address the telemetry alerts go to (infra/app/alerts.bicep); empty for none.')
 param alertEmail string = ''
@@ -151,8 +167,8 @@ param httpAuth string = 'key'
 @description('With httpAuth entra: the application (client) id of the app registration holding the two app roles (scripts in docs/auth.md).')
 param signinClientId string = ''
 
-@description('With httpAuth entra: the Entra tenant of that app registration.')
-param signinTenantId string = tenant().tenantId
+@description('With httpAuth entra: the Entra tenant of that app registration; empty: the tenant deployed to.')
+param signinTenantId string = ''
 
 var archiveContainerName = 'd365-archive'
 var errorsContainerName = 'd365-execution-errors'
@@ -181,11 +197,12 @@ module storage 'app/storage.bicep' = {
       deadLetterContainerName
     ]
     statusTableName: statusTableName
-    // Archive, errors, and every export route's container (a route without one is refused by
-    // the app, so each names it); the same container twice keeps the last day count.
+    // Archive, errors, and the container of every export and package export route (a route
+    // without one is refused by the app, so each names it); the same container twice keeps the
+    // last day count.
     lifecycleDays: union(
       toObject(
-        map(json(exportRoutes), route => route.container),
+        map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container),
         container => container,
         container => exportsRetentionDays
       ),
@@ -282,6 +299,9 @@ module functionApp 'app/function.bicep' = {
     retentionRecordsDays: retentionRecordsDays
     retentionExportsDays: retentionExportsDays
     retentionAuditDays: retentionAuditDays
+    d365Budget: d365Budget
+    d365MaxConcurrency: d365MaxConcurrency
+    d365MaxRequestsPer5Min: d365MaxRequestsPer5Min
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }
@@ -291,7 +311,8 @@ module signin 'app/signin.bicep' = if (httpAuth == 'entra') {
   params: {
     siteName: functionApp.outputs.name
     clientId: signinClientId
-    tenantId: signinTenantId
+    // Empty (as azd passes an unset value): the registration is in the tenant deployed to.
+    tenantId: empty(signinTenantId) ? tenant().tenantId : signinTenantId
     loginEndpoint: environment().authentication.loginEndpoint
   }
 }

@@ -106,6 +106,15 @@ param retentionExportsDays string
 @description('RETENTION_AUDIT_DAYS (days, or never).')
 param retentionAuditDays string
 
+@description('D365_BUDGET: shared or off.')
+param d365Budget string
+
+@description('D365_MAX_CONCURRENCY.')
+param d365MaxConcurrency int
+
+@description('D365_MAX_REQUESTS_PER_5MIN.')
+param d365MaxRequestsPer5Min int
+
 @description('Subnet of the VNet integration (vnetEnabled), or empty for none.')
 param appSubnetId string
 
@@ -194,9 +203,9 @@ var integrationSettings = {
   RETENTION_SCHEDULE: '0 30 2 * * *'
   RETENTION_BUDGET: '5m'
   // One F&O budget for every instance (F&O allows 52 at once and 6,000 per 5 minutes a user).
-  D365_BUDGET: 'shared'
-  D365_MAX_CONCURRENCY: '32'
-  D365_MAX_REQUESTS_PER_5MIN: '4800'
+  D365_BUDGET: d365Budget
+  D365_MAX_CONCURRENCY: string(d365MaxConcurrency)
+  D365_MAX_REQUESTS_PER_5MIN: string(d365MaxRequestsPer5Min)
   // Limits of every zip the app reads (templates, uploaded packages, unzipped exports).
   ZIP_MAX_MEMBERS: '10000'
   ZIP_MAX_MEMBER_BYTES: '4GiB'

@@ -29,10 +29,13 @@ defined() { [ -n "${1:-}" ] && [ "${1#\$(}" = "$1" ]; }
 vault_has_secret() {
   local vault="" errors
   if defined "${KEY_VAULT_NAME:-}"; then vault="$KEY_VAULT_NAME"; fi
-  if [ -z "$vault" ]; then
-    vault=$(az deployment group list --resource-group "$RESOURCE_GROUP" --query \
+  # Called as an if's condition, where set -e does not apply: a failure must stop the run here,
+  # or the secret would be written over a rotation.
+  if [ -z "$vault" ] && ! vault=$(az deployment group list --resource-group "$RESOURCE_GROUP" --query \
       "sort_by([?starts_with(name, 'd365-phase1-') && properties.provisioningState == 'Succeeded'], &properties.timestamp)[-1].properties.outputs.keyVaultName.value" \
-      --output tsv)
+      --output tsv); then
+    echo "##vso[task.logissue type=error]Could not list the deployments of $RESOURCE_GROUP to find the Key Vault (az's error above); set the entry keyVaultName to skip the search"
+    exit 1
   fi
   [ -n "$vault" ] || return 1
   errors=$(mktemp)

@@ -41,6 +41,11 @@ class Parameter:
     secure: bool = False
 
 
+def _optional(name: str, env: str) -> Parameter:
+    """An optional entry named as its Bicep parameter; left out, the template's default holds."""
+    return Parameter(name, env, name, required=False)
+
+
 PARAMETERS = (
     Parameter(None, "RESOURCE_GROUP", "resourceGroup"),
     Parameter("namePrefix", "NAME_PREFIX", "namePrefix"),
@@ -51,28 +56,47 @@ PARAMETERS = (
     Parameter("d365TenantId", "D365_TENANT_ID", "d365TenantId"),
     Parameter("d365ClientId", "D365_CLIENT_ID", "d365ClientId"),
     Parameter("d365Routes", "D365_ROUTES", "d365Routes"),
-    Parameter("keyVaultName", "KEY_VAULT_NAME", "keyVaultName", required=False),
-    Parameter("vnetEnabled", "VNET_ENABLED", "vnetEnabled", required=False),
-    Parameter(
-        "d365ClientSecretExpires",
-        "D365_CLIENT_SECRET_EXPIRES",
-        "d365ClientSecretExpires",
-        required=False,
-    ),
-    Parameter("alertEmail", "ALERT_EMAIL", "alertEmail", required=False),
-    Parameter("httpAuth", "HTTP_AUTH", "httpAuth", required=False),
-    Parameter("signinClientId", "SIGNIN_CLIENT_ID", "signinClientId", required=False),
+    _optional("keyVaultName", "KEY_VAULT_NAME"),
+    _optional("vnetEnabled", "VNET_ENABLED"),
+    _optional("d365ClientSecretExpires", "D365_CLIENT_SECRET_EXPIRES"),
+    _optional("alertEmail", "ALERT_EMAIL"),
+    _optional("httpAuth", "HTTP_AUTH"),
+    _optional("signinClientId", "SIGNIN_CLIENT_ID"),
+    _optional("signinTenantId", "SIGNIN_TENANT_ID"),
+    _optional("exportRoutes", "EXPORT_ROUTES"),
+    _optional("packageExportRoutes", "PACKAGE_EXPORT_ROUTES"),
+    _optional("exportSchedule", "EXPORT_SCHEDULE"),
+    _optional("retentionRecordsDays", "RETENTION_RECORDS_DAYS"),
+    _optional("retentionExportsDays", "RETENTION_EXPORTS_DAYS"),
+    _optional("retentionAuditDays", "RETENTION_AUDIT_DAYS"),
+    _optional("archiveRetentionDays", "ARCHIVE_RETENTION_DAYS"),
+    _optional("errorsRetentionDays", "ERRORS_RETENTION_DAYS"),
+    _optional("exportsRetentionDays", "EXPORTS_RETENTION_DAYS"),
+    _optional("d365Budget", "D365_BUDGET"),
+    _optional("d365MaxConcurrency", "D365_MAX_CONCURRENCY"),
+    _optional("d365MaxRequestsPer5Min", "D365_MAX_REQUESTS_PER_5MIN"),
     Parameter("d365ClientSecret", "D365_CLIENT_SECRET", "d365ClientSecret", False, secure=True),
     Parameter("alertWebhookUrl", "ALERT_WEBHOOK_URL", "alertWebhookUrl", False, secure=True),
 )
 AUTH_MODES = ("secret", "managedIdentity")
 HTTP_AUTH_MODES = ("key", "entra")
+BUDGET_MODES = ("shared", "off")
 _GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 # Only the secret mode names an app registration; a managed identity needs neither.
 APP_REGISTRATION = frozenset({"D365_TENANT_ID", "D365_CLIENT_ID"})
 _SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PLACEHOLDER = re.compile(r"<[\w -]+>")
+# Whole numbers the template takes as int, with the bounds its @minValue/@maxValue (or the
+# app's settings) give them.
+_INTEGERS = {
+    "archiveRetentionDays": (0, None),
+    "errorsRetentionDays": (0, None),
+    "exportsRetentionDays": (0, None),
+    "d365MaxConcurrency": (1, 1000),
+    "d365MaxRequestsPer5Min": (1, 1_000_000),
+}
+_RETENTION_DAYS = frozenset({"retentionRecordsDays", "retentionExportsDays", "retentionAuditDays"})
 
 
 class ParameterError(ValueError):
@@ -121,22 +145,69 @@ def parse_expiry(text: str, now: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _integer(variable: str, value: str, low: int, high: int | None) -> int:
+    within = f"{low} to {high}" if high is not None else f"{low} or more"
+    if not re.fullmatch(r"\d+", value.strip()) or not (
+        low <= int(value) and (high is None or int(value) <= high)
+    ):
+        raise ParameterError(f"{variable} is {value!r}: give a whole number, {within}")
+    return int(value)
+
+
+def _route_list(variable: str, value: str) -> str:
+    """A JSON array of objects, as the template's json() and the app read it; passed verbatim.
+    Each route names its container: the lifecycle rule of exportsRetentionDays reads it while
+    deploying, so one without fails the deployment (the app would refuse it anyway)."""
+    try:
+        routes = json.loads(value)
+    except ValueError as error:
+        raise ParameterError(
+            f"{variable} is not JSON ({error}): one JSON array, on one line"
+        ) from None
+    if not isinstance(routes, list) or not all(isinstance(route, dict) for route in routes):
+        raise ParameterError(f"{variable} must be a JSON array of route objects (README)")
+    unnamed = [
+        str(route.get("name", index))
+        for index, route in enumerate(routes)
+        if not isinstance(route.get("container"), str) or not route["container"]
+    ]
+    if unnamed:
+        raise ParameterError(
+            f"{variable}: the routes {', '.join(unnamed)} name no container (README)"
+        )
+    return value
+
+
 def _checked(parameter: Parameter, value: str) -> object:
     """The value as the template takes it; raises ParameterError when it is not accepted."""
-    if parameter.name == "vnetEnabled":
+    name = parameter.name or ""
+    if name == "vnetEnabled":
         return value.lower() == "true"
-    if parameter.name == "d365ClientSecretExpires":
+    if name == "d365ClientSecretExpires":
         return parse_expiry(value)
-    if parameter.name == "alertEmail" and not _EMAIL.fullmatch(value):
-        raise ParameterError(f"alertEmail is {value!r}: give one e-mail address")
-    if parameter.name == "httpAuth" and value not in HTTP_AUTH_MODES:
-        raise ParameterError(f"httpAuth is {value!r}: use key or entra (docs/auth.md)")
-    if parameter.name == "signinClientId" and not _GUID.fullmatch(value):
+    if name in _INTEGERS:
+        return _integer(name, value, *_INTEGERS[name])
+    if name in _RETENTION_DAYS and value != "never":
+        _integer(name, value, 1, 36500)
+    if name in ("exportRoutes", "packageExportRoutes"):
+        return _route_list(name, value)
+    if name == "exportSchedule" and len(value.split()) != 6:
         raise ParameterError(
-            f"signinClientId is {value!r}: give the app registration's application (client) id, "
-            "a GUID (docs/auth.md)"
+            f"exportSchedule is {value!r}: an NCRONTAB of six fields, seconds first "
+            "(e.g. 0 */5 * * * *)"
         )
-    if parameter.name == "alertWebhookUrl" and not value.startswith("https://"):
+    if name == "alertEmail" and not _EMAIL.fullmatch(value):
+        raise ParameterError(f"alertEmail is {value!r}: give one e-mail address")
+    if name == "httpAuth" and value not in HTTP_AUTH_MODES:
+        raise ParameterError(f"httpAuth is {value!r}: use key or entra (docs/auth.md)")
+    if name == "d365Budget" and value not in BUDGET_MODES:
+        raise ParameterError(f"d365Budget is {value!r}: use shared or off (README)")
+    if name in ("signinClientId", "signinTenantId") and not _GUID.fullmatch(value):
+        what = "application (client) id" if name == "signinClientId" else "tenant id"
+        raise ParameterError(
+            f"{name} is {value!r}: give the app registration's {what}, a GUID (docs/auth.md)"
+        )
+    if name == "alertWebhookUrl" and not value.startswith("https://"):
         raise ParameterError("alertWebhookUrl must be an https:// URL (its value is not shown)")
     return value
 
@@ -244,6 +315,10 @@ def check_group(
                 f"{name}: location is {values['location']!r}, the group is in {location}",
                 f"set location to {location}",
             )
+        )
+    if values.get("httpAuth") == "entra" and not values.get("signinClientId"):
+        report.append(
+            ("missing", f"{name}: signinClientId (httpAuth is entra)", "docs/auth.md, section 1")
         )
     secret = variables.get("d365ClientSecret")
     if auth_mode == "secret" and secret is None:

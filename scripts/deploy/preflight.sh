@@ -10,6 +10,9 @@
 #   D365_TENANT_ID             secret mode: the tenant of the F&O environment
 #   D365_CLIENT_ID             secret mode: the application (client) id registered in F&O
 #   VNET_ENABLED               true: also the providers of the private network
+#   HTTP_AUTH                  entra: also the sign-in's app registration (docs/auth.md)
+#   SIGNIN_CLIENT_ID           with entra, once signin-app.sh made it: its client id
+#   SIGNIN_TENANT_ID           with entra, when the registration is in another tenant
 #   pipeline path, optional (the azure-devops extension of az):
 #   DEVOPS_ORG                 https://dev.azure.com/<organization>
 #   DEVOPS_PROJECT             the Azure DevOps project
@@ -176,7 +179,57 @@ else
   fi
 fi
 
-# 7. Azure DevOps: the service connection and the variable group.
+# 7. Sign-in with Entra ID: the app registration holding the app roles (docs/auth.md).
+signin_sp=""
+if [ "${HTTP_AUTH:-key}" = entra ]; then
+  if [ -n "${SIGNIN_TENANT_ID:-}" ] && [ "$SIGNIN_TENANT_ID" != "$tenant" ]; then
+    note "the sign-in registration is in tenant $SIGNIN_TENANT_ID: run this after az login --tenant $SIGNIN_TENANT_ID --allow-no-subscriptions to check it"
+  elif [ -z "${SIGNIN_CLIENT_ID:-}" ]; then
+    # signin-app.sh creates it after phase 1 (its redirect URI is on the function app's host).
+    if [ "$user_type" = user ] && directory_roles=$(az rest --method get \
+        --url "https://graph.microsoft.com/v1.0/me/memberOf?\$select=displayName" \
+        --query "value[].displayName" --output tsv 2>"$errors"); then
+      if has_role "$directory_roles" "Application Developer" "Application Administrator" \
+          "Cloud Application Administrator" "Global Administrator"; then
+        ok "you may create the sign-in app registration (signin-app.sh, after phase 1)"
+      else
+        note "signin-app.sh (after phase 1) creates an app registration: you hold no Entra role for that, so it works only while the tenant lets users register applications (the default); otherwise ask for Application Developer, or for an administrator to run it"
+      fi
+    else
+      note "after phase 1, signin-app.sh creates the sign-in app registration: it needs the right to create app registrations (Application Developer, or users allowed to register applications)"
+    fi
+  elif app_roles=$(az ad app show --id "$SIGNIN_CLIENT_ID" --query "appRoles[].value" \
+      --output tsv 2>"$errors"); then
+    if has_role "$app_roles" Integration.Reader && has_role "$app_roles" Integration.Operator; then
+      ok "sign-in registration $SIGNIN_CLIENT_ID holds Integration.Reader and Integration.Operator"
+    else
+      miss "the app roles Integration.Reader and Integration.Operator on $SIGNIN_CLIENT_ID" \
+        "run scripts/deploy/signin-app.sh again (docs/auth.md, section 1)"
+    fi
+    if [ "$user_type" = user ] && me=$(az ad signed-in-user show --query id --output tsv 2>"$errors") \
+        && owners=$(az ad app owner list --id "$SIGNIN_CLIENT_ID" --query "[].id" --output tsv 2>"$errors") \
+        && ! printf '%s\n' "$owners" | grep -qxF "$me"; then
+      note "you do not own registration $SIGNIN_CLIENT_ID: running signin-app.sh again (a new host name, the roles) needs an owner or an Application Administrator (az ad app owner add --id $SIGNIN_CLIENT_ID --owner-object-id $me, by an owner)"
+    fi
+    if sp=$(az ad sp show --id "$SIGNIN_CLIENT_ID" --query "[id, appRoleAssignmentRequired]" \
+        --output tsv 2>"$errors"); then
+      read -r signin_sp assignment_required <<<"$(printf '%s' "$sp" | tr '\n' ' ')"
+      # az's tsv writes a boolean as Python does: True.
+      if [ "${assignment_required,,}" != true ]; then
+        miss "assignment required on $SIGNIN_CLIENT_ID's service principal (without it anyone in the tenant gets a token for the app)" \
+          "run scripts/deploy/signin-app.sh again (needs the service principal's owner or an Application Administrator)"
+      fi
+    else
+      miss "no service principal for sign-in registration $SIGNIN_CLIENT_ID ($(az_error))" \
+        "run scripts/deploy/signin-app.sh again (docs/auth.md, section 1)"
+    fi
+  else
+    miss "sign-in registration $SIGNIN_CLIENT_ID in tenant $tenant ($(az_error))" \
+      "docs/auth.md, section 1: signin-app.sh prints SIGNIN_CLIENT_ID; a registration in another tenant needs signinTenantId (and SIGNIN_TENANT_ID here)"
+  fi
+fi
+
+# 8. Azure DevOps: the service connection and the variable group.
 if [ "$deploy_path" = pipeline ]; then
   if [ -z "${DEVOPS_ORG:-}" ] || [ -z "${DEVOPS_PROJECT:-}" ]; then
     note "set DEVOPS_ORG and DEVOPS_PROJECT to check the service connection and the variable group"
@@ -198,6 +251,25 @@ if [ "$deploy_path" = pipeline ]; then
         else
           miss "Contributor and Role Based Access Control Administrator on $RESOURCE_GROUP for $connection (it has: $(printf '%s' "$roles" | tr '\n' ' '))" \
             "section 4.1: az role assignment create --assignee $app_id --role \"Role Based Access Control Administrator\" --scope $group_id"
+        fi
+        if [ -n "$signin_sp" ]; then
+          # The smoke test reads /api/health with the connection's own token for the app.
+          role_ids=$(python3 -c 'import json, sys; print("\n".join(r["id"] for r in json.load(open(sys.argv[1]))))' \
+            "$here/signin-app-roles.json")
+          if held=$(az rest --method get \
+              --url "https://graph.microsoft.com/v1.0/servicePrincipals(appId='$app_id')/appRoleAssignments" \
+              --query "value[?resourceId=='$signin_sp'].appRoleId" --output tsv 2>"$errors"); then
+            # shellcheck disable=SC2086 # one role id a line
+            if has_role "$held" $role_ids; then
+              ok "service connection $connection holds an app role of the sign-in registration"
+            else
+              miss "the app role Integration.Reader on $SIGNIN_CLIENT_ID for $connection (the smoke test reads /api/health with its token)" \
+                "docs/auth.md, section 2, as for a program: appRoleAssignments of $connection's service principal, resourceId $signin_sp"
+            fi
+          else
+            miss "the app roles of $connection could not be read ($(az_error))" \
+              "check that you may read the directory; docs/auth.md, section 2"
+          fi
         fi
       else
         ok "service connection $connection exists"

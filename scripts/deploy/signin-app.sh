@@ -26,7 +26,10 @@ az ad app update --id "$app_id" \
   --enable-id-token-issuance true \
   --optional-claims '{"accessToken": [{"name": "idtyp"}]}' \
   --set api.requestedAccessTokenVersion=2
-if ! az ad sp show --id "$app_id" --query id --output tsv >/dev/null 2>&1; then
+# A list, not a show: no service principal is an empty answer, and any other failure (no right
+# to read the directory, the wrong tenant) stops the script with az's own error.
+sp_id=$(az ad sp list --filter "appId eq '$app_id'" --query "[0].id" --output tsv)
+if [ -z "$sp_id" ]; then
   az ad sp create --id "$app_id" --output none
 fi
 # Only people and programs holding one of the roles get a token for the app at all.

@@ -585,7 +585,29 @@ def test_parameters_file_fits_main_and_holds_no_secret() -> None:
     required = {name for name, param in declared.items() if param.default is None}
     assert required <= set(parameters)
     for name, entry in parameters.items():
-        assert re.fullmatch(r"\$\{[A-Z0-9_]+(=[\w-]*)?\}", entry["value"]), name
+        match = re.fullmatch(r"\$\{([A-Z0-9_]+)(?:=([^}]*))?\}", entry["value"])
+        assert match, name
+        # An azd default is the template's own: the two cannot say different things.
+        default = declared[name].default
+        if match.group(2) is not None and default is not None:
+            assert match.group(2) == default.strip("'"), name
+
+
+def test_azd_sets_what_the_pipeline_s_variable_group_sets() -> None:
+    from tests.deploy.conftest import load_script
+
+    parameters = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
+    entries = {p.name for p in load_script("deploy/parameters").PARAMETERS if p.name}
+    # The runtime's Python is azd's service setting; a vault name's default is computed (an
+    # azd default cannot say it), and `azd down --purge` frees the name instead.
+    assert entries - set(parameters) == {"pythonVersion", "keyVaultName"}
+    # One name per setting: azd's variable is the one the pipeline maps the entry to, but for
+    # the two azd names itself (docs/deploy.md, 4.2).
+    renamed = {"namePrefix": "D365_NAME_PREFIX", "location": "AZURE_LOCATION"}
+    for parameter in load_script("deploy/parameters").PARAMETERS:
+        if parameter.name in parameters:
+            variable = re.match(r"\$\{(\w+)", parameters[parameter.name]["value"]).group(1)
+            assert variable == renamed.get(parameter.name, parameter.env), parameter.name
 
 
 def _template_environment(auth_mode: str) -> dict[str, str]:
@@ -670,7 +692,11 @@ def test_lifecycle_rules_delete_the_containers_blobs_after_their_own_day_counts(
         assert "@minValue(0)" in params[name].decorators, name
         assert main.param_uses(name) == 1, name
     days = re.sub(r"\s+", " ", _main_module("storage").params["lifecycleDays"])
-    assert "map(json(exportRoutes), route => route.container)" in days
+    # Package exports write to containers of their own too (issue 23): kept no longer.
+    assert (
+        "map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container)"
+        in days
+    )
     assert "container => exportsRetentionDays" in days
     assert "'${archiveContainerName}': archiveRetentionDays" in days
     assert "'${errorsContainerName}': errorsRetentionDays" in days

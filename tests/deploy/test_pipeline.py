@@ -25,6 +25,7 @@ import trustme
 import yaml
 
 from tests import fakes
+from tests.deploy.conftest import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TEXT = (REPO_ROOT / "azure-pipelines.yml").read_text(encoding="utf-8")
@@ -42,6 +43,7 @@ ENVIRONMENTS = ("dev", "test", "prod")
 FAKE_FUNCTION_KEY = "fake-function-key-not-real"
 FAKE_TOKEN = "fake-entra-token-not-real"
 SIGNIN_CLIENT_ID = "3f1c0de2-6a58-4d0a-9a53-0c8c5d1f2b7e"
+SIGNIN_TENANT_ID = "5b0e7a4c-2d1f-4e8a-9c3b-6f2a1d0e9b8c"
 EXPIRES = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
 ROUTES = json.dumps(
     [
@@ -96,7 +98,7 @@ case "$*" in
   "account get-access-token "*) echo "$FAKE_TOKEN";;
   "ad app list "*) echo "${AZ_APP_ID:-}";;
   "ad app create "*) echo "11111111-2222-4333-8444-555555555555";;
-  "ad sp show "*) if [ -z "${AZ_APP_ID:-}" ]; then exit 3; fi; echo "sp-object-id";;
+  "ad sp list "*) if [ -n "${AZ_APP_ID:-}" ]; then echo "sp-object-id"; fi;;
 esac
 """
 GROUP_ENV = {
@@ -118,6 +120,14 @@ GROUP_ENV = {
     "HTTP_AUTH": "$(httpAuth)",
     "SIGNIN_CLIENT_ID": "$(signinClientId)",
 }
+# The rest of the optional entries, left out of the group too.
+GROUP_ENV.update(
+    {
+        parameter.env: f"$({parameter.variable})"
+        for parameter in load_script("deploy/parameters").PARAMETERS
+        if parameter.env not in GROUP_ENV and not parameter.secure
+    }
+)
 SECRET_ENV = {"D365_CLIENT_SECRET": fakes.CLIENT_SECRET, "D365_CLIENT_SECRET_EXPIRES": EXPIRES}
 # What phase 1 hands to the later steps of the job (##vso setvariable), as their env maps them.
 PHASE_TWO_ENV = {
@@ -141,24 +151,11 @@ PRODUCED = {  # set by phase 1 (##vso[task.setvariable]) or a pipeline variable
     "Pipeline.Workspace",
     "Build.BuildId",
 }
+# Every variable group entry the scripts read (scripts/deploy/parameters.py); pythonVersion is
+# the pipeline's runtime parameter instead.
 GROUP_ENTRIES = {
-    "resourceGroup",
-    "location",
-    "namePrefix",
-    "d365BaseUrl",
-    "d365AuthMode",
-    "d365TenantId",
-    "d365ClientId",
-    "d365Routes",
-    "d365ClientSecret",
-    "d365ClientSecretExpires",
-    "keyVaultName",
-    "vnetEnabled",
-    "alertEmail",
-    "alertWebhookUrl",
-    "httpAuth",
-    "signinClientId",
-}
+    parameter.variable for parameter in load_script("deploy/parameters").PARAMETERS
+} - {"pythonVersion"}
 
 
 def _expand(node: Any, values: dict[str, Any]) -> Any:
@@ -498,7 +495,7 @@ def test_no_per_environment_value_is_set_in_the_pipeline() -> None:
                 mapped.update(re.findall(r"\$\(([\w.]+)\)", str(value)))
     assert mapped - PRODUCED == GROUP_ENTRIES
     for name in GROUP_ENTRIES:
-        assert re.search(rf"^#\s+{name}\s", header, re.MULTILINE), f"{name} is not documented"
+        assert re.search(rf"^#\s.*\b{name}\b", header, re.MULTILINE), f"{name} is not documented"
 
 
 def test_secrets_reach_phase_one_only_through_its_env_mapping() -> None:
@@ -793,6 +790,18 @@ def test_the_secret_is_written_only_while_the_vault_has_none(workspace: Workspac
     assert "Key Vault kv-fake already holds d365-client-secret: it is kept" in run.result.stdout
 
 
+def test_the_secret_is_not_written_when_the_vault_cannot_be_found(workspace: Workspace) -> None:
+    # Writing it anyway could undo a rotation: the run stops with az's error instead.
+    error = "ERROR: (AuthorizationFailed) no read on Microsoft.Resources/deployments"
+    env = {**GROUP_ENV, **SECRET_ENV}
+    run = workspace.run("deploy-infra.sh", **env, AZ_FAIL="deployment group list", AZ_ERROR=error)
+
+    assert run.result.returncode == 1
+    assert error in run.result.stderr
+    assert "Could not list the deployments of rg-fake" in run.result.stdout
+    assert not any(call.startswith("deployment group create") for call in run.az_calls)
+
+
 def test_the_secret_is_written_to_a_vault_that_has_none(workspace: Workspace) -> None:
     run = workspace.run("deploy-infra.sh", **{**GROUP_ENV, **SECRET_ENV}, AZ_LAST_VAULT="kv-fake")
 
@@ -872,6 +881,120 @@ def test_entra_sign_in_reaches_the_template(workspace: Workspace) -> None:
     parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
     assert parameters["parameters"]["httpAuth"] == {"value": "entra"}
     assert parameters["parameters"]["signinClientId"] == {"value": SIGNIN_CLIENT_ID}
+
+
+# main.bicep's parameters that no entry sets: the same in every environment (change the default
+# in main.bicep), or derived. Every other parameter is a variable group entry (docs/deploy.md,
+# 4.2), so a value set by hand in the portal is never needed, and never undone by a deployment.
+TEMPLATE_ONLY = {
+    "functionAppName": "derived from the group's id: globally unique",
+    "storageAccountName": "derived from the group's id: globally unique",
+    "tags": "an object, set in main.bicep",
+    "d365AuthorityHost": "the sign-in endpoint of the cloud deployed to",
+    "maximumInstanceCount": "the same in every environment",
+    "instanceMemoryMB": "the same in every environment",
+    "pollSchedule": "the same in every environment",
+    "maxPendingAge": "the same in every environment",
+    "archiveMode": "the same in every environment",
+    "pollConcurrency": "the same in every environment",
+    "oldestPendingAlertHours": "the same in every environment",
+    "inboundContainerName": "the same in every environment",
+}
+
+
+def test_every_template_parameter_is_an_entry_or_kept_the_same_everywhere() -> None:
+    from tests.deploy.bicep import BicepFile
+
+    declared = set(BicepFile(REPO_ROOT / "infra" / "main.bicep").params())
+    parameters = load_script("deploy/parameters").PARAMETERS
+    entries = {parameter.name for parameter in parameters if parameter.name is not None}
+    assert entries <= declared
+    # A new parameter is decided on: an entry (parameters.py, the pipeline, the guide) or here.
+    assert declared - entries == set(TEMPLATE_ONLY)
+    guide = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    variables = guide.split("### 4.2 Variables", 1)[1].split("\n## ", 1)[0]
+    for name in GROUP_ENTRIES:
+        assert f"`{name}`" in variables, f"{name} is not in 4.2"
+
+
+def test_later_entries_reach_the_template_as_the_template_types_them(workspace: Workspace) -> None:
+    export_routes = json.dumps(
+        [{"name": "customers-out", "container": "d365-exports", "entity": "Customers V3"}]
+    )
+    env = {
+        **GROUP_ENV,
+        "SIGNIN_TENANT_ID": SIGNIN_TENANT_ID,
+        "EXPORT_ROUTES": export_routes,
+        "PACKAGE_EXPORT_ROUTES": "[]",
+        "EXPORT_SCHEDULE": "0 */15 * * * *",
+        "RETENTION_RECORDS_DAYS": "30",
+        "RETENTION_AUDIT_DAYS": "never",
+        "ARCHIVE_RETENTION_DAYS": "0",
+        "EXPORTS_RETENTION_DAYS": "14",
+        "D365_BUDGET": "shared",
+        "D365_MAX_CONCURRENCY": "8",
+        "D365_MAX_REQUESTS_PER_5MIN": "1000",
+    }
+    run = workspace.run("deploy-infra.sh", **env)
+
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    parameters = json.loads((run.temp / "deploy.parameters.json").read_text(encoding="utf-8"))
+    values = {name: entry["value"] for name, entry in parameters["parameters"].items()}
+    assert {name: values.get(name) for name in (*TYPED, "retentionExportsDays")} == {
+        "signinTenantId": SIGNIN_TENANT_ID,
+        "exportRoutes": export_routes,
+        "packageExportRoutes": "[]",
+        "exportSchedule": "0 */15 * * * *",
+        "retentionRecordsDays": "30",
+        "retentionAuditDays": "never",
+        "archiveRetentionDays": 0,
+        "exportsRetentionDays": 14,
+        "d365Budget": "shared",
+        "d365MaxConcurrency": 8,
+        "d365MaxRequestsPer5Min": 1000,
+        # Left out of the group: the template's default.
+        "retentionExportsDays": None,
+    }
+
+
+TYPED = (
+    "signinTenantId",
+    "exportRoutes",
+    "packageExportRoutes",
+    "exportSchedule",
+    "retentionRecordsDays",
+    "retentionAuditDays",
+    "archiveRetentionDays",
+    "exportsRetentionDays",
+    "d365Budget",
+    "d365MaxConcurrency",
+    "d365MaxRequestsPer5Min",
+)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("EXPORT_ROUTES", '[{"name": "out"}]', "exportRoutes: the routes out name no container"),
+        ("EXPORT_ROUTES", "[{name: out}]", "exportRoutes is not JSON"),
+        ("PACKAGE_EXPORT_ROUTES", '{"name": "p"}', "packageExportRoutes must be a JSON array"),
+        ("PACKAGE_EXPORT_ROUTES", '[{"name": "p"}]', "packageExportRoutes: the routes p name no"),
+        ("EXPORT_SCHEDULE", "*/5 * * * *", "exportSchedule is '*/5 * * * *': an NCRONTAB of six"),
+        ("RETENTION_RECORDS_DAYS", "0", "retentionRecordsDays is '0': give a whole number, 1 to"),
+        ("ERRORS_RETENTION_DAYS", "-1", "errorsRetentionDays is '-1': give a whole number, 0 or"),
+        ("D365_MAX_CONCURRENCY", "5000", "d365MaxConcurrency is '5000': give a whole number, 1 to"),
+        ("D365_BUDGET", "local", "d365Budget is 'local': use shared or off"),
+        ("SIGNIN_TENANT_ID", "contoso.onmicrosoft.com", "give the app registration's tenant id"),
+    ],
+)
+def test_a_bad_later_entry_is_named_before_anything_is_deployed(
+    workspace: Workspace, variable: str, value: str, message: str
+) -> None:
+    run = workspace.run("validate.sh", **{**GROUP_ENV, variable: value})
+
+    assert run.result.returncode == 1
+    assert message in run.result.stdout
+    assert run.az_calls == []
 
 
 @pytest.mark.parametrize(
@@ -1257,6 +1380,36 @@ def test_the_sign_in_registration_is_made_once_then_brought_up_to_date(
     assert {role["value"] for role in roles} == {"Integration.Reader", "Integration.Operator"}
     # The roles file itself went to az (the stand-in keeps each @file it is given).
     assert all(role["id"] in first.az_files for role in roles)
+
+
+def test_the_sign_in_script_stops_with_az_s_error_when_it_cannot_read_the_directory(
+    workspace: Workspace,
+) -> None:
+    error = "ERROR: Insufficient privileges to complete the operation."
+    env = {"SIGNIN_APP_NAME": "d365int-api-dev", "FUNCTION_HOST": "func-fake.azurewebsites.net"}
+    run = workspace.run("signin-app.sh", **env, AZ_FAIL="ad sp list", AZ_ERROR=error)
+
+    assert run.result.returncode != 0
+    assert error in run.result.stderr
+    assert not [c for c in run.az_calls if c.startswith(("ad sp create", "ad sp update"))]
+
+
+# What throws a command's error text or its failure away (issue 19, finding 5).
+_HIDDEN = re.compile(r"2>\s*/dev/null|&>\s*/dev/null|>\s*/dev/null\s+2>&1|\|\|\s*true\b")
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.sh")))
+def test_no_script_hides_az_s_errors(script: str) -> None:
+    text = (SCRIPTS / script).read_text(encoding="utf-8")
+    # One logical line per command, continuations joined.
+    commands = text.replace("\\\n", " ").splitlines()
+    hidden = [line for line in commands if re.search(r"\baz ", line) and _HIDDEN.search(line)]
+    assert hidden == []
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py")))
+def test_no_python_script_hides_az_s_errors(script: str) -> None:
+    assert "DEVNULL" not in (SCRIPTS / script).read_text(encoding="utf-8")
 
 
 def test_the_app_roles_are_the_roles_the_app_checks() -> None:

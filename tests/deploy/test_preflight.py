@@ -18,6 +18,10 @@ TENANT = "22222222-2222-2222-2222-222222222222"
 OTHER_TENANT = "33333333-3333-3333-3333-333333333333"
 CLIENT_ID = "44444444-4444-4444-4444-444444444444"
 CONNECTION_APP_ID = "55555555-5555-5555-5555-555555555555"
+SIGNIN_ID = "77777777-7777-7777-7777-777777777777"
+SIGNIN_SP = "88888888-8888-8888-8888-888888888888"
+ME = "66666666-6666-6666-6666-666666666666"
+READER_ROLE = "c28f0973-c856-4a41-b854-2c006a858bdd"
 GROUP_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-d365-dev"
 # The stand-in: the first entry whose prefix starts the command line answers it.
 AZ_STUB = f"""#!{sys.executable}
@@ -71,13 +75,27 @@ def _answers(**changes: tuple[str, int, str]) -> list[tuple[str, str, int, str]]
         **{f"provider show --namespace {n} ": ("Registered\n", 0, "") for n in PROVIDERS},
         "functionapp list-flexconsumption-locations": ("northeurope\nwesteurope\n", 0, ""),
         "group show": ("westeurope\n", 0, ""),
-        "ad signed-in-user show": ("66666666-6666-6666-6666-666666666666\n", 0, ""),
+        "ad signed-in-user show": (f"{ME}\n", 0, ""),
         f"role assignment list --assignee {CONNECTION_APP_ID}": (
             "Contributor\nRole Based Access Control Administrator\n",
             0,
             "",
         ),
         "role assignment list": ("Owner\n", 0, ""),
+        # The sign-in registration (HTTP_AUTH=entra), before the F&O one's answers.
+        f"ad app show --id {SIGNIN_ID}": ("Integration.Reader\nIntegration.Operator\n", 0, ""),
+        f"ad app owner list --id {SIGNIN_ID}": (f"{ME}\n", 0, ""),
+        f"ad sp show --id {SIGNIN_ID}": (f"{SIGNIN_SP}\tTrue\n", 0, ""),
+        "rest --method get --url https://graph.microsoft.com/v1.0/servicePrincipals(": (
+            f"{READER_ROLE}\n",
+            0,
+            "",
+        ),
+        "rest --method get --url https://graph.microsoft.com/v1.0/me/memberOf": (
+            "Application Developer\n",
+            0,
+            "",
+        ),
         "ad sp show": ("d365-recurring-integrations\n", 0, ""),
         "ad app credential list": ("2027-06-30T10:00:00Z\n", 0, ""),
         "devops service-endpoint list": (f"{CONNECTION_APP_ID}\n", 0, ""),
@@ -291,3 +309,83 @@ def test_usage_without_a_group(run_preflight) -> None:
     assert run.code == 2
     assert "usage: RESOURCE_GROUP=<group> LOCATION=<region>" in run.output
     assert run.calls == []
+
+
+def _read_only(calls: list[str]) -> bool:
+    verbs = {call.split(" --")[0].split()[-1] for call in calls}
+    rests = [call for call in calls if call.startswith("rest ")]
+    return verbs <= READ_ONLY | {"rest"} and all("--method get " in call for call in rests)
+
+
+def test_with_entra_sign_in_the_registration_and_the_smoke_test_s_role_are_checked(
+    run_preflight,
+) -> None:
+    run = run_preflight(_answers(), HTTP_AUTH="entra", SIGNIN_CLIENT_ID=SIGNIN_ID)
+
+    assert run.code == 0, run.output
+    for text in (
+        f"ok       sign-in registration {SIGNIN_ID} holds Integration.Reader and Integration.",
+        "ok       service connection sc-d365-integration-dev holds an app role of the sign-in",
+    ):
+        assert text in run.output
+    (roles,) = [call for call in run.calls if "appRoleAssignments" in call]
+    assert f"servicePrincipals(appId='{CONNECTION_APP_ID}')/appRoleAssignments" in roles
+    assert f"resourceId=='{SIGNIN_SP}'" in roles
+    assert _read_only(run.calls), run.calls
+
+
+def test_with_entra_sign_in_what_the_smoke_test_and_signin_app_need_is_named(
+    run_preflight,
+) -> None:
+    answers = _answers(
+        **{
+            f"ad app show --id {SIGNIN_ID}": ("Integration.Reader\n", 0, ""),
+            f"ad app owner list --id {SIGNIN_ID}": (
+                "99999999-9999-9999-9999-999999999999\n",
+                0,
+                "",
+            ),
+            f"ad sp show --id {SIGNIN_ID}": (f"{SIGNIN_SP}\tFalse\n", 0, ""),
+            "rest --method get --url https://graph.microsoft.com/v1.0/servicePrincipals(": (
+                "",
+                0,
+                "",
+            ),
+        }
+    )
+    run = run_preflight(answers, HTTP_AUTH="entra", SIGNIN_CLIENT_ID=SIGNIN_ID)
+
+    assert run.code == 1
+    missing = _missing(run.output)
+    assert missing == [
+        f"the app roles Integration.Reader and Integration.Operator on {SIGNIN_ID}",
+        f"assignment required on {SIGNIN_ID}'s service principal (without it anyone in the "
+        "tenant gets a token for the app)",
+        f"the app role Integration.Reader on {SIGNIN_ID} for sc-d365-integration-dev (the smoke "
+        "test reads /api/health with its token)",
+    ]
+    assert f"you do not own registration {SIGNIN_ID}" in run.output
+    assert "signin-app.sh again" in _fix_after(run.output, "the app roles Integration.Reader")
+
+
+def test_with_entra_sign_in_before_the_registration_exists_its_right_is_looked_at(
+    run_preflight,
+) -> None:
+    made = run_preflight(_answers(), HTTP_AUTH="entra", DEPLOY_PATH="azd")
+    answers = _answers(
+        **{"rest --method get --url https://graph.microsoft.com/v1.0/me/memberOf": ("", 0, "")}
+    )
+    none = run_preflight(answers, HTTP_AUTH="entra", DEPLOY_PATH="azd")
+
+    assert made.code == none.code == 0, made.output + none.output
+    assert "ok       you may create the sign-in app registration" in made.output
+    assert "you hold no Entra role for that" in none.output
+    assert _read_only(made.calls)
+
+
+def test_a_group_with_entra_sign_in_needs_the_registration_s_client_id(run_preflight) -> None:
+    group = {**GOOD_GROUP, "variables": {**GOOD_GROUP["variables"], "httpAuth": {"value": "entra"}}}
+    run = run_preflight(_answers(**{"pipelines variable-group list": (json.dumps([group]), 0, "")}))
+
+    assert run.code == 1
+    assert _missing(run.output) == ["d365-integration-dev: signinClientId (httpAuth is entra)"]
