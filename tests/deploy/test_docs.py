@@ -220,3 +220,57 @@ def test_every_app_setting_the_template_writes_is_in_the_credentials_section() -
     }
     section = _section("Credentials")
     assert sorted(key for key in written if f"`{key}" not in section) == []
+
+
+# A stand-in azd: records each call, one JSON array a line.
+_AZD = """#!{python}
+import json, os, sys
+with open(os.environ["AZD_CALLS"], "a", encoding="utf-8") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+def _substituted_as_azd_does(values: dict[str, str]) -> str:
+    """infra/main.parameters.json with each ``${NAME}`` or ``${NAME=default}`` replaced by the
+    value as it stands: azd substitutes a string parameter's value into the file's JSON text,
+    unescaped (its bicep_provider.go, loadParameters), then parses that text."""
+    text = (REPO_ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8")
+    return re.sub(
+        r"\$\{(\w+)(?:=([^}]*))?\}",
+        lambda match: values.get(match.group(1)) or match.group(2) or "",
+        text,
+    )
+
+
+def test_the_azd_block_gives_azd_a_parameters_file_it_can_read(tmp_path: Path) -> None:
+    import sys
+
+    block = next(block for block in BASH_BLOCKS if "azd env new" in block)
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    azd = stand_ins / "azd"
+    azd.write_text(_AZD.format(python=sys.executable), encoding="utf-8")
+    azd.chmod(0o755)
+    (stand_ins / "python").symlink_to(sys.executable)
+    calls = tmp_path / "calls"
+    subprocess.run(
+        ["bash", "-c", block],
+        env={"PATH": f"{stand_ins}:/usr/bin:/bin", "AZD_CALLS": str(calls)},
+        # Its last grep finds nothing in the stand-in's empty get-values.
+        check=False,
+        capture_output=True,
+    )
+    values: dict[str, str] = {}
+    at_up: dict[str, str] | None = None
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        call = json.loads(line)
+        if call[:2] == ["env", "set"]:
+            values[call[2]] = call[3]
+        elif call[:1] == ["up"]:
+            at_up = dict(values)
+    assert at_up is not None
+    # JSON quotes substituted as they stand end the string early: azd stops with "error
+    # unmarshalling Bicep template parameters" before anything is deployed.
+    parameters = json.loads(_substituted_as_azd_does(at_up))["parameters"]
+    routes = json.loads(parameters["d365Routes"]["value"])
+    assert [route["name"] for route in routes] == ["customers"]
