@@ -214,11 +214,14 @@ if [ "${HTTP_AUTH:-key}" = entra ]; then
     if sp=$(az ad sp show --id "$SIGNIN_CLIENT_ID" --query "[id, appRoleAssignmentRequired]" \
         --output tsv 2>"$errors"); then
       read -r signin_sp assignment_required <<<"$(printf '%s' "$sp" | tr '\n' ' ')"
-      # az's tsv writes a boolean as Python does: True.
-      if [ "${assignment_required,,}" != true ]; then
-        miss "assignment required on $SIGNIN_CLIENT_ID's service principal (without it anyone in the tenant gets a token for the app)" \
-          "run scripts/deploy/signin-app.sh again (needs the service principal's owner or an Application Administrator)"
-      fi
+      # az's tsv writes a boolean as Python does: True. A case pattern, as macOS's
+      # bash 3.2 has no lower-casing expansion.
+      case "$assignment_required" in
+        [Tt]rue) ;;
+        *)
+          miss "assignment required on $SIGNIN_CLIENT_ID's service principal (without it anyone in the tenant gets a token for the app)" \
+            "run scripts/deploy/signin-app.sh again (needs the service principal's owner or an Application Administrator)" ;;
+      esac
     else
       miss "no service principal for sign-in registration $SIGNIN_CLIENT_ID ($(az_error))" \
         "run scripts/deploy/signin-app.sh again (docs/auth.md, section 1)"

@@ -4,6 +4,7 @@ every missing thing with its fix, exits non-zero then, and only reads."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -389,3 +390,14 @@ def test_a_group_with_entra_sign_in_needs_the_registration_s_client_id(run_prefl
 
     assert run.code == 1
     assert _missing(run.output) == ["d365-integration-dev: signinClientId (httpAuth is entra)"]
+
+
+@pytest.mark.parametrize(
+    "script", sorted((REPO_ROOT / "scripts" / "deploy").glob("*.sh")), ids=lambda path: path.name
+)
+def test_the_scripts_need_no_bash_4(script: Path) -> None:
+    # macOS's own bash is 3.2: ${name,,} and ${name^^} are a "bad substitution" there, which
+    # stops preflight half-way through its report (the scripts already write empty arrays the
+    # 3.2 way, ${a[@]+"${a[@]}"}).
+    text = script.read_text(encoding="utf-8")
+    assert re.findall(r"\$\{\w+(?:,,?|\^\^?)\}", text) == []
