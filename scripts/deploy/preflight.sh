@@ -182,7 +182,12 @@ fi
 # 7. Sign-in with Entra ID: the app registration holding the app roles (docs/auth.md).
 signin_sp=""
 if [ "${HTTP_AUTH:-key}" = entra ]; then
-  if [ -n "${SIGNIN_TENANT_ID:-}" ] && [ "$SIGNIN_TENANT_ID" != "$tenant" ]; then
+  if [ -n "${SIGNIN_TENANT_ID:-}" ] && [ "$SIGNIN_TENANT_ID" != "$tenant" ] \
+      && [ "$deploy_path" = pipeline ]; then
+    # Single-tenant registrations both: the connection's identity gets no token for the app.
+    miss "the sign-in registration in this subscription's tenant $tenant, not in $SIGNIN_TENANT_ID: the pipeline's smoke test gets its token as the service connection, whose identity exists in $tenant only" \
+      "run signin-app.sh signed in to tenant $tenant and leave signinTenantId empty (docs/auth.md, section 1)"
+  elif [ -n "${SIGNIN_TENANT_ID:-}" ] && [ "$SIGNIN_TENANT_ID" != "$tenant" ]; then
     note "the sign-in registration is in tenant $SIGNIN_TENANT_ID: run this after az login --tenant $SIGNIN_TENANT_ID --allow-no-subscriptions to check it"
   elif [ -z "${SIGNIN_CLIENT_ID:-}" ]; then
     # signin-app.sh creates it after phase 1 (its redirect URI is on the function app's host).

@@ -392,6 +392,33 @@ def test_a_group_with_entra_sign_in_needs_the_registration_s_client_id(run_prefl
     assert _missing(run.output) == ["d365-integration-dev: signinClientId (httpAuth is entra)"]
 
 
+def test_a_sign_in_registration_in_another_tenant_is_missing_for_the_pipeline(
+    run_preflight,
+) -> None:
+    # The service connection's identity exists in the subscription's tenant only: it can get no
+    # token for a single-tenant registration of another tenant, so the smoke test never passes.
+    pipeline = run_preflight(
+        _answers(), HTTP_AUTH="entra", SIGNIN_CLIENT_ID=SIGNIN_ID, SIGNIN_TENANT_ID=OTHER_TENANT
+    )
+    azd = run_preflight(
+        _answers(),
+        HTTP_AUTH="entra",
+        SIGNIN_CLIENT_ID=SIGNIN_ID,
+        SIGNIN_TENANT_ID=OTHER_TENANT,
+        DEPLOY_PATH="azd",
+    )
+
+    assert pipeline.code == 1
+    assert _missing(pipeline.output) == [
+        f"the sign-in registration in this subscription's tenant {TENANT}, not in "
+        f"{OTHER_TENANT}: the pipeline's smoke test gets its token as the service connection, "
+        f"whose identity exists in {TENANT} only"
+    ]
+    assert "leave signinTenantId empty" in _fix_after(pipeline.output, "the sign-in registration")
+    assert azd.code == 0, azd.output
+    assert f"the sign-in registration is in tenant {OTHER_TENANT}" in azd.output
+
+
 @pytest.mark.parametrize(
     "script", sorted((REPO_ROOT / "scripts" / "deploy").glob("*.sh")), ids=lambda path: path.name
 )
