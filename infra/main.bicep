@@ -310,7 +310,10 @@ module signin 'app/signin.bicep' = if (httpAuth == 'entra') {
   name: 'signin'
   params: {
     siteName: functionApp.outputs.name
-    clientId: signinClientId
+    // azd checks no entry (the pipeline's parameters.py does): name what is missing rather than
+    // turn authentication on for an empty client id, which refuses every caller. The test of
+    // httpAuth again: ARM may evaluate a module's parameters while its condition is false.
+    clientId: httpAuth == 'entra' && empty(signinClientId) ? fail('httpAuth is entra but signinClientId is empty: set it to the client id signin-app.sh printed (azd: SIGNIN_CLIENT_ID; docs/auth.md, section 1).') : signinClientId
     // Empty (as azd passes an unset value): the registration is in the tenant deployed to.
     tenantId: empty(signinTenantId) ? tenant().tenantId : signinTenantId
     loginEndpoint: environment().authentication.loginEndpoint

@@ -684,6 +684,18 @@ def test_entra_mode_turns_app_service_authentication_on_with_the_console_page_ex
     assert "'api://${clientId}'" in body
 
 
+def test_entra_mode_without_the_registration_s_client_id_stops_the_deployment() -> None:
+    # azd checks no entry: HTTP_AUTH=entra without SIGNIN_CLIENT_ID would turn authentication on
+    # for the client id '' (every caller refused) instead of naming what is missing.
+    client_id = re.sub(r"\s+", " ", _main_module("signin").params["clientId"])
+    # Guarded by the mode too: with key, an empty client id is the rule, not a mistake.
+    assert client_id.startswith(
+        "httpAuth == 'entra' && empty(signinClientId) ? fail('httpAuth is entra"
+    )
+    assert client_id.endswith(": signinClientId")
+    assert "SIGNIN_CLIENT_ID" in client_id
+
+
 def test_lifecycle_rules_delete_the_containers_blobs_after_their_own_day_counts() -> None:
     main = BicepFile(MAIN)
     params = main.params()
