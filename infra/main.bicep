@@ -198,11 +198,11 @@ module storage 'app/storage.bicep' = {
     ]
     statusTableName: statusTableName
     // Archive, errors, and the container of every export and package export route (a route
-    // without one is refused by the app, so each names it); the same container twice keeps the
-    // last day count.
+    // without one is refused by the app, so each names it). union(..., []) drops a container
+    // named twice (the README's examples share d365-exports): toObject is given each key once.
     lifecycleDays: union(
       toObject(
-        map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container),
+        union(map(concat(json(exportRoutes), json(packageExportRoutes)), route => route.container), []),
         container => container,
         container => exportsRetentionDays
       ),

@@ -59,8 +59,9 @@ resource clientSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empt
     value: d365ClientSecret
     contentType: 'text/plain'
     attributes: {
-      // Seconds since 1970-01-01T00:00:00Z (Key Vault's SecretAttributes.exp).
-      exp: empty(d365ClientSecretExpires) ? fail('d365ClientSecretExpires is empty: a client secret is written to Key Vault only with its expiry date. Set the variable group entry d365ClientSecretExpires (azd: D365_CLIENT_SECRET_EXPIRES) to the end date of the Entra credential, e.g. 2027-06-30T00:00:00Z.') : dateTimeToEpoch(d365ClientSecretExpires)
+      // Seconds since 1970-01-01T00:00:00Z (Key Vault's SecretAttributes.exp). Guarded by the
+      // resource's own condition too: ARM may evaluate a skipped resource's properties.
+      exp: empty(d365ClientSecret) ? 0 : empty(d365ClientSecretExpires) ? fail('d365ClientSecretExpires is empty: a client secret is written to Key Vault only with its expiry date. Set the variable group entry d365ClientSecretExpires (azd: D365_CLIENT_SECRET_EXPIRES) to the end date of the Entra credential, e.g. 2027-06-30T00:00:00Z.') : dateTimeToEpoch(d365ClientSecretExpires)
     }
   }
 }
