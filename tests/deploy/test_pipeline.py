@@ -160,7 +160,8 @@ GROUP_ENTRIES = {
 
 def _expand(node: Any, values: dict[str, Any]) -> Any:
     """Template expressions expanded as Azure Pipelines does when it compiles the YAML:
-    ``${{ parameters.x }}`` and loop variables, and ``${{ each v in parameters.x }}`` lists."""
+    ``${{ parameters.x }}``, ``${{ replace(parameters.x, 'a', 'b') }}`` and loop variables, and
+    ``${{ each v in parameters.x }}`` lists."""
     if isinstance(node, dict):
         return {_expand(key, values): _expand(value, values) for key, value in node.items()}
     if isinstance(node, list):
@@ -175,6 +176,11 @@ def _expand(node: Any, values: dict[str, Any]) -> Any:
                 expanded.extend(_expand(body, {**values, variable: element}))
         return expanded
     if isinstance(node, str):
+        node = re.sub(
+            r"\$\{\{ replace\(([\w.]+), '([^']*)', '([^']*)'\) \}\}",
+            lambda m: str(values[m.group(1)]).replace(m.group(2), m.group(3)),
+            node,
+        )
         return re.sub(r"\$\{\{ ([\w.]+) \}\}", lambda m: str(values[m.group(1)]), node)
     return node
 
@@ -396,6 +402,16 @@ def test_each_environment_is_validated_then_deployed_in_the_order_given() -> Non
             assert condition.startswith("and(succeeded(), ")
             assert "eq(variables['Build.SourceBranch'], 'refs/heads/main')" in condition
     assert list(_stages(["prod"])) == ["Build", "Validate_prod", "Deploy_prod"]
+
+
+def test_an_environment_name_with_a_hyphen_makes_valid_stage_names() -> None:
+    """Stage names take letters, digits and underscores only; the environment keeps its name."""
+    stages = _stages(["pre-prod"])
+    assert list(stages) == ["Build", "Validate_pre_prod", "Deploy_pre_prod"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", name) for name in stages)
+    (job,) = stages["Deploy_pre_prod"]["jobs"]
+    assert job["environment"] == "d365-integration-pre-prod"
+    assert stages["Validate_pre_prod"]["variables"] == [{"group": "d365-integration-pre-prod"}]
 
 
 def test_the_build_stage_uses_no_environment() -> None:
