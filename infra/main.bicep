@@ -306,13 +306,16 @@ module functionApp 'app/function.bicep' = {
   }
 }
 
-module signin 'app/signin.bicep' = if (httpAuth == 'entra') {
+// In both modes: with key, the module turns App Service authentication off, so that an app
+// switched back from entra answers its key callers (docs/auth.md, "Back to key").
+module signin 'app/signin.bicep' = {
   name: 'signin'
   params: {
     siteName: functionApp.outputs.name
+    enabled: httpAuth == 'entra'
     // azd checks no entry (the pipeline's parameters.py does): name what is missing rather than
-    // turn authentication on for an empty client id, which refuses every caller. The test of
-    // httpAuth again: ARM may evaluate a module's parameters while its condition is false.
+    // turn authentication on for an empty client id, which refuses every caller. Guarded by
+    // the mode: with key the module is deployed too, and an empty client id is the rule.
     clientId: httpAuth == 'entra' && empty(signinClientId) ? fail('httpAuth is entra but signinClientId is empty: set it to the client id signin-app.sh printed (azd: SIGNIN_CLIENT_ID; docs/auth.md, section 1).') : signinClientId
     // Empty (as azd passes an unset value): the registration is in the tenant deployed to.
     tenantId: empty(signinTenantId) ? tenant().tenantId : signinTenantId

@@ -667,21 +667,46 @@ def test_template_settings_pass_the_app_validation(auth_mode: str) -> None:
     assert settings.routes.get("customers") is not None
 
 
-def test_entra_mode_turns_app_service_authentication_on_with_the_console_page_excluded() -> None:
-    [signin] = [m for m in _file("main.bicep").modules() if m.symbol == "signin"]
-    assert signin.path == "app/signin.bicep"
-    assert signin.condition == "httpAuth == 'entra'"
-    assert _settings_keys()["HTTP_AUTH"] == "httpAuth"
-    [auth] = [r for r in _file("app/signin.bicep").resources() if not r.existing]
+def _auth_settings_properties() -> tuple[str, dict[str, str]]:
+    """signin.bicep's authsettingsV2 ``properties`` expression, and its variables by name."""
+    signin = _file("app/signin.bicep")
+    [auth] = [r for r in signin.resources() if not r.existing]
     assert (auth.type, re.search(r"name: '(\w+)'", auth.body).group(1)) == (
         "Microsoft.Web/sites/config",
         "authsettingsV2",
     )
-    body = (INFRA / "app/signin.bicep").read_text(encoding="utf-8")
-    assert "unauthenticatedClientAction: 'Return401'" in body
-    assert re.search(r"excludedPaths: \[\s*'/api/console'\s*'/runtime/webhooks/blobs'\s*\]", body)
-    assert re.search(r"tokenStore: \{\s*enabled: true", body)
-    assert "'api://${clientId}'" in body
+    assert auth.condition is None
+    properties = top_level_keys(auth.body)["properties"]
+    names = re.findall(r"\b([A-Za-z_]\w*)\b", properties)
+    return properties, {name: signin.variable(name) for name in names if name != "enabled"}
+
+
+def test_entra_mode_turns_app_service_authentication_on_with_the_console_page_excluded() -> None:
+    signin = _main_module("signin")
+    assert signin.path == "app/signin.bicep"
+    assert signin.params["enabled"] == "httpAuth == 'entra'"
+    assert _settings_keys()["HTTP_AUTH"] == "httpAuth"
+    properties, variables = _auth_settings_properties()
+    on = variables[re.fullmatch(r"enabled \? (\w+) : \w+", properties).group(1)]
+    assert re.search(r"platform: \{\s*enabled: true\s*\}", on)
+    assert "unauthenticatedClientAction: 'Return401'" in on
+    assert re.search(r"excludedPaths: \[\s*'/api/console'\s*'/runtime/webhooks/blobs'\s*\]", on)
+    assert re.search(r"tokenStore: \{\s*enabled: true", on)
+    assert "'api://${clientId}'" in on
+
+
+def test_key_mode_deploys_authentication_off_so_a_switch_back_from_entra_reaches_the_app() -> None:
+    # Skipped in key mode, the module left an earlier entra deployment's authsettingsV2 on the
+    # site: the platform answered 401 to every caller holding only a function key.
+    signin = _main_module("signin")
+    assert signin.condition is None
+    properties, variables = _auth_settings_properties()
+    off = variables[re.fullmatch(r"enabled \? \w+ : (\w+)", properties).group(1)]
+    # Nothing but the switch: key mode has no client id, tenant or provider to give.
+    assert re.sub(r"\s+", " ", off) == "{ platform: { enabled: false } }"
+    params = _file("app/signin.bicep").params()
+    assert params["enabled"].type == "bool"
+    assert params["enabled"].default is None
 
 
 def test_entra_mode_without_the_registration_s_client_id_stops_the_deployment() -> None:
