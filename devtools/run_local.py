@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from urllib.parse import quote, urlsplit
 
 import certifi
@@ -63,6 +63,9 @@ from devtools.local_host import IDENTITIES, EasyAuth, LocalHost
 from devtools.storage_options import STORAGE_OPTIONS
 from shared.config import HttpAuthMode, Settings, SettingsError
 from shared.tracking import TrackingState
+
+if TYPE_CHECKING:
+    from devtools.d365_emulator import Emulator
 
 # Named, not __name__: under `python -m` that is "__main__", which says nothing in the log file.
 _LOGGER = logging.getLogger("devtools.run_local")
@@ -204,10 +207,11 @@ class Upload:
     data: bytes
 
 
-def sample_uploads(samples_dir: Path, run_id: str) -> list[Upload]:
+def sample_uploads(samples_dir: Path, run_id: str | None) -> list[Upload]:
     """The sample files (not their docs) under their relative paths, plus one unroutable file.
 
-    ``run_id`` goes before each extension, so every run uploads new blobs.
+    ``run_id`` goes before each extension, so every run uploads new blobs; None keeps the
+    names as they are (an empty storage account, as ``devtools.screenshot`` starts).
     """
     files = sorted(p for p in samples_dir.rglob("*") if p.is_file() and p.suffix.lower() != ".md")
     uploads = [
@@ -219,7 +223,9 @@ def sample_uploads(samples_dir: Path, run_id: str) -> list[Upload]:
     return uploads
 
 
-def _with_run_id(blob_path: str, run_id: str) -> str:
+def _with_run_id(blob_path: str, run_id: str | None) -> str:
+    if run_id is None:
+        return blob_path
     path = PurePosixPath(blob_path)
     return str(path.with_name(f"{path.stem}-{run_id}{path.suffix}"))
 
@@ -370,16 +376,16 @@ def write_trust_bundle(emulator_ca: Path, path: Path) -> None:
         raise LocalRunError(f"cannot write the CA bundle {path}: {error.strerror}") from None
 
 
-def _start_emulator(
-    stack: ExitStack, settings: Settings, state_seconds: float, ca_bundle: Path
-) -> None:
+def emulator_for(settings: Settings, *, state_seconds: float) -> Emulator:
+    """The D365 emulator ``settings`` talk to, not started: on the host and port of
+    ``D365_BASE_URL``, a job per import route and per export route, the app of
+    ``D365_CLIENT_ID`` / ``D365_CLIENT_SECRET``, each message ``state_seconds`` in every
+    non-terminal state."""
     from devtools.d365_emulator import App, Emulator, Job, Knobs
 
     d365 = settings.d365
-    port = urlsplit(d365.base_url).port or 443
-    check_ports_free({port: "D365 emulator"})
     client_ids = (d365.client_id,) if d365.client_id else ()
-    emulator = Emulator(
+    return Emulator(
         jobs=[
             Job(
                 activity_id=route.activity_id,
@@ -403,13 +409,21 @@ def _start_emulator(
         tenant_id=d365.tenant_id or "faketenant",
         tls=urlsplit(d365.base_url).scheme == "https",
         host="127.0.0.1",
-        port=port,
+        port=urlsplit(d365.base_url).port or 443,
         knobs=Knobs(
             enqueued_seconds=state_seconds,
             preprocessing_seconds=state_seconds,
             processing_seconds=state_seconds,
         ),
     )
+
+
+def _start_emulator(
+    stack: ExitStack, settings: Settings, state_seconds: float, ca_bundle: Path
+) -> None:
+    d365 = settings.d365
+    check_ports_free({urlsplit(d365.base_url).port or 443: "D365 emulator"})
+    emulator = emulator_for(settings, state_seconds=state_seconds)
     stack.enter_context(emulator)
     if emulator.ca_bundle:
         write_trust_bundle(Path(emulator.ca_bundle), ca_bundle)

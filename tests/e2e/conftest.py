@@ -9,7 +9,6 @@ filtered to the test's folder) posts their ``BlobCreated`` events to the host's 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from playwright.sync_api import Browser, sync_playwright
 
 from devtools.azurite import Azurite
+from devtools.chromium import CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from devtools.d365_emulator import Emulator
 from devtools.event_grid import EventGridPublisher, Subscription, blob_subject
 from devtools.local_host import EasyAuth, LocalHost
@@ -350,26 +350,14 @@ def host_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 # -- the browser tests' Chromium (tests/e2e/test_console*_browser.py) -----------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def chromium_path(default: str = CHROMIUM) -> str:
     """Debian's Chromium; a test failure (never a skip) that says how to install it."""
-    found = default if Path(default).is_file() else shutil.which("chromium")
+    found = find_chromium(default)
     if not found:
         pytest.fail(
-            f"the browser tests need Chromium ({default} or chromium on PATH): install it with "
-            "`apt-get install -y chromium` (as root; `make browser` does it), then run again",
+            f"the browser tests need Chromium ({default} or chromium on PATH): {INSTALL_HINT}, "
+            "then run again",
             pytrace=False,
         )
     return found
@@ -380,6 +368,6 @@ def browser() -> Iterator[Browser]:
     """Headless Chromium through Playwright (its own browser download is not used)."""
     executable = chromium_path()
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
         yield launched
         launched.close()
