@@ -1,7 +1,8 @@
 """The status model: what happened to every file, in one partition of one Azure table.
 
 - :mod:`._actor`: :class:`Actor`, who asked for an operator action;
-- :mod:`._model`: value types and states of the files' records;
+- :mod:`._model`: value types and states of the files' records (:mod:`._states`: the one
+  lookup of a state by its text);
 - :mod:`._keys`: the row keys of the files' partition;
 - :mod:`._properties`: how a value becomes a row property (times, errors, histories, lists);
 - :mod:`._codec`: the rows of a record, its schedule entry, its index rows;
