@@ -22,7 +22,8 @@
 - :mod:`._budget`: :class:`SharedBudget`, the F&O call budget all instances share (partition
   ``budget``);
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
-  export records, in a partition of their own;
+  export records, in a partition of their own (:mod:`._export_partition`: what both export
+  stores share);
 - :mod:`._package_export_model`, :mod:`._package_export_rows`, :mod:`._package_exports`:
   :class:`PackageExportStore`, the scheduled package exports, in the same partition;
 - :mod:`._audit_model`, :mod:`._audit_rows`, :mod:`._audit`: :class:`AuditStore`, the audit
