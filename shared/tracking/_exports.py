@@ -17,11 +17,10 @@ from ._export_model import ExportRecord, ExportState
 from ._export_partition import ExportPartition
 from ._export_rows import export_entity, export_from, is_export_key
 from ._lease import Lease
-from ._model import ConcurrencyError
 from ._package_export_model import PACKAGE_KIND, PackageExportRecord
 from ._package_export_rows import is_package_key, package_from
 from ._page import Page, decode_continuation, encode_continuation
-from ._writes import insert_own, replace_own
+from ._writes import insert_own
 
 __all__ = ["ExportStore"]
 
@@ -185,13 +184,12 @@ class ExportStore(ExportPartition):
         now = self._clock()
         history = (*record.history, (state.value, now.isoformat(), reason))
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        entity = export_entity(changed)
-        written = replace_own(self._table, entity, etag=record.etag)
-        if not written.ours:
-            raise ConcurrencyError(
-                f"export record {record.message_id} was changed by another writer"
-            )
-        return replace(export_from(entity), etag=written.etag)
+        return self._replaced(
+            export_entity(changed),
+            etag=record.etag,
+            decode=export_from,
+            what=f"export record {record.message_id}",
+        )
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -127,13 +127,12 @@ class PackageExportStore(ExportPartition):
         if last is None or (last[0], last[2]) != (state.value, reason):
             history = (*history, (state.value, now.isoformat(), reason))
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        entity = package_entity(changed)
-        written = replace_own(self._table, entity, etag=record.etag)
-        if not written.ours:
-            raise ConcurrencyError(
-                f"package export {record.execution_id} was changed by another writer"
-            )
-        return replace(package_from(entity), etag=written.etag)
+        return self._replaced(
+            package_entity(changed),
+            etag=record.etag,
+            decode=package_from,
+            what=f"package export {record.execution_id}",
+        )
 
     def downloaded(
         self,
