@@ -1,7 +1,8 @@
 """The status model: what happened to every file, in one partition of one Azure table.
 
 - :mod:`._actor`: :class:`Actor`, who asked for an operator action;
-- :mod:`._model`: value types and states of the files' records;
+- :mod:`._model`: value types and states of the files' records (:mod:`._states`: the one
+  lookup of a state by its text);
 - :mod:`._keys`: the row keys of the files' partition;
 - :mod:`._properties`: how a value becomes a row property (times, errors, histories, lists);
 - :mod:`._codec`: the rows of a record, its schedule entry, its index rows;
@@ -21,7 +22,8 @@
 - :mod:`._budget`: :class:`SharedBudget`, the F&O call budget all instances share (partition
   ``budget``);
 - :mod:`._export_model`, :mod:`._export_rows`, :mod:`._exports`: :class:`ExportStore`, the
-  export records, in a partition of their own;
+  export records, in a partition of their own (:mod:`._export_partition`: what both export
+  stores share);
 - :mod:`._package_export_model`, :mod:`._package_export_rows`, :mod:`._package_exports`:
   :class:`PackageExportStore`, the scheduled package exports, in the same partition;
 - :mod:`._audit_model`, :mod:`._audit_rows`, :mod:`._audit`: :class:`AuditStore`, the audit

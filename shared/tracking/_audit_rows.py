@@ -29,7 +29,7 @@ from ._actor import Actor, ActorKind
 from ._audit_model import AuditEntry, AuditOutcome
 from ._fit import LIST_UNITS, Bounded, dumps, keep
 from ._keys import is_record_key, record_row_key
-from ._properties import finish, parse_time
+from ._properties import finish, parse_time, row_etag
 
 __all__ = [
     "AUDIT_PARTITION",
@@ -132,5 +132,5 @@ def audit_from(row: Mapping[str, Any]) -> AuditEntry:
         outcome=AuditOutcome(row.get("outcome", AuditOutcome.REQUESTED.value)),
         detail=row.get("detail"),
         completed_at=parse_time(row.get("completed_at")),
-        etag=getattr(row, "metadata", {}).get("etag", ""),
+        etag=row_etag(row),
     )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from ._states import parse_state
+
 __all__ = ["ExportRecord", "ExportState"]
 
 
@@ -20,11 +22,7 @@ class ExportState(StrEnum):
     @classmethod
     def parse(cls, text: str) -> ExportState:
         """Case-insensitive lookup; raises ValueError naming the accepted values."""
-        for state in cls:
-            if state.value.lower() == text.strip().lower():
-                return state
-        accepted = ", ".join(s.value for s in cls)
-        raise ValueError(f"unknown export state {text[:40]!r}; accepted: {accepted}")
+        return parse_state(cls, text, noun="export state")
 
 
 @dataclass(frozen=True)

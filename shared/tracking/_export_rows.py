@@ -20,18 +20,19 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from azure.data.tables import EdmType, EntityProperty
-
 from ._export_model import ExportRecord, ExportState
 from ._model import utcnow
 from ._properties import (
     EXPORT_BLOBS,
     decode_history,
     decode_list,
+    decode_size,
     encode_history,
     encode_list,
+    encode_size,
     finish,
     parse_time,
+    row_etag,
 )
 
 __all__ = ["EXPORTS_PARTITION", "export_entity", "export_from", "is_export_key"]
@@ -61,8 +62,7 @@ def export_entity(record: ExportRecord) -> dict[str, Any]:
         "dequeued_at": record.dequeued_at.astimezone(UTC),
         "updated_at": record.updated_at.astimezone(UTC),
         **encode_history(record.history, record.history_dropped),
-        # Int64: an export may pass 2 GiB (an Int32 property would refuse it).
-        "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
+        "size": encode_size(record.size),
         "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
         "acked_at": record.acked_at and record.acked_at.astimezone(UTC),
         "gave_up_at": record.gave_up_at and record.gave_up_at.astimezone(UTC),
@@ -84,7 +84,7 @@ def export_from(row: Mapping[str, Any]) -> ExportRecord:
         updated_at=parse_time(row.get("updated_at")) or utcnow(),
         **decode_list(EXPORT_BLOBS, row),
         target=row.get("target", ""),
-        size=getattr(row.get("size"), "value", row.get("size")),  # Int64: an EntityProperty
+        size=decode_size(row.get("size")),
         dequeue_count=int(row.get("dequeue_count") or 1),
         downloaded_at=parse_time(row.get("downloaded_at")),
         acked_at=parse_time(row.get("acked_at")),
@@ -92,5 +92,5 @@ def export_from(row: Mapping[str, Any]) -> ExportRecord:
         **decode_history(row),
         gave_up_at=parse_time(row.get("gave_up_at")),
         failed_attempts=int(row.get("failed_attempts") or 0),
-        etag=getattr(row, "metadata", {}).get("etag", ""),
+        etag=row_etag(row),
     )

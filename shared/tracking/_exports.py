@@ -9,47 +9,29 @@ apart from the files' partition, which keeps its own transactions and listings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient
-from azure.storage.blob import ContainerClient
-
 from ._export_model import ExportRecord, ExportState
-from ._export_rows import EXPORTS_PARTITION, export_entity, export_from, is_export_key
+from ._export_partition import ExportPartition
+from ._export_rows import export_entity, export_from, is_export_key
 from ._lease import Lease
-from ._model import ConcurrencyError, utcnow
-from ._overflow import Overflow
 from ._package_export_model import PACKAGE_KIND, PackageExportRecord
 from ._package_export_rows import is_package_key, package_from
 from ._page import Page, decode_continuation, encode_continuation
-from ._properties import EXPORT_BLOBS
-from ._table import StatusTable
-from ._writes import insert_own, replace_own
+from ._writes import insert_own
 
 __all__ = ["ExportStore"]
 
 
-class ExportStore:
+class ExportStore(ExportPartition):
     """Export records and export leases of one status table.
 
     :param client: the status table's client (the table is the files' too).
     :keyword errors_container: where a list of blobs too long for a row is written.
     :keyword clock: the time source (UTC).
     """
-
-    def __init__(
-        self,
-        client: TableClient,
-        *,
-        errors_container: ContainerClient | None = None,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._table = StatusTable(client, partition=EXPORTS_PARTITION)
-        self._overflow = Overflow(errors_container)
-        self._clock = clock
 
     def ensure_ready(self) -> None:
         """Create the status table (and errors container) when missing."""
@@ -62,10 +44,6 @@ class ExportStore:
         """The record of a message, or None."""
         row = self._table.get(message_id.lower())
         return None if row is None else export_from(row)
-
-    def list_blobs(self, record: ExportRecord) -> tuple[str, ...]:
-        """All blobs of a record (from the errors container when they did not fit the row)."""
-        return self._overflow.read_list(record.blobs, record.blobs_blob)
 
     def dequeued(
         self, *, message_id: str, route: str, activity_id: str, container: str, target: str
@@ -115,7 +93,7 @@ class ExportStore:
             written before). A list too long for the row is written to a blob first.
         :raises AzureError: storage failed (the list's blob, or the row).
         """
-        listed = {} if blobs is None else self._blobs_fields(record, blobs)
+        listed = {} if blobs is None else self._blobs_fields(record.message_id, blobs)
         return self._change(
             record,
             ExportState.DOWNLOADED,
@@ -160,7 +138,7 @@ class ExportStore:
     ) -> ExportRecord:
         """Record that the message is given up for good (``blobs``: what was kept of it); it
         is acknowledged next, and never written again."""
-        listed = self._blobs_fields(record, blobs)
+        listed = self._blobs_fields(record.message_id, blobs)
         return self._change(
             record,
             ExportState.EXPORT_FAILED,
@@ -169,12 +147,6 @@ class ExportStore:
             size=size,
             gave_up_at=self._clock(),
             **listed,
-        )
-
-    def _blobs_fields(self, record: ExportRecord, blobs: Sequence[str]) -> dict[str, Any]:
-        """The row's fields of ``blobs``: a list too long for the row goes to a blob first."""
-        return self._overflow.list_fields(
-            EXPORT_BLOBS, blobs, folder=f"exports/{record.message_id}"
         )
 
     def list_records(
@@ -212,13 +184,12 @@ class ExportStore:
         now = self._clock()
         history = (*record.history, (state.value, now.isoformat(), reason))
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        entity = export_entity(changed)
-        written = replace_own(self._table, entity, etag=record.etag)
-        if not written.ours:
-            raise ConcurrencyError(
-                f"export record {record.message_id} was changed by another writer"
-            )
-        return replace(export_from(entity), etag=written.etag)
+        return self._replaced(
+            export_entity(changed),
+            etag=record.etag,
+            decode=export_from,
+            what=f"export record {record.message_id}",
+        )
 
     # -- leases -----------------------------------------------------------------------------
 

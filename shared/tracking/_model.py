@@ -10,6 +10,7 @@ from shared.clients.d365 import ExecutionError
 from shared.errors import AppError
 
 from ._actor import Actor
+from ._states import parse_state
 
 __all__ = [
     "IMPORT_CALL_STATUS",
@@ -57,11 +58,7 @@ class TrackingState(StrEnum):
     @classmethod
     def parse(cls, text: str) -> TrackingState:
         """Case-insensitive lookup; raises ValueError naming the accepted values."""
-        for state in cls:
-            if state.value.lower() == text.strip().lower():
-                return state
-        accepted = ", ".join(s.value for s in cls)
-        raise ValueError(f"unknown state {text[:40]!r}; accepted: {accepted}")
+        return parse_state(cls, text, noun="state")
 
 
 _NON_TERMINAL = frozenset(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from ._states import parse_state
+
 __all__ = ["PACKAGE_KIND", "PackageExportRecord", "PackageExportState", "RouteRun"]
 
 PACKAGE_KIND = "package"
@@ -37,11 +39,7 @@ class PackageExportState(StrEnum):
     @classmethod
     def parse(cls, text: str) -> PackageExportState:
         """Case-insensitive lookup; raises ValueError naming the accepted values."""
-        for state in cls:
-            if state.value.lower() == text.strip().lower():
-                return state
-        accepted = ", ".join(s.value for s in cls)
-        raise ValueError(f"unknown package export state {text[:40]!r}; accepted: {accepted}")
+        return parse_state(cls, text, noun="package export state")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from azure.data.tables import EdmType, EntityProperty
-
 from ._export_rows import EXPORTS_PARTITION
 from ._model import utcnow
 from ._package_export_model import (
@@ -32,10 +30,13 @@ from ._properties import (
     EXPORT_BLOBS,
     decode_history,
     decode_list,
+    decode_size,
     encode_history,
     encode_list,
+    encode_size,
     finish,
     parse_time,
+    row_etag,
 )
 
 __all__ = [
@@ -83,8 +84,7 @@ def package_entity(record: PackageExportRecord) -> dict[str, Any]:
             "d365_status": record.d365_status,
             "fno_errors": record.fno_errors,
             **encode_list(EXPORT_BLOBS, record.blobs, record.blob_count, record.blobs_blob),
-            # Int64: a package may pass 2 GiB.
-            "size": None if record.size is None else EntityProperty(record.size, EdmType.INT64),
+            "size": encode_size(record.size),
             "downloaded_at": record.downloaded_at and record.downloaded_at.astimezone(UTC),
             "error": record.error,
             **encode_history(record.history, record.history_dropped),
@@ -111,11 +111,11 @@ def package_from(row: Mapping[str, Any]) -> PackageExportRecord:
         d365_status=row.get("d365_status"),
         fno_errors=row.get("fno_errors"),
         **decode_list(EXPORT_BLOBS, row),
-        size=getattr(row.get("size"), "value", row.get("size")),
+        size=decode_size(row.get("size")),
         downloaded_at=parse_time(row.get("downloaded_at")),
         error=row.get("error"),
         **decode_history(row),
-        etag=getattr(row, "metadata", {}).get("etag", ""),
+        etag=row_etag(row),
     )
 
 
@@ -140,5 +140,5 @@ def route_run_from(route: str, row: Mapping[str, Any] | None) -> RouteRun:
         route,
         parse_time(row.get("last_slot")),
         row.get("current") or None,
-        etag=getattr(row, "metadata", {}).get("etag", ""),
+        etag=row_etag(row),
     )

@@ -8,18 +8,14 @@ share the partition ``exports`` with the recurring exports' (:mod:`._package_exp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient
-from azure.storage.blob import ContainerClient
-
-from ._export_rows import EXPORTS_PARTITION
+from ._export_partition import ExportPartition
 from ._lease import Lease
-from ._model import ConcurrencyError, utcnow
-from ._overflow import Overflow
+from ._model import ConcurrencyError
 from ._package_export_model import PackageExportRecord, PackageExportState, RouteRun
 from ._package_export_rows import (
     package_entity,
@@ -28,31 +24,18 @@ from ._package_export_rows import (
     route_run_from,
     route_run_key,
 )
-from ._properties import EXPORT_BLOBS
-from ._table import StatusTable
 from ._writes import insert_own, replace_own
 
 __all__ = ["PackageExportStore"]
 
 
-class PackageExportStore:
+class PackageExportStore(ExportPartition):
     """Package export records, route rows and route leases of one status table.
 
     :param client: the status table's client.
     :keyword errors_container: where a list of blobs too long for a row is written.
     :keyword clock: the time source (UTC).
     """
-
-    def __init__(
-        self,
-        client: TableClient,
-        *,
-        errors_container: ContainerClient | None = None,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._table = StatusTable(client, partition=EXPORTS_PARTITION)
-        self._overflow = Overflow(errors_container)
-        self._clock = clock
 
     def get(self, execution_id: str) -> PackageExportRecord | None:
         """The record of a run, or None."""
@@ -144,13 +127,12 @@ class PackageExportStore:
         if last is None or (last[0], last[2]) != (state.value, reason):
             history = (*history, (state.value, now.isoformat(), reason))
         changed = replace(record, state=state, updated_at=now, history=history, **changes)
-        entity = package_entity(changed)
-        written = replace_own(self._table, entity, etag=record.etag)
-        if not written.ours:
-            raise ConcurrencyError(
-                f"package export {record.execution_id} was changed by another writer"
-            )
-        return replace(package_from(entity), etag=written.etag)
+        return self._replaced(
+            package_entity(changed),
+            etag=record.etag,
+            decode=package_from,
+            what=f"package export {record.execution_id}",
+        )
 
     def downloaded(
         self,
@@ -168,9 +150,7 @@ class PackageExportStore:
 
         :raises AzureError: storage failed (the list's blob, or the row).
         """
-        listed = self._overflow.list_fields(
-            EXPORT_BLOBS, blobs, folder=f"exports/{record.execution_id}"
-        )
+        listed = self._blobs_fields(record.execution_id, blobs)
         return self.change(
             record,
             PackageExportState.DELIVERED,
@@ -196,9 +176,7 @@ class PackageExportStore:
 
         :raises ConcurrencyError: another writer changed the record meanwhile.
         """
-        listed = self._overflow.list_fields(
-            EXPORT_BLOBS, blobs, folder=f"exports/{record.execution_id}"
-        )
+        listed = self._blobs_fields(record.execution_id, blobs)
         return self.change(
             record,
             PackageExportState.EXPORT_FAILED,
@@ -207,10 +185,6 @@ class PackageExportStore:
             **changes,
             **listed,
         )
-
-    def list_blobs(self, record: PackageExportRecord) -> tuple[str, ...]:
-        """All blobs of a record (from the errors container when they did not fit the row)."""
-        return self._overflow.read_list(record.blobs, record.blobs_blob)
 
     def lease(self, route: str) -> Lease:
         """The lease of package export route ``route``: one tick at a time per route."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.data.tables import EdmType, EntityProperty
+
 from shared.clients.d365 import ExecutionError
 
 from ._actor import Actor
@@ -41,13 +43,16 @@ __all__ = [
     "decode_errors",
     "decode_history",
     "decode_list",
+    "decode_size",
     "encode_actor",
     "encode_errors",
     "encode_history",
     "encode_list",
+    "encode_size",
     "finish",
     "iso",
     "parse_time",
+    "row_etag",
 ]
 
 
@@ -94,6 +99,22 @@ def encode_actor(actor: Actor | None) -> Bounded | None:
 def decode_actor(text: str | None) -> Actor | None:
     """Inverse of :func:`encode_actor`."""
     return Actor.from_dict(json.loads(text)) if text else None
+
+
+def encode_size(size: int | None) -> EntityProperty | None:
+    """A size in bytes as an Int64 property: an export may pass 2 GiB, which the Int32
+    property the SDK makes of a Python int would refuse."""
+    return None if size is None else EntityProperty(size, EdmType.INT64)
+
+
+def decode_size(value: Any) -> int | None:
+    """Inverse of :func:`encode_size`: an Int64 property is read back as an EntityProperty."""
+    return getattr(value, "value", value)
+
+
+def row_etag(row: Mapping[str, Any]) -> str:
+    """The ETag a row was read with; "" for an entity built here (it has no metadata)."""
+    return getattr(row, "metadata", {}).get("etag", "")
 
 
 def finish(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -13,8 +12,8 @@ from typing import Any, BinaryIO, Generic, TypeVar
 import requests
 from azure.core.credentials import TokenCredential
 
-from ._body import DEFAULT_CHUNK_SIZE, BodyLengthError, ChunkedUpload, UploadBody
-from ._budget import DEFAULT_BUDGET_WAIT, UNLIMITED, CallBudget, Reservations, permit
+from ._body import BodyLengthError, ChunkedUpload, UploadBody
+from ._budget import UNLIMITED, CallBudget, Reservations, permit
 from ._errors import NOT_TAKEN_STATUSES, D365CredentialError
 from ._failures import (
     connection_error,
@@ -31,7 +30,7 @@ from ._retry import RetryBudget, RetryPolicy, retry_after_of
 from ._text import shorten, url_without_query
 from ._token import HeldToken
 from ._tracing import d365_call, log_retry
-from ._transport import DEFAULT_CONNECT_TIMEOUT, Timeouts, new_session, validate_pool_maxsize
+from ._transport import Timeouts, new_session, validate_pool_maxsize
 from ._urls import UrlPolicy, validate_base_url
 
 __all__ = ["JSON", "USER_AGENT", "Calls", "Engine"]
@@ -69,25 +68,25 @@ class _Answer(Generic[_T]):
 
 class Engine:
     """The session, credential, timeouts and retry policy of one client, and the calls made
-    with them (the arguments are :class:`D365Client`'s)."""
+    with them (the arguments are :class:`D365Client`'s, which alone holds their defaults)."""
 
     def __init__(
         self,
         base_url: str,
         credential: TokenCredential,
         *,
-        retry: RetryPolicy | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = 300.0,
-        write_timeout: float = 300.0,
-        pool_maxsize: int = 16,
-        session: requests.Session | None = None,
-        user_agent: str = USER_AGENT,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        sleep: Callable[[float], object] = time.sleep,
-        sas_hosts: Iterable[str] = (),
-        budget: CallBudget = UNLIMITED,
-        budget_wait: float = DEFAULT_BUDGET_WAIT,
+        retry: RetryPolicy | None,
+        connect_timeout: float,
+        read_timeout: float,
+        write_timeout: float,
+        pool_maxsize: int,
+        session: requests.Session | None,
+        user_agent: str,
+        chunk_size: int,
+        sleep: Callable[[float], object],
+        sas_hosts: Iterable[str],
+        budget: CallBudget,
+        budget_wait: float,
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self.urls = UrlPolicy.of(self.base_url, sas_hosts)

@@ -11,18 +11,15 @@ SAS URL, empty until the package is ready. The docs show both answers nested
 
 from __future__ import annotations
 
-import logging
 from typing import Any, BinaryIO
 
 from ._engine import Calls
+from ._executions import start_execution
 from ._parsing import parse_export_execution_id, parse_package_url
 from ._retry import RetryPolicy
 from ._text import require_text
-from ._tracing import log_ids
 
 __all__ = ["PackageExportCalls"]
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class PackageExportCalls(Calls):
@@ -68,22 +65,17 @@ class PackageExportCalls(Calls):
             "reExecute": re_execute,
             "legalEntityId": legal_entity_id or "",
         }
-        answered: str | None = self._engine.action(
+        return start_execution(
+            self._engine,
             "ExportToPackage",
             parameters,
             convert=parse_export_execution_id,
-            resend_safe=False,
             retry=retry,
-            execution_id=execution,
+            event="export",
+            project=project,
+            execution=execution,
+            legal_entity_id=legal_entity_id,
         )
-        _LOGGER.info(
-            "export started project=%s execution_id=%s company=%s",
-            project,
-            answered or execution,
-            legal_entity_id,
-            extra=log_ids(execution_id=answered or execution),
-        )
-        return answered or execution
 
     def get_exported_package_url(self, execution_id: str) -> str | None:
         """GetExportedPackageUrl: the SAS URL of an export's package; None while F&O answers

@@ -20,6 +20,7 @@ from ._blocks import (
 )
 from ._body import Readable
 from ._engine import Calls
+from ._executions import start_execution
 from ._models import AzureWriteUrl
 from ._parsing import (
     parse_azure_write_url,
@@ -29,7 +30,6 @@ from ._parsing import (
 )
 from ._retry import RetryPolicy
 from ._text import require_text, url_without_query
-from ._tracing import log_ids
 
 __all__ = ["PackageCalls"]
 
@@ -208,22 +208,17 @@ class PackageCalls(Calls):
             "overwrite": overwrite,
             "legalEntityId": legal_entity_id or "",
         }
-        answered: str | None = self._engine.action(
+        return start_execution(
+            self._engine,
             "ImportFromPackage",
             parameters,
             convert=parse_import_execution_id,
-            resend_safe=False,
             retry=retry,
-            execution_id=execution,
+            event="import",
+            project=project,
+            execution=execution,
+            legal_entity_id=legal_entity_id,
         )
-        _LOGGER.info(
-            "import started project=%s execution_id=%s company=%s",
-            project,
-            answered or execution,
-            legal_entity_id,
-            extra=log_ids(execution_id=answered or execution),
-        )
-        return answered or execution
 
     def get_import_staging_error_file_url(self, execution_id: str, entity_name: str) -> str | None:
         """GetImportStagingErrorFileUrl: the SAS URL of the rows of `entity_name` that failed

@@ -21,6 +21,8 @@ from shared.tracking import (
     ActorKind,
     AuditOutcome,
     AuditStore,
+    ConcurrencyError,
+    ExportState,
     ExportStore,
     Lease,
     PackageExportState,
@@ -254,6 +256,41 @@ def test_a_package_export_record_of_any_texts_and_lists_is_written(
     failed = store.failed(record, text, blobs=blobs)
     assert store.get(execution_id) == failed
     assert store.list_blobs(failed) == tuple(blobs)
+
+
+def test_an_export_record_written_by_another_writer_meanwhile_is_not_written_over(
+    stores: Stores,
+) -> None:
+    message_id = str(uuid.uuid4())
+    read = stores.exports.dequeued(
+        message_id=message_id, route="r", activity_id="a", container="c", target="t"
+    )
+    stores.exports.failed(read, "the other writer's")
+    execution_id = f"rows-20260101T000000-{uuid.uuid4().hex[:6]}"
+    run = stores.packages.scheduled(
+        execution_id=execution_id,
+        route="r",
+        definition_group="g",
+        legal_entity="e",
+        container="c",
+        target="t",
+        slot=T0,
+    )
+    stores.packages.change(run, PackageExportState.REQUESTED)
+
+    with pytest.raises(ConcurrencyError) as export_refused:
+        stores.exports.acked(read)
+    with pytest.raises(ConcurrencyError) as package_refused:
+        stores.packages.change(run, PackageExportState.EXECUTING)
+
+    assert str(export_refused.value) == (
+        f"export record {message_id} was changed by another writer"
+    )
+    assert str(package_refused.value) == (
+        f"package export {execution_id} was changed by another writer"
+    )
+    assert stores.exports.get(message_id).state == ExportState.EXPORT_FAILED
+    assert stores.packages.get(execution_id).state == PackageExportState.REQUESTED
 
 
 @ROWS
