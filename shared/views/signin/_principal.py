@@ -168,6 +168,7 @@ def _actor(
     name_type = _text(document, "name_typ", required=False)
     person = _first(claims, (name_type, *_USER_NAME_TYPES) if name_type else _USER_NAME_TYPES)
     if _first(claims, ("idtyp",)) == "app" or not person:
-        name = _first(claims, _APP_ID_TYPES) or headers.get(_NAME_HEADER, "") or object_id
-        return Actor(ActorKind.APPLICATION, name.strip(), object_id, provider)
+        # A blank name header names nobody: the object id does then.
+        name = _first(claims, _APP_ID_TYPES) or headers.get(_NAME_HEADER, "").strip() or object_id
+        return Actor(ActorKind.APPLICATION, name, object_id, provider)
     return Actor(ActorKind.USER, person, object_id, provider)

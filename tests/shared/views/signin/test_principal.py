@@ -86,6 +86,17 @@ def test_a_principal_without_any_name_claim_is_taken_for_a_program() -> None:
     assert (principal.actor.kind, principal.actor.name) == (ActorKind.APPLICATION, "app-1")
 
 
+@pytest.mark.parametrize("name_header", ["", "  ", "\t"])
+def test_a_program_with_a_blank_name_header_is_named_by_its_object_id(name_header: str) -> None:
+    # Found by test_principal_hostile.py: a blank header once gave an actor without a name.
+    document = {**REAL_USER, "claims": [{"typ": "oid", "val": USER_OID}]}
+
+    principal = read_principal(headers(document, **{"X-MS-CLIENT-PRINCIPAL-NAME": name_header}))
+
+    assert principal is not None
+    assert (principal.actor.kind, principal.actor.name) == (ActorKind.APPLICATION, USER_OID)
+
+
 def test_roles_are_read_under_the_role_uri_too_and_unknown_roles_are_ignored() -> None:
     document = with_claims(
         {"typ": ROLE_URI, "val": "Integration.Operator"},
