@@ -74,7 +74,8 @@ def normalize_message_id(text: str) -> str:
     candidate = text.strip(_SPACE)
     try:
         decoded = json.loads(candidate)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser goes is not a message id either.
         decoded = candidate
     if isinstance(decoded, Mapping):
         decoded = get_ci(decoded, "value")

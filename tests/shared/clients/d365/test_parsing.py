@@ -61,6 +61,14 @@ def test_normalize_message_id_accepts_what_people_paste() -> None:
     assert normalize_message_id(f"{{{GUID.upper()}}}") == GUID
 
 
+@pytest.mark.parametrize("text", ["[" * 2000, '{"value": ' * 2000])
+def test_normalize_message_id_refuses_json_nested_deeper_than_the_parser_goes(text: str) -> None:
+    # Found by tests/shared/views/test_params.py: RecursionError escaped, so
+    # GET /api/messages/[[[... (and F&O's own enqueue answer) was a 500, not a 400.
+    with pytest.raises(ValueError, match="message_id must be a GUID"):
+        normalize_message_id(text)
+
+
 def test_normalize_guid_names_the_parameter() -> None:
     assert normalize_guid("{6D31E09F-0249-459F-94F0-AAD9C2C47B64}", "activity_id") == (
         "6d31e09f-0249-459f-94f0-aad9c2c47b64"
