@@ -8,6 +8,7 @@ limits (1,024 characters, 254 segments).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from shared.config.parsers import shown
@@ -24,6 +25,8 @@ _AZURE_BLOB_NAME_CHARS = 1024
 _AZURE_BLOB_NAME_SEGMENTS = 254
 _ARCHIVE_STATE_FOLDER = "PostProcessingFailed/"
 _ARCHIVE_REPEAT_SUFFIX_CHARS = len(".") + 12
+# Not UTF-8 encodable: neither Azure nor F&O can be sent such a name.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BLOB_NAME_CHARS = (
     _AZURE_BLOB_NAME_CHARS - len(_ARCHIVE_STATE_FOLDER) - _ARCHIVE_REPEAT_SUFFIX_CHARS
 )
@@ -34,8 +37,9 @@ MAX_BLOB_NAME_SEGMENTS = _AZURE_BLOB_NAME_SEGMENTS - 1
 
 
 def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units: characters beyond U+FFFF count twice."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length in UTF-16 code units: characters beyond U+FFFF count twice (a lone surrogate,
+    which is no character, counts once rather than raising)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def checked_segments(blob_path: str) -> list[str]:
@@ -50,6 +54,8 @@ def checked_segments(blob_path: str) -> list[str]:
         problem = "is empty"
     elif has_control_character(blob_path):
         problem = "holds a control character"
+    elif _LONE_SURROGATE.search(blob_path):
+        problem = "holds a lone surrogate (U+D800-U+DFFF), which is not a character"
     elif any(not s.strip() for s in segments):
         problem = "has an empty folder or file name segment"
     elif any(s in (".", "..") for s in segments):

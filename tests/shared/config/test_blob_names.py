@@ -37,3 +37,15 @@ def test_characters_beyond_the_basic_plane_count_twice() -> None:
     with pytest.raises(RoutingError) as caught:
         table.resolve(name)
     assert caught.value.reason is RejectReason.NAME_TOO_LONG
+
+
+def test_a_name_holding_a_lone_surrogate_is_a_bad_name() -> None:
+    # Found by test_routes.py's hostile names: counting its UTF-16 length raised
+    # UnicodeEncodeError, an exception where a rejection was due.
+    with pytest.raises(RoutingError) as caught:
+        _table(_route(prefix="in/")).resolve("in/a\ud800.xml")
+    assert caught.value.reason is RejectReason.BAD_NAME
+    assert str(caught.value).startswith(
+        "blob name 'in/a\\ud800.xml' holds a lone surrogate (U+D800-U+DFFF), which is not a "
+        "character; F&O gets the file name"
+    )

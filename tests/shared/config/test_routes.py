@@ -1,4 +1,5 @@
-"""Routes: the route table as a whole, parsing D365_ROUTES, and blob path resolution.
+"""Routes: the route table as a whole, parsing D365_ROUTES, and blob path resolution (also of
+hostile names, under Hypothesis).
 
 Every kind of bad route and bad blob name, with its exact answer, is in
 tests/shared/config/test_bad_settings.py.
@@ -7,10 +8,22 @@ tests/shared/config/test_bad_settings.py.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from shared.config import ImportRoutes, RejectReason, RouteConfigError, RoutingError
+from shared.config import (
+    MAX_BLOB_NAME_CHARS,
+    MAX_BLOB_NAME_SEGMENTS,
+    ImportRoutes,
+    RejectReason,
+    RouteConfigError,
+    RoutingError,
+)
+from shared.config.blob_names import utf16_length
+from tests.hostile import HOSTILE, TEXTS, weighted
 from tests.shared.config.route_samples import CUSTOMERS_ID, JOURNAL_ID, PACKAGE_ID
 from tests.shared.config.route_samples import route_dict as _route
 from tests.shared.config.route_samples import table_of as _table
@@ -316,3 +329,62 @@ def test_every_problem_of_a_package_route_is_listed_at_once() -> None:
         "D365_ROUTES[0].on_too_large",
         "D365_ROUTES[0].definition_group",
     ]
+
+
+# -- hostile blob names --------------------------------------------------------------------
+
+_SEGMENTS = weighted(
+    (2, st.sampled_from(["customers", "USMF", "usmf", "general-journal", "deep", "in", "parked"])),
+    (1, st.sampled_from(["packages", "special", "DEMF", "GBSI", "ÄB", "US MF", "USMF1"])),
+    (3, TEXTS),
+)
+_FILE_NAMES = st.builds(
+    lambda stem, suffix: stem + suffix,
+    TEXTS,
+    st.sampled_from([".xml", ".XML", ".csv", ".zip", ".json", "", ".xml\n", ".xml%00"]),
+)
+BLOB_NAMES = weighted(
+    (
+        4,
+        st.builds(
+            lambda folders, name: "/".join([*folders, name]),
+            st.lists(_SEGMENTS, max_size=5),
+            _FILE_NAMES,
+        ),
+    ),
+    (
+        1,
+        st.lists(st.sampled_from(["a", "/", ".", "..", "%2e%2e", "%2F"]), max_size=300).map(
+            "".join
+        ),
+    ),
+    (1, TEXTS),
+)
+"""Blob names: folders of the routes and hostile ones, with good and bad file names, paths of
+slashes and dots, and anything at all."""
+_COMPANY = re.compile(r"[A-Za-z0-9]{1,4}", re.ASCII)
+
+
+@HOSTILE
+@given(blob_path=BLOB_NAMES)
+@example(blob_path="customers/USMF/\ud800.xml")
+@example(blob_path="customers/\U0001d7d8\U0001d7d9/a.xml")  # mathematical digits: not ASCII
+@example(blob_path="customers/USMF/" + "a" * 100_000 + ".xml")
+def test_a_hostile_blob_name_resolves_to_a_route_and_company_or_a_routing_error(
+    table: ImportRoutes, blob_path: str
+) -> None:
+    try:
+        match = table.resolve(blob_path)
+    except RoutingError as exc:
+        assert exc.reason in set(RejectReason)
+        assert exc.blob_path == blob_path
+        assert str(exc).strip() and len(str(exc)) < 1000, exc  # the name is shown cut
+        return
+    segments = blob_path.split("/")
+    assert match.route in list(table) and match.route.enabled
+    assert match.route.matches(segments)
+    assert match.company is None or _COMPANY.fullmatch(match.company), match
+    assert utf16_length(blob_path) <= MAX_BLOB_NAME_CHARS
+    assert len(segments) <= MAX_BLOB_NAME_SEGMENTS
+    assert all(s.strip() and s not in (".", "..") for s in segments)
+    assert blob_path.encode("utf-8")  # a name Azure and F&O can be sent
