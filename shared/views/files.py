@@ -12,7 +12,14 @@ from shared.context import AppContext
 from shared.tracking import TrackedFile, TrackingState, is_record_key
 from shared.views import exports, pages
 from shared.views.guard import with_context
-from shared.views.params import check_names, limit_param, parse_message_id, time_param
+from shared.views.params import (
+    check_blob_path,
+    check_names,
+    company_param,
+    limit_param,
+    parse_message_id,
+    time_param,
+)
 from shared.views.records import RecordView, record_json
 from shared.views.response import ApiResponse, problem
 
@@ -109,6 +116,10 @@ def _by_blob(context: AppContext, params: Mapping[str, str]) -> ApiResponse:
         blob = blob[len(container_prefix) :]
     if not blob:
         return problem(400, "blob is empty; expected a path inside the inbound container")
+    try:
+        check_blob_path("blob", blob)
+    except ValueError as exc:
+        return problem(400, str(exc))
     record = context.store.latest_for_blob(blob)
     if record is None:
         return problem(404, f"no tracked file for blob {blob!r}")
@@ -121,8 +132,8 @@ def _list_query(context: AppContext, params: Mapping[str, str]) -> dict[str, Any
     return {
         "state": TrackingState.parse(state) if state else None,
         "route": _route_name(context, route) if route else None,
-        "company": params.get("company", "").strip().upper() or None,
-        "blob_prefix": params.get("prefix", "").lstrip("/") or None,
+        "company": company_param(params),
+        "blob_prefix": check_blob_path("prefix", params.get("prefix", "").lstrip("/")) or None,
         "since": time_param(params, "since"),
         "until": time_param(params, "until"),
         "limit": limit_param(params),

@@ -75,7 +75,7 @@ def paths() -> dict[str, Any]:
                     _query("blob", "path inside the inbound container: its latest version"),
                     _query("state", "one state", {"type": "string", "enum": STATES}),
                     _query("route", "a configured route's name"),
-                    _query("company", "legal entity (DataAreaId)"),
+                    _query("company", "legal entity (DataAreaId: 1-4 letters or digits)"),
                     _query("prefix", "blob path starts with"),
                     _time_query("since", "modified at or after"),
                     _time_query("until", "modified at or before"),

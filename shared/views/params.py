@@ -1,4 +1,4 @@
-"""The one parser of the views' request parameters: names, times, page sizes, message ids.
+"""The one parser of the views' request parameters: names, times, page sizes, message ids, paths.
 
 Every view reads its parameters through these functions, so a time or a page size is accepted,
 or refused with the same text, alike on every route. Each refusal is a ``ValueError`` whose
@@ -11,13 +11,18 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from shared.clients.d365 import normalize_message_id
+from shared.config import MAX_BLOB_NAME_CHARS
+from shared.config.blob_names import utf16_length
+from shared.config.route_fields import company_problem
 
 __all__ = [
     "DEFAULT_LIMIT",
     "EARLIEST",
     "LATEST",
     "MAX_LIMIT",
+    "check_blob_path",
     "check_names",
+    "company_param",
     "limit_param",
     "parse_message_id",
     "time_param",
@@ -84,6 +89,36 @@ def limit_param(params: Mapping[str, str]) -> int:
     if not digits or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit {text[:20]!r} is not accepted; expected 1 to {MAX_LIMIT}")
     return int(text)
+
+
+def company_param(params: Mapping[str, str]) -> str | None:
+    """The legal entity ``params`` give as ``company``, upper case; None when absent or blank.
+
+    :raises ValueError: not 1-4 letters or digits (a longer text would only make the table
+        query too long for storage, a 503 instead of this 400).
+    """
+    text = params.get("company", "").strip()
+    if not text:
+        return None
+    problem = company_problem(text)
+    if problem:
+        raise ValueError(f"company {problem}")
+    return text.upper()
+
+
+def check_blob_path(name: str, text: str) -> str:
+    """``text``, a blob path (or its start) given as parameter ``name``, when it is not longer
+    than a blob name is accepted.
+
+    :raises ValueError: longer than :data:`MAX_BLOB_NAME_CHARS`, naming the parameter.
+    """
+    length = utf16_length(text)
+    if length > MAX_BLOB_NAME_CHARS:
+        raise ValueError(
+            f"{name} is {length:,} characters long; expected a blob path of at most "
+            f"{MAX_BLOB_NAME_CHARS} characters"
+        )
+    return text
 
 
 def _parse_time(name: str, text: str) -> datetime:

@@ -4,12 +4,14 @@ as GET /api/messages words its own."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from shared.tracking import Actor, ActorKind, TrackingState
 from shared.views import audit, files, resubmit
 from tests.e2e.test_enqueue import VALID
+from tests.hostile import hostile_settings
 from tests.shared.conftest import Domain
-from tests.shared.views.support import OUT_OF_RANGE
+from tests.shared.views.support import OUT_OF_RANGE, assert_answered_or_refused, query_params
 
 ADA = Actor(ActorKind.USER, "Ada Lovelace", object_id="5c2b1c4e-0f1d-4d8e-9a57-2f0f0e1d9c11")
 
@@ -107,3 +109,11 @@ def test_a_storage_failure_listing_the_trail_is_a_503_not_a_500(domain: Domain) 
     domain.faults.clear()
     assert response.status == 503
     assert response.body["error"].startswith("storage failed or changed while answering")
+
+
+@hostile_settings(40)
+@given(params=query_params(*audit.PARAMS))
+def test_hostile_query_parameters_answer_the_trail_or_a_400_saying_why(
+    domain: Domain, params: dict[str, str]
+) -> None:
+    assert_answered_or_refused(audit.audit(lambda: domain.context, params), 400)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from shared.tracking import TrackingState
 from shared.views import counts
+from tests.hostile import hostile_settings
 from tests.shared.conftest import Domain
-from tests.shared.views.support import OUT_OF_RANGE, enqueued
+from tests.shared.views.support import (
+    OUT_OF_RANGE,
+    assert_answered_or_refused,
+    enqueued,
+    query_params,
+)
 
 
 def test_counts_refuse_unknown_parameters_and_bad_times(domain: Domain) -> None:
@@ -56,3 +63,11 @@ def test_every_final_state_but_processed_counts_as_failed() -> None:
     final = {state for state in TrackingState if state.is_terminal}
     assert final - {TrackingState.PROCESSED} == counts.FAILED_STATES
     assert {TrackingState.IMPORT_FAILED, TrackingState.IMPORT_CANCELED} <= counts.FAILED_STATES
+
+
+@hostile_settings(40)
+@given(params=query_params("since", "until", "interval"))
+def test_hostile_query_parameters_answer_the_counts_or_a_400_saying_why(
+    domain: Domain, params: dict[str, str]
+) -> None:
+    assert_answered_or_refused(counts.counts(lambda: domain.context, params), 400)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from shared.tracking import TrackingState
 from shared.views import files
+from tests.hostile import TEXTS, hostile_settings
 from tests.shared.conftest import Domain
-from tests.shared.views.support import OUT_OF_RANGE, enqueued
+from tests.shared.views.support import (
+    OUT_OF_RANGE,
+    assert_answered_or_refused,
+    enqueued,
+    query_params,
+)
 
 
 def test_a_message_is_read_with_two_table_reads(domain: Domain) -> None:
@@ -54,6 +62,10 @@ def test_a_message_id_that_is_wrong_or_unknown_is_answered_clearly(
         ({"until": "tomorrow"}, "until 'tomorrow' is not a date-time; expected ISO 8601"),
         ({"blob": "a.xml", "company": "USMF"}, "blob cannot be combined with company"),
         ({"limit": "9" * 5000}, "limit '99999999999999999999' is not accepted; expected 1 to 1000"),
+        # Found by the hostile parameters below: each was a query too long for storage, a 503.
+        ({"company": "U" * 70_000}, "is not a legal entity id; expected 1-4 letters or digits"),
+        ({"prefix": "p" * 70_000}, "prefix is 70,000 characters long; expected a blob path of at"),
+        ({"blob": "b" * 70_000}, "blob is 70,000 characters long; expected a blob path of at most"),
         (
             {"since": "0001-01-01T00:00:00+01:00"},
             f"since '0001-01-01T00:00:00+01:00' {OUT_OF_RANGE}",
@@ -119,3 +131,16 @@ def test_error_files_that_did_not_fit_the_record_are_all_in_its_view(domain: Dom
     assert listed["error_files"] == written[: len(listed["error_files"])]
     assert listed["error_files_blob"] == one["error_files_blob"]
     assert one["error_files_blob"].startswith(f"{domain.context.settings.errors_container}/")
+
+
+@hostile_settings(40)
+@given(
+    params=query_params(*files._LIST_PARAMS, "direction"),
+    message_id=st.none() | TEXTS,
+)
+@example(params={"company": "U" * 70_000}, message_id=None)
+@example(params={"prefix": "p" * 70_000}, message_id=None)
+def test_hostile_query_parameters_answer_a_page_or_a_400_saying_why(
+    domain: Domain, params: dict[str, str], message_id: str | None
+) -> None:
+    assert_answered_or_refused(files.messages(lambda: domain.context, message_id, params), 400, 404)
