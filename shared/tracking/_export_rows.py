@@ -38,12 +38,12 @@ from ._properties import (
 __all__ = ["EXPORTS_PARTITION", "export_entity", "export_from", "is_export_key"]
 
 EXPORTS_PARTITION = "exports"
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def is_export_key(text: str) -> bool:
     """True for a string shaped like an export record's row key (a lower-case GUID)."""
-    return bool(_GUID.match(text))
+    return bool(_GUID.fullmatch(text))  # match() with $ let a trailing newline through
 
 
 def export_entity(record: ExportRecord) -> dict[str, Any]:

@@ -57,7 +57,8 @@ _MESSAGE_PREFIX = "~m-"
 _BLOB_PREFIX = "~b-"
 _LEASE_PREFIX = "~lease-"
 _INVERT_BASE = 10**13 - 1
-_RECORD_KEY = re.compile(r"^\d{13}-[0-9a-f]{32}$")
+# ASCII digits: \d also takes other scripts' digits, which no key of ours holds.
+_RECORD_KEY = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
 
 
 def clean_etag(etag: str) -> str:

@@ -48,12 +48,12 @@ __all__ = [
     "route_run_key",
 ]
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}-\d{8}T\d{6}-[0-9a-f]{6}$")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 
 
 def is_package_key(text: str) -> bool:
     """True for a string shaped like a package export record's row key."""
-    return bool(_KEY.match(text))
+    return bool(_KEY.fullmatch(text))  # ASCII digits, and no trailing newline
 
 
 def route_run_key(route: str) -> str:
