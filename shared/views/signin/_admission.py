@@ -127,7 +127,11 @@ def _other_site(headers: Mapping[str, str]) -> str | None:
     if origin is None:
         return None
     hosts = {lowered.get("host", "").lower(), lowered.get("x-forwarded-host", "").lower()}
-    return None if urlsplit(origin).netloc.lower() in hosts - {""} else f"Origin {origin[:100]}"
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # e.g. "http://[::1": no origin of this site either
+        netloc = ""
+    return None if netloc in hosts - {""} else f"Origin {origin[:100]}"
 
 
 def _roles(principal: Principal | None) -> frozenset[Role]:

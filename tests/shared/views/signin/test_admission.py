@@ -118,6 +118,8 @@ def test_a_route_missing_from_the_table_is_an_error_naming_it() -> None:
             {"Origin": "https://evil.example", "Host": "func.azurewebsites.net"},
             "Origin https://evil.example",
         ),
+        # Found by test_principal_hostile.py: urlsplit raised ValueError on it, a 500.
+        ({"Origin": "http://[::1", "Host": "func.azurewebsites.net"}, "Origin http://[::1"),
     ],
 )
 def test_a_write_a_page_of_another_site_sends_is_refused(

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from devtools.local_host import IDENTITIES, principal_headers
 from shared.tracking import ActorKind
 from shared.views.signin import ROUTES, PrincipalError, Role, admit, read_principal
 from tests.hostile import DEEP_JSON, HOSTILE, JSON_VALUES, TEXTS, shown_in, weighted
@@ -19,6 +20,7 @@ from tests.shared.views.signin.test_principal import OID, ROLE_URI, USER_OID
 
 GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 ENTRA = {"HTTP_AUTH": "entra", "WEBSITE_AUTH_ENABLED": "True"}
+OPERATOR = next(identity for identity in IDENTITIES if Role.OPERATOR in identity.roles)
 _CLAIM_TYPES = st.sampled_from(
     [OID, "oid", "name", "preferred_username", "upn", "appid", "azp", "idtyp", "roles", ROLE_URI]
 )
@@ -130,3 +132,29 @@ def test_hostile_headers_in_entra_mode_are_admitted_or_refused_with_401_or_403(
     assert admission.refusal.status in (401, 403)
     assert admission.refusal.body["error"].strip()
     assert admission.actor is None
+
+
+_SITES = st.sampled_from(["https://func.azurewebsites.net", "http://[::1", "http://[", "null"])
+BROWSER = st.fixed_dictionaries(
+    {},
+    optional={
+        "Origin": weighted((1, _SITES), (1, TEXTS)),
+        "Sec-Fetch-Site": weighted(
+            (1, st.sampled_from(["same-origin", "none", "cross-site"])), (1, TEXTS)
+        ),
+        "Host": weighted((1, st.just("func.azurewebsites.net")), (1, TEXTS)),
+        "X-Forwarded-Host": TEXTS,
+    },
+)
+"""What a browser, or a program posing as one, says about the page a request came from."""
+
+
+@HOSTILE
+@given(browser=BROWSER, function=st.sampled_from(["resubmit", "release"]))
+@example(browser={"Origin": "http://[::1"}, function="resubmit")
+def test_an_operators_write_with_hostile_browser_headers_is_admitted_or_a_403(
+    browser: dict[str, str], function: str
+) -> None:
+    admission = admit(function, {**principal_headers(OPERATOR), **browser}, ENTRA)
+
+    assert admission.refusal is None or admission.refusal.status == 403, admission.refusal
