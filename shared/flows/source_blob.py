@@ -111,7 +111,7 @@ def resubmit_fields(props: BlobProperties) -> dict[str, Any]:
         fields["resubmit_by"] = Actor.from_dict(json.loads(unquote(by))) if by else None
         at = datetime.fromisoformat(props.metadata.get(RESUBMIT_AT_KEY, ""))
         fields["resubmit_at"] = at if at.tzinfo else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         _LOGGER.warning("resubmitted copy with unreadable metadata blob=%s", props.name)
     return fields
 

@@ -48,10 +48,12 @@ class Actor:
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Actor:
-        """The actor that :meth:`to_dict` gave."""
-        return cls(
-            kind=ActorKind(data["kind"]),
-            name=data.get("name", ""),
-            object_id=data.get("object_id", ""),
-            provider=data.get("provider", ""),
-        )
+        """The actor that :meth:`to_dict` gave.
+
+        :raises ValueError: an unknown kind, or a field that is not a string (the dict may
+            come from an uploader's blob metadata).
+        """
+        texts = {name: data.get(name, "") for name in ("name", "object_id", "provider")}
+        if not all(isinstance(value, str) for value in texts.values()):
+            raise ValueError("an actor's name, object_id and provider are strings")
+        return cls(kind=ActorKind(data["kind"]), **texts)

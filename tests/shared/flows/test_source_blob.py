@@ -1,10 +1,27 @@
 """The source blob: fingerprinted across metadata writes, stamped within Azure's metadata
-limit."""
+limit; an uploader's metadata posing as a resubmit's (Hypothesis) is read or left out."""
 
-from azure.storage.blob import BlobServiceClient
+import json
+from datetime import datetime
+from urllib.parse import quote
 
-from shared.flows.source_blob import METADATA_LIMIT, fingerprint, with_stamp
-from shared.tracking import TrackedFile, TrackingState, utcnow
+from azure.storage.blob import BlobProperties, BlobServiceClient
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from shared.flows.source_blob import (
+    METADATA_LIMIT,
+    REQUEST_ID_LIMIT,
+    RESUBMIT_AT_KEY,
+    RESUBMIT_BY_KEY,
+    RESUBMIT_OF_KEY,
+    RESUBMIT_REQUEST_KEY,
+    fingerprint,
+    resubmit_fields,
+    with_stamp,
+)
+from shared.tracking import Actor, ActorKind, TrackedFile, TrackingState, utcnow
+from tests.hostile import DEEP_JSON, HOSTILE, JSON_VALUES, TEXTS, weighted
 
 
 def test_fingerprint_survives_a_metadata_write_but_not_an_overwrite(
@@ -41,3 +58,45 @@ def test_the_stamp_fits_beside_an_uploaders_large_metadata() -> None:
     assert stamped["d365_state"] == "Processed"
     assert sum(len(k) + len(v) for k, v in stamped.items()) <= METADATA_LIMIT
     assert len(with_stamp({}, record)["d365_reason"]) == 900
+
+
+_ACTOR_JSON = st.builds(
+    lambda actor: quote(json.dumps(actor), safe=""),
+    st.fixed_dictionaries(
+        {"kind": weighted((2, st.sampled_from([k.value for k in ActorKind])), (1, JSON_VALUES))},
+        optional={"name": JSON_VALUES, "object_id": JSON_VALUES, "provider": JSON_VALUES},
+    )
+    | JSON_VALUES,
+)
+METADATA = st.fixed_dictionaries(
+    {RESUBMIT_OF_KEY: st.just("1" * 13 + "-" + "a" * 32)},
+    optional={
+        RESUBMIT_BY_KEY: weighted(
+            (3, _ACTOR_JSON), (1, DEEP_JSON.map(lambda text: quote(text, safe=""))), (1, TEXTS)
+        ),
+        RESUBMIT_AT_KEY: weighted((1, st.datetimes().map(datetime.isoformat)), (1, TEXTS)),
+        RESUBMIT_REQUEST_KEY: TEXTS,
+    },
+)
+"""An uploader's metadata posing as a resubmitted copy's: who asked, when, which request."""
+
+
+@HOSTILE
+@given(metadata=METADATA)
+@example(metadata={RESUBMIT_OF_KEY: "1" * 13 + "-" + "a" * 32, RESUBMIT_BY_KEY: "%5B" * 5000})
+@example(
+    metadata={
+        RESUBMIT_OF_KEY: "1" * 13 + "-" + "a" * 32,
+        RESUBMIT_BY_KEY: quote('{"kind": "user", "name": null, "object_id": 7}', safe=""),
+    }
+)
+def test_an_uploaders_resubmit_metadata_is_read_or_left_out_never_raised(
+    metadata: dict[str, str],
+) -> None:
+    fields = resubmit_fields(BlobProperties(name="a.xml", metadata=metadata))
+
+    actor = fields.get("resubmit_by")
+    if actor is not None:
+        assert isinstance(actor, Actor)
+        assert all(isinstance(value, str) for value in actor.to_dict().values()), actor
+    assert len(fields.get("resubmit_request", "")) <= REQUEST_ID_LIMIT
