@@ -111,7 +111,7 @@ def test_a_storage_failure_listing_the_trail_is_a_503_not_a_500(domain: Domain) 
     assert response.body["error"].startswith("storage failed or changed while answering")
 
 
-@hostile_settings(40)
+@hostile_settings(100)
 @given(params=query_params(*audit.PARAMS))
 def test_hostile_query_parameters_answer_the_trail_or_a_400_saying_why(
     domain: Domain, params: dict[str, str]

@@ -65,7 +65,7 @@ def test_every_final_state_but_processed_counts_as_failed() -> None:
     assert {TrackingState.IMPORT_FAILED, TrackingState.IMPORT_CANCELED} <= counts.FAILED_STATES
 
 
-@hostile_settings(40)
+@hostile_settings(100)
 @given(params=query_params("since", "until", "interval"))
 def test_hostile_query_parameters_answer_the_counts_or_a_400_saying_why(
     domain: Domain, params: dict[str, str]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shared.tracking import TrackingState
 from shared.views import files
-from tests.hostile import TEXTS, hostile_settings
+from tests.hostile import TEXTS, hostile_settings, weighted
 from tests.shared.conftest import Domain
 from tests.shared.views.support import (
     OUT_OF_RANGE,
@@ -133,10 +133,10 @@ def test_error_files_that_did_not_fit_the_record_are_all_in_its_view(domain: Dom
     assert one["error_files_blob"].startswith(f"{domain.context.settings.errors_container}/")
 
 
-@hostile_settings(40)
+@hostile_settings(100)
 @given(
     params=query_params(*files._LIST_PARAMS, "direction"),
-    message_id=st.none() | TEXTS,
+    message_id=weighted((3, st.none()), (1, TEXTS)),
 )
 @example(params={"company": "U" * 70_000}, message_id=None)
 @example(params={"prefix": "p" * 70_000}, message_id=None)
