@@ -8,6 +8,7 @@ new crashes (each one found becomes an explicit ``@example``).
 
 from __future__ import annotations
 
+import base64
 import os
 import string
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "TEXTS",
     "hostile_settings",
     "shown_in",
+    "token_of",
     "weighted",
 ]
 
@@ -155,3 +157,9 @@ DEEP_JSON = st.builds(
 def shown_in(value: str, text: str) -> bool:
     """True when ``value`` appears in ``text`` as it stands or as its repr shows it."""
     return value in text or repr(value)[1:-1] in text
+
+
+def token_of(key: str) -> str:
+    """The continuation token of any text as the codec writes one (a lone surrogate kept, as
+    UTF-8 would hold it), for tokens of keys no listing issues."""
+    return base64.urlsafe_b64encode(key.encode("utf-8", "surrogatepass")).decode().rstrip("=")

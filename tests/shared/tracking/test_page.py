@@ -3,7 +3,6 @@ hostile tokens (Hypothesis) are a listing's own row key or refused."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +14,7 @@ from shared.tracking import ExportStore, Page, TrackingStore, is_record_key
 from shared.tracking._audit_rows import is_audit_key
 from shared.tracking._exports import _is_record_key
 from shared.tracking._page import decode_continuation, encode_continuation
-from tests.hostile import HOSTILE, TEXTS, weighted
+from tests.hostile import HOSTILE, TEXTS, token_of, weighted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -68,11 +67,6 @@ def test_a_token_of_one_listing_is_refused_by_the_other(
 # -- hostile tokens ------------------------------------------------------------------------
 
 
-def encode_continuation_of(key: str) -> str:
-    """The token of ``key`` as the codec writes it; a lone surrogate kept as UTF-8 would be."""
-    return base64.urlsafe_b64encode(key.encode("utf-8", "surrogatepass")).decode().rstrip("=")
-
-
 ACCEPTS = {"files": is_record_key, "exports": _is_record_key, "audit": is_audit_key}
 _KEYS = weighted(
     (2, st.from_regex(r"\d{13}-[0-9a-f]{32}\n?", fullmatch=True)),
@@ -82,8 +76,8 @@ _KEYS = weighted(
 )
 """Row keys of every listing (digits of any script, a trailing newline), and any text."""
 TOKENS = weighted(
-    (2, _KEYS.map(encode_continuation_of)),
-    (1, _KEYS.map(lambda key: encode_continuation_of(key) + "=" * 3)),
+    (2, _KEYS.map(token_of)),
+    (1, _KEYS.map(lambda key: token_of(key) + "=" * 3)),
     (1, TEXTS),
 )
 """Tokens of row keys, shaped or not, padded or not, and any text at all."""
@@ -91,8 +85,8 @@ TOKENS = weighted(
 
 @HOSTILE
 @given(token=TOKENS, listing=st.sampled_from(sorted(ACCEPTS)))
-@example(token=encode_continuation_of("\u0663" * 13 + "-" + "a" * 32), listing="files")
-@example(token=encode_continuation_of("00000000-0000-0000-0000-000000000000\n"), listing="exports")
+@example(token=token_of("\u0663" * 13 + "-" + "a" * 32), listing="files")
+@example(token=token_of("00000000-0000-0000-0000-000000000000\n"), listing="exports")
 def test_a_token_is_a_listings_own_row_key_or_refused_as_not_issued(
     token: str, listing: str
 ) -> None:

@@ -7,10 +7,9 @@ from hypothesis import event
 from hypothesis import strategies as st
 
 from shared.tracking import ExportState, TrackingState
-from shared.tracking._page import encode_continuation
 from shared.views.response import ApiResponse
 from tests.e2e.test_enqueue import VALID
-from tests.hostile import TEXTS, weighted
+from tests.hostile import TEXTS, token_of, weighted
 from tests.shared.conftest import Domain
 
 HOSTILE_BODIES = [
@@ -61,7 +60,7 @@ _PARAM_VALUES = {
     "company": _or_hostile("USMF", "usmf"),
     "prefix": _or_hostile("customers/", "/customers/USMF"),
     "blob": _or_hostile("customers/USMF/file.xml", "d365-inbound/a.xml"),
-    "continuation": weighted((2, _ROW_KEYS.map(encode_continuation)), (1, TEXTS)),
+    "continuation": weighted((2, _ROW_KEYS.map(token_of)), (1, TEXTS)),
     "direction": _or_hostile("import", "export"),
     "person": TEXTS,
     "action": _or_hostile("resubmit"),
