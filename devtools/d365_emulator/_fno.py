@@ -19,6 +19,7 @@ from ._package_exports import PACKAGE_EXPORT_ACTIONS, PackageExports
 from ._packages import PACKAGE_ACTIONS, PackageApi
 from ._replies import (
     GENERIC_ERROR,
+    ODATA_TYPE,
     Reply,
     connector_error,
     json_reply,
@@ -293,9 +294,9 @@ class FnoApi:
         payload = _json_object(call.body)
         if payload is None:
             return odata_error(400, "The request body is not a JSON object.")
-        forced = self._env.knobs.odata_values
-        if call.operation in forced:
-            return odata_value(self._env.base_url(), forced[call.operation])
+        forced = self._forced_answer(call.operation)
+        if forced is not None:
+            return forced
         package_api = {
             **dict.fromkeys(PACKAGE_ACTIONS, self._env.packages.action),
             **dict.fromkeys(PACKAGE_EXPORT_ACTIONS, self._env.package_exports.action),
@@ -307,6 +308,15 @@ class FnoApi:
         if not isinstance(value, str):
             return odata_error(400, f"The parameter '{parameter}' is missing or not a string.")
         return action(self, value)
+
+    def _forced_answer(self, operation: str) -> Reply | None:
+        """The answer a knob forces for ``operation``: raw text first, then a JSON value."""
+        knobs = self._env.knobs
+        if operation in knobs.odata_bodies:
+            return Reply(200, knobs.odata_bodies[operation].encode(), ODATA_TYPE)
+        if operation in knobs.odata_values:
+            return odata_value(self._env.base_url(), knobs.odata_values[operation])
+        return None
 
     def _message_status(self, message_id: str) -> Reply:
         status = self._env.store.status(_guid_or_none(message_id) or "", self._env.clock.now())

@@ -214,6 +214,8 @@ class Knobs:
     `odata_values`: by action name (e.g. "GetMessageStatus"), the JSON `value` to answer
     instead of the real one, of any JSON type (an object, a list, a number, None for null),
     to test clients against answers F&O's docs do not promise. Assign a new mapping.
+    `odata_bodies`: by action name, the raw text of a 200 answer instead of the real one
+    (junk an F&O or a proxy in front of it may send: not JSON, or JSON nested too deeply).
 
     Package API (see `_packages`): `import_call_seconds` makes ImportFromPackage answer that
     much later (real time; the import goes on if the client gives up);
@@ -258,6 +260,7 @@ class Knobs:
     max_enqueue_bytes: int | None = None
     body_read_pause_seconds: float = 0.0
     odata_values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    odata_bodies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     enqueued_seconds: float = 2.0
     preprocessing_seconds: float = 3.0
     processing_seconds: float = 5.0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ._models import ExecutionError, ExecutionErrors
-from ._text import get_ci, json_text
+from ._text import get_ci, json_text, loads
 
 __all__ = ["parse_execution_errors"]
 
@@ -49,7 +48,7 @@ def parse_execution_errors(value: Any) -> ExecutionErrors:
     if not raw.strip():
         return ExecutionErrors(errors=(), raw=raw, strict=True)
     try:
-        return ExecutionErrors(errors=_errors_from_json(json.loads(raw)), raw=raw, strict=True)
+        return ExecutionErrors(errors=_errors_from_json(loads(raw)), raw=raw, strict=True)
     except ValueError:
         return ExecutionErrors(errors=_tolerant_errors(raw), raw=raw, strict=False)
 
@@ -84,7 +83,7 @@ def _as_text(value: Any) -> str:
 
 def _tolerant_errors(raw: str) -> tuple[ExecutionError, ...]:
     try:
-        return _errors_from_json(json.loads(raw, strict=False))
+        return _errors_from_json(loads(raw, strict=False))
     except ValueError:
         pass
     body = raw.strip()

@@ -7,7 +7,6 @@ the client turns that into a `D365ResponseError` with the operation and ids.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from ._models import (
     MessageStatus,
     MessageStatusResult,
 )
-from ._text import get_ci, json_text, json_type, shorten, string_value
+from ._text import get_ci, json_text, json_type, loads, shorten, string_value
 
 __all__ = [
     "fno_error_text",
@@ -73,9 +72,8 @@ def normalize_message_id(text: str) -> str:
     """
     candidate = text.strip(_SPACE)
     try:
-        decoded = json.loads(candidate)
-    except (ValueError, RecursionError):
-        # RecursionError: JSON nested deeper than the parser goes is not a message id either.
+        decoded = loads(candidate)
+    except ValueError:
         decoded = candidate
     if isinstance(decoded, Mapping):
         decoded = get_ci(decoded, "value")
@@ -102,7 +100,7 @@ def odata_value(text: str) -> Any:
     :raises ValueError: when the body is not a JSON object with a `value`.
     """
     try:
-        document = json.loads(text)
+        document = loads(text)
     except ValueError:
         raise ValueError(f"expected JSON with a 'value', got {shorten(text)!r}") from None
     if not isinstance(document, Mapping) or not any(k.lower() == "value" for k in document):
@@ -152,7 +150,7 @@ def fno_error_text(text: str) -> str | None:
     """F&O's own error message out of an error body: `error.innererror.message`, then
     `error.message`, then a top-level `Message`; None when the body has none of them."""
     try:
-        document = json.loads(text)
+        document = loads(text)
     except ValueError:
         return None
     if isinstance(document, str):
@@ -188,7 +186,7 @@ def parse_dequeue(text: str) -> DequeuedMessage:
         (``DownloadLocation`` may be missing or null when ``IsDownLoadFileExist`` is false).
     """
     try:
-        document = json.loads(text)
+        document = loads(text)
     except ValueError:
         raise ValueError(f"expected a JSON object, got {shorten(text)!r}") from None
     if not isinstance(document, Mapping):
@@ -240,7 +238,7 @@ def parse_azure_write_url(value: Any) -> AzureWriteUrl:
     document = value
     if isinstance(value, str):
         try:
-            document = json.loads(value)
+            document = loads(value)
         except ValueError:
             raise ValueError(
                 "expected the write URL as a JSON string of BlobId and BlobUrl, got "

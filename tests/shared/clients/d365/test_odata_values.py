@@ -174,3 +174,23 @@ def test_execution_errors_as_a_string_are_unchanged(client: D365Client, d365: Em
     answer(d365, "GetExecutionErrors", text)
     found = client.get_execution_errors(EXECUTION_ID)
     assert (found.errors, found.raw, found.strict) == ((ExecutionError("1", "F", "m"),), text, True)
+
+
+@pytest.mark.parametrize("case", STRING_ACTIONS)
+@pytest.mark.parametrize(
+    "body", [pytest.param("[" * 100_000, id="nested"), pytest.param("<html>", id="html")]
+)
+def test_junk_instead_of_json_is_refused_as_unreadable(
+    client: D365Client, d365: Emulator, case: tuple[str, str, str], body: str
+) -> None:
+    """A 200 whose body is not JSON, or JSON nested deeper than the parser goes (which raised
+    RecursionError past every handler of junk), is an answer the client cannot read."""
+    action, _, ids = case
+    d365.knobs.odata_bodies = {action: body}
+
+    error = refusal(client, action)
+
+    assert f"{action} (POST " in str(error)
+    assert f"; {ids}) returned a response the client cannot read: expected JSON" in str(error)
+    assert (error.operation, error.status_code) == (action, 200)
+    assert len(received(d365, action)) == 1

@@ -280,3 +280,16 @@ def test_backoff_has_full_jitter_under_the_cap() -> None:
     assert max(policy.backoff(1) for _ in range(50)) <= 1.0
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
+
+
+DEEP = "[" * 100_000  # JSON nested deeper than the parser goes: RecursionError, not ValueError
+
+
+def test_json_nested_too_deeply_is_junk_like_any_other() -> None:
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        parse_dequeue(DEEP)
+    with pytest.raises(ValueError, match="expected JSON with a 'value'"):
+        odata_value(DEEP)
+    assert fno_error_text(DEEP) is None
+    errors = parse_execution_errors(DEEP)
+    assert (errors.strict, errors.raw) == (False, DEEP)
