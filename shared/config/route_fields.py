@@ -119,9 +119,13 @@ def parse_name(value: object) -> str:
     return value
 
 
-def parse_activity_id(value: object) -> str | None:
-    """A recurring data job's ID as a bare lower-case GUID; None stays None."""
-    if value is None:
+def parse_activity_id(value: object, *, nullable: bool = True) -> str | None:
+    """A recurring data job's ID as a bare lower-case GUID.
+
+    :keyword nullable: None stays None (an import route may name no job); when False, None
+        is refused like any other value that is not a GUID.
+    """
+    if value is None and nullable:
         return None
     hint = (
         "expected the recurring data job's activity ID from Data management > Manage scheduled "
