@@ -6,8 +6,9 @@ setting is covered without a change here) with a generated hostile value: any te
 and format characters, long texts, huge and negative numbers, durations, sizes, schedules,
 URLs and GUIDs out of range, and for the route lists JSON junk (deep nesting, wrong types for
 every key, long lists, names used twice, NaN and Infinity). Loading then either succeeds or
-raises :class:`SettingsError` whose text names the setting. Derandomized, so every run tries
-the same values; the crashes found are kept as explicit cases at the end.
+raises :class:`SettingsError` whose text names the setting and never repeats the value of a
+secret or an identity setting. Derandomized, so every run tries the same values; the crashes
+found are kept as explicit cases at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shared.config.exports import _FIELD_PARSERS as EXPORT_KEYS
 from shared.config.import_fields import FIELD_PARSERS as IMPORT_KEYS
 from shared.config.package_exports import _FIELD_PARSERS as PACKAGE_EXPORT_KEYS
 from shared.config.storage import STORAGE_CONNECTION
+from tests.shared.config.test_bad_settings import CONFIDENTIAL
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GOOD: dict[str, str] = json.loads(
@@ -59,7 +61,7 @@ ROUTE_KEYS = {
     "PACKAGE_EXPORT_ROUTES": tuple(PACKAGE_EXPORT_KEYS),
 }
 FUZZ = settings(
-    max_examples=25,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,
@@ -204,11 +206,16 @@ def _hostile(name: str) -> st.SearchStrategy[str]:
 
 
 def check(base: dict[str, str], name: str, value: str) -> None:
-    """Load ``base`` with ``name`` set to ``value``: a success or a ``SettingsError`` naming it."""
+    """Load ``base`` with ``name`` set to ``value``: a success or a ``SettingsError`` naming it
+    (and not repeating the value of a secret or identity setting)."""
     try:
         Settings.from_env({**base, name: value})
     except SettingsError as exc:
         assert name in str(exc), (name, value, exc.problems)
+        # Long enough not to be found in the text by chance; the start of a shortened repr too.
+        if name in CONFIDENTIAL and len(value.strip()) >= 12:
+            assert value.strip() not in str(exc)
+            assert repr(value.strip())[1:40] not in str(exc)
 
 
 @pytest.mark.parametrize("name", SETTING_NAMES)
