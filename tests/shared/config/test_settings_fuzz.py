@@ -254,3 +254,24 @@ def test_a_value_the_fuzz_found_is_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({**GOOD, name: value})
     assert any(problem.startswith(f"{name}[0].") for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        (name, key)
+        for name in ROUTE_KEYS
+        for key, value in json.loads(GOOD[name])[0].items()
+        if isinstance(value, str)
+    ],
+)
+def test_a_final_newline_in_a_route_text_is_refused_or_dropped(name: str, key: str) -> None:
+    # A regex ending in $ took "USMF\n" for a company and "d365-exports\n" for a container.
+    route = json.loads(GOOD[name])[0]
+    changed = json.dumps([{**route, key: route[key] + "\n"}])
+    try:
+        loaded = Settings.from_env({**GOOD, name: changed})
+    except SettingsError as exc:
+        assert any(problem.startswith(f"{name}[0].{key}: ") for problem in exc.problems)
+    else:
+        assert "\\n" not in repr(loaded)
