@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_AUTHORITY_HOST", "AuthMode", "D365Settings", "read_d365"]
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 _NOT_TENANTS = ("common", "organizations", "consumers")
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$", re.ASCII)
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}\Z", re.ASCII)
 _DEFAULT_TIMEOUT = timedelta(seconds=300)
 # A call or a send bounded below a second is a typo; beyond an hour the host stops it anyway.
 _SHORTEST_TIMEOUT = timedelta(seconds=1)

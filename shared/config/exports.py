@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from shared.config.parsers import (
@@ -139,7 +140,8 @@ def _parse_max_messages(value: object) -> int:
 
 _FIELD_PARSERS = {
     "name": parse_name,
-    "activity_id": parse_activity_id,
+    # Every export route dequeues a job: null names none.
+    "activity_id": partial(parse_activity_id, nullable=False),
     "container": parse_container,
     "prefix": parse_prefix,
     "company": parse_company,

@@ -46,19 +46,20 @@ MAX_BYTE_SIZE = 1024**3
 
 _NIL_GUID = "00000000-0000-0000-0000-000000000000"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# ASCII digits only: \d would also take digits of other scripts.
-_SIMPLE_DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,9})?)\s*([smhd])?$", re.IGNORECASE | re.ASCII)
+# ASCII digits only: \d would also take digits of other scripts. \Z, not $: $ also matches
+# before a final newline (a route's JSON string may end with one).
+_SIMPLE_DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,9})?)\s*([smhd])?\Z", re.IGNORECASE | re.ASCII)
 _ISO_DURATION = re.compile(
     # Lookaheads refuse the empty forms "P", "PT" and "P1DT".
     r"^P(?=\d|T\d)(?:(?P<d>\d{1,30})D)?"
-    r"(?:T(?=\d)(?:(?P<h>\d{1,30})H)?(?:(?P<m>\d{1,30})M)?(?:(?P<s>\d{1,30}(?:\.\d{1,9})?)S)?)?$",
+    r"(?:T(?=\d)(?:(?P<h>\d{1,30})H)?(?:(?P<m>\d{1,30})M)?(?:(?P<s>\d{1,30}(?:\.\d{1,9})?)S)?)?\Z",
     re.IGNORECASE | re.ASCII,
 )
 _CLOCK_DURATION = re.compile(
-    r"^(?:(?P<d>\d{1,30})\.)?(?P<h>\d{1,2}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d{1,9})?)$",
+    r"^(?:(?P<d>\d{1,30})\.)?(?P<h>\d{1,2}):(?P<m>[0-5]\d):(?P<s>[0-5]\d(?:\.\d{1,9})?)\Z",
     re.ASCII,
 )
-_SIZE = re.compile(r"^\s*(\d{1,20})\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE | re.ASCII)
+_SIZE = re.compile(r"^\s*(\d{1,20})\s*([KMGT]i?B|B)?\s*\Z", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {
     "B": 1,
     "KB": 1000,
@@ -70,10 +71,10 @@ _SIZE_UNITS = {
     "GIB": 1024**3,
     "TIB": 1024**4,
 }
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.ASCII)
-_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", re.ASCII)
-_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$", re.ASCII)
-_WHOLE_NUMBER = re.compile(r"^[0-9]{1,9}$", re.ASCII)
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.ASCII)
+_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z", re.ASCII)
+_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}\Z", re.ASCII)
+_WHOLE_NUMBER = re.compile(r"^[0-9]{1,9}\Z", re.ASCII)
 
 
 class InvalidValueError(ValueError):

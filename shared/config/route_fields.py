@@ -26,10 +26,11 @@ __all__ = [
     "read_fields",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# \Z, not $: $ also matches before a final newline, which a JSON string may end with.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 # F&O legal entity ids (DataAreaId) are at most 4 characters; RIS flags longer ones.
-_COMPANY = re.compile(r"^[A-Za-z0-9]{1,4}$")
-_FILE_SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_COMPANY = re.compile(r"^[A-Za-z0-9]{1,4}\Z")
+_FILE_SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
 # C0 and C1 control characters, which Azure does not allow in blob names (0x00-0x1F, \u0081).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -119,9 +120,13 @@ def parse_name(value: object) -> str:
     return value
 
 
-def parse_activity_id(value: object) -> str | None:
-    """A recurring data job's ID as a bare lower-case GUID; None stays None."""
-    if value is None:
+def parse_activity_id(value: object, *, nullable: bool = True) -> str | None:
+    """A recurring data job's ID as a bare lower-case GUID.
+
+    :keyword nullable: None stays None (an import route may name no job); when False, None
+        is refused like any other value that is not a GUID.
+    """
+    if value is None and nullable:
         return None
     hint = (
         "expected the recurring data job's activity ID from Data management > Manage scheduled "

@@ -1373,6 +1373,39 @@ CATALOGUE: list[Setting | Blob] = [
         second(enabled="yes"),
         "D365_ROUTES[1].enabled: 'yes' is not true or false",
     ),
+    Setting(
+        "export route activity_id null",
+        {
+            "EXPORT_ROUTES": json.dumps(
+                [{"name": "out", "activity_id": None, "container": "exports", "prefix": "out/"}]
+            )
+        },
+        (
+            "EXPORT_ROUTES[0].activity_id: None is not a GUID; expected the recurring data job's "
+            "activity ID from Data management > Manage scheduled data jobs, e.g. "
+            "6d31e09f-0249-459f-94f0-aad9c2c47b64"
+        ),
+    ),
+    Setting(
+        "export route company ending in a newline",
+        {
+            "EXPORT_ROUTES": json.dumps(
+                [
+                    {
+                        "name": "out",
+                        "activity_id": "dddddddd-0000-4000-8000-000000000001",
+                        "container": "exports",
+                        "prefix": "out/{company}/",
+                        "company": "USMF\n",
+                    }
+                ]
+            )
+        },
+        (
+            "EXPORT_ROUTES[0].company: 'USMF\\n' is not a legal entity id; expected 1-4 letters "
+            "or digits (the company's DataAreaId, e.g. USMF)"
+        ),
+    ),
     # -- blob names, against ROUTE_TABLE ----------------------------------------------------------
     Blob(
         "blob name empty",
