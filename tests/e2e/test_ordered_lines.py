@@ -170,13 +170,12 @@ def _release(app: App, key: str, request_id: str) -> requests.Response:
 
 def blocked_line(app: App) -> tuple[list[str], dict[str, Any]]:
     """Line ordered/USMF blocked by its first file (F&O refused it), its second waiting."""
-    blobs = []
-    for index, name in enumerate(["b1.xml", "b2.xml"]):
-        if index:
-            time.sleep(1.05)
-        blobs.append(
-            app.upload(f"ordered/USMF/{name}", b"<Document><unclosed" if index == 0 else VALID)
-        )
+    blobs = [app.upload("ordered/USMF/b1.xml", b"<Document><unclosed")]
+    # Tracked before the second exists: delivered in one batch, the second could be run first
+    # on a loaded machine and find its line empty once ORDER_SETTLE (1s in the tests) is over.
+    app.deliver()
+    time.sleep(1.05)  # a blob's creation time counts whole seconds
+    blobs.append(app.upload("ordered/USMF/b2.xml", VALID))
     time.sleep(1.1)  # ORDER_SETTLE is 1s in the tests
     first = app.run_until_terminal(blobs[:1])[blobs[0]]
     assert first["state"] == "PreProcessingError"
