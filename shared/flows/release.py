@@ -17,8 +17,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from azure.core.exceptions import AzureError
-
 from shared import telemetry
 from shared.errors import AppError
 from shared.flows.intake import Intake
@@ -144,7 +142,8 @@ class Releaser:
             request_id,
             extra=telemetry.record_ids(released, event="line_released", line=released.line),
         )
-        self._hand_on(released)
+        # Its failure is logged there; the next file's schedule entry brings its turn then.
+        self._enqueuer.advance(released)
 
     def _check_releasable(self, record: TrackedFile) -> None:
         if not record.line:
@@ -170,18 +169,6 @@ class Releaser:
                 409,
                 f"{record.blob} ({record.state.value}) does not block line {record.line}"
                 + (f"; the line's head is {head.head_blob}" if head.head_blob else ""),
-            )
-
-    def _hand_on(self, record: TrackedFile) -> None:
-        """The next file's turn now; if this fails, its schedule entry brings it."""
-        try:
-            self._enqueuer.advance(record)
-        except AzureError as exc:
-            _LOGGER.warning(
-                "line %s released; its next file goes at its next poll: %s",
-                record.line,
-                exc,
-                extra=telemetry.record_ids(record),
             )
 
 
