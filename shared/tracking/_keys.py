@@ -94,8 +94,7 @@ def modified_millis(row_key: str) -> int:
 
 def record_time(row_key: str) -> datetime:
     """The modification time a record's row key holds (to the millisecond)."""
-    millis = _INVERT_BASE - int(row_key[:13])
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    return datetime.fromtimestamp(modified_millis(row_key) / 1000, UTC)
 
 
 def is_record_key(text: str) -> bool:
