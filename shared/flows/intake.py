@@ -93,9 +93,11 @@ class Claims:
         now = self._clock()
         lease_end: datetime | None = now + self._policy.claim_lease
         placing: dict[str, Any] = {"schedule_at": lease_end}
+        resubmitted = resubmit_fields(props)
         if match.route.order:
-            resubmit_of = resubmit_fields(props).get("resubmit_of")
-            placing = self._lines.claim_fields(match.route, match.company, props, resubmit_of)
+            placing = self._lines.claim_fields(
+                match.route, match.company, props, resubmitted.get("resubmit_of")
+            )
             lease_end = None
         claim = self._store.claim(
             props.name,
@@ -111,7 +113,7 @@ class Claims:
             lease_until=lease_end,
             **placing,
             **fields,
-            **resubmit_fields(props),
+            **resubmitted,
         )
         record = claim.record
         telemetry.annotate(blob=record.blob, record_id=record.record_id, route=record.route)
