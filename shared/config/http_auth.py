@@ -15,6 +15,7 @@ __all__ = [
     "http_auth_mode",
     "parse_http_auth",
     "platform_auth_enabled",
+    "read_http_auth",
 ]
 
 HTTP_AUTH_SETTING = "HTTP_AUTH"
@@ -46,13 +47,18 @@ def parse_http_auth(raw: str) -> HttpAuthMode:
         raise InvalidValueError(raw, "is not an HTTP_AUTH mode") from None
 
 
+def read_http_auth(reader: SettingsReader) -> HttpAuthMode:
+    """Read ``HTTP_AUTH`` (default ``key``); a problem is noted on ``reader``."""
+    return reader.parsed(HTTP_AUTH_SETTING, HttpAuthMode.KEY, parse_http_auth, EXPECTED)
+
+
 def http_auth_mode(environ: Mapping[str, str]) -> HttpAuthMode:
     """The mode ``environ`` sets, read alone (before, and whatever, the other settings).
 
     :raises SettingsError: ``HTTP_AUTH`` is set to something else than a mode.
     """
     reader = SettingsReader(environ)
-    mode = reader.parsed(HTTP_AUTH_SETTING, HttpAuthMode.KEY, parse_http_auth, EXPECTED)
+    mode = read_http_auth(reader)
     reader.raise_problems()
     return mode
 

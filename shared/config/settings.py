@@ -28,8 +28,7 @@ from shared.config.containers import (
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
-from shared.config.http_auth import EXPECTED as HTTP_AUTH_EXPECTED
-from shared.config.http_auth import HTTP_AUTH_SETTING, HttpAuthMode, parse_http_auth
+from shared.config.http_auth import HTTP_AUTH_SETTING, HttpAuthMode, read_http_auth
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.package_exports import PACKAGE_EXPORT_ROUTES_SETTING, PackageExportRoutes
 from shared.config.parsers import (
@@ -173,6 +172,8 @@ class Settings:
             budget=read_budget(reader),
             retention=read_retention(reader, function_limit),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
+            # After the scalars: its problem is listed where it was when it was one of them.
+            http_auth=read_http_auth(reader),
         )
         _check_together(reader, settings, function_limit)
         _check_misspellings(reader)
@@ -257,7 +258,6 @@ _SCALARS: dict[str, _Read] = {
         f"expected the tries of one export before it is given up, 1 to {_MAX_EXPORT_ATTEMPTS}, "
         "e.g. 10",
     ),
-    "http_auth": _parsed(HTTP_AUTH_SETTING, parse_http_auth, HTTP_AUTH_EXPECTED),
 }
 
 
