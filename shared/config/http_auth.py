@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from shared.config.parsers import InvalidValueError
+from shared.config.parsers import parse_choice
 from shared.config.reader import SettingsReader
 
 __all__ = [
@@ -41,10 +41,7 @@ def parse_http_auth(raw: str) -> HttpAuthMode:
 
     :raises InvalidValueError: anything else.
     """
-    try:
-        return HttpAuthMode(raw.strip().lower())
-    except ValueError:
-        raise InvalidValueError(raw, "is not an HTTP_AUTH mode") from None
+    return parse_choice(raw, HttpAuthMode, "an HTTP_AUTH mode")
 
 
 def read_http_auth(reader: SettingsReader) -> HttpAuthMode:

@@ -33,9 +33,9 @@ from shared.config.ncrontab import parse_ncrontab
 from shared.config.package_exports import PACKAGE_EXPORT_ROUTES_SETTING, PackageExportRoutes
 from shared.config.parsers import (
     MAX_BYTE_SIZE,
-    InvalidValueError,
     container_name_form,
     format_duration,
+    parse_choice,
     parse_container_name,
     parse_table_name,
 )
@@ -210,13 +210,6 @@ def _parse_schedule(raw: str) -> str:
     return parse_ncrontab(raw).expression
 
 
-def _parse_archive_mode(raw: str) -> ArchiveMode:
-    try:
-        return ArchiveMode(raw.lower())
-    except ValueError:
-        raise InvalidValueError(raw, "is not an archive mode") from None
-
-
 _CONTAINER_FORM = container_name_form("d365-archive")
 
 # Settings field -> how it is read (its default is the field's).
@@ -224,7 +217,11 @@ _SCALARS: dict[str, _Read] = {
     "inbound_container": _parsed("INBOUND_CONTAINER", parse_container_name, _CONTAINER_FORM),
     "archive_container": _parsed("ARCHIVE_CONTAINER", parse_container_name, _CONTAINER_FORM),
     "errors_container": _parsed("ERRORS_CONTAINER", parse_container_name, _CONTAINER_FORM),
-    "archive_mode": _parsed("ARCHIVE_MODE", _parse_archive_mode, "expected move or metadata"),
+    "archive_mode": _parsed(
+        "ARCHIVE_MODE",
+        lambda raw: parse_choice(raw, ArchiveMode, "an archive mode"),
+        "expected move or metadata",
+    ),
     "status_table": _parsed(
         "STATUS_TABLE",
         parse_table_name,
