@@ -376,6 +376,18 @@ def write_trust_bundle(emulator_ca: Path, path: Path) -> None:
         raise LocalRunError(f"cannot write the CA bundle {path}: {error.strerror}") from None
 
 
+def trust_emulator(emulator: Emulator, bundle: Path) -> None:
+    """Make this process (and the app it runs) trust a started emulator serving TLS: its CA
+    goes into ``bundle`` (:func:`write_trust_bundle`), which ``REQUESTS_CA_BUNDLE`` and
+    ``SSL_CERT_FILE`` then name. Nothing for an emulator on plain HTTP.
+
+    :raises LocalRunError: the bundle cannot be written.
+    """
+    if emulator.ca_bundle:
+        write_trust_bundle(Path(emulator.ca_bundle), bundle)
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(bundle)
+
+
 def emulator_for(settings: Settings, *, state_seconds: float) -> Emulator:
     """The D365 emulator ``settings`` talk to, not started: on the host and port of
     ``D365_BASE_URL``, a job per import route and per export route, the app of
@@ -425,9 +437,7 @@ def _start_emulator(
     check_ports_free({urlsplit(d365.base_url).port or 443: "D365 emulator"})
     emulator = emulator_for(settings, state_seconds=state_seconds)
     stack.enter_context(emulator)
-    if emulator.ca_bundle:
-        write_trust_bundle(Path(emulator.ca_bundle), ca_bundle)
-        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(ca_bundle)
+    trust_emulator(emulator, ca_bundle)
     if d365.authority_host.rstrip("/") != emulator.authority_host.rstrip("/"):
         _LOGGER.warning(
             "D365_AUTHORITY_HOST=%s is not the emulator (%s): tokens will not come from it",

@@ -55,7 +55,7 @@ from devtools.run_local import (
     StatusClient,
     emulator_for,
     sample_uploads,
-    write_trust_bundle,
+    trust_emulator,
 )
 from devtools.storage_options import STORAGE_OPTIONS
 from shared.config import Settings
@@ -189,10 +189,7 @@ def make_screenshots(out: Path, *, chromium: str, timeout: float = 60.0) -> list
         os.environ.update(app_settings(azurite.connection_string, free_port()))
         settings = Settings.from_env()
         emulator = stack.enter_context(emulator_for(settings, state_seconds=0))
-        if emulator.ca_bundle:
-            bundle = scratch / "ca-bundle.pem"
-            write_trust_bundle(Path(emulator.ca_bundle), bundle)
-            os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(bundle)
+        trust_emulator(emulator, scratch / "ca-bundle.pem")
         inbound = stack.enter_context(
             ContainerClient.from_connection_string(
                 azurite.connection_string, settings.inbound_container, **STORAGE_OPTIONS

@@ -38,11 +38,11 @@ from devtools.local_host.http_server import (
 )
 from devtools.local_host.timer_runner import TimerRunner
 from devtools.storage_options import STORAGE_OPTIONS
+from shared.config.http_auth import PLATFORM_AUTH_SETTING
 
 _LOGGER = logging.getLogger(__name__)
 
 _TIMER_PAST_DUE_AFTER = timedelta(seconds=1)
-PLATFORM_AUTH_SETTING = "WEBSITE_AUTH_ENABLED"
 # How often the blob trigger queue is read besides the webhook's wake-up: messages a previous
 # host left, and tries a failure released.
 _QUEUE_POLL_SECONDS = 1.0

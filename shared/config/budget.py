@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from shared.config.parsers import InvalidValueError
+from shared.config.parsers import parse_choice
 from shared.config.reader import SettingsReader
 
 __all__ = [
@@ -49,13 +49,6 @@ class BudgetSettings:
     max_requests_per_5min: int = 4800
 
 
-def _parse_mode(raw: str) -> BudgetMode:
-    try:
-        return BudgetMode(raw.strip().lower())
-    except ValueError:
-        raise InvalidValueError(raw, "is not a budget mode") from None
-
-
 def read_budget(reader: SettingsReader) -> BudgetSettings:
     """Read ``D365_BUDGET``, ``D365_MAX_CONCURRENCY`` and ``D365_MAX_REQUESTS_PER_5MIN``;
     problems are noted on ``reader``."""
@@ -64,7 +57,7 @@ def read_budget(reader: SettingsReader) -> BudgetSettings:
         mode=reader.parsed(
             BUDGET_SETTING,
             defaults.mode,
-            _parse_mode,
+            lambda raw: parse_choice(raw, BudgetMode, "a budget mode"),
             "expected shared (one F&O budget for every instance) or off",
         ),
         max_concurrency=reader.whole_number(

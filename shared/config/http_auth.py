@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from shared.config.parsers import InvalidValueError
+from shared.config.parsers import parse_choice
 from shared.config.reader import SettingsReader
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "http_auth_mode",
     "parse_http_auth",
     "platform_auth_enabled",
+    "read_http_auth",
 ]
 
 HTTP_AUTH_SETTING = "HTTP_AUTH"
@@ -40,10 +41,12 @@ def parse_http_auth(raw: str) -> HttpAuthMode:
 
     :raises InvalidValueError: anything else.
     """
-    try:
-        return HttpAuthMode(raw.strip().lower())
-    except ValueError:
-        raise InvalidValueError(raw, "is not an HTTP_AUTH mode") from None
+    return parse_choice(raw, HttpAuthMode, "an HTTP_AUTH mode")
+
+
+def read_http_auth(reader: SettingsReader) -> HttpAuthMode:
+    """Read ``HTTP_AUTH`` (default ``key``); a problem is noted on ``reader``."""
+    return reader.parsed(HTTP_AUTH_SETTING, HttpAuthMode.KEY, parse_http_auth, EXPECTED)
 
 
 def http_auth_mode(environ: Mapping[str, str]) -> HttpAuthMode:
@@ -52,7 +55,7 @@ def http_auth_mode(environ: Mapping[str, str]) -> HttpAuthMode:
     :raises SettingsError: ``HTTP_AUTH`` is set to something else than a mode.
     """
     reader = SettingsReader(environ)
-    mode = reader.parsed(HTTP_AUTH_SETTING, HttpAuthMode.KEY, parse_http_auth, EXPECTED)
+    mode = read_http_auth(reader)
     reader.raise_problems()
     return mode
 

@@ -7,10 +7,12 @@ the value, so a caller can name a confidential setting without echoing it.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import math
 import re
 from datetime import timedelta
+from typing import TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from shared.clients.d365 import normalize_guid
@@ -27,6 +29,7 @@ __all__ = [
     "format_duration",
     "is_container_name",
     "parse_byte_size",
+    "parse_choice",
     "parse_container_name",
     "parse_duration",
     "parse_guid",
@@ -94,6 +97,20 @@ def shown(value: object, limit: int = 80) -> str:
     """A value for an error text: its repr (control characters visible), shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
+
+
+def parse_choice(raw: str, choices: type[_Choice], what: str) -> _Choice:
+    """The member of ``choices`` whose value ``raw`` is, in any case.
+
+    :raises InvalidValueError: no member's value; the text says it ``is not {what}``.
+    """
+    try:
+        return choices(raw.strip().lower())
+    except ValueError:
+        raise InvalidValueError(raw, f"is not {what}") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -28,15 +28,14 @@ from shared.config.containers import (
 from shared.config.d365 import D365Settings, read_d365
 from shared.config.exports import EXPORT_ROUTES_SETTING, ExportRoutes
 from shared.config.host_json import APP_ROOT, function_timeout
-from shared.config.http_auth import EXPECTED as HTTP_AUTH_EXPECTED
-from shared.config.http_auth import HTTP_AUTH_SETTING, HttpAuthMode, parse_http_auth
+from shared.config.http_auth import HTTP_AUTH_SETTING, HttpAuthMode, read_http_auth
 from shared.config.ncrontab import parse_ncrontab
 from shared.config.package_exports import PACKAGE_EXPORT_ROUTES_SETTING, PackageExportRoutes
 from shared.config.parsers import (
     MAX_BYTE_SIZE,
-    InvalidValueError,
     container_name_form,
     format_duration,
+    parse_choice,
     parse_container_name,
     parse_table_name,
 )
@@ -173,6 +172,8 @@ class Settings:
             budget=read_budget(reader),
             retention=read_retention(reader, function_limit),
             **{name: read(reader, defaults[name].default) for name, read in _SCALARS.items()},
+            # After the scalars: its problem is listed where it was when it was one of them.
+            http_auth=read_http_auth(reader),
         )
         _check_together(reader, settings, function_limit)
         _check_misspellings(reader)
@@ -209,13 +210,6 @@ def _parse_schedule(raw: str) -> str:
     return parse_ncrontab(raw).expression
 
 
-def _parse_archive_mode(raw: str) -> ArchiveMode:
-    try:
-        return ArchiveMode(raw.lower())
-    except ValueError:
-        raise InvalidValueError(raw, "is not an archive mode") from None
-
-
 _CONTAINER_FORM = container_name_form("d365-archive")
 
 # Settings field -> how it is read (its default is the field's).
@@ -223,7 +217,11 @@ _SCALARS: dict[str, _Read] = {
     "inbound_container": _parsed("INBOUND_CONTAINER", parse_container_name, _CONTAINER_FORM),
     "archive_container": _parsed("ARCHIVE_CONTAINER", parse_container_name, _CONTAINER_FORM),
     "errors_container": _parsed("ERRORS_CONTAINER", parse_container_name, _CONTAINER_FORM),
-    "archive_mode": _parsed("ARCHIVE_MODE", _parse_archive_mode, "expected move or metadata"),
+    "archive_mode": _parsed(
+        "ARCHIVE_MODE",
+        lambda raw: parse_choice(raw, ArchiveMode, "an archive mode"),
+        "expected move or metadata",
+    ),
     "status_table": _parsed(
         "STATUS_TABLE",
         parse_table_name,
@@ -257,7 +255,6 @@ _SCALARS: dict[str, _Read] = {
         f"expected the tries of one export before it is given up, 1 to {_MAX_EXPORT_ATTEMPTS}, "
         "e.g. 10",
     ),
-    "http_auth": _parsed(HTTP_AUTH_SETTING, parse_http_auth, HTTP_AUTH_EXPECTED),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.config import ORDER_FINAL, ORDER_UPLOAD
 from shared.tracking import (
     PACKAGE_KIND,
     ActorKind,
@@ -16,6 +17,7 @@ from shared.tracking import (
     TrackingState,
 )
 from shared.views import exports
+from shared.views.hourly import Outcome
 from shared.views.signin import Role
 
 __all__ = ["SCHEMAS", "STATES", "STRING", "ref"]
@@ -53,7 +55,7 @@ _LINE = {
     "description": 'A file of an ordered route ("order"): one company\'s files go one at a time.',
     "properties": {
         "name": {**STRING, "description": "<route>/<company>"},
-        "order": {"type": "string", "enum": ["upload", "final"]},
+        "order": {"type": "string", "enum": [ORDER_UPLOAD, ORDER_FINAL]},
         "stops_on_failure": {"type": "boolean"},
         "created_at": {**_TIME, "description": "the blob's creation time: its place in line"},
         "behind": {**_NULLABLE_STRING, "description": "record_key of the file it waits behind"},
@@ -320,11 +322,9 @@ SCHEMAS: dict[str, Any] = {
         "other than Processed), pending (not final yet).",
         "properties": {
             "start": {"type": "string", "format": "date-time"},
-            "processed": _INT,
-            "failed": _INT,
-            "pending": _INT,
+            **{outcome.value: _INT for outcome in Outcome},
         },
-        "required": ["start", "processed", "failed", "pending"],
+        "required": ["start", *(outcome.value for outcome in Outcome)],
     },
     "Health": {
         "type": "object",

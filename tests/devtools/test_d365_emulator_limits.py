@@ -133,7 +133,8 @@ def test_the_token_endpoint_does_not_count(d365: Emulator) -> None:
     assert _status(d365, _headers(d365)).status_code == 200
 
 
-@pytest.mark.parametrize("value", ["Bearer not-a-jwt", "Basic abc", ""])
+# "e30.WzFd.c2ln": a JWT's three parts whose payload is the JSON array [1], not an object.
+@pytest.mark.parametrize("value", ["Bearer not-a-jwt", "Bearer e30.WzFd.c2ln", "Basic abc", ""])
 def test_a_request_without_a_readable_token_counts_as_anonymous(d365: Emulator, value: str) -> None:
     d365.knobs.user_max_requests = 1
     d365.knobs.user_window_seconds = 60

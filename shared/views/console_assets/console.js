@@ -175,12 +175,10 @@
   // -- counts ----------------------------------------------------------------------------
 
   function period() {
-    const since = $("f-since").value;
-    const until = $("f-until").value;
     const seconds = Number($("period").value);
     return {
-      since: since ? new Date(since).toISOString() : new Date(Date.now() - seconds * 1000).toISOString(),
-      until: until ? new Date(until).toISOString() : "",
+      since: localTime("f-since") || new Date(Date.now() - seconds * 1000).toISOString(),
+      until: localTime("f-until"),
     };
   }
 
