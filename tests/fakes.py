@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 TENANT_ID = "faketenant"
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c1"
 CLIENT_SECRET = "fake-secret-not-real"
@@ -16,3 +18,13 @@ GENERAL_JOURNAL_ENTITY = "General journal"
 PACKAGE_ACTIVITY_ID = "00000000-0000-0000-0000-00000000a003"
 EXPORT_ACTIVITY_ID = "00000000-0000-0000-0000-00000000a004"
 COMPANY = "USMF"
+
+
+def daily_far_from_now() -> str:
+    """A daily NCRONTAB schedule whose slot is about twelve hours from now, either way.
+
+    A test that moves its clock on by an hour, or runs for minutes, never meets the next
+    slot; a midnight schedule did, in a CI run started at 23:52.
+    """
+    hour = (datetime.now(UTC).hour + 12) % 24
+    return f"0 0 {hour} * * *"

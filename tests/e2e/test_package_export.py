@@ -20,12 +20,13 @@ from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
+from shared.config.ncrontab import parse_ncrontab
 from shared.tracking import PackageExportStore
 from tests import fakes
 from tests.e2e.conftest import App, app_environment, host_process
 
 ROUTE = "customers-daily"
-DAILY = "0 0 0 * * *"
+DAILY = fakes.daily_far_from_now()
 
 
 def package_route(folder: str, **overrides: Any) -> dict[str, Any]:
@@ -217,8 +218,8 @@ def test_a_schedule_missed_for_days_runs_once(package_app) -> None:
     assert record["state"] == "Delivered"
     assert len(_calls(app.d365)) == 1
     assert len(_records(app)) == 1
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert datetime.fromisoformat(record["scheduled_for"]) == today  # the latest slot
+    latest = parse_ncrontab(DAILY).next_after(datetime.now(UTC) - timedelta(days=1))
+    assert datetime.fromisoformat(record["scheduled_for"]) == latest
 
 
 def test_two_host_processes_on_the_same_schedule_run_each_slot_once(

@@ -37,7 +37,7 @@ def route(unique_name: str) -> PackageExportRoute:
         name="customers-daily",
         definition_group="CustomersExport",
         legal_entity=fakes.COMPANY,
-        schedule=parse_ncrontab("0 0 0 * * *"),
+        schedule=parse_ncrontab(fakes.daily_far_from_now()),
         container=f"{unique_name}-pkg",
         prefix="out/{date}/",
     )
@@ -80,13 +80,13 @@ def exporter(domain: Domain, route: PackageExportRoute) -> Iterator[PackageExpor
 
 
 def _missed(store: PackageExportStore, route: PackageExportRoute) -> datetime:
-    """A daily slot missed (the row's last slot two days ago); answers today's slot."""
+    """A daily slot missed (the row's last slot two days ago); answers the latest slot."""
     store.claim_slot(
         store.route_run(route.name),
         slot=datetime.now(UTC) - timedelta(days=2),
         execution_id="",
     )
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return route.schedule.next_after(datetime.now(UTC) - timedelta(days=1))
 
 
 def _calls(domain: Domain) -> int:
