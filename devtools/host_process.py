@@ -20,10 +20,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
+
+from devtools.lifecycle import wait_for_signals
 
 _LOGGER = logging.getLogger(__name__)
 STORAGE_SETTING = "IntegrationStorage"
@@ -103,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"ready http={host.http_url}\n")
         sys.stdout.flush()
         _LOGGER.info("host process ready pid=%s http=%s", os.getpid(), host.http_url)
-        threading.Event().wait()
-    return 0
+        # The with block stops the host on the way out.
+        return wait_for_signals(signal.SIGTERM, signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from types import TracebackType
+import signal
+import time
+from types import FrameType, TracebackType
 from typing import Self
+
+# How often the main thread wakes to run a signal handler another thread took the signal for.
+_SIGNAL_STEP = 0.2
 
 
 class Service:
@@ -28,3 +33,24 @@ class Service:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def wait_for_signals(*signals: signal.Signals) -> int:
+    """Block the main thread until one of ``signals`` arrives; answer the exit status it
+    asks for (128 + its number).
+
+    The kernel hands a process's signal to any of its threads, and Python runs the handler
+    only when the main thread next runs bytecode. A main thread blocked in a wait without a
+    timeout then never runs it: a host process ignored SIGTERM and served on for minutes
+    after its test. Waiting in short steps runs the handler within one step.
+    """
+    received: list[int] = []
+
+    def note(number: int, frame: FrameType | None) -> None:
+        received.append(number)
+
+    for number in signals:
+        signal.signal(number, note)
+    while not received:
+        time.sleep(_SIGNAL_STEP)
+    return 128 + received[0]

@@ -59,6 +59,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.event_grid import EventGridError, EventGridPublisher, Subscription, container_subject
+from devtools.lifecycle import wait_for_signals
 from devtools.local_host import IDENTITIES, EasyAuth, LocalHost
 from devtools.storage_options import STORAGE_OPTIONS
 from shared.config import HttpAuthMode, Settings, SettingsError
@@ -576,8 +577,9 @@ def run(args: argparse.Namespace) -> int:
                 if args.exit_when_done:
                     return 0 if done else 1
             _say("\nserving; Ctrl-C stops everything")
-        while True:
-            time.sleep(3600)
+        status = wait_for_signals(signal.SIGTERM, signal.SIGINT)
+    _say("stopped")
+    return status
 
 
 def func_start_command(ca_bundle: Path | None) -> str:

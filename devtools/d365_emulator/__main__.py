@@ -7,8 +7,9 @@ import logging
 import shutil
 import signal
 import sys
-import threading
 from pathlib import Path
+
+from devtools.lifecycle import wait_for_signals
 
 from ._config import load_config
 from ._emulator import Emulator
@@ -190,10 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         for job in emulator.jobs:
             _say(f"  job {job.activity_id}  {job.entity or '(data package)'}  {job.name}")
         _say("Ctrl+C stops it.")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            _say("stopping")
+        wait_for_signals(signal.SIGTERM, signal.SIGINT)
+        _say("stopping")
 
 
 if __name__ == "__main__":

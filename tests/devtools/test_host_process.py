@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -15,6 +19,8 @@ from devtools.d365_emulator import Emulator
 from tests import fakes
 
 ROOT = Path(__file__).resolve().parents[2]
+# tgkill(2): a signal to one thread of a process, as the kernel may pick for a kill(2).
+TGKILL = {"x86_64": 234, "aarch64": 131}
 
 
 def _environment(d365: Emulator, azurite: Azurite, name: str) -> dict[str, str]:
@@ -62,6 +68,38 @@ def test_serves_until_sigterm(d365: Emulator, azurite: Azurite, unique_name: str
         process.terminate()
         _, logs = process.communicate(timeout=60)
     assert process.returncode == 143  # 128 + SIGTERM, after a clean stop
+    assert "local host stopped" in logs
+
+
+def _signal_a_worker_thread(process: subprocess.Popen[str], signum: int) -> None:
+    """Send ``signum`` to a thread of ``process`` other than its main thread."""
+    threads = Path(f"/proc/{process.pid}/task").iterdir()
+    tids = sorted(int(t.name) for t in threads if int(t.name) != process.pid)
+    assert tids, "the host runs its loops in threads"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL[platform.machine()], process.pid, tids[0], signum) == 0
+
+
+def test_a_sigterm_taken_by_another_thread_still_stops_the_host(
+    d365: Emulator, azurite: Azurite, unique_name: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.host_process", "--http-port", "0", "--poll-blobs"],
+        cwd=ROOT,
+        env=_environment(d365, azurite, unique_name),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("ready http="), process.communicate()
+        time.sleep(1)  # the main thread logs one line after "ready", then waits
+        _signal_a_worker_thread(process, signal.SIGTERM)
+        _, logs = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143
     assert "local host stopped" in logs
 
 

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -346,6 +346,23 @@ def host_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
         time.sleep(0.05)
     return process
+
+
+def stop_hosts(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Stop each of ``host_process``'s hosts with SIGTERM, as Azure stops an instance. One
+    still running 30 s later is killed, never left to take the next tests' blobs and F&O
+    calls, and the test fails saying so."""
+    hung = []
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+            hung.append(process.pid)
+    assert not hung, f"host processes {hung} did not stop within 30 s of SIGTERM: killed"
 
 
 # -- the browser tests' Chromium (tests/e2e/test_console*_browser.py) -----------------------

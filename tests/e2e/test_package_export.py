@@ -23,7 +23,7 @@ from devtools.d365_emulator import Emulator
 from shared.config.ncrontab import parse_ncrontab
 from shared.tracking import PackageExportStore
 from tests import fakes
-from tests.e2e.conftest import App, app_environment, host_process
+from tests.e2e.conftest import App, app_environment, host_process, stop_hosts
 
 ROUTE = "customers-daily"
 DAILY = fakes.daily_far_from_now()
@@ -241,9 +241,7 @@ def test_two_host_processes_on_the_same_schedule_run_each_slot_once(
             assert time.monotonic() < deadline, _records(app)
             time.sleep(0.5)
     finally:
-        for process in hosts:
-            process.terminate()
-            process.wait(timeout=30)
+        stop_hosts(hosts)
     records = _records(app)
     calls = [json.loads(c.body)["executionId"] for c in _calls(d365)]
     assert len(calls) == len(set(calls)) == len(records)

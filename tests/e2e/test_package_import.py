@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceExistsError
 from devtools.azurite import Azurite
 from devtools.d365_emulator import Emulator
 from tests import package_files
-from tests.e2e.conftest import TEMPLATES, TERMINAL, App, app_environment, host_process
+from tests.e2e.conftest import TEMPLATES, TERMINAL, App, app_environment, host_process, stop_hosts
 
 # The emulator's SAS signatures: 64 hex digits after sig=.
 _SIGNATURE = re.compile(r"sig=[0-9a-f]{64}")
@@ -191,9 +191,7 @@ def test_two_instances_never_have_two_imports_in_flight(
             assert time.monotonic() < deadline, states
             time.sleep(0.5)
     finally:
-        for process in hosts:
-            process.terminate()
-            process.wait(timeout=30)
+        stop_hosts(hosts)
     assert set(states.values()) == {"Processed"}
     assert d365.packages.import_calls == 4
     assert d365.packages.max_in_flight == 1
