@@ -48,16 +48,21 @@ def _environment(d365: Emulator, azurite: Azurite, name: str) -> dict[str, str]:
     }
 
 
-def test_serves_until_sigterm(d365: Emulator, azurite: Azurite, unique_name: str) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host_process", "--http-port", str(port)],
+def _host(env: dict[str, str], *options: str) -> subprocess.Popen[str]:
+    """``python -m devtools.host_process`` with ``options``, its output read as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "devtools.host_process", *options],
         cwd=ROOT,
-        env=_environment(d365, azurite, unique_name),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_serves_until_sigterm(d365: Emulator, azurite: Azurite, unique_name: str) -> None:
+    port = free_port()
+    process = _host(_environment(d365, azurite, unique_name), "--http-port", str(port))
     try:
         assert process.stdout is not None
         first_line = process.stdout.readline()
@@ -83,14 +88,8 @@ def _signal_a_worker_thread(process: subprocess.Popen[str], signum: int) -> None
 def test_a_sigterm_taken_by_another_thread_still_stops_the_host(
     d365: Emulator, azurite: Azurite, unique_name: str
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host_process", "--http-port", "0", "--poll-blobs"],
-        cwd=ROOT,
-        env=_environment(d365, azurite, unique_name),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = _environment(d365, azurite, unique_name)
+    process = _host(env, "--http-port", "0", "--poll-blobs")
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("ready http="), process.communicate()
