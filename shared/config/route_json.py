@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from shared.bounded_json import JsonTooDeepError, loads
 from shared.config.parsers import shown
 from shared.config.route_fields import RouteConfigError
 
@@ -30,16 +31,19 @@ def load_route_json(text: str, setting: str) -> object:
 
     :raises RouteConfigError: invalid JSON, or JSON beyond the limits, naming ``setting``.
     """
-    problem = None
-    if _nesting_depth(text) > _MAX_ROUTES_DEPTH:
+    try:
+        return loads(
+            text,
+            max_depth=_MAX_ROUTES_DEPTH,
+            object_pairs_hook=_unique_keys,
+            parse_int=_short_int,
+        )
+    except JsonTooDeepError:
         problem = f"is nested deeper than {_MAX_ROUTES_DEPTH} levels"
-    else:
-        try:
-            return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_short_int)
-        except _JsonLimitError as exc:
-            problem = str(exc)
-        except json.JSONDecodeError as exc:
-            problem = f"is not valid JSON ({exc})"
+    except _JsonLimitError as exc:
+        problem = str(exc)
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc})"
     raise RouteConfigError([f"{setting}: {problem}; expected a JSON list of route objects"])
 
 
@@ -56,28 +60,6 @@ def build_each(
         except RouteConfigError as exc:
             problems.extend(exc.problems)
     return routes, problems
-
-
-def _nesting_depth(text: str) -> int:
-    """How deeply JSON arrays and objects nest in ``text`` (strings skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties
 
 from shared import telemetry
+from shared.bounded_json import loads
 from shared.clients.storage import MESSAGE_ID_METADATA, version_properties
 from shared.tracking import Actor, TrackedFile, clean_etag, is_record_key, quoted_etag
 
@@ -108,10 +109,10 @@ def resubmit_fields(props: BlobProperties) -> dict[str, Any]:
     fields: dict[str, Any] = {"resubmit_of": origin, "resubmit_request": request}
     try:
         by = props.metadata.get(RESUBMIT_BY_KEY)
-        fields["resubmit_by"] = Actor.from_dict(json.loads(unquote(by))) if by else None
+        fields["resubmit_by"] = Actor.from_dict(loads(unquote(by))) if by else None
         at = datetime.fromisoformat(props.metadata.get(RESUBMIT_AT_KEY, ""))
         fields["resubmit_at"] = at if at.tzinfo else None
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         _LOGGER.warning("resubmitted copy with unreadable metadata blob=%s", props.name)
     return fields
 

@@ -1,7 +1,8 @@
 """The one reader of the views' request bodies: capped in size, any failure to parse a 400.
 
 Every view that reads a body reads it through :func:`json_object`, so none parses megabytes,
-and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``RecursionError``).
+and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``RecursionError``;
+nesting is now refused before parsing, by :mod:`shared.bounded_json`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared.bounded_json import JsonTooDeepError, loads
 from shared.errors import AppError
 
 __all__ = ["MAX_BODY_BYTES", "BodyError", "json_object", "request_id_of"]
@@ -44,13 +46,13 @@ def json_object(body: bytes, *, example: str) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        parsed = json.loads(body)
+        parsed = loads(body)
     except json.JSONDecodeError as exc:
         problem = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     except UnicodeDecodeError:
         problem = "it is not UTF-8 text"
-    except RecursionError:
-        problem = "it is nested too deeply"
+    except JsonTooDeepError as exc:
+        problem = f"it is nested too deeply ({exc.depth:,} levels; at most {exc.max_depth})"
     except ValueError:
         problem = "it holds a number of over 4,300 digits"  # int()'s own limit
     else:

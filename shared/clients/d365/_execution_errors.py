@@ -6,8 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared.bounded_json import loads
+
 from ._models import ExecutionError, ExecutionErrors
-from ._text import get_ci, json_text, loads
+from ._text import get_ci, json_text
 
 __all__ = ["parse_execution_errors"]
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from shared.bounded_json import loads
+
 from ._models import (
     AzureWriteUrl,
     DequeuedMessage,
@@ -21,7 +23,7 @@ from ._models import (
     MessageStatus,
     MessageStatusResult,
 )
-from ._text import get_ci, json_text, json_type, loads, shorten, string_value
+from ._text import get_ci, json_text, json_type, shorten, string_value
 
 __all__ = [
     "fno_error_text",

@@ -14,7 +14,6 @@ __all__ = [
     "get_ci",
     "json_text",
     "json_type",
-    "loads",
     "redact_sas",
     "require_text",
     "shorten",
@@ -32,16 +31,6 @@ def shorten(text: str, limit: int = SHORT_TEXT_LIMIT) -> str:
     """`text` on one line (whitespace runs collapsed), cut to `limit` characters."""
     flat = _WHITESPACE.sub(" ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def loads(text: str, *, strict: bool = True) -> Any:
-    """``json.loads``, with JSON nested deeper than the parser goes refused as a ``ValueError``
-    like any other text that is not JSON (it raises ``RecursionError``, which no caller that
-    handles junk from F&O expects)."""
-    try:
-        return json.loads(text, strict=strict)
-    except RecursionError:
-        raise ValueError(f"JSON nested too deeply to read: {shorten(text, 60)!r}") from None
 
 
 def json_text(value: Any) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.bounded_json import loads
 from shared.errors import AppError
 from shared.tracking import Actor, ActorKind
 from shared.views.signin._roles import Role
@@ -109,9 +109,9 @@ def _decode(encoded: str) -> dict[str, Any]:
         )
     try:
         raw = base64.b64decode(encoded.strip(), validate=True)
-        document = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
-        # RecursionError: nested deeper than the parser goes, a 401 like any garbage, not a 500.
+        document = loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError):
+        # JSON nested too deeply too (a ValueError): a 401 like any garbage, not a 500.
         raise PrincipalError("X-MS-CLIENT-PRINCIPAL is not base64-encoded JSON") from None
     if not isinstance(document, dict):
         raise PrincipalError("X-MS-CLIENT-PRINCIPAL is not a JSON object")

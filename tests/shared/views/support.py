@@ -14,7 +14,7 @@ from tests.shared.conftest import Domain
 
 HOSTILE_BODIES = [
     (b"[" * 100_000, 413, "the body is 100,000 bytes; at most 65,536 bytes (64 KiB) are"),
-    (b"[" * 60_000, 400, "the body is not a JSON object: it is nested too deeply"),
+    (b"[" * 60_000, 400, "the body is not a JSON object: it is nested too deeply (60,000 levels;"),
     (b'{"confirm": "\xff"}', 400, "the body is not a JSON object: it is not UTF-8 text"),
     (b"1" * 5000, 400, "the body is not a JSON object: it holds a number of over 4,300"),
 ]
