@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from shared.bounded_json import JsonTooDeepError, loads
+from shared.clients.bounded_json import JsonTooDeepError, loads
 from shared.config.parsers import shown
 from shared.config.route_fields import RouteConfigError
 

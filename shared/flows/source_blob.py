@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties
 
 from shared import telemetry
-from shared.bounded_json import loads
+from shared.clients.bounded_json import loads
 from shared.clients.storage import MESSAGE_ID_METADATA, version_properties
 from shared.tracking import Actor, TrackedFile, clean_etag, is_record_key, quoted_etag
 

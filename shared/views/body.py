@@ -2,7 +2,7 @@
 
 Every view that reads a body reads it through :func:`json_object`, so none parses megabytes,
 and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``RecursionError``;
-nesting is now refused before parsing, by :mod:`shared.bounded_json`).
+nesting is now refused before parsing, by :mod:`shared.clients.bounded_json`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.bounded_json import JsonTooDeepError, loads
+from shared.clients.bounded_json import JsonTooDeepError, loads
 from shared.errors import AppError
 
 __all__ = ["MAX_BODY_BYTES", "BodyError", "json_object", "request_id_of"]

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared.bounded_json import loads
+from shared.clients.bounded_json import loads
 
 from ._models import ExecutionError, ExecutionErrors
 from ._text import get_ci, json_text

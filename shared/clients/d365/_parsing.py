@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.bounded_json import loads
+from shared.clients.bounded_json import loads
 
 from ._models import (
     AzureWriteUrl,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.bounded_json import loads
+from shared.clients.bounded_json import loads
 from shared.errors import AppError
 from shared.tracking import Actor, ActorKind
 from shared.views.signin._roles import Role

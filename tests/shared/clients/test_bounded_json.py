@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.bounded_json import MAX_DEPTH, JsonTooDeepError, loads, nesting_depth
+from shared.clients.bounded_json import MAX_DEPTH, JsonTooDeepError, loads, nesting_depth
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:\n\u00e9'),
