@@ -42,15 +42,19 @@ def wait_for_signals(*signals: signal.Signals) -> int:
     The kernel hands a process's signal to any of its threads, and Python runs the handler
     only when the main thread next runs bytecode. A main thread blocked in a wait without a
     timeout then never runs it: a host process ignored SIGTERM and served on for minutes
-    after its test. Waiting in short steps runs the handler within one step.
+    after its test. Waiting in short steps runs the handler within one step. The handlers
+    found are put back on return, so a second signal during the shutdown acts as before.
     """
     received: list[int] = []
 
     def note(number: int, frame: FrameType | None) -> None:
         received.append(number)
 
-    for number in signals:
-        signal.signal(number, note)
-    while not received:
-        time.sleep(_SIGNAL_STEP)
+    previous = {number: signal.signal(number, note) for number in signals}
+    try:
+        while not received:
+            time.sleep(_SIGNAL_STEP)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 128 + received[0]

@@ -1,8 +1,8 @@
 """The one reader of the views' request bodies: capped in size, any failure to parse a 400.
 
 Every view that reads a body reads it through :func:`json_object`, so none parses megabytes,
-and none turns a hostile body into a 500 (100 KB of ``[`` once raised ``RecursionError``;
-nesting is now refused before parsing, by :mod:`shared.clients.bounded_json`).
+and none turns a hostile body into a 500: nesting is refused before parsing, by
+:mod:`shared.clients.bounded_json` (100 KB of ``[`` once raised ``RecursionError``).
 """
 
 from __future__ import annotations
